@@ -1,0 +1,681 @@
+//! The reference interpreter: every operation in plain f64, small and obviously
+//! correct. It is the oracle the passes, the autodiff and the JIT are checked
+//! against, and constant folding evaluates through [`eval_op`], so the
+//! semantics of an operation are written down exactly once, here.
+//!
+//! Conventions: `max` and `min` (elementwise and `reduce_max`) propagate NaN
+//! and order -0 below +0, like Cranelift's `fmax`/`fmin`; `select` treats a
+//! NaN condition as true (it is `!= 0`) and never reads the untaken side;
+//! sums run left to right in row-major order.
+
+use crate::ir::verify::result_shape;
+use crate::ir::{Binary, Function, Op, Output, SliceAxis, Slot, Unary};
+use crate::shape::{fmt_num, Shape, Tensor};
+
+/// Runs `f` on one example and returns the value of every instruction,
+/// indexed by [`crate::ir::Value`].
+pub fn run(f: &Function, params: &[Tensor], inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
+    check_slots("parameter", &f.params, params)?;
+    check_slots("input", &f.inputs, inputs)?;
+    let mut values: Vec<Tensor> = Vec::with_capacity(f.insts.len());
+    for (i, inst) in f.insts.iter().enumerate() {
+        let value = match inst.op {
+            Op::Param(k) => params
+                .get(k)
+                .cloned()
+                .ok_or_else(|| format!("%{i}: no parameter {k}"))?,
+            Op::Input(k) => inputs
+                .get(k)
+                .cloned()
+                .ok_or_else(|| format!("%{i}: no input {k}"))?,
+            _ => {
+                let mut args = Vec::with_capacity(inst.args.len());
+                for a in &inst.args {
+                    let t = values
+                        .get(a.index())
+                        .ok_or_else(|| format!("%{i} uses %{} before it is defined", a.0))?;
+                    args.push(t);
+                }
+                eval_op(&inst.op, &args)?
+            }
+        };
+        if value.shape != inst.shape {
+            return Err(format!(
+                "%{i} is recorded as {} but evaluates to {}",
+                inst.shape, value.shape
+            ));
+        }
+        values.push(value);
+    }
+    Ok(values)
+}
+
+/// Runs `f` and returns its outputs, in order.
+pub fn run_outputs(
+    f: &Function,
+    params: &[Tensor],
+    inputs: &[Tensor],
+) -> Result<Vec<(Output, Tensor)>, String> {
+    let values = run(f, params, inputs)?;
+    f.outputs
+        .iter()
+        .map(|o| {
+            let t = values
+                .get(o.value.index())
+                .ok_or_else(|| format!("output {} is undefined", o.name))?;
+            Ok((o.clone(), t.clone()))
+        })
+        .collect()
+}
+
+fn check_slots(kind: &str, slots: &[Slot], given: &[Tensor]) -> Result<(), String> {
+    if slots.len() != given.len() {
+        return Err(format!(
+            "expected {} {kind} values, got {}",
+            slots.len(),
+            given.len()
+        ));
+    }
+    for (s, t) in slots.iter().zip(given) {
+        if t.shape != s.shape || t.data.len() != s.shape.size() {
+            return Err(format!(
+                "{kind} {} has shape {} but the function expects {}",
+                s.name, t.shape, s.shape
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Applies one operation to argument values. Errors on ill-shaped arguments,
+/// on `param`/`input` (which have no arguments to compute from), and on a
+/// `one_hot` class that is not an integer in range.
+pub fn eval_op(op: &Op, args: &[&Tensor]) -> Result<Tensor, String> {
+    if let Some(t) = args.iter().find(|t| t.data.len() != t.shape.size()) {
+        return Err(format!(
+            "tensor of shape {} holds {} numbers",
+            t.shape,
+            t.data.len()
+        ));
+    }
+    if let Op::Param(_) | Op::Input(_) = op {
+        return Err("a param or input has no value outside a run".to_string());
+    }
+    // Past this check every index below is in bounds.
+    let shapes: Vec<&Shape> = args.iter().map(|t| &t.shape).collect();
+    let shape = result_shape(&Function::default(), op, &shapes)?;
+    let n = shape.size();
+    let data: Vec<f64> = match op {
+        Op::Param(_) | Op::Input(_) => unreachable!("handled above"),
+        Op::Const(c) => c.0.data.clone(),
+        Op::Unary(u) => args[0].data.iter().map(|&x| unary(*u, x)).collect(),
+        Op::Binary(b) => (0..n)
+            .map(|i| binary(*b, at(args[0], i), at(args[1], i)))
+            .collect(),
+        Op::Select => (0..n)
+            .map(|i| {
+                if at(args[0], i) != 0.0 {
+                    at(args[1], i)
+                } else {
+                    at(args[2], i)
+                }
+            })
+            .collect(),
+        Op::MatMul => matmul(args[0], args[1]),
+        Op::Outer => {
+            let (a, b) = (&args[0].data, &args[1].data);
+            a.iter()
+                .flat_map(|&x| b.iter().map(move |&y| x * y))
+                .collect()
+        }
+        Op::Transpose => {
+            let (rows, cols) = (args[0].shape.dims()[0], args[0].shape.dims()[1]);
+            let a = &args[0].data;
+            (0..cols)
+                .flat_map(|j| (0..rows).map(move |i| a[i * cols + j]))
+                .collect()
+        }
+        Op::Sum => vec![args[0].data.iter().sum()],
+        Op::ReduceMax => vec![args[0]
+            .data
+            .iter()
+            .fold(f64::NEG_INFINITY, |m, &x| max(m, x))],
+        Op::Norm => vec![norm(&args[0].data)],
+        Op::LogSumExp => vec![logsumexp(&args[0].data)],
+        Op::Softmax => softmax(&args[0].data),
+        Op::LogSoftmax => {
+            let l = logsumexp(&args[0].data);
+            args[0].data.iter().map(|&x| x - l).collect()
+        }
+        Op::Broadcast(_) => vec![args[0].data[0]; n],
+        Op::Slice(axes) => slice_offsets(&args[0].shape, axes)
+            .into_iter()
+            .map(|o| args[0].data[o])
+            .collect(),
+        Op::Unslice(axes, into) => {
+            let mut out = vec![0.0; n];
+            for (&x, o) in args[0].data.iter().zip(slice_offsets(into, axes)) {
+                out[o] = x;
+            }
+            out
+        }
+        Op::Pack => args.iter().flat_map(|t| t.data.iter().copied()).collect(),
+        Op::OneHot(classes) => one_hot(args[0].data[0], *classes)?,
+    };
+    Ok(Tensor::new(shape, data))
+}
+
+/// Element `i` of `t`, a scalar standing for every element.
+fn at(t: &Tensor, i: usize) -> f64 {
+    if t.shape.is_scalar() {
+        t.data[0]
+    } else {
+        t.data[i]
+    }
+}
+
+pub fn unary(u: Unary, x: f64) -> f64 {
+    match u {
+        Unary::Neg => -x,
+        Unary::Exp => x.exp(),
+        Unary::Log => x.ln(),
+        Unary::Sqrt => x.sqrt(),
+        Unary::Abs => x.abs(),
+        Unary::Sign => {
+            if x > 0.0 {
+                1.0
+            } else if x < 0.0 {
+                -1.0
+            } else if x == 0.0 {
+                0.0
+            } else {
+                x
+            }
+        }
+        Unary::Sin => x.sin(),
+        Unary::Cos => x.cos(),
+        Unary::Tanh => x.tanh(),
+        Unary::Sigmoid => {
+            if x >= 0.0 {
+                1.0 / (1.0 + (-x).exp())
+            } else {
+                let e = x.exp();
+                e / (1.0 + e)
+            }
+        }
+        Unary::Relu => relu(x),
+        Unary::Softplus => relu(x) + (-x.abs()).exp().ln_1p(),
+    }
+}
+
+pub fn binary(b: Binary, x: f64, y: f64) -> f64 {
+    let truth = |c: bool| if c { 1.0 } else { 0.0 };
+    match b {
+        Binary::Add => x + y,
+        Binary::Sub => x - y,
+        Binary::Mul => x * y,
+        Binary::Div => x / y,
+        Binary::Pow => x.powf(y),
+        Binary::Max => max(x, y),
+        Binary::Min => min(x, y),
+        Binary::Eq => truth(x == y),
+        Binary::Ne => truth(x != y),
+        Binary::Lt => truth(x < y),
+        Binary::Le => truth(x <= y),
+        Binary::Gt => truth(x > y),
+        Binary::Ge => truth(x >= y),
+        Binary::BceLogits => relu(x) - x * y + (-x.abs()).exp().ln_1p(),
+    }
+}
+
+/// `max(x, 0)`, keeping NaN.
+fn relu(x: f64) -> f64 {
+    if x > 0.0 || x.is_nan() {
+        x
+    } else {
+        0.0
+    }
+}
+
+/// NaN if either is NaN; +0 above -0.
+fn max(x: f64, y: f64) -> f64 {
+    if x.is_nan() || y.is_nan() {
+        f64::NAN
+    } else if x > y || (x == y && x.is_sign_positive()) {
+        x
+    } else {
+        y
+    }
+}
+
+/// NaN if either is NaN; -0 below +0.
+fn min(x: f64, y: f64) -> f64 {
+    if x.is_nan() || y.is_nan() {
+        f64::NAN
+    } else if x < y || (x == y && x.is_sign_negative()) {
+        x
+    } else {
+        y
+    }
+}
+
+/// The four forms of `@`, with a vector on the left read as one row and a
+/// vector on the right as one column.
+fn matmul(a: &Tensor, b: &Tensor) -> Vec<f64> {
+    let (m, k) = match a.shape.dims() {
+        [m, k] => (*m, *k),
+        d => (1, d[0]),
+    };
+    let n = match b.shape.dims() {
+        [_, n] => *n,
+        _ => 1,
+    };
+    let mut out = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            out[i * n + j] = (0..k).map(|p| a.data[i * k + p] * b.data[p * n + j]).sum();
+        }
+    }
+    out
+}
+
+/// Euclidean norm, scaled by the largest magnitude so that squaring neither
+/// overflows nor underflows.
+fn norm(x: &[f64]) -> f64 {
+    let scale = x.iter().fold(0.0, |m, &v| max(m, v.abs()));
+    if scale == 0.0 || !scale.is_finite() {
+        return scale;
+    }
+    scale * x.iter().map(|&v| (v / scale).powi(2)).sum::<f64>().sqrt()
+}
+
+/// `log(sum(exp(x)))` with the maximum shifted out; all `-inf` (or nothing)
+/// gives `-inf`.
+fn logsumexp(x: &[f64]) -> f64 {
+    let m = x.iter().fold(f64::NEG_INFINITY, |m, &v| max(m, v));
+    if !m.is_finite() {
+        return m;
+    }
+    m + x.iter().map(|&v| (v - m).exp()).sum::<f64>().ln()
+}
+
+fn softmax(x: &[f64]) -> Vec<f64> {
+    let m = x.iter().fold(f64::NEG_INFINITY, |m, &v| max(m, v));
+    let e: Vec<f64> = x.iter().map(|&v| (v - m).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.iter().map(|&v| v / s).collect()
+}
+
+/// The row-major offsets into a tensor of shape `s` that `Slice(axes)` reads,
+/// in the order of the result's elements.
+pub fn slice_offsets(s: &Shape, axes: &[SliceAxis]) -> Vec<usize> {
+    let mut offsets = vec![0];
+    for (ax, stride) in axes.iter().zip(s.strides()) {
+        offsets = match *ax {
+            SliceAxis::At(i) => offsets.iter().map(|o| o + i * stride).collect(),
+            SliceAxis::Range(lo, hi) => offsets
+                .iter()
+                .flat_map(|o| (lo..hi).map(move |j| o + j * stride))
+                .collect(),
+        };
+    }
+    offsets
+}
+
+fn one_hot(c: f64, classes: usize) -> Result<Vec<f64>, String> {
+    if c.fract() != 0.0 || c.is_nan() {
+        return Err(format!(
+            "class index {} is not a whole number, for one_hot(…, {classes})",
+            fmt_num(c)
+        ));
+    }
+    if c < 0.0 || c >= classes as f64 {
+        return Err(format!(
+            "class index {} out of range for one_hot(…, {classes})",
+            fmt_num(c)
+        ));
+    }
+    let mut v = vec![0.0; classes];
+    v[c as usize] = 1.0;
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{ConstData, Role, Value};
+    use crate::span::Span;
+
+    fn t(dims: &[usize], data: &[f64]) -> Tensor {
+        Tensor::new(Shape(dims.to_vec()), data.to_vec())
+    }
+
+    fn s(x: f64) -> Tensor {
+        Tensor::scalar(x)
+    }
+
+    fn eval(op: Op, args: &[&Tensor]) -> Tensor {
+        eval_op(&op, args).unwrap()
+    }
+
+    fn close(a: &Tensor, b: &Tensor) -> bool {
+        a.shape == b.shape
+            && a.data.iter().zip(&b.data).all(|(x, y)| {
+                (x.is_nan() && y.is_nan()) || x == y || (x - y).abs() <= 1e-12 * x.abs().max(1.0)
+            })
+    }
+
+    #[track_caller]
+    fn assert_close(a: Tensor, b: Tensor) {
+        assert!(close(&a, &b), "{a} != {b}");
+    }
+
+    #[test]
+    fn unary_ops() {
+        let x = t(&[3], &[-2.0, 0.0, 3.0]);
+        let u = |u| eval(Op::Unary(u), &[&x]);
+        assert_eq!(u(Unary::Neg), t(&[3], &[2.0, 0.0, -3.0]));
+        assert_eq!(u(Unary::Abs), t(&[3], &[2.0, 0.0, 3.0]));
+        assert_eq!(u(Unary::Sign), t(&[3], &[-1.0, 0.0, 1.0]));
+        assert_eq!(u(Unary::Relu), t(&[3], &[0.0, 0.0, 3.0]));
+        let e = std::f64::consts::E;
+        assert_close(u(Unary::Exp), t(&[3], &[1.0 / (e * e), 1.0, e * e * e]));
+        let y = t(&[2], &[1.0, e]);
+        assert_eq!(eval(Op::Unary(Unary::Log), &[&y]), t(&[2], &[0.0, 1.0]));
+        let q = t(&[2], &[4.0, 2.25]);
+        assert_eq!(eval(Op::Unary(Unary::Sqrt), &[&q]), t(&[2], &[2.0, 1.5]));
+        let pi = std::f64::consts::PI;
+        let a = t(&[2], &[0.0, pi / 2.0]);
+        assert_close(eval(Op::Unary(Unary::Sin), &[&a]), t(&[2], &[0.0, 1.0]));
+        assert_close(eval(Op::Unary(Unary::Cos), &[&a]), t(&[2], &[1.0, 0.0]));
+        // tanh(ln 2) = (2 - 1/2) / (2 + 1/2) = 0.6.
+        let l2 = s(2f64.ln());
+        assert_close(eval(Op::Unary(Unary::Tanh), &[&l2]), s(0.6));
+        // sigmoid(ln 3) = 3/4, sigmoid(-ln 3) = 1/4.
+        let l3 = t(&[2], &[3f64.ln(), -(3f64.ln())]);
+        assert_close(
+            eval(Op::Unary(Unary::Sigmoid), &[&l3]),
+            t(&[2], &[0.75, 0.25]),
+        );
+        // softplus(ln 3) = ln 4, softplus(-ln 3) = ln(4/3).
+        assert_close(
+            eval(Op::Unary(Unary::Softplus), &[&l3]),
+            t(&[2], &[4f64.ln(), (4.0f64 / 3.0).ln()]),
+        );
+    }
+
+    #[test]
+    fn unary_ops_are_stable_at_extremes() {
+        let x = t(&[3], &[-1000.0, 1000.0, f64::NAN]);
+        let sig = eval(Op::Unary(Unary::Sigmoid), &[&x]);
+        assert_eq!(&sig.data[..2], &[0.0, 1.0]);
+        assert!(sig.data[2].is_nan());
+        let sp = eval(Op::Unary(Unary::Softplus), &[&x]);
+        assert_eq!(&sp.data[..2], &[0.0, 1000.0]);
+        assert!(sp.data[2].is_nan());
+        assert!(eval(Op::Unary(Unary::Relu), &[&x]).data[2].is_nan());
+        assert!(eval(Op::Unary(Unary::Sign), &[&s(f64::NAN)]).data[0].is_nan());
+        assert_eq!(
+            eval(Op::Unary(Unary::Sign), &[&s(-0.0)]).data[0].to_bits(),
+            0
+        );
+    }
+
+    #[test]
+    fn binary_ops_broadcast_scalars() {
+        let a = t(&[3], &[1.0, 2.0, 3.0]);
+        let b = t(&[3], &[2.0, 2.0, 2.0]);
+        let bin = |op, x: &Tensor, y: &Tensor| eval(Op::Binary(op), &[x, y]);
+        assert_eq!(bin(Binary::Add, &a, &b), t(&[3], &[3.0, 4.0, 5.0]));
+        assert_eq!(bin(Binary::Sub, &a, &s(1.0)), t(&[3], &[0.0, 1.0, 2.0]));
+        assert_eq!(bin(Binary::Sub, &s(1.0), &a), t(&[3], &[0.0, -1.0, -2.0]));
+        assert_eq!(bin(Binary::Mul, &a, &b), t(&[3], &[2.0, 4.0, 6.0]));
+        assert_eq!(bin(Binary::Div, &a, &b), t(&[3], &[0.5, 1.0, 1.5]));
+        assert_eq!(bin(Binary::Pow, &a, &b), t(&[3], &[1.0, 4.0, 9.0]));
+        assert_eq!(bin(Binary::Pow, &s(4.0), &s(0.5)), s(2.0));
+        assert_eq!(bin(Binary::Max, &a, &b), t(&[3], &[2.0, 2.0, 3.0]));
+        assert_eq!(bin(Binary::Min, &a, &b), t(&[3], &[1.0, 2.0, 2.0]));
+        assert_eq!(bin(Binary::Eq, &a, &b), t(&[3], &[0.0, 1.0, 0.0]));
+        assert_eq!(bin(Binary::Ne, &a, &b), t(&[3], &[1.0, 0.0, 1.0]));
+        assert_eq!(bin(Binary::Lt, &a, &b), t(&[3], &[1.0, 0.0, 0.0]));
+        assert_eq!(bin(Binary::Le, &a, &b), t(&[3], &[1.0, 1.0, 0.0]));
+        assert_eq!(bin(Binary::Gt, &a, &b), t(&[3], &[0.0, 0.0, 1.0]));
+        assert_eq!(bin(Binary::Ge, &a, &b), t(&[3], &[0.0, 1.0, 1.0]));
+    }
+
+    #[test]
+    fn max_and_min_propagate_nan_and_order_zeros() {
+        let nan = f64::NAN;
+        assert!(binary(Binary::Max, nan, 1.0).is_nan());
+        assert!(binary(Binary::Max, 1.0, nan).is_nan());
+        assert!(binary(Binary::Min, 1.0, nan).is_nan());
+        assert!(binary(Binary::Eq, nan, nan) == 0.0 && binary(Binary::Ne, nan, nan) == 1.0);
+        assert!(binary(Binary::Max, -0.0, 0.0).is_sign_positive());
+        assert!(binary(Binary::Max, 0.0, -0.0).is_sign_positive());
+        assert!(binary(Binary::Min, 0.0, -0.0).is_sign_negative());
+        let r = eval(Op::ReduceMax, &[&t(&[3], &[1.0, nan, 2.0])]);
+        assert!(r.data[0].is_nan());
+    }
+
+    #[test]
+    fn bce_logits() {
+        // z = 0: ln 2 whatever y is.
+        let l2 = 2f64.ln();
+        assert_close(
+            eval(Op::Binary(Binary::BceLogits), &[&s(0.0), &s(1.0)]),
+            s(l2),
+        );
+        // z = ln 3, y = 1: -ln sigmoid(ln 3) = ln(4/3); y = 0: -ln(1/4) = ln 4.
+        let z = s(3f64.ln());
+        let ys = t(&[2], &[1.0, 0.0]);
+        assert_close(
+            eval(Op::Binary(Binary::BceLogits), &[&z, &ys]),
+            t(&[2], &[(4.0f64 / 3.0).ln(), 4f64.ln()]),
+        );
+        // Large logits neither overflow nor lose the loss.
+        let big = t(&[2], &[1000.0, -1000.0]);
+        assert_eq!(
+            eval(Op::Binary(Binary::BceLogits), &[&big, &s(0.0)]),
+            t(&[2], &[1000.0, 0.0])
+        );
+    }
+
+    #[test]
+    fn select_never_reads_the_untaken_side() {
+        let c = t(&[3], &[1.0, 0.0, -2.0]);
+        let a = t(&[3], &[f64::NAN, 10.0, 20.0]);
+        let b = t(&[3], &[1.0, f64::INFINITY, f64::NAN]);
+        assert_eq!(
+            eval(Op::Select, &[&c, &a, &b]).data[1..],
+            [f64::INFINITY, 20.0]
+        );
+        let r = eval(Op::Select, &[&t(&[3], &[0.0, 1.0, 0.0]), &a, &s(7.0)]);
+        assert_eq!(r.data, [7.0, 10.0, 7.0]);
+        assert_eq!(eval(Op::Select, &[&s(0.0), &s(1.0), &s(2.0)]), s(2.0));
+        let r = eval(Op::Select, &[&s(1.0), &s(5.0), &b]);
+        assert_eq!(r, t(&[3], &[5.0, 5.0, 5.0]));
+    }
+
+    #[test]
+    fn matmul_four_forms() {
+        let m = t(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let n = t(&[3, 2], &[1.0, 0.0, 0.0, 1.0, 1.0, 1.0]);
+        let v3 = t(&[3], &[1.0, 0.0, -1.0]);
+        let v2 = t(&[2], &[1.0, 2.0]);
+        // [[1,2,3],[4,5,6]] @ [[1,0],[0,1],[1,1]] = [[4,5],[10,11]].
+        assert_eq!(
+            eval(Op::MatMul, &[&m, &n]),
+            t(&[2, 2], &[4.0, 5.0, 10.0, 11.0])
+        );
+        assert_eq!(eval(Op::MatMul, &[&m, &v3]), t(&[2], &[-2.0, -2.0]));
+        assert_eq!(eval(Op::MatMul, &[&v2, &m]), t(&[3], &[9.0, 12.0, 15.0]));
+        assert_eq!(eval(Op::MatMul, &[&v3, &v3]), s(2.0));
+        assert!(eval_op(&Op::MatMul, &[&m, &m]).is_err());
+    }
+
+    #[test]
+    fn outer_and_transpose() {
+        let a = t(&[2], &[1.0, 2.0]);
+        let b = t(&[3], &[1.0, 10.0, 100.0]);
+        assert_eq!(
+            eval(Op::Outer, &[&a, &b]),
+            t(&[2, 3], &[1.0, 10.0, 100.0, 2.0, 20.0, 200.0])
+        );
+        let m = t(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert_eq!(
+            eval(Op::Transpose, &[&m]),
+            t(&[3, 2], &[1.0, 4.0, 2.0, 5.0, 3.0, 6.0])
+        );
+    }
+
+    #[test]
+    fn reductions() {
+        let m = t(&[2, 2], &[1.0, -2.0, 3.0, 0.5]);
+        assert_eq!(eval(Op::Sum, &[&m]), s(2.5));
+        assert_eq!(eval(Op::ReduceMax, &[&m]), s(3.0));
+        assert_eq!(eval(Op::Norm, &[&t(&[2], &[3.0, -4.0])]), s(5.0));
+        assert_eq!(eval(Op::Norm, &[&t(&[2], &[0.0, 0.0])]), s(0.0));
+        // No overflow: |(3e200, 4e200)| = 5e200.
+        assert_close(eval(Op::Norm, &[&t(&[2], &[3e200, 4e200])]), s(5e200));
+        // logsumexp([ln 1, ln 3]) = ln 4, also far from zero.
+        let l = t(&[2], &[0.0, 3f64.ln()]);
+        assert_close(eval(Op::LogSumExp, &[&l]), s(4f64.ln()));
+        let far = t(&[2], &[1000.0, 1000.0 + 3f64.ln()]);
+        assert_close(eval(Op::LogSumExp, &[&far]), s(1000.0 + 4f64.ln()));
+        let ninf = t(&[2], &[f64::NEG_INFINITY; 2]);
+        assert_eq!(eval(Op::LogSumExp, &[&ninf]), s(f64::NEG_INFINITY));
+        let one = t(&[2], &[f64::NEG_INFINITY, 2.0]);
+        assert_eq!(eval(Op::LogSumExp, &[&one]), s(2.0));
+    }
+
+    #[test]
+    fn softmax_and_log_softmax() {
+        let x = t(&[2], &[1000.0, 1000.0 + 3f64.ln()]);
+        assert_close(eval(Op::Softmax, &[&x]), t(&[2], &[0.25, 0.75]));
+        assert_close(
+            eval(Op::LogSoftmax, &[&x]),
+            t(&[2], &[-(4f64.ln()), (0.75f64).ln()]),
+        );
+        assert!(eval_op(&Op::Softmax, &[&t(&[1, 2], &[1.0, 2.0])]).is_err());
+    }
+
+    #[test]
+    fn broadcast_slice_unslice_pack() {
+        let b = eval(Op::Broadcast(Shape::matrix(2, 2)), &[&s(1.5)]);
+        assert_eq!(b, t(&[2, 2], &[1.5; 4]));
+        // m = [[0,1,2,3],[4,5,6,7],[8,9,10,11]].
+        let m = t(&[3, 4], &(0..12).map(f64::from).collect::<Vec<_>>());
+        let rows = vec![SliceAxis::Range(1, 3), SliceAxis::Range(1, 3)];
+        assert_eq!(
+            eval(Op::Slice(rows.clone()), &[&m]),
+            t(&[2, 2], &[5.0, 6.0, 9.0, 10.0])
+        );
+        let col = vec![SliceAxis::Range(0, 3), SliceAxis::At(2)];
+        assert_eq!(
+            eval(Op::Slice(col.clone()), &[&m]),
+            t(&[3], &[2.0, 6.0, 10.0])
+        );
+        let one = vec![SliceAxis::At(2), SliceAxis::At(3)];
+        assert_eq!(eval(Op::Slice(one), &[&m]), s(11.0));
+        let v = t(&[3], &[1.0, 2.0, 3.0]);
+        assert_eq!(
+            eval(Op::Unslice(col, Shape::matrix(3, 4)), &[&v]),
+            t(
+                &[3, 4],
+                &[0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 3.0, 0.0]
+            )
+        );
+        let at = vec![SliceAxis::At(1)];
+        assert_eq!(
+            eval(Op::Unslice(at, Shape::vector(3)), &[&s(4.0)]),
+            t(&[3], &[0.0, 4.0, 0.0])
+        );
+        let w = t(&[3], &[4.0, 5.0, 6.0]);
+        assert_eq!(
+            eval(Op::Pack, &[&v, &w]),
+            t(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+        );
+        assert_eq!(eval(Op::Pack, &[&s(1.0), &s(2.0)]), t(&[2], &[1.0, 2.0]));
+    }
+
+    #[test]
+    fn one_hot_requires_a_class_in_range() {
+        assert_eq!(eval(Op::OneHot(3), &[&s(1.0)]), t(&[3], &[0.0, 1.0, 0.0]));
+        assert_eq!(
+            eval_op(&Op::OneHot(3), &[&s(5.0)]).unwrap_err(),
+            "class index 5 out of range for one_hot(…, 3)"
+        );
+        assert!(eval_op(&Op::OneHot(3), &[&s(-1.0)]).is_err());
+        assert!(eval_op(&Op::OneHot(3), &[&s(0.5)]).is_err());
+        assert!(eval_op(&Op::OneHot(3), &[&s(f64::NAN)]).is_err());
+    }
+
+    #[test]
+    fn const_and_ill_shaped_args() {
+        let c = t(&[2], &[1.0, 2.0]);
+        assert_eq!(eval(Op::Const(ConstData(c.clone())), &[]), c);
+        let a = t(&[2], &[1.0, 2.0]);
+        let b = t(&[3], &[1.0, 2.0, 3.0]);
+        assert!(eval_op(&Op::Binary(Binary::Add), &[&a, &b]).is_err());
+        assert!(eval_op(&Op::Param(0), &[]).is_err());
+        let bad = Tensor {
+            shape: Shape::vector(3),
+            data: vec![1.0],
+        };
+        assert!(eval_op(&Op::Unary(Unary::Neg), &[&bad]).is_err());
+    }
+
+    fn tiny() -> Function {
+        let sp = Span::default();
+        let slot = |n: &str, s| Slot {
+            name: n.to_string(),
+            shape: s,
+        };
+        let mut f = Function::new(
+            vec![slot("w", Shape::vector(2))],
+            vec![slot("x", Shape::vector(2))],
+        );
+        let w = f.push(Op::Param(0), vec![], sp);
+        let x = f.push(Op::Input(0), vec![], sp);
+        let d = f.push(Op::MatMul, vec![w, x], sp);
+        let e = f.push(Op::Unary(Unary::Exp), vec![d], sp);
+        f.outputs.push(Output {
+            role: Role::Loss,
+            name: "loss".to_string(),
+            value: d,
+        });
+        f.outputs.push(Output {
+            role: Role::Output,
+            name: "e".to_string(),
+            value: e,
+        });
+        f
+    }
+
+    #[test]
+    fn runs_a_function() {
+        let f = tiny();
+        let w = t(&[2], &[1.0, 2.0]);
+        let x = t(&[2], &[3.0, -1.5]);
+        let values = run(&f, &[w.clone()], &[x.clone()]).unwrap();
+        assert_eq!(values.len(), 4);
+        assert_eq!(values[Value(2).index()], s(0.0));
+        let outs = run_outputs(&f, &[w], &[x]).unwrap();
+        assert_eq!(outs[0].0.role, Role::Loss);
+        assert_eq!(outs[0].1, s(0.0));
+        assert_eq!(outs[1].1, s(1.0));
+    }
+
+    #[test]
+    fn rejects_wrong_params_and_inputs() {
+        let f = tiny();
+        let w = t(&[2], &[1.0, 2.0]);
+        let x3 = t(&[3], &[1.0, 2.0, 3.0]);
+        assert_eq!(
+            run(&f, &[w.clone()], &[x3]).unwrap_err(),
+            "input x has shape [3] but the function expects [2]"
+        );
+        assert!(run(&f, &[], &[w.clone()]).is_err());
+        assert!(run(&f, &[w.clone()], &[w.clone(), w]).is_err());
+    }
+}

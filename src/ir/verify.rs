@@ -1,0 +1,187 @@
+//! Shape rules of every operation, and the verifier: SSA order, arities and
+//! shapes of a whole function.
+
+use crate::ir::{Function, Op, SliceAxis, Unary, Value};
+use crate::shape::Shape;
+
+/// The shape of `op` applied to arguments of the given shapes, or why not.
+pub fn result_shape(f: &Function, op: &Op, args: &[&Shape]) -> Result<Shape, String> {
+    let arity = |n: usize| {
+        if args.len() == n {
+            Ok(())
+        } else {
+            Err(format!("takes {n} arguments, got {}", args.len()))
+        }
+    };
+    match op {
+        Op::Param(i) => {
+            arity(0)?;
+            f.params
+                .get(*i)
+                .map(|s| s.shape.clone())
+                .ok_or_else(|| format!("no parameter {i}"))
+        }
+        Op::Input(i) => {
+            arity(0)?;
+            f.inputs
+                .get(*i)
+                .map(|s| s.shape.clone())
+                .ok_or_else(|| format!("no input {i}"))
+        }
+        Op::Const(c) => {
+            arity(0)?;
+            Ok(c.0.shape.clone())
+        }
+        Op::Unary(u) => {
+            arity(1)?;
+            let _: Unary = *u;
+            Ok(args[0].clone())
+        }
+        Op::Binary(_) => {
+            arity(2)?;
+            broadcast(args[0], args[1])
+        }
+        Op::Select => {
+            arity(3)?;
+            let ab = broadcast(args[1], args[2])?;
+            broadcast(args[0], &ab)
+        }
+        Op::MatMul => {
+            arity(2)?;
+            matmul(args[0], args[1])
+        }
+        Op::Outer => {
+            arity(2)?;
+            match (args[0].dims(), args[1].dims()) {
+                ([m], [n]) => Ok(Shape::matrix(*m, *n)),
+                _ => Err(format!("outer of {} and {}", args[0], args[1])),
+            }
+        }
+        Op::Transpose => {
+            arity(1)?;
+            match args[0].dims() {
+                [m, n] => Ok(Shape::matrix(*n, *m)),
+                _ => Err(format!("transpose of {}", args[0])),
+            }
+        }
+        Op::Sum | Op::ReduceMax | Op::Norm | Op::LogSumExp => {
+            arity(1)?;
+            Ok(Shape::scalar())
+        }
+        Op::Softmax | Op::LogSoftmax => {
+            arity(1)?;
+            match args[0].dims() {
+                [_] => Ok(args[0].clone()),
+                _ => Err(format!("softmax of {}, not a vector", args[0])),
+            }
+        }
+        Op::Broadcast(shape) => {
+            arity(1)?;
+            if args[0].is_scalar() {
+                Ok(shape.clone())
+            } else {
+                Err(format!("broadcast of {}, not a scalar", args[0]))
+            }
+        }
+        Op::Slice(axes) => {
+            arity(1)?;
+            slice_shape(args[0], axes)
+        }
+        Op::Unslice(axes, shape) => {
+            arity(1)?;
+            let read = slice_shape(shape, axes)?;
+            if &read == args[0] {
+                Ok(shape.clone())
+            } else {
+                Err(format!("unslice of {} into {shape} reads {read}", args[0]))
+            }
+        }
+        Op::Pack => {
+            let first = args.first().ok_or("pack of nothing")?;
+            if let Some(other) = args.iter().find(|s| s != &first) {
+                return Err(format!("pack of {first} and {other}"));
+            }
+            let mut dims = vec![args.len()];
+            dims.extend_from_slice(first.dims());
+            Ok(Shape(dims))
+        }
+        Op::OneHot(n) => {
+            arity(1)?;
+            if args[0].is_scalar() {
+                Ok(Shape::vector(*n))
+            } else {
+                Err(format!("one_hot of {}, not a scalar", args[0]))
+            }
+        }
+    }
+}
+
+/// Equal shapes, or a scalar against anything.
+pub fn broadcast(a: &Shape, b: &Shape) -> Result<Shape, String> {
+    if a == b || b.is_scalar() {
+        Ok(a.clone())
+    } else if a.is_scalar() {
+        Ok(b.clone())
+    } else {
+        Err(format!("shapes {a} and {b} do not match"))
+    }
+}
+
+/// The four forms of `@`.
+pub fn matmul(a: &Shape, b: &Shape) -> Result<Shape, String> {
+    let (ok, out) = match (a.dims(), b.dims()) {
+        ([m, k], [k2, n]) => (k == k2, Shape::matrix(*m, *n)),
+        ([m, k], [k2]) => (k == k2, Shape::vector(*m)),
+        ([k], [k2, n]) => (k == k2, Shape::vector(*n)),
+        ([k], [k2]) => (k == k2, Shape::scalar()),
+        _ => (false, Shape::scalar()),
+    };
+    if ok {
+        Ok(out)
+    } else {
+        Err(format!("cannot multiply {a} @ {b}"))
+    }
+}
+
+/// The shape `Slice(axes)` reads from a tensor of shape `s`.
+pub fn slice_shape(s: &Shape, axes: &[SliceAxis]) -> Result<Shape, String> {
+    if axes.len() != s.rank() {
+        return Err(format!("{} slice axes for shape {s}", axes.len()));
+    }
+    let mut dims = Vec::new();
+    for (&n, ax) in s.dims().iter().zip(axes) {
+        match *ax {
+            SliceAxis::At(i) if i < n => {}
+            SliceAxis::Range(lo, hi) if lo < hi && hi <= n => dims.push(hi - lo),
+            _ => return Err(format!("slice {ax:?} out of bounds for length {n}")),
+        }
+    }
+    Ok(Shape(dims))
+}
+
+/// Checks that every argument is defined before use, every output exists, and
+/// every instruction's recorded shape is the one its operation gives.
+pub fn verify(f: &Function) -> Result<(), String> {
+    for (i, inst) in f.insts.iter().enumerate() {
+        for a in &inst.args {
+            if a.index() >= i {
+                return Err(format!("%{i} uses %{} before it is defined", a.0));
+            }
+        }
+        let shapes: Vec<&Shape> = inst.args.iter().map(|&a| f.shape(a)).collect();
+        let shape = result_shape(f, &inst.op, &shapes).map_err(|e| format!("%{i}: {e}"))?;
+        if shape != inst.shape {
+            return Err(format!(
+                "%{i} is recorded as {} but {:?} gives {shape}",
+                inst.shape, inst.op
+            ));
+        }
+    }
+    for o in &f.outputs {
+        if o.value.index() >= f.insts.len() {
+            return Err(format!("output {} is undefined", o.name));
+        }
+        let _: Value = o.value;
+    }
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! gradc: a compiler and runtime for a small language of losses and models.
+//!
+//! The pipeline: source text -> [`syntax`] (tokens, syntax tree) -> [`types`]
+//! (names resolved, shapes checked) -> [`lower`] (SSA [`ir`]) -> [`passes`]
+//! (simplification) -> interpretation by [`ir::interp`].
+//!
+//! ```
+//! let src = "param x = -3\nloss x^2\n";
+//! let compiled = gradc::compile(src).unwrap();
+//! let params = compiled.initial_params(0);
+//! let out = gradc::ir::interp::run_outputs(&compiled.ir, &params, &[]).unwrap();
+//! assert_eq!(out[0].1.item(), 9.0);
+//! ```
+
+pub mod diagnostic;
+pub mod ir;
+pub mod lower;
+pub mod passes;
+pub mod shape;
+pub mod span;
+pub mod syntax;
+pub mod types;
+
+use rand::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+use diagnostic::Diagnostic;
+use shape::Tensor;
+use span::Span;
+
+/// Everything the front end produces for one source file.
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    pub typed: types::Program,
+    /// The IR as lowered, before simplification.
+    pub raw: ir::Function,
+    /// The simplified IR.
+    pub ir: ir::Function,
+}
+
+impl Compiled {
+    /// The parameters' initial values, drawn in declaration order from one
+    /// generator seeded with `seed`.
+    pub fn initial_params(&self, seed: u64) -> Vec<Tensor> {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        self.typed
+            .params
+            .iter()
+            .map(|p| p.init.sample(&p.shape, &mut rng))
+            .collect()
+    }
+
+    /// The seed of the `train` block, or 0.
+    pub fn seed(&self) -> u64 {
+        self.typed.train.as_ref().map_or(0, |t| t.seed)
+    }
+}
+
+/// Source bytes as text; invalid UTF-8 is an error at the first bad byte.
+pub fn source_text(bytes: &[u8]) -> Result<&str, Diagnostic> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let at = e.valid_up_to();
+        let span = Span::new(at, at + e.error_len().unwrap_or(1));
+        Diagnostic::error(span, "the file is not valid UTF-8")
+            .label(span, "this byte does not belong to a UTF-8 character")
+            .hint("save the file as UTF-8")
+    })
+}
+
+/// Parses a source file into its syntax tree.
+pub fn parse(src: &str) -> Result<syntax::ast::Program, Vec<Diagnostic>> {
+    syntax::parser::parse(src)
+}
+
+/// Parses and checks a source file.
+pub fn check(src: &str, opts: &types::CheckOptions) -> Result<types::Program, Vec<Diagnostic>> {
+    let ast = parse(src)?;
+    types::check(&ast, opts)
+}
+
+/// The whole front end: parse, check, lower and simplify.
+pub fn compile(src: &str) -> Result<Compiled, Vec<Diagnostic>> {
+    compile_with(src, &types::CheckOptions::default())
+}
+
+pub fn compile_with(src: &str, opts: &types::CheckOptions) -> Result<Compiled, Vec<Diagnostic>> {
+    let typed = check(src, opts)?;
+    let raw = lower::lower(&typed);
+    let mut ir = raw.clone();
+    passes::simplify(&mut ir);
+    Ok(Compiled { typed, raw, ir })
+}

@@ -1,0 +1,245 @@
+//! Lowering: the typed program becomes one IR function of the parameters and
+//! one example's inputs, returning the loss, the metrics and the outputs.
+//!
+//! User functions are inlined (their bodies were specialised by the checker).
+//! Composite builtins become primitives (`mean` is a sum divided by a count,
+//! `mse` a sum of squares), but the numerically delicate ones stay whole
+//! instructions: sigmoid, softplus, logsumexp, log_softmax, softmax and
+//! bce_logits, so that the interpreter, the autodiff and the backend give
+//! each its stable formula.
+
+use crate::ir::{Binary, ConstData, Function, Op, Output, Role, Slot, Unary, Value};
+use crate::shape::{Shape, Tensor};
+use crate::span::Span;
+use crate::types::{Prim, Program, TExpr, TKind};
+
+/// Lowers a checked program.
+pub fn lower(p: &Program) -> Function {
+    let slots = |v: Vec<(String, Shape)>| {
+        v.into_iter()
+            .map(|(name, shape)| Slot { name, shape })
+            .collect::<Vec<_>>()
+    };
+    let mut l = Lowerer {
+        f: Function::new(
+            slots(
+                p.params
+                    .iter()
+                    .map(|d| (d.name.clone(), d.shape.clone()))
+                    .collect(),
+            ),
+            slots(
+                p.inputs
+                    .iter()
+                    .map(|d| (d.name.clone(), d.shape.clone()))
+                    .collect(),
+            ),
+        ),
+        params: Vec::new(),
+        inputs: Vec::new(),
+        lets: Vec::new(),
+    };
+    for (i, d) in p.params.iter().enumerate() {
+        let v = l.f.push(Op::Param(i), vec![], d.span);
+        l.f.set_name(v, &d.name);
+        l.params.push(v);
+    }
+    for (i, d) in p.inputs.iter().enumerate() {
+        let v = l.f.push(Op::Input(i), vec![], d.span);
+        l.f.set_name(v, &d.name);
+        l.inputs.push(v);
+    }
+    for d in &p.lets {
+        let v = l.expr(&d.value, &[]);
+        l.f.set_name(v, &d.name);
+        l.lets.push(v);
+    }
+    if let Some(loss) = &p.loss {
+        let v = l.expr(loss, &[]);
+        l.output(Role::Loss, "loss", v);
+    }
+    for m in &p.metrics {
+        let v = l.expr(&m.value, &[]);
+        l.output(Role::Metric, &m.name, v);
+    }
+    for o in &p.outputs {
+        let v = l.expr(&o.value, &[]);
+        l.output(Role::Output, &o.name, v);
+    }
+    l.f
+}
+
+struct Lowerer {
+    f: Function,
+    params: Vec<Value>,
+    inputs: Vec<Value>,
+    lets: Vec<Value>,
+}
+
+impl Lowerer {
+    fn output(&mut self, role: Role, name: &str, value: Value) {
+        self.f.outputs.push(Output {
+            role,
+            name: name.to_string(),
+            value,
+        });
+    }
+
+    fn konst(&mut self, x: f64, span: Span) -> Value {
+        self.f
+            .push(Op::Const(ConstData(Tensor::scalar(x))), vec![], span)
+    }
+
+    fn bin(&mut self, op: Binary, a: Value, b: Value, span: Span) -> Value {
+        self.f.push(Op::Binary(op), vec![a, b], span)
+    }
+
+    fn un(&mut self, op: Unary, a: Value, span: Span) -> Value {
+        self.f.push(Op::Unary(op), vec![a], span)
+    }
+
+    /// The mean of all elements of `v`.
+    fn mean(&mut self, v: Value, span: Span) -> Value {
+        let n = self.f.shape(v).size();
+        let s = if self.f.shape(v).is_scalar() {
+            v
+        } else {
+            self.f.push(Op::Sum, vec![v], span)
+        };
+        if n == 1 {
+            return s;
+        }
+        let n = self.konst(n as f64, span);
+        self.bin(Binary::Div, s, n, span)
+    }
+
+    /// `args` are the values of the innermost user-function call's arguments.
+    fn expr(&mut self, e: &TExpr, args: &[Value]) -> Value {
+        let span = e.span;
+        match &e.kind {
+            TKind::Const(t) => self.f.push(Op::Const(ConstData(t.clone())), vec![], span),
+            TKind::Param(i) => self.params[*i],
+            TKind::Input(i) => self.inputs[*i],
+            TKind::Let(i) => self.lets[*i],
+            TKind::Arg(i) => args[*i],
+            TKind::Pack(es) => {
+                let vs = es.iter().map(|x| self.expr(x, args)).collect();
+                self.f.push(Op::Pack, vs, span)
+            }
+            TKind::Slice(x, axes) => {
+                let v = self.expr(x, args);
+                self.f.push(Op::Slice(axes.clone()), vec![v], span)
+            }
+            TKind::If(c, t, f) => {
+                let vs = vec![self.expr(c, args), self.expr(t, args), self.expr(f, args)];
+                self.f.push(Op::Select, vs, span)
+            }
+            TKind::Call {
+                args: actual, body, ..
+            } => {
+                let vs: Vec<Value> = actual.iter().map(|x| self.expr(x, args)).collect();
+                self.expr(body, &vs)
+            }
+            TKind::Prim(p, xs) => {
+                let vs: Vec<Value> = xs.iter().map(|x| self.expr(x, args)).collect();
+                self.prim(*p, &vs, span)
+            }
+        }
+    }
+
+    fn prim(&mut self, p: Prim, v: &[Value], span: Span) -> Value {
+        use Prim::*;
+        let unary = |l: &mut Self, op: Unary| l.un(op, v[0], span);
+        let binary = |l: &mut Self, op: Binary| l.bin(op, v[0], v[1], span);
+        match p {
+            Neg => unary(self, Unary::Neg),
+            Exp => unary(self, Unary::Exp),
+            Log => unary(self, Unary::Log),
+            Sqrt => unary(self, Unary::Sqrt),
+            Abs => unary(self, Unary::Abs),
+            Sign => unary(self, Unary::Sign),
+            Sin => unary(self, Unary::Sin),
+            Cos => unary(self, Unary::Cos),
+            Tanh => unary(self, Unary::Tanh),
+            Sigmoid => unary(self, Unary::Sigmoid),
+            Relu => unary(self, Unary::Relu),
+            Softplus => unary(self, Unary::Softplus),
+            Add => binary(self, Binary::Add),
+            Sub => binary(self, Binary::Sub),
+            Mul => binary(self, Binary::Mul),
+            Div => binary(self, Binary::Div),
+            Pow => binary(self, Binary::Pow),
+            Eq => binary(self, Binary::Eq),
+            Ne => binary(self, Binary::Ne),
+            Lt => binary(self, Binary::Lt),
+            Le => binary(self, Binary::Le),
+            Gt => binary(self, Binary::Gt),
+            Ge => binary(self, Binary::Ge),
+            Max2 => binary(self, Binary::Max),
+            Min2 => binary(self, Binary::Min),
+            MatMul | Dot => self.f.push(Op::MatMul, v.to_vec(), span),
+            Outer => self.f.push(Op::Outer, v.to_vec(), span),
+            Transpose => self.f.push(Op::Transpose, v.to_vec(), span),
+            Sum => self.f.push(Op::Sum, v.to_vec(), span),
+            Mean => self.mean(v[0], span),
+            MaxAll => self.f.push(Op::ReduceMax, v.to_vec(), span),
+            MinAll => {
+                // min(x) = -max(-x): one reduction to differentiate, not two.
+                let n = self.un(Unary::Neg, v[0], span);
+                let m = self.f.push(Op::ReduceMax, vec![n], span);
+                self.un(Unary::Neg, m, span)
+            }
+            Norm => self.f.push(Op::Norm, v.to_vec(), span),
+            LogSumExp => self.f.push(Op::LogSumExp, v.to_vec(), span),
+            Softmax => self.f.push(Op::Softmax, v.to_vec(), span),
+            LogSoftmax => self.f.push(Op::LogSoftmax, v.to_vec(), span),
+            OneHot(n) => self.f.push(Op::OneHot(n), v.to_vec(), span),
+            Mse => {
+                let d = self.bin(Binary::Sub, v[0], v[1], span);
+                let sq = self.bin(Binary::Mul, d, d, span);
+                self.mean(sq, span)
+            }
+            Bce => {
+                // -(y log p + (1 - y) log(1 - p)), elementwise, then the mean.
+                let (p, y) = (v[0], v[1]);
+                let one = self.konst(1.0, span);
+                let log_p = self.un(Unary::Log, p, span);
+                let q = self.bin(Binary::Sub, one, p, span);
+                let log_q = self.un(Unary::Log, q, span);
+                let ny = self.bin(Binary::Sub, one, y, span);
+                let a = self.bin(Binary::Mul, y, log_p, span);
+                let b = self.bin(Binary::Mul, ny, log_q, span);
+                let s = self.bin(Binary::Add, a, b, span);
+                let l = self.un(Unary::Neg, s, span);
+                self.mean(l, span)
+            }
+            BceLogits => {
+                let l = binary(self, Binary::BceLogits);
+                self.mean(l, span)
+            }
+            CrossEntropy => {
+                // -log_softmax(z)[c], as a dot product with one_hot(c).
+                let n = self.f.shape(v[0]).size();
+                let ls = self.f.push(Op::LogSoftmax, vec![v[0]], span);
+                let oh = self.f.push(Op::OneHot(n), vec![v[1]], span);
+                let picked = self.f.push(Op::MatMul, vec![ls, oh], span);
+                self.un(Unary::Neg, picked, span)
+            }
+            Huber => {
+                // r = a - b; 0.5 r^2 where |r| <= delta, else delta (|r| - delta/2).
+                let delta = v[2];
+                let r = self.bin(Binary::Sub, v[0], v[1], span);
+                let ar = self.un(Unary::Abs, r, span);
+                let small = self.bin(Binary::Le, ar, delta, span);
+                let half = self.konst(0.5, span);
+                let rr = self.bin(Binary::Mul, r, r, span);
+                let quad = self.bin(Binary::Mul, half, rr, span);
+                let hd = self.bin(Binary::Mul, half, delta, span);
+                let excess = self.bin(Binary::Sub, ar, hd, span);
+                let lin = self.bin(Binary::Mul, delta, excess, span);
+                let l = self.f.push(Op::Select, vec![small, quad, lin], span);
+                self.mean(l, span)
+            }
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! Algebraic identities: `x + 0`, `x * 1`, `x * 0`, `x ^ 2`, `--x`,
+//! `transpose(transpose(x))`, `sum(broadcast(s))`, `select` on a constant
+//! condition, and elementwise operations moved inside `broadcast`.
+//!
+//! Two IEEE details are ignored on purpose, as symbolic simplifiers do:
+//! - Zero annihilates. `x * 0`, `0 * x`, `0 / x`, `x @ 0`, `outer(x, 0)`
+//!   and `unslice(0)` become zeros even where IEEE arithmetic would give NaN
+//!   (x infinite or NaN, `0 / 0`). Gradient programs multiply by zero
+//!   cotangents everywhere and those products must disappear; the price is
+//!   that a NaN or inf in `x` does not poison a product with a literal zero.
+//! - The sign of zero: `x + 0 -> x` turns `-0 + 0 = +0` into `-0`.
+//!
+//! `x ^ 0 -> 1` is exact (IEEE `pow(x, 0)` is 1 even for NaN).
+
+use super::{fit, splat, splat_value};
+use crate::ir::{Binary, Function, Inst, Op, SliceAxis, Unary, Value};
+use crate::shape::Shape;
+use crate::span::Span;
+
+pub fn run(f: &mut Function) -> bool {
+    super::rewrite(f, rule)
+}
+
+/// The replacement of one instruction, whose arguments are values of `out`.
+fn rule(out: &mut Function, inst: &Inst) -> Option<Value> {
+    let (s, span) = (&inst.shape, inst.span);
+    let arg = |k: usize| inst.args[k];
+    match &inst.op {
+        Op::Param(_) | Op::Input(_) => None,
+        // A tensor of one repeated number becomes its canonical splat.
+        Op::Const(c) => {
+            let x = *c.0.data.first()?;
+            let filled = c.0.data.iter().all(|y| y.to_bits() == x.to_bits());
+            (!s.is_scalar() && filled).then(|| splat(out, x, s, span))
+        }
+        Op::Unary(u) => {
+            let x = out.inst(arg(0));
+            match (u, &x.op) {
+                (Unary::Neg, Op::Unary(Unary::Neg)) => Some(x.args[0]),
+                (_, Op::Broadcast(_)) => {
+                    let inner = x.args[0];
+                    let y = out.push(Op::Unary(*u), vec![inner], span);
+                    Some(fit(out, y, s, span))
+                }
+                _ => None,
+            }
+        }
+        Op::Binary(b) => binary(out, *b, arg(0), arg(1), s, span),
+        Op::Select => {
+            let (c, a, b) = (arg(0), arg(1), arg(2));
+            if let Some(k) = splat_value(out, c) {
+                let taken = if k != 0.0 { a } else { b };
+                Some(fit(out, taken, s, span))
+            } else {
+                (a == b).then(|| fit(out, a, s, span))
+            }
+        }
+        Op::MatMul | Op::Outer => {
+            let zero = is(splat_value(out, arg(0)), 0.0) || is(splat_value(out, arg(1)), 0.0);
+            zero.then(|| splat(out, 0.0, s, span))
+        }
+        Op::Transpose => {
+            let x = out.inst(arg(0));
+            match &x.op {
+                Op::Transpose => Some(x.args[0]),
+                Op::Broadcast(_) => {
+                    let inner = x.args[0];
+                    Some(fit(out, inner, s, span))
+                }
+                _ => None,
+            }
+        }
+        Op::Sum => {
+            let x = arg(0);
+            if out.shape(x).is_scalar() {
+                return Some(x);
+            }
+            let inner = broadcast_arg(out, x)?;
+            Some(match out.shape(x).size() {
+                0 => splat(out, 0.0, s, span),
+                1 => inner,
+                n => {
+                    let k = splat(out, n as f64, s, span);
+                    out.push(Op::Binary(Binary::Mul), vec![inner, k], span)
+                }
+            })
+        }
+        Op::ReduceMax => {
+            let x = arg(0);
+            if out.shape(x).is_scalar() {
+                return Some(x);
+            }
+            broadcast_arg(out, x).filter(|_| out.shape(x).size() > 0)
+        }
+        Op::LogSumExp => out.shape(arg(0)).is_scalar().then(|| arg(0)),
+        Op::Norm => out
+            .shape(arg(0))
+            .is_scalar()
+            .then(|| out.push(Op::Unary(Unary::Abs), vec![arg(0)], span)),
+        Op::Softmax | Op::LogSoftmax | Op::Pack | Op::OneHot(_) => None,
+        Op::Broadcast(to) => (out.shape(arg(0)) == to).then(|| arg(0)),
+        Op::Slice(axes) => {
+            let x = arg(0);
+            if reads_all(out.shape(x), axes) {
+                return Some(x);
+            }
+            let inner = broadcast_arg(out, x)?;
+            Some(fit(out, inner, s, span))
+        }
+        Op::Unslice(axes, to) => {
+            if reads_all(to, axes) {
+                Some(arg(0))
+            } else {
+                is(splat_value(out, arg(0)), 0.0).then(|| splat(out, 0.0, s, span))
+            }
+        }
+    }
+}
+
+fn binary(
+    out: &mut Function,
+    b: Binary,
+    x: Value,
+    y: Value,
+    s: &Shape,
+    span: Span,
+) -> Option<Value> {
+    let (kx, ky) = (splat_value(out, x), splat_value(out, y));
+    let v = match b {
+        Binary::Add if is(kx, 0.0) => fit(out, y, s, span),
+        Binary::Add | Binary::Sub if is(ky, 0.0) => fit(out, x, s, span),
+        Binary::Sub if is(kx, 0.0) => neg(out, y, s, span),
+        Binary::Mul if is(kx, 0.0) || is(ky, 0.0) => splat(out, 0.0, s, span),
+        Binary::Mul if is(kx, 1.0) => fit(out, y, s, span),
+        Binary::Mul if is(kx, -1.0) => neg(out, y, s, span),
+        Binary::Mul | Binary::Div if is(ky, 1.0) => fit(out, x, s, span),
+        Binary::Mul | Binary::Div if is(ky, -1.0) => neg(out, x, s, span),
+        Binary::Div if is(kx, 0.0) => splat(out, 0.0, s, span),
+        Binary::Pow if is(ky, 0.0) => splat(out, 1.0, s, span),
+        Binary::Pow if is(ky, 1.0) => fit(out, x, s, span),
+        Binary::Pow if is(ky, 2.0) => {
+            let sq = out.push(Op::Binary(Binary::Mul), vec![x, x], span);
+            fit(out, sq, s, span)
+        }
+        _ => return hoist_broadcast(out, b, x, y, s, span),
+    };
+    Some(v)
+}
+
+/// `b(broadcast(p), broadcast(q))`, or with one side a scalar, is
+/// `broadcast(b(p, q))`: one operation instead of one per element.
+fn hoist_broadcast(
+    out: &mut Function,
+    b: Binary,
+    x: Value,
+    y: Value,
+    s: &Shape,
+    span: Span,
+) -> Option<Value> {
+    let (bx, by) = (broadcast_arg(out, x), broadcast_arg(out, y));
+    if bx.is_none() && by.is_none() {
+        return None;
+    }
+    let scalar = |v: Value| out.shape(v).is_scalar().then_some(v);
+    let px = bx.or_else(|| scalar(x))?;
+    let py = by.or_else(|| scalar(y))?;
+    let r = out.push(Op::Binary(b), vec![px, py], span);
+    Some(fit(out, r, s, span))
+}
+
+fn is(k: Option<f64>, c: f64) -> bool {
+    k == Some(c)
+}
+
+/// `-v`, broadcast to `s`.
+fn neg(out: &mut Function, v: Value, s: &Shape, span: Span) -> Value {
+    let n = out.push(Op::Unary(Unary::Neg), vec![v], span);
+    fit(out, n, s, span)
+}
+
+/// The scalar that `v` broadcasts, if `v` is a `broadcast`.
+fn broadcast_arg(f: &Function, v: Value) -> Option<Value> {
+    match f.inst(v).op {
+        Op::Broadcast(_) => Some(f.inst(v).args[0]),
+        _ => None,
+    }
+}
+
+/// Whether `Slice(axes)` of a tensor of shape `s` reads all of it unchanged.
+fn reads_all(s: &Shape, axes: &[SliceAxis]) -> bool {
+    axes.len() == s.rank()
+        && axes
+            .iter()
+            .zip(s.dims())
+            .all(|(ax, &n)| *ax == SliceAxis::Range(0, n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{assert_same_outputs, check, parse, sexpr};
+    use super::run;
+    use crate::ir::{Function, Op, SliceAxis};
+    use crate::shape::Shape;
+    use crate::span::Span;
+
+    #[test]
+    fn additive_identities() {
+        check(run, "(add x 0)", "x");
+        check(run, "(add 0 x)", "x");
+        check(run, "(sub x 0)", "x");
+        check(run, "(sub 0 x)", "(neg x)");
+        check(run, "(add a (broadcast 0))", "(broadcast a)");
+        check(run, "(sub x (broadcast 0))", "x");
+        check(run, "(sub x x)", "(sub x x)");
+    }
+
+    #[test]
+    fn multiplicative_identities() {
+        check(run, "(mul x 1)", "x");
+        check(run, "(mul 1 x)", "x");
+        check(run, "(mul x 0)", "(broadcast 0)");
+        check(run, "(mul 0 a)", "0");
+        check(run, "(mul (broadcast 0) a)", "(broadcast 0)");
+        check(run, "(mul x -1)", "(neg x)");
+        check(run, "(mul -1 x)", "(neg x)");
+        check(run, "(div x 1)", "x");
+        check(run, "(div x -1)", "(neg x)");
+        check(run, "(div 0 x)", "(broadcast 0)");
+        check(run, "(mul x 2)", "(mul x 2)");
+    }
+
+    #[test]
+    fn powers() {
+        check(run, "(pow x 1)", "x");
+        check(run, "(pow x 2)", "(mul x x)");
+        check(run, "(pow a 2)", "(mul a a)");
+        check(run, "(pow x 0)", "(broadcast 1)");
+        check(run, "(pow x 3)", "(pow x 3)");
+    }
+
+    #[test]
+    fn negation_and_transpose_cancel() {
+        check(run, "(neg (neg x))", "x");
+        check(run, "(neg (mul -1 x))", "x");
+        check(run, "(transpose (transpose m))", "m");
+        check(run, "(transpose m)", "(transpose m)");
+    }
+
+    #[test]
+    fn broadcasts_move_out_of_elementwise_operations() {
+        check(run, "(exp (broadcast a))", "(broadcast (exp a))");
+        check(
+            run,
+            "(add (broadcast a) (broadcast b))",
+            "(broadcast (add a b))",
+        );
+        check(run, "(max (broadcast a) b)", "(broadcast (max a b))");
+        check(run, "(max (broadcast a) x)", "(max (broadcast a) x)");
+        check(run, "[2,2,2]", "(broadcast 2)");
+    }
+
+    #[test]
+    fn reductions_of_splats() {
+        check(run, "(sum (broadcast a))", "(mul a 3)");
+        check(run, "(sum a)", "a");
+        check(run, "(reduce_max (broadcast a))", "a");
+        check(run, "(logsumexp a)", "a");
+        check(run, "(norm b)", "(abs b)");
+        check(run, "(sum x)", "(sum x)");
+    }
+
+    fn cse_then_algebra(f: &mut Function) -> bool {
+        crate::passes::cse::run(f) | run(f)
+    }
+
+    #[test]
+    fn select_on_a_known_condition() {
+        check(run, "(select 1 x y)", "x");
+        check(run, "(select 0 x y)", "y");
+        check(run, "(select (broadcast 0) a y)", "y");
+        check(run, "(select 2 a y)", "(broadcast a)");
+        check(cse_then_algebra, "(select (gt x y) a a)", "(broadcast a)");
+        check(run, "(select a x y)", "(select a x y)");
+    }
+
+    #[test]
+    fn zeros_annihilate_products() {
+        check(run, "(matmul m (broadcast 0))", "(broadcast 0)");
+        check(run, "(outer (broadcast 0) x)", "(broadcast 0)");
+        check(run, "(matmul m x)", "(matmul m x)");
+    }
+
+    #[test]
+    fn slices_of_splats_and_whole_slices() {
+        let sp = Span::default();
+        let mut f = parse("x");
+        let x = f.outputs[0].value;
+        let whole = f.push(Op::Slice(vec![SliceAxis::Range(0, 3)]), vec![x], sp);
+        let zero = super::splat(&mut f, 0.0, &Shape::vector(3), sp);
+        let part = f.push(Op::Slice(vec![SliceAxis::Range(1, 3)]), vec![zero], sp);
+        let back = f.push(
+            Op::Unslice(vec![SliceAxis::Range(1, 3)], Shape::vector(3)),
+            vec![part],
+            sp,
+        );
+        let y = f.push(Op::Binary(crate::ir::Binary::Add), vec![whole, back], sp);
+        f.outputs[0].value = y;
+        let before = f.clone();
+        // The arguments are rewritten first, so the sum sees a zero.
+        assert!(run(&mut f));
+        assert_eq!(sexpr(&f, f.outputs[0].value), "x");
+        assert_same_outputs(&before, &f);
+    }
+}

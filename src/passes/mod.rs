@@ -1,0 +1,284 @@
+//! Simplification of the IR: constant folding, algebraic identities, common
+//! subexpression elimination and dead code elimination, run to a fixpoint.
+//!
+//! Every pass is `pub fn run(f: &mut Function) -> bool` (whether it changed
+//! anything). The rewriting passes are built on [`rewrite`], which rebuilds a
+//! function instruction by instruction; [`dce`] removes what no output needs.
+//!
+//! Conventions shared by the passes:
+//! - A tensor filled with one number is `broadcast` of a scalar `const`
+//!   (a scalar is the bare `const`): see [`splat`]. Folding never expands
+//!   such a broadcast into a large constant.
+//! - A value that replaces another inherits its name if it has none, and new
+//!   instructions take the span of the one they replace.
+
+pub mod algebra;
+pub mod cse;
+pub mod dce;
+pub mod fold;
+#[cfg(test)]
+mod testing;
+
+use crate::ir::verify::verify;
+use crate::ir::{ConstData, Function, Inst, Op, Value};
+use crate::shape::{Shape, Tensor};
+use crate::span::Span;
+
+/// Rounds of all passes before `simplify` gives up on reaching a fixpoint.
+const MAX_ROUNDS: usize = 16;
+
+/// Runs every pass until none changes anything (at most [`MAX_ROUNDS`]
+/// rounds). In debug builds the function is verified after each pass.
+pub fn simplify(f: &mut Function) {
+    let passes: [(&str, fn(&mut Function) -> bool); 4] = [
+        ("fold", fold::run),
+        ("algebra", algebra::run),
+        ("cse", cse::run),
+        ("dce", dce::run),
+    ];
+    for _ in 0..MAX_ROUNDS {
+        let mut changed = false;
+        for (name, pass) in passes {
+            changed |= pass(f);
+            if cfg!(debug_assertions) {
+                if let Err(e) = verify(f) {
+                    panic!("the {name} pass produced invalid IR: {e}\n{f}");
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+}
+
+/// Rebuilds `f` one instruction at a time. `rule` sees each instruction with
+/// its arguments already renamed into the function being built, `out`, and
+/// either returns the value that replaces it (pushing onto `out` whatever it
+/// needs first) or `None` to keep it, in which case the instruction is pushed
+/// unchanged and becomes `Value(out.insts.len())` as seen by the rule.
+/// All uses and outputs follow the replacement. Returns whether any rule
+/// fired. The replaced instructions are dropped; their arguments may be left
+/// dead, for [`dce`].
+pub fn rewrite(
+    f: &mut Function,
+    mut rule: impl FnMut(&mut Function, &Inst) -> Option<Value>,
+) -> bool {
+    let mut out = Function::new(std::mem::take(&mut f.params), std::mem::take(&mut f.inputs));
+    let mut map: Vec<Value> = Vec::with_capacity(f.insts.len());
+    let mut changed = false;
+    for mut inst in std::mem::take(&mut f.insts) {
+        for a in &mut inst.args {
+            *a = map[a.index()];
+        }
+        let v = match rule(&mut out, &inst) {
+            Some(v) => {
+                assert_eq!(
+                    out.shape(v),
+                    &inst.shape,
+                    "a rewrite of {:?} changed its shape",
+                    inst.op
+                );
+                if let Some(name) = &inst.name {
+                    out.set_name(v, name);
+                }
+                changed = true;
+                v
+            }
+            None => {
+                out.insts.push(inst);
+                Value((out.insts.len() - 1) as u32)
+            }
+        };
+        map.push(v);
+    }
+    out.outputs = std::mem::take(&mut f.outputs);
+    for o in &mut out.outputs {
+        o.value = map[o.value.index()];
+    }
+    *f = out;
+    changed
+}
+
+/// Keeps the instructions with `keep[i]` set, renumbering values. Kept
+/// instructions must use only kept values, and outputs only kept values.
+pub fn retain(f: &mut Function, keep: &[bool]) {
+    let mut map: Vec<Option<Value>> = Vec::with_capacity(f.insts.len());
+    let mut kept = Vec::new();
+    for (mut inst, &k) in std::mem::take(&mut f.insts).into_iter().zip(keep) {
+        if !k {
+            map.push(None);
+            continue;
+        }
+        for a in &mut inst.args {
+            *a = map[a.index()].expect("a kept instruction uses only kept values");
+        }
+        kept.push(inst);
+        map.push(Some(Value((kept.len() - 1) as u32)));
+    }
+    f.insts = kept;
+    for o in &mut f.outputs {
+        o.value = map[o.value.index()].expect("outputs are kept");
+    }
+}
+
+/// The number every element of `v` holds, if `v` is a constant filled with
+/// one number: a scalar `const`, a `const` tensor of equal elements, or a
+/// `broadcast` of either.
+pub fn splat_value(f: &Function, v: Value) -> Option<f64> {
+    let inst = f.inst(v);
+    match &inst.op {
+        Op::Const(c) => {
+            let first = *c.0.data.first()?;
+            c.0.data.iter().all(|&x| x == first).then_some(first)
+        }
+        Op::Broadcast(_) => splat_value(f, inst.args[0]),
+        _ => None,
+    }
+}
+
+/// Pushes the canonical constant of `shape` filled with `x`: `const x`, then
+/// `broadcast` unless `shape` is a scalar.
+pub fn splat(out: &mut Function, x: f64, shape: &Shape, span: Span) -> Value {
+    let c = out.push(Op::Const(ConstData(Tensor::scalar(x))), vec![], span);
+    fit(out, c, shape, span)
+}
+
+/// Pushes a constant tensor in canonical form: a tensor of bitwise-equal
+/// elements becomes a [`splat`].
+pub fn constant(out: &mut Function, t: Tensor, span: Span) -> Value {
+    match t.data.first() {
+        Some(&x) if !t.shape.is_scalar() && t.data.iter().all(|y| y.to_bits() == x.to_bits()) => {
+            splat(out, x, &t.shape, span)
+        }
+        _ => out.push(Op::Const(ConstData(t)), vec![], span),
+    }
+}
+
+/// `v` itself if it has `shape`, else `v` (a scalar) broadcast to `shape`.
+pub fn fit(out: &mut Function, v: Value, shape: &Shape, span: Span) -> Value {
+    if out.shape(v) == shape {
+        v
+    } else {
+        out.push(Op::Broadcast(shape.clone()), vec![v], span)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{
+        all_finite, assert_same_outputs, check, parse, random_function, sexpr, Rng,
+    };
+    use super::*;
+    use crate::ir::{Binary, Output, Role, Slot, Unary};
+
+    fn simplified(f: &mut Function) -> bool {
+        simplify(f);
+        true
+    }
+
+    #[test]
+    fn simplify_reaches_a_fixpoint() {
+        check(simplified, "(add (mul x 1) (mul 0 y))", "x");
+        check(simplified, "(sum (mul (broadcast (add 1 1)) (exp 0)))", "6");
+        check(
+            simplified,
+            "(add (mul a 2) (mul 2 a))",
+            "(add (mul a 2) (mul a 2))",
+        );
+        check(simplified, "(neg (mul -1 (pow x 1)))", "x");
+        check(simplified, "(select (gt 2 1) (log x) (exp x))", "(log x)");
+    }
+
+    #[test]
+    fn simplify_keeps_names_and_outputs() {
+        let sp = Span::new(3, 4);
+        let slot = |n: &str| Slot {
+            name: n.to_string(),
+            shape: Shape::vector(2),
+        };
+        let mut f = Function::new(vec![slot("w")], vec![slot("x")]);
+        let w = f.push(Op::Param(0), vec![], sp);
+        f.set_name(w, "w");
+        let x = f.push(Op::Input(0), vec![], sp);
+        f.set_name(x, "x");
+        let one = f.push(Op::Const(ConstData(Tensor::scalar(1.0))), vec![], sp);
+        let wx = f.push(Op::Binary(Binary::Mul), vec![w, x], sp);
+        let y = f.push(Op::Binary(Binary::Mul), vec![wx, one], sp);
+        f.set_name(y, "y");
+        let unused = f.push(Op::Unary(Unary::Exp), vec![y], sp);
+        f.set_name(unused, "unused");
+        let x2 = f.push(Op::Input(0), vec![], sp);
+        let z = f.push(Op::Binary(Binary::Mul), vec![w, x2], sp);
+        let s = f.push(Op::Sum, vec![z], sp);
+        f.set_name(s, "s");
+        f.outputs.push(Output {
+            role: Role::Output,
+            name: "y".to_string(),
+            value: y,
+        });
+        f.outputs.push(Output {
+            role: Role::Loss,
+            name: "loss".to_string(),
+            value: s,
+        });
+        let w0 = Tensor::new(Shape::vector(2), vec![0.5, -2.0]);
+        let x0 = Tensor::new(Shape::vector(2), vec![3.0, 1.0]);
+        let before = crate::ir::interp::run_outputs(&f, &[w0.clone()], &[x0.clone()]).unwrap();
+        simplify(&mut f);
+        let after = crate::ir::interp::run_outputs(&f, &[w0], &[x0]).unwrap();
+        let tensors =
+            |outs: Vec<(Output, Tensor)>| outs.into_iter().map(|o| o.1).collect::<Vec<_>>();
+        assert_eq!(tensors(before), tensors(after));
+        let expected = "\
+fn params(w: [2]) inputs(x: [2]) {
+  %w = param w : [2]
+  %x = input x : [2]
+  %y = mul %w, %x : [2]
+  %s = sum %y : []
+  return
+    output y %y
+    loss %s
+}
+";
+        assert_eq!(f.to_string(), expected);
+        assert!(f.insts.iter().all(|i| i.span == sp));
+    }
+
+    #[test]
+    fn simplify_keeps_random_programs_equal() {
+        let mut rng = Rng::new(7);
+        let mut tried = 0;
+        while tried < 500 {
+            let f = random_function(&mut rng, 24);
+            // Zero annihilating a NaN or inf changes numbers on purpose.
+            if !all_finite(&f) {
+                continue;
+            }
+            tried += 1;
+            let mut g = f.clone();
+            simplify(&mut g);
+            assert_same_outputs(&f, &g);
+            assert!(g.insts.len() <= f.insts.len(), "{f}\n{g}");
+            // A fixpoint: no pass finds anything more.
+            for pass in [fold::run, algebra::run, cse::run, dce::run] {
+                assert!(!pass(&mut g), "not a fixpoint:\n{f}\n{g}");
+            }
+        }
+    }
+
+    #[test]
+    fn helpers_build_canonical_constants() {
+        let mut f = parse("x");
+        let v = splat(&mut f, 0.0, &Shape::vector(3), Span::default());
+        assert_eq!(sexpr(&f, v), "(broadcast 0)");
+        assert_eq!(splat_value(&f, v), Some(0.0));
+        let t = Tensor::new(Shape::vector(2), vec![2.0, 2.0]);
+        let c = constant(&mut f, t, Span::default());
+        assert_eq!(sexpr(&f, c), "(broadcast 2)");
+        let t = Tensor::new(Shape::vector(2), vec![1.0, 2.0]);
+        let c = constant(&mut f, t, Span::default());
+        assert_eq!(sexpr(&f, c), "[1, 2]");
+        assert_eq!(splat_value(&f, c), None);
+    }
+}

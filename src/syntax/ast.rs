@@ -1,0 +1,249 @@
+//! The syntax tree: what the user wrote, with a byte span on every node.
+//!
+//! The parser only builds these nodes; names, shapes and literal values are
+//! checked later, in `types`.
+
+use crate::span::Span;
+
+/// Expressions nested deeper than this become [`ExprKind::TooDeep`], so that no
+/// later recursive walk (or drop) of the tree can overflow the stack.
+pub const MAX_DEPTH: u32 = 200;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Program {
+    pub items: Vec<Item>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ident {
+    pub name: String,
+    pub span: Span,
+}
+
+/// A shape annotation such as `[4, 3]`; each dimension is an unchecked literal.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShapeAnn {
+    pub dims: Vec<(String, Span)>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Item {
+    pub kind: ItemKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ItemKind {
+    /// `param w: [2] = normal(0, 0.1)`; the initialiser defaults to zeros.
+    Param {
+        name: Ident,
+        shape: Option<ShapeAnn>,
+        init: Option<Expr>,
+    },
+    /// `input x: [2]`; no shape means a scalar.
+    Input {
+        name: Ident,
+        shape: Option<ShapeAnn>,
+    },
+    /// `let z = expr`
+    Let { name: Ident, value: Expr },
+    /// `fn f(a, b) = expr`
+    Fn {
+        name: Ident,
+        params: Vec<Ident>,
+        body: Expr,
+    },
+    /// `loss expr`
+    Loss { value: Expr },
+    /// `metric accuracy = expr`
+    Metric { name: Ident, value: Expr },
+    /// `output p = expr`
+    Output { name: Ident, value: Expr },
+    /// `train { key = value ... }`
+    Train { settings: Vec<Setting> },
+    /// A region the parser skipped after a syntax error.
+    Error,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub span: Span,
+    /// Height of the tree below this node (a leaf is 1), at most `MAX_DEPTH + 1`.
+    pub depth: u32,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum UnOp {
+    Neg,
+    Plus,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    MatMul,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl BinOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::Pow => "^",
+            BinOp::MatMul => "@",
+            BinOp::Eq => "==",
+            BinOp::Ne => "!=",
+            BinOp::Lt => "<",
+            BinOp::Le => "<=",
+            BinOp::Gt => ">",
+            BinOp::Ge => ">=",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExprKind {
+    /// The literal's text, e.g. `1.5e-3`; converted and checked by the checker.
+    Number(String),
+    Name(String),
+    /// `[a, b, c]`: elements of one shape stacked along a new first axis.
+    Tensor(Vec<Expr>),
+    Unary(UnOp, Box<Expr>),
+    Binary(BinOp, Box<Expr>, Box<Expr>),
+    Call {
+        func: Ident,
+        args: Vec<Expr>,
+    },
+    /// `x[i]`, `W[0, :]`, `x[1:3]`
+    Index {
+        base: Box<Expr>,
+        indices: Vec<IndexItem>,
+    },
+    /// `W.T`
+    Transpose(Box<Expr>),
+    If {
+        cond: Box<Expr>,
+        then: Box<Expr>,
+        els: Box<Expr>,
+    },
+    /// An expression nested more than `MAX_DEPTH` levels; its children were dropped.
+    TooDeep,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum IndexItem {
+    /// One position: the axis disappears.
+    At(Expr),
+    /// `a:b`, `a:`, `:b` or `:`: the axis stays.
+    Range {
+        start: Option<Expr>,
+        end: Option<Expr>,
+        span: Span,
+    },
+}
+
+impl IndexItem {
+    fn depth(&self) -> u32 {
+        match self {
+            IndexItem::At(e) => e.depth,
+            IndexItem::Range { start, end, .. } => {
+                let d = |e: &Option<Expr>| e.as_ref().map_or(0, |e| e.depth);
+                d(start).max(d(end))
+            }
+        }
+    }
+}
+
+impl Expr {
+    /// Builds a node, computing its depth; a node too deep becomes `TooDeep`.
+    pub fn new(kind: ExprKind, span: Span) -> Expr {
+        let below = match &kind {
+            ExprKind::Number(_) | ExprKind::Name(_) | ExprKind::TooDeep => 0,
+            ExprKind::Tensor(es) => es.iter().map(|e| e.depth).max().unwrap_or(0),
+            ExprKind::Unary(_, e) | ExprKind::Transpose(e) => e.depth,
+            ExprKind::Binary(_, a, b) => a.depth.max(b.depth),
+            ExprKind::Call { args, .. } => args.iter().map(|e| e.depth).max().unwrap_or(0),
+            ExprKind::Index { base, indices } => indices
+                .iter()
+                .map(IndexItem::depth)
+                .max()
+                .unwrap_or(0)
+                .max(base.depth),
+            ExprKind::If { cond, then, els } => cond.depth.max(then.depth).max(els.depth),
+        };
+        let too_deep = matches!(kind, ExprKind::TooDeep) || below >= MAX_DEPTH;
+        if too_deep {
+            Expr {
+                kind: ExprKind::TooDeep,
+                span,
+                depth: MAX_DEPTH + 1,
+            }
+        } else {
+            Expr {
+                kind,
+                span,
+                depth: below + 1,
+            }
+        }
+    }
+}
+
+/// One `key = value` line of a `train { }` block.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Setting {
+    pub key: Ident,
+    pub value: SValue,
+    pub span: Span,
+}
+
+/// A setting's value: a small language of its own (numbers, names, strings,
+/// ranges, lists, and calls with positional and named arguments).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SValue {
+    pub kind: SValueKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum SValueKind {
+    /// The literal's text, with a leading `-` when negated.
+    Number(String),
+    Str(String),
+    Name(String),
+    /// `0..2`: half-open, as in Rust.
+    Range(String, String),
+    List(Vec<SValue>),
+    Call {
+        func: Ident,
+        args: Vec<SArg>,
+    },
+}
+
+/// A call argument in a setting: `"data.csv"` or `lr = 0.1`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SArg {
+    pub name: Option<Ident>,
+    pub value: SValue,
+}
+
+/// A binary operator node spanning `lo..hi` (used by the grammar's actions).
+pub fn bin(op: BinOp, a: Expr, b: Expr, lo: usize, hi: usize) -> Expr {
+    Expr::new(
+        ExprKind::Binary(op, Box::new(a), Box::new(b)),
+        Span::new(lo, hi),
+    )
+}

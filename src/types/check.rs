@@ -1,0 +1,391 @@
+//! The checker's driver: declarations, name bindings and the items in order.
+
+use std::collections::HashMap;
+
+use crate::diagnostic::Diagnostic;
+use crate::shape::Shape;
+use crate::span::Span;
+use crate::syntax::ast::{self, ExprKind, IndexItem, ItemKind};
+use crate::types::builtins;
+use crate::types::expr::Env;
+use crate::types::init::check_init;
+use crate::types::train::check_train;
+use crate::types::{InputDecl, Named, ParamDecl, Program};
+
+/// What the checker demands of a program.
+#[derive(Clone, Debug)]
+pub struct CheckOptions {
+    /// A file must have a `loss`; a REPL session need not.
+    pub require_loss: bool,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions { require_loss: true }
+    }
+}
+
+/// What a global name stands for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Binding {
+    Param(usize),
+    Input(usize),
+    Let(usize),
+    /// A `let` whose value is being checked, or failed to check.
+    LetPending,
+    Fn(usize),
+}
+
+/// A user function, checked again at every call.
+#[derive(Clone)]
+pub(crate) struct FnDef<'a> {
+    pub name: String,
+    pub params: Vec<String>,
+    pub body: &'a ast::Expr,
+    pub span: Span,
+    /// The number of `let`s defined before the function: those its body sees.
+    pub lets: usize,
+    /// Its definition had errors, already reported: calls are not checked.
+    pub broken: bool,
+}
+
+pub(crate) struct Checker<'a> {
+    pub diags: Vec<Diagnostic>,
+    pub prog: Program,
+    /// Every global name, with the span of its definition.
+    pub globals: HashMap<String, (Binding, Span)>,
+    pub fns: Vec<FnDef<'a>>,
+    /// Expression nodes typed so far.
+    pub budget: usize,
+}
+
+impl Checker<'_> {
+    pub(crate) fn error(&mut self, d: Diagnostic) {
+        if !self.diags.contains(&d) {
+            self.diags.push(d);
+        }
+    }
+
+    /// Binds a global name, unless it is taken; then reports both places.
+    fn bind(&mut self, name: &ast::Ident, b: Binding) -> bool {
+        if builtins::is_builtin(&name.name) {
+            self.error(
+                Diagnostic::error(
+                    name.span,
+                    format!("`{}` is the name of a builtin function", name.name),
+                )
+                .label(name.span, "cannot be redefined")
+                .hint("choose another name"),
+            );
+            return false;
+        }
+        if let Some((_, first)) = self.globals.get(&name.name) {
+            let first = *first;
+            self.error(
+                Diagnostic::error(name.span, format!("`{}` is defined twice", name.name))
+                    .label(name.span, "defined again here")
+                    .label(first, "first defined here"),
+            );
+            return false;
+        }
+        self.globals.insert(name.name.clone(), (b, name.span));
+        true
+    }
+
+    fn shape_ann(&mut self, ann: &ast::ShapeAnn) -> Option<Shape> {
+        let mut dims = Vec::new();
+        for (text, span) in &ann.dims {
+            match text.parse::<usize>() {
+                Ok(n) if n >= 1 => dims.push(n),
+                _ => {
+                    self.error(
+                        Diagnostic::error(*span, format!("bad dimension `{text}`"))
+                            .label(*span, "not a positive integer")
+                            .hint("shapes are written like [3] or [4, 3]"),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(Shape(dims))
+    }
+
+    fn env(&self) -> Env<'static> {
+        Env {
+            args: &[],
+            lets: self.prog.lets.len(),
+            fns: self.fns.len(),
+        }
+    }
+}
+
+/// Checks a parsed program: every name bound, every shape known and consistent.
+/// Returns every error found, not only the first.
+pub fn check(program: &ast::Program, opts: &CheckOptions) -> Result<Program, Vec<Diagnostic>> {
+    let mut c = Checker {
+        diags: Vec::new(),
+        prog: Program::default(),
+        globals: HashMap::new(),
+        fns: Vec::new(),
+        budget: 0,
+    };
+    declarations(&mut c, program);
+    let mut loss_span = None;
+    let mut train_span = None;
+    let mut metric_names: HashMap<String, Span> = HashMap::new();
+    for item in &program.items {
+        match &item.kind {
+            ItemKind::Param { .. } | ItemKind::Input { .. } | ItemKind::Error => {}
+            ItemKind::Let { name, value } => {
+                let bound = c.bind(name, Binding::LetPending);
+                let env = c.env();
+                if let Some(v) = c.expr(value, env) {
+                    if bound {
+                        let i = c.prog.lets.len();
+                        c.globals
+                            .insert(name.name.clone(), (Binding::Let(i), name.span));
+                        c.prog.lets.push(Named {
+                            name: name.name.clone(),
+                            value: v,
+                            span: item.span,
+                        });
+                    }
+                }
+            }
+            ItemKind::Fn { name, params, body } => function(&mut c, name, params, body, item.span),
+            ItemKind::Loss { value } => {
+                if let Some(first) = loss_span {
+                    c.error(
+                        Diagnostic::error(item.span, "a second `loss`")
+                            .label(item.span, "another loss here")
+                            .label(first, "the loss is defined here")
+                            .hint(
+                                "a program has one per-example loss; add the terms: `loss a + b`",
+                            ),
+                    );
+                    continue;
+                }
+                loss_span = Some(item.span);
+                let env = c.env();
+                if let Some(v) = c.expr(value, env) {
+                    if !v.shape.is_scalar() {
+                        c.error(
+                            Diagnostic::error(
+                                value.span,
+                                format!("the loss must be a scalar, found shape {}", v.shape),
+                            )
+                            .label(value.span, format!("shape {}", v.shape))
+                            .hint("reduce it to one number, with `sum(...)` or `mean(...)`"),
+                        );
+                    } else {
+                        c.prog.loss = Some(v);
+                    }
+                }
+            }
+            ItemKind::Metric { name, value } | ItemKind::Output { name, value } => {
+                let is_metric = matches!(item.kind, ItemKind::Metric { .. });
+                let key = format!(
+                    "{}{}",
+                    if is_metric { "metric " } else { "output " },
+                    name.name
+                );
+                if let Some(first) = metric_names.insert(key, name.span) {
+                    c.error(
+                        Diagnostic::error(name.span, format!("`{}` is defined twice", name.name))
+                            .label(name.span, "defined again here")
+                            .label(first, "first defined here"),
+                    );
+                    continue;
+                }
+                let env = c.env();
+                let Some(v) = c.expr(value, env) else {
+                    continue;
+                };
+                if is_metric && !v.shape.is_scalar() {
+                    c.error(
+                        Diagnostic::error(
+                            value.span,
+                            format!("a metric must be a scalar, found shape {}", v.shape),
+                        )
+                        .label(value.span, format!("shape {}", v.shape))
+                        .hint(
+                            "metrics are averaged over the examples; use `output` for other values",
+                        ),
+                    );
+                    continue;
+                }
+                let named = Named {
+                    name: name.name.clone(),
+                    value: v,
+                    span: item.span,
+                };
+                if is_metric {
+                    c.prog.metrics.push(named);
+                } else {
+                    c.prog.outputs.push(named);
+                }
+            }
+            ItemKind::Train { settings } => {
+                if let Some(first) = train_span {
+                    c.error(
+                        Diagnostic::error(item.span, "a second `train` block")
+                            .label(item.span, "another train block")
+                            .label(first, "the first one")
+                            .hint("put every setting in one block"),
+                    );
+                    continue;
+                }
+                train_span = Some(item.span);
+                let inputs: Vec<(String, Shape)> = c
+                    .prog
+                    .inputs
+                    .iter()
+                    .map(|i| (i.name.clone(), i.shape.clone()))
+                    .collect();
+                let cfg = check_train(settings, item.span, &inputs, &mut c.diags);
+                c.prog.train = Some(cfg);
+            }
+        }
+    }
+    if opts.require_loss && loss_span.is_none() && c.diags.is_empty() {
+        let end = program.items.last().map_or(0, |i| i.span.hi as usize);
+        c.error(
+            Diagnostic::error(Span::new(end, end), "the program has no `loss`")
+                .hint("add the per-example loss that training minimises, e.g. `loss mse(yhat, y)`"),
+        );
+    }
+    if c.diags.is_empty() {
+        Ok(c.prog)
+    } else {
+        Err(c.diags)
+    }
+}
+
+/// Parameters and inputs are declarations: bound before any expression is
+/// checked, so every expression may use them.
+fn declarations(c: &mut Checker<'_>, program: &ast::Program) {
+    for item in &program.items {
+        match &item.kind {
+            ItemKind::Param { name, shape, init } => {
+                let declared = match shape {
+                    Some(ann) => match c.shape_ann(ann) {
+                        Some(s) => Some(s),
+                        None => continue,
+                    },
+                    None => None,
+                };
+                match check_init(init.as_ref(), declared.as_ref(), name.span) {
+                    Ok((init, shape)) => {
+                        let i = c.prog.params.len();
+                        if c.bind(name, Binding::Param(i)) {
+                            c.prog.params.push(ParamDecl {
+                                name: name.name.clone(),
+                                shape,
+                                init,
+                                span: item.span,
+                            });
+                        }
+                    }
+                    Err(d) => c.error(d),
+                }
+            }
+            ItemKind::Input { name, shape } => {
+                let shape = match shape {
+                    Some(ann) => match c.shape_ann(ann) {
+                        Some(s) => s,
+                        None => continue,
+                    },
+                    None => Shape::scalar(),
+                };
+                let i = c.prog.inputs.len();
+                if c.bind(name, Binding::Input(i)) {
+                    c.prog.inputs.push(InputDecl {
+                        name: name.name.clone(),
+                        shape,
+                        span: item.span,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Registers a user function after checking the names its body uses; shapes
+/// are checked at each call.
+fn function<'a>(
+    c: &mut Checker<'a>,
+    name: &ast::Ident,
+    params: &[ast::Ident],
+    body: &'a ast::Expr,
+    span: Span,
+) {
+    let mut ok = true;
+    for (i, p) in params.iter().enumerate() {
+        if params[..i].iter().any(|q| q.name == p.name) {
+            c.error(
+                Diagnostic::error(p.span, format!("parameter `{}` appears twice", p.name))
+                    .label(p.span, "again here"),
+            );
+            ok = false;
+        }
+    }
+    let names: Vec<String> = params.iter().map(|p| p.name.clone()).collect();
+    let before = c.diags.len();
+    resolve_names(c, body, &names);
+    ok &= c.diags.len() == before;
+    let index = c.fns.len();
+    if c.bind(name, Binding::Fn(index)) {
+        let lets = c.prog.lets.len();
+        c.fns.push(FnDef {
+            name: name.name.clone(),
+            params: names,
+            body,
+            span,
+            lets,
+            broken: !ok,
+        });
+    }
+}
+
+/// Reports names in a function body that are neither its parameters, nor
+/// defined above, nor builtins: so that errors in a function that is never
+/// called are still found.
+fn resolve_names(c: &mut Checker<'_>, e: &ast::Expr, params: &[String]) {
+    let mut stack = vec![e];
+    while let Some(e) = stack.pop() {
+        match &e.kind {
+            ExprKind::Name(n) => {
+                if !params.contains(n) && !c.globals.contains_key(n) && !builtins::is_builtin(n) {
+                    let mut d = Diagnostic::error(e.span, format!("unknown name `{n}`"))
+                        .label(e.span, "not defined");
+                    let candidates = params
+                        .iter()
+                        .map(String::as_str)
+                        .chain(c.globals.keys().map(String::as_str));
+                    if let Some(close) = crate::diagnostic::closest(n, candidates) {
+                        d = d.hint(format!("did you mean `{close}`?"));
+                    }
+                    c.error(d);
+                }
+            }
+            ExprKind::Number(_) | ExprKind::TooDeep => {}
+            ExprKind::Tensor(es) => stack.extend(es),
+            ExprKind::Unary(_, x) | ExprKind::Transpose(x) => stack.push(x),
+            ExprKind::Binary(_, a, b) => stack.extend([&**a, &**b]),
+            ExprKind::Call { args, .. } => stack.extend(args),
+            ExprKind::Index { base, indices } => {
+                stack.push(base);
+                for ix in indices {
+                    match ix {
+                        IndexItem::At(x) => stack.push(x),
+                        IndexItem::Range { start, end, .. } => {
+                            stack.extend(start.iter().chain(end.iter()))
+                        }
+                    }
+                }
+            }
+            ExprKind::If { cond, then, els } => stack.extend([&**cond, &**then, &**els]),
+        }
+    }
+}

@@ -1,0 +1,532 @@
+//! Typing of expressions: names resolved, shapes inferred and checked, user
+//! functions specialised at each call.
+
+use crate::diagnostic::{closest, Diagnostic};
+use crate::ir::verify::broadcast;
+use crate::ir::SliceAxis;
+use crate::shape::{Shape, Tensor};
+use crate::span::Span;
+use crate::syntax::ast::{self, BinOp, ExprKind, IndexItem, UnOp};
+use crate::types::builtins::{self, Builtin, Prim};
+use crate::types::check::{Binding, Checker};
+use crate::types::init::parse_number;
+use crate::types::{TExpr, TKind};
+
+/// Expression nodes typed in one program, counting every specialised call
+/// body again; past this the program is refused rather than exhausting memory.
+const BUDGET: usize = 1_000_000;
+
+/// What a name may refer to at one point of the program.
+#[derive(Clone, Copy)]
+pub(crate) struct Env<'a> {
+    /// The arguments of the user function being specialised, with their shapes.
+    pub args: &'a [(String, Shape)],
+    /// Only `let`s with a smaller index are defined here.
+    pub lets: usize,
+    /// Only user functions with a smaller index are defined here.
+    pub fns: usize,
+}
+
+impl Checker<'_> {
+    /// Types one expression; on an error, reports it and returns `None`.
+    pub(crate) fn expr(&mut self, e: &ast::Expr, env: Env<'_>) -> Option<TExpr> {
+        self.budget += 1;
+        if self.budget > BUDGET {
+            if self.budget == BUDGET + 1 {
+                self.error(
+                    Diagnostic::error(e.span, "program too large once user functions are inlined")
+                        .label(e.span, format!("more than {BUDGET} operations by here"))
+                        .hint("a function that calls another twice doubles in size at each level"),
+                );
+            }
+            return None;
+        }
+        let span = e.span;
+        let typed = |kind: TKind, shape: Shape| Some(TExpr { kind, shape, span });
+        match &e.kind {
+            ExprKind::Number(text) => match parse_number(text, span) {
+                Ok(x) => typed(TKind::Const(Tensor::scalar(x)), Shape::scalar()),
+                Err(d) => {
+                    self.error(d);
+                    None
+                }
+            },
+            ExprKind::Name(name) => self.name(name, span, env),
+            ExprKind::Tensor(elems) => self.tensor(elems, span, env),
+            ExprKind::Unary(UnOp::Plus, inner) => self.expr(inner, env),
+            ExprKind::Unary(UnOp::Neg, inner) => {
+                let x = self.expr(inner, env)?;
+                if let TKind::Const(t) = &x.kind {
+                    let data = t.data.iter().map(|v| -v).collect();
+                    return typed(TKind::Const(Tensor::new(x.shape.clone(), data)), x.shape);
+                }
+                let shape = x.shape.clone();
+                typed(TKind::Prim(Prim::Neg, vec![x]), shape)
+            }
+            ExprKind::Binary(op, a, b) => {
+                let prim = binop_prim(*op);
+                let (a, b) = (self.expr(a, env), self.expr(b, env));
+                self.prim(prim, vec![a?, b?], span)
+            }
+            ExprKind::Transpose(inner) => {
+                let x = self.expr(inner, env)?;
+                self.prim(Prim::Transpose, vec![x], span)
+            }
+            ExprKind::If { cond, then, els } => {
+                let (c, t, f) = (
+                    self.expr(cond, env),
+                    self.expr(then, env),
+                    self.expr(els, env),
+                );
+                self.select(c?, t?, f?, span, "`if`")
+            }
+            ExprKind::Call { func, args } => self.call(func, args, span, env),
+            ExprKind::Index { base, indices } => {
+                let x = self.expr(base, env)?;
+                self.index(x, indices, span)
+            }
+            ExprKind::TooDeep => {
+                self.error(
+                    Diagnostic::error(
+                        span,
+                        format!("expression nested more than {} levels deep", ast::MAX_DEPTH),
+                    )
+                    .hint("name intermediate results with `let`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn name(&mut self, name: &str, span: Span, env: Env<'_>) -> Option<TExpr> {
+        let typed = |kind: TKind, shape: &Shape| {
+            Some(TExpr {
+                kind,
+                shape: shape.clone(),
+                span,
+            })
+        };
+        if let Some(i) = env.args.iter().position(|(n, _)| n == name) {
+            return typed(TKind::Arg(i), &env.args[i].1);
+        }
+        match self.globals.get(name).cloned() {
+            Some((Binding::Param(i), _)) => typed(TKind::Param(i), &self.prog.params[i].shape),
+            Some((Binding::Input(i), _)) => typed(TKind::Input(i), &self.prog.inputs[i].shape),
+            Some((Binding::Let(i), _)) if i < env.lets => {
+                typed(TKind::Let(i), &self.prog.lets[i].value.shape)
+            }
+            Some((Binding::Let(_), def)) | Some((Binding::LetPending, def)) => {
+                self.error(
+                    Diagnostic::error(span, format!("`{name}` is used before it is defined"))
+                        .label(span, "used here")
+                        .label(def, "defined later, here")
+                        .hint("move the `let` above its first use"),
+                );
+                None
+            }
+            Some((Binding::Fn(_), _)) => {
+                self.error(
+                    Diagnostic::error(span, format!("`{name}` is a function, not a value"))
+                        .label(span, "used as a value")
+                        .hint(format!("call it: `{name}(...)`")),
+                );
+                None
+            }
+            None if builtins::is_builtin(name) => {
+                self.error(
+                    Diagnostic::error(span, format!("`{name}` is a builtin function, not a value"))
+                        .label(span, "used as a value")
+                        .hint(format!("call it: `{name}(...)`")),
+                );
+                None
+            }
+            None => {
+                let mut d = Diagnostic::error(span, format!("unknown name `{name}`"))
+                    .label(span, "not defined");
+                let candidates: Vec<&str> = env
+                    .args
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .chain(self.globals.keys().map(String::as_str))
+                    .collect();
+                if let Some(c) = closest(name, candidates) {
+                    d = d.hint(format!("did you mean `{c}`?"));
+                }
+                self.error(d);
+                None
+            }
+        }
+    }
+
+    /// `if c then t else f` and `where(c, t, f)`: every part has the result's
+    /// shape or is a scalar.
+    fn select(&mut self, c: TExpr, t: TExpr, f: TExpr, span: Span, what: &str) -> Option<TExpr> {
+        let shape = [&c.shape, &t.shape, &f.shape]
+            .into_iter()
+            .try_fold(Shape::scalar(), |acc, s| broadcast(&acc, s));
+        match shape {
+            Ok(shape) => Some(TExpr {
+                kind: TKind::If(Box::new(c), Box::new(t), Box::new(f)),
+                shape,
+                span,
+            }),
+            Err(_) => {
+                self.error(
+                    Diagnostic::error(
+                        span,
+                        format!("the parts of this {what} have different shapes"),
+                    )
+                    .label(c.span, format!("condition: {}", c.shape))
+                    .label(t.span, format!("then: {}", t.shape))
+                    .label(f.span, format!("else: {}", f.shape))
+                    .hint("each part must have the result's shape, or be a scalar"),
+                );
+                None
+            }
+        }
+    }
+
+    fn tensor(&mut self, elems: &[ast::Expr], span: Span, env: Env<'_>) -> Option<TExpr> {
+        if elems.is_empty() {
+            self.error(
+                Diagnostic::error(span, "empty tensor literal")
+                    .label(span, "has no elements")
+                    .hint("every dimension of a shape is at least 1"),
+            );
+            return None;
+        }
+        let typed: Vec<Option<TExpr>> = elems.iter().map(|e| self.expr(e, env)).collect();
+        let typed: Vec<TExpr> = typed.into_iter().collect::<Option<_>>()?;
+        let first = typed[0].shape.clone();
+        if let Some(odd) = typed.iter().find(|t| t.shape != first) {
+            self.error(
+                Diagnostic::error(
+                    span,
+                    "the elements of this tensor literal have different shapes",
+                )
+                .label(typed[0].span, format!("shape {first}"))
+                .label(odd.span, format!("shape {}", odd.shape)),
+            );
+            return None;
+        }
+        let mut dims = vec![typed.len()];
+        dims.extend_from_slice(first.dims());
+        let shape = Shape(dims);
+        let consts: Option<Vec<f64>> = typed
+            .iter()
+            .map(|t| match &t.kind {
+                TKind::Const(c) => Some(c.data.clone()),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(|parts| parts.concat());
+        let kind = match consts {
+            Some(data) => TKind::Const(Tensor::new(shape.clone(), data)),
+            None => TKind::Pack(typed),
+        };
+        Some(TExpr { kind, shape, span })
+    }
+
+    /// Applies a primitive, reporting a shape mismatch with every argument's shape.
+    pub(crate) fn prim(&mut self, prim: Prim, args: Vec<TExpr>, span: Span) -> Option<TExpr> {
+        let shapes: Vec<&Shape> = args.iter().map(|a| &a.shape).collect();
+        match prim.shape(&shapes) {
+            Ok(shape) => Some(TExpr {
+                kind: TKind::Prim(prim, args),
+                shape,
+                span,
+            }),
+            Err(msg) => {
+                let mut d = Diagnostic::error(span, msg);
+                for a in &args {
+                    d = d.label(a.span, format!("shape {}", a.shape));
+                }
+                if prim == Prim::MatMul {
+                    d = d.hint("`@` multiplies [m, k] by [k, n] or [k]; `W.T` transposes a matrix");
+                } else if matches!(prim, Prim::Add | Prim::Sub | Prim::Mul | Prim::Div) {
+                    d = d.hint("elementwise operations need equal shapes; a scalar combines with any shape");
+                }
+                self.error(d);
+                None
+            }
+        }
+    }
+
+    fn call(
+        &mut self,
+        func: &ast::Ident,
+        args: &[ast::Expr],
+        span: Span,
+        env: Env<'_>,
+    ) -> Option<TExpr> {
+        let name = func.name.as_str();
+        if let Some(field) = name.strip_prefix('.') {
+            self.error(
+                Diagnostic::error(func.span, format!("unknown field `.{field}`"))
+                    .label(func.span, "not a field")
+                    .hint("the only field is `.T`, the transpose of a matrix"),
+            );
+            return None;
+        }
+        let shadowed = env.args.iter().any(|(n, _)| n == name);
+        match self.globals.get(name).cloned() {
+            Some((Binding::Fn(i), _)) if !shadowed && i < env.fns => {
+                return self.user_call(i, func, args, span, env)
+            }
+            Some((Binding::Fn(_), def)) if !shadowed => {
+                self.error(
+                    Diagnostic::error(func.span, format!("`{name}` is called before it is defined"))
+                        .label(func.span, "called here")
+                        .label(def, "defined here")
+                        .hint("functions may call only functions defined above them, so they cannot recurse"),
+                );
+                return None;
+            }
+            Some(_) | None if shadowed || self.globals.contains_key(name) => {
+                self.error(
+                    Diagnostic::error(func.span, format!("`{name}` is a value, not a function"))
+                        .label(func.span, "called here"),
+                );
+                return None;
+            }
+            _ => {}
+        }
+        let builtin = match builtins::lookup(name, args.len()) {
+            None => {
+                let mut d = Diagnostic::error(func.span, format!("unknown function `{name}`"))
+                    .label(func.span, "not a builtin or a user function");
+                let users = self.fns.iter().map(|f| f.name.as_str());
+                if let Some(c) = closest(name, builtins::NAMES.iter().copied().chain(users)) {
+                    d = d.hint(format!("did you mean `{c}`?"));
+                }
+                self.error(d);
+                return None;
+            }
+            Some(Err(want)) => {
+                self.error(
+                    Diagnostic::error(
+                        span,
+                        format!("`{name}` takes {want}, but {} were given", args.len()),
+                    )
+                    .label(span, format!("{} arguments", args.len())),
+                );
+                return None;
+            }
+            Some(Ok(b)) => b,
+        };
+        match builtin {
+            Builtin::Where => {
+                let (c, t, f) = (
+                    self.expr(&args[0], env),
+                    self.expr(&args[1], env),
+                    self.expr(&args[2], env),
+                );
+                self.select(c?, t?, f?, span, "`where`")
+            }
+            Builtin::OneHot => {
+                let n = self.const_index(&args[1])?;
+                if n < 1 {
+                    self.error(
+                        Diagnostic::error(args[1].span, "`one_hot` needs at least 1 class")
+                            .label(args[1].span, format!("{n} classes")),
+                    );
+                    return None;
+                }
+                let c = self.expr(&args[0], env)?;
+                self.prim(Prim::OneHot(n as usize), vec![c], span)
+            }
+            Builtin::Prim(prim) => {
+                let typed: Vec<Option<TExpr>> = args.iter().map(|a| self.expr(a, env)).collect();
+                let mut typed: Vec<TExpr> = typed.into_iter().collect::<Option<_>>()?;
+                if prim == Prim::Huber && typed.len() == 2 {
+                    typed.push(TExpr {
+                        kind: TKind::Const(Tensor::scalar(1.0)),
+                        shape: Shape::scalar(),
+                        span,
+                    });
+                }
+                self.prim(prim, typed, span)
+            }
+        }
+    }
+
+    fn user_call(
+        &mut self,
+        index: usize,
+        func: &ast::Ident,
+        args: &[ast::Expr],
+        span: Span,
+        env: Env<'_>,
+    ) -> Option<TExpr> {
+        let def = self.fns[index].clone();
+        if def.broken {
+            return None;
+        }
+        if args.len() != def.params.len() {
+            self.error(
+                Diagnostic::error(
+                    span,
+                    format!(
+                        "`{}` takes {} argument{}, but {} were given",
+                        def.name,
+                        def.params.len(),
+                        if def.params.len() == 1 { "" } else { "s" },
+                        args.len()
+                    ),
+                )
+                .label(span, format!("{} arguments", args.len()))
+                .label(def.span, "defined here"),
+            );
+            return None;
+        }
+        let typed: Vec<Option<TExpr>> = args.iter().map(|a| self.expr(a, env)).collect();
+        let typed: Vec<TExpr> = typed.into_iter().collect::<Option<_>>()?;
+        let frame: Vec<(String, Shape)> = def
+            .params
+            .iter()
+            .zip(&typed)
+            .map(|(p, a)| (p.clone(), a.shape.clone()))
+            .collect();
+        let inner = Env {
+            args: &frame,
+            lets: def.lets,
+            fns: index,
+        };
+        let before = self.diags.len();
+        let body = self.expr(def.body, inner);
+        let shapes: Vec<String> = frame.iter().map(|(n, s)| format!("{n}: {s}")).collect();
+        for d in &mut self.diags[before..] {
+            d.labels.push(crate::diagnostic::Label {
+                span: func.span,
+                message: format!("in this call of `{}`, with {}", def.name, shapes.join(", ")),
+            });
+        }
+        let body = body?;
+        Some(TExpr {
+            shape: body.shape.clone(),
+            kind: TKind::Call {
+                name: def.name.clone(),
+                args: typed,
+                body: Box::new(body),
+            },
+            span,
+        })
+    }
+
+    fn index(&mut self, x: TExpr, items: &[IndexItem], span: Span) -> Option<TExpr> {
+        let dims = x.shape.dims().to_vec();
+        if items.len() > dims.len() {
+            self.error(
+                Diagnostic::error(
+                    span,
+                    format!("{} indices for a tensor of shape {}", items.len(), x.shape),
+                )
+                .label(x.span, format!("shape {}", x.shape)),
+            );
+            return None;
+        }
+        let mut axes = Vec::with_capacity(dims.len());
+        let mut out = Vec::new();
+        for (axis, &n) in dims.iter().enumerate() {
+            let ax = match items.get(axis) {
+                None => SliceAxis::Range(0, n),
+                Some(IndexItem::At(e)) => {
+                    let i = self.const_index(e)?;
+                    SliceAxis::At(self.position(i, n, axis, e.span, false)?)
+                }
+                Some(IndexItem::Range { start, end, span }) => {
+                    let mut bound = |e: &Option<ast::Expr>, default: usize| match e {
+                        Some(e) => {
+                            let i = self.const_index(e)?;
+                            self.position(i, n, axis, e.span, true)
+                        }
+                        None => Some(default),
+                    };
+                    let (lo, hi) = (bound(start, 0)?, bound(end, n)?);
+                    if lo >= hi {
+                        self.error(
+                            Diagnostic::error(*span, format!("empty slice {lo}:{hi}")).label(
+                                *span,
+                                format!("selects nothing of axis {axis}, of length {n}"),
+                            ),
+                        );
+                        return None;
+                    }
+                    SliceAxis::Range(lo, hi)
+                }
+            };
+            if let SliceAxis::Range(lo, hi) = ax {
+                out.push(hi - lo);
+            }
+            axes.push(ax);
+        }
+        Some(TExpr {
+            kind: TKind::Slice(Box::new(x), axes),
+            shape: Shape(out),
+            span,
+        })
+    }
+
+    /// A position on an axis of length `n`; negative positions count from the
+    /// end. A slice bound may equal `n`.
+    fn position(
+        &mut self,
+        i: i64,
+        n: usize,
+        axis: usize,
+        span: Span,
+        bound: bool,
+    ) -> Option<usize> {
+        let p = if i < 0 { i + n as i64 } else { i };
+        let limit = if bound { n as i64 } else { n as i64 - 1 };
+        if p < 0 || p > limit {
+            self.error(
+                Diagnostic::error(span, format!("index {i} out of range"))
+                    .label(span, format!("axis {axis} has length {n}")),
+            );
+            return None;
+        }
+        Some(p as usize)
+    }
+
+    /// An integer written as a literal, possibly negated: indices and counts
+    /// must be known when the program is compiled.
+    fn const_index(&mut self, e: &ast::Expr) -> Option<i64> {
+        let (neg, lit) = match &e.kind {
+            ExprKind::Unary(UnOp::Neg, inner) => (true, &inner.kind),
+            other => (false, other),
+        };
+        let value = match lit {
+            ExprKind::Number(text) => text.parse::<i64>().ok(),
+            _ => None,
+        };
+        match value {
+            Some(v) => Some(if neg { -v } else { v }),
+            None => {
+                self.error(
+                    Diagnostic::error(e.span, "expected a constant integer")
+                        .label(e.span, "not an integer literal")
+                        .hint("indices, slice bounds and class counts are fixed when the program is compiled"),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn binop_prim(op: BinOp) -> Prim {
+    match op {
+        BinOp::Add => Prim::Add,
+        BinOp::Sub => Prim::Sub,
+        BinOp::Mul => Prim::Mul,
+        BinOp::Div => Prim::Div,
+        BinOp::Pow => Prim::Pow,
+        BinOp::MatMul => Prim::MatMul,
+        BinOp::Eq => Prim::Eq,
+        BinOp::Ne => Prim::Ne,
+        BinOp::Lt => Prim::Lt,
+        BinOp::Le => Prim::Le,
+        BinOp::Gt => Prim::Gt,
+        BinOp::Ge => Prim::Ge,
+    }
+}

@@ -1,0 +1,706 @@
+//! Parameter initialisers: checking the `= INIT` of a `param` declaration and
+//! drawing the initial values from a seeded random number generator.
+//!
+//! An initialiser is a constant, never a computation:
+//! - nothing: zeros;
+//! - a number such as `0.5` or `-3`: every element of the declared shape (a
+//!   scalar when no shape is declared) is that number;
+//! - a tensor literal such as `[1, 2]` or `[[1, 2], [3, 4]]`: its own shape,
+//!   which must equal the declared shape when one is given;
+//! - `zeros`, `ones`, `glorot`, `he`, bare or with `()`;
+//! - `normal(mean, std)` and `uniform(lo, hi)`, with two arguments or none:
+//!   `normal` alone is `normal(0, 1)` and `uniform` alone is `uniform(0, 1)`,
+//!   the PyTorch defaults. One argument is refused, because `normal(0.1)`
+//!   reads as a standard deviation to some and as a mean to others.
+//!
+//! Arguments and tensor elements are number literals, possibly signed.
+
+use std::fmt;
+
+use rand::{Rng, RngExt};
+use rand_distr::StandardNormal;
+
+use crate::diagnostic::Diagnostic;
+use crate::shape::{fmt_num, Shape, Tensor};
+use crate::span::Span;
+use crate::syntax::ast::{Expr, ExprKind, UnOp};
+
+/// How a parameter gets its first value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Init {
+    /// Every element 0 (also what no initialiser means).
+    Zeros,
+    /// Every element 1.
+    Ones,
+    /// Every element the given number.
+    Fill(f64),
+    /// Exactly these values; the tensor's shape is the parameter's shape.
+    Literal(Tensor),
+    /// Independent draws from a normal distribution.
+    Normal { mean: f64, std: f64 },
+    /// Independent draws from the half-open interval `[lo, hi)`.
+    Uniform { lo: f64, hi: f64 },
+    /// Glorot (Xavier) uniform: `uniform(-a, a)` with
+    /// `a = sqrt(6 / (fan_in + fan_out))`; see [`fans`].
+    Glorot,
+    /// He (Kaiming) normal for ReLU layers: `normal(0, sqrt(2 / fan_in))`;
+    /// see [`fans`].
+    He,
+}
+
+/// The names an initialiser may have, for hints.
+const INIT_NAMES: &str =
+    "zeros, ones, normal(mean, std), uniform(lo, hi), glorot, he, a number, or a tensor literal such as [1, 2]";
+
+/// `(fan_in, fan_out)` of a parameter, as PyTorch computes them for a weight
+/// laid out `[out, in]` (so that `W @ x` maps `in` features to `out`): a scalar
+/// has 1 and 1, a vector `[n]` has n and n, a matrix `[out, in]` has `in` and
+/// `out`, and a higher-rank `[out, in, k...]` multiplies both by the product of
+/// the trailing dimensions (the receptive field).
+pub fn fans(shape: &Shape) -> (usize, usize) {
+    match shape.dims() {
+        [] => (1, 1),
+        [n] => (*n, *n),
+        [out, inp, rest @ ..] => {
+            let field: usize = rest.iter().product();
+            (inp * field, out * field)
+        }
+    }
+}
+
+impl Init {
+    /// Draws the initial value of a parameter of `shape`. Random initialisers
+    /// draw one number per element in row-major order, so a generator seeded
+    /// the same way (for example `Xoshiro256PlusPlus::seed_from_u64`) gives the
+    /// same tensor; the constant ones draw nothing.
+    ///
+    /// For a `Literal`, `shape` must be the literal's shape (which
+    /// [`check_init`] guarantees).
+    pub fn sample<R: Rng + ?Sized>(&self, shape: &Shape, rng: &mut R) -> Tensor {
+        let n = shape.size();
+        let normal = |rng: &mut R, mean: f64, std: f64| -> Tensor {
+            let data = (0..n)
+                .map(|_| {
+                    let z: f64 = rng.sample(StandardNormal);
+                    mean + std * z
+                })
+                .collect();
+            Tensor::new(shape.clone(), data)
+        };
+        let uniform = |rng: &mut R, lo: f64, hi: f64| -> Tensor {
+            let data = (0..n)
+                .map(|_| {
+                    let u: f64 = rng.random();
+                    // Written so that neither term overflows for huge bounds.
+                    lo * (1.0 - u) + hi * u
+                })
+                .collect();
+            Tensor::new(shape.clone(), data)
+        };
+        match self {
+            Init::Zeros => Tensor::zeros(shape.clone()),
+            Init::Ones => Tensor::filled(shape.clone(), 1.0),
+            Init::Fill(x) => Tensor::filled(shape.clone(), *x),
+            Init::Literal(t) => {
+                assert_eq!(&t.shape, shape, "a literal initialiser has its own shape");
+                t.clone()
+            }
+            Init::Normal { mean, std } => normal(rng, *mean, *std),
+            Init::Uniform { lo, hi } => uniform(rng, *lo, *hi),
+            Init::Glorot => {
+                let (fan_in, fan_out) = fans(shape);
+                let a = (6.0 / (fan_in + fan_out).max(1) as f64).sqrt();
+                uniform(rng, -a, a)
+            }
+            Init::He => {
+                let (fan_in, _) = fans(shape);
+                normal(rng, 0.0, (2.0 / fan_in.max(1) as f64).sqrt())
+            }
+        }
+    }
+}
+
+impl fmt::Display for Init {
+    /// The initialiser as it would be written: `zeros`, `0.5`, `[1, 2]`,
+    /// `normal(0, 0.1)`, `uniform(-1, 1)`, `glorot`, `he`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Init::Zeros => write!(f, "zeros"),
+            Init::Ones => write!(f, "ones"),
+            Init::Fill(x) => write!(f, "{}", fmt_num(*x)),
+            Init::Literal(t) => write!(f, "{t}"),
+            Init::Normal { mean, std } => {
+                write!(f, "normal({}, {})", fmt_num(*mean), fmt_num(*std))
+            }
+            Init::Uniform { lo, hi } => write!(f, "uniform({}, {})", fmt_num(*lo), fmt_num(*hi)),
+            Init::Glorot => write!(f, "glorot"),
+            Init::He => write!(f, "he"),
+        }
+    }
+}
+
+/// Converts a number literal's text (possibly with a leading `-`) to f64.
+/// Refuses text that is not a number and values that overflow to infinity.
+pub fn parse_number(text: &str, span: Span) -> Result<f64, Diagnostic> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let well_formed = digits.starts_with(|c: char| c.is_ascii_digit())
+        && digits
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'));
+    match text.parse::<f64>() {
+        Ok(x) if well_formed && x.is_finite() => Ok(x),
+        Ok(x) if well_formed && x.is_infinite() => {
+            Err(Diagnostic::error(span, "number literal too large")
+                .label(span, format!("`{text}` does not fit in a 64-bit float"))
+                .hint("the largest finite value is about 1.8e308"))
+        }
+        _ => Err(
+            Diagnostic::error(span, format!("invalid number literal `{text}`"))
+                .label(span, "not a number"),
+        ),
+    }
+}
+
+/// Converts a literal that must be a whole number (a count, an index, a seed)
+/// to u64. `what` names it in messages and is used verbatim, e.g. "`epochs`"
+/// gives "`epochs` must be a whole number". Text such as `1e3` is accepted
+/// when its value is a whole number of at most 2^53.
+pub fn parse_count(text: &str, span: Span, what: &str) -> Result<u64, Diagnostic> {
+    if let Ok(n) = text.parse::<u64>() {
+        return Ok(n);
+    }
+    let x = parse_number(text, span)?;
+    if x < 0.0 {
+        return Err(
+            Diagnostic::error(span, format!("{what} must not be negative"))
+                .label(span, format!("this is {}", fmt_num(x))),
+        );
+    }
+    if x.fract() != 0.0 {
+        return Err(
+            Diagnostic::error(span, format!("{what} must be a whole number"))
+                .label(span, format!("this is {}", fmt_num(x))),
+        );
+    }
+    if x > 9_007_199_254_740_992.0 {
+        return Err(Diagnostic::error(span, format!("{what} is too large"))
+            .label(span, "more than 2^53 written as a decimal or exponent"));
+    }
+    Ok(x as u64)
+}
+
+/// Checks a parameter's initialiser and gives the parameter's shape: the
+/// declared one, or the literal's own when no shape is declared (a scalar when
+/// neither gives one). `name_span` is the parameter's name, for labels.
+pub fn check_init(
+    expr: Option<&Expr>,
+    declared: Option<&Shape>,
+    name_span: Span,
+) -> Result<(Init, Shape), Diagnostic> {
+    let declared_or_scalar = || declared.cloned().unwrap_or_else(Shape::scalar);
+    let Some(expr) = expr else {
+        return Ok((Init::Zeros, declared_or_scalar()));
+    };
+    match &expr.kind {
+        ExprKind::Number(_) | ExprKind::Unary(..) => {
+            let x = constant(expr)?;
+            Ok((Init::Fill(x), declared_or_scalar()))
+        }
+        ExprKind::Tensor(_) => {
+            let t = literal(expr)?;
+            if let Some(d) = declared {
+                if *d != t.shape {
+                    return Err(Diagnostic::error(
+                        expr.span,
+                        format!(
+                            "initialiser has shape {} but the parameter is declared {d}",
+                            t.shape
+                        ),
+                    )
+                    .label(expr.span, format!("shape {}", t.shape))
+                    .label(name_span, format!("declared {d}")));
+                }
+            }
+            let shape = t.shape.clone();
+            Ok((Init::Literal(t), shape))
+        }
+        ExprKind::Name(name) => Ok((named(name, &[], expr.span)?, declared_or_scalar())),
+        ExprKind::Call { func, args } => {
+            Ok((named(&func.name, args, func.span)?, declared_or_scalar()))
+        }
+        _ => Err(
+            Diagnostic::error(expr.span, "an initialiser must be a constant")
+                .label(expr.span, "computed values cannot initialise a parameter")
+                .hint(format!("initialisers: {INIT_NAMES}")),
+        ),
+    }
+}
+
+/// `zeros`, `normal(0, 0.1)`, ...: a named initialiser with its arguments.
+fn named(name: &str, args: &[Expr], name_span: Span) -> Result<Init, Diagnostic> {
+    let all = match args {
+        [] => name_span,
+        [.., last] => name_span.to(last.span),
+    };
+    let arity = |expected: &str, example: &str| {
+        Diagnostic::error(
+            all,
+            format!("`{name}` takes {expected}, but {} given", given(args.len())),
+        )
+        .label(all, "wrong number of arguments")
+        .hint(example.to_string())
+    };
+    match name {
+        "zeros" | "ones" | "glorot" | "he" => {
+            if !args.is_empty() {
+                return Err(arity("no arguments", &format!("write `{name}`")));
+            }
+            Ok(match name {
+                "zeros" => Init::Zeros,
+                "ones" => Init::Ones,
+                "glorot" => Init::Glorot,
+                _ => Init::He,
+            })
+        }
+        "normal" => match args {
+            [] => Ok(Init::Normal {
+                mean: 0.0,
+                std: 1.0,
+            }),
+            [mean, std] => {
+                let (mean_v, std_v) = (constant(mean)?, constant(std)?);
+                if std_v < 0.0 {
+                    return Err(Diagnostic::error(
+                        std.span,
+                        "standard deviation must not be negative",
+                    )
+                    .label(std.span, format!("this is {}", fmt_num(std_v))));
+                }
+                Ok(Init::Normal {
+                    mean: mean_v,
+                    std: std_v,
+                })
+            }
+            _ => Err(arity(
+                "a mean and a standard deviation",
+                "write `normal(0, 0.1)` for mean 0 and standard deviation 0.1",
+            )),
+        },
+        "uniform" => match args {
+            [] => Ok(Init::Uniform { lo: 0.0, hi: 1.0 }),
+            [lo, hi] => {
+                let (lo_v, hi_v) = (constant(lo)?, constant(hi)?);
+                if lo_v > hi_v {
+                    let both = lo.span.to(hi.span);
+                    return Err(Diagnostic::error(
+                        both,
+                        "the lower bound of `uniform` is above the upper bound",
+                    )
+                    .label(lo.span, format!("lower bound {}", fmt_num(lo_v)))
+                    .label(hi.span, format!("upper bound {}", fmt_num(hi_v)))
+                    .hint(format!(
+                        "write `uniform({}, {})`",
+                        fmt_num(hi_v),
+                        fmt_num(lo_v)
+                    )));
+                }
+                Ok(Init::Uniform { lo: lo_v, hi: hi_v })
+            }
+            _ => Err(arity(
+                "a lower and an upper bound",
+                "write `uniform(-0.1, 0.1)` for values between -0.1 and 0.1",
+            )),
+        },
+        _ => Err(
+            Diagnostic::error(name_span, format!("unknown initialiser `{name}`"))
+                .label(name_span, "not an initialiser")
+                .hint(format!("initialisers: {INIT_NAMES}")),
+        ),
+    }
+}
+
+fn given(n: usize) -> String {
+    match n {
+        0 => "none were".to_string(),
+        1 => "1 was".to_string(),
+        n => format!("{n} were"),
+    }
+}
+
+/// A number literal, possibly with signs in front: `3`, `-0.5`, `+2`.
+fn constant(e: &Expr) -> Result<f64, Diagnostic> {
+    match &e.kind {
+        ExprKind::Number(text) => parse_number(text, e.span),
+        ExprKind::Unary(UnOp::Neg, inner) => Ok(-constant(inner)?),
+        ExprKind::Unary(UnOp::Plus, inner) => constant(inner),
+        _ => Err(
+            Diagnostic::error(e.span, "expected a number in an initialiser")
+                .label(e.span, "not a number literal")
+                .hint("initialisers are constants: write the value itself"),
+        ),
+    }
+}
+
+/// A tensor literal of number literals, with every element of one shape.
+fn literal(e: &Expr) -> Result<Tensor, Diagnostic> {
+    let ExprKind::Tensor(elems) = &e.kind else {
+        return Ok(Tensor::scalar(constant(e)?));
+    };
+    if elems.is_empty() {
+        return Err(Diagnostic::error(e.span, "empty tensor literal")
+            .label(e.span, "no elements")
+            .hint("a parameter with no elements has nothing to train"));
+    }
+    let mut first: Option<Tensor> = None;
+    let mut data = Vec::new();
+    for (i, elem) in elems.iter().enumerate() {
+        let t = literal(elem)?;
+        if let Some(f) = &first {
+            if f.shape != t.shape {
+                return Err(Diagnostic::error(elem.span, "ragged tensor literal")
+                    .label(
+                        elem.span,
+                        format!("element {} has shape {}", i + 1, t.shape),
+                    )
+                    .label(elems[0].span, format!("element 1 has shape {}", f.shape))
+                    .hint("every element of a tensor literal must have the same shape"));
+            }
+        }
+        data.extend_from_slice(&t.data);
+        if first.is_none() {
+            first = Some(t);
+        }
+    }
+    let inner = first.map(|t| t.shape).unwrap_or_default();
+    let mut dims = vec![elems.len()];
+    dims.extend_from_slice(inner.dims());
+    Ok(Tensor::new(Shape(dims), data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syntax::ast::ItemKind;
+    use crate::syntax::parser::parse;
+    use rand::SeedableRng;
+    use rand_xoshiro::Xoshiro256PlusPlus;
+
+    /// Checks the initialiser of the first item, a `param`.
+    fn check(src: &str) -> Result<(Init, Shape), Diagnostic> {
+        let program = parse(src).unwrap();
+        let ItemKind::Param { name, shape, init } = &program.items[0].kind else {
+            panic!("not a param: {src}");
+        };
+        let declared = shape
+            .as_ref()
+            .map(|s| Shape(s.dims.iter().map(|(d, _)| d.parse().unwrap()).collect()));
+        check_init(init.as_ref(), declared.as_ref(), name.span)
+    }
+
+    fn ok(src: &str) -> (Init, Shape) {
+        check(src).unwrap_or_else(|d| panic!("{src}: {d:?}"))
+    }
+
+    fn err(src: &str) -> Diagnostic {
+        match check(src) {
+            Ok(r) => panic!("{src}: expected an error, got {r:?}"),
+            Err(d) => d,
+        }
+    }
+
+    /// The source text under a span.
+    fn text(src: &str, span: Span) -> &str {
+        &src[span.range()]
+    }
+
+    #[test]
+    fn no_initialiser_is_zeros() {
+        assert_eq!(ok("param w: [2, 3]"), (Init::Zeros, Shape::matrix(2, 3)));
+        assert_eq!(ok("param b"), (Init::Zeros, Shape::scalar()));
+    }
+
+    #[test]
+    fn numbers_fill_the_declared_shape() {
+        assert_eq!(ok("param b = 0"), (Init::Fill(0.0), Shape::scalar()));
+        assert_eq!(ok("param x = -3"), (Init::Fill(-3.0), Shape::scalar()));
+        assert_eq!(
+            ok("param v: [4] = 1.5e-3"),
+            (Init::Fill(1.5e-3), Shape::vector(4))
+        );
+        assert_eq!(
+            ok("param v: [2] = --2"),
+            (Init::Fill(2.0), Shape::vector(2))
+        );
+    }
+
+    #[test]
+    fn tensor_literals_give_their_own_shape() {
+        let (init, shape) = ok("param w = [[1, -2], [3, 4.5]]");
+        assert_eq!(shape, Shape::matrix(2, 2));
+        assert_eq!(
+            init,
+            Init::Literal(Tensor::new(Shape::matrix(2, 2), vec![1.0, -2.0, 3.0, 4.5]))
+        );
+        let (init, shape) = ok("param w: [3] = [1, 2, 3]");
+        assert_eq!(shape, Shape::vector(3));
+        assert_eq!(init.to_string(), "[1, 2, 3]");
+    }
+
+    #[test]
+    fn literal_must_match_the_declared_shape() {
+        let src = "param w: [2] = [1, 2, 3]";
+        let d = err(src);
+        assert_eq!(
+            d.message,
+            "initialiser has shape [3] but the parameter is declared [2]"
+        );
+        assert_eq!(text(src, d.span), "[1, 2, 3]");
+        assert_eq!(text(src, d.labels[1].span), "w");
+        assert_eq!(d.labels[1].message, "declared [2]");
+    }
+
+    #[test]
+    fn ragged_literals_are_refused() {
+        let src = "param w = [[1, 2], [3]]";
+        let d = err(src);
+        assert_eq!(d.message, "ragged tensor literal");
+        assert_eq!(text(src, d.span), "[3]");
+        assert_eq!(d.labels[0].message, "element 2 has shape [1]");
+        assert_eq!(d.labels[1].message, "element 1 has shape [2]");
+        let d = err("param w = [1, [2]]");
+        assert_eq!(d.message, "ragged tensor literal");
+        assert_eq!(err("param w = []").message, "empty tensor literal");
+    }
+
+    #[test]
+    fn literal_elements_must_be_numbers() {
+        let src = "param w = [1, x]";
+        let d = err(src);
+        assert_eq!(d.message, "expected a number in an initialiser");
+        assert_eq!(text(src, d.span), "x");
+    }
+
+    #[test]
+    fn named_initialisers_bare_or_called() {
+        assert_eq!(ok("param w: [2] = zeros").0, Init::Zeros);
+        assert_eq!(ok("param w: [2] = ones()").0, Init::Ones);
+        assert_eq!(ok("param w: [2, 3] = glorot").0, Init::Glorot);
+        assert_eq!(ok("param w: [2, 3] = he()").0, Init::He);
+        assert_eq!(
+            ok("param w: [2] = normal(0, 0.1)").0,
+            Init::Normal {
+                mean: 0.0,
+                std: 0.1
+            }
+        );
+        assert_eq!(
+            ok("param w: [2] = normal").0,
+            Init::Normal {
+                mean: 0.0,
+                std: 1.0
+            }
+        );
+        assert_eq!(
+            ok("param w: [2] = uniform(-1, 1)").0,
+            Init::Uniform { lo: -1.0, hi: 1.0 }
+        );
+        assert_eq!(
+            ok("param w: [2] = uniform()").0,
+            Init::Uniform { lo: 0.0, hi: 1.0 }
+        );
+    }
+
+    #[test]
+    fn display_reads_back() {
+        assert_eq!(
+            ok("param w: [2] = normal(0, 0.1)").0.to_string(),
+            "normal(0, 0.1)"
+        );
+        assert_eq!(
+            ok("param w: [2] = uniform(-1, 1)").0.to_string(),
+            "uniform(-1, 1)"
+        );
+        assert_eq!(ok("param w = -0.5").0.to_string(), "-0.5");
+        assert_eq!(Init::Glorot.to_string(), "glorot");
+        assert_eq!(Init::He.to_string(), "he");
+        assert_eq!(Init::Zeros.to_string(), "zeros");
+    }
+
+    #[test]
+    fn unknown_initialiser_lists_the_known_ones() {
+        let src = "param w: [2] = xavier(1)";
+        let d = err(src);
+        assert_eq!(d.message, "unknown initialiser `xavier`");
+        assert_eq!(text(src, d.span), "xavier");
+        assert!(d.hint.as_deref().unwrap().contains("glorot"), "{d:?}");
+        assert_eq!(err("param w = foo").message, "unknown initialiser `foo`");
+    }
+
+    #[test]
+    fn computed_initialisers_are_refused() {
+        let src = "param w = 2 * 0.5";
+        let d = err(src);
+        assert_eq!(d.message, "an initialiser must be a constant");
+        assert_eq!(text(src, d.span), "2 * 0.5");
+    }
+
+    #[test]
+    fn wrong_arity() {
+        let src = "param w: [2] = normal(0.1)";
+        let d = err(src);
+        assert_eq!(
+            d.message,
+            "`normal` takes a mean and a standard deviation, but 1 was given"
+        );
+        assert_eq!(text(src, d.span), "normal(0.1");
+        let d = err("param w: [2] = zeros(3)");
+        assert_eq!(d.message, "`zeros` takes no arguments, but 1 was given");
+        let d = err("param w: [2] = uniform(1, 2, 3)");
+        assert_eq!(
+            d.message,
+            "`uniform` takes a lower and an upper bound, but 3 were given"
+        );
+    }
+
+    #[test]
+    fn bad_arguments() {
+        let src = "param w: [2] = normal(0, -1)";
+        let d = err(src);
+        assert_eq!(d.message, "standard deviation must not be negative");
+        assert_eq!(text(src, d.span), "-1");
+        let src = "param w: [2] = uniform(1, -1)";
+        let d = err(src);
+        assert_eq!(
+            d.message,
+            "the lower bound of `uniform` is above the upper bound"
+        );
+        assert_eq!(text(src, d.span), "1, -1");
+        assert_eq!(d.hint.as_deref(), Some("write `uniform(-1, 1)`"));
+        let d = err("param w: [2] = normal(0, s)");
+        assert_eq!(d.message, "expected a number in an initialiser");
+    }
+
+    #[test]
+    fn huge_literals_are_refused() {
+        let src = "param w = 1e999";
+        let d = err(src);
+        assert_eq!(d.message, "number literal too large");
+        assert_eq!(text(src, d.span), "1e999");
+        let src = "param w = [1, 2e400]";
+        let d = err(src);
+        assert_eq!(text(src, d.span), "2e400");
+    }
+
+    #[test]
+    fn parse_number_and_count() {
+        let s = Span::new(0, 1);
+        assert_eq!(parse_number("-2.5e1", s).unwrap(), -25.0);
+        assert_eq!(
+            parse_number("nan", s).unwrap_err().message,
+            "invalid number literal `nan`"
+        );
+        assert_eq!(
+            parse_number("inf", s).unwrap_err().message,
+            "invalid number literal `inf`"
+        );
+        assert_eq!(parse_count("1e3", s, "`epochs`").unwrap(), 1000);
+        assert_eq!(
+            parse_count("18446744073709551615", s, "`seed`").unwrap(),
+            u64::MAX
+        );
+        assert_eq!(
+            parse_count("2.5", s, "`epochs`").unwrap_err().message,
+            "`epochs` must be a whole number"
+        );
+        assert_eq!(
+            parse_count("-1", s, "`epochs`").unwrap_err().message,
+            "`epochs` must not be negative"
+        );
+        assert_eq!(
+            parse_count("1e300", s, "`epochs`").unwrap_err().message,
+            "`epochs` is too large"
+        );
+    }
+
+    #[test]
+    fn fans_follow_the_out_in_layout() {
+        assert_eq!(fans(&Shape::scalar()), (1, 1));
+        assert_eq!(fans(&Shape::vector(5)), (5, 5));
+        assert_eq!(fans(&Shape::matrix(4, 3)), (3, 4));
+        assert_eq!(fans(&Shape(vec![4, 3, 2])), (6, 8));
+    }
+
+    fn rng(seed: u64) -> Xoshiro256PlusPlus {
+        Xoshiro256PlusPlus::seed_from_u64(seed)
+    }
+
+    #[test]
+    fn sampling_is_deterministic_for_a_seed() {
+        let shape = Shape::matrix(3, 4);
+        for init in [
+            Init::Normal {
+                mean: 0.0,
+                std: 0.1,
+            },
+            Init::Uniform { lo: -1.0, hi: 1.0 },
+            Init::Glorot,
+            Init::He,
+        ] {
+            let a = init.sample(&shape, &mut rng(7));
+            let b = init.sample(&shape, &mut rng(7));
+            let c = init.sample(&shape, &mut rng(8));
+            assert_eq!(a, b, "{init}");
+            assert_ne!(a, c, "{init}");
+            assert_eq!(a.shape, shape);
+        }
+    }
+
+    #[test]
+    fn constants_sample_to_themselves() {
+        let s = Shape::vector(3);
+        assert_eq!(Init::Zeros.sample(&s, &mut rng(0)).data, vec![0.0; 3]);
+        assert_eq!(Init::Ones.sample(&s, &mut rng(0)).data, vec![1.0; 3]);
+        assert_eq!(Init::Fill(-2.0).sample(&s, &mut rng(0)).data, vec![-2.0; 3]);
+        let t = Tensor::new(s.clone(), vec![1.0, 2.0, 3.0]);
+        assert_eq!(Init::Literal(t.clone()).sample(&s, &mut rng(0)), t);
+    }
+
+    fn mean_std(xs: &[f64]) -> (f64, f64) {
+        let n = xs.len() as f64;
+        let mean = xs.iter().sum::<f64>() / n;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+        (mean, var.sqrt())
+    }
+
+    #[test]
+    fn distributions_have_the_stated_moments() {
+        let big = Shape::matrix(100, 200);
+        let t = Init::Normal {
+            mean: 1.0,
+            std: 0.5,
+        }
+        .sample(&big, &mut rng(1));
+        let (m, s) = mean_std(&t.data);
+        assert!((m - 1.0).abs() < 0.02 && (s - 0.5).abs() < 0.02, "{m} {s}");
+
+        let t = Init::Uniform { lo: 2.0, hi: 3.0 }.sample(&big, &mut rng(2));
+        assert!(t.data.iter().all(|&x| (2.0..3.0).contains(&x)));
+        let (m, _) = mean_std(&t.data);
+        assert!((m - 2.5).abs() < 0.01, "{m}");
+
+        // fan_in 200, fan_out 100: a = sqrt(6 / 300).
+        let a = (6.0f64 / 300.0).sqrt();
+        let t = Init::Glorot.sample(&big, &mut rng(3));
+        assert!(t.data.iter().all(|&x| x.abs() <= a));
+        let max = t.data.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        assert!(max > 0.99 * a, "{max} {a}");
+
+        let t = Init::He.sample(&big, &mut rng(4));
+        let (m, s) = mean_std(&t.data);
+        let expected = (2.0f64 / 200.0).sqrt();
+        assert!(
+            m.abs() < 0.01 && (s - expected).abs() < 0.01 * 2.0,
+            "{m} {s}"
+        );
+    }
+}
