@@ -83,8 +83,13 @@ impl Diagnostic {
         }
         let mut out = Vec::new();
         let written = report.finish().write((file, Source::from(src)), &mut out);
+        // ariadne's first line repeats the message; the headline replaces it
+        // with the `file:line:col:` form editors and terminals recognise.
         let body = match written {
-            Ok(()) => String::from_utf8_lossy(&out).into_owned(),
+            Ok(()) => {
+                let text = String::from_utf8_lossy(&out).into_owned();
+                text.split_once('\n').map_or(String::new(), |(_, rest)| rest.to_string())
+            }
             Err(_) => String::new(),
         };
         format!("{}\n{body}", self.headline(file, src))
@@ -130,7 +135,7 @@ mod tests {
 /// The candidate closest to `name` by edit distance, if it is close enough to
 /// be a likely typo: for "did you mean" hints.
 pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(1);
+    let limit = (name.chars().count() + 1) / 3;
     candidates
         .into_iter()
         .map(|c| (edit_distance(name, c), c))

@@ -12,6 +12,7 @@
 //! assert_eq!(out[0].1.item(), 9.0);
 //! ```
 
+pub mod cli;
 pub mod diagnostic;
 pub mod ir;
 pub mod lower;

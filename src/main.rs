@@ -1,12 +1,5 @@
-fn main() {
-    let path = std::env::args().nth(1).unwrap();
-    let bytes = std::fs::read(&path).unwrap();
-    let src = gradc::source_text(&bytes).unwrap();
-    match gradc::compile(src) {
-        Ok(c) => {
-            println!("{}", c.raw);
-            println!("{}", c.ir);
-        }
-        Err(ds) => eprintln!("{}", gradc::diagnostic::render_all(&ds, &path, src, false)),
-    }
+//! The `gradc` binary: everything is in `gradc::cli`.
+
+fn main() -> std::process::ExitCode {
+    gradc::cli::main()
 }

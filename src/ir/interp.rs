@@ -657,7 +657,7 @@ mod tests {
         let f = tiny();
         let w = t(&[2], &[1.0, 2.0]);
         let x = t(&[2], &[3.0, -1.5]);
-        let values = run(&f, &[w.clone()], &[x.clone()]).unwrap();
+        let values = run(&f, std::slice::from_ref(&w), std::slice::from_ref(&x)).unwrap();
         assert_eq!(values.len(), 4);
         assert_eq!(values[Value(2).index()], s(0.0));
         let outs = run_outputs(&f, &[w], &[x]).unwrap();
@@ -672,10 +672,10 @@ mod tests {
         let w = t(&[2], &[1.0, 2.0]);
         let x3 = t(&[3], &[1.0, 2.0, 3.0]);
         assert_eq!(
-            run(&f, &[w.clone()], &[x3]).unwrap_err(),
+            run(&f, std::slice::from_ref(&w), &[x3]).unwrap_err(),
             "input x has shape [3] but the function expects [2]"
         );
-        assert!(run(&f, &[], &[w.clone()]).is_err());
-        assert!(run(&f, &[w.clone()], &[w.clone(), w]).is_err());
+        assert!(run(&f, &[], std::slice::from_ref(&w)).is_err());
+        assert!(run(&f, std::slice::from_ref(&w), &[w.clone(), w.clone()]).is_err());
     }
 }

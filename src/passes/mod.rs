@@ -27,18 +27,23 @@ use crate::span::Span;
 /// Rounds of all passes before `simplify` gives up on reaching a fixpoint.
 const MAX_ROUNDS: usize = 16;
 
+/// A pass: rewrites a function in place and says whether it changed it.
+pub type Pass = fn(&mut Function) -> bool;
+
+/// The passes `simplify` runs, in order, with their names.
+pub const PASSES: [(&str, Pass); 4] = [
+    ("fold", fold::run),
+    ("algebra", algebra::run),
+    ("cse", cse::run),
+    ("dce", dce::run),
+];
+
 /// Runs every pass until none changes anything (at most [`MAX_ROUNDS`]
 /// rounds). In debug builds the function is verified after each pass.
 pub fn simplify(f: &mut Function) {
-    let passes: [(&str, fn(&mut Function) -> bool); 4] = [
-        ("fold", fold::run),
-        ("algebra", algebra::run),
-        ("cse", cse::run),
-        ("dce", dce::run),
-    ];
     for _ in 0..MAX_ROUNDS {
         let mut changed = false;
-        for (name, pass) in passes {
+        for (name, pass) in PASSES {
             changed |= pass(f);
             if cfg!(debug_assertions) {
                 if let Err(e) = verify(f) {
@@ -224,7 +229,12 @@ mod tests {
         });
         let w0 = Tensor::new(Shape::vector(2), vec![0.5, -2.0]);
         let x0 = Tensor::new(Shape::vector(2), vec![3.0, 1.0]);
-        let before = crate::ir::interp::run_outputs(&f, &[w0.clone()], &[x0.clone()]).unwrap();
+        let before = crate::ir::interp::run_outputs(
+            &f,
+            std::slice::from_ref(&w0),
+            std::slice::from_ref(&x0),
+        )
+        .unwrap();
         simplify(&mut f);
         let after = crate::ir::interp::run_outputs(&f, &[w0], &[x0]).unwrap();
         let tensors =
@@ -261,8 +271,8 @@ fn params(w: [2]) inputs(x: [2]) {
             assert_same_outputs(&f, &g);
             assert!(g.insts.len() <= f.insts.len(), "{f}\n{g}");
             // A fixpoint: no pass finds anything more.
-            for pass in [fold::run, algebra::run, cse::run, dce::run] {
-                assert!(!pass(&mut g), "not a fixpoint:\n{f}\n{g}");
+            for (name, pass) in PASSES {
+                assert!(!pass(&mut g), "{name} finds more:\n{f}\n{g}");
             }
         }
     }

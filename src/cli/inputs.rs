@@ -1,0 +1,103 @@
+//! `--input x=1,2,3` values from the command line: parsed and checked against
+//! the program's `input` declarations.
+
+use crate::shape::Tensor;
+use crate::types::InputDecl;
+
+/// Builds one tensor per declared input from `name=values` strings. Values are
+/// separated by commas, and the rows of a matrix by `;`. Every input must be
+/// given exactly once.
+pub fn parse_inputs(decls: &[InputDecl], given: &[String]) -> Result<Vec<Tensor>, String> {
+    let mut values: Vec<Option<Tensor>> = vec![None; decls.len()];
+    for arg in given {
+        let (name, text) = arg
+            .split_once('=')
+            .ok_or_else(|| format!("--input `{arg}`: expected NAME=VALUES, such as x=1,2,3"))?;
+        let name = name.trim();
+        let i = decls.iter().position(|d| d.name == name).ok_or_else(|| {
+            let known: Vec<&str> = decls.iter().map(|d| d.name.as_str()).collect();
+            if known.is_empty() {
+                format!("--input {name}: the program declares no inputs")
+            } else {
+                format!(
+                    "--input {name}: the program has no input `{name}` (its inputs: {})",
+                    known.join(", ")
+                )
+            }
+        })?;
+        if values[i].is_some() {
+            return Err(format!("--input {name} is given twice"));
+        }
+        let numbers = text
+            .split([',', ';'])
+            .map(|s| {
+                let s = s.trim();
+                s.parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite())
+                    .ok_or_else(|| format!("--input {name}: `{s}` is not a finite number"))
+            })
+            .collect::<Result<Vec<f64>, String>>()?;
+        let shape = &decls[i].shape;
+        if numbers.len() != shape.size() {
+            return Err(format!(
+                "--input {name}: input `{name}` has shape {shape}, which holds {} number{}, but {} were given",
+                shape.size(),
+                if shape.size() == 1 { "" } else { "s" },
+                numbers.len()
+            ));
+        }
+        values[i] = Some(Tensor::new(shape.clone(), numbers));
+    }
+    decls
+        .iter()
+        .zip(values)
+        .map(|(d, v)| {
+            v.ok_or_else(|| {
+                format!(
+                    "input `{}` ({}) needs a value: pass --input {}={}",
+                    d.name,
+                    d.shape,
+                    d.name,
+                    vec!["0"; d.shape.size()].join(",")
+                )
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shape::Shape;
+    use crate::span::Span;
+
+    fn decl(name: &str, dims: Vec<usize>) -> InputDecl {
+        InputDecl {
+            name: name.into(),
+            shape: Shape(dims),
+            span: Span::default(),
+        }
+    }
+
+    #[test]
+    fn matrices_take_rows_separated_by_semicolons() {
+        let d = [decl("X", vec![2, 2]), decl("y", vec![])];
+        let t = parse_inputs(&d, &["y=1".into(), "X=1,2;3,4".into()]).unwrap();
+        assert_eq!(t[0].data, vec![1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(t[1].data, vec![1.0]);
+    }
+
+    #[test]
+    fn wrong_counts_and_names_are_explained() {
+        let d = [decl("x", vec![2])];
+        let e = parse_inputs(&d, &["x=1,2,3".into()]).unwrap_err();
+        assert!(e.contains("shape [2]") && e.contains("3 were given"), "{e}");
+        let e = parse_inputs(&d, &["z=1".into()]).unwrap_err();
+        assert!(e.contains("no input `z`"), "{e}");
+        let e = parse_inputs(&d, &[]).unwrap_err();
+        assert!(e.contains("--input x=0,0"), "{e}");
+        let e = parse_inputs(&d, &["x=1,nan".into()]).unwrap_err();
+        assert!(e.contains("not a finite number"), "{e}");
+    }
+}
