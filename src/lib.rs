@@ -12,6 +12,7 @@
 //! assert_eq!(out[0].1.item(), 9.0);
 //! ```
 
+pub mod autodiff;
 pub mod cli;
 pub mod diagnostic;
 pub mod ir;
@@ -49,6 +50,15 @@ impl Compiled {
             .iter()
             .map(|p| p.init.sample(&p.shape, &mut rng))
             .collect()
+    }
+
+    /// The simplified gradient program: the loss, metrics and outputs, and the
+    /// gradient of the loss with respect to every parameter.
+    pub fn gradient(&self) -> Result<ir::Function, Diagnostic> {
+        let mut g = autodiff::grad(&self.ir)
+            .map_err(|e| Diagnostic::error(e.span, e.message.clone()).label(e.span, "here"))?;
+        passes::simplify(&mut g);
+        Ok(g)
     }
 
     /// The seed of the `train` block, or 0.

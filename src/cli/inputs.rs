@@ -5,9 +5,12 @@ use crate::shape::Tensor;
 use crate::types::InputDecl;
 
 /// Builds one tensor per declared input from `name=values` strings. Values are
-/// separated by commas, and the rows of a matrix by `;`. Every input must be
-/// given exactly once.
-pub fn parse_inputs(decls: &[InputDecl], given: &[String]) -> Result<Vec<Tensor>, String> {
+/// separated by commas, and the rows of a matrix by `;`. An input given twice
+/// is an error; one not given is zeros, and its name is in the second list.
+pub fn parse_inputs(
+    decls: &[InputDecl],
+    given: &[String],
+) -> Result<(Vec<Tensor>, Vec<String>), String> {
     let mut values: Vec<Option<Tensor>> = vec![None; decls.len()];
     for arg in given {
         let (name, text) = arg
@@ -49,21 +52,18 @@ pub fn parse_inputs(decls: &[InputDecl], given: &[String]) -> Result<Vec<Tensor>
         }
         values[i] = Some(Tensor::new(shape.clone(), numbers));
     }
-    decls
+    let mut defaulted = Vec::new();
+    let tensors = decls
         .iter()
         .zip(values)
         .map(|(d, v)| {
-            v.ok_or_else(|| {
-                format!(
-                    "input `{}` ({}) needs a value: pass --input {}={}",
-                    d.name,
-                    d.shape,
-                    d.name,
-                    vec!["0"; d.shape.size()].join(",")
-                )
+            v.unwrap_or_else(|| {
+                defaulted.push(d.name.clone());
+                Tensor::zeros(d.shape.clone())
             })
         })
-        .collect()
+        .collect();
+    Ok((tensors, defaulted))
 }
 
 #[cfg(test)]
@@ -83,7 +83,8 @@ mod tests {
     #[test]
     fn matrices_take_rows_separated_by_semicolons() {
         let d = [decl("X", vec![2, 2]), decl("y", vec![])];
-        let t = parse_inputs(&d, &["y=1".into(), "X=1,2;3,4".into()]).unwrap();
+        let (t, defaulted) = parse_inputs(&d, &["y=1".into(), "X=1,2;3,4".into()]).unwrap();
+        assert!(defaulted.is_empty());
         assert_eq!(t[0].data, vec![1.0, 2.0, 3.0, 4.0]);
         assert_eq!(t[1].data, vec![1.0]);
     }
@@ -95,8 +96,10 @@ mod tests {
         assert!(e.contains("shape [2]") && e.contains("3 were given"), "{e}");
         let e = parse_inputs(&d, &["z=1".into()]).unwrap_err();
         assert!(e.contains("no input `z`"), "{e}");
-        let e = parse_inputs(&d, &[]).unwrap_err();
-        assert!(e.contains("--input x=0,0"), "{e}");
+        let (t, defaulted) = parse_inputs(&d, &[]).unwrap();
+        assert_eq!((t[0].data.clone(), defaulted), (vec![0.0, 0.0], vec!["x".to_string()]));
+        let e = parse_inputs(&d, &["x=1,2".into(), "x=3,4".into()]).unwrap_err();
+        assert!(e.contains("given twice"), "{e}");
         let e = parse_inputs(&d, &["x=1,nan".into()]).unwrap_err();
         assert!(e.contains("not a finite number"), "{e}");
     }

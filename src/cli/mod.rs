@@ -10,8 +10,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{json, Map, Value as Json};
 
+use crate::autodiff::{self, check};
 use crate::diagnostic::render_all;
+use crate::ir::stats::stats;
 use crate::ir::{interp, Role};
+use crate::span::{LineIndex, Span};
 use crate::shape::Tensor;
 use crate::Compiled;
 
@@ -29,6 +32,19 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Where the values of a model come from: `--input` and `--seed`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Point {
+    /// The value of an input, as NAME=VALUES: `x=1,2,3`; matrix rows are
+    /// separated by `;` (`X=1,2;3,4`). Repeat for each input; an input not
+    /// given is zeros.
+    #[arg(long = "input", short = 'i', value_name = "NAME=VALUES")]
+    pub inputs: Vec<String>,
+    /// Seed for random initialisers (default: the train block's seed, or 0).
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Print the IR of a .grad file (optimised by default).
@@ -39,17 +55,49 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Emit::Ir)]
         emit: Emit,
     },
+    /// Print the gradient program: the forward pass, then one chain-rule step
+    /// a line, each tagged with the source line it comes from.
+    Grad {
+        /// The .grad file.
+        file: PathBuf,
+        /// Print the loss and every parameter's gradient at the initial
+        /// parameters instead of the program.
+        #[arg(long)]
+        values: bool,
+        /// Print the Hessian of the loss over all parameters, flattened in
+        /// declaration order (for small programs).
+        #[arg(long, conflicts_with = "values")]
+        hessian: bool,
+        /// Print operation and FLOP counts of the forward and gradient programs.
+        #[arg(long, conflicts_with_all = ["values", "hessian"])]
+        stats: bool,
+        #[command(flatten)]
+        point: Point,
+        /// Print JSON instead of text (with --values, --hessian or --stats).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check reverse-mode gradients against central finite differences, at the
+    /// initial parameters and at random perturbations of them. Exits with 1
+    /// when an error is above the tolerance.
+    Check {
+        /// The .grad file.
+        file: PathBuf,
+        #[command(flatten)]
+        point: Point,
+        /// The largest relative error accepted.
+        #[arg(long, default_value_t = 1e-5)]
+        tol: f64,
+        /// Random perturbations of the parameters to check besides the initial point.
+        #[arg(long, default_value_t = 3)]
+        perturbations: usize,
+    },
     /// Evaluate the loss, metrics and outputs at the initial parameters.
     Eval {
         /// The .grad file.
         file: PathBuf,
-        /// The value of an input, as NAME=VALUES: `x=1,2,3`; matrix rows are
-        /// separated by `;` (`X=1,2;3,4`). Repeat for each input.
-        #[arg(long = "input", short = 'i', value_name = "NAME=VALUES")]
-        inputs: Vec<String>,
-        /// Seed for random initialisers (default: the train block's seed, or 0).
-        #[arg(long)]
-        seed: Option<u64>,
+        #[command(flatten)]
+        point: Point,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -94,26 +142,209 @@ pub fn run(cli: Cli) -> Result<(), Reported> {
             print!("{text}");
             Ok(())
         }
-        Command::Eval {
+        Command::Grad {
             file,
-            inputs,
-            seed,
+            values,
+            hessian,
+            stats,
+            point,
             json,
         } => {
             let src = read(&file)?;
             let c = compile(&file, &src)?;
-            let inputs = parse_inputs(&c.typed.inputs, &inputs).map_err(fail)?;
-            let params = c.initial_params(seed.unwrap_or_else(|| c.seed()));
+            let g = c.gradient().map_err(|d| report(&file, &src, &[d]))?;
+            if values {
+                let (params, inputs) = at_point(&c, &point, Missing::Zeros)?;
+                let (loss, grads) = check::gradients(&g, &params, &inputs)
+                    .map_err(|e| fail(format!("evaluation failed: {e}")))?;
+                print_gradients(&c, loss, &grads, json);
+            } else if hessian {
+                let (params, inputs) = at_point(&c, &point, Missing::Zeros)?;
+                let n: usize = params.iter().map(|p| p.data.len()).sum();
+                if n > MAX_HESSIAN {
+                    return Err(fail(format!(
+                        "the Hessian of {n} parameter elements is too large to print (at most {MAX_HESSIAN})"
+                    )));
+                }
+                let h = autodiff::hessian(&c.ir, &params, &inputs)
+                    .map_err(|e| fail(format!("evaluation failed: {e}")))?;
+                print_hessian(&h, json);
+            } else if stats {
+                print_stats(&c.ir, &g, json);
+            } else {
+                let lines = LineIndex::new(&src);
+                let text = crate::ir::printer::print_with_lines(&g, |s| {
+                    (s != Span::default()).then(|| lines.line(s.lo as usize))
+                });
+                print!("{text}");
+            }
+            Ok(())
+        }
+        Command::Check {
+            file,
+            point,
+            tol,
+            perturbations,
+        } => {
+            let src = read(&file)?;
+            let c = compile(&file, &src)?;
+            let g = c.gradient().map_err(|d| report(&file, &src, &[d]))?;
+            let (params, inputs) = at_point(&c, &point, Missing::Random)?;
+            gradient_check(&c, &g, params, &inputs, tol, perturbations)
+        }
+        Command::Eval { file, point, json } => {
+            let src = read(&file)?;
+            let c = compile(&file, &src)?;
+            let (params, inputs) = at_point(&c, &point, Missing::Zeros)?;
             let outs = interp::run_outputs(&c.ir, &params, &inputs)
                 .map_err(|e| fail(format!("evaluation failed: {e}")))?;
-            print_results(&c, &outs, json);
+            print_results(&outs, json);
             Ok(())
         }
     }
 }
 
-fn print_results(c: &Compiled, outs: &[(crate::ir::Output, Tensor)], json: bool) {
-    let _ = c;
+/// Hessians with more rows than this are refused: one program per row.
+const MAX_HESSIAN: usize = 400;
+
+/// What inputs not given on the command line become.
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Missing {
+    Zeros,
+    /// Seeded random values, when no input at all is given: a gradient check
+    /// at zeros would sit on the kinks of relu and abs.
+    Random,
+}
+
+/// The initial parameters and the inputs a command evaluates at.
+fn at_point(
+    c: &Compiled,
+    point: &Point,
+    missing: Missing,
+) -> Result<(Vec<Tensor>, Vec<Tensor>), Reported> {
+    let (mut inputs, defaulted) = parse_inputs(&c.typed.inputs, &point.inputs).map_err(fail)?;
+    if !defaulted.is_empty() {
+        let random = missing == Missing::Random && point.inputs.is_empty();
+        if random {
+            use rand::SeedableRng;
+            let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(0x5eed);
+            inputs = check::random_inputs(&c.ir, &mut rng);
+        }
+        eprintln!(
+            "note: input{} {} not given: using {}",
+            if defaulted.len() == 1 { "" } else { "s" },
+            defaulted.join(", "),
+            if random { "seeded random values" } else { "zeros" }
+        );
+    }
+    let params = c.initial_params(point.seed.unwrap_or_else(|| c.seed()));
+    Ok((params, inputs))
+}
+
+fn gradient_check(
+    c: &Compiled,
+    g: &crate::ir::Function,
+    params: Vec<Tensor>,
+    inputs: &[Tensor],
+    tol: f64,
+    perturbations: usize,
+) -> Result<(), Reported> {
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, StandardNormal};
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(0x9e37);
+    let mut worst: Vec<f64> = vec![0.0; params.len()];
+    for round in 0..=perturbations {
+        let mut point = params.clone();
+        if round > 0 {
+            for t in &mut point {
+                for x in &mut t.data {
+                    let z: f64 = StandardNormal.sample(&mut rng);
+                    *x += 0.1 * z * x.abs().max(1.0);
+                }
+            }
+        }
+        let results = check::check(&c.ir, g, &point, inputs)
+            .map_err(|e| fail(format!("evaluation failed: {e}")))?;
+        for (w, r) in worst.iter_mut().zip(&results) {
+            if r.max_rel_error > *w || r.max_rel_error.is_nan() {
+                *w = r.max_rel_error;
+            }
+        }
+    }
+    let width = c.typed.params.iter().map(|p| p.name.len()).max().unwrap_or(5).max(5);
+    println!("{:width$}  {:>14}", "param", "max rel error");
+    let mut ok = true;
+    for (p, w) in c.typed.params.iter().zip(&worst) {
+        let pass = *w <= tol;
+        ok &= pass;
+        println!(
+            "{:width$}  {:>14.3e}  {}",
+            p.name,
+            w,
+            if pass { "ok" } else { "FAIL" }
+        );
+    }
+    let points = perturbations + 1;
+    if ok {
+        println!("gradients agree with central differences at {points} points (tolerance {tol:e})");
+        Ok(())
+    } else {
+        Err(fail(format!(
+            "gradients differ from central differences by more than {tol:e}"
+        )))
+    }
+}
+
+fn print_gradients(c: &Compiled, loss: f64, grads: &[Tensor], json: bool) {
+    if json {
+        let mut g = Map::new();
+        for (p, t) in c.typed.params.iter().zip(grads) {
+            g.insert(p.name.clone(), tensor_json(t));
+        }
+        let doc = json!({ "loss": tensor_json(&Tensor::scalar(loss)), "grad": g });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        println!("loss {}", Tensor::scalar(loss));
+        for (p, t) in c.typed.params.iter().zip(grads) {
+            println!("grad {} = {t}", p.name);
+        }
+    }
+}
+
+fn print_hessian(h: &[Vec<f64>], json: bool) {
+    let rows: Vec<Tensor> = h
+        .iter()
+        .map(|r| Tensor::new(crate::shape::Shape::vector(r.len()), r.clone()))
+        .collect();
+    if json {
+        let doc = json!({ "hessian": rows.iter().map(tensor_json).collect::<Vec<_>>() });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        for r in &rows {
+            println!("{r}");
+        }
+    }
+}
+
+fn print_stats(f: &crate::ir::Function, g: &crate::ir::Function, json: bool) {
+    let (a, b) = (stats(f), stats(g));
+    let ratio = b.flops as f64 / (a.flops.max(1)) as f64;
+    if json {
+        let doc = json!({
+            "forward": { "ops": a.ops, "flops": a.flops },
+            "gradient": { "ops": b.ops, "flops": b.flops },
+            "flop_ratio": ratio,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        println!("{:9} {:>6} {:>10}", "program", "ops", "flops");
+        println!("{:9} {:>6} {:>10}", "forward", a.ops, a.flops);
+        println!("{:9} {:>6} {:>10}", "gradient", b.ops, b.flops);
+        println!("gradient / forward flops: {ratio:.2}");
+    }
+}
+
+fn print_results(outs: &[(crate::ir::Output, Tensor)], json: bool) {
     if json {
         let mut metrics = Map::new();
         let mut outputs = Map::new();

@@ -9,6 +9,7 @@
 
 pub mod interp;
 pub mod printer;
+pub mod stats;
 pub mod verify;
 
 use std::fmt;

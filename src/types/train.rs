@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{closest, Diagnostic};
 use crate::shape::{fmt_num, Shape};
 use crate::span::Span;
 use crate::syntax::ast::{Ident, SArg, SValue, SValueKind, Setting};
@@ -473,41 +473,9 @@ impl fmt::Display for Schedule {
     }
 }
 
-/// The candidate closest to `name` by edit distance, if close enough to be
-/// a likely misspelling (at most a third of the name's length, at least 1).
-pub fn closest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(1);
-    candidates
-        .iter()
-        .map(|c| (edit_distance(name, c), *c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-/// Levenshtein distance, in characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                prev
-            } else {
-                1 + prev.min(cur).min(row[j])
-            };
-            prev = cur;
-        }
-    }
-    row[b.len()]
-}
-
 /// "did you mean `x`?" or the list of what exists.
 fn suggest(name: &str, candidates: &[&str], what: &str) -> String {
-    match closest(name, candidates) {
+    match closest(name, candidates.iter().copied()) {
         Some(c) => format!("did you mean `{c}`?"),
         None => format!("{what}: {}", candidates.join(", ")),
     }
@@ -800,7 +768,7 @@ impl Checker<'_> {
                 Some(name) => match params.iter().position(|p| *p == name.name) {
                     Some(i) => (i, name.span),
                     None => {
-                        let hint = match closest(&name.name, params) {
+                        let hint = match closest(&name.name, params.iter().copied()) {
                             Some(c) => format!("did you mean `{c}`?"),
                             None if params.is_empty() => {
                                 format!("`{}` takes no arguments", func.name)
@@ -990,30 +958,7 @@ impl Checker<'_> {
             );
             return None;
         }
-        let (path, path_span) = match args.first() {
-            Some(SArg {
-                name: None,
-                value:
-                    SValue {
-                        kind: SValueKind::Str(p),
-                        span,
-                    },
-            }) => (p.clone(), *span),
-            Some(SArg { name: None, value }) => {
-                self.diags.push(
-                    wrong_kind(value, "the path", "a string").hint(format!("write {example}")),
-                );
-                return None;
-            }
-            _ => {
-                self.diags.push(
-                    Diagnostic::error(v.span, "`csv` needs a file path first")
-                        .label(func.span, "no path")
-                        .hint(format!("write {example}")),
-                );
-                return None;
-            }
-        };
+        let (path, path_span) = self.csv_path(v, func, args, &example)?;
         if path.is_empty() {
             self.diags.push(
                 Diagnostic::error(path_span, "empty file path").label(path_span, "no file named"),
@@ -1022,6 +967,9 @@ impl Checker<'_> {
         let input_names: Vec<&str> = inputs.iter().map(|(n, _)| n.as_str()).collect();
         let mut header: Option<(bool, Span)> = None;
         let mut mapped: HashMap<&str, InputColumns> = HashMap::new();
+        // Inputs named in the call, mapped or not, so that a bad mapping is
+        // not also reported as a missing one.
+        let mut named_inputs: Vec<&str> = Vec::new();
         for a in &args[1..] {
             let Some(name) = &a.name else {
                 self.diags.push(
@@ -1051,10 +999,17 @@ impl Checker<'_> {
                 self.diags.push(
                     Diagnostic::error(name.span, format!("`{}` is not an input", name.name))
                         .label(name.span, "no input of this name")
-                        .hint(suggest(&name.name, &candidates, "the inputs are")),
+                        .hint(match closest(&name.name, candidates.iter().copied()) {
+                            Some(c) => format!("did you mean `{c}`?"),
+                            None => format!(
+                                "the inputs are {}; the one option is `header = true|false`",
+                                input_names.join(", ")
+                            ),
+                        }),
                 );
                 continue;
             }
+            named_inputs.push(name.name.as_str());
             if let Some(first) = mapped.get(name.name.as_str()) {
                 self.diags.push(
                     Diagnostic::error(name.span, format!("`{}` is mapped twice", name.name))
@@ -1063,53 +1018,20 @@ impl Checker<'_> {
                 );
                 continue;
             }
-            let Some(columns) = self.columns(&a.value) else {
-                continue;
-            };
             let idx = input_names
                 .iter()
                 .position(|n| *n == name.name)
                 .unwrap_or(0);
-            let shape = &inputs[idx].1;
-            if columns.len() != shape.size() {
-                let what = if shape.is_scalar() {
-                    "a scalar".to_string()
-                } else {
-                    format!("shape {shape}")
-                };
-                self.diags.push(
-                    Diagnostic::error(
-                        a.value.span,
-                        format!(
-                            "input `{}` has {} but {} mapped to it",
-                            name.name,
-                            plural(shape.size(), "value"),
-                            plural_verb(columns.len())
-                        ),
-                    )
-                    .label(a.value.span, plural(columns.len(), "column"))
-                    .hint(format!(
-                        "`{}` is declared with {what}: map {}",
-                        name.name,
-                        plural(shape.size(), "column")
-                    )),
-                );
-                continue;
+            if let Some(ic) = self.input_columns(name, &a.value, &inputs[idx].1) {
+                mapped.insert(input_names[idx], ic);
             }
-            mapped.insert(
-                input_names[idx],
-                InputColumns {
-                    input: name.name.clone(),
-                    columns,
-                    span: arg_span,
-                },
-            );
         }
 
         let mut columns = Vec::new();
         for (n, _) in inputs {
             match mapped.remove(n.as_str()) {
                 Some(c) => columns.push(c),
+                None if named_inputs.contains(&n.as_str()) => {}
                 None => self.diags.push(
                     Diagnostic::error(v.span, format!("input `{n}` is not mapped to a column"))
                         .label(func.span, format!("no `{n} = ...` here"))
@@ -1142,6 +1064,70 @@ impl Checker<'_> {
             header,
             columns,
             span: v.span,
+        })
+    }
+
+    /// The path, the first argument of `csv`.
+    fn csv_path(
+        &mut self,
+        v: &SValue,
+        func: &Ident,
+        args: &[SArg],
+        example: &str,
+    ) -> Option<(String, Span)> {
+        match args.first() {
+            Some(SArg { name: None, value }) => match &value.kind {
+                SValueKind::Str(p) => Some((p.clone(), value.span)),
+                _ => {
+                    self.diags.push(
+                        wrong_kind(value, "the path", "a string").hint(format!("write {example}")),
+                    );
+                    None
+                }
+            },
+            _ => {
+                self.diags.push(
+                    Diagnostic::error(v.span, "`csv` needs a file path first")
+                        .label(func.span, "no path")
+                        .hint(format!("write {example}")),
+                );
+                None
+            }
+        }
+    }
+
+    /// `x = 0..2` for an input of `shape`: as many columns as it has elements.
+    fn input_columns(&mut self, name: &Ident, v: &SValue, shape: &Shape) -> Option<InputColumns> {
+        let columns = self.columns(v)?;
+        if columns.len() != shape.size() {
+            let what = if shape.is_scalar() {
+                "a scalar".to_string()
+            } else {
+                format!("shape {shape}")
+            };
+            self.diags.push(
+                Diagnostic::error(
+                    v.span,
+                    format!(
+                        "input `{}` has {} but {} mapped to it",
+                        name.name,
+                        plural(shape.size(), "value"),
+                        plural_verb(columns.len())
+                    ),
+                )
+                .label(v.span, plural(columns.len(), "column"))
+                .hint(format!(
+                    "`{}` is declared with {what}: map {}",
+                    name.name,
+                    plural(shape.size(), "column")
+                )),
+            );
+            return None;
+        }
+        Some(InputColumns {
+            input: name.name.clone(),
+            columns,
+            span: name.span.to(v.span),
         })
     }
 
@@ -1364,11 +1350,11 @@ mod tests {
     }
 
     /// The only diagnostic, and the source text under its span.
-    fn err<'s>(src: &'s str) -> (Diagnostic, &'s str) {
+    fn err(src: &str) -> (Diagnostic, String) {
         let (_, diags) = run(src);
         assert_eq!(diags.len(), 1, "{src}: {diags:#?}");
         let d = diags.into_iter().next().unwrap();
-        let text = &src[d.span.range()];
+        let text = src[d.span.range()].to_string();
         (d, text)
     }
 
@@ -1597,7 +1583,7 @@ mod tests {
         let (d, at) = err(src);
         assert_eq!(d.message, "`steps` is set twice");
         assert_eq!(at, "steps");
-        assert_eq!(d.span.lo, 19);
+        assert_eq!(d.span.lo, 18);
         assert_eq!(d.labels[0].span.lo, 8);
         // The first one counts.
         assert_eq!(run(src).0.steps, Some(3));
@@ -1725,6 +1711,10 @@ mod tests {
         let (d, at) = err(&src);
         assert_eq!(d.message, "`z` is not an input");
         assert_eq!(at, "z");
+        assert_eq!(
+            d.hint.as_deref(),
+            Some("the inputs are x, y; the one option is `header = true|false`")
+        );
         let (d, _) = err(&with_xy(
             r#"data = csv("d.csv", xx = 0..2, y = 2, x = 0..2)"#,
         ));
@@ -1882,10 +1872,18 @@ train { data = csv("d.csv") }"#;
     }
 
     #[test]
-    fn closest_by_edit_distance() {
-        assert_eq!(closest("optimiser", KEYS), Some("optimizer"));
-        assert_eq!(closest("shufle", KEYS), Some("shuffle"));
-        assert_eq!(closest("xyz", KEYS), None);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    fn suggestions() {
+        assert_eq!(
+            suggest("optimiser", KEYS, "settings"),
+            "did you mean `optimizer`?"
+        );
+        assert_eq!(
+            suggest("shufle", KEYS, "settings"),
+            "did you mean `shuffle`?"
+        );
+        assert_eq!(
+            suggest("xyz", &["a", "b"], "the letters are"),
+            "the letters are: a, b"
+        );
     }
 }

@@ -1,0 +1,147 @@
+//! Gradient checking: reverse-mode gradients against central finite
+//! differences, both evaluated by the reference interpreter in f64.
+
+use crate::ir::{interp, Function, Role};
+use crate::shape::Tensor;
+
+/// Step of the central differences.
+pub const EPS: f64 = 1e-6;
+
+/// The comparison for one parameter.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamCheck {
+    pub name: String,
+    /// The largest relative error over the parameter's elements:
+    /// |analytic - numeric| / max(1, |analytic|, |numeric|).
+    pub max_rel_error: f64,
+    /// The element where it occurs (row-major index).
+    pub worst: usize,
+    pub analytic: f64,
+    pub numeric: f64,
+}
+
+/// The loss of `f` at the given parameters.
+pub fn loss(f: &Function, params: &[Tensor], inputs: &[Tensor]) -> Result<f64, String> {
+    let values = interp::run(f, params, inputs)?;
+    let v = f.output(&Role::Loss).ok_or("the program has no loss")?;
+    Ok(values[v.index()].item())
+}
+
+/// The loss and the gradients of a gradient program (from `autodiff::grad`).
+pub fn gradients(
+    g: &Function,
+    params: &[Tensor],
+    inputs: &[Tensor],
+) -> Result<(f64, Vec<Tensor>), String> {
+    let values = interp::run(g, params, inputs)?;
+    let loss = g.output(&Role::Loss).ok_or("the program has no loss")?;
+    let grads = (0..params.len())
+        .map(|p| {
+            g.output(&Role::Grad(p))
+                .map(|v| values[v.index()].clone())
+                .ok_or_else(|| format!("no gradient for parameter {p}"))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok((values[loss.index()].item(), grads))
+}
+
+/// Central differences of the loss of `f` for every element of every parameter.
+pub fn numeric_gradients(
+    f: &Function,
+    params: &[Tensor],
+    inputs: &[Tensor],
+) -> Result<Vec<Tensor>, String> {
+    let mut work = params.to_vec();
+    let mut out = Vec::with_capacity(params.len());
+    for p in 0..params.len() {
+        let mut grad = Tensor::zeros(params[p].shape.clone());
+        for k in 0..params[p].data.len() {
+            let x = params[p].data[k];
+            work[p].data[k] = x + EPS;
+            let up = loss(f, &work, inputs)?;
+            work[p].data[k] = x - EPS;
+            let down = loss(f, &work, inputs)?;
+            work[p].data[k] = x;
+            grad.data[k] = (up - down) / (2.0 * EPS);
+        }
+        out.push(grad);
+    }
+    Ok(out)
+}
+
+/// Compares the gradient program `g` of `f` with finite differences of `f`.
+pub fn check(
+    f: &Function,
+    g: &Function,
+    params: &[Tensor],
+    inputs: &[Tensor],
+) -> Result<Vec<ParamCheck>, String> {
+    let (_, analytic) = gradients(g, params, inputs)?;
+    let numeric = numeric_gradients(f, params, inputs)?;
+    Ok(f.params
+        .iter()
+        .zip(analytic.iter().zip(&numeric))
+        .map(|(slot, (a, n))| {
+            let mut worst = ParamCheck {
+                name: slot.name.clone(),
+                max_rel_error: 0.0,
+                worst: 0,
+                analytic: a.data.first().copied().unwrap_or(0.0),
+                numeric: n.data.first().copied().unwrap_or(0.0),
+            };
+            for (k, (&x, &y)) in a.data.iter().zip(&n.data).enumerate() {
+                let err = relative_error(x, y);
+                if err > worst.max_rel_error || err.is_nan() {
+                    worst = ParamCheck {
+                        name: slot.name.clone(),
+                        max_rel_error: err,
+                        worst: k,
+                        analytic: x,
+                        numeric: y,
+                    };
+                }
+            }
+            worst
+        })
+        .collect())
+}
+
+/// |a - b| / max(1, |a|, |b|): relative for large values, absolute near zero.
+/// NaN when either is not finite and they differ.
+pub fn relative_error(a: f64, b: f64) -> f64 {
+    if a == b {
+        return 0.0;
+    }
+    if !a.is_finite() || !b.is_finite() {
+        return f64::NAN;
+    }
+    (a - b).abs() / 1f64.max(a.abs()).max(b.abs())
+}
+
+/// Random inputs for checking: a class index drawn uniformly where an input
+/// feeds `one_hot` (directly, as `cross_entropy` does), else standard normal.
+pub fn random_inputs(f: &Function, rng: &mut impl rand::Rng) -> Vec<Tensor> {
+    use rand::RngExt;
+    use rand_distr::StandardNormal;
+    f.inputs
+        .iter()
+        .enumerate()
+        .map(|(i, slot)| {
+            let classes = f.insts.iter().find_map(|inst| match inst.op {
+                crate::ir::Op::OneHot(n) => inst
+                    .args
+                    .iter()
+                    .any(|a| f.inst(*a).op == crate::ir::Op::Input(i))
+                    .then_some(n),
+                _ => None,
+            });
+            let data = (0..slot.shape.size())
+                .map(|_| match classes {
+                    Some(n) => rng.random_range(0..n) as f64,
+                    None => rng.sample(StandardNormal),
+                })
+                .collect();
+            Tensor::new(slot.shape.clone(), data)
+        })
+        .collect()
+}

@@ -1,0 +1,261 @@
+//! Reverse-mode automatic differentiation as a source transformation: an IR
+//! function becomes another IR function that computes the same outputs and,
+//! in the same straight line, the gradient of one scalar value with respect
+//! to every parameter.
+//!
+//! The driver walks the forward instructions backwards from the loss, sums the
+//! contributions each value received (its adjoint, the cotangent `dL/dv`), and
+//! asks the rule table in [`rules`] for the vector-Jacobian product of the
+//! instruction that defined it. Forward values are shared, never recomputed;
+//! there is no tape. The output uses only differentiable operations, so the
+//! transformation applies again (second derivatives, Hessians).
+//!
+//! The branch of an `if` that was not taken receives a zero cotangent that is
+//! *masked*: every later multiplication of a masked cotangent by a local
+//! derivative is guarded (`select(g, g * d, 0)`), so an inf or NaN in the
+//! untaken branch (`log(0)`, `1/0`) cannot turn the zero into a NaN.
+
+pub mod check;
+pub mod rules;
+
+use crate::ir::{Binary, ConstData, Function, Op, Output, Role, Value};
+use crate::shape::{Shape, Tensor};
+use crate::span::Span;
+
+/// An error of differentiation, located at the instruction's source.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdError {
+    pub message: String,
+    pub span: Span,
+}
+
+/// A cotangent flowing into a value.
+#[derive(Copy, Clone, Debug)]
+pub struct Cot {
+    pub value: Value,
+    /// Zero wherever an `if` did not take this side: multiplications by local
+    /// derivatives must keep those zeros exact.
+    pub masked: bool,
+}
+
+/// The gradient program, and where its backward half starts.
+#[derive(Clone, Debug)]
+pub struct Gradient {
+    /// The forward outputs followed by `Role::Grad(i)` for every parameter.
+    pub f: Function,
+}
+
+/// Differentiates the loss of `f` with respect to every parameter. The result
+/// returns everything `f` returns, plus one `grad` output per parameter.
+pub fn grad(f: &Function) -> Result<Function, AdError> {
+    let loss = f.output(&Role::Loss).ok_or_else(|| AdError {
+        message: "the program has no loss to differentiate".into(),
+        span: Span::default(),
+    })?;
+    differentiate(f, loss)
+}
+
+/// Differentiates the scalar value `of` with respect to every parameter.
+pub fn differentiate(f: &Function, of: Value) -> Result<Function, AdError> {
+    assert!(f.shape(of).is_scalar(), "differentiate a scalar");
+    let mut ad = Ad::new(f);
+    let one = ad.konst(1.0, f.inst(of).span);
+    ad.adj[of.index()].push(Cot {
+        value: one,
+        masked: false,
+    });
+    for i in (0..=of.index()).rev() {
+        let v = Value(i as u32);
+        if !ad.active[i] || ad.adj[i].is_empty() {
+            continue;
+        }
+        let g = ad.adjoint(v);
+        ad.span = f.insts[i].span;
+        rules::vjp(&mut ad, v, g)?;
+    }
+    let mut out = std::mem::take(&mut ad.f);
+    for (p, slot) in f.params.iter().enumerate() {
+        let value = match f.insts.iter().position(|inst| inst.op == Op::Param(p)) {
+            Some(i) if !ad.adj[i].is_empty() => ad.grads[i].expect("adjoint summed"),
+            _ => {
+                let span = Span::default();
+                let z = out.push(Op::Const(ConstData(Tensor::scalar(0.0))), vec![], span);
+                if slot.shape.is_scalar() {
+                    z
+                } else {
+                    out.push(Op::Broadcast(slot.shape.clone()), vec![z], span)
+                }
+            }
+        };
+        out.outputs.push(Output {
+            role: Role::Grad(p),
+            name: slot.name.clone(),
+            value,
+        });
+    }
+    Ok(out)
+}
+
+/// The state of one differentiation: the function being extended, and the
+/// contributions each forward value has received so far.
+pub struct Ad {
+    pub f: Function,
+    /// Per forward value: the cotangents it received, to be summed.
+    adj: Vec<Vec<Cot>>,
+    /// Per forward value: the summed adjoint, once computed.
+    grads: Vec<Option<Value>>,
+    /// Per forward value: whether it depends on a parameter.
+    active: Vec<bool>,
+    /// The span new instructions take: that of the forward instruction whose
+    /// rule is running.
+    pub span: Span,
+}
+
+impl Ad {
+    fn new(f: &Function) -> Ad {
+        let mut active = vec![false; f.insts.len()];
+        for (i, inst) in f.insts.iter().enumerate() {
+            active[i] = matches!(inst.op, Op::Param(_)) || inst.args.iter().any(|a| active[a.index()]);
+        }
+        Ad {
+            f: f.clone(),
+            adj: vec![Vec::new(); f.insts.len()],
+            grads: vec![None; f.insts.len()],
+            active,
+            span: Span::default(),
+        }
+    }
+
+    /// Sums the contributions to `v` into its adjoint, named `d<name>`.
+    fn adjoint(&mut self, v: Value) -> Cot {
+        let parts = std::mem::take(&mut self.adj[v.index()]);
+        let masked = parts.iter().any(|c| c.masked);
+        let span = self.f.inst(v).span;
+        let mut sum = parts[0].value;
+        for c in &parts[1..] {
+            sum = self.f.push(Op::Binary(Binary::Add), vec![sum, c.value], span);
+        }
+        if let Some(name) = self.f.inst(v).name.clone() {
+            self.f.set_name(sum, &format!("d{name}"));
+        }
+        self.grads[v.index()] = Some(sum);
+        self.adj[v.index()] = parts;
+        Cot { value: sum, masked }
+    }
+
+    /// Whether the forward value depends on a parameter.
+    pub fn is_active(&self, v: Value) -> bool {
+        self.active.get(v.index()).copied().unwrap_or(false)
+    }
+
+    /// Adds a cotangent contribution to the forward value `arg`, summing it
+    /// down to a scalar when `arg` was broadcast.
+    pub fn contribute(&mut self, arg: Value, c: Cot) {
+        if !self.is_active(arg) {
+            return;
+        }
+        let want = self.f.shape(arg).clone();
+        let value = if self.f.shape(c.value) != &want {
+            debug_assert!(want.is_scalar(), "only scalars broadcast");
+            self.push(Op::Sum, vec![c.value])
+        } else {
+            c.value
+        };
+        self.adj[arg.index()].push(Cot { value, ..c });
+    }
+
+    pub fn push(&mut self, op: Op, args: Vec<Value>) -> Value {
+        self.f.push(op, args, self.span)
+    }
+
+    pub fn konst(&mut self, x: f64, span: Span) -> Value {
+        self.f
+            .push(Op::Const(ConstData(Tensor::scalar(x))), vec![], span)
+    }
+
+    pub fn c(&mut self, x: f64) -> Value {
+        self.konst(x, self.span)
+    }
+
+    pub fn bin(&mut self, op: Binary, a: Value, b: Value) -> Value {
+        self.push(Op::Binary(op), vec![a, b])
+    }
+
+    /// `g * d`, where `d` is a local derivative. A masked cotangent keeps its
+    /// zeros even where `d` is infinite or NaN.
+    pub fn scale(&mut self, g: Cot, d: Value) -> Cot {
+        let value = self.bin(Binary::Mul, g.value, d);
+        self.guard(g, value)
+    }
+
+    /// `g / d`, guarded like [`Ad::scale`].
+    pub fn divide(&mut self, g: Cot, d: Value) -> Cot {
+        let value = self.bin(Binary::Div, g.value, d);
+        self.guard(g, value)
+    }
+
+    fn guard(&mut self, g: Cot, value: Value) -> Cot {
+        if !g.masked {
+            return Cot { value, masked: false };
+        }
+        let zero = self.c(0.0);
+        let value = self.push(Op::Select, vec![g.value, value, zero]);
+        Cot { value, masked: true }
+    }
+
+    /// A cotangent computed linearly from `g`, so zero where `g` is.
+    pub fn like(&self, g: Cot, value: Value) -> Cot {
+        Cot { value, masked: g.masked }
+    }
+
+    pub fn shape(&self, v: Value) -> Shape {
+        self.f.shape(v).clone()
+    }
+}
+
+/// The second-derivative programs of the loss: one function per element of
+/// every parameter (declaration order, row-major), whose `grad` outputs are
+/// that row of the Hessian. The transformation applied to its own output.
+pub fn hessian_rows(f: &Function) -> Result<Vec<Function>, AdError> {
+    let mut g = grad(f)?;
+    crate::passes::simplify(&mut g);
+    let mut rows = Vec::new();
+    for (p, slot) in f.params.iter().enumerate() {
+        let gp = g.output(&Role::Grad(p)).expect("a gradient per parameter");
+        for k in 0..slot.shape.size() {
+            let mut h = g.clone();
+            let elem = if slot.shape.is_scalar() {
+                gp
+            } else {
+                let strides = slot.shape.strides();
+                let axes = strides
+                    .iter()
+                    .zip(slot.shape.dims())
+                    .map(|(s, n)| crate::ir::SliceAxis::At((k / s) % n))
+                    .collect();
+                h.push(Op::Slice(axes), vec![gp], Span::default())
+            };
+            h.outputs.retain(|o| o.role == Role::Loss);
+            let mut row = differentiate(&h, elem)?;
+            crate::passes::simplify(&mut row);
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+/// The Hessian of the loss at the given point, parameters flattened in
+/// declaration order, evaluated by the interpreter.
+pub fn hessian(
+    f: &Function,
+    params: &[Tensor],
+    inputs: &[Tensor],
+) -> Result<Vec<Vec<f64>>, String> {
+    let rows = hessian_rows(f).map_err(|e| e.message)?;
+    rows.iter()
+        .map(|row| {
+            let (_, grads) = check::gradients(row, params, inputs)?;
+            Ok(grads.into_iter().flat_map(|t| t.data).collect())
+        })
+        .collect()
+}

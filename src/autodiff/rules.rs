@@ -1,0 +1,294 @@
+//! The vector-Jacobian product of every IR operation: one arm per operation,
+//! each giving the cotangents of the arguments from the cotangent `g` of the
+//! result `y`.
+//!
+//! Conventions (as PyTorch and JAX): relu'(0) = 0, abs'(0) = 0 (the sign),
+//! elementwise max/min split the cotangent evenly at a tie, reductions to the
+//! maximum split it evenly over tied elements, norm'(0) = 0, and sqrt'(0) is
+//! the true +inf. Comparisons, `sign` and `one_hot` are flat: they pass no
+//! cotangent back.
+
+use super::{Ad, AdError, Cot};
+use crate::ir::{Binary, Op, SliceAxis, Unary, Value};
+
+/// Adds the cotangents of the arguments of instruction `y`, given its own.
+pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), AdError> {
+    let inst = ad.f.inst(y).clone();
+    let a = |k: usize| inst.args[k];
+    match &inst.op {
+        Op::Param(_) | Op::Input(_) | Op::Const(_) => {}
+        Op::Unary(u) => unary(ad, *u, a(0), y, g),
+        Op::Binary(b) => binary(ad, *b, a(0), a(1), y, g),
+        Op::Select => {
+            // The cotangent goes to the side that was taken; the other side
+            // gets an exact, masked zero.
+            let zero = ad.c(0.0);
+            let t = ad.push(Op::Select, vec![a(0), g.value, zero]);
+            let f = ad.push(Op::Select, vec![a(0), zero, g.value]);
+            ad.contribute(a(1), Cot { value: t, masked: true });
+            ad.contribute(a(2), Cot { value: f, masked: true });
+        }
+        Op::MatMul => matmul(ad, a(0), a(1), g),
+        Op::Outer => {
+            // y = a b^T: da = G b, db = a G (as a vector-matrix product).
+            let da = ad.push(Op::MatMul, vec![g.value, a(1)]);
+            let db = ad.push(Op::MatMul, vec![a(0), g.value]);
+            ad.contribute(a(0), ad.like(g, da));
+            ad.contribute(a(1), ad.like(g, db));
+        }
+        Op::Transpose => {
+            let d = ad.push(Op::Transpose, vec![g.value]);
+            ad.contribute(a(0), ad.like(g, d));
+        }
+        Op::Sum => {
+            let d = ad.push(Op::Broadcast(ad.shape(a(0))), vec![g.value]);
+            ad.contribute(a(0), ad.like(g, d));
+        }
+        Op::ReduceMax => {
+            // Split evenly over the elements equal to the maximum.
+            let tied = ad.bin(Binary::Eq, a(0), y);
+            let count = ad.push(Op::Sum, vec![tied]);
+            let share = ad.divide(g, count);
+            let d = ad.scale(share, tied);
+            ad.contribute(a(0), d);
+        }
+        Op::Norm => {
+            // dy/dx = x / y, and 0 at x = 0.
+            let zero = ad.c(0.0);
+            let at_zero = ad.bin(Binary::Eq, y, zero);
+            let q = ad.divide(g, y);
+            let q = ad.push(Op::Select, vec![at_zero, zero, q.value]);
+            let d = ad.bin(Binary::Mul, q, a(0));
+            ad.contribute(a(0), ad.like(g, d));
+        }
+        Op::LogSumExp => {
+            // The softmax of all elements, exp(x - y): stable, as x <= y.
+            let shifted = ad.bin(Binary::Sub, a(0), y);
+            let p = ad.push(Op::Unary(Unary::Exp), vec![shifted]);
+            let d = ad.scale(g, p);
+            ad.contribute(a(0), d);
+        }
+        Op::Softmax => {
+            // y * (g - sum(g * y))
+            let gy = ad.bin(Binary::Mul, g.value, y);
+            let s = ad.push(Op::Sum, vec![gy]);
+            let centred = ad.bin(Binary::Sub, g.value, s);
+            let d = ad.bin(Binary::Mul, y, centred);
+            ad.contribute(a(0), ad.like(g, d));
+        }
+        Op::LogSoftmax => {
+            // g - softmax(x) * sum(g), with softmax(x) = exp(y).
+            let p = ad.push(Op::Unary(Unary::Exp), vec![y]);
+            let s = ad.push(Op::Sum, vec![g.value]);
+            let ps = ad.bin(Binary::Mul, p, s);
+            let d = ad.bin(Binary::Sub, g.value, ps);
+            ad.contribute(a(0), ad.like(g, d));
+        }
+        Op::Broadcast(_) => {
+            let d = ad.push(Op::Sum, vec![g.value]);
+            ad.contribute(a(0), ad.like(g, d));
+        }
+        Op::Slice(axes) => {
+            let d = ad.push(Op::Unslice(axes.clone(), ad.shape(a(0))), vec![g.value]);
+            ad.contribute(a(0), ad.like(g, d));
+        }
+        Op::Unslice(axes, _) => {
+            let d = ad.push(Op::Slice(axes.clone()), vec![g.value]);
+            ad.contribute(a(0), ad.like(g, d));
+        }
+        Op::Pack => {
+            let rest: Vec<SliceAxis> = ad.shape(a(0)).dims().iter().map(|&n| SliceAxis::Range(0, n)).collect();
+            for (k, &arg) in inst.args.iter().enumerate() {
+                let mut axes = vec![SliceAxis::At(k)];
+                axes.extend_from_slice(&rest);
+                let d = ad.push(Op::Slice(axes), vec![g.value]);
+                ad.contribute(arg, ad.like(g, d));
+            }
+        }
+        Op::OneHot(_) => {
+            if ad.is_active(a(0)) {
+                return Err(AdError {
+                    message: "the class index of `one_hot` (or `cross_entropy`) depends on a parameter; a class is discrete and has no gradient".into(),
+                    span: inst.span,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn unary(ad: &mut Ad, u: Unary, x: Value, y: Value, g: Cot) {
+    let d = match u {
+        Unary::Neg => {
+            let d = ad.push(Op::Unary(Unary::Neg), vec![g.value]);
+            ad.like(g, d)
+        }
+        Unary::Exp => ad.scale(g, y),
+        Unary::Log => ad.divide(g, x),
+        Unary::Sqrt => {
+            // g / (2 y): +inf at 0, the true value.
+            let two = ad.c(2.0);
+            let twice = ad.bin(Binary::Mul, two, y);
+            ad.divide(g, twice)
+        }
+        Unary::Abs => {
+            let s = ad.push(Op::Unary(Unary::Sign), vec![x]);
+            ad.scale(g, s)
+        }
+        Unary::Sign => return,
+        Unary::Sin => {
+            let c = ad.push(Op::Unary(Unary::Cos), vec![x]);
+            ad.scale(g, c)
+        }
+        Unary::Cos => {
+            let s = ad.push(Op::Unary(Unary::Sin), vec![x]);
+            let gs = ad.scale(g, s);
+            let d = ad.push(Op::Unary(Unary::Neg), vec![gs.value]);
+            ad.like(g, d)
+        }
+        Unary::Tanh => {
+            // 1 - y^2
+            let one = ad.c(1.0);
+            let yy = ad.bin(Binary::Mul, y, y);
+            let dy = ad.bin(Binary::Sub, one, yy);
+            ad.scale(g, dy)
+        }
+        Unary::Sigmoid => {
+            // y (1 - y)
+            let one = ad.c(1.0);
+            let q = ad.bin(Binary::Sub, one, y);
+            let dy = ad.bin(Binary::Mul, y, q);
+            ad.scale(g, dy)
+        }
+        Unary::Relu => {
+            // 1 where x > 0: relu'(0) = 0.
+            let zero = ad.c(0.0);
+            let on = ad.bin(Binary::Gt, x, zero);
+            ad.scale(g, on)
+        }
+        Unary::Softplus => {
+            let s = ad.push(Op::Unary(Unary::Sigmoid), vec![x]);
+            ad.scale(g, s)
+        }
+    };
+    ad.contribute(x, d);
+}
+
+fn binary(ad: &mut Ad, b: Binary, x: Value, z: Value, y: Value, g: Cot) {
+    match b {
+        Binary::Add => {
+            ad.contribute(x, g);
+            ad.contribute(z, g);
+        }
+        Binary::Sub => {
+            ad.contribute(x, g);
+            if ad.is_active(z) {
+                let n = ad.push(Op::Unary(Unary::Neg), vec![g.value]);
+                ad.contribute(z, ad.like(g, n));
+            }
+        }
+        Binary::Mul => {
+            if ad.is_active(x) {
+                let d = ad.scale(g, z);
+                ad.contribute(x, d);
+            }
+            if ad.is_active(z) {
+                let d = ad.scale(g, x);
+                ad.contribute(z, d);
+            }
+        }
+        Binary::Div => {
+            // y = x / z: dx = g / z, dz = -g y / z.
+            if ad.is_active(x) {
+                let d = ad.divide(g, z);
+                ad.contribute(x, d);
+            }
+            if ad.is_active(z) {
+                let gy = ad.scale(g, y);
+                let q = ad.divide(gy, z);
+                let n = ad.push(Op::Unary(Unary::Neg), vec![q.value]);
+                ad.contribute(z, ad.like(g, n));
+            }
+        }
+        Binary::Pow => {
+            // y = x^z: dx = g z x^(z-1), dz = g y log(x).
+            if ad.is_active(x) {
+                let one = ad.c(1.0);
+                let zm1 = ad.bin(Binary::Sub, z, one);
+                let p = ad.bin(Binary::Pow, x, zm1);
+                let dp = ad.bin(Binary::Mul, z, p);
+                let d = ad.scale(g, dp);
+                ad.contribute(x, d);
+            }
+            if ad.is_active(z) {
+                let l = ad.push(Op::Unary(Unary::Log), vec![x]);
+                let yl = ad.bin(Binary::Mul, y, l);
+                let d = ad.scale(g, yl);
+                ad.contribute(z, d);
+            }
+        }
+        Binary::Max | Binary::Min => {
+            // The larger (smaller) side takes the cotangent; a tie splits it.
+            let wins = if b == Binary::Max { Binary::Gt } else { Binary::Lt };
+            let half = ad.c(0.5);
+            let tie = ad.bin(Binary::Eq, x, z);
+            let half_tie = ad.bin(Binary::Mul, half, tie);
+            for (me, other) in [(x, z), (z, x)] {
+                if ad.is_active(me) {
+                    let w = ad.bin(wins, me, other);
+                    let share = ad.bin(Binary::Add, w, half_tie);
+                    let d = ad.scale(g, share);
+                    ad.contribute(me, d);
+                }
+            }
+        }
+        Binary::Eq | Binary::Ne | Binary::Lt | Binary::Le | Binary::Gt | Binary::Ge => {}
+        Binary::BceLogits => {
+            // d/dz = sigmoid(z) - t; d/dt = -z.
+            if ad.is_active(x) {
+                let s = ad.push(Op::Unary(Unary::Sigmoid), vec![x]);
+                let r = ad.bin(Binary::Sub, s, z);
+                let d = ad.scale(g, r);
+                ad.contribute(x, d);
+            }
+            if ad.is_active(z) {
+                let n = ad.push(Op::Unary(Unary::Neg), vec![x]);
+                let d = ad.scale(g, n);
+                ad.contribute(z, d);
+            }
+        }
+    }
+}
+
+/// The four forms of `@`.
+fn matmul(ad: &mut Ad, a: Value, b: Value, g: Cot) {
+    let (ra, rb) = (ad.shape(a).rank(), ad.shape(b).rank());
+    let (da, db) = match (ra, rb) {
+        // [m,k] @ [k,n]: dA = G B^T, dB = A^T G.
+        (2, 2) => {
+            let bt = ad.push(Op::Transpose, vec![b]);
+            let at = ad.push(Op::Transpose, vec![a]);
+            (
+                ad.push(Op::MatMul, vec![g.value, bt]),
+                ad.push(Op::MatMul, vec![at, g.value]),
+            )
+        }
+        // [m,k] @ [k]: dA = outer(g, x), dx = g @ A.
+        (2, 1) => (
+            ad.push(Op::Outer, vec![g.value, b]),
+            ad.push(Op::MatMul, vec![g.value, a]),
+        ),
+        // [k] @ [k,n]: dx = B @ g, dB = outer(x, g).
+        (1, 2) => (
+            ad.push(Op::MatMul, vec![b, g.value]),
+            ad.push(Op::Outer, vec![a, g.value]),
+        ),
+        // [k] @ [k]: da = g b, db = g a.
+        _ => (
+            ad.bin(Binary::Mul, g.value, b),
+            ad.bin(Binary::Mul, g.value, a),
+        ),
+    };
+    ad.contribute(a, ad.like(g, da));
+    ad.contribute(b, ad.like(g, db));
+}
