@@ -49,6 +49,10 @@ pub fn value_names(f: &Function) -> Vec<String> {
     let mut used: HashSet<String> = HashSet::new();
     let mut names = Vec::with_capacity(f.insts.len());
     for (i, inst) in f.insts.iter().enumerate() {
+        if let Some(x) = inline_const(inst) {
+            names.push(fmt_num(x));
+            continue;
+        }
         let base = inst.name.clone().unwrap_or_else(|| i.to_string());
         let name = if used.contains(&base) {
             (1..)
@@ -147,21 +151,23 @@ fn render(f: &Function, line_of: &dyn Fn(Span) -> Option<usize>) -> String {
         slots(&f.inputs)
     );
 
-    let lines: Vec<String> = f
+    let lines: Vec<(String, &Inst)> = f
         .insts
         .iter()
         .enumerate()
+        .filter(|(_, inst)| inline_const(inst).is_none())
         .map(|(i, inst)| {
-            format!(
+            let line = format!(
                 "  {} = {} : {}",
                 names[i],
                 inst_text(f, inst, &names),
                 inst.shape
-            )
+            );
+            (line, inst)
         })
         .collect();
-    let width = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0);
-    for (line, inst) in lines.iter().zip(&f.insts) {
+    let width = lines.iter().map(|(l, _)| l.chars().count()).max().unwrap_or(0);
+    for (line, inst) in &lines {
         out.push_str(line);
         if let Some(n) = line_of(inst.span) {
             let pad = width - line.chars().count();
@@ -180,6 +186,15 @@ fn render(f: &Function, line_of: &dyn Fn(Span) -> Option<usize>) -> String {
     }
     out.push_str("}\n");
     out
+}
+
+/// Unnamed scalar constants print inline, as their number, where they are
+/// used: `%8 = gt %z, 0` rather than a line of their own.
+fn inline_const(inst: &Inst) -> Option<f64> {
+    match &inst.op {
+        Op::Const(c) if inst.name.is_none() && c.0.shape.is_scalar() => c.0.data.first().copied(),
+        _ => None,
+    }
 }
 
 /// The right-hand side of an instruction line, without its shape.
@@ -310,8 +325,7 @@ fn params(w: [2], b: []) inputs(x: [2], y: []) {
   %4 = matmul %w, %x : []
   %z = add %4, %b : []
   %6 = bce_logits %z, %y : []
-  %7 = const 0 : []
-  %8 = gt %z, %7 : []
+  %8 = gt %z, 0 : []
   %accuracy = eq %8, %y : []
   %p = sigmoid %z : []
   return
@@ -332,8 +346,10 @@ fn params(w: [2], b: []) inputs(x: [2], y: []) {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[1], "  %w = param w : [2]");
         assert_eq!(lines[5], "  %4 = matmul %w, %x : []      # line 2");
-        assert_eq!(lines[10], "  %accuracy = eq %8, %y : []   # line 3");
-        assert_eq!(lines[11], "  %p = sigmoid %z : []         # line 4");
+        // The scalar constant of line 8 prints inline, in `gt %z, 0`.
+        assert_eq!(lines[8], "  %8 = gt %z, 0 : []           # line 3");
+        assert_eq!(lines[9], "  %accuracy = eq %8, %y : []   # line 3");
+        assert_eq!(lines[10], "  %p = sigmoid %z : []         # line 4");
     }
 
     #[test]
@@ -403,9 +419,8 @@ fn params(m: [3, 4]) inputs() {
   %3 = const [1, -0.5] : [2]
   %4 = const [0, 1, 2, 3, 4, 5, 6, 7, … 12 more] : [20]
   %5 = pack %1, %3 : [2, 2]
-  %6 = const 2 : []
-  %7 = one_hot %6 : [3]
-  %8 = broadcast %6 : [2, 2]
+  %7 = one_hot 2 : [3]
+  %8 = broadcast 2 : [2, 2]
   return
     grad m %2
 }
