@@ -37,6 +37,10 @@ fn rule(out: &mut Function, inst: &Inst) -> Option<Value> {
             let x = out.inst(arg(0));
             match (u, &x.op) {
                 (Unary::Neg, Op::Unary(Unary::Neg)) => Some(x.args[0]),
+                (Unary::Neg, Op::Binary(Binary::Sub)) => {
+                    let (a, b) = (x.args[0], x.args[1]);
+                    Some(out.push(Op::Binary(Binary::Sub), vec![b, a], span))
+                }
                 (_, Op::Broadcast(_)) => {
                     let inner = x.args[0];
                     let y = out.push(Op::Unary(*u), vec![inner], span);
@@ -142,9 +146,40 @@ fn binary(
             let sq = out.push(Op::Binary(Binary::Mul), vec![x, x], span);
             fit(out, sq, s, span)
         }
-        _ => return hoist_broadcast(out, b, x, y, s, span),
+        _ => return signs(out, b, x, y, s, span).or_else(|| hoist_broadcast(out, b, x, y, s, span)),
     };
     Some(v)
+}
+
+/// Negations move outwards, where they cancel or become subtractions:
+/// `a + -b -> a - b`, `-a + b -> b - a`, `a - -b -> a + b`,
+/// `-a * b -> -(a * b)`, `a / -b -> -(a / b)`. No rule moves one inwards, so
+/// the rewriting ends.
+fn signs(out: &mut Function, b: Binary, x: Value, y: Value, s: &Shape, span: Span) -> Option<Value> {
+    let (nx, ny) = (negated(out, x), negated(out, y));
+    let v = match (b, nx, ny) {
+        (Binary::Add, _, Some(y)) => out.push(Op::Binary(Binary::Sub), vec![x, y], span),
+        (Binary::Add, Some(x), None) => out.push(Op::Binary(Binary::Sub), vec![y, x], span),
+        (Binary::Sub, _, Some(y)) => out.push(Op::Binary(Binary::Add), vec![x, y], span),
+        (Binary::Mul | Binary::Div, Some(_), _) | (Binary::Mul | Binary::Div, _, Some(_)) => {
+            let p = out.push(Op::Binary(b), vec![nx.unwrap_or(x), ny.unwrap_or(y)], span);
+            if nx.is_some() && ny.is_some() {
+                p
+            } else {
+                out.push(Op::Unary(Unary::Neg), vec![p], span)
+            }
+        }
+        _ => return None,
+    };
+    Some(fit(out, v, s, span))
+}
+
+/// The operand of a negation.
+fn negated(f: &Function, v: Value) -> Option<Value> {
+    match f.inst(v).op {
+        Op::Unary(Unary::Neg) => Some(f.inst(v).args[0]),
+        _ => None,
+    }
 }
 
 /// `b(broadcast(p), broadcast(q))`, or with one side a scalar, is
@@ -205,6 +240,13 @@ mod tests {
 
     #[test]
     fn additive_identities() {
+        check(run, "(add x (neg y))", "(sub x y)");
+        check(run, "(add (neg x) y)", "(sub y x)");
+        check(run, "(sub x (neg y))", "(add x y)");
+        check(run, "(mul (neg x) y)", "(neg (mul x y))");
+        check(run, "(div x (neg y))", "(neg (div x y))");
+        check(run, "(div (neg x) (neg y))", "(div x y)");
+        check(run, "(neg (sub x y))", "(sub y x)");
         check(run, "(add x 0)", "x");
         check(run, "(add 0 x)", "x");
         check(run, "(sub x 0)", "x");
