@@ -49,7 +49,9 @@ fn cases(stage: &str) -> Vec<(String, PathBuf)> {
 fn show(src: &str, sections: &[(&str, String)]) -> String {
     let mut text = String::from("-- source --\n");
     text.push_str(src);
-    if !src.ends_with('\n') {
+    if src.is_empty() {
+        text.push_str("(empty file)\n");
+    } else if !src.ends_with('\n') {
         text.push_str("\n(no newline at end of file)\n");
     }
     for (title, body) in sections {
@@ -111,7 +113,10 @@ fn check() {
             panic!("{name}: the raw IR does not verify: {e}\n{}", compiled.raw);
         }
         if let Err(e) = verify(&compiled.ir) {
-            panic!("{name}: the optimised IR does not verify: {e}\n{}", compiled.ir);
+            panic!(
+                "{name}: the optimised IR does not verify: {e}\n{}",
+                compiled.ir
+            );
         }
         same_outputs(&name, &src, &compiled);
         let sections = [
@@ -143,7 +148,12 @@ fn errors() {
             let at = format!("{file}:{line}:{col}: error: {}", d.message);
             assert!(rendered.contains(&at), "{name}: no `{at}` in\n{rendered}");
         }
-        snapshot("errors", &name, &path, &show(&src, &[("diagnostics", rendered)]));
+        snapshot(
+            "errors",
+            &name,
+            &path,
+            &show(&src, &[("diagnostics", rendered)]),
+        );
     }
 }
 
@@ -154,7 +164,10 @@ fn invalid_utf8_is_located() {
     assert_eq!((d.span.lo, d.span.hi), (12, 13));
     let d = gradc::source_text(b"\xff").unwrap_err();
     assert_eq!((d.span.lo, d.span.hi), (0, 1));
-    assert_eq!(gradc::source_text("loss 1 # café\n".as_bytes()), Ok("loss 1 # café\n"));
+    assert_eq!(
+        gradc::source_text("loss 1 # café\n".as_bytes()),
+        Ok("loss 1 # café\n")
+    );
 }
 
 /// The bytes as text, each byte that is not UTF-8 replaced by one `?`, so
@@ -242,7 +255,10 @@ fn fixed_inputs(src: &str) -> Vec<(String, Vec<f64>)> {
             let numbers = value.trim_start_matches('[').trim_end_matches(']');
             let values = numbers
                 .split(',')
-                .map(|x| x.parse::<f64>().unwrap_or_else(|_| panic!("bad number in `{pair}`")))
+                .map(|x| {
+                    x.parse::<f64>()
+                        .unwrap_or_else(|_| panic!("bad number in `{pair}`"))
+                })
                 .collect();
             fixed.push((name.to_string(), values));
         }
@@ -301,7 +317,11 @@ fn same_outputs(name: &str, src: &str, c: &gradc::Compiled) {
         for ((ro, rt), (oo, ot)) in raw.iter().zip(&opt) {
             assert_eq!(ro.name, oo.name, "{name}: outputs in a different order");
             assert_eq!(ro.role, oo.role, "{name}: output {} changed role", ro.name);
-            assert_eq!(rt.shape, ot.shape, "{name}: output {} changed shape", ro.name);
+            assert_eq!(
+                rt.shape, ot.shape,
+                "{name}: output {} changed shape",
+                ro.name
+            );
             let same = rt.data.iter().zip(&ot.data).all(|(&a, &b)| close(a, b));
             assert!(
                 same,

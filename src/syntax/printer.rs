@@ -276,7 +276,7 @@ mod tests {
                 "if a then if b then 1 else 2 else 3",
                 "(if a then (if b then 1 else 2) else 3)",
             ),
-            ("1 + if c then 2 else 3", "(1 + (if c then 2 else 3))"),
+            ("1 + (if c then 2 else 3)", "(1 + (if c then 2 else 3))"),
             ("1.5e-3 * x", "(1.5e-3 * x)"),
         ];
         for (src, want) in cases {
