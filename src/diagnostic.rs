@@ -57,8 +57,8 @@ impl Diagnostic {
         use ariadne::{Config, IndexType, Label as ALabel, Report, ReportKind, Source};
 
         let clamp = |s: Span| {
-            let lo = (s.lo as usize).min(src.len());
-            let hi = (s.hi as usize).clamp(lo, src.len());
+            let lo = src.floor_char_boundary((s.lo as usize).min(src.len()));
+            let hi = src.ceil_char_boundary((s.hi as usize).clamp(lo, src.len()));
             (file, lo..hi)
         };
         let mut report = Report::build(ReportKind::Error, clamp(self.span))
@@ -69,7 +69,7 @@ impl Diagnostic {
             )
             .with_message(&self.message);
         if self.labels.is_empty() {
-            report = report.with_label(ALabel::new(clamp(self.span)));
+            report = report.with_label(ALabel::new(clamp(self.span)).with_message("here"));
         }
         for (i, l) in self.labels.iter().enumerate() {
             report = report.with_label(
@@ -88,7 +88,8 @@ impl Diagnostic {
         let body = match written {
             Ok(()) => {
                 let text = String::from_utf8_lossy(&out).into_owned();
-                text.split_once('\n').map_or(String::new(), |(_, rest)| rest.to_string())
+                text.split_once('\n')
+                    .map_or(String::new(), |(_, rest)| rest.to_string())
             }
             Err(_) => String::new(),
         };

@@ -78,6 +78,17 @@ pub fn source_text(bytes: &[u8]) -> Result<&str, Diagnostic> {
     })
 }
 
+/// Source bytes for showing in a diagnostic: every byte that is not part of a
+/// UTF-8 character becomes one `?`, so byte spans still line up.
+pub fn printable_text(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        out.extend(std::iter::repeat_n('?', chunk.invalid().len()));
+    }
+    out
+}
+
 /// Parses a source file into its syntax tree.
 pub fn parse(src: &str) -> Result<syntax::ast::Program, Vec<Diagnostic>> {
     syntax::parser::parse(src)

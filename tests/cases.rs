@@ -137,7 +137,7 @@ fn errors() {
                 Ok(_) => panic!("error case {name} compiles"),
                 Err(diags) => (src.to_string(), diags),
             },
-            Err(d) => (same_length_text(&bytes), vec![d]),
+            Err(d) => (gradc::printable_text(&bytes), vec![d]),
         };
         assert!(!diags.is_empty(), "{name}: an error without a diagnostic");
         let rendered = render_all(&diags, &file, &src, false);
@@ -168,17 +168,6 @@ fn invalid_utf8_is_located() {
         gradc::source_text("loss 1 # café\n".as_bytes()),
         Ok("loss 1 # café\n")
     );
-}
-
-/// The bytes as text, each byte that is not UTF-8 replaced by one `?`, so
-/// that every byte offset (and so every span) stays where it was.
-fn same_length_text(bytes: &[u8]) -> String {
-    let mut text = String::with_capacity(bytes.len());
-    for chunk in bytes.utf8_chunks() {
-        text.push_str(chunk.valid());
-        text.extend(chunk.invalid().iter().map(|_| '?'));
-    }
-    text
 }
 
 fn spans_within(name: &str, d: &Diagnostic, src: &str) {

@@ -97,7 +97,10 @@ mod tests {
         let e = parse_inputs(&d, &["z=1".into()]).unwrap_err();
         assert!(e.contains("no input `z`"), "{e}");
         let (t, defaulted) = parse_inputs(&d, &[]).unwrap();
-        assert_eq!((t[0].data.clone(), defaulted), (vec![0.0, 0.0], vec!["x".to_string()]));
+        assert_eq!(
+            (t[0].data.clone(), defaulted),
+            (vec![0.0, 0.0], vec!["x".to_string()])
+        );
         let e = parse_inputs(&d, &["x=1,2".into(), "x=3,4".into()]).unwrap_err();
         assert!(e.contains("given twice"), "{e}");
         let e = parse_inputs(&d, &["x=1,nan".into()]).unwrap_err();

@@ -14,8 +14,8 @@ use crate::autodiff::{self, check};
 use crate::diagnostic::render_all;
 use crate::ir::stats::stats;
 use crate::ir::{interp, Role};
-use crate::span::{LineIndex, Span};
 use crate::shape::Tensor;
+use crate::span::{LineIndex, Span};
 use crate::Compiled;
 
 pub use inputs::parse_inputs;
@@ -234,7 +234,11 @@ fn at_point(
             "note: input{} {} not given: using {}",
             if defaulted.len() == 1 { "" } else { "s" },
             defaulted.join(", "),
-            if random { "seeded random values" } else { "zeros" }
+            if random {
+                "seeded random values"
+            } else {
+                "zeros"
+            }
         );
     }
     let params = c.initial_params(point.seed.unwrap_or_else(|| c.seed()));
@@ -271,7 +275,14 @@ fn gradient_check(
             }
         }
     }
-    let width = c.typed.params.iter().map(|p| p.name.len()).max().unwrap_or(5).max(5);
+    let width = c
+        .typed
+        .params
+        .iter()
+        .map(|p| p.name.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
     println!("{:width$}  {:>14}", "param", "max rel error");
     let mut ok = true;
     for (p, w) in c.typed.params.iter().zip(&worst) {
@@ -388,7 +399,11 @@ pub fn tensor_json(t: &Tensor) -> Json {
             None => num(data[0]),
             Some((&n, rest)) => {
                 let step: usize = rest.iter().product();
-                Json::Array((0..n).map(|i| go(rest, &data[i * step..(i + 1) * step])).collect())
+                Json::Array(
+                    (0..n)
+                        .map(|i| go(rest, &data[i * step..(i + 1) * step]))
+                        .collect(),
+                )
             }
         }
     }
@@ -396,13 +411,18 @@ pub fn tensor_json(t: &Tensor) -> Json {
 }
 
 fn read(path: &Path) -> Result<String, Reported> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| fail(format!("cannot read `{}`: {}", path.display(), io_reason(&e))))?;
+    let bytes = std::fs::read(path).map_err(|e| {
+        fail(format!(
+            "cannot read `{}`: {}",
+            path.display(),
+            io_reason(&e)
+        ))
+    })?;
     match crate::source_text(&bytes) {
         Ok(s) => Ok(s.to_string()),
         Err(d) => {
-            let lossy = String::from_utf8_lossy(&bytes);
-            Err(report(path, &lossy, &[d]))
+            let shown = crate::printable_text(&bytes);
+            Err(report(path, &shown, &[d]))
         }
     }
 }
@@ -422,7 +442,10 @@ fn compile(path: &Path, src: &str) -> Result<Compiled, Reported> {
 
 fn report(path: &Path, src: &str, diags: &[crate::diagnostic::Diagnostic]) -> Reported {
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    eprint!("{}", render_all(diags, &path.display().to_string(), src, color));
+    eprint!(
+        "{}",
+        render_all(diags, &path.display().to_string(), src, color)
+    );
     let n = diags.len();
     eprintln!(
         "error: {} error{} in {}",

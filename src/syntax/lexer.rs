@@ -152,31 +152,37 @@ pub struct LexError {
     pub text: String,
 }
 
-/// The token stream the generated parser reads.
-pub struct Lexer<'s> {
+/// The token stream the generated parser reads. Pieces of source that start
+/// no token are set aside in `errors` and skipped, so that parsing goes on and
+/// every bad character is reported.
+pub struct Lexer<'s, 'e> {
     inner: logos::SpannedIter<'s, Token<'s>>,
+    errors: &'e mut Vec<LexError>,
 }
 
-impl<'s> Lexer<'s> {
-    pub fn new(src: &'s str) -> Lexer<'s> {
+impl<'s, 'e> Lexer<'s, 'e> {
+    pub fn new(src: &'s str, errors: &'e mut Vec<LexError>) -> Lexer<'s, 'e> {
         Lexer {
             inner: Token::lexer(src).spanned(),
+            errors,
         }
     }
 }
 
-impl<'s> Iterator for Lexer<'s> {
+impl<'s> Iterator for Lexer<'s, '_> {
     type Item = Result<(usize, Token<'s>, usize), LexError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let (tok, range) = self.inner.next()?;
-        Some(match tok {
-            Ok(tok) => Ok((range.start, tok, range.end)),
-            Err(()) => Err(LexError {
-                span: Span::new(range.start, range.end),
-                text: self.inner.slice().to_string(),
-            }),
-        })
+        loop {
+            let (tok, range) = self.inner.next()?;
+            match tok {
+                Ok(tok) => return Some(Ok((range.start, tok, range.end))),
+                Err(()) => self.errors.push(LexError {
+                    span: Span::new(range.start, range.end),
+                    text: self.inner.slice().to_string(),
+                }),
+            }
+        }
     }
 }
 
@@ -185,7 +191,10 @@ mod tests {
     use super::*;
 
     fn kinds(src: &str) -> Vec<Token<'_>> {
-        Lexer::new(src).map(|t| t.unwrap().1).collect()
+        let mut errors = Vec::new();
+        let toks = Lexer::new(src, &mut errors).map(|t| t.unwrap().1).collect();
+        assert!(errors.is_empty(), "{errors:?}");
+        toks
     }
 
     #[test]
@@ -210,8 +219,16 @@ mod tests {
     }
 
     #[test]
-    fn unknown_character_has_a_span() {
-        let err = Lexer::new("a $ b").nth(1).unwrap().unwrap_err();
-        assert_eq!(err.span, Span::new(2, 3));
+    fn unknown_characters_are_set_aside_with_their_spans() {
+        let mut errors = Vec::new();
+        let toks: Vec<_> = Lexer::new("a $ b ? c", &mut errors)
+            .map(|t| t.unwrap().1)
+            .collect();
+        assert_eq!(
+            toks,
+            vec![Token::Name("a"), Token::Name("b"), Token::Name("c")]
+        );
+        let spans: Vec<Span> = errors.iter().map(|e| e.span).collect();
+        assert_eq!(spans, vec![Span::new(2, 3), Span::new(6, 7)]);
     }
 }

@@ -4,7 +4,7 @@
 use lalrpop_util::{lalrpop_mod, ErrorRecovery, ParseError};
 
 use crate::diagnostic::Diagnostic;
-use crate::span::Span;
+use crate::span::{LineIndex, Span};
 use crate::syntax::ast::Program;
 use crate::syntax::lexer::{LexError, Lexer, Token};
 
@@ -23,18 +23,33 @@ pub fn parse(src: &str) -> Result<Program, Vec<Diagnostic>> {
         return Err(vec![d]);
     }
     let mut recovered = Vec::new();
-    let result = grammar::ProgramParser::new().parse(&mut recovered, Lexer::new(src));
-    let mut diags: Vec<Diagnostic> = recovered
+    let mut lex_errors = Vec::new();
+    let result =
+        grammar::ProgramParser::new().parse(&mut recovered, Lexer::new(src, &mut lex_errors));
+    // A skipped character usually leaves the rest of its line unparsable: the
+    // syntax errors after it on the same line are its echoes, not news.
+    let lines = LineIndex::new(src);
+    let echo = |d: &Diagnostic| {
+        let (line, at) = (lines.line(d.span.lo as usize), d.span.lo);
+        lex_errors
+            .iter()
+            .any(|e| e.span.hi <= at && lines.line(e.span.lo as usize) == line)
+    };
+    let parse_diags: Vec<Diagnostic> = recovered
         .into_iter()
         .map(|r: ErrorRecovery<usize, Token<'_>, LexError>| convert(r.error, src))
+        .chain(result.as_ref().err().map(|e| convert(e.clone(), src)))
+        .filter(|d| !echo(d))
         .collect();
+    let mut diags: Vec<Diagnostic> = lex_errors
+        .into_iter()
+        .map(|error| convert(ParseError::User { error }, src))
+        .chain(parse_diags)
+        .collect();
+    diags.sort_by_key(|d| d.span.lo);
     match result {
         Ok(program) if diags.is_empty() => Ok(program),
-        Ok(_) => Err(diags),
-        Err(e) => {
-            diags.push(convert(e, src));
-            Err(diags)
-        }
+        _ => Err(diags),
     }
 }
 
@@ -44,8 +59,20 @@ pub fn parse_expr(src: &str) -> Result<crate::syntax::ast::Expr, Vec<Diagnostic>
         return Err(vec![d]);
     }
     let mut recovered = Vec::new();
-    let result = grammar::ExprParser::new().parse(&mut recovered, Lexer::new(src));
-    result.map_err(|e| vec![convert(e, src)])
+    let mut lex_errors = Vec::new();
+    let result = grammar::ExprParser::new().parse(&mut recovered, Lexer::new(src, &mut lex_errors));
+    let mut diags: Vec<Diagnostic> = lex_errors
+        .into_iter()
+        .map(|error| convert(ParseError::User { error }, src))
+        .collect();
+    match result {
+        Ok(e) if diags.is_empty() => Ok(e),
+        Ok(_) => Err(diags),
+        Err(e) => {
+            diags.push(convert(e, src));
+            Err(diags)
+        }
+    }
 }
 
 /// Deep bracket nesting is refused up front: the parser itself would cope, but

@@ -12,6 +12,9 @@ use crate::types::init::check_init;
 use crate::types::train::check_train;
 use crate::types::{InputDecl, Named, ParamDecl, Program};
 
+/// The most elements any tensor of a program may have (512 MiB of f64).
+pub const MAX_ELEMENTS: usize = 1 << 26;
+
 /// What the checker demands of a program.
 #[derive(Clone, Debug)]
 pub struct CheckOptions {
@@ -31,8 +34,10 @@ pub(crate) enum Binding {
     Param(usize),
     Input(usize),
     Let(usize),
-    /// A `let` whose value is being checked, or failed to check.
+    /// A `let` whose value is being checked.
     LetPending,
+    /// A definition that had errors, already reported: uses are not errors.
+    Failed,
     Fn(usize),
 }
 
@@ -57,6 +62,10 @@ pub(crate) struct Checker<'a> {
     pub fns: Vec<FnDef<'a>>,
     /// Expression nodes typed so far.
     pub budget: usize,
+    /// User-function calls being specialised, one inside another.
+    pub calls: usize,
+    /// `let`s and functions defined further down, for "used before defined".
+    pub later: HashMap<String, Span>,
 }
 
 impl Checker<'_> {
@@ -107,7 +116,28 @@ impl Checker<'_> {
                 }
             }
         }
-        Some(Shape(dims))
+        let shape = Shape(dims);
+        if self.too_large(&shape, ann.span) {
+            return None;
+        }
+        Some(shape)
+    }
+
+    /// Refuses shapes of more than [`MAX_ELEMENTS`] elements (reported).
+    pub(crate) fn too_large(&mut self, shape: &Shape, span: Span) -> bool {
+        let size = shape
+            .dims()
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d));
+        if size.is_some_and(|n| n <= MAX_ELEMENTS) {
+            return false;
+        }
+        self.error(
+            Diagnostic::error(span, format!("shape {shape} is too large"))
+                .label(span, format!("more than {MAX_ELEMENTS} elements"))
+                .hint("gradc holds every tensor in memory; use smaller dimensions"),
+        );
+        true
     }
 
     fn env(&self) -> Env<'static> {
@@ -128,7 +158,14 @@ pub fn check(program: &ast::Program, opts: &CheckOptions) -> Result<Program, Vec
         globals: HashMap::new(),
         fns: Vec::new(),
         budget: 0,
+        calls: 0,
+        later: HashMap::new(),
     };
+    for item in &program.items {
+        if let ItemKind::Let { name, .. } | ItemKind::Fn { name, .. } = &item.kind {
+            c.later.entry(name.name.clone()).or_insert(name.span);
+        }
+    }
     declarations(&mut c, program);
     let mut loss_span = None;
     let mut train_span = None;
@@ -139,17 +176,20 @@ pub fn check(program: &ast::Program, opts: &CheckOptions) -> Result<Program, Vec
             ItemKind::Let { name, value } => {
                 let bound = c.bind(name, Binding::LetPending);
                 let env = c.env();
-                if let Some(v) = c.expr(value, env) {
-                    if bound {
-                        let i = c.prog.lets.len();
-                        c.globals
-                            .insert(name.name.clone(), (Binding::Let(i), name.span));
-                        c.prog.lets.push(Named {
-                            name: name.name.clone(),
-                            value: v,
-                            span: item.span,
-                        });
-                    }
+                let typed = c.expr(value, env);
+                if bound {
+                    let binding = match typed {
+                        Some(v) => {
+                            c.prog.lets.push(Named {
+                                name: name.name.clone(),
+                                value: v,
+                                span: item.span,
+                            });
+                            Binding::Let(c.prog.lets.len() - 1)
+                        }
+                        None => Binding::Failed,
+                    };
+                    c.globals.insert(name.name.clone(), (binding, name.span));
                 }
             }
             ItemKind::Fn { name, params, body } => function(&mut c, name, params, body, item.span),
@@ -270,7 +310,10 @@ fn declarations(c: &mut Checker<'_>, program: &ast::Program) {
                 let declared = match shape {
                     Some(ann) => match c.shape_ann(ann) {
                         Some(s) => Some(s),
-                        None => continue,
+                        None => {
+                            c.bind(name, Binding::Failed);
+                            continue;
+                        }
                     },
                     None => None,
                 };
@@ -286,14 +329,20 @@ fn declarations(c: &mut Checker<'_>, program: &ast::Program) {
                             });
                         }
                     }
-                    Err(d) => c.error(d),
+                    Err(d) => {
+                        c.error(d);
+                        c.bind(name, Binding::Failed);
+                    }
                 }
             }
             ItemKind::Input { name, shape } => {
                 let shape = match shape {
                     Some(ann) => match c.shape_ann(ann) {
                         Some(s) => s,
-                        None => continue,
+                        None => {
+                            c.bind(name, Binding::Failed);
+                            continue;
+                        }
                     },
                     None => Shape::scalar(),
                 };

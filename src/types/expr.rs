@@ -16,6 +16,13 @@ use crate::types::{TExpr, TKind};
 /// body again; past this the program is refused rather than exhausting memory.
 const BUDGET: usize = 1_000_000;
 
+/// User-function calls nested deeper than this (each inlined inside the
+/// other) are refused, so that checking cannot overflow the stack.
+const MAX_CALL_DEPTH: usize = 64;
+
+/// Calls named in the labels of an error inside nested user functions.
+const MAX_TRACED_CALLS: usize = 3;
+
 /// What a name may refer to at one point of the program.
 #[derive(Clone, Copy)]
 pub(crate) struct Env<'a> {
@@ -86,6 +93,8 @@ impl Checker<'_> {
                 self.index(x, indices, span)
             }
             ExprKind::TooDeep => {
+                // The whole expression would underline pages: point at its start.
+                let span = Span::new(span.lo as usize, span.lo as usize + 1);
                 self.error(
                     Diagnostic::error(
                         span,
@@ -115,7 +124,17 @@ impl Checker<'_> {
             Some((Binding::Let(i), _)) if i < env.lets => {
                 typed(TKind::Let(i), &self.prog.lets[i].value.shape)
             }
-            Some((Binding::Let(_), def)) | Some((Binding::LetPending, def)) => {
+            Some((Binding::Failed, _)) => None,
+            Some((Binding::LetPending, def)) => {
+                self.error(
+                    Diagnostic::error(span, format!("`{name}` is used in its own definition"))
+                        .label(span, "used here")
+                        .label(def, "while it is being defined here")
+                        .hint("a `let` cannot refer to itself; name the earlier value differently"),
+                );
+                None
+            }
+            Some((Binding::Let(_), def)) => {
                 self.error(
                     Diagnostic::error(span, format!("`{name}` is used before it is defined"))
                         .label(span, "used here")
@@ -137,6 +156,16 @@ impl Checker<'_> {
                     Diagnostic::error(span, format!("`{name}` is a builtin function, not a value"))
                         .label(span, "used as a value")
                         .hint(format!("call it: `{name}(...)`")),
+                );
+                None
+            }
+            None if self.later.contains_key(name) => {
+                let def = self.later[name];
+                self.error(
+                    Diagnostic::error(span, format!("`{name}` is used before it is defined"))
+                        .label(span, "used here")
+                        .label(def, "defined later, here")
+                        .hint("move the definition above its first use"),
                 );
                 None
             }
@@ -212,6 +241,9 @@ impl Checker<'_> {
         let mut dims = vec![typed.len()];
         dims.extend_from_slice(first.dims());
         let shape = Shape(dims);
+        if self.too_large(&shape, span) {
+            return None;
+        }
         let consts: Option<Vec<f64>> = typed
             .iter()
             .map(|t| match &t.kind {
@@ -231,6 +263,7 @@ impl Checker<'_> {
     pub(crate) fn prim(&mut self, prim: Prim, args: Vec<TExpr>, span: Span) -> Option<TExpr> {
         let shapes: Vec<&Shape> = args.iter().map(|a| &a.shape).collect();
         match prim.shape(&shapes) {
+            Ok(shape) if self.too_large(&shape, span) => None,
             Ok(shape) => Some(TExpr {
                 kind: TKind::Prim(prim, args),
                 shape,
@@ -238,7 +271,8 @@ impl Checker<'_> {
             }),
             Err(msg) => {
                 let mut d = Diagnostic::error(span, msg);
-                for a in &args {
+                // Arguments the checker supplied (huber's delta) have the call's span.
+                for a in args.iter().filter(|a| a.span != span) {
                     d = d.label(a.span, format!("shape {}", a.shape));
                 }
                 if prim == Prim::MatMul {
@@ -306,9 +340,9 @@ impl Checker<'_> {
                 self.error(
                     Diagnostic::error(
                         span,
-                        format!("`{name}` takes {want}, but {} were given", args.len()),
+                        format!("`{name}` takes {want}, but {} given", count(args.len())),
                     )
-                    .label(span, format!("{} arguments", args.len())),
+                    .label(span, plural(args.len(), "argument")),
                 );
                 return None;
             }
@@ -362,19 +396,29 @@ impl Checker<'_> {
         if def.broken {
             return None;
         }
+        if self.calls >= MAX_CALL_DEPTH {
+            self.error(
+                Diagnostic::error(
+                    span,
+                    format!("user functions nested more than {MAX_CALL_DEPTH} calls deep"),
+                )
+                .label(func.span, "this call is too deep")
+                .hint("each call is inlined; flatten the chain of functions"),
+            );
+            return None;
+        }
         if args.len() != def.params.len() {
             self.error(
                 Diagnostic::error(
                     span,
                     format!(
-                        "`{}` takes {} argument{}, but {} were given",
+                        "`{}` takes {}, but {} given",
                         def.name,
-                        def.params.len(),
-                        if def.params.len() == 1 { "" } else { "s" },
-                        args.len()
+                        plural(def.params.len(), "argument"),
+                        count(args.len())
                     ),
                 )
-                .label(span, format!("{} arguments", args.len()))
+                .label(span, plural(args.len(), "argument"))
                 .label(def.span, "defined here"),
             );
             return None;
@@ -393,9 +437,20 @@ impl Checker<'_> {
             fns: index,
         };
         let before = self.diags.len();
+        self.calls += 1;
         let body = self.expr(def.body, inner);
+        self.calls -= 1;
         let shapes: Vec<String> = frame.iter().map(|(n, s)| format!("{n}: {s}")).collect();
         for d in &mut self.diags[before..] {
+            // The innermost calls explain an error; a whole chain would bury it.
+            let traced = d
+                .labels
+                .iter()
+                .filter(|l| l.message.starts_with("in this call"))
+                .count();
+            if traced >= MAX_TRACED_CALLS {
+                continue;
+            }
             d.labels.push(crate::diagnostic::Label {
                 span: func.span,
                 message: format!("in this call of `{}`, with {}", def.name, shapes.join(", ")),
@@ -529,4 +584,14 @@ fn binop_prim(op: BinOp) -> Prim {
         BinOp::Gt => Prim::Gt,
         BinOp::Ge => Prim::Ge,
     }
+}
+
+/// `1 argument`, `2 arguments`.
+fn plural(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
+/// `1 was`, `2 were`.
+fn count(n: usize) -> String {
+    format!("{n} {}", if n == 1 { "was" } else { "were" })
 }
