@@ -115,7 +115,8 @@ impl Ad {
     fn new(f: &Function) -> Ad {
         let mut active = vec![false; f.insts.len()];
         for (i, inst) in f.insts.iter().enumerate() {
-            active[i] = matches!(inst.op, Op::Param(_)) || inst.args.iter().any(|a| active[a.index()]);
+            active[i] =
+                matches!(inst.op, Op::Param(_)) || inst.args.iter().any(|a| active[a.index()]);
         }
         Ad {
             f: f.clone(),
@@ -133,7 +134,9 @@ impl Ad {
         let span = self.f.inst(v).span;
         let mut sum = parts[0].value;
         for c in &parts[1..] {
-            sum = self.f.push(Op::Binary(Binary::Add), vec![sum, c.value], span);
+            sum = self
+                .f
+                .push(Op::Binary(Binary::Add), vec![sum, c.value], span);
         }
         if let Some(name) = self.f.inst(v).name.clone() {
             self.f.set_name(sum, &format!("d{name}"));
@@ -196,16 +199,25 @@ impl Ad {
 
     fn guard(&mut self, g: Cot, value: Value) -> Cot {
         if !g.masked {
-            return Cot { value, masked: false };
+            return Cot {
+                value,
+                masked: false,
+            };
         }
         let zero = self.c(0.0);
         let value = self.push(Op::Select, vec![g.value, value, zero]);
-        Cot { value, masked: true }
+        Cot {
+            value,
+            masked: true,
+        }
     }
 
     /// A cotangent computed linearly from `g`, so zero where `g` is.
     pub fn like(&self, g: Cot, value: Value) -> Cot {
-        Cot { value, masked: g.masked }
+        Cot {
+            value,
+            masked: g.masked,
+        }
     }
 
     pub fn shape(&self, v: Value) -> Shape {

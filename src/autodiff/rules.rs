@@ -25,8 +25,20 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), AdError> {
             let zero = ad.c(0.0);
             let t = ad.push(Op::Select, vec![a(0), g.value, zero]);
             let f = ad.push(Op::Select, vec![a(0), zero, g.value]);
-            ad.contribute(a(1), Cot { value: t, masked: true });
-            ad.contribute(a(2), Cot { value: f, masked: true });
+            ad.contribute(
+                a(1),
+                Cot {
+                    value: t,
+                    masked: true,
+                },
+            );
+            ad.contribute(
+                a(2),
+                Cot {
+                    value: f,
+                    masked: true,
+                },
+            );
         }
         Op::MatMul => matmul(ad, a(0), a(1), g),
         Op::Outer => {
@@ -97,7 +109,12 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), AdError> {
             ad.contribute(a(0), ad.like(g, d));
         }
         Op::Pack => {
-            let rest: Vec<SliceAxis> = ad.shape(a(0)).dims().iter().map(|&n| SliceAxis::Range(0, n)).collect();
+            let rest: Vec<SliceAxis> = ad
+                .shape(a(0))
+                .dims()
+                .iter()
+                .map(|&n| SliceAxis::Range(0, n))
+                .collect();
             for (k, &arg) in inst.args.iter().enumerate() {
                 let mut axes = vec![SliceAxis::At(k)];
                 axes.extend_from_slice(&rest);
@@ -229,7 +246,11 @@ fn binary(ad: &mut Ad, b: Binary, x: Value, z: Value, y: Value, g: Cot) {
         }
         Binary::Max | Binary::Min => {
             // The larger (smaller) side takes the cotangent; a tie splits it.
-            let wins = if b == Binary::Max { Binary::Gt } else { Binary::Lt };
+            let wins = if b == Binary::Max {
+                Binary::Gt
+            } else {
+                Binary::Lt
+            };
             let half = ad.c(0.5);
             let tie = ad.bin(Binary::Eq, x, z);
             let half_tie = ad.bin(Binary::Mul, half, tie);

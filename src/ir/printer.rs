@@ -166,7 +166,11 @@ fn render(f: &Function, line_of: &dyn Fn(Span) -> Option<usize>) -> String {
             (line, inst)
         })
         .collect();
-    let width = lines.iter().map(|(l, _)| l.chars().count()).max().unwrap_or(0);
+    let width = lines
+        .iter()
+        .map(|(l, _)| l.chars().count())
+        .max()
+        .unwrap_or(0);
     for (line, inst) in &lines {
         out.push_str(line);
         if let Some(n) = line_of(inst.span) {

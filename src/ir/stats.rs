@@ -63,6 +63,12 @@ mod tests {
         let x = f.push(Op::Input(0), vec![], Span::default());
         let y = f.push(Op::MatMul, vec![w, x], Span::default());
         f.push(Op::Sum, vec![y], Span::default());
-        assert_eq!(stats(&f), Stats { ops: 2, flops: 24 + 4 });
+        assert_eq!(
+            stats(&f),
+            Stats {
+                ops: 2,
+                flops: 24 + 4
+            }
+        );
     }
 }

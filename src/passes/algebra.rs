@@ -146,7 +146,9 @@ fn binary(
             let sq = out.push(Op::Binary(Binary::Mul), vec![x, x], span);
             fit(out, sq, s, span)
         }
-        _ => return signs(out, b, x, y, s, span).or_else(|| hoist_broadcast(out, b, x, y, s, span)),
+        _ => {
+            return signs(out, b, x, y, s, span).or_else(|| hoist_broadcast(out, b, x, y, s, span))
+        }
     };
     Some(v)
 }
@@ -155,7 +157,14 @@ fn binary(
 /// `a + -b -> a - b`, `-a + b -> b - a`, `a - -b -> a + b`,
 /// `-a * b -> -(a * b)`, `a / -b -> -(a / b)`. No rule moves one inwards, so
 /// the rewriting ends.
-fn signs(out: &mut Function, b: Binary, x: Value, y: Value, s: &Shape, span: Span) -> Option<Value> {
+fn signs(
+    out: &mut Function,
+    b: Binary,
+    x: Value,
+    y: Value,
+    s: &Shape,
+    span: Span,
+) -> Option<Value> {
     let (nx, ny) = (negated(out, x), negated(out, y));
     let v = match (b, nx, ny) {
         (Binary::Add, _, Some(y)) => out.push(Op::Binary(Binary::Sub), vec![x, y], span),
