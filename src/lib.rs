@@ -13,6 +13,7 @@
 //! ```
 
 pub mod autodiff;
+pub mod backend;
 pub mod cli;
 pub mod diagnostic;
 pub mod ir;

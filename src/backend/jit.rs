@@ -1,0 +1,329 @@
+//! The JIT: the host ISA, one `JITModule` per compiled function, and
+//! [`JitFunction`], the callable that checks every buffer before it enters
+//! machine code and frees the code when it is dropped.
+
+use std::fmt::Write as _;
+
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::FunctionBuilderContext;
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{Linkage, Module};
+
+use super::abi::{self, EntryFn, Scratch, ERROR_SLOT};
+use super::libm::Callee;
+use super::translate;
+use crate::ir::{interp, verify, Function, Slot};
+use crate::shape::Tensor;
+
+/// A function compiled to machine code for this host.
+///
+/// `run` and `run_into` take `&self` and may be called from several threads
+/// at once, each with its own [`Scratch`].
+pub struct JitFunction {
+    /// The machine code's entry point; valid as long as `code` is.
+    entry: EntryFn,
+    #[expect(dead_code, reason = "held for its Drop, which frees the code")]
+    code: Code,
+    f: Function,
+    scratch_len: usize,
+}
+
+/// Owns the `JITModule` that holds the code and the constant data, and frees
+/// them on drop.
+struct Code(Option<JITModule>);
+
+// SAFETY: `JITModule` is `Send` but not `Sync` because of interior mutability
+// (a `RefCell` of symbols) used while compiling. A `Code` is only touched
+// through `&mut` (while compiling, and by `Drop`); it offers no `&self` access,
+// so sharing a `&Code` between threads can reach none of that state.
+unsafe impl Sync for Code {}
+
+impl Drop for Code {
+    fn drop(&mut self) {
+        if let Some(module) = self.0.take() {
+            // SAFETY: the only pointer into this module's memory is the
+            // `entry` of the `JitFunction` that owns this `Code` (or none, if
+            // compiling failed). It is private, never copied out, and calls
+            // through it borrow the `JitFunction`, so none is running and
+            // none can happen after this drop.
+            unsafe { module.free_memory() };
+        }
+    }
+}
+
+/// The host ISA: `opt_level=speed`, not PIC (the JIT does not support it),
+/// with the native CPU features (AVX, FMA where present).
+fn new_module() -> Result<JITModule, String> {
+    let mut flags = settings::builder();
+    let set = |flags: &mut settings::Builder, k: &str, v: &str| {
+        flags
+            .set(k, v)
+            .map_err(|e| format!("cranelift setting {k}={v}: {e}"))
+    };
+    set(&mut flags, "opt_level", "speed")?;
+    set(&mut flags, "is_pic", "false")?;
+    // The IR verifier is the translator's test oracle; release builds skip it.
+    let verifier = if cfg!(debug_assertions) {
+        "true"
+    } else {
+        "false"
+    };
+    set(&mut flags, "enable_verifier", verifier)?;
+    let isa = cranelift_native::builder()
+        .map_err(|e| format!("this host is not supported by Cranelift: {e}"))?
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| format!("cranelift ISA: {e}"))?;
+    let mut builder = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
+    for c in Callee::ALL {
+        if let (Some(name), Some(addr)) = (c.symbol(), c.address()) {
+            builder.symbol(name, addr);
+        }
+    }
+    Ok(JITModule::new(builder))
+}
+
+/// Verifies `f` and builds its CLIF into `ctx`, declaring what it uses in
+/// `module`.
+fn build(
+    module: &mut JITModule,
+    f: &Function,
+    ctx: &mut cranelift_codegen::Context,
+) -> Result<abi::Layout, String> {
+    verify::verify(f).map_err(|e| format!("invalid IR: {e}"))?;
+    check_sizes(f)?;
+    let layout = abi::layout(f);
+    ctx.func.signature = translate::entry_signature(module);
+    let mut fctx = FunctionBuilderContext::new();
+    translate::translate(module, f, &layout, &mut ctx.func, &mut fctx)?;
+    Ok(layout)
+}
+
+/// Compiles `f` to machine code.
+pub fn compile(f: &Function) -> Result<JitFunction, String> {
+    let mut code = Code(Some(new_module()?));
+    let module = code.0.as_mut().expect("just made");
+    let mut ctx = module.make_context();
+    let layout = build(module, f, &mut ctx)?;
+    let id = module
+        .declare_function("gradc_entry", Linkage::Export, &ctx.func.signature)
+        .map_err(|e| format!("declaring the entry: {e}"))?;
+    module
+        .define_function(id, &mut ctx)
+        .map_err(|e| format!("cranelift could not compile the function: {e:?}"))?;
+    module.clear_context(&mut ctx);
+    module
+        .finalize_definitions()
+        .map_err(|e| format!("cranelift could not link the function: {e}"))?;
+    let ptr = module.get_finalized_function(id);
+    // SAFETY: `ptr` is the finalized code of a function defined with
+    // `translate::entry_signature`, which is `EntryFn` under the module's
+    // default call convention, that of `extern "C"` on this host.
+    let entry = unsafe { std::mem::transmute::<*const u8, EntryFn>(ptr) };
+    Ok(JitFunction {
+        entry,
+        code,
+        f: f.clone(),
+        scratch_len: layout.scratch_len,
+    })
+}
+
+/// The Cranelift IR of `f`, as the translator emits it (before Cranelift's
+/// optimisations), with the names of the host functions and data it uses.
+pub fn clif_text(f: &Function) -> Result<String, String> {
+    let mut code = Code(Some(new_module()?));
+    let module = code.0.as_mut().expect("just made");
+    let mut ctx = module.make_context();
+    build(module, f, &mut ctx)?;
+    let mut out = String::new();
+    for (id, decl) in module.declarations().get_functions() {
+        let _ = writeln!(
+            out,
+            "; u0:{} = {}",
+            id.as_u32(),
+            decl.name.as_deref().unwrap_or("?")
+        );
+    }
+    for (id, decl) in module.declarations().get_data_objects() {
+        let _ = writeln!(
+            out,
+            "; u1:{} = {}",
+            id.as_u32(),
+            decl.name.as_deref().unwrap_or("?")
+        );
+    }
+    let _ = write!(out, "{}", ctx.func.display());
+    Ok(out)
+}
+
+impl JitFunction {
+    /// The function this was compiled from.
+    pub fn function(&self) -> &Function {
+        &self.f
+    }
+
+    /// A scratch buffer for [`Self::run_into`], to be reused across calls.
+    pub fn scratch(&self) -> Scratch {
+        let f = &self.f;
+        Scratch::new(
+            self.scratch_len,
+            f.params.len() + f.inputs.len() + f.outputs.len(),
+        )
+    }
+
+    /// Runs on one example and returns the outputs in `Function::outputs`
+    /// order. Checks every shape first, with the interpreter's messages.
+    pub fn run(&self, params: &[Tensor], inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
+        check_tensors("parameter", &self.f.params, params)?;
+        check_tensors("input", &self.f.inputs, inputs)?;
+        let mut outs: Vec<Tensor> = self
+            .f
+            .outputs
+            .iter()
+            .map(|o| Tensor::zeros(self.f.shape(o.value).clone()))
+            .collect();
+        let p: Vec<&[f64]> = params.iter().map(|t| &t.data[..]).collect();
+        let i: Vec<&[f64]> = inputs.iter().map(|t| &t.data[..]).collect();
+        let mut o: Vec<&mut [f64]> = outs.iter_mut().map(|t| &mut t.data[..]).collect();
+        self.run_into(&mut self.scratch(), &p, &i, &mut o)?;
+        Ok(outs)
+    }
+
+    /// Runs on one example, writing the k-th output into `outputs[k]`
+    /// (row-major). Allocates nothing. Every buffer's length is checked
+    /// against its shape, and `scratch` against this function, before the
+    /// machine code runs.
+    pub fn run_into(
+        &self,
+        scratch: &mut Scratch,
+        params: &[&[f64]],
+        inputs: &[&[f64]],
+        outputs: &mut [&mut [f64]],
+    ) -> Result<(), String> {
+        let f = &self.f;
+        check_lengths("parameter", &f.params, params.iter().map(|p| p.len()))?;
+        check_lengths("input", &f.inputs, inputs.iter().map(|p| p.len()))?;
+        if outputs.len() != f.outputs.len() {
+            return Err(format!(
+                "expected {} output buffers, got {}",
+                f.outputs.len(),
+                outputs.len()
+            ));
+        }
+        for (o, buf) in f.outputs.iter().zip(outputs.iter()) {
+            let shape = f.shape(o.value);
+            if buf.len() != shape.size() {
+                return Err(format!(
+                    "output {} has shape {shape} ({} numbers) but its buffer holds {}",
+                    o.name,
+                    shape.size(),
+                    buf.len()
+                ));
+            }
+        }
+        let (np, ni) = (params.len(), inputs.len());
+        if scratch.data.len() != self.scratch_len || scratch.ptrs.len() != np + ni + outputs.len() {
+            return Err("the scratch buffer was made for another function".to_string());
+        }
+        for (slot, p) in scratch.ptrs.iter_mut().zip(params.iter().chain(inputs)) {
+            *slot = p.as_ptr().expose_provenance();
+        }
+        for (slot, o) in scratch.ptrs[np + ni..].iter_mut().zip(outputs.iter_mut()) {
+            *slot = o.as_mut_ptr().expose_provenance();
+        }
+        let tables = scratch.ptrs.as_ptr() as *const *const f64;
+        let out_table = scratch.ptrs[np + ni..].as_ptr() as *const *mut f64;
+        let in_table = scratch.ptrs[np..].as_ptr() as *const *const f64;
+        // SAFETY: the code was compiled from `self.f` and is alive (owned by
+        // `self.code`). The tables hold exactly one pointer per parameter,
+        // input and output of `self.f`, each to a live buffer of exactly its
+        // shape's size (checked above); the generated code reads no further
+        // than those sizes, writes only the output buffers and the scratch
+        // buffer, which holds `scratch_len` numbers as the layout it was
+        // compiled with requires. Parameters and inputs are only read, and
+        // the `&mut` outputs cannot alias them. The tables and buffers are
+        // borrowed for the whole call.
+        let status =
+            unsafe { (self.entry)(tables, in_table, out_table, scratch.data.as_mut_ptr()) };
+        if status == 0 {
+            return Ok(());
+        }
+        let class = scratch.data[ERROR_SLOT];
+        let op = usize::try_from(status - 1)
+            .ok()
+            .and_then(|i| f.insts.get(i))
+            .map(|inst| &inst.op);
+        match op.map(|op| interp::eval_op(op, &[&Tensor::scalar(class)])) {
+            Some(Err(message)) => Err(message),
+            _ => Err(format!("the compiled code failed with status {status}")),
+        }
+    }
+}
+
+/// The most numbers all the values of a function may hold together, so that
+/// every element offset, stride and byte offset fits in an `isize`.
+const MAX_ELEMENTS: usize = isize::MAX as usize / 16;
+
+/// Rejects functions whose tensors are too large to address: every shape's
+/// size (and, since strides skip zero-length axes, the product of its nonzero
+/// dimensions) and the sum of all of them must stay within [`MAX_ELEMENTS`].
+fn check_sizes(f: &Function) -> Result<(), String> {
+    let shapes = f.params.iter().chain(&f.inputs).map(|s| &s.shape);
+    let mut total: usize = 0;
+    for shape in shapes.chain(f.insts.iter().map(|i| &i.shape)) {
+        let size = shape
+            .dims()
+            .iter()
+            .filter(|&&d| d != 0)
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .filter(|&n| n <= MAX_ELEMENTS);
+        total = size
+            .and_then(|n| total.checked_add(n))
+            .filter(|&t| t <= MAX_ELEMENTS)
+            .ok_or_else(|| format!("tensors of shape {shape} are too large to compile"))?;
+    }
+    Ok(())
+}
+
+fn check_tensors(kind: &str, slots: &[Slot], given: &[Tensor]) -> Result<(), String> {
+    if slots.len() != given.len() {
+        return Err(format!(
+            "expected {} {kind} values, got {}",
+            slots.len(),
+            given.len()
+        ));
+    }
+    for (s, t) in slots.iter().zip(given) {
+        if t.shape != s.shape || t.data.len() != s.shape.size() {
+            return Err(format!(
+                "{kind} {} has shape {} but the function expects {}",
+                s.name, t.shape, s.shape
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_lengths(
+    kind: &str,
+    slots: &[Slot],
+    given: impl ExactSizeIterator<Item = usize>,
+) -> Result<(), String> {
+    if slots.len() != given.len() {
+        return Err(format!(
+            "expected {} {kind} values, got {}",
+            slots.len(),
+            given.len()
+        ));
+    }
+    for (s, len) in slots.iter().zip(given) {
+        if len != s.shape.size() {
+            return Err(format!(
+                "{kind} {} has shape {} ({} numbers) but its buffer holds {len}",
+                s.name,
+                s.shape,
+                s.shape.size()
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! The host math functions the generated code calls: thin `extern "C"`
+//! wrappers around the interpreter's own [`interp::unary`] and
+//! [`interp::binary`], so that a transcendental function gives the JIT and the
+//! interpreter the same bits.
+//!
+//! Every wrapper is registered with the JIT under its [`Callee::symbol`] name
+//! (`JITBuilder::symbol`) and imported by the translator on first use.
+
+use crate::ir::interp;
+use crate::ir::{Binary, Unary};
+
+/// A host function the generated code may call.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Callee {
+    /// `f64 -> f64`.
+    Unary(Unary),
+    /// `(f64, f64) -> f64`.
+    Binary(Binary),
+}
+
+impl Callee {
+    /// Every host function, in a fixed order.
+    pub const ALL: [Callee; 9] = [
+        Callee::Unary(Unary::Exp),
+        Callee::Unary(Unary::Log),
+        Callee::Unary(Unary::Sin),
+        Callee::Unary(Unary::Cos),
+        Callee::Unary(Unary::Tanh),
+        Callee::Unary(Unary::Sigmoid),
+        Callee::Unary(Unary::Softplus),
+        Callee::Binary(Binary::Pow),
+        Callee::Binary(Binary::BceLogits),
+    ];
+
+    /// The symbol the function is registered and imported under, if it is a
+    /// host function (the other operations are lowered inline).
+    pub fn symbol(self) -> Option<&'static str> {
+        Some(match self {
+            Callee::Unary(Unary::Exp) => "gradc_exp",
+            Callee::Unary(Unary::Log) => "gradc_log",
+            Callee::Unary(Unary::Sin) => "gradc_sin",
+            Callee::Unary(Unary::Cos) => "gradc_cos",
+            Callee::Unary(Unary::Tanh) => "gradc_tanh",
+            Callee::Unary(Unary::Sigmoid) => "gradc_sigmoid",
+            Callee::Unary(Unary::Softplus) => "gradc_softplus",
+            Callee::Binary(Binary::Pow) => "gradc_pow",
+            Callee::Binary(Binary::BceLogits) => "gradc_bce_logits",
+            _ => return None,
+        })
+    }
+
+    /// The number of f64 arguments.
+    pub fn arity(self) -> usize {
+        match self {
+            Callee::Unary(_) => 1,
+            Callee::Binary(_) => 2,
+        }
+    }
+
+    /// The address of the wrapper, for `JITBuilder::symbol`.
+    pub fn address(self) -> Option<*const u8> {
+        Some(match self {
+            Callee::Unary(Unary::Exp) => exp as extern "C" fn(f64) -> f64 as *const u8,
+            Callee::Unary(Unary::Log) => log as extern "C" fn(f64) -> f64 as *const u8,
+            Callee::Unary(Unary::Sin) => sin as extern "C" fn(f64) -> f64 as *const u8,
+            Callee::Unary(Unary::Cos) => cos as extern "C" fn(f64) -> f64 as *const u8,
+            Callee::Unary(Unary::Tanh) => tanh as extern "C" fn(f64) -> f64 as *const u8,
+            Callee::Unary(Unary::Sigmoid) => sigmoid as extern "C" fn(f64) -> f64 as *const u8,
+            Callee::Unary(Unary::Softplus) => softplus as extern "C" fn(f64) -> f64 as *const u8,
+            Callee::Binary(Binary::Pow) => pow as extern "C" fn(f64, f64) -> f64 as *const u8,
+            Callee::Binary(Binary::BceLogits) => {
+                bce_logits as extern "C" fn(f64, f64) -> f64 as *const u8
+            }
+            _ => return None,
+        })
+    }
+}
+
+extern "C" fn exp(x: f64) -> f64 {
+    interp::unary(Unary::Exp, x)
+}
+
+extern "C" fn log(x: f64) -> f64 {
+    interp::unary(Unary::Log, x)
+}
+
+extern "C" fn sin(x: f64) -> f64 {
+    interp::unary(Unary::Sin, x)
+}
+
+extern "C" fn cos(x: f64) -> f64 {
+    interp::unary(Unary::Cos, x)
+}
+
+extern "C" fn tanh(x: f64) -> f64 {
+    interp::unary(Unary::Tanh, x)
+}
+
+extern "C" fn sigmoid(x: f64) -> f64 {
+    interp::unary(Unary::Sigmoid, x)
+}
+
+extern "C" fn softplus(x: f64) -> f64 {
+    interp::unary(Unary::Softplus, x)
+}
+
+extern "C" fn pow(x: f64, y: f64) -> f64 {
+    interp::binary(Binary::Pow, x, y)
+}
+
+extern "C" fn bce_logits(x: f64, y: f64) -> f64 {
+    interp::binary(Binary::BceLogits, x, y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_callee_has_a_symbol_and_an_address() {
+        for c in Callee::ALL {
+            assert!(c.symbol().is_some(), "{c:?}");
+            assert!(c.address().is_some(), "{c:?}");
+        }
+        assert_eq!(Callee::Unary(Unary::Neg).symbol(), None);
+        assert_eq!(Callee::Binary(Binary::Add).address(), None);
+    }
+
+    #[test]
+    fn wrappers_are_the_interpreter() {
+        assert_eq!(exp(1.5).to_bits(), 1.5f64.exp().to_bits());
+        assert_eq!(sigmoid(-1000.0), 0.0);
+        assert_eq!(softplus(1000.0), 1000.0);
+        assert_eq!(pow(2.0, 10.0), 1024.0);
+    }
+}

@@ -1,0 +1,371 @@
+//! Differential tests of the Cranelift JIT against the reference interpreter:
+//! every example and every `tests/cases/check` program, forward and gradient,
+//! at seeded random parameters and inputs; and random small programs from a
+//! proptest expression generator. Results must agree within 1e-12 relative
+//! (in practice they are the same bits), and an interpreter error must be
+//! the JIT's error too.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use gradc::autodiff::check::random_inputs;
+use gradc::ir::{interp, Function};
+use gradc::shape::Tensor;
+use proptest::prelude::*;
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+/// `.grad` files of a directory under the crate root, sorted; none if it does
+/// not exist.
+fn grad_files(dir: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "grad"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Standard-normal parameters of `f`'s shapes.
+fn random_params(f: &Function, rng: &mut impl Rng) -> Vec<Tensor> {
+    f.params
+        .iter()
+        .map(|s| {
+            let data = (0..s.shape.size())
+                .map(|_| rng.sample(StandardNormal))
+                .collect();
+            Tensor::new(s.shape.clone(), data)
+        })
+        .collect()
+}
+
+/// Equal bits, both NaN, or within 1e-12 relative.
+fn close(a: f64, b: f64) -> bool {
+    a.to_bits() == b.to_bits()
+        || (a.is_nan() && b.is_nan())
+        || a == b
+        || (a - b).abs() <= 1e-12 * a.abs().max(b.abs())
+}
+
+/// Runs `f` in both engines; `Err` describes the first disagreement.
+/// Counts the elements that agree only within the tolerance, not bit for bit.
+fn compare(
+    f: &Function,
+    params: &[Tensor],
+    inputs: &[Tensor],
+    inexact: &mut usize,
+) -> Result<(), String> {
+    let jit = gradc::backend::compile(f).map_err(|e| format!("JIT compile: {e}"))?;
+    let want = interp::run_outputs(f, params, inputs);
+    let got = jit.run(params, inputs);
+    match (want, got) {
+        (Err(w), Err(g)) if w == g => Ok(()),
+        (Err(w), g) => Err(format!("interpreter error {w:?}, JIT {g:?}")),
+        (Ok(_), Err(g)) => Err(format!("JIT error {g:?}, the interpreter ran")),
+        (Ok(want), Ok(got)) => {
+            if want.len() != got.len() {
+                return Err(format!("{} outputs, JIT {}", want.len(), got.len()));
+            }
+            for ((o, w), g) in want.iter().zip(&got) {
+                if w.shape != g.shape {
+                    return Err(format!("{}: shape {} vs JIT {}", o.name, w.shape, g.shape));
+                }
+                for (k, (&x, &y)) in w.data.iter().zip(&g.data).enumerate() {
+                    if !close(x, y) {
+                        return Err(format!("{}[{k}]: interpreter {x:e}, JIT {y:e}", o.name));
+                    }
+                    if x.to_bits() != y.to_bits() && !(x.is_nan() && y.is_nan()) {
+                        *inexact += 1;
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The forward and gradient programs of a source, if it compiles.
+fn programs(src: &str) -> Option<(gradc::Compiled, Vec<(&'static str, Function)>)> {
+    let compiled = gradc::compile(src).ok()?;
+    let mut fs = vec![("forward", compiled.ir.clone())];
+    if let Ok(g) = compiled.gradient() {
+        fs.push(("gradient", g));
+    }
+    Some((compiled, fs))
+}
+
+#[test]
+fn examples_and_check_cases_agree_with_the_interpreter() {
+    let files: Vec<PathBuf> = grad_files("examples")
+        .into_iter()
+        .chain(grad_files("tests/cases/check"))
+        .collect();
+    assert!(!files.is_empty());
+    let (mut programs_run, mut inexact) = (0, 0);
+    let mut failures = Vec::new();
+    for path in &files {
+        let src = std::fs::read_to_string(path).unwrap();
+        let Some((compiled, fs)) = programs(&src) else {
+            continue;
+        };
+        for (kind, f) in &fs {
+            programs_run += 1;
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(42);
+            let mut sets = vec![(
+                compiled.initial_params(compiled.seed()),
+                random_inputs(f, &mut rng),
+            )];
+            for _ in 0..3 {
+                sets.push((random_params(f, &mut rng), random_inputs(f, &mut rng)));
+            }
+            for (params, inputs) in &sets {
+                if let Err(e) = compare(f, params, inputs, &mut inexact) {
+                    failures.push(format!("{} ({kind}): {e}", path.display()));
+                    break;
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(programs_run >= 2 * 7, "only {programs_run} programs ran");
+    eprintln!("{programs_run} programs agree; {inexact} elements not bit-identical");
+}
+
+#[test]
+fn compile_time_of_the_mlp3_gradient() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/mlp3.grad");
+    let src = std::fs::read_to_string(path).unwrap();
+    let compiled = gradc::compile(&src).unwrap();
+    let g = compiled.gradient().unwrap();
+    let forward_start = Instant::now();
+    let _ = gradc::backend::compile(&compiled.ir).unwrap();
+    let forward = forward_start.elapsed();
+    // The first compile pays for one-time setup; report the best of a few.
+    let mut best = std::time::Duration::MAX;
+    for _ in 0..5 {
+        let start = Instant::now();
+        let jit = gradc::backend::compile(&g).unwrap();
+        best = best.min(start.elapsed());
+        drop(jit);
+    }
+    let clif = gradc::backend::clif_text(&g).unwrap();
+    eprintln!(
+        "mlp3: forward ({} insts) compiled in {forward:?}; gradient ({} insts, {} CLIF lines) in {best:?} (best of 5)",
+        compiled.ir.insts.len(),
+        g.insts.len(),
+        clif.lines().count()
+    );
+}
+
+/// The shapes the generator works with: `[]`, `[3]`, `[2, 3]`.
+#[derive(Copy, Clone, Debug)]
+enum Sh {
+    S,
+    V,
+    M,
+}
+
+const HEADER: &str =
+    "param a: [3]\nparam b: [2, 3]\nparam s\ninput x: [3]\ninput y\ninput N: [2, 3]\n";
+
+fn leaf(sh: Sh) -> BoxedStrategy<String> {
+    let names: &'static [&'static str] = match sh {
+        Sh::S => &["s", "y", "1.5", "-2", "0", "0.25"],
+        Sh::V => &["a", "x", "[1, -2, 0.5]"],
+        Sh::M => &["b", "N", "[[1, 2, 3], [0, -1, 0.5]]"],
+    };
+    proptest::sample::select(names)
+        .prop_map(str::to_string)
+        .boxed()
+}
+
+/// Expressions of shape `sh`, nested at most `depth` deep.
+fn expr(sh: Sh, depth: u32) -> BoxedStrategy<String> {
+    if depth == 0 {
+        return leaf(sh);
+    }
+    let d = depth - 1;
+    let unary = proptest::sample::select(&[
+        "exp", "log", "sqrt", "abs", "sign", "sin", "cos", "tanh", "sigmoid", "relu", "softplus",
+        "-",
+    ]);
+    let binop =
+        proptest::sample::select(&["+", "-", "*", "/", "^", "==", "!=", "<", "<=", ">", ">="]);
+    let call2 = proptest::sample::select(&["max", "min", "pow"]);
+    let mut options = vec![
+        leaf(sh),
+        (unary, expr(sh, d))
+            .prop_map(|(f, e)| format!("{f}({e})"))
+            .boxed(),
+        (expr(sh, d), binop.clone(), expr(sh, d))
+            .prop_map(|(a, op, b)| format!("({a} {op} {b})"))
+            .boxed(),
+        (expr(sh, d), binop, expr(Sh::S, d))
+            .prop_map(|(a, op, b)| format!("({a} {op} {b})"))
+            .boxed(),
+        (call2, expr(sh, d), expr(sh, d))
+            .prop_map(|(f, a, b)| format!("{f}({a}, {b})"))
+            .boxed(),
+        (expr(sh, d), expr(sh, d), expr(sh, d))
+            .prop_map(|(c, a, b)| format!("(if {c} then {a} else {b})"))
+            .boxed(),
+    ];
+    match sh {
+        Sh::S => {
+            let red = proptest::sample::select(&["sum", "mean", "max", "min", "norm", "logsumexp"]);
+            options.push(
+                (red.clone(), expr(Sh::V, d))
+                    .prop_map(|(r, e)| format!("{r}({e})"))
+                    .boxed(),
+            );
+            options.push(
+                (red, expr(Sh::M, d))
+                    .prop_map(|(r, e)| format!("{r}({e})"))
+                    .boxed(),
+            );
+            options.push(
+                (expr(Sh::V, d), expr(Sh::V, d))
+                    .prop_map(|(u, v)| format!("dot({u}, {v})"))
+                    .boxed(),
+            );
+            options.push(
+                (expr(Sh::V, d), 0..3usize)
+                    .prop_map(|(v, i)| format!("({v})[{i}]"))
+                    .boxed(),
+            );
+            options.push(
+                (expr(Sh::M, d), 0..2usize, 0..3usize)
+                    .prop_map(|(m, i, j)| format!("({m})[{i}, {j}]"))
+                    .boxed(),
+            );
+            options.push(
+                (expr(Sh::V, d), expr(Sh::V, d))
+                    .prop_map(|(u, v)| format!("mse({u}, {v})"))
+                    .boxed(),
+            );
+            options.push(
+                (expr(Sh::S, d), expr(Sh::S, d))
+                    .prop_map(|(u, v)| format!("bce_logits({u}, {v})"))
+                    .boxed(),
+            );
+            options.push(
+                (expr(Sh::V, d), expr(Sh::V, d))
+                    .prop_map(|(u, v)| format!("huber({u}, {v})"))
+                    .boxed(),
+            );
+        }
+        Sh::V => {
+            let f = proptest::sample::select(&["softmax", "log_softmax"]);
+            options.push(
+                (f, expr(Sh::V, d))
+                    .prop_map(|(f, e)| format!("{f}({e})"))
+                    .boxed(),
+            );
+            options.push(
+                (expr(Sh::M, d), 0..2usize)
+                    .prop_map(|(m, i)| format!("({m})[{i}, :]"))
+                    .boxed(),
+            );
+            options.push(
+                (expr(Sh::S, d), expr(Sh::S, d), expr(Sh::M, d))
+                    .prop_map(|(p, q, m)| format!("([{p}, {q}] @ {m})"))
+                    .boxed(),
+            );
+            options.push(
+                (expr(Sh::S, d), expr(Sh::S, d), expr(Sh::S, d))
+                    .prop_map(|(p, q, r)| format!("[{p}, {q}, {r}]"))
+                    .boxed(),
+            );
+            options.push(
+                (expr(Sh::M, d), expr(Sh::V, d))
+                    .prop_map(|(m, v)| format!("(({m}).T @ ({m} @ {v}))"))
+                    .boxed(),
+            );
+            options.push(expr(Sh::V, d).prop_map(|v| format!("({v})[0:3]")).boxed());
+        }
+        Sh::M => {
+            options.push(
+                (expr(Sh::S, d), expr(Sh::S, d), expr(Sh::V, d))
+                    .prop_map(|(p, q, v)| format!("outer([{p}, {q}], {v})"))
+                    .boxed(),
+            );
+            options.push(
+                (expr(Sh::V, d), expr(Sh::V, d))
+                    .prop_map(|(u, v)| format!("[{u}, {v}]"))
+                    .boxed(),
+            );
+            options.push(expr(Sh::M, d).prop_map(|m| format!("(({m}).T).T")).boxed());
+            options.push(
+                (expr(Sh::M, d), expr(Sh::M, d))
+                    .prop_map(|(m, n)| format!("({m} @ ({n}).T @ {m})"))
+                    .boxed(),
+            );
+        }
+    }
+    proptest::strategy::Union::new(options).boxed()
+}
+
+fn program() -> impl Strategy<Value = String> {
+    (
+        expr(Sh::S, 3),
+        expr(Sh::V, 2),
+        expr(Sh::M, 2),
+        expr(Sh::S, 2),
+    )
+        .prop_map(|(l, v, m, k)| {
+            format!(
+                "{HEADER}let k = {k}\nloss {l} + k\noutput v = {v}\noutput m = {m}\nmetric k = k\n"
+            )
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 96,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn random_programs_agree_with_the_interpreter(src in program(), seed in any::<u64>()) {
+        let Some((_, fs)) = programs(&src) else {
+            return Err(TestCaseError::reject("does not compile"));
+        };
+        let mut inexact = 0;
+        for (kind, f) in &fs {
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+            let params = random_params(f, &mut rng);
+            let inputs = random_inputs(f, &mut rng);
+            if let Err(e) = compare(f, &params, &inputs, &mut inexact) {
+                return Err(TestCaseError::fail(format!("{kind}: {e}\n{src}\n{f}")));
+            }
+        }
+    }
+}
+
+#[test]
+fn most_generated_programs_compile() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let strategy = program();
+    let mut ok = 0;
+    let mut errors = Vec::new();
+    for _ in 0..50 {
+        let src = strategy.new_tree(&mut runner).unwrap().current();
+        match gradc::compile(&src) {
+            Ok(_) => ok += 1,
+            Err(d) => errors.push(format!("{}\n{src}", d[0].message)),
+        }
+    }
+    assert!(
+        ok >= 45,
+        "{ok}/50 compile; first failures:\n{}",
+        errors.join("\n")
+    );
+}
