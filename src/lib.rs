@@ -16,6 +16,7 @@ pub mod autodiff;
 pub mod backend;
 pub mod cli;
 pub mod diagnostic;
+pub mod eval;
 pub mod ir;
 pub mod lower;
 pub mod passes;

@@ -1,7 +1,8 @@
 //! Gradient checking: reverse-mode gradients against central finite
 //! differences, both evaluated by the reference interpreter in f64.
 
-use crate::ir::{interp, Function, Role};
+use crate::eval::Evaluator;
+use crate::ir::{Function, Role};
 use crate::shape::Tensor;
 
 /// Step of the central differences.
@@ -20,34 +21,61 @@ pub struct ParamCheck {
     pub numeric: f64,
 }
 
-/// The loss of `f` at the given parameters.
+/// The loss of `f` at the given parameters, by the interpreter.
 pub fn loss(f: &Function, params: &[Tensor], inputs: &[Tensor]) -> Result<f64, String> {
-    let values = interp::run(f, params, inputs)?;
-    let v = f.output(&Role::Loss).ok_or("the program has no loss")?;
-    Ok(values[v.index()].item())
+    loss_with(&Evaluator::Interp(f.clone()), params, inputs)
 }
 
-/// The loss and the gradients of a gradient program (from `autodiff::grad`).
+/// The loss at the given parameters, on any backend.
+pub fn loss_with(f: &Evaluator, params: &[Tensor], inputs: &[Tensor]) -> Result<f64, String> {
+    Ok(f.output(&Role::Loss, params, inputs)?.item())
+}
+
+/// The loss and the gradients of a gradient program (from `autodiff::grad`),
+/// by the interpreter.
 pub fn gradients(
     g: &Function,
     params: &[Tensor],
     inputs: &[Tensor],
 ) -> Result<(f64, Vec<Tensor>), String> {
-    let values = interp::run(g, params, inputs)?;
-    let loss = g.output(&Role::Loss).ok_or("the program has no loss")?;
-    let grads = (0..params.len())
-        .map(|p| {
-            g.output(&Role::Grad(p))
-                .map(|v| values[v.index()].clone())
-                .ok_or_else(|| format!("no gradient for parameter {p}"))
-        })
-        .collect::<Result<Vec<_>, String>>()?;
-    Ok((values[loss.index()].item(), grads))
+    gradients_with(&Evaluator::Interp(g.clone()), params, inputs)
 }
 
-/// Central differences of the loss of `f` for every element of every parameter.
+/// The loss and the gradients of a gradient program, on any backend.
+pub fn gradients_with(
+    g: &Evaluator,
+    params: &[Tensor],
+    inputs: &[Tensor],
+) -> Result<(f64, Vec<Tensor>), String> {
+    let f = g.function();
+    let mut outs: Vec<Option<Tensor>> = g.outputs(params, inputs)?.into_iter().map(Some).collect();
+    let mut take = |role: &Role| {
+        f.outputs
+            .iter()
+            .position(|o| &o.role == role)
+            .and_then(|k| outs[k].take())
+            .ok_or_else(|| format!("the program has no {role:?} output"))
+    };
+    let loss = take(&Role::Loss)?.item();
+    let grads = (0..params.len())
+        .map(|p| take(&Role::Grad(p)))
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok((loss, grads))
+}
+
+/// Central differences of the loss of `f` for every element of every
+/// parameter, by the interpreter.
 pub fn numeric_gradients(
     f: &Function,
+    params: &[Tensor],
+    inputs: &[Tensor],
+) -> Result<Vec<Tensor>, String> {
+    numeric_gradients_with(&Evaluator::Interp(f.clone()), params, inputs)
+}
+
+/// Central differences of the loss, on any backend.
+pub fn numeric_gradients_with(
+    f: &Evaluator,
     params: &[Tensor],
     inputs: &[Tensor],
 ) -> Result<Vec<Tensor>, String> {
@@ -58,9 +86,9 @@ pub fn numeric_gradients(
         for k in 0..params[p].data.len() {
             let x = params[p].data[k];
             work[p].data[k] = x + EPS;
-            let up = loss(f, &work, inputs)?;
+            let up = loss_with(f, &work, inputs)?;
             work[p].data[k] = x - EPS;
-            let down = loss(f, &work, inputs)?;
+            let down = loss_with(f, &work, inputs)?;
             work[p].data[k] = x;
             grad.data[k] = (up - down) / (2.0 * EPS);
         }
@@ -69,16 +97,34 @@ pub fn numeric_gradients(
     Ok(out)
 }
 
-/// Compares the gradient program `g` of `f` with finite differences of `f`.
+/// Compares the gradient program `g` of `f` with finite differences of `f`,
+/// by the interpreter.
 pub fn check(
     f: &Function,
     g: &Function,
     params: &[Tensor],
     inputs: &[Tensor],
 ) -> Result<Vec<ParamCheck>, String> {
-    let (_, analytic) = gradients(g, params, inputs)?;
-    let numeric = numeric_gradients(f, params, inputs)?;
-    Ok(f.params
+    check_with(
+        &Evaluator::Interp(f.clone()),
+        &Evaluator::Interp(g.clone()),
+        params,
+        inputs,
+    )
+}
+
+/// Compares a gradient program with finite differences of its forward
+/// program, on any backend.
+pub fn check_with(
+    f: &Evaluator,
+    g: &Evaluator,
+    params: &[Tensor],
+    inputs: &[Tensor],
+) -> Result<Vec<ParamCheck>, String> {
+    let (_, analytic) = gradients_with(g, params, inputs)?;
+    let numeric = numeric_gradients_with(f, params, inputs)?;
+    Ok(f.function()
+        .params
         .iter()
         .zip(analytic.iter().zip(&numeric))
         .map(|(slot, (a, n))| {

@@ -263,10 +263,21 @@ pub fn hessian(
     params: &[Tensor],
     inputs: &[Tensor],
 ) -> Result<Vec<Vec<f64>>, String> {
+    hessian_with(f, params, inputs, crate::eval::Backend::Interp)
+}
+
+/// The Hessian of the loss at the given point, on any backend.
+pub fn hessian_with(
+    f: &Function,
+    params: &[Tensor],
+    inputs: &[Tensor],
+    backend: crate::eval::Backend,
+) -> Result<Vec<Vec<f64>>, String> {
     let rows = hessian_rows(f).map_err(|e| e.message)?;
     rows.iter()
         .map(|row| {
-            let (_, grads) = check::gradients(row, params, inputs)?;
+            let row = crate::eval::Evaluator::new(row, backend)?;
+            let (_, grads) = check::gradients_with(&row, params, inputs)?;
             Ok(grads.into_iter().flat_map(|t| t.data).collect())
         })
         .collect()

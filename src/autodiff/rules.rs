@@ -43,8 +43,13 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), AdError> {
         Op::MatMul => matmul(ad, a(0), a(1), g),
         Op::Outer => {
             // y = a b^T: da = G b, db = a G (as a vector-matrix product).
-            let da = ad.push(Op::MatMul, vec![g.value, a(1)]);
-            let db = ad.push(Op::MatMul, vec![a(0), g.value]);
+            let (x0, x1) = if g.masked {
+                (finite(ad, a(0)), finite(ad, a(1)))
+            } else {
+                (a(0), a(1))
+            };
+            let da = ad.push(Op::MatMul, vec![g.value, x1]);
+            let db = ad.push(Op::MatMul, vec![x0, g.value]);
             ad.contribute(a(0), ad.like(g, da));
             ad.contribute(a(1), ad.like(g, db));
         }
@@ -70,8 +75,8 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), AdError> {
             let at_zero = ad.bin(Binary::Eq, y, zero);
             let q = ad.divide(g, y);
             let q = ad.push(Op::Select, vec![at_zero, zero, q.value]);
-            let d = ad.bin(Binary::Mul, q, a(0));
-            ad.contribute(a(0), ad.like(g, d));
+            let d = ad.scale(ad.like(g, q), a(0));
+            ad.contribute(a(0), d);
         }
         Op::LogSumExp => {
             // The softmax of all elements, exp(x - y): stable, as x <= y.
@@ -240,6 +245,10 @@ fn binary(ad: &mut Ad, b: Binary, x: Value, z: Value, y: Value, g: Cot) {
             if ad.is_active(z) {
                 let l = ad.push(Op::Unary(Unary::Log), vec![x]);
                 let yl = ad.bin(Binary::Mul, y, l);
+                // 0 at x = 0, where y log(x) would be 0 * -inf (as PyTorch).
+                let zero = ad.c(0.0);
+                let at_zero = ad.bin(Binary::Eq, x, zero);
+                let yl = ad.push(Op::Select, vec![at_zero, zero, yl]);
                 let d = ad.scale(g, yl);
                 ad.contribute(z, d);
             }
@@ -282,8 +291,15 @@ fn binary(ad: &mut Ad, b: Binary, x: Value, z: Value, y: Value, g: Cot) {
 }
 
 /// The four forms of `@`.
-fn matmul(ad: &mut Ad, a: Value, b: Value, g: Cot) {
-    let (ra, rb) = (ad.shape(a).rank(), ad.shape(b).rank());
+/// A masked cotangent is contracted with the operands' finite parts, so that
+/// an inf or NaN of an untaken branch cannot leak through the sum.
+fn matmul(ad: &mut Ad, a0: Value, b0: Value, g: Cot) {
+    let (ra, rb) = (ad.shape(a0).rank(), ad.shape(b0).rank());
+    let (a, b) = if g.masked {
+        (finite(ad, a0), finite(ad, b0))
+    } else {
+        (a0, b0)
+    };
     let (da, db) = match (ra, rb) {
         // [m,k] @ [k,n]: dA = G B^T, dB = A^T G.
         (2, 2) => {
@@ -305,11 +321,17 @@ fn matmul(ad: &mut Ad, a: Value, b: Value, g: Cot) {
             ad.push(Op::Outer, vec![a, g.value]),
         ),
         // [k] @ [k]: da = g b, db = g a.
-        _ => (
-            ad.bin(Binary::Mul, g.value, b),
-            ad.bin(Binary::Mul, g.value, a),
-        ),
+        _ => (ad.scale(g, b).value, ad.scale(g, a).value),
     };
-    ad.contribute(a, ad.like(g, da));
-    ad.contribute(b, ad.like(g, db));
+    ad.contribute(a0, ad.like(g, da));
+    ad.contribute(b0, ad.like(g, db));
+}
+
+/// `x` with its infinite and NaN elements replaced by 0: what a masked
+/// cotangent may be contracted with.
+fn finite(ad: &mut Ad, x: Value) -> Value {
+    let d = ad.bin(Binary::Sub, x, x);
+    let zero = ad.c(0.0);
+    let ok = ad.bin(Binary::Eq, d, zero);
+    ad.push(Op::Select, vec![ok, x, zero])
 }

@@ -12,8 +12,9 @@ use serde_json::{json, Map, Value as Json};
 
 use crate::autodiff::{self, check};
 use crate::diagnostic::render_all;
+use crate::eval::{Backend, Evaluator};
 use crate::ir::stats::stats;
-use crate::ir::{interp, Role};
+use crate::ir::Role;
 use crate::shape::Tensor;
 use crate::span::{LineIndex, Span};
 use crate::Compiled;
@@ -43,6 +44,9 @@ pub struct Point {
     /// Seed for random initialisers (default: the train block's seed, or 0).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// What evaluates the program: the Cranelift JIT, or the reference interpreter.
+    #[arg(long, value_enum, default_value_t = Backend::Jit)]
+    pub backend: Backend,
 }
 
 #[derive(Subcommand, Debug)]
@@ -155,7 +159,8 @@ pub fn run(cli: Cli) -> Result<(), Reported> {
             let g = c.gradient().map_err(|d| report(&file, &src, &[d]))?;
             if values {
                 let (params, inputs) = at_point(&c, &point, Missing::Zeros)?;
-                let (loss, grads) = check::gradients(&g, &params, &inputs)
+                let g = Evaluator::new(&g, point.backend).map_err(fail)?;
+                let (loss, grads) = check::gradients_with(&g, &params, &inputs)
                     .map_err(|e| fail(format!("evaluation failed: {e}")))?;
                 print_gradients(&c, loss, &grads, json);
             } else if hessian {
@@ -166,7 +171,7 @@ pub fn run(cli: Cli) -> Result<(), Reported> {
                         "the Hessian of {n} parameter elements is too large to print (at most {MAX_HESSIAN})"
                     )));
                 }
-                let h = autodiff::hessian(&c.ir, &params, &inputs)
+                let h = autodiff::hessian_with(&c.ir, &params, &inputs, point.backend)
                     .map_err(|e| fail(format!("evaluation failed: {e}")))?;
                 print_hessian(&h, json);
             } else if stats {
@@ -190,15 +195,19 @@ pub fn run(cli: Cli) -> Result<(), Reported> {
             let c = compile(&file, &src)?;
             let g = c.gradient().map_err(|d| report(&file, &src, &[d]))?;
             let (params, inputs) = at_point(&c, &point, Missing::Random)?;
-            gradient_check(&c, &g, params, &inputs, tol, perturbations)
+            let f = Evaluator::new(&c.ir, point.backend).map_err(fail)?;
+            let g = Evaluator::new(&g, point.backend).map_err(fail)?;
+            gradient_check(&c, &f, &g, params, &inputs, tol, perturbations)
         }
         Command::Eval { file, point, json } => {
             let src = read(&file)?;
             let c = compile(&file, &src)?;
             let (params, inputs) = at_point(&c, &point, Missing::Zeros)?;
-            let outs = interp::run_outputs(&c.ir, &params, &inputs)
+            let f = Evaluator::new(&c.ir, point.backend).map_err(fail)?;
+            let outs = f
+                .outputs(&params, &inputs)
                 .map_err(|e| fail(format!("evaluation failed: {e}")))?;
-            print_results(&outs, json);
+            print_results(&c.ir.outputs, &outs, json);
             Ok(())
         }
     }
@@ -247,7 +256,8 @@ fn at_point(
 
 fn gradient_check(
     c: &Compiled,
-    g: &crate::ir::Function,
+    f: &Evaluator,
+    g: &Evaluator,
     params: Vec<Tensor>,
     inputs: &[Tensor],
     tol: f64,
@@ -267,7 +277,7 @@ fn gradient_check(
                 }
             }
         }
-        let results = check::check(&c.ir, g, &point, inputs)
+        let results = check::check_with(f, g, &point, inputs)
             .map_err(|e| fail(format!("evaluation failed: {e}")))?;
         for (w, r) in worst.iter_mut().zip(&results) {
             if r.max_rel_error > *w || r.max_rel_error.is_nan() {
@@ -355,7 +365,8 @@ fn print_stats(f: &crate::ir::Function, g: &crate::ir::Function, json: bool) {
     }
 }
 
-fn print_results(outs: &[(crate::ir::Output, Tensor)], json: bool) {
+fn print_results(roles: &[crate::ir::Output], outs: &[Tensor], json: bool) {
+    let outs: Vec<(&crate::ir::Output, &Tensor)> = roles.iter().zip(outs).collect();
     if json {
         let mut metrics = Map::new();
         let mut outputs = Map::new();

@@ -1,0 +1,158 @@
+//! Snapshots of gradient programs: every `tests/cases/autodiff/*.grad` and
+//! every `examples/*.grad`, each snapshot holding the source beside the
+//! simplified gradient program as `gradc grad` prints it (each instruction
+//! tagged with its source line), so a reader can check the derivation by
+//! hand.
+//!
+//! Every gradient program also verifies and passes the finite-difference
+//! check at the initial parameters and seeded random inputs (class indices
+//! in range), except in cases that sit on a kink on purpose and say
+//! `# no gradient check` (tests/autodiff.rs checks those points exactly).
+//!
+//! Regenerate with `INSTA_UPDATE=always cargo test --test grad_cases`, then
+//! read every changed snapshot before committing it.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use gradc::autodiff::check;
+use gradc::diagnostic::render_all;
+use gradc::ir::printer::print_with_lines;
+use gradc::ir::verify::verify;
+use gradc::ir::{Function, Op};
+use gradc::shape::Tensor;
+use gradc::span::{LineIndex, Span};
+
+/// The `.grad` files of a directory, sorted, with their stems.
+fn grad_files(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "grad"))
+        .map(|p| (p.file_stem().unwrap().to_string_lossy().into_owned(), p))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no .grad files in {}", dir.display());
+    files
+}
+
+/// The gradient program of `src`, as `gradc grad` prints it.
+fn gradient_text(name: &str, src: &str) -> String {
+    let c = gradc::compile(src).unwrap_or_else(|d| {
+        panic!(
+            "{name} does not compile:\n{}",
+            render_all(&d, name, src, false)
+        )
+    });
+    let g = c
+        .gradient()
+        .unwrap_or_else(|d| panic!("{name}: no gradient: {}", d.message));
+    if let Err(e) = verify(&g) {
+        panic!("{name}: the gradient program does not verify: {e}\n{g}");
+    }
+    if !src.contains("# no gradient check") {
+        gradient_checks(name, &c, &g);
+    }
+    let lines = LineIndex::new(src);
+    print_with_lines(&g, |s| {
+        (s != Span::default()).then(|| lines.line(s.lo as usize))
+    })
+}
+
+fn show(src: &str, gradient: &str) -> String {
+    let mut text = String::from("-- source --\n");
+    text.push_str(src);
+    if !src.ends_with('\n') {
+        text.push_str("\n(no newline at end of file)\n");
+    }
+    let _ = write!(text, "-- gradient --\n{gradient}");
+    text
+}
+
+fn snapshot(name: &str, path: &Path, text: &str) {
+    insta::with_settings!({
+        snapshot_path => "snapshots/autodiff",
+        prepend_module_to_snapshot => false,
+        input_file => path,
+        omit_expression => true,
+    }, {
+        insta::assert_snapshot!(name, text);
+    });
+}
+
+#[test]
+fn gradient_programs() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases/autodiff");
+    for (name, path) in grad_files(&dir) {
+        let src = std::fs::read_to_string(&path).unwrap();
+        snapshot(&name, &path, &show(&src, &gradient_text(&name, &src)));
+    }
+}
+
+#[test]
+fn gradient_programs_of_the_examples() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for (stem, path) in grad_files(&dir) {
+        let src = std::fs::read_to_string(&path).unwrap();
+        let name = format!("example_{stem}");
+        snapshot(&name, &path, &show(&src, &gradient_text(&name, &src)));
+    }
+}
+
+/// A small seeded generator (xorshift64*), uniform in [0, 1).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let bits = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11;
+        bits as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Random inputs in [-2, 2) of the declared shapes; an input read directly
+/// by `one_hot` (so by `cross_entropy`) is a class index in range.
+fn random_inputs(f: &Function, rng: &mut Rng) -> Vec<Tensor> {
+    let mut classes = HashMap::new();
+    for inst in &f.insts {
+        if let Op::OneHot(n) = inst.op {
+            if let Op::Input(k) = f.inst(inst.args[0]).op {
+                classes.insert(k, n);
+            }
+        }
+    }
+    f.inputs
+        .iter()
+        .enumerate()
+        .map(|(k, slot)| match classes.get(&k) {
+            Some(&n) => Tensor::scalar((rng.next() * n as f64).floor()),
+            None => {
+                let data = (0..slot.shape.size())
+                    .map(|_| rng.next() * 4.0 - 2.0)
+                    .collect();
+                Tensor::new(slot.shape.clone(), data)
+            }
+        })
+        .collect()
+}
+
+/// The gradient program against finite differences of the lowered IR, at
+/// the initial parameters and three draws of the inputs.
+fn gradient_checks(name: &str, c: &gradc::Compiled, g: &Function) {
+    let params = c.initial_params(c.seed());
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    for trial in 0..3 {
+        let inputs = random_inputs(&c.ir, &mut rng);
+        let checks = check::check(&c.raw, g, &params, &inputs)
+            .unwrap_or_else(|e| panic!("{name}: evaluation failed: {e}"));
+        for pc in checks {
+            assert!(
+                pc.max_rel_error < 1e-6,
+                "{name} (trial {trial}): {pc:?}\ninputs {inputs:?}\n{g}"
+            );
+        }
+    }
+}
