@@ -188,20 +188,42 @@ impl Ad {
     /// zeros even where `d` is infinite or NaN.
     pub fn scale(&mut self, g: Cot, d: Value) -> Cot {
         let value = self.bin(Binary::Mul, g.value, d);
-        self.guard(g, value)
+        let safe = self.finite(d);
+        self.guard(g, value, safe)
     }
 
     /// `g / d`, guarded like [`Ad::scale`].
     pub fn divide(&mut self, g: Cot, d: Value) -> Cot {
         let value = self.bin(Binary::Div, g.value, d);
-        self.guard(g, value)
+        let safe = self.finite(d) && self.nonzero_const(d);
+        self.guard(g, value, safe)
     }
 
-    fn guard(&mut self, g: Cot, value: Value) -> Cot {
-        if !g.masked {
+    /// Whether `v` is finite whatever the inputs: a finite constant, or a
+    /// comparison (0 or 1).
+    fn finite(&self, v: Value) -> bool {
+        match &self.f.inst(v).op {
+            Op::Const(c) => c.0.data.iter().all(|x| x.is_finite()),
+            Op::Binary(b) => matches!(
+                b,
+                Binary::Eq | Binary::Ne | Binary::Lt | Binary::Le | Binary::Gt | Binary::Ge
+            ),
+            Op::OneHot(_) => true,
+            _ => false,
+        }
+    }
+
+    fn nonzero_const(&self, v: Value) -> bool {
+        matches!(&self.f.inst(v).op, Op::Const(c) if c.0.data.iter().all(|&x| x != 0.0))
+    }
+
+    /// Keeps the zeros of a masked cotangent exact, unless `safe` says the
+    /// product cannot be inf or NaN where the cotangent is zero.
+    fn guard(&mut self, g: Cot, value: Value, safe: bool) -> Cot {
+        if !g.masked || safe {
             return Cot {
                 value,
-                masked: false,
+                masked: g.masked,
             };
         }
         let zero = self.c(0.0);

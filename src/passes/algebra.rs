@@ -41,6 +41,11 @@ fn rule(out: &mut Function, inst: &Inst) -> Option<Value> {
                     let (a, b) = (x.args[0], x.args[1]);
                     Some(out.push(Op::Binary(Binary::Sub), vec![b, a], span))
                 }
+                // The derivative of log_softmax meets the softmax again.
+                (Unary::Exp, Op::LogSoftmax) => {
+                    let inner = x.args[0];
+                    Some(out.push(Op::Softmax, vec![inner], span))
+                }
                 (_, Op::Broadcast(_)) => {
                     let inner = x.args[0];
                     let y = out.push(Op::Unary(*u), vec![inner], span);
@@ -55,18 +60,29 @@ fn rule(out: &mut Function, inst: &Inst) -> Option<Value> {
             if let Some(k) = splat_value(out, c) {
                 let taken = if k != 0.0 { a } else { b };
                 Some(fit(out, taken, s, span))
+            } else if a == b {
+                Some(fit(out, a, s, span))
             } else {
-                (a == b).then(|| fit(out, a, s, span))
+                // A comparison is already 1 or 0.
+                let indicator = is(splat_value(out, a), 1.0) && is(splat_value(out, b), 0.0);
+                (indicator && is_comparison(out, c)).then(|| fit(out, c, s, span))
             }
         }
         Op::MatMul | Op::Outer => {
             let zero = is(splat_value(out, arg(0)), 0.0) || is(splat_value(out, arg(1)), 0.0);
-            zero.then(|| splat(out, 0.0, s, span))
+            if zero {
+                return Some(splat(out, 0.0, s, span));
+            }
+            (inst.op == Op::MatMul).then(|| transposed_product(out, arg(0), arg(1), span))?
         }
         Op::Transpose => {
             let x = out.inst(arg(0));
             match &x.op {
                 Op::Transpose => Some(x.args[0]),
+                Op::Outer => {
+                    let (a, b) = (x.args[0], x.args[1]);
+                    Some(out.push(Op::Outer, vec![b, a], span))
+                }
                 Op::Broadcast(_) => {
                     let inner = x.args[0];
                     Some(fit(out, inner, s, span))
@@ -78,6 +94,15 @@ fn rule(out: &mut Function, inst: &Inst) -> Option<Value> {
             let x = arg(0);
             if out.shape(x).is_scalar() {
                 return Some(x);
+            }
+            match out.inst(x).op {
+                Op::OneHot(_) => return Some(splat(out, 1.0, s, span)),
+                Op::Unary(Unary::Neg) => {
+                    let inner = out.inst(x).args[0];
+                    let total = out.push(Op::Sum, vec![inner], span);
+                    return Some(out.push(Op::Unary(Unary::Neg), vec![total], span));
+                }
+                _ => {}
             }
             let inner = broadcast_arg(out, x)?;
             Some(match out.shape(x).size() {
@@ -107,6 +132,9 @@ fn rule(out: &mut Function, inst: &Inst) -> Option<Value> {
             let x = arg(0);
             if reads_all(out.shape(x), axes) {
                 return Some(x);
+            }
+            if let Some(part) = packed_part(out, x, axes) {
+                return Some(part);
             }
             let inner = broadcast_arg(out, x)?;
             Some(fit(out, inner, s, span))
@@ -249,6 +277,9 @@ mod tests {
 
     #[test]
     fn additive_identities() {
+        check(run, "(sum (neg x))", "(neg (sum x))");
+        check(run, "(transpose (outer x y))", "(outer y x)");
+        check(run, "(exp (log_softmax x))", "(softmax x)");
         check(run, "(add x (neg y))", "(sub x y)");
         check(run, "(add (neg x) y)", "(sub y x)");
         check(run, "(sub x (neg y))", "(add x y)");
@@ -362,4 +393,38 @@ mod tests {
         assert_eq!(sexpr(&f, f.outputs[0].value), "x");
         assert_same_outputs(&before, &f);
     }
+}
+
+/// Whether `v` is a comparison, so 0 or 1.
+fn is_comparison(f: &Function, v: Value) -> bool {
+    matches!(
+        f.inst(v).op,
+        Op::Binary(Binary::Eq | Binary::Ne | Binary::Lt | Binary::Le | Binary::Gt | Binary::Ge)
+    )
+}
+
+/// A vector times a transposed matrix needs no transpose:
+/// `u @ M.T -> M @ u` and `M.T @ u -> u @ M`.
+fn transposed_product(out: &mut Function, a: Value, b: Value, span: Span) -> Option<Value> {
+    let (ra, rb) = (out.shape(a).rank(), out.shape(b).rank());
+    let inner = |v: Value| match out.inst(v).op {
+        Op::Transpose => Some(out.inst(v).args[0]),
+        _ => None,
+    };
+    match (ra, rb) {
+        (1, 2) => inner(b).map(|m| out.push(Op::MatMul, vec![m, a], span)),
+        (2, 1) => inner(a).map(|m| out.push(Op::MatMul, vec![b, m], span)),
+        _ => None,
+    }
+}
+
+/// `pack(a0, a1, ...)[k, :, ...]` is `ak`.
+fn packed_part(f: &Function, x: Value, axes: &[SliceAxis]) -> Option<Value> {
+    let inst = f.inst(x);
+    let (SliceAxis::At(k), rest) = axes.split_first()? else {
+        return None;
+    };
+    let part = *inst.args.get(*k)?;
+    let whole = matches!(inst.op, Op::Pack) && reads_all(f.shape(part), rest);
+    whole.then_some(part)
 }
