@@ -38,6 +38,7 @@ pub fn lower(p: &Program) -> Function {
         params: Vec::new(),
         inputs: Vec::new(),
         lets: Vec::new(),
+        call_site: None,
     };
     for (i, d) in p.params.iter().enumerate() {
         let v = l.f.push(Op::Param(i), vec![], d.span);
@@ -74,6 +75,10 @@ struct Lowerer {
     params: Vec<Value>,
     inputs: Vec<Value>,
     lets: Vec<Value>,
+    /// While a user function's body is inlined: the span of the outermost
+    /// call, which its instructions take, so that `gradc grad` tags them with
+    /// the line that uses the function rather than the line that defines it.
+    call_site: Option<Span>,
 }
 
 impl Lowerer {
@@ -115,7 +120,7 @@ impl Lowerer {
 
     /// `args` are the values of the innermost user-function call's arguments.
     fn expr(&mut self, e: &TExpr, args: &[Value]) -> Value {
-        let span = e.span;
+        let span = self.call_site.unwrap_or(e.span);
         match &e.kind {
             TKind::Const(t) => self.f.push(Op::Const(ConstData(t.clone())), vec![], span),
             TKind::Param(i) => self.params[*i],
@@ -138,7 +143,10 @@ impl Lowerer {
                 args: actual, body, ..
             } => {
                 let vs: Vec<Value> = actual.iter().map(|x| self.expr(x, args)).collect();
-                self.expr(body, &vs)
+                let outer = self.call_site.replace(self.call_site.unwrap_or(span));
+                let v = self.expr(body, &vs);
+                self.call_site = outer;
+                v
             }
             TKind::Prim(p, xs) => {
                 let vs: Vec<Value> = xs.iter().map(|x| self.expr(x, args)).collect();

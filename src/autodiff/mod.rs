@@ -38,13 +38,6 @@ pub struct Cot {
     pub masked: bool,
 }
 
-/// The gradient program, and where its backward half starts.
-#[derive(Clone, Debug)]
-pub struct Gradient {
-    /// The forward outputs followed by `Role::Grad(i)` for every parameter.
-    pub f: Function,
-}
-
 /// Differentiates the loss of `f` with respect to every parameter. The result
 /// returns everything `f` returns, plus one `grad` output per parameter.
 pub fn grad(f: &Function) -> Result<Function, AdError> {
