@@ -1261,45 +1261,10 @@ fn newton_converges_with_the_exact_second_derivative() {
 // The cheap-gradient principle
 // ---------------------------------------------------------------------------
 
-/// Floating-point operations of one run of `f`: elementwise operations and
-/// transcendental functions 1 per element, `[m,k]@[k,n]` 2mkn (the vector
-/// forms with m or n = 1), outer mn, reductions one per element read
-/// (norm 2, logsumexp 3, softmax and log_softmax 4), and data movement
-/// (transpose, broadcast, slices, pack, one_hot) one per element written.
-fn flops(f: &Function) -> usize {
-    f.insts
-        .iter()
-        .map(|inst| {
-            let out = inst.shape.size();
-            let arg = |k: usize| f.shape(inst.args[k]);
-            match &inst.op {
-                Op::Param(_) | Op::Input(_) | Op::Const(_) => 0,
-                Op::Unary(_) | Op::Binary(_) | Op::Select => out,
-                Op::MatMul => {
-                    let (m, k) = match arg(0).dims() {
-                        [m, k] => (*m, *k),
-                        d => (1, d[0]),
-                    };
-                    let n = match arg(1).dims() {
-                        [_, n] => *n,
-                        _ => 1,
-                    };
-                    2 * m * k * n
-                }
-                Op::Outer => out,
-                Op::Sum | Op::ReduceMax => arg(0).size(),
-                Op::Norm => 2 * arg(0).size(),
-                Op::LogSumExp => 3 * arg(0).size(),
-                Op::Softmax | Op::LogSoftmax => 4 * arg(0).size(),
-                Op::Transpose
-                | Op::Broadcast(_)
-                | Op::Slice(_)
-                | Op::Unslice(_, _)
-                | Op::Pack
-                | Op::OneHot(_) => out,
-            }
-        })
-        .sum()
+/// Floating-point operations of one run of `f`, as `gradc grad --stats`
+/// counts them.
+fn flops(f: &Function) -> u64 {
+    gradc::ir::stats::stats(f).flops
 }
 
 #[test]
