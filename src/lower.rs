@@ -13,6 +13,9 @@ use crate::shape::{Shape, Tensor};
 use crate::span::Span;
 use crate::types::{Prim, Program, TExpr, TKind};
 
+/// The lower bound of the logarithms in `bce`.
+const BCE_LOG_FLOOR: f64 = -100.0;
+
 /// Lowers a checked program.
 pub fn lower(p: &Program) -> Function {
     let slots = |v: Vec<(String, Shape)>| {
@@ -209,11 +212,18 @@ impl Lowerer {
             }
             Bce => {
                 // -(y log p + (1 - y) log(1 - p)), elementwise, then the mean.
+                // The logs are clamped below at -100, as PyTorch does, so that
+                // a saturated p gives a large, finite loss and 0 log 0 = 0.
+                // Clamping the argument, log(max(p, e^-100)), rather than the
+                // log keeps the derivative finite too: 1 / e^-100 times 0.
                 let (p, y) = (v[0], v[1]);
                 let one = self.konst(1.0, span);
-                let log_p = self.un(Unary::Log, p, span);
+                let floor = self.konst(BCE_LOG_FLOOR.exp(), span);
+                let clamped_p = self.bin(Binary::Max, p, floor, span);
+                let log_p = self.un(Unary::Log, clamped_p, span);
                 let q = self.bin(Binary::Sub, one, p, span);
-                let log_q = self.un(Unary::Log, q, span);
+                let clamped_q = self.bin(Binary::Max, q, floor, span);
+                let log_q = self.un(Unary::Log, clamped_q, span);
                 let ny = self.bin(Binary::Sub, one, y, span);
                 let a = self.bin(Binary::Mul, y, log_p, span);
                 let b = self.bin(Binary::Mul, ny, log_q, span);

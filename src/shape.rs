@@ -133,6 +133,9 @@ pub fn fmt_num(x: f64) -> String {
         "0".to_string()
     } else if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 {
         format!("{}", x as i64)
+    } else if x.is_finite() && (x.abs() < 1e-4 || x.abs() >= 1e15) {
+        // Shortest round-trip digits, without a page of zeros.
+        format!("{x:e}")
     } else {
         format!("{x}")
     }
@@ -152,5 +155,7 @@ mod tests {
     fn tensors_print_nested() {
         let t = Tensor::new(Shape::matrix(2, 2), vec![1.0, 2.5, -3.0, 0.0]);
         assert_eq!(t.to_string(), "[[1, 2.5], [-3, 0]]");
+        assert_eq!(fmt_num(3.720075976020836e-44), "3.720075976020836e-44");
+        assert_eq!(fmt_num(0.001), "0.001");
     }
 }

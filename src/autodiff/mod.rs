@@ -131,7 +131,10 @@ impl Ad {
                 .f
                 .push(Op::Binary(Binary::Add), vec![sum, c.value], span);
         }
-        if let Some(name) = self.f.inst(v).name.clone() {
+        // A constant adjoint (the seed 1) stays unnamed: CSE may merge it with
+        // a forward constant, which must not read as an adjoint.
+        let constant = matches!(self.f.inst(sum).op, Op::Const(_));
+        if let (Some(name), false) = (self.f.inst(v).name.clone(), constant) {
             self.f.set_name(sum, &format!("d{name}"));
         }
         self.grads[v.index()] = Some(sum);
