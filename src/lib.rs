@@ -20,6 +20,8 @@ pub mod eval;
 pub mod ir;
 pub mod lower;
 pub mod passes;
+pub mod repl;
+pub mod runtime;
 pub mod shape;
 pub mod span;
 pub mod syntax;

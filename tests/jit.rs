@@ -4,11 +4,16 @@
 //! proptest expression generator. Results must agree within 1e-12 relative
 //! (in practice they are the same bits), and an interpreter error must be
 //! the JIT's error too.
+//!
+//! The batched functions are held to the interpreter run on each example of
+//! the batch: per-example outputs row by row, and means as the per-example
+//! values summed in example order (from -0) and divided by `n`.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use gradc::autodiff::check::random_inputs;
+use gradc::backend::{BatchOptions, BatchedFunction, Reduce};
 use gradc::ir::{interp, Function};
 use gradc::shape::Tensor;
 use proptest::prelude::*;
@@ -89,6 +94,96 @@ fn compare(
     }
 }
 
+/// Compares every number of `got` with `want`; counts those that agree only
+/// within the tolerance.
+fn compare_numbers(
+    name: &str,
+    want: &[f64],
+    got: &[f64],
+    inexact: &mut usize,
+) -> Result<(), String> {
+    if want.len() != got.len() {
+        return Err(format!("{name}: {} numbers, JIT {}", want.len(), got.len()));
+    }
+    for (k, (&x, &y)) in want.iter().zip(got).enumerate() {
+        if !close(x, y) {
+            return Err(format!("{name}[{k}]: interpreter {x:e}, JIT {y:e}"));
+        }
+        if x.to_bits() != y.to_bits() && !(x.is_nan() && y.is_nan()) {
+            *inexact += 1;
+        }
+    }
+    Ok(())
+}
+
+/// The batched functions of `f`: means only, and means with per-example
+/// outputs.
+fn batched(f: &Function) -> Result<[BatchedFunction; 2], String> {
+    let per_example = BatchOptions {
+        per_example_outputs: true,
+    };
+    Ok([
+        gradc::backend::compile_batched(f).map_err(|e| format!("JIT compile: {e}"))?,
+        gradc::backend::compile_batched_with(f, per_example)
+            .map_err(|e| format!("JIT compile: {e}"))?,
+    ])
+}
+
+/// Runs `jit` on `examples` as one batch, and the interpreter on each
+/// example; `Err` describes the first disagreement.
+fn compare_batch(
+    jit: &BatchedFunction,
+    params: &[Tensor],
+    examples: &[Vec<Tensor>],
+    inexact: &mut usize,
+) -> Result<(), String> {
+    let f = jit.function();
+    let n = examples.len();
+    let rows: Vec<Vec<f64>> = (0..f.inputs.len())
+        .map(|k| examples.iter().flat_map(|x| x[k].data.clone()).collect())
+        .collect();
+    let rows: Vec<&[f64]> = rows.iter().map(|r| &r[..]).collect();
+    let got = jit.run(params, &rows, n);
+    let mut per_example = Vec::with_capacity(n);
+    for (b, x) in examples.iter().enumerate() {
+        match interp::run_outputs(f, params, x) {
+            Ok(outs) => per_example.push(outs),
+            Err(w) => {
+                let w = format!("example {b}: {w}");
+                return match got {
+                    Err(g) if g == w => Ok(()),
+                    g => Err(format!("interpreter error {w:?}, JIT {:?}", g.map(|_| ()))),
+                };
+            }
+        }
+    }
+    let got = got.map_err(|g| format!("JIT error {g:?}, the interpreter ran"))?;
+    for (o, g) in jit.outputs().iter().zip(&got) {
+        let out = &f.outputs[o.index];
+        let values = per_example.iter().map(|outs| &outs[o.index].1.data);
+        let want: Vec<f64> = match o.reduce {
+            Reduce::PerExample => values.flatten().copied().collect(),
+            Reduce::Mean => {
+                let mut acc = vec![-0.0; f.shape(out.value).size()];
+                for v in values {
+                    for (a, x) in acc.iter_mut().zip(v) {
+                        *a += x;
+                    }
+                }
+                acc.iter().map(|a| a / n as f64).collect()
+            }
+        };
+        let name = format!("{} ({:?}, n = {n})", out.name, o.reduce);
+        compare_numbers(&name, &want, &g.data, inexact)?;
+    }
+    Ok(())
+}
+
+/// `n` sets of random inputs of `f`.
+fn random_examples(f: &Function, n: usize, rng: &mut impl Rng) -> Vec<Vec<Tensor>> {
+    (0..n).map(|_| random_inputs(f, rng)).collect()
+}
+
 /// The forward and gradient programs of a source, if it compiles.
 fn programs(src: &str) -> Option<(gradc::Compiled, Vec<(&'static str, Function)>)> {
     let compiled = gradc::compile(src).ok()?;
@@ -134,6 +229,89 @@ fn examples_and_check_cases_agree_with_the_interpreter() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(programs_run >= 2 * 7, "only {programs_run} programs ran");
     eprintln!("{programs_run} programs agree; {inexact} elements not bit-identical");
+}
+
+#[test]
+fn batches_of_examples_and_check_cases_agree_with_the_interpreter() {
+    let files: Vec<PathBuf> = grad_files("examples")
+        .into_iter()
+        .chain(grad_files("tests/cases/check"))
+        .collect();
+    let (mut batches, mut inexact) = (0, 0);
+    let mut failures = Vec::new();
+    for path in &files {
+        let src = std::fs::read_to_string(path).unwrap();
+        let Some((compiled, fs)) = programs(&src) else {
+            continue;
+        };
+        'program: for (kind, f) in &fs {
+            let jits = match batched(f) {
+                Ok(jits) => jits,
+                Err(e) => {
+                    failures.push(format!("{} ({kind}): {e}", path.display()));
+                    continue;
+                }
+            };
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
+            let param_sets = [
+                compiled.initial_params(compiled.seed()),
+                random_params(f, &mut rng),
+            ];
+            for n in [1, 7, 32] {
+                for params in &param_sets {
+                    let examples = random_examples(f, n, &mut rng);
+                    for jit in &jits {
+                        batches += 1;
+                        if let Err(e) = compare_batch(jit, params, &examples, &mut inexact) {
+                            failures.push(format!("{} ({kind}): {e}", path.display()));
+                            continue 'program;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(batches >= 2 * 7 * 12, "only {batches} batches ran");
+    eprintln!("{batches} batches agree; {inexact} elements not bit-identical");
+}
+
+#[test]
+fn a_batch_with_a_wrong_length_is_an_error() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/mlp3.grad");
+    let src = std::fs::read_to_string(path).unwrap();
+    let compiled = gradc::compile(&src).unwrap();
+    let g = compiled.gradient().unwrap();
+    let jit = gradc::backend::compile_batched(&g).unwrap();
+    let params = compiled.initial_params(1);
+    let p: Vec<&[f64]> = params.iter().map(|t| &t.data[..]).collect();
+    let (x, y) = (vec![0.5; 3 * 32], vec![1.0; 32]);
+    let mut bufs: Vec<Vec<f64>> = (0..jit.outputs().len())
+        .map(|k| vec![0.0; jit.output_shape(k, 32).size()])
+        .collect();
+    let mut scratch = jit.scratch();
+    let mut run = |p: &[&[f64]], inputs: &[&[f64]], n: usize, bufs: &mut [Vec<f64>]| {
+        let mut out: Vec<&mut [f64]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
+        jit.run_batch(&mut scratch, p, inputs, n, &mut out)
+    };
+    assert_eq!(run(&p, &[&x, &y], 32, &mut bufs), Ok(()));
+    assert_eq!(run(&p, &[&x[..3 * 31], &y[..31]], 31, &mut bufs), Ok(()));
+    let err = run(&p, &[&x, &y], 31, &mut bufs).unwrap_err();
+    assert!(err.starts_with("input x has shape [3]"), "{err}");
+    assert!(run(&p, &[&x[1..], &y], 32, &mut bufs).is_err());
+    assert!(run(&p, &[&x, &y[1..]], 32, &mut bufs).is_err());
+    assert!(run(&p, &[&x, &y], 33, &mut bufs).is_err());
+    assert!(run(&p, &[&x, &y], 0, &mut bufs).is_err());
+    assert!(run(&p, &[&x], 32, &mut bufs).is_err());
+    assert!(run(&p[1..], &[&x, &y], 32, &mut bufs).is_err());
+    let mut short = p.clone();
+    short[0] = &params[0].data[1..];
+    assert!(run(&short, &[&x, &y], 32, &mut bufs).is_err());
+    let mut fewer = bufs[1..].to_vec();
+    assert!(run(&p, &[&x, &y], 32, &mut fewer).is_err());
+    let mut longer = bufs.clone();
+    longer.last_mut().unwrap().push(0.0);
+    assert!(run(&p, &[&x, &y], 32, &mut longer).is_err());
 }
 
 #[test]
@@ -343,6 +521,14 @@ proptest! {
             let inputs = random_inputs(f, &mut rng);
             if let Err(e) = compare(f, &params, &inputs, &mut inexact) {
                 return Err(TestCaseError::fail(format!("{kind}: {e}\n{src}\n{f}")));
+            }
+            let n = 1 + (seed % 9) as usize;
+            let examples = random_examples(f, n, &mut rng);
+            let jits = batched(f).map_err(TestCaseError::fail)?;
+            for jit in &jits {
+                if let Err(e) = compare_batch(jit, &params, &examples, &mut inexact) {
+                    return Err(TestCaseError::fail(format!("{kind} batch: {e}\n{src}\n{f}")));
+                }
             }
         }
     }

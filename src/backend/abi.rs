@@ -24,7 +24,8 @@
 
 use std::collections::HashMap;
 
-use crate::ir::{Function, Op};
+use super::fuse;
+use crate::ir::{Function, Op, Role};
 
 /// The signature of the generated function.
 pub type EntryFn = unsafe extern "C" fn(
@@ -37,12 +38,25 @@ pub type EntryFn = unsafe extern "C" fn(
 /// Where a failing `one_hot` leaves its class, in the scratch buffer.
 pub const ERROR_SLOT: usize = 0;
 
-/// Where every value lives, decided before translation.
+/// How the instructions run and where every value lives, decided before
+/// translation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layout {
-    /// For every instruction, its offset in the scratch buffer (in f64s), if it
-    /// is a computed value that is not a scalar.
+    /// The instructions in execution order, in steps: one instruction, or a
+    /// fused run of them (see [`super::fuse`]). In a batched function the
+    /// steps before [`Self::body`] run once per call, the others once per
+    /// example.
+    pub steps: Vec<Vec<usize>>,
+    /// The first step of the loop over the examples (`steps.len()` in a
+    /// function of one example).
+    pub body: usize,
+    /// For every instruction, its offset in the scratch buffer (in f64s), if
+    /// it is a computed value that is not a scalar, not a view and not
+    /// internal to a run.
     pub slots: Vec<Option<usize>>,
+    /// The members of fused runs that nothing outside their run reads: they
+    /// only ever live in registers, one element at a time.
+    pub internal: Vec<bool>,
     /// The length of the scratch buffer, in f64s.
     pub scratch_len: usize,
 }
@@ -55,61 +69,210 @@ pub fn needs_slot(f: &Function, i: usize) -> bool {
     computed && !inst.shape.is_scalar()
 }
 
-/// Assigns scratch slots. The program is straight-line, so a value is live
-/// from its instruction to its last use (to the end if it is an output). A
-/// slot is taken before the arguments that die at that instruction give
-/// theirs back, so a result never shares memory with its own arguments; freed
-/// slots are reused by later values of the same size.
+/// The layout of a function of one example: every instruction, in order,
+/// and every output read at the end.
 pub fn layout(f: &Function) -> Layout {
+    let all: Vec<usize> = (0..f.insts.len()).collect();
+    let results: Vec<usize> = f.outputs.iter().map(|o| o.value.index()).collect();
+    plan(f, &all, &[], &results, ERROR_SLOT + 1)
+}
+
+/// Plans `pre` and then `body`, instructions in execution order (the body
+/// may be repeated, reading what `pre` computed), with the `results` read
+/// after the last step; scratch slots from offset `first` on.
+///
+/// The program is straight-line, so a value is live from its step to the
+/// step of its last reader, a view's readers counting as its argument's
+/// (to the end for a result, and for a value of `pre` that the body reads).
+/// A step takes the slots of its results before the values that die there
+/// give theirs back, so a result never shares memory with its arguments;
+/// freed slots are reused by later values of the same size.
+fn plan(f: &Function, pre: &[usize], body: &[usize], results: &[usize], first: usize) -> Layout {
     let n = f.insts.len();
-    let mut last_use: Vec<Option<usize>> = vec![None; n];
-    for (i, inst) in f.insts.iter().enumerate() {
-        for a in &inst.args {
-            last_use[a.index()] = Some(i);
+    let mut steps = fuse::steps(f, pre);
+    let body_start = steps.len();
+    steps.extend(fuse::steps(f, body));
+    let end = steps.len();
+    let mut step_of = vec![usize::MAX; n];
+    // The instruction whose memory a value is: a view's is its argument's.
+    let mut root: Vec<usize> = (0..n).collect();
+    let mut view = vec![false; n];
+    for (s, step) in steps.iter().enumerate() {
+        for &i in step {
+            step_of[i] = s;
+            if fuse::view_offset(f, i).is_some() {
+                view[i] = true;
+                root[i] = root[f.insts[i].args[0].index()];
+            }
         }
     }
-    for o in &f.outputs {
-        last_use[o.value.index()] = Some(n);
+    let mut last_use: Vec<Option<usize>> = vec![None; n];
+    let mut read_outside_its_step = vec![false; n];
+    for (s, step) in steps.iter().enumerate() {
+        for &i in step {
+            for a in &f.insts[i].args {
+                let a = a.index();
+                read_outside_its_step[a] |= step_of[a] != s;
+                let r = root[a];
+                let at = if s >= body_start && step_of[r] < body_start {
+                    end
+                } else {
+                    s
+                };
+                last_use[r] = last_use[r].max(Some(at));
+            }
+        }
     }
+    for &v in results {
+        read_outside_its_step[v] = true;
+        last_use[root[v]] = Some(end);
+    }
+    let internal: Vec<bool> = (0..n)
+        .map(|i| {
+            step_of[i] != usize::MAX
+                && steps[step_of[i]].len() > 1
+                && !read_outside_its_step[i]
+                && fuse::elementwise(f, i)
+        })
+        .collect();
     let mut slots = vec![None; n];
     let mut free: HashMap<usize, Vec<usize>> = HashMap::new();
-    let mut end = ERROR_SLOT + 1;
-    let release = |slots: &[Option<usize>], free: &mut HashMap<usize, Vec<usize>>, v: usize| {
-        if let Some(off) = slots[v] {
-            free.entry(f.insts[v].shape.size()).or_default().push(off);
+    let mut len = first;
+    for (s, step) in steps.iter().enumerate() {
+        for &i in step {
+            if needs_slot(f, i) && !view[i] && !internal[i] {
+                let size = f.insts[i].shape.size();
+                let off = match free.get_mut(&size).and_then(Vec::pop) {
+                    Some(off) => off,
+                    None => {
+                        len += size;
+                        len - size
+                    }
+                };
+                slots[i] = Some(off);
+            }
         }
-    };
-    for i in 0..n {
-        if needs_slot(f, i) {
-            let size = f.insts[i].shape.size();
-            let off = match free.get_mut(&size).and_then(Vec::pop) {
-                Some(off) => off,
-                None => {
-                    end += size;
-                    end - size
-                }
-            };
-            slots[i] = Some(off);
-        }
-        let mut dying: Vec<usize> = f.insts[i]
-            .args
-            .iter()
-            .map(|a| a.index())
-            .filter(|&a| last_use[a] == Some(i))
+        let args = step.iter().flat_map(|&i| &f.insts[i].args);
+        let mut dying: Vec<usize> = args
+            .map(|a| root[a.index()])
+            .filter(|&r| last_use[r] == Some(s))
             .collect();
+        // What nothing reads gives its slot back at once.
+        dying.extend(step.iter().copied().filter(|&i| last_use[i].is_none()));
         dying.sort_unstable();
         dying.dedup();
-        for a in dying {
-            release(&slots, &mut free, a);
-        }
-        if last_use[i].is_none() {
-            release(&slots, &mut free, i);
+        for v in dying {
+            if let Some(off) = slots[v] {
+                free.entry(f.insts[v].shape.size()).or_default().push(off);
+            }
         }
     }
     Layout {
+        steps,
+        body: body_start,
         slots,
-        scratch_len: end,
+        internal,
+        scratch_len: len,
     }
+}
+
+/// The signature of the generated batched function: [`EntryFn`] with the
+/// number of examples `n` last. `inputs[k]` then points to `n` examples of
+/// the k-th input, one after the other; `outputs[k]` to the buffer of the
+/// k-th entry of [`BatchPlan::outputs`]: `shape.size()` numbers for a mean,
+/// `n * shape.size()` for a per-example output. On a failing `one_hot` the
+/// example's index is in `scratch[EXAMPLE_SLOT]` too.
+pub type BatchEntryFn = unsafe extern "C" fn(
+    params: *const *const f64,
+    inputs: *const *const f64,
+    outputs: *const *mut f64,
+    scratch: *mut f64,
+    n: usize,
+) -> i64;
+
+/// Where a failing `one_hot` of a batched function leaves the index of the
+/// example, in the scratch buffer.
+pub const EXAMPLE_SLOT: usize = 1;
+
+/// How a batched function returns an output of the IR function.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Reduce {
+    /// The mean over the examples, summed in example order from -0 and then
+    /// divided by `n` (losses, metrics and gradients).
+    Mean,
+    /// One value per example, `n` rows of the output's size (`Role::Output`
+    /// values, when asked for).
+    PerExample,
+}
+
+/// One buffer a batched function writes: the `index`-th entry of
+/// `Function::outputs`, reduced by `reduce`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct BatchOutput {
+    pub index: usize,
+    pub reduce: Reduce,
+}
+
+/// The plan of a batched function: the outputs it writes, and its layout,
+/// whose steps before `body` do not depend on the example.
+///
+/// Instructions that no written output needs are in no step. A `one_hot`
+/// always runs per example, so that a bad class fails the example at the
+/// same instruction as in the interpreter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchPlan {
+    pub outputs: Vec<BatchOutput>,
+    pub layout: Layout,
+}
+
+/// Plans the batched function of `f`: every loss, metric and gradient as a
+/// mean, and the `Role::Output` values per example if `per_example` is set
+/// (else they are not computed at all).
+pub fn batch_plan(f: &Function, per_example: bool) -> BatchPlan {
+    let outputs: Vec<BatchOutput> = f
+        .outputs
+        .iter()
+        .enumerate()
+        .filter_map(|(index, o)| {
+            let reduce = match o.role {
+                Role::Loss | Role::Metric | Role::Grad(_) => Reduce::Mean,
+                Role::Output if per_example => Reduce::PerExample,
+                Role::Output => return None,
+            };
+            Some(BatchOutput { index, reduce })
+        })
+        .collect();
+    let results: Vec<usize> = outputs
+        .iter()
+        .map(|o| f.outputs[o.index].value.index())
+        .collect();
+    let n = f.insts.len();
+    let mut live = vec![false; n];
+    for &v in &results {
+        live[v] = true;
+    }
+    for i in (0..n).rev() {
+        live[i] |= matches!(f.insts[i].op, Op::OneHot(_));
+        if live[i] {
+            for a in &f.insts[i].args {
+                live[a.index()] = true;
+            }
+        }
+    }
+    let mut varies = vec![false; n];
+    let (mut pre, mut body) = (Vec::new(), Vec::new());
+    for i in (0..n).filter(|&i| live[i]) {
+        let inst = &f.insts[i];
+        varies[i] = matches!(inst.op, Op::Input(_) | Op::OneHot(_))
+            || inst.args.iter().any(|a| varies[a.index()]);
+        if varies[i] {
+            body.push(i);
+        } else {
+            pre.push(i);
+        }
+    }
+    let layout = plan(f, &pre, &body, &results, EXAMPLE_SLOT + 1);
+    BatchPlan { outputs, layout }
 }
 
 /// The memory one call needs besides parameters, inputs and outputs: the
@@ -136,37 +299,69 @@ impl Scratch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ir::{Output, Role, Slot, Unary};
+    use crate::ir::{Output, Role, SliceAxis, Slot, Unary, Value};
     use crate::shape::Shape;
     use crate::span::Span;
 
-    #[test]
-    fn slots_of_dead_values_are_reused() {
+    /// `x: [n]` input, then `ops` in a chain, each applied to the previous
+    /// value; the last one is the loss.
+    fn chain(n: usize, ops: Vec<Op>) -> (Function, Vec<Value>) {
         let sp = Span::default();
         let mut f = Function::new(
             vec![],
             vec![Slot {
                 name: "x".into(),
-                shape: Shape::vector(3),
+                shape: Shape::vector(n),
             }],
         );
-        let x = f.push(Op::Input(0), vec![], sp);
-        let a = f.push(Op::Unary(Unary::Exp), vec![x], sp);
-        let b = f.push(Op::Unary(Unary::Neg), vec![a], sp);
-        let c = f.push(Op::Unary(Unary::Abs), vec![b], sp);
-        let s = f.push(Op::Sum, vec![c], sp);
+        let mut values = vec![f.push(Op::Input(0), vec![], sp)];
+        for op in ops {
+            let v = f.push(op, vec![*values.last().unwrap()], sp);
+            values.push(v);
+        }
         f.outputs.push(Output {
             role: Role::Loss,
             name: "loss".into(),
-            value: s,
+            value: *values.last().unwrap(),
         });
+        (f, values)
+    }
+
+    #[test]
+    fn slots_of_dead_values_are_reused() {
+        let (f, v) = chain(3, vec![Op::Softmax, Op::Softmax, Op::Softmax, Op::Sum]);
         let l = layout(&f);
-        assert_eq!(l.slots[x.index()], None);
-        assert_eq!(l.slots[s.index()], None);
-        // a and b overlap in time; c takes a's slot back.
-        assert_eq!(l.slots[a.index()], Some(1));
-        assert_eq!(l.slots[b.index()], Some(4));
-        assert_eq!(l.slots[c.index()], Some(1));
+        assert_eq!(l.slots[v[0].index()], None);
+        assert_eq!(l.slots[v[4].index()], None);
+        // The first two softmaxes overlap in time; the third takes the
+        // first's slot back.
+        assert_eq!(l.slots[v[1].index()], Some(1));
+        assert_eq!(l.slots[v[2].index()], Some(4));
+        assert_eq!(l.slots[v[3].index()], Some(1));
         assert_eq!(l.scratch_len, 7);
+    }
+
+    #[test]
+    fn a_view_keeps_its_argument_alive() {
+        let whole = Op::Slice(vec![SliceAxis::Range(0, 4)]);
+        let ops = vec![Op::Softmax, whole, Op::Softmax, Op::Sum];
+        let (f, v) = chain(4, ops);
+        let l = layout(&f);
+        assert_eq!(l.steps.len(), 5);
+        assert_eq!(l.slots[v[1].index()], Some(1));
+        assert_eq!(l.slots[v[2].index()], None);
+        assert_eq!(l.slots[v[3].index()], Some(5));
+    }
+
+    #[test]
+    fn fused_runs_store_only_what_is_read_outside() {
+        let (f, v) = chain(
+            4,
+            vec![Op::Unary(Unary::Exp), Op::Unary(Unary::Neg), Op::Sum],
+        );
+        let l = layout(&f);
+        assert_eq!(l.steps, [vec![0], vec![1, 2, 3]]);
+        assert!(l.internal[v[1].index()] && l.internal[v[2].index()]);
+        assert_eq!(l.scratch_len, 1);
     }
 }

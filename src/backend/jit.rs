@@ -30,7 +30,7 @@ pub struct JitFunction {
 
 /// Owns the `JITModule` that holds the code and the constant data, and frees
 /// them on drop.
-struct Code(Option<JITModule>);
+pub(super) struct Code(pub(super) Option<JITModule>);
 
 // SAFETY: `JITModule` is `Send` but not `Sync` because of interior mutability
 // (a `RefCell` of symbols) used while compiling. A `Code` is only touched
@@ -42,10 +42,10 @@ impl Drop for Code {
     fn drop(&mut self) {
         if let Some(module) = self.0.take() {
             // SAFETY: the only pointer into this module's memory is the
-            // `entry` of the `JitFunction` that owns this `Code` (or none, if
-            // compiling failed). It is private, never copied out, and calls
-            // through it borrow the `JitFunction`, so none is running and
-            // none can happen after this drop.
+            // `entry` of the `JitFunction` or `BatchedFunction` that owns
+            // this `Code` (or none, if compiling failed). It is private,
+            // never copied out, and calls through it borrow its owner, so
+            // none is running and none can happen after this drop.
             unsafe { module.free_memory() };
         }
     }
@@ -53,7 +53,7 @@ impl Drop for Code {
 
 /// The host ISA: `opt_level=speed`, not PIC (the JIT does not support it),
 /// with the native CPU features (AVX, FMA where present).
-fn new_module() -> Result<JITModule, String> {
+pub(super) fn new_module() -> Result<JITModule, String> {
     let mut flags = settings::builder();
     let set = |flags: &mut settings::Builder, k: &str, v: &str| {
         flags
@@ -98,23 +98,32 @@ fn build(
     Ok(layout)
 }
 
+/// Compiles the function built in `ctx` as the module's entry, links it, and
+/// returns the address of its code.
+pub(super) fn define_entry(
+    module: &mut JITModule,
+    ctx: &mut cranelift_codegen::Context,
+) -> Result<*const u8, String> {
+    let id = module
+        .declare_function("gradc_entry", Linkage::Export, &ctx.func.signature)
+        .map_err(|e| format!("declaring the entry: {e}"))?;
+    module
+        .define_function(id, ctx)
+        .map_err(|e| format!("cranelift could not compile the function: {e:?}"))?;
+    module.clear_context(ctx);
+    module
+        .finalize_definitions()
+        .map_err(|e| format!("cranelift could not link the function: {e}"))?;
+    Ok(module.get_finalized_function(id))
+}
+
 /// Compiles `f` to machine code.
 pub fn compile(f: &Function) -> Result<JitFunction, String> {
     let mut code = Code(Some(new_module()?));
     let module = code.0.as_mut().expect("just made");
     let mut ctx = module.make_context();
     let layout = build(module, f, &mut ctx)?;
-    let id = module
-        .declare_function("gradc_entry", Linkage::Export, &ctx.func.signature)
-        .map_err(|e| format!("declaring the entry: {e}"))?;
-    module
-        .define_function(id, &mut ctx)
-        .map_err(|e| format!("cranelift could not compile the function: {e:?}"))?;
-    module.clear_context(&mut ctx);
-    module
-        .finalize_definitions()
-        .map_err(|e| format!("cranelift could not link the function: {e}"))?;
-    let ptr = module.get_finalized_function(id);
+    let ptr = define_entry(module, &mut ctx)?;
     // SAFETY: `ptr` is the finalized code of a function defined with
     // `translate::entry_signature`, which is `EntryFn` under the module's
     // default call convention, that of `extern "C"` on this host.
@@ -244,18 +253,25 @@ impl JitFunction {
         // borrowed for the whole call.
         let status =
             unsafe { (self.entry)(tables, in_table, out_table, scratch.data.as_mut_ptr()) };
-        if status == 0 {
-            return Ok(());
-        }
-        let class = scratch.data[ERROR_SLOT];
-        let op = usize::try_from(status - 1)
-            .ok()
-            .and_then(|i| f.insts.get(i))
-            .map(|inst| &inst.op);
-        match op.map(|op| interp::eval_op(op, &[&Tensor::scalar(class)])) {
-            Some(Err(message)) => Err(message),
-            _ => Err(format!("the compiled code failed with status {status}")),
-        }
+        status_result(f, status, &scratch.data)
+    }
+}
+
+/// `Ok` for status 0; else the interpreter's message for the failing
+/// `one_hot` (status `i + 1` for instruction `%i`), whose class the
+/// generated code left in `scratch[ERROR_SLOT]`.
+pub(super) fn status_result(f: &Function, status: i64, scratch: &[f64]) -> Result<(), String> {
+    if status == 0 {
+        return Ok(());
+    }
+    let class = scratch[ERROR_SLOT];
+    let op = usize::try_from(status - 1)
+        .ok()
+        .and_then(|i| f.insts.get(i))
+        .map(|inst| &inst.op);
+    match op.map(|op| interp::eval_op(op, &[&Tensor::scalar(class)])) {
+        Some(Err(message)) => Err(message),
+        _ => Err(format!("the compiled code failed with status {status}")),
     }
 }
 
@@ -266,7 +282,7 @@ const MAX_ELEMENTS: usize = isize::MAX as usize / 16;
 /// Rejects functions whose tensors are too large to address: every shape's
 /// size (and, since strides skip zero-length axes, the product of its nonzero
 /// dimensions) and the sum of all of them must stay within [`MAX_ELEMENTS`].
-fn check_sizes(f: &Function) -> Result<(), String> {
+pub(super) fn check_sizes(f: &Function) -> Result<(), String> {
     let shapes = f.params.iter().chain(&f.inputs).map(|s| &s.shape);
     let mut total: usize = 0;
     for shape in shapes.chain(f.insts.iter().map(|i| &i.shape)) {
@@ -284,7 +300,7 @@ fn check_sizes(f: &Function) -> Result<(), String> {
     Ok(())
 }
 
-fn check_tensors(kind: &str, slots: &[Slot], given: &[Tensor]) -> Result<(), String> {
+pub(super) fn check_tensors(kind: &str, slots: &[Slot], given: &[Tensor]) -> Result<(), String> {
     if slots.len() != given.len() {
         return Err(format!(
             "expected {} {kind} values, got {}",
@@ -303,7 +319,7 @@ fn check_tensors(kind: &str, slots: &[Slot], given: &[Tensor]) -> Result<(), Str
     Ok(())
 }
 
-fn check_lengths(
+pub(super) fn check_lengths(
     kind: &str,
     slots: &[Slot],
     given: impl ExactSizeIterator<Item = usize>,

@@ -4,8 +4,12 @@
 //!
 //! - [`abi`]: the generated function's signature and the scratch layout.
 //! - [`translate`]: IR -> Cranelift IR, each operation a loop nest over its
-//!   static shape; `ops` holds the lowering of the larger operations.
+//!   static shape; `ops` holds the lowering of the larger operations, `fuse`
+//!   the fusion of elementwise runs into one loop and slices as views.
 //! - [`jit`]: the ISA and module, and [`JitFunction`], the callable.
+//! - [`batch`], [`translate_batch`]: [`BatchedFunction`], the same with the
+//!   loop over a mini-batch's examples inside the machine code, returning the
+//!   mean of every loss, metric and gradient in one call.
 //! - [`libm`]: the host math functions the generated code calls.
 //!
 //! The generated code computes what [`crate::ir::interp`] computes, in the
@@ -22,13 +26,19 @@
 //! ```
 
 pub mod abi;
+pub mod batch;
+mod fuse;
 pub mod jit;
 pub mod libm;
 mod ops;
 pub mod translate;
+pub mod translate_batch;
 
 #[cfg(test)]
 mod tests;
 
-pub use abi::Scratch;
+pub use abi::{BatchOutput, Reduce, Scratch};
+pub use batch::{
+    batch_clif_text, compile_batched, compile_batched_with, BatchOptions, BatchedFunction,
+};
 pub use jit::{clif_text, compile, JitFunction};

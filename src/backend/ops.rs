@@ -5,7 +5,7 @@
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{self as cl, types, InstBuilder, MemFlagsData};
 
-use super::abi::ERROR_SLOT;
+use super::abi::{ERROR_SLOT, EXAMPLE_SLOT};
 use super::libm::Callee;
 use super::translate::{dst_loc, offset_bytes, Ix, Loc, Opnd, Translator};
 use crate::ir::interp::slice_offsets;
@@ -317,6 +317,13 @@ impl Translator<'_, '_> {
         self.b
             .ins()
             .store(MemFlagsData::trusted(), c, self.scratch, at);
+        if let Some(example) = self.example {
+            let e = self.b.ins().fcvt_from_uint(types::F64, example);
+            let at = offset_bytes(EXAMPLE_SLOT);
+            self.b
+                .ins()
+                .store(MemFlagsData::trusted(), e, self.scratch, at);
+        }
         let status = self.b.ins().iconst(types::I64, i as i64 + 1);
         self.b.ins().return_(&[status]);
         self.b.switch_to_block(good);

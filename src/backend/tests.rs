@@ -8,6 +8,7 @@ use crate::ir::{
 };
 use crate::shape::{Shape, Tensor};
 use crate::span::Span;
+use abi::Reduce;
 
 const SPECIAL: [f64; 12] = [
     0.0,
@@ -117,13 +118,107 @@ fn agree(f: &Function, params: &[Tensor], inputs: &[Tensor]) {
     }
 }
 
-/// Runs `f` on a few sets of values, the special ones among them.
+/// Runs `f` on a few sets of values, the special ones among them, one
+/// example at a time and as batches.
 #[track_caller]
 fn agree_on_values(f: &Function) {
+    let mut examples = Vec::new();
     for salt in 0..4 {
         let p = tensors(f, true, 100 + salt);
         let x = tensors(f, false, 200 + salt);
         agree(f, &p, &x);
+        examples.push(x);
+    }
+    let p = tensors(f, true, 100);
+    agree_batched(f, &p, &examples);
+    agree_batched(f, &p, &examples[1..2]);
+}
+
+/// `f` with every output a metric, so that a batched function returns its
+/// mean.
+fn as_means(f: &Function) -> Function {
+    let mut g = f.clone();
+    for o in &mut g.outputs {
+        o.role = Role::Metric;
+    }
+    g
+}
+
+/// The examples' values of each input, one example after the other.
+fn rows(f: &Function, examples: &[Vec<Tensor>]) -> Vec<Vec<f64>> {
+    (0..f.inputs.len())
+        .map(|k| {
+            let rows = examples.iter().map(|x| x[k].data.iter().copied());
+            rows.flatten().collect()
+        })
+        .collect()
+}
+
+/// What a batched function must return for `examples`, from the
+/// interpreter: for each of its buffers, the per-example values one after
+/// the other, or their mean, summed in example order from -0 and divided by
+/// the number of examples.
+fn batch_reference(
+    jit: &BatchedFunction,
+    params: &[Tensor],
+    examples: &[Vec<Tensor>],
+) -> Vec<Vec<f64>> {
+    let f = jit.function();
+    let per_example: Vec<Vec<(Output, Tensor)>> = examples
+        .iter()
+        .map(|x| interp::run_outputs(f, params, x).expect("the interpreter runs"))
+        .collect();
+    let n = examples.len();
+    jit.outputs()
+        .iter()
+        .map(|o| {
+            let values = per_example.iter().map(|outs| &outs[o.index].1.data);
+            match o.reduce {
+                Reduce::PerExample => values.flatten().copied().collect(),
+                Reduce::Mean => {
+                    let size = f.shape(f.outputs[o.index].value).size();
+                    let mut acc = vec![-0.0; size];
+                    for v in values {
+                        for (a, x) in acc.iter_mut().zip(v) {
+                            *a += x;
+                        }
+                    }
+                    acc.iter().map(|a| a / n as f64).collect()
+                }
+            }
+        })
+        .collect()
+}
+
+/// Runs `f` batched over `examples` (each a set of inputs), with its outputs
+/// per example and as means, and requires the interpreter's bits.
+#[track_caller]
+fn agree_batched(f: &Function, params: &[Tensor], examples: &[Vec<Tensor>]) {
+    let rows = rows(f, examples);
+    let rows: Vec<&[f64]> = rows.iter().map(|r| &r[..]).collect();
+    let per_example = BatchOptions {
+        per_example_outputs: true,
+    };
+    let jits = [
+        compile_batched_with(f, per_example).expect("compiles"),
+        compile_batched(&as_means(f)).expect("compiles"),
+    ];
+    for jit in &jits {
+        let want = batch_reference(jit, params, examples);
+        let got = jit
+            .run(params, &rows, examples.len())
+            .expect("the JIT runs");
+        for ((o, w), g) in jit.outputs().iter().zip(&want).zip(&got) {
+            let name = &f.outputs[o.index].name;
+            assert_eq!(w.len(), g.data.len(), "{name}");
+            for (k, (x, y)) in w.iter().zip(&g.data).enumerate() {
+                assert!(
+                    same(*x, *y),
+                    "{name}[{k}] ({:?}): interpreter {x:e}, JIT {y:e}\n{f}",
+                    o.reduce
+                );
+            }
+        }
     }
 }
 
@@ -525,5 +620,307 @@ fn compiled_functions_are_send_and_sync() {
         std::thread::scope(|s| {
             s.spawn(|| jit.run(&[], &[Tensor::zeros(Shape::vector(3))]).unwrap());
         });
+    }
+}
+
+#[test]
+fn batched_one_hot_fails_at_the_example_the_interpreter_fails() {
+    let (mut f, _, x) = function(&[], &[Shape::scalar(), Shape::vector(2)]);
+    let y = push(&mut f, Op::OneHot(3), &[x[0]]);
+    let z = push(&mut f, Op::Sum, &[y]);
+    output(&mut f, z);
+    let g = as_means(&f);
+    let jit = compile_batched(&g).unwrap();
+    let pairs = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+    for (classes, bad) in [
+        ([0.0, 2.0, 1.0], None),
+        ([1.0, 1.0, 3.0], Some(2)),
+        ([0.5, 7.0, 1.0], Some(0)),
+    ] {
+        let got = jit.run(&[], &[&classes, &pairs], 3);
+        match bad {
+            None => assert_eq!(got.unwrap()[0].item(), 1.0),
+            Some(b) => {
+                let inputs = [Tensor::scalar(classes[b]), Tensor::zeros(Shape::vector(2))];
+                let want = interp::run_outputs(&g, &[], &inputs).unwrap_err();
+                assert_eq!(got.unwrap_err(), format!("example {b}: {want}"));
+            }
+        }
+    }
+    // A one_hot of something that does not depend on the example still runs
+    // per example, and still fails.
+    let (mut f, p, _) = function(&[Shape::scalar()], &[Shape::scalar()]);
+    let y = push(&mut f, Op::OneHot(2), &[p[0]]);
+    let z = push(&mut f, Op::Sum, &[y]);
+    output(&mut f, z);
+    let jit = compile_batched(&as_means(&f)).unwrap();
+    let err = jit
+        .run(&[Tensor::scalar(5.0)], &[&[0.0, 0.0]], 2)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        "example 0: class index 5 out of range for one_hot(…, 2)"
+    );
+}
+
+#[test]
+fn batched_buffers_are_checked_before_the_call() {
+    let (mut f, p, x) = function(&[Shape::vector(3)], &[Shape::matrix(2, 3), Shape::scalar()]);
+    let y = push(&mut f, Op::MatMul, &[x[0], p[0]]);
+    let s = push(&mut f, Op::Sum, &[y]);
+    let l = push(&mut f, Op::Binary(Binary::Mul), &[s, x[1]]);
+    f.outputs.push(Output {
+        role: Role::Loss,
+        name: "loss".into(),
+        value: l,
+    });
+    f.outputs.push(Output {
+        role: Role::Output,
+        name: "y".into(),
+        value: y,
+    });
+    let means = compile_batched(&f).unwrap();
+    assert_eq!(
+        means.outputs(),
+        &[BatchOutput {
+            index: 0,
+            reduce: Reduce::Mean
+        }]
+    );
+    let per = compile_batched_with(
+        &f,
+        BatchOptions {
+            per_example_outputs: true,
+        },
+    )
+    .unwrap();
+    assert_eq!(per.outputs().len(), 2);
+    assert_eq!(per.output_shape(1, 5), Shape::matrix(5, 2));
+
+    let w = [1.0; 3];
+    let m = [0.5; 12];
+    let c = [2.0; 2];
+    let mut s = means.scratch();
+    let mut loss = [0.0];
+    let ok = means.run_batch(&mut s, &[&w], &[&m, &c], 2, &mut [&mut loss]);
+    assert_eq!(ok, Ok(()));
+    assert_eq!(loss[0], 6.0);
+    let mut run = |params: &[&[f64]], inputs: &[&[f64]], n, out: &mut [&mut [f64]]| {
+        means.run_batch(&mut s, params, inputs, n, out)
+    };
+    // n = 0, inputs of another n, missing or extra buffers, wrong lengths.
+    assert_eq!(
+        run(&[&w], &[&[], &[]], 0, &mut [&mut loss]).unwrap_err(),
+        "a batch needs at least one example"
+    );
+    assert_eq!(
+        run(&[&w], &[&m, &c], 3, &mut [&mut loss]).unwrap_err(),
+        "input x0 has shape [2, 3]: 3 examples need 3 x 6 numbers but its buffer holds 12"
+    );
+    assert!(run(&[&w], &[&m[..11], &c], 2, &mut [&mut loss]).is_err());
+    assert!(run(&[&w], &[&m, &c[..1]], 2, &mut [&mut loss]).is_err());
+    assert!(run(&[&w], &[&m], 2, &mut [&mut loss]).is_err());
+    assert!(run(&[&w[..2]], &[&m, &c], 2, &mut [&mut loss]).is_err());
+    assert!(run(&[], &[&m, &c], 2, &mut [&mut loss]).is_err());
+    assert!(run(&[&w], &[&m, &c], 2, &mut []).is_err());
+    let mut two = [0.0; 2];
+    assert!(run(&[&w], &[&m, &c], 2, &mut [&mut two]).is_err());
+    assert!(run(&[&w], &[&m, &c], 2, &mut [&mut loss, &mut two]).is_err());
+    // n so large that n rows overflow.
+    assert!(run(&[&w], &[&m, &c], usize::MAX / 2, &mut [&mut loss]).is_err());
+    // Per-example buffers hold n rows.
+    let mut ps = per.scratch();
+    let mut rows = [0.0; 4];
+    let ok = per.run_batch(&mut ps, &[&w], &[&m, &c], 2, &mut [&mut loss, &mut rows]);
+    assert_eq!(ok, Ok(()));
+    assert_eq!(rows, [1.5; 4]);
+    let mut short = [0.0; 2];
+    let err = per.run_batch(&mut ps, &[&w], &[&m, &c], 2, &mut [&mut loss, &mut short]);
+    assert_eq!(
+        err.unwrap_err(),
+        "output y of 2 examples has shape [2, 2] but its buffer holds 2 numbers"
+    );
+    // A scratch made for another function is refused.
+    let err = per.run_batch(
+        &mut means.scratch(),
+        &[&w],
+        &[&m, &c],
+        2,
+        &mut [&mut loss, &mut rows],
+    );
+    assert!(err.is_err());
+    let err = means.run_batch(&mut jit_scratch(), &[&w], &[&m, &c], 2, &mut [&mut loss]);
+    assert!(err.is_err());
+}
+
+/// A scratch buffer of an unrelated single-example function.
+fn jit_scratch() -> Scratch {
+    let (mut g, _, x) = function(&[], &[Shape::vector(40)]);
+    let e = push(&mut g, Op::Unary(Unary::Exp), &[x[0]]);
+    output(&mut g, e);
+    compile(&g).unwrap().scratch()
+}
+
+#[test]
+fn batch_plan_hoists_what_does_not_depend_on_the_example() {
+    // %0 = param w [3], %1 = input x [3], %2 = exp w, %3 = mul %2 x,
+    // %4 = sum %3 (loss), %5 = neg x (an output), %6 = sum w (a metric).
+    let (mut f, p, x) = function(&[Shape::vector(3)], &[Shape::vector(3)]);
+    let e = push(&mut f, Op::Unary(Unary::Exp), &[p[0]]);
+    let m = push(&mut f, Op::Binary(Binary::Mul), &[e, x[0]]);
+    let l = push(&mut f, Op::Sum, &[m]);
+    let o = push(&mut f, Op::Unary(Unary::Neg), &[x[0]]);
+    let k = push(&mut f, Op::Sum, &[p[0]]);
+    for (role, v) in [(Role::Loss, l), (Role::Output, o), (Role::Metric, k)] {
+        f.outputs.push(Output {
+            role,
+            name: format!("{}", v.0),
+            value: v,
+        });
+    }
+    let plan = abi::batch_plan(&f, false);
+    let layout = &plan.layout;
+    // sum w is hoisted before the run of exp w.
+    assert_eq!(layout.steps[..layout.body], [vec![0], vec![6], vec![2]]);
+    // mul and sum are one loop; the product is never stored.
+    assert_eq!(layout.steps[layout.body..], [vec![1], vec![3, 4]]);
+    assert!(layout.internal[3]);
+    // exp w is read by every example: its slot is never reused.
+    assert_eq!(layout.slots[2], Some(2));
+    assert_eq!(layout.slots[3], None);
+    assert_eq!(layout.scratch_len, 5);
+    let plan = abi::batch_plan(&f, true);
+    let layout = &plan.layout;
+    assert_eq!(layout.steps[layout.body..], [vec![1], vec![3, 4, 5]]);
+    assert_eq!(layout.slots[5], Some(5));
+    assert_eq!(plan.outputs.len(), 3);
+    let examples: Vec<Vec<Tensor>> = (0..5).map(|s| tensors(&f, false, 300 + s)).collect();
+    agree_batched(&f, &tensors(&f, true, 7), &examples);
+}
+
+#[test]
+fn batched_functions_without_inputs_repeat_the_example() {
+    let (mut f, p, _) = function(&[Shape::vector(5)], &[]);
+    let e = push(&mut f, Op::Unary(Unary::Sin), &[p[0]]);
+    let s = push(&mut f, Op::Sum, &[e]);
+    output(&mut f, s);
+    output(&mut f, e);
+    let examples = vec![Vec::new(); 7];
+    agree_batched(&f, &tensors(&f, true, 1), &examples);
+    both_send_sync::<BatchedFunction>();
+}
+
+fn both_send_sync<T: Send + Sync>() {}
+
+#[test]
+fn fused_runs_and_views() {
+    for s in [
+        Shape::vector(1),
+        Shape::vector(2),
+        Shape::vector(7),
+        Shape::vector(12),
+        Shape::matrix(2, 3),
+    ] {
+        let (mut f, p, x) = function(&[s.clone(), Shape::scalar()], &[s.clone()]);
+        // Lane-wise only: a loop over pairs.
+        let a = push(&mut f, Op::Binary(Binary::Mul), &[x[0], p[0]]);
+        let b = push(&mut f, Op::Binary(Binary::Add), &[a, p[1]]);
+        let c = push(&mut f, Op::Unary(Unary::Neg), &[b]);
+        let k = push(&mut f, Op::Broadcast(s.clone()), &[p[1]]);
+        let d = push(&mut f, Op::Binary(Binary::Max), &[c, k]);
+        let e = push(&mut f, Op::Binary(Binary::Mul), &[d, d]);
+        let sum = push(&mut f, Op::Sum, &[e]);
+        let g = push(&mut f, Op::Unary(Unary::Sqrt), &[e]);
+        let sum2 = push(&mut f, Op::Sum, &[g]);
+        // Not elementwise, and reading the run: it goes after it, and so
+        // does `u`, which reads it. `h` and `t` join the first run, which
+        // then has calls and selects and goes one element at a time. It
+        // stores `b` and `t` (read by later steps) and `d` (an output).
+        let brk = push(&mut f, Op::Norm, &[b]);
+        let h = push(&mut f, Op::Unary(Unary::Exp), &[b]);
+        let t = push(&mut f, Op::Select, &[x[0], h, g]);
+        let u = push(&mut f, Op::Binary(Binary::Pow), &[t, brk]);
+        let sum3 = push(&mut f, Op::Sum, &[u]);
+        // Independent of the run: hoisted before it.
+        let early = push(&mut f, Op::Norm, &[x[0]]);
+        output(&mut f, early);
+        for v in [sum, sum2, d, sum3] {
+            output(&mut f, v);
+        }
+        let layout = abi::layout(&f);
+        let ix = |vs: &[Value]| vs.iter().map(|v| v.index()).collect::<Vec<_>>();
+        let first = ix(&[a, b, c, k, d, e, sum, g, sum2, h, t]);
+        let steps = &layout.steps[3..];
+        assert_eq!(
+            steps,
+            [
+                vec![early.index()],
+                first,
+                vec![brk.index()],
+                ix(&[u, sum3])
+            ]
+        );
+        for v in [a, c, k, e, g, h] {
+            assert!(layout.internal[v.index()], "{v:?}");
+        }
+        for v in [b, d, t] {
+            assert!(!layout.internal[v.index()] && layout.slots[v.index()].is_some());
+        }
+        agree_on_values(&f);
+    }
+    // Contiguous slices are views, of parameters, inputs, constants and
+    // computed values; the others are copies.
+    let (mut f, p, x) = function(&[Shape::vector(6)], &[Shape::matrix(3, 4)]);
+    let (r, at) = (SliceAxis::Range, SliceAxis::At);
+    let row = push(&mut f, Op::Slice(vec![at(1), r(0, 4)]), &[x[0]]);
+    let part = push(&mut f, Op::Slice(vec![at(2), r(1, 3)]), &[x[0]]);
+    let col = push(&mut f, Op::Slice(vec![r(0, 3), at(1)]), &[x[0]]);
+    let tail = push(&mut f, Op::Slice(vec![r(2, 6)]), &[p[0]]);
+    let k = Tensor::new(Shape::vector(5), vec![1.0, 2.0, 3.0, 4.0, 5.0]);
+    let k = push(&mut f, Op::Const(ConstData(k)), &[]);
+    let kv = push(&mut f, Op::Slice(vec![r(1, 5)]), &[k]);
+    let e = push(&mut f, Op::Unary(Unary::Exp), &[tail]);
+    let ev = push(&mut f, Op::Slice(vec![r(1, 3)]), &[e]);
+    let sum = push(&mut f, Op::Binary(Binary::Add), &[row, tail]);
+    let sum = push(&mut f, Op::Binary(Binary::Mul), &[sum, kv]);
+    for v in [row, part, col, tail, kv, ev, sum] {
+        output(&mut f, v);
+    }
+    let layout = abi::layout(&f);
+    for v in [row, part, tail, kv, ev] {
+        assert_eq!(fuse::view_offset(&f, v.index()).is_some(), true, "{v:?}");
+        assert_eq!(layout.slots[v.index()], None);
+    }
+    assert_eq!(fuse::view_offset(&f, col.index()), None);
+    agree_on_values(&f);
+}
+
+#[test]
+fn zz_print_steps() {
+    for src in [
+        std::fs::read_to_string("examples/mlp3.grad").unwrap(),
+        std::fs::read_to_string("/tmp/r.grad").unwrap(),
+    ] {
+        let c = crate::compile(&src).unwrap();
+        let g = c.gradient().unwrap();
+        let plan = abi::batch_plan(&g, false);
+        let l = &plan.layout;
+        for (s, st) in l.steps.iter().enumerate() {
+            let d: Vec<String> = st
+                .iter()
+                .map(|&i| {
+                    format!(
+                        "%{i}:{:?}{}",
+                        g.insts[i].op,
+                        if l.internal[i] { "*" } else { "" }
+                    )
+                })
+                .collect();
+            eprintln!(
+                "{}{s}: {}",
+                if s >= l.body { "B" } else { "P" },
+                d.join(" ").chars().take(200).collect::<String>()
+            );
+        }
     }
 }

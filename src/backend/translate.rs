@@ -18,6 +18,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_module::{DataDescription, Linkage, Module};
 
 use super::abi::Layout;
+use super::fuse;
 use super::libm::Callee;
 use super::ops::{lane_wise_binary, lane_wise_unary};
 use crate::ir::{Function, Op, Value};
@@ -45,51 +46,55 @@ pub fn translate(
     func: &mut cl::Function,
     fctx: &mut FunctionBuilderContext,
 ) -> Result<(), String> {
-    let ptr = module.target_config().pointer_type();
     let mut b = FunctionBuilder::new(func, fctx);
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);
     b.switch_to_block(entry);
     let p = b.block_params(entry).to_vec();
-    let mut t = Translator {
-        b,
-        module,
-        f,
-        layout,
-        ptr,
-        tables: [p[0], p[1], p[2]],
-        scratch: p[3],
-        locs: Vec::with_capacity(f.insts.len()),
-        callees: HashMap::new(),
-    };
-    for i in 0..f.insts.len() {
-        let loc = t.inst(i)?;
-        t.locs.push(loc);
+    let mut t = Translator::new(b, module, f, layout, &p);
+    for step in &layout.steps {
+        t.step(step)?;
     }
     t.store_outputs();
     let ok = t.b.ins().iconst(types::I64, 0);
     t.b.ins().return_(&[ok]);
-    t.b.seal_all_blocks();
-    t.b.finalize(t.module.target_config());
+    t.finish();
     Ok(())
 }
 
-/// Where a translated IR value lives.
+/// Where a translated IR value lives. The last field of a memory location
+/// is an offset in f64s: a contiguous slice is a view of its argument.
 #[derive(Copy, Clone, Debug)]
 pub(super) enum Loc {
     /// A scalar, in a register.
     Reg(cl::Value),
     /// At this offset (in f64s) of the scratch buffer.
     Scratch(usize),
-    /// In the caller's buffer: a pointer table ([`PARAMS`], [`INPUTS`]) and a position in it.
-    Table(usize, usize),
+    /// In the caller's buffer: a pointer table ([`PARAMS`], [`INPUTS`],
+    /// [`OUTPUTS`]) and a position in it.
+    Table(usize, usize, usize),
     /// In a read-only data object.
-    Data(GlobalValue),
+    Data(GlobalValue, usize),
+    /// In read-only memory at this address (an input of the current example).
+    Ptr(cl::Value, usize),
+}
+
+impl Loc {
+    /// The location `k` elements further on.
+    pub(super) fn offset(self, k: usize) -> Loc {
+        match self {
+            Loc::Reg(_) => unreachable!("a view is of memory"),
+            Loc::Scratch(off) => Loc::Scratch(off + k),
+            Loc::Table(table, i, off) => Loc::Table(table, i, off + k),
+            Loc::Data(gv, off) => Loc::Data(gv, off + k),
+            Loc::Ptr(ptr, off) => Loc::Ptr(ptr, off + k),
+        }
+    }
 }
 
 const PARAMS: usize = 0;
 const INPUTS: usize = 1;
-const OUTPUTS: usize = 2;
+pub(super) const OUTPUTS: usize = 2;
 
 /// A value ready for element access: a register that stands for every
 /// element, or memory at `ptr + 8 * off`.
@@ -129,13 +134,67 @@ pub(super) struct Translator<'a, 'b> {
     /// The `params`, `inputs` and `outputs` pointer tables.
     tables: [cl::Value; 3],
     pub scratch: cl::Value,
-    locs: Vec<Loc>,
+    /// Where each translated instruction's value lives.
+    locs: Vec<Option<Loc>>,
     callees: HashMap<Callee, cl::FuncRef>,
+    /// In a batched function, inside the loop over the examples: the index
+    /// of the current example, which selects the inputs' rows.
+    pub example: Option<cl::Value>,
 }
 
 /// Data that no generated store touches.
 fn readonly() -> MemFlagsData {
     MemFlagsData::trusted().with_readonly()
+}
+
+impl<'a, 'b> Translator<'a, 'b> {
+    /// A translator over a function whose entry block is current, with the
+    /// entry's first four parameters (`params`, `inputs`, `outputs`, `scratch`).
+    pub(super) fn new(
+        b: FunctionBuilder<'b>,
+        module: &'a mut dyn Module,
+        f: &'a Function,
+        layout: &'a Layout,
+        entry_params: &[cl::Value],
+    ) -> Self {
+        let ptr = module.target_config().pointer_type();
+        let p = entry_params;
+        Translator {
+            b,
+            module,
+            f,
+            layout,
+            ptr,
+            tables: [p[0], p[1], p[2]],
+            scratch: p[3],
+            locs: vec![None; f.insts.len()],
+            callees: HashMap::new(),
+            example: None,
+        }
+    }
+
+    /// Seals the blocks and finishes the function.
+    pub(super) fn finish(mut self) {
+        self.b.seal_all_blocks();
+        self.b.finalize(self.module.target_config());
+    }
+
+    /// Translates one step of the layout, whose arguments are translated
+    /// already: one instruction, or a fused run.
+    pub(super) fn step(&mut self, step: &[usize]) -> Result<(), String> {
+        match step {
+            [i] => {
+                let loc = self.inst(*i)?;
+                self.set_loc(*i, loc);
+            }
+            run => self.fused(run, &self.layout.internal),
+        }
+        Ok(())
+    }
+
+    pub(super) fn set_loc(&mut self, i: usize, loc: Loc) {
+        self.locs[i] = Some(loc);
+    }
 }
 
 impl Translator<'_, '_> {
@@ -219,7 +278,12 @@ impl Translator<'_, '_> {
                 self.map(i, args, &mut |t, x| t.b.ins().fsub(x[0], l))
             }
             Op::Broadcast(_) => self.map_simd(i, args, &mut |_, x| x[0]),
-            Op::Slice(axes) => self.slice(i, args[0], axes),
+            Op::Slice(axes) => match fuse::view_offset(f, i) {
+                Some(off) => self.locs[args[0].index()]
+                    .expect("arguments are translated first")
+                    .offset(off),
+                None => self.slice(i, args[0], axes),
+            },
             Op::Unslice(axes, into) => self.unslice(i, args[0], axes, into),
             Op::Pack => {
                 let dst = self.dest(i);
@@ -237,7 +301,14 @@ impl Translator<'_, '_> {
     /// A parameter or input: a scalar is loaded once, a tensor stays in the
     /// caller's buffer.
     fn slot_value(&mut self, table: usize, k: usize, scalar: bool) -> Loc {
-        let loc = Loc::Table(table, k);
+        let mut loc = Loc::Table(table, k, 0);
+        if let (INPUTS, Some(example)) = (table, self.example) {
+            // The example's row: `size` numbers from `example * size` on.
+            let size = self.f.inputs[k].shape.size();
+            let base = self.table_entry(INPUTS, k);
+            let bytes = self.b.ins().imul_imm_s(example, (size * 8) as i64);
+            loc = Loc::Ptr(self.b.ins().iadd(base, bytes), 0);
+        }
         if scalar {
             let p = self.opnd_of(loc);
             Loc::Reg(self.read(p, Ix::c(0)))
@@ -261,16 +332,17 @@ impl Translator<'_, '_> {
             .define_data(id, &desc)
             .map_err(|e| format!("defining {name}: {e}"))?;
         let gv = self.module.declare_data_in_func(id, self.b.func);
-        Ok(Loc::Data(gv))
+        Ok(Loc::Data(gv, 0))
     }
 
     /// The operand for an IR value, with its base pointer computed here (so
     /// that loops emitted afterwards do not recompute it).
     pub(super) fn operand(&mut self, v: Value) -> Opnd {
-        self.opnd_of(self.locs[v.index()])
+        let loc = self.locs[v.index()].expect("arguments are translated first");
+        self.opnd_of(loc)
     }
 
-    fn opnd_of(&mut self, loc: Loc) -> Opnd {
+    pub(super) fn opnd_of(&mut self, loc: Loc) -> Opnd {
         match loc {
             Loc::Reg(x) => Opnd::Reg(x),
             Loc::Scratch(off) => Opnd::Mem {
@@ -278,21 +350,26 @@ impl Translator<'_, '_> {
                 off,
                 readonly: false,
             },
-            Loc::Table(table, k) => Opnd::Mem {
+            Loc::Table(table, k, off) => Opnd::Mem {
                 ptr: self.table_entry(table, k),
-                off: 0,
+                off,
                 readonly: table != OUTPUTS,
             },
-            Loc::Data(gv) => Opnd::Mem {
+            Loc::Data(gv, off) => Opnd::Mem {
                 ptr: self.b.ins().symbol_value(self.ptr, gv),
-                off: 0,
+                off,
+                readonly: true,
+            },
+            Loc::Ptr(ptr, off) => Opnd::Mem {
+                ptr,
+                off,
                 readonly: true,
             },
         }
     }
 
     /// The k-th pointer of a pointer table.
-    fn table_entry(&mut self, table: usize, k: usize) -> cl::Value {
+    pub(super) fn table_entry(&mut self, table: usize, k: usize) -> cl::Value {
         let flags = readonly().with_can_move();
         let at = offset_bytes(k);
         self.b.ins().load(self.ptr, flags, self.tables[table], at)
@@ -526,7 +603,7 @@ impl Translator<'_, '_> {
 
     /// Copies `n` elements of `src` to `dst` from element `to` on, two at a
     /// time; a register `src` is one scalar, stored once.
-    fn copy(&mut self, src: Opnd, dst: Opnd, to: usize, n: usize) {
+    pub(super) fn copy(&mut self, src: Opnd, dst: Opnd, to: usize, n: usize) {
         if let Opnd::Reg(x) = src {
             self.write(dst, Ix::c(to), x);
             return;
@@ -587,7 +664,7 @@ impl Translator<'_, '_> {
     fn store_outputs(&mut self) {
         let f = self.f;
         for (k, o) in f.outputs.iter().enumerate() {
-            let dst = self.opnd_of(Loc::Table(OUTPUTS, k));
+            let dst = self.opnd_of(Loc::Table(OUTPUTS, k, 0));
             let src = self.operand(o.value);
             let n = f.shape(o.value).size();
             self.copy(src, dst, 0, n);

@@ -2,6 +2,7 @@
 //! Only this module (and the REPL) writes to the terminal.
 
 mod inputs;
+mod train;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -59,6 +60,12 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Emit::Ir)]
         emit: Emit,
     },
+    /// Print the Cranelift IR of the forward and the gradient functions, as
+    /// the JIT compiles them.
+    Clif {
+        /// The .grad file.
+        file: PathBuf,
+    },
     /// Print the gradient program: the forward pass, then one chain-rule step
     /// a line, each tagged with the source line it comes from.
     Grad {
@@ -96,7 +103,8 @@ pub enum Command {
         #[arg(long, default_value_t = 3)]
         perturbations: usize,
     },
-    /// Evaluate the loss, metrics and outputs at the initial parameters.
+    /// Evaluate the loss, metrics and outputs at the initial parameters (or
+    /// --weights); with --data, the mean loss and metrics over a data set.
     Eval {
         /// The .grad file.
         file: PathBuf,
@@ -105,7 +113,25 @@ pub enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Evaluate with these parameters (a safetensors file written by
+        /// `gradc train --save`) instead of the initial ones.
+        #[arg(long, value_name = "FILE")]
+        weights: Option<PathBuf>,
+        /// Print the loss and metrics over the examples of a CSV file (the
+        /// mean over its rows), read with the train block's column mapping;
+        /// without a file name, over the train block's data.
+        #[arg(long, value_name = "CSV", num_args = 0..=1)]
+        data: Option<Option<PathBuf>>,
     },
+    /// Train the parameters as the train block says; the options override it.
+    /// Prints progress, then a summary.
+    Train(train::TrainArgs),
+    /// Print the `output`s of a trained model for every example of a data
+    /// set, as CSV.
+    Predict(train::PredictArgs),
+    /// An interactive session: define, evaluate, differentiate, inspect,
+    /// load files, train. `:help` inside lists the commands.
+    Repl(crate::repl::ReplArgs),
 }
 
 /// Stages `gradc ir --emit` can print.
@@ -144,6 +170,16 @@ pub fn run(cli: Cli) -> Result<(), Reported> {
                 Emit::Ir => compile(&file, &src)?.ir.to_string(),
             };
             print!("{text}");
+            Ok(())
+        }
+        Command::Clif { file } => {
+            let src = read(&file)?;
+            let c = compile(&file, &src)?;
+            let g = c.gradient().map_err(|d| report(&file, &src, &[d]))?;
+            for (name, f) in [("forward", &c.ir), ("gradient", &g)] {
+                let text = crate::backend::clif_text(f).map_err(fail)?;
+                println!("; {name}\n{text}");
+            }
             Ok(())
         }
         Command::Grad {
@@ -199,9 +235,19 @@ pub fn run(cli: Cli) -> Result<(), Reported> {
             let g = Evaluator::new(&g, point.backend).map_err(fail)?;
             gradient_check(&c, &f, &g, params, &inputs, tol, perturbations)
         }
-        Command::Eval { file, point, json } => {
+        Command::Eval {
+            file,
+            point,
+            json,
+            weights,
+            data,
+        } => {
             let src = read(&file)?;
             let c = compile(&file, &src)?;
+            if weights.is_some() || data.is_some() {
+                let (w, d) = (weights.as_deref(), data.as_ref().map(Option::as_deref));
+                return train::eval(&file, &src, &c, &point, w, d, json);
+            }
             let (params, inputs) = at_point(&c, &point, Missing::Zeros)?;
             let f = Evaluator::new(&c.ir, point.backend).map_err(fail)?;
             let outs = f
@@ -210,6 +256,9 @@ pub fn run(cli: Cli) -> Result<(), Reported> {
             print_results(&c.ir.outputs, &outs, json);
             Ok(())
         }
+        Command::Repl(args) => crate::repl::run(args),
+        Command::Train(args) => train::train(args),
+        Command::Predict(args) => train::predict(args),
     }
 }
 

@@ -1,0 +1,53 @@
+//! Compile time: from the source text of every `examples/*.grad` to a
+//! callable gradient (parse, check, lower, simplify, autodiff, simplify,
+//! Cranelift JIT of the batched function), and the front end alone (up to
+//! the simplified gradient IR), to show the JIT's share.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+
+/// The front end and autodiff: source text to the simplified gradient IR.
+fn gradient_ir(src: &str) -> gradc::ir::Function {
+    let compiled = gradc::compile(src).expect("the example compiles");
+    compiled.gradient().expect("the example has a gradient")
+}
+
+fn compile_examples(c: &mut Criterion) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("examples/")
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "grad"))
+        .collect();
+    files.sort();
+    let mut group = c.benchmark_group("compile");
+    for path in &files {
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        let src = std::fs::read_to_string(path).unwrap();
+        group.bench_function(format!("{name}/gradient_ir"), |b| {
+            b.iter(|| gradient_ir(black_box(&src)))
+        });
+        group.bench_function(format!("{name}/jit"), |b| {
+            b.iter(|| {
+                let g = gradient_ir(black_box(&src));
+                gradc::backend::compile_batched(&g).expect("the JIT compiles")
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    // No plots: plotters finds no font here, and the figures are in the text.
+    config = Criterion::default()
+        .without_plots()
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = compile_examples
+}
+criterion_main!(benches);

@@ -1,0 +1,258 @@
+//! [`BatchedFunction`]: a function compiled with the loop over the examples
+//! of a mini-batch inside the machine code, one call per batch. It returns
+//! the mean over the batch of every loss, metric and gradient, and, when
+//! compiled for prediction, every `output` value of every example.
+//!
+//! ```
+//! let src = "param w: [2] = [1, 2]\ninput x: [2]\nloss dot(w, x)\n";
+//! let compiled = gradc::compile(src).unwrap();
+//! let jit = gradc::backend::compile_batched(&compiled.ir).unwrap();
+//! // Two examples, x = (1, 0) and x = (0, 1): losses 1 and 2.
+//! let xs = [1.0, 0.0, 0.0, 1.0];
+//! let out = jit.run(&compiled.initial_params(0), &[&xs], 2).unwrap();
+//! assert_eq!(out[0].item(), 1.5);
+//! ```
+
+use cranelift_frontend::FunctionBuilderContext;
+use cranelift_module::Module;
+
+use super::abi::{self, BatchEntryFn, BatchOutput, Reduce, Scratch, EXAMPLE_SLOT};
+use super::jit::{check_lengths, check_sizes, check_tensors, define_entry, new_module};
+use super::jit::{status_result, Code};
+use super::translate_batch;
+use crate::ir::{verify, Function};
+use crate::shape::{Shape, Tensor};
+
+/// What a batched function computes besides the means.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchOptions {
+    /// Also return every `Role::Output` value, one row per example (what
+    /// prediction needs). Without it those values are not computed at all.
+    pub per_example_outputs: bool,
+}
+
+/// A function compiled to machine code that runs a whole batch per call.
+///
+/// [`Self::run_batch`] takes `&self` and may be called from several threads
+/// at once, each with its own [`Scratch`].
+pub struct BatchedFunction {
+    /// The machine code's entry point; valid as long as `code` is.
+    entry: BatchEntryFn,
+    #[expect(dead_code, reason = "held for its Drop, which frees the code")]
+    code: Code,
+    f: Function,
+    outputs: Vec<BatchOutput>,
+    scratch_len: usize,
+}
+
+/// Compiles `f` to a batched function that returns the mean of every loss,
+/// metric and gradient (the `Role::Output` values are not computed).
+pub fn compile_batched(f: &Function) -> Result<BatchedFunction, String> {
+    compile_batched_with(f, BatchOptions::default())
+}
+
+/// Compiles `f` to a batched function with the given options.
+pub fn compile_batched_with(
+    f: &Function,
+    options: BatchOptions,
+) -> Result<BatchedFunction, String> {
+    let mut code = Code(Some(new_module()?));
+    let module = code.0.as_mut().expect("just made");
+    let mut ctx = module.make_context();
+    let plan = build(module, f, options, &mut ctx)?;
+    let ptr = define_entry(module, &mut ctx)?;
+    // SAFETY: `ptr` is the finalized code of a function defined with
+    // `translate_batch::batch_signature`, which is `BatchEntryFn` under the
+    // module's default call convention, that of `extern "C"` on this host.
+    let entry = unsafe { std::mem::transmute::<*const u8, BatchEntryFn>(ptr) };
+    Ok(BatchedFunction {
+        entry,
+        code,
+        f: f.clone(),
+        outputs: plan.outputs,
+        scratch_len: plan.layout.scratch_len,
+    })
+}
+
+/// The Cranelift IR of the batched function of `f`, as the translator emits
+/// it (before Cranelift's optimisations).
+pub fn batch_clif_text(f: &Function, options: BatchOptions) -> Result<String, String> {
+    let mut code = Code(Some(new_module()?));
+    let module = code.0.as_mut().expect("just made");
+    let mut ctx = module.make_context();
+    build(module, f, options, &mut ctx)?;
+    Ok(ctx.func.display().to_string())
+}
+
+fn build(
+    module: &mut cranelift_jit::JITModule,
+    f: &Function,
+    options: BatchOptions,
+    ctx: &mut cranelift_codegen::Context,
+) -> Result<abi::BatchPlan, String> {
+    verify::verify(f).map_err(|e| format!("invalid IR: {e}"))?;
+    check_sizes(f)?;
+    let plan = abi::batch_plan(f, options.per_example_outputs);
+    ctx.func.signature = translate_batch::batch_signature(module);
+    let mut fctx = FunctionBuilderContext::new();
+    translate_batch::translate_batched(module, f, &plan, &mut ctx.func, &mut fctx)?;
+    Ok(plan)
+}
+
+impl BatchedFunction {
+    /// The function this was compiled from.
+    pub fn function(&self) -> &Function {
+        &self.f
+    }
+
+    /// The buffers [`Self::run_batch`] writes, in order: which entry of
+    /// `Function::outputs` each holds, and how it is reduced over the batch.
+    pub fn outputs(&self) -> &[BatchOutput] {
+        &self.outputs
+    }
+
+    /// The shape of the `k`-th buffer for a batch of `n` examples: that of
+    /// the output for a mean, `[n, ...]` for a per-example output.
+    pub fn output_shape(&self, k: usize, n: usize) -> Shape {
+        let o = self.outputs[k];
+        let shape = self.f.shape(self.f.outputs[o.index].value);
+        match o.reduce {
+            Reduce::Mean => shape.clone(),
+            Reduce::PerExample => Shape([&[n], shape.dims()].concat()),
+        }
+    }
+
+    /// A scratch buffer for [`Self::run_batch`], to be reused across calls.
+    /// Its size does not depend on the batch size.
+    pub fn scratch(&self) -> Scratch {
+        let f = &self.f;
+        Scratch::new(
+            self.scratch_len,
+            f.params.len() + f.inputs.len() + self.outputs.len(),
+        )
+    }
+
+    /// Runs on `n >= 1` examples at the given parameters. `inputs[k]` holds
+    /// the k-th input of every example, one after the other (`n` rows of its
+    /// size, row-major); `out[k]` receives the `k`-th entry of
+    /// [`Self::outputs`] (see [`Self::output_shape`]). One call into the
+    /// machine code; allocates nothing. Every buffer's length is checked
+    /// first. A `one_hot` with a bad class fails with the interpreter's
+    /// message, prefixed with the example's index; `out` is then unspecified.
+    pub fn run_batch(
+        &self,
+        scratch: &mut Scratch,
+        params: &[&[f64]],
+        inputs: &[&[f64]],
+        n: usize,
+        out: &mut [&mut [f64]],
+    ) -> Result<(), String> {
+        let f = &self.f;
+        check_lengths("parameter", &f.params, params.iter().map(|p| p.len()))?;
+        self.check_inputs(inputs, n)?;
+        if out.len() != self.outputs.len() {
+            return Err(format!(
+                "expected {} output buffers, got {}",
+                self.outputs.len(),
+                out.len()
+            ));
+        }
+        for (k, buf) in out.iter().enumerate() {
+            let o = self.outputs[k];
+            let shape = f.shape(f.outputs[o.index].value);
+            let want = match o.reduce {
+                Reduce::Mean => Some(shape.size()),
+                Reduce::PerExample => shape.size().checked_mul(n),
+            };
+            if want != Some(buf.len()) {
+                return Err(format!(
+                    "output {} of {n} examples has shape {} but its buffer holds {} numbers",
+                    f.outputs[o.index].name,
+                    self.output_shape(k, n),
+                    buf.len()
+                ));
+            }
+        }
+        let (np, ni) = (params.len(), inputs.len());
+        if scratch.data.len() != self.scratch_len || scratch.ptrs.len() != np + ni + out.len() {
+            return Err("the scratch buffer was made for another function".to_string());
+        }
+        for (slot, p) in scratch.ptrs.iter_mut().zip(params.iter().chain(inputs)) {
+            *slot = p.as_ptr().expose_provenance();
+        }
+        for (slot, o) in scratch.ptrs[np + ni..].iter_mut().zip(out.iter_mut()) {
+            *slot = o.as_mut_ptr().expose_provenance();
+        }
+        let tables = scratch.ptrs.as_ptr() as *const *const f64;
+        let in_table = scratch.ptrs[np..].as_ptr() as *const *const f64;
+        let out_table = scratch.ptrs[np + ni..].as_ptr() as *const *mut f64;
+        // SAFETY: the code was compiled from `self.f` with the plan that
+        // gave `self.outputs` and `self.scratch_len`, and is alive (owned by
+        // `self.code`). The tables hold exactly one pointer per parameter,
+        // input and output buffer, each to a live buffer of exactly the
+        // length checked above: a parameter's size, `n` rows of an input's
+        // size, a mean's size or `n` rows of a per-example output's size.
+        // With `n >= 1` examples the generated code reads and writes no
+        // further than those lengths, and besides the output buffers writes
+        // only the scratch buffer, which holds `scratch_len` numbers as the
+        // plan requires. Parameters and inputs are only read, and the `&mut`
+        // outputs cannot alias them or each other. Everything is borrowed for
+        // the whole call.
+        let status =
+            unsafe { (self.entry)(tables, in_table, out_table, scratch.data.as_mut_ptr(), n) };
+        status_result(f, status, &scratch.data).map_err(|message| {
+            let example = scratch.data[EXAMPLE_SLOT];
+            format!("example {example}: {message}")
+        })
+    }
+
+    /// Requires `n >= 1` and `n` rows of every input.
+    fn check_inputs(&self, inputs: &[&[f64]], n: usize) -> Result<(), String> {
+        let f = &self.f;
+        if n == 0 {
+            return Err("a batch needs at least one example".to_string());
+        }
+        if inputs.len() != f.inputs.len() {
+            return Err(format!(
+                "expected {} input values, got {}",
+                f.inputs.len(),
+                inputs.len()
+            ));
+        }
+        for (s, x) in f.inputs.iter().zip(inputs) {
+            if s.shape.size().checked_mul(n) != Some(x.len()) {
+                return Err(format!(
+                    "input {} has shape {}: {n} examples need {n} x {} numbers but its buffer holds {}",
+                    s.name,
+                    s.shape,
+                    s.shape.size(),
+                    x.len()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs on `n` examples (see [`Self::run_batch`]) and returns the
+    /// buffers as tensors of [`Self::output_shape`]. Allocates them, and a
+    /// scratch buffer.
+    pub fn run(
+        &self,
+        params: &[Tensor],
+        inputs: &[&[f64]],
+        n: usize,
+    ) -> Result<Vec<Tensor>, String> {
+        check_tensors("parameter", &self.f.params, params)?;
+        self.check_inputs(inputs, n)?;
+        let mut outs: Vec<Tensor> = (0..self.outputs.len())
+            .map(|k| {
+                let shape = self.output_shape(k, n);
+                Tensor::zeros(shape)
+            })
+            .collect();
+        let p: Vec<&[f64]> = params.iter().map(|t| &t.data[..]).collect();
+        let mut o: Vec<&mut [f64]> = outs.iter_mut().map(|t| &mut t.data[..]).collect();
+        self.run_batch(&mut self.scratch(), &p, inputs, n, &mut o)?;
+        Ok(outs)
+    }
+}

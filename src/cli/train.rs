@@ -1,0 +1,700 @@
+//! `gradc train`, `gradc predict`, and `gradc eval --weights/--data`: the
+//! training runtime's commands, with the progress display and the summary.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{json, Map, Value as Json};
+
+use super::{compile, fail, read, report, tensor_json, Reported};
+use crate::eval::Backend;
+use crate::runtime::{
+    self, checkpoint, EpochRecord, Error, Observer, Options, Plan, StepEvent, Stop,
+};
+use crate::shape::{Shape, Tensor};
+use crate::span::LineIndex;
+use crate::types::train::{Batch, TrainConfig};
+use crate::Compiled;
+
+/// `gradc train`: the options override the train block.
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    /// The .grad file.
+    pub file: PathBuf,
+    /// Stop after this many passes over the training set.
+    #[arg(long)]
+    pub epochs: Option<u64>,
+    /// Stop after this many optimizer steps.
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Examples per step: a number (1 is stochastic gradient descent) or `full`.
+    #[arg(long, value_name = "N|full")]
+    pub batch: Option<String>,
+    /// The learning rate (of the train block's optimizer, or of --optimizer).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// The optimizer, as in a train block: `adam`, `momentum(lr = 0.1, beta = 0.8)`.
+    #[arg(long, value_name = "OPTIMIZER")]
+    pub optimizer: Option<String>,
+    /// The learning-rate schedule, as in a train block: `cosine`, `step(every = 100)`.
+    #[arg(long, value_name = "SCHEDULE")]
+    pub schedule: Option<String>,
+    /// Seed of the initialisers, the shuffles and the validation split.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Keep the examples in file order instead of reshuffling every epoch.
+    #[arg(long)]
+    pub no_shuffle: bool,
+    /// Fraction of the examples held out for validation.
+    #[arg(long, value_name = "FRACTION")]
+    pub validate: Option<f64>,
+    /// Early stopping: epochs without a better validation loss.
+    #[arg(long)]
+    pub patience: Option<u64>,
+    /// Stop when an epoch's training loss is below this.
+    #[arg(long)]
+    pub loss_tol: Option<f64>,
+    /// Stop when the gradient norm is below this.
+    #[arg(long)]
+    pub grad_tol: Option<f64>,
+    /// Train on this CSV file (relative to the current directory) instead of
+    /// the train block's, with the train block's column mapping.
+    #[arg(long, value_name = "CSV")]
+    pub data: Option<PathBuf>,
+    /// Write the parameters (and the optimizer state) to this safetensors
+    /// file at the end, also after an interruption or a fault.
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
+    /// Start from the parameters and optimizer state of a file written by
+    /// --save; the step and epoch counters continue from it.
+    #[arg(long, value_name = "FILE")]
+    pub resume: Option<PathBuf>,
+    /// Write the per-epoch history as CSV.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Draw the training and validation loss curves (.svg or .png).
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+    /// Print every step's parameters (automatic for a program without data
+    /// and at most 20 steps).
+    #[arg(long)]
+    pub trace: bool,
+    /// No progress display and no trace; only the summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// What evaluates the program: the Cranelift JIT, or the reference interpreter.
+    #[arg(long, value_enum, default_value_t = Backend::Jit)]
+    pub backend: Backend,
+}
+
+/// `gradc predict`.
+#[derive(clap::Args, Debug)]
+pub struct PredictArgs {
+    /// The .grad file.
+    pub file: PathBuf,
+    /// The parameters, a safetensors file written by `gradc train --save`.
+    #[arg(long, value_name = "FILE")]
+    pub weights: PathBuf,
+    /// The examples: a CSV file read with the train block's column mapping
+    /// (inputs the outputs do not use, such as a label, may be missing);
+    /// without a file name, the train block's data.
+    #[arg(long, value_name = "CSV", num_args = 0..=1)]
+    pub data: Option<Option<PathBuf>>,
+    /// What evaluates the program: the Cranelift JIT, or the reference interpreter.
+    #[arg(long, value_enum, default_value_t = Backend::Jit)]
+    pub backend: Backend,
+}
+
+/// Prints a runtime error: a diagnostic in the .grad source, a located data
+/// error with a note pointing into the source, or one line.
+fn report_error(file: &Path, src: &str, e: &Error) -> Reported {
+    match e {
+        Error::Program(d) => report(file, src, std::slice::from_ref(d)),
+        Error::Data {
+            location,
+            message,
+            note,
+        } => {
+            eprintln!("{location}: error: {message}");
+            if let Some(n) = note {
+                let (line, col) = LineIndex::new(src).line_col(src, n.span.lo as usize);
+                eprintln!("  note: {}:{line}:{col}: {}", file.display(), n.message);
+            }
+            Reported
+        }
+        Error::Other(m) => fail(m),
+    }
+}
+
+/// The directory data paths in `file` are relative to.
+fn base_dir(file: &Path) -> PathBuf {
+    file.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn param_decls(c: &Compiled) -> Vec<(String, Shape)> {
+    c.typed
+        .params
+        .iter()
+        .map(|p| (p.name.clone(), p.shape.clone()))
+        .collect()
+}
+
+/// A setting given on the command line, checked as if it were written in a
+/// train block: `--optimizer 'adam(lr = 0.01)'`.
+fn setting(c: &Compiled, key: &str, text: &str) -> Result<TrainConfig, Reported> {
+    let src = format!("train {{ {key} = {text} }}\n");
+    let shown = PathBuf::from(format!("--{key}"));
+    let ast = crate::parse(&src).map_err(|d| report(&shown, &src, &d))?;
+    let inputs: Vec<(String, Shape)> = c
+        .typed
+        .inputs
+        .iter()
+        .map(|i| (i.name.clone(), i.shape.clone()))
+        .collect();
+    let mut diags = Vec::new();
+    for item in &ast.items {
+        if let crate::syntax::ast::ItemKind::Train { settings } = &item.kind {
+            let cfg = crate::types::train::check_train(settings, item.span, &inputs, &mut diags);
+            if diags.is_empty() {
+                return Ok(cfg);
+            }
+        }
+    }
+    Err(report(&shown, &src, &diags))
+}
+
+/// The train block with the command line's overrides.
+fn config(c: &Compiled, args: &TrainArgs) -> Result<TrainConfig, Reported> {
+    let mut cfg = c.typed.train.clone().unwrap_or_default();
+    if let Some(text) = &args.optimizer {
+        cfg.optimizer = setting(c, "optimizer", text)?.optimizer;
+    }
+    if let Some(text) = &args.schedule {
+        cfg.schedule = setting(c, "schedule", text)?.schedule;
+    }
+    if let Some(lr) = args.lr {
+        if !(lr > 0.0 && lr.is_finite()) {
+            return Err(fail(format!("--lr must be a positive number, not {lr}")));
+        }
+        cfg.optimizer = runtime::optim::with_lr(&cfg.optimizer, lr);
+    }
+    if let Some(b) = &args.batch {
+        cfg.batch = match b.trim() {
+            "full" => Batch::Full,
+            n => match n.parse::<usize>() {
+                Ok(n) if n >= 1 => Batch::Size(n),
+                _ => {
+                    return Err(fail(format!(
+                        "--batch must be a whole number of at least 1, or `full`; not `{b}`"
+                    )))
+                }
+            },
+        };
+    }
+    // A limit given on the command line replaces both of the block's.
+    if args.epochs.is_some() || args.steps.is_some() {
+        cfg.epochs = args.epochs;
+        cfg.steps = args.steps;
+    }
+    if let Some(s) = args.seed {
+        cfg.seed = s;
+    }
+    if args.no_shuffle {
+        cfg.shuffle = false;
+    }
+    if args.validate.is_some() {
+        cfg.validate = args.validate;
+    }
+    if args.patience.is_some() {
+        cfg.patience = args.patience;
+    }
+    if args.loss_tol.is_some() {
+        cfg.loss_tol = args.loss_tol;
+    }
+    if args.grad_tol.is_some() {
+        cfg.grad_tol = args.grad_tol;
+    }
+    if let Some(path) = &args.data {
+        let inputs: Vec<(String, Shape)> = c
+            .typed
+            .inputs
+            .iter()
+            .map(|i| (i.name.clone(), i.shape.clone()))
+            .collect();
+        if inputs.is_empty() {
+            return Err(fail(
+                "--data: the program has no inputs, so it reads no data",
+            ));
+        }
+        let mut source = cfg
+            .data
+            .clone()
+            .unwrap_or_else(|| runtime::data::default_source(&inputs));
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+        source.path = absolute.to_string_lossy().into_owned();
+        source.path_span = Default::default();
+        cfg.data = Some(source);
+    }
+    Ok(cfg)
+}
+
+/// `gradc train FILE`.
+pub fn train(args: TrainArgs) -> Result<(), Reported> {
+    let src = read(&args.file)?;
+    let c = compile(&args.file, &src)?;
+    let cfg = config(&c, &args)?;
+    let decls = param_decls(&c);
+    let resume = match &args.resume {
+        Some(path) => Some(checkpoint::load(path, &decls).map_err(fail)?),
+        None => None,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let flag = stop.clone();
+        // A second Ctrl-C ends the process at once. Failing to install the
+        // handler (one is already installed) only loses the clean stop.
+        let _ = ctrlc::set_handler(move || {
+            if flag.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        });
+    }
+    let opts = Options {
+        base_dir: base_dir(&args.file),
+        backend: args.backend,
+        resume,
+        stop: Some(stop),
+    };
+    let mut progress = Progress::new(&args, &decls);
+    let result = runtime::train(&c, &cfg, &opts, &mut progress);
+    progress.finish();
+    let rep = result.map_err(|e| report_error(&args.file, &src, &e))?;
+
+    for n in &rep.notes {
+        eprintln!("note: {n}");
+    }
+    let mut wrote: Vec<String> = Vec::new();
+    if let Some(path) = &args.save {
+        checkpoint::save(path, &rep.checkpoint).map_err(fail)?;
+        wrote.push(format!("weights saved to {}", path.display()));
+    }
+    if let Some(path) = &args.log {
+        runtime::history::write_csv(path, &rep.history, &rep.metrics).map_err(fail)?;
+        wrote.push(format!("history written to {}", path.display()));
+    }
+    if let Some(path) = &args.plot {
+        let x = if progress.has_data { "epoch" } else { "step" };
+        runtime::history::plot(path, &rep.history, x).map_err(fail)?;
+        wrote.push(format!("loss curves drawn to {}", path.display()));
+    }
+    if args.json {
+        print_json(&c, &rep, &wrote);
+    } else {
+        print_summary(&c, &rep, progress.batch_text.as_deref(), &wrote);
+    }
+    match &rep.stop {
+        Stop::Fault { .. } => Err(fail(format!(
+            "training stopped at {}; the parameters are the last finite ones",
+            rep.stop
+        ))),
+        Stop::Interrupted => Err(fail(format!(
+            "training interrupted after step {}",
+            rep.last_step
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A number for the summary: six significant digits, exponent when tiny or huge.
+fn num(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return format!("{x}");
+    }
+    if (1e-4..1e6).contains(&x.abs()) {
+        let digits = (5 - x.abs().log10().floor() as i32).max(0) as usize;
+        let s = format!("{x:.digits$}");
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    } else {
+        let s = format!("{x:.5e}");
+        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
+        let m = if m.contains('.') {
+            m.trim_end_matches('0').trim_end_matches('.')
+        } else {
+            m
+        };
+        format!("{m}e{e}")
+    }
+}
+
+fn duration(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 1.0 {
+        format!("{s:.2} s")
+    } else if s >= 1e-3 {
+        format!("{:.1} ms", s * 1e3)
+    } else {
+        format!("{:.1} µs", s * 1e6)
+    }
+}
+
+fn evaluation_line(e: &runtime::Evaluation) -> String {
+    let mut s = format!("loss {}", num(e.loss));
+    for (m, v) in &e.metrics {
+        s.push_str(&format!("  {m} {}", num(*v)));
+    }
+    s
+}
+
+/// Parameters with at most this many numbers are printed in the summary.
+const SHOW_PARAMS: usize = 12;
+
+fn print_summary(c: &Compiled, rep: &runtime::Report, batch: Option<&str>, wrote: &[String]) {
+    let per_step = if rep.steps > 0 {
+        format!(", {}/step", duration(rep.wall / rep.steps as u32))
+    } else {
+        String::new()
+    };
+    let epochs = match batch {
+        Some(b) => format!(
+            " ({} epoch{}, {b})",
+            rep.epochs,
+            if rep.epochs == 1 { "" } else { "s" }
+        ),
+        None => String::new(),
+    };
+    println!(
+        "trained {} step{}{epochs} in {}{per_step}: {}",
+        rep.steps,
+        if rep.steps == 1 { "" } else { "s" },
+        duration(rep.wall),
+        rep.stop
+    );
+    match &rep.validation {
+        Some(v) => {
+            println!("training:   {}", evaluation_line(&rep.train));
+            println!("validation: {}", evaluation_line(v));
+        }
+        None => println!("{}", evaluation_line(&rep.train)),
+    }
+    let total: usize = rep.params.iter().map(|p| p.data.len()).sum();
+    if total <= SHOW_PARAMS {
+        for (p, t) in c.typed.params.iter().zip(&rep.params) {
+            println!("{} = {}", p.name, short_tensor(t));
+        }
+    }
+    for w in wrote {
+        println!("{w}");
+    }
+}
+
+/// A tensor with its numbers in the summary's format.
+fn short_tensor(t: &Tensor) -> String {
+    fn go(dims: &[usize], data: &[f64]) -> String {
+        match dims.split_first() {
+            None => num(data[0]),
+            Some((&n, rest)) => {
+                let step: usize = rest.iter().product();
+                let parts: Vec<String> = (0..n)
+                    .map(|i| go(rest, &data[i * step..(i + 1) * step]))
+                    .collect();
+                format!("[{}]", parts.join(", "))
+            }
+        }
+    }
+    go(t.shape.dims(), &t.data)
+}
+
+fn evaluation_json(e: &runtime::Evaluation) -> Json {
+    let mut metrics = Map::new();
+    for (m, v) in &e.metrics {
+        metrics.insert(m.clone(), tensor_json(&Tensor::scalar(*v)));
+    }
+    json!({ "loss": tensor_json(&Tensor::scalar(e.loss)), "metrics": metrics, "examples": e.examples })
+}
+
+fn print_json(c: &Compiled, rep: &runtime::Report, wrote: &[String]) {
+    let mut params = Map::new();
+    for (p, t) in c.typed.params.iter().zip(&rep.params) {
+        params.insert(p.name.clone(), tensor_json(t));
+    }
+    let doc = json!({
+        "steps": rep.steps,
+        "epochs": rep.epochs,
+        "stop": rep.stop.to_string(),
+        "seconds": rep.wall.as_secs_f64(),
+        "train": evaluation_json(&rep.train),
+        "validation": rep.validation.as_ref().map(evaluation_json),
+        "params": params,
+        "files": wrote,
+    });
+    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+}
+
+/// The progress display: an indicatif bar on a terminal, a line every few
+/// epochs otherwise, and the trace of the iterates.
+struct Progress {
+    bar: Option<ProgressBar>,
+    /// Plain lines on stderr (not a terminal), every `every` epochs.
+    plain: bool,
+    every: u64,
+    quiet: bool,
+    trace: Option<bool>,
+    names: Vec<String>,
+    metrics: Vec<String>,
+    epochs: Option<u64>,
+    first_step: u64,
+    has_data: bool,
+    batch_text: Option<String>,
+    last_message: Option<Instant>,
+}
+
+impl Progress {
+    fn new(args: &TrainArgs, decls: &[(String, Shape)]) -> Progress {
+        Progress {
+            bar: None,
+            plain: false,
+            every: 1,
+            quiet: args.quiet,
+            // Decided at the start when not asked for.
+            trace: args.trace.then_some(true),
+            names: decls.iter().map(|(n, _)| n.clone()).collect(),
+            metrics: Vec::new(),
+            epochs: None,
+            first_step: 0,
+            has_data: false,
+            batch_text: None,
+            last_message: None,
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn tracing(&self) -> bool {
+        !self.quiet && self.trace == Some(true)
+    }
+
+    fn epoch_text(&self, r: &EpochRecord) -> String {
+        let mut s = match self.epochs {
+            Some(n) if self.has_data => format!("epoch {}/{n}", r.epoch),
+            _ if self.has_data => format!("epoch {}", r.epoch),
+            _ => format!("step {}", r.step),
+        };
+        s.push_str(&format!("  loss {}", num(r.loss)));
+        for (m, v) in self.metrics.iter().zip(&r.metrics) {
+            s.push_str(&format!("  {m} {}", num(*v)));
+        }
+        if let Some((l, ms)) = &r.validation {
+            s.push_str(&format!("  val_loss {}", num(*l)));
+            for (m, v) in self.metrics.iter().zip(ms) {
+                s.push_str(&format!("  val_{m} {}", num(*v)));
+            }
+        }
+        s
+    }
+}
+
+/// Plain progress lines at most about this many times a run.
+const PLAIN_LINES: u64 = 20;
+
+impl Observer for Progress {
+    fn start(&mut self, plan: &Plan) {
+        self.metrics = plan.metrics.clone();
+        self.has_data = plan.has_data;
+        self.first_step = plan.first_step;
+        let epochs = plan.steps.div_ceil(plan.steps_per_epoch.max(1));
+        self.epochs = Some(epochs);
+        self.every = epochs.div_ceil(PLAIN_LINES).max(1);
+        if plan.has_data {
+            self.batch_text = Some(if plan.batch >= plan.train_examples {
+                format!("full batch of {}", plan.train_examples)
+            } else {
+                format!("batch {} of {} examples", plan.batch, plan.train_examples)
+            });
+        }
+        if self.trace.is_none() {
+            self.trace = Some(!plan.has_data && plan.steps.saturating_sub(plan.first_step) <= 20);
+        }
+        if self.quiet || self.tracing() {
+            return;
+        }
+        if std::io::stderr().is_terminal() {
+            let len = plan.steps.saturating_sub(plan.first_step);
+            let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template(
+                "{elapsed_precise} {bar:30.cyan/blue} {pos}/{len} steps  {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            self.bar = Some(bar);
+        } else {
+            self.plain = true;
+        }
+    }
+
+    fn step(&mut self, e: &StepEvent<'_>) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(e.step - self.first_step);
+        }
+        if self.tracing() {
+            let mut line = format!("step {}  loss {}", e.step, fmt_full(e.loss));
+            for (n, p) in self.names.iter().zip(e.params) {
+                line.push_str(&format!("  {n} = {p}"));
+            }
+            println!("{line}");
+        }
+    }
+
+    fn epoch(&mut self, r: &EpochRecord) {
+        if let Some(bar) = &self.bar {
+            // Throttled: a program without data has an epoch every step.
+            let now = Instant::now();
+            if self
+                .last_message
+                .is_none_or(|t| now.duration_since(t) > Duration::from_millis(100))
+            {
+                bar.set_message(self.epoch_text(r));
+                self.last_message = Some(now);
+            }
+        } else if self.plain {
+            // Every few epochs, and at least every 10 seconds of a long run.
+            let now = Instant::now();
+            let late = self
+                .last_message
+                .is_some_and(|t| now.duration_since(t) > Duration::from_secs(10));
+            if r.epoch.is_multiple_of(self.every) || r.epoch == 1 || !r.complete || late {
+                eprintln!("{}", self.epoch_text(r));
+                self.last_message = Some(now);
+            }
+        }
+    }
+}
+
+/// A number in full, as the trace shows iterates.
+fn fmt_full(x: f64) -> String {
+    crate::shape::fmt_num(x)
+}
+
+/// The parameters a command evaluates at: from `--weights`, or the initial
+/// ones.
+fn weights_or_initial(
+    c: &Compiled,
+    weights: Option<&Path>,
+    seed: u64,
+) -> Result<Vec<Tensor>, Reported> {
+    match weights {
+        Some(path) => Ok(checkpoint::load(path, &param_decls(c))
+            .map_err(fail)?
+            .params),
+        None => Ok(c.initial_params(seed)),
+    }
+}
+
+/// The data of `--data [CSV]`: the file, or the train block's without one.
+fn data_arg(
+    file: &Path,
+    src: &str,
+    c: &Compiled,
+    data: Option<&Path>,
+    needed: &[bool],
+) -> Result<Option<runtime::Dataset>, Reported> {
+    runtime::load_data(c, data, &base_dir(file), needed).map_err(|e| report_error(file, src, &e))
+}
+
+/// `gradc eval FILE --weights W [--data [CSV]]`: the loss and metrics, the
+/// mean over the data's examples; without --data, at the --input point.
+pub fn eval(
+    file: &Path,
+    src: &str,
+    c: &Compiled,
+    point: &super::Point,
+    weights: Option<&Path>,
+    data: Option<Option<&Path>>,
+    json: bool,
+) -> Result<(), Reported> {
+    let params = weights_or_initial(c, weights, point.seed.unwrap_or_else(|| c.seed()))?;
+    let Some(data) = data else {
+        let (_, inputs) = super::at_point(c, point, super::Missing::Zeros)?;
+        let f = crate::eval::Evaluator::new(&c.ir, point.backend).map_err(fail)?;
+        let outs = f
+            .outputs(&params, &inputs)
+            .map_err(|e| fail(format!("evaluation failed: {e}")))?;
+        super::print_results(&c.ir.outputs, &outs, json);
+        return Ok(());
+    };
+    let needed = vec![true; c.typed.inputs.len()];
+    let ds = data_arg(file, src, c, data, &needed)?;
+    let e = runtime::evaluate(c, &params, ds.as_ref(), point.backend.into())
+        .map_err(|e| report_error(file, src, &e))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&evaluation_json(&e)).unwrap_or_default()
+        );
+    } else {
+        println!("loss {}", fmt_full(e.loss));
+        for (m, v) in &e.metrics {
+            println!("metric {m} = {}", fmt_full(*v));
+        }
+        println!("examples {}", e.examples);
+    }
+    Ok(())
+}
+
+/// `gradc predict FILE --weights W [--data [CSV]]`: the outputs of every
+/// example as CSV.
+pub fn predict(args: PredictArgs) -> Result<(), Reported> {
+    let src = read(&args.file)?;
+    let c = compile(&args.file, &src)?;
+    let params = weights_or_initial(&c, Some(&args.weights), c.seed())?;
+    let needed = runtime::infer::predict_inputs(&c);
+    let ds = data_arg(
+        &args.file,
+        &src,
+        &c,
+        args.data.flatten().as_deref(),
+        &needed,
+    )?;
+    let p = runtime::predict(&c, &params, ds.as_ref(), args.backend.into())
+        .map_err(|e| report_error(&args.file, &src, &e))?;
+    let mut out = String::new();
+    out.push_str(
+        &p.columns
+            .iter()
+            .map(|c| csv_cell(c))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    out.push('\n');
+    for row in &p.rows {
+        let cells: Vec<String> = row.iter().map(|x| fmt_full(*x)).collect();
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    // A reader that stops early (`| head`) is not an error.
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes());
+    Ok(())
+}
+
+/// A header cell, quoted if it needs to be.
+fn csv_cell(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}

@@ -1,0 +1,203 @@
+//! What a session computes about a scalar: its gradient program and value,
+//! its Hessian, the gradient check; and the IR and machine code of an
+//! expression or of the whole session.
+
+use std::rc::Rc;
+
+use crate::autodiff::{self, check};
+use crate::diagnostic::Diagnostic;
+use crate::ir::{Function, Role};
+use crate::repl::error::{compile, locate, Error};
+use crate::repl::session::Session;
+use crate::repl::source::{Assembled, Origin};
+use crate::shape::Tensor;
+use crate::span::Span;
+
+/// Hessians over more parameter elements than this are refused.
+pub const MAX_HESSIAN: usize = 100;
+
+/// What `:grad` shows.
+#[derive(Clone, Debug)]
+pub struct GradReport {
+    /// The gradient program, as `gradc grad` prints it.
+    pub program: String,
+    pub value: f64,
+    /// Every param's gradient, in declaration order.
+    pub grads: Vec<(String, Tensor)>,
+}
+
+/// What `:hessian` shows: the rows and columns are every element of every
+/// param, in declaration order.
+#[derive(Clone, Debug)]
+pub struct Hessian {
+    pub labels: Vec<String>,
+    pub rows: Vec<Vec<f64>>,
+}
+
+/// The scalar a command differentiates: the program returning it as its
+/// loss, and the assembled source it was compiled from.
+struct Scalar {
+    f: Function,
+    assembled: Assembled,
+    origin: Rc<Origin>,
+}
+
+impl Session {
+    /// The gradient program of a scalar (the expression, or the session's
+    /// loss when `base` is `None`) and its value at the current point.
+    pub fn grad(&self, origin: Rc<Origin>, base: Option<usize>) -> Result<GradReport, Error> {
+        let s = self.scalar(origin, base, ":grad")?;
+        let g = s.gradient()?;
+        let values = self.run(&g).map_err(Error::Message)?;
+        let mut value = f64::NAN;
+        let mut grads = Vec::new();
+        for (o, t) in g.outputs.iter().zip(values) {
+            match o.role {
+                Role::Loss => value = t.item(),
+                Role::Grad(i) => grads.push((g.params[i].name.clone(), t)),
+                Role::Metric | Role::Output => {}
+            }
+        }
+        Ok(GradReport {
+            program: g.to_string(),
+            value,
+            grads,
+        })
+    }
+
+    /// The Hessian of a scalar over every param element (interpreter).
+    pub fn hessian(&self, origin: Rc<Origin>, base: Option<usize>) -> Result<Hessian, Error> {
+        let s = self.scalar(origin, base, ":hessian")?;
+        let mut labels = Vec::new();
+        for p in &s.f.params {
+            if p.shape.is_scalar() {
+                labels.push(p.name.clone());
+            } else {
+                let strides = p.shape.strides();
+                for k in 0..p.shape.size() {
+                    let ix: Vec<String> = strides
+                        .iter()
+                        .zip(p.shape.dims())
+                        .map(|(st, n)| ((k / st) % n).to_string())
+                        .collect();
+                    labels.push(format!("{}[{}]", p.name, ix.join(", ")));
+                }
+            }
+        }
+        if labels.is_empty() {
+            return Err(Error::message(
+                "the session has no params to differentiate with respect to",
+            ));
+        }
+        if labels.len() > MAX_HESSIAN {
+            return Err(Error::message(format!(
+                "the Hessian over {} param elements is too large to show (at most {MAX_HESSIAN})",
+                labels.len()
+            )));
+        }
+        let (params, inputs) = self.point(&s.f);
+        s.gradient()?;
+        let rows = autodiff::hessian(&s.f, &params, &inputs)
+            .map_err(|e| Error::message(format!("evaluation failed: {e}")))?;
+        Ok(Hessian { labels, rows })
+    }
+
+    /// Reverse-mode gradients against central differences, at the current
+    /// point (interpreter).
+    pub fn check(
+        &self,
+        origin: Rc<Origin>,
+        base: Option<usize>,
+    ) -> Result<Vec<check::ParamCheck>, Error> {
+        let s = self.scalar(origin, base, ":check")?;
+        if s.f.params.is_empty() {
+            return Err(Error::message(
+                "the session has no params to check gradients for",
+            ));
+        }
+        let g = s.gradient()?;
+        let (params, inputs) = self.point(&s.f);
+        check::check(&s.f, &g, &params, &inputs)
+            .map_err(|e| Error::message(format!("evaluation failed: {e}")))
+    }
+
+    /// The simplified IR of the expression, or of the whole session.
+    pub fn ir(&self, origin: Rc<Origin>, base: Option<usize>) -> Result<Function, Error> {
+        match base {
+            Some(base) => Ok(self.compile_expr(&origin, base)?.0.ir),
+            None => {
+                let assembled = Assembled::new(&self.entries, true);
+                let c = compile(&assembled, &origin, |_| String::new())?;
+                Ok(c.ir)
+            }
+        }
+    }
+
+    /// The Cranelift IR of what [`Session::ir`] gives.
+    pub fn clif(&self, origin: Rc<Origin>, base: Option<usize>) -> Result<String, Error> {
+        let f = self.ir(origin, base)?;
+        crate::backend::clif_text(&f).map_err(Error::Message)
+    }
+
+    /// The scalar of `:grad`, `:hessian` and `:check`: the expression (which
+    /// must be a scalar) or the session's loss.
+    fn scalar(&self, origin: Rc<Origin>, base: Option<usize>, what: &str) -> Result<Scalar, Error> {
+        match base {
+            Some(base) => {
+                let (c, assembled) = self.compile_expr(&origin, base)?;
+                let mut f = c.ir;
+                let out = f.outputs.last_mut().expect("the expression's output");
+                let shape = f.insts[out.value.index()].shape.clone();
+                if !shape.is_scalar() {
+                    let text = &origin.text[base..];
+                    let span = Span::new(base, base + text.trim_end().len());
+                    let d = Diagnostic::error(
+                        span,
+                        format!("{what} needs a scalar, but this has shape {shape}"),
+                    )
+                    .label(span, format!("shape {shape}"))
+                    .hint("reduce it to one number, e.g. with `sum(...)`, `mean(...)` or `norm(...)`, or take one element");
+                    return Err(Error::at(vec![d], &origin, 0));
+                }
+                out.role = Role::Loss;
+                out.name = "loss".to_string();
+                Ok(Scalar {
+                    f,
+                    assembled,
+                    origin,
+                })
+            }
+            None => {
+                let assembled = Assembled::new(&self.entries, true);
+                let c = compile(&assembled, &origin, |_| String::new())?;
+                let mut f = c.ir;
+                if f.output(&Role::Loss).is_none() {
+                    return Err(Error::message(format!(
+                        "the session has no `loss`: define one (`loss EXPR`), or give a scalar: `{what} EXPR`"
+                    )));
+                }
+                f.outputs.retain(|o| o.role == Role::Loss);
+                crate::passes::simplify(&mut f);
+                Ok(Scalar {
+                    f,
+                    assembled,
+                    origin,
+                })
+            }
+        }
+    }
+}
+
+impl Scalar {
+    /// The gradient program of the scalar with respect to every param.
+    fn gradient(&self) -> Result<Function, Error> {
+        let mut g = autodiff::grad(&self.f).map_err(|e| {
+            let d = Diagnostic::error(e.span, e.message.clone()).label(e.span, "here");
+            locate(&self.assembled, vec![d], &self.origin, |k| {
+                format!("in `{}`", k.describe())
+            })
+        })?;
+        crate::passes::simplify(&mut g);
+        Ok(g)
+    }
+}

@@ -1,0 +1,218 @@
+//! `:train` and `:save FILE.safetensors`: the session through the training
+//! runtime. Training starts from the params' current values, runs the
+//! session's train block (or the defaults of a program without one), and
+//! leaves the trained values in the session.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::repl::commands::{show, Style};
+use crate::repl::session::{Error, Session, Whole};
+use crate::runtime::{self, checkpoint, optim, Checkpoint, Observer, Plan, StepEvent, Stop};
+use crate::shape::fmt_num;
+
+/// Trains the session's params; the text is a summary of the run.
+pub fn train(session: &mut Session, style: Style) -> Result<String, Error> {
+    let whole = session.whole()?;
+    let c = &whole.compiled;
+    if c.typed.loss.is_none() {
+        return Err(Error::Message(
+            "the session has no `loss` to train: define one with `loss EXPR`".to_string(),
+        ));
+    }
+    let cfg = c.typed.train.clone().unwrap_or_default();
+    let names: Vec<String> = c.typed.params.iter().map(|p| p.name.clone()).collect();
+    let sizes: Vec<usize> = c.typed.params.iter().map(|p| p.shape.size()).collect();
+    // The current values, as a checkpoint at step 0 with fresh optimizer
+    // state: the run starts where the session is.
+    let start = Checkpoint {
+        params: whole.params.clone(),
+        names: names.clone(),
+        step: 0,
+        epoch: 0,
+        optimizer: Some(checkpoint::SavedOptimizer::from_state(&optim::State::new(
+            &cfg.optimizer,
+            &sizes,
+        ))),
+    };
+    let stop = style.interactive.then(interrupt_flag).flatten();
+    if let Some(flag) = &stop {
+        flag.store(false, Ordering::Relaxed);
+    }
+    let opts = runtime::Options {
+        base_dir: whole.dir.clone().unwrap_or_default(),
+        backend: session.backend(),
+        resume: Some(start),
+        stop,
+    };
+    let mut progress = Progress::new(style.interactive);
+    let result = runtime::train(c, &cfg, &opts, &mut progress);
+    progress.bar.finish_and_clear();
+    let report = result.map_err(|e| runtime_error(&whole, e))?;
+    session.set_params(names.iter().cloned().zip(report.params.clone()).collect());
+
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "trained {} step{}",
+        report.steps,
+        if report.steps == 1 { "" } else { "s" }
+    );
+    if progress.has_data {
+        let _ = write!(
+            out,
+            ", {} epoch{}",
+            report.epochs,
+            if report.epochs == 1 { "" } else { "s" }
+        );
+    }
+    let _ = writeln!(out, ": {}", report.stop);
+    let first = report.history.first().map(|h| h.loss);
+    match first {
+        Some(first) => {
+            let _ = writeln!(out, "loss {} -> {}", short(first), short(report.train.loss));
+        }
+        None => {
+            let _ = writeln!(out, "loss {}", short(report.train.loss));
+        }
+    }
+    for (name, v) in &report.train.metrics {
+        let _ = writeln!(out, "metric {name} = {}", short(*v));
+    }
+    if let Some(v) = &report.validation {
+        let _ = writeln!(out, "validation loss {}", short(v.loss));
+        for (name, m) in &v.metrics {
+            let _ = writeln!(out, "validation metric {name} = {}", short(*m));
+        }
+    }
+    for n in &report.notes {
+        let _ = writeln!(out, "note: {n}");
+    }
+    for (name, t) in names.iter().zip(&report.params) {
+        let _ = writeln!(out, "param {name} = {}", show(t));
+    }
+    if let Stop::Fault { .. } = report.stop {
+        out.push_str("note: the params hold the last finite values\n");
+    }
+    Ok(out)
+}
+
+/// A loss or metric as a person reads it: at most 7 significant digits,
+/// exponent notation for very small and very large numbers.
+fn short(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return fmt_num(x);
+    }
+    if x.abs() < 1e-4 || x.abs() >= 1e7 {
+        return format!("{x:.6e}");
+    }
+    let digits = (6 - x.abs().log10().floor() as i32).max(0) as usize;
+    let text = format!("{x:.digits$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
+/// Writes the params' current values as a safetensors file, as `gradc
+/// train --save` does (without optimizer state).
+pub fn save_params(session: &Session, path: &Path) -> Result<String, Error> {
+    let (names, params): (Vec<String>, Vec<_>) = session.params().into_iter().unzip();
+    if names.is_empty() {
+        return Err(Error::Message(
+            "the session has no params to save".to_string(),
+        ));
+    }
+    let ck = Checkpoint {
+        params,
+        names,
+        step: 0,
+        epoch: 0,
+        optimizer: None,
+    };
+    checkpoint::save(path, &ck).map_err(|e| Error::Message(e.to_string()))?;
+    Ok(format!(
+        "saved {} param{} to {}",
+        ck.names.len(),
+        if ck.names.len() == 1 { "" } else { "s" },
+        path.display()
+    ))
+}
+
+/// A runtime error placed in the session's source where it has a place.
+fn runtime_error(whole: &Whole, e: runtime::Error) -> Error {
+    match e {
+        runtime::Error::Program(d) => whole.locate(d),
+        runtime::Error::Data {
+            location,
+            message,
+            note: Some(note),
+        } => whole.locate(
+            crate::diagnostic::Diagnostic::error(note.span, format!("{location}: {message}"))
+                .label(note.span, note.message),
+        ),
+        other => Error::Message(other.to_string()),
+    }
+}
+
+/// The flag a Ctrl-C sets while training, installed on first use; `None` if
+/// a handler could not be installed (Ctrl-C then ends the process).
+fn interrupt_flag() -> Option<Arc<AtomicBool>> {
+    static FLAG: OnceLock<Option<Arc<AtomicBool>>> = OnceLock::new();
+    FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        let set = flag.clone();
+        ctrlc::set_handler(move || set.store(true, Ordering::Relaxed))
+            .ok()
+            .map(|()| flag)
+    })
+    .clone()
+}
+
+/// The progress bar: steps done and the last batch's loss, on stderr; hidden
+/// when the REPL is not on a terminal.
+struct Progress {
+    bar: ProgressBar,
+    /// The model reads data, so epochs mean something.
+    has_data: bool,
+}
+
+impl Progress {
+    fn new(visible: bool) -> Progress {
+        let bar = ProgressBar::with_draw_target(
+            Some(0),
+            if visible {
+                ProgressDrawTarget::stderr()
+            } else {
+                ProgressDrawTarget::hidden()
+            },
+        );
+        if let Ok(style) =
+            ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed}]")
+        {
+            bar.set_style(style);
+        }
+        Progress {
+            bar,
+            has_data: false,
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn start(&mut self, plan: &Plan) {
+        self.has_data = plan.has_data;
+        self.bar
+            .set_length(plan.steps.saturating_sub(plan.first_step));
+    }
+
+    fn step(&mut self, e: &StepEvent<'_>) {
+        self.bar.set_message(format!("loss {}", short(e.loss)));
+        self.bar.inc(1);
+    }
+}

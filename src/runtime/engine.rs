@@ -1,0 +1,429 @@
+//! A compiled program run over a batch of examples: the mean loss, metrics
+//! and (for a gradient program) gradients, with every buffer allocated once.
+//!
+//! Three ways to run, the same numbers bit for bit:
+//! - [`Mode::Batched`] (the JIT's default): the batch's rows are gathered
+//!   into one buffer per input and the loop over them runs inside the
+//!   machine code, one call per batch ([`BatchedFunction::run_batch`]);
+//! - [`Mode::PerExample`]: one call of [`JitFunction::run_into`] per
+//!   example, the sums taken here;
+//! - [`Mode::Interp`]: the reference interpreter, with tensors (it
+//!   allocates, being the slow path).
+//!
+//! Every mean is `(((-0 + v0) + v1) + ...) / n` in batch order, so a run's
+//! numbers depend only on the data, the parameters and the order.
+
+use crate::backend::{self, BatchOptions, BatchedFunction, JitFunction, Reduce, Scratch};
+use crate::diagnostic::Diagnostic;
+pub use crate::eval::Backend;
+use crate::ir::{interp, Function, Op, Role};
+use crate::shape::Tensor;
+use crate::{autodiff, passes, Compiled};
+
+use super::Dataset;
+
+/// The forward program without its `output`s: the loss and the metrics.
+pub fn eval_program(c: &Compiled) -> Function {
+    let mut f = c.ir.clone();
+    f.outputs.retain(|o| o.role != Role::Output);
+    passes::simplify(&mut f);
+    f
+}
+
+/// The gradient program of the loss, with the metrics but without the
+/// `output`s, which training does not need.
+pub fn train_program(c: &Compiled) -> Result<Function, Diagnostic> {
+    let f = eval_program(c);
+    let mut g = autodiff::grad(&f)
+        .map_err(|e| Diagnostic::error(e.span, e.message.clone()).label(e.span, "here"))?;
+    passes::simplify(&mut g);
+    Ok(g)
+}
+
+/// The forward program with only the `output`s, and which inputs it reads.
+pub fn predict_program(c: &Compiled) -> (Function, Vec<bool>) {
+    let mut f = c.ir.clone();
+    f.outputs.retain(|o| o.role == Role::Output);
+    passes::simplify(&mut f);
+    let mut needed = vec![false; f.inputs.len()];
+    for inst in &f.insts {
+        if let Op::Input(k) = inst.op {
+            needed[k] = true;
+        }
+    }
+    (f, needed)
+}
+
+/// How a program runs.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// The JIT, one call per batch.
+    #[default]
+    Batched,
+    /// The JIT, one call per example.
+    PerExample,
+    /// The reference interpreter.
+    Interp,
+}
+
+impl From<Backend> for Mode {
+    fn from(b: Backend) -> Mode {
+        match b {
+            Backend::Jit => Mode::Batched,
+            Backend::Interp => Mode::Interp,
+        }
+    }
+}
+
+/// A failure on one example.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowError {
+    /// The example (an index into the dataset), if there is data.
+    pub row: Option<usize>,
+    pub message: String,
+}
+
+enum Exec {
+    Batched {
+        f: Box<BatchedFunction>,
+        scratch: Scratch,
+        /// Per input, the rows of the current batch, one after the other.
+        gather: Vec<Vec<f64>>,
+        /// Per output of the function, whether the batched code writes it.
+        written: Vec<bool>,
+    },
+    PerExample(Box<JitFunction>, Scratch),
+    Interp(Function),
+}
+
+/// A program ready to run on examples, with its output buffers and the
+/// means of the last batch.
+pub struct Engine {
+    exec: Exec,
+    f: Function,
+    /// One buffer per output of the program, in `Function::outputs` order:
+    /// the values of the last example run (the means, after a batched run).
+    outs: Vec<Vec<f64>>,
+    loss: Option<usize>,
+    metrics: Vec<usize>,
+    grads: Vec<usize>,
+    /// Means over the last batch.
+    loss_mean: f64,
+    metric_means: Vec<f64>,
+    grad_means: Vec<Vec<f64>>,
+    /// Pointer vectors kept between calls for their allocations (always
+    /// empty between calls).
+    param_ptrs: Vec<&'static [f64]>,
+    input_ptrs: Vec<&'static [f64]>,
+    out_ptrs: Vec<&'static mut [f64]>,
+}
+
+/// The allocation of an emptied vector, for elements of another lifetime
+/// (or type of the same layout). Nothing is carried over, since the vector
+/// is emptied first; the standard library collects in place here, so the
+/// memory is reused and nothing is allocated.
+fn recycle<A, B>(mut v: Vec<A>) -> Vec<B> {
+    v.clear();
+    v.into_iter()
+        .map(|_| unreachable!("the vector is empty"))
+        .collect()
+}
+
+impl Engine {
+    /// Compiles `f` to run as `mode` says. `per_example_outputs`: the
+    /// program is run one example at a time for its `output`s (prediction).
+    pub fn new(f: &Function, mode: Mode) -> Result<Engine, String> {
+        let exec = match mode {
+            Mode::Batched => {
+                let per_example = f.outputs.iter().any(|o| o.role == Role::Output);
+                let options = BatchOptions {
+                    per_example_outputs: per_example,
+                };
+                let b = backend::compile_batched_with(f, options)?;
+                let mut written = vec![false; f.outputs.len()];
+                let mut last = None;
+                for o in b.outputs() {
+                    // The buffers come in output order; the pointer table
+                    // below relies on it.
+                    if last.is_some_and(|l| l >= o.index) {
+                        return Err("the batched function's buffers are out of order".into());
+                    }
+                    last = Some(o.index);
+                    written[o.index] = true;
+                    debug_assert!(per_example || o.reduce == Reduce::Mean);
+                }
+                let scratch = b.scratch();
+                Exec::Batched {
+                    f: Box::new(b),
+                    scratch,
+                    gather: f.inputs.iter().map(|_| Vec::new()).collect(),
+                    written,
+                }
+            }
+            Mode::PerExample => {
+                let jit = backend::compile(f)?;
+                let scratch = jit.scratch();
+                Exec::PerExample(Box::new(jit), scratch)
+            }
+            Mode::Interp => Exec::Interp(f.clone()),
+        };
+        let outs: Vec<Vec<f64>> = f
+            .outputs
+            .iter()
+            .map(|o| vec![0.0; f.shape(o.value).size()])
+            .collect();
+        let find = |role: &Role| f.outputs.iter().position(|o| &o.role == role);
+        let metrics: Vec<usize> = (0..f.outputs.len())
+            .filter(|&i| f.outputs[i].role == Role::Metric)
+            .collect();
+        let grads: Vec<usize> = (0..f.params.len())
+            .map_while(|p| find(&Role::Grad(p)))
+            .collect();
+        let has_grads = !f.params.is_empty() && grads.len() == f.params.len();
+        let grad_means = if has_grads {
+            f.params.iter().map(|s| vec![0.0; s.shape.size()]).collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Engine {
+            exec,
+            loss: find(&Role::Loss),
+            metric_means: vec![0.0; metrics.len()],
+            metrics,
+            grads: if has_grads { grads } else { Vec::new() },
+            grad_means,
+            loss_mean: 0.0,
+            outs,
+            f: f.clone(),
+            param_ptrs: Vec::new(),
+            input_ptrs: Vec::new(),
+            out_ptrs: Vec::new(),
+        })
+    }
+
+    /// The program this runs.
+    pub fn function(&self) -> &Function {
+        &self.f
+    }
+
+    /// The metrics' names, in the order of [`Self::metrics`].
+    pub fn metric_names(&self) -> Vec<String> {
+        self.metrics
+            .iter()
+            .map(|&i| self.f.outputs[i].name.clone())
+            .collect()
+    }
+
+    /// The mean loss over the last batch (0 if the program has none).
+    pub fn loss(&self) -> f64 {
+        self.loss_mean
+    }
+
+    /// The mean of every metric over the last batch.
+    pub fn metrics(&self) -> &[f64] {
+        &self.metric_means
+    }
+
+    /// The mean gradient of every parameter over the last batch (empty for a
+    /// program without gradients).
+    pub fn grads(&self) -> &[Vec<f64>] {
+        &self.grad_means
+    }
+
+    /// The k-th output of the last example run.
+    pub fn output(&self, k: usize) -> &[f64] {
+        &self.outs[k]
+    }
+
+    /// Runs every example of `rows` (or, without data, the program once) and
+    /// sets the means. Allocates nothing on the JIT (the batched mode's
+    /// gather buffers grow to the largest batch once).
+    pub fn run(
+        &mut self,
+        params: &[Tensor],
+        data: Option<&Dataset>,
+        rows: &[usize],
+    ) -> Result<(), RowError> {
+        let n = match data {
+            Some(_) => rows.len(),
+            None => 1,
+        };
+        if n == 0 {
+            self.loss_mean = 0.0;
+            self.metric_means.fill(0.0);
+            for g in &mut self.grad_means {
+                g.fill(0.0);
+            }
+            return Ok(());
+        }
+        if let Exec::Batched { .. } = self.exec {
+            return self.run_batched(params, data, rows);
+        }
+        self.loss_mean = -0.0;
+        self.metric_means.fill(-0.0);
+        for g in &mut self.grad_means {
+            g.fill(-0.0);
+        }
+        for i in 0..n {
+            let row = data.and(rows.get(i).copied());
+            self.example(params, data, row)?;
+            if let Some(l) = self.loss {
+                self.loss_mean += self.outs[l][0];
+            }
+            for (m, &k) in self.metric_means.iter_mut().zip(&self.metrics) {
+                *m += self.outs[k][0];
+            }
+            for (g, &k) in self.grad_means.iter_mut().zip(&self.grads) {
+                for (a, b) in g.iter_mut().zip(&self.outs[k]) {
+                    *a += b;
+                }
+            }
+        }
+        let scale = n as f64;
+        self.loss_mean /= scale;
+        for m in &mut self.metric_means {
+            *m /= scale;
+        }
+        for g in &mut self.grad_means {
+            for a in g {
+                *a /= scale;
+            }
+        }
+        Ok(())
+    }
+
+    /// One call of the batched function over `rows`; on a failure, the rows
+    /// are run one by one to find the example that fails.
+    fn run_batched(
+        &mut self,
+        params: &[Tensor],
+        data: Option<&Dataset>,
+        rows: &[usize],
+    ) -> Result<(), RowError> {
+        let result = self.call_batched(params, data, rows);
+        if let Err(message) = result {
+            if let Some(d) = data {
+                for &r in rows {
+                    if let Err(m) = self.call_batched(params, Some(d), &[r]) {
+                        return Err(RowError {
+                            row: Some(r),
+                            message: strip_example(&m),
+                        });
+                    }
+                }
+            }
+            return Err(RowError { row: None, message });
+        }
+        if let Some(l) = self.loss {
+            self.loss_mean = self.outs[l][0];
+        }
+        for (m, &k) in self.metric_means.iter_mut().zip(&self.metrics) {
+            *m = self.outs[k][0];
+        }
+        for (g, &k) in self.grad_means.iter_mut().zip(&self.grads) {
+            g.copy_from_slice(&self.outs[k]);
+        }
+        Ok(())
+    }
+
+    fn call_batched(
+        &mut self,
+        params: &[Tensor],
+        data: Option<&Dataset>,
+        rows: &[usize],
+    ) -> Result<(), String> {
+        let Exec::Batched {
+            f,
+            scratch,
+            gather,
+            written,
+        } = &mut self.exec
+        else {
+            unreachable!("called in batched mode only");
+        };
+        let n = if data.is_some() { rows.len() } else { 1 };
+        if let Some(d) = data {
+            for (k, buf) in gather.iter_mut().enumerate() {
+                buf.clear();
+                for &r in rows {
+                    buf.extend_from_slice(d.example(k, r));
+                }
+            }
+        }
+        let mut ps: Vec<&[f64]> = recycle(std::mem::take(&mut self.param_ptrs));
+        let mut ins: Vec<&[f64]> = recycle(std::mem::take(&mut self.input_ptrs));
+        let mut os: Vec<&mut [f64]> = recycle(std::mem::take(&mut self.out_ptrs));
+        ps.extend(params.iter().map(|p| &p.data[..]));
+        ins.extend(gather.iter().map(|g| &g[..]));
+        os.extend(
+            self.outs
+                .iter_mut()
+                .zip(written.iter())
+                .filter(|(_, w)| **w)
+                .map(|(o, _)| &mut o[..]),
+        );
+        let result = f.run_batch(scratch, &ps, &ins, n, &mut os);
+        self.param_ptrs = recycle(ps);
+        self.input_ptrs = recycle(ins);
+        self.out_ptrs = recycle(os);
+        result
+    }
+
+    /// Runs one example (`row` of `data`, or none without data), leaving its
+    /// outputs in [`Self::output`].
+    pub fn example(
+        &mut self,
+        params: &[Tensor],
+        data: Option<&Dataset>,
+        row: Option<usize>,
+    ) -> Result<(), RowError> {
+        let fail = |message: String| RowError { row, message };
+        match &mut self.exec {
+            Exec::Batched { .. } => {
+                let rows = [row.unwrap_or(0)];
+                self.call_batched(params, data, &rows)
+                    .map_err(|m| fail(strip_example(&m)))
+            }
+            Exec::PerExample(jit, scratch) => {
+                let mut ps: Vec<&[f64]> = recycle(std::mem::take(&mut self.param_ptrs));
+                let mut ins: Vec<&[f64]> = recycle(std::mem::take(&mut self.input_ptrs));
+                let mut os: Vec<&mut [f64]> = recycle(std::mem::take(&mut self.out_ptrs));
+                ps.extend(params.iter().map(|p| &p.data[..]));
+                if let (Some(d), Some(r)) = (data, row) {
+                    ins.extend((0..d.inputs.len()).map(|k| d.example(k, r)));
+                }
+                os.extend(self.outs.iter_mut().map(|o| &mut o[..]));
+                let result = jit.run_into(scratch, &ps, &ins, &mut os);
+                self.param_ptrs = recycle(ps);
+                self.input_ptrs = recycle(ins);
+                self.out_ptrs = recycle(os);
+                result.map_err(fail)
+            }
+            Exec::Interp(f) => {
+                let inputs: Vec<Tensor> = match (data, row) {
+                    (Some(d), Some(r)) => f
+                        .inputs
+                        .iter()
+                        .enumerate()
+                        .map(|(k, s)| Tensor::new(s.shape.clone(), d.example(k, r).to_vec()))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                let values = interp::run(f, params, &inputs).map_err(fail)?;
+                for (buf, o) in self.outs.iter_mut().zip(&f.outputs) {
+                    buf.copy_from_slice(&values[o.value.index()].data);
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A batched function's message without its "example k: " prefix (the
+/// caller names the example itself).
+fn strip_example(m: &str) -> String {
+    match m.strip_prefix("example ") {
+        Some(rest) => rest.split_once(": ").map_or(m, |(_, r)| r).to_string(),
+        None => m.to_string(),
+    }
+}

@@ -1,0 +1,201 @@
+//! The record of a run: the per-epoch history as CSV (`--log`), and the
+//! training and validation loss curves as an SVG or PNG picture (`--plot`).
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use super::data::io_reason;
+use super::{EpochRecord, Error};
+
+/// The history as CSV: `epoch, step, loss, <metrics>, val_loss,
+/// val_<metrics>, grad_norm, lr, seconds`, one row per epoch (validation
+/// columns only when there is a validation split).
+pub fn csv(history: &[EpochRecord], metrics: &[String]) -> String {
+    let validation = history.iter().any(|r| r.validation.is_some());
+    let mut out = String::from("epoch,step,loss");
+    for m in metrics {
+        let _ = write!(out, ",{m}");
+    }
+    if validation {
+        out.push_str(",val_loss");
+        for m in metrics {
+            let _ = write!(out, ",val_{m}");
+        }
+    }
+    out.push_str(",grad_norm,lr,seconds\n");
+    for r in history {
+        let _ = write!(out, "{},{},{}", r.epoch, r.step, r.loss);
+        for m in &r.metrics {
+            let _ = write!(out, ",{m}");
+        }
+        if validation {
+            match &r.validation {
+                Some((l, ms)) => {
+                    let _ = write!(out, ",{l}");
+                    for m in ms {
+                        let _ = write!(out, ",{m}");
+                    }
+                }
+                None => out.push_str(&",".repeat(metrics.len() + 1)),
+            }
+        }
+        let _ = writeln!(
+            out,
+            ",{},{},{:.6}",
+            r.grad_norm,
+            r.lr,
+            r.elapsed.as_secs_f64()
+        );
+    }
+    out
+}
+
+/// Writes [`csv()`] to `path`.
+pub fn write_csv(path: &Path, history: &[EpochRecord], metrics: &[String]) -> Result<(), Error> {
+    std::fs::write(path, csv(history, metrics)).map_err(|e| {
+        Error::Other(format!(
+            "cannot write `{}`: {}",
+            path.display(),
+            io_reason(&e)
+        ))
+    })
+}
+
+static FONT: Once = Once::new();
+
+/// Registers the bundled DejaVu Sans as plotters' "sans-serif", once.
+fn register_font() {
+    FONT.call_once(|| {
+        let bytes: &'static [u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+        // The font is bundled and valid; a failure would only lose the text.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, bytes);
+    });
+}
+
+/// Draws the training (and validation) loss per epoch to `path`: SVG for
+/// `.svg`, PNG for `.png`. The loss axis is logarithmic when the losses are
+/// positive and span more than two orders of magnitude. `x_label` names the
+/// x axis ("epoch", or "step" for a program without data).
+pub fn plot(path: &Path, history: &[EpochRecord], x_label: &str) -> Result<(), Error> {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    register_font();
+    let size = (800, 500);
+    let result = match ext.as_str() {
+        "svg" => draw(
+            SVGBackend::new(path, size).into_drawing_area(),
+            history,
+            x_label,
+        ),
+        "png" => draw(
+            BitMapBackend::new(path, size).into_drawing_area(),
+            history,
+            x_label,
+        ),
+        _ => {
+            return Err(Error::Other(format!(
+                "cannot plot to `{}`: the file name must end in .svg or .png",
+                path.display()
+            )))
+        }
+    };
+    result.map_err(|e| Error::Other(format!("cannot draw `{}`: {e}", path.display())))
+}
+
+type Series = Vec<(f64, f64)>;
+
+/// An axis label: a few significant digits, an exponent when small or large.
+fn label(y: f64) -> String {
+    if y == 0.0 {
+        "0".into()
+    } else if (1e-3..1e4).contains(&y.abs()) {
+        let s = format!("{y:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        let s = format!("{y:.2e}");
+        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
+        format!("{}e{e}", m.trim_end_matches('0').trim_end_matches('.'))
+    }
+}
+
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    history: &[EpochRecord],
+    x_label: &str,
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let train: Series = history
+        .iter()
+        .filter(|r| r.loss.is_finite())
+        .map(|r| (r.epoch as f64, r.loss))
+        .collect();
+    let val: Series = history
+        .iter()
+        .filter_map(|r| r.validation.as_ref().map(|(l, _)| (r.epoch as f64, *l)))
+        .filter(|(_, l)| l.is_finite())
+        .collect();
+    let all = train.iter().chain(&val);
+    let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (_, y)| {
+        (lo.min(*y), hi.max(*y))
+    });
+    let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+    let x_max = history.last().map_or(1.0, |r| r.epoch as f64).max(1.0);
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let log = lo > 0.0 && hi / lo > 100.0;
+
+    macro_rules! chart {
+        ($y:expr) => {{
+            let mut chart = ChartBuilder::on(&root)
+                .caption("loss", ("sans-serif", 24))
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(70)
+                .build_cartesian_2d(0f64..x_max, $y)
+                .map_err(e)?;
+            chart
+                .configure_mesh()
+                .x_desc(x_label)
+                .y_desc("loss")
+                .x_label_formatter(&|x| format!("{}", x.round()))
+                .y_label_formatter(&|y| label(*y))
+                .draw()
+                .map_err(e)?;
+            chart
+                .draw_series(LineSeries::new(train.iter().copied(), &BLUE))
+                .map_err(e)?
+                .label("training")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+            if !val.is_empty() {
+                chart
+                    .draw_series(LineSeries::new(val.iter().copied(), &RED))
+                    .map_err(e)?
+                    .label("validation")
+                    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(e)?;
+        }};
+    }
+    if log {
+        chart!((lo * 0.8..hi * 1.25).log_scale());
+    } else {
+        let pad = ((hi - lo) * 0.05).max(1e-12);
+        chart!(lo - pad..hi + pad);
+    }
+    root.present().map_err(e)?;
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! Trained parameters applied to data: the mean loss and metrics over a data
+//! set (`gradc eval --data`), and every example's `output`s (`gradc
+//! predict`).
+
+use std::path::Path;
+
+use crate::shape::Tensor;
+use crate::Compiled;
+
+use super::data::{self, Dataset};
+use super::engine::{eval_program, predict_program, Mode};
+use super::train::{compile_engine, inputs_of, row_error};
+use super::{Error, Evaluation};
+
+/// The data a command runs on. `file` (from the command line, relative to
+/// the current directory) is read with the train block's column mapping, or
+/// with consecutive columns when there is none; without `file`, the train
+/// block's `data`, relative to `base_dir`. Only inputs with `needed[k]` are
+/// read. `Ok(None)` for a program without inputs.
+pub fn load_data(
+    c: &Compiled,
+    file: Option<&Path>,
+    base_dir: &Path,
+    needed: &[bool],
+) -> Result<Option<Dataset>, Error> {
+    let inputs = inputs_of(c);
+    let cfg = c.typed.train.clone().unwrap_or_default();
+    match file {
+        Some(path) => {
+            if inputs.is_empty() {
+                return Err(Error::Other(
+                    "the program has no inputs, so it reads no data".into(),
+                ));
+            }
+            let source = cfg
+                .data
+                .clone()
+                .unwrap_or_else(|| data::default_source(&inputs));
+            data::load(path, &source, &inputs, needed, None).map(Some)
+        }
+        None => match cfg.training_data(&inputs).map_err(Error::Program)? {
+            None => Ok(None),
+            Some(source) => {
+                let path = base_dir.join(&source.path);
+                data::load(&path, source, &inputs, needed, Some(source.path_span)).map(Some)
+            }
+        },
+    }
+}
+
+/// The loss and metrics of `params` over every example of `data` (or, for a
+/// program without inputs, at `params` alone).
+pub fn evaluate(
+    c: &Compiled,
+    params: &[Tensor],
+    data: Option<&Dataset>,
+    mode: Mode,
+) -> Result<Evaluation, Error> {
+    let mut ev = compile_engine(&eval_program(c), mode)?;
+    let rows: Vec<usize> = (0..data.map_or(1, Dataset::len)).collect();
+    ev.run(params, data, &rows)
+        .map_err(|e| row_error(data, e))?;
+    Ok(Evaluation {
+        loss: ev.loss(),
+        metrics: ev
+            .metric_names()
+            .into_iter()
+            .zip(ev.metrics().iter().copied())
+            .collect(),
+        examples: if data.is_some() { rows.len() } else { 1 },
+    })
+}
+
+/// Which inputs the program's `output`s read: the only ones prediction needs
+/// in its data.
+pub fn predict_inputs(c: &Compiled) -> Vec<bool> {
+    predict_program(c).1
+}
+
+/// The `output`s of a program for every example, flattened.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Predictions {
+    /// One name per value of a row: `p`, or `probabilities[0]`, ... for a
+    /// vector, `W[0][1]` for a matrix.
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<f64>>,
+}
+
+/// The outputs of `c` at `params` for every example of `data` (one row for
+/// a program without inputs).
+pub fn predict(
+    c: &Compiled,
+    params: &[Tensor],
+    data: Option<&Dataset>,
+    mode: Mode,
+) -> Result<Predictions, Error> {
+    let (f, _) = predict_program(c);
+    if f.outputs.is_empty() {
+        return Err(Error::Other(
+            "the program has no `output` to predict: declare one, e.g. `output p = sigmoid(z)`"
+                .into(),
+        ));
+    }
+    let mut columns = Vec::new();
+    for o in &f.outputs {
+        let shape = f.shape(o.value);
+        match shape.dims() {
+            [] => columns.push(o.name.clone()),
+            _ => {
+                for i in 0..shape.size() {
+                    let mut rest = i;
+                    let mut index = String::new();
+                    for s in shape.strides() {
+                        index.push_str(&format!("[{}]", rest / s));
+                        rest %= s;
+                    }
+                    columns.push(format!("{}{index}", o.name));
+                }
+            }
+        }
+    }
+    let mut engine = compile_engine(&f, mode)?;
+    let n = data.map_or(1, Dataset::len);
+    let mut rows = Vec::with_capacity(n);
+    for r in 0..n {
+        engine
+            .example(params, data, data.map(|_| r))
+            .map_err(|e| row_error(data, e))?;
+        let mut row = Vec::with_capacity(columns.len());
+        for k in 0..f.outputs.len() {
+            row.extend_from_slice(engine.output(k));
+        }
+        rows.push(row);
+    }
+    Ok(Predictions { columns, rows })
+}

@@ -1,0 +1,141 @@
+//! `gradc repl` driven by scripts: every `tests/repl/*.txt` is fed to
+//! `gradc repl --echo` on stdin, and the transcript (each input line echoed
+//! as `> line`, or `. line` when it continues an input, then its results and
+//! errors, stdout and stderr interleaved as they were written) is compared
+//! with `tests/snapshots/repl/<script>.snap`, followed by the exit code.
+//!
+//! A first line `# args: ...` gives extra arguments (files to load first,
+//! `--backend`). `$TMP` in a script is a scratch directory, shown as `$TMP`.
+//! The scripts run in the crate's root, so they can `:load examples/...`.
+//!
+//! Every script is also run with `--backend interp`: the interpreter must
+//! give the same transcript as the JIT, to the bit.
+//!
+//! Regenerate with `INSTA_UPDATE=always cargo test --test repl`, then read
+//! every changed snapshot before committing it.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn scripts() -> Vec<(String, PathBuf)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/repl");
+    let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .map(|p| (p.file_stem().unwrap().to_string_lossy().into_owned(), p))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no scripts in {}", dir.display());
+    files
+}
+
+/// Runs `gradc repl --echo ARGS` on `script` and gives the transcript with
+/// the exit code. `tmp` replaces `$TMP` in the script, and back in the output.
+fn transcript(script: &str, extra: &[&str], tmp: &Path) -> String {
+    let tmp_text = tmp.display().to_string();
+    let input = script.replace("$TMP", &tmp_text);
+    let mut args: Vec<String> = vec!["repl".into(), "--echo".into()];
+    if let Some(line) = script
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("# args:"))
+    {
+        args.extend(line.split_whitespace().map(String::from));
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let (mut reader, writer) = std::io::pipe().expect("a pipe");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gradc"))
+        .args(&args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .env("XDG_DATA_HOME", tmp)
+        .stdin(Stdio::piped())
+        .stdout(writer.try_clone().expect("a pipe"))
+        .stderr(writer)
+        .spawn()
+        .expect("gradc runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let mut out = String::new();
+    reader.read_to_string(&mut out).expect("utf-8 output");
+    let status = child.wait().expect("gradc exits");
+    feeder.join().expect("the script was written");
+    let mut text = out.replace(&tmp_text, "$TMP");
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "-- exit code {} --\n",
+        status.code().unwrap_or(-1)
+    ));
+    text
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("repl-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
+#[test]
+fn scripts_match_their_transcripts() {
+    for (name, path) in scripts() {
+        let script = std::fs::read_to_string(&path).unwrap();
+        let text = transcript(&script, &[], &scratch(&name));
+        insta::with_settings!({
+            snapshot_path => "snapshots/repl",
+            prepend_module_to_snapshot => false,
+            input_file => &path,
+            omit_expression => true,
+        }, {
+            insta::assert_snapshot!(name.as_str(), text);
+        });
+    }
+}
+
+#[test]
+fn the_interpreter_gives_the_same_transcripts() {
+    for (name, path) in scripts() {
+        let script = std::fs::read_to_string(&path).unwrap();
+        let jit = transcript(&script, &[], &scratch(&format!("{name}-jit")));
+        let interp = transcript(
+            &script,
+            &["--backend", "interp"],
+            &scratch(&format!("{name}-interp")),
+        );
+        assert_eq!(jit, interp, "{name}: the backends differ");
+    }
+}
+
+#[test]
+fn a_clean_script_exits_with_zero_and_prints_no_prompts() {
+    let tmp = scratch("clean");
+    let out = transcript("let a = 2\na * 3\n", &[], &tmp);
+    assert_eq!(
+        out,
+        "> let a = 2\nlet a = 2 : []\n> a * 3\n6 : []\n-- exit code 0 --\n"
+    );
+    // Without --echo, only the results.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gradc"))
+        .args(["repl"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gradc runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"[1, 2] * 0.5\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "[0.5, 1] : [2]\n");
+    assert!(out.stderr.is_empty());
+    assert!(out.status.success());
+}
