@@ -12,6 +12,24 @@
 //! assert_eq!(out[0].1.item(), 9.0);
 //! ```
 
+/// `println!` for the CLI and the REPL, which ignores a closed standard output
+/// (`gradc predict ... | head`) instead of panicking; the work goes on (a run
+/// still saves its weights).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!` that ignores a closed standard output, as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod autodiff;
 pub mod backend;
 pub mod cli;

@@ -169,7 +169,7 @@ pub fn run(cli: Cli) -> Result<(), Reported> {
                 Emit::RawIr => compile(&file, &src)?.raw.to_string(),
                 Emit::Ir => compile(&file, &src)?.ir.to_string(),
             };
-            print!("{text}");
+            out!("{text}");
             Ok(())
         }
         Command::Clif { file } => {
@@ -178,7 +178,7 @@ pub fn run(cli: Cli) -> Result<(), Reported> {
             let g = c.gradient().map_err(|d| report(&file, &src, &[d]))?;
             for (name, f) in [("forward", &c.ir), ("gradient", &g)] {
                 let text = crate::backend::clif_text(f).map_err(fail)?;
-                println!("; {name}\n{text}");
+                outln!("; {name}\n{text}");
             }
             Ok(())
         }
@@ -217,7 +217,7 @@ pub fn run(cli: Cli) -> Result<(), Reported> {
                 let text = crate::ir::printer::print_with_lines(&g, |s| {
                     (s != Span::default()).then(|| lines.line(s.lo as usize))
                 });
-                print!("{text}");
+                out!("{text}");
             }
             Ok(())
         }
@@ -342,12 +342,12 @@ fn gradient_check(
         .max()
         .unwrap_or(5)
         .max(5);
-    println!("{:width$}  {:>14}", "param", "max rel error");
+    outln!("{:width$}  {:>14}", "param", "max rel error");
     let mut ok = true;
     for (p, w) in c.typed.params.iter().zip(&worst) {
         let pass = *w <= tol;
         ok &= pass;
-        println!(
+        outln!(
             "{:width$}  {:>14.3e}  {}",
             p.name,
             w,
@@ -356,7 +356,7 @@ fn gradient_check(
     }
     let points = perturbations + 1;
     if ok {
-        println!("gradients agree with central differences at {points} points (tolerance {tol:e})");
+        outln!("gradients agree with central differences at {points} points (tolerance {tol:e})");
         Ok(())
     } else {
         Err(fail(format!(
@@ -372,11 +372,11 @@ fn print_gradients(c: &Compiled, loss: f64, grads: &[Tensor], json: bool) {
             g.insert(p.name.clone(), tensor_json(t));
         }
         let doc = json!({ "loss": tensor_json(&Tensor::scalar(loss)), "grad": g });
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
-        println!("loss {}", Tensor::scalar(loss));
+        outln!("loss {}", Tensor::scalar(loss));
         for (p, t) in c.typed.params.iter().zip(grads) {
-            println!("grad {} = {t}", p.name);
+            outln!("grad {} = {t}", p.name);
         }
     }
 }
@@ -388,10 +388,10 @@ fn print_hessian(h: &[Vec<f64>], json: bool) {
         .collect();
     if json {
         let doc = json!({ "hessian": rows.iter().map(tensor_json).collect::<Vec<_>>() });
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
         for r in &rows {
-            println!("{r}");
+            outln!("{r}");
         }
     }
 }
@@ -405,12 +405,12 @@ fn print_stats(f: &crate::ir::Function, g: &crate::ir::Function, json: bool) {
             "gradient": { "ops": b.ops, "flops": b.flops },
             "flop_ratio": ratio,
         });
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
-        println!("{:9} {:>6} {:>10}", "program", "ops", "flops");
-        println!("{:9} {:>6} {:>10}", "forward", a.ops, a.flops);
-        println!("{:9} {:>6} {:>10}", "gradient", b.ops, b.flops);
-        println!("gradient / forward flops: {ratio:.2}");
+        outln!("{:9} {:>6} {:>10}", "program", "ops", "flops");
+        outln!("{:9} {:>6} {:>10}", "forward", a.ops, a.flops);
+        outln!("{:9} {:>6} {:>10}", "gradient", b.ops, b.flops);
+        outln!("gradient / forward flops: {ratio:.2}");
     }
 }
 
@@ -433,13 +433,13 @@ fn print_results(roles: &[crate::ir::Output], outs: &[Tensor], json: bool) {
             }
         }
         let doc = json!({ "loss": loss, "metrics": metrics, "outputs": outputs });
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
         for (o, t) in outs {
             match o.role {
-                Role::Loss => println!("loss {t}"),
-                Role::Metric => println!("metric {} = {t}", o.name),
-                Role::Output => println!("output {} = {t}", o.name),
+                Role::Loss => outln!("loss {t}"),
+                Role::Metric => outln!("metric {} = {t}", o.name),
+                Role::Output => outln!("output {} = {t}", o.name),
                 Role::Grad(_) => {}
             }
         }

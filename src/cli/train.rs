@@ -373,7 +373,7 @@ fn print_summary(c: &Compiled, rep: &runtime::Report, batch: Option<&str>, wrote
         ),
         None => String::new(),
     };
-    println!(
+    outln!(
         "trained {} step{}{epochs} in {}{per_step}: {}",
         rep.steps,
         if rep.steps == 1 { "" } else { "s" },
@@ -382,19 +382,19 @@ fn print_summary(c: &Compiled, rep: &runtime::Report, batch: Option<&str>, wrote
     );
     match &rep.validation {
         Some(v) => {
-            println!("training:   {}", evaluation_line(&rep.train));
-            println!("validation: {}", evaluation_line(v));
+            outln!("training:   {}", evaluation_line(&rep.train));
+            outln!("validation: {}", evaluation_line(v));
         }
-        None => println!("{}", evaluation_line(&rep.train)),
+        None => outln!("{}", evaluation_line(&rep.train)),
     }
     let total: usize = rep.params.iter().map(|p| p.data.len()).sum();
     if total <= SHOW_PARAMS {
         for (p, t) in c.typed.params.iter().zip(&rep.params) {
-            println!("{} = {}", p.name, short_tensor(t));
+            outln!("{} = {}", p.name, short_tensor(t));
         }
     }
     for w in wrote {
-        println!("{w}");
+        outln!("{w}");
     }
 }
 
@@ -438,7 +438,7 @@ fn print_json(c: &Compiled, rep: &runtime::Report, wrote: &[String]) {
         "params": params,
         "files": wrote,
     });
-    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
 }
 
 /// The progress display: an indicatif bar on a terminal, a line every few
@@ -555,7 +555,7 @@ impl Observer for Progress {
             for (n, p) in self.names.iter().zip(e.params) {
                 line.push_str(&format!("  {n} = {p}"));
             }
-            println!("{line}");
+            outln!("{line}");
         }
     }
 
@@ -641,16 +641,16 @@ pub fn eval(
     let e = runtime::evaluate(c, &params, ds.as_ref(), point.backend.into())
         .map_err(|e| report_error(file, src, &e))?;
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&evaluation_json(&e)).unwrap_or_default()
         );
     } else {
-        println!("loss {}", fmt_full(e.loss));
+        outln!("loss {}", fmt_full(e.loss));
         for (m, v) in &e.metrics {
-            println!("metric {m} = {}", fmt_full(*v));
+            outln!("metric {m} = {}", fmt_full(*v));
         }
-        println!("examples {}", e.examples);
+        outln!("examples {}", e.examples);
     }
     Ok(())
 }

@@ -168,7 +168,7 @@ fn interactive(
     if let Some(path) = &history {
         let _ = editor.load_history(path);
     }
-    println!(
+    outln!(
         "gradc {} (backend: {}); `:help` lists the commands, Ctrl-D leaves",
         env!("CARGO_PKG_VERSION"),
         match session.backend() {
