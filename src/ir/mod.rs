@@ -48,6 +48,24 @@ pub enum Unary {
     Softplus,
 }
 
+impl Unary {
+    /// Every elementwise function of one argument, for tests and tables.
+    pub const ALL: [Unary; 12] = [
+        Unary::Neg,
+        Unary::Exp,
+        Unary::Log,
+        Unary::Sqrt,
+        Unary::Abs,
+        Unary::Sign,
+        Unary::Sin,
+        Unary::Cos,
+        Unary::Tanh,
+        Unary::Sigmoid,
+        Unary::Relu,
+        Unary::Softplus,
+    ];
+}
+
 /// Elementwise functions of two arguments; a scalar argument broadcasts.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Binary {
@@ -68,6 +86,26 @@ pub enum Binary {
     /// Binary cross-entropy on a logit z and a target y, stable for large |z|:
     /// max(z, 0) - z*y + log1p(exp(-|z|)).
     BceLogits,
+}
+
+impl Binary {
+    /// Every elementwise function of two arguments, for tests and tables.
+    pub const ALL: [Binary; 14] = [
+        Binary::Add,
+        Binary::Sub,
+        Binary::Mul,
+        Binary::Div,
+        Binary::Pow,
+        Binary::Max,
+        Binary::Min,
+        Binary::Eq,
+        Binary::Ne,
+        Binary::Lt,
+        Binary::Le,
+        Binary::Gt,
+        Binary::Ge,
+        Binary::BceLogits,
+    ];
 }
 
 /// How one axis of a tensor is selected by [`Op::Slice`].
