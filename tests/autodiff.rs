@@ -18,7 +18,7 @@ use std::rc::Rc;
 use gradc::autodiff::{self, check};
 use gradc::diagnostic::render_all;
 use gradc::ir::verify::verify;
-use gradc::ir::{Function, Op, Role};
+use gradc::ir::{Function, Role};
 use gradc::shape::{Shape, Tensor};
 use gradc::Compiled;
 use proptest::collection::vec;
@@ -975,37 +975,12 @@ impl Rng {
     }
 }
 
-/// The number of classes of each input that is a class index: the scalar
-/// inputs that `one_hot` (so also `cross_entropy`) reads directly.
-fn class_inputs(f: &Function) -> HashMap<usize, usize> {
-    let mut classes = HashMap::new();
-    for inst in &f.insts {
-        if let Op::OneHot(n) = inst.op {
-            if let Op::Input(k) = f.inst(inst.args[0]).op {
-                classes.insert(k, n);
-            }
-        }
-    }
-    classes
-}
-
-/// Random inputs of the declared shapes, uniform in [-2, 2), except class
-/// indices: whole numbers in range.
+/// Random inputs of the declared shapes, class indices in range, drawn by
+/// the library's own generator (as `gradc check` does) from a seed of `rng`.
 fn random_inputs(f: &Function, rng: &mut Rng) -> Vec<Tensor> {
-    let classes = class_inputs(f);
-    f.inputs
-        .iter()
-        .enumerate()
-        .map(|(k, slot)| match classes.get(&k) {
-            Some(&n) => Tensor::scalar((rng.next() * n as f64).floor()),
-            None => {
-                let data = (0..slot.shape.size())
-                    .map(|_| rng.next() * 4.0 - 2.0)
-                    .collect();
-                Tensor::new(slot.shape.clone(), data)
-            }
-        })
-        .collect()
+    use rand::SeedableRng;
+    let mut r = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(rng.next().to_bits());
+    check::random_inputs(f, &mut r)
 }
 
 #[test]

@@ -12,7 +12,6 @@
 //! Regenerate with `INSTA_UPDATE=always cargo test --test grad_cases`, then
 //! read every changed snapshot before committing it.
 
-use std::collections::HashMap;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
@@ -20,7 +19,7 @@ use gradc::autodiff::check;
 use gradc::diagnostic::render_all;
 use gradc::ir::printer::print_with_lines;
 use gradc::ir::verify::verify;
-use gradc::ir::{Function, Op};
+use gradc::ir::Function;
 use gradc::shape::Tensor;
 use gradc::span::{LineIndex, Span};
 
@@ -113,30 +112,12 @@ impl Rng {
     }
 }
 
-/// Random inputs in [-2, 2) of the declared shapes; an input read directly
-/// by `one_hot` (so by `cross_entropy`) is a class index in range.
+/// Random inputs of the declared shapes, class indices in range, drawn by
+/// the library's own generator (as `gradc check` does) from a seed of `rng`.
 fn random_inputs(f: &Function, rng: &mut Rng) -> Vec<Tensor> {
-    let mut classes = HashMap::new();
-    for inst in &f.insts {
-        if let Op::OneHot(n) = inst.op {
-            if let Op::Input(k) = f.inst(inst.args[0]).op {
-                classes.insert(k, n);
-            }
-        }
-    }
-    f.inputs
-        .iter()
-        .enumerate()
-        .map(|(k, slot)| match classes.get(&k) {
-            Some(&n) => Tensor::scalar((rng.next() * n as f64).floor()),
-            None => {
-                let data = (0..slot.shape.size())
-                    .map(|_| rng.next() * 4.0 - 2.0)
-                    .collect();
-                Tensor::new(slot.shape.clone(), data)
-            }
-        })
-        .collect()
+    use rand::SeedableRng;
+    let mut r = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(rng.next().to_bits());
+    check::random_inputs(f, &mut r)
 }
 
 /// The gradient program against finite differences of the lowered IR, at
