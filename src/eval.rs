@@ -18,14 +18,14 @@ pub enum Backend {
 /// A function ready to evaluate on one backend.
 pub enum Evaluator {
     Interp(Function),
-    Jit(JitFunction),
+    Jit(Box<JitFunction>),
 }
 
 impl Evaluator {
     pub fn new(f: &Function, backend: Backend) -> Result<Evaluator, String> {
         Ok(match backend {
             Backend::Interp => Evaluator::Interp(f.clone()),
-            Backend::Jit => Evaluator::Jit(backend::compile(f)?),
+            Backend::Jit => Evaluator::Jit(Box::new(backend::compile(f)?)),
         })
     }
 

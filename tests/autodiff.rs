@@ -1018,6 +1018,7 @@ fn assert_matrix(what: &str, got: &[Vec<f64>], want: &[Vec<f64>], tol: f64) {
     }
 }
 
+#[allow(clippy::needless_range_loop)] // H[i][j] against H[j][i] reads best with indices
 fn assert_symmetric(what: &str, h: &[Vec<f64>], tol: f64) {
     for i in 0..h.len() {
         for j in 0..i {

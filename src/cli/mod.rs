@@ -51,6 +51,7 @@ pub struct Point {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per run
 pub enum Command {
     /// Print the IR of a .grad file (optimised by default).
     Ir {

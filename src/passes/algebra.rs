@@ -267,6 +267,40 @@ fn reads_all(s: &Shape, axes: &[SliceAxis]) -> bool {
             .all(|(ax, &n)| *ax == SliceAxis::Range(0, n))
 }
 
+/// Whether `v` is a comparison, so 0 or 1.
+fn is_comparison(f: &Function, v: Value) -> bool {
+    matches!(
+        f.inst(v).op,
+        Op::Binary(Binary::Eq | Binary::Ne | Binary::Lt | Binary::Le | Binary::Gt | Binary::Ge)
+    )
+}
+
+/// A vector times a transposed matrix needs no transpose:
+/// `u @ M.T -> M @ u` and `M.T @ u -> u @ M`.
+fn transposed_product(out: &mut Function, a: Value, b: Value, span: Span) -> Option<Value> {
+    let (ra, rb) = (out.shape(a).rank(), out.shape(b).rank());
+    let inner = |v: Value| match out.inst(v).op {
+        Op::Transpose => Some(out.inst(v).args[0]),
+        _ => None,
+    };
+    match (ra, rb) {
+        (1, 2) => inner(b).map(|m| out.push(Op::MatMul, vec![m, a], span)),
+        (2, 1) => inner(a).map(|m| out.push(Op::MatMul, vec![b, m], span)),
+        _ => None,
+    }
+}
+
+/// `pack(a0, a1, ...)[k, :, ...]` is `ak`.
+fn packed_part(f: &Function, x: Value, axes: &[SliceAxis]) -> Option<Value> {
+    let inst = f.inst(x);
+    let (SliceAxis::At(k), rest) = axes.split_first()? else {
+        return None;
+    };
+    let part = *inst.args.get(*k)?;
+    let whole = matches!(inst.op, Op::Pack) && reads_all(f.shape(part), rest);
+    whole.then_some(part)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::{assert_same_outputs, check, parse, sexpr};
@@ -393,38 +427,4 @@ mod tests {
         assert_eq!(sexpr(&f, f.outputs[0].value), "x");
         assert_same_outputs(&before, &f);
     }
-}
-
-/// Whether `v` is a comparison, so 0 or 1.
-fn is_comparison(f: &Function, v: Value) -> bool {
-    matches!(
-        f.inst(v).op,
-        Op::Binary(Binary::Eq | Binary::Ne | Binary::Lt | Binary::Le | Binary::Gt | Binary::Ge)
-    )
-}
-
-/// A vector times a transposed matrix needs no transpose:
-/// `u @ M.T -> M @ u` and `M.T @ u -> u @ M`.
-fn transposed_product(out: &mut Function, a: Value, b: Value, span: Span) -> Option<Value> {
-    let (ra, rb) = (out.shape(a).rank(), out.shape(b).rank());
-    let inner = |v: Value| match out.inst(v).op {
-        Op::Transpose => Some(out.inst(v).args[0]),
-        _ => None,
-    };
-    match (ra, rb) {
-        (1, 2) => inner(b).map(|m| out.push(Op::MatMul, vec![m, a], span)),
-        (2, 1) => inner(a).map(|m| out.push(Op::MatMul, vec![b, m], span)),
-        _ => None,
-    }
-}
-
-/// `pack(a0, a1, ...)[k, :, ...]` is `ak`.
-fn packed_part(f: &Function, x: Value, axes: &[SliceAxis]) -> Option<Value> {
-    let inst = f.inst(x);
-    let (SliceAxis::At(k), rest) = axes.split_first()? else {
-        return None;
-    };
-    let part = *inst.args.get(*k)?;
-    let whole = matches!(inst.op, Op::Pack) && reads_all(f.shape(part), rest);
-    whole.then_some(part)
 }
