@@ -107,6 +107,9 @@ impl BatchedFunction {
 
     /// The buffers [`Self::run_batch`] writes, in order: which entry of
     /// `Function::outputs` each holds, and how it is reduced over the batch.
+    /// They come in `Function::outputs` order: every loss, metric and
+    /// gradient, and (with [`BatchOptions::per_example_outputs`]) every
+    /// `Role::Output`.
     pub fn outputs(&self) -> &[BatchOutput] {
         &self.outputs
     }

@@ -15,14 +15,14 @@
 
 use std::collections::HashMap;
 
-use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{self as cl, types, InstBuilder};
 use cranelift_frontend::Variable;
 
 use super::ops::{lane_wise_binary, lane_wise_unary};
 use super::translate::{dst_loc, Ix, Loc, Opnd, Translator};
 use crate::ir::interp::slice_offsets;
-use crate::ir::{Function, Op};
+use crate::ir::{Function, Op, SliceAxis};
+use crate::shape::Shape;
 
 /// Whether instruction `i` computes each element of its (non-scalar) result
 /// from the same element of each non-scalar argument.
@@ -60,7 +60,13 @@ pub fn view_offset(f: &Function, i: usize) -> Option<usize> {
     if inst.shape.is_scalar() {
         return None;
     }
-    let offsets = slice_offsets(f.shape(inst.args[0]), axes);
+    contiguous(f.shape(inst.args[0]), axes)
+}
+
+/// If the elements `Slice(axes)` selects from a tensor of shape `s` are
+/// contiguous, the offset of the first one.
+pub fn contiguous(s: &Shape, axes: &[SliceAxis]) -> Option<usize> {
+    let offsets = slice_offsets(s, axes);
     let first = offsets.first().copied().unwrap_or(0);
     let contiguous = offsets.iter().enumerate().all(|(k, &o)| o == first + k);
     contiguous.then_some(first)
@@ -271,12 +277,7 @@ impl Translator<'_, '_> {
         match op {
             Op::Unary(u) => self.unary(*u, xs[0]),
             Op::Binary(b) => self.binary(*b, xs[0], xs[1]),
-            Op::Select => {
-                let zero = self.b.ins().f64const(0.0);
-                // A NaN condition is true, like `!= 0` in Rust.
-                let c = self.b.ins().fcmp(FloatCC::NotEqual, xs[0], zero);
-                self.b.ins().select(c, xs[1], xs[2])
-            }
+            Op::Select => self.select_nonzero(xs[0], xs[1], xs[2]),
             Op::Broadcast(_) => xs[0],
             _ => unreachable!("only elementwise operations are fused"),
         }

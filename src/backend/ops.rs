@@ -6,6 +6,7 @@ use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{self as cl, types, InstBuilder, MemFlagsData};
 
 use super::abi::{ERROR_SLOT, EXAMPLE_SLOT};
+use super::fuse;
 use super::libm::Callee;
 use super::translate::{dst_loc, offset_bytes, Ix, Loc, Opnd, Translator};
 use crate::ir::interp::slice_offsets;
@@ -271,6 +272,14 @@ impl Translator<'_, '_> {
         }
         let part = self.f.shape(v).clone();
         let dst = self.dest(i);
+        if let Some(off) = fuse::contiguous(into, axes) {
+            // Zeros around one block: filled, and copied two at a time.
+            let len = part.size();
+            self.fill(dst, off, 0.0);
+            self.copy(src, dst, off, len);
+            self.fill(dst.at(off + len), into.size() - off - len, 0.0);
+            return dst_loc(dst);
+        }
         self.fill(dst, into.size(), 0.0);
         let (base, ranges) = strided(into, axes);
         let part_strides = part.strides();
@@ -341,6 +350,9 @@ impl Translator<'_, '_> {
 }
 
 /// Whether `u` is one instruction that works on f64x2 as on f64, lane by lane.
+/// (Relu, sign and the comparisons could be lane-wise too, with a vector
+/// `fcmp` and `bitselect`; on the small vectors of the examples that
+/// measured slower than the scalar `select`s.)
 pub(super) fn lane_wise_unary(u: Unary) -> bool {
     match u {
         Unary::Neg | Unary::Abs | Unary::Sqrt => true,

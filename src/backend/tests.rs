@@ -821,7 +821,7 @@ fn fused_runs_and_views() {
         Shape::vector(12),
         Shape::matrix(2, 3),
     ] {
-        let (mut f, p, x) = function(&[s.clone(), Shape::scalar()], &[s.clone()]);
+        let (mut f, p, x) = function(&[s.clone(), Shape::scalar()], std::slice::from_ref(&s));
         // Lane-wise only: a loop over pairs.
         let a = push(&mut f, Op::Binary(Binary::Mul), &[x[0], p[0]]);
         let b = push(&mut f, Op::Binary(Binary::Add), &[a, p[1]]);
@@ -888,7 +888,7 @@ fn fused_runs_and_views() {
     }
     let layout = abi::layout(&f);
     for v in [row, part, tail, kv, ev] {
-        assert_eq!(fuse::view_offset(&f, v.index()).is_some(), true, "{v:?}");
+        assert!(fuse::view_offset(&f, v.index()).is_some(), "{v:?}");
         assert_eq!(layout.slots[v.index()], None);
     }
     assert_eq!(fuse::view_offset(&f, col.index()), None);
@@ -896,31 +896,44 @@ fn fused_runs_and_views() {
 }
 
 #[test]
-fn zz_print_steps() {
-    for src in [
-        std::fs::read_to_string("examples/mlp3.grad").unwrap(),
-        std::fs::read_to_string("/tmp/r.grad").unwrap(),
-    ] {
-        let c = crate::compile(&src).unwrap();
-        let g = c.gradient().unwrap();
-        let plan = abi::batch_plan(&g, false);
-        let l = &plan.layout;
-        for (s, st) in l.steps.iter().enumerate() {
-            let d: Vec<String> = st
-                .iter()
-                .map(|&i| {
-                    format!(
-                        "%{i}:{:?}{}",
-                        g.insts[i].op,
-                        if l.internal[i] { "*" } else { "" }
-                    )
-                })
-                .collect();
-            eprintln!(
-                "{}{s}: {}",
-                if s >= l.body { "B" } else { "P" },
-                d.join(" ").chars().take(200).collect::<String>()
-            );
+fn every_elementwise_op_alone() {
+    for s in [Shape::vector(12), Shape::vector(5), Shape::matrix(2, 3)] {
+        for u in UNARY {
+            let (mut f, _, x) = function(&[], std::slice::from_ref(&s));
+            let y = push(&mut f, Op::Unary(u), &[x[0]]);
+            output(&mut f, y);
+            agree_on_values(&f);
         }
+        for op in BINARY {
+            for (a, b) in [(s.clone(), s.clone()), (Shape::scalar(), s.clone())] {
+                let (mut f, p, x) = function(&[a], &[b]);
+                let y = push(&mut f, Op::Binary(op), &[p[0], x[0]]);
+                output(&mut f, y);
+                agree_on_values(&f);
+            }
+        }
+        let (mut f, _, x) = function(&[], &[s.clone(), s.clone(), Shape::scalar()]);
+        let y = push(&mut f, Op::Select, &[x[0], x[1], x[2]]);
+        output(&mut f, y);
+        agree_on_values(&f);
     }
+    // Comparisons on ±0, NaN and infinities.
+    let (mut f, p, x) = function(&[Shape::vector(8)], &[Shape::vector(8)]);
+    for op in [
+        Binary::Eq,
+        Binary::Ne,
+        Binary::Lt,
+        Binary::Le,
+        Binary::Gt,
+        Binary::Ge,
+    ] {
+        let y = push(&mut f, Op::Binary(op), &[p[0], x[0]]);
+        output(&mut f, y);
+    }
+    let inf = f64::INFINITY;
+    let a = [0.0, -0.0, f64::NAN, 1.0, inf, -inf, f64::NAN, 2.0];
+    let b = [-0.0, 0.0, 1.0, f64::NAN, inf, inf, f64::NAN, 2.0];
+    let t = |d: [f64; 8]| Tensor::new(Shape::vector(8), d.to_vec());
+    agree(&f, &[t(a)], &[t(b)]);
+    agree(&f, &[t(b)], &[t(a)]);
 }

@@ -108,6 +108,20 @@ pub(super) enum Opnd {
     },
 }
 
+impl Opnd {
+    /// The operand from element `k` on (a register stands for every element).
+    pub(super) fn at(self, k: usize) -> Opnd {
+        match self {
+            Opnd::Reg(x) => Opnd::Reg(x),
+            Opnd::Mem { ptr, off, readonly } => Opnd::Mem {
+                ptr,
+                off: off + k,
+                readonly,
+            },
+        }
+    }
+}
+
 /// An element index: a dynamic part (a loop counter, of pointer type) plus a
 /// constant.
 #[derive(Copy, Clone, Debug)]
@@ -229,12 +243,7 @@ impl Translator<'_, '_> {
                     self.map(i, args, &mut |t, x| t.binary(op, x[0], x[1]))
                 }
             }
-            Op::Select => self.map(i, args, &mut |t, x| {
-                let zero = t.b.ins().f64const(0.0);
-                // A NaN condition is true, like `!= 0` in Rust.
-                let c = t.b.ins().fcmp(FloatCC::NotEqual, x[0], zero);
-                t.b.ins().select(c, x[1], x[2])
-            }),
+            Op::Select => self.map(i, args, &mut |t, x| t.select_nonzero(x[0], x[1], x[2])),
             Op::MatMul => self.matmul(i, args[0], args[1]),
             Op::Outer => {
                 let (a, b) = (self.operand(args[0]), self.operand(args[1]));
@@ -658,6 +667,13 @@ impl Translator<'_, '_> {
         let one = self.b.ins().f64const(1.0);
         let zero = self.b.ins().f64const(0.0);
         self.b.ins().select(c, one, zero)
+    }
+
+    /// `if c != 0 then a else b`; a NaN `c` is true, like `!= 0` in Rust.
+    pub(super) fn select_nonzero(&mut self, c: cl::Value, a: cl::Value, b: cl::Value) -> cl::Value {
+        let zero = self.b.ins().f64const(0.0);
+        let nonzero = self.b.ins().fcmp(FloatCC::NotEqual, c, zero);
+        self.b.ins().select(nonzero, a, b)
     }
 
     /// Copies every output into the caller's buffer.

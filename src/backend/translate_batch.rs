@@ -11,7 +11,9 @@
 //! as that sum over the interpreter's per-example results.
 //!
 //! A scalar accumulator lives in a register; a tensor one in the caller's
-//! output buffer, which the generated code zeroes (to -0) first.
+//! output buffer. Since `-0 + x` is `x` and `x / 1` is `x`, bit for bit, the
+//! buffer takes a copy of the first example's value instead of being set to
+//! -0 and added to, and a batch of one example is not divided.
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{self as cl, types, AbiParam, InstBuilder, Signature};
@@ -55,11 +57,10 @@ pub fn translate_batched(
     for step in &layout.steps[..layout.body] {
         t.step(step)?;
     }
-    let accs: Vec<Option<Acc>> = (plan.outputs.iter().enumerate())
-        .map(|(k, &o)| t.start(k, o))
-        .collect();
+    let accs: Vec<Option<Acc>> = plan.outputs.iter().map(|&o| t.start(o)).collect();
 
-    // for example in 0..n (the caller checks n >= 1; n = 0 skips the loop).
+    // for example in 0..n (the caller checks n >= 1: with n = 0 the loop is
+    // skipped and the buffers are left as they are).
     let counter = t.b.declare_var(t.ptr);
     let zero = t.b.ins().iconst(t.ptr, 0);
     t.b.def_var(counter, zero);
@@ -83,9 +84,22 @@ pub fn translate_batched(
 
     t.b.switch_to_block(exit);
     let count = t.b.ins().fcvt_from_uint(types::F64, n);
+    // Dividing by 1 changes nothing: a batch of one skips the buffers.
+    let divide = t.b.create_block();
+    let done = t.b.create_block();
+    let several = t.b.ins().icmp_imm_u(IntCC::NotEqual, n, 1);
+    t.b.ins().brif(several, divide, &[], done, &[]);
+    t.b.switch_to_block(divide);
     for (k, acc) in accs.iter().enumerate() {
-        if let Some(acc) = acc {
-            t.divide(k, plan.outputs[k], *acc, count);
+        if let Some(Acc::Buffer) = acc {
+            t.divide(k, plan.outputs[k], Acc::Buffer, count);
+        }
+    }
+    t.b.ins().jump(done, &[]);
+    t.b.switch_to_block(done);
+    for (k, acc) in accs.iter().enumerate() {
+        if let Some(Acc::Reg(v)) = acc {
+            t.divide(k, plan.outputs[k], Acc::Reg(*v), count);
         }
     }
     let ok = t.b.ins().iconst(types::I64, 0);
@@ -109,19 +123,15 @@ impl Translator<'_, '_> {
         self.f.shape(self.f.outputs[o.index].value).size()
     }
 
-    /// The accumulator of output `o`, the `k`-th buffer, set to -0, if it is
-    /// a mean.
-    fn start(&mut self, k: usize, o: BatchOutput) -> Option<Acc> {
+    /// The accumulator of output `o`, if it is a mean: a register set to -0,
+    /// or the output buffer, which the first example sets.
+    fn start(&mut self, o: BatchOutput) -> Option<Acc> {
         match o.reduce {
             Reduce::PerExample => None,
             Reduce::Mean if self.f.shape(self.f.outputs[o.index].value).is_scalar() => {
                 Some(Acc::Reg(self.var(-0.0)))
             }
-            Reduce::Mean => {
-                let dst = self.opnd_of(Loc::Table(OUTPUTS, k, 0));
-                self.fill(dst, self.size_of(o), -0.0);
-                Some(Acc::Buffer)
-            }
+            Reduce::Mean => Some(Acc::Buffer),
         }
     }
 
@@ -139,7 +149,17 @@ impl Translator<'_, '_> {
             }
             Some(Acc::Buffer) => {
                 let dst = self.opnd_of(Loc::Table(OUTPUTS, k, 0));
+                let first = self.b.create_block();
+                let later = self.b.create_block();
+                let next = self.b.create_block();
+                self.b.ins().brif(example, later, &[], first, &[]);
+                self.b.switch_to_block(first);
+                self.copy(src, dst, 0, size);
+                self.b.ins().jump(next, &[]);
+                self.b.switch_to_block(later);
                 self.pairwise(dst, src, size, &mut |t, a, x| t.b.ins().fadd(a, x));
+                self.b.ins().jump(next, &[]);
+                self.b.switch_to_block(next);
             }
             None => {
                 let base = self.table_entry(OUTPUTS, k);
