@@ -485,15 +485,16 @@ fn run_src(src: &str) -> (Recorder, Report) {
 }
 
 #[test]
-fn a_nan_loss_stops_with_the_last_finite_parameters() {
-    // x1 = 1 - 2 * (1 / 1) = -1, where log is NaN.
+fn a_nan_loss_stops_with_the_last_good_parameters() {
+    // x1 = 1 - 2 * (1 / 1) = -1, where log is NaN: the run goes back to
+    // x0 = 1, the last point with a finite loss and gradient.
     let (_, r) = run_src("param x = 1\nloss log(x)\ntrain { optimizer = sgd(lr = 2)  steps = 10 }");
     let Stop::Fault { step, message } = &r.stop else {
         panic!("{:?}", r.stop)
     };
     assert_eq!(*step, 2);
     assert!(message.contains("loss is NaN"), "{message}");
-    assert_eq!(r.params[0].item(), -1.0);
+    assert_eq!(r.params[0].item(), 1.0);
     assert_eq!(r.steps, 1);
 }
 

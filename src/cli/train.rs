@@ -301,7 +301,7 @@ pub fn train(args: TrainArgs) -> Result<(), Reported> {
     }
     match &rep.stop {
         Stop::Fault { .. } => Err(fail(format!(
-            "training stopped at {}; the parameters are the last finite ones",
+            "training stopped at {}; the parameters are the last ones with a finite loss and gradient",
             rep.stop
         ))),
         Stop::Interrupted => Err(fail(format!(

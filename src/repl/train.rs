@@ -96,7 +96,7 @@ pub fn train(session: &mut Session, style: Style) -> Result<String, Error> {
         let _ = writeln!(out, "param {name} = {}", show(t));
     }
     if let Stop::Fault { .. } = report.stop {
-        out.push_str("note: the params hold the last finite values\n");
+        out.push_str("note: the params hold the last values with a finite loss and gradient\n");
     }
     Ok(out)
 }

@@ -196,7 +196,7 @@ pub enum Stop {
     /// last complete step.
     Interrupted,
     /// A NaN or an infinity in the loss, a gradient, or the parameters after
-    /// an update, at this step. The parameters are the last finite ones.
+    /// an update, at this step. The parameters are the last ones with a finite loss and gradient.
     Fault { step: u64, message: String },
 }
 
@@ -229,7 +229,7 @@ pub struct Evaluation {
 /// The outcome of a run.
 #[derive(Clone, Debug)]
 pub struct Report {
-    /// The final parameters: the last finite ones, or the best epoch's after
+    /// The final parameters: the last ones with a finite loss and gradient, or the best epoch's after
     /// early stopping.
     pub params: Vec<Tensor>,
     /// The optimizer's state and counters, for a checkpoint to resume from.

@@ -9,9 +9,11 @@
 //!   leaving at least one for training; both parts keep file order.
 //! - A program without data runs one step per epoch (it is `batch = full`
 //!   over one pseudo-example).
-//! - A NaN or infinity in the loss or a gradient stops the run before the
-//!   update; one in the parameters after an update undoes that update. Either
-//!   way the parameters are the last finite ones.
+//! - A NaN or infinity in the loss or a gradient stops the run and goes back
+//!   to the parameters before the last update: the last ones whose loss and
+//!   gradient were finite (the update that led to the fault is undone). One
+//!   in the parameters after an update undoes that update. Either way the run
+//!   keeps the last good parameters.
 //! - `epochs` and `steps` count the whole run: a run resumed from a
 //!   checkpoint continues its counters and stops at the same limits.
 
@@ -390,11 +392,20 @@ impl<'a> Run<'a> {
         let (loss, grads) = (self.trainer.loss(), self.trainer.grads());
         let step = self.step + 1;
         let fault = |message: String| Ok(Some(Stop::Fault { step, message }));
-        if !loss.is_finite() {
-            return fault(format!("the loss is {loss}"));
-        }
-        if let Some(name) = non_finite(&self.decls, grads.iter().map(|g| &g[..])) {
-            return fault(format!("the gradient of `{name}` is not finite"));
+        let bad = if !loss.is_finite() {
+            Some(format!("the loss is {loss}"))
+        } else {
+            non_finite(&self.decls, grads.iter().map(|g| &g[..]))
+                .map(|name| format!("the gradient of `{name}` is not finite"))
+        };
+        if let Some(message) = bad {
+            // The current parameters are finite but already bad: go back to
+            // those before the last update, whose loss and gradient were
+            // finite (the backup holds the initial ones before any update).
+            for (p, b) in self.params.iter_mut().zip(&self.backup) {
+                p.data.copy_from_slice(&b.data);
+            }
+            return fault(message);
         }
         let lr = learning_rate(self.base_lr, &self.cfg.schedule, self.step, self.planned);
         let norm = grads
