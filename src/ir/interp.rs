@@ -68,7 +68,9 @@ pub fn run_outputs(
         .collect()
 }
 
-fn check_slots(kind: &str, slots: &[Slot], given: &[Tensor]) -> Result<(), String> {
+/// Checks that `given` holds one tensor of the right shape per slot; the
+/// message names the slot (`input x has shape [3] but ...`).
+pub fn check_slots(kind: &str, slots: &[Slot], given: &[Tensor]) -> Result<(), String> {
     if slots.len() != given.len() {
         return Err(format!(
             "expected {} {kind} values, got {}",
