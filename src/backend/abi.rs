@@ -25,6 +25,7 @@
 use std::collections::HashMap;
 
 use super::fuse;
+use super::translate::UNROLL;
 use crate::ir::{Function, Op, Role};
 
 /// The signature of the generated function.
@@ -59,6 +60,22 @@ pub struct Layout {
     pub internal: Vec<bool>,
     /// The length of the scratch buffer, in f64s.
     pub scratch_len: usize,
+    /// In a batched function: the matrices `W` (instructions) fixed over the
+    /// batch that a matrix-vector `W @ x` in the loop over the examples
+    /// reads, each with the offset in the scratch buffer of its transpose,
+    /// which the function makes once per call, before the loop. Empty in a
+    /// function of one example.
+    pub transposed: Vec<(usize, usize)>,
+}
+
+impl Layout {
+    /// Where the transpose of instruction `w`'s value is, if it is made.
+    pub fn transposed_of(&self, w: usize) -> Option<usize> {
+        self.transposed
+            .iter()
+            .find(|&&(v, _)| v == w)
+            .map(|&(_, off)| off)
+    }
 }
 
 /// Whether the value of `f`'s i-th instruction needs a scratch slot: it is
@@ -173,6 +190,7 @@ fn plan(f: &Function, pre: &[usize], body: &[usize], results: &[usize], first: u
         slots,
         internal,
         scratch_len: len,
+        transposed: Vec::new(),
     }
 }
 
@@ -223,6 +241,32 @@ pub struct BatchOutput {
 pub struct BatchPlan {
     pub outputs: Vec<BatchOutput>,
     pub layout: Layout,
+    /// The means whose value is an `outer(g, x)` computed per example that
+    /// nothing else reads (a weight's gradient): computed over the batch as
+    /// one product `G^T X` (see [`OuterMean`]).
+    pub outer_means: Vec<OuterMean>,
+}
+
+/// How many examples' rows an [`OuterMean`] keeps before it multiplies them
+/// out: a batch of more examples is done in chunks of this many.
+pub const CHUNK: usize = 256;
+
+/// A mean of `outer(g, x)` over the batch, computed as `G^T X`: every
+/// example copies `g` and `x` to row `r` of `G` (`[CHUNK, m]`) and of `X`
+/// (`[CHUNK, k]`), `r` counting the examples of the current chunk; after the
+/// last example of a chunk, each element of the output buffer (set to -0 at
+/// the start) adds `G[r, i] * X[r, j]` for `r` in order. That is the sum of
+/// the examples' products in example order from -0, the same bits as
+/// adding each example's `outer`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct OuterMean {
+    /// The `outer` instruction.
+    pub inst: usize,
+    /// Its position in [`BatchPlan::outputs`].
+    pub output: usize,
+    /// The offsets of `G` and `X` in the scratch buffer.
+    pub g: usize,
+    pub x: usize,
 }
 
 /// Plans the batched function of `f`: every loss, metric and gradient as a
@@ -271,8 +315,60 @@ pub fn batch_plan(f: &Function, per_example: bool) -> BatchPlan {
             pre.push(i);
         }
     }
-    let layout = plan(f, &pre, &body, &results, EXAMPLE_SLOT + 1);
-    BatchPlan { outputs, layout }
+    let mut layout = plan(f, &pre, &body, &results, EXAMPLE_SLOT + 1);
+    // `W @ x` per example, `W` fixed: its transpose, after everything else
+    // (a slot of its own, never reused).
+    for &i in &body {
+        let inst = &f.insts[i];
+        if !matches!(inst.op, Op::MatMul) {
+            continue;
+        }
+        let (w, x) = (inst.args[0].index(), inst.args[1].index());
+        let (ws, xs) = (&f.insts[w].shape, &f.insts[x].shape);
+        // Worth it with two rows or more, and a loop over each.
+        let worth = match (ws.dims(), xs.dims()) {
+            ([m, k], [_]) => *m >= 2 && *k > UNROLL,
+            _ => false,
+        };
+        if worth && !varies[w] && layout.transposed_of(w).is_none() {
+            layout.transposed.push((w, layout.scratch_len));
+            layout.scratch_len += ws.size();
+        }
+    }
+    let mut read = vec![false; n];
+    for i in (0..n).filter(|&i| live[i]) {
+        for a in &f.insts[i].args {
+            read[a.index()] = true;
+        }
+    }
+    let outer_means = results
+        .iter()
+        .enumerate()
+        .filter(|&(k, &v)| {
+            outputs[k].reduce == Reduce::Mean
+                && matches!(f.insts[v].op, Op::Outer)
+                && varies[v]
+                && !read[v]
+                && results.iter().filter(|&&r| r == v).count() == 1
+        })
+        .map(|(k, &v)| {
+            let args = &f.insts[v].args;
+            let (m, n) = (f.shape(args[0]).size(), f.shape(args[1]).size());
+            let g = layout.scratch_len;
+            layout.scratch_len += CHUNK * (m + n);
+            OuterMean {
+                inst: v,
+                output: k,
+                g,
+                x: g + CHUNK * m,
+            }
+        })
+        .collect();
+    BatchPlan {
+        outputs,
+        layout,
+        outer_means,
+    }
 }
 
 /// The memory one call needs besides parameters, inputs and outputs: the

@@ -355,6 +355,12 @@ fn matmul_outer_transpose() {
         (Shape::vector(11), Shape::matrix(11, 5)),
         (Shape::vector(3), Shape::vector(3)),
         (Shape::vector(13), Shape::vector(13)),
+        // Blocked: rows by four, columns by eight, the rest in one block.
+        (Shape::matrix(6, 20), Shape::matrix(20, 19)),
+        (Shape::vector(20), Shape::matrix(20, 19)),
+        (Shape::matrix(16, 5), Shape::vector(5)),
+        (Shape::matrix(2, 6), Shape::vector(6)),
+        (Shape::matrix(19, 9), Shape::vector(9)),
     ];
     for (a, b) in cases {
         let (mut f, p, x) = function(&[a], &[b]);
@@ -936,4 +942,82 @@ fn every_elementwise_op_alone() {
     let t = |d: [f64; 8]| Tensor::new(Shape::vector(8), d.to_vec());
     agree(&f, &[t(a)], &[t(b)]);
     agree(&f, &[t(b)], &[t(a)]);
+}
+
+#[test]
+fn matrix_vector_products_of_computed_and_varying_matrices() {
+    // W computed from a parameter (fixed over a batch: its transpose is
+    // made once per call), used twice; and a matrix that is an input.
+    let (mut f, p, x) = function(&[Shape::matrix(7, 9)], &[Shape::vector(9)]);
+    let w = push(&mut f, Op::Unary(Unary::Tanh), &[p[0]]);
+    let y = push(&mut f, Op::MatMul, &[w, x[0]]);
+    output(&mut f, y);
+    let z = push(&mut f, Op::MatMul, &[w, x[0]]);
+    let z = push(&mut f, Op::Binary(Binary::Mul), &[z, y]);
+    output(&mut f, z);
+    agree_on_values(&f);
+    // W also times a parameter: that product runs before the loop, before
+    // W's transpose is made.
+    let (mut f, p, x) = function(
+        &[Shape::matrix(7, 9), Shape::vector(9)],
+        &[Shape::vector(9)],
+    );
+    let fixed = push(&mut f, Op::MatMul, &[p[0], p[1]]);
+    let y = push(&mut f, Op::MatMul, &[p[0], x[0]]);
+    let z = push(&mut f, Op::Binary(Binary::Add), &[fixed, y]);
+    output(&mut f, z);
+    agree_on_values(&f);
+    // (Odd salts: finite values only, so that a wrong product shows.)
+    let examples: Vec<Vec<Tensor>> = (0..5).map(|s| tensors(&f, false, 201 + 2 * s)).collect();
+    agree_batched(&f, &tensors(&f, true, 101), &examples);
+    // W times a vector and a matrix of the example: only the first reads
+    // the transpose.
+    let (mut f, p, x) = function(
+        &[Shape::matrix(7, 9)],
+        &[Shape::vector(9), Shape::matrix(9, 3)],
+    );
+    let y = push(&mut f, Op::MatMul, &[p[0], x[0]]);
+    output(&mut f, y);
+    let y = push(&mut f, Op::MatMul, &[p[0], x[1]]);
+    output(&mut f, y);
+    agree_on_values(&f);
+    let examples: Vec<Vec<Tensor>> = (0..5).map(|s| tensors(&f, false, 201 + 2 * s)).collect();
+    agree_batched(&f, &tensors(&f, true, 101), &examples);
+    let (mut f, p, x) = function(&[Shape::vector(9)], &[Shape::matrix(10, 9)]);
+    let y = push(&mut f, Op::MatMul, &[x[0], p[0]]);
+    output(&mut f, y);
+    agree_on_values(&f);
+}
+
+#[test]
+fn outer_products_summed_over_the_batch_as_one_product() {
+    for (m, n) in [(2, 3), (7, 9), (1, 1), (5, 1), (1, 6)] {
+        // An outer product of a parameter and an input, and one of two
+        // values of the example: each only an output (a mean, in place).
+        let (mut f, p, x) = function(&[Shape::vector(m)], &[Shape::vector(n)]);
+        let y = push(&mut f, Op::Outer, &[p[0], x[0]]);
+        output(&mut f, y);
+        let e = push(&mut f, Op::Unary(Unary::Exp), &[x[0]]);
+        let s = push(&mut f, Op::Unary(Unary::Sin), &[p[0]]);
+        let s = push(&mut f, Op::Binary(Binary::Mul), &[s, p[0]]);
+        let s = push(&mut f, Op::Sum, &[s]);
+        let s = push(&mut f, Op::Binary(Binary::Mul), &[s, x[0]]);
+        let z = push(&mut f, Op::Outer, &[e, s]);
+        output(&mut f, z);
+        // The same value as two outputs (not in place).
+        output(&mut f, z);
+        agree_on_values(&f);
+        let means = as_means(&f);
+        // Batches of more than one chunk: the product is added chunk by
+        // chunk.
+        let p = tensors(&f, true, 100);
+        for n in [abi::CHUNK, abi::CHUNK + 1, 2 * abi::CHUNK + 3] {
+            let examples: Vec<Vec<Tensor>> =
+                (0..n as u64).map(|s| tensors(&f, false, 300 + s)).collect();
+            agree_batched(&f, &p, &examples);
+        }
+        let plan = abi::batch_plan(&means, false);
+        let in_place: Vec<usize> = plan.outer_means.iter().map(|o| o.inst).collect();
+        assert_eq!(in_place, vec![y.index()]);
+    }
 }

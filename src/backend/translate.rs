@@ -24,7 +24,7 @@ use super::ops::{lane_wise_binary, lane_wise_unary};
 use crate::ir::{Function, Op, Value};
 
 /// Loops of at most this many iterations are unrolled.
-const UNROLL: usize = 4;
+pub(super) const UNROLL: usize = 4;
 
 /// The signature of the generated function (see [`super::abi::EntryFn`]).
 pub fn entry_signature(module: &dyn Module) -> Signature {
@@ -137,13 +137,26 @@ impl Ix {
             konst: k,
         }
     }
+
+    /// The index `k` further on.
+    pub fn plus(self, k: usize) -> Ix {
+        Ix {
+            dynamic: self.dynamic,
+            konst: self.konst + k,
+        }
+    }
+
+    /// Whether the two indices are the same expression.
+    pub fn same(self, other: Ix) -> bool {
+        self.dynamic == other.dynamic && self.konst == other.konst
+    }
 }
 
 pub(super) struct Translator<'a, 'b> {
     pub b: FunctionBuilder<'b>,
     module: &'a mut dyn Module,
     pub f: &'a Function,
-    layout: &'a Layout,
+    pub(super) layout: &'a Layout,
     pub ptr: cl::Type,
     /// The `params`, `inputs` and `outputs` pointer tables.
     tables: [cl::Value; 3],

@@ -14,13 +14,26 @@
 //! output buffer. Since `-0 + x` is `x` and `x / 1` is `x`, bit for bit, the
 //! buffer takes a copy of the first example's value instead of being set to
 //! -0 and added to, and a batch of one example is not divided.
+//!
+//! Two products with a weight matrix fixed over the batch are done
+//! differently, with the same arithmetic:
+//!
+//! - `W @ x` of each example reads `W`'s transpose, made once per call
+//!   before the loop, so that pairs of rows of `W` are f64x2 loads (see
+//!   `Translator::matmul`).
+//! - A mean of `outer(g, x)` that nothing else reads (the gradient of a
+//!   weight matrix) is one product `G^T X` over the batch: each example only
+//!   copies `g` and `x` to its row of `G` and `X`, and after the last example
+//!   (or every [`CHUNK`] examples) each element of the output buffer, set to
+//!   -0 first, adds its products over the rows in example order, with the
+//!   accumulators in registers (see [`super::abi::OuterMean`]).
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{self as cl, types, AbiParam, InstBuilder, Signature};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_module::Module;
 
-use super::abi::{BatchOutput, BatchPlan, Reduce};
+use super::abi::{BatchOutput, BatchPlan, OuterMean, Reduce, CHUNK};
 use super::translate::{Ix, Loc, Opnd, Translator, OUTPUTS};
 use crate::ir::Function;
 
@@ -57,7 +70,19 @@ pub fn translate_batched(
     for step in &layout.steps[..layout.body] {
         t.step(step)?;
     }
+    for &(w, off) in &layout.transposed {
+        t.transpose_into(w, off);
+    }
     let accs: Vec<Option<Acc>> = plan.outputs.iter().map(|&o| t.start(o)).collect();
+    for o in &plan.outer_means {
+        let dst = t.opnd_of(Loc::Table(OUTPUTS, o.output, 0));
+        let size = f.insts[o.inst].shape.size();
+        t.fill(dst, size, -0.0);
+    }
+    // The row of the current example in the chunk's `G` and `X`.
+    let row = t.b.declare_var(t.ptr);
+    let zero = t.b.ins().iconst(t.ptr, 0);
+    t.b.def_var(row, zero);
 
     // for example in 0..n (the caller checks n >= 1: with n = 0 the loop is
     // skipped and the buffers are left as they are).
@@ -70,11 +95,41 @@ pub fn translate_batched(
     t.b.switch_to_block(header);
     let example = t.b.use_var(counter);
     t.example = Some(example);
+    let outer_mean = |i: usize| plan.outer_means.iter().find(|o| o.inst == i);
+    let r = t.b.use_var(row);
     for step in &layout.steps[layout.body..] {
-        t.step(step)?;
+        match step[..] {
+            [i] if outer_mean(i).is_some() => {
+                let o = outer_mean(i).expect("just found");
+                t.keep_rows(o, r);
+            }
+            _ => t.step(step)?,
+        }
     }
     for (k, (o, acc)) in plan.outputs.iter().zip(&accs).enumerate() {
-        t.add(k, o, *acc, example);
+        if !plan.outer_means.iter().any(|om| om.output == k) {
+            t.add(k, o, *acc, example);
+        }
+    }
+    if !plan.outer_means.is_empty() {
+        // After the chunk's last example: G^T X.
+        let rows = t.b.ins().iadd_imm_s(r, 1);
+        t.b.def_var(row, rows);
+        let full = t.b.ins().icmp_imm_u(IntCC::Equal, rows, CHUNK as i64);
+        let next = t.b.ins().iadd_imm_s(example, 1);
+        let last = t.b.ins().icmp(IntCC::Equal, next, n);
+        let flush = t.b.ins().bor(full, last);
+        let multiply = t.b.create_block();
+        let go_on = t.b.create_block();
+        t.b.ins().brif(flush, multiply, &[], go_on, &[]);
+        t.b.switch_to_block(multiply);
+        for o in &plan.outer_means {
+            t.outer_mean(o, rows);
+        }
+        let zero = t.b.ins().iconst(t.ptr, 0);
+        t.b.def_var(row, zero);
+        t.b.ins().jump(go_on, &[]);
+        t.b.switch_to_block(go_on);
     }
     t.example = None;
     let next = t.b.ins().iadd_imm_s(example, 1);
@@ -173,6 +228,140 @@ impl Translator<'_, '_> {
                 self.copy(src, dst, 0, size);
             }
         }
+    }
+
+    /// Copies the current example's `g` and `x` of `o` to row `r` of `G`
+    /// and `X`.
+    fn keep_rows(&mut self, o: &OuterMean, r: cl::Value) {
+        let args = &self.f.insts[o.inst].args;
+        for (v, off) in [(args[0], o.g), (args[1], o.x)] {
+            let size = self.f.shape(v).size();
+            let src = self.operand(v);
+            let at = self.b.ins().imul_imm_s(r, (size * 8) as i64);
+            let ptr = self.b.ins().iadd(self.scratch, at);
+            let dst = Opnd::Mem {
+                ptr,
+                off,
+                readonly: false,
+            };
+            self.copy(src, dst, 0, size);
+        }
+    }
+
+    /// Adds `G^T X` of `o`'s first `rows` rows (at least one) to its output
+    /// buffer: element `(i, j)` adds `G[r, i] * X[r, j]` for `r` in order.
+    /// Columns eight at a time (four f64x2 accumulators) over the rows of
+    /// the result, then the rest of the columns together.
+    fn outer_mean(&mut self, o: &OuterMean, rows: cl::Value) {
+        let args = &self.f.insts[o.inst].args;
+        let (m, n) = (self.f.shape(args[0]).size(), self.f.shape(args[1]).size());
+        let dst = self.opnd_of(Loc::Table(OUTPUTS, o.output, 0));
+        let (g, x) = (o.g, o.x);
+        let block = |t: &mut Self, cols: &[(Ix, cl::Type)]| {
+            t.for_each(m, &mut |t, i| {
+                let accs: Vec<(Variable, Ix)> = cols
+                    .iter()
+                    .map(|&(col, ty)| {
+                        let at = t.lin(&[(i, n), (col, 1)], 0);
+                        let a = t.read_as(ty, dst, at);
+                        let v = t.b.declare_var(ty);
+                        t.b.def_var(v, a);
+                        (v, at)
+                    })
+                    .collect();
+                t.for_count(rows, &mut |t, r| {
+                    let scratch = t.scratch;
+                    let mem = |off| Opnd::Mem {
+                        ptr: scratch,
+                        off,
+                        readonly: false,
+                    };
+                    let ig = t.lin(&[(r, m), (i, 1)], 0);
+                    let u = t.read(mem(g), ig);
+                    let mut wide = None;
+                    for (&(col, ty), &(acc, _)) in cols.iter().zip(&accs) {
+                        let u = if ty == types::F64 {
+                            u
+                        } else {
+                            *wide.get_or_insert_with(|| t.b.ins().splat(ty, u))
+                        };
+                        let ix = t.lin(&[(r, n), (col, 1)], 0);
+                        let v = t.read_as(ty, mem(x), ix);
+                        let prod = t.b.ins().fmul(u, v);
+                        let a = t.b.use_var(acc);
+                        let s = t.b.ins().fadd(a, prod);
+                        t.b.def_var(acc, s);
+                    }
+                });
+                for &(acc, at) in &accs {
+                    let a = t.b.use_var(acc);
+                    t.write(dst, at, a);
+                }
+            });
+        };
+        let whole = n - n % 8;
+        self.for_each_step(whole, 8, &mut |t, col| {
+            let cols: Vec<(Ix, cl::Type)> =
+                (0..4).map(|c| (col.plus(2 * c), types::F64X2)).collect();
+            block(t, &cols);
+        });
+        let mut cols = Vec::new();
+        let mut col = whole;
+        while col + 2 <= n {
+            cols.push((Ix::c(col), types::F64X2));
+            col += 2;
+        }
+        if col < n {
+            cols.push((Ix::c(col), types::F64));
+        }
+        if !cols.is_empty() {
+            block(self, &cols);
+        }
+    }
+
+    /// Runs `body` for every index in `0..count`, a value of at least 1.
+    fn for_count(&mut self, count: cl::Value, body: &mut dyn FnMut(&mut Self, Ix)) {
+        let counter = self.b.declare_var(self.ptr);
+        let zero = self.b.ins().iconst(self.ptr, 0);
+        self.b.def_var(counter, zero);
+        let header = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(header);
+        let i = self.b.use_var(counter);
+        body(
+            self,
+            Ix {
+                dynamic: Some(i),
+                konst: 0,
+            },
+        );
+        let next = self.b.ins().iadd_imm_s(i, 1);
+        self.b.def_var(counter, next);
+        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, next, count);
+        self.b.ins().brif(more, header, &[], exit, &[]);
+        self.b.switch_to_block(exit);
+    }
+
+    /// Writes the transpose of instruction `w`'s value, an `[m, k]` matrix,
+    /// to the scratch buffer from offset `off` on, as `[k, m]`.
+    fn transpose_into(&mut self, w: usize, off: usize) {
+        let (m, k) = match self.f.insts[w].shape.dims() {
+            [m, k] => (*m, *k),
+            _ => unreachable!("only matrices are transposed"),
+        };
+        let src = self.operand(crate::ir::Value(w as u32));
+        let dst = Opnd::Mem {
+            ptr: self.scratch,
+            off,
+            readonly: false,
+        };
+        self.nest(&[k, m], &mut |t, ix| {
+            let from = t.lin(&[(ix[1], k), (ix[0], 1)], 0);
+            let x = t.read(src, from);
+            let to = t.lin(&[(ix[0], m), (ix[1], 1)], 0);
+            t.write(dst, to, x);
+        });
     }
 
     /// Divides the `k`-th accumulator by the number of examples and leaves
