@@ -17,9 +17,10 @@ use cranelift_frontend::FunctionBuilderContext;
 use cranelift_module::Module;
 
 use super::abi::{self, BatchEntryFn, BatchOutput, Reduce, Scratch, EXAMPLE_SLOT};
-use super::jit::{check_lengths, check_sizes, check_tensors, define_entry, new_module};
+use super::jit::{check_lengths, check_sizes, define_entry, new_module};
 use super::jit::{status_result, Code};
 use super::translate_batch;
+use crate::ir::interp::check_slots;
 use crate::ir::{verify, Function};
 use crate::shape::{Shape, Tensor};
 
@@ -245,7 +246,7 @@ impl BatchedFunction {
         inputs: &[&[f64]],
         n: usize,
     ) -> Result<Vec<Tensor>, String> {
-        check_tensors("parameter", &self.f.params, params)?;
+        check_slots("parameter", &self.f.params, params)?;
         self.check_inputs(inputs, n)?;
         let mut outs: Vec<Tensor> = (0..self.outputs.len())
             .map(|k| {

@@ -182,8 +182,8 @@ impl JitFunction {
     /// Runs on one example and returns the outputs in `Function::outputs`
     /// order. Checks every shape first, with the interpreter's messages.
     pub fn run(&self, params: &[Tensor], inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
-        check_tensors("parameter", &self.f.params, params)?;
-        check_tensors("input", &self.f.inputs, inputs)?;
+        interp::check_slots("parameter", &self.f.params, params)?;
+        interp::check_slots("input", &self.f.inputs, inputs)?;
         let mut outs: Vec<Tensor> = self
             .f
             .outputs
@@ -296,25 +296,6 @@ pub(super) fn check_sizes(f: &Function) -> Result<(), String> {
             .and_then(|n| total.checked_add(n))
             .filter(|&t| t <= MAX_ELEMENTS)
             .ok_or_else(|| format!("tensors of shape {shape} are too large to compile"))?;
-    }
-    Ok(())
-}
-
-pub(super) fn check_tensors(kind: &str, slots: &[Slot], given: &[Tensor]) -> Result<(), String> {
-    if slots.len() != given.len() {
-        return Err(format!(
-            "expected {} {kind} values, got {}",
-            slots.len(),
-            given.len()
-        ));
-    }
-    for (s, t) in slots.iter().zip(given) {
-        if t.shape != s.shape || t.data.len() != s.shape.size() {
-            return Err(format!(
-                "{kind} {} has shape {} but the function expects {}",
-                s.name, t.shape, s.shape
-            ));
-        }
     }
     Ok(())
 }

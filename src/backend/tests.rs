@@ -233,37 +233,9 @@ fn shapes() -> Vec<Shape> {
     ]
 }
 
-const UNARY: [Unary; 12] = [
-    Unary::Neg,
-    Unary::Exp,
-    Unary::Log,
-    Unary::Sqrt,
-    Unary::Abs,
-    Unary::Sign,
-    Unary::Sin,
-    Unary::Cos,
-    Unary::Tanh,
-    Unary::Sigmoid,
-    Unary::Relu,
-    Unary::Softplus,
-];
+const UNARY: [Unary; 12] = Unary::ALL;
 
-const BINARY: [Binary; 14] = [
-    Binary::Add,
-    Binary::Sub,
-    Binary::Mul,
-    Binary::Div,
-    Binary::Pow,
-    Binary::Max,
-    Binary::Min,
-    Binary::Eq,
-    Binary::Ne,
-    Binary::Lt,
-    Binary::Le,
-    Binary::Gt,
-    Binary::Ge,
-    Binary::BceLogits,
-];
+const BINARY: [Binary; 14] = Binary::ALL;
 
 #[test]
 fn unary_ops() {
