@@ -28,9 +28,15 @@ pub(super) const UNROLL: usize = 4;
 
 /// The signature of the generated function (see [`super::abi::EntryFn`]).
 pub fn entry_signature(module: &dyn Module) -> Signature {
+    pointers_to_status(module, 4)
+}
+
+/// `extern "C" fn(ptr, ..., ptr) -> i64` with `n` pointer arguments: the
+/// shape of every generated entry point.
+pub(super) fn pointers_to_status(module: &dyn Module, n: usize) -> Signature {
     let ptr = module.target_config().pointer_type();
     let mut sig = module.make_signature();
-    for _ in 0..4 {
+    for _ in 0..n {
         sig.params.push(AbiParam::new(ptr));
     }
     sig.returns.push(AbiParam::new(types::I64));

@@ -29,7 +29,7 @@
 //!   accumulators in registers (see [`super::abi::OuterMean`]).
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{self as cl, types, AbiParam, InstBuilder, Signature};
+use cranelift_codegen::ir::{self as cl, types, InstBuilder, Signature};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_module::Module;
 
@@ -40,13 +40,7 @@ use crate::ir::Function;
 /// The signature of the generated batched function (see
 /// [`super::abi::BatchEntryFn`]).
 pub fn batch_signature(module: &dyn Module) -> Signature {
-    let ptr = module.target_config().pointer_type();
-    let mut sig = module.make_signature();
-    for _ in 0..5 {
-        sig.params.push(AbiParam::new(ptr));
-    }
-    sig.returns.push(AbiParam::new(types::I64));
-    sig
+    super::translate::pointers_to_status(module, 5)
 }
 
 /// Builds the body of `func` (whose signature is [`batch_signature`]) from
