@@ -1384,11 +1384,10 @@ fn a_class_index_that_depends_on_a_parameter_is_an_error() {
 // Found bugs: these tests fail until the rule is fixed (see the comments)
 // ---------------------------------------------------------------------------
 
-// BUG (src/autodiff/rules.rs, `matmul`, `Op::Norm`): a masked cotangent from
-// the untaken side of an `if` is multiplied by a forward value without the
-// guard of `Ad::scale`, so an infinite operand in the untaken branch turns
-// the zero into NaN. The vector-vector form of `@` (`dot`) is the common
-// case: `da = g * b` should be `ad.scale(g, b)` (and `db = ad.scale(g, a)`).
+// A masked cotangent from the untaken side of an `if` meets the forward
+// values of that side in the contractions too: an infinite operand there
+// must not turn the zero into NaN. `dot` (the vector-vector form of `@`)
+// multiplies through `Ad::scale`.
 #[test]
 fn untaken_branch_nan_does_not_leak_through_dot() {
     // x[0] = 0: the else branch is taken; log(x) = [-inf, 0] in the other.
@@ -1402,13 +1401,9 @@ fn untaken_branch_nan_does_not_leak_through_dot() {
     );
 }
 
-// The same for the other contractions (`Op::Outer`, and `matmul` in every
-// form): `outer(g, b)`, `g @ A`, `G B^T` are not guarded either. A fix that
-// works for all of them (tried on a copy: every test here passes): when `g`
-// is masked, contract it with `finite(a)` and `finite(b)` instead, where
-// `finite(x) = select(x - x == 0, x, 0)` zeroes the infinite and NaN
-// elements, which only a masked zero may meet without the forward value
-// itself being infinite.
+// The other contractions (`outer`, and `matmul` in every form) contract a
+// masked cotangent with the finite parts of their operands,
+// `finite(x) = select(x - x == 0, x, 0)`.
 #[test]
 fn untaken_branch_nan_does_not_leak_through_matrix_vector() {
     let src = "param W: [2, 2]\nparam x: [2]\nloss if x[0] > 0 then sum(W @ log(x)) else 0\n";
@@ -1433,19 +1428,17 @@ fn untaken_branch_nan_does_not_leak_through_outer() {
     );
 }
 
-// `Op::Norm`: d = q * x with q = select(y == 0, 0, g / y); at x infinite
-// in the untaken branch, q = 0 and q * x is NaN. Guard it (`ad.scale`).
+// `norm`: d = q * x with q = select(y == 0, 0, g / y); at x infinite in the
+// untaken branch q = 0, and the guarded product keeps it 0.
 #[test]
 fn untaken_branch_nan_does_not_leak_through_norm() {
     let src = "param x: [2]\nloss if x[0] > 0 then norm(log(x)) else 0\n";
     trap(src, &[v(&[0.0, 1.0])], &[], 0.0, &[&[0.0, 0.0]]);
 }
 
-// BUG (src/autodiff/rules.rs, `Binary::Pow`, d/dexponent): x^p at x = 0
-// with a parameter exponent p > 0 is identically 0 near p, so d/dp = 0, but
-// the rule computes y * log(x) = 0 * -inf = NaN. PyTorch masks it to 0 where
-// the base is 0 (and the exponent >= 0). One-line fix: compute the local
-// derivative as `select(x == 0, 0, y * log(x))` before `ad.scale`.
+// x^p at x = 0 with a parameter exponent p > 0 is identically 0 near p, so
+// d/dp = 0, not y * log(x) = 0 * -inf = NaN: the rule takes 0 where the
+// base is 0, as PyTorch does.
 #[test]
 fn pow_parameter_exponent_at_zero_base_is_zero() {
     let (l, g) = exact("param x\nparam p\nloss x^p\n", &[s(0.0), s(2.0)], &[]);
