@@ -6,6 +6,7 @@ use std::rc::Rc;
 
 use crate::autodiff::{self, check};
 use crate::diagnostic::Diagnostic;
+use crate::eval::Evaluator;
 use crate::ir::{Function, Role};
 use crate::repl::error::{compile, locate, Error};
 use crate::repl::session::Session;
@@ -65,7 +66,8 @@ impl Session {
         })
     }
 
-    /// The Hessian of a scalar over every param element (interpreter).
+    /// The Hessian of a scalar over every param element, on the session's
+    /// backend.
     pub fn hessian(&self, origin: Rc<Origin>, base: Option<usize>) -> Result<Hessian, Error> {
         let s = self.scalar(origin, base, ":hessian")?;
         let mut labels = Vec::new();
@@ -97,13 +99,13 @@ impl Session {
         }
         let (params, inputs) = self.point(&s.f);
         s.gradient()?;
-        let rows = autodiff::hessian(&s.f, &params, &inputs)
+        let rows = autodiff::hessian_with(&s.f, &params, &inputs, self.backend())
             .map_err(|e| Error::message(format!("evaluation failed: {e}")))?;
         Ok(Hessian { labels, rows })
     }
 
     /// Reverse-mode gradients against central differences, at the current
-    /// point (interpreter).
+    /// point, on the session's backend (as `gradc check`).
     pub fn check(
         &self,
         origin: Rc<Origin>,
@@ -117,8 +119,10 @@ impl Session {
         }
         let g = s.gradient()?;
         let (params, inputs) = self.point(&s.f);
-        check::check(&s.f, &g, &params, &inputs)
-            .map_err(|e| Error::message(format!("evaluation failed: {e}")))
+        let message = |e: String| Error::message(format!("evaluation failed: {e}"));
+        let f = Evaluator::new(&s.f, self.backend()).map_err(message)?;
+        let g = Evaluator::new(&g, self.backend()).map_err(message)?;
+        check::check_with(&f, &g, &params, &inputs).map_err(message)
     }
 
     /// The simplified IR of the expression, or of the whole session.
