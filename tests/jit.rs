@@ -257,7 +257,7 @@ fn batches_of_examples_and_check_cases_agree_with_the_interpreter() {
                 compiled.initial_params(compiled.seed()),
                 random_params(f, &mut rng),
             ];
-            for n in [1, 7, 32] {
+            for n in [1, 7, 32, 256, 257, 600] {
                 for params in &param_sets {
                     let examples = random_examples(f, n, &mut rng);
                     for jit in &jits {
@@ -276,13 +276,13 @@ fn batches_of_examples_and_check_cases_agree_with_the_interpreter() {
     eprintln!("{batches} batches agree; {inexact} elements not bit-identical");
 }
 
-/// A model whose weight matrices are large enough for the batched code's
-/// matrix paths (`W @ x` through `W`'s transpose, the weight gradients as
-/// one `G^T X` over the batch), on batches of more examples than one chunk
-/// of that product.
+/// Models whose weight matrices are large enough for the batched code's
+/// matrix paths (`W @ x` of an input as one `X W^T` per chunk of examples,
+/// `W @ h` through `W`'s transpose, the weight gradients as one `G^T X` over
+/// the batch), on batches of more examples than one chunk of those products.
 #[test]
 fn a_wide_mlp_on_large_batches_agrees_with_the_interpreter() {
-    let src = "input x: [12]\ninput y\n\
+    let narrow = "input x: [12]\ninput y\n\
                param W1: [9, 12] = glorot\nparam b1: [9] = zeros\n\
                param W2: [10, 9] = glorot\n\
                let h = tanh(W1 @ x + b1)\n\
@@ -290,22 +290,34 @@ fn a_wide_mlp_on_large_batches_agrees_with_the_interpreter() {
                loss cross_entropy(z, y)\n\
                metric accuracy = z[0] > z[1]\n\
                output p = softmax(z)\n";
-    let (compiled, fs) = programs(src).expect("compiles");
-    assert_eq!(fs.len(), 2);
+    let wide = "input x: [37]\ninput y\n\
+               param W1: [33, 37] = glorot\nparam b1: [33] = zeros\n\
+               param W2: [16, 33] = glorot\n\
+               param W3: [10, 16] = glorot\n\
+               let h = tanh(W1 @ x + b1)\n\
+               let h2 = tanh(W2 @ h)\n\
+               let z = W3 @ h2 + W3 @ x[0:16]\n\
+               loss cross_entropy(z, y)\n\
+               metric accuracy = z[0] > z[1]\n\
+               output p = softmax(z)\n";
     let mut inexact = 0;
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
-    for (kind, f) in &fs {
-        let jits = batched(f).unwrap();
-        let params = [
-            compiled.initial_params(compiled.seed()),
-            random_params(f, &mut rng),
-        ];
-        for n in [1, 255, 256, 257, 600] {
-            for p in &params {
-                let examples = random_examples(f, n, &mut rng);
-                for jit in &jits {
-                    compare_batch(jit, p, &examples, &mut inexact)
-                        .unwrap_or_else(|e| panic!("{kind}, n = {n}: {e}"));
+    for src in [narrow, wide] {
+        let (compiled, fs) = programs(src).expect("compiles");
+        assert_eq!(fs.len(), 2);
+        for (kind, f) in &fs {
+            let jits = batched(f).unwrap();
+            let params = [
+                compiled.initial_params(compiled.seed()),
+                random_params(f, &mut rng),
+            ];
+            for n in [1, 7, 255, 256, 257, 600] {
+                for p in &params {
+                    let examples = random_examples(f, n, &mut rng);
+                    for jit in &jits {
+                        compare_batch(jit, p, &examples, &mut inexact)
+                            .unwrap_or_else(|e| panic!("{kind}, n = {n}: {e}"));
+                    }
                 }
             }
         }

@@ -66,6 +66,11 @@ pub struct Layout {
     /// which the function makes once per call, before the loop. Empty in a
     /// function of one example.
     pub transposed: Vec<(usize, usize)>,
+    /// In a batched function: the first step of every stage of the body
+    /// (the first is [`Self::body`]). Each stage runs for all the examples
+    /// of a chunk before the next one starts. Empty in a function of one
+    /// example.
+    pub stages: Vec<usize>,
 }
 
 impl Layout {
@@ -104,11 +109,21 @@ pub fn layout(f: &Function) -> Layout {
 /// A step takes the slots of its results before the values that die there
 /// give theirs back, so a result never shares memory with its arguments;
 /// freed slots are reused by later values of the same size.
-fn plan(f: &Function, pre: &[usize], body: &[usize], results: &[usize], first: usize) -> Layout {
+fn plan(
+    f: &Function,
+    pre: &[usize],
+    body: &[Vec<usize>],
+    results: &[usize],
+    first: usize,
+) -> Layout {
     let n = f.insts.len();
     let mut steps = fuse::steps(f, pre);
     let body_start = steps.len();
-    steps.extend(fuse::steps(f, body));
+    let mut stages = Vec::new();
+    for stage in body {
+        stages.push(steps.len());
+        steps.extend(fuse::steps(f, stage));
+    }
     let end = steps.len();
     let mut step_of = vec![usize::MAX; n];
     // The instruction whose memory a value is: a view's is its argument's.
@@ -191,6 +206,7 @@ fn plan(f: &Function, pre: &[usize], body: &[usize], results: &[usize], first: u
         internal,
         scratch_len: len,
         transposed: Vec::new(),
+        stages,
     }
 }
 
@@ -237,6 +253,14 @@ pub struct BatchOutput {
 /// Instructions that no written output needs are in no step. A `one_hot`
 /// always runs per example, so that a bad class fails the example at the
 /// same instruction as in the interpreter.
+///
+/// The per-example instructions are in stages: a product `W @ x` or `x @ W`
+/// of a matrix fixed over the batch and a vector `x` computed per example
+/// is one stage after `x`'s, so that it can be computed for a chunk of
+/// examples at once (see [`ChunkProduct`]); every other instruction is in
+/// the latest stage of its arguments. There are stages only if every
+/// `one_hot` is in the first, so that the first example to fail is the
+/// interpreter's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BatchPlan {
     pub outputs: Vec<BatchOutput>,
@@ -245,7 +269,41 @@ pub struct BatchPlan {
     /// nothing else reads (a weight's gradient): computed over the batch as
     /// one product `G^T X` (see [`OuterMean`]).
     pub outer_means: Vec<OuterMean>,
+    /// The products `W @ x` of a matrix fixed over the batch with a vector
+    /// of the example (an input, or a value of an earlier stage): computed
+    /// for a chunk of examples at once (see [`ChunkProduct`]).
+    pub products: Vec<ChunkProduct>,
+    /// The values of the body that a later stage (or the end of the
+    /// example) reads, each with the offset in the scratch buffer of its
+    /// `[CHUNK, size]` rows: every example of a chunk writes its row after
+    /// the value's step.
+    pub kept: Vec<(usize, usize)>,
+    /// The stage of every instruction of the body (0 for the others).
+    pub stage: Vec<usize>,
 }
+
+/// A product `W @ x` in the loop over the examples where `W` (`[m, k]`) is
+/// fixed over the batch and `x` is an input or a value of an earlier stage
+/// (kept per example): before its stage runs for the examples of a chunk,
+/// the chunk's rows of `X W^T` are computed at once into `Y` (`[CHUNK, m]`,
+/// in the scratch buffer), reading `W`'s transpose; the instruction then
+/// copies row `r` of `Y` (the example's row in its chunk). Each element is
+/// the same dot product, summed from -0 in the same order over `k`, as the
+/// example's own `W @ x`. A product `x @ W` (`W` is `[k, m]`) likewise, as
+/// `X W`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ChunkProduct {
+    /// The `matmul` instruction.
+    pub inst: usize,
+    /// Its stage.
+    pub stage: usize,
+    /// The offset of `Y` in the scratch buffer.
+    pub y: usize,
+}
+
+/// The most numbers the values kept per example between stages may take
+/// (32 MB); a program that would keep more runs in one stage.
+pub const MAX_KEPT: usize = 1 << 22;
 
 /// How many examples' rows an [`OuterMean`] keeps before it multiplies them
 /// out: a batch of more examples is done in chunks of this many.
@@ -315,7 +373,78 @@ pub fn batch_plan(f: &Function, per_example: bool) -> BatchPlan {
             pre.push(i);
         }
     }
-    let mut layout = plan(f, &pre, &body, &results, EXAMPLE_SLOT + 1);
+    // The stages: a product `W @ x` of a vector `x` computed per example
+    // starts a stage after `x`'s, so that it is computed for the chunk at
+    // once; every other instruction runs in the latest stage of its
+    // arguments. Only if every `one_hot` is in the first stage, so that the
+    // first example to fail is the interpreter's.
+    // (A product `x @ W`, `x` a vector, likewise.)
+    let vector_of = |i: usize| {
+        let inst = &f.insts[i];
+        if !matches!(inst.op, Op::MatMul) {
+            return None;
+        }
+        let (a, b) = (inst.args[0].index(), inst.args[1].index());
+        match (f.insts[a].shape.dims(), f.insts[b].shape.dims()) {
+            ([m, k], [_]) if *m >= 2 && *k > UNROLL && !varies[a] => Some(b),
+            ([k], [_, m]) if *m >= 2 && *k > UNROLL && !varies[b] => Some(a),
+            _ => None,
+        }
+    };
+    let mut stage = vec![0usize; n];
+    for &i in &body {
+        let inst = &f.insts[i];
+        stage[i] = match vector_of(i) {
+            Some(x) if !matches!(f.insts[x].op, Op::Input(_)) => stage[x] + 1,
+            _ => inst
+                .args
+                .iter()
+                .map(|a| stage[a.index()])
+                .max()
+                .unwrap_or(0),
+        };
+    }
+    // The values a later stage (or the end of the example) reads, kept per
+    // example of the chunk. Inputs are read again instead.
+    let crossing = |stage: &[usize]| {
+        let last = body.iter().map(|&i| stage[i]).max().unwrap_or(0);
+        let mut crosses = vec![false; n];
+        for &i in &body {
+            for a in &f.insts[i].args {
+                let a = a.index();
+                crosses[a] |= varies[a] && stage[a] < stage[i];
+            }
+        }
+        for &v in &results {
+            crosses[v] |= varies[v] && stage[v] < last;
+        }
+        for &i in &body {
+            crosses[i] &= !matches!(f.insts[i].op, Op::Input(_));
+        }
+        crosses
+    };
+    let kept_size: usize = {
+        let crosses = crossing(&stage);
+        body.iter()
+            .filter(|&&i| crosses[i])
+            .map(|&i| f.insts[i].shape.size())
+            .sum()
+    };
+    let staged = kept_size.saturating_mul(CHUNK) <= MAX_KEPT
+        && body
+            .iter()
+            .all(|&i| !matches!(f.insts[i].op, Op::OneHot(_)) || stage[i] == 0);
+    if !staged {
+        for &i in &body {
+            stage[i] = 0;
+        }
+    }
+    let count = body.iter().map(|&i| stage[i] + 1).max().unwrap_or(1);
+    let mut stages = vec![Vec::new(); count];
+    for &i in &body {
+        stages[stage[i]].push(i);
+    }
+    let mut layout = plan(f, &pre, &stages, &results, EXAMPLE_SLOT + 1);
     // `W @ x` per example, `W` fixed: its transpose, after everything else
     // (a slot of its own, never reused).
     for &i in &body {
@@ -341,7 +470,7 @@ pub fn batch_plan(f: &Function, per_example: bool) -> BatchPlan {
             read[a.index()] = true;
         }
     }
-    let outer_means = results
+    let outer_means: Vec<OuterMean> = results
         .iter()
         .enumerate()
         .filter(|&(k, &v)| {
@@ -364,10 +493,46 @@ pub fn batch_plan(f: &Function, per_example: bool) -> BatchPlan {
             }
         })
         .collect();
+    // The products computed a chunk at a time: `x` an input (in the first
+    // stage), or computed in an earlier stage.
+    let mut products = Vec::new();
+    for &i in &body {
+        let Some(x) = vector_of(i) else {
+            continue;
+        };
+        let w = f.insts[i].args[0].index();
+        let input = matches!(f.insts[x].op, Op::Input(_));
+        // `W @ x` reads `W`'s transpose.
+        let ready = w == x || layout.transposed_of(w).is_some();
+        if (input || stage[x] < stage[i]) && ready {
+            let y = layout.scratch_len;
+            layout.scratch_len += CHUNK * f.insts[i].shape.size();
+            products.push(ChunkProduct {
+                inst: i,
+                stage: stage[i],
+                y,
+            });
+        }
+    }
+    let crosses = crossing(&stage);
+    let kept: Vec<(usize, usize)> = body
+        .iter()
+        .filter(|&&i| crosses[i])
+        // (A mean `G^T X` keeps its rows of `G` and `X` instead.)
+        .filter(|&&i| !outer_means.iter().any(|o| o.inst == i))
+        .map(|&i| {
+            let off = layout.scratch_len;
+            layout.scratch_len += CHUNK * f.insts[i].shape.size();
+            (i, off)
+        })
+        .collect();
     BatchPlan {
         outputs,
         layout,
         outer_means,
+        products,
+        kept,
+        stage,
     }
 }
 

@@ -17,7 +17,7 @@ use crate::shape::Shape;
 /// How many dot products (or pairs of them) a blocked product computes in
 /// one loop: enough independent additions to keep the adders busy, few
 /// enough to keep the accumulators in registers.
-const BLOCK: usize = 4;
+pub(super) const BLOCK: usize = 4;
 
 impl Translator<'_, '_> {
     pub(super) fn unary(&mut self, u: Unary, x: cl::Value) -> cl::Value {
@@ -308,7 +308,7 @@ impl Translator<'_, '_> {
     /// `(row, col)`, or with `ty` f64x2 the pair `(row, col..col + 2)`, each
     /// lane summing its own products from -0 in order. An element of `x` is
     /// loaded once per step for all the cells of its row.
-    fn dots(
+    pub(super) fn dots(
         &mut self,
         x: Opnd,
         y: Opnd,

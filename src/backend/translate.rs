@@ -83,6 +83,9 @@ pub(super) enum Loc {
     Data(GlobalValue, usize),
     /// In read-only memory at this address (an input of the current example).
     Ptr(cl::Value, usize),
+    /// In the scratch buffer at this address (a value of an earlier stage
+    /// of a batched function, kept for the current example).
+    Row(cl::Value, usize),
 }
 
 impl Loc {
@@ -94,12 +97,13 @@ impl Loc {
             Loc::Table(table, i, off) => Loc::Table(table, i, off + k),
             Loc::Data(gv, off) => Loc::Data(gv, off + k),
             Loc::Ptr(ptr, off) => Loc::Ptr(ptr, off + k),
+            Loc::Row(ptr, off) => Loc::Row(ptr, off + k),
         }
     }
 }
 
 const PARAMS: usize = 0;
-const INPUTS: usize = 1;
+pub(super) const INPUTS: usize = 1;
 pub(super) const OUTPUTS: usize = 2;
 
 /// A value ready for element access: a register that stands for every
@@ -392,6 +396,11 @@ impl Translator<'_, '_> {
                 ptr,
                 off,
                 readonly: true,
+            },
+            Loc::Row(ptr, off) => Opnd::Mem {
+                ptr,
+                off,
+                readonly: false,
             },
         }
     }

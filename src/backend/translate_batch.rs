@@ -5,7 +5,12 @@
 //! do not depend on the example once (the layout's steps before `body`),
 //! then, for every example in order, the others with the inputs' row of
 //! that example, adding every loss, metric and gradient to an accumulator and
-//! copying the per-example outputs to their rows. At the end each accumulator
+//! copying the per-example outputs to their rows. The examples go in chunks
+//! of [`CHUNK`], and the per-example instructions in stages (see
+//! [`super::abi::BatchPlan`]): each stage runs for every example of the
+//! chunk, in order, before the next one, the values a later stage reads kept
+//! per example; the last stage adds to the accumulators. At the end each
+//! accumulator
 //! is divided by `n`. An accumulator starts at -0 and adds the examples'
 //! values in order, so a mean is `(((-0 + v0) + v1) + ...) / n`, the same bits
 //! as that sum over the interpreter's per-example results.
@@ -15,12 +20,18 @@
 //! buffer takes a copy of the first example's value instead of being set to
 //! -0 and added to, and a batch of one example is not divided.
 //!
-//! Two products with a weight matrix fixed over the batch are done
+//! Three products with a weight matrix fixed over the batch are done
 //! differently, with the same arithmetic:
 //!
 //! - `W @ x` of each example reads `W`'s transpose, made once per call
 //!   before the loop, so that pairs of rows of `W` are f64x2 loads (see
 //!   `Translator::matmul`).
+//! - `W @ x` (or `x @ W`) where `x` is an input, or a value of an earlier
+//!   stage, is computed for a chunk of examples at once, before its stage
+//!   runs: the chunk's rows of `X W^T` (or `X W`), from the inputs' rows or
+//!   the kept rows of `x`, two rows and eight columns at a time, each element
+//!   the same dot product in the same order as the example's own; the
+//!   instruction copies its row (see [`super::abi::ChunkProduct`]).
 //! - A mean of `outer(g, x)` that nothing else reads (the gradient of a
 //!   weight matrix) is one product `G^T X` over the batch: each example only
 //!   copies `g` and `x` to its row of `G` and `X`, and after the last example
@@ -33,8 +44,9 @@ use cranelift_codegen::ir::{self as cl, types, InstBuilder, Signature};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_module::Module;
 
-use super::abi::{BatchOutput, BatchPlan, OuterMean, Reduce, CHUNK};
-use super::translate::{Ix, Loc, Opnd, Translator, OUTPUTS};
+use super::abi::{BatchOutput, BatchPlan, ChunkProduct, OuterMean, Reduce, CHUNK};
+use super::ops::BLOCK;
+use super::translate::{dst_loc, Ix, Loc, Opnd, Translator, INPUTS, OUTPUTS};
 use crate::ir::Function;
 
 /// The signature of the generated batched function (see
@@ -73,13 +85,10 @@ pub fn translate_batched(
         let size = f.insts[o.inst].shape.size();
         t.fill(dst, size, -0.0);
     }
-    // The row of the current example in the chunk's `G` and `X`.
-    let row = t.b.declare_var(t.ptr);
-    let zero = t.b.ins().iconst(t.ptr, 0);
-    t.b.def_var(row, zero);
-
-    // for example in 0..n (the caller checks n >= 1: with n = 0 the loop is
-    // skipped and the buffers are left as they are).
+    // for each chunk of at most CHUNK examples from `first` on (the caller
+    // checks n >= 1: with n = 0 the loop is skipped and the buffers are left
+    // as they are): every stage for the chunk's examples in order, then the
+    // chunk's `G^T X`.
     let counter = t.b.declare_var(t.ptr);
     let zero = t.b.ins().iconst(t.ptr, 0);
     t.b.def_var(counter, zero);
@@ -87,50 +96,91 @@ pub fn translate_batched(
     let exit = t.b.create_block();
     t.b.ins().brif(n, header, &[], exit, &[]);
     t.b.switch_to_block(header);
-    let example = t.b.use_var(counter);
-    t.example = Some(example);
+    let first = t.b.use_var(counter);
+    let left = t.b.ins().isub(n, first);
+    let chunk = t.b.ins().iconst(t.ptr, CHUNK as i64);
+    let rows = t.b.ins().umin(left, chunk);
     let outer_mean = |i: usize| plan.outer_means.iter().find(|o| o.inst == i);
-    let r = t.b.use_var(row);
-    for step in &layout.steps[layout.body..] {
-        match step[..] {
-            [i] if outer_mean(i).is_some() => {
-                let o = outer_mean(i).expect("just found");
-                t.keep_rows(o, r);
+    let product = |i: usize| plan.products.iter().find(|o| o.inst == i);
+    let kept = |i: usize| {
+        plan.kept
+            .iter()
+            .find(|&&(v, _)| v == i)
+            .map(|&(_, off)| off)
+    };
+    let count = layout.stages.len();
+    let mut failed = None;
+    for s in 0..count {
+        let from = layout.stages[s];
+        let to = layout
+            .stages
+            .get(s + 1)
+            .copied()
+            .unwrap_or(layout.steps.len());
+        for o in plan.products.iter().filter(|o| o.stage == s) {
+            t.chunk_product(o, first, rows, kept);
+        }
+        t.for_count(rows, &mut |t, r| {
+            let r = r.dynamic.expect("a loop counter");
+            let example = t.b.ins().iadd(first, r);
+            t.example = Some(example);
+            // The inputs' rows of this example, and what earlier stages kept.
+            for step in &layout.steps[layout.body..] {
+                for &i in step {
+                    if matches!(t.f.insts[i].op, crate::ir::Op::Input(_)) && s > 0 {
+                        if let Err(e) = t.step(&[i]) {
+                            failed.get_or_insert(e);
+                        }
+                    }
+                }
             }
-            _ => t.step(step)?,
-        }
+            for &(v, off) in &plan.kept {
+                if plan.stage[v] < s {
+                    t.kept_row(v, off, r);
+                }
+            }
+            for step in &layout.steps[from..to] {
+                match step[..] {
+                    [i] if outer_mean(i).is_some() => {
+                        let o = outer_mean(i).expect("just found");
+                        t.keep_rows(o, r);
+                    }
+                    [i] if product(i).is_some() => {
+                        let o = product(i).expect("just found");
+                        t.product_row(o, r);
+                    }
+                    _ => {
+                        if let Err(e) = t.step(step) {
+                            failed.get_or_insert(e);
+                        }
+                    }
+                }
+                for &i in step {
+                    if let Some(off) = kept(i) {
+                        t.keep_row(i, off, r);
+                    }
+                }
+            }
+            if s + 1 == count {
+                for (k, (o, acc)) in plan.outputs.iter().zip(&accs).enumerate() {
+                    if !plan.outer_means.iter().any(|om| om.output == k) {
+                        t.add(k, o, *acc, example);
+                    }
+                }
+            }
+            t.example = None;
+        });
     }
-    for (k, (o, acc)) in plan.outputs.iter().zip(&accs).enumerate() {
-        if !plan.outer_means.iter().any(|om| om.output == k) {
-            t.add(k, o, *acc, example);
-        }
+    if let Some(e) = failed {
+        return Err(e);
     }
-    if !plan.outer_means.is_empty() {
-        // After the chunk's last example: G^T X.
-        let rows = t.b.ins().iadd_imm_s(r, 1);
-        t.b.def_var(row, rows);
-        let full = t.b.ins().icmp_imm_u(IntCC::Equal, rows, CHUNK as i64);
-        let next = t.b.ins().iadd_imm_s(example, 1);
-        let last = t.b.ins().icmp(IntCC::Equal, next, n);
-        let flush = t.b.ins().bor(full, last);
-        let multiply = t.b.create_block();
-        let go_on = t.b.create_block();
-        t.b.ins().brif(flush, multiply, &[], go_on, &[]);
-        t.b.switch_to_block(multiply);
-        for o in &plan.outer_means {
-            t.outer_mean(o, rows);
-        }
-        let zero = t.b.ins().iconst(t.ptr, 0);
-        t.b.def_var(row, zero);
-        t.b.ins().jump(go_on, &[]);
-        t.b.switch_to_block(go_on);
+    for o in &plan.outer_means {
+        t.outer_mean(o, rows);
     }
-    t.example = None;
-    let next = t.b.ins().iadd_imm_s(example, 1);
+    let next = t.b.ins().iadd_imm_s(first, CHUNK as i64);
     t.b.def_var(counter, next);
     let more = t.b.ins().icmp(IntCC::UnsignedLessThan, next, n);
     t.b.ins().brif(more, header, &[], exit, &[]);
-
     t.b.switch_to_block(exit);
     let count = t.b.ins().fcvt_from_uint(types::F64, n);
     // Dividing by 1 changes nothing: a batch of one skips the buffers.
@@ -311,6 +361,157 @@ impl Translator<'_, '_> {
         if !cols.is_empty() {
             block(self, &cols);
         }
+    }
+
+    /// The rows of `Y = X W^T` (or `X W`) of `o` for the `rows` examples (at
+    /// least one) from `first` on, `X` the inputs' rows or the kept ones: pairs of rows (the last row twice if `rows` is odd)
+    /// times eight columns (four f64x2 accumulators per row), then the rest
+    /// of the columns, each element summed from -0 over `k` in order, as the
+    /// example's own `W @ x` sums it.
+    fn chunk_product(
+        &mut self,
+        o: &ChunkProduct,
+        first: cl::Value,
+        rows: cl::Value,
+        kept: impl Fn(usize) -> Option<usize>,
+    ) {
+        let args = &self.f.insts[o.inst].args;
+        let (a, b) = (args[0], args[1]);
+        // `Y = X W^T` for `W @ x`, `Y = X W` for `x @ W`: `X` times a `[k, m]`
+        // matrix.
+        let (xv, wt, m, k) = match (self.f.shape(a).dims(), self.f.shape(b).dims()) {
+            ([m, k], [_]) => {
+                let wt = Opnd::Mem {
+                    ptr: self.scratch,
+                    off: self
+                        .layout
+                        .transposed_of(a.index())
+                        .expect("planned with it"),
+                    readonly: false,
+                };
+                (b, wt, *m, *k)
+            }
+            ([k], [_, m]) => {
+                let (m, k) = (*m, *k);
+                (a, self.operand(b), m, k)
+            }
+            _ => unreachable!("a matrix-vector product"),
+        };
+        let x = match (self.f.insts[xv.index()].op.clone(), kept(xv.index())) {
+            (crate::ir::Op::Input(input), _) => {
+                let base = self.table_entry(INPUTS, input);
+                let bytes = self.b.ins().imul_imm_s(first, (k * 8) as i64);
+                Opnd::Mem {
+                    ptr: self.b.ins().iadd(base, bytes),
+                    off: 0,
+                    readonly: true,
+                }
+            }
+            (_, Some(off)) => Opnd::Mem {
+                ptr: self.scratch,
+                off,
+                readonly: false,
+            },
+            _ => unreachable!("a product's vector is an input or kept"),
+        };
+        let y = Opnd::Mem {
+            ptr: self.scratch,
+            off: o.y,
+            readonly: false,
+        };
+        let pairs = self.b.ins().iadd_imm_s(rows, 1);
+        let pairs = self.b.ins().ushr_imm_u(pairs, 1);
+        let last = self.b.ins().iadd_imm_s(rows, -1);
+        self.for_count(pairs, &mut |t, q| {
+            let r0 = t.lin(&[(q, 2)], 0);
+            let r0v = r0.dynamic.expect("a loop counter");
+            let next = t.b.ins().iadd_imm_s(r0v, 1);
+            let r1v = t.b.ins().umin(next, last);
+            let r1 = Ix {
+                dynamic: Some(r1v),
+                konst: 0,
+            };
+            let put = |t: &mut Self, cells: &[(Ix, Ix, cl::Type)]| {
+                let d = t.dots(x, wt, k, m, cells);
+                for (&(row, col, _), v) in cells.iter().zip(d) {
+                    let at = t.lin(&[(row, m), (col, 1)], 0);
+                    t.write(y, at, v);
+                }
+            };
+            let whole = m - m % (2 * BLOCK);
+            t.for_each_step(whole, 2 * BLOCK, &mut |t, col| {
+                let cells: Vec<(Ix, Ix, cl::Type)> = [r0, r1]
+                    .iter()
+                    .flat_map(|&row| (0..BLOCK).map(move |c| (row, col.plus(2 * c), types::F64X2)))
+                    .collect();
+                put(t, &cells);
+            });
+            let mut cols = Vec::new();
+            let mut col = whole;
+            while col + 2 <= m {
+                cols.push((Ix::c(col), types::F64X2));
+                col += 2;
+            }
+            if col < m {
+                cols.push((Ix::c(col), types::F64));
+            }
+            if !cols.is_empty() {
+                let cells: Vec<(Ix, Ix, cl::Type)> = [r0, r1]
+                    .iter()
+                    .flat_map(|&row| cols.iter().map(move |&(col, ty)| (row, col, ty)))
+                    .collect();
+                put(t, &cells);
+            }
+        });
+    }
+
+    /// The value of `o`'s product for the current example: row `r` of its
+    /// `Y`, copied to the instruction's slot.
+    fn product_row(&mut self, o: &ChunkProduct, r: cl::Value) {
+        let m = self.f.insts[o.inst].shape.size();
+        let at = self.b.ins().imul_imm_s(r, (m * 8) as i64);
+        let ptr = self.b.ins().iadd(self.scratch, at);
+        let src = Opnd::Mem {
+            ptr,
+            off: o.y,
+            readonly: false,
+        };
+        let dst = self.dest(o.inst);
+        self.copy(src, dst, 0, m);
+        self.set_loc(o.inst, dst_loc(dst));
+    }
+
+    /// Copies the value of instruction `v` to row `r` of its rows at `off`.
+    fn keep_row(&mut self, v: usize, off: usize, r: cl::Value) {
+        let size = self.f.insts[v].shape.size();
+        let src = self.operand(crate::ir::Value(v as u32));
+        let at = self.b.ins().imul_imm_s(r, (size * 8) as i64);
+        let ptr = self.b.ins().iadd(self.scratch, at);
+        let dst = Opnd::Mem {
+            ptr,
+            off,
+            readonly: false,
+        };
+        self.copy(src, dst, 0, size);
+    }
+
+    /// Makes the value of instruction `v`, of an earlier stage, row `r` of
+    /// its rows at `off`: a scalar loaded, a tensor read in place.
+    fn kept_row(&mut self, v: usize, off: usize, r: cl::Value) {
+        let size = self.f.insts[v].shape.size();
+        let at = self.b.ins().imul_imm_s(r, (size * 8) as i64);
+        let ptr = self.b.ins().iadd(self.scratch, at);
+        let loc = if self.f.insts[v].shape.is_scalar() {
+            let src = Opnd::Mem {
+                ptr,
+                off,
+                readonly: false,
+            };
+            Loc::Reg(self.read(src, Ix::c(0)))
+        } else {
+            Loc::Row(ptr, off)
+        };
+        self.set_loc(v, loc);
     }
 
     /// Runs `body` for every index in `0..count`, a value of at least 1.
