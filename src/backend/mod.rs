@@ -14,7 +14,7 @@
 //!
 //! The generated code computes what [`crate::ir::interp`] computes, in the
 //! same order, so the results are the same bits (a NaN's payload aside).
-//! `unsafe` lives only in this module ([`jit`]): user input cannot reach it,
+//! `unsafe` lives only in this module ([`jit`], [`batch`]): user input cannot reach it,
 //! since every buffer is checked against its shape before a call.
 //!
 //! ```
