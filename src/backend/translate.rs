@@ -23,6 +23,13 @@ use super::libm::Callee;
 use super::ops::{lane_wise_binary, lane_wise_unary};
 use crate::ir::{Function, Op, Value};
 
+/// The end of a generated loop: known when compiling, or a value at run time.
+#[derive(Copy, Clone)]
+pub(super) enum Bound {
+    Const(usize),
+    Value(cl::Value),
+}
+
 /// Loops of at most this many iterations are unrolled.
 pub(super) const UNROLL: usize = 4;
 
@@ -506,6 +513,17 @@ impl Translator<'_, '_> {
             }
             return;
         }
+        self.counted_loop(step, Bound::Const(n), body);
+    }
+
+    /// A loop `for i in (0..bound).step_by(step)` in the generated code, with
+    /// the test at the bottom: the bound must be at least 1.
+    pub(super) fn counted_loop(
+        &mut self,
+        step: usize,
+        bound: Bound,
+        body: &mut dyn FnMut(&mut Self, Ix),
+    ) {
         let counter = self.b.declare_var(self.ptr);
         let zero = self.b.ins().iconst(self.ptr, 0);
         self.b.def_var(counter, zero);
@@ -523,10 +541,13 @@ impl Translator<'_, '_> {
         );
         let next = self.b.ins().iadd_imm_s(i, step as i64);
         self.b.def_var(counter, next);
-        let more = self
-            .b
-            .ins()
-            .icmp_imm_u(IntCC::UnsignedLessThan, next, n as i64);
+        let more = match bound {
+            Bound::Const(n) => self
+                .b
+                .ins()
+                .icmp_imm_u(IntCC::UnsignedLessThan, next, n as i64),
+            Bound::Value(n) => self.b.ins().icmp(IntCC::UnsignedLessThan, next, n),
+        };
         self.b.ins().brif(more, header, &[], exit, &[]);
         self.b.switch_to_block(exit);
     }

@@ -46,7 +46,7 @@ use cranelift_module::Module;
 
 use super::abi::{BatchOutput, BatchPlan, ChunkProduct, OuterMean, Reduce, CHUNK};
 use super::ops::BLOCK;
-use super::translate::{dst_loc, Ix, Loc, Opnd, Translator, INPUTS, OUTPUTS};
+use super::translate::{dst_loc, Bound, Ix, Loc, Opnd, Translator, INPUTS, OUTPUTS};
 use crate::ir::Function;
 
 /// The signature of the generated batched function (see
@@ -516,26 +516,7 @@ impl Translator<'_, '_> {
 
     /// Runs `body` for every index in `0..count`, a value of at least 1.
     fn for_count(&mut self, count: cl::Value, body: &mut dyn FnMut(&mut Self, Ix)) {
-        let counter = self.b.declare_var(self.ptr);
-        let zero = self.b.ins().iconst(self.ptr, 0);
-        self.b.def_var(counter, zero);
-        let header = self.b.create_block();
-        let exit = self.b.create_block();
-        self.b.ins().jump(header, &[]);
-        self.b.switch_to_block(header);
-        let i = self.b.use_var(counter);
-        body(
-            self,
-            Ix {
-                dynamic: Some(i),
-                konst: 0,
-            },
-        );
-        let next = self.b.ins().iadd_imm_s(i, 1);
-        self.b.def_var(counter, next);
-        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, next, count);
-        self.b.ins().brif(more, header, &[], exit, &[]);
-        self.b.switch_to_block(exit);
+        self.counted_loop(1, Bound::Value(count), body);
     }
 
     /// Writes the transpose of instruction `w`'s value, an `[m, k]` matrix,
