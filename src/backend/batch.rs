@@ -16,10 +16,11 @@
 use cranelift_frontend::FunctionBuilderContext;
 use cranelift_module::Module;
 
-use super::abi::{self, BatchEntryFn, BatchOutput, Reduce, Scratch, EXAMPLE_SLOT};
-use super::jit::{check_lengths, check_sizes, define_entry, new_module};
-use super::jit::{status_result, Code};
-use super::translate_batch;
+use super::abi::{self, check_lengths, BatchEntryFn, Scratch};
+use super::jit::{check_sizes, define_entry, Code};
+use super::plan::batch::batch_plan;
+use super::plan::{BatchOutput, BatchPlan, Reduce};
+use super::translate::batch::translate_batched;
 use crate::ir::interp::check_slots;
 use crate::ir::{verify, Function};
 use crate::shape::{Shape, Tensor};
@@ -57,13 +58,13 @@ pub fn compile_batched_with(
     f: &Function,
     options: BatchOptions,
 ) -> Result<BatchedFunction, String> {
-    let mut code = Code(Some(new_module()?));
-    let module = code.0.as_mut().expect("just made");
+    let mut code = Code::new()?;
+    let module = code.module();
     let mut ctx = module.make_context();
     let plan = build(module, f, options, &mut ctx)?;
     let ptr = define_entry(module, &mut ctx)?;
     // SAFETY: `ptr` is the finalized code of a function defined with
-    // `translate_batch::batch_signature`, which is `BatchEntryFn` under the
+    // `abi::batch_signature`, which is `BatchEntryFn` under the
     // module's default call convention, that of `extern "C"` on this host.
     let entry = unsafe { std::mem::transmute::<*const u8, BatchEntryFn>(ptr) };
     Ok(BatchedFunction {
@@ -78,8 +79,8 @@ pub fn compile_batched_with(
 /// The Cranelift IR of the batched function of `f`, as the translator emits
 /// it (before Cranelift's optimisations).
 pub fn batch_clif_text(f: &Function, options: BatchOptions) -> Result<String, String> {
-    let mut code = Code(Some(new_module()?));
-    let module = code.0.as_mut().expect("just made");
+    let mut code = Code::new()?;
+    let module = code.module();
     let mut ctx = module.make_context();
     build(module, f, options, &mut ctx)?;
     Ok(ctx.func.display().to_string())
@@ -90,13 +91,13 @@ fn build(
     f: &Function,
     options: BatchOptions,
     ctx: &mut cranelift_codegen::Context,
-) -> Result<abi::BatchPlan, String> {
+) -> Result<BatchPlan, String> {
     verify::verify(f).map_err(|e| format!("invalid IR: {e}"))?;
     check_sizes(f)?;
-    let plan = abi::batch_plan(f, options.per_example_outputs);
-    ctx.func.signature = translate_batch::batch_signature(module);
+    let plan = batch_plan(f, options.per_example_outputs);
+    ctx.func.signature = abi::batch_signature(module);
     let mut fctx = FunctionBuilderContext::new();
-    translate_batch::translate_batched(module, f, &plan, &mut ctx.func, &mut fctx)?;
+    translate_batched(module, f, &plan, &mut ctx.func, &mut fctx)?;
     Ok(plan)
 }
 
@@ -177,22 +178,11 @@ impl BatchedFunction {
                 ));
             }
         }
-        let (np, ni) = (params.len(), inputs.len());
-        if scratch.data.len() != self.scratch_len || scratch.ptrs.len() != np + ni + out.len() {
-            return Err("the scratch buffer was made for another function".to_string());
-        }
-        for (slot, p) in scratch.ptrs.iter_mut().zip(params.iter().chain(inputs)) {
-            *slot = p.as_ptr().expose_provenance();
-        }
-        for (slot, o) in scratch.ptrs[np + ni..].iter_mut().zip(out.iter_mut()) {
-            *slot = o.as_mut_ptr().expose_provenance();
-        }
-        let tables = scratch.ptrs.as_ptr() as *const *const f64;
-        let in_table = scratch.ptrs[np..].as_ptr() as *const *const f64;
-        let out_table = scratch.ptrs[np + ni..].as_ptr() as *const *mut f64;
+        let t = scratch.bind(self.scratch_len, params, inputs, out)?;
         // SAFETY: the code was compiled from `self.f` with the plan that
         // gave `self.outputs` and `self.scratch_len`, and is alive (owned by
-        // `self.code`). The tables hold exactly one pointer per parameter,
+        // `self.code`). The tables, filled by `Scratch::bind` above (which
+        // checked the scratch), hold exactly one pointer per parameter,
         // input and output buffer, each to a live buffer of exactly the
         // length checked above: a parameter's size, `n` rows of an input's
         // size, a mean's size or `n` rows of a per-example output's size.
@@ -202,10 +192,9 @@ impl BatchedFunction {
         // plan requires. Parameters and inputs are only read, and the `&mut`
         // outputs cannot alias them or each other. Everything is borrowed for
         // the whole call.
-        let status =
-            unsafe { (self.entry)(tables, in_table, out_table, scratch.data.as_mut_ptr(), n) };
-        status_result(f, status, &scratch.data).map_err(|message| {
-            let example = scratch.data[EXAMPLE_SLOT];
+        let status = unsafe { (self.entry)(t.params, t.inputs, t.outputs, t.scratch, n) };
+        scratch.status_result(f, status).map_err(|message| {
+            let example = scratch.failed_example();
             format!("example {example}: {message}")
         })
     }

@@ -9,10 +9,11 @@ use cranelift_frontend::FunctionBuilderContext;
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{Linkage, Module};
 
-use super::abi::{self, EntryFn, Scratch, ERROR_SLOT};
+use super::abi::{self, check_lengths, EntryFn, Scratch};
 use super::libm::Callee;
-use super::translate;
-use crate::ir::{interp, verify, Function, Slot};
+use super::plan::{layout, Layout};
+use super::translate::single;
+use crate::ir::{interp, verify, Function};
 use crate::shape::Tensor;
 
 /// A function compiled to machine code for this host.
@@ -30,7 +31,19 @@ pub struct JitFunction {
 
 /// Owns the `JITModule` that holds the code and the constant data, and frees
 /// them on drop.
-pub(super) struct Code(pub(super) Option<JITModule>);
+pub(super) struct Code(Option<JITModule>);
+
+impl Code {
+    /// A new, empty module for the host (see [`new_module`]).
+    pub(super) fn new() -> Result<Code, String> {
+        Ok(Code(Some(new_module()?)))
+    }
+
+    /// The module, until the code is dropped.
+    pub(super) fn module(&mut self) -> &mut JITModule {
+        self.0.as_mut().expect("held until drop")
+    }
+}
 
 // SAFETY: `JITModule` is `Send` but not `Sync` because of interior mutability
 // (a `RefCell` of symbols) used while compiling. A `Code` is only touched
@@ -53,7 +66,7 @@ impl Drop for Code {
 
 /// The host ISA: `opt_level=speed`, not PIC (the JIT does not support it),
 /// with the native CPU features (AVX, FMA where present).
-pub(super) fn new_module() -> Result<JITModule, String> {
+fn new_module() -> Result<JITModule, String> {
     let mut flags = settings::builder();
     let set = |flags: &mut settings::Builder, k: &str, v: &str| {
         flags
@@ -88,13 +101,13 @@ fn build(
     module: &mut JITModule,
     f: &Function,
     ctx: &mut cranelift_codegen::Context,
-) -> Result<abi::Layout, String> {
+) -> Result<Layout, String> {
     verify::verify(f).map_err(|e| format!("invalid IR: {e}"))?;
     check_sizes(f)?;
-    let layout = abi::layout(f);
-    ctx.func.signature = translate::entry_signature(module);
+    let layout = layout::layout(f);
+    ctx.func.signature = abi::entry_signature(module);
     let mut fctx = FunctionBuilderContext::new();
-    translate::translate(module, f, &layout, &mut ctx.func, &mut fctx)?;
+    single::translate(module, f, &layout, &mut ctx.func, &mut fctx)?;
     Ok(layout)
 }
 
@@ -119,13 +132,13 @@ pub(super) fn define_entry(
 
 /// Compiles `f` to machine code.
 pub fn compile(f: &Function) -> Result<JitFunction, String> {
-    let mut code = Code(Some(new_module()?));
-    let module = code.0.as_mut().expect("just made");
+    let mut code = Code::new()?;
+    let module = code.module();
     let mut ctx = module.make_context();
     let layout = build(module, f, &mut ctx)?;
     let ptr = define_entry(module, &mut ctx)?;
     // SAFETY: `ptr` is the finalized code of a function defined with
-    // `translate::entry_signature`, which is `EntryFn` under the module's
+    // `abi::entry_signature`, which is `EntryFn` under the module's
     // default call convention, that of `extern "C"` on this host.
     let entry = unsafe { std::mem::transmute::<*const u8, EntryFn>(ptr) };
     Ok(JitFunction {
@@ -139,8 +152,8 @@ pub fn compile(f: &Function) -> Result<JitFunction, String> {
 /// The Cranelift IR of `f`, as the translator emits it (before Cranelift's
 /// optimisations), with the names of the host functions and data it uses.
 pub fn clif_text(f: &Function) -> Result<String, String> {
-    let mut code = Code(Some(new_module()?));
-    let module = code.0.as_mut().expect("just made");
+    let mut code = Code::new()?;
+    let module = code.module();
     let mut ctx = module.make_context();
     build(module, f, &mut ctx)?;
     let mut out = String::new();
@@ -229,49 +242,19 @@ impl JitFunction {
                 ));
             }
         }
-        let (np, ni) = (params.len(), inputs.len());
-        if scratch.data.len() != self.scratch_len || scratch.ptrs.len() != np + ni + outputs.len() {
-            return Err("the scratch buffer was made for another function".to_string());
-        }
-        for (slot, p) in scratch.ptrs.iter_mut().zip(params.iter().chain(inputs)) {
-            *slot = p.as_ptr().expose_provenance();
-        }
-        for (slot, o) in scratch.ptrs[np + ni..].iter_mut().zip(outputs.iter_mut()) {
-            *slot = o.as_mut_ptr().expose_provenance();
-        }
-        let tables = scratch.ptrs.as_ptr() as *const *const f64;
-        let out_table = scratch.ptrs[np + ni..].as_ptr() as *const *mut f64;
-        let in_table = scratch.ptrs[np..].as_ptr() as *const *const f64;
+        let t = scratch.bind(self.scratch_len, params, inputs, outputs)?;
         // SAFETY: the code was compiled from `self.f` and is alive (owned by
-        // `self.code`). The tables hold exactly one pointer per parameter,
-        // input and output of `self.f`, each to a live buffer of exactly its
-        // shape's size (checked above); the generated code reads no further
+        // `self.code`). The tables, filled by `Scratch::bind` above, hold
+        // exactly one pointer per parameter, input and output of `self.f`,
+        // each to a live buffer of exactly its shape's size (checked above,
+        // and the scratch checked by `bind`); the generated code reads no further
         // than those sizes, writes only the output buffers and the scratch
         // buffer, which holds `scratch_len` numbers as the layout it was
         // compiled with requires. Parameters and inputs are only read, and
         // the `&mut` outputs cannot alias them. The tables and buffers are
         // borrowed for the whole call.
-        let status =
-            unsafe { (self.entry)(tables, in_table, out_table, scratch.data.as_mut_ptr()) };
-        status_result(f, status, &scratch.data)
-    }
-}
-
-/// `Ok` for status 0; else the interpreter's message for the failing
-/// `one_hot` (status `i + 1` for instruction `%i`), whose class the
-/// generated code left in `scratch[ERROR_SLOT]`.
-pub(super) fn status_result(f: &Function, status: i64, scratch: &[f64]) -> Result<(), String> {
-    if status == 0 {
-        return Ok(());
-    }
-    let class = scratch[ERROR_SLOT];
-    let op = usize::try_from(status - 1)
-        .ok()
-        .and_then(|i| f.insts.get(i))
-        .map(|inst| &inst.op);
-    match op.map(|op| interp::eval_op(op, &[&Tensor::scalar(class)])) {
-        Some(Err(message)) => Err(message),
-        _ => Err(format!("the compiled code failed with status {status}")),
+        let status = unsafe { (self.entry)(t.params, t.inputs, t.outputs, t.scratch) };
+        scratch.status_result(f, status)
     }
 }
 
@@ -296,31 +279,6 @@ pub(super) fn check_sizes(f: &Function) -> Result<(), String> {
             .and_then(|n| total.checked_add(n))
             .filter(|&t| t <= MAX_ELEMENTS)
             .ok_or_else(|| format!("tensors of shape {shape} are too large to compile"))?;
-    }
-    Ok(())
-}
-
-pub(super) fn check_lengths(
-    kind: &str,
-    slots: &[Slot],
-    given: impl ExactSizeIterator<Item = usize>,
-) -> Result<(), String> {
-    if slots.len() != given.len() {
-        return Err(format!(
-            "expected {} {kind} values, got {}",
-            slots.len(),
-            given.len()
-        ));
-    }
-    for (s, len) in slots.iter().zip(given) {
-        if len != s.shape.size() {
-            return Err(format!(
-                "{kind} {} has shape {} ({} numbers) but its buffer holds {len}",
-                s.name,
-                s.shape,
-                s.shape.size()
-            ));
-        }
     }
     Ok(())
 }

@@ -2,20 +2,35 @@
 //! (the forward program or the gradient program) to machine code for this
 //! host and runs it.
 //!
-//! - [`abi`]: the generated function's signature and the scratch layout.
-//! - [`translate`]: IR -> Cranelift IR, each operation a loop nest over its
-//!   static shape; `ops` holds the lowering of the larger operations, `fuse`
-//!   the fusion of elementwise runs into one loop and slices as views.
-//! - [`jit`]: the ISA and module, and [`JitFunction`], the callable.
-//! - [`batch`], [`translate_batch`]: [`BatchedFunction`], the same with the
-//!   loop over a mini-batch's examples inside the machine code, returning the
-//!   mean of every loss, metric and gradient in one call.
+//! The modules, each using only the ones listed before it (and its own
+//! children), so that the imports form a tree without cycles:
+//!
 //! - [`libm`]: the host math functions the generated code calls.
+//! - [`plan`]: what runs in which order and where every value lives, decided
+//!   before translation, with no Cranelift in it: the fusion schedule
+//!   (`plan::fuse`), the scratch layout (`plan::layout`), and the plan of a
+//!   batched function (`plan::batch`: liveness, hoisting, stages, transposes,
+//!   chunk products).
+//! - [`abi`]: the calling convention: the entry points' signatures, the
+//!   pointer tables and scratch buffer a call binds ([`Scratch`]), the
+//!   status a call returns.
+//! - `translate`: IR -> Cranelift IR following a plan, each operation a loop
+//!   nest over its static shape. Its root is the translator's context; its
+//!   children lower the operations (`ops` and the files it dispatches to),
+//!   fuse runs (`fuse`), and build the two functions (`single`, `batch`).
+//! - [`jit`]: the ISA and module, and [`JitFunction`], the callable.
+//! - [`batch`]: [`BatchedFunction`], the same with the loop over a
+//!   mini-batch's examples inside the machine code, returning the mean of
+//!   every loss, metric and gradient in one call.
+//!
+//! In short: `libm, plan <- abi <- translate(ops, fuse, single, batch) <-
+//! jit <- batch`.
 //!
 //! The generated code computes what [`crate::ir::interp`] computes, in the
 //! same order, so the results are the same bits (a NaN's payload aside).
-//! `unsafe` lives only in this module ([`jit`], [`batch`]): user input cannot reach it,
-//! since every buffer is checked against its shape before a call.
+//! `unsafe` lives only in the two entry points, [`jit`] and [`batch`]: user
+//! input cannot reach it, since every buffer is checked against its shape
+//! before a call.
 //!
 //! ```
 //! let compiled = gradc::compile("param w: [2] = [1, 2]\ninput x: [2]\nloss dot(w, x)\n").unwrap();
@@ -27,18 +42,17 @@
 
 pub mod abi;
 pub mod batch;
-mod fuse;
 pub mod jit;
 pub mod libm;
-mod ops;
-pub mod translate;
-pub mod translate_batch;
+pub mod plan;
+mod translate;
 
 #[cfg(test)]
 mod tests;
 
-pub use abi::{BatchOutput, Reduce, Scratch};
+pub use abi::Scratch;
 pub use batch::{
     batch_clif_text, compile_batched, compile_batched_with, BatchOptions, BatchedFunction,
 };
 pub use jit::{clif_text, compile, JitFunction};
+pub use plan::{BatchOutput, Reduce};

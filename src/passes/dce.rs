@@ -4,9 +4,20 @@
 use crate::ir::Function;
 
 pub fn run(f: &mut Function) -> bool {
+    let live = live(f, f.outputs.iter().map(|o| o.value.index()));
+    if live.iter().all(|&l| l) {
+        return false;
+    }
+    super::retain(f, &live);
+    true
+}
+
+/// Which instructions the `roots` (instruction indices) need: the roots
+/// themselves and, transitively, their arguments.
+pub fn live(f: &Function, roots: impl IntoIterator<Item = usize>) -> Vec<bool> {
     let mut live = vec![false; f.insts.len()];
-    for o in &f.outputs {
-        live[o.value.index()] = true;
+    for r in roots {
+        live[r] = true;
     }
     for i in (0..f.insts.len()).rev() {
         if live[i] {
@@ -15,11 +26,7 @@ pub fn run(f: &mut Function) -> bool {
             }
         }
     }
-    if live.iter().all(|&l| l) {
-        return false;
-    }
-    super::retain(f, &live);
-    true
+    live
 }
 
 #[cfg(test)]

@@ -158,7 +158,7 @@ fn batch_plan_hoists_what_does_not_depend_on_the_example() {
             value: v,
         });
     }
-    let plan = abi::batch_plan(&f, false);
+    let plan = plan::batch::batch_plan(&f, false);
     let layout = &plan.layout;
     // sum w is hoisted before the run of exp w.
     assert_eq!(layout.steps[..layout.body], [vec![0], vec![6], vec![2]]);
@@ -169,7 +169,7 @@ fn batch_plan_hoists_what_does_not_depend_on_the_example() {
     assert_eq!(layout.slots[2], Some(2));
     assert_eq!(layout.slots[3], None);
     assert_eq!(layout.scratch_len, 5);
-    let plan = abi::batch_plan(&f, true);
+    let plan = plan::batch::batch_plan(&f, true);
     let layout = &plan.layout;
     assert_eq!(layout.steps[layout.body..], [vec![1], vec![3, 4, 5]]);
     assert_eq!(layout.slots[5], Some(5));
@@ -227,7 +227,7 @@ fn fused_runs_and_views() {
         for v in [sum, sum2, d, sum3] {
             output(&mut f, v);
         }
-        let layout = abi::layout(&f);
+        let layout = plan::layout::layout(&f);
         let ix = |vs: &[Value]| vs.iter().map(|v| v.index()).collect::<Vec<_>>();
         let first = ix(&[a, b, c, k, d, e, sum, g, sum2, h, t]);
         let steps = &layout.steps[3..];
@@ -266,12 +266,12 @@ fn fused_runs_and_views() {
     for v in [row, part, col, tail, kv, ev, sum] {
         output(&mut f, v);
     }
-    let layout = abi::layout(&f);
+    let layout = plan::layout::layout(&f);
     for v in [row, part, tail, kv, ev] {
-        assert!(fuse::view_offset(&f, v.index()).is_some(), "{v:?}");
+        assert!(plan::fuse::view_offset(&f, v.index()).is_some(), "{v:?}");
         assert_eq!(layout.slots[v.index()], None);
     }
-    assert_eq!(fuse::view_offset(&f, col.index()), None);
+    assert_eq!(plan::fuse::view_offset(&f, col.index()), None);
     agree_on_values(&f);
 }
 
@@ -385,12 +385,12 @@ fn outer_products_summed_over_the_batch_as_one_product() {
         // Batches of more than one chunk: the product is added chunk by
         // chunk.
         let p = tensors(&f, true, 100);
-        for n in [abi::CHUNK, abi::CHUNK + 1, 2 * abi::CHUNK + 3] {
+        for n in [plan::CHUNK, plan::CHUNK + 1, 2 * plan::CHUNK + 3] {
             let examples: Vec<Vec<Tensor>> =
                 (0..n as u64).map(|s| tensors(&f, false, 300 + s)).collect();
             agree_batched(&f, &p, &examples);
         }
-        let plan = abi::batch_plan(&means, false);
+        let plan = plan::batch::batch_plan(&means, false);
         let in_place: Vec<usize> = plan.outer_means.iter().map(|o| o.inst).collect();
         assert_eq!(in_place, vec![y.index()]);
     }
@@ -414,14 +414,14 @@ fn matrix_vector_products_computed_a_chunk_at_a_time() {
         output(&mut f, v);
         agree_on_values(&f);
         let params = tensors(&f, true, 101);
-        for n in [1, 7, abi::CHUNK, abi::CHUNK + 1, 600] {
+        for n in [1, 7, plan::CHUNK, plan::CHUNK + 1, 600] {
             // (Odd salts: finite values only, so that a wrong product shows.)
             let examples: Vec<Vec<Tensor>> = (0..n as u64)
                 .map(|s| tensors(&f, false, 201 + 2 * s))
                 .collect();
             agree_batched(&f, &params, &examples);
         }
-        let plan = abi::batch_plan(&as_means(&f), false);
+        let plan = plan::batch::batch_plan(&as_means(&f), false);
         let chunked: Vec<usize> = plan.products.iter().map(|o| o.inst).collect();
         let want = vec![y.index(), z.index(), z2.index(), v.index()];
         assert_eq!(chunked, want, "{m} x {k}");
@@ -443,7 +443,7 @@ fn staged_batches_fail_at_the_example_the_interpreter_fails() {
     let z = push(&mut f, Op::Sum, &[y]);
     output(&mut f, z);
     let g = as_means(&f);
-    let plan = abi::batch_plan(&g, false);
+    let plan = plan::batch::batch_plan(&g, false);
     assert_eq!(plan.layout.stages.len(), 2);
     let jit = compile_batched(&g).unwrap();
     let params = tensors(&g, true, 101);
@@ -485,7 +485,7 @@ fn staged_batches_fail_at_the_example_the_interpreter_fails() {
     let oh2 = push(&mut f, Op::OneHot(3), &[c]);
     let s = push(&mut f, Op::Sum, &[oh2]);
     output(&mut f, s);
-    let plan = abi::batch_plan(&as_means(&f), false);
+    let plan = plan::batch::batch_plan(&as_means(&f), false);
     assert_eq!(plan.layout.stages.len(), 1);
 }
 
@@ -502,13 +502,13 @@ fn vector_matrix_products_computed_a_chunk_at_a_time() {
         output(&mut f, s);
         agree_on_values(&f);
         let params = tensors(&f, true, 103);
-        for n in [1, 7, abi::CHUNK, abi::CHUNK + 1, 600] {
+        for n in [1, 7, plan::CHUNK, plan::CHUNK + 1, 600] {
             let examples: Vec<Vec<Tensor>> = (0..n as u64)
                 .map(|s| tensors(&f, false, 401 + 2 * s))
                 .collect();
             agree_batched(&f, &params, &examples);
         }
-        let plan = abi::batch_plan(&as_means(&f), false);
+        let plan = plan::batch::batch_plan(&as_means(&f), false);
         let chunked: Vec<(usize, usize)> =
             plan.products.iter().map(|o| (o.inst, o.stage)).collect();
         assert_eq!(chunked, vec![(y.index(), 0), (v.index(), 1)], "{k} x {m}");
@@ -517,12 +517,12 @@ fn vector_matrix_products_computed_a_chunk_at_a_time() {
 
 #[test]
 fn values_too_large_to_keep_per_example_run_in_one_stage() {
-    let k = abi::MAX_KEPT / abi::CHUNK + 1;
+    let k = plan::MAX_KEPT / plan::CHUNK + 1;
     let (mut f, p, x) = function(&[Shape::matrix(2, k)], &[Shape::vector(k)]);
     let e = push(&mut f, Op::Unary(Unary::Sin), &[x[0]]);
     let v = push(&mut f, Op::MatMul, &[p[0], e]);
     output(&mut f, v);
-    let plan = abi::batch_plan(&as_means(&f), false);
+    let plan = plan::batch::batch_plan(&as_means(&f), false);
     assert_eq!(plan.layout.stages.len(), 1);
     assert!(plan.products.is_empty() && plan.kept.is_empty());
     let examples: Vec<Vec<Tensor>> = (0..3).map(|s| tensors(&f, false, 501 + 2 * s)).collect();

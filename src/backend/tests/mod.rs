@@ -9,7 +9,7 @@ use crate::ir::{
 };
 use crate::shape::{Shape, Tensor};
 use crate::span::Span;
-use abi::Reduce;
+use plan::Reduce;
 
 const SPECIAL: [f64; 12] = [
     0.0,

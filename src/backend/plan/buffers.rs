@@ -1,0 +1,132 @@
+//! The scratch buffers a batched function needs besides its values' slots,
+//! each appended to the layout in this order (slots of their own, never
+//! reused): the transposes of the matrices that `W @ x` reads, the rows
+//! `G` and `X` of the weight gradients computed as `G^T X`, the rows `Y` of
+//! the chunk products, and the rows of the values kept between stages.
+//!
+//! Operations are named here only where that one operation matters
+//! (`input`, `matmul`, `outer`); any other operation, a new one too, gets no
+//! buffer, which is always correct.
+
+use super::example::{chunk_vector, crossing, Split};
+use super::{BatchOutput, ChunkProduct, Layout, OuterMean, Reduce, CHUNK, UNROLL};
+use crate::ir::{Function, Op};
+
+/// Takes `size` numbers at the end of the scratch buffer.
+fn take(layout: &mut Layout, size: usize) -> usize {
+    let off = layout.scratch_len;
+    layout.scratch_len += size;
+    off
+}
+
+/// `W @ x` per example, `W` fixed over the batch, with two rows or more and
+/// a loop over each: `W`'s transpose, made once per call, before the loop.
+pub(super) fn transposes(f: &Function, split: &Split, layout: &mut Layout) {
+    for &i in &split.body {
+        let inst = &f.insts[i];
+        if !matches!(inst.op, Op::MatMul) {
+            continue;
+        }
+        let (w, x) = (inst.args[0].index(), inst.args[1].index());
+        let (ws, xs) = (&f.insts[w].shape, &f.insts[x].shape);
+        // Worth it with two rows or more, and a loop over each.
+        let worth = match (ws.dims(), xs.dims()) {
+            ([m, k], [_]) => *m >= 2 && *k > UNROLL,
+            _ => false,
+        };
+        if worth && !split.varies[w] && layout.transposed_of(w).is_none() {
+            let off = take(layout, ws.size());
+            layout.transposed.push((w, off));
+        }
+    }
+}
+
+/// The means of an `outer(g, x)` computed per example that nothing else
+/// reads and no other output is (a weight's gradient), each with its rows
+/// `G` and `X`.
+pub(super) fn outer_means(
+    f: &Function,
+    split: &Split,
+    outputs: &[BatchOutput],
+    results: &[usize],
+    layout: &mut Layout,
+) -> Vec<OuterMean> {
+    let mut read = vec![false; f.insts.len()];
+    for i in (0..f.insts.len()).filter(|&i| split.live[i]) {
+        for a in &f.insts[i].args {
+            read[a.index()] = true;
+        }
+    }
+    results
+        .iter()
+        .enumerate()
+        .filter(|&(k, &v)| {
+            outputs[k].reduce == Reduce::Mean
+                && matches!(f.insts[v].op, Op::Outer)
+                && split.varies[v]
+                && !read[v]
+                && results.iter().filter(|&&r| r == v).count() == 1
+        })
+        .map(|(k, &v)| {
+            let args = &f.insts[v].args;
+            let (m, n) = (f.shape(args[0]).size(), f.shape(args[1]).size());
+            let g = take(layout, CHUNK * (m + n));
+            OuterMean {
+                inst: v,
+                output: k,
+                g,
+                x: g + CHUNK * m,
+            }
+        })
+        .collect()
+}
+
+/// The products computed a chunk at a time, each with its rows `Y`: `x` an
+/// input (in the first stage), or computed in an earlier stage; `W @ x`
+/// only if `W`'s transpose is made.
+pub(super) fn chunk_products(
+    f: &Function,
+    split: &Split,
+    stage: &[usize],
+    layout: &mut Layout,
+) -> Vec<ChunkProduct> {
+    let mut products = Vec::new();
+    for &i in &split.body {
+        let Some(x) = chunk_vector(f, &split.varies, i) else {
+            continue;
+        };
+        let w = f.insts[i].args[0].index();
+        let input = matches!(f.insts[x].op, Op::Input(_));
+        // `W @ x` reads `W`'s transpose.
+        let ready = w == x || layout.transposed_of(w).is_some();
+        if (input || stage[x] < stage[i]) && ready {
+            let y = take(layout, CHUNK * f.insts[i].shape.size());
+            products.push(ChunkProduct {
+                inst: i,
+                stage: stage[i],
+                y,
+            });
+        }
+    }
+    products
+}
+
+/// The values a later stage (or the end of the example) reads, each with
+/// its rows; a mean `G^T X` keeps its rows of `G` and `X` instead.
+pub(super) fn kept(
+    f: &Function,
+    split: &Split,
+    results: &[usize],
+    stage: &[usize],
+    outer_means: &[OuterMean],
+    layout: &mut Layout,
+) -> Vec<(usize, usize)> {
+    let crosses = crossing(f, split, results, stage);
+    split
+        .body
+        .iter()
+        .filter(|&&i| crosses[i])
+        .filter(|&&i| !outer_means.iter().any(|o| o.inst == i))
+        .map(|&i| (i, take(layout, CHUNK * f.insts[i].shape.size())))
+        .collect()
+}

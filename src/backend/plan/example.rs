@@ -1,0 +1,151 @@
+//! What each example of a batched function computes: the instructions the
+//! written outputs need (liveness), those that do not depend on the example
+//! (hoisted out of the loop over the examples), and the stages of the
+//! others, if what a stage keeps per example fits the memory budget.
+//!
+//! Operations are named here only where that one operation matters
+//! (`input`, `one_hot`, `matmul`); any other operation, a new one too, is an
+//! ordinary computation of its arguments, which is always correct.
+
+use super::{CHUNK, MAX_KEPT, UNROLL};
+use crate::ir::{Function, Op};
+use crate::passes::dce;
+
+/// The instructions of a batched function, split by whether they depend on
+/// the example.
+pub(super) struct Split {
+    /// The instructions that run (see [`live`]).
+    pub live: Vec<bool>,
+    /// Whether an instruction's value depends on the example.
+    pub varies: Vec<bool>,
+    /// The live instructions that do not depend on the example, in order:
+    /// they run once per call.
+    pub pre: Vec<usize>,
+    /// The others, in order: they run once per example.
+    pub body: Vec<usize>,
+}
+
+/// The instructions that run: what the `results` need, and every `one_hot`
+/// with what it needs, so that a bad class fails the example at the same
+/// instruction as in the interpreter.
+pub(super) fn live(f: &Function, results: &[usize]) -> Vec<bool> {
+    let one_hots = (0..f.insts.len()).filter(|&i| matches!(f.insts[i].op, Op::OneHot(_)));
+    dce::live(f, results.iter().copied().chain(one_hots))
+}
+
+/// Splits the `live` instructions by whether they depend on the example:
+/// an input does, and a `one_hot` (so that it fails per example), and
+/// whatever reads a value that does.
+pub(super) fn hoist(f: &Function, live: Vec<bool>) -> Split {
+    let n = f.insts.len();
+    let mut varies = vec![false; n];
+    let (mut pre, mut body) = (Vec::new(), Vec::new());
+    for i in (0..n).filter(|&i| live[i]) {
+        let inst = &f.insts[i];
+        varies[i] = matches!(inst.op, Op::Input(_) | Op::OneHot(_))
+            || inst.args.iter().any(|a| varies[a.index()]);
+        if varies[i] {
+            body.push(i);
+        } else {
+            pre.push(i);
+        }
+    }
+    Split {
+        live,
+        varies,
+        pre,
+        body,
+    }
+}
+
+/// If instruction `i` is a product worth computing for a chunk of examples
+/// at once, its vector: `W @ x` or `x @ W` of a matrix `W` fixed over the
+/// batch, with two rows or more and a loop over each (longer than
+/// [`UNROLL`]).
+pub(super) fn chunk_vector(f: &Function, varies: &[bool], i: usize) -> Option<usize> {
+    let inst = &f.insts[i];
+    if !matches!(inst.op, Op::MatMul) {
+        return None;
+    }
+    let (a, b) = (inst.args[0].index(), inst.args[1].index());
+    match (f.insts[a].shape.dims(), f.insts[b].shape.dims()) {
+        ([m, k], [_]) if *m >= 2 && *k > UNROLL && !varies[a] => Some(b),
+        ([k], [_, m]) if *m >= 2 && *k > UNROLL && !varies[b] => Some(a),
+        _ => None,
+    }
+}
+
+/// The stage of every instruction of the body (0 for the others): a chunk
+/// product of a vector computed per example (not an input) starts a stage
+/// after its vector's, so that it is computed for the chunk at once; every
+/// other instruction runs in the latest stage of its arguments.
+pub(super) fn stages(f: &Function, split: &Split) -> Vec<usize> {
+    let mut stage = vec![0usize; f.insts.len()];
+    for &i in &split.body {
+        let inst = &f.insts[i];
+        stage[i] = match chunk_vector(f, &split.varies, i) {
+            Some(x) if !matches!(f.insts[x].op, Op::Input(_)) => stage[x] + 1,
+            _ => inst
+                .args
+                .iter()
+                .map(|a| stage[a.index()])
+                .max()
+                .unwrap_or(0),
+        };
+    }
+    stage
+}
+
+/// The values a later stage (or the end of the example) reads, to be kept
+/// per example of the chunk. Inputs are read again instead.
+pub(super) fn crossing(
+    f: &Function,
+    split: &Split,
+    results: &[usize],
+    stage: &[usize],
+) -> Vec<bool> {
+    let (body, varies) = (&split.body, &split.varies);
+    let last = body.iter().map(|&i| stage[i]).max().unwrap_or(0);
+    let mut crosses = vec![false; f.insts.len()];
+    for &i in body {
+        for a in &f.insts[i].args {
+            let a = a.index();
+            crosses[a] |= varies[a] && stage[a] < stage[i];
+        }
+    }
+    for &v in results {
+        crosses[v] |= varies[v] && stage[v] < last;
+    }
+    for &i in body {
+        crosses[i] &= !matches!(f.insts[i].op, Op::Input(_));
+    }
+    crosses
+}
+
+/// Whether the body may run in these stages: what they keep per example
+/// for a chunk fits in [`MAX_KEPT`] numbers, and every `one_hot` is in the
+/// first stage, so that the first example to fail is the interpreter's.
+pub(super) fn stages_fit(f: &Function, split: &Split, results: &[usize], stage: &[usize]) -> bool {
+    let body = &split.body;
+    let crosses = crossing(f, split, results, stage);
+    let kept_size: usize = body
+        .iter()
+        .filter(|&&i| crosses[i])
+        .map(|&i| f.insts[i].shape.size())
+        .sum();
+    kept_size.saturating_mul(CHUNK) <= MAX_KEPT
+        && body
+            .iter()
+            .all(|&i| !matches!(f.insts[i].op, Op::OneHot(_)) || stage[i] == 0)
+}
+
+/// The instructions of the body, stage by stage, each in order (one empty
+/// stage for an empty body).
+pub(super) fn by_stage(body: &[usize], stage: &[usize]) -> Vec<Vec<usize>> {
+    let count = body.iter().map(|&i| stage[i] + 1).max().unwrap_or(1);
+    let mut stages = vec![Vec::new(); count];
+    for &i in body {
+        stages[stage[i]].push(i);
+    }
+    stages
+}

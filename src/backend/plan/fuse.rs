@@ -1,0 +1,211 @@
+//! The fusion schedule: which instructions run as one loop, and which
+//! slices are views. (The translator's side is `translate::fuse`.)
+//!
+//! - A *run* is a sequence of consecutive elementwise instructions (unary,
+//!   binary, `select`, `broadcast`) of one size, each reading the others
+//!   element by element, possibly followed by `sum`s of its members. It is
+//!   translated as one loop: every element of every member is computed in
+//!   turn, in registers; only the members read outside the run are stored
+//!   (the others, *internal*, have no scratch slot), and a `sum` adds the
+//!   elements as they come, in the same order as a separate loop would.
+//! - A `slice` that selects a contiguous block is a *view*: its value is its
+//!   argument's memory from an offset, with no copy.
+//!
+//! Each element goes through the same operations as without fusion, so the
+//! results are the same bits.
+
+use crate::ir::interp::slice_offsets;
+use crate::ir::{Binary, Function, Op, SliceAxis, Unary, Value};
+use crate::shape::Shape;
+
+/// An operation that computes each element of its result from the same
+/// element of each argument (a scalar argument standing for every element).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ElementOp {
+    Unary(Unary),
+    Binary(Binary),
+    /// `select(c, a, b)`: `a` where `c != 0`, else `b`.
+    Select,
+    /// `broadcast` of a scalar: the scalar in every element.
+    Broadcast,
+}
+
+impl ElementOp {
+    /// The elementwise operation `op` is, if it is one. Every operation is
+    /// listed, so that a new one is classified here, once, for the planner
+    /// and the translator alike.
+    pub fn of(op: &Op) -> Option<ElementOp> {
+        match op {
+            Op::Unary(u) => Some(ElementOp::Unary(*u)),
+            Op::Binary(b) => Some(ElementOp::Binary(*b)),
+            Op::Select => Some(ElementOp::Select),
+            Op::Broadcast(_) => Some(ElementOp::Broadcast),
+            Op::Param(_)
+            | Op::Input(_)
+            | Op::Const(_)
+            | Op::MatMul
+            | Op::Outer
+            | Op::Transpose
+            | Op::Sum
+            | Op::ReduceMax
+            | Op::Norm
+            | Op::LogSumExp
+            | Op::Softmax
+            | Op::LogSoftmax
+            | Op::Slice(_)
+            | Op::Unslice(..)
+            | Op::Pack
+            | Op::OneHot(_) => None,
+        }
+    }
+}
+
+/// What an instruction of a run is: [`steps`] makes runs of these only.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Member {
+    /// An elementwise instruction, computed element by element.
+    Map(ElementOp),
+    /// A `sum` of a member, added to element by element.
+    Sum,
+}
+
+impl Member {
+    /// What instruction `op` would be in a run, if it can be in one: an
+    /// [`ElementOp`], or a `sum` (every other operation is not a member,
+    /// which is what a new one is until [`ElementOp::of`] says otherwise).
+    pub fn of(op: &Op) -> Option<Member> {
+        if let Op::Sum = op {
+            return Some(Member::Sum);
+        }
+        ElementOp::of(op).map(Member::Map)
+    }
+}
+
+/// Whether instruction `i` computes each element of its (non-scalar) result
+/// from the same element of each non-scalar argument.
+pub fn elementwise(f: &Function, i: usize) -> bool {
+    let inst = &f.insts[i];
+    ElementOp::of(&inst.op).is_some() && !inst.shape.is_scalar()
+}
+
+/// If instruction `i` is a `slice` with a non-scalar result whose elements
+/// are contiguous in its argument, the offset of the first one. (Every other
+/// operation, a new one too, is not a view: the safe answer.)
+pub fn view_offset(f: &Function, i: usize) -> Option<usize> {
+    let inst = &f.insts[i];
+    let Op::Slice(axes) = &inst.op else {
+        return None;
+    };
+    if inst.shape.is_scalar() {
+        return None;
+    }
+    contiguous(f.shape(inst.args[0]), axes)
+}
+
+/// If the elements `Slice(axes)` selects from a tensor of shape `s` are
+/// contiguous, the offset of the first one.
+pub fn contiguous(s: &Shape, axes: &[SliceAxis]) -> Option<usize> {
+    let offsets = slice_offsets(s, axes);
+    let first = offsets.first().copied().unwrap_or(0);
+    let contiguous = offsets.iter().enumerate().all(|(k, &o)| o == first + k);
+    contiguous.then_some(first)
+}
+
+/// How far past a run's first instruction [`steps`] looks for members.
+const WINDOW: usize = 256;
+
+/// What [`steps`] has decided about an instruction while it grows a run.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum State {
+    /// Not looked at yet.
+    Open,
+    /// In an earlier step, or outside the region.
+    Done,
+    /// Goes just before the run: it reads nothing from it.
+    Hoisted,
+    InRun,
+    /// Goes after the run, in its original place among the others.
+    Deferred,
+}
+
+/// Splits `region`, instructions in execution order, into steps: a run of
+/// two or more instructions (see the module documentation), or one
+/// instruction, in an order that respects every dependency.
+///
+/// From the first instruction not yet placed, if it is elementwise, a run
+/// grows over the next [`WINDOW`] instructions: each joins it if it can
+/// (elementwise of the same size, or a `sum` of a member, reading only
+/// members and values ready before the run); else it is hoisted before the
+/// run if it reads nothing from the run or from what was deferred, and is
+/// neither elementwise (so that it can start a run of its own later) nor a
+/// `one_hot` (so that failing `one_hot`s keep their order); else it is
+/// deferred. What is not placed is looked at again, in order, after the run.
+///
+/// (Only a `one_hot` is singled out by name: any other operation, a new one
+/// too, that is not a [`Member`] is placed alone or hoisted, which is always
+/// correct.)
+pub fn steps(f: &Function, region: &[usize]) -> Vec<Vec<usize>> {
+    let mut state = vec![State::Done; f.insts.len()];
+    for &i in region {
+        state[i] = State::Open;
+    }
+    let mut steps = Vec::new();
+    for (pos, &head) in region.iter().enumerate() {
+        if state[head] != State::Open {
+            continue;
+        }
+        state[head] = State::Done;
+        if !elementwise(f, head) {
+            steps.push(vec![head]);
+            continue;
+        }
+        // `head` is ready: everything before it is placed.
+        state[head] = State::InRun;
+        let mut run = vec![head];
+        let mut hoisted = Vec::new();
+        let mut looked = Vec::new();
+        let size = f.insts[head].shape.size();
+        for &i in region[pos + 1..].iter().take(WINDOW) {
+            if state[i] != State::Open {
+                continue;
+            }
+            let inst = &f.insts[i];
+            let of = |a: &Value| state[a.index()];
+            let ready = |s: State| matches!(s, State::Done | State::Hoisted);
+            let member = |a: &Value| of(a) == State::InRun && elementwise(f, a.index());
+            let joins = match Member::of(&inst.op) {
+                Some(Member::Sum) => member(&inst.args[0]),
+                Some(Member::Map(_)) | None => {
+                    elementwise(f, i)
+                        && inst.shape.size() == size
+                        && inst.args.iter().all(|a| member(a) || ready(of(a)))
+                }
+            };
+            state[i] = if joins {
+                run.push(i);
+                State::InRun
+            } else if !elementwise(f, i)
+                && !matches!(inst.op, Op::OneHot(_))
+                && inst.args.iter().all(|a| ready(of(a)))
+            {
+                hoisted.push(i);
+                State::Hoisted
+            } else {
+                looked.push(i);
+                State::Deferred
+            };
+        }
+        for i in hoisted {
+            state[i] = State::Done;
+            steps.push(vec![i]);
+        }
+        for &i in &run {
+            state[i] = State::Done;
+        }
+        steps.push(run);
+        for i in looked {
+            state[i] = State::Open;
+        }
+    }
+    steps
+}

@@ -1,0 +1,208 @@
+//! The plan of a generated function, decided before any Cranelift IR is
+//! built: in which order the instructions run (in fused steps, and in a
+//! batched function before or inside the loop over the examples, in
+//! stages), and where every value lives in the scratch buffer.
+//!
+//! This module holds what a plan is (its data types and the constants the
+//! planning and the translation share); its children make one:
+//!
+//! - [`fuse`]: the steps, elementwise runs fused into one loop, and views.
+//! - [`layout`]: the scratch slots of the values, from their liveness; the
+//!   layout of a function of one example.
+//! - `example`: for a batched function, what each example computes
+//!   (liveness, hoisting, stages, the memory budget of the stages).
+//! - `buffers`: the scratch buffers a batched function adds to its layout
+//!   (transposes, the rows of chunk products and of weight gradients, the
+//!   values kept between stages).
+//! - [`batch`]: the driver of a batched function's plan, [`batch::batch_plan`].
+//!
+//! Each child uses only this module and the children listed before it.
+//!
+//! The scratch buffer holds [`Layout::scratch_len`] numbers: element
+//! [`ERROR_SLOT`] first (and [`EXAMPLE_SLOT`] in a batched function), then
+//! one slot per non-scalar intermediate value, the slots of dead values
+//! reused (see [`layout::schedule`]), then a batched function's buffers.
+//! Nothing here knows Cranelift: the translator
+//! ([`super::translate`]) reads a plan and follows it.
+
+pub mod batch;
+mod buffers;
+mod example;
+pub mod fuse;
+pub mod layout;
+
+/// Loops of at most this many iterations are unrolled; a dot product longer
+/// than this is worth computing in blocks, and a matrix-vector product of a
+/// batched function over the chunk.
+pub const UNROLL: usize = 4;
+
+/// How many examples' rows a chunk product or an [`OuterMean`] keeps before
+/// it multiplies them out: a batch of more examples is done in chunks of
+/// this many.
+pub const CHUNK: usize = 256;
+
+/// The most numbers the values kept per example between stages may take
+/// (32 MB); a program that would keep more runs in one stage.
+pub const MAX_KEPT: usize = 1 << 22;
+
+/// Where a failing `one_hot` leaves its class, in the scratch buffer.
+pub const ERROR_SLOT: usize = 0;
+
+/// Where a failing `one_hot` of a batched function leaves the index of the
+/// example, in the scratch buffer.
+pub const EXAMPLE_SLOT: usize = 1;
+
+/// How the instructions run and where every value lives, decided before
+/// translation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// The instructions in execution order, in steps: one instruction, or a
+    /// fused run of them (see [`fuse`]). In a batched function the
+    /// steps before [`Self::body`] run once per call, the others once per
+    /// example.
+    pub steps: Vec<Vec<usize>>,
+    /// The first step of the loop over the examples (`steps.len()` in a
+    /// function of one example).
+    pub body: usize,
+    /// For every instruction, its offset in the scratch buffer (in f64s), if
+    /// it is a computed value that is not a scalar, not a view and not
+    /// internal to a run.
+    pub slots: Vec<Option<usize>>,
+    /// The members of fused runs that nothing outside their run reads: they
+    /// only ever live in registers, one element at a time.
+    pub internal: Vec<bool>,
+    /// The length of the scratch buffer, in f64s.
+    pub scratch_len: usize,
+    /// In a batched function: the matrices `W` (instructions) fixed over the
+    /// batch that a matrix-vector `W @ x` in the loop over the examples
+    /// reads, each with the offset in the scratch buffer of its transpose,
+    /// which the function makes once per call, before the loop. Empty in a
+    /// function of one example.
+    pub transposed: Vec<(usize, usize)>,
+    /// In a batched function: the first step of every stage of the body
+    /// (the first is [`Self::body`]). Each stage runs for all the examples
+    /// of a chunk before the next one starts. Empty in a function of one
+    /// example.
+    pub stages: Vec<usize>,
+}
+
+impl Layout {
+    /// Where the transpose of instruction `w`'s value is, if it is made.
+    pub fn transposed_of(&self, w: usize) -> Option<usize> {
+        self.transposed
+            .iter()
+            .find(|&&(v, _)| v == w)
+            .map(|&(_, off)| off)
+    }
+}
+
+/// How a batched function returns an output of the IR function.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Reduce {
+    /// The mean over the examples, summed in example order from -0 and then
+    /// divided by `n` (losses, metrics and gradients).
+    Mean,
+    /// One value per example, `n` rows of the output's size (`Role::Output`
+    /// values, when asked for).
+    PerExample,
+}
+
+/// One buffer a batched function writes: the `index`-th entry of
+/// `Function::outputs`, reduced by `reduce`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct BatchOutput {
+    pub index: usize,
+    pub reduce: Reduce,
+}
+
+/// The plan of a batched function: the outputs it writes, and its layout,
+/// whose steps before `body` do not depend on the example.
+///
+/// Instructions that no written output needs are in no step. A `one_hot`
+/// always runs per example, so that a bad class fails the example at the
+/// same instruction as in the interpreter.
+///
+/// The per-example instructions are in stages: a product `W @ x` or `x @ W`
+/// of a matrix fixed over the batch and a vector `x` computed per example
+/// is one stage after `x`'s, so that it can be computed for a chunk of
+/// examples at once (see [`ChunkProduct`]); every other instruction is in
+/// the latest stage of its arguments. There are stages only if every
+/// `one_hot` is in the first, so that the first example to fail is the
+/// interpreter's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchPlan {
+    pub outputs: Vec<BatchOutput>,
+    pub layout: Layout,
+    /// The means whose value is an `outer(g, x)` computed per example that
+    /// nothing else reads (a weight's gradient): computed over the batch as
+    /// one product `G^T X` (see [`OuterMean`]).
+    pub outer_means: Vec<OuterMean>,
+    /// The products `W @ x` of a matrix fixed over the batch with a vector
+    /// of the example (an input, or a value of an earlier stage): computed
+    /// for a chunk of examples at once (see [`ChunkProduct`]).
+    pub products: Vec<ChunkProduct>,
+    /// The values of the body that a later stage (or the end of the
+    /// example) reads, each with the offset in the scratch buffer of its
+    /// `[CHUNK, size]` rows: every example of a chunk writes its row after
+    /// the value's step.
+    pub kept: Vec<(usize, usize)>,
+    /// The stage of every instruction of the body (0 for the others).
+    pub stage: Vec<usize>,
+}
+
+impl BatchPlan {
+    /// The mean `G^T X` whose `outer` is instruction `i`, if there is one.
+    pub fn outer_mean_of(&self, i: usize) -> Option<&OuterMean> {
+        self.outer_means.iter().find(|o| o.inst == i)
+    }
+
+    /// The chunk product that instruction `i` is, if it is one.
+    pub fn product_of(&self, i: usize) -> Option<&ChunkProduct> {
+        self.products.iter().find(|o| o.inst == i)
+    }
+
+    /// Where the rows of instruction `i`'s value are kept, if they are.
+    pub fn kept_of(&self, i: usize) -> Option<usize> {
+        self.kept
+            .iter()
+            .find(|&&(v, _)| v == i)
+            .map(|&(_, off)| off)
+    }
+}
+
+/// A product `W @ x` in the loop over the examples where `W` (`[m, k]`) is
+/// fixed over the batch and `x` is an input or a value of an earlier stage
+/// (kept per example): before its stage runs for the examples of a chunk,
+/// the chunk's rows of `X W^T` are computed at once into `Y` (`[CHUNK, m]`,
+/// in the scratch buffer), reading `W`'s transpose; the instruction then
+/// copies row `r` of `Y` (the example's row in its chunk). Each element is
+/// the same dot product, summed from -0 in the same order over `k`, as the
+/// example's own `W @ x`. A product `x @ W` (`W` is `[k, m]`) likewise, as
+/// `X W`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ChunkProduct {
+    /// The `matmul` instruction.
+    pub inst: usize,
+    /// Its stage.
+    pub stage: usize,
+    /// The offset of `Y` in the scratch buffer.
+    pub y: usize,
+}
+
+/// A mean of `outer(g, x)` over the batch, computed as `G^T X`: every
+/// example copies `g` and `x` to row `r` of `G` (`[CHUNK, m]`) and of `X`
+/// (`[CHUNK, k]`), `r` counting the examples of the current chunk; after the
+/// last example of a chunk, each element of the output buffer (set to -0 at
+/// the start) adds `G[r, i] * X[r, j]` for `r` in order. That is the sum of
+/// the examples' products in example order from -0, the same bits as
+/// adding each example's `outer`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct OuterMean {
+    /// The `outer` instruction.
+    pub inst: usize,
+    /// Its position in [`BatchPlan::outputs`].
+    pub output: usize,
+    /// The offsets of `G` and `X` in the scratch buffer.
+    pub g: usize,
+    pub x: usize,
+}

@@ -1,0 +1,189 @@
+//! The products of a batched function computed for a chunk of examples at
+//! once (see [`crate::backend::plan::ChunkProduct`]), the rows of the values
+//! kept between stages, and the transposes made before the loop over the
+//! examples.
+
+use cranelift_codegen::ir::{self as cl, types, InstBuilder};
+
+use crate::backend::abi::INPUTS;
+use crate::backend::plan::{BatchPlan, ChunkProduct};
+use crate::backend::translate::matmul::BLOCK;
+use crate::backend::translate::{dst_loc, Ix, Loc, Opnd, Translator};
+use crate::ir::{Op, Value};
+
+impl Translator<'_, '_> {
+    /// The rows of `Y = X W^T` (or `X W`) of `o` for the `rows` examples (at
+    /// least one) from `first` on, `X` the inputs' rows or the kept ones:
+    /// pairs of rows (the last row twice if `rows` is odd) times eight
+    /// columns (four f64x2 accumulators per row), then the rest of the
+    /// columns, each element summed from -0 over `k` in order, as the
+    /// example's own `W @ x` sums it.
+    pub(super) fn chunk_product(
+        &mut self,
+        o: &ChunkProduct,
+        first: cl::Value,
+        rows: cl::Value,
+        plan: &BatchPlan,
+    ) {
+        let args = &self.f.insts[o.inst].args;
+        let (a, b) = (args[0], args[1]);
+        // `Y = X W^T` for `W @ x`, `Y = X W` for `x @ W`: `X` times a `[k, m]`
+        // matrix.
+        let (xv, wt, m, k) = match (self.f.shape(a).dims(), self.f.shape(b).dims()) {
+            ([m, k], [_]) => {
+                let wt = Opnd::Mem {
+                    ptr: self.scratch,
+                    off: self
+                        .layout
+                        .transposed_of(a.index())
+                        .expect("planned with it"),
+                    readonly: false,
+                };
+                (b, wt, *m, *k)
+            }
+            ([k], [_, m]) => {
+                let (m, k) = (*m, *k);
+                (a, self.operand(b), m, k)
+            }
+            _ => unreachable!("a matrix-vector product"),
+        };
+        // The vector is an input, or else kept (by the plan's construction):
+        // only an input is singled out by name.
+        let f = self.f;
+        let x = if let Op::Input(input) = f.insts[xv.index()].op {
+            let base = self.table_entry(INPUTS, input);
+            let bytes = self.b.ins().imul_imm_s(first, (k * 8) as i64);
+            Opnd::Mem {
+                ptr: self.b.ins().iadd(base, bytes),
+                off: 0,
+                readonly: true,
+            }
+        } else {
+            let off = plan.kept_of(xv.index());
+            Opnd::Mem {
+                ptr: self.scratch,
+                off: off.expect("a product's vector is an input or kept"),
+                readonly: false,
+            }
+        };
+        let y = Opnd::Mem {
+            ptr: self.scratch,
+            off: o.y,
+            readonly: false,
+        };
+        let pairs = self.b.ins().iadd_imm_s(rows, 1);
+        let pairs = self.b.ins().ushr_imm_u(pairs, 1);
+        let last = self.b.ins().iadd_imm_s(rows, -1);
+        self.for_count(pairs, &mut |t, q| {
+            let r0 = t.lin(&[(q, 2)], 0);
+            let r0v = r0.dynamic.expect("a loop counter");
+            let next = t.b.ins().iadd_imm_s(r0v, 1);
+            let r1v = t.b.ins().umin(next, last);
+            let r1 = Ix {
+                dynamic: Some(r1v),
+                konst: 0,
+            };
+            let put = |t: &mut Self, cells: &[(Ix, Ix, cl::Type)]| {
+                let d = t.dots(x, wt, k, m, cells);
+                for (&(row, col, _), v) in cells.iter().zip(d) {
+                    let at = t.lin(&[(row, m), (col, 1)], 0);
+                    t.write(y, at, v);
+                }
+            };
+            let whole = m - m % (2 * BLOCK);
+            t.for_each_step(whole, 2 * BLOCK, &mut |t, col| {
+                let cells: Vec<(Ix, Ix, cl::Type)> = [r0, r1]
+                    .iter()
+                    .flat_map(|&row| (0..BLOCK).map(move |c| (row, col.plus(2 * c), types::F64X2)))
+                    .collect();
+                put(t, &cells);
+            });
+            let mut cols = Vec::new();
+            let mut col = whole;
+            while col + 2 <= m {
+                cols.push((Ix::c(col), types::F64X2));
+                col += 2;
+            }
+            if col < m {
+                cols.push((Ix::c(col), types::F64));
+            }
+            if !cols.is_empty() {
+                let cells: Vec<(Ix, Ix, cl::Type)> = [r0, r1]
+                    .iter()
+                    .flat_map(|&row| cols.iter().map(move |&(col, ty)| (row, col, ty)))
+                    .collect();
+                put(t, &cells);
+            }
+        });
+    }
+
+    /// The value of `o`'s product for the current example: row `r` of its
+    /// `Y`, copied to the instruction's slot.
+    pub(super) fn product_row(&mut self, o: &ChunkProduct, r: cl::Value) {
+        let m = self.f.insts[o.inst].shape.size();
+        let at = self.b.ins().imul_imm_s(r, (m * 8) as i64);
+        let ptr = self.b.ins().iadd(self.scratch, at);
+        let src = Opnd::Mem {
+            ptr,
+            off: o.y,
+            readonly: false,
+        };
+        let dst = self.dest(o.inst);
+        self.copy(src, dst, 0, m);
+        self.set_loc(o.inst, dst_loc(dst));
+    }
+
+    /// Copies the value of instruction `v` to row `r` of its rows at `off`.
+    pub(super) fn keep_row(&mut self, v: usize, off: usize, r: cl::Value) {
+        let size = self.f.insts[v].shape.size();
+        let src = self.operand(Value(v as u32));
+        let at = self.b.ins().imul_imm_s(r, (size * 8) as i64);
+        let ptr = self.b.ins().iadd(self.scratch, at);
+        let dst = Opnd::Mem {
+            ptr,
+            off,
+            readonly: false,
+        };
+        self.copy(src, dst, 0, size);
+    }
+
+    /// Makes the value of instruction `v`, of an earlier stage, row `r` of
+    /// its rows at `off`: a scalar loaded, a tensor read in place.
+    pub(super) fn kept_row(&mut self, v: usize, off: usize, r: cl::Value) {
+        let size = self.f.insts[v].shape.size();
+        let at = self.b.ins().imul_imm_s(r, (size * 8) as i64);
+        let ptr = self.b.ins().iadd(self.scratch, at);
+        let loc = if self.f.insts[v].shape.is_scalar() {
+            let src = Opnd::Mem {
+                ptr,
+                off,
+                readonly: false,
+            };
+            Loc::Reg(self.read(src, Ix::c(0)))
+        } else {
+            Loc::Row(ptr, off)
+        };
+        self.set_loc(v, loc);
+    }
+
+    /// Writes the transpose of instruction `w`'s value, an `[m, k]` matrix,
+    /// to the scratch buffer from offset `off` on, as `[k, m]`.
+    pub(super) fn transpose_into(&mut self, w: usize, off: usize) {
+        let (m, k) = match self.f.insts[w].shape.dims() {
+            [m, k] => (*m, *k),
+            _ => unreachable!("only matrices are transposed"),
+        };
+        let src = self.operand(Value(w as u32));
+        let dst = Opnd::Mem {
+            ptr: self.scratch,
+            off,
+            readonly: false,
+        };
+        self.nest(&[k, m], &mut |t, ix| {
+            let from = t.lin(&[(ix[1], k), (ix[0], 1)], 0);
+            let x = t.read(src, from);
+            let to = t.lin(&[(ix[0], m), (ix[1], 1)], 0);
+            t.write(dst, to, x);
+        });
+    }
+}

@@ -1,0 +1,215 @@
+//! The means of a batched function: an accumulator per loss, metric and
+//! gradient, added to example by example in order from -0 and divided by
+//! the number of examples at the end; per-example outputs copied to their
+//! rows; and the weight gradients computed over a chunk as one `G^T X`
+//! (see [`crate::backend::plan::OuterMean`]).
+
+use cranelift_codegen::ir::{self as cl, types, InstBuilder};
+use cranelift_frontend::Variable;
+
+use crate::backend::abi::OUTPUTS;
+use crate::backend::plan::{BatchOutput, OuterMean, Reduce};
+use crate::backend::translate::{Ix, Loc, Opnd, Translator};
+
+/// The accumulator of a mean.
+#[derive(Copy, Clone, Debug)]
+pub(super) enum Acc {
+    /// A scalar, in a variable.
+    Reg(Variable),
+    /// A tensor, in the output buffer.
+    Buffer,
+}
+
+impl Translator<'_, '_> {
+    /// The size of the value of output `o`.
+    fn size_of(&self, o: BatchOutput) -> usize {
+        self.f.shape(self.f.outputs[o.index].value).size()
+    }
+
+    /// The accumulator of output `o`, if it is a mean: a register set to -0,
+    /// or the output buffer, which the first example sets.
+    pub(super) fn start(&mut self, o: BatchOutput) -> Option<Acc> {
+        match o.reduce {
+            Reduce::PerExample => None,
+            Reduce::Mean if self.f.shape(self.f.outputs[o.index].value).is_scalar() => {
+                Some(Acc::Reg(self.var(-0.0)))
+            }
+            Reduce::Mean => Some(Acc::Buffer),
+        }
+    }
+
+    /// Adds the current example's value of the `k`-th output to its
+    /// accumulator, or copies it to its row.
+    pub(super) fn add(&mut self, k: usize, o: &BatchOutput, acc: Option<Acc>, example: cl::Value) {
+        let size = self.size_of(*o);
+        let src = self.operand(self.f.outputs[o.index].value);
+        match acc {
+            Some(Acc::Reg(v)) => {
+                let x = self.read(src, Ix::c(0));
+                let a = self.b.use_var(v);
+                let s = self.b.ins().fadd(a, x);
+                self.b.def_var(v, s);
+            }
+            Some(Acc::Buffer) => {
+                let dst = self.opnd_of(Loc::Table(OUTPUTS, k, 0));
+                let first = self.b.create_block();
+                let later = self.b.create_block();
+                let next = self.b.create_block();
+                self.b.ins().brif(example, later, &[], first, &[]);
+                self.b.switch_to_block(first);
+                self.copy(src, dst, 0, size);
+                self.b.ins().jump(next, &[]);
+                self.b.switch_to_block(later);
+                self.pairwise(dst, src, size, &mut |t, a, x| t.b.ins().fadd(a, x));
+                self.b.ins().jump(next, &[]);
+                self.b.switch_to_block(next);
+            }
+            None => {
+                let base = self.table_entry(OUTPUTS, k);
+                let bytes = self.b.ins().imul_imm_s(example, (size * 8) as i64);
+                let row = self.b.ins().iadd(base, bytes);
+                let dst = Opnd::Mem {
+                    ptr: row,
+                    off: 0,
+                    readonly: false,
+                };
+                self.copy(src, dst, 0, size);
+            }
+        }
+    }
+
+    /// Copies the current example's `g` and `x` of `o` to row `r` of `G`
+    /// and `X`.
+    pub(super) fn keep_rows(&mut self, o: &OuterMean, r: cl::Value) {
+        let args = &self.f.insts[o.inst].args;
+        for (v, off) in [(args[0], o.g), (args[1], o.x)] {
+            let size = self.f.shape(v).size();
+            let src = self.operand(v);
+            let at = self.b.ins().imul_imm_s(r, (size * 8) as i64);
+            let ptr = self.b.ins().iadd(self.scratch, at);
+            let dst = Opnd::Mem {
+                ptr,
+                off,
+                readonly: false,
+            };
+            self.copy(src, dst, 0, size);
+        }
+    }
+
+    /// Adds `G^T X` of `o`'s first `rows` rows (at least one) to its output
+    /// buffer: element `(i, j)` adds `G[r, i] * X[r, j]` for `r` in order.
+    /// Columns eight at a time (four f64x2 accumulators) over the rows of
+    /// the result, then the rest of the columns together.
+    pub(super) fn outer_mean(&mut self, o: &OuterMean, rows: cl::Value) {
+        let args = &self.f.insts[o.inst].args;
+        let (m, n) = (self.f.shape(args[0]).size(), self.f.shape(args[1]).size());
+        let dst = self.opnd_of(Loc::Table(OUTPUTS, o.output, 0));
+        let (g, x) = (o.g, o.x);
+        let block = |t: &mut Self, cols: &[(Ix, cl::Type)]| {
+            t.for_each(m, &mut |t, i| {
+                let accs: Vec<(Variable, Ix)> = cols
+                    .iter()
+                    .map(|&(col, ty)| {
+                        let at = t.lin(&[(i, n), (col, 1)], 0);
+                        let a = t.read_as(ty, dst, at);
+                        let v = t.b.declare_var(ty);
+                        t.b.def_var(v, a);
+                        (v, at)
+                    })
+                    .collect();
+                t.for_count(rows, &mut |t, r| {
+                    let scratch = t.scratch;
+                    let mem = |off| Opnd::Mem {
+                        ptr: scratch,
+                        off,
+                        readonly: false,
+                    };
+                    let ig = t.lin(&[(r, m), (i, 1)], 0);
+                    let u = t.read(mem(g), ig);
+                    let mut wide = None;
+                    for (&(col, ty), &(acc, _)) in cols.iter().zip(&accs) {
+                        let u = if ty == types::F64 {
+                            u
+                        } else {
+                            *wide.get_or_insert_with(|| t.b.ins().splat(ty, u))
+                        };
+                        let ix = t.lin(&[(r, n), (col, 1)], 0);
+                        let v = t.read_as(ty, mem(x), ix);
+                        let prod = t.b.ins().fmul(u, v);
+                        let a = t.b.use_var(acc);
+                        let s = t.b.ins().fadd(a, prod);
+                        t.b.def_var(acc, s);
+                    }
+                });
+                for &(acc, at) in &accs {
+                    let a = t.b.use_var(acc);
+                    t.write(dst, at, a);
+                }
+            });
+        };
+        let whole = n - n % 8;
+        self.for_each_step(whole, 8, &mut |t, col| {
+            let cols: Vec<(Ix, cl::Type)> =
+                (0..4).map(|c| (col.plus(2 * c), types::F64X2)).collect();
+            block(t, &cols);
+        });
+        let mut cols = Vec::new();
+        let mut col = whole;
+        while col + 2 <= n {
+            cols.push((Ix::c(col), types::F64X2));
+            col += 2;
+        }
+        if col < n {
+            cols.push((Ix::c(col), types::F64));
+        }
+        if !cols.is_empty() {
+            block(self, &cols);
+        }
+    }
+
+    /// Divides the `k`-th accumulator by the number of examples and leaves
+    /// the mean in the output buffer.
+    pub(super) fn divide(&mut self, k: usize, o: BatchOutput, acc: Acc, count: cl::Value) {
+        let dst = self.opnd_of(Loc::Table(OUTPUTS, k, 0));
+        match acc {
+            Acc::Reg(v) => {
+                let a = self.b.use_var(v);
+                let mean = self.b.ins().fdiv(a, count);
+                self.write(dst, Ix::c(0), mean);
+            }
+            Acc::Buffer => {
+                let count = Opnd::Reg(count);
+                let size = self.size_of(o);
+                self.pairwise(dst, count, size, &mut |t, a, c| t.b.ins().fdiv(a, c));
+            }
+        }
+    }
+
+    /// `dst[j] = op(dst[j], src[j])` for `j` in `0..n`, two at a time (a
+    /// register `src` stands for every element).
+    fn pairwise(
+        &mut self,
+        dst: Opnd,
+        src: Opnd,
+        n: usize,
+        op: &mut dyn FnMut(&mut Self, cl::Value, cl::Value) -> cl::Value,
+    ) {
+        let wide = match src {
+            Opnd::Reg(x) if n >= 2 => Opnd::Reg(self.b.ins().splat(types::F64X2, x)),
+            other => other,
+        };
+        self.for_each_step(n - n % 2, 2, &mut |t, ix| {
+            let a = t.read_as(types::F64X2, dst, ix);
+            let x = t.read_as(types::F64X2, wide, ix);
+            let y = op(t, a, x);
+            t.write(dst, ix, y);
+        });
+        if n % 2 == 1 {
+            let ix = Ix::c(n - 1);
+            let a = self.read(dst, ix);
+            let x = self.read(src, ix);
+            let y = op(self, a, x);
+            self.write(dst, ix, y);
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! The arithmetic of one element (of f64s, or of pairs of them as f64x2),
+//! and the loops of an elementwise operation over its result.
+
+use cranelift_codegen::ir::condcodes::FloatCC;
+use cranelift_codegen::ir::{self as cl, types, InstBuilder};
+
+use super::{dst_loc, Ix, Loc, Opnd, Translator};
+use crate::backend::libm::Callee;
+use crate::backend::plan::fuse::ElementOp;
+use crate::ir::{Binary, Unary, Value};
+
+impl Translator<'_, '_> {
+    /// Elementwise operation `op` of instruction `i` on `args`, pairs of
+    /// elements at a time if it works on f64x2 as on f64.
+    pub(super) fn map_op(&mut self, i: usize, args: &[Value], op: ElementOp) -> Loc {
+        if lane_wise(op) {
+            self.map_simd(i, args, &mut |t, x| t.apply(op, x))
+        } else {
+            self.map(i, args, &mut |t, x| t.apply(op, x))
+        }
+    }
+
+    /// One element of an elementwise operation.
+    pub(super) fn apply(&mut self, op: ElementOp, xs: &[cl::Value]) -> cl::Value {
+        match op {
+            ElementOp::Unary(u) => self.unary(u, xs[0]),
+            ElementOp::Binary(b) => self.binary(b, xs[0], xs[1]),
+            ElementOp::Select => self.select_nonzero(xs[0], xs[1], xs[2]),
+            ElementOp::Broadcast => xs[0],
+        }
+    }
+
+    fn unary(&mut self, u: Unary, x: cl::Value) -> cl::Value {
+        match u {
+            Unary::Neg => self.b.ins().fneg(x),
+            Unary::Sqrt => self.b.ins().sqrt(x),
+            Unary::Abs => self.b.ins().fabs(x),
+            Unary::Sign => {
+                // x > 0: 1, x < 0: -1, x == 0: +0, NaN: x.
+                let zero = self.b.ins().f64const(0.0);
+                let one = self.b.ins().f64const(1.0);
+                let minus = self.b.ins().f64const(-1.0);
+                let is_zero = self.b.ins().fcmp(FloatCC::Equal, x, zero);
+                let r = self.b.ins().select(is_zero, zero, x);
+                let neg = self.b.ins().fcmp(FloatCC::LessThan, x, zero);
+                let r = self.b.ins().select(neg, minus, r);
+                let pos = self.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
+                self.b.ins().select(pos, one, r)
+            }
+            Unary::Relu => {
+                // x if x > 0 or NaN, else +0.
+                let zero = self.b.ins().f64const(0.0);
+                let keep = self.b.ins().fcmp(FloatCC::UnorderedOrGreaterThan, x, zero);
+                self.b.ins().select(keep, x, zero)
+            }
+            Unary::Exp
+            | Unary::Log
+            | Unary::Sin
+            | Unary::Cos
+            | Unary::Tanh
+            | Unary::Sigmoid
+            | Unary::Softplus => self.call(Callee::Unary(u), &[x]),
+        }
+    }
+
+    fn binary(&mut self, op: Binary, x: cl::Value, y: cl::Value) -> cl::Value {
+        let cmp = |t: &mut Self, cc| {
+            let c = t.b.ins().fcmp(cc, x, y);
+            t.truth(c)
+        };
+        match op {
+            Binary::Add => self.b.ins().fadd(x, y),
+            Binary::Sub => self.b.ins().fsub(x, y),
+            Binary::Mul => self.b.ins().fmul(x, y),
+            Binary::Div => self.b.ins().fdiv(x, y),
+            Binary::Max => self.b.ins().fmax(x, y),
+            Binary::Min => self.b.ins().fmin(x, y),
+            Binary::Eq => cmp(self, FloatCC::Equal),
+            Binary::Ne => cmp(self, FloatCC::NotEqual),
+            Binary::Lt => cmp(self, FloatCC::LessThan),
+            Binary::Le => cmp(self, FloatCC::LessThanOrEqual),
+            Binary::Gt => cmp(self, FloatCC::GreaterThan),
+            Binary::Ge => cmp(self, FloatCC::GreaterThanOrEqual),
+            Binary::Pow | Binary::BceLogits => self.call(Callee::Binary(op), &[x, y]),
+        }
+    }
+
+    fn truth(&mut self, c: cl::Value) -> cl::Value {
+        let one = self.b.ins().f64const(1.0);
+        let zero = self.b.ins().f64const(0.0);
+        self.b.ins().select(c, one, zero)
+    }
+
+    /// `if c != 0 then a else b`; a NaN `c` is true, like `!= 0` in Rust.
+    fn select_nonzero(&mut self, c: cl::Value, a: cl::Value, b: cl::Value) -> cl::Value {
+        let zero = self.b.ins().f64const(0.0);
+        let nonzero = self.b.ins().fcmp(FloatCC::NotEqual, c, zero);
+        self.b.ins().select(nonzero, a, b)
+    }
+
+    /// An elementwise operation: a register for a scalar result, else a loop
+    /// over the result's elements (scalar arguments broadcast).
+    pub(super) fn map(
+        &mut self,
+        i: usize,
+        args: &[Value],
+        op: &mut dyn FnMut(&mut Self, &[cl::Value]) -> cl::Value,
+    ) -> Loc {
+        let shape = &self.f.insts[i].shape;
+        let opnds: Vec<Opnd> = args.iter().map(|&a| self.operand(a)).collect();
+        if shape.is_scalar() {
+            let xs: Vec<cl::Value> = opnds.iter().map(|&o| self.read(o, Ix::c(0))).collect();
+            return Loc::Reg(op(self, &xs));
+        }
+        let dst = self.dest(i);
+        let mut xs = Vec::with_capacity(opnds.len());
+        self.for_each(shape.size(), &mut |t, ix| {
+            xs.clear();
+            for &o in &opnds {
+                xs.push(t.read(o, ix));
+            }
+            let y = op(t, &xs);
+            t.write(dst, ix, y);
+        });
+        dst_loc(dst)
+    }
+
+    /// Like [`Self::map`], for an `op` that works on f64 and f64x2 alike: pairs
+    /// of elements at a time, then the last one if the size is odd.
+    fn map_simd(
+        &mut self,
+        i: usize,
+        args: &[Value],
+        op: &mut dyn FnMut(&mut Self, &[cl::Value]) -> cl::Value,
+    ) -> Loc {
+        let shape = &self.f.insts[i].shape;
+        let n = shape.size();
+        if n < 2 {
+            return self.map(i, args, op);
+        }
+        let opnds: Vec<Opnd> = args.iter().map(|&a| self.operand(a)).collect();
+        let splats: Vec<Opnd> = opnds
+            .iter()
+            .map(|&o| match o {
+                Opnd::Reg(x) => Opnd::Reg(self.b.ins().splat(types::F64X2, x)),
+                mem => mem,
+            })
+            .collect();
+        let dst = self.dest(i);
+        let mut xs = Vec::with_capacity(opnds.len());
+        self.for_each_step(n - n % 2, 2, &mut |t, ix| {
+            xs.clear();
+            for &o in &splats {
+                xs.push(t.read_as(types::F64X2, o, ix));
+            }
+            let y = op(t, &xs);
+            t.write(dst, ix, y);
+        });
+        if n % 2 == 1 {
+            let ix = Ix::c(n - 1);
+            let xs: Vec<cl::Value> = opnds.iter().map(|&o| self.read(o, ix)).collect();
+            let y = op(self, &xs);
+            self.write(dst, ix, y);
+        }
+        dst_loc(dst)
+    }
+}
+
+/// Whether `op` is one instruction that works on f64x2 as on f64, lane by
+/// lane.
+pub(super) fn lane_wise(op: ElementOp) -> bool {
+    match op {
+        ElementOp::Unary(u) => lane_wise_unary(u),
+        ElementOp::Binary(b) => lane_wise_binary(b),
+        ElementOp::Broadcast => true,
+        ElementOp::Select => false,
+    }
+}
+
+/// Whether `u` is one instruction that works on f64x2 as on f64, lane by lane.
+/// (Relu, sign and the comparisons could be lane-wise too, with a vector
+/// `fcmp` and `bitselect`; on the small vectors of the examples that
+/// measured slower than the scalar `select`s.)
+fn lane_wise_unary(u: Unary) -> bool {
+    match u {
+        Unary::Neg | Unary::Abs | Unary::Sqrt => true,
+        Unary::Exp
+        | Unary::Log
+        | Unary::Sign
+        | Unary::Sin
+        | Unary::Cos
+        | Unary::Tanh
+        | Unary::Sigmoid
+        | Unary::Relu
+        | Unary::Softplus => false,
+    }
+}
+
+/// Whether `op` is one instruction that works on f64x2 as on f64, lane by lane.
+fn lane_wise_binary(op: Binary) -> bool {
+    match op {
+        Binary::Add | Binary::Sub | Binary::Mul | Binary::Div | Binary::Max | Binary::Min => true,
+        Binary::Pow
+        | Binary::Eq
+        | Binary::Ne
+        | Binary::Lt
+        | Binary::Le
+        | Binary::Gt
+        | Binary::Ge
+        | Binary::BceLogits => false,
+    }
+}

@@ -1,0 +1,134 @@
+//! A fused run (see [`crate::backend::plan::fuse`]) as one loop: every
+//! element of every member computed in turn, in registers, only the members
+//! read outside the run stored, and a `sum` adding the elements as they
+//! come, in the same order as a separate loop would.
+
+use std::collections::HashMap;
+
+use cranelift_codegen::ir::{self as cl, types, InstBuilder};
+use cranelift_frontend::Variable;
+
+use super::elementwise::lane_wise;
+use super::{dst_loc, Ix, Loc, Opnd, Translator};
+use crate::backend::plan::fuse::Member;
+use crate::ir::Value;
+
+impl Translator<'_, '_> {
+    /// Translates a run of two or more instructions as one loop. `internal`
+    /// marks the members that nothing outside the run reads: they get no
+    /// location.
+    pub(super) fn fused(&mut self, run: &[usize], internal: &[bool]) {
+        let f = self.f;
+        let n = f.insts[run[0]].shape.size();
+        // What each member is: the plan makes runs of members only.
+        let members: Vec<Member> = run
+            .iter()
+            .map(|&i| Member::of(&f.insts[i].op).expect("plan::fuse::steps runs members only"))
+            .collect();
+        let simd = n >= 2
+            && members.iter().all(|&m| match m {
+                Member::Map(op) => lane_wise(op),
+                Member::Sum => true,
+            });
+        // The arguments from outside the run: scalars loaded once (and
+        // splat for pairs), tensors read element by element.
+        let mut outside: HashMap<usize, (Opnd, Opnd)> = HashMap::new();
+        for &i in run {
+            for a in &f.insts[i].args {
+                let a = a.index();
+                if run.contains(&a) || outside.contains_key(&a) {
+                    continue;
+                }
+                let o = self.operand(Value(a as u32));
+                let pair = if f.insts[a].shape.is_scalar() {
+                    let x = self.read(o, Ix::c(0));
+                    let wide = if simd {
+                        self.b.ins().splat(types::F64X2, x)
+                    } else {
+                        x
+                    };
+                    (Opnd::Reg(x), Opnd::Reg(wide))
+                } else {
+                    (o, o)
+                };
+                outside.insert(a, pair);
+            }
+        }
+        let mut dests: HashMap<usize, Opnd> = HashMap::new();
+        let mut sums: HashMap<usize, Variable> = HashMap::new();
+        for (&i, &m) in run.iter().zip(&members) {
+            match m {
+                Member::Sum => {
+                    sums.insert(i, self.var(-0.0));
+                }
+                Member::Map(_) if !internal[i] => {
+                    dests.insert(i, self.dest(i));
+                }
+                Member::Map(_) => {}
+            }
+        }
+        let element = |t: &mut Self, ix: Ix, ty: cl::Type| {
+            let mut vals: HashMap<usize, cl::Value> = HashMap::new();
+            for (&i, &m) in run.iter().zip(&members) {
+                let inst = &f.insts[i];
+                let mut xs = Vec::with_capacity(inst.args.len());
+                for a in &inst.args {
+                    let a = a.index();
+                    let x = match vals.get(&a) {
+                        Some(&x) => x,
+                        None => {
+                            let (narrow, wide) = outside[&a];
+                            let o = if ty == types::F64 { narrow } else { wide };
+                            let x = t.read_as(ty, o, ix);
+                            vals.insert(a, x);
+                            x
+                        }
+                    };
+                    xs.push(x);
+                }
+                match m {
+                    Member::Sum => t.add_lanes(sums[&i], ty, xs[0]),
+                    Member::Map(op) => {
+                        let y = t.apply(op, &xs);
+                        vals.insert(i, y);
+                        if let Some(&dst) = dests.get(&i) {
+                            t.write(dst, ix, y);
+                        }
+                    }
+                }
+            }
+        };
+        if simd {
+            self.for_each_step(n - n % 2, 2, &mut |t, ix| element(t, ix, types::F64X2));
+            if n % 2 == 1 {
+                element(self, Ix::c(n - 1), types::F64);
+            }
+        } else {
+            self.for_each(n, &mut |t, ix| element(t, ix, types::F64));
+        }
+        for &i in run {
+            if let Some(&acc) = sums.get(&i) {
+                let s = self.b.use_var(acc);
+                self.set_loc(i, Loc::Reg(s));
+            } else if let Some(&dst) = dests.get(&i) {
+                self.set_loc(i, dst_loc(dst));
+            }
+        }
+    }
+
+    /// Adds the lanes of `x` (an f64, or an f64x2) to `acc` in order, as
+    /// `Translator::sum` adds elements.
+    fn add_lanes(&mut self, acc: Variable, ty: cl::Type, x: cl::Value) {
+        let lanes = if ty == types::F64 { 1 } else { 2 };
+        for lane in 0..lanes {
+            let x = if ty == types::F64 {
+                x
+            } else {
+                self.b.ins().extractlane(x, lane as u8)
+            };
+            let s = self.b.use_var(acc);
+            let s = self.b.ins().fadd(s, x);
+            self.b.def_var(acc, s);
+        }
+    }
+}

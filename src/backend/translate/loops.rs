@@ -1,0 +1,131 @@
+//! The loop builders of the translator: counted loops (unrolled when
+//! short), loop nests over a shape, pairs of columns, and the loops that
+//! copy and fill memory two elements at a time.
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{self as cl, types, InstBuilder};
+
+use super::{Bound, Ix, Opnd, Translator};
+use crate::backend::plan::UNROLL;
+
+impl Translator<'_, '_> {
+    /// Runs `body` for every index in `0..n` with a step of `step`: unrolled
+    /// when short, else a counted loop (`n` is a multiple of `step`).
+    pub(super) fn for_each_step(
+        &mut self,
+        n: usize,
+        step: usize,
+        body: &mut dyn FnMut(&mut Self, Ix),
+    ) {
+        if n == 0 {
+            return;
+        }
+        if n / step <= UNROLL {
+            for k in (0..n).step_by(step) {
+                body(self, Ix::c(k));
+            }
+            return;
+        }
+        self.counted_loop(step, Bound::Const(n), body);
+    }
+
+    /// A loop `for i in (0..bound).step_by(step)` in the generated code, with
+    /// the test at the bottom: the bound must be at least 1.
+    fn counted_loop(&mut self, step: usize, bound: Bound, body: &mut dyn FnMut(&mut Self, Ix)) {
+        let counter = self.b.declare_var(self.ptr);
+        let zero = self.b.ins().iconst(self.ptr, 0);
+        self.b.def_var(counter, zero);
+        let header = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(header);
+        let i = self.b.use_var(counter);
+        body(
+            self,
+            Ix {
+                dynamic: Some(i),
+                konst: 0,
+            },
+        );
+        let next = self.b.ins().iadd_imm_s(i, step as i64);
+        self.b.def_var(counter, next);
+        let more = match bound {
+            Bound::Const(n) => self
+                .b
+                .ins()
+                .icmp_imm_u(IntCC::UnsignedLessThan, next, n as i64),
+            Bound::Value(n) => self.b.ins().icmp(IntCC::UnsignedLessThan, next, n),
+        };
+        self.b.ins().brif(more, header, &[], exit, &[]);
+        self.b.switch_to_block(exit);
+    }
+
+    pub(super) fn for_each(&mut self, n: usize, body: &mut dyn FnMut(&mut Self, Ix)) {
+        self.for_each_step(n, 1, body);
+    }
+
+    /// Runs `body` for every multi-index of `dims`, in row-major order.
+    pub(super) fn nest(&mut self, dims: &[usize], body: &mut dyn FnMut(&mut Self, &[Ix])) {
+        let mut idx = Vec::with_capacity(dims.len());
+        self.nest_rec(dims, &mut idx, body);
+    }
+
+    fn nest_rec(
+        &mut self,
+        dims: &[usize],
+        idx: &mut Vec<Ix>,
+        body: &mut dyn FnMut(&mut Self, &[Ix]),
+    ) {
+        match dims.split_first() {
+            None => body(self, idx),
+            Some((&d, rest)) => self.for_each(d, &mut |t, i| {
+                idx.push(i);
+                t.nest_rec(rest, idx, body);
+                idx.pop();
+            }),
+        }
+    }
+
+    /// Runs `body` for every index in `0..count`, a value of at least 1.
+    pub(super) fn for_count(&mut self, count: cl::Value, body: &mut dyn FnMut(&mut Self, Ix)) {
+        self.counted_loop(1, Bound::Value(count), body);
+    }
+
+    /// Runs `body` over the columns `0..n` of a row: pairs as f64x2, then the
+    /// last column as f64 if `n` is odd.
+    pub(super) fn columns(&mut self, n: usize, body: &mut dyn FnMut(&mut Self, Ix, cl::Type)) {
+        self.for_each_step(n - n % 2, 2, &mut |t, col| body(t, col, types::F64X2));
+        if n % 2 == 1 {
+            body(self, Ix::c(n - 1), types::F64);
+        }
+    }
+
+    /// Copies `n` elements of `src` to `dst` from element `to` on, two at a
+    /// time; a register `src` is one scalar, stored once.
+    pub(super) fn copy(&mut self, src: Opnd, dst: Opnd, to: usize, n: usize) {
+        if let Opnd::Reg(x) = src {
+            self.write(dst, Ix::c(to), x);
+            return;
+        }
+        self.for_each_step(n - n % 2, 2, &mut |t, ix| {
+            let x = t.read_as(types::F64X2, src, ix);
+            let at = t.lin(&[(ix, 1)], to);
+            t.write(dst, at, x);
+        });
+        if n % 2 == 1 {
+            let x = self.read(src, Ix::c(n - 1));
+            self.write(dst, Ix::c(to + n - 1), x);
+        }
+    }
+
+    pub(super) fn fill(&mut self, dst: Opnd, n: usize, x: f64) {
+        let v = self.b.ins().f64const(x);
+        if n >= 2 {
+            let v2 = self.b.ins().splat(types::F64X2, v);
+            self.for_each_step(n - n % 2, 2, &mut |t, ix| t.write(dst, ix, v2));
+        }
+        if n % 2 == 1 {
+            self.write(dst, Ix::c(n - 1), v);
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! `@` in its four forms and `outer`, every element a dot product (or a
+//! product) in the interpreter's order; several independent dot products
+//! share one loop, so that their additions overlap.
+
+use cranelift_codegen::ir::{self as cl, types, InstBuilder};
+use cranelift_frontend::Variable;
+
+use super::{dst_loc, Ix, Loc, Opnd, Translator};
+use crate::backend::plan::UNROLL;
+use crate::ir::Value;
+
+/// How many dot products (or pairs of them) a blocked product computes in
+/// one loop: enough independent additions to keep the adders busy, few
+/// enough to keep the accumulators in registers.
+pub(super) const BLOCK: usize = 4;
+
+impl Translator<'_, '_> {
+    /// The four forms of `@`, each element a dot product summed left to right
+    /// from -0, like the interpreter.
+    ///
+    /// When the dot products are loops (longer than [`UNROLL`]), several
+    /// independent ones share one loop, so that their additions overlap
+    /// instead of waiting on each other: [`BLOCK`] rows at a time for a
+    /// matrix-vector product, [`BLOCK`] f64x2 pairs of columns at a time
+    /// otherwise. In a batched function, `W @ x` with `W` fixed over the
+    /// batch reads `W`'s transpose, made once per call (see
+    /// [`super::abi::Layout::transposed`]), and is computed as `x @ W^T`, two
+    /// rows of `W` per f64x2. Each element still adds the same products (a
+    /// product of two numbers is the same bits either way round) in the same
+    /// order.
+    pub(super) fn matmul(&mut self, i: usize, a: Value, b: Value) -> Loc {
+        let (m, k) = match self.f.shape(a).dims() {
+            [m, k] => (*m, *k),
+            d => (1, d[0]),
+        };
+        let n = match self.f.shape(b).dims() {
+            [_, n] => *n,
+            _ => 1,
+        };
+        if self.f.insts[i].shape.is_scalar() {
+            let (x, y) = (self.operand(a), self.operand(b));
+            let d = self.dots(x, y, k, n, &[(Ix::c(0), Ix::c(0), types::F64)]);
+            return Loc::Reg(d[0]);
+        }
+        let dst = self.dest(i);
+        let blocked = k > UNROLL;
+        // The transpose is made before the loop over the examples, for it.
+        let transposed = match (self.example, self.f.shape(b).dims()) {
+            (Some(_), [_]) => self.layout.transposed_of(a.index()),
+            _ => None,
+        };
+        if let (true, Some(off)) = (blocked, transposed) {
+            // x @ W^T: one row of m columns.
+            let x = self.operand(b);
+            let wt = Opnd::Mem {
+                ptr: self.scratch,
+                off,
+                readonly: false,
+            };
+            self.row_times(x, wt, Ix::c(0), k, m, dst, true);
+            return dst_loc(dst);
+        }
+        let (x, y) = (self.operand(a), self.operand(b));
+        if blocked && n == 1 {
+            let whole = m - m % BLOCK;
+            self.for_each_step(whole, BLOCK, &mut |t, row| {
+                let cells: Vec<(Ix, Ix, cl::Type)> = (0..BLOCK)
+                    .map(|r| (row.plus(r), Ix::c(0), types::F64))
+                    .collect();
+                let d = t.dots(x, y, k, n, &cells);
+                for (r, v) in d.into_iter().enumerate() {
+                    t.write(dst, row.plus(r), v);
+                }
+            });
+            let cells: Vec<(Ix, Ix, cl::Type)> = (whole..m)
+                .map(|r| (Ix::c(r), Ix::c(0), types::F64))
+                .collect();
+            if !cells.is_empty() {
+                let d = self.dots(x, y, k, n, &cells);
+                for (r, v) in (whole..m).zip(d) {
+                    self.write(dst, Ix::c(r), v);
+                }
+            }
+            return dst_loc(dst);
+        }
+        self.for_each(m, &mut |t, row| t.row_times(x, y, row, k, n, dst, blocked));
+        dst_loc(dst)
+    }
+
+    /// `outer(a, b)`: element `(i, j)` is `a[i] * b[j]`, pairs of columns at
+    /// a time.
+    pub(super) fn outer(&mut self, i: usize, a: Value, b: Value) -> Loc {
+        let f = self.f;
+        let (x, y) = (self.operand(a), self.operand(b));
+        let dst = self.dest(i);
+        let (m, n) = (f.shape(a).size(), f.shape(b).size());
+        self.for_each(m, &mut |t, row| {
+            let u = t.read(x, row);
+            t.columns(n, &mut |t, col, ty| {
+                let u = t.splat_as(ty, u);
+                let v = t.read_as(ty, y, col);
+                let z = t.b.ins().fmul(u, v);
+                let at = t.lin(&[(row, n), (col, 1)], 0);
+                t.write(dst, at, z);
+            });
+        });
+        dst_loc(dst)
+    }
+
+    /// Row `row` of `x @ y` (`x` is `[_, k]`, `y` is `[k, n]`) into row `row`
+    /// of `dst`: pairs of columns as f64x2, the last one alone if `n` is odd;
+    /// if `blocked`, [`BLOCK`] pairs per loop over `k`, and the rest in one
+    /// more.
+    #[expect(clippy::too_many_arguments, reason = "the operands of a product")]
+    fn row_times(
+        &mut self,
+        x: Opnd,
+        y: Opnd,
+        row: Ix,
+        k: usize,
+        n: usize,
+        dst: Opnd,
+        blocked: bool,
+    ) {
+        let put = |t: &mut Self, cells: &[(Ix, Ix, cl::Type)]| {
+            let d = t.dots(x, y, k, n, cells);
+            for (&(_, col, _), v) in cells.iter().zip(d) {
+                let at = t.lin(&[(row, n), (col, 1)], 0);
+                t.write(dst, at, v);
+            }
+        };
+        if !blocked {
+            self.columns(n, &mut |t, col, ty| put(t, &[(row, col, ty)]));
+            return;
+        }
+        let whole = n - n % (2 * BLOCK);
+        self.for_each_step(whole, 2 * BLOCK, &mut |t, col| {
+            let cells: Vec<(Ix, Ix, cl::Type)> = (0..BLOCK)
+                .map(|c| (row, col.plus(2 * c), types::F64X2))
+                .collect();
+            put(t, &cells);
+        });
+        let mut cells = Vec::new();
+        let mut col = whole;
+        while col + 2 <= n {
+            cells.push((row, Ix::c(col), types::F64X2));
+            col += 2;
+        }
+        if col < n {
+            cells.push((row, Ix::c(col), types::F64));
+        }
+        if !cells.is_empty() {
+            put(self, &cells);
+        }
+    }
+
+    /// Dot products of rows of `x` (`[_, k]`, row-major) with columns of `y`
+    /// (`[k, n]`), all in one loop over `k`: cell `(row, col, ty)` is element
+    /// `(row, col)`, or with `ty` f64x2 the pair `(row, col..col + 2)`, each
+    /// lane summing its own products from -0 in order. An element of `x` is
+    /// loaded once per step for all the cells of its row.
+    pub(super) fn dots(
+        &mut self,
+        x: Opnd,
+        y: Opnd,
+        k: usize,
+        n: usize,
+        cells: &[(Ix, Ix, cl::Type)],
+    ) -> Vec<cl::Value> {
+        let accs: Vec<Variable> = cells
+            .iter()
+            .map(|&(_, _, ty)| self.var_of(ty, -0.0))
+            .collect();
+        self.for_each(k, &mut |t, p| {
+            // (row, ty) -> the loaded (and splat) element x[row, p].
+            let mut loaded: Vec<(Ix, cl::Type, cl::Value)> = Vec::new();
+            for (&(row, col, ty), &acc) in cells.iter().zip(&accs) {
+                let known = loaded
+                    .iter()
+                    .find(|(r, rty, _)| r.same(row) && *rty == ty)
+                    .map(|&(_, _, u)| u);
+                let ia = match known {
+                    Some(_) => None,
+                    None => Some(t.lin(&[(row, k), (p, 1)], 0)),
+                };
+                let ib = t.lin(&[(p, n), (col, 1)], 0);
+                let u = match (known, ia) {
+                    (Some(u), _) => u,
+                    (None, ia) => {
+                        let u = t.read(x, ia.expect("computed when not loaded"));
+                        let u = t.splat_as(ty, u);
+                        loaded.push((row, ty, u));
+                        u
+                    }
+                };
+                let v = t.read_as(ty, y, ib);
+                let prod = t.b.ins().fmul(u, v);
+                let s = t.b.use_var(acc);
+                let s = t.b.ins().fadd(s, prod);
+                t.b.def_var(acc, s);
+            }
+        });
+        accs.iter().map(|&acc| self.b.use_var(acc)).collect()
+    }
+}

@@ -1,0 +1,407 @@
+//! IR -> CLIF: one Cranelift function for one IR function, every operation a
+//! loop nest over its static shape (short loops unrolled), following the
+//! plan ([`super::plan`]) made before.
+//!
+//! Where values live: scalars in SSA registers, parameters and inputs in
+//! the caller's buffers (the pointer tables of [`super::abi`]), non-scalar
+//! constants in read-only data objects, everything else in its scratch
+//! slot. The arithmetic is the interpreter's, operation for operation and in
+//! the same order (sums left to right from -0, no fused multiply-add), so
+//! results are bit-identical to [`crate::ir::interp`] except for the payload
+//! of a NaN.
+//!
+//! This module is the translator's context, [`Translator`]: where each value
+//! lives ([`Loc`]), operands ([`Opnd`]) and their element reads and writes,
+//! index arithmetic ([`Ix`]), variables and host calls. Its children add the
+//! rest, each using only this module and the children listed before it:
+//!
+//! - `loops`: the loop builders, and copies and fills of memory.
+//! - `elementwise`: the arithmetic of one element, and elementwise loops.
+//! - `reduce`: sums, maxima, norms, `logsumexp`, `softmax`.
+//! - `matmul`: `@` and `outer`, dot products in blocks.
+//! - `movement`: `transpose`, slices, `unslice`, `pack`.
+//! - `fuse`: a fused run (see [`super::plan::fuse`]) as one loop.
+//! - `ops`: every operation dispatched to its lowering, and one step of the
+//!   plan.
+//! - [`single`]: the function of one example.
+//! - [`batch`]: the batched function, the loop over the examples inside.
+
+pub(super) mod batch;
+mod elementwise;
+mod fuse;
+mod loops;
+mod matmul;
+mod movement;
+mod ops;
+mod reduce;
+pub(super) mod single;
+
+use std::collections::HashMap;
+
+use cranelift_codegen::ir::{self as cl, types, AbiParam, GlobalValue, InstBuilder, MemFlagsData};
+use cranelift_frontend::{FunctionBuilder, Variable};
+use cranelift_module::{Linkage, Module};
+
+use super::abi::OUTPUTS;
+use super::libm::Callee;
+use super::plan::Layout;
+use crate::ir::{Function, Value};
+
+/// The end of a generated loop: known when compiling, or a value at run time.
+#[derive(Copy, Clone)]
+enum Bound {
+    Const(usize),
+    Value(cl::Value),
+}
+
+/// Where a translated IR value lives. The last field of a memory location
+/// is an offset in f64s: a contiguous slice is a view of its argument.
+#[derive(Copy, Clone, Debug)]
+enum Loc {
+    /// A scalar, in a register.
+    Reg(cl::Value),
+    /// At this offset (in f64s) of the scratch buffer.
+    Scratch(usize),
+    /// In the caller's buffer: a pointer table (see [`super::abi::PARAMS`])
+    /// and a position in it.
+    Table(usize, usize, usize),
+    /// In a read-only data object.
+    Data(GlobalValue, usize),
+    /// In read-only memory at this address (an input of the current example).
+    Ptr(cl::Value, usize),
+    /// In the scratch buffer at this address (a value of an earlier stage
+    /// of a batched function, kept for the current example).
+    Row(cl::Value, usize),
+}
+
+impl Loc {
+    /// The location `k` elements further on.
+    fn offset(self, k: usize) -> Loc {
+        match self {
+            Loc::Reg(_) => unreachable!("a view is of memory"),
+            Loc::Scratch(off) => Loc::Scratch(off + k),
+            Loc::Table(table, i, off) => Loc::Table(table, i, off + k),
+            Loc::Data(gv, off) => Loc::Data(gv, off + k),
+            Loc::Ptr(ptr, off) => Loc::Ptr(ptr, off + k),
+            Loc::Row(ptr, off) => Loc::Row(ptr, off + k),
+        }
+    }
+}
+
+/// A value ready for element access: a register that stands for every
+/// element, or memory at `ptr + 8 * off`.
+#[derive(Copy, Clone, Debug)]
+enum Opnd {
+    Reg(cl::Value),
+    Mem {
+        ptr: cl::Value,
+        off: usize,
+        readonly: bool,
+    },
+}
+
+impl Opnd {
+    /// The operand from element `k` on (a register stands for every element).
+    fn at(self, k: usize) -> Opnd {
+        match self {
+            Opnd::Reg(x) => Opnd::Reg(x),
+            Opnd::Mem { ptr, off, readonly } => Opnd::Mem {
+                ptr,
+                off: off + k,
+                readonly,
+            },
+        }
+    }
+}
+
+/// An element index: a dynamic part (a loop counter, of pointer type) plus a
+/// constant.
+#[derive(Copy, Clone, Debug)]
+struct Ix {
+    dynamic: Option<cl::Value>,
+    konst: usize,
+}
+
+impl Ix {
+    fn c(k: usize) -> Ix {
+        Ix {
+            dynamic: None,
+            konst: k,
+        }
+    }
+
+    /// The index `k` further on.
+    fn plus(self, k: usize) -> Ix {
+        Ix {
+            dynamic: self.dynamic,
+            konst: self.konst + k,
+        }
+    }
+
+    /// Whether the two indices are the same expression.
+    fn same(self, other: Ix) -> bool {
+        self.dynamic == other.dynamic && self.konst == other.konst
+    }
+}
+
+/// The translator's context: the function being built and where every
+/// translated value lives.
+struct Translator<'a, 'b> {
+    b: FunctionBuilder<'b>,
+    module: &'a mut dyn Module,
+    f: &'a Function,
+    layout: &'a Layout,
+    ptr: cl::Type,
+    /// The `params`, `inputs` and `outputs` pointer tables.
+    tables: [cl::Value; 3],
+    scratch: cl::Value,
+    /// Where each translated instruction's value lives.
+    locs: Vec<Option<Loc>>,
+    callees: HashMap<Callee, cl::FuncRef>,
+    /// In a batched function, inside the loop over the examples: the index
+    /// of the current example, which selects the inputs' rows.
+    example: Option<cl::Value>,
+}
+
+/// Data that no generated store touches.
+fn readonly() -> MemFlagsData {
+    MemFlagsData::trusted().with_readonly()
+}
+
+impl<'a, 'b> Translator<'a, 'b> {
+    /// A translator over a function whose entry block is current, with the
+    /// entry's first four parameters (`params`, `inputs`, `outputs`, `scratch`).
+    fn new(
+        b: FunctionBuilder<'b>,
+        module: &'a mut dyn Module,
+        f: &'a Function,
+        layout: &'a Layout,
+        entry_params: &[cl::Value],
+    ) -> Self {
+        let ptr = module.target_config().pointer_type();
+        let p = entry_params;
+        Translator {
+            b,
+            module,
+            f,
+            layout,
+            ptr,
+            tables: [p[0], p[1], p[2]],
+            scratch: p[3],
+            locs: vec![None; f.insts.len()],
+            callees: HashMap::new(),
+            example: None,
+        }
+    }
+
+    /// Seals the blocks and finishes the function.
+    fn finish(mut self) {
+        self.b.seal_all_blocks();
+        self.b.finalize(self.module.target_config());
+    }
+
+    fn set_loc(&mut self, i: usize, loc: Loc) {
+        self.locs[i] = Some(loc);
+    }
+
+    /// Where the value of instruction `i`, translated already, lives.
+    fn loc(&self, i: usize) -> Loc {
+        self.locs[i].expect("arguments are translated first")
+    }
+
+    /// The operand for an IR value, with its base pointer computed here (so
+    /// that loops emitted afterwards do not recompute it).
+    fn operand(&mut self, v: Value) -> Opnd {
+        let loc = self.loc(v.index());
+        self.opnd_of(loc)
+    }
+
+    fn opnd_of(&mut self, loc: Loc) -> Opnd {
+        match loc {
+            Loc::Reg(x) => Opnd::Reg(x),
+            Loc::Scratch(off) => Opnd::Mem {
+                ptr: self.scratch,
+                off,
+                readonly: false,
+            },
+            Loc::Table(table, k, off) => Opnd::Mem {
+                ptr: self.table_entry(table, k),
+                off,
+                readonly: table != OUTPUTS,
+            },
+            Loc::Data(gv, off) => Opnd::Mem {
+                ptr: self.b.ins().symbol_value(self.ptr, gv),
+                off,
+                readonly: true,
+            },
+            Loc::Ptr(ptr, off) => Opnd::Mem {
+                ptr,
+                off,
+                readonly: true,
+            },
+            Loc::Row(ptr, off) => Opnd::Mem {
+                ptr,
+                off,
+                readonly: false,
+            },
+        }
+    }
+
+    /// The k-th pointer of a pointer table.
+    fn table_entry(&mut self, table: usize, k: usize) -> cl::Value {
+        let flags = readonly().with_can_move();
+        let at = offset_bytes(k);
+        self.b.ins().load(self.ptr, flags, self.tables[table], at)
+    }
+
+    /// The scratch slot of instruction `i`.
+    fn dest(&mut self, i: usize) -> Opnd {
+        let off = self.layout.slots[i].expect("a non-scalar computed value has a scratch slot");
+        Opnd::Mem {
+            ptr: self.scratch,
+            off,
+            readonly: false,
+        }
+    }
+
+    /// The address of element `ix` of memory operand `(ptr, off)`, as a base
+    /// and an immediate byte offset.
+    fn address(&mut self, ptr: cl::Value, off: usize, ix: Ix) -> (cl::Value, i32) {
+        let base = match ix.dynamic {
+            None => ptr,
+            Some(d) => {
+                let bytes = self.b.ins().ishl_imm_u(d, 3);
+                self.b.ins().iadd(ptr, bytes)
+            }
+        };
+        let k = (off + ix.konst) * 8;
+        match i32::try_from(k) {
+            Ok(k) => (base, k),
+            Err(_) => {
+                let k = self.b.ins().iconst(self.ptr, k as i64);
+                (self.b.ins().iadd(base, k), 0)
+            }
+        }
+    }
+
+    fn read(&mut self, o: Opnd, ix: Ix) -> cl::Value {
+        self.read_as(types::F64, o, ix)
+    }
+
+    /// Loads one `ty` (f64 or f64x2) at element `ix`; a register operand is
+    /// returned as it is.
+    fn read_as(&mut self, ty: cl::Type, o: Opnd, ix: Ix) -> cl::Value {
+        match o {
+            Opnd::Reg(x) => x,
+            Opnd::Mem { ptr, off, readonly } => {
+                let (p, k) = self.address(ptr, off, ix);
+                self.b.ins().load(ty, mem_flags(ty, readonly), p, k)
+            }
+        }
+    }
+
+    fn write(&mut self, o: Opnd, ix: Ix, x: cl::Value) {
+        match o {
+            Opnd::Reg(_) => unreachable!("results are written to memory"),
+            Opnd::Mem { ptr, off, .. } => {
+                let ty = self.b.func.dfg.value_type(x);
+                let (p, k) = self.address(ptr, off, ix);
+                self.b.ins().store(mem_flags(ty, false), x, p, k);
+            }
+        }
+    }
+
+    /// `sum(terms[t].0 * terms[t].1) + k`.
+    fn lin(&mut self, terms: &[(Ix, usize)], k: usize) -> Ix {
+        let mut out = Ix::c(k);
+        for &(ix, stride) in terms {
+            out.konst += ix.konst * stride;
+            if let Some(d) = ix.dynamic {
+                let scaled = if stride == 1 {
+                    d
+                } else {
+                    self.b.ins().imul_imm_s(d, stride as i64)
+                };
+                out.dynamic = Some(match out.dynamic {
+                    None => scaled,
+                    Some(acc) => self.b.ins().iadd(acc, scaled),
+                });
+            }
+        }
+        out
+    }
+
+    /// An f64 variable, for values carried around a loop.
+    fn var(&mut self, init: f64) -> Variable {
+        self.var_of(types::F64, init)
+    }
+
+    /// A variable of type `ty` (f64 or f64x2), every lane `init`.
+    fn var_of(&mut self, ty: cl::Type, init: f64) -> Variable {
+        let v = self.b.declare_var(ty);
+        let x = self.b.ins().f64const(init);
+        let x = self.splat_as(ty, x);
+        self.b.def_var(v, x);
+        v
+    }
+
+    /// `x` as a value of type `ty`: itself, or splat to f64x2.
+    fn splat_as(&mut self, ty: cl::Type, x: cl::Value) -> cl::Value {
+        if ty == types::F64 {
+            x
+        } else {
+            self.b.ins().splat(ty, x)
+        }
+    }
+
+    /// Calls a host function.
+    fn call(&mut self, callee: Callee, args: &[cl::Value]) -> cl::Value {
+        let fref = match self.callees.get(&callee) {
+            Some(&r) => r,
+            None => {
+                let name = callee.symbol().expect("a host function");
+                let mut sig = self.module.make_signature();
+                for _ in 0..callee.arity() {
+                    sig.params.push(AbiParam::new(types::F64));
+                }
+                sig.returns.push(AbiParam::new(types::F64));
+                let id = self
+                    .module
+                    .declare_function(name, Linkage::Import, &sig)
+                    .expect("host functions are declared once, with one signature");
+                let r = self.module.declare_func_in_func(id, self.b.func);
+                self.callees.insert(callee, r);
+                r
+            }
+        };
+        let call = self.b.ins().call(fref, args);
+        self.b.inst_results(call)[0]
+    }
+}
+
+/// The location of a result written to its scratch slot.
+fn dst_loc(dst: Opnd) -> Loc {
+    match dst {
+        Opnd::Mem { off, .. } => Loc::Scratch(off),
+        Opnd::Reg(_) => unreachable!("destinations are memory"),
+    }
+}
+
+fn offset_bytes(k: usize) -> i32 {
+    i32::try_from(k * 8).expect("pointer tables are small")
+}
+
+/// Scalar f64 accesses are aligned (the buffers are `Vec<f64>`s); vector
+/// accesses may not be 16-byte aligned, so they are not marked `aligned`.
+fn mem_flags(ty: cl::Type, readonly: bool) -> MemFlagsData {
+    let flags = if ty == types::F64 {
+        MemFlagsData::trusted()
+    } else {
+        MemFlagsData::new().with_notrap()
+    };
+    if readonly {
+        flags.with_readonly()
+    } else {
+        flags
+    }
+}
