@@ -107,6 +107,8 @@ pub(super) struct Tables {
 }
 
 impl Scratch {
+    /// A scratch buffer of `scratch_len` numbers and tables of `ptr_count`
+    /// pointers.
     pub(super) fn new(scratch_len: usize, ptr_count: usize) -> Scratch {
         Scratch {
             data: vec![0.0; scratch_len],

@@ -86,6 +86,8 @@ pub fn batch_clif_text(f: &Function, options: BatchOptions) -> Result<String, St
     Ok(ctx.func.display().to_string())
 }
 
+/// Verifies `f`, plans its batched function and builds its CLIF into
+/// `ctx`, declaring what it uses in `module`.
 fn build(
     module: &mut cranelift_jit::JITModule,
     f: &Function,

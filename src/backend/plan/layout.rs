@@ -85,6 +85,7 @@ struct Memory {
 }
 
 impl Memory {
+    /// The steps and roots of `f`'s instructions in `steps`.
     fn of(f: &Function, steps: &[Vec<usize>]) -> Memory {
         let n = f.insts.len();
         let mut step_of = vec![usize::MAX; n];
@@ -117,6 +118,8 @@ struct Uses {
 }
 
 impl Uses {
+    /// The uses of every value in `steps`, the body's reads of `pre`'s values
+    /// and the `results` lasting to the end.
     fn of(
         f: &Function,
         steps: &[Vec<usize>],

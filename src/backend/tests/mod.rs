@@ -1,7 +1,8 @@
 //! Unit tests of the backend, one per operation family: every operation
 //! compiled and run on ordinary and special values (±0, ±inf, NaN, huge),
 //! compared bit for bit with the reference interpreter. The helpers are
-//! here; `ops` tests single-example functions, `batch` batched ones.
+//! here; `ops` tests single-example functions, `batch` batched ones, and
+//! `products` the batched products with a matrix fixed over the batch.
 
 use super::*;
 use crate::ir::{
@@ -236,3 +237,4 @@ fn shapes() -> Vec<Shape> {
 
 mod batch;
 mod ops;
+mod products;

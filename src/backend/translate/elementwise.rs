@@ -30,6 +30,7 @@ impl Translator<'_, '_> {
         }
     }
 
+    /// One element of `u`: an instruction or two, or a host call.
     fn unary(&mut self, u: Unary, x: cl::Value) -> cl::Value {
         match u {
             Unary::Neg => self.b.ins().fneg(x),
@@ -63,6 +64,8 @@ impl Translator<'_, '_> {
         }
     }
 
+    /// One element of `op`: an instruction, a comparison as 1 or 0, or a host
+    /// call.
     fn binary(&mut self, op: Binary, x: cl::Value, y: cl::Value) -> cl::Value {
         let cmp = |t: &mut Self, cc| {
             let c = t.b.ins().fcmp(cc, x, y);
@@ -85,6 +88,7 @@ impl Translator<'_, '_> {
         }
     }
 
+    /// 1 if `c` holds, else 0.
     fn truth(&mut self, c: cl::Value) -> cl::Value {
         let one = self.b.ins().f64const(1.0);
         let zero = self.b.ins().f64const(0.0);

@@ -13,6 +13,20 @@ use super::{dst_loc, Ix, Loc, Opnd, Translator};
 use crate::backend::plan::fuse::Member;
 use crate::ir::Value;
 
+/// A run being translated: its instructions and what each is, where its
+/// arguments from outside are, and where its results go.
+struct Run<'r> {
+    insts: &'r [usize],
+    members: Vec<Member>,
+    /// The arguments from outside the run: a scalar loaded once (and its
+    /// splat for pairs), a tensor read element by element (twice the same).
+    outside: HashMap<usize, (Opnd, Opnd)>,
+    /// The scratch slots of the members that are stored.
+    dests: HashMap<usize, Opnd>,
+    /// The accumulators of the `sum`s.
+    sums: HashMap<usize, Variable>,
+}
+
 impl Translator<'_, '_> {
     /// Translates a run of two or more instructions as one loop. `internal`
     /// marks the members that nothing outside the run reads: they get no
@@ -30,8 +44,37 @@ impl Translator<'_, '_> {
                 Member::Map(op) => lane_wise(op),
                 Member::Sum => true,
             });
-        // The arguments from outside the run: scalars loaded once (and
-        // splat for pairs), tensors read element by element.
+        let outside = self.outside(run, simd);
+        let (dests, sums) = self.results(run, &members, internal);
+        let r = Run {
+            insts: run,
+            members,
+            outside,
+            dests,
+            sums,
+        };
+        if simd {
+            self.for_each_step(n - n % 2, 2, &mut |t, ix| t.element(&r, ix, types::F64X2));
+            if n % 2 == 1 {
+                self.element(&r, Ix::c(n - 1), types::F64);
+            }
+        } else {
+            self.for_each(n, &mut |t, ix| t.element(&r, ix, types::F64));
+        }
+        for &i in run {
+            if let Some(&acc) = r.sums.get(&i) {
+                let s = self.b.use_var(acc);
+                self.set_loc(i, Loc::Reg(s));
+            } else if let Some(&dst) = r.dests.get(&i) {
+                self.set_loc(i, dst_loc(dst));
+            }
+        }
+    }
+
+    /// The operands of the arguments from outside the run: scalars loaded
+    /// once (and splat for pairs if `simd`), tensors read element by element.
+    fn outside(&mut self, run: &[usize], simd: bool) -> HashMap<usize, (Opnd, Opnd)> {
+        let f = self.f;
         let mut outside: HashMap<usize, (Opnd, Opnd)> = HashMap::new();
         for &i in run {
             for a in &f.insts[i].args {
@@ -54,9 +97,20 @@ impl Translator<'_, '_> {
                 outside.insert(a, pair);
             }
         }
+        outside
+    }
+
+    /// Where the run's results go: the slots of the stored members, and an
+    /// accumulator from -0 for every `sum`.
+    fn results(
+        &mut self,
+        run: &[usize],
+        members: &[Member],
+        internal: &[bool],
+    ) -> (HashMap<usize, Opnd>, HashMap<usize, Variable>) {
         let mut dests: HashMap<usize, Opnd> = HashMap::new();
         let mut sums: HashMap<usize, Variable> = HashMap::new();
-        for (&i, &m) in run.iter().zip(&members) {
+        for (&i, &m) in run.iter().zip(members) {
             match m {
                 Member::Sum => {
                     sums.insert(i, self.var(-0.0));
@@ -67,51 +121,40 @@ impl Translator<'_, '_> {
                 Member::Map(_) => {}
             }
         }
-        let element = |t: &mut Self, ix: Ix, ty: cl::Type| {
-            let mut vals: HashMap<usize, cl::Value> = HashMap::new();
-            for (&i, &m) in run.iter().zip(&members) {
-                let inst = &f.insts[i];
-                let mut xs = Vec::with_capacity(inst.args.len());
-                for a in &inst.args {
-                    let a = a.index();
-                    let x = match vals.get(&a) {
-                        Some(&x) => x,
-                        None => {
-                            let (narrow, wide) = outside[&a];
-                            let o = if ty == types::F64 { narrow } else { wide };
-                            let x = t.read_as(ty, o, ix);
-                            vals.insert(a, x);
-                            x
-                        }
-                    };
-                    xs.push(x);
-                }
-                match m {
-                    Member::Sum => t.add_lanes(sums[&i], ty, xs[0]),
-                    Member::Map(op) => {
-                        let y = t.apply(op, &xs);
-                        vals.insert(i, y);
-                        if let Some(&dst) = dests.get(&i) {
-                            t.write(dst, ix, y);
-                        }
+        (dests, sums)
+    }
+
+    /// Element `ix` (a pair of them if `ty` is f64x2) of every member of
+    /// the run, in order.
+    fn element(&mut self, r: &Run, ix: Ix, ty: cl::Type) {
+        let f = self.f;
+        let mut vals: HashMap<usize, cl::Value> = HashMap::new();
+        for (&i, &m) in r.insts.iter().zip(&r.members) {
+            let inst = &f.insts[i];
+            let mut xs = Vec::with_capacity(inst.args.len());
+            for a in &inst.args {
+                let a = a.index();
+                let x = match vals.get(&a) {
+                    Some(&x) => x,
+                    None => {
+                        let (narrow, wide) = r.outside[&a];
+                        let o = if ty == types::F64 { narrow } else { wide };
+                        let x = self.read_as(ty, o, ix);
+                        vals.insert(a, x);
+                        x
+                    }
+                };
+                xs.push(x);
+            }
+            match m {
+                Member::Sum => self.add_lanes(r.sums[&i], ty, xs[0]),
+                Member::Map(op) => {
+                    let y = self.apply(op, &xs);
+                    vals.insert(i, y);
+                    if let Some(&dst) = r.dests.get(&i) {
+                        self.write(dst, ix, y);
                     }
                 }
-            }
-        };
-        if simd {
-            self.for_each_step(n - n % 2, 2, &mut |t, ix| element(t, ix, types::F64X2));
-            if n % 2 == 1 {
-                element(self, Ix::c(n - 1), types::F64);
-            }
-        } else {
-            self.for_each(n, &mut |t, ix| element(t, ix, types::F64));
-        }
-        for &i in run {
-            if let Some(&acc) = sums.get(&i) {
-                let s = self.b.use_var(acc);
-                self.set_loc(i, Loc::Reg(s));
-            } else if let Some(&dst) = dests.get(&i) {
-                self.set_loc(i, dst_loc(dst));
             }
         }
     }

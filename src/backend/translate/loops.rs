@@ -60,6 +60,7 @@ impl Translator<'_, '_> {
         self.b.switch_to_block(exit);
     }
 
+    /// Runs `body` for every index in `0..n`.
     pub(super) fn for_each(&mut self, n: usize, body: &mut dyn FnMut(&mut Self, Ix)) {
         self.for_each_step(n, 1, body);
     }
@@ -70,6 +71,7 @@ impl Translator<'_, '_> {
         self.nest_rec(dims, &mut idx, body);
     }
 
+    /// The loops over `dims` inside the loops of `idx`.
     fn nest_rec(
         &mut self,
         dims: &[usize],
@@ -118,6 +120,7 @@ impl Translator<'_, '_> {
         }
     }
 
+    /// Sets `n` elements of `dst` to `x`, two at a time.
     pub(super) fn fill(&mut self, dst: Opnd, n: usize, x: f64) {
         let v = self.b.ins().f64const(x);
         if n >= 2 {

@@ -123,6 +123,7 @@ struct Ix {
 }
 
 impl Ix {
+    /// The constant index `k`.
     fn c(k: usize) -> Ix {
         Ix {
             dynamic: None,
@@ -200,6 +201,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.b.finalize(self.module.target_config());
     }
 
+    /// Records where instruction `i`'s value lives.
     fn set_loc(&mut self, i: usize, loc: Loc) {
         self.locs[i] = Some(loc);
     }
@@ -216,6 +218,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.opnd_of(loc)
     }
 
+    /// The operand for a location, its base pointer computed here.
     fn opnd_of(&mut self, loc: Loc) -> Opnd {
         match loc {
             Loc::Reg(x) => Opnd::Reg(x),
@@ -284,6 +287,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         }
     }
 
+    /// Loads the f64 at element `ix`; a register operand is returned as it is.
     fn read(&mut self, o: Opnd, ix: Ix) -> cl::Value {
         self.read_as(types::F64, o, ix)
     }
@@ -300,6 +304,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         }
     }
 
+    /// Stores `x` (an f64 or an f64x2) at element `ix` of memory operand `o`.
     fn write(&mut self, o: Opnd, ix: Ix, x: cl::Value) {
         match o {
             Opnd::Reg(_) => unreachable!("results are written to memory"),
@@ -387,6 +392,7 @@ fn dst_loc(dst: Opnd) -> Loc {
     }
 }
 
+/// The byte offset of the `k`-th f64 (or pointer) of a buffer.
 fn offset_bytes(k: usize) -> i32 {
     i32::try_from(k * 8).expect("pointer tables are small")
 }

@@ -25,10 +25,39 @@ impl Translator<'_, '_> {
         rows: cl::Value,
         plan: &BatchPlan,
     ) {
+        let (x, wt, m, k) = self.chunk_operands(o, first, plan);
+        let y = Opnd::Mem {
+            ptr: self.scratch,
+            off: o.y,
+            readonly: false,
+        };
+        let pairs = self.b.ins().iadd_imm_s(rows, 1);
+        let pairs = self.b.ins().ushr_imm_u(pairs, 1);
+        let last = self.b.ins().iadd_imm_s(rows, -1);
+        self.for_count(pairs, &mut |t, q| {
+            let r0 = t.lin(&[(q, 2)], 0);
+            let r0v = r0.dynamic.expect("a loop counter");
+            let next = t.b.ins().iadd_imm_s(r0v, 1);
+            let r1v = t.b.ins().umin(next, last);
+            let r1 = Ix {
+                dynamic: Some(r1v),
+                konst: 0,
+            };
+            t.two_rows([r0, r1], x, wt, y, (k, m));
+        });
+    }
+
+    /// The operands of `o`'s chunk product, `X` and a `[k, m]` matrix, with
+    /// `m` and `k`: `Y = X W^T` for `W @ x`, `Y = X W` for `x @ W`, `X` the
+    /// rows of the chunk's examples from `first` on.
+    fn chunk_operands(
+        &mut self,
+        o: &ChunkProduct,
+        first: cl::Value,
+        plan: &BatchPlan,
+    ) -> (Opnd, Opnd, usize, usize) {
         let args = &self.f.insts[o.inst].args;
         let (a, b) = (args[0], args[1]);
-        // `Y = X W^T` for `W @ x`, `Y = X W` for `x @ W`: `X` times a `[k, m]`
-        // matrix.
         let (xv, wt, m, k) = match (self.f.shape(a).dims(), self.f.shape(b).dims()) {
             ([m, k], [_]) => {
                 let wt = Opnd::Mem {
@@ -66,55 +95,44 @@ impl Translator<'_, '_> {
                 readonly: false,
             }
         };
-        let y = Opnd::Mem {
-            ptr: self.scratch,
-            off: o.y,
-            readonly: false,
+        (x, wt, m, k)
+    }
+
+    /// Rows `rows` of `Y = X W` (`X` is `[_, k]`, `W` is `[k, m]`): eight
+    /// columns at a time for both rows in one loop over `k`, then the rest
+    /// of the columns.
+    fn two_rows(&mut self, rows: [Ix; 2], x: Opnd, w: Opnd, y: Opnd, (k, m): (usize, usize)) {
+        let put = |t: &mut Self, cells: &[(Ix, Ix, cl::Type)]| {
+            let d = t.dots(x, w, k, m, cells);
+            for (&(row, col, _), v) in cells.iter().zip(d) {
+                let at = t.lin(&[(row, m), (col, 1)], 0);
+                t.write(y, at, v);
+            }
         };
-        let pairs = self.b.ins().iadd_imm_s(rows, 1);
-        let pairs = self.b.ins().ushr_imm_u(pairs, 1);
-        let last = self.b.ins().iadd_imm_s(rows, -1);
-        self.for_count(pairs, &mut |t, q| {
-            let r0 = t.lin(&[(q, 2)], 0);
-            let r0v = r0.dynamic.expect("a loop counter");
-            let next = t.b.ins().iadd_imm_s(r0v, 1);
-            let r1v = t.b.ins().umin(next, last);
-            let r1 = Ix {
-                dynamic: Some(r1v),
-                konst: 0,
-            };
-            let put = |t: &mut Self, cells: &[(Ix, Ix, cl::Type)]| {
-                let d = t.dots(x, wt, k, m, cells);
-                for (&(row, col, _), v) in cells.iter().zip(d) {
-                    let at = t.lin(&[(row, m), (col, 1)], 0);
-                    t.write(y, at, v);
-                }
-            };
-            let whole = m - m % (2 * BLOCK);
-            t.for_each_step(whole, 2 * BLOCK, &mut |t, col| {
-                let cells: Vec<(Ix, Ix, cl::Type)> = [r0, r1]
-                    .iter()
-                    .flat_map(|&row| (0..BLOCK).map(move |c| (row, col.plus(2 * c), types::F64X2)))
-                    .collect();
-                put(t, &cells);
-            });
-            let mut cols = Vec::new();
-            let mut col = whole;
-            while col + 2 <= m {
-                cols.push((Ix::c(col), types::F64X2));
-                col += 2;
-            }
-            if col < m {
-                cols.push((Ix::c(col), types::F64));
-            }
-            if !cols.is_empty() {
-                let cells: Vec<(Ix, Ix, cl::Type)> = [r0, r1]
-                    .iter()
-                    .flat_map(|&row| cols.iter().map(move |&(col, ty)| (row, col, ty)))
-                    .collect();
-                put(t, &cells);
-            }
+        let whole = m - m % (2 * BLOCK);
+        self.for_each_step(whole, 2 * BLOCK, &mut |t, col| {
+            let cells: Vec<(Ix, Ix, cl::Type)> = rows
+                .iter()
+                .flat_map(|&row| (0..BLOCK).map(move |c| (row, col.plus(2 * c), types::F64X2)))
+                .collect();
+            put(t, &cells);
         });
+        let mut cols = Vec::new();
+        let mut col = whole;
+        while col + 2 <= m {
+            cols.push((Ix::c(col), types::F64X2));
+            col += 2;
+        }
+        if col < m {
+            cols.push((Ix::c(col), types::F64));
+        }
+        if !cols.is_empty() {
+            let cells: Vec<(Ix, Ix, cl::Type)> = rows
+                .iter()
+                .flat_map(|&row| cols.iter().map(move |&(col, ty)| (row, col, ty)))
+                .collect();
+            put(self, &cells);
+        }
     }
 
     /// The value of `o`'s product for the current example: row `r` of its

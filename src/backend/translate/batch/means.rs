@@ -104,48 +104,8 @@ impl Translator<'_, '_> {
         let args = &self.f.insts[o.inst].args;
         let (m, n) = (self.f.shape(args[0]).size(), self.f.shape(args[1]).size());
         let dst = self.opnd_of(Loc::Table(OUTPUTS, o.output, 0));
-        let (g, x) = (o.g, o.x);
         let block = |t: &mut Self, cols: &[(Ix, cl::Type)]| {
-            t.for_each(m, &mut |t, i| {
-                let accs: Vec<(Variable, Ix)> = cols
-                    .iter()
-                    .map(|&(col, ty)| {
-                        let at = t.lin(&[(i, n), (col, 1)], 0);
-                        let a = t.read_as(ty, dst, at);
-                        let v = t.b.declare_var(ty);
-                        t.b.def_var(v, a);
-                        (v, at)
-                    })
-                    .collect();
-                t.for_count(rows, &mut |t, r| {
-                    let scratch = t.scratch;
-                    let mem = |off| Opnd::Mem {
-                        ptr: scratch,
-                        off,
-                        readonly: false,
-                    };
-                    let ig = t.lin(&[(r, m), (i, 1)], 0);
-                    let u = t.read(mem(g), ig);
-                    let mut wide = None;
-                    for (&(col, ty), &(acc, _)) in cols.iter().zip(&accs) {
-                        let u = if ty == types::F64 {
-                            u
-                        } else {
-                            *wide.get_or_insert_with(|| t.b.ins().splat(ty, u))
-                        };
-                        let ix = t.lin(&[(r, n), (col, 1)], 0);
-                        let v = t.read_as(ty, mem(x), ix);
-                        let prod = t.b.ins().fmul(u, v);
-                        let a = t.b.use_var(acc);
-                        let s = t.b.ins().fadd(a, prod);
-                        t.b.def_var(acc, s);
-                    }
-                });
-                for &(acc, at) in &accs {
-                    let a = t.b.use_var(acc);
-                    t.write(dst, at, a);
-                }
-            });
+            t.outer_columns(o, dst, rows, (m, n), cols);
         };
         let whole = n - n % 8;
         self.for_each_step(whole, 8, &mut |t, col| {
@@ -165,6 +125,60 @@ impl Translator<'_, '_> {
         if !cols.is_empty() {
             block(self, &cols);
         }
+    }
+
+    /// Columns `cols` (each an f64 or an f64x2 pair) of every row `i` of
+    /// `o`'s `G^T X` added to `dst`, `G` being `[rows, m]` and `X`
+    /// `[rows, n]`: the accumulators in registers over the rows `r`.
+    fn outer_columns(
+        &mut self,
+        o: &OuterMean,
+        dst: Opnd,
+        rows: cl::Value,
+        (m, n): (usize, usize),
+        cols: &[(Ix, cl::Type)],
+    ) {
+        let (g, x) = (o.g, o.x);
+        self.for_each(m, &mut |t, i| {
+            let accs: Vec<(Variable, Ix)> = cols
+                .iter()
+                .map(|&(col, ty)| {
+                    let at = t.lin(&[(i, n), (col, 1)], 0);
+                    let a = t.read_as(ty, dst, at);
+                    let v = t.b.declare_var(ty);
+                    t.b.def_var(v, a);
+                    (v, at)
+                })
+                .collect();
+            t.for_count(rows, &mut |t, r| {
+                let scratch = t.scratch;
+                let mem = |off| Opnd::Mem {
+                    ptr: scratch,
+                    off,
+                    readonly: false,
+                };
+                let ig = t.lin(&[(r, m), (i, 1)], 0);
+                let u = t.read(mem(g), ig);
+                let mut wide = None;
+                for (&(col, ty), &(acc, _)) in cols.iter().zip(&accs) {
+                    let u = if ty == types::F64 {
+                        u
+                    } else {
+                        *wide.get_or_insert_with(|| t.b.ins().splat(ty, u))
+                    };
+                    let ix = t.lin(&[(r, n), (col, 1)], 0);
+                    let v = t.read_as(ty, mem(x), ix);
+                    let prod = t.b.ins().fmul(u, v);
+                    let a = t.b.use_var(acc);
+                    let s = t.b.ins().fadd(a, prod);
+                    t.b.def_var(acc, s);
+                }
+            });
+            for &(acc, at) in &accs {
+                let a = t.b.use_var(acc);
+                t.write(dst, at, a);
+            }
+        });
     }
 
     /// Divides the `k`-th accumulator by the number of examples and leaves
