@@ -1,6 +1,6 @@
 //! The calling convention between Rust and the generated code: the
 //! signatures of the entry points, the pointer tables and the scratch
-//! buffer a call passes ([`Scratch`], bound by [`Scratch::bind`] for both
+//! buffer a call passes ([`Scratch`], bound by `Scratch::bind` for both
 //! entry points), and what the returned status means.
 //!
 //! The generated function is

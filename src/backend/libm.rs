@@ -33,7 +33,7 @@ impl Callee {
     ];
 
     /// The symbol the function is registered and imported under, if it is a
-    /// host function (the other operations are lowered inline).
+    /// host function (the other operations, listed, are lowered inline).
     pub fn symbol(self) -> Option<&'static str> {
         Some(match self {
             Callee::Unary(Unary::Exp) => "gradc_exp",
@@ -45,7 +45,21 @@ impl Callee {
             Callee::Unary(Unary::Softplus) => "gradc_softplus",
             Callee::Binary(Binary::Pow) => "gradc_pow",
             Callee::Binary(Binary::BceLogits) => "gradc_bce_logits",
-            _ => return None,
+            Callee::Unary(Unary::Neg | Unary::Sqrt | Unary::Abs | Unary::Sign | Unary::Relu)
+            | Callee::Binary(
+                Binary::Add
+                | Binary::Sub
+                | Binary::Mul
+                | Binary::Div
+                | Binary::Max
+                | Binary::Min
+                | Binary::Eq
+                | Binary::Ne
+                | Binary::Lt
+                | Binary::Le
+                | Binary::Gt
+                | Binary::Ge,
+            ) => return None,
         })
     }
 
@@ -71,7 +85,21 @@ impl Callee {
             Callee::Binary(Binary::BceLogits) => {
                 bce_logits as extern "C" fn(f64, f64) -> f64 as *const u8
             }
-            _ => return None,
+            Callee::Unary(Unary::Neg | Unary::Sqrt | Unary::Abs | Unary::Sign | Unary::Relu)
+            | Callee::Binary(
+                Binary::Add
+                | Binary::Sub
+                | Binary::Mul
+                | Binary::Div
+                | Binary::Max
+                | Binary::Min
+                | Binary::Eq
+                | Binary::Ne
+                | Binary::Lt
+                | Binary::Le
+                | Binary::Gt
+                | Binary::Ge,
+            ) => return None,
         })
     }
 }

@@ -21,6 +21,8 @@ fn take(layout: &mut Layout, size: usize) -> usize {
 
 /// `W @ x` per example, `W` fixed over the batch, with two rows or more and
 /// a loop over each: `W`'s transpose, made once per call, before the loop.
+/// (Only a `matmul` is looked at: no buffer is the safe answer for any other
+/// operation.)
 pub(super) fn transposes(f: &Function, split: &Split, layout: &mut Layout) {
     for &i in &split.body {
         let inst = &f.insts[i];
@@ -43,7 +45,8 @@ pub(super) fn transposes(f: &Function, split: &Split, layout: &mut Layout) {
 
 /// The means of an `outer(g, x)` computed per example that nothing else
 /// reads and no other output is (a weight's gradient), each with its rows
-/// `G` and `X`.
+/// `G` and `X`. (Only an `outer` is looked at: a mean added to example by
+/// example is the safe answer for any other operation.)
 pub(super) fn outer_means(
     f: &Function,
     split: &Split,
@@ -83,7 +86,7 @@ pub(super) fn outer_means(
 
 /// The products computed a chunk at a time, each with its rows `Y`: `x` an
 /// input (in the first stage), or computed in an earlier stage; `W @ x`
-/// only if `W`'s transpose is made.
+/// only if `W`'s transpose is made. (An input is named: it is read in place.)
 pub(super) fn chunk_products(
     f: &Function,
     split: &Split,

@@ -3,11 +3,13 @@
 //! (hoisted out of the loop over the examples), and the stages of the
 //! others, if what a stage keeps per example fits the memory budget.
 //!
-//! Operations are named here only where that one operation matters
-//! (`input`, `one_hot`, `matmul`); any other operation, a new one too, is an
-//! ordinary computation of its arguments, which is always correct.
+//! What depends on the example by itself is decided by exhaustive matches
+//! ([`per_example`], [`super::can_fail`]). Elsewhere an operation is named
+//! only where that one operation matters (`input`, `matmul`): any other
+//! operation, a new one too, is an ordinary computation of its arguments,
+//! which is always correct.
 
-use super::{CHUNK, MAX_KEPT, UNROLL};
+use super::{can_fail, CHUNK, MAX_KEPT, UNROLL};
 use crate::ir::{Function, Op};
 use crate::passes::dce;
 
@@ -25,25 +27,52 @@ pub(super) struct Split {
     pub body: Vec<usize>,
 }
 
-/// The instructions that run: what the `results` need, and every `one_hot`
-/// with what it needs, so that a bad class fails the example at the same
-/// instruction as in the interpreter.
+/// The instructions that run: what the `results` need, and every
+/// instruction that [`can_fail`] with what it needs, so that a bad class
+/// fails the example at the same instruction as in the interpreter.
 pub(super) fn live(f: &Function, results: &[usize]) -> Vec<bool> {
-    let one_hots = (0..f.insts.len()).filter(|&i| matches!(f.insts[i].op, Op::OneHot(_)));
-    dce::live(f, results.iter().copied().chain(one_hots))
+    let failing = (0..f.insts.len()).filter(|&i| can_fail(&f.insts[i].op));
+    dce::live(f, results.iter().copied().chain(failing))
+}
+
+/// Whether `op` depends on the example by itself, not only through its
+/// arguments: an input, and a `one_hot`, which [`can_fail`] and so must fail
+/// per example. Every operation is listed, so that a new one is decided
+/// here.
+fn per_example(op: &Op) -> bool {
+    match op {
+        Op::Input(_) | Op::OneHot(_) => true,
+        Op::Param(_)
+        | Op::Const(_)
+        | Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Select
+        | Op::MatMul
+        | Op::Outer
+        | Op::Transpose
+        | Op::Sum
+        | Op::ReduceMax
+        | Op::Norm
+        | Op::LogSumExp
+        | Op::Softmax
+        | Op::LogSoftmax
+        | Op::Broadcast(_)
+        | Op::Slice(_)
+        | Op::Unslice(..)
+        | Op::Pack => false,
+    }
 }
 
 /// Splits the `live` instructions by whether they depend on the example:
-/// an input does, and a `one_hot` (so that it fails per example), and
-/// whatever reads a value that does.
+/// what does by itself ([`per_example`]), and whatever reads a value that
+/// does.
 pub(super) fn hoist(f: &Function, live: Vec<bool>) -> Split {
     let n = f.insts.len();
     let mut varies = vec![false; n];
     let (mut pre, mut body) = (Vec::new(), Vec::new());
     for i in (0..n).filter(|&i| live[i]) {
         let inst = &f.insts[i];
-        varies[i] = matches!(inst.op, Op::Input(_) | Op::OneHot(_))
-            || inst.args.iter().any(|a| varies[a.index()]);
+        varies[i] = per_example(&inst.op) || inst.args.iter().any(|a| varies[a.index()]);
         if varies[i] {
             body.push(i);
         } else {
@@ -61,7 +90,8 @@ pub(super) fn hoist(f: &Function, live: Vec<bool>) -> Split {
 /// If instruction `i` is a product worth computing for a chunk of examples
 /// at once, its vector: `W @ x` or `x @ W` of a matrix `W` fixed over the
 /// batch, with two rows or more and a loop over each (longer than
-/// [`UNROLL`]).
+/// [`UNROLL`]). (Only a `matmul` is a product: the safe answer for any
+/// other operation.)
 pub(super) fn chunk_vector(f: &Function, varies: &[bool], i: usize) -> Option<usize> {
     let inst = &f.insts[i];
     if !matches!(inst.op, Op::MatMul) {
@@ -78,7 +108,8 @@ pub(super) fn chunk_vector(f: &Function, varies: &[bool], i: usize) -> Option<us
 /// The stage of every instruction of the body (0 for the others): a chunk
 /// product of a vector computed per example (not an input) starts a stage
 /// after its vector's, so that it is computed for the chunk at once; every
-/// other instruction runs in the latest stage of its arguments.
+/// other instruction runs in the latest stage of its arguments. (An input is
+/// named: it is read again in any stage.)
 pub(super) fn stages(f: &Function, split: &Split) -> Vec<usize> {
     let mut stage = vec![0usize; f.insts.len()];
     for &i in &split.body {
@@ -97,7 +128,8 @@ pub(super) fn stages(f: &Function, split: &Split) -> Vec<usize> {
 }
 
 /// The values a later stage (or the end of the example) reads, to be kept
-/// per example of the chunk. Inputs are read again instead.
+/// per example of the chunk. Inputs are read again instead (an input is
+/// named; any other operation is kept, which is always correct).
 pub(super) fn crossing(
     f: &Function,
     split: &Split,
@@ -123,8 +155,9 @@ pub(super) fn crossing(
 }
 
 /// Whether the body may run in these stages: what they keep per example
-/// for a chunk fits in [`MAX_KEPT`] numbers, and every `one_hot` is in the
-/// first stage, so that the first example to fail is the interpreter's.
+/// for a chunk fits in [`MAX_KEPT`] numbers, and every instruction that
+/// [`can_fail`] is in the first stage, so that the first example to fail is
+/// the interpreter's.
 pub(super) fn stages_fit(f: &Function, split: &Split, results: &[usize], stage: &[usize]) -> bool {
     let body = &split.body;
     let crosses = crossing(f, split, results, stage);
@@ -136,7 +169,7 @@ pub(super) fn stages_fit(f: &Function, split: &Split, results: &[usize], stage: 
     kept_size.saturating_mul(CHUNK) <= MAX_KEPT
         && body
             .iter()
-            .all(|&i| !matches!(f.insts[i].op, Op::OneHot(_)) || stage[i] == 0)
+            .all(|&i| !can_fail(&f.insts[i].op) || stage[i] == 0)
 }
 
 /// The instructions of the body, stage by stage, each in order (one empty

@@ -14,6 +14,7 @@
 //! Each element goes through the same operations as without fusion, so the
 //! results are the same bits.
 
+use super::can_fail;
 use crate::ir::interp::slice_offsets;
 use crate::ir::{Binary, Function, Op, SliceAxis, Unary, Value};
 use crate::shape::Shape;
@@ -133,17 +134,13 @@ enum State {
 /// instruction, in an order that respects every dependency.
 ///
 /// From the first instruction not yet placed, if it is elementwise, a run
-/// grows over the next [`WINDOW`] instructions: each joins it if it can
+/// grows over the next `WINDOW` instructions: each joins it if it can
 /// (elementwise of the same size, or a `sum` of a member, reading only
 /// members and values ready before the run); else it is hoisted before the
 /// run if it reads nothing from the run or from what was deferred, and is
-/// neither elementwise (so that it can start a run of its own later) nor a
-/// `one_hot` (so that failing `one_hot`s keep their order); else it is
+/// neither elementwise (so that it can start a run of its own later) nor
+/// one that [`can_fail`] (so that failures keep their order); else it is
 /// deferred. What is not placed is looked at again, in order, after the run.
-///
-/// (Only a `one_hot` is singled out by name: any other operation, a new one
-/// too, that is not a [`Member`] is placed alone or hoisted, which is always
-/// correct.)
 pub fn steps(f: &Function, region: &[usize]) -> Vec<Vec<usize>> {
     let mut state = vec![State::Done; f.insts.len()];
     for &i in region {
@@ -159,53 +156,72 @@ pub fn steps(f: &Function, region: &[usize]) -> Vec<Vec<usize>> {
             steps.push(vec![head]);
             continue;
         }
-        // `head` is ready: everything before it is placed.
-        state[head] = State::InRun;
-        let mut run = vec![head];
-        let mut hoisted = Vec::new();
-        let mut looked = Vec::new();
-        let size = f.insts[head].shape.size();
-        for &i in region[pos + 1..].iter().take(WINDOW) {
-            if state[i] != State::Open {
-                continue;
-            }
-            let inst = &f.insts[i];
-            let of = |a: &Value| state[a.index()];
-            let ready = |s: State| matches!(s, State::Done | State::Hoisted);
-            let member = |a: &Value| of(a) == State::InRun && elementwise(f, a.index());
-            let joins = match Member::of(&inst.op) {
-                Some(Member::Sum) => member(&inst.args[0]),
-                Some(Member::Map(_)) | None => {
-                    elementwise(f, i)
-                        && inst.shape.size() == size
-                        && inst.args.iter().all(|a| member(a) || ready(of(a)))
-                }
-            };
-            state[i] = if joins {
-                run.push(i);
-                State::InRun
-            } else if !elementwise(f, i)
-                && !matches!(inst.op, Op::OneHot(_))
-                && inst.args.iter().all(|a| ready(of(a)))
-            {
-                hoisted.push(i);
-                State::Hoisted
-            } else {
-                looked.push(i);
-                State::Deferred
-            };
-        }
-        for i in hoisted {
-            state[i] = State::Done;
-            steps.push(vec![i]);
-        }
-        for &i in &run {
-            state[i] = State::Done;
-        }
-        steps.push(run);
-        for i in looked {
-            state[i] = State::Open;
-        }
+        let window = &region[pos + 1..region.len().min(pos + 1 + WINDOW)];
+        grow_run(f, head, window, &mut state, &mut steps);
     }
     steps
+}
+
+/// Grows a run from `head` (ready: everything before it is placed) over
+/// `window`, then appends the steps of the hoisted instructions and the
+/// run's; the deferred ones are open again.
+fn grow_run(
+    f: &Function,
+    head: usize,
+    window: &[usize],
+    state: &mut [State],
+    steps: &mut Vec<Vec<usize>>,
+) {
+    state[head] = State::InRun;
+    let mut run = vec![head];
+    let mut hoisted = Vec::new();
+    let mut looked = Vec::new();
+    let size = f.insts[head].shape.size();
+    for &i in window {
+        if state[i] != State::Open {
+            continue;
+        }
+        state[i] = place(f, state, i, size);
+        match state[i] {
+            State::InRun => run.push(i),
+            State::Hoisted => hoisted.push(i),
+            State::Deferred | State::Open | State::Done => looked.push(i),
+        }
+    }
+    for i in hoisted {
+        state[i] = State::Done;
+        steps.push(vec![i]);
+    }
+    for &i in &run {
+        state[i] = State::Done;
+    }
+    steps.push(run);
+    for i in looked {
+        state[i] = State::Open;
+    }
+}
+
+/// Where instruction `i` goes while a run of `size` elements grows: into
+/// the run ([`State::InRun`]), before it ([`State::Hoisted`]), or after it
+/// ([`State::Deferred`]).
+fn place(f: &Function, state: &[State], i: usize, size: usize) -> State {
+    let inst = &f.insts[i];
+    let of = |a: &Value| state[a.index()];
+    let ready = |s: State| matches!(s, State::Done | State::Hoisted);
+    let member = |a: &Value| of(a) == State::InRun && elementwise(f, a.index());
+    let joins = match Member::of(&inst.op) {
+        Some(Member::Sum) => member(&inst.args[0]),
+        Some(Member::Map(_)) | None => {
+            elementwise(f, i)
+                && inst.shape.size() == size
+                && inst.args.iter().all(|a| member(a) || ready(of(a)))
+        }
+    };
+    if joins {
+        State::InRun
+    } else if !elementwise(f, i) && !can_fail(&inst.op) && inst.args.iter().all(|a| ready(of(a))) {
+        State::Hoisted
+    } else {
+        State::Deferred
+    }
 }

@@ -22,14 +22,16 @@
 //! [`ERROR_SLOT`] first (and [`EXAMPLE_SLOT`] in a batched function), then
 //! one slot per non-scalar intermediate value, the slots of dead values
 //! reused (see [`layout::schedule`]), then a batched function's buffers.
-//! Nothing here knows Cranelift: the translator
-//! ([`super::translate`]) reads a plan and follows it.
+//! Nothing here knows Cranelift: the translator (`translate`) reads a plan
+//! and follows it.
 
 pub mod batch;
 mod buffers;
 mod example;
 pub mod fuse;
 pub mod layout;
+
+use crate::ir::Op;
 
 /// Loops of at most this many iterations are unrolled; a dot product longer
 /// than this is worth computing in blocks, and a matrix-vector product of a
@@ -51,6 +53,36 @@ pub const ERROR_SLOT: usize = 0;
 /// Where a failing `one_hot` of a batched function leaves the index of the
 /// example, in the scratch buffer.
 pub const EXAMPLE_SLOT: usize = 1;
+
+/// Whether `op` can fail at run time (a `one_hot` of a class out of range):
+/// such an instruction always runs, per example, and keeps its order among
+/// the others that can fail, so that the first failure is the
+/// interpreter's. Every operation is listed, so that a new one is decided
+/// here.
+pub fn can_fail(op: &Op) -> bool {
+    match op {
+        Op::OneHot(_) => true,
+        Op::Param(_)
+        | Op::Input(_)
+        | Op::Const(_)
+        | Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Select
+        | Op::MatMul
+        | Op::Outer
+        | Op::Transpose
+        | Op::Sum
+        | Op::ReduceMax
+        | Op::Norm
+        | Op::LogSumExp
+        | Op::Softmax
+        | Op::LogSoftmax
+        | Op::Broadcast(_)
+        | Op::Slice(_)
+        | Op::Unslice(..)
+        | Op::Pack => false,
+    }
+}
 
 /// How the instructions run and where every value lives, decided before
 /// translation.

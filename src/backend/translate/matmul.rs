@@ -24,10 +24,10 @@ impl Translator<'_, '_> {
     /// matrix-vector product, [`BLOCK`] f64x2 pairs of columns at a time
     /// otherwise. In a batched function, `W @ x` with `W` fixed over the
     /// batch reads `W`'s transpose, made once per call (see
-    /// [`super::abi::Layout::transposed`]), and is computed as `x @ W^T`, two
-    /// rows of `W` per f64x2. Each element still adds the same products (a
-    /// product of two numbers is the same bits either way round) in the same
-    /// order.
+    /// [`crate::backend::plan::Layout::transposed`]), and is computed as
+    /// `x @ W^T`, two rows of `W` per f64x2. Each element still adds the same
+    /// products (a product of two numbers is the same bits either way round)
+    /// in the same order.
     pub(super) fn matmul(&mut self, i: usize, a: Value, b: Value) -> Loc {
         let (m, k) = match self.f.shape(a).dims() {
             [m, k] => (*m, *k),
