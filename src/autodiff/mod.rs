@@ -57,18 +57,17 @@ pub fn differentiate(f: &Function, of: Value) -> Result<Function, AdError> {
         value: one,
         masked: false,
     });
-    for i in (0..=of.index()).rev() {
-        let v = Value(i as u32);
-        if !ad.active[i] || ad.adj[i].is_empty() {
+    for v in f.values().take(of.index() + 1).rev() {
+        if !ad.active[v.index()] || ad.adj[v.index()].is_empty() {
             continue;
         }
         let g = ad.adjoint(v);
-        ad.span = f.insts[i].span;
+        ad.span = f.inst(v).span;
         rules::vjp(&mut ad, v, g)?;
     }
     let mut out = std::mem::take(&mut ad.f);
     for (p, slot) in f.params.iter().enumerate() {
-        let value = match f.insts.iter().position(|inst| inst.op == Op::Param(p)) {
+        let value = match f.insts().iter().position(|inst| inst.op == Op::Param(p)) {
             Some(i) if !ad.adj[i].is_empty() => ad.grads[i].expect("adjoint summed"),
             _ => {
                 let span = Span::default();
@@ -106,15 +105,15 @@ pub struct Ad {
 
 impl Ad {
     fn new(f: &Function) -> Ad {
-        let mut active = vec![false; f.insts.len()];
-        for (i, inst) in f.insts.iter().enumerate() {
-            active[i] =
+        let mut active = vec![false; f.len()];
+        for (v, inst) in f.iter() {
+            active[v.index()] =
                 matches!(inst.op, Op::Param(_)) || inst.args.iter().any(|a| active[a.index()]);
         }
         Ad {
             f: f.clone(),
-            adj: vec![Vec::new(); f.insts.len()],
-            grads: vec![None; f.insts.len()],
+            adj: vec![Vec::new(); f.len()],
+            grads: vec![None; f.len()],
             active,
             span: Span::default(),
         }

@@ -86,7 +86,7 @@ impl Layout {
 /// Whether the value of `f`'s i-th instruction needs a scratch slot: it is
 /// computed (not a parameter, input or constant) and not a scalar.
 pub fn needs_slot(f: &Function, i: usize) -> bool {
-    let inst = &f.insts[i];
+    let inst = &f.insts()[i];
     let computed = !matches!(inst.op, Op::Param(_) | Op::Input(_) | Op::Const(_));
     computed && !inst.shape.is_scalar()
 }
@@ -94,7 +94,7 @@ pub fn needs_slot(f: &Function, i: usize) -> bool {
 /// The layout of a function of one example: every instruction, in order,
 /// and every output read at the end.
 pub fn layout(f: &Function) -> Layout {
-    let all: Vec<usize> = (0..f.insts.len()).collect();
+    let all: Vec<usize> = (0..f.insts().len()).collect();
     let results: Vec<usize> = f.outputs.iter().map(|o| o.value.index()).collect();
     plan(f, &all, &[], &results, ERROR_SLOT + 1)
 }
@@ -116,7 +116,7 @@ fn plan(
     results: &[usize],
     first: usize,
 ) -> Layout {
-    let n = f.insts.len();
+    let n = f.insts().len();
     let mut steps = fuse::steps(f, pre);
     let body_start = steps.len();
     let mut stages = Vec::new();
@@ -134,7 +134,7 @@ fn plan(
             step_of[i] = s;
             if fuse::view_offset(f, i).is_some() {
                 view[i] = true;
-                root[i] = root[f.insts[i].args[0].index()];
+                root[i] = root[f.insts()[i].args[0].index()];
             }
         }
     }
@@ -142,7 +142,7 @@ fn plan(
     let mut read_outside_its_step = vec![false; n];
     for (s, step) in steps.iter().enumerate() {
         for &i in step {
-            for a in &f.insts[i].args {
+            for a in &f.insts()[i].args {
                 let a = a.index();
                 read_outside_its_step[a] |= step_of[a] != s;
                 let r = root[a];
@@ -173,7 +173,7 @@ fn plan(
     for (s, step) in steps.iter().enumerate() {
         for &i in step {
             if needs_slot(f, i) && !view[i] && !internal[i] {
-                let size = f.insts[i].shape.size();
+                let size = f.insts()[i].shape.size();
                 let off = match free.get_mut(&size).and_then(Vec::pop) {
                     Some(off) => off,
                     None => {
@@ -184,7 +184,7 @@ fn plan(
                 slots[i] = Some(off);
             }
         }
-        let args = step.iter().flat_map(|&i| &f.insts[i].args);
+        let args = step.iter().flat_map(|&i| &f.insts()[i].args);
         let mut dying: Vec<usize> = args
             .map(|a| root[a.index()])
             .filter(|&r| last_use[r] == Some(s))
@@ -195,7 +195,7 @@ fn plan(
         dying.dedup();
         for v in dying {
             if let Some(off) = slots[v] {
-                free.entry(f.insts[v].shape.size()).or_default().push(off);
+                free.entry(f.insts()[v].shape.size()).or_default().push(off);
             }
         }
     }
@@ -348,15 +348,15 @@ pub fn batch_plan(f: &Function, per_example: bool) -> BatchPlan {
         .iter()
         .map(|o| f.outputs[o.index].value.index())
         .collect();
-    let n = f.insts.len();
+    let n = f.insts().len();
     let mut live = vec![false; n];
     for &v in &results {
         live[v] = true;
     }
     for i in (0..n).rev() {
-        live[i] |= matches!(f.insts[i].op, Op::OneHot(_));
+        live[i] |= matches!(f.insts()[i].op, Op::OneHot(_));
         if live[i] {
-            for a in &f.insts[i].args {
+            for a in &f.insts()[i].args {
                 live[a.index()] = true;
             }
         }
@@ -364,7 +364,7 @@ pub fn batch_plan(f: &Function, per_example: bool) -> BatchPlan {
     let mut varies = vec![false; n];
     let (mut pre, mut body) = (Vec::new(), Vec::new());
     for i in (0..n).filter(|&i| live[i]) {
-        let inst = &f.insts[i];
+        let inst = &f.insts()[i];
         varies[i] = matches!(inst.op, Op::Input(_) | Op::OneHot(_))
             || inst.args.iter().any(|a| varies[a.index()]);
         if varies[i] {
@@ -380,12 +380,12 @@ pub fn batch_plan(f: &Function, per_example: bool) -> BatchPlan {
     // first example to fail is the interpreter's.
     // (A product `x @ W`, `x` a vector, likewise.)
     let vector_of = |i: usize| {
-        let inst = &f.insts[i];
+        let inst = &f.insts()[i];
         if !matches!(inst.op, Op::MatMul) {
             return None;
         }
         let (a, b) = (inst.args[0].index(), inst.args[1].index());
-        match (f.insts[a].shape.dims(), f.insts[b].shape.dims()) {
+        match (f.insts()[a].shape.dims(), f.insts()[b].shape.dims()) {
             ([m, k], [_]) if *m >= 2 && *k > UNROLL && !varies[a] => Some(b),
             ([k], [_, m]) if *m >= 2 && *k > UNROLL && !varies[b] => Some(a),
             _ => None,
@@ -393,9 +393,9 @@ pub fn batch_plan(f: &Function, per_example: bool) -> BatchPlan {
     };
     let mut stage = vec![0usize; n];
     for &i in &body {
-        let inst = &f.insts[i];
+        let inst = &f.insts()[i];
         stage[i] = match vector_of(i) {
-            Some(x) if !matches!(f.insts[x].op, Op::Input(_)) => stage[x] + 1,
+            Some(x) if !matches!(f.insts()[x].op, Op::Input(_)) => stage[x] + 1,
             _ => inst
                 .args
                 .iter()
@@ -410,7 +410,7 @@ pub fn batch_plan(f: &Function, per_example: bool) -> BatchPlan {
         let last = body.iter().map(|&i| stage[i]).max().unwrap_or(0);
         let mut crosses = vec![false; n];
         for &i in &body {
-            for a in &f.insts[i].args {
+            for a in &f.insts()[i].args {
                 let a = a.index();
                 crosses[a] |= varies[a] && stage[a] < stage[i];
             }
@@ -419,7 +419,7 @@ pub fn batch_plan(f: &Function, per_example: bool) -> BatchPlan {
             crosses[v] |= varies[v] && stage[v] < last;
         }
         for &i in &body {
-            crosses[i] &= !matches!(f.insts[i].op, Op::Input(_));
+            crosses[i] &= !matches!(f.insts()[i].op, Op::Input(_));
         }
         crosses
     };
@@ -427,13 +427,13 @@ pub fn batch_plan(f: &Function, per_example: bool) -> BatchPlan {
         let crosses = crossing(&stage);
         body.iter()
             .filter(|&&i| crosses[i])
-            .map(|&i| f.insts[i].shape.size())
+            .map(|&i| f.insts()[i].shape.size())
             .sum()
     };
     let staged = kept_size.saturating_mul(CHUNK) <= MAX_KEPT
         && body
             .iter()
-            .all(|&i| !matches!(f.insts[i].op, Op::OneHot(_)) || stage[i] == 0);
+            .all(|&i| !matches!(f.insts()[i].op, Op::OneHot(_)) || stage[i] == 0);
     if !staged {
         for &i in &body {
             stage[i] = 0;
@@ -448,12 +448,12 @@ pub fn batch_plan(f: &Function, per_example: bool) -> BatchPlan {
     // `W @ x` per example, `W` fixed: its transpose, after everything else
     // (a slot of its own, never reused).
     for &i in &body {
-        let inst = &f.insts[i];
+        let inst = &f.insts()[i];
         if !matches!(inst.op, Op::MatMul) {
             continue;
         }
         let (w, x) = (inst.args[0].index(), inst.args[1].index());
-        let (ws, xs) = (&f.insts[w].shape, &f.insts[x].shape);
+        let (ws, xs) = (&f.insts()[w].shape, &f.insts()[x].shape);
         // Worth it with two rows or more, and a loop over each.
         let worth = match (ws.dims(), xs.dims()) {
             ([m, k], [_]) => *m >= 2 && *k > UNROLL,
@@ -466,7 +466,7 @@ pub fn batch_plan(f: &Function, per_example: bool) -> BatchPlan {
     }
     let mut read = vec![false; n];
     for i in (0..n).filter(|&i| live[i]) {
-        for a in &f.insts[i].args {
+        for a in &f.insts()[i].args {
             read[a.index()] = true;
         }
     }
@@ -475,13 +475,13 @@ pub fn batch_plan(f: &Function, per_example: bool) -> BatchPlan {
         .enumerate()
         .filter(|&(k, &v)| {
             outputs[k].reduce == Reduce::Mean
-                && matches!(f.insts[v].op, Op::Outer)
+                && matches!(f.insts()[v].op, Op::Outer)
                 && varies[v]
                 && !read[v]
                 && results.iter().filter(|&&r| r == v).count() == 1
         })
         .map(|(k, &v)| {
-            let args = &f.insts[v].args;
+            let args = &f.insts()[v].args;
             let (m, n) = (f.shape(args[0]).size(), f.shape(args[1]).size());
             let g = layout.scratch_len;
             layout.scratch_len += CHUNK * (m + n);
@@ -500,13 +500,13 @@ pub fn batch_plan(f: &Function, per_example: bool) -> BatchPlan {
         let Some(x) = vector_of(i) else {
             continue;
         };
-        let w = f.insts[i].args[0].index();
-        let input = matches!(f.insts[x].op, Op::Input(_));
+        let w = f.insts()[i].args[0].index();
+        let input = matches!(f.insts()[x].op, Op::Input(_));
         // `W @ x` reads `W`'s transpose.
         let ready = w == x || layout.transposed_of(w).is_some();
         if (input || stage[x] < stage[i]) && ready {
             let y = layout.scratch_len;
-            layout.scratch_len += CHUNK * f.insts[i].shape.size();
+            layout.scratch_len += CHUNK * f.insts()[i].shape.size();
             products.push(ChunkProduct {
                 inst: i,
                 stage: stage[i],
@@ -522,7 +522,7 @@ pub fn batch_plan(f: &Function, per_example: bool) -> BatchPlan {
         .filter(|&&i| !outer_means.iter().any(|o| o.inst == i))
         .map(|&i| {
             let off = layout.scratch_len;
-            layout.scratch_len += CHUNK * f.insts[i].shape.size();
+            layout.scratch_len += CHUNK * f.insts()[i].shape.size();
             (i, off)
         })
         .collect();

@@ -27,7 +27,7 @@ use crate::shape::Shape;
 /// Whether instruction `i` computes each element of its (non-scalar) result
 /// from the same element of each non-scalar argument.
 pub fn elementwise(f: &Function, i: usize) -> bool {
-    let inst = &f.insts[i];
+    let inst = &f.insts()[i];
     let elementwise_op = match &inst.op {
         Op::Unary(_) | Op::Binary(_) | Op::Select | Op::Broadcast(_) => true,
         Op::Param(_)
@@ -53,7 +53,7 @@ pub fn elementwise(f: &Function, i: usize) -> bool {
 /// If instruction `i` is a `slice` with a non-scalar result whose elements
 /// are contiguous in its argument, the offset of the first one.
 pub fn view_offset(f: &Function, i: usize) -> Option<usize> {
-    let inst = &f.insts[i];
+    let inst = &f.insts()[i];
     let Op::Slice(axes) = &inst.op else {
         return None;
     };
@@ -102,7 +102,7 @@ enum State {
 /// `one_hot` (so that failing `one_hot`s keep their order); else it is
 /// deferred. What is not placed is looked at again, in order, after the run.
 pub fn steps(f: &Function, region: &[usize]) -> Vec<Vec<usize>> {
-    let mut state = vec![State::Done; f.insts.len()];
+    let mut state = vec![State::Done; f.insts().len()];
     for &i in region {
         state[i] = State::Open;
     }
@@ -121,12 +121,12 @@ pub fn steps(f: &Function, region: &[usize]) -> Vec<Vec<usize>> {
         let mut run = vec![head];
         let mut hoisted = Vec::new();
         let mut looked = Vec::new();
-        let size = f.insts[head].shape.size();
+        let size = f.insts()[head].shape.size();
         for &i in region[pos + 1..].iter().take(WINDOW) {
             if state[i] != State::Open {
                 continue;
             }
-            let inst = &f.insts[i];
+            let inst = &f.insts()[i];
             let of = |a: &crate::ir::Value| state[a.index()];
             let ready = |s: State| matches!(s, State::Done | State::Hoisted);
             let member = |a: &crate::ir::Value| of(a) == State::InRun && elementwise(f, a.index());
@@ -172,9 +172,9 @@ impl Translator<'_, '_> {
     /// location.
     pub(super) fn fused(&mut self, run: &[usize], internal: &[bool]) {
         let f = self.f;
-        let n = f.insts[run[0]].shape.size();
+        let n = f.insts()[run[0]].shape.size();
         let simd = n >= 2
-            && run.iter().all(|&i| match &f.insts[i].op {
+            && run.iter().all(|&i| match &f.insts()[i].op {
                 Op::Unary(u) => lane_wise_unary(*u),
                 Op::Binary(op) => lane_wise_binary(*op),
                 Op::Broadcast(_) | Op::Sum => true,
@@ -184,13 +184,13 @@ impl Translator<'_, '_> {
         // splat for pairs), tensors read element by element.
         let mut outside: HashMap<usize, (Opnd, Opnd)> = HashMap::new();
         for &i in run {
-            for a in &f.insts[i].args {
+            for a in &f.insts()[i].args {
                 let a = a.index();
                 if run.contains(&a) || outside.contains_key(&a) {
                     continue;
                 }
-                let o = self.operand(crate::ir::Value(a as u32));
-                let pair = if f.insts[a].shape.is_scalar() {
+                let o = self.operand(f.value(a).expect("an argument"));
+                let pair = if f.insts()[a].shape.is_scalar() {
                     let x = self.read(o, Ix::c(0));
                     let wide = if simd {
                         self.b.ins().splat(types::F64X2, x)
@@ -207,7 +207,7 @@ impl Translator<'_, '_> {
         let mut dests: HashMap<usize, Opnd> = HashMap::new();
         let mut sums: HashMap<usize, Variable> = HashMap::new();
         for &i in run {
-            if matches!(f.insts[i].op, Op::Sum) {
+            if matches!(f.insts()[i].op, Op::Sum) {
                 sums.insert(i, self.var(-0.0));
             } else if !internal[i] {
                 dests.insert(i, self.dest(i));
@@ -216,7 +216,7 @@ impl Translator<'_, '_> {
         let element = |t: &mut Self, ix: Ix, ty: cl::Type| {
             let mut vals: HashMap<usize, cl::Value> = HashMap::new();
             for &i in run {
-                let inst = &f.insts[i];
+                let inst = &f.insts()[i];
                 let mut xs = Vec::with_capacity(inst.args.len());
                 for a in &inst.args {
                     let a = a.index();

@@ -267,7 +267,7 @@ pub(super) fn status_result(f: &Function, status: i64, scratch: &[f64]) -> Resul
     let class = scratch[ERROR_SLOT];
     let op = usize::try_from(status - 1)
         .ok()
-        .and_then(|i| f.insts.get(i))
+        .and_then(|i| f.insts().get(i))
         .map(|inst| &inst.op);
     match op.map(|op| interp::eval_op(op, &[&Tensor::scalar(class)])) {
         Some(Err(message)) => Err(message),
@@ -285,7 +285,7 @@ const MAX_ELEMENTS: usize = isize::MAX as usize / 16;
 pub(super) fn check_sizes(f: &Function) -> Result<(), String> {
     let shapes = f.params.iter().chain(&f.inputs).map(|s| &s.shape);
     let mut total: usize = 0;
-    for shape in shapes.chain(f.insts.iter().map(|i| &i.shape)) {
+    for shape in shapes.chain(f.insts().iter().map(|i| &i.shape)) {
         let size = shape
             .dims()
             .iter()

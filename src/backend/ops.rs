@@ -206,7 +206,7 @@ impl Translator<'_, '_> {
             [_, n] => *n,
             _ => 1,
         };
-        if self.f.insts[i].shape.is_scalar() {
+        if self.f.insts()[i].shape.is_scalar() {
             let (x, y) = (self.operand(a), self.operand(b));
             let d = self.dots(x, y, k, n, &[(Ix::c(0), Ix::c(0), types::F64)]);
             return Loc::Reg(d[0]);
@@ -373,7 +373,7 @@ impl Translator<'_, '_> {
     pub(super) fn slice(&mut self, i: usize, v: Value, axes: &[SliceAxis]) -> Loc {
         let from = self.f.shape(v).clone();
         let src = self.operand(v);
-        let out = self.f.insts[i].shape.clone();
+        let out = self.f.insts()[i].shape.clone();
         if out.is_scalar() {
             let at = slice_offsets(&from, axes)[0];
             return Loc::Reg(self.read(src, Ix::c(at)));

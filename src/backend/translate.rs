@@ -211,7 +211,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             ptr,
             tables: [p[0], p[1], p[2]],
             scratch: p[3],
-            locs: vec![None; f.insts.len()],
+            locs: vec![None; f.insts().len()],
             callees: HashMap::new(),
             example: None,
         }
@@ -244,7 +244,7 @@ impl<'a, 'b> Translator<'a, 'b> {
 impl Translator<'_, '_> {
     fn inst(&mut self, i: usize) -> Result<Loc, String> {
         let f = self.f;
-        let inst = &f.insts[i];
+        let inst = &f.insts()[i];
         let scalar = inst.shape.is_scalar();
         let args = &inst.args;
         Ok(match &inst.op {
@@ -600,7 +600,7 @@ impl Translator<'_, '_> {
         args: &[Value],
         op: &mut dyn FnMut(&mut Self, &[cl::Value]) -> cl::Value,
     ) -> Loc {
-        let shape = &self.f.insts[i].shape;
+        let shape = &self.f.insts()[i].shape;
         let opnds: Vec<Opnd> = args.iter().map(|&a| self.operand(a)).collect();
         if shape.is_scalar() {
             let xs: Vec<cl::Value> = opnds.iter().map(|&o| self.read(o, Ix::c(0))).collect();
@@ -627,7 +627,7 @@ impl Translator<'_, '_> {
         args: &[Value],
         op: &mut dyn FnMut(&mut Self, &[cl::Value]) -> cl::Value,
     ) -> Loc {
-        let shape = &self.f.insts[i].shape;
+        let shape = &self.f.insts()[i].shape;
         let n = shape.size();
         if n < 2 {
             return self.map(i, args, op);

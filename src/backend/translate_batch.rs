@@ -82,7 +82,7 @@ pub fn translate_batched(
     let accs: Vec<Option<Acc>> = plan.outputs.iter().map(|&o| t.start(o)).collect();
     for o in &plan.outer_means {
         let dst = t.opnd_of(Loc::Table(OUTPUTS, o.output, 0));
-        let size = f.insts[o.inst].shape.size();
+        let size = f.insts()[o.inst].shape.size();
         t.fill(dst, size, -0.0);
     }
     // for each chunk of at most CHUNK examples from `first` on (the caller
@@ -127,7 +127,7 @@ pub fn translate_batched(
             // The inputs' rows of this example, and what earlier stages kept.
             for step in &layout.steps[layout.body..] {
                 for &i in step {
-                    if matches!(t.f.insts[i].op, crate::ir::Op::Input(_)) && s > 0 {
+                    if matches!(t.f.insts()[i].op, crate::ir::Op::Input(_)) && s > 0 {
                         if let Err(e) = t.step(&[i]) {
                             failed.get_or_insert(e);
                         }
@@ -277,7 +277,7 @@ impl Translator<'_, '_> {
     /// Copies the current example's `g` and `x` of `o` to row `r` of `G`
     /// and `X`.
     fn keep_rows(&mut self, o: &OuterMean, r: cl::Value) {
-        let args = &self.f.insts[o.inst].args;
+        let args = &self.f.insts()[o.inst].args;
         for (v, off) in [(args[0], o.g), (args[1], o.x)] {
             let size = self.f.shape(v).size();
             let src = self.operand(v);
@@ -297,7 +297,7 @@ impl Translator<'_, '_> {
     /// Columns eight at a time (four f64x2 accumulators) over the rows of
     /// the result, then the rest of the columns together.
     fn outer_mean(&mut self, o: &OuterMean, rows: cl::Value) {
-        let args = &self.f.insts[o.inst].args;
+        let args = &self.f.insts()[o.inst].args;
         let (m, n) = (self.f.shape(args[0]).size(), self.f.shape(args[1]).size());
         let dst = self.opnd_of(Loc::Table(OUTPUTS, o.output, 0));
         let (g, x) = (o.g, o.x);
@@ -375,7 +375,7 @@ impl Translator<'_, '_> {
         rows: cl::Value,
         kept: impl Fn(usize) -> Option<usize>,
     ) {
-        let args = &self.f.insts[o.inst].args;
+        let args = &self.f.insts()[o.inst].args;
         let (a, b) = (args[0], args[1]);
         // `Y = X W^T` for `W @ x`, `Y = X W` for `x @ W`: `X` times a `[k, m]`
         // matrix.
@@ -397,7 +397,7 @@ impl Translator<'_, '_> {
             }
             _ => unreachable!("a matrix-vector product"),
         };
-        let x = match (self.f.insts[xv.index()].op.clone(), kept(xv.index())) {
+        let x = match (self.f.insts()[xv.index()].op.clone(), kept(xv.index())) {
             (crate::ir::Op::Input(input), _) => {
                 let base = self.table_entry(INPUTS, input);
                 let bytes = self.b.ins().imul_imm_s(first, (k * 8) as i64);
@@ -468,7 +468,7 @@ impl Translator<'_, '_> {
     /// The value of `o`'s product for the current example: row `r` of its
     /// `Y`, copied to the instruction's slot.
     fn product_row(&mut self, o: &ChunkProduct, r: cl::Value) {
-        let m = self.f.insts[o.inst].shape.size();
+        let m = self.f.insts()[o.inst].shape.size();
         let at = self.b.ins().imul_imm_s(r, (m * 8) as i64);
         let ptr = self.b.ins().iadd(self.scratch, at);
         let src = Opnd::Mem {
@@ -483,8 +483,8 @@ impl Translator<'_, '_> {
 
     /// Copies the value of instruction `v` to row `r` of its rows at `off`.
     fn keep_row(&mut self, v: usize, off: usize, r: cl::Value) {
-        let size = self.f.insts[v].shape.size();
-        let src = self.operand(crate::ir::Value(v as u32));
+        let size = self.f.insts()[v].shape.size();
+        let src = self.operand(self.f.value(v).expect("a kept value"));
         let at = self.b.ins().imul_imm_s(r, (size * 8) as i64);
         let ptr = self.b.ins().iadd(self.scratch, at);
         let dst = Opnd::Mem {
@@ -498,10 +498,10 @@ impl Translator<'_, '_> {
     /// Makes the value of instruction `v`, of an earlier stage, row `r` of
     /// its rows at `off`: a scalar loaded, a tensor read in place.
     fn kept_row(&mut self, v: usize, off: usize, r: cl::Value) {
-        let size = self.f.insts[v].shape.size();
+        let size = self.f.insts()[v].shape.size();
         let at = self.b.ins().imul_imm_s(r, (size * 8) as i64);
         let ptr = self.b.ins().iadd(self.scratch, at);
-        let loc = if self.f.insts[v].shape.is_scalar() {
+        let loc = if self.f.insts()[v].shape.is_scalar() {
             let src = Opnd::Mem {
                 ptr,
                 off,
@@ -522,11 +522,11 @@ impl Translator<'_, '_> {
     /// Writes the transpose of instruction `w`'s value, an `[m, k]` matrix,
     /// to the scratch buffer from offset `off` on, as `[k, m]`.
     fn transpose_into(&mut self, w: usize, off: usize) {
-        let (m, k) = match self.f.insts[w].shape.dims() {
+        let (m, k) = match self.f.insts()[w].shape.dims() {
             [m, k] => (*m, *k),
             _ => unreachable!("only matrices are transposed"),
         };
-        let src = self.operand(crate::ir::Value(w as u32));
+        let src = self.operand(self.f.value(w).expect("a transposed value"));
         let dst = Opnd::Mem {
             ptr: self.scratch,
             off,

@@ -4,39 +4,46 @@
 use crate::ir::Function;
 
 pub fn run(f: &mut Function) -> bool {
-    let mut live = vec![false; f.insts.len()];
+    let live = live(f);
+    if live.iter().all(|&l| l) {
+        return false;
+    }
+    f.retain(&live);
+    true
+}
+
+/// Per value: whether some output depends on it.
+pub fn live(f: &Function) -> Vec<bool> {
+    let mut live = vec![false; f.len()];
     for o in &f.outputs {
         live[o.value.index()] = true;
     }
-    for i in (0..f.insts.len()).rev() {
-        if live[i] {
-            for a in &f.insts[i].args {
+    for (v, inst) in f.iter().rev() {
+        if live[v.index()] {
+            for a in &inst.args {
                 live[a.index()] = true;
             }
         }
     }
-    if live.iter().all(|&l| l) {
-        return false;
-    }
-    super::retain(f, &live);
-    true
+    live
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::testing::{check, parse};
     use super::run;
-    use crate::ir::{Op, Unary, Value};
+    use crate::ir::{Op, Unary};
     use crate::span::Span;
 
     #[test]
     fn removes_what_no_output_needs() {
         let mut f = parse("(add x y)");
-        let dead = f.push(Op::Unary(Unary::Exp), vec![Value(0)], Span::default());
+        let x = f.value(0).unwrap();
+        let dead = f.push(Op::Unary(Unary::Exp), vec![x], Span::default());
         f.set_name(dead, "dead");
         assert!(run(&mut f));
-        assert_eq!(f.insts.len(), 3);
-        assert!(f.insts.iter().all(|i| i.name.as_deref() != Some("dead")));
+        assert_eq!(f.insts().len(), 3);
+        assert!(f.insts().iter().all(|i| i.name.as_deref() != Some("dead")));
         assert!(!run(&mut f));
     }
 
@@ -44,7 +51,7 @@ mod tests {
     fn renumbers_and_keeps_names() {
         // `%x = param x`, `%y = param y`, `%2 = add %x, %y`; return `%y` only.
         let mut f = parse("(add x y)");
-        f.outputs[0].value = Value(1);
+        f.outputs[0].value = f.value(1).unwrap();
         assert!(run(&mut f));
         assert_eq!(
             f.to_string(),
