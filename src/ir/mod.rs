@@ -38,6 +38,44 @@ impl Value {
     }
 }
 
+/// A side table with one entry per value of a function, indexed by
+/// [`Value`] (as Cranelift's `SecondaryMap`): liveness, adjoints, locations.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValueMap<T>(Vec<T>);
+
+impl<T: Clone> ValueMap<T> {
+    /// One `fill` per value of `f`.
+    pub fn new(f: &Function, fill: T) -> ValueMap<T> {
+        ValueMap(vec![fill; f.len()])
+    }
+}
+
+impl<T> ValueMap<T> {
+    /// The entries in value order.
+    pub fn as_slice(&self) -> &[T] {
+        &self.0
+    }
+
+    /// The entry of `v`, or `None` for a value added to the function after
+    /// the table was made.
+    pub fn get(&self, v: Value) -> Option<&T> {
+        self.0.get(v.index())
+    }
+}
+
+impl<T> std::ops::Index<Value> for ValueMap<T> {
+    type Output = T;
+    fn index(&self, v: Value) -> &T {
+        &self.0[v.index()]
+    }
+}
+
+impl<T> std::ops::IndexMut<Value> for ValueMap<T> {
+    fn index_mut(&mut self, v: Value) -> &mut T {
+        &mut self.0[v.index()]
+    }
+}
+
 /// Elementwise functions of one argument.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Unary {

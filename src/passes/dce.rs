@@ -1,27 +1,27 @@
 //! Dead code elimination: instructions no output depends on are removed, and
 //! the values renumbered.
 
-use crate::ir::Function;
+use crate::ir::{Function, ValueMap};
 
 pub fn run(f: &mut Function) -> bool {
     let live = live(f);
-    if live.iter().all(|&l| l) {
+    if live.as_slice().iter().all(|&l| l) {
         return false;
     }
-    f.retain(&live);
+    f.retain(live.as_slice());
     true
 }
 
 /// Per value: whether some output depends on it.
-pub fn live(f: &Function) -> Vec<bool> {
-    let mut live = vec![false; f.len()];
+pub fn live(f: &Function) -> ValueMap<bool> {
+    let mut live = ValueMap::new(f, false);
     for o in &f.outputs {
-        live[o.value.index()] = true;
+        live[o.value] = true;
     }
     for (v, inst) in f.iter().rev() {
-        if live[v.index()] {
-            for a in &inst.args {
-                live[a.index()] = true;
+        if live[v] {
+            for &a in &inst.args {
+                live[a] = true;
             }
         }
     }
