@@ -1,10 +1,10 @@
 //! Dead code elimination: instructions no output depends on are removed, and
 //! the values renumbered.
 
-use crate::ir::{Function, ValueMap};
+use crate::ir::{Function, Value, ValueMap};
 
 pub fn run(f: &mut Function) -> bool {
-    let live = live(f);
+    let live = live(f, f.outputs.iter().map(|o| o.value));
     if live.as_slice().iter().all(|&l| l) {
         return false;
     }
@@ -12,11 +12,12 @@ pub fn run(f: &mut Function) -> bool {
     true
 }
 
-/// Per value: whether some output depends on it.
-pub fn live(f: &Function) -> ValueMap<bool> {
+/// Which values the `roots` need: the roots themselves and, transitively,
+/// their arguments.
+pub fn live(f: &Function, roots: impl IntoIterator<Item = Value>) -> ValueMap<bool> {
     let mut live = ValueMap::new(f, false);
-    for o in &f.outputs {
-        live[o.value] = true;
+    for r in roots {
+        live[r] = true;
     }
     for (v, inst) in f.iter().rev() {
         if live[v] {
