@@ -383,8 +383,8 @@ fn compile_time_of_the_mlp3_gradient() {
     let clif = gradc::backend::clif_text(&g).unwrap();
     eprintln!(
         "mlp3: forward ({} insts) compiled in {forward:?}; gradient ({} insts, {} CLIF lines) in {best:?} (best of 5)",
-        compiled.ir.insts.len(),
-        g.insts.len(),
+        compiled.ir.len(),
+        g.len(),
         clif.lines().count()
     );
 }

@@ -173,7 +173,7 @@ pub fn random_inputs(f: &Function, rng: &mut impl rand::Rng) -> Vec<Tensor> {
         .iter()
         .enumerate()
         .map(|(i, slot)| {
-            let classes = f.insts.iter().find_map(|inst| match inst.op {
+            let classes = f.insts().iter().find_map(|inst| match inst.op {
                 crate::ir::Op::OneHot(n) => inst
                     .args
                     .iter()

@@ -18,7 +18,7 @@
 pub mod check;
 pub mod rules;
 
-use crate::ir::{Binary, ConstData, Function, Op, Output, Role, Value};
+use crate::ir::{Binary, ConstData, Function, Op, Output, Role, Value, ValueMap};
 use crate::shape::{Shape, Tensor};
 use crate::span::Span;
 
@@ -53,23 +53,22 @@ pub fn differentiate(f: &Function, of: Value) -> Result<Function, AdError> {
     assert!(f.shape(of).is_scalar(), "differentiate a scalar");
     let mut ad = Ad::new(f);
     let one = ad.konst(1.0, f.inst(of).span);
-    ad.adj[of.index()].push(Cot {
+    ad.adj[of].push(Cot {
         value: one,
         masked: false,
     });
-    for i in (0..=of.index()).rev() {
-        let v = Value(i as u32);
-        if !ad.active[i] || ad.adj[i].is_empty() {
+    for v in f.values().take(of.index() + 1).rev() {
+        if !ad.active[v] || ad.adj[v].is_empty() {
             continue;
         }
         let g = ad.adjoint(v);
-        ad.span = f.insts[i].span;
+        ad.span = f.inst(v).span;
         rules::vjp(&mut ad, v, g)?;
     }
     let mut out = std::mem::take(&mut ad.f);
     for (p, slot) in f.params.iter().enumerate() {
-        let value = match f.insts.iter().position(|inst| inst.op == Op::Param(p)) {
-            Some(i) if !ad.adj[i].is_empty() => ad.grads[i].expect("adjoint summed"),
+        let value = match f.iter().find(|(_, inst)| inst.op == Op::Param(p)) {
+            Some((v, _)) if !ad.adj[v].is_empty() => ad.grads[v].expect("adjoint summed"),
             _ => {
                 let span = Span::default();
                 let z = out.push(Op::Const(ConstData(Tensor::scalar(0.0))), vec![], span);
@@ -94,11 +93,11 @@ pub fn differentiate(f: &Function, of: Value) -> Result<Function, AdError> {
 pub struct Ad {
     pub f: Function,
     /// Per forward value: the cotangents it received, to be summed.
-    adj: Vec<Vec<Cot>>,
+    adj: ValueMap<Vec<Cot>>,
     /// Per forward value: the summed adjoint, once computed.
-    grads: Vec<Option<Value>>,
+    grads: ValueMap<Option<Value>>,
     /// Per forward value: whether it depends on a parameter.
-    active: Vec<bool>,
+    active: ValueMap<bool>,
     /// The span new instructions take: that of the forward instruction whose
     /// rule is running.
     pub span: Span,
@@ -106,15 +105,15 @@ pub struct Ad {
 
 impl Ad {
     fn new(f: &Function) -> Ad {
-        let mut active = vec![false; f.insts.len()];
-        for (i, inst) in f.insts.iter().enumerate() {
-            active[i] =
-                matches!(inst.op, Op::Param(_)) || inst.args.iter().any(|a| active[a.index()]);
+        let mut active = ValueMap::new(f, false);
+        for (v, inst) in f.iter() {
+            active[v] =
+                matches!(inst.op, Op::Param(_)) || inst.args.iter().any(|a| active[*a]);
         }
         Ad {
             f: f.clone(),
-            adj: vec![Vec::new(); f.insts.len()],
-            grads: vec![None; f.insts.len()],
+            adj: ValueMap::new(f, Vec::new()),
+            grads: ValueMap::new(f, None),
             active,
             span: Span::default(),
         }
@@ -122,7 +121,7 @@ impl Ad {
 
     /// Sums the contributions to `v` into its adjoint, named `d<name>`.
     fn adjoint(&mut self, v: Value) -> Cot {
-        let parts = std::mem::take(&mut self.adj[v.index()]);
+        let parts = std::mem::take(&mut self.adj[v]);
         let masked = parts.iter().any(|c| c.masked);
         let span = self.f.inst(v).span;
         let mut sum = parts[0].value;
@@ -137,14 +136,14 @@ impl Ad {
         if let (Some(name), false) = (self.f.inst(v).name.clone(), constant) {
             self.f.set_name(sum, &format!("d{name}"));
         }
-        self.grads[v.index()] = Some(sum);
-        self.adj[v.index()] = parts;
+        self.grads[v] = Some(sum);
+        self.adj[v] = parts;
         Cot { value: sum, masked }
     }
 
     /// Whether the forward value depends on a parameter.
     pub fn is_active(&self, v: Value) -> bool {
-        self.active.get(v.index()).copied().unwrap_or(false)
+        self.active.get(v).copied().unwrap_or(false)
     }
 
     /// Adds a cotangent contribution to the forward value `arg`, summing it
@@ -160,7 +159,7 @@ impl Ad {
         } else {
             c.value
         };
-        self.adj[arg.index()].push(Cot { value, ..c });
+        self.adj[arg].push(Cot { value, ..c });
     }
 
     pub fn push(&mut self, op: Op, args: Vec<Value>) -> Value {

@@ -154,7 +154,7 @@ impl Scratch {
         let class = self.data[ERROR_SLOT];
         let op = usize::try_from(status - 1)
             .ok()
-            .and_then(|i| f.insts.get(i))
+            .and_then(|i| f.insts().get(i))
             .map(|inst| &inst.op);
         match op.map(|op| interp::eval_op(op, &[&Tensor::scalar(class)])) {
             Some(Err(message)) => Err(message),

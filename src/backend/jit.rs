@@ -268,7 +268,7 @@ const MAX_ELEMENTS: usize = isize::MAX as usize / 16;
 pub(super) fn check_sizes(f: &Function) -> Result<(), String> {
     let shapes = f.params.iter().chain(&f.inputs).map(|s| &s.shape);
     let mut total: usize = 0;
-    for shape in shapes.chain(f.insts.iter().map(|i| &i.shape)) {
+    for shape in shapes.chain(f.insts().iter().map(|i| &i.shape)) {
         let size = shape
             .dims()
             .iter()

@@ -28,12 +28,14 @@ pub fn run(f: &Function, params: &[Tensor], inputs: &[Tensor]) -> Result<Vec<Ten
                 .get(k)
                 .cloned()
                 .ok_or_else(|| format!("%{i}: no input {k}"))?,
+            // Every other operation is evaluated by `eval_op`, whose match
+            // is exhaustive.
             _ => {
                 let mut args = Vec::with_capacity(inst.args.len());
                 for a in &inst.args {
                     let t = values
                         .get(a.index())
-                        .ok_or_else(|| format!("%{i} uses %{} before it is defined", a.0))?;
+                        .ok_or_else(|| format!("%{i} uses %{} before it is defined", a.index()))?;
                     args.push(t);
                 }
                 eval_op(&inst.op, &args)?

@@ -1,8 +1,8 @@
 //! The SSA IR: one straight-line function of tensor-valued instructions with
 //! static shapes.
 //!
-//! Instructions live in an arena (`Function::insts`) and are named by their
-//! index, a [`Value`]. Every argument of an instruction is an earlier value, so
+//! Instructions live in an arena (`Function::insts()`) and are named by their
+//! index, a [`Value`], which only the function hands out. Every argument of an instruction is an earlier value, so
 //! the arena order is a topological order: there are no blocks and no phis,
 //! `if` is the [`Op::Select`] instruction. The printer's text is the canonical
 //! form that snapshot tests compare.
@@ -19,12 +19,60 @@ use crate::shape::{Shape, Tensor};
 use crate::span::Span;
 
 /// An SSA value: the index of the instruction that defines it.
+///
+/// The index is private: a `Value` comes only from the [`Function`] that
+/// defines it ([`Function::push`], [`Function::values`], [`Function::value`]),
+/// so it always names an instruction of that function. [`Value::index`] reads
+/// it back, for side tables indexed by value.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Value(pub u32);
+pub struct Value(u32);
 
 impl Value {
+    /// The position of the defining instruction in [`Function::insts`].
     pub fn index(self) -> usize {
         self.0 as usize
+    }
+
+    fn at(index: usize) -> Value {
+        Value(u32::try_from(index).expect("fewer than 2^32 instructions"))
+    }
+}
+
+/// A side table with one entry per value of a function, indexed by
+/// [`Value`] (as Cranelift's `SecondaryMap`): liveness, adjoints, locations.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValueMap<T>(Vec<T>);
+
+impl<T: Clone> ValueMap<T> {
+    /// One `fill` per value of `f`.
+    pub fn new(f: &Function, fill: T) -> ValueMap<T> {
+        ValueMap(vec![fill; f.len()])
+    }
+}
+
+impl<T> ValueMap<T> {
+    /// The entries in value order.
+    pub fn as_slice(&self) -> &[T] {
+        &self.0
+    }
+
+    /// The entry of `v`, or `None` for a value added to the function after
+    /// the table was made.
+    pub fn get(&self, v: Value) -> Option<&T> {
+        self.0.get(v.index())
+    }
+}
+
+impl<T> std::ops::Index<Value> for ValueMap<T> {
+    type Output = T;
+    fn index(&self, v: Value) -> &T {
+        &self.0[v.index()]
+    }
+}
+
+impl<T> std::ops::IndexMut<Value> for ValueMap<T> {
+    fn index_mut(&mut self, v: Value) -> &mut T {
+        &mut self.0[v.index()]
     }
 }
 
@@ -229,11 +277,17 @@ pub struct Inst {
 }
 
 /// A straight-line program over parameters and the inputs of one example.
+///
+/// The instructions are private so that the SSA invariant holds by
+/// construction: an instruction is appended only by [`Function::push`], which
+/// checks its arguments' shapes, and every argument is an earlier value. The
+/// passes rebuild a function through [`Function::rewrite`] and
+/// [`Function::retain`], which renumber values and keep the order.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Function {
     pub params: Vec<Slot>,
     pub inputs: Vec<Slot>,
-    pub insts: Vec<Inst>,
+    insts: Vec<Inst>,
     pub outputs: Vec<Output>,
 }
 
@@ -245,6 +299,41 @@ impl Function {
             insts: Vec::new(),
             outputs: Vec::new(),
         }
+    }
+
+    /// The instructions in value order (a topological order).
+    pub fn insts(&self) -> &[Inst] {
+        &self.insts
+    }
+
+    /// The number of instructions.
+    pub fn len(&self) -> usize {
+        self.insts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.insts.is_empty()
+    }
+
+    /// Every value, in order.
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = Value> + ExactSizeIterator + use<> {
+        (0..self.insts.len()).map(Value::at)
+    }
+
+    /// Every value with its instruction, in order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (Value, &Inst)> + ExactSizeIterator {
+        self.insts.iter().enumerate().map(|(i, inst)| (Value::at(i), inst))
+    }
+
+    /// The value at `index`, or `None` past the last instruction.
+    pub fn value(&self, index: usize) -> Option<Value> {
+        (index < self.insts.len()).then(|| Value::at(index))
+    }
+
+    /// The value the next instruction pushed will be: for a pass that
+    /// records it before [`Function::rewrite`] pushes a kept instruction.
+    pub fn next_value(&self) -> Value {
+        Value::at(self.insts.len())
     }
 
     pub fn inst(&self, v: Value) -> &Inst {
@@ -271,7 +360,7 @@ impl Function {
             name: None,
             span,
         });
-        Value((self.insts.len() - 1) as u32)
+        Value::at(self.insts.len() - 1)
     }
 
     /// Gives a value the user's name, unless it has one already.
@@ -288,6 +377,81 @@ impl Function {
             .iter()
             .find(|o| &o.role == role)
             .map(|o| o.value)
+    }
+}
+
+impl Function {
+    /// Rebuilds the function one instruction at a time. `rule` sees each
+    /// instruction with its arguments already renamed into the function being
+    /// built, `out`, and either returns the value that replaces it (pushing
+    /// onto `out` whatever it needs first) or `None` to keep it, in which case
+    /// the instruction is pushed unchanged and becomes `out.next_value()` as
+    /// seen by the rule. All uses and outputs follow the replacement. Returns
+    /// whether any rule fired. The replaced instructions are dropped; their
+    /// arguments may be left dead, for dead code elimination.
+    pub fn rewrite(&mut self, mut rule: impl FnMut(&mut Function, &Inst) -> Option<Value>) -> bool {
+        let mut out = Function::new(
+            std::mem::take(&mut self.params),
+            std::mem::take(&mut self.inputs),
+        );
+        let mut map: Vec<Value> = Vec::with_capacity(self.insts.len());
+        let mut changed = false;
+        for mut inst in std::mem::take(&mut self.insts) {
+            for a in &mut inst.args {
+                *a = map[a.index()];
+            }
+            let v = match rule(&mut out, &inst) {
+                Some(v) => {
+                    assert_eq!(
+                        out.shape(v),
+                        &inst.shape,
+                        "a rewrite of {:?} changed its shape",
+                        inst.op
+                    );
+                    if let Some(name) = &inst.name {
+                        out.set_name(v, name);
+                    }
+                    changed = true;
+                    v
+                }
+                None => {
+                    // The arguments were renamed to earlier values of `out`,
+                    // and the instruction is unchanged, so its shape holds.
+                    out.insts.push(inst);
+                    Value::at(out.insts.len() - 1)
+                }
+            };
+            map.push(v);
+        }
+        out.outputs = std::mem::take(&mut self.outputs);
+        for o in &mut out.outputs {
+            o.value = map[o.value.index()];
+        }
+        *self = out;
+        changed
+    }
+
+    /// Keeps the instructions with `keep[i]` set, renumbering values. Kept
+    /// instructions must use only kept values, and outputs only kept values.
+    pub fn retain(&mut self, keep: &[bool]) {
+        assert_eq!(keep.len(), self.insts.len(), "one flag per instruction");
+        let mut map: Vec<Option<Value>> = Vec::with_capacity(self.insts.len());
+        let mut kept = Vec::new();
+        for (mut inst, &k) in std::mem::take(&mut self.insts).into_iter().zip(keep) {
+            if !k {
+                map.push(None);
+                continue;
+            }
+            for a in &mut inst.args {
+                *a = map[a.index()].expect("a kept instruction uses only kept values");
+            }
+            kept.push(inst);
+            map.push(Some(Value::at(kept.len() - 1)));
+        }
+        self.insts = kept;
+        for o in &mut self.outputs {
+            o.value = map[o.value.index()].expect("outputs are kept");
+        }
     }
 }
 

@@ -185,7 +185,7 @@ fn render(f: &Function, line_of: &dyn Fn(Span) -> Option<usize>) -> String {
         let value = names
             .get(o.value.index())
             .cloned()
-            .unwrap_or_else(|| format!("%{}?", o.value.0));
+            .unwrap_or_else(|| format!("%{}?", o.value.index()));
         let _ = writeln!(out, "    {} {value}", role_text(f, o));
     }
     out.push_str("}\n");

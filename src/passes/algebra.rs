@@ -18,7 +18,7 @@ use crate::shape::Shape;
 use crate::span::Span;
 
 pub fn run(f: &mut Function) -> bool {
-    super::rewrite(f, rule)
+    f.rewrite(rule)
 }
 
 /// The replacement of one instruction, whose arguments are values of `out`.

@@ -11,7 +11,7 @@ use crate::ir::{Binary, Function, Op, Value};
 
 pub fn run(f: &mut Function) -> bool {
     let mut seen: HashMap<(Op, Vec<Value>), Value> = HashMap::new();
-    super::rewrite(f, |out, inst| {
+    f.rewrite(|out, inst| {
         let mut args = inst.args.clone();
         if commutative(&inst.op) {
             args.sort();
@@ -20,7 +20,7 @@ pub fn run(f: &mut Function) -> bool {
         if let Some(&v) = seen.get(&key) {
             return Some(v);
         }
-        seen.insert(key, Value(out.insts.len() as u32));
+        seen.insert(key, out.next_value());
         None
     })
 }
@@ -52,8 +52,8 @@ mod tests {
         let mut f = parse("(add (exp x) (exp x))");
         assert!(run(&mut f));
         // Two `param x`, two `exp`: one of each is left.
-        assert_eq!(f.insts.len(), 3);
-        assert_eq!(f.insts[2].args[0], f.insts[2].args[1]);
+        assert_eq!(f.insts().len(), 3);
+        assert_eq!(f.insts()[2].args[0], f.insts()[2].args[1]);
         assert!(!run(&mut f));
     }
 
@@ -74,7 +74,7 @@ mod tests {
     fn constants_match_by_value() {
         let mut f = parse("(add (mul a 2) (mul a 2))");
         run(&mut f);
-        assert_eq!(f.insts.len(), 4);
+        assert_eq!(f.insts().len(), 4);
         check(run, "(max (neg x) (neg x))", "(max (neg x) (neg x))");
     }
 }

@@ -1,28 +1,28 @@
 //! Dead code elimination: instructions no output depends on are removed, and
 //! the values renumbered.
 
-use crate::ir::Function;
+use crate::ir::{Function, Value, ValueMap};
 
 pub fn run(f: &mut Function) -> bool {
-    let live = live(f, f.outputs.iter().map(|o| o.value.index()));
-    if live.iter().all(|&l| l) {
+    let live = live(f, f.outputs.iter().map(|o| o.value));
+    if live.as_slice().iter().all(|&l| l) {
         return false;
     }
-    super::retain(f, &live);
+    f.retain(live.as_slice());
     true
 }
 
-/// Which instructions the `roots` (instruction indices) need: the roots
-/// themselves and, transitively, their arguments.
-pub fn live(f: &Function, roots: impl IntoIterator<Item = usize>) -> Vec<bool> {
-    let mut live = vec![false; f.insts.len()];
+/// Which values the `roots` need: the roots themselves and, transitively,
+/// their arguments.
+pub fn live(f: &Function, roots: impl IntoIterator<Item = Value>) -> ValueMap<bool> {
+    let mut live = ValueMap::new(f, false);
     for r in roots {
         live[r] = true;
     }
-    for i in (0..f.insts.len()).rev() {
-        if live[i] {
-            for a in &f.insts[i].args {
-                live[a.index()] = true;
+    for (v, inst) in f.iter().rev() {
+        if live[v] {
+            for &a in &inst.args {
+                live[a] = true;
             }
         }
     }
@@ -33,17 +33,18 @@ pub fn live(f: &Function, roots: impl IntoIterator<Item = usize>) -> Vec<bool> {
 mod tests {
     use super::super::testing::{check, parse};
     use super::run;
-    use crate::ir::{Op, Unary, Value};
+    use crate::ir::{Op, Unary};
     use crate::span::Span;
 
     #[test]
     fn removes_what_no_output_needs() {
         let mut f = parse("(add x y)");
-        let dead = f.push(Op::Unary(Unary::Exp), vec![Value(0)], Span::default());
+        let x = f.value(0).unwrap();
+        let dead = f.push(Op::Unary(Unary::Exp), vec![x], Span::default());
         f.set_name(dead, "dead");
         assert!(run(&mut f));
-        assert_eq!(f.insts.len(), 3);
-        assert!(f.insts.iter().all(|i| i.name.as_deref() != Some("dead")));
+        assert_eq!(f.insts().len(), 3);
+        assert!(f.insts().iter().all(|i| i.name.as_deref() != Some("dead")));
         assert!(!run(&mut f));
     }
 
@@ -51,7 +52,7 @@ mod tests {
     fn renumbers_and_keeps_names() {
         // `%x = param x`, `%y = param y`, `%2 = add %x, %y`; return `%y` only.
         let mut f = parse("(add x y)");
-        f.outputs[0].value = Value(1);
+        f.outputs[0].value = f.value(1).unwrap();
         assert!(run(&mut f));
         assert_eq!(
             f.to_string(),

@@ -12,7 +12,7 @@ use crate::ir::{Function, Op};
 use crate::shape::Tensor;
 
 pub fn run(f: &mut Function) -> bool {
-    super::rewrite(f, |out, inst| {
+    f.rewrite(|out, inst| {
         if inst.args.is_empty() || matches!(inst.op, Op::Broadcast(_)) {
             return None;
         }

@@ -2,8 +2,9 @@
 //! subexpression elimination and dead code elimination, run to a fixpoint.
 //!
 //! Every pass is `pub fn run(f: &mut Function) -> bool` (whether it changed
-//! anything). The rewriting passes are built on [`rewrite`], which rebuilds a
-//! function instruction by instruction; [`dce`] removes what no output needs.
+//! anything). The rewriting passes are built on [`Function::rewrite`], which rebuilds
+//! a function instruction by instruction; [`dce`] removes what no output needs
+//! with [`Function::retain`].
 //!
 //! Conventions shared by the passes:
 //! - A tensor filled with one number is `broadcast` of a scalar `const`
@@ -20,7 +21,7 @@ pub mod fold;
 mod testing;
 
 use crate::ir::verify::verify;
-use crate::ir::{ConstData, Function, Inst, Op, Value};
+use crate::ir::{ConstData, Function, Op, Value};
 use crate::shape::{Shape, Tensor};
 use crate::span::Span;
 
@@ -54,76 +55,6 @@ pub fn simplify(f: &mut Function) {
         if !changed {
             break;
         }
-    }
-}
-
-/// Rebuilds `f` one instruction at a time. `rule` sees each instruction with
-/// its arguments already renamed into the function being built, `out`, and
-/// either returns the value that replaces it (pushing onto `out` whatever it
-/// needs first) or `None` to keep it, in which case the instruction is pushed
-/// unchanged and becomes `Value(out.insts.len())` as seen by the rule.
-/// All uses and outputs follow the replacement. Returns whether any rule
-/// fired. The replaced instructions are dropped; their arguments may be left
-/// dead, for [`dce`].
-pub fn rewrite(
-    f: &mut Function,
-    mut rule: impl FnMut(&mut Function, &Inst) -> Option<Value>,
-) -> bool {
-    let mut out = Function::new(std::mem::take(&mut f.params), std::mem::take(&mut f.inputs));
-    let mut map: Vec<Value> = Vec::with_capacity(f.insts.len());
-    let mut changed = false;
-    for mut inst in std::mem::take(&mut f.insts) {
-        for a in &mut inst.args {
-            *a = map[a.index()];
-        }
-        let v = match rule(&mut out, &inst) {
-            Some(v) => {
-                assert_eq!(
-                    out.shape(v),
-                    &inst.shape,
-                    "a rewrite of {:?} changed its shape",
-                    inst.op
-                );
-                if let Some(name) = &inst.name {
-                    out.set_name(v, name);
-                }
-                changed = true;
-                v
-            }
-            None => {
-                out.insts.push(inst);
-                Value((out.insts.len() - 1) as u32)
-            }
-        };
-        map.push(v);
-    }
-    out.outputs = std::mem::take(&mut f.outputs);
-    for o in &mut out.outputs {
-        o.value = map[o.value.index()];
-    }
-    *f = out;
-    changed
-}
-
-/// Keeps the instructions with `keep[i]` set, renumbering values. Kept
-/// instructions must use only kept values, and outputs only kept values.
-pub fn retain(f: &mut Function, keep: &[bool]) {
-    let mut map: Vec<Option<Value>> = Vec::with_capacity(f.insts.len());
-    let mut kept = Vec::new();
-    for (mut inst, &k) in std::mem::take(&mut f.insts).into_iter().zip(keep) {
-        if !k {
-            map.push(None);
-            continue;
-        }
-        for a in &mut inst.args {
-            *a = map[a.index()].expect("a kept instruction uses only kept values");
-        }
-        kept.push(inst);
-        map.push(Some(Value((kept.len() - 1) as u32)));
-    }
-    f.insts = kept;
-    for o in &mut f.outputs {
-        o.value = map[o.value.index()].expect("outputs are kept");
     }
 }
 
@@ -252,7 +183,7 @@ fn params(w: [2]) inputs(x: [2]) {
 }
 ";
         assert_eq!(f.to_string(), expected);
-        assert!(f.insts.iter().all(|i| i.span == sp));
+        assert!(f.insts().iter().all(|i| i.span == sp));
     }
 
     #[test]
@@ -269,7 +200,7 @@ fn params(w: [2]) inputs(x: [2]) {
             let mut g = f.clone();
             simplify(&mut g);
             assert_same_outputs(&f, &g);
-            assert!(g.insts.len() <= f.insts.len(), "{f}\n{g}");
+            assert!(g.insts().len() <= f.insts().len(), "{f}\n{g}");
             // A fixpoint: no pass finds anything more.
             for (name, pass) in PASSES {
                 assert!(!pass(&mut g), "{name} finds more:\n{f}\n{g}");

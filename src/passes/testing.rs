@@ -207,8 +207,8 @@ pub fn random_function(rng: &mut Rng, n: usize) -> Function {
     }
     let sp = Span::default();
     let consts = [0.0, 1.0, -1.0, 2.0, 0.5];
-    while f.insts.len() < n {
-        let all: Vec<Value> = (0..f.insts.len() as u32).map(Value).collect();
+    while f.len() < n {
+        let all: Vec<Value> = f.values().collect();
         let of = |f: &Function, pred: &dyn Fn(&Shape) -> bool| -> Vec<Value> {
             all.iter().copied().filter(|&v| pred(f.shape(v))).collect()
         };
@@ -267,9 +267,10 @@ pub fn random_function(rng: &mut Rng, n: usize) -> Function {
             f.push(op, args, sp);
         }
     }
-    let last = Value(f.insts.len() as u32 - 1);
-    let some = Value(rng.below(f.insts.len()) as u32);
-    for (k, v) in [last, some, Value(last.0 - 1)].into_iter().enumerate() {
+    let last = f.value(f.len() - 1).unwrap();
+    let some = f.value(rng.below(f.len())).unwrap();
+    let before_last = f.value(f.len() - 2).unwrap();
+    for (k, v) in [last, some, before_last].into_iter().enumerate() {
         f.outputs.push(Output {
             role: Role::Output,
             name: format!("o{k}"),

@@ -150,8 +150,8 @@ impl Session {
             Some(base) => {
                 let (c, assembled) = self.compile_expr(&origin, base)?;
                 let mut f = c.ir;
-                let out = f.outputs.last_mut().expect("the expression's output");
-                let shape = f.insts[out.value.index()].shape.clone();
+                let value = f.outputs.last().expect("the expression's output").value;
+                let shape = f.shape(value).clone();
                 if !shape.is_scalar() {
                     let text = &origin.text[base..];
                     let span = Span::new(base, base + text.trim_end().len());
@@ -163,6 +163,7 @@ impl Session {
                     .hint("reduce it to one number, e.g. with `sum(...)`, `mean(...)` or `norm(...)`, or take one element");
                     return Err(Error::at(vec![d], &origin, 0));
                 }
+                let out = f.outputs.last_mut().expect("the expression's output");
                 out.role = Role::Loss;
                 out.name = "loss".to_string();
                 Ok(Scalar {

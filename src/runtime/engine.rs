@@ -46,7 +46,7 @@ pub fn predict_program(c: &Compiled) -> (Function, Vec<bool>) {
     f.outputs.retain(|o| o.role == Role::Output);
     passes::simplify(&mut f);
     let mut needed = vec![false; f.inputs.len()];
-    for inst in &f.insts {
+    for inst in f.insts() {
         if let Op::Input(k) = inst.op {
             needed[k] = true;
         }

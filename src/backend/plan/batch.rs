@@ -59,6 +59,6 @@ fn stages(f: &Function, split: &Split, results: &[usize]) -> Vec<usize> {
     if example::stages_fit(f, split, results, &stage) {
         stage
     } else {
-        vec![0; f.insts.len()]
+        vec![0; f.insts().len()]
     }
 }

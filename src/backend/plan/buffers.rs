@@ -25,12 +25,12 @@ fn take(layout: &mut Layout, size: usize) -> usize {
 /// operation.)
 pub(super) fn transposes(f: &Function, split: &Split, layout: &mut Layout) {
     for &i in &split.body {
-        let inst = &f.insts[i];
+        let inst = &f.insts()[i];
         if !matches!(inst.op, Op::MatMul) {
             continue;
         }
         let (w, x) = (inst.args[0].index(), inst.args[1].index());
-        let (ws, xs) = (&f.insts[w].shape, &f.insts[x].shape);
+        let (ws, xs) = (&f.insts()[w].shape, &f.insts()[x].shape);
         // Worth it with two rows or more, and a loop over each.
         let worth = match (ws.dims(), xs.dims()) {
             ([m, k], [_]) => *m >= 2 && *k > UNROLL,
@@ -54,9 +54,9 @@ pub(super) fn outer_means(
     results: &[usize],
     layout: &mut Layout,
 ) -> Vec<OuterMean> {
-    let mut read = vec![false; f.insts.len()];
-    for i in (0..f.insts.len()).filter(|&i| split.live[i]) {
-        for a in &f.insts[i].args {
+    let mut read = vec![false; f.insts().len()];
+    for i in (0..f.insts().len()).filter(|&i| split.live[i]) {
+        for a in &f.insts()[i].args {
             read[a.index()] = true;
         }
     }
@@ -65,13 +65,13 @@ pub(super) fn outer_means(
         .enumerate()
         .filter(|&(k, &v)| {
             outputs[k].reduce == Reduce::Mean
-                && matches!(f.insts[v].op, Op::Outer)
+                && matches!(f.insts()[v].op, Op::Outer)
                 && split.varies[v]
                 && !read[v]
                 && results.iter().filter(|&&r| r == v).count() == 1
         })
         .map(|(k, &v)| {
-            let args = &f.insts[v].args;
+            let args = &f.insts()[v].args;
             let (m, n) = (f.shape(args[0]).size(), f.shape(args[1]).size());
             let g = take(layout, CHUNK * (m + n));
             OuterMean {
@@ -98,12 +98,12 @@ pub(super) fn chunk_products(
         let Some(x) = chunk_vector(f, &split.varies, i) else {
             continue;
         };
-        let w = f.insts[i].args[0].index();
-        let input = matches!(f.insts[x].op, Op::Input(_));
+        let w = f.insts()[i].args[0].index();
+        let input = matches!(f.insts()[x].op, Op::Input(_));
         // `W @ x` reads `W`'s transpose.
         let ready = w == x || layout.transposed_of(w).is_some();
         if (input || stage[x] < stage[i]) && ready {
-            let y = take(layout, CHUNK * f.insts[i].shape.size());
+            let y = take(layout, CHUNK * f.insts()[i].shape.size());
             products.push(ChunkProduct {
                 inst: i,
                 stage: stage[i],
@@ -130,6 +130,6 @@ pub(super) fn kept(
         .iter()
         .filter(|&&i| crosses[i])
         .filter(|&&i| !outer_means.iter().any(|o| o.inst == i))
-        .map(|&i| (i, take(layout, CHUNK * f.insts[i].shape.size())))
+        .map(|&i| (i, take(layout, CHUNK * f.insts()[i].shape.size())))
         .collect()
 }

@@ -31,8 +31,9 @@ pub(super) struct Split {
 /// instruction that [`can_fail`] with what it needs, so that a bad class
 /// fails the example at the same instruction as in the interpreter.
 pub(super) fn live(f: &Function, results: &[usize]) -> Vec<bool> {
-    let failing = (0..f.insts.len()).filter(|&i| can_fail(&f.insts[i].op));
-    dce::live(f, results.iter().copied().chain(failing))
+    let results = results.iter().map(|&i| f.value(i).expect("a result"));
+    let failing = f.iter().filter(|(_, inst)| can_fail(&inst.op)).map(|(v, _)| v);
+    dce::live(f, results.chain(failing)).as_slice().to_vec()
 }
 
 /// Whether `op` depends on the example by itself, not only through its
@@ -67,11 +68,11 @@ fn per_example(op: &Op) -> bool {
 /// what does by itself ([`per_example`]), and whatever reads a value that
 /// does.
 pub(super) fn hoist(f: &Function, live: Vec<bool>) -> Split {
-    let n = f.insts.len();
+    let n = f.insts().len();
     let mut varies = vec![false; n];
     let (mut pre, mut body) = (Vec::new(), Vec::new());
     for i in (0..n).filter(|&i| live[i]) {
-        let inst = &f.insts[i];
+        let inst = &f.insts()[i];
         varies[i] = per_example(&inst.op) || inst.args.iter().any(|a| varies[a.index()]);
         if varies[i] {
             body.push(i);
@@ -93,12 +94,12 @@ pub(super) fn hoist(f: &Function, live: Vec<bool>) -> Split {
 /// [`UNROLL`]). (Only a `matmul` is a product: the safe answer for any
 /// other operation.)
 pub(super) fn chunk_vector(f: &Function, varies: &[bool], i: usize) -> Option<usize> {
-    let inst = &f.insts[i];
+    let inst = &f.insts()[i];
     if !matches!(inst.op, Op::MatMul) {
         return None;
     }
     let (a, b) = (inst.args[0].index(), inst.args[1].index());
-    match (f.insts[a].shape.dims(), f.insts[b].shape.dims()) {
+    match (f.insts()[a].shape.dims(), f.insts()[b].shape.dims()) {
         ([m, k], [_]) if *m >= 2 && *k > UNROLL && !varies[a] => Some(b),
         ([k], [_, m]) if *m >= 2 && *k > UNROLL && !varies[b] => Some(a),
         _ => None,
@@ -111,11 +112,11 @@ pub(super) fn chunk_vector(f: &Function, varies: &[bool], i: usize) -> Option<us
 /// other instruction runs in the latest stage of its arguments. (An input is
 /// named: it is read again in any stage.)
 pub(super) fn stages(f: &Function, split: &Split) -> Vec<usize> {
-    let mut stage = vec![0usize; f.insts.len()];
+    let mut stage = vec![0usize; f.insts().len()];
     for &i in &split.body {
-        let inst = &f.insts[i];
+        let inst = &f.insts()[i];
         stage[i] = match chunk_vector(f, &split.varies, i) {
-            Some(x) if !matches!(f.insts[x].op, Op::Input(_)) => stage[x] + 1,
+            Some(x) if !matches!(f.insts()[x].op, Op::Input(_)) => stage[x] + 1,
             _ => inst
                 .args
                 .iter()
@@ -138,9 +139,9 @@ pub(super) fn crossing(
 ) -> Vec<bool> {
     let (body, varies) = (&split.body, &split.varies);
     let last = body.iter().map(|&i| stage[i]).max().unwrap_or(0);
-    let mut crosses = vec![false; f.insts.len()];
+    let mut crosses = vec![false; f.insts().len()];
     for &i in body {
-        for a in &f.insts[i].args {
+        for a in &f.insts()[i].args {
             let a = a.index();
             crosses[a] |= varies[a] && stage[a] < stage[i];
         }
@@ -149,7 +150,7 @@ pub(super) fn crossing(
         crosses[v] |= varies[v] && stage[v] < last;
     }
     for &i in body {
-        crosses[i] &= !matches!(f.insts[i].op, Op::Input(_));
+        crosses[i] &= !matches!(f.insts()[i].op, Op::Input(_));
     }
     crosses
 }
@@ -164,12 +165,12 @@ pub(super) fn stages_fit(f: &Function, split: &Split, results: &[usize], stage: 
     let kept_size: usize = body
         .iter()
         .filter(|&&i| crosses[i])
-        .map(|&i| f.insts[i].shape.size())
+        .map(|&i| f.insts()[i].shape.size())
         .sum();
     kept_size.saturating_mul(CHUNK) <= MAX_KEPT
         && body
             .iter()
-            .all(|&i| !can_fail(&f.insts[i].op) || stage[i] == 0)
+            .all(|&i| !can_fail(&f.insts()[i].op) || stage[i] == 0)
 }
 
 /// The instructions of the body, stage by stage, each in order (one empty

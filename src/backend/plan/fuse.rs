@@ -85,7 +85,7 @@ impl Member {
 /// Whether instruction `i` computes each element of its (non-scalar) result
 /// from the same element of each non-scalar argument.
 pub fn elementwise(f: &Function, i: usize) -> bool {
-    let inst = &f.insts[i];
+    let inst = &f.insts()[i];
     ElementOp::of(&inst.op).is_some() && !inst.shape.is_scalar()
 }
 
@@ -93,7 +93,7 @@ pub fn elementwise(f: &Function, i: usize) -> bool {
 /// are contiguous in its argument, the offset of the first one. (Every other
 /// operation, a new one too, is not a view: the safe answer.)
 pub fn view_offset(f: &Function, i: usize) -> Option<usize> {
-    let inst = &f.insts[i];
+    let inst = &f.insts()[i];
     let Op::Slice(axes) = &inst.op else {
         return None;
     };
@@ -142,7 +142,7 @@ enum State {
 /// one that [`can_fail`] (so that failures keep their order); else it is
 /// deferred. What is not placed is looked at again, in order, after the run.
 pub fn steps(f: &Function, region: &[usize]) -> Vec<Vec<usize>> {
-    let mut state = vec![State::Done; f.insts.len()];
+    let mut state = vec![State::Done; f.insts().len()];
     for &i in region {
         state[i] = State::Open;
     }
@@ -176,7 +176,7 @@ fn grow_run(
     let mut run = vec![head];
     let mut hoisted = Vec::new();
     let mut looked = Vec::new();
-    let size = f.insts[head].shape.size();
+    let size = f.insts()[head].shape.size();
     for &i in window {
         if state[i] != State::Open {
             continue;
@@ -205,7 +205,7 @@ fn grow_run(
 /// the run ([`State::InRun`]), before it ([`State::Hoisted`]), or after it
 /// ([`State::Deferred`]).
 fn place(f: &Function, state: &[State], i: usize, size: usize) -> State {
-    let inst = &f.insts[i];
+    let inst = &f.insts()[i];
     let of = |a: &Value| state[a.index()];
     let ready = |s: State| matches!(s, State::Done | State::Hoisted);
     let member = |a: &Value| of(a) == State::InRun && elementwise(f, a.index());

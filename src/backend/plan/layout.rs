@@ -11,7 +11,7 @@ use crate::ir::{Function, Op};
 /// computed (not a parameter, input or constant) and not a scalar. (Every
 /// other operation, a new one too, is computed: a slot is the safe answer.)
 pub fn needs_slot(f: &Function, i: usize) -> bool {
-    let inst = &f.insts[i];
+    let inst = &f.insts()[i];
     let computed = !matches!(inst.op, Op::Param(_) | Op::Input(_) | Op::Const(_));
     computed && !inst.shape.is_scalar()
 }
@@ -19,7 +19,7 @@ pub fn needs_slot(f: &Function, i: usize) -> bool {
 /// The layout of a function of one example: every instruction, in order,
 /// and every output read at the end.
 pub fn layout(f: &Function) -> Layout {
-    let all: Vec<usize> = (0..f.insts.len()).collect();
+    let all: Vec<usize> = (0..f.insts().len()).collect();
     let results: Vec<usize> = f.outputs.iter().map(|o| o.value.index()).collect();
     schedule(f, &all, &[], &results, ERROR_SLOT + 1)
 }
@@ -87,7 +87,7 @@ struct Memory {
 impl Memory {
     /// The steps and roots of `f`'s instructions in `steps`.
     fn of(f: &Function, steps: &[Vec<usize>]) -> Memory {
-        let n = f.insts.len();
+        let n = f.insts().len();
         let mut step_of = vec![usize::MAX; n];
         let mut root: Vec<usize> = (0..n).collect();
         let mut view = vec![false; n];
@@ -96,7 +96,7 @@ impl Memory {
                 step_of[i] = s;
                 if fuse::view_offset(f, i).is_some() {
                     view[i] = true;
-                    root[i] = root[f.insts[i].args[0].index()];
+                    root[i] = root[f.insts()[i].args[0].index()];
                 }
             }
         }
@@ -127,14 +127,14 @@ impl Uses {
         body_start: usize,
         results: &[usize],
     ) -> Uses {
-        let n = f.insts.len();
+        let n = f.insts().len();
         let end = steps.len();
         let (step_of, root) = (&memory.step_of, &memory.root);
         let mut last_use: Vec<Option<usize>> = vec![None; n];
         let mut read_outside_its_step = vec![false; n];
         for (s, step) in steps.iter().enumerate() {
             for &i in step {
-                for a in &f.insts[i].args {
+                for a in &f.insts()[i].args {
                     let a = a.index();
                     read_outside_its_step[a] |= step_of[a] != s;
                     let r = root[a];
@@ -161,7 +161,7 @@ impl Uses {
 /// The members of fused runs that nothing outside their run reads.
 fn internal(f: &Function, steps: &[Vec<usize>], memory: &Memory, uses: &Uses) -> Vec<bool> {
     let step_of = &memory.step_of;
-    (0..f.insts.len())
+    (0..f.insts().len())
         .map(|i| {
             step_of[i] != usize::MAX
                 && steps[step_of[i]].len() > 1
@@ -183,13 +183,13 @@ fn assign_slots(
     first: usize,
 ) -> (Vec<Option<usize>>, usize) {
     let (root, last_use) = (&memory.root, &uses.last_use);
-    let mut slots = vec![None; f.insts.len()];
+    let mut slots = vec![None; f.insts().len()];
     let mut free: HashMap<usize, Vec<usize>> = HashMap::new();
     let mut len = first;
     for (s, step) in steps.iter().enumerate() {
         for &i in step {
             if needs_slot(f, i) && !memory.view[i] && !internal[i] {
-                let size = f.insts[i].shape.size();
+                let size = f.insts()[i].shape.size();
                 let off = match free.get_mut(&size).and_then(Vec::pop) {
                     Some(off) => off,
                     None => {
@@ -200,7 +200,7 @@ fn assign_slots(
                 slots[i] = Some(off);
             }
         }
-        let args = step.iter().flat_map(|&i| &f.insts[i].args);
+        let args = step.iter().flat_map(|&i| &f.insts()[i].args);
         let mut dying: Vec<usize> = args
             .map(|a| root[a.index()])
             .filter(|&r| last_use[r] == Some(s))
@@ -211,7 +211,7 @@ fn assign_slots(
         dying.dedup();
         for v in dying {
             if let Some(off) = slots[v] {
-                free.entry(f.insts[v].shape.size()).or_default().push(off);
+                free.entry(f.insts()[v].shape.size()).or_default().push(off);
             }
         }
     }

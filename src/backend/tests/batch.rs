@@ -155,7 +155,7 @@ fn batch_plan_hoists_what_does_not_depend_on_the_example() {
     for (role, v) in [(Role::Loss, l), (Role::Output, o), (Role::Metric, k)] {
         f.outputs.push(Output {
             role,
-            name: format!("{}", v.0),
+            name: format!("{}", v.index()),
             value: v,
         });
     }

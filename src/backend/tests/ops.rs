@@ -337,7 +337,8 @@ fn clif_text_names_the_host_functions() {
 fn invalid_ir_is_an_error_not_a_crash() {
     let (mut f, _, x) = function(&[], &[Shape::vector(2)]);
     output(&mut f, x[0]);
-    f.insts[0].shape = Shape::vector(3);
+    // The input slot no longer matches the instruction that reads it.
+    f.inputs[0].shape = Shape::vector(3);
     assert!(compile(&f).is_err());
     assert!(clif_text(&f).is_err());
     // Shapes whose strides would overflow are refused before translation.

@@ -110,7 +110,7 @@ impl Translator<'_, '_> {
         args: &[Value],
         op: &mut dyn FnMut(&mut Self, &[cl::Value]) -> cl::Value,
     ) -> Loc {
-        let shape = &self.f.insts[i].shape;
+        let shape = &self.f.insts()[i].shape;
         let opnds: Vec<Opnd> = args.iter().map(|&a| self.operand(a)).collect();
         if shape.is_scalar() {
             let xs: Vec<cl::Value> = opnds.iter().map(|&o| self.read(o, Ix::c(0))).collect();
@@ -137,7 +137,7 @@ impl Translator<'_, '_> {
         args: &[Value],
         op: &mut dyn FnMut(&mut Self, &[cl::Value]) -> cl::Value,
     ) -> Loc {
-        let shape = &self.f.insts[i].shape;
+        let shape = &self.f.insts()[i].shape;
         let n = shape.size();
         if n < 2 {
             return self.map(i, args, op);

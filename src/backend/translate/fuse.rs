@@ -11,7 +11,6 @@ use cranelift_frontend::Variable;
 use super::elementwise::lane_wise;
 use super::{dst_loc, Ix, Loc, Opnd, Translator};
 use crate::backend::plan::fuse::Member;
-use crate::ir::Value;
 
 /// A run being translated: its instructions and what each is, where its
 /// arguments from outside are, and where its results go.
@@ -33,11 +32,11 @@ impl Translator<'_, '_> {
     /// location.
     pub(super) fn fused(&mut self, run: &[usize], internal: &[bool]) {
         let f = self.f;
-        let n = f.insts[run[0]].shape.size();
+        let n = f.insts()[run[0]].shape.size();
         // What each member is: the plan makes runs of members only.
         let members: Vec<Member> = run
             .iter()
-            .map(|&i| Member::of(&f.insts[i].op).expect("plan::fuse::steps runs members only"))
+            .map(|&i| Member::of(&f.insts()[i].op).expect("plan::fuse::steps runs members only"))
             .collect();
         let simd = n >= 2
             && members.iter().all(|&m| match m {
@@ -77,13 +76,13 @@ impl Translator<'_, '_> {
         let f = self.f;
         let mut outside: HashMap<usize, (Opnd, Opnd)> = HashMap::new();
         for &i in run {
-            for a in &f.insts[i].args {
+            for a in &f.insts()[i].args {
                 let a = a.index();
                 if run.contains(&a) || outside.contains_key(&a) {
                     continue;
                 }
-                let o = self.operand(Value(a as u32));
-                let pair = if f.insts[a].shape.is_scalar() {
+                let o = self.operand(self.f.value(a).expect("an argument"));
+                let pair = if f.insts()[a].shape.is_scalar() {
                     let x = self.read(o, Ix::c(0));
                     let wide = if simd {
                         self.b.ins().splat(types::F64X2, x)
@@ -130,7 +129,7 @@ impl Translator<'_, '_> {
         let f = self.f;
         let mut vals: HashMap<usize, cl::Value> = HashMap::new();
         for (&i, &m) in r.insts.iter().zip(&r.members) {
-            let inst = &f.insts[i];
+            let inst = &f.insts()[i];
             let mut xs = Vec::with_capacity(inst.args.len());
             for a in &inst.args {
                 let a = a.index();

@@ -37,7 +37,7 @@ impl Translator<'_, '_> {
             [_, n] => *n,
             _ => 1,
         };
-        if self.f.insts[i].shape.is_scalar() {
+        if self.f.insts()[i].shape.is_scalar() {
             let (x, y) = (self.operand(a), self.operand(b));
             let d = self.dots(x, y, k, n, &[(Ix::c(0), Ix::c(0), types::F64)]);
             return Loc::Reg(d[0]);

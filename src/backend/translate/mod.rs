@@ -189,7 +189,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             ptr,
             tables: [p[0], p[1], p[2]],
             scratch: p[3],
-            locs: vec![None; f.insts.len()],
+            locs: vec![None; f.insts().len()],
             callees: HashMap::new(),
             example: None,
         }

@@ -11,7 +11,7 @@ impl Translator<'_, '_> {
     /// `transpose` of a matrix: element `(j, i)` of the result is `a[i, j]`.
     pub(super) fn transpose(&mut self, i: usize, v: Value) -> Loc {
         let f = self.f;
-        let inst = &f.insts[i];
+        let inst = &f.insts()[i];
         let a = self.operand(v);
         let dst = self.dest(i);
         let (rows, cols) = (inst.shape.dims()[1], inst.shape.dims()[0]);
@@ -41,7 +41,7 @@ impl Translator<'_, '_> {
     pub(super) fn slice(&mut self, i: usize, v: Value, axes: &[SliceAxis]) -> Loc {
         let from = self.f.shape(v).clone();
         let src = self.operand(v);
-        let out = self.f.insts[i].shape.clone();
+        let out = self.f.insts()[i].shape.clone();
         if out.is_scalar() {
             let at = slice_offsets(&from, axes)[0];
             return Loc::Reg(self.read(src, Ix::c(at)));

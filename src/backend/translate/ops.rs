@@ -31,7 +31,7 @@ impl Translator<'_, '_> {
     /// and returns where its value is.
     fn inst(&mut self, i: usize) -> Result<Loc, String> {
         let f = self.f;
-        let inst = &f.insts[i];
+        let inst = &f.insts()[i];
         let scalar = inst.shape.is_scalar();
         let args = &inst.args;
         Ok(match &inst.op {

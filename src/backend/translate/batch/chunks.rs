@@ -9,7 +9,7 @@ use crate::backend::abi::INPUTS;
 use crate::backend::plan::{BatchPlan, ChunkProduct};
 use crate::backend::translate::matmul::BLOCK;
 use crate::backend::translate::{dst_loc, Ix, Loc, Opnd, Translator};
-use crate::ir::{Op, Value};
+use crate::ir::Op;
 
 impl Translator<'_, '_> {
     /// The rows of `Y = X W^T` (or `X W`) of `o` for the `rows` examples (at
@@ -56,7 +56,7 @@ impl Translator<'_, '_> {
         first: cl::Value,
         plan: &BatchPlan,
     ) -> (Opnd, Opnd, usize, usize) {
-        let args = &self.f.insts[o.inst].args;
+        let args = &self.f.insts()[o.inst].args;
         let (a, b) = (args[0], args[1]);
         let (xv, wt, m, k) = match (self.f.shape(a).dims(), self.f.shape(b).dims()) {
             ([m, k], [_]) => {
@@ -79,7 +79,7 @@ impl Translator<'_, '_> {
         // The vector is an input, or else kept (by the plan's construction):
         // only an input is singled out by name.
         let f = self.f;
-        let x = if let Op::Input(input) = f.insts[xv.index()].op {
+        let x = if let Op::Input(input) = f.insts()[xv.index()].op {
             let base = self.table_entry(INPUTS, input);
             let bytes = self.b.ins().imul_imm_s(first, (k * 8) as i64);
             Opnd::Mem {
@@ -138,7 +138,7 @@ impl Translator<'_, '_> {
     /// The value of `o`'s product for the current example: row `r` of its
     /// `Y`, copied to the instruction's slot.
     pub(super) fn product_row(&mut self, o: &ChunkProduct, r: cl::Value) {
-        let m = self.f.insts[o.inst].shape.size();
+        let m = self.f.insts()[o.inst].shape.size();
         let at = self.b.ins().imul_imm_s(r, (m * 8) as i64);
         let ptr = self.b.ins().iadd(self.scratch, at);
         let src = Opnd::Mem {
@@ -153,8 +153,8 @@ impl Translator<'_, '_> {
 
     /// Copies the value of instruction `v` to row `r` of its rows at `off`.
     pub(super) fn keep_row(&mut self, v: usize, off: usize, r: cl::Value) {
-        let size = self.f.insts[v].shape.size();
-        let src = self.operand(Value(v as u32));
+        let size = self.f.insts()[v].shape.size();
+        let src = self.operand(self.f.value(v).expect("a kept value"));
         let at = self.b.ins().imul_imm_s(r, (size * 8) as i64);
         let ptr = self.b.ins().iadd(self.scratch, at);
         let dst = Opnd::Mem {
@@ -168,10 +168,10 @@ impl Translator<'_, '_> {
     /// Makes the value of instruction `v`, of an earlier stage, row `r` of
     /// its rows at `off`: a scalar loaded, a tensor read in place.
     pub(super) fn kept_row(&mut self, v: usize, off: usize, r: cl::Value) {
-        let size = self.f.insts[v].shape.size();
+        let size = self.f.insts()[v].shape.size();
         let at = self.b.ins().imul_imm_s(r, (size * 8) as i64);
         let ptr = self.b.ins().iadd(self.scratch, at);
-        let loc = if self.f.insts[v].shape.is_scalar() {
+        let loc = if self.f.insts()[v].shape.is_scalar() {
             let src = Opnd::Mem {
                 ptr,
                 off,
@@ -187,11 +187,11 @@ impl Translator<'_, '_> {
     /// Writes the transpose of instruction `w`'s value, an `[m, k]` matrix,
     /// to the scratch buffer from offset `off` on, as `[k, m]`.
     pub(super) fn transpose_into(&mut self, w: usize, off: usize) {
-        let (m, k) = match self.f.insts[w].shape.dims() {
+        let (m, k) = match self.f.insts()[w].shape.dims() {
             [m, k] => (*m, *k),
             _ => unreachable!("only matrices are transposed"),
         };
-        let src = self.operand(Value(w as u32));
+        let src = self.operand(self.f.value(w).expect("a transposed value"));
         let dst = Opnd::Mem {
             ptr: self.scratch,
             off,

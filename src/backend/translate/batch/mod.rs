@@ -95,7 +95,7 @@ impl Translator<'_, '_> {
         let accs: Vec<Option<Acc>> = plan.outputs.iter().map(|&o| self.start(o)).collect();
         for o in &plan.outer_means {
             let dst = self.opnd_of(Loc::Table(OUTPUTS, o.output, 0));
-            let size = self.f.insts[o.inst].shape.size();
+            let size = self.f.insts()[o.inst].shape.size();
             self.fill(dst, size, -0.0);
         }
         Ok(accs)
@@ -174,7 +174,7 @@ impl Translator<'_, '_> {
         // again, not kept), and what earlier stages kept.
         for step in &layout.steps[layout.body..] {
             for &i in step {
-                if matches!(self.f.insts[i].op, Op::Input(_)) && s > 0 {
+                if matches!(self.f.insts()[i].op, Op::Input(_)) && s > 0 {
                     if let Err(e) = self.step(&[i]) {
                         failed.get_or_insert(e);
                     }
