@@ -17,14 +17,16 @@
 //! - `scratch` holds [`Layout::scratch_len`] numbers: element [`ERROR_SLOT`]
 //!   first, then one slot per non-scalar intermediate value (see
 //!   [`super::plan`]).
-//! - The result is 0 on success. `i + 1` means that instruction `%i`, a
-//!   `one_hot`, got a class that is not an integer in range; the class is then
-//!   in `scratch[ERROR_SLOT]` and the outputs are unspecified.
+//! - The result is 0 on success. `i + 1` means that instruction `%i` (the
+//!   value whose [`Value::index`] is `i`), a `one_hot`, got a class that is
+//!   not an integer in range; the class is then in `scratch[ERROR_SLOT]` and
+//!   the outputs are unspecified.
 //!
 //! Scalar values live in registers, never in scratch; constants that are not
 //! scalars live in read-only data objects of the JIT module.
 //!
 //! [`Layout::scratch_len`]: super::plan::Layout::scratch_len
+//! [`Value::index`]: crate::ir::Value::index
 
 use cranelift_codegen::ir::{types, AbiParam, Signature};
 use cranelift_module::Module;
@@ -154,8 +156,8 @@ impl Scratch {
         let class = self.data[ERROR_SLOT];
         let op = usize::try_from(status - 1)
             .ok()
-            .and_then(|i| f.insts().get(i))
-            .map(|inst| &inst.op);
+            .and_then(|index| f.value(index))
+            .map(|v| &f.inst(v).op);
         match op.map(|op| interp::eval_op(op, &[&Tensor::scalar(class)])) {
             Some(Err(message)) => Err(message),
             _ => Err(format!("the compiled code failed with status {status}")),

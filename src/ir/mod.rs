@@ -40,7 +40,7 @@ impl Value {
 
 /// A side table with one entry per value of a function, indexed by
 /// [`Value`] (as Cranelift's `SecondaryMap`): liveness, adjoints, locations.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ValueMap<T>(Vec<T>);
 
 impl<T: Clone> ValueMap<T> {
@@ -51,6 +51,11 @@ impl<T: Clone> ValueMap<T> {
 }
 
 impl<T> ValueMap<T> {
+    /// The entry `entry(v)` for every value `v` of `f`, made in value order.
+    pub fn from_fn(f: &Function, entry: impl FnMut(Value) -> T) -> ValueMap<T> {
+        ValueMap(f.values().map(entry).collect())
+    }
+
     /// The entries in value order.
     pub fn as_slice(&self) -> &[T] {
         &self.0

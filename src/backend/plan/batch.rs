@@ -6,17 +6,14 @@
 use super::example::{self, Split};
 use super::{buffers, layout};
 use super::{BatchOutput, BatchPlan, Reduce, EXAMPLE_SLOT};
-use crate::ir::{Function, Role};
+use crate::ir::{Function, Role, Value, ValueMap};
 
 /// Plans the batched function of `f`: every loss, metric and gradient as a
 /// mean, and the `Role::Output` values per example if `per_example` is set
 /// (else they are not computed at all).
 pub fn batch_plan(f: &Function, per_example: bool) -> BatchPlan {
     let outputs = batch_outputs(f, per_example);
-    let results: Vec<usize> = outputs
-        .iter()
-        .map(|o| f.outputs[o.index].value.index())
-        .collect();
+    let results: Vec<Value> = outputs.iter().map(|o| f.outputs[o.index].value).collect();
     let split = example::hoist(f, example::live(f, &results));
     let stage = stages(f, &split, &results);
     let body = example::by_stage(&split.body, &stage);
@@ -52,13 +49,13 @@ fn batch_outputs(f: &Function, per_example: bool) -> Vec<BatchOutput> {
         .collect()
 }
 
-/// The stage of every instruction: [`example::stages`] if they fit (see
+/// The stage of every value: [`example::stages`] if they fit (see
 /// [`example::stages_fit`]), else all in one.
-fn stages(f: &Function, split: &Split, results: &[usize]) -> Vec<usize> {
+fn stages(f: &Function, split: &Split, results: &[Value]) -> ValueMap<usize> {
     let stage = example::stages(f, split);
     if example::stages_fit(f, split, results, &stage) {
         stage
     } else {
-        vec![0; f.insts().len()]
+        ValueMap::new(f, 0)
     }
 }

@@ -10,7 +10,7 @@
 
 use super::example::{chunk_vector, crossing, Split};
 use super::{BatchOutput, ChunkProduct, Layout, OuterMean, Reduce, CHUNK, UNROLL};
-use crate::ir::{Function, Op};
+use crate::ir::{Function, Op, Value, ValueMap};
 
 /// Takes `size` numbers at the end of the scratch buffer.
 fn take(layout: &mut Layout, size: usize) -> usize {
@@ -24,13 +24,13 @@ fn take(layout: &mut Layout, size: usize) -> usize {
 /// (Only a `matmul` is looked at: no buffer is the safe answer for any other
 /// operation.)
 pub(super) fn transposes(f: &Function, split: &Split, layout: &mut Layout) {
-    for &i in &split.body {
-        let inst = &f.insts()[i];
+    for &v in &split.body {
+        let inst = f.inst(v);
         if !matches!(inst.op, Op::MatMul) {
             continue;
         }
-        let (w, x) = (inst.args[0].index(), inst.args[1].index());
-        let (ws, xs) = (&f.insts()[w].shape, &f.insts()[x].shape);
+        let (w, x) = (inst.args[0], inst.args[1]);
+        let (ws, xs) = (f.shape(w), f.shape(x));
         // Worth it with two rows or more, and a loop over each.
         let worth = match (ws.dims(), xs.dims()) {
             ([m, k], [_]) => *m >= 2 && *k > UNROLL,
@@ -51,13 +51,13 @@ pub(super) fn outer_means(
     f: &Function,
     split: &Split,
     outputs: &[BatchOutput],
-    results: &[usize],
+    results: &[Value],
     layout: &mut Layout,
 ) -> Vec<OuterMean> {
-    let mut read = vec![false; f.insts().len()];
-    for i in (0..f.insts().len()).filter(|&i| split.live[i]) {
-        for a in &f.insts()[i].args {
-            read[a.index()] = true;
+    let mut read = ValueMap::new(f, false);
+    for (_, inst) in f.iter().filter(|&(v, _)| split.live[v]) {
+        for &a in &inst.args {
+            read[a] = true;
         }
     }
     results
@@ -65,13 +65,13 @@ pub(super) fn outer_means(
         .enumerate()
         .filter(|&(k, &v)| {
             outputs[k].reduce == Reduce::Mean
-                && matches!(f.insts()[v].op, Op::Outer)
+                && matches!(f.inst(v).op, Op::Outer)
                 && split.varies[v]
                 && !read[v]
                 && results.iter().filter(|&&r| r == v).count() == 1
         })
         .map(|(k, &v)| {
-            let args = &f.insts()[v].args;
+            let args = &f.inst(v).args;
             let (m, n) = (f.shape(args[0]).size(), f.shape(args[1]).size());
             let g = take(layout, CHUNK * (m + n));
             OuterMean {
@@ -90,23 +90,23 @@ pub(super) fn outer_means(
 pub(super) fn chunk_products(
     f: &Function,
     split: &Split,
-    stage: &[usize],
+    stage: &ValueMap<usize>,
     layout: &mut Layout,
 ) -> Vec<ChunkProduct> {
     let mut products = Vec::new();
-    for &i in &split.body {
-        let Some(x) = chunk_vector(f, &split.varies, i) else {
+    for &v in &split.body {
+        let Some(x) = chunk_vector(f, &split.varies, v) else {
             continue;
         };
-        let w = f.insts()[i].args[0].index();
-        let input = matches!(f.insts()[x].op, Op::Input(_));
+        let w = f.inst(v).args[0];
+        let input = matches!(f.inst(x).op, Op::Input(_));
         // `W @ x` reads `W`'s transpose.
         let ready = w == x || layout.transposed_of(w).is_some();
-        if (input || stage[x] < stage[i]) && ready {
-            let y = take(layout, CHUNK * f.insts()[i].shape.size());
+        if (input || stage[x] < stage[v]) && ready {
+            let y = take(layout, CHUNK * f.shape(v).size());
             products.push(ChunkProduct {
-                inst: i,
-                stage: stage[i],
+                inst: v,
+                stage: stage[v],
                 y,
             });
         }
@@ -119,17 +119,17 @@ pub(super) fn chunk_products(
 pub(super) fn kept(
     f: &Function,
     split: &Split,
-    results: &[usize],
-    stage: &[usize],
+    results: &[Value],
+    stage: &ValueMap<usize>,
     outer_means: &[OuterMean],
     layout: &mut Layout,
-) -> Vec<(usize, usize)> {
+) -> Vec<(Value, usize)> {
     let crosses = crossing(f, split, results, stage);
     split
         .body
         .iter()
-        .filter(|&&i| crosses[i])
-        .filter(|&&i| !outer_means.iter().any(|o| o.inst == i))
-        .map(|&i| (i, take(layout, CHUNK * f.insts()[i].shape.size())))
+        .filter(|&&v| crosses[v])
+        .filter(|&&v| !outer_means.iter().any(|o| o.inst == v))
+        .map(|&v| (v, take(layout, CHUNK * f.shape(v).size())))
         .collect()
 }

@@ -10,30 +10,32 @@
 //! which is always correct.
 
 use super::{can_fail, CHUNK, MAX_KEPT, UNROLL};
-use crate::ir::{Function, Op};
+use crate::ir::{Function, Op, Value, ValueMap};
 use crate::passes::dce;
 
 /// The instructions of a batched function, split by whether they depend on
 /// the example.
 pub(super) struct Split {
     /// The instructions that run (see [`live`]).
-    pub live: Vec<bool>,
-    /// Whether an instruction's value depends on the example.
-    pub varies: Vec<bool>,
+    pub live: ValueMap<bool>,
+    /// Whether a value depends on the example.
+    pub varies: ValueMap<bool>,
     /// The live instructions that do not depend on the example, in order:
     /// they run once per call.
-    pub pre: Vec<usize>,
+    pub pre: Vec<Value>,
     /// The others, in order: they run once per example.
-    pub body: Vec<usize>,
+    pub body: Vec<Value>,
 }
 
 /// The instructions that run: what the `results` need, and every
 /// instruction that [`can_fail`] with what it needs, so that a bad class
 /// fails the example at the same instruction as in the interpreter.
-pub(super) fn live(f: &Function, results: &[usize]) -> Vec<bool> {
-    let results = results.iter().map(|&i| f.value(i).expect("a result"));
-    let failing = f.iter().filter(|(_, inst)| can_fail(&inst.op)).map(|(v, _)| v);
-    dce::live(f, results.chain(failing)).as_slice().to_vec()
+pub(super) fn live(f: &Function, results: &[Value]) -> ValueMap<bool> {
+    let failing = f
+        .iter()
+        .filter(|(_, inst)| can_fail(&inst.op))
+        .map(|(v, _)| v);
+    dce::live(f, results.iter().copied().chain(failing))
 }
 
 /// Whether `op` depends on the example by itself, not only through its
@@ -67,17 +69,15 @@ fn per_example(op: &Op) -> bool {
 /// Splits the `live` instructions by whether they depend on the example:
 /// what does by itself ([`per_example`]), and whatever reads a value that
 /// does.
-pub(super) fn hoist(f: &Function, live: Vec<bool>) -> Split {
-    let n = f.insts().len();
-    let mut varies = vec![false; n];
+pub(super) fn hoist(f: &Function, live: ValueMap<bool>) -> Split {
+    let mut varies = ValueMap::new(f, false);
     let (mut pre, mut body) = (Vec::new(), Vec::new());
-    for i in (0..n).filter(|&i| live[i]) {
-        let inst = &f.insts()[i];
-        varies[i] = per_example(&inst.op) || inst.args.iter().any(|a| varies[a.index()]);
-        if varies[i] {
-            body.push(i);
+    for (v, inst) in f.iter().filter(|&(v, _)| live[v]) {
+        varies[v] = per_example(&inst.op) || inst.args.iter().any(|&a| varies[a]);
+        if varies[v] {
+            body.push(v);
         } else {
-            pre.push(i);
+            pre.push(v);
         }
     }
     Split {
@@ -88,41 +88,35 @@ pub(super) fn hoist(f: &Function, live: Vec<bool>) -> Split {
     }
 }
 
-/// If instruction `i` is a product worth computing for a chunk of examples
-/// at once, its vector: `W @ x` or `x @ W` of a matrix `W` fixed over the
+/// If `v` is a product worth computing for a chunk of examples at once,
+/// its vector: `W @ x` or `x @ W` of a matrix `W` fixed over the
 /// batch, with two rows or more and a loop over each (longer than
 /// [`UNROLL`]). (Only a `matmul` is a product: the safe answer for any
 /// other operation.)
-pub(super) fn chunk_vector(f: &Function, varies: &[bool], i: usize) -> Option<usize> {
-    let inst = &f.insts()[i];
+pub(super) fn chunk_vector(f: &Function, varies: &ValueMap<bool>, v: Value) -> Option<Value> {
+    let inst = f.inst(v);
     if !matches!(inst.op, Op::MatMul) {
         return None;
     }
-    let (a, b) = (inst.args[0].index(), inst.args[1].index());
-    match (f.insts()[a].shape.dims(), f.insts()[b].shape.dims()) {
+    let (a, b) = (inst.args[0], inst.args[1]);
+    match (f.shape(a).dims(), f.shape(b).dims()) {
         ([m, k], [_]) if *m >= 2 && *k > UNROLL && !varies[a] => Some(b),
         ([k], [_, m]) if *m >= 2 && *k > UNROLL && !varies[b] => Some(a),
         _ => None,
     }
 }
 
-/// The stage of every instruction of the body (0 for the others): a chunk
+/// The stage of every value of the body (0 for the others): a chunk
 /// product of a vector computed per example (not an input) starts a stage
 /// after its vector's, so that it is computed for the chunk at once; every
 /// other instruction runs in the latest stage of its arguments. (An input is
 /// named: it is read again in any stage.)
-pub(super) fn stages(f: &Function, split: &Split) -> Vec<usize> {
-    let mut stage = vec![0usize; f.insts().len()];
-    for &i in &split.body {
-        let inst = &f.insts()[i];
-        stage[i] = match chunk_vector(f, &split.varies, i) {
-            Some(x) if !matches!(f.insts()[x].op, Op::Input(_)) => stage[x] + 1,
-            _ => inst
-                .args
-                .iter()
-                .map(|a| stage[a.index()])
-                .max()
-                .unwrap_or(0),
+pub(super) fn stages(f: &Function, split: &Split) -> ValueMap<usize> {
+    let mut stage = ValueMap::new(f, 0);
+    for &v in &split.body {
+        stage[v] = match chunk_vector(f, &split.varies, v) {
+            Some(x) if !matches!(f.inst(x).op, Op::Input(_)) => stage[x] + 1,
+            _ => f.inst(v).args.iter().map(|&a| stage[a]).max().unwrap_or(0),
         };
     }
     stage
@@ -134,23 +128,22 @@ pub(super) fn stages(f: &Function, split: &Split) -> Vec<usize> {
 pub(super) fn crossing(
     f: &Function,
     split: &Split,
-    results: &[usize],
-    stage: &[usize],
-) -> Vec<bool> {
+    results: &[Value],
+    stage: &ValueMap<usize>,
+) -> ValueMap<bool> {
     let (body, varies) = (&split.body, &split.varies);
-    let last = body.iter().map(|&i| stage[i]).max().unwrap_or(0);
-    let mut crosses = vec![false; f.insts().len()];
-    for &i in body {
-        for a in &f.insts()[i].args {
-            let a = a.index();
-            crosses[a] |= varies[a] && stage[a] < stage[i];
+    let last = body.iter().map(|&v| stage[v]).max().unwrap_or(0);
+    let mut crosses = ValueMap::new(f, false);
+    for &v in body {
+        for &a in &f.inst(v).args {
+            crosses[a] |= varies[a] && stage[a] < stage[v];
         }
     }
     for &v in results {
         crosses[v] |= varies[v] && stage[v] < last;
     }
-    for &i in body {
-        crosses[i] &= !matches!(f.insts()[i].op, Op::Input(_));
+    for &v in body {
+        crosses[v] &= !matches!(f.inst(v).op, Op::Input(_));
     }
     crosses
 }
@@ -159,27 +152,32 @@ pub(super) fn crossing(
 /// for a chunk fits in [`MAX_KEPT`] numbers, and every instruction that
 /// [`can_fail`] is in the first stage, so that the first example to fail is
 /// the interpreter's.
-pub(super) fn stages_fit(f: &Function, split: &Split, results: &[usize], stage: &[usize]) -> bool {
+pub(super) fn stages_fit(
+    f: &Function,
+    split: &Split,
+    results: &[Value],
+    stage: &ValueMap<usize>,
+) -> bool {
     let body = &split.body;
     let crosses = crossing(f, split, results, stage);
     let kept_size: usize = body
         .iter()
-        .filter(|&&i| crosses[i])
-        .map(|&i| f.insts()[i].shape.size())
+        .filter(|&&v| crosses[v])
+        .map(|&v| f.shape(v).size())
         .sum();
     kept_size.saturating_mul(CHUNK) <= MAX_KEPT
         && body
             .iter()
-            .all(|&i| !can_fail(&f.insts()[i].op) || stage[i] == 0)
+            .all(|&v| !can_fail(&f.inst(v).op) || stage[v] == 0)
 }
 
 /// The instructions of the body, stage by stage, each in order (one empty
 /// stage for an empty body).
-pub(super) fn by_stage(body: &[usize], stage: &[usize]) -> Vec<Vec<usize>> {
-    let count = body.iter().map(|&i| stage[i] + 1).max().unwrap_or(1);
+pub(super) fn by_stage(body: &[Value], stage: &ValueMap<usize>) -> Vec<Vec<Value>> {
+    let count = body.iter().map(|&v| stage[v] + 1).max().unwrap_or(1);
     let mut stages = vec![Vec::new(); count];
-    for &i in body {
-        stages[stage[i]].push(i);
+    for &v in body {
+        stages[stage[v]].push(v);
     }
     stages
 }

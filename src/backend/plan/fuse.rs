@@ -16,7 +16,7 @@
 
 use super::can_fail;
 use crate::ir::interp::slice_offsets;
-use crate::ir::{Binary, Function, Op, SliceAxis, Unary, Value};
+use crate::ir::{Binary, Function, Op, SliceAxis, Unary, Value, ValueMap};
 use crate::shape::Shape;
 
 /// An operation that computes each element of its result from the same
@@ -82,18 +82,18 @@ impl Member {
     }
 }
 
-/// Whether instruction `i` computes each element of its (non-scalar) result
-/// from the same element of each non-scalar argument.
-pub fn elementwise(f: &Function, i: usize) -> bool {
-    let inst = &f.insts()[i];
+/// Whether `v` computes each element of its (non-scalar) result from the
+/// same element of each non-scalar argument.
+pub fn elementwise(f: &Function, v: Value) -> bool {
+    let inst = f.inst(v);
     ElementOp::of(&inst.op).is_some() && !inst.shape.is_scalar()
 }
 
-/// If instruction `i` is a `slice` with a non-scalar result whose elements
-/// are contiguous in its argument, the offset of the first one. (Every other
+/// If `v` is a `slice` with a non-scalar result whose elements are
+/// contiguous in its argument, the offset of the first one. (Every other
 /// operation, a new one too, is not a view: the safe answer.)
-pub fn view_offset(f: &Function, i: usize) -> Option<usize> {
-    let inst = &f.insts()[i];
+pub fn view_offset(f: &Function, v: Value) -> Option<usize> {
+    let inst = f.inst(v);
     let Op::Slice(axes) = &inst.op else {
         return None;
     };
@@ -141,10 +141,10 @@ enum State {
 /// neither elementwise (so that it can start a run of its own later) nor
 /// one that [`can_fail`] (so that failures keep their order); else it is
 /// deferred. What is not placed is looked at again, in order, after the run.
-pub fn steps(f: &Function, region: &[usize]) -> Vec<Vec<usize>> {
-    let mut state = vec![State::Done; f.insts().len()];
-    for &i in region {
-        state[i] = State::Open;
+pub fn steps(f: &Function, region: &[Value]) -> Vec<Vec<Value>> {
+    let mut state = ValueMap::new(f, State::Done);
+    for &v in region {
+        state[v] = State::Open;
     }
     let mut steps = Vec::new();
     for (pos, &head) in region.iter().enumerate() {
@@ -167,59 +167,61 @@ pub fn steps(f: &Function, region: &[usize]) -> Vec<Vec<usize>> {
 /// run's; the deferred ones are open again.
 fn grow_run(
     f: &Function,
-    head: usize,
-    window: &[usize],
-    state: &mut [State],
-    steps: &mut Vec<Vec<usize>>,
+    head: Value,
+    window: &[Value],
+    state: &mut ValueMap<State>,
+    steps: &mut Vec<Vec<Value>>,
 ) {
     state[head] = State::InRun;
     let mut run = vec![head];
     let mut hoisted = Vec::new();
     let mut looked = Vec::new();
-    let size = f.insts()[head].shape.size();
-    for &i in window {
-        if state[i] != State::Open {
+    let size = f.shape(head).size();
+    for &v in window {
+        if state[v] != State::Open {
             continue;
         }
-        state[i] = place(f, state, i, size);
-        match state[i] {
-            State::InRun => run.push(i),
-            State::Hoisted => hoisted.push(i),
-            State::Deferred | State::Open | State::Done => looked.push(i),
+        state[v] = place(f, state, v, size);
+        match state[v] {
+            State::InRun => run.push(v),
+            State::Hoisted => hoisted.push(v),
+            State::Deferred | State::Open | State::Done => looked.push(v),
         }
     }
-    for i in hoisted {
-        state[i] = State::Done;
-        steps.push(vec![i]);
+    for v in hoisted {
+        state[v] = State::Done;
+        steps.push(vec![v]);
     }
-    for &i in &run {
-        state[i] = State::Done;
+    for &v in &run {
+        state[v] = State::Done;
     }
     steps.push(run);
-    for i in looked {
-        state[i] = State::Open;
+    for v in looked {
+        state[v] = State::Open;
     }
 }
 
-/// Where instruction `i` goes while a run of `size` elements grows: into
-/// the run ([`State::InRun`]), before it ([`State::Hoisted`]), or after it
+/// Where `v` goes while a run of `size` elements grows: into the run
+/// ([`State::InRun`]), before it ([`State::Hoisted`]), or after it
 /// ([`State::Deferred`]).
-fn place(f: &Function, state: &[State], i: usize, size: usize) -> State {
-    let inst = &f.insts()[i];
-    let of = |a: &Value| state[a.index()];
+fn place(f: &Function, state: &ValueMap<State>, v: Value, size: usize) -> State {
+    let inst = f.inst(v);
     let ready = |s: State| matches!(s, State::Done | State::Hoisted);
-    let member = |a: &Value| of(a) == State::InRun && elementwise(f, a.index());
+    let member = |a: Value| state[a] == State::InRun && elementwise(f, a);
     let joins = match Member::of(&inst.op) {
-        Some(Member::Sum) => member(&inst.args[0]),
+        Some(Member::Sum) => member(inst.args[0]),
         Some(Member::Map(_)) | None => {
-            elementwise(f, i)
+            elementwise(f, v)
                 && inst.shape.size() == size
-                && inst.args.iter().all(|a| member(a) || ready(of(a)))
+                && inst.args.iter().all(|&a| member(a) || ready(state[a]))
         }
     };
     if joins {
         State::InRun
-    } else if !elementwise(f, i) && !can_fail(&inst.op) && inst.args.iter().all(|a| ready(of(a))) {
+    } else if !elementwise(f, v)
+        && !can_fail(&inst.op)
+        && inst.args.iter().all(|&a| ready(state[a]))
+    {
         State::Hoisted
     } else {
         State::Deferred

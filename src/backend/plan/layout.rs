@@ -5,13 +5,13 @@ use std::collections::HashMap;
 
 use super::fuse;
 use super::{Layout, ERROR_SLOT};
-use crate::ir::{Function, Op};
+use crate::ir::{Function, Op, Value, ValueMap};
 
-/// Whether the value of `f`'s i-th instruction needs a scratch slot: it is
-/// computed (not a parameter, input or constant) and not a scalar. (Every
-/// other operation, a new one too, is computed: a slot is the safe answer.)
-pub fn needs_slot(f: &Function, i: usize) -> bool {
-    let inst = &f.insts()[i];
+/// Whether `v` needs a scratch slot: it is computed (not a parameter, input
+/// or constant) and not a scalar. (Every other operation, a new one too, is
+/// computed: a slot is the safe answer.)
+pub fn needs_slot(f: &Function, v: Value) -> bool {
+    let inst = f.inst(v);
     let computed = !matches!(inst.op, Op::Param(_) | Op::Input(_) | Op::Const(_));
     computed && !inst.shape.is_scalar()
 }
@@ -19,8 +19,8 @@ pub fn needs_slot(f: &Function, i: usize) -> bool {
 /// The layout of a function of one example: every instruction, in order,
 /// and every output read at the end.
 pub fn layout(f: &Function) -> Layout {
-    let all: Vec<usize> = (0..f.insts().len()).collect();
-    let results: Vec<usize> = f.outputs.iter().map(|o| o.value.index()).collect();
+    let all: Vec<Value> = f.values().collect();
+    let results: Vec<Value> = f.outputs.iter().map(|o| o.value).collect();
     schedule(f, &all, &[], &results, ERROR_SLOT + 1)
 }
 
@@ -36,9 +36,9 @@ pub fn layout(f: &Function) -> Layout {
 /// freed slots are reused by later values of the same size.
 pub fn schedule(
     f: &Function,
-    pre: &[usize],
-    body: &[Vec<usize>],
-    results: &[usize],
+    pre: &[Value],
+    body: &[Vec<Value>],
+    results: &[Value],
     first: usize,
 ) -> Layout {
     let (steps, body_start, stages) = fused_steps(f, pre, body);
@@ -61,9 +61,9 @@ pub fn schedule(
 /// first step of the body and of every stage.
 fn fused_steps(
     f: &Function,
-    pre: &[usize],
-    body: &[Vec<usize>],
-) -> (Vec<Vec<usize>>, usize, Vec<usize>) {
+    pre: &[Value],
+    body: &[Vec<Value>],
+) -> (Vec<Vec<Value>>, usize, Vec<usize>) {
     let mut steps = fuse::steps(f, pre);
     let body_start = steps.len();
     let mut stages = Vec::new();
@@ -74,29 +74,28 @@ fn fused_steps(
     (steps, body_start, stages)
 }
 
-/// Where each instruction runs, and whose memory its value is.
+/// Where each value is computed, and whose memory it is.
 struct Memory {
-    /// The step of every instruction (`usize::MAX` if it is in none).
-    step_of: Vec<usize>,
-    /// The instruction whose memory a value is: a view's is its argument's.
-    root: Vec<usize>,
-    /// Whether the instruction is a view.
-    view: Vec<bool>,
+    /// The step of every value, if it is in one.
+    step_of: ValueMap<Option<usize>>,
+    /// The value whose memory a value is: a view's is its argument's.
+    root: ValueMap<Value>,
+    /// Whether the value is a view.
+    view: ValueMap<bool>,
 }
 
 impl Memory {
-    /// The steps and roots of `f`'s instructions in `steps`.
-    fn of(f: &Function, steps: &[Vec<usize>]) -> Memory {
-        let n = f.insts().len();
-        let mut step_of = vec![usize::MAX; n];
-        let mut root: Vec<usize> = (0..n).collect();
-        let mut view = vec![false; n];
+    /// The steps and roots of `f`'s values in `steps`.
+    fn of(f: &Function, steps: &[Vec<Value>]) -> Memory {
+        let mut step_of = ValueMap::new(f, None);
+        let mut root = ValueMap::from_fn(f, |v| v);
+        let mut view = ValueMap::new(f, false);
         for (s, step) in steps.iter().enumerate() {
-            for &i in step {
-                step_of[i] = s;
-                if fuse::view_offset(f, i).is_some() {
-                    view[i] = true;
-                    root[i] = root[f.insts()[i].args[0].index()];
+            for &v in step {
+                step_of[v] = Some(s);
+                if fuse::view_offset(f, v).is_some() {
+                    view[v] = true;
+                    root[v] = root[f.inst(v).args[0]];
                 }
             }
         }
@@ -112,9 +111,9 @@ impl Memory {
 struct Uses {
     /// The last step that reads the memory of a root (`steps.len()`: the
     /// end), if any does.
-    last_use: Vec<Option<usize>>,
+    last_use: ValueMap<Option<usize>>,
     /// Whether a value is read outside its step (or is a result).
-    read_outside_its_step: Vec<bool>,
+    read_outside_its_step: ValueMap<bool>,
 }
 
 impl Uses {
@@ -122,27 +121,22 @@ impl Uses {
     /// and the `results` lasting to the end.
     fn of(
         f: &Function,
-        steps: &[Vec<usize>],
+        steps: &[Vec<Value>],
         memory: &Memory,
         body_start: usize,
-        results: &[usize],
+        results: &[Value],
     ) -> Uses {
-        let n = f.insts().len();
         let end = steps.len();
         let (step_of, root) = (&memory.step_of, &memory.root);
-        let mut last_use: Vec<Option<usize>> = vec![None; n];
-        let mut read_outside_its_step = vec![false; n];
+        let mut last_use = ValueMap::new(f, None);
+        let mut read_outside_its_step = ValueMap::new(f, false);
         for (s, step) in steps.iter().enumerate() {
-            for &i in step {
-                for a in &f.insts()[i].args {
-                    let a = a.index();
-                    read_outside_its_step[a] |= step_of[a] != s;
+            for &v in step {
+                for &a in &f.inst(v).args {
+                    read_outside_its_step[a] |= step_of[a] != Some(s);
                     let r = root[a];
-                    let at = if s >= body_start && step_of[r] < body_start {
-                        end
-                    } else {
-                        s
-                    };
+                    let in_pre = step_of[r].is_some_and(|t| t < body_start);
+                    let at = if s >= body_start && in_pre { end } else { s };
                     last_use[r] = last_use[r].max(Some(at));
                 }
             }
@@ -159,16 +153,12 @@ impl Uses {
 }
 
 /// The members of fused runs that nothing outside their run reads.
-fn internal(f: &Function, steps: &[Vec<usize>], memory: &Memory, uses: &Uses) -> Vec<bool> {
-    let step_of = &memory.step_of;
-    (0..f.insts().len())
-        .map(|i| {
-            step_of[i] != usize::MAX
-                && steps[step_of[i]].len() > 1
-                && !uses.read_outside_its_step[i]
-                && fuse::elementwise(f, i)
-        })
-        .collect()
+fn internal(f: &Function, steps: &[Vec<Value>], memory: &Memory, uses: &Uses) -> ValueMap<bool> {
+    ValueMap::from_fn(f, |v| {
+        memory.step_of[v].is_some_and(|s| steps[s].len() > 1)
+            && !uses.read_outside_its_step[v]
+            && fuse::elementwise(f, v)
+    })
 }
 
 /// The slot of every value that needs one, in step order from `first` on,
@@ -176,20 +166,20 @@ fn internal(f: &Function, steps: &[Vec<usize>], memory: &Memory, uses: &Uses) ->
 /// size (or new ones), then the values that die at the step free theirs.
 fn assign_slots(
     f: &Function,
-    steps: &[Vec<usize>],
+    steps: &[Vec<Value>],
     memory: &Memory,
     uses: &Uses,
-    internal: &[bool],
+    internal: &ValueMap<bool>,
     first: usize,
-) -> (Vec<Option<usize>>, usize) {
+) -> (ValueMap<Option<usize>>, usize) {
     let (root, last_use) = (&memory.root, &uses.last_use);
-    let mut slots = vec![None; f.insts().len()];
+    let mut slots = ValueMap::new(f, None);
     let mut free: HashMap<usize, Vec<usize>> = HashMap::new();
     let mut len = first;
     for (s, step) in steps.iter().enumerate() {
-        for &i in step {
-            if needs_slot(f, i) && !memory.view[i] && !internal[i] {
-                let size = f.insts()[i].shape.size();
+        for &v in step {
+            if needs_slot(f, v) && !memory.view[v] && !internal[v] {
+                let size = f.shape(v).size();
                 let off = match free.get_mut(&size).and_then(Vec::pop) {
                     Some(off) => off,
                     None => {
@@ -197,21 +187,21 @@ fn assign_slots(
                         len - size
                     }
                 };
-                slots[i] = Some(off);
+                slots[v] = Some(off);
             }
         }
-        let args = step.iter().flat_map(|&i| &f.insts()[i].args);
-        let mut dying: Vec<usize> = args
-            .map(|a| root[a.index()])
+        let args = step.iter().flat_map(|&v| &f.inst(v).args);
+        let mut dying: Vec<Value> = args
+            .map(|&a| root[a])
             .filter(|&r| last_use[r] == Some(s))
             .collect();
         // What nothing reads gives its slot back at once.
-        dying.extend(step.iter().copied().filter(|&i| last_use[i].is_none()));
+        dying.extend(step.iter().copied().filter(|&v| last_use[v].is_none()));
         dying.sort_unstable();
         dying.dedup();
         for v in dying {
             if let Some(off) = slots[v] {
-                free.entry(f.insts()[v].shape.size()).or_default().push(off);
+                free.entry(f.shape(v).size()).or_default().push(off);
             }
         }
     }
@@ -221,7 +211,7 @@ fn assign_slots(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ir::{Output, Role, SliceAxis, Slot, Unary, Value};
+    use crate::ir::{Output, Role, SliceAxis, Slot, Unary};
     use crate::shape::Shape;
     use crate::span::Span;
 
@@ -253,13 +243,13 @@ mod tests {
     fn slots_of_dead_values_are_reused() {
         let (f, v) = chain(3, vec![Op::Softmax, Op::Softmax, Op::Softmax, Op::Sum]);
         let l = layout(&f);
-        assert_eq!(l.slots[v[0].index()], None);
-        assert_eq!(l.slots[v[4].index()], None);
+        assert_eq!(l.slots[v[0]], None);
+        assert_eq!(l.slots[v[4]], None);
         // The first two softmaxes overlap in time; the third takes the
         // first's slot back.
-        assert_eq!(l.slots[v[1].index()], Some(1));
-        assert_eq!(l.slots[v[2].index()], Some(4));
-        assert_eq!(l.slots[v[3].index()], Some(1));
+        assert_eq!(l.slots[v[1]], Some(1));
+        assert_eq!(l.slots[v[2]], Some(4));
+        assert_eq!(l.slots[v[3]], Some(1));
         assert_eq!(l.scratch_len, 7);
     }
 
@@ -270,9 +260,9 @@ mod tests {
         let (f, v) = chain(4, ops);
         let l = layout(&f);
         assert_eq!(l.steps.len(), 5);
-        assert_eq!(l.slots[v[1].index()], Some(1));
-        assert_eq!(l.slots[v[2].index()], None);
-        assert_eq!(l.slots[v[3].index()], Some(5));
+        assert_eq!(l.slots[v[1]], Some(1));
+        assert_eq!(l.slots[v[2]], None);
+        assert_eq!(l.slots[v[3]], Some(5));
     }
 
     #[test]
@@ -282,8 +272,8 @@ mod tests {
             vec![Op::Unary(Unary::Exp), Op::Unary(Unary::Neg), Op::Sum],
         );
         let l = layout(&f);
-        assert_eq!(l.steps, [vec![0], vec![1, 2, 3]]);
-        assert!(l.internal[v[1].index()] && l.internal[v[2].index()]);
+        assert_eq!(l.steps, [vec![v[0]], vec![v[1], v[2], v[3]]]);
+        assert!(l.internal[v[1]] && l.internal[v[2]]);
         assert_eq!(l.scratch_len, 1);
     }
 }

@@ -31,7 +31,7 @@ mod example;
 pub mod fuse;
 pub mod layout;
 
-use crate::ir::Op;
+use crate::ir::{Op, Value, ValueMap};
 
 /// Loops of at most this many iterations are unrolled; a dot product longer
 /// than this is worth computing in blocks, and a matrix-vector product of a
@@ -92,25 +92,24 @@ pub struct Layout {
     /// fused run of them (see [`fuse`]). In a batched function the
     /// steps before [`Self::body`] run once per call, the others once per
     /// example.
-    pub steps: Vec<Vec<usize>>,
+    pub steps: Vec<Vec<Value>>,
     /// The first step of the loop over the examples (`steps.len()` in a
     /// function of one example).
     pub body: usize,
-    /// For every instruction, its offset in the scratch buffer (in f64s), if
-    /// it is a computed value that is not a scalar, not a view and not
-    /// internal to a run.
-    pub slots: Vec<Option<usize>>,
+    /// For every value, its offset in the scratch buffer (in f64s), if it is
+    /// computed, not a scalar, not a view and not internal to a run.
+    pub slots: ValueMap<Option<usize>>,
     /// The members of fused runs that nothing outside their run reads: they
     /// only ever live in registers, one element at a time.
-    pub internal: Vec<bool>,
+    pub internal: ValueMap<bool>,
     /// The length of the scratch buffer, in f64s.
     pub scratch_len: usize,
-    /// In a batched function: the matrices `W` (instructions) fixed over the
+    /// In a batched function: the matrices `W` (values) fixed over the
     /// batch that a matrix-vector `W @ x` in the loop over the examples
     /// reads, each with the offset in the scratch buffer of its transpose,
     /// which the function makes once per call, before the loop. Empty in a
     /// function of one example.
-    pub transposed: Vec<(usize, usize)>,
+    pub transposed: Vec<(Value, usize)>,
     /// In a batched function: the first step of every stage of the body
     /// (the first is [`Self::body`]). Each stage runs for all the examples
     /// of a chunk before the next one starts. Empty in a function of one
@@ -119,8 +118,8 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// Where the transpose of instruction `w`'s value is, if it is made.
-    pub fn transposed_of(&self, w: usize) -> Option<usize> {
+    /// Where the transpose of `w` is, if it is made.
+    pub fn transposed_of(&self, w: Value) -> Option<usize> {
         self.transposed
             .iter()
             .find(|&&(v, _)| v == w)
@@ -177,27 +176,27 @@ pub struct BatchPlan {
     /// example) reads, each with the offset in the scratch buffer of its
     /// `[CHUNK, size]` rows: every example of a chunk writes its row after
     /// the value's step.
-    pub kept: Vec<(usize, usize)>,
-    /// The stage of every instruction of the body (0 for the others).
-    pub stage: Vec<usize>,
+    pub kept: Vec<(Value, usize)>,
+    /// The stage of every value of the body (0 for the others).
+    pub stage: ValueMap<usize>,
 }
 
 impl BatchPlan {
-    /// The mean `G^T X` whose `outer` is instruction `i`, if there is one.
-    pub fn outer_mean_of(&self, i: usize) -> Option<&OuterMean> {
-        self.outer_means.iter().find(|o| o.inst == i)
+    /// The mean `G^T X` whose `outer` is `v`, if there is one.
+    pub fn outer_mean_of(&self, v: Value) -> Option<&OuterMean> {
+        self.outer_means.iter().find(|o| o.inst == v)
     }
 
-    /// The chunk product that instruction `i` is, if it is one.
-    pub fn product_of(&self, i: usize) -> Option<&ChunkProduct> {
-        self.products.iter().find(|o| o.inst == i)
+    /// The chunk product that `v` is, if it is one.
+    pub fn product_of(&self, v: Value) -> Option<&ChunkProduct> {
+        self.products.iter().find(|o| o.inst == v)
     }
 
-    /// Where the rows of instruction `i`'s value are kept, if they are.
-    pub fn kept_of(&self, i: usize) -> Option<usize> {
+    /// Where the rows of `v` are kept, if they are.
+    pub fn kept_of(&self, v: Value) -> Option<usize> {
         self.kept
             .iter()
-            .find(|&&(v, _)| v == i)
+            .find(|&&(k, _)| k == v)
             .map(|&(_, off)| off)
     }
 }
@@ -214,7 +213,7 @@ impl BatchPlan {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct ChunkProduct {
     /// The `matmul` instruction.
-    pub inst: usize,
+    pub inst: Value,
     /// Its stage.
     pub stage: usize,
     /// The offset of `Y` in the scratch buffer.
@@ -231,7 +230,7 @@ pub struct ChunkProduct {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct OuterMean {
     /// The `outer` instruction.
-    pub inst: usize,
+    pub inst: Value,
     /// Its position in [`BatchPlan::outputs`].
     pub output: usize,
     /// The offsets of `G` and `X` in the scratch buffer.

@@ -154,26 +154,26 @@ fn batch_plan_hoists_what_does_not_depend_on_the_example() {
     let k = push(&mut f, Op::Sum, &[p[0]]);
     for (role, v) in [(Role::Loss, l), (Role::Output, o), (Role::Metric, k)] {
         f.outputs.push(Output {
+            name: format!("{role:?}"),
             role,
-            name: format!("{}", v.index()),
             value: v,
         });
     }
     let plan = plan::batch::batch_plan(&f, false);
     let layout = &plan.layout;
     // sum w is hoisted before the run of exp w.
-    assert_eq!(layout.steps[..layout.body], [vec![0], vec![6], vec![2]]);
+    assert_eq!(layout.steps[..layout.body], [vec![p[0]], vec![k], vec![e]]);
     // mul and sum are one loop; the product is never stored.
-    assert_eq!(layout.steps[layout.body..], [vec![1], vec![3, 4]]);
-    assert!(layout.internal[3]);
+    assert_eq!(layout.steps[layout.body..], [vec![x[0]], vec![m, l]]);
+    assert!(layout.internal[m]);
     // exp w is read by every example: its slot is never reused.
-    assert_eq!(layout.slots[2], Some(2));
-    assert_eq!(layout.slots[3], None);
+    assert_eq!(layout.slots[e], Some(2));
+    assert_eq!(layout.slots[m], None);
     assert_eq!(layout.scratch_len, 5);
     let plan = plan::batch::batch_plan(&f, true);
     let layout = &plan.layout;
-    assert_eq!(layout.steps[layout.body..], [vec![1], vec![3, 4, 5]]);
-    assert_eq!(layout.slots[5], Some(5));
+    assert_eq!(layout.steps[layout.body..], [vec![x[0]], vec![m, l, o]]);
+    assert_eq!(layout.slots[o], Some(5));
     assert_eq!(plan.outputs.len(), 3);
     let examples: Vec<Vec<Tensor>> = (0..5).map(|s| tensors(&f, false, 300 + s)).collect();
     agree_batched(&f, &tensors(&f, true, 7), &examples);
@@ -229,23 +229,14 @@ fn fused_runs_and_views() {
             output(&mut f, v);
         }
         let layout = plan::layout::layout(&f);
-        let ix = |vs: &[Value]| vs.iter().map(|v| v.index()).collect::<Vec<_>>();
-        let first = ix(&[a, b, c, k, d, e, sum, g, sum2, h, t]);
+        let first = vec![a, b, c, k, d, e, sum, g, sum2, h, t];
         let steps = &layout.steps[3..];
-        assert_eq!(
-            steps,
-            [
-                vec![early.index()],
-                first,
-                vec![brk.index()],
-                ix(&[u, sum3])
-            ]
-        );
+        assert_eq!(steps, [vec![early], first, vec![brk], vec![u, sum3]]);
         for v in [a, c, k, e, g, h] {
-            assert!(layout.internal[v.index()], "{v:?}");
+            assert!(layout.internal[v], "{v:?}");
         }
         for v in [b, d, t] {
-            assert!(!layout.internal[v.index()] && layout.slots[v.index()].is_some());
+            assert!(!layout.internal[v] && layout.slots[v].is_some());
         }
         agree_on_values(&f);
     }
@@ -269,10 +260,10 @@ fn fused_runs_and_views() {
     }
     let layout = plan::layout::layout(&f);
     for v in [row, part, tail, kv, ev] {
-        assert!(plan::fuse::view_offset(&f, v.index()).is_some(), "{v:?}");
-        assert_eq!(layout.slots[v.index()], None);
+        assert!(plan::fuse::view_offset(&f, v).is_some(), "{v:?}");
+        assert_eq!(layout.slots[v], None);
     }
-    assert_eq!(plan::fuse::view_offset(&f, col.index()), None);
+    assert_eq!(plan::fuse::view_offset(&f, col), None);
     agree_on_values(&f);
 }
 

@@ -77,8 +77,8 @@ fn outer_products_summed_over_the_batch_as_one_product() {
             agree_batched(&f, &p, &examples);
         }
         let plan = plan::batch::batch_plan(&means, false);
-        let in_place: Vec<usize> = plan.outer_means.iter().map(|o| o.inst).collect();
-        assert_eq!(in_place, vec![y.index()]);
+        let in_place: Vec<Value> = plan.outer_means.iter().map(|o| o.inst).collect();
+        assert_eq!(in_place, vec![y]);
     }
 }
 
@@ -108,13 +108,12 @@ fn matrix_vector_products_computed_a_chunk_at_a_time() {
             agree_batched(&f, &params, &examples);
         }
         let plan = plan::batch::batch_plan(&as_means(&f), false);
-        let chunked: Vec<usize> = plan.products.iter().map(|o| o.inst).collect();
-        let want = vec![y.index(), z.index(), z2.index(), v.index()];
-        assert_eq!(chunked, want, "{m} x {k}");
+        let chunked: Vec<Value> = plan.products.iter().map(|o| o.inst).collect();
+        assert_eq!(chunked, vec![y, z, z2, v], "{m} x {k}");
         // W @ exp(x) in a second stage, exp(x) kept per example for it.
-        assert_eq!(plan.stage[v.index()], 1);
+        assert_eq!(plan.stage[v], 1);
         assert_eq!(plan.layout.stages.len(), 2);
-        assert!(plan.kept.iter().any(|&(i, _)| i == e.index()));
+        assert!(plan.kept_of(e).is_some());
     }
 }
 
@@ -195,9 +194,9 @@ fn vector_matrix_products_computed_a_chunk_at_a_time() {
             agree_batched(&f, &params, &examples);
         }
         let plan = plan::batch::batch_plan(&as_means(&f), false);
-        let chunked: Vec<(usize, usize)> =
+        let chunked: Vec<(Value, usize)> =
             plan.products.iter().map(|o| (o.inst, o.stage)).collect();
-        assert_eq!(chunked, vec![(y.index(), 0), (v.index(), 1)], "{k} x {m}");
+        assert_eq!(chunked, vec![(y, 0), (v, 1)], "{k} x {m}");
     }
 }
 

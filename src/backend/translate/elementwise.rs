@@ -10,13 +10,13 @@ use crate::backend::plan::fuse::ElementOp;
 use crate::ir::{Binary, Unary, Value};
 
 impl Translator<'_, '_> {
-    /// Elementwise operation `op` of instruction `i` on `args`, pairs of
-    /// elements at a time if it works on f64x2 as on f64.
-    pub(super) fn map_op(&mut self, i: usize, args: &[Value], op: ElementOp) -> Loc {
+    /// `v`, elementwise operation `op` on `args`, pairs of elements at a
+    /// time if it works on f64x2 as on f64.
+    pub(super) fn map_op(&mut self, v: Value, args: &[Value], op: ElementOp) -> Loc {
         if lane_wise(op) {
-            self.map_simd(i, args, &mut |t, x| t.apply(op, x))
+            self.map_simd(v, args, &mut |t, x| t.apply(op, x))
         } else {
-            self.map(i, args, &mut |t, x| t.apply(op, x))
+            self.map(v, args, &mut |t, x| t.apply(op, x))
         }
     }
 
@@ -102,21 +102,22 @@ impl Translator<'_, '_> {
         self.b.ins().select(nonzero, a, b)
     }
 
-    /// An elementwise operation: a register for a scalar result, else a loop
-    /// over the result's elements (scalar arguments broadcast).
+    /// `v`, an elementwise operation on `args`: a register for a scalar
+    /// result, else a loop over the result's elements (scalar arguments
+    /// broadcast).
     pub(super) fn map(
         &mut self,
-        i: usize,
+        v: Value,
         args: &[Value],
         op: &mut dyn FnMut(&mut Self, &[cl::Value]) -> cl::Value,
     ) -> Loc {
-        let shape = &self.f.insts()[i].shape;
+        let shape = self.f.shape(v);
         let opnds: Vec<Opnd> = args.iter().map(|&a| self.operand(a)).collect();
         if shape.is_scalar() {
             let xs: Vec<cl::Value> = opnds.iter().map(|&o| self.read(o, Ix::c(0))).collect();
             return Loc::Reg(op(self, &xs));
         }
-        let dst = self.dest(i);
+        let dst = self.dest(v);
         let mut xs = Vec::with_capacity(opnds.len());
         self.for_each(shape.size(), &mut |t, ix| {
             xs.clear();
@@ -133,14 +134,13 @@ impl Translator<'_, '_> {
     /// of elements at a time, then the last one if the size is odd.
     fn map_simd(
         &mut self,
-        i: usize,
+        v: Value,
         args: &[Value],
         op: &mut dyn FnMut(&mut Self, &[cl::Value]) -> cl::Value,
     ) -> Loc {
-        let shape = &self.f.insts()[i].shape;
-        let n = shape.size();
+        let n = self.f.shape(v).size();
         if n < 2 {
-            return self.map(i, args, op);
+            return self.map(v, args, op);
         }
         let opnds: Vec<Opnd> = args.iter().map(|&a| self.operand(a)).collect();
         let splats: Vec<Opnd> = opnds
@@ -150,7 +150,7 @@ impl Translator<'_, '_> {
                 mem => mem,
             })
             .collect();
-        let dst = self.dest(i);
+        let dst = self.dest(v);
         let mut xs = Vec::with_capacity(opnds.len());
         self.for_each_step(n - n % 2, 2, &mut |t, ix| {
             xs.clear();

@@ -11,32 +11,33 @@ use cranelift_frontend::Variable;
 use super::elementwise::lane_wise;
 use super::{dst_loc, Ix, Loc, Opnd, Translator};
 use crate::backend::plan::fuse::Member;
+use crate::ir::{Value, ValueMap};
 
 /// A run being translated: its instructions and what each is, where its
 /// arguments from outside are, and where its results go.
 struct Run<'r> {
-    insts: &'r [usize],
+    insts: &'r [Value],
     members: Vec<Member>,
     /// The arguments from outside the run: a scalar loaded once (and its
     /// splat for pairs), a tensor read element by element (twice the same).
-    outside: HashMap<usize, (Opnd, Opnd)>,
+    outside: HashMap<Value, (Opnd, Opnd)>,
     /// The scratch slots of the members that are stored.
-    dests: HashMap<usize, Opnd>,
+    dests: HashMap<Value, Opnd>,
     /// The accumulators of the `sum`s.
-    sums: HashMap<usize, Variable>,
+    sums: HashMap<Value, Variable>,
 }
 
 impl Translator<'_, '_> {
     /// Translates a run of two or more instructions as one loop. `internal`
     /// marks the members that nothing outside the run reads: they get no
     /// location.
-    pub(super) fn fused(&mut self, run: &[usize], internal: &[bool]) {
+    pub(super) fn fused(&mut self, run: &[Value], internal: &ValueMap<bool>) {
         let f = self.f;
-        let n = f.insts()[run[0]].shape.size();
+        let n = f.shape(run[0]).size();
         // What each member is: the plan makes runs of members only.
         let members: Vec<Member> = run
             .iter()
-            .map(|&i| Member::of(&f.insts()[i].op).expect("plan::fuse::steps runs members only"))
+            .map(|&v| Member::of(&f.inst(v).op).expect("plan::fuse::steps runs members only"))
             .collect();
         let simd = n >= 2
             && members.iter().all(|&m| match m {
@@ -60,29 +61,28 @@ impl Translator<'_, '_> {
         } else {
             self.for_each(n, &mut |t, ix| t.element(&r, ix, types::F64));
         }
-        for &i in run {
-            if let Some(&acc) = r.sums.get(&i) {
+        for &v in run {
+            if let Some(&acc) = r.sums.get(&v) {
                 let s = self.b.use_var(acc);
-                self.set_loc(i, Loc::Reg(s));
-            } else if let Some(&dst) = r.dests.get(&i) {
-                self.set_loc(i, dst_loc(dst));
+                self.set_loc(v, Loc::Reg(s));
+            } else if let Some(&dst) = r.dests.get(&v) {
+                self.set_loc(v, dst_loc(dst));
             }
         }
     }
 
     /// The operands of the arguments from outside the run: scalars loaded
     /// once (and splat for pairs if `simd`), tensors read element by element.
-    fn outside(&mut self, run: &[usize], simd: bool) -> HashMap<usize, (Opnd, Opnd)> {
+    fn outside(&mut self, run: &[Value], simd: bool) -> HashMap<Value, (Opnd, Opnd)> {
         let f = self.f;
-        let mut outside: HashMap<usize, (Opnd, Opnd)> = HashMap::new();
-        for &i in run {
-            for a in &f.insts()[i].args {
-                let a = a.index();
+        let mut outside: HashMap<Value, (Opnd, Opnd)> = HashMap::new();
+        for &v in run {
+            for &a in &f.inst(v).args {
                 if run.contains(&a) || outside.contains_key(&a) {
                     continue;
                 }
-                let o = self.operand(self.f.value(a).expect("an argument"));
-                let pair = if f.insts()[a].shape.is_scalar() {
+                let o = self.operand(a);
+                let pair = if f.shape(a).is_scalar() {
                     let x = self.read(o, Ix::c(0));
                     let wide = if simd {
                         self.b.ins().splat(types::F64X2, x)
@@ -103,19 +103,19 @@ impl Translator<'_, '_> {
     /// accumulator from -0 for every `sum`.
     fn results(
         &mut self,
-        run: &[usize],
+        run: &[Value],
         members: &[Member],
-        internal: &[bool],
-    ) -> (HashMap<usize, Opnd>, HashMap<usize, Variable>) {
-        let mut dests: HashMap<usize, Opnd> = HashMap::new();
-        let mut sums: HashMap<usize, Variable> = HashMap::new();
-        for (&i, &m) in run.iter().zip(members) {
+        internal: &ValueMap<bool>,
+    ) -> (HashMap<Value, Opnd>, HashMap<Value, Variable>) {
+        let mut dests: HashMap<Value, Opnd> = HashMap::new();
+        let mut sums: HashMap<Value, Variable> = HashMap::new();
+        for (&v, &m) in run.iter().zip(members) {
             match m {
                 Member::Sum => {
-                    sums.insert(i, self.var(-0.0));
+                    sums.insert(v, self.var(-0.0));
                 }
-                Member::Map(_) if !internal[i] => {
-                    dests.insert(i, self.dest(i));
+                Member::Map(_) if !internal[v] => {
+                    dests.insert(v, self.dest(v));
                 }
                 Member::Map(_) => {}
             }
@@ -127,12 +127,11 @@ impl Translator<'_, '_> {
     /// the run, in order.
     fn element(&mut self, r: &Run, ix: Ix, ty: cl::Type) {
         let f = self.f;
-        let mut vals: HashMap<usize, cl::Value> = HashMap::new();
-        for (&i, &m) in r.insts.iter().zip(&r.members) {
-            let inst = &f.insts()[i];
+        let mut vals: HashMap<Value, cl::Value> = HashMap::new();
+        for (&v, &m) in r.insts.iter().zip(&r.members) {
+            let inst = f.inst(v);
             let mut xs = Vec::with_capacity(inst.args.len());
-            for a in &inst.args {
-                let a = a.index();
+            for &a in &inst.args {
                 let x = match vals.get(&a) {
                     Some(&x) => x,
                     None => {
@@ -146,11 +145,11 @@ impl Translator<'_, '_> {
                 xs.push(x);
             }
             match m {
-                Member::Sum => self.add_lanes(r.sums[&i], ty, xs[0]),
+                Member::Sum => self.add_lanes(r.sums[&v], ty, xs[0]),
                 Member::Map(op) => {
                     let y = self.apply(op, &xs);
-                    vals.insert(i, y);
-                    if let Some(&dst) = r.dests.get(&i) {
+                    vals.insert(v, y);
+                    if let Some(&dst) = r.dests.get(&v) {
                         self.write(dst, ix, y);
                     }
                 }

@@ -28,7 +28,7 @@ impl Translator<'_, '_> {
     /// `x @ W^T`, two rows of `W` per f64x2. Each element still adds the same
     /// products (a product of two numbers is the same bits either way round)
     /// in the same order.
-    pub(super) fn matmul(&mut self, i: usize, a: Value, b: Value) -> Loc {
+    pub(super) fn matmul(&mut self, v: Value, a: Value, b: Value) -> Loc {
         let (m, k) = match self.f.shape(a).dims() {
             [m, k] => (*m, *k),
             d => (1, d[0]),
@@ -37,16 +37,16 @@ impl Translator<'_, '_> {
             [_, n] => *n,
             _ => 1,
         };
-        if self.f.insts()[i].shape.is_scalar() {
+        if self.f.shape(v).is_scalar() {
             let (x, y) = (self.operand(a), self.operand(b));
             let d = self.dots(x, y, k, n, &[(Ix::c(0), Ix::c(0), types::F64)]);
             return Loc::Reg(d[0]);
         }
-        let dst = self.dest(i);
+        let dst = self.dest(v);
         let blocked = k > UNROLL;
         // The transpose is made before the loop over the examples, for it.
         let transposed = match (self.example, self.f.shape(b).dims()) {
-            (Some(_), [_]) => self.layout.transposed_of(a.index()),
+            (Some(_), [_]) => self.layout.transposed_of(a),
             _ => None,
         };
         if let (true, Some(off)) = (blocked, transposed) {
@@ -89,10 +89,10 @@ impl Translator<'_, '_> {
 
     /// `outer(a, b)`: element `(i, j)` is `a[i] * b[j]`, pairs of columns at
     /// a time.
-    pub(super) fn outer(&mut self, i: usize, a: Value, b: Value) -> Loc {
+    pub(super) fn outer(&mut self, v: Value, a: Value, b: Value) -> Loc {
         let f = self.f;
         let (x, y) = (self.operand(a), self.operand(b));
-        let dst = self.dest(i);
+        let dst = self.dest(v);
         let (m, n) = (f.shape(a).size(), f.shape(b).size());
         self.for_each(m, &mut |t, row| {
             let u = t.read(x, row);

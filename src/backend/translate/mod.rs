@@ -45,7 +45,7 @@ use cranelift_module::{Linkage, Module};
 use super::abi::OUTPUTS;
 use super::libm::Callee;
 use super::plan::Layout;
-use crate::ir::{Function, Value};
+use crate::ir::{Function, Value, ValueMap};
 
 /// The end of a generated loop: known when compiling, or a value at run time.
 #[derive(Copy, Clone)]
@@ -156,8 +156,8 @@ struct Translator<'a, 'b> {
     /// The `params`, `inputs` and `outputs` pointer tables.
     tables: [cl::Value; 3],
     scratch: cl::Value,
-    /// Where each translated instruction's value lives.
-    locs: Vec<Option<Loc>>,
+    /// Where each translated value lives.
+    locs: ValueMap<Option<Loc>>,
     callees: HashMap<Callee, cl::FuncRef>,
     /// In a batched function, inside the loop over the examples: the index
     /// of the current example, which selects the inputs' rows.
@@ -189,7 +189,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             ptr,
             tables: [p[0], p[1], p[2]],
             scratch: p[3],
-            locs: vec![None; f.insts().len()],
+            locs: ValueMap::new(f, None),
             callees: HashMap::new(),
             example: None,
         }
@@ -201,20 +201,20 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.b.finalize(self.module.target_config());
     }
 
-    /// Records where instruction `i`'s value lives.
-    fn set_loc(&mut self, i: usize, loc: Loc) {
-        self.locs[i] = Some(loc);
+    /// Records where `v` lives.
+    fn set_loc(&mut self, v: Value, loc: Loc) {
+        self.locs[v] = Some(loc);
     }
 
-    /// Where the value of instruction `i`, translated already, lives.
-    fn loc(&self, i: usize) -> Loc {
-        self.locs[i].expect("arguments are translated first")
+    /// Where `v`, translated already, lives.
+    fn loc(&self, v: Value) -> Loc {
+        self.locs[v].expect("arguments are translated first")
     }
 
     /// The operand for an IR value, with its base pointer computed here (so
     /// that loops emitted afterwards do not recompute it).
     fn operand(&mut self, v: Value) -> Opnd {
-        let loc = self.loc(v.index());
+        let loc = self.loc(v);
         self.opnd_of(loc)
     }
 
@@ -257,9 +257,9 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.b.ins().load(self.ptr, flags, self.tables[table], at)
     }
 
-    /// The scratch slot of instruction `i`.
-    fn dest(&mut self, i: usize) -> Opnd {
-        let off = self.layout.slots[i].expect("a non-scalar computed value has a scratch slot");
+    /// The scratch slot of `v`.
+    fn dest(&mut self, v: Value) -> Opnd {
+        let off = self.layout.slots[v].expect("a non-scalar computed value has a scratch slot");
         Opnd::Mem {
             ptr: self.scratch,
             off,

@@ -8,26 +8,27 @@ use crate::ir::{SliceAxis, Value};
 use crate::shape::Shape;
 
 impl Translator<'_, '_> {
-    /// `transpose` of a matrix: element `(j, i)` of the result is `a[i, j]`.
-    pub(super) fn transpose(&mut self, i: usize, v: Value) -> Loc {
+    /// `v`, the `transpose` of matrix `a`: element `(j, i)` of the result is
+    /// `a[i, j]`.
+    pub(super) fn transpose(&mut self, v: Value, a: Value) -> Loc {
         let f = self.f;
-        let inst = &f.insts()[i];
-        let a = self.operand(v);
-        let dst = self.dest(i);
-        let (rows, cols) = (inst.shape.dims()[1], inst.shape.dims()[0]);
+        let shape = f.shape(v);
+        let src = self.operand(a);
+        let dst = self.dest(v);
+        let (rows, cols) = (shape.dims()[1], shape.dims()[0]);
         // The result is [cols, rows]: element (j, i) is a[i, j].
-        self.nest(inst.shape.dims(), &mut |t, ix| {
+        self.nest(shape.dims(), &mut |t, ix| {
             let from = t.lin(&[(ix[1], cols), (ix[0], 1)], 0);
-            let x = t.read(a, from);
+            let x = t.read(src, from);
             let to = t.lin(&[(ix[0], rows), (ix[1], 1)], 0);
             t.write(dst, to, x);
         });
         dst_loc(dst)
     }
 
-    /// `pack` of the arguments: each copied in turn, one after the other.
-    pub(super) fn pack(&mut self, i: usize, args: &[Value]) -> Loc {
-        let dst = self.dest(i);
+    /// `v`, the `pack` of `args`: each copied in turn, one after the other.
+    pub(super) fn pack(&mut self, v: Value, args: &[Value]) -> Loc {
+        let dst = self.dest(v);
         for (k, &a) in args.iter().enumerate() {
             let size = self.f.shape(a).size();
             let src = self.operand(a);
@@ -36,17 +37,17 @@ impl Translator<'_, '_> {
         dst_loc(dst)
     }
 
-    /// A `slice` that is not a view: a scalar read, or a copy element by
-    /// element.
-    pub(super) fn slice(&mut self, i: usize, v: Value, axes: &[SliceAxis]) -> Loc {
-        let from = self.f.shape(v).clone();
-        let src = self.operand(v);
-        let out = self.f.insts()[i].shape.clone();
+    /// `v`, a `slice` of `a` that is not a view: a scalar read, or a copy
+    /// element by element.
+    pub(super) fn slice(&mut self, v: Value, a: Value, axes: &[SliceAxis]) -> Loc {
+        let from = self.f.shape(a).clone();
+        let src = self.operand(a);
+        let out = self.f.shape(v).clone();
         if out.is_scalar() {
             let at = slice_offsets(&from, axes)[0];
             return Loc::Reg(self.read(src, Ix::c(at)));
         }
-        let dst = self.dest(i);
+        let dst = self.dest(v);
         let (base, ranges) = strided(&from, axes);
         let out_strides = out.strides();
         self.nest(out.dims(), &mut |t, ix| {
@@ -64,14 +65,15 @@ impl Translator<'_, '_> {
         dst_loc(dst)
     }
 
-    /// `unslice`: zeros around the argument's elements at their places.
-    pub(super) fn unslice(&mut self, i: usize, v: Value, axes: &[SliceAxis], into: &Shape) -> Loc {
-        let src = self.operand(v);
+    /// `v`, the `unslice` of `a`: zeros around `a`'s elements at their
+    /// places.
+    pub(super) fn unslice(&mut self, v: Value, a: Value, axes: &[SliceAxis], into: &Shape) -> Loc {
+        let src = self.operand(a);
         if into.is_scalar() {
             return Loc::Reg(self.read(src, Ix::c(0)));
         }
-        let part = self.f.shape(v).clone();
-        let dst = self.dest(i);
+        let part = self.f.shape(a).clone();
+        let dst = self.dest(v);
         if let Some(off) = fuse::contiguous(into, axes) {
             // Zeros around one block: filled, and copied two at a time.
             let len = part.size();

@@ -16,22 +16,22 @@ use crate::ir::{Op, Value};
 impl Translator<'_, '_> {
     /// Translates one step of the layout, whose arguments are translated
     /// already: one instruction, or a fused run.
-    pub(super) fn step(&mut self, step: &[usize]) -> Result<(), String> {
+    pub(super) fn step(&mut self, step: &[Value]) -> Result<(), String> {
         match step {
-            [i] => {
-                let loc = self.inst(*i)?;
-                self.set_loc(*i, loc);
+            [v] => {
+                let loc = self.inst(*v)?;
+                self.set_loc(*v, loc);
             }
             run => self.fused(run, &self.layout.internal),
         }
         Ok(())
     }
 
-    /// Translates instruction `i`, whose arguments are translated already,
-    /// and returns where its value is.
-    fn inst(&mut self, i: usize) -> Result<Loc, String> {
+    /// Translates the instruction of `v`, whose arguments are translated
+    /// already, and returns where its value is.
+    fn inst(&mut self, v: Value) -> Result<Loc, String> {
         let f = self.f;
-        let inst = &f.insts()[i];
+        let inst = f.inst(v);
         let scalar = inst.shape.is_scalar();
         let args = &inst.args;
         Ok(match &inst.op {
@@ -41,32 +41,32 @@ impl Translator<'_, '_> {
                 if scalar {
                     Loc::Reg(self.b.ins().f64const(c.0.data[0]))
                 } else {
-                    self.constant(i, &c.0.data)?
+                    self.constant(v, &c.0.data)?
                 }
             }
-            Op::Unary(u) => self.map_op(i, args, ElementOp::Unary(*u)),
-            Op::Binary(op) => self.map_op(i, args, ElementOp::Binary(*op)),
-            Op::Select => self.map_op(i, args, ElementOp::Select),
-            Op::Broadcast(_) => self.map_op(i, args, ElementOp::Broadcast),
-            Op::MatMul => self.matmul(i, args[0], args[1]),
-            Op::Outer => self.outer(i, args[0], args[1]),
-            Op::Transpose => self.transpose(i, args[0]),
+            Op::Unary(u) => self.map_op(v, args, ElementOp::Unary(*u)),
+            Op::Binary(op) => self.map_op(v, args, ElementOp::Binary(*op)),
+            Op::Select => self.map_op(v, args, ElementOp::Select),
+            Op::Broadcast(_) => self.map_op(v, args, ElementOp::Broadcast),
+            Op::MatMul => self.matmul(v, args[0], args[1]),
+            Op::Outer => self.outer(v, args[0], args[1]),
+            Op::Transpose => self.transpose(v, args[0]),
             Op::Sum => Loc::Reg(self.sum(args[0], &mut |_, x| x)),
             Op::ReduceMax => Loc::Reg(self.reduce_max(args[0], &mut |_, x| x)),
             Op::Norm => Loc::Reg(self.norm(args[0])),
             Op::LogSumExp => Loc::Reg(self.logsumexp(args[0])),
-            Op::Softmax => self.softmax(i, args[0]),
+            Op::Softmax => self.softmax(v, args[0]),
             Op::LogSoftmax => {
                 let l = self.logsumexp(args[0]);
-                self.map(i, args, &mut |t, x| t.b.ins().fsub(x[0], l))
+                self.map(v, args, &mut |t, x| t.b.ins().fsub(x[0], l))
             }
-            Op::Slice(axes) => match fuse::view_offset(f, i) {
-                Some(off) => self.loc(args[0].index()).offset(off),
-                None => self.slice(i, args[0], axes),
+            Op::Slice(axes) => match fuse::view_offset(f, v) {
+                Some(off) => self.loc(args[0]).offset(off),
+                None => self.slice(v, args[0], axes),
             },
-            Op::Unslice(axes, into) => self.unslice(i, args[0], axes, into),
-            Op::Pack => self.pack(i, args),
-            Op::OneHot(n) => self.one_hot(i, args[0], *n),
+            Op::Unslice(axes, into) => self.unslice(v, args[0], axes, into),
+            Op::Pack => self.pack(v, args),
+            Op::OneHot(n) => self.one_hot(v, args[0], *n),
         })
     }
 
@@ -89,9 +89,10 @@ impl Translator<'_, '_> {
         }
     }
 
-    /// A tensor constant, as a read-only data object.
-    fn constant(&mut self, i: usize, data: &[f64]) -> Result<Loc, String> {
-        let name = format!("gradc_const{i}");
+    /// A tensor constant, as a read-only data object named after the
+    /// position of `v`.
+    fn constant(&mut self, v: Value, data: &[f64]) -> Result<Loc, String> {
+        let name = format!("gradc_const{}", v.index());
         let id = self
             .module
             .declare_data(&name, Linkage::Local, false, false)
@@ -108,13 +109,14 @@ impl Translator<'_, '_> {
     }
 
     /// Zeros with a 1 at the class; a class that is not an integer in
-    /// `0..n` leaves it in the error slot and returns `i + 1` at once.
-    fn one_hot(&mut self, i: usize, c: Value, n: usize) -> Loc {
+    /// `0..n` leaves it in the error slot and returns the status of `v` (its
+    /// position plus one, see [`crate::backend::abi`]) at once.
+    fn one_hot(&mut self, v: Value, c: Value, n: usize) -> Loc {
         let c = match self.operand(c) {
             Opnd::Reg(x) => x,
             mem => self.read(mem, Ix::c(0)),
         };
-        let dst = self.dest(i);
+        let dst = self.dest(v);
         self.fill(dst, n, 0.0);
         // In range and whole: 0 <= c < n and c == (c as i64) as f64. NaN fails
         // the first test; the conversion saturates, never traps.
@@ -142,7 +144,7 @@ impl Translator<'_, '_> {
                 .ins()
                 .store(MemFlagsData::trusted(), e, self.scratch, at);
         }
-        let status = self.b.ins().iconst(types::I64, i as i64 + 1);
+        let status = self.b.ins().iconst(types::I64, v.index() as i64 + 1);
         self.b.ins().return_(&[status]);
         self.b.switch_to_block(good);
         let one = self.b.ins().f64const(1.0);

@@ -93,12 +93,12 @@ impl Translator<'_, '_> {
         self.b.ins().select(finite, r, m)
     }
 
-    /// `e = exp(x - max(x))`, then `e / sum(e)`.
-    pub(super) fn softmax(&mut self, i: usize, v: Value) -> Loc {
-        let n = self.f.shape(v).size();
-        let m = self.reduce_max(v, &mut |_, e| e);
-        let x = self.operand(v);
-        let dst = self.dest(i);
+    /// `v`, the `softmax` of `a`: `e = exp(a - max(a))`, then `e / sum(e)`.
+    pub(super) fn softmax(&mut self, v: Value, a: Value) -> Loc {
+        let n = self.f.shape(a).size();
+        let m = self.reduce_max(a, &mut |_, e| e);
+        let x = self.operand(a);
+        let dst = self.dest(v);
         let acc = self.var(-0.0);
         self.for_each(n, &mut |t, ix| {
             let e = t.read(x, ix);

@@ -9,7 +9,7 @@ use crate::backend::abi::INPUTS;
 use crate::backend::plan::{BatchPlan, ChunkProduct};
 use crate::backend::translate::matmul::BLOCK;
 use crate::backend::translate::{dst_loc, Ix, Loc, Opnd, Translator};
-use crate::ir::Op;
+use crate::ir::{Op, Value};
 
 impl Translator<'_, '_> {
     /// The rows of `Y = X W^T` (or `X W`) of `o` for the `rows` examples (at
@@ -56,16 +56,13 @@ impl Translator<'_, '_> {
         first: cl::Value,
         plan: &BatchPlan,
     ) -> (Opnd, Opnd, usize, usize) {
-        let args = &self.f.insts()[o.inst].args;
+        let args = &self.f.inst(o.inst).args;
         let (a, b) = (args[0], args[1]);
         let (xv, wt, m, k) = match (self.f.shape(a).dims(), self.f.shape(b).dims()) {
             ([m, k], [_]) => {
                 let wt = Opnd::Mem {
                     ptr: self.scratch,
-                    off: self
-                        .layout
-                        .transposed_of(a.index())
-                        .expect("planned with it"),
+                    off: self.layout.transposed_of(a).expect("planned with it"),
                     readonly: false,
                 };
                 (b, wt, *m, *k)
@@ -79,7 +76,7 @@ impl Translator<'_, '_> {
         // The vector is an input, or else kept (by the plan's construction):
         // only an input is singled out by name.
         let f = self.f;
-        let x = if let Op::Input(input) = f.insts()[xv.index()].op {
+        let x = if let Op::Input(input) = f.inst(xv).op {
             let base = self.table_entry(INPUTS, input);
             let bytes = self.b.ins().imul_imm_s(first, (k * 8) as i64);
             Opnd::Mem {
@@ -88,7 +85,7 @@ impl Translator<'_, '_> {
                 readonly: true,
             }
         } else {
-            let off = plan.kept_of(xv.index());
+            let off = plan.kept_of(xv);
             Opnd::Mem {
                 ptr: self.scratch,
                 off: off.expect("a product's vector is an input or kept"),
@@ -138,7 +135,7 @@ impl Translator<'_, '_> {
     /// The value of `o`'s product for the current example: row `r` of its
     /// `Y`, copied to the instruction's slot.
     pub(super) fn product_row(&mut self, o: &ChunkProduct, r: cl::Value) {
-        let m = self.f.insts()[o.inst].shape.size();
+        let m = self.f.shape(o.inst).size();
         let at = self.b.ins().imul_imm_s(r, (m * 8) as i64);
         let ptr = self.b.ins().iadd(self.scratch, at);
         let src = Opnd::Mem {
@@ -151,10 +148,10 @@ impl Translator<'_, '_> {
         self.set_loc(o.inst, dst_loc(dst));
     }
 
-    /// Copies the value of instruction `v` to row `r` of its rows at `off`.
-    pub(super) fn keep_row(&mut self, v: usize, off: usize, r: cl::Value) {
-        let size = self.f.insts()[v].shape.size();
-        let src = self.operand(self.f.value(v).expect("a kept value"));
+    /// Copies `v` to row `r` of its rows at `off`.
+    pub(super) fn keep_row(&mut self, v: Value, off: usize, r: cl::Value) {
+        let size = self.f.shape(v).size();
+        let src = self.operand(v);
         let at = self.b.ins().imul_imm_s(r, (size * 8) as i64);
         let ptr = self.b.ins().iadd(self.scratch, at);
         let dst = Opnd::Mem {
@@ -165,13 +162,13 @@ impl Translator<'_, '_> {
         self.copy(src, dst, 0, size);
     }
 
-    /// Makes the value of instruction `v`, of an earlier stage, row `r` of
-    /// its rows at `off`: a scalar loaded, a tensor read in place.
-    pub(super) fn kept_row(&mut self, v: usize, off: usize, r: cl::Value) {
-        let size = self.f.insts()[v].shape.size();
+    /// Makes `v`, of an earlier stage, row `r` of its rows at `off`: a
+    /// scalar loaded, a tensor read in place.
+    pub(super) fn kept_row(&mut self, v: Value, off: usize, r: cl::Value) {
+        let size = self.f.shape(v).size();
         let at = self.b.ins().imul_imm_s(r, (size * 8) as i64);
         let ptr = self.b.ins().iadd(self.scratch, at);
-        let loc = if self.f.insts()[v].shape.is_scalar() {
+        let loc = if self.f.shape(v).is_scalar() {
             let src = Opnd::Mem {
                 ptr,
                 off,
@@ -184,14 +181,14 @@ impl Translator<'_, '_> {
         self.set_loc(v, loc);
     }
 
-    /// Writes the transpose of instruction `w`'s value, an `[m, k]` matrix,
-    /// to the scratch buffer from offset `off` on, as `[k, m]`.
-    pub(super) fn transpose_into(&mut self, w: usize, off: usize) {
-        let (m, k) = match self.f.insts()[w].shape.dims() {
+    /// Writes the transpose of `w`, an `[m, k]` matrix, to the scratch
+    /// buffer from offset `off` on, as `[k, m]`.
+    pub(super) fn transpose_into(&mut self, w: Value, off: usize) {
+        let (m, k) = match self.f.shape(w).dims() {
             [m, k] => (*m, *k),
             _ => unreachable!("only matrices are transposed"),
         };
-        let src = self.operand(self.f.value(w).expect("a transposed value"));
+        let src = self.operand(w);
         let dst = Opnd::Mem {
             ptr: self.scratch,
             off,

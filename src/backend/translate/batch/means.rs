@@ -81,7 +81,7 @@ impl Translator<'_, '_> {
     /// Copies the current example's `g` and `x` of `o` to row `r` of `G`
     /// and `X`.
     pub(super) fn keep_rows(&mut self, o: &OuterMean, r: cl::Value) {
-        let args = &self.f.insts()[o.inst].args;
+        let args = &self.f.inst(o.inst).args;
         for (v, off) in [(args[0], o.g), (args[1], o.x)] {
             let size = self.f.shape(v).size();
             let src = self.operand(v);
@@ -101,7 +101,7 @@ impl Translator<'_, '_> {
     /// Columns eight at a time (four f64x2 accumulators) over the rows of
     /// the result, then the rest of the columns together.
     pub(super) fn outer_mean(&mut self, o: &OuterMean, rows: cl::Value) {
-        let args = &self.f.insts()[o.inst].args;
+        let args = &self.f.inst(o.inst).args;
         let (m, n) = (self.f.shape(args[0]).size(), self.f.shape(args[1]).size());
         let dst = self.opnd_of(Loc::Table(OUTPUTS, o.output, 0));
         let block = |t: &mut Self, cols: &[(Ix, cl::Type)]| {

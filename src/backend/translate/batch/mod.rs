@@ -95,7 +95,7 @@ impl Translator<'_, '_> {
         let accs: Vec<Option<Acc>> = plan.outputs.iter().map(|&o| self.start(o)).collect();
         for o in &plan.outer_means {
             let dst = self.opnd_of(Loc::Table(OUTPUTS, o.output, 0));
-            let size = self.f.insts()[o.inst].shape.size();
+            let size = self.f.shape(o.inst).size();
             self.fill(dst, size, -0.0);
         }
         Ok(accs)
@@ -173,9 +173,9 @@ impl Translator<'_, '_> {
         // The inputs' rows of this example (an input is named: it is read
         // again, not kept), and what earlier stages kept.
         for step in &layout.steps[layout.body..] {
-            for &i in step {
-                if matches!(self.f.insts()[i].op, Op::Input(_)) && s > 0 {
-                    if let Err(e) = self.step(&[i]) {
+            for &v in step {
+                if matches!(self.f.inst(v).op, Op::Input(_)) && s > 0 {
+                    if let Err(e) = self.step(&[v]) {
                         failed.get_or_insert(e);
                     }
                 }
@@ -188,19 +188,19 @@ impl Translator<'_, '_> {
         }
         for step in &layout.steps[from..to] {
             let one = match step[..] {
-                [i] => Some(i),
+                [v] => Some(v),
                 _ => None,
             };
-            if let Some(o) = one.and_then(|i| plan.outer_mean_of(i)) {
+            if let Some(o) = one.and_then(|v| plan.outer_mean_of(v)) {
                 self.keep_rows(o, r);
-            } else if let Some(o) = one.and_then(|i| plan.product_of(i)) {
+            } else if let Some(o) = one.and_then(|v| plan.product_of(v)) {
                 self.product_row(o, r);
             } else if let Err(e) = self.step(step) {
                 failed.get_or_insert(e);
             }
-            for &i in step {
-                if let Some(off) = plan.kept_of(i) {
-                    self.keep_row(i, off, r);
+            for &v in step {
+                if let Some(off) = plan.kept_of(v) {
+                    self.keep_row(v, off, r);
                 }
             }
         }
