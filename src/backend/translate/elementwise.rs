@@ -10,8 +10,8 @@ use crate::backend::plan::fuse::ElementOp;
 use crate::ir::{Binary, Unary, Value};
 
 impl Translator<'_, '_> {
-    /// `v`, elementwise operation `op` on `args`, pairs of elements at a
-    /// time if it works on f64x2 as on f64.
+    /// `v`, the elementwise operation `op` of `args`: pairs of elements at
+    /// a time if it works on f64x2 as on f64.
     pub(super) fn map_op(&mut self, v: Value, args: &[Value], op: ElementOp) -> Loc {
         if lane_wise(op) {
             self.map_simd(v, args, &mut |t, x| t.apply(op, x))
@@ -102,9 +102,9 @@ impl Translator<'_, '_> {
         self.b.ins().select(nonzero, a, b)
     }
 
-    /// `v`, an elementwise operation on `args`: a register for a scalar
-    /// result, else a loop over the result's elements (scalar arguments
-    /// broadcast).
+    /// `v`, an elementwise operation `op` of `args`: a register for a
+    /// scalar result, else a loop over the result's elements (scalar
+    /// arguments broadcast).
     pub(super) fn map(
         &mut self,
         v: Value,
