@@ -107,8 +107,7 @@ impl Ad {
     fn new(f: &Function) -> Ad {
         let mut active = ValueMap::new(f, false);
         for (v, inst) in f.iter() {
-            active[v] =
-                matches!(inst.op, Op::Param(_)) || inst.args.iter().any(|a| active[*a]);
+            active[v] = matches!(inst.op, Op::Param(_)) || inst.args.iter().any(|a| active[*a]);
         }
         Ad {
             f: f.clone(),

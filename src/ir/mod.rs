@@ -327,7 +327,10 @@ impl Function {
 
     /// Every value with its instruction, in order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (Value, &Inst)> + ExactSizeIterator {
-        self.insts.iter().enumerate().map(|(i, inst)| (Value::at(i), inst))
+        self.insts
+            .iter()
+            .enumerate()
+            .map(|(i, inst)| (Value::at(i), inst))
     }
 
     /// The value at `index`, or `None` past the last instruction.
