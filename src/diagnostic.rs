@@ -133,6 +133,17 @@ mod tests {
     }
 }
 
+/// Why a file could not be read or written, in a few words: "no such file",
+/// "permission denied", "it is a directory", else the system's message.
+pub fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        std::io::ErrorKind::IsADirectory => "it is a directory".to_string(),
+        _ => e.to_string(),
+    }
+}
+
 /// The candidate closest to `name` by edit distance, if it is close enough to
 /// be a likely typo: for "did you mean" hints.
 pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {

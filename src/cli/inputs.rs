@@ -1,7 +1,7 @@
 //! `--input x=1,2,3` values from the command line: parsed and checked against
 //! the program's `input` declarations.
 
-use crate::shape::Tensor;
+use crate::shape::{parse_tensor, Tensor};
 use crate::types::InputDecl;
 
 /// Builds one tensor per declared input from `name=values` strings. Values are
@@ -31,26 +31,9 @@ pub fn parse_inputs(
         if values[i].is_some() {
             return Err(format!("--input {name} is given twice"));
         }
-        let numbers = text
-            .split([',', ';'])
-            .map(|s| {
-                let s = s.trim();
-                s.parse::<f64>()
-                    .ok()
-                    .filter(|x| x.is_finite())
-                    .ok_or_else(|| format!("--input {name}: `{s}` is not a finite number"))
-            })
-            .collect::<Result<Vec<f64>, String>>()?;
-        let shape = &decls[i].shape;
-        if numbers.len() != shape.size() {
-            return Err(format!(
-                "--input {name}: input `{name}` has shape {shape}, which holds {} number{}, but {} were given",
-                shape.size(),
-                if shape.size() == 1 { "" } else { "s" },
-                numbers.len()
-            ));
-        }
-        values[i] = Some(Tensor::new(shape.clone(), numbers));
+        let value = parse_tensor(&decls[i].shape, text)
+            .map_err(|e| format!("--input {name}: {}", e.describe(name)))?;
+        values[i] = Some(value);
     }
     let mut defaulted = Vec::new();
     let tensors = decls

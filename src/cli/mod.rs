@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{json, Map, Value as Json};
 
 use crate::autodiff::{self, check};
-use crate::diagnostic::render_all;
+use crate::diagnostic::{io_reason, render_all};
 use crate::eval::{Backend, Evaluator};
 use crate::ir::stats::stats;
 use crate::ir::Role;
@@ -485,15 +485,6 @@ fn read(path: &Path) -> Result<String, Reported> {
             let shown = crate::printable_text(&bytes);
             Err(report(path, &shown, &[d]))
         }
-    }
-}
-
-fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        std::io::ErrorKind::IsADirectory => "it is a directory".to_string(),
-        _ => e.to_string(),
     }
 }
 

@@ -15,7 +15,7 @@ use crate::eval::Backend;
 use crate::runtime::{
     self, checkpoint, EpochRecord, Error, Observer, Options, Plan, StepEvent, Stop,
 };
-use crate::shape::{Shape, Tensor};
+use crate::shape::{fmt_num, fmt_short, fmt_tensor, Shape, Tensor};
 use crate::span::LineIndex;
 use crate::types::train::{Batch, TrainConfig};
 use crate::Compiled;
@@ -312,31 +312,6 @@ pub fn train(args: TrainArgs) -> Result<(), Reported> {
     }
 }
 
-/// A number for the summary: six significant digits, exponent when tiny or huge.
-fn num(x: f64) -> String {
-    if x == 0.0 || !x.is_finite() {
-        return format!("{x}");
-    }
-    if (1e-4..1e6).contains(&x.abs()) {
-        let digits = (5 - x.abs().log10().floor() as i32).max(0) as usize;
-        let s = format!("{x:.digits$}");
-        if s.contains('.') {
-            s.trim_end_matches('0').trim_end_matches('.').to_string()
-        } else {
-            s
-        }
-    } else {
-        let s = format!("{x:.5e}");
-        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
-        let m = if m.contains('.') {
-            m.trim_end_matches('0').trim_end_matches('.')
-        } else {
-            m
-        };
-        format!("{m}e{e}")
-    }
-}
-
 fn duration(d: Duration) -> String {
     let s = d.as_secs_f64();
     if s >= 1.0 {
@@ -349,9 +324,9 @@ fn duration(d: Duration) -> String {
 }
 
 fn evaluation_line(e: &runtime::Evaluation) -> String {
-    let mut s = format!("loss {}", num(e.loss));
+    let mut s = format!("loss {}", fmt_short(e.loss));
     for (m, v) in &e.metrics {
-        s.push_str(&format!("  {m} {}", num(*v)));
+        s.push_str(&format!("  {m} {}", fmt_short(*v)));
     }
     s
 }
@@ -390,29 +365,12 @@ fn print_summary(c: &Compiled, rep: &runtime::Report, batch: Option<&str>, wrote
     let total: usize = rep.params.iter().map(|p| p.data.len()).sum();
     if total <= SHOW_PARAMS {
         for (p, t) in c.typed.params.iter().zip(&rep.params) {
-            outln!("{} = {}", p.name, short_tensor(t));
+            outln!("{} = {}", p.name, fmt_tensor(t, fmt_short));
         }
     }
     for w in wrote {
         outln!("{w}");
     }
-}
-
-/// A tensor with its numbers in the summary's format.
-fn short_tensor(t: &Tensor) -> String {
-    fn go(dims: &[usize], data: &[f64]) -> String {
-        match dims.split_first() {
-            None => num(data[0]),
-            Some((&n, rest)) => {
-                let step: usize = rest.iter().product();
-                let parts: Vec<String> = (0..n)
-                    .map(|i| go(rest, &data[i * step..(i + 1) * step]))
-                    .collect();
-                format!("[{}]", parts.join(", "))
-            }
-        }
-    }
-    go(t.shape.dims(), &t.data)
 }
 
 fn evaluation_json(e: &runtime::Evaluation) -> Json {
@@ -494,14 +452,14 @@ impl Progress {
             _ if self.has_data => format!("epoch {}", r.epoch),
             _ => format!("step {}", r.step),
         };
-        s.push_str(&format!("  loss {}", num(r.loss)));
+        s.push_str(&format!("  loss {}", fmt_short(r.loss)));
         for (m, v) in self.metrics.iter().zip(&r.metrics) {
-            s.push_str(&format!("  {m} {}", num(*v)));
+            s.push_str(&format!("  {m} {}", fmt_short(*v)));
         }
         if let Some((l, ms)) = &r.validation {
-            s.push_str(&format!("  val_loss {}", num(*l)));
+            s.push_str(&format!("  val_loss {}", fmt_short(*l)));
             for (m, v) in self.metrics.iter().zip(ms) {
-                s.push_str(&format!("  val_{m} {}", num(*v)));
+                s.push_str(&format!("  val_{m} {}", fmt_short(*v)));
             }
         }
         s
@@ -551,7 +509,7 @@ impl Observer for Progress {
             bar.set_position(e.step - self.first_step);
         }
         if self.tracing() {
-            let mut line = format!("step {}  loss {}", e.step, fmt_full(e.loss));
+            let mut line = format!("step {}  loss {}", e.step, fmt_num(e.loss));
             for (n, p) in self.names.iter().zip(e.params) {
                 line.push_str(&format!("  {n} = {p}"));
             }
@@ -582,11 +540,6 @@ impl Observer for Progress {
             }
         }
     }
-}
-
-/// A number in full, as the trace shows iterates.
-fn fmt_full(x: f64) -> String {
-    crate::shape::fmt_num(x)
 }
 
 /// The parameters a command evaluates at: from `--weights`, or the initial
@@ -646,9 +599,9 @@ pub fn eval(
             serde_json::to_string_pretty(&evaluation_json(&e)).unwrap_or_default()
         );
     } else {
-        outln!("loss {}", fmt_full(e.loss));
+        outln!("loss {}", fmt_num(e.loss));
         for (m, v) in &e.metrics {
-            outln!("metric {m} = {}", fmt_full(*v));
+            outln!("metric {m} = {}", fmt_num(*v));
         }
         outln!("examples {}", e.examples);
     }
@@ -681,7 +634,7 @@ pub fn predict(args: PredictArgs) -> Result<(), Reported> {
     );
     out.push('\n');
     for row in &p.rows {
-        let cells: Vec<String> = row.iter().map(|x| fmt_full(*x)).collect();
+        let cells: Vec<String> = row.iter().map(|x| fmt_num(*x)).collect();
         out.push_str(&cells.join(","));
         out.push('\n');
     }

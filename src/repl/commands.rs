@@ -9,7 +9,7 @@ use crate::autodiff::check::ParamCheck;
 use crate::repl::analysis::{GradReport, Hessian};
 use crate::repl::session::{Defined, Error, Session};
 use crate::repl::source::{Kind, Origin};
-use crate::shape::{fmt_num, Tensor};
+use crate::shape::{fmt_num, fmt_value, Tensor};
 use crate::syntax::lexer::Token;
 
 /// Every command, for `:help` and completion.
@@ -23,9 +23,6 @@ pub const EXPR_COMMANDS: &[&str] = &["grad", "hessian", "check", "ir", "clif", "
 
 /// The largest gradient-check error accepted.
 pub const CHECK_TOLERANCE: f64 = 1e-5;
-
-/// Tensors with more elements than this are summarised.
-const MAX_SHOWN: usize = 100;
 
 pub const HELP: &str = "\
 Definitions are written as in a .grad file; one with the name of an earlier
@@ -144,7 +141,7 @@ pub fn handle(session: &mut Session, input: &str, style: Style) -> Reply {
             .define(Origin::typed(input), 0)
             .map(|ds| defined_lines(&ds))
     } else {
-        session.eval(Origin::typed(input), base).map(|t| show(&t))
+        session.eval(Origin::typed(input), base).map(|t| fmt_value(&t))
     };
     match result {
         Ok(text) => Reply::out(text),
@@ -281,13 +278,18 @@ fn set(
     }
     let value_base = input.len() - input[value_start..].trim_start().len();
     let t = session.set(name, origin, value_base)?;
-    Ok(format!("{name} = {}", show(&t)))
+    Ok(format!("{name} = {}", fmt_value(&t)))
 }
 
 fn save(session: &Session, path: &Path) -> Result<String, Error> {
     let src = session.source();
-    std::fs::write(path, &src)
-        .map_err(|e| Error::Message(format!("cannot write `{}`: {e}", path.display())))?;
+    std::fs::write(path, &src).map_err(|e| {
+        Error::Message(format!(
+            "cannot write `{}`: {}",
+            path.display(),
+            crate::diagnostic::io_reason(&e)
+        ))
+    })?;
     let mut out = format!("saved the session's source to {}", path.display());
     // Data paths in a train block are relative to the file that holds it.
     let canonical = |p: &Path| {
@@ -311,22 +313,6 @@ fn save(session: &Session, path: &Path) -> Result<String, Error> {
     Ok(out)
 }
 
-/// A value and its shape: `[0.5, 1] : [2]`; large tensors are summarised.
-pub fn show(t: &Tensor) -> String {
-    if t.data.len() <= MAX_SHOWN {
-        return format!("{t} : {}", t.shape);
-    }
-    let min = t.data.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = t.data.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    format!(
-        "<{} numbers from {} to {}> : {}",
-        t.data.len(),
-        fmt_num(min),
-        fmt_num(max),
-        t.shape
-    )
-}
-
 /// One line per definition: what it is and its value.
 fn defined_lines(ds: &[Defined]) -> String {
     let mut out = String::new();
@@ -337,7 +323,7 @@ fn defined_lines(ds: &[Defined]) -> String {
             k => format!("{} {}", k.keyword(), d.head),
         };
         let value = match &d.value {
-            Some(Ok(t)) => format!(" = {}", show(t)),
+            Some(Ok(t)) => format!(" = {}", fmt_value(t)),
             Some(Err(e)) => format!(" = ? ({e})"),
             None => String::new(),
         };
@@ -376,7 +362,7 @@ fn values_text(kind: &str, values: &[(String, Tensor)]) -> String {
     }
     values
         .iter()
-        .map(|(n, t)| format!("{kind} {n} = {}\n", show(t)))
+        .map(|(n, t)| format!("{kind} {n} = {}\n", fmt_value(t)))
         .collect()
 }
 
@@ -387,7 +373,7 @@ fn grad_text(r: &GradReport) -> String {
         out.push_str("(no params: nothing to differentiate with respect to)\n");
     }
     for (name, g) in &r.grads {
-        let _ = writeln!(out, "grad {name} = {}", show(g));
+        let _ = writeln!(out, "grad {name} = {}", fmt_value(g));
     }
     out
 }

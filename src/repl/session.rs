@@ -16,7 +16,8 @@ use crate::eval::{Backend, Evaluator};
 use crate::ir::Function;
 use crate::repl::error::{compile, locate};
 use crate::repl::source::{self, Assembled, Entry, Key, Kind, Origin};
-use crate::shape::{Shape, Tensor};
+use crate::diagnostic::io_reason;
+use crate::shape::{parse_tensor, Shape, Tensor};
 use crate::types::{Named, TExpr, TKind};
 use crate::Compiled;
 
@@ -429,17 +430,7 @@ impl Session {
         };
         let text = &origin.text[base..];
         let value = if top_level_separator(text) {
-            let xs = numbers(text)
-                .map_err(|bad| Error::message(format!("`{bad}` is not a finite number")))?;
-            if xs.len() != shape.size() {
-                return Err(Error::message(format!(
-                    "`{name}` has shape {shape}, which holds {} number{}, but {} were given",
-                    shape.size(),
-                    if shape.size() == 1 { "" } else { "s" },
-                    xs.len()
-                )));
-            }
-            Tensor::new(shape.clone(), xs)
+            parse_tensor(&shape, text).map_err(|e| Error::message(e.describe(name)))?
         } else {
             let t = self.eval(origin, base)?;
             if t.shape == shape {
@@ -586,26 +577,4 @@ fn top_level_separator(text: &str) -> bool {
         }
     }
     false
-}
-
-/// `1, 2; 3, 4` as numbers, or the first piece that is not a finite number.
-fn numbers(text: &str) -> Result<Vec<f64>, String> {
-    text.split([',', ';'])
-        .map(|s| {
-            let s = s.trim();
-            s.parse::<f64>()
-                .ok()
-                .filter(|x| x.is_finite())
-                .ok_or_else(|| s.to_string())
-        })
-        .collect()
-}
-
-fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        std::io::ErrorKind::IsADirectory => "it is a directory".to_string(),
-        _ => e.to_string(),
-    }
 }

@@ -10,10 +10,10 @@ use std::sync::{Arc, OnceLock};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::repl::commands::{show, Style};
+use crate::repl::commands::Style;
 use crate::repl::session::{Error, Session, Whole};
 use crate::runtime::{self, checkpoint, optim, Checkpoint, Observer, Plan, StepEvent, Stop};
-use crate::shape::fmt_num;
+use crate::shape::{fmt_short, fmt_value};
 
 /// Trains the session's params; the text is a summary of the run.
 pub fn train(session: &mut Session, style: Style) -> Result<String, Error> {
@@ -74,49 +74,31 @@ pub fn train(session: &mut Session, style: Style) -> Result<String, Error> {
     let first = report.history.first().map(|h| h.loss);
     match first {
         Some(first) => {
-            let _ = writeln!(out, "loss {} -> {}", short(first), short(report.train.loss));
+            let _ = writeln!(out, "loss {} -> {}", fmt_short(first), fmt_short(report.train.loss));
         }
         None => {
-            let _ = writeln!(out, "loss {}", short(report.train.loss));
+            let _ = writeln!(out, "loss {}", fmt_short(report.train.loss));
         }
     }
     for (name, v) in &report.train.metrics {
-        let _ = writeln!(out, "metric {name} = {}", short(*v));
+        let _ = writeln!(out, "metric {name} = {}", fmt_short(*v));
     }
     if let Some(v) = &report.validation {
-        let _ = writeln!(out, "validation loss {}", short(v.loss));
+        let _ = writeln!(out, "validation loss {}", fmt_short(v.loss));
         for (name, m) in &v.metrics {
-            let _ = writeln!(out, "validation metric {name} = {}", short(*m));
+            let _ = writeln!(out, "validation metric {name} = {}", fmt_short(*m));
         }
     }
     for n in &report.notes {
         let _ = writeln!(out, "note: {n}");
     }
     for (name, t) in names.iter().zip(&report.params) {
-        let _ = writeln!(out, "param {name} = {}", show(t));
+        let _ = writeln!(out, "param {name} = {}", fmt_value(t));
     }
     if let Stop::Fault { .. } = report.stop {
         out.push_str("note: the params hold the last values with a finite loss and gradient\n");
     }
     Ok(out)
-}
-
-/// A loss or metric as a person reads it: at most 7 significant digits,
-/// exponent notation for very small and very large numbers.
-fn short(x: f64) -> String {
-    if x == 0.0 || !x.is_finite() {
-        return fmt_num(x);
-    }
-    if x.abs() < 1e-4 || x.abs() >= 1e7 {
-        return format!("{x:.6e}");
-    }
-    let digits = (6 - x.abs().log10().floor() as i32).max(0) as usize;
-    let text = format!("{x:.digits$}");
-    if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        text
-    }
 }
 
 /// Writes the params' current values as a safetensors file, as `gradc
@@ -212,7 +194,7 @@ impl Observer for Progress {
     }
 
     fn step(&mut self, e: &StepEvent<'_>) {
-        self.bar.set_message(format!("loss {}", short(e.loss)));
+        self.bar.set_message(format!("loss {}", fmt_short(e.loss)));
         self.bar.inc(1);
     }
 }

@@ -19,7 +19,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::shape::{Shape, Tensor};
 
-use super::data::io_reason;
+use crate::diagnostic::io_reason;
 use super::optim::{buffer_names, State};
 use super::Error;
 

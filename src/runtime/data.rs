@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::diagnostic::closest;
+use crate::diagnostic::{closest, io_reason};
 use crate::shape::Shape;
 use crate::span::Span;
 use crate::types::train::{Column, Columns, DataSource, InputColumns};
@@ -303,15 +303,6 @@ fn csv_error(shown: &str, e: &csv::Error) -> Error {
         location,
         message,
         note: None,
-    }
-}
-
-pub(crate) fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        std::io::ErrorKind::IsADirectory => "it is a directory".to_string(),
-        _ => e.to_string(),
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Once;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use super::data::io_reason;
+use crate::diagnostic::io_reason;
 use super::{EpochRecord, Error};
 
 /// The history as CSV: `epoch, step, loss, <metrics>, val_loss,
@@ -110,18 +110,9 @@ pub fn plot(path: &Path, history: &[EpochRecord], x_label: &str) -> Result<(), E
 
 type Series = Vec<(f64, f64)>;
 
-/// An axis label: a few significant digits, an exponent when small or large.
+/// An axis label: four significant digits, an exponent when small or large.
 fn label(y: f64) -> String {
-    if y == 0.0 {
-        "0".into()
-    } else if (1e-3..1e4).contains(&y.abs()) {
-        let s = format!("{y:.4}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        let s = format!("{y:.2e}");
-        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
-        format!("{}e{e}", m.trim_end_matches('0').trim_end_matches('.'))
-    }
+    crate::shape::fmt_sig(y, 4)
 }
 
 fn draw<DB: DrawingBackend>(
