@@ -60,6 +60,8 @@ pub struct Compiled {
     pub raw: ir::Function,
     /// The simplified IR.
     pub ir: ir::Function,
+    /// The gradient program of `ir`, built on first use.
+    gradient: std::sync::OnceLock<Result<ir::Function, Diagnostic>>,
 }
 
 impl Compiled {
@@ -74,19 +76,32 @@ impl Compiled {
             .collect()
     }
 
-    /// The simplified gradient program: the loss, metrics and outputs, and the
-    /// gradient of the loss with respect to every parameter.
+    /// The simplified gradient program of [`Self::ir`]: the loss, metrics and
+    /// outputs, and the gradient of the loss with respect to every
+    /// parameter. Built by [`gradient_program`] on the first call, then
+    /// kept (each call gives a copy): `gradc grad`, `check`, `clif` and
+    /// training share it.
     pub fn gradient(&self) -> Result<ir::Function, Diagnostic> {
-        let mut g = autodiff::grad(&self.ir)
-            .map_err(|e| Diagnostic::error(e.span, e.message.clone()).label(e.span, "here"))?;
-        passes::simplify(&mut g);
-        Ok(g)
+        self.gradient
+            .get_or_init(|| gradient_program(&self.ir))
+            .clone()
     }
 
     /// The seed of the `train` block, or 0.
     pub fn seed(&self) -> u64 {
         self.typed.train.as_ref().map_or(0, |t| t.seed)
     }
+}
+
+/// The simplified gradient program of `f` (its loss differentiated with
+/// respect to every parameter, its other outputs kept): the one place the
+/// gradient program is built. An operation that cannot be differentiated
+/// where it is used is a diagnostic at its span.
+pub fn gradient_program(f: &ir::Function) -> Result<ir::Function, Diagnostic> {
+    let mut g = autodiff::grad(f)
+        .map_err(|e| Diagnostic::error(e.span, e.message.clone()).label(e.span, "here"))?;
+    passes::simplify(&mut g);
+    Ok(g)
 }
 
 /// Source bytes as text; invalid UTF-8 is an error at the first bad byte.
@@ -132,5 +147,10 @@ pub fn compile_with(src: &str, opts: &types::CheckOptions) -> Result<Compiled, V
     let raw = lower::lower(&typed);
     let mut ir = raw.clone();
     passes::simplify(&mut ir);
-    Ok(Compiled { typed, raw, ir })
+    Ok(Compiled {
+        typed,
+        raw,
+        ir,
+        gradient: std::sync::OnceLock::new(),
+    })
 }

@@ -195,13 +195,10 @@ impl Session {
 impl Scalar {
     /// The gradient program of the scalar with respect to every param.
     fn gradient(&self) -> Result<Function, Error> {
-        let mut g = autodiff::grad(&self.f).map_err(|e| {
-            let d = Diagnostic::error(e.span, e.message.clone()).label(e.span, "here");
+        crate::gradient_program(&self.f).map_err(|d| {
             locate(&self.assembled, vec![d], &self.origin, |k| {
                 format!("in `{}`", k.describe())
             })
-        })?;
-        crate::passes::simplify(&mut g);
-        Ok(g)
+        })
     }
 }
