@@ -34,6 +34,7 @@ pub mod autodiff;
 pub mod backend;
 pub mod cli;
 pub mod diagnostic;
+pub mod driver;
 pub mod eval;
 pub mod ir;
 pub mod lower;
@@ -48,13 +49,17 @@ pub mod types;
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use diagnostic::Diagnostic;
+use std::sync::Arc;
+
+use diagnostic::{Diagnostic, Error, Source};
 use shape::Tensor;
 use span::Span;
 
 /// Everything the front end produces for one source file.
 #[derive(Clone, Debug)]
 pub struct Compiled {
+    /// The source it was compiled from, which errors point into.
+    pub source: Arc<Source>,
     pub typed: types::Program,
     /// The IR as lowered, before simplification.
     pub raw: ir::Function,
@@ -142,12 +147,25 @@ pub fn compile(src: &str) -> Result<Compiled, Vec<Diagnostic>> {
     compile_with(src, &types::CheckOptions::default())
 }
 
+/// [`compile`], with options. The source is named `<source>` in errors
+/// the runtime reports; [`compile_source`] names it.
 pub fn compile_with(src: &str, opts: &types::CheckOptions) -> Result<Compiled, Vec<Diagnostic>> {
-    let typed = check(src, opts)?;
+    compile_in(Source::new("<source>", src), opts)
+}
+
+/// The whole front end on a named source; the diagnostics as an [`Error`]
+/// in that source.
+pub fn compile_source(source: &Arc<Source>, opts: &types::CheckOptions) -> Result<Compiled, Error> {
+    compile_in(source.clone(), opts).map_err(|d| Error::in_source(source, d))
+}
+
+fn compile_in(source: Arc<Source>, opts: &types::CheckOptions) -> Result<Compiled, Vec<Diagnostic>> {
+    let typed = check(&source.text, opts)?;
     let raw = lower::lower(&typed);
     let mut ir = raw.clone();
     passes::simplify(&mut ir);
     Ok(Compiled {
+        source,
         typed,
         raw,
         ir,

@@ -139,3 +139,26 @@ fn a_clean_script_exits_with_zero_and_prints_no_prompts() {
     assert!(out.stderr.is_empty());
     assert!(out.status.success());
 }
+
+/// `:check` in the REPL and `gradc check` check the same points (the
+/// current values, then the same seeded perturbations) and print the same
+/// table.
+#[test]
+fn check_in_the_repl_is_gradc_check() {
+    let cli = Command::new(env!("CARGO_BIN_EXE_gradc"))
+        .args(["check", "examples/logistic.grad", "--input", "x=0.5,-1.5", "--input", "y=1"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("gradc runs");
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    let cli = String::from_utf8_lossy(&cli.stdout).into_owned();
+    assert!(cli.contains("at 4 points"), "{cli}");
+    let script = ":load examples/logistic.grad\n:set x = 0.5, -1.5\n:set y = 1\n:check\n";
+    let repl = transcript(script, &[], &scratch("check"));
+    let table = repl
+        .split_once("> :check\n")
+        .and_then(|(_, rest)| rest.split_once("-- exit code"))
+        .map(|(t, _)| t)
+        .unwrap_or_else(|| panic!("{repl}"));
+    assert_eq!(table, cli);
+}

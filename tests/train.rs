@@ -590,6 +590,35 @@ fn resuming_continues_the_run_bit_for_bit() {
 }
 
 #[test]
+fn initial_parameters_start_a_fresh_run() {
+    // Momentum from x = 2 (not the initialiser's 1), its velocity at 0: the
+    // same iterates as a program whose initialiser is 2.
+    let src = "param x = 1\nloss x^2\ntrain { optimizer = momentum(lr = 0.1, beta = 0.9)  steps = 3 }";
+    let c = compile(src);
+    let cfg = c.typed.train.clone().unwrap();
+    let opts = Options {
+        initial: Some(vec![Tensor::scalar(2.0)]),
+        ..Options::default()
+    };
+    let mut rec = Recorder::default();
+    let r = runtime::train(&c, &cfg, &opts, &mut rec).unwrap();
+    let from_two = compile(&src.replace("param x = 1", "param x = 2"));
+    let mut want = Recorder::default();
+    let w = runtime::train(&from_two, &cfg, &Options::default(), &mut want).unwrap();
+    assert_eq!(scalar_path(&rec, &r), scalar_path(&want, &w));
+    assert_eq!(rec.iterates[0][0].item(), 2.0);
+    assert_eq!((r.steps, r.checkpoint.step, r.checkpoint.epoch), (3, 3, 3));
+    assert!(r.notes.is_empty(), "{:?}", r.notes);
+    // Values that do not fit the program are refused.
+    let opts = Options {
+        initial: Some(vec![Tensor::zeros(gradc::shape::Shape::vector(2))]),
+        ..Options::default()
+    };
+    let e = runtime::train(&c, &cfg, &opts, &mut ()).unwrap_err();
+    assert!(e.to_string().contains("initial parameters"), "{e}");
+}
+
+#[test]
 fn a_checkpoint_of_another_program_is_refused() {
     let dir = temp_dir("mismatch");
     let path = dir.join("q.safetensors");

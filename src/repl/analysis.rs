@@ -4,18 +4,14 @@
 
 use std::rc::Rc;
 
-use crate::autodiff::{self, check};
 use crate::diagnostic::Diagnostic;
-use crate::eval::Evaluator;
+use crate::driver::{self, CheckReport, CheckSettings, Hessian};
 use crate::ir::{Function, Role};
 use crate::repl::error::{compile, locate, Error};
 use crate::repl::session::Session;
 use crate::repl::source::{Assembled, Origin};
 use crate::shape::Tensor;
 use crate::span::Span;
-
-/// Hessians over more parameter elements than this are refused.
-pub const MAX_HESSIAN: usize = 100;
 
 /// What `:grad` shows.
 #[derive(Clone, Debug)]
@@ -25,14 +21,6 @@ pub struct GradReport {
     pub value: f64,
     /// Every param's gradient, in declaration order.
     pub grads: Vec<(String, Tensor)>,
-}
-
-/// What `:hessian` shows: the rows and columns are every element of every
-/// param, in declaration order.
-#[derive(Clone, Debug)]
-pub struct Hessian {
-    pub labels: Vec<String>,
-    pub rows: Vec<Vec<f64>>,
 }
 
 /// The scalar a command differentiates: the program returning it as its
@@ -67,50 +55,23 @@ impl Session {
     }
 
     /// The Hessian of a scalar over every param element, on the session's
-    /// backend.
+    /// backend (as `gradc grad --hessian`, with its size limit).
     pub fn hessian(&self, origin: Rc<Origin>, base: Option<usize>) -> Result<Hessian, Error> {
         let s = self.scalar(origin, base, ":hessian")?;
-        let mut labels = Vec::new();
-        for p in &s.f.params {
-            if p.shape.is_scalar() {
-                labels.push(p.name.clone());
-            } else {
-                let strides = p.shape.strides();
-                for k in 0..p.shape.size() {
-                    let ix: Vec<String> = strides
-                        .iter()
-                        .zip(p.shape.dims())
-                        .map(|(st, n)| ((k / st) % n).to_string())
-                        .collect();
-                    labels.push(format!("{}[{}]", p.name, ix.join(", ")));
-                }
-            }
-        }
-        if labels.is_empty() {
+        if s.f.params.is_empty() {
             return Err(Error::message(
                 "the session has no params to differentiate with respect to",
             ));
         }
-        if labels.len() > MAX_HESSIAN {
-            return Err(Error::message(format!(
-                "the Hessian over {} param elements is too large to show (at most {MAX_HESSIAN})",
-                labels.len()
-            )));
-        }
         let (params, inputs) = self.point(&s.f);
         s.gradient()?;
-        let rows = autodiff::hessian_with(&s.f, &params, &inputs, self.backend())
-            .map_err(|e| Error::message(format!("evaluation failed: {e}")))?;
-        Ok(Hessian { labels, rows })
+        Ok(driver::hessian(&s.f, &params, &inputs, self.backend())?)
     }
 
     /// Reverse-mode gradients against central differences, at the current
-    /// point, on the session's backend (as `gradc check`).
-    pub fn check(
-        &self,
-        origin: Rc<Origin>,
-        base: Option<usize>,
-    ) -> Result<Vec<check::ParamCheck>, Error> {
+    /// point and at random perturbations of the params, on the session's
+    /// backend: the points `gradc check` checks.
+    pub fn check(&self, origin: Rc<Origin>, base: Option<usize>) -> Result<CheckReport, Error> {
         let s = self.scalar(origin, base, ":check")?;
         if s.f.params.is_empty() {
             return Err(Error::message(
@@ -119,10 +80,13 @@ impl Session {
         }
         let g = s.gradient()?;
         let (params, inputs) = self.point(&s.f);
-        let message = |e: String| Error::message(format!("evaluation failed: {e}"));
-        let f = Evaluator::new(&s.f, self.backend()).map_err(message)?;
-        let g = Evaluator::new(&g, self.backend()).map_err(message)?;
-        check::check_with(&f, &g, &params, &inputs).map_err(message)
+        let settings = CheckSettings {
+            backend: self.backend(),
+            ..CheckSettings::default()
+        };
+        Ok(driver::check_gradients(
+            &s.f, &g, &params, &inputs, &settings,
+        )?)
     }
 
     /// The simplified IR of the expression, or of the whole session.

@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::rc::Rc;
 
-use crate::autodiff::check::ParamCheck;
-use crate::repl::analysis::{GradReport, Hessian};
+use crate::driver::{CheckReport, Hessian};
+use crate::repl::analysis::GradReport;
 use crate::repl::session::{Defined, Error, Session};
 use crate::repl::source::{Kind, Origin};
 use crate::shape::{fmt_num, fmt_value, Tensor};
@@ -20,9 +20,6 @@ pub const COMMANDS: &[&str] = &[
 
 /// The commands whose argument is an expression (it may span lines).
 pub const EXPR_COMMANDS: &[&str] = &["grad", "hessian", "check", "ir", "clif", "set"];
-
-/// The largest gradient-check error accepted.
-pub const CHECK_TOLERANCE: f64 = 1e-5;
 
 pub const HELP: &str = "\
 Definitions are written as in a .grad file; one with the name of an earlier
@@ -38,7 +35,8 @@ Commands:
   :grad [EXPR]        the gradient program of EXPR (a scalar; default the loss)
                       with respect to the params, and its value here
   :hessian [EXPR]     its Hessian over every param element (small functions)
-  :check [EXPR]       reverse mode against central differences, here
+  :check [EXPR]       reverse mode against central differences, here and at
+                      3 random perturbations of the params (as `gradc check`)
   :ir [EXPR]          the IR of EXPR, or of the whole session
   :clif [EXPR]        the Cranelift IR of EXPR, or of the whole session
   :set NAME = VALUE   a param's or an input's value: an expression (a scalar
@@ -388,40 +386,14 @@ fn hessian_text(h: &Hessian) -> String {
     out
 }
 
-fn check_reply(results: &[ParamCheck]) -> Reply {
-    let width = results
-        .iter()
-        .map(|r| r.name.len())
-        .max()
-        .unwrap_or(5)
-        .max(5);
-    let mut out = format!("{:width$}  {:>14}\n", "param", "max rel error");
-    let mut ok = true;
-    for r in results {
-        let pass = r.max_rel_error <= CHECK_TOLERANCE;
-        ok &= pass;
-        let _ = writeln!(
-            out,
-            "{:width$}  {:>14.3e}  {}",
-            r.name,
-            r.max_rel_error,
-            if pass { "ok" } else { "FAIL" }
-        );
-    }
-    if ok {
-        let _ = writeln!(
-            out,
-            "gradients agree with central differences here (tolerance {CHECK_TOLERANCE:e})"
-        );
-        Reply::out(out)
-    } else {
-        Reply {
-            out,
-            err: format!(
-                "error: gradients differ from central differences by more than {CHECK_TOLERANCE:e}\n"
-            ),
+fn check_reply(report: &CheckReport) -> Reply {
+    match report.failure() {
+        None => Reply::out(report.to_string()),
+        Some(e) => Reply {
+            out: report.to_string(),
+            err: e.render(false),
             failed: true,
             quit: false,
-        }
+        },
     }
 }

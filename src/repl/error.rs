@@ -58,6 +58,12 @@ impl Error {
     }
 }
 
+impl From<crate::diagnostic::Error> for Error {
+    fn from(e: crate::diagnostic::Error) -> Error {
+        Error::Message(e.to_string())
+    }
+}
+
 const NO_LOSS: CheckOptions = CheckOptions {
     require_loss: false,
 };

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::rc::Rc;
 
 use crate::diagnostic::Diagnostic;
-use crate::eval::{Backend, Evaluator};
+use crate::eval::Backend;
 use crate::ir::Function;
 use crate::repl::error::{compile, locate};
 use crate::repl::source::{self, Assembled, Entry, Key, Kind, Origin};
@@ -506,9 +506,7 @@ impl Session {
     /// in order.
     pub(super) fn run(&self, f: &Function) -> Result<Vec<Tensor>, String> {
         let (params, inputs) = self.point(f);
-        Evaluator::new(f, self.opts.backend)
-            .and_then(|e| e.outputs(&params, &inputs))
-            .map_err(|e| format!("evaluation failed: {e}"))
+        crate::driver::evaluate(f, self.opts.backend, &params, &inputs).map_err(|e| e.to_string())
     }
 }
 

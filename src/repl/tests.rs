@@ -175,7 +175,7 @@ fn grad_hessian_and_check() {
     assert_eq!(h.labels, ["p[0]", "p[1]"]);
     assert_eq!(h.rows, vec![vec![4.0, 2.0], vec![2.0, 0.0]]);
     let checks = s.check(Origin::typed(":check"), None).unwrap();
-    assert!(checks[0].max_rel_error < 1e-6, "{checks:?}");
+    assert!(checks.params[0].max_rel_error < 1e-6, "{checks:?}");
     // Of an expression rather than the loss.
     let g = s.grad(Origin::typed(":grad sum(p)"), Some(6)).unwrap();
     assert_eq!(g.grads[0].1.data, vec![1.0, 1.0]);

@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::repl::commands::Style;
 use crate::repl::session::{Error, Session, Whole};
-use crate::runtime::{self, checkpoint, optim, Checkpoint, Observer, Plan, StepEvent, Stop};
+use crate::runtime::{self, checkpoint, Checkpoint, Observer, Plan, StepEvent, Stop};
 use crate::shape::{fmt_short, fmt_value};
 
 /// Trains the session's params; the text is a summary of the run.
@@ -26,19 +26,6 @@ pub fn train(session: &mut Session, style: Style) -> Result<String, Error> {
     }
     let cfg = c.typed.train.clone().unwrap_or_default();
     let names: Vec<String> = c.typed.params.iter().map(|p| p.name.clone()).collect();
-    let sizes: Vec<usize> = c.typed.params.iter().map(|p| p.shape.size()).collect();
-    // The current values, as a checkpoint at step 0 with fresh optimizer
-    // state: the run starts where the session is.
-    let start = Checkpoint {
-        params: whole.params.clone(),
-        names: names.clone(),
-        step: 0,
-        epoch: 0,
-        optimizer: Some(checkpoint::SavedOptimizer::from_state(&optim::State::new(
-            &cfg.optimizer,
-            &sizes,
-        ))),
-    };
     let stop = style.interactive.then(interrupt_flag).flatten();
     if let Some(flag) = &stop {
         flag.store(false, Ordering::Relaxed);
@@ -46,8 +33,9 @@ pub fn train(session: &mut Session, style: Style) -> Result<String, Error> {
     let opts = runtime::Options {
         base_dir: whole.dir.clone().unwrap_or_default(),
         backend: session.backend(),
-        resume: Some(start),
+        initial: Some(whole.params.clone()),
         stop,
+        ..runtime::Options::default()
     };
     let mut progress = Progress::new(style.interactive);
     let result = runtime::train(c, &cfg, &opts, &mut progress);

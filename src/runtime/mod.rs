@@ -89,6 +89,28 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+impl Error {
+    /// The error as a [`crate::diagnostic::Error`], its spans in `source`.
+    pub fn into_error(self, source: &Arc<crate::diagnostic::Source>) -> crate::diagnostic::Error {
+        use crate::diagnostic::{Error as E, Location};
+        match self {
+            Error::Program(d) => E::in_source(source, vec![d]),
+            Error::Data {
+                location,
+                message,
+                note,
+            } => {
+                let e = E::at(Location::file(location), message);
+                match note {
+                    Some(n) => e.note(Some(Location::span(source, n.span)), n.message),
+                    None => e,
+                }
+            }
+            Error::Other(m) => E::new(m),
+        }
+    }
+}
+
 /// How to run, besides what the train block says.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
@@ -99,8 +121,13 @@ pub struct Options {
     /// [`train::train_with`] for the other modes).
     pub backend: Backend,
     /// Start from these parameters (and optimizer state) instead of the
-    /// initialisers: `--resume`.
+    /// initialisers: `--resume`. The step and epoch counters continue.
     pub resume: Option<Checkpoint>,
+    /// Start from these parameters (in declaration order) instead of the
+    /// initialisers, with a fresh optimizer and counters at 0: the REPL's
+    /// `:train` from the session's current values. `resume` wins if both
+    /// are given.
+    pub initial: Option<Vec<Tensor>>,
     /// Set from another thread (a Ctrl-C handler) to stop at the next step;
     /// the run then ends with [`Stop::Interrupted`].
     pub stop: Option<Arc<AtomicBool>>,

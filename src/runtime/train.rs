@@ -271,7 +271,13 @@ impl<'a> Run<'a> {
                 }
                 (ck.params.clone(), ck.step, ck.epoch)
             }
-            None => (c.initial_params(cfg.seed), 0, 0),
+            None => match &opts.initial {
+                Some(params) => {
+                    check_initial(params, &decls)?;
+                    (params.clone(), 0, 0)
+                }
+                None => (c.initial_params(cfg.seed), 0, 0),
+            },
         };
 
         let grad = train_program(c).map_err(Error::Program)?;
@@ -620,6 +626,16 @@ fn split(
     val.sort_unstable();
     train.sort_unstable();
     Ok((train, val))
+}
+
+fn check_initial(params: &[Tensor], decls: &[(String, Shape)]) -> Result<(), Error> {
+    if params.len() == decls.len() && params.iter().zip(decls).all(|(t, (_, s))| &t.shape == s) {
+        Ok(())
+    } else {
+        Err(Error::Other(
+            "the initial parameters do not match the program's shapes".into(),
+        ))
+    }
 }
 
 fn check_resume(ck: &Checkpoint, decls: &[(String, Shape)]) -> Result<(), Error> {
