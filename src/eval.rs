@@ -119,7 +119,9 @@ impl Evaluator {
                     .into_iter()
                     .zip(&f.outputs)
                     .map(|(v, o)| {
-                        v.ok_or_else(|| format!("the batched function does not compute `{}`", o.name))
+                        v.ok_or_else(|| {
+                            format!("the batched function does not compute `{}`", o.name)
+                        })
                     })
                     .collect()
             }

@@ -2,7 +2,11 @@
 //!
 //! The pipeline: source text -> [`syntax`] (tokens, syntax tree) -> [`types`]
 //! (names resolved, shapes checked) -> [`lower`] (SSA [`ir`]) -> [`passes`]
-//! (simplification) -> interpretation by [`ir::interp`].
+//! (simplification) -> [`autodiff`] (the gradient program) -> evaluation by
+//! [`ir::interp`] or the [`backend`]'s JIT ([`eval`]) -> training
+//! ([`runtime`]). The [`driver`] is what the command line ([`cli`]) and the
+//! REPL ([`repl`]) share; every error a user can cause is a
+//! [`diagnostic::Error`].
 //!
 //! ```
 //! let src = "param x = -3\nloss x^2\n";
@@ -159,7 +163,10 @@ pub fn compile_source(source: &Arc<Source>, opts: &types::CheckOptions) -> Resul
     compile_in(source.clone(), opts).map_err(|d| Error::in_source(source, d))
 }
 
-fn compile_in(source: Arc<Source>, opts: &types::CheckOptions) -> Result<Compiled, Vec<Diagnostic>> {
+fn compile_in(
+    source: Arc<Source>,
+    opts: &types::CheckOptions,
+) -> Result<Compiled, Vec<Diagnostic>> {
     let typed = check(&source.text, opts)?;
     let raw = lower::lower(&typed);
     let mut ir = raw.clone();

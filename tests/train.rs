@@ -11,6 +11,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use gradc::diagnostic::Location;
 use gradc::runtime::engine::{train_program, Engine};
 use gradc::runtime::optim::{learning_rate, with_lr, State};
 use gradc::runtime::{
@@ -593,7 +594,8 @@ fn resuming_continues_the_run_bit_for_bit() {
 fn initial_parameters_start_a_fresh_run() {
     // Momentum from x = 2 (not the initialiser's 1), its velocity at 0: the
     // same iterates as a program whose initialiser is 2.
-    let src = "param x = 1\nloss x^2\ntrain { optimizer = momentum(lr = 0.1, beta = 0.9)  steps = 3 }";
+    let src =
+        "param x = 1\nloss x^2\ntrain { optimizer = momentum(lr = 0.1, beta = 0.9)  steps = 3 }";
     let c = compile(src);
     let cfg = c.typed.train.clone().unwrap();
     let opts = Options {
@@ -660,12 +662,11 @@ fn data_error(src: &str) -> Error {
     }
 }
 
-fn located(e: &Error) -> (&str, &str) {
-    match e {
-        Error::Data {
-            location, message, ..
-        } => (location, message),
-        other => panic!("not a data error: {other:?}"),
+/// Where in a data file the error is, and its message.
+fn located(e: &Error) -> (String, &str) {
+    match e.location() {
+        Some(l @ Location::File { .. }) => (l.to_string(), e.message()),
+        _ => panic!("not a data error: {e:?}"),
     }
 }
 
@@ -677,9 +678,8 @@ fn a_bad_cell_is_located_before_training() {
     let (loc, msg) = located(&e);
     assert!(loc.ends_with("bad_cell.csv:3:6"), "{loc}");
     assert!(msg.contains("`abc`") && msg.contains("input `x`"), "{msg}");
-    let Error::Data { note: Some(n), .. } = &e else {
-        panic!()
-    };
+    let n = &e.reports[0].notes[0];
+    assert!(matches!(n.location, Some(Location::Span { .. })), "{n:?}");
     assert!(n.message.contains("columns 0, 1"), "{}", n.message);
 }
 
@@ -746,7 +746,9 @@ fn headers_are_detected_and_names_read() {
 fn a_model_with_inputs_needs_data() {
     let c = compile(BINARY);
     match runtime::train(&c, &TrainConfig::default(), &Options::default(), &mut ()) {
-        Err(Error::Program(d)) => assert!(d.message.contains("no training data"), "{}", d.message),
+        Err(e) if matches!(e.location(), Some(Location::Span { .. })) => {
+            assert!(e.message().contains("no training data"), "{e}")
+        }
         other => panic!("{other:?}"),
     }
 }

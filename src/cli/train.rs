@@ -131,18 +131,13 @@ impl TrainArgs {
     }
 }
 
-/// A runtime error, its spans in `c`'s source.
-fn runtime_error(c: &Compiled) -> impl Fn(runtime::Error) -> Error + '_ {
-    |e| e.into_error(&c.source)
-}
-
 /// `gradc train FILE`.
 pub fn train(args: TrainArgs) -> Result<(), Error> {
     let c = compile(&args.file)?;
     let cfg = driver::train_config(&c, &args.overrides()).map_err(counted)?;
     let decls = point::param_decls(&c);
     let resume = match &args.resume {
-        Some(path) => Some(checkpoint::load(path, &decls).map_err(runtime_error(&c))?),
+        Some(path) => Some(checkpoint::load(path, &decls)?),
         None => None,
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -166,23 +161,23 @@ pub fn train(args: TrainArgs) -> Result<(), Error> {
     let mut progress = Progress::new(&args, &decls);
     let result = runtime::train(&c, &cfg, &opts, &mut progress);
     progress.finish();
-    let rep = result.map_err(runtime_error(&c))?;
+    let rep = result?;
 
     for n in &rep.notes {
         eprintln!("note: {n}");
     }
     let mut wrote: Vec<String> = Vec::new();
     if let Some(path) = &args.save {
-        checkpoint::save(path, &rep.checkpoint).map_err(runtime_error(&c))?;
+        checkpoint::save(path, &rep.checkpoint)?;
         wrote.push(format!("weights saved to {}", path.display()));
     }
     if let Some(path) = &args.log {
-        runtime::history::write_csv(path, &rep.history, &rep.metrics).map_err(runtime_error(&c))?;
+        runtime::history::write_csv(path, &rep.history, &rep.metrics)?;
         wrote.push(format!("history written to {}", path.display()));
     }
     if let Some(path) = &args.plot {
         let x = if progress.has_data { "epoch" } else { "step" };
-        runtime::history::plot(path, &rep.history, x).map_err(runtime_error(&c))?;
+        runtime::history::plot(path, &rep.history, x)?;
         wrote.push(format!("loss curves drawn to {}", path.display()));
     }
     if args.json {
@@ -451,10 +446,8 @@ pub fn eval(
         return Ok(());
     };
     let needed = vec![true; c.typed.inputs.len()];
-    let ds = runtime::load_data(c, data, &driver::base_dir(file), &needed)
-        .map_err(runtime_error(c))?;
-    let e = runtime::evaluate(c, &params, ds.as_ref(), at.backend.into())
-        .map_err(runtime_error(c))?;
+    let ds = runtime::load_data(c, data, &driver::base_dir(file), &needed)?;
+    let e = runtime::evaluate(c, &params, ds.as_ref(), at.backend.into())?;
     if json {
         outln!(
             "{}",
@@ -477,10 +470,8 @@ pub fn predict(args: PredictArgs) -> Result<(), Error> {
     let params = point::params(&c, Some(&args.weights), c.seed())?;
     let needed = runtime::infer::predict_inputs(&c);
     let data = args.data.flatten();
-    let ds = runtime::load_data(&c, data.as_deref(), &driver::base_dir(&args.file), &needed)
-        .map_err(runtime_error(&c))?;
-    let p = runtime::predict(&c, &params, ds.as_ref(), args.backend.into())
-        .map_err(runtime_error(&c))?;
+    let ds = runtime::load_data(&c, data.as_deref(), &driver::base_dir(&args.file), &needed)?;
+    let p = runtime::predict(&c, &params, ds.as_ref(), args.backend.into())?;
     let mut out = String::new();
     out.push_str(
         &p.columns

@@ -7,7 +7,7 @@
 //! - [`Error`] ([`error`]): every error a user can cause, wherever it comes
 //!   from: reports with an optional [`Location`] (a span of a named
 //!   [`Source`], or a place in a data file), labels, a hint and notes.
-//! - [`Error::render`] ([`render`]) is the one renderer, with ariadne;
+//! - [`Error::render`] (`render.rs`) is the one renderer, with ariadne;
 //!   [`Diagnostic::render`] and [`render_all`] use it.
 
 pub mod error;

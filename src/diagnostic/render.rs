@@ -109,17 +109,31 @@ mod tests {
             .label(Span::new(18, 19), "not defined")
             .note(None, "a note");
         let text = e.render(false);
-        assert!(text.starts_with("m.grad:2:9: error: unknown name `c`\n"), "{text}");
-        assert!(text.contains("not defined") && text.ends_with("───╯\nnote: a note\n"), "{text}");
+        assert!(
+            text.starts_with("m.grad:2:9: error: unknown name `c`\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("not defined") && text.ends_with("───╯\nnote: a note\n"),
+            "{text}"
+        );
 
-        let e = Error::at(Location::cell("d.csv", 3, 6), "`abc` is not a finite number")
-            .note(Some(Location::span(&src, Span::new(4, 5))), "mapped here");
+        let e = Error::at(
+            Location::cell("d.csv", 3, 6),
+            "`abc` is not a finite number",
+        )
+        .note(Some(Location::span(&src, Span::new(4, 5))), "mapped here");
         assert_eq!(
             e.render(false),
             "d.csv:3:6: error: `abc` is not a finite number\nnote: m.grad:1:5: mapped here\n"
         );
-        let e = Error::new("no loss").hint("define one").and(Error::new("second"));
-        assert_eq!(e.render(false), "error: no loss\nhelp: define one\n\nerror: second\n");
+        let e = Error::new("no loss")
+            .hint("define one")
+            .and(Error::new("second"));
+        assert_eq!(
+            e.render(false),
+            "error: no loss\nhelp: define one\n\nerror: second\n"
+        );
         assert_eq!(e.to_string(), "no loss\nsecond");
     }
 }

@@ -165,7 +165,10 @@ mod tests {
 
     #[test]
     fn the_point_comes_first_then_seeded_perturbations() {
-        let p = vec![Tensor::new(crate::shape::Shape::vector(2), vec![1.0, -20.0])];
+        let p = vec![Tensor::new(
+            crate::shape::Shape::vector(2),
+            vec![1.0, -20.0],
+        )];
         let a = points(&p, 3);
         assert_eq!(a.len(), 4);
         assert_eq!(a[0], p);
@@ -181,13 +184,20 @@ mod tests {
         let settings = CheckSettings::default();
         let ok = check_gradients(&c.ir, &g, &c.initial_params(0), &[], &settings).unwrap();
         assert!(ok.ok() && ok.failure().is_none(), "{ok}");
-        assert!(ok.to_string().contains("at 4 points (tolerance 1e-5)"), "{ok}");
+        assert!(
+            ok.to_string().contains("at 4 points (tolerance 1e-5)"),
+            "{ok}"
+        );
         // The loss as its own gradient: x^2 against 2x.
         let loss = g.outputs[0].value;
         let k = g.outputs.len() - 1;
         g.outputs[k].value = loss;
         let bad = check_gradients(&c.ir, &g, &c.initial_params(0), &[], &settings).unwrap();
         assert!(!bad.ok() && bad.to_string().contains("FAIL"), "{bad}");
-        assert!(bad.failure().unwrap().to_string().contains("more than 1e-5"));
+        assert!(bad
+            .failure()
+            .unwrap()
+            .to_string()
+            .contains("more than 1e-5"));
     }
 }

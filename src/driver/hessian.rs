@@ -70,7 +70,10 @@ mod tests {
     #[test]
     fn labels_and_the_limit() {
         let c = crate::compile("param a\nparam W: [2, 2]\nloss a * sum(W)\n").unwrap();
-        assert_eq!(labels(&c.ir), ["a", "W[0, 0]", "W[0, 1]", "W[1, 0]", "W[1, 1]"]);
+        assert_eq!(
+            labels(&c.ir),
+            ["a", "W[0, 0]", "W[0, 1]", "W[1, 0]", "W[1, 1]"]
+        );
         let h = hessian(&c.ir, &c.initial_params(0), &[], Backend::Interp).unwrap();
         assert_eq!(h.rows[0], [0.0, 1.0, 1.0, 1.0, 1.0]);
         let big = crate::compile("param w: [101]\nloss sum(w^2)\n").unwrap();

@@ -67,9 +67,7 @@ pub fn random_inputs(c: &Compiled) -> Vec<Tensor> {
 /// or the initial ones drawn with `seed`.
 pub fn params(c: &Compiled, weights: Option<&Path>, seed: u64) -> Result<Vec<Tensor>, Error> {
     match weights {
-        Some(path) => Ok(crate::runtime::checkpoint::load(path, &param_decls(c))
-            .map_err(|e| e.into_error(&c.source))?
-            .params),
+        Some(path) => Ok(crate::runtime::checkpoint::load(path, &param_decls(c))?.params),
         None => Ok(c.initial_params(seed)),
     }
 }
@@ -156,7 +154,9 @@ mod tests {
     #[test]
     fn wrong_counts_and_names_are_explained() {
         let d = [decl("x", vec![2])];
-        let e = parse_inputs(&d, &["x=1,2,3".into()]).unwrap_err().to_string();
+        let e = parse_inputs(&d, &["x=1,2,3".into()])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("shape [2]") && e.contains("3 were given"), "{e}");
         let e = parse_inputs(&d, &["z=1".into()]).unwrap_err().to_string();
         assert!(e.contains("no input `z`"), "{e}");
@@ -169,7 +169,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("given twice"), "{e}");
-        let e = parse_inputs(&d, &["x=1,nan".into()]).unwrap_err().to_string();
+        let e = parse_inputs(&d, &["x=1,nan".into()])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a finite number"), "{e}");
     }
 

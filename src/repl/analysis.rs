@@ -7,7 +7,7 @@ use std::rc::Rc;
 use crate::diagnostic::Diagnostic;
 use crate::driver::{self, CheckReport, CheckSettings, Hessian};
 use crate::ir::{Function, Role};
-use crate::repl::error::{compile, locate, Error};
+use crate::repl::error::{at, compile, locate, Error};
 use crate::repl::session::Session;
 use crate::repl::source::{Assembled, Origin};
 use crate::shape::Tensor;
@@ -37,7 +37,7 @@ impl Session {
     pub fn grad(&self, origin: Rc<Origin>, base: Option<usize>) -> Result<GradReport, Error> {
         let s = self.scalar(origin, base, ":grad")?;
         let g = s.gradient()?;
-        let values = self.run(&g).map_err(Error::Message)?;
+        let values = self.run(&g)?;
         let mut value = f64::NAN;
         let mut grads = Vec::new();
         for (o, t) in g.outputs.iter().zip(values) {
@@ -59,13 +59,13 @@ impl Session {
     pub fn hessian(&self, origin: Rc<Origin>, base: Option<usize>) -> Result<Hessian, Error> {
         let s = self.scalar(origin, base, ":hessian")?;
         if s.f.params.is_empty() {
-            return Err(Error::message(
+            return Err(Error::new(
                 "the session has no params to differentiate with respect to",
             ));
         }
         let (params, inputs) = self.point(&s.f);
         s.gradient()?;
-        Ok(driver::hessian(&s.f, &params, &inputs, self.backend())?)
+        driver::hessian(&s.f, &params, &inputs, self.backend())
     }
 
     /// Reverse-mode gradients against central differences, at the current
@@ -74,7 +74,7 @@ impl Session {
     pub fn check(&self, origin: Rc<Origin>, base: Option<usize>) -> Result<CheckReport, Error> {
         let s = self.scalar(origin, base, ":check")?;
         if s.f.params.is_empty() {
-            return Err(Error::message(
+            return Err(Error::new(
                 "the session has no params to check gradients for",
             ));
         }
@@ -84,9 +84,7 @@ impl Session {
             backend: self.backend(),
             ..CheckSettings::default()
         };
-        Ok(driver::check_gradients(
-            &s.f, &g, &params, &inputs, &settings,
-        )?)
+        driver::check_gradients(&s.f, &g, &params, &inputs, &settings)
     }
 
     /// The simplified IR of the expression, or of the whole session.
@@ -104,7 +102,7 @@ impl Session {
     /// The Cranelift IR of what [`Session::ir`] gives.
     pub fn clif(&self, origin: Rc<Origin>, base: Option<usize>) -> Result<String, Error> {
         let f = self.ir(origin, base)?;
-        crate::backend::clif_text(&f).map_err(Error::Message)
+        crate::backend::clif_text(&f).map_err(Error::new)
     }
 
     /// The scalar of `:grad`, `:hessian` and `:check`: the expression (which
@@ -117,7 +115,7 @@ impl Session {
                 let out = f.outputs.last_mut().expect("the expression's output");
                 let shape = f.insts[out.value.index()].shape.clone();
                 if !shape.is_scalar() {
-                    let text = &origin.text[base..];
+                    let text = &origin.text()[base..];
                     let span = Span::new(base, base + text.trim_end().len());
                     let d = Diagnostic::error(
                         span,
@@ -125,7 +123,7 @@ impl Session {
                     )
                     .label(span, format!("shape {shape}"))
                     .hint("reduce it to one number, e.g. with `sum(...)`, `mean(...)` or `norm(...)`, or take one element");
-                    return Err(Error::at(vec![d], &origin, 0));
+                    return Err(at(vec![d], &origin, 0));
                 }
                 out.role = Role::Loss;
                 out.name = "loss".to_string();
@@ -140,7 +138,7 @@ impl Session {
                 let c = compile(&assembled, &origin, |_| String::new())?;
                 let mut f = c.ir;
                 if f.output(&Role::Loss).is_none() {
-                    return Err(Error::message(format!(
+                    return Err(Error::new(format!(
                         "the session has no `loss`: define one (`loss EXPR`), or give a scalar: `{what} EXPR`"
                     )));
                 }

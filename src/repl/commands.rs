@@ -94,31 +94,9 @@ impl Reply {
 
     fn error(e: Error, color: bool) -> Reply {
         Reply {
-            err: render_error(&e, color),
+            err: e.render(color),
             failed: true,
             ..Reply::default()
-        }
-    }
-}
-
-/// Renders an error as the CLI renders diagnostics: located in the text the
-/// user wrote.
-pub fn render_error(e: &Error, color: bool) -> String {
-    match e {
-        Error::Message(m) => format!("error: {m}\n"),
-        Error::Diagnostics(ds) => {
-            let mut out = String::new();
-            for d in ds {
-                let text = d.diagnostic.render(&d.origin.name, &d.origin.text, color);
-                out.push_str(&text);
-                if !text.ends_with('\n') {
-                    out.push('\n');
-                }
-                if let Some(n) = &d.note {
-                    let _ = writeln!(out, "note: {n}");
-                }
-            }
-            out
         }
     }
 }
@@ -139,7 +117,9 @@ pub fn handle(session: &mut Session, input: &str, style: Style) -> Reply {
             .define(Origin::typed(input), 0)
             .map(|ds| defined_lines(&ds))
     } else {
-        session.eval(Origin::typed(input), base).map(|t| fmt_value(&t))
+        session
+            .eval(Origin::typed(input), base)
+            .map(|t| fmt_value(&t))
     };
     match result {
         Ok(text) => Reply::out(text),
@@ -244,7 +224,7 @@ fn command(session: &mut Session, input: &str, base: usize, style: Style) -> Rep
                 let _ = write!(m, " (did you mean `:{close}`?)");
             }
             m.push_str("; `:help` lists the commands");
-            Err(Error::Message(m))
+            Err(Error::new(m))
         }
     };
     match result {
@@ -254,7 +234,7 @@ fn command(session: &mut Session, input: &str, base: usize, style: Style) -> Rep
 }
 
 fn usage(u: &str) -> Error {
-    Error::Message(format!("usage: {u}"))
+    Error::new(format!("usage: {u}"))
 }
 
 /// `:set NAME = VALUE`.
@@ -282,7 +262,7 @@ fn set(
 fn save(session: &Session, path: &Path) -> Result<String, Error> {
     let src = session.source();
     std::fs::write(path, &src).map_err(|e| {
-        Error::Message(format!(
+        Error::new(format!(
             "cannot write `{}`: {}",
             path.display(),
             crate::diagnostic::io_reason(&e)

@@ -12,11 +12,11 @@ use std::path::Path;
 use std::rc::Rc;
 
 use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{io_reason, Source};
 use crate::eval::Backend;
 use crate::ir::Function;
-use crate::repl::error::{compile, locate};
+use crate::repl::error::{at, compile, relocate};
 use crate::repl::source::{self, Assembled, Entry, Key, Kind, Origin};
-use crate::diagnostic::io_reason;
 use crate::shape::{parse_tensor, Shape, Tensor};
 use crate::types::{Named, TExpr, TKind};
 use crate::Compiled;
@@ -29,7 +29,7 @@ pub struct Options {
     pub seed: Option<u64>,
 }
 
-pub use crate::repl::error::{Error, Located};
+pub use crate::repl::error::Error;
 
 /// A definition an input made, with its value where it has one.
 #[derive(Clone, Debug)]
@@ -42,7 +42,7 @@ pub struct Defined {
     pub replaced: bool,
     /// The value at the current point (params, inputs, lets, results), or
     /// why it could not be computed.
-    pub value: Option<Result<Tensor, String>>,
+    pub value: Option<Result<Tensor, Error>>,
 }
 
 /// The whole session compiled, for training.
@@ -57,18 +57,10 @@ pub struct Whole {
 }
 
 impl Whole {
-    /// A diagnostic on the whole session's source, placed in the text the
-    /// user wrote.
-    pub fn locate(&self, d: Diagnostic) -> Error {
-        // A diagnostic with no place (the default train block has none) is
-        // a message.
-        if d.span == crate::span::Span::default() && d.labels.is_empty() {
-            let hint = d.hint.map_or(String::new(), |h| format!("\nhelp: {h}"));
-            return Error::Message(format!("{}{hint}", d.message));
-        }
-        locate(&self.assembled, vec![d], &Origin::typed(""), |_| {
-            String::new()
-        })
+    /// An error on the whole session's program (the runtime's), placed in
+    /// the text the user wrote.
+    pub fn locate(&self, e: Error) -> Error {
+        relocate(&self.assembled, &self.compiled.source, e)
     }
 }
 
@@ -162,12 +154,12 @@ impl Session {
             .collect()
     }
 
-    /// Applies the definitions in `origin.text[base..]`: each replaces the
+    /// Applies the definitions in `origin.text()[base..]`: each replaces the
     /// session's definition of the same name, in place, or is added. All or
     /// nothing: if the session would not check, nothing changes.
     pub fn define(&mut self, origin: Rc<Origin>, base: usize) -> Result<Vec<Defined>, Error> {
-        let text = &origin.text[base..];
-        let program = crate::parse(text).map_err(|d| Error::at(d, &origin, base))?;
+        let text = &origin.text()[base..];
+        let program = crate::parse(text).map_err(|d| at(d, &origin, base))?;
         let new: Vec<Entry> = program
             .items
             .iter()
@@ -344,7 +336,7 @@ impl Session {
             {
                 m.push_str(&format!(" (did you mean `{close}`?)"));
             }
-            return Err(Error::message(m));
+            return Err(Error::new(m));
         };
         let mut candidate = self.entries.clone();
         let gone = candidate.remove(i);
@@ -361,7 +353,7 @@ impl Session {
     /// Reads a .grad file; its items join the session as definitions.
     pub fn load(&mut self, path: &Path) -> Result<Vec<Defined>, Error> {
         let bytes = std::fs::read(path).map_err(|e| {
-            Error::message(format!(
+            Error::new(format!(
                 "cannot read `{}`: {}",
                 path.display(),
                 io_reason(&e)
@@ -373,21 +365,21 @@ impl Session {
             Ok(t) => t.to_string(),
             Err(d) => {
                 let origin = Rc::new(Origin {
-                    name,
-                    text: crate::printable_text(&bytes),
+                    source: Source::new(name, crate::printable_text(&bytes)),
                     dir,
                 });
-                return Err(Error::at(vec![d], &origin, 0));
+                return Err(at(vec![d], &origin, 0));
             }
         };
-        self.define(Rc::new(Origin { name, text, dir }), 0)
+        let source = Source::new(name, text);
+        self.define(Rc::new(Origin { source, dir }), 0)
     }
 
-    /// The value of the expression `origin.text[base..]` at the current point.
+    /// The value of the expression `origin.text()[base..]` at the current point.
     pub fn eval(&self, origin: Rc<Origin>, base: usize) -> Result<Tensor, Error> {
         let (c, _) = self.compile_expr(&origin, base)?;
-        let mut values = self.run(&c.ir).map_err(Error::Message)?;
-        values.pop().ok_or_else(|| Error::message("no value"))
+        let mut values = self.run(&c.ir)?;
+        values.pop().ok_or_else(|| Error::new("no value"))
     }
 
     /// Compiles the session's declarations and bindings with
@@ -397,8 +389,8 @@ impl Session {
         origin: &Rc<Origin>,
         base: usize,
     ) -> Result<(Compiled, Assembled), Error> {
-        let text = &origin.text[base..];
-        crate::syntax::parser::parse_expr(text).map_err(|d| Error::at(d, origin, base))?;
+        let text = &origin.text()[base..];
+        crate::syntax::parser::parse_expr(text).map_err(|d| at(d, origin, base))?;
         let mut assembled = Assembled::new(&self.entries, false);
         assembled.push("output _ = ", text, origin, base, None);
         let c = compile(&assembled, origin, |k| {
@@ -419,7 +411,7 @@ impl Session {
                     .iter()
                     .find(|e| e.key == Key::Global(name.to_string()))
                     .map(|e| e.kind);
-                return Err(Error::message(match what {
+                return Err(Error::new(match what {
                     Some(k) => format!(
                         "`{name}` is a {}, not a param or an input: redefine it instead",
                         k.keyword()
@@ -428,9 +420,9 @@ impl Session {
                 }));
             }
         };
-        let text = &origin.text[base..];
+        let text = &origin.text()[base..];
         let value = if top_level_separator(text) {
-            parse_tensor(&shape, text).map_err(|e| Error::message(e.describe(name)))?
+            parse_tensor(&shape, text).map_err(|e| Error::new(e.describe(name)))?
         } else {
             let t = self.eval(origin, base)?;
             if t.shape == shape {
@@ -438,14 +430,14 @@ impl Session {
             } else if t.shape.is_scalar() {
                 Tensor::filled(shape.clone(), t.item())
             } else {
-                return Err(Error::message(format!(
+                return Err(Error::new(format!(
                     "`{name}` has shape {shape}, but the value has shape {}",
                     t.shape
                 )));
             }
         };
         if value.data.iter().any(|x| !x.is_finite()) {
-            return Err(Error::message(format!(
+            return Err(Error::new(format!(
                 "the value of `{name}` is not finite: {value}"
             )));
         }
@@ -504,9 +496,9 @@ impl Session {
 
     /// Runs `f` at the current point with the session's backend; its outputs
     /// in order.
-    pub(super) fn run(&self, f: &Function) -> Result<Vec<Tensor>, String> {
+    pub(super) fn run(&self, f: &Function) -> Result<Vec<Tensor>, Error> {
         let (params, inputs) = self.point(f);
-        crate::driver::evaluate(f, self.opts.backend, &params, &inputs).map_err(|e| e.to_string())
+        crate::driver::evaluate(f, self.opts.backend, &params, &inputs)
     }
 }
 
@@ -534,11 +526,7 @@ fn cycle_error(entries: &[Entry], path: &[usize]) -> Error {
     .hint(format!(
         "a definition cannot use what uses it: redefine `{next}` first"
     ));
-    Error::Diagnostics(vec![Located {
-        diagnostic: d,
-        origin: first.origin.clone(),
-        note: None,
-    }])
+    Error::in_source(&first.origin.source, vec![d])
 }
 
 /// What `:forget` takes to remove the definition with this key.

@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::repl::commands::Style;
-use crate::repl::session::{Error, Session, Whole};
+use crate::repl::session::{Error, Session};
 use crate::runtime::{self, checkpoint, Checkpoint, Observer, Plan, StepEvent, Stop};
 use crate::shape::{fmt_short, fmt_value};
 
@@ -20,7 +20,7 @@ pub fn train(session: &mut Session, style: Style) -> Result<String, Error> {
     let whole = session.whole()?;
     let c = &whole.compiled;
     if c.typed.loss.is_none() {
-        return Err(Error::Message(
+        return Err(Error::new(
             "the session has no `loss` to train: define one with `loss EXPR`".to_string(),
         ));
     }
@@ -40,7 +40,7 @@ pub fn train(session: &mut Session, style: Style) -> Result<String, Error> {
     let mut progress = Progress::new(style.interactive);
     let result = runtime::train(c, &cfg, &opts, &mut progress);
     progress.bar.finish_and_clear();
-    let report = result.map_err(|e| runtime_error(&whole, e))?;
+    let report = result.map_err(|e| whole.locate(e))?;
     session.set_params(names.iter().cloned().zip(report.params.clone()).collect());
 
     let mut out = String::new();
@@ -62,7 +62,12 @@ pub fn train(session: &mut Session, style: Style) -> Result<String, Error> {
     let first = report.history.first().map(|h| h.loss);
     match first {
         Some(first) => {
-            let _ = writeln!(out, "loss {} -> {}", fmt_short(first), fmt_short(report.train.loss));
+            let _ = writeln!(
+                out,
+                "loss {} -> {}",
+                fmt_short(first),
+                fmt_short(report.train.loss)
+            );
         }
         None => {
             let _ = writeln!(out, "loss {}", fmt_short(report.train.loss));
@@ -94,9 +99,7 @@ pub fn train(session: &mut Session, style: Style) -> Result<String, Error> {
 pub fn save_params(session: &Session, path: &Path) -> Result<String, Error> {
     let (names, params): (Vec<String>, Vec<_>) = session.params().into_iter().unzip();
     if names.is_empty() {
-        return Err(Error::Message(
-            "the session has no params to save".to_string(),
-        ));
+        return Err(Error::new("the session has no params to save".to_string()));
     }
     let ck = Checkpoint {
         params,
@@ -105,29 +108,13 @@ pub fn save_params(session: &Session, path: &Path) -> Result<String, Error> {
         epoch: 0,
         optimizer: None,
     };
-    checkpoint::save(path, &ck).map_err(|e| Error::Message(e.to_string()))?;
+    checkpoint::save(path, &ck)?;
     Ok(format!(
         "saved {} param{} to {}",
         ck.names.len(),
         if ck.names.len() == 1 { "" } else { "s" },
         path.display()
     ))
-}
-
-/// A runtime error placed in the session's source where it has a place.
-fn runtime_error(whole: &Whole, e: runtime::Error) -> Error {
-    match e {
-        runtime::Error::Program(d) => whole.locate(d),
-        runtime::Error::Data {
-            location,
-            message,
-            note: Some(note),
-        } => whole.locate(
-            crate::diagnostic::Diagnostic::error(note.span, format!("{location}: {message}"))
-                .label(note.span, note.message),
-        ),
-        other => Error::Message(other.to_string()),
-    }
 }
 
 /// The flag a Ctrl-C sets while training, installed on first use; `None` if

@@ -18,9 +18,9 @@
 //! numbers depend only on the data, the parameters and the order.
 
 use crate::backend::{Reduce, Scratch};
-use crate::diagnostic::Diagnostic;
-pub use crate::eval::{Backend, Mode};
+use crate::diagnostic::Error;
 use crate::eval::Evaluator;
+pub use crate::eval::{Backend, Mode};
 use crate::ir::{interp, Function, Op, Role};
 use crate::shape::Tensor;
 use crate::{passes, Compiled};
@@ -38,8 +38,10 @@ pub fn eval_program(c: &Compiled) -> Function {
 /// The gradient program of the loss, with the metrics but without the
 /// `output`s, which training does not need: the program's one gradient
 /// program ([`Compiled::gradient`]) with those outputs dropped.
-pub fn train_program(c: &Compiled) -> Result<Function, Diagnostic> {
-    let mut g = c.gradient()?;
+pub fn train_program(c: &Compiled) -> Result<Function, Error> {
+    let mut g = c
+        .gradient()
+        .map_err(|d| Error::in_source(&c.source, vec![d]))?;
     g.outputs.retain(|o| o.role != Role::Output);
     passes::simplify(&mut g);
     Ok(g)
@@ -111,8 +113,9 @@ fn recycle<A, B>(mut v: Vec<A>) -> Vec<B> {
 impl Engine {
     /// Compiles `f` to run as `mode` says. `per_example_outputs`: the
     /// program is run one example at a time for its `output`s (prediction).
-    pub fn new(f: &Function, mode: Mode) -> Result<Engine, String> {
-        let program = Evaluator::compile(f, mode)?;
+    pub fn new(f: &Function, mode: Mode) -> Result<Engine, Error> {
+        let program = Evaluator::compile(f, mode)
+            .map_err(|e| Error::new(format!("cannot compile the program: {e}")))?;
         let mut written = vec![false; f.outputs.len()];
         if let Evaluator::Batched(b) = &program {
             let mut last = None;
@@ -120,7 +123,9 @@ impl Engine {
                 // The buffers come in output order; the pointer table in
                 // `call_batched` relies on it.
                 if last.is_some_and(|l| l >= o.index) {
-                    return Err("the batched function's buffers are out of order".into());
+                    return Err(Error::new(
+                        "cannot compile the program: the batched function's buffers are out of order",
+                    ));
                 }
                 last = Some(o.index);
                 written[o.index] = true;
