@@ -12,7 +12,7 @@ use std::path::Path;
 use std::rc::Rc;
 
 use crate::diagnostic::Diagnostic;
-use crate::diagnostic::{io_reason, Source};
+use crate::driver;
 use crate::eval::Backend;
 use crate::ir::Function;
 use crate::repl::error::{at, compile, relocate};
@@ -352,26 +352,8 @@ impl Session {
 
     /// Reads a .grad file; its items join the session as definitions.
     pub fn load(&mut self, path: &Path) -> Result<Vec<Defined>, Error> {
-        let bytes = std::fs::read(path).map_err(|e| {
-            Error::new(format!(
-                "cannot read `{}`: {}",
-                path.display(),
-                io_reason(&e)
-            ))
-        })?;
-        let name = path.display().to_string();
-        let dir = Some(path.parent().unwrap_or(Path::new("")).to_path_buf());
-        let text = match crate::source_text(&bytes) {
-            Ok(t) => t.to_string(),
-            Err(d) => {
-                let origin = Rc::new(Origin {
-                    source: Source::new(name, crate::printable_text(&bytes)),
-                    dir,
-                });
-                return Err(at(vec![d], &origin, 0));
-            }
-        };
-        let source = Source::new(name, text);
+        let source = driver::read_source(path)?;
+        let dir = Some(driver::base_dir(path));
         self.define(Rc::new(Origin { source, dir }), 0)
     }
 

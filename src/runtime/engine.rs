@@ -81,7 +81,6 @@ pub struct Engine {
     /// Batched mode: per output of the function, whether the batched code
     /// writes it.
     written: Vec<bool>,
-    f: Function,
     /// One buffer per output of the program, in `Function::outputs` order:
     /// the values of the last example run (the means, after a batched run).
     outs: Vec<Vec<f64>>,
@@ -111,8 +110,8 @@ fn recycle<A, B>(mut v: Vec<A>) -> Vec<B> {
 }
 
 impl Engine {
-    /// Compiles `f` to run as `mode` says. `per_example_outputs`: the
-    /// program is run one example at a time for its `output`s (prediction).
+    /// Compiles `f` to run as `mode` says (in batched mode, a program with
+    /// `output`s computes them per example: prediction).
     pub fn new(f: &Function, mode: Mode) -> Result<Engine, Error> {
         let program = Evaluator::compile(f, mode)
             .map_err(|e| Error::new(format!("cannot compile the program: {e}")))?;
@@ -162,7 +161,6 @@ impl Engine {
             grad_means,
             loss_mean: 0.0,
             outs,
-            f: f.clone(),
             param_ptrs: Vec::new(),
             input_ptrs: Vec::new(),
             out_ptrs: Vec::new(),
@@ -171,14 +169,14 @@ impl Engine {
 
     /// The program this runs.
     pub fn function(&self) -> &Function {
-        &self.f
+        self.program.function()
     }
 
     /// The metrics' names, in the order of [`Self::metrics`].
     pub fn metric_names(&self) -> Vec<String> {
         self.metrics
             .iter()
-            .map(|&i| self.f.outputs[i].name.clone())
+            .map(|&i| self.program.function().outputs[i].name.clone())
             .collect()
     }
 
