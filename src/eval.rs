@@ -1,7 +1,16 @@
-//! Evaluation of an IR function at a point, on either backend: the Cranelift
-//! JIT (the default) or the reference interpreter (`--backend interp`).
+//! The one engine abstraction: an IR function ready to run on one of the
+//! ways gradc runs programs, the Cranelift JIT (one example a call, or a
+//! whole batch a call) or the reference interpreter.
+//!
+//! [`Evaluator`] runs one example with tensors (evaluation, gradients at a
+//! point, the gradient check, Hessian rows); the training runtime's
+//! [`crate::runtime::engine::Engine`] holds an `Evaluator` with its scratch
+//! and buffers, allocated once, to run batches without allocating.
+//!
+//! Errors here are the backend's and the interpreter's one-line messages;
+//! the driver turns them into [`crate::diagnostic::Error`]s.
 
-use crate::backend::{self, JitFunction};
+use crate::backend::{self, BatchOptions, BatchedFunction, JitFunction, Scratch};
 use crate::ir::{interp, Function, Role};
 use crate::shape::Tensor;
 
@@ -15,17 +24,59 @@ pub enum Backend {
     Interp,
 }
 
-/// A function ready to evaluate on one backend.
+/// How a program runs: the three give the same numbers, bit for bit.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// The JIT, one call per batch (the loop over examples in machine code).
+    #[default]
+    Batched,
+    /// The JIT, one call per example.
+    PerExample,
+    /// The reference interpreter.
+    Interp,
+}
+
+impl From<Backend> for Mode {
+    fn from(b: Backend) -> Mode {
+        match b {
+            Backend::Jit => Mode::Batched,
+            Backend::Interp => Mode::Interp,
+        }
+    }
+}
+
+/// A function ready to run, in one [`Mode`].
 pub enum Evaluator {
     Interp(Function),
+    /// One example per call.
     Jit(Box<JitFunction>),
+    /// A batch per call; with `Role::Output`s, they are computed per example.
+    Batched(Box<BatchedFunction>),
 }
 
 impl Evaluator {
+    /// `f` on a backend, one example per call.
     pub fn new(f: &Function, backend: Backend) -> Result<Evaluator, String> {
-        Ok(match backend {
-            Backend::Interp => Evaluator::Interp(f.clone()),
-            Backend::Jit => Evaluator::Jit(Box::new(backend::compile(f)?)),
+        Evaluator::compile(
+            f,
+            match backend {
+                Backend::Jit => Mode::PerExample,
+                Backend::Interp => Mode::Interp,
+            },
+        )
+    }
+
+    /// `f` compiled (or kept, for the interpreter) to run as `mode` says.
+    pub fn compile(f: &Function, mode: Mode) -> Result<Evaluator, String> {
+        Ok(match mode {
+            Mode::Interp => Evaluator::Interp(f.clone()),
+            Mode::PerExample => Evaluator::Jit(Box::new(backend::compile(f)?)),
+            Mode::Batched => {
+                let options = BatchOptions {
+                    per_example_outputs: f.outputs.iter().any(|o| o.role == Role::Output),
+                };
+                Evaluator::Batched(Box::new(backend::compile_batched_with(f, options)?))
+            }
         })
     }
 
@@ -33,10 +84,22 @@ impl Evaluator {
         match self {
             Evaluator::Interp(f) => f,
             Evaluator::Jit(j) => j.function(),
+            Evaluator::Batched(b) => b.function(),
         }
     }
 
-    /// The outputs of the function, in `function().outputs` order.
+    /// A scratch buffer for the compiled code, to reuse across calls (`None`
+    /// for the interpreter).
+    pub fn scratch(&self) -> Option<Scratch> {
+        match self {
+            Evaluator::Interp(_) => None,
+            Evaluator::Jit(j) => Some(j.scratch()),
+            Evaluator::Batched(b) => Some(b.scratch()),
+        }
+    }
+
+    /// The outputs of the function for one example, in `function().outputs`
+    /// order.
     pub fn outputs(&self, params: &[Tensor], inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
         match self {
             Evaluator::Interp(f) => Ok(interp::run_outputs(f, params, inputs)?
@@ -44,6 +107,24 @@ impl Evaluator {
                 .map(|(_, t)| t)
                 .collect()),
             Evaluator::Jit(j) => j.run(params, inputs),
+            Evaluator::Batched(b) => {
+                let f = b.function();
+                let rows: Vec<&[f64]> = inputs.iter().map(|t| &t.data[..]).collect();
+                let mut values: Vec<Option<Tensor>> = vec![None; f.outputs.len()];
+                for (o, t) in b.outputs().iter().zip(b.run(params, &rows, 1)?) {
+                    let shape = f.shape(f.outputs[o.index].value).clone();
+                    values[o.index] = Some(Tensor::new(shape, t.data));
+                }
+                values
+                    .into_iter()
+                    .zip(&f.outputs)
+                    .map(|(v, o)| {
+                        v.ok_or_else(|| {
+                            format!("the batched function does not compute `{}`", o.name)
+                        })
+                    })
+                    .collect()
+            }
         }
     }
 
@@ -61,5 +142,32 @@ impl Evaluator {
             .position(|o| &o.role == role)
             .ok_or_else(|| format!("the program has no {role:?} output"))?;
         Ok(self.outputs(params, inputs)?.swap_remove(k))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The three modes give the same outputs, bit for bit.
+    #[test]
+    fn every_mode_computes_the_same_outputs() {
+        let c = crate::compile(
+            "param w: [2] = [0.5, -1]\ninput x: [2]\nlet z = dot(w, x)\nloss z^2\noutput p = sigmoid(z)\n",
+        )
+        .unwrap();
+        let g = c.gradient().unwrap();
+        let params = c.initial_params(0);
+        let x = Tensor::new(crate::shape::Shape::vector(2), vec![1.5, 0.25]);
+        let outs = |mode| {
+            Evaluator::compile(&g, mode)
+                .unwrap()
+                .outputs(&params, std::slice::from_ref(&x))
+                .unwrap()
+        };
+        let interp = outs(Mode::Interp);
+        assert_eq!(interp.len(), g.outputs.len());
+        assert_eq!(outs(Mode::PerExample), interp);
+        assert_eq!(outs(Mode::Batched), interp);
     }
 }

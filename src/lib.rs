@@ -2,7 +2,11 @@
 //!
 //! The pipeline: source text -> [`syntax`] (tokens, syntax tree) -> [`types`]
 //! (names resolved, shapes checked) -> [`lower`] (SSA [`ir`]) -> [`passes`]
-//! (simplification) -> interpretation by [`ir::interp`].
+//! (simplification) -> [`autodiff`] (the gradient program) -> evaluation by
+//! [`ir::interp`] or the [`backend`]'s JIT ([`eval`]) -> training
+//! ([`runtime`]). The [`driver`] is what the command line ([`cli`]) and the
+//! REPL ([`repl`]) share; every error a user can cause is a
+//! [`diagnostic::Error`].
 //!
 //! ```
 //! let src = "param x = -3\nloss x^2\n";
@@ -34,6 +38,7 @@ pub mod autodiff;
 pub mod backend;
 pub mod cli;
 pub mod diagnostic;
+pub mod driver;
 pub mod eval;
 pub mod ir;
 pub mod lower;
@@ -48,18 +53,24 @@ pub mod types;
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use diagnostic::Diagnostic;
+use std::sync::Arc;
+
+use diagnostic::{Diagnostic, Error, Source};
 use shape::Tensor;
 use span::Span;
 
 /// Everything the front end produces for one source file.
 #[derive(Clone, Debug)]
 pub struct Compiled {
+    /// The source it was compiled from, which errors point into.
+    pub source: Arc<Source>,
     pub typed: types::Program,
     /// The IR as lowered, before simplification.
     pub raw: ir::Function,
     /// The simplified IR.
     pub ir: ir::Function,
+    /// The gradient program of `ir`, built on first use.
+    gradient: std::sync::OnceLock<Result<ir::Function, Diagnostic>>,
 }
 
 impl Compiled {
@@ -74,19 +85,32 @@ impl Compiled {
             .collect()
     }
 
-    /// The simplified gradient program: the loss, metrics and outputs, and the
-    /// gradient of the loss with respect to every parameter.
+    /// The simplified gradient program of [`Self::ir`]: the loss, metrics and
+    /// outputs, and the gradient of the loss with respect to every
+    /// parameter. Built by [`gradient_program`] on the first call, then
+    /// kept (each call gives a copy): `gradc grad`, `check`, `clif` and
+    /// training share it.
     pub fn gradient(&self) -> Result<ir::Function, Diagnostic> {
-        let mut g = autodiff::grad(&self.ir)
-            .map_err(|e| Diagnostic::error(e.span, e.message.clone()).label(e.span, "here"))?;
-        passes::simplify(&mut g);
-        Ok(g)
+        self.gradient
+            .get_or_init(|| gradient_program(&self.ir))
+            .clone()
     }
 
     /// The seed of the `train` block, or 0.
     pub fn seed(&self) -> u64 {
         self.typed.train.as_ref().map_or(0, |t| t.seed)
     }
+}
+
+/// The simplified gradient program of `f` (its loss differentiated with
+/// respect to every parameter, its other outputs kept): the one place the
+/// gradient program is built. An operation that cannot be differentiated
+/// where it is used is a diagnostic at its span.
+pub fn gradient_program(f: &ir::Function) -> Result<ir::Function, Diagnostic> {
+    let mut g = autodiff::grad(f)
+        .map_err(|e| Diagnostic::error(e.span, e.message.clone()).label(e.span, "here"))?;
+    passes::simplify(&mut g);
+    Ok(g)
 }
 
 /// Source bytes as text; invalid UTF-8 is an error at the first bad byte.
@@ -127,10 +151,31 @@ pub fn compile(src: &str) -> Result<Compiled, Vec<Diagnostic>> {
     compile_with(src, &types::CheckOptions::default())
 }
 
+/// [`compile`], with options. The source is named `<source>` in errors
+/// the runtime reports; [`compile_source`] names it.
 pub fn compile_with(src: &str, opts: &types::CheckOptions) -> Result<Compiled, Vec<Diagnostic>> {
-    let typed = check(src, opts)?;
+    compile_in(Source::new("<source>", src), opts)
+}
+
+/// The whole front end on a named source; the diagnostics as an [`Error`]
+/// in that source.
+pub fn compile_source(source: &Arc<Source>, opts: &types::CheckOptions) -> Result<Compiled, Error> {
+    compile_in(source.clone(), opts).map_err(|d| Error::in_source(source, d))
+}
+
+fn compile_in(
+    source: Arc<Source>,
+    opts: &types::CheckOptions,
+) -> Result<Compiled, Vec<Diagnostic>> {
+    let typed = check(&source.text, opts)?;
     let raw = lower::lower(&typed);
     let mut ir = raw.clone();
     passes::simplify(&mut ir);
-    Ok(Compiled { typed, raw, ir })
+    Ok(Compiled {
+        source,
+        typed,
+        raw,
+        ir,
+        gradient: std::sync::OnceLock::new(),
+    })
 }

@@ -1,4 +1,6 @@
-//! Static shapes, and the dense f64 tensors the interpreter and runtime use.
+//! Static shapes, the dense f64 tensors the interpreter and runtime use, and
+//! numbers as the user reads and writes them: one family of formatters and
+//! one parser of number lists.
 
 use std::fmt;
 
@@ -103,27 +105,18 @@ impl Tensor {
 }
 
 impl fmt::Display for Tensor {
-    /// Scalars as numbers, vectors as `[a, b]`, matrices as rows of vectors.
+    /// Scalars as numbers, vectors as `[a, b]`, matrices as rows of vectors,
+    /// each number in full ([`fmt_num`]).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fn go(f: &mut fmt::Formatter<'_>, dims: &[usize], data: &[f64]) -> fmt::Result {
-            match dims.split_first() {
-                None => write!(f, "{}", fmt_num(data[0])),
-                Some((&n, rest)) => {
-                    let step: usize = rest.iter().product();
-                    write!(f, "[")?;
-                    for i in 0..n {
-                        if i > 0 {
-                            write!(f, ", ")?;
-                        }
-                        go(f, rest, &data[i * step..(i + 1) * step])?;
-                    }
-                    write!(f, "]")
-                }
-            }
-        }
-        go(f, self.shape.dims(), &self.data)
+        f.write_str(&fmt_tensor(self, fmt_num))
     }
 }
+
+// Numbers as the user reads and writes them. One family of formatters:
+// [`fmt_num`] in full (values, the IR, the trace, predictions), [`fmt_sig`]
+// to a number of significant digits (summaries, progress, plot axes), and
+// [`fmt_tensor`] / [`fmt_value`] for tensors; one parser, [`parse_numbers`],
+// for lists such as `1, 2; 3, 4` (`--input`, the REPL's `:set`).
 
 /// A number as the user reads it: integers without a decimal point, others in
 /// the shortest form that reads back to the same f64.
@@ -139,6 +132,141 @@ pub fn fmt_num(x: f64) -> String {
     } else {
         format!("{x}")
     }
+}
+
+/// Significant digits of [`fmt_short`]: losses and metrics in summaries.
+pub const SHORT_DIGITS: usize = 7;
+
+/// A number to `digits` significant digits, trailing zeros dropped, in
+/// exponent notation when smaller than 1e-4 or at least `10^digits`.
+/// Zero and non-finite numbers as [`fmt_num`] writes them.
+pub fn fmt_sig(x: f64, digits: usize) -> String {
+    let digits = digits.max(1);
+    if x == 0.0 || !x.is_finite() {
+        return fmt_num(x);
+    }
+    let trim = |s: &str| {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let magnitude = x.abs().log10().floor() as i32;
+    if x.abs() >= 1e-4 && magnitude < digits as i32 {
+        let decimals = (digits as i32 - 1 - magnitude).max(0) as usize;
+        trim(&format!("{x:.decimals$}"))
+    } else {
+        let s = format!("{x:.prec$e}", prec = digits - 1);
+        let (mantissa, exponent) = s.split_once('e').unwrap_or((&s, "0"));
+        format!("{}e{exponent}", trim(mantissa))
+    }
+}
+
+/// A number in [`SHORT_DIGITS`] significant digits.
+pub fn fmt_short(x: f64) -> String {
+    fmt_sig(x, SHORT_DIGITS)
+}
+
+/// A tensor with its numbers written by `num`: a number, `[a, b]`, or rows of
+/// vectors (the form of `Tensor`'s `Display`, which uses [`fmt_num`]).
+pub fn fmt_tensor(t: &Tensor, num: fn(f64) -> String) -> String {
+    fn go(out: &mut String, dims: &[usize], data: &[f64], num: fn(f64) -> String) {
+        match dims.split_first() {
+            None => out.push_str(&num(data[0])),
+            Some((&n, rest)) => {
+                let step: usize = rest.iter().product();
+                out.push('[');
+                for i in 0..n {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    go(out, rest, &data[i * step..(i + 1) * step], num);
+                }
+                out.push(']');
+            }
+        }
+    }
+    let mut out = String::new();
+    go(&mut out, t.shape.dims(), &t.data, num);
+    out
+}
+
+/// Tensors with more elements than this are summarised by [`fmt_value`].
+pub const MAX_SHOWN: usize = 100;
+
+/// A value and its shape: `[0.5, 1] : [2]`; a tensor of more than
+/// [`MAX_SHOWN`] numbers is summarised by its range.
+pub fn fmt_value(t: &Tensor) -> String {
+    if t.data.len() <= MAX_SHOWN {
+        return format!("{t} : {}", t.shape);
+    }
+    let min = t.data.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = t.data.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!(
+        "<{} numbers from {} to {}> : {}",
+        t.data.len(),
+        fmt_num(min),
+        fmt_num(max),
+        t.shape
+    )
+}
+
+/// Why a list of numbers does not give a tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NumbersError {
+    /// This piece is not a finite number.
+    NotANumber(String),
+    /// The shape holds `expected` numbers, and `given` were given.
+    Count {
+        shape: Shape,
+        expected: usize,
+        given: usize,
+    },
+}
+
+impl NumbersError {
+    /// The sentence for a value called `name`.
+    pub fn describe(&self, name: &str) -> String {
+        match self {
+            NumbersError::NotANumber(s) => format!("`{s}` is not a finite number"),
+            NumbersError::Count {
+                shape,
+                expected,
+                given,
+            } => format!(
+                "`{name}` has shape {shape}, which holds {expected} number{}, but {given} were given",
+                if *expected == 1 { "" } else { "s" }
+            ),
+        }
+    }
+}
+
+/// Numbers separated by commas, the rows of a matrix by `;`: `1, 2; 3, 4`.
+/// Every piece must be a finite number.
+pub fn parse_numbers(text: &str) -> Result<Vec<f64>, NumbersError> {
+    text.split([',', ';'])
+        .map(|s| {
+            let s = s.trim();
+            s.parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .ok_or_else(|| NumbersError::NotANumber(s.to_string()))
+        })
+        .collect()
+}
+
+/// A tensor of `shape` from [`parse_numbers`] text, row-major.
+pub fn parse_tensor(shape: &Shape, text: &str) -> Result<Tensor, NumbersError> {
+    let numbers = parse_numbers(text)?;
+    if numbers.len() != shape.size() {
+        return Err(NumbersError::Count {
+            shape: shape.clone(),
+            expected: shape.size(),
+            given: numbers.len(),
+        });
+    }
+    Ok(Tensor::new(shape.clone(), numbers))
 }
 
 #[cfg(test)]
@@ -157,5 +285,44 @@ mod tests {
         assert_eq!(t.to_string(), "[[1, 2.5], [-3, 0]]");
         assert_eq!(fmt_num(3.720075976020836e-44), "3.720075976020836e-44");
         assert_eq!(fmt_num(0.001), "0.001");
+    }
+
+    #[test]
+    fn significant_digits() {
+        assert_eq!(fmt_short(0.08912929123), "0.08912929");
+        assert_eq!(fmt_short(0.70356361), "0.7035636");
+        assert_eq!(fmt_short(9.0), "9");
+        assert_eq!(fmt_short(-0.0), "0");
+        assert_eq!(fmt_short(f64::NAN), "NaN");
+        assert_eq!(fmt_short(1.5e-5), "1.5e-5");
+        assert_eq!(fmt_short(123456789.0), "1.234568e8");
+        assert_eq!(fmt_sig(1234.5678, 3), "1.23e3");
+        assert_eq!(fmt_sig(0.012345, 3), "0.0123");
+        assert_eq!(fmt_sig(9.99999999, 3), "10");
+    }
+
+    #[test]
+    fn tensors_in_other_formats() {
+        let t = Tensor::new(Shape::vector(2), vec![1.0 / 3.0, 2.0]);
+        assert_eq!(fmt_tensor(&t, fmt_short), "[0.3333333, 2]");
+        assert_eq!(fmt_tensor(&t, fmt_num), t.to_string());
+        assert_eq!(fmt_value(&t), "[0.3333333333333333, 2] : [2]");
+        let big = Tensor::zeros(Shape::matrix(11, 10));
+        assert_eq!(fmt_value(&big), "<110 numbers from 0 to 0> : [11, 10]");
+    }
+
+    #[test]
+    fn number_lists() {
+        assert_eq!(parse_numbers(" 1, 2; 3,4 "), Ok(vec![1.0, 2.0, 3.0, 4.0]));
+        let e = parse_numbers("1, two").unwrap_err();
+        assert_eq!(e.describe("x"), "`two` is not a finite number");
+        assert!(parse_numbers("1, inf").is_err());
+        let e = parse_tensor(&Shape::vector(2), "1, 2, 3").unwrap_err();
+        assert_eq!(
+            e.describe("x"),
+            "`x` has shape [2], which holds 2 numbers, but 3 were given"
+        );
+        let t = parse_tensor(&Shape::matrix(2, 1), "1; 2").unwrap();
+        assert_eq!(t.data, vec![1.0, 2.0]);
     }
 }

@@ -139,3 +139,79 @@ fn a_clean_script_exits_with_zero_and_prints_no_prompts() {
     assert!(out.stderr.is_empty());
     assert!(out.status.success());
 }
+
+/// `:check` in the REPL and `gradc check` check the same points (the
+/// current values, then the same seeded perturbations) and print the same
+/// table.
+#[test]
+fn check_in_the_repl_is_gradc_check() {
+    let cli = Command::new(env!("CARGO_BIN_EXE_gradc"))
+        .args([
+            "check",
+            "examples/logistic.grad",
+            "--input",
+            "x=0.5,-1.5",
+            "--input",
+            "y=1",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("gradc runs");
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    let cli = String::from_utf8_lossy(&cli.stdout).into_owned();
+    assert!(cli.contains("at 4 points"), "{cli}");
+    let script = ":load examples/logistic.grad\n:set x = 0.5, -1.5\n:set y = 1\n:check\n";
+    let repl = transcript(script, &[], &scratch("check"));
+    let table = repl
+        .split_once("> :check\n")
+        .and_then(|(_, rest)| rest.split_once("-- exit code"))
+        .map(|(t, _)| t)
+        .unwrap_or_else(|| panic!("{repl}"));
+    assert_eq!(table, cli);
+}
+
+/// A data error is rendered by the one renderer: `gradc train` and the
+/// REPL's `:train` print the same text, located in the data file, with a
+/// note pointing into the .grad file.
+#[test]
+fn a_data_error_reads_the_same_in_the_cli_and_the_repl() {
+    let tmp = scratch("data-error");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases/data/bad_cell.csv"),
+        tmp.join("bad_cell.csv"),
+    )
+    .expect("the data file is copied");
+    let model = tmp.join("model.grad");
+    std::fs::write(
+        &model,
+        "input x: [2]\ninput y\nparam w: [2]\nloss (dot(w, x) - y)^2\n\
+         train { data = csv(\"bad_cell.csv\", x = 0..2, y = 2) }\n",
+    )
+    .expect("the model is written");
+    let model = model.display().to_string();
+    let cli = Command::new(env!("CARGO_BIN_EXE_gradc"))
+        .args(["train", &model])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("gradc runs");
+    assert!(!cli.status.success());
+    let cli = String::from_utf8_lossy(&cli.stderr).replace(&tmp.display().to_string(), "$TMP");
+    assert!(
+        cli.starts_with("$TMP/bad_cell.csv:3:6: error: `abc` is not a finite number")
+            && cli.contains(
+                "\nnote: $TMP/model.grad:5:36: mapped here: input `x` reads columns 0, 1\n"
+            ),
+        "{cli}"
+    );
+    let repl = transcript(":train\n", &[&model], &tmp);
+    let error = repl
+        .split_once("> :train\n")
+        .and_then(|(_, rest)| rest.split_once("-- exit code"))
+        .map(|(t, _)| t)
+        .unwrap_or_else(|| panic!("{repl}"));
+    assert_eq!(error, cli);
+}

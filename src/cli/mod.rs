@@ -1,38 +1,23 @@
-//! The command line: argument parsing, reading files, and all printing.
-//! Only this module (and the REPL) writes to the terminal.
+//! The command line's batch commands (`gradc ir`, `grad`, `check`, `eval`,
+//! `train`, `predict`, ...): their arguments, and the printing of their
+//! results. The work is the [`crate::driver`]'s; a failure is an [`Error`]
+//! the binary renders. Only this module and the REPL write to the terminal.
 
-mod inputs;
 mod train;
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Subcommand, ValueEnum};
 use serde_json::{json, Map, Value as Json};
 
-use crate::autodiff::{self, check};
-use crate::diagnostic::render_all;
-use crate::eval::{Backend, Evaluator};
+use crate::diagnostic::{Error, Location};
+use crate::driver::{self, check::CheckSettings, point, Missing};
+use crate::eval::Backend;
 use crate::ir::stats::stats;
 use crate::ir::Role;
 use crate::shape::Tensor;
 use crate::span::{LineIndex, Span};
 use crate::Compiled;
-
-pub use inputs::parse_inputs;
-
-/// gradc: a compiler for losses and models.
-///
-/// A .grad file declares parameters, the inputs of one example, a model and a
-/// per-example loss. gradc checks its shapes, lowers it to an SSA IR and
-/// evaluates it.
-#[derive(Parser, Debug)]
-#[command(name = "gradc", version, about, long_about = None)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
 
 /// Where the values of a model come from: `--input` and `--seed`.
 #[derive(clap::Args, Debug, Clone)]
@@ -130,9 +115,6 @@ pub enum Command {
     /// Print the `output`s of a trained model for every example of a data
     /// set, as CSV.
     Predict(train::PredictArgs),
-    /// An interactive session: define, evaluate, differentiate, inspect,
-    /// load files, train. `:help` inside lists the commands.
-    Repl(crate::repl::ReplArgs),
 }
 
 /// Stages `gradc ir --emit` can print.
@@ -146,39 +128,28 @@ pub enum Emit {
     Ir,
 }
 
-/// A failure already explained to the user; the process exits with 1.
-pub struct Reported;
-
-/// Parses the arguments, runs the command, and gives the process exit code.
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Reported) => ExitCode::FAILURE,
-    }
-}
-
-pub fn run(cli: Cli) -> Result<(), Reported> {
-    match cli.command {
+/// Runs a command; its output is printed, its failure returned.
+pub fn run(command: Command) -> Result<(), Error> {
+    match command {
         Command::Ir { file, emit } => {
-            let src = read(&file)?;
             let text = match emit {
                 Emit::Ast => {
-                    let ast = crate::parse(&src).map_err(|d| report(&file, &src, &d))?;
+                    let source = driver::read_source(&file).map_err(counted)?;
+                    let ast = crate::parse(&source.text)
+                        .map_err(|d| counted(Error::in_source(&source, d)))?;
                     crate::syntax::printer::print(&ast)
                 }
-                Emit::RawIr => compile(&file, &src)?.raw.to_string(),
-                Emit::Ir => compile(&file, &src)?.ir.to_string(),
+                Emit::RawIr => compile(&file)?.raw.to_string(),
+                Emit::Ir => compile(&file)?.ir.to_string(),
             };
             out!("{text}");
             Ok(())
         }
         Command::Clif { file } => {
-            let src = read(&file)?;
-            let c = compile(&file, &src)?;
-            let g = c.gradient().map_err(|d| report(&file, &src, &[d]))?;
+            let c = compile(&file)?;
+            let g = gradient(&c)?;
             for (name, f) in [("forward", &c.ir), ("gradient", &g)] {
-                let text = crate::backend::clif_text(f).map_err(fail)?;
+                let text = crate::backend::clif_text(f).map_err(Error::new)?;
                 outln!("; {name}\n{text}");
             }
             Ok(())
@@ -191,30 +162,21 @@ pub fn run(cli: Cli) -> Result<(), Reported> {
             point,
             json,
         } => {
-            let src = read(&file)?;
-            let c = compile(&file, &src)?;
-            let g = c.gradient().map_err(|d| report(&file, &src, &[d]))?;
+            let c = compile(&file)?;
+            let g = gradient(&c)?;
             if values {
-                let (params, inputs) = at_point(&c, &point, Missing::Zeros)?;
-                let g = Evaluator::new(&g, point.backend).map_err(fail)?;
-                let (loss, grads) = check::gradients_with(&g, &params, &inputs)
-                    .map_err(|e| fail(format!("evaluation failed: {e}")))?;
+                let p = at_point(&c, &point, Missing::Zeros)?;
+                let (loss, grads) = driver::gradients(&g, point.backend, &p.params, &p.inputs)?;
                 print_gradients(&c, loss, &grads, json);
             } else if hessian {
-                let (params, inputs) = at_point(&c, &point, Missing::Zeros)?;
-                let n: usize = params.iter().map(|p| p.data.len()).sum();
-                if n > MAX_HESSIAN {
-                    return Err(fail(format!(
-                        "the Hessian of {n} parameter elements is too large to print (at most {MAX_HESSIAN})"
-                    )));
-                }
-                let h = autodiff::hessian_with(&c.ir, &params, &inputs, point.backend)
-                    .map_err(|e| fail(format!("evaluation failed: {e}")))?;
-                print_hessian(&h, json);
+                let p = at_point(&c, &point, Missing::Zeros)?;
+                let h = driver::hessian(&c.ir, &p.params, &p.inputs, point.backend)?;
+                print_hessian(&h.rows, json);
             } else if stats {
                 print_stats(&c.ir, &g, json);
             } else {
-                let lines = LineIndex::new(&src);
+                let src = &c.source.text;
+                let lines = LineIndex::new(src);
                 let text = crate::ir::printer::print_with_lines(&g, |s| {
                     (s != Span::default()).then(|| lines.line(s.lo as usize))
                 });
@@ -228,13 +190,17 @@ pub fn run(cli: Cli) -> Result<(), Reported> {
             tol,
             perturbations,
         } => {
-            let src = read(&file)?;
-            let c = compile(&file, &src)?;
-            let g = c.gradient().map_err(|d| report(&file, &src, &[d]))?;
-            let (params, inputs) = at_point(&c, &point, Missing::Random)?;
-            let f = Evaluator::new(&c.ir, point.backend).map_err(fail)?;
-            let g = Evaluator::new(&g, point.backend).map_err(fail)?;
-            gradient_check(&c, &f, &g, params, &inputs, tol, perturbations)
+            let c = compile(&file)?;
+            let g = gradient(&c)?;
+            let p = at_point(&c, &point, Missing::Random)?;
+            let settings = CheckSettings {
+                tol,
+                perturbations,
+                backend: point.backend,
+            };
+            let report = driver::check_gradients(&c.ir, &g, &p.params, &p.inputs, &settings)?;
+            out!("{report}");
+            report.failure().map_or(Ok(()), Err)
         }
         Command::Eval {
             file,
@@ -243,127 +209,39 @@ pub fn run(cli: Cli) -> Result<(), Reported> {
             weights,
             data,
         } => {
-            let src = read(&file)?;
-            let c = compile(&file, &src)?;
+            let c = compile(&file)?;
             if weights.is_some() || data.is_some() {
                 let (w, d) = (weights.as_deref(), data.as_ref().map(Option::as_deref));
-                return train::eval(&file, &src, &c, &point, w, d, json);
+                return train::eval(&file, &c, &point, w, d, json);
             }
-            let (params, inputs) = at_point(&c, &point, Missing::Zeros)?;
-            let f = Evaluator::new(&c.ir, point.backend).map_err(fail)?;
-            let outs = f
-                .outputs(&params, &inputs)
-                .map_err(|e| fail(format!("evaluation failed: {e}")))?;
+            let p = at_point(&c, &point, Missing::Zeros)?;
+            let outs = driver::evaluate(&c.ir, point.backend, &p.params, &p.inputs)?;
             print_results(&c.ir.outputs, &outs, json);
             Ok(())
         }
-        Command::Repl(args) => crate::repl::run(args),
         Command::Train(args) => train::train(args),
         Command::Predict(args) => train::predict(args),
     }
 }
 
-/// Hessians with more rows than this are refused: one program per row.
-const MAX_HESSIAN: usize = 400;
-
-/// What inputs not given on the command line become.
-#[derive(Copy, Clone, PartialEq, Eq)]
-enum Missing {
-    Zeros,
-    /// Seeded random values, when no input at all is given: a gradient check
-    /// at zeros would sit on the kinks of relu and abs.
-    Random,
-}
-
-/// The initial parameters and the inputs a command evaluates at.
-fn at_point(
-    c: &Compiled,
-    point: &Point,
-    missing: Missing,
-) -> Result<(Vec<Tensor>, Vec<Tensor>), Reported> {
-    let (mut inputs, defaulted) = parse_inputs(&c.typed.inputs, &point.inputs).map_err(fail)?;
-    if !defaulted.is_empty() {
-        let random = missing == Missing::Random && point.inputs.is_empty();
-        if random {
-            use rand::SeedableRng;
-            let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(0x5eed);
-            inputs = check::random_inputs(&c.ir, &mut rng);
-        }
+/// The point a command evaluates at; a note says which inputs were not
+/// given and what they are instead.
+fn at_point(c: &Compiled, p: &Point, missing: Missing) -> Result<point::Point, Error> {
+    let at = point::at(c, &p.inputs, p.seed, missing)?;
+    let n = at.defaulted.len();
+    if n > 0 {
         eprintln!(
             "note: input{} {} not given: using {}",
-            if defaulted.len() == 1 { "" } else { "s" },
-            defaulted.join(", "),
-            if random {
+            if n == 1 { "" } else { "s" },
+            at.defaulted.join(", "),
+            if at.random {
                 "seeded random values"
             } else {
                 "zeros"
             }
         );
     }
-    let params = c.initial_params(point.seed.unwrap_or_else(|| c.seed()));
-    Ok((params, inputs))
-}
-
-fn gradient_check(
-    c: &Compiled,
-    f: &Evaluator,
-    g: &Evaluator,
-    params: Vec<Tensor>,
-    inputs: &[Tensor],
-    tol: f64,
-    perturbations: usize,
-) -> Result<(), Reported> {
-    use rand::SeedableRng;
-    use rand_distr::{Distribution, StandardNormal};
-    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(0x9e37);
-    let mut worst: Vec<f64> = vec![0.0; params.len()];
-    for round in 0..=perturbations {
-        let mut point = params.clone();
-        if round > 0 {
-            for t in &mut point {
-                for x in &mut t.data {
-                    let z: f64 = StandardNormal.sample(&mut rng);
-                    *x += 0.1 * z * x.abs().max(1.0);
-                }
-            }
-        }
-        let results = check::check_with(f, g, &point, inputs)
-            .map_err(|e| fail(format!("evaluation failed: {e}")))?;
-        for (w, r) in worst.iter_mut().zip(&results) {
-            if r.max_rel_error > *w || r.max_rel_error.is_nan() {
-                *w = r.max_rel_error;
-            }
-        }
-    }
-    let width = c
-        .typed
-        .params
-        .iter()
-        .map(|p| p.name.len())
-        .max()
-        .unwrap_or(5)
-        .max(5);
-    outln!("{:width$}  {:>14}", "param", "max rel error");
-    let mut ok = true;
-    for (p, w) in c.typed.params.iter().zip(&worst) {
-        let pass = *w <= tol;
-        ok &= pass;
-        outln!(
-            "{:width$}  {:>14.3e}  {}",
-            p.name,
-            w,
-            if pass { "ok" } else { "FAIL" }
-        );
-    }
-    let points = perturbations + 1;
-    if ok {
-        outln!("gradients agree with central differences at {points} points (tolerance {tol:e})");
-        Ok(())
-    } else {
-        Err(fail(format!(
-            "gradients differ from central differences by more than {tol:e}"
-        )))
-    }
+    Ok(at)
 }
 
 fn print_gradients(c: &Compiled, loss: f64, grads: &[Tensor], json: bool) {
@@ -471,53 +349,27 @@ pub fn tensor_json(t: &Tensor) -> Json {
     go(t.shape.dims(), &t.data)
 }
 
-fn read(path: &Path) -> Result<String, Reported> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        fail(format!(
-            "cannot read `{}`: {}",
-            path.display(),
-            io_reason(&e)
-        ))
-    })?;
-    match crate::source_text(&bytes) {
-        Ok(s) => Ok(s.to_string()),
-        Err(d) => {
-            let shown = crate::printable_text(&bytes);
-            Err(report(path, &shown, &[d]))
-        }
-    }
+/// Reads and compiles a .grad file.
+fn compile(path: &Path) -> Result<Compiled, Error> {
+    driver::load(path).map_err(counted)
 }
 
-fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        std::io::ErrorKind::IsADirectory => "it is a directory".to_string(),
-        _ => e.to_string(),
-    }
+/// The program's gradient program; a failure points into its source.
+fn gradient(c: &Compiled) -> Result<crate::ir::Function, Error> {
+    c.gradient()
+        .map_err(|d| Error::in_source(&c.source, vec![d]))
 }
 
-fn compile(path: &Path, src: &str) -> Result<Compiled, Reported> {
-    crate::compile(src).map_err(|d| report(path, src, &d))
-}
-
-fn report(path: &Path, src: &str, diags: &[crate::diagnostic::Diagnostic]) -> Reported {
-    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    eprint!(
-        "{}",
-        render_all(diags, &path.display().to_string(), src, color)
-    );
-    let n = diags.len();
-    eprintln!(
-        "error: {} error{} in {}",
-        n,
+/// Errors in a source end with how many there were, as compilers do.
+fn counted(e: Error) -> Error {
+    let Some(Location::Span { source, .. }) = e.location() else {
+        return e;
+    };
+    let n = e.reports.len();
+    let total = format!(
+        "{n} error{} in {}",
         if n == 1 { "" } else { "s" },
-        path.display()
+        source.name
     );
-    Reported
-}
-
-fn fail(msg: impl std::fmt::Display) -> Reported {
-    eprintln!("error: {msg}");
-    Reported
+    e.and(Error::new(total))
 }

@@ -10,14 +10,12 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Map, Value as Json};
 
-use super::{compile, fail, read, report, tensor_json, Reported};
+use super::{compile, counted, tensor_json};
+use crate::diagnostic::Error;
+use crate::driver::{self, point, Overrides};
 use crate::eval::Backend;
-use crate::runtime::{
-    self, checkpoint, EpochRecord, Error, Observer, Options, Plan, StepEvent, Stop,
-};
-use crate::shape::{Shape, Tensor};
-use crate::span::LineIndex;
-use crate::types::train::{Batch, TrainConfig};
+use crate::runtime::{self, checkpoint, EpochRecord, Observer, Options, Plan, StepEvent, Stop};
+use crate::shape::{fmt_num, fmt_short, fmt_tensor, Shape, Tensor};
 use crate::Compiled;
 
 /// `gradc train`: the options override the train block.
@@ -112,147 +110,34 @@ pub struct PredictArgs {
     pub backend: Backend,
 }
 
-/// Prints a runtime error: a diagnostic in the .grad source, a located data
-/// error with a note pointing into the source, or one line.
-fn report_error(file: &Path, src: &str, e: &Error) -> Reported {
-    match e {
-        Error::Program(d) => report(file, src, std::slice::from_ref(d)),
-        Error::Data {
-            location,
-            message,
-            note,
-        } => {
-            eprintln!("{location}: error: {message}");
-            if let Some(n) = note {
-                let (line, col) = LineIndex::new(src).line_col(src, n.span.lo as usize);
-                eprintln!("  note: {}:{line}:{col}: {}", file.display(), n.message);
-            }
-            Reported
-        }
-        Error::Other(m) => fail(m),
-    }
-}
-
-/// The directory data paths in `file` are relative to.
-fn base_dir(file: &Path) -> PathBuf {
-    file.parent().map(Path::to_path_buf).unwrap_or_default()
-}
-
-fn param_decls(c: &Compiled) -> Vec<(String, Shape)> {
-    c.typed
-        .params
-        .iter()
-        .map(|p| (p.name.clone(), p.shape.clone()))
-        .collect()
-}
-
-/// A setting given on the command line, checked as if it were written in a
-/// train block: `--optimizer 'adam(lr = 0.01)'`.
-fn setting(c: &Compiled, key: &str, text: &str) -> Result<TrainConfig, Reported> {
-    let src = format!("train {{ {key} = {text} }}\n");
-    let shown = PathBuf::from(format!("--{key}"));
-    let ast = crate::parse(&src).map_err(|d| report(&shown, &src, &d))?;
-    let inputs: Vec<(String, Shape)> = c
-        .typed
-        .inputs
-        .iter()
-        .map(|i| (i.name.clone(), i.shape.clone()))
-        .collect();
-    let mut diags = Vec::new();
-    for item in &ast.items {
-        if let crate::syntax::ast::ItemKind::Train { settings } = &item.kind {
-            let cfg = crate::types::train::check_train(settings, item.span, &inputs, &mut diags);
-            if diags.is_empty() {
-                return Ok(cfg);
-            }
+impl TrainArgs {
+    /// The options that override the train block.
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            epochs: self.epochs,
+            steps: self.steps,
+            batch: self.batch.clone(),
+            lr: self.lr,
+            optimizer: self.optimizer.clone(),
+            schedule: self.schedule.clone(),
+            seed: self.seed,
+            no_shuffle: self.no_shuffle,
+            validate: self.validate,
+            patience: self.patience,
+            loss_tol: self.loss_tol,
+            grad_tol: self.grad_tol,
+            data: self.data.clone(),
         }
     }
-    Err(report(&shown, &src, &diags))
-}
-
-/// The train block with the command line's overrides.
-fn config(c: &Compiled, args: &TrainArgs) -> Result<TrainConfig, Reported> {
-    let mut cfg = c.typed.train.clone().unwrap_or_default();
-    if let Some(text) = &args.optimizer {
-        cfg.optimizer = setting(c, "optimizer", text)?.optimizer;
-    }
-    if let Some(text) = &args.schedule {
-        cfg.schedule = setting(c, "schedule", text)?.schedule;
-    }
-    if let Some(lr) = args.lr {
-        if !(lr > 0.0 && lr.is_finite()) {
-            return Err(fail(format!("--lr must be a positive number, not {lr}")));
-        }
-        cfg.optimizer = runtime::optim::with_lr(&cfg.optimizer, lr);
-    }
-    if let Some(b) = &args.batch {
-        cfg.batch = match b.trim() {
-            "full" => Batch::Full,
-            n => match n.parse::<usize>() {
-                Ok(n) if n >= 1 => Batch::Size(n),
-                _ => {
-                    return Err(fail(format!(
-                        "--batch must be a whole number of at least 1, or `full`; not `{b}`"
-                    )))
-                }
-            },
-        };
-    }
-    // A limit given on the command line replaces both of the block's.
-    if args.epochs.is_some() || args.steps.is_some() {
-        cfg.epochs = args.epochs;
-        cfg.steps = args.steps;
-    }
-    if let Some(s) = args.seed {
-        cfg.seed = s;
-    }
-    if args.no_shuffle {
-        cfg.shuffle = false;
-    }
-    if args.validate.is_some() {
-        cfg.validate = args.validate;
-    }
-    if args.patience.is_some() {
-        cfg.patience = args.patience;
-    }
-    if args.loss_tol.is_some() {
-        cfg.loss_tol = args.loss_tol;
-    }
-    if args.grad_tol.is_some() {
-        cfg.grad_tol = args.grad_tol;
-    }
-    if let Some(path) = &args.data {
-        let inputs: Vec<(String, Shape)> = c
-            .typed
-            .inputs
-            .iter()
-            .map(|i| (i.name.clone(), i.shape.clone()))
-            .collect();
-        if inputs.is_empty() {
-            return Err(fail(
-                "--data: the program has no inputs, so it reads no data",
-            ));
-        }
-        let mut source = cfg
-            .data
-            .clone()
-            .unwrap_or_else(|| runtime::data::default_source(&inputs));
-        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.clone());
-        source.path = absolute.to_string_lossy().into_owned();
-        source.path_span = Default::default();
-        cfg.data = Some(source);
-    }
-    Ok(cfg)
 }
 
 /// `gradc train FILE`.
-pub fn train(args: TrainArgs) -> Result<(), Reported> {
-    let src = read(&args.file)?;
-    let c = compile(&args.file, &src)?;
-    let cfg = config(&c, &args)?;
-    let decls = param_decls(&c);
+pub fn train(args: TrainArgs) -> Result<(), Error> {
+    let c = compile(&args.file)?;
+    let cfg = driver::train_config(&c, &args.overrides()).map_err(counted)?;
+    let decls = point::param_decls(&c);
     let resume = match &args.resume {
-        Some(path) => Some(checkpoint::load(path, &decls).map_err(fail)?),
+        Some(path) => Some(checkpoint::load(path, &decls)?),
         None => None,
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -267,31 +152,32 @@ pub fn train(args: TrainArgs) -> Result<(), Reported> {
         });
     }
     let opts = Options {
-        base_dir: base_dir(&args.file),
+        base_dir: driver::base_dir(&args.file),
         backend: args.backend,
         resume,
         stop: Some(stop),
+        ..Options::default()
     };
     let mut progress = Progress::new(&args, &decls);
     let result = runtime::train(&c, &cfg, &opts, &mut progress);
     progress.finish();
-    let rep = result.map_err(|e| report_error(&args.file, &src, &e))?;
+    let rep = result?;
 
     for n in &rep.notes {
         eprintln!("note: {n}");
     }
     let mut wrote: Vec<String> = Vec::new();
     if let Some(path) = &args.save {
-        checkpoint::save(path, &rep.checkpoint).map_err(fail)?;
+        checkpoint::save(path, &rep.checkpoint)?;
         wrote.push(format!("weights saved to {}", path.display()));
     }
     if let Some(path) = &args.log {
-        runtime::history::write_csv(path, &rep.history, &rep.metrics).map_err(fail)?;
+        runtime::history::write_csv(path, &rep.history, &rep.metrics)?;
         wrote.push(format!("history written to {}", path.display()));
     }
     if let Some(path) = &args.plot {
         let x = if progress.has_data { "epoch" } else { "step" };
-        runtime::history::plot(path, &rep.history, x).map_err(fail)?;
+        runtime::history::plot(path, &rep.history, x)?;
         wrote.push(format!("loss curves drawn to {}", path.display()));
     }
     if args.json {
@@ -300,40 +186,15 @@ pub fn train(args: TrainArgs) -> Result<(), Reported> {
         print_summary(&c, &rep, progress.batch_text.as_deref(), &wrote);
     }
     match &rep.stop {
-        Stop::Fault { .. } => Err(fail(format!(
+        Stop::Fault { .. } => Err(Error::new(format!(
             "training stopped at {}; the parameters are the last ones with a finite loss and gradient",
             rep.stop
         ))),
-        Stop::Interrupted => Err(fail(format!(
+        Stop::Interrupted => Err(Error::new(format!(
             "training interrupted after step {}",
             rep.last_step
         ))),
         _ => Ok(()),
-    }
-}
-
-/// A number for the summary: six significant digits, exponent when tiny or huge.
-fn num(x: f64) -> String {
-    if x == 0.0 || !x.is_finite() {
-        return format!("{x}");
-    }
-    if (1e-4..1e6).contains(&x.abs()) {
-        let digits = (5 - x.abs().log10().floor() as i32).max(0) as usize;
-        let s = format!("{x:.digits$}");
-        if s.contains('.') {
-            s.trim_end_matches('0').trim_end_matches('.').to_string()
-        } else {
-            s
-        }
-    } else {
-        let s = format!("{x:.5e}");
-        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
-        let m = if m.contains('.') {
-            m.trim_end_matches('0').trim_end_matches('.')
-        } else {
-            m
-        };
-        format!("{m}e{e}")
     }
 }
 
@@ -349,9 +210,9 @@ fn duration(d: Duration) -> String {
 }
 
 fn evaluation_line(e: &runtime::Evaluation) -> String {
-    let mut s = format!("loss {}", num(e.loss));
+    let mut s = format!("loss {}", fmt_short(e.loss));
     for (m, v) in &e.metrics {
-        s.push_str(&format!("  {m} {}", num(*v)));
+        s.push_str(&format!("  {m} {}", fmt_short(*v)));
     }
     s
 }
@@ -390,29 +251,12 @@ fn print_summary(c: &Compiled, rep: &runtime::Report, batch: Option<&str>, wrote
     let total: usize = rep.params.iter().map(|p| p.data.len()).sum();
     if total <= SHOW_PARAMS {
         for (p, t) in c.typed.params.iter().zip(&rep.params) {
-            outln!("{} = {}", p.name, short_tensor(t));
+            outln!("{} = {}", p.name, fmt_tensor(t, fmt_short));
         }
     }
     for w in wrote {
         outln!("{w}");
     }
-}
-
-/// A tensor with its numbers in the summary's format.
-fn short_tensor(t: &Tensor) -> String {
-    fn go(dims: &[usize], data: &[f64]) -> String {
-        match dims.split_first() {
-            None => num(data[0]),
-            Some((&n, rest)) => {
-                let step: usize = rest.iter().product();
-                let parts: Vec<String> = (0..n)
-                    .map(|i| go(rest, &data[i * step..(i + 1) * step]))
-                    .collect();
-                format!("[{}]", parts.join(", "))
-            }
-        }
-    }
-    go(t.shape.dims(), &t.data)
 }
 
 fn evaluation_json(e: &runtime::Evaluation) -> Json {
@@ -494,14 +338,14 @@ impl Progress {
             _ if self.has_data => format!("epoch {}", r.epoch),
             _ => format!("step {}", r.step),
         };
-        s.push_str(&format!("  loss {}", num(r.loss)));
+        s.push_str(&format!("  loss {}", fmt_short(r.loss)));
         for (m, v) in self.metrics.iter().zip(&r.metrics) {
-            s.push_str(&format!("  {m} {}", num(*v)));
+            s.push_str(&format!("  {m} {}", fmt_short(*v)));
         }
         if let Some((l, ms)) = &r.validation {
-            s.push_str(&format!("  val_loss {}", num(*l)));
+            s.push_str(&format!("  val_loss {}", fmt_short(*l)));
             for (m, v) in self.metrics.iter().zip(ms) {
-                s.push_str(&format!("  val_{m} {}", num(*v)));
+                s.push_str(&format!("  val_{m} {}", fmt_short(*v)));
             }
         }
         s
@@ -551,7 +395,7 @@ impl Observer for Progress {
             bar.set_position(e.step - self.first_step);
         }
         if self.tracing() {
-            let mut line = format!("step {}  loss {}", e.step, fmt_full(e.loss));
+            let mut line = format!("step {}  loss {}", e.step, fmt_num(e.loss));
             for (n, p) in self.names.iter().zip(e.params) {
                 line.push_str(&format!("  {n} = {p}"));
             }
@@ -584,71 +428,35 @@ impl Observer for Progress {
     }
 }
 
-/// A number in full, as the trace shows iterates.
-fn fmt_full(x: f64) -> String {
-    crate::shape::fmt_num(x)
-}
-
-/// The parameters a command evaluates at: from `--weights`, or the initial
-/// ones.
-fn weights_or_initial(
-    c: &Compiled,
-    weights: Option<&Path>,
-    seed: u64,
-) -> Result<Vec<Tensor>, Reported> {
-    match weights {
-        Some(path) => Ok(checkpoint::load(path, &param_decls(c))
-            .map_err(fail)?
-            .params),
-        None => Ok(c.initial_params(seed)),
-    }
-}
-
-/// The data of `--data [CSV]`: the file, or the train block's without one.
-fn data_arg(
-    file: &Path,
-    src: &str,
-    c: &Compiled,
-    data: Option<&Path>,
-    needed: &[bool],
-) -> Result<Option<runtime::Dataset>, Reported> {
-    runtime::load_data(c, data, &base_dir(file), needed).map_err(|e| report_error(file, src, &e))
-}
-
 /// `gradc eval FILE --weights W [--data [CSV]]`: the loss and metrics, the
 /// mean over the data's examples; without --data, at the --input point.
 pub fn eval(
     file: &Path,
-    src: &str,
     c: &Compiled,
-    point: &super::Point,
+    at: &super::Point,
     weights: Option<&Path>,
     data: Option<Option<&Path>>,
     json: bool,
-) -> Result<(), Reported> {
-    let params = weights_or_initial(c, weights, point.seed.unwrap_or_else(|| c.seed()))?;
+) -> Result<(), Error> {
+    let params = point::params(c, weights, at.seed.unwrap_or_else(|| c.seed()))?;
     let Some(data) = data else {
-        let (_, inputs) = super::at_point(c, point, super::Missing::Zeros)?;
-        let f = crate::eval::Evaluator::new(&c.ir, point.backend).map_err(fail)?;
-        let outs = f
-            .outputs(&params, &inputs)
-            .map_err(|e| fail(format!("evaluation failed: {e}")))?;
+        let p = super::at_point(c, at, driver::Missing::Zeros)?;
+        let outs = driver::evaluate(&c.ir, at.backend, &params, &p.inputs)?;
         super::print_results(&c.ir.outputs, &outs, json);
         return Ok(());
     };
     let needed = vec![true; c.typed.inputs.len()];
-    let ds = data_arg(file, src, c, data, &needed)?;
-    let e = runtime::evaluate(c, &params, ds.as_ref(), point.backend.into())
-        .map_err(|e| report_error(file, src, &e))?;
+    let ds = runtime::load_data(c, data, &driver::base_dir(file), &needed)?;
+    let e = runtime::evaluate(c, &params, ds.as_ref(), at.backend.into())?;
     if json {
         outln!(
             "{}",
             serde_json::to_string_pretty(&evaluation_json(&e)).unwrap_or_default()
         );
     } else {
-        outln!("loss {}", fmt_full(e.loss));
+        outln!("loss {}", fmt_num(e.loss));
         for (m, v) in &e.metrics {
-            outln!("metric {m} = {}", fmt_full(*v));
+            outln!("metric {m} = {}", fmt_num(*v));
         }
         outln!("examples {}", e.examples);
     }
@@ -657,20 +465,13 @@ pub fn eval(
 
 /// `gradc predict FILE --weights W [--data [CSV]]`: the outputs of every
 /// example as CSV.
-pub fn predict(args: PredictArgs) -> Result<(), Reported> {
-    let src = read(&args.file)?;
-    let c = compile(&args.file, &src)?;
-    let params = weights_or_initial(&c, Some(&args.weights), c.seed())?;
+pub fn predict(args: PredictArgs) -> Result<(), Error> {
+    let c = compile(&args.file)?;
+    let params = point::params(&c, Some(&args.weights), c.seed())?;
     let needed = runtime::infer::predict_inputs(&c);
-    let ds = data_arg(
-        &args.file,
-        &src,
-        &c,
-        args.data.flatten().as_deref(),
-        &needed,
-    )?;
-    let p = runtime::predict(&c, &params, ds.as_ref(), args.backend.into())
-        .map_err(|e| report_error(&args.file, &src, &e))?;
+    let data = args.data.flatten();
+    let ds = runtime::load_data(&c, data.as_deref(), &driver::base_dir(&args.file), &needed)?;
+    let p = runtime::predict(&c, &params, ds.as_ref(), args.backend.into())?;
     let mut out = String::new();
     out.push_str(
         &p.columns
@@ -681,7 +482,7 @@ pub fn predict(args: PredictArgs) -> Result<(), Reported> {
     );
     out.push('\n');
     for row in &p.rows {
-        let cells: Vec<String> = row.iter().map(|x| fmt_full(*x)).collect();
+        let cells: Vec<String> = row.iter().map(|x| fmt_num(*x)).collect();
         out.push_str(&cells.join(","));
         out.push('\n');
     }

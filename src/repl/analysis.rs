@@ -4,18 +4,14 @@
 
 use std::rc::Rc;
 
-use crate::autodiff::{self, check};
 use crate::diagnostic::Diagnostic;
-use crate::eval::Evaluator;
+use crate::driver::{self, CheckReport, CheckSettings, Hessian};
 use crate::ir::{Function, Role};
-use crate::repl::error::{compile, locate, Error};
+use crate::repl::error::{at, compile, locate, Error};
 use crate::repl::session::Session;
 use crate::repl::source::{Assembled, Origin};
 use crate::shape::Tensor;
 use crate::span::Span;
-
-/// Hessians over more parameter elements than this are refused.
-pub const MAX_HESSIAN: usize = 100;
 
 /// What `:grad` shows.
 #[derive(Clone, Debug)]
@@ -25,14 +21,6 @@ pub struct GradReport {
     pub value: f64,
     /// Every param's gradient, in declaration order.
     pub grads: Vec<(String, Tensor)>,
-}
-
-/// What `:hessian` shows: the rows and columns are every element of every
-/// param, in declaration order.
-#[derive(Clone, Debug)]
-pub struct Hessian {
-    pub labels: Vec<String>,
-    pub rows: Vec<Vec<f64>>,
 }
 
 /// The scalar a command differentiates: the program returning it as its
@@ -49,7 +37,7 @@ impl Session {
     pub fn grad(&self, origin: Rc<Origin>, base: Option<usize>) -> Result<GradReport, Error> {
         let s = self.scalar(origin, base, ":grad")?;
         let g = s.gradient()?;
-        let values = self.run(&g).map_err(Error::Message)?;
+        let values = self.run(&g)?;
         let mut value = f64::NAN;
         let mut grads = Vec::new();
         for (o, t) in g.outputs.iter().zip(values) {
@@ -67,62 +55,36 @@ impl Session {
     }
 
     /// The Hessian of a scalar over every param element, on the session's
-    /// backend.
+    /// backend (as `gradc grad --hessian`, with its size limit).
     pub fn hessian(&self, origin: Rc<Origin>, base: Option<usize>) -> Result<Hessian, Error> {
         let s = self.scalar(origin, base, ":hessian")?;
-        let mut labels = Vec::new();
-        for p in &s.f.params {
-            if p.shape.is_scalar() {
-                labels.push(p.name.clone());
-            } else {
-                let strides = p.shape.strides();
-                for k in 0..p.shape.size() {
-                    let ix: Vec<String> = strides
-                        .iter()
-                        .zip(p.shape.dims())
-                        .map(|(st, n)| ((k / st) % n).to_string())
-                        .collect();
-                    labels.push(format!("{}[{}]", p.name, ix.join(", ")));
-                }
-            }
-        }
-        if labels.is_empty() {
-            return Err(Error::message(
+        if s.f.params.is_empty() {
+            return Err(Error::new(
                 "the session has no params to differentiate with respect to",
             ));
         }
-        if labels.len() > MAX_HESSIAN {
-            return Err(Error::message(format!(
-                "the Hessian over {} param elements is too large to show (at most {MAX_HESSIAN})",
-                labels.len()
-            )));
-        }
         let (params, inputs) = self.point(&s.f);
         s.gradient()?;
-        let rows = autodiff::hessian_with(&s.f, &params, &inputs, self.backend())
-            .map_err(|e| Error::message(format!("evaluation failed: {e}")))?;
-        Ok(Hessian { labels, rows })
+        driver::hessian(&s.f, &params, &inputs, self.backend())
     }
 
     /// Reverse-mode gradients against central differences, at the current
-    /// point, on the session's backend (as `gradc check`).
-    pub fn check(
-        &self,
-        origin: Rc<Origin>,
-        base: Option<usize>,
-    ) -> Result<Vec<check::ParamCheck>, Error> {
+    /// point and at random perturbations of the params, on the session's
+    /// backend: the points `gradc check` checks.
+    pub fn check(&self, origin: Rc<Origin>, base: Option<usize>) -> Result<CheckReport, Error> {
         let s = self.scalar(origin, base, ":check")?;
         if s.f.params.is_empty() {
-            return Err(Error::message(
+            return Err(Error::new(
                 "the session has no params to check gradients for",
             ));
         }
         let g = s.gradient()?;
         let (params, inputs) = self.point(&s.f);
-        let message = |e: String| Error::message(format!("evaluation failed: {e}"));
-        let f = Evaluator::new(&s.f, self.backend()).map_err(message)?;
-        let g = Evaluator::new(&g, self.backend()).map_err(message)?;
-        check::check_with(&f, &g, &params, &inputs).map_err(message)
+        let settings = CheckSettings {
+            backend: self.backend(),
+            ..CheckSettings::default()
+        };
+        driver::check_gradients(&s.f, &g, &params, &inputs, &settings)
     }
 
     /// The simplified IR of the expression, or of the whole session.
@@ -140,7 +102,7 @@ impl Session {
     /// The Cranelift IR of what [`Session::ir`] gives.
     pub fn clif(&self, origin: Rc<Origin>, base: Option<usize>) -> Result<String, Error> {
         let f = self.ir(origin, base)?;
-        crate::backend::clif_text(&f).map_err(Error::Message)
+        crate::backend::clif_text(&f).map_err(Error::new)
     }
 
     /// The scalar of `:grad`, `:hessian` and `:check`: the expression (which
@@ -153,7 +115,7 @@ impl Session {
                 let value = f.outputs.last().expect("the expression's output").value;
                 let shape = f.shape(value).clone();
                 if !shape.is_scalar() {
-                    let text = &origin.text[base..];
+                    let text = &origin.text()[base..];
                     let span = Span::new(base, base + text.trim_end().len());
                     let d = Diagnostic::error(
                         span,
@@ -161,7 +123,7 @@ impl Session {
                     )
                     .label(span, format!("shape {shape}"))
                     .hint("reduce it to one number, e.g. with `sum(...)`, `mean(...)` or `norm(...)`, or take one element");
-                    return Err(Error::at(vec![d], &origin, 0));
+                    return Err(at(vec![d], &origin, 0));
                 }
                 let out = f.outputs.last_mut().expect("the expression's output");
                 out.role = Role::Loss;
@@ -177,7 +139,7 @@ impl Session {
                 let c = compile(&assembled, &origin, |_| String::new())?;
                 let mut f = c.ir;
                 if f.output(&Role::Loss).is_none() {
-                    return Err(Error::message(format!(
+                    return Err(Error::new(format!(
                         "the session has no `loss`: define one (`loss EXPR`), or give a scalar: `{what} EXPR`"
                     )));
                 }
@@ -196,13 +158,10 @@ impl Session {
 impl Scalar {
     /// The gradient program of the scalar with respect to every param.
     fn gradient(&self) -> Result<Function, Error> {
-        let mut g = autodiff::grad(&self.f).map_err(|e| {
-            let d = Diagnostic::error(e.span, e.message.clone()).label(e.span, "here");
+        crate::gradient_program(&self.f).map_err(|d| {
             locate(&self.assembled, vec![d], &self.origin, |k| {
                 format!("in `{}`", k.describe())
             })
-        })?;
-        crate::passes::simplify(&mut g);
-        Ok(g)
+        })
     }
 }

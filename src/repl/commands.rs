@@ -5,11 +5,11 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::rc::Rc;
 
-use crate::autodiff::check::ParamCheck;
-use crate::repl::analysis::{GradReport, Hessian};
+use crate::driver::{CheckReport, Hessian};
+use crate::repl::analysis::GradReport;
 use crate::repl::session::{Defined, Error, Session};
 use crate::repl::source::{Kind, Origin};
-use crate::shape::{fmt_num, Tensor};
+use crate::shape::{fmt_num, fmt_value, Tensor};
 use crate::syntax::lexer::Token;
 
 /// Every command, for `:help` and completion.
@@ -20,12 +20,6 @@ pub const COMMANDS: &[&str] = &[
 
 /// The commands whose argument is an expression (it may span lines).
 pub const EXPR_COMMANDS: &[&str] = &["grad", "hessian", "check", "ir", "clif", "set"];
-
-/// The largest gradient-check error accepted.
-pub const CHECK_TOLERANCE: f64 = 1e-5;
-
-/// Tensors with more elements than this are summarised.
-const MAX_SHOWN: usize = 100;
 
 pub const HELP: &str = "\
 Definitions are written as in a .grad file; one with the name of an earlier
@@ -41,7 +35,8 @@ Commands:
   :grad [EXPR]        the gradient program of EXPR (a scalar; default the loss)
                       with respect to the params, and its value here
   :hessian [EXPR]     its Hessian over every param element (small functions)
-  :check [EXPR]       reverse mode against central differences, here
+  :check [EXPR]       reverse mode against central differences, here and at
+                      3 random perturbations of the params (as `gradc check`)
   :ir [EXPR]          the IR of EXPR, or of the whole session
   :clif [EXPR]        the Cranelift IR of EXPR, or of the whole session
   :set NAME = VALUE   a param's or an input's value: an expression (a scalar
@@ -99,31 +94,9 @@ impl Reply {
 
     fn error(e: Error, color: bool) -> Reply {
         Reply {
-            err: render_error(&e, color),
+            err: e.render(color),
             failed: true,
             ..Reply::default()
-        }
-    }
-}
-
-/// Renders an error as the CLI renders diagnostics: located in the text the
-/// user wrote.
-pub fn render_error(e: &Error, color: bool) -> String {
-    match e {
-        Error::Message(m) => format!("error: {m}\n"),
-        Error::Diagnostics(ds) => {
-            let mut out = String::new();
-            for d in ds {
-                let text = d.diagnostic.render(&d.origin.name, &d.origin.text, color);
-                out.push_str(&text);
-                if !text.ends_with('\n') {
-                    out.push('\n');
-                }
-                if let Some(n) = &d.note {
-                    let _ = writeln!(out, "note: {n}");
-                }
-            }
-            out
         }
     }
 }
@@ -144,7 +117,9 @@ pub fn handle(session: &mut Session, input: &str, style: Style) -> Reply {
             .define(Origin::typed(input), 0)
             .map(|ds| defined_lines(&ds))
     } else {
-        session.eval(Origin::typed(input), base).map(|t| show(&t))
+        session
+            .eval(Origin::typed(input), base)
+            .map(|t| fmt_value(&t))
     };
     match result {
         Ok(text) => Reply::out(text),
@@ -249,7 +224,7 @@ fn command(session: &mut Session, input: &str, base: usize, style: Style) -> Rep
                 let _ = write!(m, " (did you mean `:{close}`?)");
             }
             m.push_str("; `:help` lists the commands");
-            Err(Error::Message(m))
+            Err(Error::new(m))
         }
     };
     match result {
@@ -259,7 +234,7 @@ fn command(session: &mut Session, input: &str, base: usize, style: Style) -> Rep
 }
 
 fn usage(u: &str) -> Error {
-    Error::Message(format!("usage: {u}"))
+    Error::new(format!("usage: {u}"))
 }
 
 /// `:set NAME = VALUE`.
@@ -281,13 +256,18 @@ fn set(
     }
     let value_base = input.len() - input[value_start..].trim_start().len();
     let t = session.set(name, origin, value_base)?;
-    Ok(format!("{name} = {}", show(&t)))
+    Ok(format!("{name} = {}", fmt_value(&t)))
 }
 
 fn save(session: &Session, path: &Path) -> Result<String, Error> {
     let src = session.source();
-    std::fs::write(path, &src)
-        .map_err(|e| Error::Message(format!("cannot write `{}`: {e}", path.display())))?;
+    std::fs::write(path, &src).map_err(|e| {
+        Error::new(format!(
+            "cannot write `{}`: {}",
+            path.display(),
+            crate::diagnostic::io_reason(&e)
+        ))
+    })?;
     let mut out = format!("saved the session's source to {}", path.display());
     // Data paths in a train block are relative to the file that holds it.
     let canonical = |p: &Path| {
@@ -311,22 +291,6 @@ fn save(session: &Session, path: &Path) -> Result<String, Error> {
     Ok(out)
 }
 
-/// A value and its shape: `[0.5, 1] : [2]`; large tensors are summarised.
-pub fn show(t: &Tensor) -> String {
-    if t.data.len() <= MAX_SHOWN {
-        return format!("{t} : {}", t.shape);
-    }
-    let min = t.data.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = t.data.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    format!(
-        "<{} numbers from {} to {}> : {}",
-        t.data.len(),
-        fmt_num(min),
-        fmt_num(max),
-        t.shape
-    )
-}
-
 /// One line per definition: what it is and its value.
 fn defined_lines(ds: &[Defined]) -> String {
     let mut out = String::new();
@@ -337,7 +301,7 @@ fn defined_lines(ds: &[Defined]) -> String {
             k => format!("{} {}", k.keyword(), d.head),
         };
         let value = match &d.value {
-            Some(Ok(t)) => format!(" = {}", show(t)),
+            Some(Ok(t)) => format!(" = {}", fmt_value(t)),
             Some(Err(e)) => format!(" = ? ({e})"),
             None => String::new(),
         };
@@ -376,7 +340,7 @@ fn values_text(kind: &str, values: &[(String, Tensor)]) -> String {
     }
     values
         .iter()
-        .map(|(n, t)| format!("{kind} {n} = {}\n", show(t)))
+        .map(|(n, t)| format!("{kind} {n} = {}\n", fmt_value(t)))
         .collect()
 }
 
@@ -387,7 +351,7 @@ fn grad_text(r: &GradReport) -> String {
         out.push_str("(no params: nothing to differentiate with respect to)\n");
     }
     for (name, g) in &r.grads {
-        let _ = writeln!(out, "grad {name} = {}", show(g));
+        let _ = writeln!(out, "grad {name} = {}", fmt_value(g));
     }
     out
 }
@@ -402,40 +366,14 @@ fn hessian_text(h: &Hessian) -> String {
     out
 }
 
-fn check_reply(results: &[ParamCheck]) -> Reply {
-    let width = results
-        .iter()
-        .map(|r| r.name.len())
-        .max()
-        .unwrap_or(5)
-        .max(5);
-    let mut out = format!("{:width$}  {:>14}\n", "param", "max rel error");
-    let mut ok = true;
-    for r in results {
-        let pass = r.max_rel_error <= CHECK_TOLERANCE;
-        ok &= pass;
-        let _ = writeln!(
-            out,
-            "{:width$}  {:>14.3e}  {}",
-            r.name,
-            r.max_rel_error,
-            if pass { "ok" } else { "FAIL" }
-        );
-    }
-    if ok {
-        let _ = writeln!(
-            out,
-            "gradients agree with central differences here (tolerance {CHECK_TOLERANCE:e})"
-        );
-        Reply::out(out)
-    } else {
-        Reply {
-            out,
-            err: format!(
-                "error: gradients differ from central differences by more than {CHECK_TOLERANCE:e}\n"
-            ),
+fn check_reply(report: &CheckReport) -> Reply {
+    match report.failure() {
+        None => Reply::out(report.to_string()),
+        Some(e) => Reply {
+            out: report.to_string(),
+            err: e.render(false),
             failed: true,
             quit: false,
-        }
+        },
     }
 }

@@ -1,61 +1,35 @@
 //! Errors of the session, placed in the text the user wrote, and the
-//! compilation of an assembled session that produces them.
+//! compilation of an assembled session that produces them. They are
+//! [`Error`]s, the one error type, rendered as the CLI renders them.
 
 use std::rc::Rc;
+use std::sync::Arc;
 
-use crate::diagnostic::Diagnostic;
+pub use crate::diagnostic::Error;
+use crate::diagnostic::{Diagnostic, Location, Note, Report, Source};
 use crate::repl::source::{Assembled, Key, Origin};
 use crate::span::Span;
 use crate::types::CheckOptions;
 use crate::Compiled;
 
-/// Why an operation failed; the session is unchanged.
-#[derive(Debug)]
-pub enum Error {
-    /// Diagnostics, each placed in the text it points into.
-    Diagnostics(Vec<Located>),
-    /// A failure that is not about a place in the source.
-    Message(String),
-}
-
-/// A diagnostic in the coordinates of the text the user wrote.
-#[derive(Debug)]
-pub struct Located {
-    pub diagnostic: Diagnostic,
-    pub origin: Rc<Origin>,
-    /// Said after the diagnostic: which earlier definition it is about.
-    pub note: Option<String>,
-}
-
-impl Error {
-    pub(super) fn message(m: impl Into<String>) -> Error {
-        Error::Message(m.into())
-    }
-
-    /// Diagnostics whose spans are relative to `origin.text[base..]`.
-    pub(super) fn at(diags: Vec<Diagnostic>, origin: &Rc<Origin>, base: usize) -> Error {
-        let shift = |s: Span| Span::new(s.lo as usize + base, s.hi as usize + base);
-        Error::Diagnostics(
-            diags
-                .into_iter()
-                .map(|mut d| {
-                    // Typed input has no file to end.
-                    if origin.name == "<repl>" && d.message == "unexpected end of file" {
-                        d.message = "unexpected end of input".to_string();
-                    }
-                    d.span = shift(d.span);
-                    for l in &mut d.labels {
-                        l.span = shift(l.span);
-                    }
-                    Located {
-                        diagnostic: d,
-                        origin: origin.clone(),
-                        note: None,
-                    }
-                })
-                .collect(),
-        )
-    }
+/// Diagnostics whose spans are relative to `origin.text()[base..]`.
+pub(super) fn at(diags: Vec<Diagnostic>, origin: &Rc<Origin>, base: usize) -> Error {
+    let shift = |s: Span| Span::new(s.lo as usize + base, s.hi as usize + base);
+    let diags = diags
+        .into_iter()
+        .map(|mut d| {
+            // Typed input has no file to end.
+            if origin.name() == "<repl>" && d.message == "unexpected end of file" {
+                d.message = "unexpected end of input".to_string();
+            }
+            d.span = shift(d.span);
+            for l in &mut d.labels {
+                l.span = shift(l.span);
+            }
+            d
+        })
+        .collect();
+    Error::in_source(&origin.source, diags)
 }
 
 const NO_LOSS: CheckOptions = CheckOptions {
@@ -81,26 +55,74 @@ pub(super) fn locate(
     current: &Rc<Origin>,
     note: impl Fn(&Key) -> String,
 ) -> Error {
-    let located = diags
+    let reports = diags
         .iter()
         .map(|d| match assembled.locate(d) {
             Some((diagnostic, origin, key)) => {
-                let note = key
+                let mut r = Report::from_diagnostic(&origin.source, diagnostic);
+                let said = key
                     .filter(|_| !Rc::ptr_eq(&origin, current))
                     .map(|k| note(&k))
                     .filter(|n| !n.is_empty());
-                Located {
-                    diagnostic,
-                    origin,
-                    note,
+                if let Some(message) = said {
+                    r.notes.push(Note {
+                        location: None,
+                        message,
+                    });
                 }
+                r
             }
-            None => Located {
-                diagnostic: Diagnostic::error(Span::default(), d.message.clone()),
-                origin: current.clone(),
-                note: None,
-            },
+            None => Report::new(
+                Some(Location::span(&current.source, Span::default())),
+                d.message.clone(),
+            ),
         })
         .collect();
-    Error::Diagnostics(located)
+    Error { reports }
+}
+
+/// An error of the runtime on a program compiled from `assembled` (whose
+/// source is `compiled`), moved into the text the user wrote: every report
+/// and note in that source is placed in the definition it points into. A
+/// report with no place there (the default train block's) has none.
+pub(super) fn relocate(assembled: &Assembled, compiled: &Arc<Source>, e: Error) -> Error {
+    let ours = |l: &Option<Location>| match l {
+        Some(Location::Span { source, span }) if Arc::ptr_eq(source, compiled) => Some(*span),
+        _ => None,
+    };
+    let reports = e
+        .reports
+        .into_iter()
+        .map(|mut r| {
+            for n in &mut r.notes {
+                if let Some(span) = ours(&n.location) {
+                    n.location = assembled
+                        .locate(&Diagnostic::error(span, ""))
+                        .map(|(d, origin, _)| Location::span(&origin.source, d.span));
+                }
+            }
+            let Some(span) = ours(&r.location) else {
+                return r;
+            };
+            if span == Span::default() && r.labels.is_empty() {
+                r.location = None;
+                return r;
+            }
+            let mut d = Diagnostic::error(span, r.message.clone());
+            d.labels = std::mem::take(&mut r.labels);
+            d.hint = r.hint.take();
+            match assembled.locate(&d) {
+                Some((d, origin, _)) => Report {
+                    notes: r.notes,
+                    ..Report::from_diagnostic(&origin.source, d)
+                },
+                None => Report {
+                    location: None,
+                    hint: d.hint,
+                    ..r
+                },
+            }
+        })
+        .collect();
+    Error { reports }
 }

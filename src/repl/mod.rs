@@ -24,12 +24,12 @@ pub mod train;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
 use rustyline::{CompletionType, Config, Editor};
 
-use crate::cli::Reported;
 use crate::eval::Backend;
 use commands::{handle, Reply, Style};
 use input::{history_path, needs_more, ReplHelper};
@@ -54,9 +54,9 @@ pub struct ReplArgs {
     pub echo: bool,
 }
 
-/// Runs the REPL until `:quit`, Ctrl-D or the end of the input. With piped
-/// input, fails (exit code 1) if any input failed.
-pub fn run(args: ReplArgs) -> Result<(), Reported> {
+/// Runs the REPL until `:quit`, Ctrl-D or the end of the input. The exit
+/// code is 1 when input was piped and any input failed.
+pub fn run(args: ReplArgs) -> ExitCode {
     let mut session = Session::new(Options {
         backend: args.backend,
         seed: args.seed,
@@ -78,7 +78,11 @@ pub fn run(args: ReplArgs) -> Result<(), Reported> {
     }
     if piped {
         failed |= piped_loop(&mut session, args.echo);
-        return if failed { Err(Reported) } else { Ok(()) };
+        return if failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        };
     }
     match Editor::<ReplHelper, DefaultHistory>::with_config(
         Config::builder()
@@ -92,7 +96,7 @@ pub fn run(args: ReplArgs) -> Result<(), Reported> {
             piped_loop(&mut session, args.echo);
         }
     }
-    Ok(())
+    ExitCode::SUCCESS
 }
 
 /// Prints one echoed input line; a closed stdout is not an error here.

@@ -12,11 +12,12 @@ use std::path::Path;
 use std::rc::Rc;
 
 use crate::diagnostic::Diagnostic;
-use crate::eval::{Backend, Evaluator};
+use crate::driver;
+use crate::eval::Backend;
 use crate::ir::Function;
-use crate::repl::error::{compile, locate};
+use crate::repl::error::{at, compile, relocate};
 use crate::repl::source::{self, Assembled, Entry, Key, Kind, Origin};
-use crate::shape::{Shape, Tensor};
+use crate::shape::{parse_tensor, Shape, Tensor};
 use crate::types::{Named, TExpr, TKind};
 use crate::Compiled;
 
@@ -28,7 +29,7 @@ pub struct Options {
     pub seed: Option<u64>,
 }
 
-pub use crate::repl::error::{Error, Located};
+pub use crate::repl::error::Error;
 
 /// A definition an input made, with its value where it has one.
 #[derive(Clone, Debug)]
@@ -41,7 +42,7 @@ pub struct Defined {
     pub replaced: bool,
     /// The value at the current point (params, inputs, lets, results), or
     /// why it could not be computed.
-    pub value: Option<Result<Tensor, String>>,
+    pub value: Option<Result<Tensor, Error>>,
 }
 
 /// The whole session compiled, for training.
@@ -56,18 +57,10 @@ pub struct Whole {
 }
 
 impl Whole {
-    /// A diagnostic on the whole session's source, placed in the text the
-    /// user wrote.
-    pub fn locate(&self, d: Diagnostic) -> Error {
-        // A diagnostic with no place (the default train block has none) is
-        // a message.
-        if d.span == crate::span::Span::default() && d.labels.is_empty() {
-            let hint = d.hint.map_or(String::new(), |h| format!("\nhelp: {h}"));
-            return Error::Message(format!("{}{hint}", d.message));
-        }
-        locate(&self.assembled, vec![d], &Origin::typed(""), |_| {
-            String::new()
-        })
+    /// An error on the whole session's program (the runtime's), placed in
+    /// the text the user wrote.
+    pub fn locate(&self, e: Error) -> Error {
+        relocate(&self.assembled, &self.compiled.source, e)
     }
 }
 
@@ -161,12 +154,12 @@ impl Session {
             .collect()
     }
 
-    /// Applies the definitions in `origin.text[base..]`: each replaces the
+    /// Applies the definitions in `origin.text()[base..]`: each replaces the
     /// session's definition of the same name, in place, or is added. All or
     /// nothing: if the session would not check, nothing changes.
     pub fn define(&mut self, origin: Rc<Origin>, base: usize) -> Result<Vec<Defined>, Error> {
-        let text = &origin.text[base..];
-        let program = crate::parse(text).map_err(|d| Error::at(d, &origin, base))?;
+        let text = &origin.text()[base..];
+        let program = crate::parse(text).map_err(|d| at(d, &origin, base))?;
         let new: Vec<Entry> = program
             .items
             .iter()
@@ -343,7 +336,7 @@ impl Session {
             {
                 m.push_str(&format!(" (did you mean `{close}`?)"));
             }
-            return Err(Error::message(m));
+            return Err(Error::new(m));
         };
         let mut candidate = self.entries.clone();
         let gone = candidate.remove(i);
@@ -359,34 +352,16 @@ impl Session {
 
     /// Reads a .grad file; its items join the session as definitions.
     pub fn load(&mut self, path: &Path) -> Result<Vec<Defined>, Error> {
-        let bytes = std::fs::read(path).map_err(|e| {
-            Error::message(format!(
-                "cannot read `{}`: {}",
-                path.display(),
-                io_reason(&e)
-            ))
-        })?;
-        let name = path.display().to_string();
-        let dir = Some(path.parent().unwrap_or(Path::new("")).to_path_buf());
-        let text = match crate::source_text(&bytes) {
-            Ok(t) => t.to_string(),
-            Err(d) => {
-                let origin = Rc::new(Origin {
-                    name,
-                    text: crate::printable_text(&bytes),
-                    dir,
-                });
-                return Err(Error::at(vec![d], &origin, 0));
-            }
-        };
-        self.define(Rc::new(Origin { name, text, dir }), 0)
+        let source = driver::read_source(path)?;
+        let dir = Some(driver::base_dir(path));
+        self.define(Rc::new(Origin { source, dir }), 0)
     }
 
-    /// The value of the expression `origin.text[base..]` at the current point.
+    /// The value of the expression `origin.text()[base..]` at the current point.
     pub fn eval(&self, origin: Rc<Origin>, base: usize) -> Result<Tensor, Error> {
         let (c, _) = self.compile_expr(&origin, base)?;
-        let mut values = self.run(&c.ir).map_err(Error::Message)?;
-        values.pop().ok_or_else(|| Error::message("no value"))
+        let mut values = self.run(&c.ir)?;
+        values.pop().ok_or_else(|| Error::new("no value"))
     }
 
     /// Compiles the session's declarations and bindings with
@@ -396,8 +371,8 @@ impl Session {
         origin: &Rc<Origin>,
         base: usize,
     ) -> Result<(Compiled, Assembled), Error> {
-        let text = &origin.text[base..];
-        crate::syntax::parser::parse_expr(text).map_err(|d| Error::at(d, origin, base))?;
+        let text = &origin.text()[base..];
+        crate::syntax::parser::parse_expr(text).map_err(|d| at(d, origin, base))?;
         let mut assembled = Assembled::new(&self.entries, false);
         assembled.push("output _ = ", text, origin, base, None);
         let c = compile(&assembled, origin, |k| {
@@ -418,7 +393,7 @@ impl Session {
                     .iter()
                     .find(|e| e.key == Key::Global(name.to_string()))
                     .map(|e| e.kind);
-                return Err(Error::message(match what {
+                return Err(Error::new(match what {
                     Some(k) => format!(
                         "`{name}` is a {}, not a param or an input: redefine it instead",
                         k.keyword()
@@ -427,19 +402,9 @@ impl Session {
                 }));
             }
         };
-        let text = &origin.text[base..];
+        let text = &origin.text()[base..];
         let value = if top_level_separator(text) {
-            let xs = numbers(text)
-                .map_err(|bad| Error::message(format!("`{bad}` is not a finite number")))?;
-            if xs.len() != shape.size() {
-                return Err(Error::message(format!(
-                    "`{name}` has shape {shape}, which holds {} number{}, but {} were given",
-                    shape.size(),
-                    if shape.size() == 1 { "" } else { "s" },
-                    xs.len()
-                )));
-            }
-            Tensor::new(shape.clone(), xs)
+            parse_tensor(&shape, text).map_err(|e| Error::new(e.describe(name)))?
         } else {
             let t = self.eval(origin, base)?;
             if t.shape == shape {
@@ -447,14 +412,14 @@ impl Session {
             } else if t.shape.is_scalar() {
                 Tensor::filled(shape.clone(), t.item())
             } else {
-                return Err(Error::message(format!(
+                return Err(Error::new(format!(
                     "`{name}` has shape {shape}, but the value has shape {}",
                     t.shape
                 )));
             }
         };
         if value.data.iter().any(|x| !x.is_finite()) {
-            return Err(Error::message(format!(
+            return Err(Error::new(format!(
                 "the value of `{name}` is not finite: {value}"
             )));
         }
@@ -513,11 +478,9 @@ impl Session {
 
     /// Runs `f` at the current point with the session's backend; its outputs
     /// in order.
-    pub(super) fn run(&self, f: &Function) -> Result<Vec<Tensor>, String> {
+    pub(super) fn run(&self, f: &Function) -> Result<Vec<Tensor>, Error> {
         let (params, inputs) = self.point(f);
-        Evaluator::new(f, self.opts.backend)
-            .and_then(|e| e.outputs(&params, &inputs))
-            .map_err(|e| format!("evaluation failed: {e}"))
+        crate::driver::evaluate(f, self.opts.backend, &params, &inputs)
     }
 }
 
@@ -545,11 +508,7 @@ fn cycle_error(entries: &[Entry], path: &[usize]) -> Error {
     .hint(format!(
         "a definition cannot use what uses it: redefine `{next}` first"
     ));
-    Error::Diagnostics(vec![Located {
-        diagnostic: d,
-        origin: first.origin.clone(),
-        note: None,
-    }])
+    Error::in_source(&first.origin.source, vec![d])
 }
 
 /// What `:forget` takes to remove the definition with this key.
@@ -586,26 +545,4 @@ fn top_level_separator(text: &str) -> bool {
         }
     }
     false
-}
-
-/// `1, 2; 3, 4` as numbers, or the first piece that is not a finite number.
-fn numbers(text: &str) -> Result<Vec<f64>, String> {
-    text.split([',', ';'])
-        .map(|s| {
-            let s = s.trim();
-            s.parse::<f64>()
-                .ok()
-                .filter(|x| x.is_finite())
-                .ok_or_else(|| s.to_string())
-        })
-        .collect()
-}
-
-fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        std::io::ErrorKind::IsADirectory => "it is a directory".to_string(),
-        _ => e.to_string(),
-    }
 }

@@ -5,8 +5,9 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
 
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, Source};
 use crate::span::Span;
 use crate::syntax::ast::{Expr, ExprKind, IndexItem, Item, ItemKind};
 
@@ -14,9 +15,8 @@ use crate::syntax::ast::{Expr, ExprKind, IndexItem, Item, ItemKind};
 /// input, `:command` included) or one file loaded.
 #[derive(Debug)]
 pub struct Origin {
-    /// What diagnostics call it: `<repl>` or the file's path.
-    pub name: String,
-    pub text: String,
+    /// The text, and what errors call it: `<repl>` or the file's path.
+    pub source: Arc<Source>,
     /// The directory `train { data = csv(...) }` paths are relative to: the
     /// loaded file's directory, or the working directory for typed input.
     pub dir: Option<PathBuf>,
@@ -25,10 +25,18 @@ pub struct Origin {
 impl Origin {
     pub fn typed(text: &str) -> Rc<Origin> {
         Rc::new(Origin {
-            name: "<repl>".to_string(),
-            text: text.to_string(),
+            source: Source::new("<repl>", text),
             dir: None,
         })
+    }
+
+    /// What errors call it.
+    pub fn name(&self) -> &str {
+        &self.source.name
+    }
+
+    pub fn text(&self) -> &str {
+        &self.source.text
     }
 }
 
@@ -109,7 +117,7 @@ pub struct Entry {
     /// The item's text, from its keyword to its end.
     pub text: String,
     pub origin: Rc<Origin>,
-    /// Where `text` starts in `origin.text`.
+    /// Where `text` starts in `origin.text()`.
     pub offset: usize,
     /// The global names its expressions use (for ordering).
     pub uses: Vec<String>,
@@ -117,7 +125,7 @@ pub struct Entry {
 
 impl Entry {
     /// The entry for a parsed item whose spans are relative to
-    /// `origin.text[base..]`; `None` for an item the parser skipped.
+    /// `origin.text()[base..]`; `None` for an item the parser skipped.
     pub fn from_item(item: &Item, origin: &Rc<Origin>, base: usize) -> Option<Entry> {
         let (key, kind, uses) = match &item.kind {
             ItemKind::Param { name, init, .. } => (
@@ -151,7 +159,7 @@ impl Entry {
         let offset = base + range.start;
         // The optional `;` after an item is left out: entries are assembled
         // one a line.
-        let text = origin.text.get(offset..base + range.end)?;
+        let text = origin.text().get(offset..base + range.end)?;
         let text = text.trim_end().trim_end_matches(';').trim_end().to_string();
         Some(Entry {
             key,
@@ -305,7 +313,7 @@ pub struct Piece {
     /// Where the user's text starts and ends in the assembled program.
     pub text: std::ops::Range<usize>,
     pub origin: Rc<Origin>,
-    /// Where the user's text starts in `origin.text`.
+    /// Where the user's text starts in `origin.text()`.
     pub offset: usize,
     /// The definition, or `None` for the expression being evaluated.
     pub key: Option<Key>,
@@ -334,7 +342,7 @@ impl Assembled {
     }
 
     /// Appends `prefix` (generated) and `text`, which is
-    /// `origin.text[offset..]`'s start, then a newline.
+    /// `origin.text()[offset..]`'s start, then a newline.
     pub fn push(
         &mut self,
         prefix: &str,
@@ -433,7 +441,7 @@ mod tests {
         assert_eq!(cycle(&e, 0), Some(vec![0, 2, 1]));
         assert_eq!(cycle(&e, 3), None);
         assert_eq!(cycle(&e, 4), None);
-        assert_eq!(&e[2].origin.text[use_span(&e[2], "d").range()], "d");
+        assert_eq!(&e[2].origin.text()[use_span(&e[2], "d").range()], "d");
     }
 
     #[test]
@@ -448,7 +456,7 @@ mod tests {
             .label(Span::new(q, q + 1), "not defined")
             .label(Span::new(4, 5), "elsewhere");
         let (m, origin, key) = a.locate(&d).unwrap();
-        assert_eq!(&origin.text[m.span.range()], "q");
+        assert_eq!(&origin.text()[m.span.range()], "q");
         assert_eq!(m.labels.len(), 1);
         assert_eq!(key, None);
         // A span in the generated prefix moves to the expression's start.

@@ -1,6 +1,7 @@
 //! The session's logic, without the terminal: definitions and redefinitions,
 //! values, where errors point, and every command's result.
 
+use crate::diagnostic::Location;
 use crate::eval::Backend;
 use crate::repl::commands::{handle, Reply, Style};
 use crate::repl::session::{Error, Options, Session};
@@ -86,23 +87,28 @@ fn a_failed_input_changes_nothing() {
     assert_eq!(eval(&s, "y").shape.dims(), &[] as &[usize]);
 }
 
+/// The text an error's first report points into, and the part under its
+/// span.
+fn placed(e: &Error) -> (String, String) {
+    match e.location() {
+        Some(Location::Span { source, span }) => {
+            (source.text.clone(), source.text[span.range()].to_string())
+        }
+        other => panic!("not in a source: {other:?}"),
+    }
+}
+
 #[test]
 fn errors_point_into_the_text_typed() {
     let mut s = session();
     run(&mut s, &["param w: [2]"]);
-    let Err(Error::Diagnostics(ds)) = s.eval(Origin::typed("w + qq"), 0) else {
-        panic!("an error was expected");
-    };
-    let d = &ds[0];
-    assert_eq!(d.origin.text, "w + qq");
-    assert_eq!(&d.origin.text[d.diagnostic.span.range()], "qq");
+    let e = s.eval(Origin::typed("w + qq"), 0).unwrap_err();
+    let (text, under) = placed(&e);
+    assert_eq!((text.as_str(), under.as_str()), ("w + qq", "qq"));
     // A command's argument: the span is within the whole line.
-    let Err(Error::Diagnostics(ds)) = s.grad(Origin::typed(":grad w"), Some(6)) else {
-        panic!("an error was expected");
-    };
-    let d = &ds[0];
-    assert!(d.diagnostic.message.contains("needs a scalar"));
-    assert_eq!(&d.origin.text[d.diagnostic.span.range()], "w");
+    let e = s.grad(Origin::typed(":grad w"), Some(6)).unwrap_err();
+    assert!(e.message().contains("needs a scalar"), "{e}");
+    assert_eq!(placed(&e).1, "w");
     // A multi-line block: line 2.
     let r = fails(&mut s, "let a = [1,\n  zz]");
     assert!(
@@ -175,7 +181,7 @@ fn grad_hessian_and_check() {
     assert_eq!(h.labels, ["p[0]", "p[1]"]);
     assert_eq!(h.rows, vec![vec![4.0, 2.0], vec![2.0, 0.0]]);
     let checks = s.check(Origin::typed(":check"), None).unwrap();
-    assert!(checks[0].max_rel_error < 1e-6, "{checks:?}");
+    assert!(checks.params[0].max_rel_error < 1e-6, "{checks:?}");
     // Of an expression rather than the loss.
     let g = s.grad(Origin::typed(":grad sum(p)"), Some(6)).unwrap();
     assert_eq!(g.grads[0].1.data, vec![1.0, 1.0]);
@@ -318,9 +324,9 @@ fn training_errors_point_into_the_train_block() {
         ],
     );
     let r = fails(&mut s, ":train");
-    assert!(
-        r.err.starts_with("<repl>:2:14: error: no-such-file.csv"),
-        "{}",
-        r.err
+    assert_eq!(
+        r.err,
+        "no-such-file.csv: error: cannot read the data file: no such file\n\
+         note: <repl>:2:14: the path is relative to the working directory\n"
     );
 }

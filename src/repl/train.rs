@@ -10,35 +10,22 @@ use std::sync::{Arc, OnceLock};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::repl::commands::{show, Style};
-use crate::repl::session::{Error, Session, Whole};
-use crate::runtime::{self, checkpoint, optim, Checkpoint, Observer, Plan, StepEvent, Stop};
-use crate::shape::fmt_num;
+use crate::repl::commands::Style;
+use crate::repl::session::{Error, Session};
+use crate::runtime::{self, checkpoint, Checkpoint, Observer, Plan, StepEvent, Stop};
+use crate::shape::{fmt_short, fmt_value};
 
 /// Trains the session's params; the text is a summary of the run.
 pub fn train(session: &mut Session, style: Style) -> Result<String, Error> {
     let whole = session.whole()?;
     let c = &whole.compiled;
     if c.typed.loss.is_none() {
-        return Err(Error::Message(
+        return Err(Error::new(
             "the session has no `loss` to train: define one with `loss EXPR`".to_string(),
         ));
     }
     let cfg = c.typed.train.clone().unwrap_or_default();
     let names: Vec<String> = c.typed.params.iter().map(|p| p.name.clone()).collect();
-    let sizes: Vec<usize> = c.typed.params.iter().map(|p| p.shape.size()).collect();
-    // The current values, as a checkpoint at step 0 with fresh optimizer
-    // state: the run starts where the session is.
-    let start = Checkpoint {
-        params: whole.params.clone(),
-        names: names.clone(),
-        step: 0,
-        epoch: 0,
-        optimizer: Some(checkpoint::SavedOptimizer::from_state(&optim::State::new(
-            &cfg.optimizer,
-            &sizes,
-        ))),
-    };
     let stop = style.interactive.then(interrupt_flag).flatten();
     if let Some(flag) = &stop {
         flag.store(false, Ordering::Relaxed);
@@ -46,13 +33,14 @@ pub fn train(session: &mut Session, style: Style) -> Result<String, Error> {
     let opts = runtime::Options {
         base_dir: whole.dir.clone().unwrap_or_default(),
         backend: session.backend(),
-        resume: Some(start),
+        initial: Some(whole.params.clone()),
         stop,
+        ..runtime::Options::default()
     };
     let mut progress = Progress::new(style.interactive);
     let result = runtime::train(c, &cfg, &opts, &mut progress);
     progress.bar.finish_and_clear();
-    let report = result.map_err(|e| runtime_error(&whole, e))?;
+    let report = result.map_err(|e| whole.locate(e))?;
     session.set_params(names.iter().cloned().zip(report.params.clone()).collect());
 
     let mut out = String::new();
@@ -74,26 +62,31 @@ pub fn train(session: &mut Session, style: Style) -> Result<String, Error> {
     let first = report.history.first().map(|h| h.loss);
     match first {
         Some(first) => {
-            let _ = writeln!(out, "loss {} -> {}", short(first), short(report.train.loss));
+            let _ = writeln!(
+                out,
+                "loss {} -> {}",
+                fmt_short(first),
+                fmt_short(report.train.loss)
+            );
         }
         None => {
-            let _ = writeln!(out, "loss {}", short(report.train.loss));
+            let _ = writeln!(out, "loss {}", fmt_short(report.train.loss));
         }
     }
     for (name, v) in &report.train.metrics {
-        let _ = writeln!(out, "metric {name} = {}", short(*v));
+        let _ = writeln!(out, "metric {name} = {}", fmt_short(*v));
     }
     if let Some(v) = &report.validation {
-        let _ = writeln!(out, "validation loss {}", short(v.loss));
+        let _ = writeln!(out, "validation loss {}", fmt_short(v.loss));
         for (name, m) in &v.metrics {
-            let _ = writeln!(out, "validation metric {name} = {}", short(*m));
+            let _ = writeln!(out, "validation metric {name} = {}", fmt_short(*m));
         }
     }
     for n in &report.notes {
         let _ = writeln!(out, "note: {n}");
     }
     for (name, t) in names.iter().zip(&report.params) {
-        let _ = writeln!(out, "param {name} = {}", show(t));
+        let _ = writeln!(out, "param {name} = {}", fmt_value(t));
     }
     if let Stop::Fault { .. } = report.stop {
         out.push_str("note: the params hold the last values with a finite loss and gradient\n");
@@ -101,32 +94,12 @@ pub fn train(session: &mut Session, style: Style) -> Result<String, Error> {
     Ok(out)
 }
 
-/// A loss or metric as a person reads it: at most 7 significant digits,
-/// exponent notation for very small and very large numbers.
-fn short(x: f64) -> String {
-    if x == 0.0 || !x.is_finite() {
-        return fmt_num(x);
-    }
-    if x.abs() < 1e-4 || x.abs() >= 1e7 {
-        return format!("{x:.6e}");
-    }
-    let digits = (6 - x.abs().log10().floor() as i32).max(0) as usize;
-    let text = format!("{x:.digits$}");
-    if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        text
-    }
-}
-
 /// Writes the params' current values as a safetensors file, as `gradc
 /// train --save` does (without optimizer state).
 pub fn save_params(session: &Session, path: &Path) -> Result<String, Error> {
     let (names, params): (Vec<String>, Vec<_>) = session.params().into_iter().unzip();
     if names.is_empty() {
-        return Err(Error::Message(
-            "the session has no params to save".to_string(),
-        ));
+        return Err(Error::new("the session has no params to save".to_string()));
     }
     let ck = Checkpoint {
         params,
@@ -135,29 +108,13 @@ pub fn save_params(session: &Session, path: &Path) -> Result<String, Error> {
         epoch: 0,
         optimizer: None,
     };
-    checkpoint::save(path, &ck).map_err(|e| Error::Message(e.to_string()))?;
+    checkpoint::save(path, &ck)?;
     Ok(format!(
         "saved {} param{} to {}",
         ck.names.len(),
         if ck.names.len() == 1 { "" } else { "s" },
         path.display()
     ))
-}
-
-/// A runtime error placed in the session's source where it has a place.
-fn runtime_error(whole: &Whole, e: runtime::Error) -> Error {
-    match e {
-        runtime::Error::Program(d) => whole.locate(d),
-        runtime::Error::Data {
-            location,
-            message,
-            note: Some(note),
-        } => whole.locate(
-            crate::diagnostic::Diagnostic::error(note.span, format!("{location}: {message}"))
-                .label(note.span, note.message),
-        ),
-        other => Error::Message(other.to_string()),
-    }
 }
 
 /// The flag a Ctrl-C sets while training, installed on first use; `None` if
@@ -212,7 +169,7 @@ impl Observer for Progress {
     }
 
     fn step(&mut self, e: &StepEvent<'_>) {
-        self.bar.set_message(format!("loss {}", short(e.loss)));
+        self.bar.set_message(format!("loss {}", fmt_short(e.loss)));
         self.bar.inc(1);
     }
 }

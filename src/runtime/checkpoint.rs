@@ -19,9 +19,10 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::shape::{Shape, Tensor};
 
-use super::data::io_reason;
 use super::optim::{buffer_names, State};
 use super::Error;
+use crate::diagnostic::io_reason;
+use crate::diagnostic::Location;
 
 /// What a checkpoint holds.
 #[derive(Clone, Debug, PartialEq)]
@@ -87,10 +88,9 @@ impl SavedOptimizer {
 
 /// Writes `ck` to `path`, atomically.
 pub fn save(path: &Path, ck: &Checkpoint) -> Result<(), Error> {
-    let bytes =
-        serialize(ck).map_err(|e| Error::Other(format!("cannot encode the weights: {e}")))?;
+    let bytes = serialize(ck).map_err(|e| Error::new(format!("cannot encode the weights: {e}")))?;
     write_atomically(path, &bytes).map_err(|e| {
-        Error::Other(format!(
+        Error::new(format!(
             "cannot write `{}`: {}",
             path.display(),
             io_reason(&e)
@@ -164,9 +164,9 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// and every tensor that is not optimizer state must be a parameter.
 pub fn load(path: &Path, decls: &[(String, Shape)]) -> Result<Checkpoint, Error> {
     let shown = path.display().to_string();
-    let bad = |m: String| Error::Other(format!("`{shown}`: {m}"));
-    let bytes =
-        std::fs::read(path).map_err(|e| bad(format!("cannot read it: {}", io_reason(&e))))?;
+    let bad = |m: String| Error::at(Location::file(&shown), m);
+    let bytes = std::fs::read(path)
+        .map_err(|e| bad(format!("cannot read the weights: {}", io_reason(&e))))?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| bad(format!("not a safetensors file ({e})")))?;
     let (_, header) = SafeTensors::read_metadata(&bytes)

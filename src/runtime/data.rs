@@ -13,13 +13,12 @@
 //!   .grad source that maps the input.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use crate::diagnostic::closest;
+use crate::diagnostic::{closest, io_reason, Error, Location, Source};
 use crate::shape::Shape;
 use crate::span::Span;
 use crate::types::train::{Column, Columns, DataSource, InputColumns};
-
-use super::{Error, Note};
 
 /// Examples, one buffer per input.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,8 +51,8 @@ impl Dataset {
     }
 
     /// `file:line` of example `r`.
-    pub fn location(&self, r: usize) -> String {
-        format!("{}:{}", self.path.display(), self.lines[r])
+    pub fn location(&self, r: usize) -> Location {
+        Location::line(self.path.display().to_string(), self.lines[r])
     }
 }
 
@@ -86,23 +85,35 @@ pub fn default_source(inputs: &[(String, Shape)]) -> DataSource {
 
 /// Reads `path` as `source` says. `inputs` are the program's inputs in
 /// declaration order; only those with `needed[k]` are read (the others hold
-/// zeros), so that prediction needs no label column. `path_span` is where the
-/// .grad source names the file, if it does.
+/// zeros), so that prediction needs no label column. `program` is the .grad
+/// source `source` comes from, which notes point into; `named` is where it
+/// names the file, if it does, and the directory the path is relative to.
 pub fn load(
     path: &Path,
     source: &DataSource,
     inputs: &[(String, Shape)],
     needed: &[bool],
-    path_span: Option<Span>,
+    program: &Arc<Source>,
+    named: Option<(Span, &Path)>,
 ) -> Result<Dataset, Error> {
     let shown = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| Error::Data {
-        location: shown.clone(),
-        message: format!("cannot read the data file: {}", io_reason(&e)),
-        note: path_span.map(|span| Note {
-            span,
-            message: "the path is relative to the directory of the .grad file".into(),
-        }),
+    let at_path = |e: Error, message: &str| match named {
+        Some((span, _)) => e.note(Some(Location::span(program, span)), message),
+        None => e,
+    };
+    let bytes = std::fs::read(path).map_err(|e| {
+        let relative = match named {
+            Some((_, dir)) if !dir.as_os_str().is_empty() => format!(
+                "the path is relative to `{}`, the directory of the .grad file",
+                dir.display()
+            ),
+            _ => "the path is relative to the working directory".to_string(),
+        };
+        let e = Error::at(
+            Location::file(&shown),
+            format!("cannot read the data file: {}", io_reason(&e)),
+        );
+        at_path(e, &relative)
     })?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -127,18 +138,15 @@ pub fn load(
     let names: Option<&csv::StringRecord> = if header { records.first() } else { None };
     let rows = if header { &records[1..] } else { &records[..] };
     if rows.is_empty() {
-        return Err(Error::Data {
-            location: shown,
-            message: if header {
-                "no examples: the file has only a header".into()
-            } else {
-                "no examples: the file is empty".into()
-            },
-            note: path_span.map(|span| Note {
-                span,
-                message: "read here".into(),
-            }),
-        });
+        let message = if header {
+            "no examples: the file has only a header"
+        } else {
+            "no examples: the file is empty"
+        };
+        return Err(at_path(
+            Error::at(Location::file(&shown), message),
+            "read here",
+        ));
     }
 
     // Each input's column indices, resolved against the header.
@@ -150,7 +158,7 @@ pub fn load(
         }
         let mapping = source.columns.iter().find(|c| &c.input == name);
         let Some(mapping) = mapping else {
-            return Err(Error::Other(format!(
+            return Err(Error::new(format!(
                 "the data mapping gives no columns for input `{name}`"
             )));
         };
@@ -158,19 +166,19 @@ pub fn load(
         for col in mapping.columns.to_list() {
             cols.push(match col {
                 Column::Index(i) => i,
-                Column::Name(n) => column_by_name(&shown, names, &n, mapping)?,
+                Column::Name(n) => column_by_name(&shown, names, &n, mapping, program)?,
             });
         }
         if cols.len() != shape.size() {
-            return Err(Error::Data {
-                location: shown,
-                message: format!(
+            let e = Error::at(
+                Location::file(&shown),
+                format!(
                     "input `{name}` has shape {shape} ({} numbers) but is mapped to {} columns",
                     shape.size(),
                     cols.len()
                 ),
-                note: note_for(mapping, "mapped here"),
-            });
+            );
+            return Err(noted(e, Some(mapping), program));
         }
         reads.push(Some(cols));
     }
@@ -193,15 +201,15 @@ pub fn load(
             let mapping = source.columns.iter().find(|c| &c.input == name);
             for &c in cols {
                 let Some(cell) = record.get(c) else {
-                    return Err(Error::Data {
-                        location: format!("{shown}:{line}"),
-                        message: format!(
+                    let e = Error::at(
+                        Location::line(&shown, line),
+                        format!(
                             "the row has {} column{} but input `{name}` reads column {c} (counting from 0)",
                             record.len(),
                             if record.len() == 1 { "" } else { "s" },
                         ),
-                        note: mapping.and_then(|m| note_for(m, "mapped here")),
-                    });
+                    );
+                    return Err(noted(e, mapping, program));
                 };
                 match cell.parse::<f64>() {
                     Ok(x) if x.is_finite() => data[k].push(x),
@@ -216,13 +224,11 @@ pub fn load(
                             .and_then(|h| h.get(c))
                             .map(|h| format!(" `{h}`"))
                             .unwrap_or_default();
-                        return Err(Error::Data {
-                            location: format!("{shown}:{line}:{col}"),
-                            message: format!(
-                                "{what} (column {c}{header_name}, read by input `{name}`)"
-                            ),
-                            note: mapping.and_then(|m| note_for(m, "mapped here")),
-                        });
+                        let e = Error::at(
+                            Location::cell(&shown, line, col),
+                            format!("{what} (column {c}{header_name}, read by input `{name}`)"),
+                        );
+                        return Err(noted(e, mapping, program));
                     }
                 }
             }
@@ -237,13 +243,16 @@ pub fn load(
     })
 }
 
-/// A note at the .grad mapping of an input, unless the mapping is the
-/// default one (which is not in the source).
-fn note_for(mapping: &InputColumns, message: &str) -> Option<Note> {
-    (mapping.span != Span::default()).then(|| Note {
-        span: mapping.span,
-        message: format!("{message}: {}", describe_mapping(mapping)),
-    })
+/// `e` with a note at the .grad mapping of an input, unless the mapping is
+/// the default one (which is not in the source).
+fn noted(e: Error, mapping: Option<&InputColumns>, program: &Arc<Source>) -> Error {
+    match mapping.filter(|m| m.span != Span::default()) {
+        Some(m) => e.note(
+            Some(Location::span(program, m.span)),
+            format!("mapped here: {}", describe_mapping(m)),
+        ),
+        None => e,
+    }
 }
 
 fn describe_mapping(m: &InputColumns) -> String {
@@ -262,15 +271,14 @@ fn column_by_name(
     header: Option<&csv::StringRecord>,
     name: &str,
     mapping: &InputColumns,
+    program: &Arc<Source>,
 ) -> Result<usize, Error> {
     let Some(header) = header else {
-        return Err(Error::Data {
-            location: format!("{shown}:1"),
-            message: format!(
-                "column `{name}` is asked for by name, but the file has no header row"
-            ),
-            note: note_for(mapping, "mapped here"),
-        });
+        let e = Error::at(
+            Location::line(shown, 1),
+            format!("column `{name}` is asked for by name, but the file has no header row"),
+        );
+        return Err(noted(e, Some(mapping), program));
     };
     if let Some(i) = header.iter().position(|h| h == name) {
         return Ok(i);
@@ -282,37 +290,24 @@ fn column_by_name(
             header.iter().collect::<Vec<_>>().join(", ")
         ),
     };
-    Err(Error::Data {
-        location: format!("{shown}:1"),
-        message: format!("the header has no column `{name}`{hint}"),
-        note: note_for(mapping, "mapped here"),
-    })
+    let e = Error::at(
+        Location::line(shown, 1),
+        format!("the header has no column `{name}`{hint}"),
+    );
+    Err(noted(e, Some(mapping), program))
 }
 
 fn csv_error(shown: &str, e: &csv::Error) -> Error {
     let location = match e.position() {
-        Some(p) => format!("{shown}:{}", p.line()),
-        None => shown.to_string(),
+        Some(p) => Location::line(shown, p.line() as usize),
+        None => Location::file(shown),
     };
     let message = match e.kind() {
         csv::ErrorKind::Utf8 { .. } => "the file is not valid UTF-8".to_string(),
         csv::ErrorKind::Io(io) => format!("cannot read the data file: {}", io_reason(io)),
         _ => format!("not a valid CSV file: {e}"),
     };
-    Error::Data {
-        location,
-        message,
-        note: None,
-    }
-}
-
-pub(crate) fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        std::io::ErrorKind::IsADirectory => "it is a directory".to_string(),
-        _ => e.to_string(),
-    }
+    Error::at(location, message)
 }
 
 /// The 1-based character column where field `field` of the record starting

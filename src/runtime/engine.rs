@@ -1,24 +1,29 @@
 //! A compiled program run over a batch of examples: the mean loss, metrics
 //! and (for a gradient program) gradients, with every buffer allocated once.
+//! The program itself is an [`Evaluator`], the one engine abstraction; this
+//! adds the scratch, the gather buffers and the means.
 //!
 //! Three ways to run, the same numbers bit for bit:
 //! - [`Mode::Batched`] (the JIT's default): the batch's rows are gathered
 //!   into one buffer per input and the loop over them runs inside the
-//!   machine code, one call per batch ([`BatchedFunction::run_batch`]);
-//! - [`Mode::PerExample`]: one call of [`JitFunction::run_into`] per
-//!   example, the sums taken here;
+//!   machine code, one call per batch
+//!   ([`crate::backend::BatchedFunction::run_batch`]);
+//! - [`Mode::PerExample`]: one call of
+//!   [`crate::backend::JitFunction::run_into`] per example, the sums taken
+//!   here;
 //! - [`Mode::Interp`]: the reference interpreter, with tensors (it
 //!   allocates, being the slow path).
 //!
 //! Every mean is `(((-0 + v0) + v1) + ...) / n` in batch order, so a run's
 //! numbers depend only on the data, the parameters and the order.
 
-use crate::backend::{self, BatchOptions, BatchedFunction, JitFunction, Reduce, Scratch};
-use crate::diagnostic::Diagnostic;
-pub use crate::eval::Backend;
+use crate::backend::{Reduce, Scratch};
+use crate::diagnostic::Error;
+use crate::eval::Evaluator;
+pub use crate::eval::{Backend, Mode};
 use crate::ir::{interp, Function, Op, Role};
 use crate::shape::Tensor;
-use crate::{autodiff, passes, Compiled};
+use crate::{passes, Compiled};
 
 use super::Dataset;
 
@@ -31,11 +36,13 @@ pub fn eval_program(c: &Compiled) -> Function {
 }
 
 /// The gradient program of the loss, with the metrics but without the
-/// `output`s, which training does not need.
-pub fn train_program(c: &Compiled) -> Result<Function, Diagnostic> {
-    let f = eval_program(c);
-    let mut g = autodiff::grad(&f)
-        .map_err(|e| Diagnostic::error(e.span, e.message.clone()).label(e.span, "here"))?;
+/// `output`s, which training does not need: the program's one gradient
+/// program ([`Compiled::gradient`]) with those outputs dropped.
+pub fn train_program(c: &Compiled) -> Result<Function, Error> {
+    let mut g = c
+        .gradient()
+        .map_err(|d| Error::in_source(&c.source, vec![d]))?;
+    g.outputs.retain(|o| o.role != Role::Output);
     passes::simplify(&mut g);
     Ok(g)
 }
@@ -54,27 +61,6 @@ pub fn predict_program(c: &Compiled) -> (Function, Vec<bool>) {
     (f, needed)
 }
 
-/// How a program runs.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
-pub enum Mode {
-    /// The JIT, one call per batch.
-    #[default]
-    Batched,
-    /// The JIT, one call per example.
-    PerExample,
-    /// The reference interpreter.
-    Interp,
-}
-
-impl From<Backend> for Mode {
-    fn from(b: Backend) -> Mode {
-        match b {
-            Backend::Jit => Mode::Batched,
-            Backend::Interp => Mode::Interp,
-        }
-    }
-}
-
 /// A failure on one example.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RowError {
@@ -83,24 +69,18 @@ pub struct RowError {
     pub message: String,
 }
 
-enum Exec {
-    Batched {
-        f: Box<BatchedFunction>,
-        scratch: Scratch,
-        /// Per input, the rows of the current batch, one after the other.
-        gather: Vec<Vec<f64>>,
-        /// Per output of the function, whether the batched code writes it.
-        written: Vec<bool>,
-    },
-    PerExample(Box<JitFunction>, Scratch),
-    Interp(Function),
-}
-
 /// A program ready to run on examples, with its output buffers and the
 /// means of the last batch.
 pub struct Engine {
-    exec: Exec,
-    f: Function,
+    program: Evaluator,
+    /// The compiled code's scratch (`None` for the interpreter).
+    scratch: Option<Scratch>,
+    /// Batched mode: per input, the rows of the current batch, one after
+    /// the other.
+    gather: Vec<Vec<f64>>,
+    /// Batched mode: per output of the function, whether the batched code
+    /// writes it.
+    written: Vec<bool>,
     /// One buffer per output of the program, in `Function::outputs` order:
     /// the values of the last example run (the means, after a batched run).
     outs: Vec<Vec<f64>>,
@@ -130,43 +110,27 @@ fn recycle<A, B>(mut v: Vec<A>) -> Vec<B> {
 }
 
 impl Engine {
-    /// Compiles `f` to run as `mode` says. `per_example_outputs`: the
-    /// program is run one example at a time for its `output`s (prediction).
-    pub fn new(f: &Function, mode: Mode) -> Result<Engine, String> {
-        let exec = match mode {
-            Mode::Batched => {
-                let per_example = f.outputs.iter().any(|o| o.role == Role::Output);
-                let options = BatchOptions {
-                    per_example_outputs: per_example,
-                };
-                let b = backend::compile_batched_with(f, options)?;
-                let mut written = vec![false; f.outputs.len()];
-                let mut last = None;
-                for o in b.outputs() {
-                    // The buffers come in output order; the pointer table
-                    // below relies on it.
-                    if last.is_some_and(|l| l >= o.index) {
-                        return Err("the batched function's buffers are out of order".into());
-                    }
-                    last = Some(o.index);
-                    written[o.index] = true;
-                    debug_assert!(per_example || o.reduce == Reduce::Mean);
+    /// Compiles `f` to run as `mode` says (in batched mode, a program with
+    /// `output`s computes them per example: prediction).
+    pub fn new(f: &Function, mode: Mode) -> Result<Engine, Error> {
+        let program = Evaluator::compile(f, mode)
+            .map_err(|e| Error::new(format!("cannot compile the program: {e}")))?;
+        let mut written = vec![false; f.outputs.len()];
+        if let Evaluator::Batched(b) = &program {
+            let mut last = None;
+            for o in b.outputs() {
+                // The buffers come in output order; the pointer table in
+                // `call_batched` relies on it.
+                if last.is_some_and(|l| l >= o.index) {
+                    return Err(Error::new(
+                        "cannot compile the program: the batched function's buffers are out of order",
+                    ));
                 }
-                let scratch = b.scratch();
-                Exec::Batched {
-                    f: Box::new(b),
-                    scratch,
-                    gather: f.inputs.iter().map(|_| Vec::new()).collect(),
-                    written,
-                }
+                last = Some(o.index);
+                written[o.index] = true;
+                debug_assert!(f.outputs[o.index].role == Role::Output || o.reduce == Reduce::Mean);
             }
-            Mode::PerExample => {
-                let jit = backend::compile(f)?;
-                let scratch = jit.scratch();
-                Exec::PerExample(Box::new(jit), scratch)
-            }
-            Mode::Interp => Exec::Interp(f.clone()),
-        };
+        }
         let outs: Vec<Vec<f64>> = f
             .outputs
             .iter()
@@ -186,7 +150,10 @@ impl Engine {
             Vec::new()
         };
         Ok(Engine {
-            exec,
+            scratch: program.scratch(),
+            gather: f.inputs.iter().map(|_| Vec::new()).collect(),
+            written,
+            program,
             loss: find(&Role::Loss),
             metric_means: vec![0.0; metrics.len()],
             metrics,
@@ -194,7 +161,6 @@ impl Engine {
             grad_means,
             loss_mean: 0.0,
             outs,
-            f: f.clone(),
             param_ptrs: Vec::new(),
             input_ptrs: Vec::new(),
             out_ptrs: Vec::new(),
@@ -203,14 +169,14 @@ impl Engine {
 
     /// The program this runs.
     pub fn function(&self) -> &Function {
-        &self.f
+        self.program.function()
     }
 
     /// The metrics' names, in the order of [`Self::metrics`].
     pub fn metric_names(&self) -> Vec<String> {
         self.metrics
             .iter()
-            .map(|&i| self.f.outputs[i].name.clone())
+            .map(|&i| self.program.function().outputs[i].name.clone())
             .collect()
     }
 
@@ -256,7 +222,7 @@ impl Engine {
             }
             return Ok(());
         }
-        if let Exec::Batched { .. } = self.exec {
+        if let Evaluator::Batched(_) = self.program {
             return self.run_batched(params, data, rows);
         }
         self.loss_mean = -0.0;
@@ -332,15 +298,10 @@ impl Engine {
         data: Option<&Dataset>,
         rows: &[usize],
     ) -> Result<(), String> {
-        let Exec::Batched {
-            f,
-            scratch,
-            gather,
-            written,
-        } = &mut self.exec
-        else {
+        let (Evaluator::Batched(f), Some(scratch)) = (&self.program, &mut self.scratch) else {
             unreachable!("called in batched mode only");
         };
+        let (gather, written) = (&mut self.gather, &self.written);
         let n = if data.is_some() { rows.len() } else { 1 };
         if let Some(d) = data {
             for (k, buf) in gather.iter_mut().enumerate() {
@@ -378,13 +339,14 @@ impl Engine {
         row: Option<usize>,
     ) -> Result<(), RowError> {
         let fail = |message: String| RowError { row, message };
-        match &mut self.exec {
-            Exec::Batched { .. } => {
+        match (&self.program, &mut self.scratch) {
+            (Evaluator::Batched(_), _) => {
                 let rows = [row.unwrap_or(0)];
                 self.call_batched(params, data, &rows)
                     .map_err(|m| fail(strip_example(&m)))
             }
-            Exec::PerExample(jit, scratch) => {
+            (Evaluator::Jit(jit), scratch) => {
+                let scratch = scratch.as_mut().expect("compiled code has a scratch");
                 let mut ps: Vec<&[f64]> = recycle(std::mem::take(&mut self.param_ptrs));
                 let mut ins: Vec<&[f64]> = recycle(std::mem::take(&mut self.input_ptrs));
                 let mut os: Vec<&mut [f64]> = recycle(std::mem::take(&mut self.out_ptrs));
@@ -399,7 +361,7 @@ impl Engine {
                 self.out_ptrs = recycle(os);
                 result.map_err(fail)
             }
-            Exec::Interp(f) => {
+            (Evaluator::Interp(f), _) => {
                 let inputs: Vec<Tensor> = match (data, row) {
                     (Some(d), Some(r)) => f
                         .inputs

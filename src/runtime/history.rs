@@ -8,8 +8,8 @@ use std::sync::Once;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use super::data::io_reason;
 use super::{EpochRecord, Error};
+use crate::diagnostic::io_reason;
 
 /// The history as CSV: `epoch, step, loss, <metrics>, val_loss,
 /// val_<metrics>, grad_norm, lr, seconds`, one row per epoch (validation
@@ -57,7 +57,7 @@ pub fn csv(history: &[EpochRecord], metrics: &[String]) -> String {
 /// Writes [`csv()`] to `path`.
 pub fn write_csv(path: &Path, history: &[EpochRecord], metrics: &[String]) -> Result<(), Error> {
     std::fs::write(path, csv(history, metrics)).map_err(|e| {
-        Error::Other(format!(
+        Error::new(format!(
             "cannot write `{}`: {}",
             path.display(),
             io_reason(&e)
@@ -99,29 +99,20 @@ pub fn plot(path: &Path, history: &[EpochRecord], x_label: &str) -> Result<(), E
             x_label,
         ),
         _ => {
-            return Err(Error::Other(format!(
+            return Err(Error::new(format!(
                 "cannot plot to `{}`: the file name must end in .svg or .png",
                 path.display()
             )))
         }
     };
-    result.map_err(|e| Error::Other(format!("cannot draw `{}`: {e}", path.display())))
+    result.map_err(|e| Error::new(format!("cannot draw `{}`: {e}", path.display())))
 }
 
 type Series = Vec<(f64, f64)>;
 
-/// An axis label: a few significant digits, an exponent when small or large.
+/// An axis label: four significant digits, an exponent when small or large.
 fn label(y: f64) -> String {
-    if y == 0.0 {
-        "0".into()
-    } else if (1e-3..1e4).contains(&y.abs()) {
-        let s = format!("{y:.4}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        let s = format!("{y:.2e}");
-        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
-        format!("{}e{e}", m.trim_end_matches('0').trim_end_matches('.'))
-    }
+    crate::shape::fmt_sig(y, 4)
 }
 
 fn draw<DB: DrawingBackend>(

@@ -8,8 +8,9 @@ use crate::shape::Tensor;
 use crate::Compiled;
 
 use super::data::{self, Dataset};
+use super::engine::Engine;
 use super::engine::{eval_program, predict_program, Mode};
-use super::train::{compile_engine, inputs_of, row_error};
+use super::train::{inputs_of, row_error};
 use super::{Error, Evaluation};
 
 /// The data a command runs on. `file` (from the command line, relative to
@@ -28,21 +29,23 @@ pub fn load_data(
     match file {
         Some(path) => {
             if inputs.is_empty() {
-                return Err(Error::Other(
-                    "the program has no inputs, so it reads no data".into(),
-                ));
+                return Err(Error::new("the program has no inputs, so it reads no data"));
             }
             let source = cfg
                 .data
                 .clone()
                 .unwrap_or_else(|| data::default_source(&inputs));
-            data::load(path, &source, &inputs, needed, None).map(Some)
+            data::load(path, &source, &inputs, needed, &c.source, None).map(Some)
         }
-        None => match cfg.training_data(&inputs).map_err(Error::Program)? {
+        None => match cfg
+            .training_data(&inputs)
+            .map_err(|d| Error::in_source(&c.source, vec![d]))?
+        {
             None => Ok(None),
             Some(source) => {
                 let path = base_dir.join(&source.path);
-                data::load(&path, source, &inputs, needed, Some(source.path_span)).map(Some)
+                let span = Some((source.path_span, base_dir));
+                data::load(&path, source, &inputs, needed, &c.source, span).map(Some)
             }
         },
     }
@@ -56,7 +59,7 @@ pub fn evaluate(
     data: Option<&Dataset>,
     mode: Mode,
 ) -> Result<Evaluation, Error> {
-    let mut ev = compile_engine(&eval_program(c), mode)?;
+    let mut ev = Engine::new(&eval_program(c), mode)?;
     let rows: Vec<usize> = (0..data.map_or(1, Dataset::len)).collect();
     ev.run(params, data, &rows)
         .map_err(|e| row_error(data, e))?;
@@ -96,9 +99,8 @@ pub fn predict(
 ) -> Result<Predictions, Error> {
     let (f, _) = predict_program(c);
     if f.outputs.is_empty() {
-        return Err(Error::Other(
-            "the program has no `output` to predict: declare one, e.g. `output p = sigmoid(z)`"
-                .into(),
+        return Err(Error::new(
+            "the program has no `output` to predict: declare one, e.g. `output p = sigmoid(z)`",
         ));
     }
     let mut columns = Vec::new();
@@ -119,7 +121,7 @@ pub fn predict(
             }
         }
     }
-    let mut engine = compile_engine(&f, mode)?;
+    let mut engine = Engine::new(&f, mode)?;
     let n = data.map_or(1, Dataset::len);
     let mut rows = Vec::with_capacity(n);
     for r in 0..n {

@@ -15,7 +15,10 @@
 //! - [`history`]: the per-epoch log as CSV, and the loss curves as a picture.
 //!
 //! Nothing here prints: progress goes to an [`Observer`], results come back
-//! in a [`Report`], and errors are [`Error`] values the CLI renders.
+//! in a [`Report`], and errors are [`Error`] values (the one error type,
+//! [`crate::diagnostic::Error`]): a mistake in the program points into its
+//! source ([`crate::Compiled::source`]), a bad data file at its line and
+//! column with a note at the .grad mapping that reads it.
 //!
 //! ```
 //! use gradc::runtime::{self, Options};
@@ -39,55 +42,14 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::diagnostic::Diagnostic;
+pub use crate::diagnostic::Error;
 use crate::shape::Tensor;
-use crate::span::Span;
 
 pub use checkpoint::Checkpoint;
 pub use data::Dataset;
 pub use engine::{Backend, Mode};
 pub use infer::{evaluate, load_data, predict, Predictions};
 pub use train::{train, train_with};
-
-/// An error of the runtime, for the CLI to render.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Error {
-    /// A mistake located in the .grad source (its train block, mostly).
-    Program(Diagnostic),
-    /// A problem with a data file. `location` is `file`, `file:line` or
-    /// `file:line:col`; `note` points at the .grad source that asked for it
-    /// (the path, or the mapping of the input that reads the bad column).
-    Data {
-        location: String,
-        message: String,
-        note: Option<Note>,
-    },
-    /// Anything else (a checkpoint, a file that cannot be written), one
-    /// sentence.
-    Other(String),
-}
-
-/// A pointer into the .grad source, with a short message.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Note {
-    pub span: Span,
-    pub message: String,
-}
-
-impl fmt::Display for Error {
-    /// One line, without the .grad source.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Program(d) => write!(f, "{}", d.message),
-            Error::Data {
-                location, message, ..
-            } => write!(f, "{location}: {message}"),
-            Error::Other(m) => write!(f, "{m}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
 
 /// How to run, besides what the train block says.
 #[derive(Clone, Debug, Default)]
@@ -99,8 +61,13 @@ pub struct Options {
     /// [`train::train_with`] for the other modes).
     pub backend: Backend,
     /// Start from these parameters (and optimizer state) instead of the
-    /// initialisers: `--resume`.
+    /// initialisers: `--resume`. The step and epoch counters continue.
     pub resume: Option<Checkpoint>,
+    /// Start from these parameters (in declaration order) instead of the
+    /// initialisers, with a fresh optimizer and counters at 0: the REPL's
+    /// `:train` from the session's current values. `resume` wins if both
+    /// are given.
+    pub initial: Option<Vec<Tensor>>,
     /// Set from another thread (a Ctrl-C handler) to stop at the next step;
     /// the run then ends with [`Stop::Interrupted`].
     pub stop: Option<Arc<AtomicBool>>,

@@ -57,20 +57,15 @@ fn params_of(c: &Compiled) -> Vec<(String, Shape)> {
 
 pub(super) fn row_error(data: Option<&Dataset>, e: RowError) -> Error {
     match (data, e.row) {
-        (Some(d), Some(r)) => Error::Data {
-            location: d.location(r),
-            message: format!(
+        (Some(d), Some(r)) => Error::at(
+            d.location(r),
+            format!(
                 "the model cannot be evaluated on this example: {}",
                 e.message
             ),
-            note: None,
-        },
-        _ => Error::Other(format!("the model cannot be evaluated: {}", e.message)),
+        ),
+        _ => Error::new(format!("the model cannot be evaluated: {}", e.message)),
     }
-}
-
-pub(super) fn compile_engine(f: &crate::ir::Function, mode: Mode) -> Result<Engine, Error> {
-    Engine::new(f, mode).map_err(|e| Error::Other(format!("cannot compile the program: {e}")))
 }
 
 /// The first parameter with a NaN or an infinity among `values` (one slice
@@ -239,14 +234,16 @@ impl<'a> Run<'a> {
     ) -> Result<Run<'a>, Error> {
         let inputs = inputs_of(c);
         let decls = params_of(c);
-        let source = cfg.training_data(&inputs).map_err(Error::Program)?;
+        let program = |d| Error::in_source(&c.source, vec![d]);
+        let source = cfg.training_data(&inputs).map_err(program)?;
         check_settings(cfg, source.is_some())?;
         let data = match source {
             Some(s) => {
                 let path = opts.base_dir.join(&s.path);
                 let needed = vec![true; inputs.len()];
                 let span = Some(s.path_span).filter(|s| *s != Default::default());
-                Some(data::load(&path, s, &inputs, &needed, span)?)
+                let span = span.map(|s| (s, opts.base_dir.as_path()));
+                Some(data::load(&path, s, &inputs, &needed, &c.source, span)?)
             }
             None => None,
         };
@@ -271,12 +268,17 @@ impl<'a> Run<'a> {
                 }
                 (ck.params.clone(), ck.step, ck.epoch)
             }
-            None => (c.initial_params(cfg.seed), 0, 0),
+            None => match &opts.initial {
+                Some(params) => {
+                    check_initial(params, &decls)?;
+                    (params.clone(), 0, 0)
+                }
+                None => (c.initial_params(cfg.seed), 0, 0),
+            },
         };
 
-        let grad = train_program(c).map_err(Error::Program)?;
-        let trainer = compile_engine(&grad, mode)?;
-        let mut evaluator = compile_engine(&eval_program(c), mode)?;
+        let trainer = Engine::new(&train_program(c)?, mode)?;
+        let mut evaluator = Engine::new(&eval_program(c), mode)?;
         let all_rows: Vec<usize> = (0..n).collect();
         evaluator
             .run(&params, data.as_ref(), &all_rows)
@@ -577,19 +579,19 @@ fn check_settings(cfg: &TrainConfig, has_data: bool) -> Result<(), Error> {
             ("patience", cfg.patience.is_some()),
         ];
         if let Some((key, _)) = needs_data.iter().find(|(_, set)| *set) {
-            return Err(Error::Other(format!(
+            return Err(Error::new(format!(
                 "`{key}` needs data, but the model has no inputs"
             )));
         }
     }
     if cfg.patience.is_some() && cfg.validate.is_none() {
-        return Err(Error::Other(
-            "`patience` needs a validation split (`validate`)".into(),
+        return Err(Error::new(
+            "`patience` needs a validation split (`validate`)",
         ));
     }
     if let Some(v) = cfg.validate {
         if !(v > 0.0 && v < 1.0) {
-            return Err(Error::Other(format!(
+            return Err(Error::new(format!(
                 "`validate` must be between 0 and 1, not {v}"
             )));
         }
@@ -607,7 +609,7 @@ fn split(
         return Ok(((0..n).collect(), Vec::new()));
     };
     if n < 2 {
-        return Err(Error::Other(format!(
+        return Err(Error::new(format!(
             "a validation split needs at least 2 examples, and {} has {n}",
             data.map_or(String::new(), |d| d.path.display().to_string())
         )));
@@ -622,6 +624,16 @@ fn split(
     Ok((train, val))
 }
 
+fn check_initial(params: &[Tensor], decls: &[(String, Shape)]) -> Result<(), Error> {
+    if params.len() == decls.len() && params.iter().zip(decls).all(|(t, (_, s))| &t.shape == s) {
+        Ok(())
+    } else {
+        Err(Error::new(
+            "the initial parameters do not match the program's shapes",
+        ))
+    }
+}
+
 fn check_resume(ck: &Checkpoint, decls: &[(String, Shape)]) -> Result<(), Error> {
     let fits = ck.params.len() == decls.len()
         && ck
@@ -633,8 +645,8 @@ fn check_resume(ck: &Checkpoint, decls: &[(String, Shape)]) -> Result<(), Error>
     if fits {
         Ok(())
     } else {
-        Err(Error::Other(
-            "the checkpoint's parameters do not match the program's names and shapes".into(),
+        Err(Error::new(
+            "the checkpoint's parameters do not match the program's names and shapes",
         ))
     }
 }

@@ -1,6 +1,19 @@
-//! Errors a user can cause, as data: a message, a primary span, labelled spans
-//! and a hint. They are collected, several per run, and rendered once, at the
-//! edge (the CLI or the REPL), with ariadne.
+//! Errors a user can cause, as data, rendered once, at the edge (the CLI or
+//! the REPL), by one renderer.
+//!
+//! - [`Diagnostic`]: the front end's errors: a message, a primary span,
+//!   labelled spans and a hint, in the one source being compiled. They are
+//!   collected, several per run.
+//! - [`Error`] ([`error`]): every error a user can cause, wherever it comes
+//!   from: reports with an optional [`Location`] (a span of a named
+//!   [`Source`], or a place in a data file), labels, a hint and notes.
+//! - [`Error::render`] (`render.rs`) is the one renderer, with ariadne;
+//!   [`Diagnostic::render`] and [`render_all`] use it.
+
+pub mod error;
+mod render;
+
+pub use error::{Error, Location, Note, Report, Source};
 
 use crate::span::{LineIndex, Span};
 
@@ -51,59 +64,21 @@ impl Diagnostic {
         format!("{file}:{line}:{col}: error: {}", self.message)
     }
 
-    /// The full report: headline, the source lines with the labels underlined,
-    /// and the hint. `color` adds terminal colours.
+    /// The full report, as [`Error::render`] gives it: headline, the source
+    /// lines with the labels underlined, and the hint. `color` adds
+    /// terminal colours.
     pub fn render(&self, file: &str, src: &str, color: bool) -> String {
-        use ariadne::{Config, IndexType, Label as ALabel, Report, ReportKind, Source};
-
-        let clamp = |s: Span| {
-            let lo = src.floor_char_boundary((s.lo as usize).min(src.len()));
-            let hi = src.ceil_char_boundary((s.hi as usize).clamp(lo, src.len()));
-            (file, lo..hi)
-        };
-        let mut report = Report::build(ReportKind::Error, clamp(self.span))
-            .with_config(
-                Config::default()
-                    .with_color(color)
-                    .with_index_type(IndexType::Byte),
-            )
-            .with_message(&self.message);
-        if self.labels.is_empty() {
-            report = report.with_label(ALabel::new(clamp(self.span)).with_message("here"));
-        }
-        for (i, l) in self.labels.iter().enumerate() {
-            report = report.with_label(
-                ALabel::new(clamp(l.span))
-                    .with_message(&l.message)
-                    .with_order(i as i32),
-            );
-        }
-        if let Some(h) = &self.hint {
-            report = report.with_help(h);
-        }
-        let mut out = Vec::new();
-        let written = report.finish().write((file, Source::from(src)), &mut out);
-        // ariadne's first line repeats the message; the headline replaces it
-        // with the `file:line:col:` form editors and terminals recognise.
-        let body = match written {
-            Ok(()) => {
-                let text = String::from_utf8_lossy(&out).into_owned();
-                text.split_once('\n')
-                    .map_or(String::new(), |(_, rest)| rest.to_string())
-            }
-            Err(_) => String::new(),
-        };
-        format!("{}\n{body}", self.headline(file, src))
+        Error::in_source(&Source::new(file, src), vec![self.clone()]).render(color)
     }
 }
 
-/// Renders several diagnostics, one after another.
+/// Renders several diagnostics of one source, one after another, as
+/// [`Error::render`] does.
 pub fn render_all(diags: &[Diagnostic], file: &str, src: &str, color: bool) -> String {
-    diags
-        .iter()
-        .map(|d| d.render(file, src, color))
-        .collect::<Vec<_>>()
-        .join("\n")
+    if diags.is_empty() {
+        return String::new();
+    }
+    Error::in_source(&Source::new(file, src), diags.to_vec()).render(color)
 }
 
 #[cfg(test)]
@@ -130,6 +105,17 @@ mod tests {
         let d = Diagnostic::error(Span::new(10, 20), "unexpected end of file");
         let text = d.render("e.grad", "x", false);
         assert!(text.contains("e.grad:1:2"), "{text}");
+    }
+}
+
+/// Why a file could not be read or written, in a few words: "no such file",
+/// "permission denied", "it is a directory", else the system's message.
+pub fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        std::io::ErrorKind::IsADirectory => "it is a directory".to_string(),
+        _ => e.to_string(),
     }
 }
 

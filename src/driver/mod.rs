@@ -1,0 +1,98 @@
+//! The driver: the one library layer the CLI and the REPL both call for
+//! everything that is not reading input or printing. Each thing is done one
+//! way, here, so that `gradc check` and the REPL's `:check` check the same
+//! points, `gradc grad --hessian` and `:hessian` have one size limit, and
+//! both train, evaluate and report errors alike.
+//!
+//! It is called the driver (as a compiler's driver is the layer that runs
+//! its stages for its front-ends) rather than a session, because the REPL's
+//! [`crate::repl::session::Session`] is the REPL's own state: its
+//! definitions and current values, which this layer knows nothing about.
+//!
+//! - [`mod@point`]: where values come from: `NAME=VALUES` inputs, seeded
+//!   random inputs, initial or saved parameters.
+//! - [`check`]: reverse mode against central differences at several points.
+//! - [`mod@hessian`]: Hessians, with their one size limit.
+//! - [`config`]: a train block with overrides (`--epochs`, `--lr`,
+//!   `--optimizer`, `--data`, ...).
+//! - here: reading and compiling a file, evaluating a function or its
+//!   gradient at a point on either backend.
+//!
+//! Errors are [`Error`]s, rendered by [`Error::render`]; nothing here
+//! prints.
+
+pub mod check;
+pub mod config;
+pub mod hessian;
+pub mod point;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::diagnostic::{io_reason, Error, Source};
+use crate::eval::{Backend, Evaluator};
+use crate::ir::Function;
+use crate::shape::Tensor;
+use crate::types::CheckOptions;
+use crate::Compiled;
+
+pub use check::{check_gradients, CheckReport, CheckSettings};
+pub use config::{train_config, Overrides};
+pub use hessian::{hessian, Hessian, MAX_HESSIAN};
+pub use point::{Missing, Point};
+
+/// A .grad file as a source named by its path. A byte that is not UTF-8 is
+/// an error located in the file (shown with such bytes as `?`).
+pub fn read_source(path: &Path) -> Result<Arc<Source>, Error> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::new(format!("cannot read `{name}`: {}", io_reason(&e))))?;
+    match crate::source_text(&bytes) {
+        Ok(text) => Ok(Source::new(name, text)),
+        Err(d) => Err(Error::in_source(
+            &Source::new(name, crate::printable_text(&bytes)),
+            vec![d],
+        )),
+    }
+}
+
+/// Reads and compiles a .grad file.
+pub fn load(path: &Path) -> Result<Compiled, Error> {
+    let source = read_source(path)?;
+    crate::compile_source(&source, &CheckOptions::default())
+}
+
+/// The directory the data paths of `file`'s train block are relative to.
+pub fn base_dir(file: &Path) -> PathBuf {
+    file.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// A failure of the engine (the backend's or the interpreter's message).
+pub fn evaluation_failed(e: impl std::fmt::Display) -> Error {
+    Error::new(format!("evaluation failed: {e}"))
+}
+
+/// The outputs of `f` at a point, in `f.outputs` order, on `backend`.
+pub fn evaluate(
+    f: &Function,
+    backend: Backend,
+    params: &[Tensor],
+    inputs: &[Tensor],
+) -> Result<Vec<Tensor>, Error> {
+    Evaluator::new(f, backend)
+        .and_then(|e| e.outputs(params, inputs))
+        .map_err(evaluation_failed)
+}
+
+/// The loss and every parameter's gradient of a gradient program `g` at a
+/// point, on `backend`.
+pub fn gradients(
+    g: &Function,
+    backend: Backend,
+    params: &[Tensor],
+    inputs: &[Tensor],
+) -> Result<(f64, Vec<Tensor>), Error> {
+    Evaluator::new(g, backend)
+        .and_then(|e| crate::autodiff::check::gradients_with(&e, params, inputs))
+        .map_err(evaluation_failed)
+}
