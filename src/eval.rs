@@ -7,12 +7,19 @@
 //! [`crate::runtime::engine::Engine`] holds an `Evaluator` with its scratch
 //! and buffers, allocated once, to run batches without allocating.
 //!
-//! Errors here are the backend's and the interpreter's one-line messages;
-//! the driver turns them into [`crate::diagnostic::Error`]s.
+//! Errors: compiling gives the backend's message (a host or size limit,
+//! or a compiler bug: nothing about a place in the program); running gives
+//! a [`RunError`], the same from every mode. The driver and the runtime turn
+//! both into [`Error`]s here: [`compile_failed`], and [`run_error`], which
+//! places a fault at its instruction's span in the program's source.
+
+use std::sync::Arc;
 
 use crate::backend::{self, BatchOptions, BatchedFunction, JitFunction, Scratch};
-use crate::ir::{interp, Function, Role};
+use crate::diagnostic::{Error, Location, Source};
+use crate::ir::{interp, Fault, Function, Role, RunError};
 use crate::shape::Tensor;
+use crate::span::Span;
 
 /// Which engine evaluates programs.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -55,7 +62,8 @@ pub enum Evaluator {
 }
 
 impl Evaluator {
-    /// `f` on a backend, one example per call.
+    /// `f` on a backend, one example per call. An error is the backend's
+    /// refusal to compile it (see [`compile_failed`]).
     pub fn new(f: &Function, backend: Backend) -> Result<Evaluator, String> {
         Evaluator::compile(
             f,
@@ -100,7 +108,7 @@ impl Evaluator {
 
     /// The outputs of the function for one example, in `function().outputs`
     /// order.
-    pub fn outputs(&self, params: &[Tensor], inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
+    pub fn outputs(&self, params: &[Tensor], inputs: &[Tensor]) -> Result<Vec<Tensor>, RunError> {
         match self {
             Evaluator::Interp(f) => Ok(interp::run_outputs(f, params, inputs)?
                 .into_iter()
@@ -111,7 +119,9 @@ impl Evaluator {
                 let f = b.function();
                 let rows: Vec<&[f64]> = inputs.iter().map(|t| &t.data[..]).collect();
                 let mut values: Vec<Option<Tensor>> = vec![None; f.outputs.len()];
-                for (o, t) in b.outputs().iter().zip(b.run(params, &rows, 1)?) {
+                // One example: no example of a batch to name.
+                let outs = b.run(params, &rows, 1).map_err(|e| e.in_example(None))?;
+                for (o, t) in b.outputs().iter().zip(outs) {
                     let shape = f.shape(f.outputs[o.index].value).clone();
                     values[o.index] = Some(Tensor::new(shape, t.data));
                 }
@@ -120,7 +130,10 @@ impl Evaluator {
                     .zip(&f.outputs)
                     .map(|(v, o)| {
                         v.ok_or_else(|| {
-                            format!("the batched function does not compute `{}`", o.name)
+                            RunError::Misuse(format!(
+                                "the batched function does not compute `{}`",
+                                o.name
+                            ))
                         })
                     })
                     .collect()
@@ -134,15 +147,72 @@ impl Evaluator {
         role: &Role,
         params: &[Tensor],
         inputs: &[Tensor],
-    ) -> Result<Tensor, String> {
+    ) -> Result<Tensor, RunError> {
         let k = self
             .function()
             .outputs
             .iter()
             .position(|o| &o.role == role)
-            .ok_or_else(|| format!("the program has no {role:?} output"))?;
+            .ok_or_else(|| RunError::Misuse(format!("the program has no {role:?} output")))?;
         Ok(self.outputs(params, inputs)?.swap_remove(k))
     }
+}
+
+/// The backend's refusal to compile a program, as an [`Error`].
+pub fn compile_failed(message: impl std::fmt::Display) -> Error {
+    Error::new(format!("cannot compile the program: {message}"))
+}
+
+/// A failure of running a program compiled from `source`, as an [`Error`]:
+/// a fault placed at its instruction's span, underlined with what the call
+/// there takes (worded by the builtin the user wrote, when the span is a
+/// call of one); a misuse as a message without a place.
+pub fn run_error(source: &Arc<Source>, e: &RunError) -> Error {
+    match e {
+        RunError::Fault { span, fault, .. } => {
+            let message = fault.to_string();
+            if *span == Span::default() {
+                return Error::new(message);
+            }
+            let callee = callee(&source.text, *span);
+            let e = Error::at(Location::span(source, *span), message);
+            match fault {
+                Fault::ClassIndex { class, classes } => {
+                    let range = match classes {
+                        1 => "the class index 0".to_string(),
+                        n => format!("a class index from 0 to {}", n - 1),
+                    };
+                    let label = match callee {
+                        Some("cross_entropy") => {
+                            format!("`cross_entropy` of {classes} logits takes {range}")
+                        }
+                        Some("one_hot") => format!("`one_hot` of {classes} classes takes {range}"),
+                        _ => format!("{range} is needed here"),
+                    };
+                    let e = e.label(*span, label);
+                    if *class == *classes as f64 {
+                        e.hint(format!(
+                            "classes are counted from 0: the last of {classes} is {}",
+                            classes - 1
+                        ))
+                    } else {
+                        e
+                    }
+                }
+            }
+        }
+        RunError::Misuse(m) => Error::new(format!("the program cannot be run: {m}")),
+    }
+}
+
+/// The function a span of `text` calls, if it is a call (`name(...)`).
+fn callee(text: &str, span: Span) -> Option<&str> {
+    let s = text.get(span.lo as usize..span.hi as usize)?;
+    let end = s
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(s.len());
+    let rest = s[end..].trim_start();
+    (end > 0 && rest.starts_with('(')).then_some(&s[..end])
 }
 
 #[cfg(test)]

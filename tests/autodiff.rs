@@ -111,7 +111,7 @@ fn t3(dims: [usize; 3], x: &[f64]) -> Tensor {
 fn grad_error(p: &Prog, params: &[Tensor], inputs: &[Tensor]) -> Result<(f64, String), String> {
     let mut worst = (0.0, String::new());
     for (which, g) in [("simplified", &p.g), ("unsimplified", &p.g_raw)] {
-        for pc in check::check(&p.c.raw, g, params, inputs)? {
+        for pc in check::check(&p.c.raw, g, params, inputs).map_err(|e| e.to_string())? {
             let e = pc.max_rel_error;
             if e.is_nan() || e > worst.0 {
                 worst = (e, format!("{which} gradient: {pc:?}"));

@@ -149,7 +149,7 @@ fn compare_batch(
         match interp::run_outputs(f, params, x) {
             Ok(outs) => per_example.push(outs),
             Err(w) => {
-                let w = format!("example {b}: {w}");
+                let w = w.in_example(Some(b));
                 return match got {
                     Err(g) if g == w => Ok(()),
                     g => Err(format!("interpreter error {w:?}, JIT {:?}", g.map(|_| ()))),
@@ -345,7 +345,7 @@ fn a_batch_with_a_wrong_length_is_an_error() {
     };
     assert_eq!(run(&p, &[&x, &y], 32, &mut bufs), Ok(()));
     assert_eq!(run(&p, &[&x[..3 * 31], &y[..31]], 31, &mut bufs), Ok(()));
-    let err = run(&p, &[&x, &y], 31, &mut bufs).unwrap_err();
+    let err = run(&p, &[&x, &y], 31, &mut bufs).unwrap_err().to_string();
     assert!(err.starts_with("input x has shape [3]"), "{err}");
     assert!(run(&p, &[&x[1..], &y], 32, &mut bufs).is_err());
     assert!(run(&p, &[&x, &y[1..]], 32, &mut bufs).is_err());

@@ -1,8 +1,10 @@
 //! Gradient checking: reverse-mode gradients against central finite
-//! differences, both evaluated by the reference interpreter in f64.
+//! differences, both evaluated by the reference interpreter in f64 (or, in
+//! the `_with` forms, by any [`Evaluator`]). Errors are the engine's
+//! [`RunError`]s.
 
 use crate::eval::Evaluator;
-use crate::ir::{Function, Role};
+use crate::ir::{Function, Role, RunError};
 use crate::shape::Tensor;
 
 /// Step of the central differences.
@@ -22,12 +24,12 @@ pub struct ParamCheck {
 }
 
 /// The loss of `f` at the given parameters, by the interpreter.
-pub fn loss(f: &Function, params: &[Tensor], inputs: &[Tensor]) -> Result<f64, String> {
+pub fn loss(f: &Function, params: &[Tensor], inputs: &[Tensor]) -> Result<f64, RunError> {
     loss_with(&Evaluator::Interp(f.clone()), params, inputs)
 }
 
 /// The loss at the given parameters, on any backend.
-pub fn loss_with(f: &Evaluator, params: &[Tensor], inputs: &[Tensor]) -> Result<f64, String> {
+pub fn loss_with(f: &Evaluator, params: &[Tensor], inputs: &[Tensor]) -> Result<f64, RunError> {
     Ok(f.output(&Role::Loss, params, inputs)?.item())
 }
 
@@ -37,7 +39,7 @@ pub fn gradients(
     g: &Function,
     params: &[Tensor],
     inputs: &[Tensor],
-) -> Result<(f64, Vec<Tensor>), String> {
+) -> Result<(f64, Vec<Tensor>), RunError> {
     gradients_with(&Evaluator::Interp(g.clone()), params, inputs)
 }
 
@@ -46,7 +48,7 @@ pub fn gradients_with(
     g: &Evaluator,
     params: &[Tensor],
     inputs: &[Tensor],
-) -> Result<(f64, Vec<Tensor>), String> {
+) -> Result<(f64, Vec<Tensor>), RunError> {
     let f = g.function();
     let mut outs: Vec<Option<Tensor>> = g.outputs(params, inputs)?.into_iter().map(Some).collect();
     let mut take = |role: &Role| {
@@ -54,12 +56,12 @@ pub fn gradients_with(
             .iter()
             .position(|o| &o.role == role)
             .and_then(|k| outs[k].take())
-            .ok_or_else(|| format!("the program has no {role:?} output"))
+            .ok_or_else(|| RunError::Misuse(format!("the program has no {role:?} output")))
     };
     let loss = take(&Role::Loss)?.item();
     let grads = (0..params.len())
         .map(|p| take(&Role::Grad(p)))
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>, RunError>>()?;
     Ok((loss, grads))
 }
 
@@ -69,7 +71,7 @@ pub fn numeric_gradients(
     f: &Function,
     params: &[Tensor],
     inputs: &[Tensor],
-) -> Result<Vec<Tensor>, String> {
+) -> Result<Vec<Tensor>, RunError> {
     numeric_gradients_with(&Evaluator::Interp(f.clone()), params, inputs)
 }
 
@@ -78,7 +80,7 @@ pub fn numeric_gradients_with(
     f: &Evaluator,
     params: &[Tensor],
     inputs: &[Tensor],
-) -> Result<Vec<Tensor>, String> {
+) -> Result<Vec<Tensor>, RunError> {
     let mut work = params.to_vec();
     let mut out = Vec::with_capacity(params.len());
     for p in 0..params.len() {
@@ -104,7 +106,7 @@ pub fn check(
     g: &Function,
     params: &[Tensor],
     inputs: &[Tensor],
-) -> Result<Vec<ParamCheck>, String> {
+) -> Result<Vec<ParamCheck>, RunError> {
     check_with(
         &Evaluator::Interp(f.clone()),
         &Evaluator::Interp(g.clone()),
@@ -120,7 +122,7 @@ pub fn check_with(
     g: &Evaluator,
     params: &[Tensor],
     inputs: &[Tensor],
-) -> Result<Vec<ParamCheck>, String> {
+) -> Result<Vec<ParamCheck>, RunError> {
     let (_, analytic) = gradients_with(g, params, inputs)?;
     let numeric = numeric_gradients_with(f, params, inputs)?;
     Ok(f.function()

@@ -273,28 +273,31 @@ pub fn hessian_rows(f: &Function) -> Result<Vec<Function>, AdError> {
 }
 
 /// The Hessian of the loss at the given point, parameters flattened in
-/// declaration order, evaluated by the interpreter.
+/// declaration order, evaluated by the interpreter: a convenience for tests
+/// and examples, with errors as messages. The driver's
+/// [`crate::driver::hessian`] runs either backend and places errors in the
+/// source.
 pub fn hessian(
     f: &Function,
     params: &[Tensor],
     inputs: &[Tensor],
 ) -> Result<Vec<Vec<f64>>, String> {
-    hessian_with(f, params, inputs, crate::eval::Backend::Interp)
-}
-
-/// The Hessian of the loss at the given point, on any backend.
-pub fn hessian_with(
-    f: &Function,
-    params: &[Tensor],
-    inputs: &[Tensor],
-    backend: crate::eval::Backend,
-) -> Result<Vec<Vec<f64>>, String> {
     let rows = hessian_rows(f).map_err(|e| e.message)?;
     rows.iter()
         .map(|row| {
-            let row = crate::eval::Evaluator::new(row, backend)?;
-            let (_, grads) = check::gradients_with(&row, params, inputs)?;
-            Ok(grads.into_iter().flat_map(|t| t.data).collect())
+            hessian_row(&crate::eval::Evaluator::Interp(row.clone()), params, inputs)
+                .map_err(|e| e.to_string())
         })
         .collect()
+}
+
+/// One row of the Hessian at a point: the `grad` outputs of a program from
+/// [`hessian_rows`], flattened in declaration order.
+pub fn hessian_row(
+    row: &crate::eval::Evaluator,
+    params: &[Tensor],
+    inputs: &[Tensor],
+) -> Result<Vec<f64>, crate::ir::RunError> {
+    let (_, grads) = check::gradients_with(row, params, inputs)?;
+    Ok(grads.into_iter().flat_map(|t| t.data).collect())
 }

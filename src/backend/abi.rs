@@ -20,7 +20,8 @@
 //! - The result is 0 on success. `i + 1` means that instruction `%i` (the
 //!   value whose [`Value::index`] is `i`), a `one_hot`, got a class that is
 //!   not an integer in range; the class is then in `scratch[ERROR_SLOT]` and
-//!   the outputs are unspecified.
+//!   the outputs are unspecified. `Scratch::status_result` decodes it into
+//!   the interpreter's [`crate::ir::RunError::Fault`].
 //!
 //! Scalar values live in registers, never in scratch; constants that are not
 //! scalars live in read-only data objects of the JIT module.
@@ -32,8 +33,7 @@ use cranelift_codegen::ir::{types, AbiParam, Signature};
 use cranelift_module::Module;
 
 use super::plan::{ERROR_SLOT, EXAMPLE_SLOT};
-use crate::ir::{interp, Function, Slot};
-use crate::shape::Tensor;
+use crate::ir::{Fault, Function, Op, RunError, Slot};
 
 /// The signature of the generated function.
 pub type EntryFn = unsafe extern "C" fn(
@@ -127,10 +127,12 @@ impl Scratch {
         params: &[&[f64]],
         inputs: &[&[f64]],
         outputs: &mut [&mut [f64]],
-    ) -> Result<Tables, String> {
+    ) -> Result<Tables, RunError> {
         let (np, ni) = (params.len(), inputs.len());
         if self.data.len() != scratch_len || self.ptrs.len() != np + ni + outputs.len() {
-            return Err("the scratch buffer was made for another function".to_string());
+            return Err(RunError::Misuse(
+                "the scratch buffer was made for another function".to_string(),
+            ));
         }
         for (slot, p) in self.ptrs.iter_mut().zip(params.iter().chain(inputs)) {
             *slot = p.as_ptr().expose_provenance();
@@ -146,27 +148,35 @@ impl Scratch {
         })
     }
 
-    /// `Ok` for status 0; else the interpreter's message for the failing
-    /// `one_hot` (status `i + 1` for instruction `%i`), whose class the
-    /// generated code left in `scratch[ERROR_SLOT]`.
-    pub(super) fn status_result(&self, f: &Function, status: i64) -> Result<(), String> {
+    /// `Ok` for status 0; else the fault of the failing `one_hot` (status
+    /// `i + 1` for instruction `%i`), whose class the generated code left in
+    /// `scratch[ERROR_SLOT]`: the interpreter's [`RunError::Fault`].
+    pub(super) fn status_result(&self, f: &Function, status: i64) -> Result<(), RunError> {
         if status == 0 {
             return Ok(());
         }
         let class = self.data[ERROR_SLOT];
-        let op = usize::try_from(status - 1)
+        let at = usize::try_from(status - 1)
             .ok()
-            .and_then(|index| f.value(index))
-            .map(|v| &f.inst(v).op);
-        match op.map(|op| interp::eval_op(op, &[&Tensor::scalar(class)])) {
-            Some(Err(message)) => Err(message),
-            _ => Err(format!("the compiled code failed with status {status}")),
+            .and_then(|index| f.value(index));
+        let fault = at.and_then(|v| match f.inst(v).op {
+            Op::OneHot(classes) => Fault::one_hot(class, classes).map(|x| (v, x)),
+            _ => None,
+        });
+        match fault {
+            Some((v, fault)) => Err(RunError::fault(v, f.inst(v).span, fault)),
+            // The code and the function disagree: a bug, reported rather
+            // than trusted.
+            None => Err(RunError::Misuse(format!(
+                "the compiled code failed with status {status}, which names no failing `one_hot`"
+            ))),
         }
     }
 
     /// The example a failing `one_hot` of a batched function was in.
-    pub(super) fn failed_example(&self) -> f64 {
-        self.data[EXAMPLE_SLOT]
+    pub(super) fn failed_example(&self) -> Option<usize> {
+        let k = self.data[EXAMPLE_SLOT];
+        (k >= 0.0 && k.fract() == 0.0 && k < usize::MAX as f64).then_some(k as usize)
     }
 }
 
@@ -175,22 +185,22 @@ pub(super) fn check_lengths(
     kind: &str,
     slots: &[Slot],
     given: impl ExactSizeIterator<Item = usize>,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     if slots.len() != given.len() {
-        return Err(format!(
+        return Err(RunError::Misuse(format!(
             "expected {} {kind} values, got {}",
             slots.len(),
             given.len()
-        ));
+        )));
     }
     for (s, len) in slots.iter().zip(given) {
         if len != s.shape.size() {
-            return Err(format!(
+            return Err(RunError::Misuse(format!(
                 "{kind} {} has shape {} ({} numbers) but its buffer holds {len}",
                 s.name,
                 s.shape,
                 s.shape.size()
-            ));
+            )));
         }
     }
     Ok(())

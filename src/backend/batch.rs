@@ -22,7 +22,7 @@ use super::plan::batch::batch_plan;
 use super::plan::{BatchOutput, BatchPlan, Reduce};
 use super::translate::batch::translate_batched;
 use crate::ir::interp::check_slots;
-use crate::ir::{verify, Function};
+use crate::ir::{verify, Function, RunError};
 use crate::shape::{Shape, Tensor};
 
 /// What a batched function computes besides the means.
@@ -144,8 +144,9 @@ impl BatchedFunction {
     /// size, row-major); `out[k]` receives the `k`-th entry of
     /// [`Self::outputs`] (see [`Self::output_shape`]). One call into the
     /// machine code; allocates nothing. Every buffer's length is checked
-    /// first. A `one_hot` with a bad class fails with the interpreter's
-    /// message, prefixed with the example's index; `out` is then unspecified.
+    /// first (a [`RunError::Misuse`] if one does not fit). A `one_hot` with
+    /// a bad class fails with the interpreter's [`RunError::Fault`], with the
+    /// example of the batch it failed on; `out` is then unspecified.
     pub fn run_batch(
         &self,
         scratch: &mut Scratch,
@@ -153,16 +154,16 @@ impl BatchedFunction {
         inputs: &[&[f64]],
         n: usize,
         out: &mut [&mut [f64]],
-    ) -> Result<(), String> {
+    ) -> Result<(), RunError> {
         let f = &self.f;
         check_lengths("parameter", &f.params, params.iter().map(|p| p.len()))?;
         self.check_inputs(inputs, n)?;
         if out.len() != self.outputs.len() {
-            return Err(format!(
+            return Err(RunError::Misuse(format!(
                 "expected {} output buffers, got {}",
                 self.outputs.len(),
                 out.len()
-            ));
+            )));
         }
         for (k, buf) in out.iter().enumerate() {
             let o = self.outputs[k];
@@ -172,12 +173,12 @@ impl BatchedFunction {
                 Reduce::PerExample => shape.size().checked_mul(n),
             };
             if want != Some(buf.len()) {
-                return Err(format!(
+                return Err(RunError::Misuse(format!(
                     "output {} of {n} examples has shape {} but its buffer holds {} numbers",
                     f.outputs[o.index].name,
                     self.output_shape(k, n),
                     buf.len()
-                ));
+                )));
             }
         }
         let t = scratch.bind(self.scratch_len, params, inputs, out)?;
@@ -195,20 +196,20 @@ impl BatchedFunction {
         // outputs cannot alias them or each other. Everything is borrowed for
         // the whole call.
         let status = unsafe { (self.entry)(t.params, t.inputs, t.outputs, t.scratch, n) };
-        scratch.status_result(f, status).map_err(|message| {
-            let example = scratch.failed_example();
-            format!("example {example}: {message}")
-        })
+        scratch
+            .status_result(f, status)
+            .map_err(|e| e.in_example(scratch.failed_example()))
     }
 
     /// Requires `n >= 1` and `n` rows of every input.
-    fn check_inputs(&self, inputs: &[&[f64]], n: usize) -> Result<(), String> {
+    fn check_inputs(&self, inputs: &[&[f64]], n: usize) -> Result<(), RunError> {
         let f = &self.f;
+        let misuse = |m: String| Err(RunError::Misuse(m));
         if n == 0 {
-            return Err("a batch needs at least one example".to_string());
+            return misuse("a batch needs at least one example".to_string());
         }
         if inputs.len() != f.inputs.len() {
-            return Err(format!(
+            return misuse(format!(
                 "expected {} input values, got {}",
                 f.inputs.len(),
                 inputs.len()
@@ -216,7 +217,7 @@ impl BatchedFunction {
         }
         for (s, x) in f.inputs.iter().zip(inputs) {
             if s.shape.size().checked_mul(n) != Some(x.len()) {
-                return Err(format!(
+                return misuse(format!(
                     "input {} has shape {}: {n} examples need {n} x {} numbers but its buffer holds {}",
                     s.name,
                     s.shape,
@@ -236,7 +237,7 @@ impl BatchedFunction {
         params: &[Tensor],
         inputs: &[&[f64]],
         n: usize,
-    ) -> Result<Vec<Tensor>, String> {
+    ) -> Result<Vec<Tensor>, RunError> {
         check_slots("parameter", &self.f.params, params)?;
         self.check_inputs(inputs, n)?;
         let mut outs: Vec<Tensor> = (0..self.outputs.len())

@@ -13,7 +13,7 @@ use super::abi::{self, check_lengths, EntryFn, Scratch};
 use super::libm::Callee;
 use super::plan::{layout, Layout};
 use super::translate::single;
-use crate::ir::{interp, verify, Function};
+use crate::ir::{interp, verify, Function, RunError};
 use crate::shape::Tensor;
 
 /// A function compiled to machine code for this host.
@@ -193,8 +193,10 @@ impl JitFunction {
     }
 
     /// Runs on one example and returns the outputs in `Function::outputs`
-    /// order. Checks every shape first, with the interpreter's messages.
-    pub fn run(&self, params: &[Tensor], inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
+    /// order. Checks every shape first, with the interpreter's messages; a
+    /// `one_hot` with a bad class is the interpreter's
+    /// [`RunError::Fault`].
+    pub fn run(&self, params: &[Tensor], inputs: &[Tensor]) -> Result<Vec<Tensor>, RunError> {
         interp::check_slots("parameter", &self.f.params, params)?;
         interp::check_slots("input", &self.f.inputs, inputs)?;
         let mut outs: Vec<Tensor> = self
@@ -213,33 +215,33 @@ impl JitFunction {
     /// Runs on one example, writing the k-th output into `outputs[k]`
     /// (row-major). Allocates nothing. Every buffer's length is checked
     /// against its shape, and `scratch` against this function, before the
-    /// machine code runs.
+    /// machine code runs (a [`RunError::Misuse`] if one does not fit).
     pub fn run_into(
         &self,
         scratch: &mut Scratch,
         params: &[&[f64]],
         inputs: &[&[f64]],
         outputs: &mut [&mut [f64]],
-    ) -> Result<(), String> {
+    ) -> Result<(), RunError> {
         let f = &self.f;
         check_lengths("parameter", &f.params, params.iter().map(|p| p.len()))?;
         check_lengths("input", &f.inputs, inputs.iter().map(|p| p.len()))?;
         if outputs.len() != f.outputs.len() {
-            return Err(format!(
+            return Err(RunError::Misuse(format!(
                 "expected {} output buffers, got {}",
                 f.outputs.len(),
                 outputs.len()
-            ));
+            )));
         }
         for (o, buf) in f.outputs.iter().zip(outputs.iter()) {
             let shape = f.shape(o.value);
             if buf.len() != shape.size() {
-                return Err(format!(
+                return Err(RunError::Misuse(format!(
                     "output {} has shape {shape} ({} numbers) but its buffer holds {}",
                     o.name,
                     shape.size(),
                     buf.len()
-                ));
+                )));
             }
         }
         let t = scratch.bind(self.scratch_len, params, inputs, outputs)?;

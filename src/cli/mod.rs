@@ -166,11 +166,12 @@ pub fn run(command: Command) -> Result<(), Error> {
             let g = gradient(&c)?;
             if values {
                 let p = at_point(&c, &point, Missing::Zeros)?;
-                let (loss, grads) = driver::gradients(&g, point.backend, &p.params, &p.inputs)?;
+                let (loss, grads) =
+                    driver::gradients(&g, &c.source, point.backend, &p.params, &p.inputs)?;
                 print_gradients(&c, loss, &grads, json);
             } else if hessian {
                 let p = at_point(&c, &point, Missing::Zeros)?;
-                let h = driver::hessian(&c.ir, &p.params, &p.inputs, point.backend)?;
+                let h = driver::hessian(&c.ir, &c.source, &p.params, &p.inputs, point.backend)?;
                 print_hessian(&h.rows, json);
             } else if stats {
                 print_stats(&c.ir, &g, json);
@@ -198,7 +199,8 @@ pub fn run(command: Command) -> Result<(), Error> {
                 perturbations,
                 backend: point.backend,
             };
-            let report = driver::check_gradients(&c.ir, &g, &p.params, &p.inputs, &settings)?;
+            let report =
+                driver::check_gradients(&c.ir, &g, &c.source, &p.params, &p.inputs, &settings)?;
             out!("{report}");
             report.failure().map_or(Ok(()), Err)
         }
@@ -215,7 +217,7 @@ pub fn run(command: Command) -> Result<(), Error> {
                 return train::eval(&file, &c, &point, w, d, json);
             }
             let p = at_point(&c, &point, Missing::Zeros)?;
-            let outs = driver::evaluate(&c.ir, point.backend, &p.params, &p.inputs)?;
+            let outs = driver::evaluate(&c.ir, &c.source, point.backend, &p.params, &p.inputs)?;
             print_results(&c.ir.outputs, &outs, json);
             Ok(())
         }

@@ -441,7 +441,7 @@ pub fn eval(
     let params = point::params(c, weights, at.seed.unwrap_or_else(|| c.seed()))?;
     let Some(data) = data else {
         let p = super::at_point(c, at, driver::Missing::Zeros)?;
-        let outs = driver::evaluate(&c.ir, at.backend, &params, &p.inputs)?;
+        let outs = driver::evaluate(&c.ir, &c.source, at.backend, &params, &p.inputs)?;
         super::print_results(&c.ir.outputs, &outs, json);
         return Ok(());
     };

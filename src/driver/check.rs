@@ -4,14 +4,15 @@
 //! same points and print the same table.
 
 use std::fmt;
+use std::sync::Arc;
 
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use crate::autodiff::check::{check_with, ParamCheck};
-use crate::diagnostic::Error;
-use crate::eval::{Backend, Evaluator};
+use crate::diagnostic::{Error, Source};
+use crate::eval::{compile_failed, run_error, Backend, Evaluator};
 use crate::ir::Function;
 use crate::shape::Tensor;
 
@@ -127,21 +128,22 @@ pub fn points(params: &[Tensor], perturbations: usize) -> Vec<Vec<Tensor>> {
 }
 
 /// Compares the gradient program `g` of `f` with central differences of
-/// `f`'s loss at every one of [`points`], with `inputs` fixed.
+/// `f`'s loss at every one of [`points`], with `inputs` fixed; a fault of
+/// either is placed in `source`, which both were compiled from.
 pub fn check_gradients(
     f: &Function,
     g: &Function,
+    source: &Arc<Source>,
     params: &[Tensor],
     inputs: &[Tensor],
     settings: &CheckSettings,
 ) -> Result<CheckReport, Error> {
-    let failed = super::evaluation_failed;
-    let fe = Evaluator::new(f, settings.backend).map_err(failed)?;
-    let ge = Evaluator::new(g, settings.backend).map_err(failed)?;
+    let fe = Evaluator::new(f, settings.backend).map_err(compile_failed)?;
+    let ge = Evaluator::new(g, settings.backend).map_err(compile_failed)?;
     let points = points(params, settings.perturbations);
     let mut worst: Vec<ParamCheck> = Vec::new();
     for point in &points {
-        let results = check_with(&fe, &ge, point, inputs).map_err(failed)?;
+        let results = check_with(&fe, &ge, point, inputs).map_err(|e| run_error(source, &e))?;
         if worst.is_empty() {
             worst = results;
             continue;
@@ -182,7 +184,8 @@ mod tests {
         let c = crate::compile("param x = 2\nloss x^2\n").unwrap();
         let mut g = c.gradient().unwrap();
         let settings = CheckSettings::default();
-        let ok = check_gradients(&c.ir, &g, &c.initial_params(0), &[], &settings).unwrap();
+        let ok =
+            check_gradients(&c.ir, &g, &c.source, &c.initial_params(0), &[], &settings).unwrap();
         assert!(ok.ok() && ok.failure().is_none(), "{ok}");
         assert!(
             ok.to_string().contains("at 4 points (tolerance 1e-5)"),
@@ -192,7 +195,8 @@ mod tests {
         let loss = g.outputs[0].value;
         let k = g.outputs.len() - 1;
         g.outputs[k].value = loss;
-        let bad = check_gradients(&c.ir, &g, &c.initial_params(0), &[], &settings).unwrap();
+        let bad =
+            check_gradients(&c.ir, &g, &c.source, &c.initial_params(0), &[], &settings).unwrap();
         assert!(!bad.ok() && bad.to_string().contains("FAIL"), "{bad}");
         assert!(bad
             .failure()

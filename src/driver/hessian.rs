@@ -1,8 +1,11 @@
 //! Hessians of a loss over every parameter element, with one size limit for
 //! `gradc grad --hessian` and the REPL's `:hessian`.
 
-use crate::diagnostic::Error;
-use crate::eval::Backend;
+use std::sync::Arc;
+
+use crate::autodiff::hessian_row;
+use crate::diagnostic::{Diagnostic, Error, Source};
+use crate::eval::{compile_failed, run_error, Backend, Evaluator};
 use crate::ir::Function;
 use crate::shape::Tensor;
 
@@ -43,10 +46,11 @@ pub fn labels(f: &Function) -> Vec<String> {
     labels
 }
 
-/// The Hessian of `f`'s loss at a point, on `backend`; refused above
-/// [`MAX_HESSIAN`] parameter elements.
+/// The Hessian of `f`'s loss (`f` compiled from `source`) at a point, on
+/// `backend`; refused above [`MAX_HESSIAN`] parameter elements.
 pub fn hessian(
     f: &Function,
+    source: &Arc<Source>,
     params: &[Tensor],
     inputs: &[Tensor],
     backend: Backend,
@@ -58,8 +62,15 @@ pub fn hessian(
             labels.len()
         )));
     }
-    let rows = crate::autodiff::hessian_with(f, params, inputs, backend)
-        .map_err(super::evaluation_failed)?;
+    let program = crate::autodiff::hessian_rows(f).map_err(|e| {
+        let d = Diagnostic::error(e.span, e.message).label(e.span, "here");
+        Error::in_source(source, vec![d])
+    })?;
+    let mut rows = Vec::with_capacity(program.len());
+    for row in &program {
+        let row = Evaluator::new(row, backend).map_err(compile_failed)?;
+        rows.push(hessian_row(&row, params, inputs).map_err(|e| run_error(source, &e))?);
+    }
     Ok(Hessian { labels, rows })
 }
 
@@ -74,10 +85,17 @@ mod tests {
             labels(&c.ir),
             ["a", "W[0, 0]", "W[0, 1]", "W[1, 0]", "W[1, 1]"]
         );
-        let h = hessian(&c.ir, &c.initial_params(0), &[], Backend::Interp).unwrap();
+        let h = hessian(&c.ir, &c.source, &c.initial_params(0), &[], Backend::Interp).unwrap();
         assert_eq!(h.rows[0], [0.0, 1.0, 1.0, 1.0, 1.0]);
         let big = crate::compile("param w: [101]\nloss sum(w^2)\n").unwrap();
-        let e = hessian(&big.ir, &big.initial_params(0), &[], Backend::Interp).unwrap_err();
+        let e = hessian(
+            &big.ir,
+            &big.source,
+            &big.initial_params(0),
+            &[],
+            Backend::Interp,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("at most 100"), "{e}");
     }
 }

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::diagnostic::{io_reason, Error, Source};
-use crate::eval::{Backend, Evaluator};
+use crate::eval::{compile_failed, run_error, Backend, Evaluator};
 use crate::ir::Function;
 use crate::shape::Tensor;
 use crate::types::CheckOptions;
@@ -67,32 +67,28 @@ pub fn base_dir(file: &Path) -> PathBuf {
     file.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
-/// A failure of the engine (the backend's or the interpreter's message).
-pub fn evaluation_failed(e: impl std::fmt::Display) -> Error {
-    Error::new(format!("evaluation failed: {e}"))
-}
-
-/// The outputs of `f` at a point, in `f.outputs` order, on `backend`.
+/// The outputs of `f` (compiled from `source`) at a point, in `f.outputs`
+/// order, on `backend`. A fault of the program is placed in `source`.
 pub fn evaluate(
     f: &Function,
+    source: &Arc<Source>,
     backend: Backend,
     params: &[Tensor],
     inputs: &[Tensor],
 ) -> Result<Vec<Tensor>, Error> {
-    Evaluator::new(f, backend)
-        .and_then(|e| e.outputs(params, inputs))
-        .map_err(evaluation_failed)
+    let e = Evaluator::new(f, backend).map_err(compile_failed)?;
+    e.outputs(params, inputs).map_err(|e| run_error(source, &e))
 }
 
-/// The loss and every parameter's gradient of a gradient program `g` at a
-/// point, on `backend`.
+/// The loss and every parameter's gradient of a gradient program `g`
+/// (compiled from `source`) at a point, on `backend`.
 pub fn gradients(
     g: &Function,
+    source: &Arc<Source>,
     backend: Backend,
     params: &[Tensor],
     inputs: &[Tensor],
 ) -> Result<(f64, Vec<Tensor>), Error> {
-    Evaluator::new(g, backend)
-        .and_then(|e| crate::autodiff::check::gradients_with(&e, params, inputs))
-        .map_err(evaluation_failed)
+    let e = Evaluator::new(g, backend).map_err(compile_failed)?;
+    crate::autodiff::check::gradients_with(&e, params, inputs).map_err(|e| run_error(source, &e))
 }

@@ -9,43 +9,50 @@
 //! sums run left to right in row-major order.
 
 use crate::ir::verify::result_shape;
-use crate::ir::{Binary, Function, Op, Output, SliceAxis, Slot, Unary};
-use crate::shape::{fmt_num, Shape, Tensor};
+use crate::ir::{Binary, Fault, Function, Op, Output, RunError, SliceAxis, Slot, Unary};
+use crate::shape::{Shape, Tensor};
 
 /// Runs `f` on one example and returns the value of every instruction,
-/// indexed by [`crate::ir::Value`].
-pub fn run(f: &Function, params: &[Tensor], inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
+/// indexed by [`crate::ir::Value`]. A `one_hot` with a bad class is a
+/// [`RunError::Fault`] at that instruction; the first in instruction order
+/// is reported.
+pub fn run(f: &Function, params: &[Tensor], inputs: &[Tensor]) -> Result<Vec<Tensor>, RunError> {
     check_slots("parameter", &f.params, params)?;
     check_slots("input", &f.inputs, inputs)?;
+    let misuse = |m: String| RunError::Misuse(m);
     let mut values: Vec<Tensor> = Vec::with_capacity(f.insts.len());
-    for (i, inst) in f.insts.iter().enumerate() {
+    for (v, inst) in f.values().zip(&f.insts) {
+        let i = v.index();
         let value = match inst.op {
             Op::Param(k) => params
                 .get(k)
                 .cloned()
-                .ok_or_else(|| format!("%{i}: no parameter {k}"))?,
+                .ok_or_else(|| misuse(format!("%{i}: no parameter {k}")))?,
             Op::Input(k) => inputs
                 .get(k)
                 .cloned()
-                .ok_or_else(|| format!("%{i}: no input {k}"))?,
+                .ok_or_else(|| misuse(format!("%{i}: no input {k}")))?,
             // Every other operation is evaluated by `eval_op`, whose match
             // is exhaustive.
             _ => {
                 let mut args = Vec::with_capacity(inst.args.len());
                 for a in &inst.args {
-                    let t = values
-                        .get(a.index())
-                        .ok_or_else(|| format!("%{i} uses %{} before it is defined", a.index()))?;
+                    let t = values.get(a.index()).ok_or_else(|| {
+                        misuse(format!("%{i} uses %{} before it is defined", a.index()))
+                    })?;
                     args.push(t);
                 }
-                eval_op(&inst.op, &args)?
+                eval_op(&inst.op, &args).map_err(|e| match e {
+                    OpError::Fault(fault) => RunError::fault(v, inst.span, fault),
+                    OpError::Invalid(m) => misuse(format!("%{i}: {m}")),
+                })?
             }
         };
         if value.shape != inst.shape {
-            return Err(format!(
+            return Err(misuse(format!(
                 "%{i} is recorded as {} but evaluates to {}",
                 inst.shape, value.shape
-            ));
+            )));
         }
         values.push(value);
     }
@@ -57,14 +64,14 @@ pub fn run_outputs(
     f: &Function,
     params: &[Tensor],
     inputs: &[Tensor],
-) -> Result<Vec<(Output, Tensor)>, String> {
+) -> Result<Vec<(Output, Tensor)>, RunError> {
     let values = run(f, params, inputs)?;
     f.outputs
         .iter()
         .map(|o| {
             let t = values
                 .get(o.value.index())
-                .ok_or_else(|| format!("output {} is undefined", o.name))?;
+                .ok_or_else(|| RunError::Misuse(format!("output {} is undefined", o.name)))?;
             Ok((o.clone(), t.clone()))
         })
         .collect()
@@ -72,42 +79,64 @@ pub fn run_outputs(
 
 /// Checks that `given` holds one tensor of the right shape per slot; the
 /// message names the slot (`input x has shape [3] but ...`).
-pub fn check_slots(kind: &str, slots: &[Slot], given: &[Tensor]) -> Result<(), String> {
+pub fn check_slots(kind: &str, slots: &[Slot], given: &[Tensor]) -> Result<(), RunError> {
     if slots.len() != given.len() {
-        return Err(format!(
+        return Err(RunError::Misuse(format!(
             "expected {} {kind} values, got {}",
             slots.len(),
             given.len()
-        ));
+        )));
     }
     for (s, t) in slots.iter().zip(given) {
         if t.shape != s.shape || t.data.len() != s.shape.size() {
-            return Err(format!(
+            return Err(RunError::Misuse(format!(
                 "{kind} {} has shape {} but the function expects {}",
                 s.name, t.shape, s.shape
-            ));
+            )));
         }
     }
     Ok(())
 }
 
-/// Applies one operation to argument values. Errors on ill-shaped arguments,
-/// on `param`/`input` (which have no arguments to compute from), and on a
-/// `one_hot` class that is not an integer in range.
-pub fn eval_op(op: &Op, args: &[&Tensor]) -> Result<Tensor, String> {
+/// Why [`eval_op`] gives no value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OpError {
+    /// The program's fault on these values (a `one_hot` class out of range).
+    Fault(Fault),
+    /// The arguments do not fit the operation (a shape, a tensor that does
+    /// not hold its shape's numbers), or it is a `param` or `input`, which
+    /// has no value outside a run.
+    Invalid(String),
+}
+
+impl std::fmt::Display for OpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpError::Fault(fault) => write!(f, "{fault}"),
+            OpError::Invalid(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+/// Applies one operation to argument values. Errors on ill-shaped arguments
+/// and on `param`/`input` (which have no arguments to compute from), and
+/// faults on a `one_hot` class that is not an integer in range.
+pub fn eval_op(op: &Op, args: &[&Tensor]) -> Result<Tensor, OpError> {
     if let Some(t) = args.iter().find(|t| t.data.len() != t.shape.size()) {
-        return Err(format!(
+        return Err(OpError::Invalid(format!(
             "tensor of shape {} holds {} numbers",
             t.shape,
             t.data.len()
-        ));
+        )));
     }
     if let Op::Param(_) | Op::Input(_) = op {
-        return Err("a param or input has no value outside a run".to_string());
+        return Err(OpError::Invalid(
+            "a param or input has no value outside a run".to_string(),
+        ));
     }
     // Past this check every index below is in bounds.
     let shapes: Vec<&Shape> = args.iter().map(|t| &t.shape).collect();
-    let shape = result_shape(&Function::default(), op, &shapes)?;
+    let shape = result_shape(&Function::default(), op, &shapes).map_err(OpError::Invalid)?;
     let n = shape.size();
     let data: Vec<f64> = match op {
         Op::Param(_) | Op::Input(_) => unreachable!("handled above"),
@@ -164,7 +193,7 @@ pub fn eval_op(op: &Op, args: &[&Tensor]) -> Result<Tensor, String> {
             out
         }
         Op::Pack => args.iter().flat_map(|t| t.data.iter().copied()).collect(),
-        Op::OneHot(classes) => one_hot(args[0].data[0], *classes)?,
+        Op::OneHot(classes) => one_hot(args[0].data[0], *classes).map_err(OpError::Fault)?,
     };
     Ok(Tensor::new(shape, data))
 }
@@ -326,18 +355,9 @@ pub fn slice_offsets(s: &Shape, axes: &[SliceAxis]) -> Vec<usize> {
     offsets
 }
 
-fn one_hot(c: f64, classes: usize) -> Result<Vec<f64>, String> {
-    if c.fract() != 0.0 || c.is_nan() {
-        return Err(format!(
-            "class index {} is not a whole number, for one_hot(…, {classes})",
-            fmt_num(c)
-        ));
-    }
-    if c < 0.0 || c >= classes as f64 {
-        return Err(format!(
-            "class index {} out of range for one_hot(…, {classes})",
-            fmt_num(c)
-        ));
+fn one_hot(c: f64, classes: usize) -> Result<Vec<f64>, Fault> {
+    if let Some(fault) = Fault::one_hot(c, classes) {
+        return Err(fault);
     }
     let mut v = vec![0.0; classes];
     v[c as usize] = 1.0;
@@ -607,7 +627,10 @@ mod tests {
         assert_eq!(eval(Op::OneHot(3), &[&s(1.0)]), t(&[3], &[0.0, 1.0, 0.0]));
         assert_eq!(
             eval_op(&Op::OneHot(3), &[&s(5.0)]).unwrap_err(),
-            "class index 5 out of range for one_hot(…, 3)"
+            OpError::Fault(Fault::ClassIndex {
+                class: 5.0,
+                classes: 3
+            })
         );
         assert!(eval_op(&Op::OneHot(3), &[&s(-1.0)]).is_err());
         assert!(eval_op(&Op::OneHot(3), &[&s(0.5)]).is_err());
@@ -671,13 +694,46 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_class_is_a_fault_at_its_instruction() {
+        let c = Slot {
+            name: "c".to_string(),
+            shape: Shape::scalar(),
+        };
+        let mut f = Function::new(vec![], vec![c]);
+        let c = f.push(Op::Input(0), vec![], Span::new(0, 7));
+        let oh = f.push(Op::OneHot(3), vec![c], Span::new(10, 22));
+        f.outputs.push(Output {
+            role: Role::Output,
+            name: "o".to_string(),
+            value: oh,
+        });
+        let e = run_outputs(&f, &[], &[s(3.0)]).unwrap_err();
+        assert_eq!(
+            e,
+            RunError::Fault {
+                at: oh,
+                span: Span::new(10, 22),
+                example: None,
+                fault: Fault::ClassIndex {
+                    class: 3.0,
+                    classes: 3
+                },
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "class index 3 is out of range for 3 classes (0 to 2)"
+        );
+    }
+
+    #[test]
     fn rejects_wrong_params_and_inputs() {
         let f = tiny();
         let w = t(&[2], &[1.0, 2.0]);
         let x3 = t(&[3], &[1.0, 2.0, 3.0]);
         assert_eq!(
             run(&f, std::slice::from_ref(&w), &[x3]).unwrap_err(),
-            "input x has shape [3] but the function expects [2]"
+            RunError::Misuse("input x has shape [3] but the function expects [2]".into())
         );
         assert!(run(&f, &[], std::slice::from_ref(&w)).is_err());
         assert!(run(&f, std::slice::from_ref(&w), &[w.clone(), w.clone()]).is_err());

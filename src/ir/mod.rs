@@ -7,6 +7,7 @@
 //! `if` is the [`Op::Select`] instruction. The printer's text is the canonical
 //! form that snapshot tests compare.
 
+pub mod fault;
 pub mod interp;
 pub mod printer;
 pub mod stats;
@@ -17,6 +18,8 @@ use std::hash::{Hash, Hasher};
 
 use crate::shape::{Shape, Tensor};
 use crate::span::Span;
+
+pub use fault::{Fault, RunError};
 
 /// An SSA value: the index of the instruction that defines it.
 ///

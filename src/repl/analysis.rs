@@ -3,11 +3,12 @@
 //! expression or of the whole session.
 
 use std::rc::Rc;
+use std::sync::Arc;
 
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, Source};
 use crate::driver::{self, CheckReport, CheckSettings, Hessian};
 use crate::ir::{Function, Role};
-use crate::repl::error::{at, compile, locate, Error};
+use crate::repl::error::{at, compile, locate, relocate, Error};
 use crate::repl::session::Session;
 use crate::repl::source::{Assembled, Origin};
 use crate::shape::Tensor;
@@ -27,6 +28,8 @@ pub struct GradReport {
 /// loss, and the assembled source it was compiled from.
 struct Scalar {
     f: Function,
+    /// The source of the assembled program, which `f`'s spans point into.
+    source: Arc<Source>,
     assembled: Assembled,
     origin: Rc<Origin>,
 }
@@ -37,7 +40,7 @@ impl Session {
     pub fn grad(&self, origin: Rc<Origin>, base: Option<usize>) -> Result<GradReport, Error> {
         let s = self.scalar(origin, base, ":grad")?;
         let g = s.gradient()?;
-        let values = self.run(&g)?;
+        let values = self.run(&g, &s.source, &s.assembled)?;
         let mut value = f64::NAN;
         let mut grads = Vec::new();
         for (o, t) in g.outputs.iter().zip(values) {
@@ -65,7 +68,7 @@ impl Session {
         }
         let (params, inputs) = self.point(&s.f);
         s.gradient()?;
-        driver::hessian(&s.f, &params, &inputs, self.backend())
+        driver::hessian(&s.f, &s.source, &params, &inputs, self.backend()).map_err(|e| s.locate(e))
     }
 
     /// Reverse-mode gradients against central differences, at the current
@@ -84,7 +87,8 @@ impl Session {
             backend: self.backend(),
             ..CheckSettings::default()
         };
-        driver::check_gradients(&s.f, &g, &params, &inputs, &settings)
+        driver::check_gradients(&s.f, &g, &s.source, &params, &inputs, &settings)
+            .map_err(|e| s.locate(e))
     }
 
     /// The simplified IR of the expression, or of the whole session.
@@ -111,6 +115,7 @@ impl Session {
         match base {
             Some(base) => {
                 let (c, assembled) = self.compile_expr(&origin, base)?;
+                let source = c.source.clone();
                 let mut f = c.ir;
                 let value = f.outputs.last().expect("the expression's output").value;
                 let shape = f.shape(value).clone();
@@ -130,6 +135,7 @@ impl Session {
                 out.name = "loss".to_string();
                 Ok(Scalar {
                     f,
+                    source,
                     assembled,
                     origin,
                 })
@@ -137,6 +143,7 @@ impl Session {
             None => {
                 let assembled = Assembled::new(&self.entries, true);
                 let c = compile(&assembled, &origin, |_| String::new())?;
+                let source = c.source.clone();
                 let mut f = c.ir;
                 if f.output(&Role::Loss).is_none() {
                     return Err(Error::new(format!(
@@ -147,6 +154,7 @@ impl Session {
                 crate::passes::simplify(&mut f);
                 Ok(Scalar {
                     f,
+                    source,
                     assembled,
                     origin,
                 })
@@ -156,6 +164,11 @@ impl Session {
 }
 
 impl Scalar {
+    /// An error on this scalar's program, placed in the text the user wrote.
+    fn locate(&self, e: Error) -> Error {
+        relocate(&self.assembled, &self.source, e)
+    }
+
     /// The gradient program of the scalar with respect to every param.
     fn gradient(&self) -> Result<Function, Error> {
         crate::gradient_program(&self.f).map_err(|d| {

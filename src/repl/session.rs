@@ -10,8 +10,9 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::rc::Rc;
+use std::sync::Arc;
 
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, Source};
 use crate::driver;
 use crate::eval::Backend;
 use crate::ir::Function;
@@ -206,7 +207,7 @@ impl Session {
         })?;
         self.entries = candidate;
         self.adopt(&c, &seen);
-        self.evaluate_defined(&c, &mut defined);
+        self.evaluate_defined(&c, &assembled, &mut defined);
         Ok(defined)
     }
 
@@ -244,7 +245,7 @@ impl Session {
     }
 
     /// Fills in the values of what an input defined, at the current point.
-    fn evaluate_defined(&self, c: &Compiled, defined: &mut [Defined]) {
+    fn evaluate_defined(&self, c: &Compiled, assembled: &Assembled, defined: &mut [Defined]) {
         let mut exprs: Vec<(usize, TExpr)> = Vec::new();
         for (k, d) in defined.iter_mut().enumerate() {
             let name = match &d.key {
@@ -300,7 +301,7 @@ impl Session {
             .collect();
         let mut f = crate::lower::lower(&program);
         crate::passes::simplify(&mut f);
-        let results = self.run(&f);
+        let results = self.run(&f, &c.source, assembled);
         for (j, (k, _)) in exprs.iter().enumerate() {
             defined[*k].value = Some(match &results {
                 Ok(values) => Ok(values[j].clone()),
@@ -359,8 +360,8 @@ impl Session {
 
     /// The value of the expression `origin.text()[base..]` at the current point.
     pub fn eval(&self, origin: Rc<Origin>, base: usize) -> Result<Tensor, Error> {
-        let (c, _) = self.compile_expr(&origin, base)?;
-        let mut values = self.run(&c.ir)?;
+        let (c, assembled) = self.compile_expr(&origin, base)?;
+        let mut values = self.run(&c.ir, &c.source, &assembled)?;
         values.pop().ok_or_else(|| Error::new("no value"))
     }
 
@@ -476,11 +477,18 @@ impl Session {
         (get(&self.params, &f.params), get(&self.inputs, &f.inputs))
     }
 
-    /// Runs `f` at the current point with the session's backend; its outputs
-    /// in order.
-    pub(super) fn run(&self, f: &Function) -> Result<Vec<Tensor>, Error> {
+    /// Runs `f` (compiled from `assembled`, as `source`) at the current
+    /// point with the session's backend; its outputs in order. A fault is
+    /// placed in the text the user wrote.
+    pub(super) fn run(
+        &self,
+        f: &Function,
+        source: &Arc<Source>,
+        assembled: &Assembled,
+    ) -> Result<Vec<Tensor>, Error> {
         let (params, inputs) = self.point(f);
-        crate::driver::evaluate(f, self.opts.backend, &params, &inputs)
+        crate::driver::evaluate(f, source, self.opts.backend, &params, &inputs)
+            .map_err(|e| relocate(assembled, source, e))
     }
 }
 

@@ -18,10 +18,12 @@
 //! numbers depend only on the data, the parameters and the order.
 
 use crate::backend::{Reduce, Scratch};
-use crate::diagnostic::Error;
-use crate::eval::Evaluator;
+use std::sync::Arc;
+
+use crate::diagnostic::{Error, Source};
+use crate::eval::{compile_failed, run_error, Evaluator};
 pub use crate::eval::{Backend, Mode};
-use crate::ir::{interp, Function, Op, Role};
+use crate::ir::{interp, Function, Op, Role, RunError};
 use crate::shape::Tensor;
 use crate::{passes, Compiled};
 
@@ -66,7 +68,32 @@ pub fn predict_program(c: &Compiled) -> (Function, Vec<bool>) {
 pub struct RowError {
     /// The example (an index into the dataset), if there is data.
     pub row: Option<usize>,
-    pub message: String,
+    /// What failed, as one example's run reports it (no example of a batch
+    /// in it: `row` names the example).
+    pub error: RunError,
+}
+
+impl RowError {
+    /// This failure as an [`Error`], for a program compiled from `source`
+    /// run on `data`: a fault placed at its instruction in `source`
+    /// ([`run_error`]), with a note naming the data file's line of the
+    /// example; a misuse at that line.
+    pub fn to_error(&self, source: &Arc<Source>, data: Option<&Dataset>) -> Error {
+        let line = data.zip(self.row).map(|(d, r)| d.location(r));
+        match (&self.error, line) {
+            (RunError::Fault { .. }, Some(line)) => {
+                run_error(source, &self.error).note(Some(line), "in the example on this line")
+            }
+            (RunError::Fault { .. }, None) => run_error(source, &self.error),
+            (RunError::Misuse(m), Some(line)) => Error::at(
+                line,
+                format!("the model cannot be evaluated on this example: {m}"),
+            ),
+            (RunError::Misuse(m), None) => {
+                Error::new(format!("the model cannot be evaluated: {m}"))
+            }
+        }
+    }
 }
 
 /// A program ready to run on examples, with its output buffers and the
@@ -113,8 +140,7 @@ impl Engine {
     /// Compiles `f` to run as `mode` says (in batched mode, a program with
     /// `output`s computes them per example: prediction).
     pub fn new(f: &Function, mode: Mode) -> Result<Engine, Error> {
-        let program = Evaluator::compile(f, mode)
-            .map_err(|e| Error::new(format!("cannot compile the program: {e}")))?;
+        let program = Evaluator::compile(f, mode).map_err(compile_failed)?;
         let mut written = vec![false; f.outputs.len()];
         if let Evaluator::Batched(b) = &program {
             let mut last = None;
@@ -267,18 +293,24 @@ impl Engine {
         rows: &[usize],
     ) -> Result<(), RowError> {
         let result = self.call_batched(params, data, rows);
-        if let Err(message) = result {
+        if let Err(error) = result {
+            // The first example in batch order that fails alone, as the
+            // other modes find it (the batched code may meet a later one
+            // first, in an earlier stage).
             if let Some(d) = data {
                 for &r in rows {
-                    if let Err(m) = self.call_batched(params, Some(d), &[r]) {
+                    if let Err(e) = self.call_batched(params, Some(d), &[r]) {
                         return Err(RowError {
                             row: Some(r),
-                            message: strip_example(&m),
+                            error: e.in_example(None),
                         });
                     }
                 }
             }
-            return Err(RowError { row: None, message });
+            return Err(RowError {
+                row: None,
+                error: error.in_example(None),
+            });
         }
         if let Some(l) = self.loss {
             self.loss_mean = self.outs[l][0];
@@ -297,7 +329,7 @@ impl Engine {
         params: &[Tensor],
         data: Option<&Dataset>,
         rows: &[usize],
-    ) -> Result<(), String> {
+    ) -> Result<(), RunError> {
         let (Evaluator::Batched(f), Some(scratch)) = (&self.program, &mut self.scratch) else {
             unreachable!("called in batched mode only");
         };
@@ -338,12 +370,14 @@ impl Engine {
         data: Option<&Dataset>,
         row: Option<usize>,
     ) -> Result<(), RowError> {
-        let fail = |message: String| RowError { row, message };
+        let fail = |error: RunError| RowError {
+            row,
+            error: error.in_example(None),
+        };
         match (&self.program, &mut self.scratch) {
             (Evaluator::Batched(_), _) => {
                 let rows = [row.unwrap_or(0)];
-                self.call_batched(params, data, &rows)
-                    .map_err(|m| fail(strip_example(&m)))
+                self.call_batched(params, data, &rows).map_err(fail)
             }
             (Evaluator::Jit(jit), scratch) => {
                 let scratch = scratch.as_mut().expect("compiled code has a scratch");
@@ -378,14 +412,5 @@ impl Engine {
                 Ok(())
             }
         }
-    }
-}
-
-/// A batched function's message without its "example k: " prefix (the
-/// caller names the example itself).
-fn strip_example(m: &str) -> String {
-    match m.strip_prefix("example ") {
-        Some(rest) => rest.split_once(": ").map_or(m, |(_, r)| r).to_string(),
-        None => m.to_string(),
     }
 }

@@ -10,7 +10,7 @@ use crate::Compiled;
 use super::data::{self, Dataset};
 use super::engine::Engine;
 use super::engine::{eval_program, predict_program, Mode};
-use super::train::{inputs_of, row_error};
+use super::train::inputs_of;
 use super::{Error, Evaluation};
 
 /// The data a command runs on. `file` (from the command line, relative to
@@ -62,7 +62,7 @@ pub fn evaluate(
     let mut ev = Engine::new(&eval_program(c), mode)?;
     let rows: Vec<usize> = (0..data.map_or(1, Dataset::len)).collect();
     ev.run(params, data, &rows)
-        .map_err(|e| row_error(data, e))?;
+        .map_err(|e| e.to_error(&c.source, data))?;
     Ok(Evaluation {
         loss: ev.loss(),
         metrics: ev
@@ -127,7 +127,7 @@ pub fn predict(
     for r in 0..n {
         engine
             .example(params, data, data.map(|_| r))
-            .map_err(|e| row_error(data, e))?;
+            .map_err(|e| e.to_error(&c.source, data))?;
         let mut row = Vec::with_capacity(columns.len());
         for k in 0..f.outputs.len() {
             row.extend_from_slice(engine.output(k));

@@ -18,18 +18,20 @@
 //!   checkpoint continues its counters and stops at the same limits.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
+use crate::diagnostic::Source;
 use crate::shape::{Shape, Tensor};
 use crate::types::train::{Batch, TrainConfig, DEFAULT_STEPS};
 use crate::Compiled;
 
 use super::checkpoint::{Checkpoint, SavedOptimizer};
 use super::data::{self, shuffle, Dataset};
-use super::engine::{eval_program, train_program, Engine, Mode, RowError};
+use super::engine::{eval_program, train_program, Engine, Mode};
 use super::optim::{learning_rate, State};
 use super::{EpochRecord, Error, Evaluation, Observer, Options, Plan, Report, StepEvent, Stop};
 
@@ -53,19 +55,6 @@ fn params_of(c: &Compiled) -> Vec<(String, Shape)> {
         .iter()
         .map(|d| (d.name.clone(), d.shape.clone()))
         .collect()
-}
-
-pub(super) fn row_error(data: Option<&Dataset>, e: RowError) -> Error {
-    match (data, e.row) {
-        (Some(d), Some(r)) => Error::at(
-            d.location(r),
-            format!(
-                "the model cannot be evaluated on this example: {}",
-                e.message
-            ),
-        ),
-        _ => Error::new(format!("the model cannot be evaluated: {}", e.message)),
-    }
 }
 
 /// The first parameter with a NaN or an infinity among `values` (one slice
@@ -191,6 +180,8 @@ impl Sums {
 /// the optimizer, and the counters.
 struct Run<'a> {
     cfg: &'a TrainConfig,
+    /// The program's source, which faults are placed in.
+    source: Arc<Source>,
     decls: Vec<(String, Shape)>,
     data: Option<Dataset>,
     train_rows: Vec<usize>,
@@ -282,7 +273,7 @@ impl<'a> Run<'a> {
         let all_rows: Vec<usize> = (0..n).collect();
         evaluator
             .run(&params, data.as_ref(), &all_rows)
-            .map_err(|e| row_error(data.as_ref(), e))?;
+            .map_err(|e| e.to_error(&c.source, data.as_ref()))?;
 
         let batch = match (cfg.batch, &data) {
             (_, None) => 1,
@@ -302,6 +293,7 @@ impl<'a> Run<'a> {
         };
         Ok(Run {
             cfg,
+            source: c.source.clone(),
             decls,
             metric_names: evaluator.metric_names(),
             order: train_rows.clone(),
@@ -390,7 +382,7 @@ impl<'a> Run<'a> {
         let data = self.data.as_ref();
         self.trainer
             .run(&self.params, data, rows)
-            .map_err(|e| row_error(data, e))?;
+            .map_err(|e| e.to_error(&self.source, data))?;
         let (loss, grads) = (self.trainer.loss(), self.trainer.grads());
         let step = self.step + 1;
         let fault = |message: String| Ok(Some(Stop::Fault { step, message }));
@@ -457,7 +449,7 @@ impl<'a> Run<'a> {
             let data = self.data.as_ref();
             self.evaluator
                 .run(&self.params, data, &self.val_rows)
-                .map_err(|e| row_error(data, e))?;
+                .map_err(|e| e.to_error(&self.source, data))?;
             Some((self.evaluator.loss(), self.evaluator.metrics().to_vec()))
         };
         let n = sums.examples as f64;
@@ -555,7 +547,7 @@ impl<'a> Run<'a> {
         let data = self.data.as_ref();
         self.evaluator
             .run(&self.params, data, rows)
-            .map_err(|e| row_error(data, e))?;
+            .map_err(|e| e.to_error(&self.source, data))?;
         Ok(Evaluation {
             loss: self.evaluator.loss(),
             metrics: self

@@ -24,7 +24,8 @@ fn batched_one_hot_fails_at_the_example_the_interpreter_fails() {
             Some(b) => {
                 let inputs = [Tensor::scalar(classes[b]), Tensor::zeros(Shape::vector(2))];
                 let want = interp::run_outputs(&g, &[], &inputs).unwrap_err();
-                assert_eq!(got.unwrap_err(), format!("example {b}: {want}"));
+                assert!(matches!(want, RunError::Fault { at, .. } if at == y));
+                assert_eq!(got.unwrap_err(), want.in_example(Some(b)));
             }
         }
     }
@@ -40,7 +41,19 @@ fn batched_one_hot_fails_at_the_example_the_interpreter_fails() {
         .unwrap_err();
     assert_eq!(
         err,
-        "example 0: class index 5 out of range for one_hot(…, 2)"
+        RunError::Fault {
+            at: y,
+            span: Span::default(),
+            example: Some(0),
+            fault: Fault::ClassIndex {
+                class: 5.0,
+                classes: 2
+            },
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "example 0: class index 5 is out of range for 2 classes (0 to 1)"
     );
 }
 
@@ -92,10 +105,10 @@ fn batched_buffers_are_checked_before_the_call() {
     // n = 0, inputs of another n, missing or extra buffers, wrong lengths.
     assert_eq!(
         run(&[&w], &[&[], &[]], 0, &mut [&mut loss]).unwrap_err(),
-        "a batch needs at least one example"
+        RunError::Misuse("a batch needs at least one example".into())
     );
     assert_eq!(
-        run(&[&w], &[&m, &c], 3, &mut [&mut loss]).unwrap_err(),
+        run(&[&w], &[&m, &c], 3, &mut [&mut loss]).unwrap_err().to_string(),
         "input x0 has shape [2, 3]: 3 examples need 3 x 6 numbers but its buffer holds 12"
     );
     assert!(run(&[&w], &[&m[..11], &c], 2, &mut [&mut loss]).is_err());
@@ -119,7 +132,9 @@ fn batched_buffers_are_checked_before_the_call() {
     let err = per.run_batch(&mut ps, &[&w], &[&m, &c], 2, &mut [&mut loss, &mut short]);
     assert_eq!(
         err.unwrap_err(),
-        "output y of 2 examples has shape [2, 2] but its buffer holds 2 numbers"
+        RunError::Misuse(
+            "output y of 2 examples has shape [2, 2] but its buffer holds 2 numbers".into()
+        )
     );
     // A scratch made for another function is refused.
     let err = per.run_batch(
