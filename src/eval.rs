@@ -240,4 +240,99 @@ mod tests {
         assert_eq!(outs(Mode::PerExample), interp);
         assert_eq!(outs(Mode::Batched), interp);
     }
+
+    const CLASSES: &str = "input x: [2]\ninput y\nparam W: [3, 2] = [[1, 2], [3, 4], [5, 6]]\n\
+                           loss cross_entropy(W @ x, y)\n";
+
+    /// The interpreter, the JIT one example per call and the batched JIT
+    /// report the same fault for a bad class: the same instruction, the
+    /// same message, in the forward and in the gradient program; a batch
+    /// names the example that failed.
+    #[test]
+    fn every_mode_gives_the_same_fault() {
+        let c = crate::compile(CLASSES).unwrap();
+        let params = c.initial_params(0);
+        let x = Tensor::new(crate::shape::Shape::vector(2), vec![1.0, -1.0]);
+        for f in [c.ir.clone(), c.gradient().unwrap()] {
+            for y in [3.0, -1.0, 0.5, f64::NAN] {
+                let inputs = [x.clone(), Tensor::scalar(y)];
+                let fault = |mode| {
+                    let e = Evaluator::compile(&f, mode).unwrap();
+                    e.outputs(&params, &inputs).unwrap_err()
+                };
+                let want = fault(Mode::Interp);
+                let RunError::Fault { at, span, .. } = want else {
+                    panic!("not a fault: {want:?}");
+                };
+                assert_eq!(f.inst(at).op, crate::ir::Op::OneHot(3));
+                assert_eq!(
+                    &CLASSES[span.lo as usize..span.hi as usize],
+                    "cross_entropy(W @ x, y)"
+                );
+                assert_eq!(fault(Mode::PerExample), want);
+                assert_eq!(fault(Mode::Batched), want);
+
+                // Three examples, the second bad.
+                let b = backend::compile_batched(&f).unwrap();
+                let xs = [x.data.clone(), x.data.clone(), x.data.clone()].concat();
+                let e = b.run(&params, &[&xs, &[0.0, y, 2.0]], 3).unwrap_err();
+                assert_eq!(e, want.clone().in_example(Some(1)));
+                assert_eq!(e.to_string(), format!("example 1: {want}"));
+            }
+        }
+    }
+
+    /// A fault is placed at the call the user wrote, worded by its builtin.
+    #[test]
+    fn faults_are_placed_at_the_call() {
+        let fault = |src: &str, y: f64| {
+            let source = Source::new("m.grad", src);
+            let c = crate::compile_source(&source, &Default::default()).unwrap();
+            let e = Evaluator::new(&c.ir, Backend::Interp).unwrap();
+            let err = e.outputs(&[], &[Tensor::scalar(y)]).unwrap_err();
+            run_error(&source, &err).render(false)
+        };
+        let text = fault(
+            "input y\nlet v = [1, 2, 3]\nloss cross_entropy(v, y)\n",
+            3.0,
+        );
+        assert!(
+            text.starts_with(
+                "m.grad:3:6: error: class index 3 is out of range for 3 classes (0 to 2)\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("`cross_entropy` of 3 logits takes a class index from 0 to 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("classes are counted from 0: the last of 3 is 2"),
+            "{text}"
+        );
+
+        let text = fault("input c\nloss dot(one_hot(c, 2), [1, 2])\n", 0.5);
+        assert!(
+            text.starts_with("m.grad:2:10: error: class index 0.5 is not an integer\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("`one_hot` of 2 classes takes a class index from 0 to 1"),
+            "{text}"
+        );
+        assert!(!text.contains("counted from 0"), "{text}");
+
+        // Inside a user function, the span is the call of the function.
+        let text = fault(
+            "input c\nfn f(k) = dot(one_hot(k, 1), [2])\nloss f(c)\n",
+            -1.0,
+        );
+        assert!(
+            text.starts_with(
+                "m.grad:3:6: error: class index -1 is out of range for 1 class (only 0)\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("the class index 0 is needed here"), "{text}");
+    }
 }

@@ -708,12 +708,28 @@ fn a_missing_file_points_at_its_path() {
 
 #[test]
 fn a_class_out_of_range_is_found_before_training() {
-    let e = data_error(
+    let c = compile(
         "input x: [4]\ninput c\nparam W: [3, 4]\nloss cross_entropy(W @ x, c)\n\
          train { data = csv(\"classes.csv\", x = 0..4, c = 4) }",
     );
-    let (loc, msg) = located(&e);
-    assert!(loc.ends_with("classes.csv:4"), "{loc}: {msg}");
+    let opts = Options {
+        base_dir: root().join("tests/cases/data"),
+        ..Options::default()
+    };
+    // At the call in the program; the example's line of the file in a note.
+    for mode in [Mode::Batched, Mode::PerExample, Mode::Interp] {
+        let cfg = c.typed.train.as_ref().unwrap();
+        let e = runtime::train_with(&c, cfg, &opts, mode, &mut ()).unwrap_err();
+        let text = e.render(false);
+        assert!(
+            text.starts_with("<source>:4:6: error: class index 3 is out of range for 3 classes"),
+            "{text}"
+        );
+        assert!(
+            text.contains("classes.csv:4: in the example on this line"),
+            "{text}"
+        );
+    }
 }
 
 #[test]
@@ -950,6 +966,26 @@ fn gradc_train_reports_bad_data_with_its_location() {
     );
     assert!(err.contains("note: examples/logistic.grad:"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn gradc_eval_places_a_bad_class_in_the_program() {
+    let at = "examples/iris.grad:9:6: error: class index";
+    let (ok, _, err) = gradc(&["eval", "examples/iris.grad", "--input", "species=7"]);
+    assert!(
+        !ok && err.contains(&format!("{at} 7 is out of range")),
+        "{err}"
+    );
+    let data = "tests/cases/data/classes.csv";
+    let (ok, _, err) = gradc(&["eval", "examples/iris.grad", "--data", data]);
+    assert!(
+        !ok && err.contains(&format!("{at} 3 is out of range")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("note: {data}:4: in the example")),
+        "{err}"
+    );
 }
 
 #[test]

@@ -92,3 +92,41 @@ pub fn gradients(
     let e = Evaluator::new(g, backend).map_err(compile_failed)?;
     crate::autodiff::check::gradients_with(&e, params, inputs).map_err(|e| run_error(source, &e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Evaluating, differentiating, checking and the Hessian, on either
+    /// backend, all place a bad class at the `cross_entropy` that takes it.
+    #[test]
+    fn a_fault_is_located_in_the_file() {
+        let source = Source::new(
+            "m.grad",
+            "input x: [2]\ninput y\nparam W: [3, 2] = zeros\n\nloss cross_entropy(W @ x, y)\n",
+        );
+        let c = crate::compile_source(&source, &CheckOptions::default()).unwrap();
+        let g = c.gradient().unwrap();
+        let params = c.initial_params(0);
+        let inputs = [
+            Tensor::zeros(c.ir.inputs[0].shape.clone()),
+            Tensor::scalar(7.0),
+        ];
+        let want = "m.grad:5:6: class index 7 is out of range for 3 classes (0 to 2)";
+        for backend in [Backend::Jit, Backend::Interp] {
+            let settings = CheckSettings {
+                backend,
+                ..CheckSettings::default()
+            };
+            let errors = [
+                evaluate(&c.ir, &source, backend, &params, &inputs).unwrap_err(),
+                gradients(&g, &source, backend, &params, &inputs).unwrap_err(),
+                hessian(&c.ir, &source, &params, &inputs, backend).unwrap_err(),
+                check_gradients(&c.ir, &g, &source, &params, &inputs, &settings).unwrap_err(),
+            ];
+            for e in errors {
+                assert_eq!(e.to_string(), want, "{backend:?}");
+            }
+        }
+    }
+}

@@ -108,7 +108,9 @@ fn batched_buffers_are_checked_before_the_call() {
         RunError::Misuse("a batch needs at least one example".into())
     );
     assert_eq!(
-        run(&[&w], &[&m, &c], 3, &mut [&mut loss]).unwrap_err().to_string(),
+        run(&[&w], &[&m, &c], 3, &mut [&mut loss])
+            .unwrap_err()
+            .to_string(),
         "input x0 has shape [2, 3]: 3 examples need 3 x 6 numbers but its buffer holds 12"
     );
     assert!(run(&[&w], &[&m[..11], &c], 2, &mut [&mut loss]).is_err());

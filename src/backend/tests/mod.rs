@@ -6,8 +6,8 @@
 
 use super::*;
 use crate::ir::{
-    interp, Binary, ConstData, Fault, Function, Op, Output, Role, RunError, SliceAxis, Slot,
-    Unary, Value,
+    interp, Binary, ConstData, Fault, Function, Op, Output, Role, RunError, SliceAxis, Slot, Unary,
+    Value,
 };
 use crate::shape::{Shape, Tensor};
 use crate::span::Span;
