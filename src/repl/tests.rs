@@ -119,6 +119,36 @@ fn errors_point_into_the_text_typed() {
 }
 
 #[test]
+fn faults_point_into_the_text_typed() {
+    let mut s = session();
+    run(&mut s, &["param w: [3] = 1", "input c", ":set c = 5"]);
+    let e = s
+        .eval(Origin::typed("dot(w, one_hot(c, 3))"), 0)
+        .unwrap_err();
+    assert_eq!(
+        e.message(),
+        "class index 5 is out of range for 3 classes (0 to 2)"
+    );
+    assert_eq!(
+        placed(&e),
+        ("dot(w, one_hot(c, 3))".into(), "one_hot(c, 3)".into())
+    );
+    // The loss, defined in an earlier input, by `:grad`, `:check` and
+    // `:hessian`.
+    run(&mut s, &["loss cross_entropy(w, c)"]);
+    let loss = (
+        "loss cross_entropy(w, c)".into(),
+        "cross_entropy(w, c)".into(),
+    );
+    let e = s.grad(Origin::typed(":grad"), None).unwrap_err();
+    assert_eq!(placed(&e), loss);
+    let e = s.check(Origin::typed(":check"), None).unwrap_err();
+    assert_eq!(placed(&e), loss);
+    let e = s.hessian(Origin::typed(":hessian"), None).unwrap_err();
+    assert_eq!(placed(&e), loss);
+}
+
+#[test]
 fn params_keep_their_values_until_redefined() {
     let mut s = session();
     run(&mut s, &["param w: [2] = normal(0, 1)", "param b = 3"]);
