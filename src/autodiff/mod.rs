@@ -275,7 +275,7 @@ pub fn hessian_rows(f: &Function) -> Result<Vec<Function>, AdError> {
 /// The Hessian of the loss at the given point, parameters flattened in
 /// declaration order, evaluated by the interpreter: a convenience for tests
 /// and examples, with errors as messages. The driver's
-/// [`crate::driver::hessian`] runs either backend and places errors in the
+/// [`crate::driver::hessian()`] runs either backend and places errors in the
 /// source.
 pub fn hessian(
     f: &Function,
