@@ -7,15 +7,15 @@
 //! [`crate::runtime::engine::Engine`] holds an `Evaluator` with its scratch
 //! and buffers, allocated once, to run batches without allocating.
 //!
-//! Errors: compiling gives the backend's message (a host or size limit,
-//! or a compiler bug: nothing about a place in the program); running gives
+//! Errors: compiling gives the backend's [`CompileError`] (a host or size
+//! limit, or a compiler bug: nothing about a place in the program); running gives
 //! a [`RunError`], the same from every mode. The driver and the runtime turn
 //! both into [`Error`]s here: [`compile_failed`], and [`run_error`], which
 //! places a fault at its instruction's span in the program's source.
 
 use std::sync::Arc;
 
-use crate::backend::{self, BatchOptions, BatchedFunction, JitFunction, Scratch};
+use crate::backend::{self, BatchOptions, BatchedFunction, CompileError, JitFunction, Scratch};
 use crate::diagnostic::{Error, Location, Source};
 use crate::ir::{interp, Fault, Function, Role, RunError};
 use crate::shape::Tensor;
@@ -64,7 +64,7 @@ pub enum Evaluator {
 impl Evaluator {
     /// `f` on a backend, one example per call. An error is the backend's
     /// refusal to compile it (see [`compile_failed`]).
-    pub fn new(f: &Function, backend: Backend) -> Result<Evaluator, String> {
+    pub fn new(f: &Function, backend: Backend) -> Result<Evaluator, CompileError> {
         Evaluator::compile(
             f,
             match backend {
@@ -75,7 +75,7 @@ impl Evaluator {
     }
 
     /// `f` compiled (or kept, for the interpreter) to run as `mode` says.
-    pub fn compile(f: &Function, mode: Mode) -> Result<Evaluator, String> {
+    pub fn compile(f: &Function, mode: Mode) -> Result<Evaluator, CompileError> {
         Ok(match mode {
             Mode::Interp => Evaluator::Interp(f.clone()),
             Mode::PerExample => Evaluator::Jit(Box::new(backend::compile(f)?)),
@@ -159,8 +159,8 @@ impl Evaluator {
 }
 
 /// The backend's refusal to compile a program, as an [`Error`].
-pub fn compile_failed(message: impl std::fmt::Display) -> Error {
-    Error::new(format!("cannot compile the program: {message}"))
+pub fn compile_failed(e: CompileError) -> Error {
+    Error::new(format!("cannot compile the program: {e}"))
 }
 
 /// A failure of running a program compiled from `source`, as an [`Error`]:

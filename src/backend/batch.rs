@@ -17,7 +17,7 @@ use cranelift_frontend::FunctionBuilderContext;
 use cranelift_module::Module;
 
 use super::abi::{self, check_lengths, BatchEntryFn, Scratch};
-use super::jit::{check_sizes, define_entry, Code};
+use super::jit::{check_sizes, define_entry, Code, CompileError};
 use super::plan::batch::batch_plan;
 use super::plan::{BatchOutput, BatchPlan, Reduce};
 use super::translate::batch::translate_batched;
@@ -49,7 +49,7 @@ pub struct BatchedFunction {
 
 /// Compiles `f` to a batched function that returns the mean of every loss,
 /// metric and gradient (the `Role::Output` values are not computed).
-pub fn compile_batched(f: &Function) -> Result<BatchedFunction, String> {
+pub fn compile_batched(f: &Function) -> Result<BatchedFunction, CompileError> {
     compile_batched_with(f, BatchOptions::default())
 }
 
@@ -57,7 +57,7 @@ pub fn compile_batched(f: &Function) -> Result<BatchedFunction, String> {
 pub fn compile_batched_with(
     f: &Function,
     options: BatchOptions,
-) -> Result<BatchedFunction, String> {
+) -> Result<BatchedFunction, CompileError> {
     let mut code = Code::new()?;
     let module = code.module();
     let mut ctx = module.make_context();
@@ -78,7 +78,7 @@ pub fn compile_batched_with(
 
 /// The Cranelift IR of the batched function of `f`, as the translator emits
 /// it (before Cranelift's optimisations).
-pub fn batch_clif_text(f: &Function, options: BatchOptions) -> Result<String, String> {
+pub fn batch_clif_text(f: &Function, options: BatchOptions) -> Result<String, CompileError> {
     let mut code = Code::new()?;
     let module = code.module();
     let mut ctx = module.make_context();

@@ -16,6 +16,30 @@ use super::translate::single;
 use crate::ir::{interp, verify, Function, RunError};
 use crate::shape::Tensor;
 
+/// Why the backend refused to compile a function. It happens before
+/// anything runs and is about no place in the program: a tensor too large
+/// to address (the checker's size limit keeps programs far below it), IR
+/// that does not verify or a failure of Cranelift (both compiler bugs), or a
+/// host Cranelift does not support. So it is a message, shown as
+/// `cannot compile the program: ...` ([`crate::eval::compile_failed`]);
+/// a failure of running the code is an [`RunError`] instead.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompileError(pub String);
+
+impl From<String> for CompileError {
+    fn from(message: String) -> CompileError {
+        CompileError(message)
+    }
+}
+
+impl std::fmt::Display for CompileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::error::Error for CompileError {}
+
 /// A function compiled to machine code for this host.
 ///
 /// `run` and `run_into` take `&self` and may be called from several threads
@@ -131,7 +155,7 @@ pub(super) fn define_entry(
 }
 
 /// Compiles `f` to machine code.
-pub fn compile(f: &Function) -> Result<JitFunction, String> {
+pub fn compile(f: &Function) -> Result<JitFunction, CompileError> {
     let mut code = Code::new()?;
     let module = code.module();
     let mut ctx = module.make_context();
@@ -151,7 +175,7 @@ pub fn compile(f: &Function) -> Result<JitFunction, String> {
 
 /// The Cranelift IR of `f`, as the translator emits it (before Cranelift's
 /// optimisations), with the names of the host functions and data it uses.
-pub fn clif_text(f: &Function) -> Result<String, String> {
+pub fn clif_text(f: &Function) -> Result<String, CompileError> {
     let mut code = Code::new()?;
     let module = code.module();
     let mut ctx = module.make_context();

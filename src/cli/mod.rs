@@ -149,7 +149,7 @@ pub fn run(command: Command) -> Result<(), Error> {
             let c = compile(&file)?;
             let g = gradient(&c)?;
             for (name, f) in [("forward", &c.ir), ("gradient", &g)] {
-                let text = crate::backend::clif_text(f).map_err(Error::new)?;
+                let text = crate::backend::clif_text(f).map_err(crate::eval::compile_failed)?;
                 outln!("; {name}\n{text}");
             }
             Ok(())

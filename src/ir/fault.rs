@@ -13,8 +13,9 @@
 //!   program; reported as a message rather than a panic.
 //!
 //! Refusals to compile are not here: the backend's compile entry points
-//! return a message (a size or host limit, or a compiler bug), before
-//! anything runs.
+//! return a [`crate::backend::CompileError`] (a size or host limit, or a
+//! compiler bug), a message about no place in the program, before anything
+//! runs.
 
 use std::fmt;
 

@@ -106,7 +106,7 @@ impl Session {
     /// The Cranelift IR of what [`Session::ir`] gives.
     pub fn clif(&self, origin: Rc<Origin>, base: Option<usize>) -> Result<String, Error> {
         let f = self.ir(origin, base)?;
-        crate::backend::clif_text(&f).map_err(Error::new)
+        crate::backend::clif_text(&f).map_err(crate::eval::compile_failed)
     }
 
     /// The scalar of `:grad`, `:hessian` and `:check`: the expression (which
