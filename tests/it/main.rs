@@ -1,6 +1,8 @@
-//! The integration tests, in one binary: linking the crate and Cranelift
-//! once instead of once per file is most of what a cold `cargo test` saves.
-//! Each former test file is a module; `common` holds the helpers they share.
+//! The integration tests, in one binary, so that the crate and Cranelift are
+//! linked once rather than once per file. Each area is a module; `common`
+//! holds the helpers they share. `train` installs the binary's global
+//! allocator, which counts allocations per thread, so tests running in
+//! parallel do not disturb its counts.
 //!
 //! Run one module with `cargo test --test it MODULE::`, e.g.
 //! `cargo test --test it jit::` (the filter matches any test whose
