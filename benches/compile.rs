@@ -1,10 +1,11 @@
 //! Compile time: from the source text of every `examples/*.grad` to a
 //! callable gradient (parse, check, lower, simplify, autodiff, simplify,
 //! Cranelift JIT of the batched function), and the front end alone (up to
-//! the simplified gradient IR), to show the JIT's share.
+//! the simplified gradient IR), to show the JIT's share; and the JIT alone
+//! of the single-example forward and gradient functions, from their IR.
 
 use std::hint::black_box;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -15,7 +16,8 @@ fn gradient_ir(src: &str) -> gradc::ir::Function {
     compiled.gradient().expect("the example has a gradient")
 }
 
-fn compile_examples(c: &mut Criterion) {
+/// The `examples/*.grad` files, sorted.
+fn example_files() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("examples/")
@@ -23,8 +25,12 @@ fn compile_examples(c: &mut Criterion) {
         .filter(|p| p.extension().is_some_and(|x| x == "grad"))
         .collect();
     files.sort();
+    files
+}
+
+fn compile_examples(c: &mut Criterion) {
     let mut group = c.benchmark_group("compile");
-    for path in &files {
+    for path in &example_files() {
         let name = path.file_stem().unwrap().to_string_lossy().to_string();
         let src = std::fs::read_to_string(path).unwrap();
         group.bench_function(format!("{name}/gradient_ir"), |b| {
@@ -40,6 +46,24 @@ fn compile_examples(c: &mut Criterion) {
     group.finish();
 }
 
+/// `backend::compile` of the simplified forward IR and of the gradient IR,
+/// one example per call, without the front end.
+fn jit_single_example(c: &mut Criterion) {
+    let mut group = c.benchmark_group("jit");
+    for path in example_files() {
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        let src = std::fs::read_to_string(&path).unwrap();
+        let compiled = gradc::compile(&src).expect("the example compiles");
+        let gradient = compiled.gradient().expect("the example has a gradient");
+        for (kind, f) in [("forward", &compiled.ir), ("gradient", &gradient)] {
+            group.bench_function(format!("{name}/{kind}"), |b| {
+                b.iter(|| gradc::backend::compile(black_box(f)).expect("the JIT compiles"))
+            });
+        }
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     // No plots: plotters finds no font here, and the figures are in the text.
@@ -48,6 +72,6 @@ criterion_group! {
         .sample_size(20)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = compile_examples
+    targets = compile_examples, jit_single_example
 }
 criterion_main!(benches);

@@ -9,8 +9,7 @@
 //! the batch: per-example outputs row by row, and means as the per-example
 //! values summed in example order (from -0) and divided by `n`.
 
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::path::PathBuf;
 
 use gradc::autodiff::check::random_inputs;
 use gradc::backend::{BatchOptions, BatchedFunction, Reduce};
@@ -21,19 +20,15 @@ use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-/// `.grad` files of a directory under the crate root, sorted; none if it does
-/// not exist.
-fn grad_files(dir: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries
-        .map(|e| e.expect("a directory entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "grad"))
-        .collect();
-    files.sort();
-    files
+use crate::common::{examples, files, root};
+
+/// The examples and the `tests/cases/check` programs.
+fn example_and_check_files() -> Vec<PathBuf> {
+    examples()
+        .into_iter()
+        .chain(files("tests/cases/check", "grad"))
+        .map(|(_, path)| path)
+        .collect()
 }
 
 /// Standard-normal parameters of `f`'s shapes.
@@ -196,10 +191,7 @@ fn programs(src: &str) -> Option<(gradc::Compiled, Vec<(&'static str, Function)>
 
 #[test]
 fn examples_and_check_cases_agree_with_the_interpreter() {
-    let files: Vec<PathBuf> = grad_files("examples")
-        .into_iter()
-        .chain(grad_files("tests/cases/check"))
-        .collect();
+    let files = example_and_check_files();
     assert!(!files.is_empty());
     let (mut programs_run, mut inexact) = (0, 0);
     let mut failures = Vec::new();
@@ -233,10 +225,7 @@ fn examples_and_check_cases_agree_with_the_interpreter() {
 
 #[test]
 fn batches_of_examples_and_check_cases_agree_with_the_interpreter() {
-    let files: Vec<PathBuf> = grad_files("examples")
-        .into_iter()
-        .chain(grad_files("tests/cases/check"))
-        .collect();
+    let files = example_and_check_files();
     let (mut batches, mut inexact) = (0, 0);
     let mut failures = Vec::new();
     for path in &files {
@@ -327,7 +316,7 @@ fn a_wide_mlp_on_large_batches_agrees_with_the_interpreter() {
 
 #[test]
 fn a_batch_with_a_wrong_length_is_an_error() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/mlp3.grad");
+    let path = root().join("examples/mlp3.grad");
     let src = std::fs::read_to_string(path).unwrap();
     let compiled = gradc::compile(&src).unwrap();
     let g = compiled.gradient().unwrap();
@@ -361,32 +350,6 @@ fn a_batch_with_a_wrong_length_is_an_error() {
     let mut longer = bufs.clone();
     longer.last_mut().unwrap().push(0.0);
     assert!(run(&p, &[&x, &y], 32, &mut longer).is_err());
-}
-
-#[test]
-fn compile_time_of_the_mlp3_gradient() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/mlp3.grad");
-    let src = std::fs::read_to_string(path).unwrap();
-    let compiled = gradc::compile(&src).unwrap();
-    let g = compiled.gradient().unwrap();
-    let forward_start = Instant::now();
-    let _ = gradc::backend::compile(&compiled.ir).unwrap();
-    let forward = forward_start.elapsed();
-    // The first compile pays for one-time setup; report the best of a few.
-    let mut best = std::time::Duration::MAX;
-    for _ in 0..5 {
-        let start = Instant::now();
-        let jit = gradc::backend::compile(&g).unwrap();
-        best = best.min(start.elapsed());
-        drop(jit);
-    }
-    let clif = gradc::backend::clif_text(&g).unwrap();
-    eprintln!(
-        "mlp3: forward ({} insts) compiled in {forward:?}; gradient ({} insts, {} CLIF lines) in {best:?} (best of 5)",
-        compiled.ir.len(),
-        g.len(),
-        clif.lines().count()
-    );
 }
 
 /// The shapes the generator works with: `[]`, `[3]`, `[2, 3]`.

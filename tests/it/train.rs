@@ -6,7 +6,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,21 +21,10 @@ use gradc::shape::Tensor;
 use gradc::types::train::{Batch, Optimizer, Schedule, TrainConfig};
 use gradc::Compiled;
 
+use crate::common::{compile, root};
+
 // ---------------------------------------------------------------------------
 // Helpers
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn compile(src: &str) -> Compiled {
-    gradc::compile(src).unwrap_or_else(|d| {
-        panic!(
-            "does not compile:\n{}",
-            gradc::diagnostic::render_all(&d, "test.grad", src, false)
-        )
-    })
-}
 
 /// An example, its train block, and the options to run it from its folder.
 fn example(name: &str) -> (Compiled, TrainConfig, Options) {

@@ -10,6 +10,8 @@ use gradc::ir::interp::run_outputs;
 use gradc::ir::{Function, Role};
 use gradc::shape::Tensor;
 
+use crate::common::compile;
+
 /// Compiles `src`, sets the named parameters (the others keep their initial
 /// values) and every input, and returns each output's elements by name; the
 /// loss is called `loss`.
@@ -18,12 +20,7 @@ fn eval(
     params: &[(&str, &[f64])],
     inputs: &[(&str, &[f64])],
 ) -> HashMap<String, Vec<f64>> {
-    let compiled = gradc::compile(src).unwrap_or_else(|d| {
-        panic!(
-            "does not compile:\n{}",
-            gradc::diagnostic::render_all(&d, "test.grad", src, false)
-        )
-    });
+    let compiled = compile(src);
     let mut values = compiled.initial_params(compiled.seed());
     for (name, data) in params {
         let i = compiled

@@ -7,42 +7,25 @@
 //! Every gradient program also verifies and passes the finite-difference
 //! check at the initial parameters and seeded random inputs (class indices
 //! in range), except in cases that sit on a kink on purpose and say
-//! `# no gradient check` (tests/autodiff.rs checks those points exactly).
+//! `# no gradient check` (tests/it/autodiff.rs checks those points exactly).
 //!
-//! Regenerate with `INSTA_UPDATE=always cargo test --test grad_cases`, then
+//! Regenerate with `INSTA_UPDATE=always cargo test --test it grad_cases::`, then
 //! read every changed snapshot before committing it.
 
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use gradc::autodiff::check;
-use gradc::diagnostic::render_all;
 use gradc::ir::printer::print_with_lines;
 use gradc::ir::verify::verify;
 use gradc::ir::Function;
 use gradc::span::{LineIndex, Span};
 
-/// The `.grad` files of a directory, sorted, with their stems.
-fn grad_files(dir: &Path) -> Vec<(String, PathBuf)> {
-    let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.expect("a directory entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "grad"))
-        .map(|p| (p.file_stem().unwrap().to_string_lossy().into_owned(), p))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no .grad files in {}", dir.display());
-    files
-}
+use crate::common::{compile_as, each_case, examples, files, snapshots};
 
 /// The gradient program of `src`, as `gradc grad` prints it.
 fn gradient_text(name: &str, src: &str) -> String {
-    let c = gradc::compile(src).unwrap_or_else(|d| {
-        panic!(
-            "{name} does not compile:\n{}",
-            render_all(&d, name, src, false)
-        )
-    });
+    let c = compile_as(name, src);
     let g = c
         .gradient()
         .unwrap_or_else(|d| panic!("{name}: no gradient: {}", d.message));
@@ -70,7 +53,7 @@ fn show(src: &str, gradient: &str) -> String {
 
 fn snapshot(name: &str, path: &Path, text: &str) {
     insta::with_settings!({
-        snapshot_path => "snapshots/autodiff",
+        snapshot_path => snapshots("autodiff"),
         prepend_module_to_snapshot => false,
         input_file => path,
         omit_expression => true,
@@ -81,21 +64,21 @@ fn snapshot(name: &str, path: &Path, text: &str) {
 
 #[test]
 fn gradient_programs() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases/autodiff");
-    for (name, path) in grad_files(&dir) {
+    each_case(files("tests/cases/autodiff", "grad"), |name, path| {
         let src = std::fs::read_to_string(&path).unwrap();
-        snapshot(&name, &path, &show(&src, &gradient_text(&name, &src)));
-    }
+        snapshot(name, &path, &show(&src, &gradient_text(name, &src)));
+    });
 }
 
 #[test]
 fn gradient_programs_of_the_examples() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    for (stem, path) in grad_files(&dir) {
+    let examples = examples()
+        .into_iter()
+        .map(|(stem, path)| (format!("example_{stem}"), path));
+    each_case(examples, |name, path| {
         let src = std::fs::read_to_string(&path).unwrap();
-        let name = format!("example_{stem}");
-        snapshot(&name, &path, &show(&src, &gradient_text(&name, &src)));
-    }
+        snapshot(name, &path, &show(&src, &gradient_text(name, &src)));
+    });
 }
 
 /// The gradient program against finite differences of the lowered IR, at

@@ -11,24 +11,18 @@
 //! Every script is also run with `--backend interp`: the interpreter must
 //! give the same transcript as the JIT, to the bit.
 //!
-//! Regenerate with `INSTA_UPDATE=always cargo test --test repl`, then read
+//! Regenerate with `INSTA_UPDATE=always cargo test --test it repl::`, then read
 //! every changed snapshot before committing it.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::common::{each_case, files, root, snapshots};
+
+/// The scripts `tests/repl/*.txt`, with their names.
 fn scripts() -> Vec<(String, PathBuf)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/repl");
-    let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.expect("a directory entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
-        .map(|p| (p.file_stem().unwrap().to_string_lossy().into_owned(), p))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no scripts in {}", dir.display());
-    files
+    files("tests/repl", "txt")
 }
 
 /// Runs `gradc repl --echo ARGS` on `script` and gives the transcript with
@@ -48,7 +42,7 @@ fn transcript(script: &str, extra: &[&str], tmp: &Path) -> String {
     let (mut reader, writer) = std::io::pipe().expect("a pipe");
     let mut child = Command::new(env!("CARGO_BIN_EXE_gradc"))
         .args(&args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(root())
         .env("NO_COLOR", "1")
         .env("XDG_DATA_HOME", tmp)
         .stdin(Stdio::piped())
@@ -84,23 +78,23 @@ fn scratch(name: &str) -> PathBuf {
 
 #[test]
 fn scripts_match_their_transcripts() {
-    for (name, path) in scripts() {
+    each_case(scripts(), |name, path| {
         let script = std::fs::read_to_string(&path).unwrap();
-        let text = transcript(&script, &[], &scratch(&name));
+        let text = transcript(&script, &[], &scratch(name));
         insta::with_settings!({
-            snapshot_path => "snapshots/repl",
+            snapshot_path => snapshots("repl"),
             prepend_module_to_snapshot => false,
             input_file => &path,
             omit_expression => true,
         }, {
-            insta::assert_snapshot!(name.as_str(), text);
+            insta::assert_snapshot!(name, text);
         });
-    }
+    });
 }
 
 #[test]
 fn the_interpreter_gives_the_same_transcripts() {
-    for (name, path) in scripts() {
+    each_case(scripts(), |name, path| {
         let script = std::fs::read_to_string(&path).unwrap();
         let jit = transcript(&script, &[], &scratch(&format!("{name}-jit")));
         let interp = transcript(
@@ -109,7 +103,7 @@ fn the_interpreter_gives_the_same_transcripts() {
             &scratch(&format!("{name}-interp")),
         );
         assert_eq!(jit, interp, "{name}: the backends differ");
-    }
+    });
 }
 
 #[test]

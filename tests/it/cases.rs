@@ -14,7 +14,7 @@
 //!   without colour. Each one must lie within the source and name
 //!   `file:line:col`. Files that are not UTF-8 stop at `gradc::source_text`.
 //!
-//! Regenerate with `INSTA_UPDATE=always cargo test --test cases`, then read
+//! Regenerate with `INSTA_UPDATE=always cargo test --test it cases::`, then read
 //! every changed snapshot before committing it.
 
 use std::fmt::Write;
@@ -26,23 +26,11 @@ use gradc::ir::verify::verify;
 use gradc::shape::Tensor;
 use gradc::span::LineIndex;
 
+use crate::common::{each_case, files, snapshots};
+
 /// The `.grad` files of a stage, sorted by name, with their case names.
 fn cases(stage: &str) -> Vec<(String, PathBuf)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/cases")
-        .join(stage);
-    let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.expect("a directory entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "grad"))
-        .map(|p| {
-            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
-            (name, p)
-        })
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no cases in {}", dir.display());
-    files
+    files(&format!("tests/cases/{stage}"), "grad")
 }
 
 /// The snapshot body: the source, then each titled section of output.
@@ -65,7 +53,7 @@ fn show(src: &str, sections: &[(&str, String)]) -> String {
 
 fn snapshot(stage: &str, name: &str, path: &Path, text: &str) {
     insta::with_settings!({
-        snapshot_path => format!("snapshots/{stage}"),
+        snapshot_path => snapshots(stage),
         prepend_module_to_snapshot => false,
         input_file => path,
         omit_expression => true,
@@ -76,7 +64,7 @@ fn snapshot(stage: &str, name: &str, path: &Path, text: &str) {
 
 #[test]
 fn parse() {
-    for (name, path) in cases("parse") {
+    each_case(cases("parse"), |name, path| {
         let src = std::fs::read_to_string(&path).unwrap();
         let ast = match gradc::parse(&src) {
             Ok(ast) => ast,
@@ -94,13 +82,13 @@ fn parse() {
             printed,
             "{name}: printing is not stable"
         );
-        snapshot("parse", &name, &path, &show(&src, &[("ast", printed)]));
-    }
+        snapshot("parse", name, &path, &show(&src, &[("ast", printed)]));
+    });
 }
 
 #[test]
 fn check() {
-    for (name, path) in cases("check") {
+    each_case(cases("check"), |name, path| {
         let src = std::fs::read_to_string(&path).unwrap();
         let compiled = match gradc::compile(&src) {
             Ok(c) => c,
@@ -118,18 +106,18 @@ fn check() {
                 compiled.ir
             );
         }
-        same_outputs(&name, &src, &compiled);
+        same_outputs(name, &src, &compiled);
         let sections = [
             ("declarations", declarations(&compiled)),
             ("ir", compiled.ir.to_string()),
         ];
-        snapshot("check", &name, &path, &show(&src, &sections));
-    }
+        snapshot("check", name, &path, &show(&src, &sections));
+    });
 }
 
 #[test]
 fn errors() {
-    for (name, path) in cases("errors") {
+    each_case(cases("errors"), |name, path| {
         let file = format!("{name}.grad");
         let bytes = std::fs::read(&path).unwrap();
         let (src, diags) = match gradc::source_text(&bytes) {
@@ -143,18 +131,18 @@ fn errors() {
         let rendered = render_all(&diags, &file, &src, false);
         let lines = LineIndex::new(&src);
         for d in &diags {
-            spans_within(&name, d, &src);
+            spans_within(name, d, &src);
             let (line, col) = lines.line_col(&src, d.span.lo as usize);
             let at = format!("{file}:{line}:{col}: error: {}", d.message);
             assert!(rendered.contains(&at), "{name}: no `{at}` in\n{rendered}");
         }
         snapshot(
             "errors",
-            &name,
+            name,
             &path,
             &show(&src, &[("diagnostics", rendered)]),
         );
-    }
+    });
 }
 
 /// `gradc::source_text` stops at the first byte that is not UTF-8.

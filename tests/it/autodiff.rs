@@ -12,11 +12,9 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use gradc::autodiff::{self, check};
-use gradc::diagnostic::render_all;
 use gradc::ir::verify::verify;
 use gradc::ir::{Function, Role};
 use gradc::shape::{Shape, Tensor};
@@ -24,6 +22,8 @@ use gradc::Compiled;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
+
+use crate::common::{compile, each_case, examples, root};
 
 /// Largest relative error (`check::relative_error`) accepted against finite
 /// differences.
@@ -48,15 +48,6 @@ struct Prog {
     g: Function,
     /// `autodiff::grad` of the simplified forward IR, not simplified again.
     g_raw: Function,
-}
-
-fn compile(src: &str) -> Compiled {
-    gradc::compile(src).unwrap_or_else(|d| {
-        panic!(
-            "does not compile:\n{src}\n{}",
-            render_all(&d, "test.grad", src, false)
-        )
-    })
 }
 
 fn build(src: &str) -> Prog {
@@ -949,19 +940,6 @@ fn untaken_branch_in_vectors_and_chains() {
 // The examples
 // ---------------------------------------------------------------------------
 
-fn examples() -> Vec<(String, PathBuf)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "grad"))
-        .map(|p| (p.file_stem().unwrap().to_string_lossy().into_owned(), p))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 7, "examples missing: {files:?}");
-    files
-}
-
 /// A small seeded generator (xorshift64*), uniform in [0, 1).
 struct Rng(u64);
 
@@ -986,7 +964,9 @@ fn random_inputs(f: &Function, rng: &mut Rng) -> Vec<Tensor> {
 #[test]
 fn examples_pass_the_gradient_check() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for (name, path) in examples() {
+    let examples = examples();
+    assert!(examples.len() >= 7, "examples missing: {examples:?}");
+    each_case(examples, |name, path| {
         let src = std::fs::read_to_string(&path).unwrap();
         let p = build(&src);
         let params = p.c.initial_params(p.c.seed());
@@ -999,7 +979,7 @@ fn examples_pass_the_gradient_check() {
                 "{name} (trial {trial}): relative error {err:e}\n{what}\ninputs {inputs:?}"
             );
         }
-    }
+    });
 }
 
 // ---------------------------------------------------------------------------
@@ -1055,10 +1035,7 @@ fn hessian_of_rosenbrock() {
     assert_matrix("Rosenbrock H", &h, &want, 1e-12);
     assert_symmetric("Rosenbrock H", &h, 1e-14);
     // The bundled example, one vector parameter, through a user function.
-    let src = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/rosenbrock.grad"),
-    )
-    .unwrap();
+    let src = std::fs::read_to_string(root().join("examples/rosenbrock.grad")).unwrap();
     let c = compile(&src);
     let h = hessian(&src, &c.initial_params(c.seed()), &[]);
     assert_matrix("examples/rosenbrock.grad H", &h, &want, 1e-12);
@@ -1252,7 +1229,7 @@ fn flop_counter_counts_by_hand() {
 
 #[test]
 fn gradients_of_the_examples_are_cheap() {
-    for (name, path) in examples() {
+    each_case(examples(), |name, path| {
         let c = compile(&std::fs::read_to_string(&path).unwrap());
         let g = c.gradient().unwrap();
         let (fw, bw) = (flops(&c.ir), flops(&g));
@@ -1260,7 +1237,7 @@ fn gradients_of_the_examples_are_cheap() {
             bw <= 4 * fw,
             "{name}: the gradient program costs {bw} flops, more than 4x the forward {fw}\n{g}"
         );
-    }
+    });
 }
 
 /// L tanh layers of width 8 and a squared-error loss.

@@ -1,0 +1,88 @@
+//! Helpers shared by the test modules: the crate's data files, compiling
+//! with the diagnostics rendered into the panic, and running data-driven
+//! cases so that a failure names every failing case, not only the first.
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use gradc::diagnostic::render_all;
+use gradc::Compiled;
+
+/// The crate root, which holds `examples/` and `tests/`.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The files `*.EXT` of `dir` (relative to the crate root), sorted, each with
+/// its name without the extension. Fails when there are none.
+pub fn files(dir: &str, ext: &str) -> Vec<(String, PathBuf)> {
+    let dir = root().join(dir);
+    let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .map(|p| (p.file_stem().unwrap().to_string_lossy().into_owned(), p))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no .{ext} files in {}", dir.display());
+    files
+}
+
+/// The bundled `examples/*.grad`, sorted, with their names.
+pub fn examples() -> Vec<(String, PathBuf)> {
+    files("examples", "grad")
+}
+
+/// The directory of a stage's snapshots, `tests/snapshots/STAGE`. (Absolute:
+/// insta resolves a relative `snapshot_path` against the asserting file's
+/// directory, which is `tests/it/`.)
+pub fn snapshots(stage: &str) -> PathBuf {
+    root().join("tests/snapshots").join(stage)
+}
+
+/// Compiles `src`; if it does not compile, panics with the source and its
+/// diagnostics rendered as from `file`.
+pub fn compile_as(file: &str, src: &str) -> Compiled {
+    gradc::compile(src).unwrap_or_else(|d| {
+        panic!(
+            "{file} does not compile:\n{src}\n{}",
+            render_all(&d, file, src, false)
+        )
+    })
+}
+
+/// [`compile_as`] for a source written in a test.
+pub fn compile(src: &str) -> Compiled {
+    compile_as("test.grad", src)
+}
+
+/// Runs `check` on every case, each on its own so that one failing does not
+/// hide the next; then fails naming every case that failed, with its message.
+/// The panic of each failing case is printed as it happens, as usual.
+pub fn each_case<T>(cases: impl IntoIterator<Item = (String, T)>, mut check: impl FnMut(&str, T)) {
+    let (mut count, mut failures) = (0, Vec::new());
+    for (name, case) in cases {
+        count += 1;
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| check(&name, case))) {
+            failures.push(format!("{name}: {}", message(&*panic)));
+        }
+    }
+    assert!(count > 0, "no cases");
+    assert!(
+        failures.is_empty(),
+        "{} of {count} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// A panic's message: the first line of its text, if it has one.
+fn message(panic: &(dyn Any + Send)) -> &str {
+    let text = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(a panic without a message)");
+    text.lines().next().unwrap_or("")
+}
