@@ -20,3 +20,35 @@ mod jit;
 mod repl;
 mod robustness;
 mod train;
+
+/// With `autotests = false`, a `.rs` file directly under `tests/` is not
+/// built, and one in `tests/it/` only if `main.rs` declares it: either would
+/// hold tests that never run.
+#[test]
+fn every_test_file_is_a_module_of_this_binary() {
+    let rust_files = |dir: &str| -> Vec<String> {
+        let dir = common::root().join(dir);
+        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let mut names: Vec<String> = entries
+            .map(|entry| entry.expect("a directory entry").path())
+            .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+            .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let stray = rust_files("tests");
+    assert!(
+        stray.is_empty(),
+        "not built: {stray:?} in tests/; make each a module of tests/it"
+    );
+    let main = include_str!("main.rs");
+    let undeclared: Vec<String> = rust_files("tests/it")
+        .into_iter()
+        .filter(|m| m != "main" && !main.contains(&format!("\nmod {m};\n")))
+        .collect();
+    assert!(
+        undeclared.is_empty(),
+        "tests/it/main.rs does not declare: {undeclared:?}"
+    );
+}
