@@ -112,7 +112,7 @@ fn new_module() -> Result<JITModule, String> {
         .map_err(|e| format!("cranelift ISA: {e}"))?;
     let mut builder = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
     for c in Callee::ALL {
-        if let (Some(name), Some(addr)) = (c.symbol(), c.address()) {
+        if let Some((name, addr)) = c.host() {
             builder.symbol(name, addr);
         }
     }

@@ -32,58 +32,23 @@ impl Callee {
         Callee::Binary(Binary::BceLogits),
     ];
 
-    /// The symbol the function is registered and imported under, if it is a
-    /// host function (the other operations, listed, are lowered inline).
-    pub fn symbol(self) -> Option<&'static str> {
+    /// The symbol the function is registered and imported under, and the
+    /// wrapper's address (for `JITBuilder::symbol`), if it is a host function
+    /// (the other operations, listed, are lowered inline).
+    pub fn host(self) -> Option<(&'static str, *const u8)> {
+        type F1 = extern "C" fn(f64) -> f64;
+        type F2 = extern "C" fn(f64, f64) -> f64;
         Some(match self {
-            Callee::Unary(Unary::Exp) => "gradc_exp",
-            Callee::Unary(Unary::Log) => "gradc_log",
-            Callee::Unary(Unary::Sin) => "gradc_sin",
-            Callee::Unary(Unary::Cos) => "gradc_cos",
-            Callee::Unary(Unary::Tanh) => "gradc_tanh",
-            Callee::Unary(Unary::Sigmoid) => "gradc_sigmoid",
-            Callee::Unary(Unary::Softplus) => "gradc_softplus",
-            Callee::Binary(Binary::Pow) => "gradc_pow",
-            Callee::Binary(Binary::BceLogits) => "gradc_bce_logits",
-            Callee::Unary(Unary::Neg | Unary::Sqrt | Unary::Abs | Unary::Sign | Unary::Relu)
-            | Callee::Binary(
-                Binary::Add
-                | Binary::Sub
-                | Binary::Mul
-                | Binary::Div
-                | Binary::Max
-                | Binary::Min
-                | Binary::Eq
-                | Binary::Ne
-                | Binary::Lt
-                | Binary::Le
-                | Binary::Gt
-                | Binary::Ge,
-            ) => return None,
-        })
-    }
-
-    /// The number of f64 arguments.
-    pub fn arity(self) -> usize {
-        match self {
-            Callee::Unary(_) => 1,
-            Callee::Binary(_) => 2,
-        }
-    }
-
-    /// The address of the wrapper, for `JITBuilder::symbol`.
-    pub fn address(self) -> Option<*const u8> {
-        Some(match self {
-            Callee::Unary(Unary::Exp) => exp as extern "C" fn(f64) -> f64 as *const u8,
-            Callee::Unary(Unary::Log) => log as extern "C" fn(f64) -> f64 as *const u8,
-            Callee::Unary(Unary::Sin) => sin as extern "C" fn(f64) -> f64 as *const u8,
-            Callee::Unary(Unary::Cos) => cos as extern "C" fn(f64) -> f64 as *const u8,
-            Callee::Unary(Unary::Tanh) => tanh as extern "C" fn(f64) -> f64 as *const u8,
-            Callee::Unary(Unary::Sigmoid) => sigmoid as extern "C" fn(f64) -> f64 as *const u8,
-            Callee::Unary(Unary::Softplus) => softplus as extern "C" fn(f64) -> f64 as *const u8,
-            Callee::Binary(Binary::Pow) => pow as extern "C" fn(f64, f64) -> f64 as *const u8,
+            Callee::Unary(Unary::Exp) => ("gradc_exp", exp as F1 as *const u8),
+            Callee::Unary(Unary::Log) => ("gradc_log", log as F1 as *const u8),
+            Callee::Unary(Unary::Sin) => ("gradc_sin", sin as F1 as *const u8),
+            Callee::Unary(Unary::Cos) => ("gradc_cos", cos as F1 as *const u8),
+            Callee::Unary(Unary::Tanh) => ("gradc_tanh", tanh as F1 as *const u8),
+            Callee::Unary(Unary::Sigmoid) => ("gradc_sigmoid", sigmoid as F1 as *const u8),
+            Callee::Unary(Unary::Softplus) => ("gradc_softplus", softplus as F1 as *const u8),
+            Callee::Binary(Binary::Pow) => ("gradc_pow", pow as F2 as *const u8),
             Callee::Binary(Binary::BceLogits) => {
-                bce_logits as extern "C" fn(f64, f64) -> f64 as *const u8
+                ("gradc_bce_logits", bce_logits as F2 as *const u8)
             }
             Callee::Unary(Unary::Neg | Unary::Sqrt | Unary::Abs | Unary::Sign | Unary::Relu)
             | Callee::Binary(
@@ -101,6 +66,20 @@ impl Callee {
                 | Binary::Ge,
             ) => return None,
         })
+    }
+
+    /// The symbol the function is registered and imported under, if it is a
+    /// host function.
+    pub fn symbol(self) -> Option<&'static str> {
+        self.host().map(|(name, _)| name)
+    }
+
+    /// The number of f64 arguments.
+    pub fn arity(self) -> usize {
+        match self {
+            Callee::Unary(_) => 1,
+            Callee::Binary(_) => 2,
+        }
     }
 }
 
@@ -147,11 +126,10 @@ mod tests {
     #[test]
     fn every_callee_has_a_symbol_and_an_address() {
         for c in Callee::ALL {
-            assert!(c.symbol().is_some(), "{c:?}");
-            assert!(c.address().is_some(), "{c:?}");
+            assert!(c.host().is_some(), "{c:?}");
         }
         assert_eq!(Callee::Unary(Unary::Neg).symbol(), None);
-        assert_eq!(Callee::Binary(Binary::Add).address(), None);
+        assert!(Callee::Binary(Binary::Add).host().is_none());
     }
 
     #[test]
