@@ -136,12 +136,16 @@ pub fn load(
             .is_some_and(|r| r.iter().all(|cell| cell.parse::<f64>().is_err())),
     };
     let names: Option<&csv::StringRecord> = if header { records.first() } else { None };
-    let rows = if header { &records[1..] } else { &records[..] };
+    let rows: &[csv::StringRecord] = if header {
+        records.get(1..).unwrap_or_default()
+    } else {
+        &records
+    };
     if rows.is_empty() {
-        let message = if header {
-            "no examples: the file has only a header"
-        } else {
+        let message = if records.is_empty() {
             "no examples: the file is empty"
+        } else {
+            "no examples: the file has only a header"
         };
         return Err(at_path(
             Error::at(Location::file(&shown), message),
@@ -233,6 +237,10 @@ pub fn load(
                 }
             }
         }
+        let first = &records[0];
+        if record.len() != first.len() {
+            return Err(width_error(&shown, record, first, header));
+        }
         lines.push(line);
     }
     Ok(Dataset {
@@ -241,6 +249,34 @@ pub fn load(
         sizes,
         lines,
     })
+}
+
+/// A row with another number of fields than the first record (the header,
+/// or the first row): its values would be read into the wrong inputs, so it
+/// is an error at its line even where the columns the inputs read exist.
+fn width_error(
+    shown: &str,
+    record: &csv::StringRecord,
+    first: &csv::StringRecord,
+    header: bool,
+) -> Error {
+    let width = first.len();
+    let line = record.position().map_or(0, |p| p.line() as usize);
+    let against = if header {
+        format!("the header has {width}")
+    } else {
+        let first_line = first.position().map_or(1, |p| p.line() as usize);
+        format!("the first row (line {first_line}) has {width}")
+    };
+    let n = record.len();
+    Error::at(
+        Location::line(shown, line),
+        format!(
+            "the row has {n} field{}, but {against}",
+            if n == 1 { "" } else { "s" }
+        ),
+    )
+    .hint("every row needs one value per column; look for a missing or extra comma")
 }
 
 /// `e` with a note at the .grad mapping of an input, unless the mapping is

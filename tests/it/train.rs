@@ -686,6 +686,55 @@ fn a_short_row_is_located() {
 }
 
 #[test]
+fn a_row_with_a_field_too_many_is_located() {
+    let dir = std::env::temp_dir().join(format!("gradc-extra-field-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let opts = Options {
+        base_dir: dir.clone(),
+        ..Options::default()
+    };
+    let src = "input x\ninput y\nparam w\nloss (w * x - y)^2\n";
+    // With a header (named columns), and without one (the first row counts).
+    for (mapping, text, against) in [
+        ("x = \"x\", y = \"y\"", "x,y\n1,2\n2,4,999\n3,6\n", "the header has 2"),
+        ("x = 0, y = 1", "1,2\n2,4,999\n3,6\n", "the first row (line 1) has 2"),
+    ] {
+        std::fs::write(dir.join("d.csv"), text).unwrap();
+        let c = compile(&format!("{src}train {{ data = csv(\"d.csv\", {mapping}) }}"));
+        let cfg = c.typed.train.clone().unwrap();
+        let e = runtime::train(&c, &cfg, &opts, &mut ()).unwrap_err();
+        let (loc, msg) = located(&e);
+        let line = if against.contains("header") { 3 } else { 2 };
+        assert!(loc.ends_with(&format!("d.csv:{line}")), "{loc}");
+        assert!(msg.contains("3 fields") && msg.contains(against), "{msg}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn an_empty_file_is_an_error_whatever_the_mapping() {
+    let dir = std::env::temp_dir().join(format!("gradc-empty-data-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let opts = Options {
+        base_dir: dir.clone(),
+        ..Options::default()
+    };
+    let src = "input x\ninput y\nparam w\nloss (w * x - y)^2\n";
+    for mapping in ["x = \"x\", y = \"y\"", "x = 0, y = 1"] {
+        for text in ["", "\n", "   \n", "\r\n"] {
+            std::fs::write(dir.join("d.csv"), text).unwrap();
+            let c = compile(&format!("{src}train {{ data = csv(\"d.csv\", {mapping}) }}"));
+            let cfg = c.typed.train.clone().unwrap();
+            let e = runtime::train(&c, &cfg, &opts, &mut ()).unwrap_err();
+            let (loc, msg) = located(&e);
+            assert!(loc.ends_with("d.csv"), "{mapping} {text:?}: {loc}");
+            assert_eq!(msg, "no examples: the file is empty", "{mapping} {text:?}");
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn a_missing_file_points_at_its_path() {
     let e = data_error(&format!(
         "{BINARY}train {{ data = csv(\"nowhere.csv\", x = 0..2, y = 2) }}"
