@@ -696,11 +696,21 @@ fn a_row_with_a_field_too_many_is_located() {
     let src = "input x\ninput y\nparam w\nloss (w * x - y)^2\n";
     // With a header (named columns), and without one (the first row counts).
     for (mapping, text, against) in [
-        ("x = \"x\", y = \"y\"", "x,y\n1,2\n2,4,999\n3,6\n", "the header has 2"),
-        ("x = 0, y = 1", "1,2\n2,4,999\n3,6\n", "the first row (line 1) has 2"),
+        (
+            "x = \"x\", y = \"y\"",
+            "x,y\n1,2\n2,4,999\n3,6\n",
+            "the header has 2",
+        ),
+        (
+            "x = 0, y = 1",
+            "1,2\n2,4,999\n3,6\n",
+            "the first row (line 1) has 2",
+        ),
     ] {
         std::fs::write(dir.join("d.csv"), text).unwrap();
-        let c = compile(&format!("{src}train {{ data = csv(\"d.csv\", {mapping}) }}"));
+        let c = compile(&format!(
+            "{src}train {{ data = csv(\"d.csv\", {mapping}) }}"
+        ));
         let cfg = c.typed.train.clone().unwrap();
         let e = runtime::train(&c, &cfg, &opts, &mut ()).unwrap_err();
         let (loc, msg) = located(&e);
@@ -723,7 +733,9 @@ fn an_empty_file_is_an_error_whatever_the_mapping() {
     for mapping in ["x = \"x\", y = \"y\"", "x = 0, y = 1"] {
         for text in ["", "\n", "   \n", "\r\n"] {
             std::fs::write(dir.join("d.csv"), text).unwrap();
-            let c = compile(&format!("{src}train {{ data = csv(\"d.csv\", {mapping}) }}"));
+            let c = compile(&format!(
+                "{src}train {{ data = csv(\"d.csv\", {mapping}) }}"
+            ));
             let cfg = c.typed.train.clone().unwrap();
             let e = runtime::train(&c, &cfg, &opts, &mut ()).unwrap_err();
             let (loc, msg) = located(&e);
