@@ -111,6 +111,9 @@ pub enum Command {
     },
     /// Train the parameters as the train block says; the options override it.
     /// Prints progress, then a summary.
+    ///
+    /// The paths of --save, --log and --plot are checked before training; if
+    /// one cannot be written after all, the summary is printed first.
     Train(train::TrainArgs),
     /// Print the `output`s of a trained model for every example of a data
     /// set, as CSV.

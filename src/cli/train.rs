@@ -133,6 +133,7 @@ impl TrainArgs {
 
 /// `gradc train FILE`.
 pub fn train(args: TrainArgs) -> Result<(), Error> {
+    check_outputs(&args)?;
     let c = compile(&args.file)?;
     let cfg = driver::train_config(&c, &args.overrides()).map_err(counted)?;
     let decls = point::param_decls(&c);
@@ -166,36 +167,88 @@ pub fn train(args: TrainArgs) -> Result<(), Error> {
     for n in &rep.notes {
         eprintln!("note: {n}");
     }
+    // An output that cannot be written after all (the disk full, the
+    // directory removed during the run) loses nothing: the summary and the
+    // parameters are printed first, then the error.
     let mut wrote: Vec<String> = Vec::new();
+    let mut failed: Option<Error> = None;
+    let mut fail = |e: Error| {
+        failed = Some(match failed.take() {
+            Some(f) => f.and(e),
+            None => e,
+        })
+    };
     if let Some(path) = &args.save {
-        checkpoint::save(path, &rep.checkpoint)?;
-        wrote.push(format!("weights saved to {}", path.display()));
+        match checkpoint::save(path, &rep.checkpoint) {
+            Ok(()) => wrote.push(format!("weights saved to {}", path.display())),
+            Err(e) => fail(e.context("--save: ")),
+        }
     }
     if let Some(path) = &args.log {
-        runtime::history::write_csv(path, &rep.history, &rep.metrics)?;
-        wrote.push(format!("history written to {}", path.display()));
+        match runtime::history::write_csv(path, &rep.history, &rep.metrics) {
+            Ok(()) => wrote.push(format!("history written to {}", path.display())),
+            Err(e) => fail(e.context("--log: ")),
+        }
     }
     if let Some(path) = &args.plot {
         let x = if progress.has_data { "epoch" } else { "step" };
-        runtime::history::plot(path, &rep.history, x)?;
-        wrote.push(format!("loss curves drawn to {}", path.display()));
+        match runtime::history::plot(path, &rep.history, x) {
+            Ok(()) => wrote.push(format!("loss curves drawn to {}", path.display())),
+            Err(e) => fail(e.context("--plot: ")),
+        }
     }
     if args.json {
         print_json(&c, &rep, &wrote);
     } else {
         print_summary(&c, &rep, progress.batch_text.as_deref(), &wrote);
     }
-    match &rep.stop {
-        Stop::Fault { .. } => Err(Error::new(format!(
+    let stopped = match &rep.stop {
+        Stop::Fault { .. } => Some(Error::new(format!(
             "training stopped at {}; the parameters are the last ones with a finite loss and gradient",
             rep.stop
         ))),
-        Stop::Interrupted => Err(Error::new(format!(
+        Stop::Interrupted => Some(Error::new(format!(
             "training interrupted after step {}",
             rep.last_step
         ))),
-        _ => Ok(()),
+        _ => None,
+    };
+    match (failed, stopped) {
+        (Some(f), Some(s)) => Err(f.and(s)),
+        (Some(e), None) | (None, Some(e)) => Err(e),
+        (None, None) => Ok(()),
     }
+}
+
+/// Every output path of `gradc train`, checked before any work: a bad one
+/// fails at once instead of after the run. Each must be writable (see
+/// [`checkpoint::check_writable`]), and a plot's an .svg or a .png.
+fn check_outputs(args: &TrainArgs) -> Result<(), Error> {
+    let outputs = [
+        ("--save", &args.save),
+        ("--log", &args.log),
+        ("--plot", &args.plot),
+    ];
+    let mut bad: Option<Error> = None;
+    for (option, path) in outputs {
+        let Some(path) = path else { continue };
+        let mut reason = checkpoint::check_writable(path)
+            .err()
+            .map(|r| format!("{option}: cannot write `{}`: {r}", path.display()));
+        if option == "--plot" && reason.is_none() {
+            reason = runtime::history::plot_format(path)
+                .err()
+                .map(|r| format!("{option}: cannot plot to `{}`: {r}", path.display()));
+        }
+        if let Some(r) = reason {
+            let e = Error::new(r);
+            bad = Some(match bad {
+                Some(b) => b.and(e),
+                None => e,
+            });
+        }
+    }
+    bad.map_or(Ok(()), Err)
 }
 
 fn duration(d: Duration) -> String {

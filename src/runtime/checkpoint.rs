@@ -135,18 +135,27 @@ fn le_bytes(xs: &[f64]) -> Vec<u8> {
     xs.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-/// Writes `bytes` to a temporary file beside `path`, flushes it to disk and
-/// renames it to `path`.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
+/// The directory a file is written in: its parent, or `.`.
+fn directory_of(path: &Path) -> PathBuf {
+    match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
-    };
+    }
+}
+
+/// The temporary file beside `path` that [`write_atomically`] writes first.
+fn temporary_beside(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "weights".to_string());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        .unwrap_or_else(|| "output".to_string());
+    directory_of(path).join(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+/// Writes `bytes` to a temporary file beside `path`, flushes it to disk and
+/// renames it to `path`.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = temporary_beside(path);
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -157,6 +166,47 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Whether [`write_atomically`] can write `path`, checked before a run so
+/// that a bad output path fails at once rather than after the work: `path`
+/// is not a directory, its directory exists and is one, and a file can be
+/// created there (the temporary file, created and removed). The error is the
+/// reason, to follow "cannot write `path`: ".
+pub fn check_writable(path: &Path) -> Result<(), String> {
+    if path.as_os_str().is_empty() {
+        return Err("the file name is empty".to_string());
+    }
+    if path.is_dir() {
+        return Err("it is a directory".to_string());
+    }
+    let dir = directory_of(path);
+    match std::fs::metadata(&dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(format!("`{}` is not a directory", dir.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!("the directory `{}` does not exist", dir.display()))
+        }
+        Err(e) => return Err(format!("`{}`: {}", dir.display(), io_reason(&e))),
+    }
+    let tmp = temporary_beside(path);
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&tmp);
+            Ok(())
+        }
+        // Left over from an earlier run of this process id: it was created there.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(format!(
+            "cannot create a file in `{}`: {}",
+            dir.display(),
+            io_reason(&e)
+        )),
+    }
 }
 
 /// Reads a checkpoint for parameters with these names and shapes, in

@@ -8,8 +8,10 @@ use std::sync::Once;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
+use super::checkpoint::write_atomically;
 use super::{EpochRecord, Error};
 use crate::diagnostic::io_reason;
+use image::ImageEncoder;
 
 /// The history as CSV: `epoch, step, loss, <metrics>, val_loss,
 /// val_<metrics>, grad_norm, lr, seconds`, one row per epoch (validation
@@ -54,15 +56,41 @@ pub fn csv(history: &[EpochRecord], metrics: &[String]) -> String {
     out
 }
 
-/// Writes [`csv()`] to `path`.
+/// Writes [`csv()`] to `path`, atomically.
 pub fn write_csv(path: &Path, history: &[EpochRecord], metrics: &[String]) -> Result<(), Error> {
-    std::fs::write(path, csv(history, metrics)).map_err(|e| {
+    write_file(path, csv(history, metrics).as_bytes())
+}
+
+/// Writes `bytes` to `path` atomically, with a clean error.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    write_atomically(path, bytes).map_err(|e| {
         Error::new(format!(
             "cannot write `{}`: {}",
             path.display(),
             io_reason(&e)
         ))
     })
+}
+
+/// A picture format [`plot`] draws.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlotFormat {
+    Svg,
+    Png,
+}
+
+/// The format of a plot file, by its extension (`.svg`, `.png`, in any case);
+/// the error is the reason, to follow "cannot plot to `path`: ".
+pub fn plot_format(path: &Path) -> Result<PlotFormat, String> {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "svg" => Ok(PlotFormat::Svg),
+        "png" => Ok(PlotFormat::Png),
+        _ => Err("the file name must end in .svg or .png".to_string()),
+    }
 }
 
 static FONT: Once = Once::new();
@@ -81,31 +109,40 @@ fn register_font() {
 /// positive and span more than two orders of magnitude. `x_label` names the
 /// x axis ("epoch", or "step" for a program without data).
 pub fn plot(path: &Path, history: &[EpochRecord], x_label: &str) -> Result<(), Error> {
-    let ext = path
-        .extension()
-        .map(|e| e.to_string_lossy().to_lowercase())
-        .unwrap_or_default();
+    let format = plot_format(path)
+        .map_err(|m| Error::new(format!("cannot plot to `{}`: {m}", path.display())))?;
     register_font();
-    let size = (800, 500);
-    let result = match ext.as_str() {
-        "svg" => draw(
-            SVGBackend::new(path, size).into_drawing_area(),
-            history,
-            x_label,
-        ),
-        "png" => draw(
-            BitMapBackend::new(path, size).into_drawing_area(),
-            history,
-            x_label,
-        ),
-        _ => {
-            return Err(Error::new(format!(
-                "cannot plot to `{}`: the file name must end in .svg or .png",
-                path.display()
-            )))
+    let (w, h) = (800u32, 500u32);
+    let drawn = |e: String| Error::new(format!("cannot draw `{}`: {e}", path.display()));
+    // Drawn in memory, then written atomically: a failed write is an I/O
+    // error with its reason, and never leaves half a picture.
+    let bytes = match format {
+        PlotFormat::Svg => {
+            let mut svg = String::new();
+            draw(
+                SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area(),
+                history,
+                x_label,
+            )
+            .map_err(drawn)?;
+            svg.into_bytes()
+        }
+        PlotFormat::Png => {
+            let mut rgb = vec![0u8; (w * h * 3) as usize];
+            draw(
+                BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area(),
+                history,
+                x_label,
+            )
+            .map_err(drawn)?;
+            let mut png = Vec::new();
+            image::codecs::png::PngEncoder::new(&mut png)
+                .write_image(&rgb, w, h, image::ColorType::Rgb8)
+                .map_err(|e| drawn(e.to_string()))?;
+            png
         }
     };
-    result.map_err(|e| Error::new(format!("cannot draw `{}`: {e}", path.display())))
+    write_file(path, &bytes)
 }
 
 type Series = Vec<(f64, f64)>;

@@ -1018,6 +1018,121 @@ fn gradc_train_reports_bad_data_with_its_location() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// `gradc train examples/linear.grad` with `option path`: it fails at once,
+/// before compiling or training, with the message, and exit code 1.
+fn refused_before_training(option: &str, path: &str, message: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gradc"))
+        .args(["train", "examples/linear.grad", option, path])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert_eq!(stderr, format!("error: {option}: {message}\n"), "{stdout}");
+    assert_eq!(stdout, "", "no training output");
+}
+
+#[test]
+fn gradc_train_refuses_a_save_path_in_a_missing_directory_before_training() {
+    refused_before_training(
+        "--save",
+        "/no/such/dir/w.safetensors",
+        "cannot write `/no/such/dir/w.safetensors`: the directory `/no/such/dir` does not exist",
+    );
+    refused_before_training(
+        "--save",
+        "examples",
+        "cannot write `examples`: it is a directory",
+    );
+}
+
+#[test]
+fn gradc_train_refuses_a_log_path_in_a_missing_directory_before_training() {
+    refused_before_training(
+        "--log",
+        "/no/such/dir/history.csv",
+        "cannot write `/no/such/dir/history.csv`: the directory `/no/such/dir` does not exist",
+    );
+    refused_before_training(
+        "--log",
+        "README.md/history.csv",
+        "cannot write `README.md/history.csv`: `README.md` is not a directory",
+    );
+}
+
+#[test]
+fn gradc_train_refuses_a_plot_path_in_a_missing_directory_before_training() {
+    refused_before_training(
+        "--plot",
+        "/no/such/dir/loss.svg",
+        "cannot write `/no/such/dir/loss.svg`: the directory `/no/such/dir` does not exist",
+    );
+    let jpg = temp_dir("plotjpg").join("loss.jpg");
+    refused_before_training(
+        "--plot",
+        jpg.to_str().unwrap(),
+        &format!(
+            "cannot plot to `{}`: the file name must end in .svg or .png",
+            jpg.display()
+        ),
+    );
+    std::fs::remove_dir_all(jpg.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn gradc_train_prints_its_summary_when_the_plot_cannot_be_written_at_the_end() {
+    use std::io::{BufRead, BufReader};
+    // The directory is there at the start and removed during the run, which
+    // is then interrupted: the summary and the parameters still come first.
+    let dir = temp_dir("plotgone");
+    let plot = dir.join("loss.png");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gradc"))
+        .args(["train", "examples/linear.grad", "--epochs", "100000000"])
+        .arg("--plot")
+        .arg(&plot)
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    assert!(first.starts_with("epoch 1/"), "{first}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{rest}");
+    assert!(
+        stdout.starts_with("trained ")
+            && stdout.contains("interrupted")
+            && stdout.contains("w = ["),
+        "{stdout}"
+    );
+    assert!(
+        rest.contains(&format!(
+            "error: --plot: cannot write `{}`: no such file\n",
+            plot.display()
+        )),
+        "{rest}"
+    );
+    assert!(
+        rest.contains("error: training interrupted after step"),
+        "{rest}"
+    );
+    assert!(!rest.contains("Error("), "no Debug of an error: {rest}");
+}
+
 #[test]
 fn gradc_eval_places_a_bad_class_in_the_program() {
     let at = "examples/iris.grad:9:6: error: class index";
