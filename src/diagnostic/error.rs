@@ -20,20 +20,35 @@ pub struct Source {
     /// What reports call it: a path, `<repl>`, `--optimizer`.
     pub name: String,
     pub text: String,
+    /// How many lines come before `text` in what the user sees as the
+    /// source: a piped REPL script's input starting on line 3 has 2. Line
+    /// numbers in reports count them; spans stay relative to `text`.
+    pub lines_before: usize,
 }
 
 impl Source {
     pub fn new(name: impl Into<String>, text: impl Into<String>) -> Arc<Source> {
+        Source::after_lines(name, text, 0)
+    }
+
+    /// A text that starts after `lines_before` lines of a larger one (which
+    /// is not kept): its reports count those lines.
+    pub fn after_lines(
+        name: impl Into<String>,
+        text: impl Into<String>,
+        lines_before: usize,
+    ) -> Arc<Source> {
         Arc::new(Source {
             name: name.into(),
             text: text.into(),
+            lines_before,
         })
     }
 
     /// `name:line:col` of a byte offset.
     pub fn place(&self, offset: usize) -> String {
         let (line, col) = LineIndex::new(&self.text).line_col(&self.text, offset);
-        format!("{}:{line}:{col}", self.name)
+        format!("{}:{}:{col}", self.name, line + self.lines_before)
     }
 }
 

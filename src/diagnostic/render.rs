@@ -16,8 +16,7 @@ use crate::span::{LineIndex, Span};
 pub(super) fn report(r: &Report, color: bool) -> String {
     let mut out = match &r.location {
         Some(Location::Span { source, span }) => boxed(
-            &source.name,
-            &source.text,
+            source,
             *span,
             &r.message,
             &r.labels,
@@ -44,10 +43,10 @@ fn plain(headline: &str, hint: Option<&str>) -> String {
 }
 
 /// The headline and ariadne's box: the source lines with `labels` (or
-/// `here` at `span`) underlined, and the hint.
+/// `here` at `span`) underlined, and the hint. Line numbers count the
+/// source's `lines_before`.
 fn boxed(
-    file: &str,
-    src: &str,
+    source: &super::error::Source,
     span: Span,
     message: &str,
     labels: &[Label],
@@ -56,6 +55,35 @@ fn boxed(
 ) -> String {
     use ariadne::{Config, IndexType, Label as ALabel, Report, ReportKind, Source};
 
+    let (file, src, lines_before) = (
+        source.name.as_str(),
+        source.text.as_str(),
+        source.lines_before,
+    );
+
+    // ariadne numbers the gutter from 1 whatever the display offset, so the
+    // text is rendered after as many empty lines, and the spans moved past
+    // them.
+    let padded;
+    let (src, span, labels) = if lines_before == 0 {
+        (src, span, std::borrow::Cow::Borrowed(labels))
+    } else {
+        padded = format!("{}{src}", "\n".repeat(lines_before));
+        let shift = |s: Span| Span::new(s.lo as usize + lines_before, s.hi as usize + lines_before);
+        let labels: Vec<Label> = labels
+            .iter()
+            .map(|l| Label {
+                span: shift(l.span),
+                message: l.message.clone(),
+            })
+            .collect();
+        (
+            padded.as_str(),
+            shift(span),
+            std::borrow::Cow::Owned(labels),
+        )
+    };
+    let labels: &[Label] = &labels;
     let clamp = |s: Span| {
         let lo = src.floor_char_boundary((s.lo as usize).min(src.len()));
         let hi = src.ceil_char_boundary((s.hi as usize).clamp(lo, src.len()));

@@ -103,6 +103,17 @@ impl Reply {
 
 /// Handles one complete input.
 pub fn handle(session: &mut Session, input: &str, style: Style) -> Reply {
+    handle_after(session, input, 0, style)
+}
+
+/// Handles one complete input of a piped script that starts after
+/// `lines_before` lines of it: errors name the script's lines.
+pub fn handle_after(
+    session: &mut Session,
+    input: &str,
+    lines_before: usize,
+    style: Style,
+) -> Reply {
     let color = style.color;
     let trimmed = input.trim_start();
     let base = input.len() - trimmed.len();
@@ -110,15 +121,15 @@ pub fn handle(session: &mut Session, input: &str, style: Style) -> Reply {
         return Reply::default();
     }
     if trimmed.starts_with(':') {
-        return command(session, input, base, style);
+        return command(session, input, base, lines_before, style);
     }
     let result = if starts_with_keyword(trimmed) {
         session
-            .define(Origin::typed(input), 0)
+            .define(Origin::typed_after(input, lines_before), 0)
             .map(|ds| defined_lines(&ds))
     } else {
         session
-            .eval(Origin::typed(input), base)
+            .eval(Origin::typed_after(input, lines_before), base)
             .map(|t| fmt_value(&t))
     };
     match result {
@@ -149,7 +160,13 @@ fn starts_with_keyword(text: &str) -> bool {
     )
 }
 
-fn command(session: &mut Session, input: &str, base: usize, style: Style) -> Reply {
+fn command(
+    session: &mut Session,
+    input: &str,
+    base: usize,
+    lines_before: usize,
+    style: Style,
+) -> Reply {
     let color = style.color;
     let rest = &input[base + 1..];
     let word_len = rest
@@ -159,7 +176,7 @@ fn command(session: &mut Session, input: &str, base: usize, style: Style) -> Rep
     let arg_start = base + 1 + word_len;
     let arg = input[arg_start..].trim();
     let arg_base = (!arg.is_empty()).then(|| input.len() - input[arg_start..].trim_start().len());
-    let origin = Origin::typed(input);
+    let origin = Origin::typed_after(input, lines_before);
     let takes_none = [
         "help", "h", "?", "params", "inputs", "train", "source", "reset",
     ];

@@ -21,6 +21,12 @@ pub(super) fn at(diags: Vec<Diagnostic>, origin: &Rc<Origin>, base: usize) -> Er
             // Typed input has no file to end.
             if origin.name() == "<repl>" && d.message == "unexpected end of file" {
                 d.message = "unexpected end of input".to_string();
+                if let Some(open) = unclosed(origin.text().get(base..).unwrap_or("")) {
+                    d.labels.push(crate::diagnostic::Label {
+                        span: open,
+                        message: "this bracket is not closed".to_string(),
+                    });
+                }
             }
             d.span = shift(d.span);
             for l in &mut d.labels {
@@ -30,6 +36,25 @@ pub(super) fn at(diags: Vec<Diagnostic>, origin: &Rc<Origin>, base: usize) -> Er
         })
         .collect();
     Error::in_source(&origin.source, diags)
+}
+
+/// The innermost bracket of `text` left open at its end, if any.
+fn unclosed(text: &str) -> Option<Span> {
+    use crate::syntax::lexer::Token;
+    use logos::Logos;
+    let mut open = Vec::new();
+    for (tok, range) in Token::lexer(text).spanned() {
+        match tok {
+            Ok(Token::LParen | Token::LBracket | Token::LBrace) => {
+                open.push(Span::new(range.start, range.end))
+            }
+            Ok(Token::RParen | Token::RBracket | Token::RBrace) => {
+                open.pop();
+            }
+            _ => {}
+        }
+    }
+    open.pop()
 }
 
 const NO_LOSS: CheckOptions = CheckOptions {

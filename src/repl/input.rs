@@ -86,6 +86,29 @@ pub fn needs_more(text: &str) -> bool {
     depth > 0 || ifs > 0 || dangling
 }
 
+/// Whether `line` cannot continue an unfinished input, and so starts a new
+/// one: its first token is an item keyword (`param`, `input`, `let`, `fn`,
+/// `loss`, `metric`, `output`, `train`), which the grammar allows only at
+/// the start of a definition, never inside brackets, a train block or an
+/// expression; or it is a `:command` (a `:` at column 0 followed by a
+/// letter or `?`). Blank lines and comments continue the input.
+pub fn starts_new_input(line: &str) -> bool {
+    if let Some(rest) = line.strip_prefix(':') {
+        return rest.starts_with(|c: char| c.is_alphabetic() || c == '?');
+    }
+    matches!(
+        Token::lexer(line).next(),
+        Some(Ok(Token::Param
+            | Token::Input
+            | Token::Let
+            | Token::Fn
+            | Token::Loss
+            | Token::Metric
+            | Token::Output
+            | Token::Train))
+    )
+}
+
 /// The file history is kept in: `$XDG_DATA_HOME/gradc/history`, else
 /// `~/.local/share/gradc/history`; `None` when neither variable is set.
 pub fn history_path() -> Option<PathBuf> {
@@ -232,6 +255,38 @@ mod tests {
         assert!(needs_more("1 + # a comment"));
         assert!(!needs_more(":load weird(.grad"));
         assert!(!needs_more(""));
+    }
+
+    #[test]
+    fn definitions_and_commands_cannot_continue_an_input() {
+        for line in [
+            "param v = 2",
+            "  let a = 1",
+            "loss x",
+            "train { steps = 1 }",
+            "metric m = 1",
+            "output o = 1",
+            "input x",
+            "fn f(a) = a",
+            ":params",
+            ":q",
+            ":?",
+        ] {
+            assert!(starts_new_input(line), "{line}");
+        }
+        for line in [
+            "",
+            "  # a comment",
+            "  2]",
+            "x + 1)",
+            "steps = 10",
+            "if a then b else c",
+            " :params",
+            ": [2]",
+            "lossy + 1",
+        ] {
+            assert!(!starts_new_input(line), "{line}");
+        }
     }
 
     #[test]

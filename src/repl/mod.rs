@@ -31,8 +31,8 @@ use rustyline::history::DefaultHistory;
 use rustyline::{CompletionType, Config, Editor};
 
 use crate::eval::Backend;
-use commands::{handle, Reply, Style};
-use input::{history_path, needs_more, ReplHelper};
+use commands::{handle, handle_after, Reply, Style};
+use input::{history_path, needs_more, starts_new_input, ReplHelper};
 use session::{Options, Session};
 
 /// The arguments of `gradc repl`.
@@ -118,10 +118,17 @@ fn emit(reply: &Reply) {
 }
 
 /// Reads stdin line by line; an unfinished input takes the following lines
-/// until it is complete (or the input ends). Gives whether any input failed.
+/// until it is complete, the input ends, or a line that cannot continue it
+/// comes ([`input::starts_new_input`]: a definition or a `:command`): then
+/// the unfinished input is handled as it is (and fails with its error), and
+/// that line starts the next input. Errors name the script's lines. Gives
+/// whether any input failed.
 fn piped_loop(session: &mut Session, echo: bool) -> bool {
     let mut stdin = std::io::stdin().lock();
     let mut pending = String::new();
+    // The number of script lines before `pending`'s first line.
+    let mut start = 0;
+    let mut read = 0;
     let mut failed = false;
     let mut buf = Vec::new();
     loop {
@@ -132,6 +139,19 @@ fn piped_loop(session: &mut Session, echo: bool) -> bool {
         }
         let line = String::from_utf8_lossy(&buf);
         let line = line.trim_end_matches(['\n', '\r']);
+        if !pending.is_empty() && starts_new_input(line) {
+            let reply = handle_after(session, &pending, start, Style::default());
+            pending.clear();
+            failed |= reply.failed;
+            emit(&reply);
+            if reply.quit {
+                return failed;
+            }
+        }
+        if pending.is_empty() {
+            start = read;
+        }
+        read += 1;
         if echo {
             let mark = if pending.is_empty() { ">" } else { "." };
             if line.is_empty() {
@@ -145,7 +165,7 @@ fn piped_loop(session: &mut Session, echo: bool) -> bool {
         if needs_more(&pending) {
             continue;
         }
-        let reply = handle(session, &pending, Style::default());
+        let reply = handle_after(session, &pending, start, Style::default());
         pending.clear();
         failed |= reply.failed;
         emit(&reply);
@@ -154,7 +174,7 @@ fn piped_loop(session: &mut Session, echo: bool) -> bool {
         }
     }
     if !pending.trim().is_empty() {
-        let reply = handle(session, &pending, Style::default());
+        let reply = handle_after(session, &pending, start, Style::default());
         failed |= reply.failed;
         emit(&reply);
     }

@@ -24,8 +24,14 @@ pub struct Origin {
 
 impl Origin {
     pub fn typed(text: &str) -> Rc<Origin> {
+        Origin::typed_after(text, 0)
+    }
+
+    /// An input of a piped script that starts after `lines_before` lines of
+    /// it: errors name the script's lines.
+    pub fn typed_after(text: &str, lines_before: usize) -> Rc<Origin> {
         Rc::new(Origin {
-            source: Source::new("<repl>", text),
+            source: Source::after_lines("<repl>", text, lines_before),
             dir: None,
         })
     }

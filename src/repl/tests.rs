@@ -98,6 +98,37 @@ fn placed(e: &Error) -> (String, String) {
     }
 }
 
+/// An input of a piped script starting after 4 lines: its errors name the
+/// script's lines, in the headline and in the box, for definitions,
+/// expressions and commands alike.
+#[test]
+fn errors_name_the_lines_of_a_piped_script() {
+    use crate::repl::commands::handle_after;
+    let mut s = session();
+    run(&mut s, &["param w: [2]"]);
+    let r = handle_after(&mut s, "let a = [1,\n  zz]\n", 4, Style::default());
+    assert!(
+        r.failed && r.err.starts_with("<repl>:6:3: error: unknown name `zz`\n"),
+        "{}",
+        r.err
+    );
+    assert!(r.err.contains(" 6 │   zz]"), "{}", r.err);
+    let r = handle_after(&mut s, "w + qq\n", 4, Style::default());
+    assert!(r.err.starts_with("<repl>:5:5: error:"), "{}", r.err);
+    let r = handle_after(&mut s, ":grad w\n", 9, Style::default());
+    assert!(r.err.starts_with("<repl>:10:7: error:"), "{}", r.err);
+    // An unclosed bracket: the error is at the end of the input, and the
+    // bracket is pointed at.
+    let r = handle_after(&mut s, "loss (((w\n", 1, Style::default());
+    assert!(
+        r.err
+            .starts_with("<repl>:2:10: error: unexpected end of input\n")
+            && r.err.contains("this bracket is not closed"),
+        "{}",
+        r.err
+    );
+}
+
 #[test]
 fn errors_point_into_the_text_typed() {
     let mut s = session();

@@ -134,6 +134,23 @@ fn a_clean_script_exits_with_zero_and_prints_no_prompts() {
     assert!(out.status.success());
 }
 
+/// Issue 10: an unclosed bracket in a piped script ends at the next line
+/// that cannot continue it (a definition or a command): that input fails,
+/// located at its script line, and the later definitions survive.
+#[test]
+fn an_unclosed_bracket_does_not_swallow_the_rest_of_a_script() {
+    let out = transcript(
+        "param w = 1\nloss (((w\nparam v = 2\n:params\n",
+        &[],
+        &scratch("unclosed"),
+    );
+    assert!(
+        out.contains("> loss (((w\n<repl>:2:10: error: unexpected end of input\n")
+            && out.ends_with("> :params\nparam w = 1 : []\nparam v = 2 : []\n-- exit code 1 --\n"),
+        "{out}"
+    );
+}
+
 /// `:check` in the REPL and `gradc check` check the same points (the
 /// current values, then the same seeded perturbations) and print the same
 /// table.
