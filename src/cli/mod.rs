@@ -89,8 +89,9 @@ pub enum Command {
         #[arg(long, default_value_t = 3)]
         perturbations: usize,
     },
-    /// Evaluate the loss, metrics and outputs at the initial parameters (or
-    /// --weights); with --data, the mean loss and metrics over a data set.
+    /// Evaluate the loss, metrics and outputs at the initial parameters and
+    /// the --input point; with --data, or with --weights and no --input, the
+    /// mean loss and metrics over a data set.
     Eval {
         /// The .grad file.
         file: PathBuf,
@@ -100,7 +101,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
         /// Evaluate with these parameters (a safetensors file written by
-        /// `gradc train --save`) instead of the initial ones.
+        /// `gradc train --save`) instead of the initial ones. Without --data
+        /// and --input, over the train block's data, as `gradc predict`
+        /// does (at zero inputs, with a note, when the train block has no
+        /// data).
         #[arg(long, value_name = "FILE")]
         weights: Option<PathBuf>,
         /// Print the loss and metrics over the examples of a CSV file (the
@@ -111,6 +115,10 @@ pub enum Command {
     },
     /// Train the parameters as the train block says; the options override it.
     /// Prints progress, then a summary.
+    ///
+    /// An epoch line's loss and metrics are the mean over the epoch's
+    /// batches, each at the parameters before its step; the summary's are
+    /// over all the training data at the final parameters.
     ///
     /// The paths of --save, --log and --plot are checked before training; if
     /// one cannot be written after all, the summary is printed first.

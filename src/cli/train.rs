@@ -294,12 +294,29 @@ fn print_summary(c: &Compiled, rep: &runtime::Report, batch: Option<&str>, wrote
         duration(rep.wall),
         rep.stop
     );
-    match &rep.validation {
-        Some(v) => {
-            outln!("training:   {}", evaluation_line(&rep.train));
-            outln!("validation: {}", evaluation_line(v));
+    // Unlike the progress lines' loss (the mean over an epoch's batches, as
+    // they were trained), the summary's is the whole data set's at the final
+    // parameters: the label says so.
+    let on = |what: &str, e: &runtime::Evaluation| {
+        format!(
+            "{what} data ({} example{}) at the final parameters:",
+            e.examples,
+            if e.examples == 1 { "" } else { "s" }
+        )
+    };
+    match (&rep.validation, batch) {
+        (Some(v), _) => {
+            let (t, v_label) = (on("training", &rep.train), on("validation", v));
+            let width = t.chars().count().max(v_label.chars().count());
+            outln!("{t:width$} {}", evaluation_line(&rep.train));
+            outln!("{v_label:width$} {}", evaluation_line(v));
         }
-        None => outln!("{}", evaluation_line(&rep.train)),
+        (None, Some(_)) => outln!(
+            "{} {}",
+            on("training", &rep.train),
+            evaluation_line(&rep.train)
+        ),
+        (None, None) => outln!("at the final parameters: {}", evaluation_line(&rep.train)),
     }
     let total: usize = rep.params.iter().map(|p| p.data.len()).sum();
     if total <= SHOW_PARAMS {
@@ -482,7 +499,10 @@ impl Observer for Progress {
 }
 
 /// `gradc eval FILE --weights W [--data [CSV]]`: the loss and metrics, the
-/// mean over the data's examples; without --data, at the --input point.
+/// mean over the data's examples. Without --data, over the train block's
+/// data, as `gradc predict` does; at the --input point when inputs are
+/// given, or when the program has inputs but the train block no data (a
+/// note says so).
 pub fn eval(
     file: &Path,
     c: &Compiled,
@@ -492,6 +512,20 @@ pub fn eval(
     json: bool,
 ) -> Result<(), Error> {
     let params = point::params(c, weights, at.seed.unwrap_or_else(|| c.seed()))?;
+    let has_train_data = c.typed.train.as_ref().is_some_and(|t| t.data.is_some());
+    let data = match data {
+        Some(d) => Some(d),
+        None if at.inputs.is_empty() && has_train_data => Some(None),
+        None => {
+            if at.inputs.is_empty() && !c.typed.inputs.is_empty() {
+                eprintln!(
+                    "note: the train block names no data and --data gives none: \
+                     evaluating at one point"
+                );
+            }
+            None
+        }
+    };
     let Some(data) = data else {
         let p = super::at_point(c, at, driver::Missing::Zeros)?;
         let outs = driver::evaluate(&c.ir, &c.source, at.backend, &params, &p.inputs)?;

@@ -1000,6 +1000,111 @@ fn gradc_train_save_eval_predict() {
 }
 
 #[test]
+fn gradc_eval_with_weights_and_no_data_uses_the_train_blocks_data() {
+    // As `gradc predict` does: not the zero inputs of before.
+    let dir = temp_dir("evaldefault");
+    let w = dir.join("w.safetensors");
+    let w = w.to_str().unwrap();
+    let (ok, _, err) = gradc(&["train", "examples/logistic.grad", "--save", w, "--quiet"]);
+    assert!(ok, "{err}");
+    let (ok, default, err) = gradc(&["eval", "examples/logistic.grad", "--weights", w]);
+    assert!(ok, "{err}");
+    assert_eq!(err, "", "no note when the train block has data");
+    let (ok, named, err) = gradc(&[
+        "eval",
+        "examples/logistic.grad",
+        "--weights",
+        w,
+        "--data",
+        "examples/data/blobs.csv",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(default, named);
+    assert!(default.contains("examples 200"), "{default}");
+    let acc: f64 = default
+        .lines()
+        .find_map(|l| l.strip_prefix("metric accuracy = "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(acc > 0.9, "{default}");
+    let json = |args: &[&str]| {
+        let (ok, out, err) = gradc(args);
+        assert!(ok, "{err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    let base = ["eval", "examples/logistic.grad", "--json", "--weights", w];
+    assert_eq!(
+        json(&base),
+        json(&[&base[..], &["--data", "examples/data/blobs.csv"]].concat())
+    );
+
+    // --input still asks for one point.
+    let (ok, out, err) = gradc(&[
+        "eval",
+        "examples/logistic.grad",
+        "--weights",
+        w,
+        "--input",
+        "x=2,2",
+        "--input",
+        "y=1",
+    ]);
+    assert!(
+        ok && out.contains("output p = ") && !out.contains("examples"),
+        "{out}{err}"
+    );
+
+    // A program with inputs but no data in its train block: one point, and
+    // a note saying so.
+    let (ok, _, err) = gradc(&["train", "examples/quadratic.grad", "--save", w, "--quiet"]);
+    assert!(ok, "{err}");
+    let program = dir.join("nodata.grad");
+    std::fs::write(&program, "param x = 0\ninput y\nloss (x - y)^2\n").unwrap();
+    let (ok, out, err) = gradc(&["eval", program.to_str().unwrap(), "--weights", w]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "loss 9\n");
+    assert!(
+        err.contains(
+            "note: the train block names no data and --data gives none: evaluating at one point"
+        ),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn gradc_train_summary_labels_its_loss() {
+    let (ok, out, err) = gradc(&["train", "examples/logistic.grad", "--quiet"]);
+    assert!(ok, "{err}");
+    let line = out.lines().nth(1).unwrap_or_default();
+    assert!(
+        line.starts_with("training data (200 examples) at the final parameters: loss "),
+        "{out}"
+    );
+    let (ok, out, err) = gradc(&[
+        "train",
+        "examples/logistic.grad",
+        "--validate",
+        "0.2",
+        "--quiet",
+    ]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[1].starts_with("training data (160 examples) at the final parameters:  loss ")
+            && lines[2].starts_with("validation data (40 examples) at the final parameters: loss "),
+        "{out}"
+    );
+    let (ok, out, err) = gradc(&["train", "examples/quadratic.grad", "--quiet"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.lines().any(|l| l == "at the final parameters: loss 9"),
+        "{out}"
+    );
+}
+
+#[test]
 fn gradc_train_reports_bad_data_with_its_location() {
     let dir = temp_dir("badcli");
     let bad = root().join("tests/cases/data/bad_cell.csv");
