@@ -339,6 +339,9 @@ impl Session {
             }
             return Err(Error::new(m));
         };
+        if let Some(e) = users_error(&self.entries, i) {
+            return Err(e);
+        }
         let mut candidate = self.entries.clone();
         let gone = candidate.remove(i);
         let assembled = Assembled::new(&candidate, true);
@@ -517,6 +520,80 @@ fn cycle_error(entries: &[Entry], path: &[usize]) -> Error {
         "a definition cannot use what uses it: redefine `{next}` first"
     ));
     Error::in_source(&first.origin.source, vec![d])
+}
+
+/// Why the definition `entries[i]` cannot be forgotten: the definitions that
+/// use it, directly in the message and the first use labelled, and those
+/// that use it only through them in a note. `None` if nothing uses it.
+fn users_error(entries: &[Entry], i: usize) -> Option<Error> {
+    let Key::Global(name) = &entries[i].key else {
+        return None;
+    };
+    let uses = |j: usize, n: &str| j != i && entries[j].uses.iter().any(|u| u == n);
+    let direct: Vec<usize> = (0..entries.len()).filter(|&j| uses(j, name)).collect();
+    let first = *direct.first()?;
+    // Everything that uses it through the direct users, in session order.
+    let mut reached: Vec<bool> = (0..entries.len()).map(|j| direct.contains(&j)).collect();
+    let mut stack = direct.clone();
+    while let Some(k) = stack.pop() {
+        let Key::Global(n) = &entries[k].key else {
+            continue;
+        };
+        for j in 0..entries.len() {
+            if !reached[j] && uses(j, n) {
+                reached[j] = true;
+                stack.push(j);
+            }
+        }
+    }
+    let quoted = |js: &[usize]| -> String {
+        let names: Vec<String> = js
+            .iter()
+            .map(|&j| format!("`{}`", entries[j].key.describe()))
+            .collect();
+        match names.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+            None => String::new(),
+        }
+    };
+    let (verb, them) = if direct.len() == 1 {
+        ("uses", "it")
+    } else {
+        ("use", "them")
+    };
+    let span = source::use_span(&entries[first], name);
+    let d = Diagnostic::error(
+        span,
+        format!("cannot forget `{name}`: {} {verb} it", quoted(&direct)),
+    )
+    .label(
+        span,
+        format!("`{}` uses `{name}` here", entries[first].key.describe()),
+    )
+    .hint(format!(
+        "forget {them} first ({}), or redefine {them} without `{name}`",
+        direct
+            .iter()
+            .map(|&j| format!("`:forget {}`", entries[j].key.describe()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let mut e = Error::in_source(&entries[first].origin.source, vec![d]);
+    let indirect: Vec<usize> = (0..entries.len())
+        .filter(|&j| reached[j] && !direct.contains(&j))
+        .collect();
+    if !indirect.is_empty() {
+        let verb = if indirect.len() == 1 { "uses" } else { "use" };
+        e = e.note(
+            None,
+            format!(
+                "{} {verb} `{name}` indirectly, and must be forgotten or redefined too",
+                quoted(&indirect)
+            ),
+        );
+    }
+    Some(e)
 }
 
 /// What `:forget` takes to remove the definition with this key.

@@ -280,6 +280,69 @@ fn forget_removes_what_nothing_uses() {
     assert!(r.err.contains("nothing called `a`"), "{}", r.err);
 }
 
+/// `:forget` of a definition others use names them, in one error, and
+/// changes nothing: the direct users in the message, the indirect ones in a
+/// note.
+#[test]
+fn forget_names_the_definitions_that_use_it() {
+    let mut s = session();
+    run(
+        &mut s,
+        &["input x: [2]", "param W: [3, 2]", "let logits = W @ x"],
+    );
+    let before = (s.source(), s.params(), s.inputs());
+    let r = fails(&mut s, ":forget W");
+    assert!(
+        r.err
+            .starts_with("<repl>:1:14: error: cannot forget `W`: `logits` uses it\n"),
+        "{}",
+        r.err
+    );
+    assert!(r.err.contains("`logits` uses `W` here"), "{}", r.err);
+    assert!(
+        r.err
+            .contains("forget it first (`:forget logits`), or redefine it"),
+        "{}",
+        r.err
+    );
+    assert!(!r.err.contains("unknown name"), "{}", r.err);
+    assert_eq!(r.err.matches("error:").count(), 1, "{}", r.err);
+    assert_eq!((s.source(), s.params(), s.inputs()), before);
+    run(
+        &mut s,
+        &["let g = sum(W)", "let h = sum(logits)", "loss h + g"],
+    );
+    let r = fails(&mut s, ":forget W");
+    assert!(
+        r.err
+            .contains("cannot forget `W`: `logits` and `g` use it\n"),
+        "{}",
+        r.err
+    );
+    assert!(
+        r.err
+            .contains("forget them first (`:forget logits`, `:forget g`)"),
+        "{}",
+        r.err
+    );
+    assert!(
+        r.err.contains("note: `h` and `loss` use `W` indirectly"),
+        "{}",
+        r.err
+    );
+    run(
+        &mut s,
+        &[
+            ":forget loss",
+            ":forget h",
+            ":forget g",
+            ":forget logits",
+            ":forget W",
+        ],
+    );
+    assert_eq!(s.source(), "input x: [2]\n");
+}
+
 #[test]
 fn training_keeps_the_trained_values() {
     let mut s = session();

@@ -66,6 +66,9 @@ pub(crate) struct Checker<'a> {
     pub calls: usize,
     /// `let`s and functions defined further down, for "used before defined".
     pub later: HashMap<String, Span>,
+    /// Outputs and metrics, by name: `"output"` or `"metric"` and the span of
+    /// the name. They cannot be referenced, and a use says so.
+    pub reported: HashMap<String, (&'static str, Span)>,
 }
 
 impl Checker<'_> {
@@ -99,6 +102,29 @@ impl Checker<'_> {
         }
         self.globals.insert(name.name.clone(), (b, name.span));
         true
+    }
+
+    /// The error for a use of `name` that names an output or a metric, which
+    /// other definitions cannot refer to; `None` if it names neither.
+    pub(crate) fn reported_use(&self, name: &str, span: Span) -> Option<Diagnostic> {
+        let &(kind, def) = self.reported.get(name)?;
+        Some(
+            Diagnostic::error(
+                span,
+                format!(
+                    "`{name}` is {} {kind}, and {kind}s cannot be used in other definitions",
+                    article(kind)
+                ),
+            )
+            .label(span, "used here")
+            .label(
+                def,
+                format!("`{name}` is defined here as {} {kind}", article(kind)),
+            )
+            .hint(format!(
+                "define it with `let {name} = ...` and write `{kind} {name} = {name}`"
+            )),
+        )
     }
 
     fn shape_ann(&mut self, ann: &ast::ShapeAnn) -> Option<Shape> {
@@ -160,10 +186,24 @@ pub fn check(program: &ast::Program, opts: &CheckOptions) -> Result<Program, Vec
         budget: 0,
         calls: 0,
         later: HashMap::new(),
+        reported: HashMap::new(),
     };
     for item in &program.items {
-        if let ItemKind::Let { name, .. } | ItemKind::Fn { name, .. } = &item.kind {
-            c.later.entry(name.name.clone()).or_insert(name.span);
+        match &item.kind {
+            ItemKind::Let { name, .. } | ItemKind::Fn { name, .. } => {
+                c.later.entry(name.name.clone()).or_insert(name.span);
+            }
+            ItemKind::Output { name, .. } => {
+                c.reported
+                    .entry(name.name.clone())
+                    .or_insert(("output", name.span));
+            }
+            ItemKind::Metric { name, .. } => {
+                c.reported
+                    .entry(name.name.clone())
+                    .or_insert(("metric", name.span));
+            }
+            _ => {}
         }
     }
     declarations(&mut c, program);
@@ -406,6 +446,10 @@ fn resolve_names(c: &mut Checker<'_>, e: &ast::Expr, params: &[String]) {
         match &e.kind {
             ExprKind::Name(n) => {
                 if !params.contains(n) && !c.globals.contains_key(n) && !builtins::is_builtin(n) {
+                    if let Some(d) = c.reported_use(n, e.span) {
+                        c.error(d);
+                        continue;
+                    }
                     let mut d = Diagnostic::error(e.span, format!("unknown name `{n}`"))
                         .label(e.span, "not defined");
                     let candidates = params
@@ -436,5 +480,14 @@ fn resolve_names(c: &mut Checker<'_>, e: &ast::Expr, params: &[String]) {
             }
             ExprKind::If { cond, then, els } => stack.extend([&**cond, &**then, &**els]),
         }
+    }
+}
+
+/// "an output", "a metric".
+fn article(kind: &str) -> &'static str {
+    if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
     }
 }

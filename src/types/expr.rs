@@ -169,6 +169,12 @@ impl Checker<'_> {
                 );
                 None
             }
+            None if self.reported.contains_key(name) => {
+                if let Some(d) = self.reported_use(name, span) {
+                    self.error(d);
+                }
+                None
+            }
             None => {
                 let mut d = Diagnostic::error(span, format!("unknown name `{name}`"))
                     .label(span, "not defined");
