@@ -539,9 +539,9 @@ fn users_error(entries: &[Entry], i: usize) -> Option<Error> {
         let Key::Global(n) = &entries[k].key else {
             continue;
         };
-        for j in 0..entries.len() {
-            if !reached[j] && uses(j, n) {
-                reached[j] = true;
+        for (j, r) in reached.iter_mut().enumerate() {
+            if !*r && uses(j, n) {
+                *r = true;
                 stack.push(j);
             }
         }

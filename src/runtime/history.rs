@@ -117,11 +117,9 @@ pub fn plot(path: &Path, history: &[EpochRecord], x_label: &str) -> Result<(), E
     // Drawn in memory, then written atomically: a failed write is an I/O
     // error with its reason, and never leaves half a picture.
     let bytes = match format {
-        PlotFormat::Svg => {
-            render_svg(history, x_label, (w, h))
-                .map_err(drawn)?
-                .into_bytes()
-        }
+        PlotFormat::Svg => render_svg(history, x_label, (w, h))
+            .map_err(drawn)?
+            .into_bytes(),
         PlotFormat::Png => {
             let mut rgb = vec![0u8; (w * h * 3) as usize];
             draw(
@@ -316,10 +314,7 @@ where
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d(
-            Keyed::new(0f64..x_end, x_keys),
-            Keyed::new(y_range, y_keys),
-        )
+        .build_cartesian_2d(Keyed::new(0f64..x_end, x_keys), Keyed::new(y_range, y_keys))
         .map_err(e)?;
     chart
         .configure_mesh()
@@ -446,13 +441,20 @@ mod tests {
             let labels = x_labels(&svg(&losses));
             assert!(labels.len() <= 11 && labels.len() >= 2, "{n}: {labels:?}");
             assert!(distinct(&labels), "{n}: {labels:?}");
-            assert!(labels.iter().all(|l| l.parse::<u64>().is_ok()), "{n}: {labels:?}");
+            assert!(
+                labels.iter().all(|l| l.parse::<u64>().is_ok()),
+                "{n}: {labels:?}"
+            );
         }
     }
 
     #[test]
     fn a_constant_loss_has_distinct_y_labels_around_its_value() {
-        for (losses, value) in [(vec![9.0; 4], "9"), (vec![0.0; 3], "0"), (vec![1234.5678; 2], "1235")] {
+        for (losses, value) in [
+            (vec![9.0; 4], "9"),
+            (vec![0.0; 3], "0"),
+            (vec![1234.5678; 2], "1235"),
+        ] {
             let labels: Vec<String> = y_labels(&svg(&losses)).into_iter().map(|l| l.0).collect();
             assert!(labels.len() >= 3, "{labels:?}");
             assert!(distinct(&labels), "{labels:?}");
@@ -500,15 +502,21 @@ mod tests {
             .map(|c| attr(c, "cy").parse().unwrap())
             .collect();
         assert_eq!(circles.len(), 4, "{svg}");
-        assert!(circles.iter().all(|&y| y > 40.0 && y < x_row), "{circles:?} {x_row}");
+        assert!(
+            circles.iter().all(|&y| y > 40.0 && y < x_row),
+            "{circles:?} {x_row}"
+        );
         assert!(circles[3] > lowest_tick, "{circles:?} {labels:?}");
     }
 
     #[test]
     fn a_log_axis_stops_at_the_smallest_normal() {
         let svg = svg(&[1.0, 1e-300, 5e-324]);
-        let values: Vec<f64> = y_labels(&svg).iter().map(|(l, _)| l.parse().unwrap()).collect();
-        assert!(values.iter().all(|&v| v >= 1e-308 && v > 0.0), "{values:?}");
+        let values: Vec<f64> = y_labels(&svg)
+            .iter()
+            .map(|(l, _)| l.parse().unwrap())
+            .collect();
+        assert!(values.iter().all(|&v| v >= 1e-308), "{values:?}");
         assert!(values.iter().any(|&v| v <= 1e-300), "{values:?}");
     }
 }
