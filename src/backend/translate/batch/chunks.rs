@@ -114,15 +114,7 @@ impl Translator<'_, '_> {
                 .collect();
             put(t, &cells);
         });
-        let mut cols = Vec::new();
-        let mut col = whole;
-        while col + 2 <= m {
-            cols.push((Ix::c(col), types::F64X2));
-            col += 2;
-        }
-        if col < m {
-            cols.push((Ix::c(col), types::F64));
-        }
+        let cols = Translator::tail_columns(whole, m);
         if !cols.is_empty() {
             let cells: Vec<(Ix, Ix, cl::Type)> = rows
                 .iter()

@@ -113,15 +113,7 @@ impl Translator<'_, '_> {
                 (0..4).map(|c| (col.plus(2 * c), types::F64X2)).collect();
             block(t, &cols);
         });
-        let mut cols = Vec::new();
-        let mut col = whole;
-        while col + 2 <= n {
-            cols.push((Ix::c(col), types::F64X2));
-            col += 2;
-        }
-        if col < n {
-            cols.push((Ix::c(col), types::F64));
-        }
+        let cols = Translator::tail_columns(whole, n);
         if !cols.is_empty() {
             block(self, &cols);
         }
