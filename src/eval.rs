@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use crate::backend::{self, BatchOptions, BatchedFunction, CompileError, JitFunction, Scratch};
 use crate::diagnostic::{Error, Location, Source};
-use crate::ir::{interp, Fault, Function, Role, RunError};
+use crate::ir::{interp, nonfinite, Backward, Fault, Function, Role, RunError};
 use crate::shape::Tensor;
 use crate::span::Span;
 
@@ -203,6 +203,102 @@ pub fn run_error(source: &Arc<Source>, e: &RunError) -> Error {
         }
         RunError::Misuse(m) => Error::new(format!("the program cannot be run: {m}")),
     }
+}
+
+/// Where a non-finite result comes from ([`nonfinite::trace`]), as an
+/// [`Error`] with the headline `headline`: the origin's expression
+/// underlined in `source`, saying which pass (and for the backward pass,
+/// which chain-rule step) produced the first NaN or infinity, its operands'
+/// values, and a hint for the usual causes. The caller adds the example's
+/// data row as a note.
+pub fn non_finite_error(source: &Arc<Source>, o: &nonfinite::Origin, headline: String) -> Error {
+    let gives = o.result.non_finite();
+    let target = nonfinite::describe_output(&o.output);
+    let what = match o.backward {
+        None => format!("`{}` gives {gives} here, in the forward pass", o.op),
+        Some(Backward::Step(op)) if op == o.op => format!(
+            "the chain-rule step through `{op}` gives {gives} here, in the backward pass"
+        ),
+        Some(Backward::Step(op)) => format!(
+            "the chain-rule step through `{op}` (its `{}`) gives {gives} here, in the backward pass",
+            o.op
+        ),
+        Some(Backward::Adjoint) => format!(
+            "the gradient contributions summed here give {gives}, in the backward pass"
+        ),
+    };
+    let label = format!("{what}: the first non-finite value on the way to {target}");
+    let operands = o
+        .operands
+        .iter()
+        .map(|a| {
+            // Not the origin's own text (an operand of a composite builtin,
+            // such as `mse`'s square, has the call's span).
+            let own = a.span.filter(|s| *s != o.span);
+            let text = own.and_then(|s| source.text.get(s.lo as usize..s.hi as usize));
+            let short = text.filter(|t| t.len() <= 40 && !t.contains('\n'));
+            match (&a.name, short) {
+                (Some(n), _) => format!("{n} = {}", a.value.describe()),
+                (None, Some(t)) => format!("`{t}` = {}", a.value.describe()),
+                (None, None) => a.value.describe(),
+            }
+        })
+        .collect::<Vec<_>>();
+    let mut e = if o.span == Span::default() {
+        Error::new(format!("{headline}: {label}"))
+    } else {
+        Error::at(Location::span(source, o.span), headline).label(o.span, label)
+    };
+    if !operands.is_empty() {
+        let of = if let (None, Some(n)) = (o.backward, &o.name) {
+            format!("`{}` (computing {n})", o.op)
+        } else {
+            format!("`{}`", o.op)
+        };
+        e = e.note(
+            None,
+            format!("the operands of {of}: {}", operands.join("; ")),
+        );
+    }
+    let hint = match (o.backward, o.op) {
+        (None, "log") => Some(
+            "`log` of 0 is -inf and of a negative number NaN: keep its argument positive \
+             (a loss on logits, such as `bce_logits` or `cross_entropy`, does so)",
+        ),
+        (None, "div") => Some("a division by 0 (or 0 / 0, or inf / inf)"),
+        (None, "exp") => Some("`exp` overflows above about 709.78: scale the input down"),
+        (None, "sqrt") => Some("`sqrt` of a negative number is NaN"),
+        (Some(Backward::Step("sqrt")), _) => {
+            Some("the derivative of `sqrt` is infinite at 0: add a small constant under it")
+        }
+        (Some(Backward::Step("log")), _) => {
+            Some("the derivative of `log` is infinite at 0: keep its argument away from 0")
+        }
+        (Some(Backward::Step("norm")), _) => {
+            Some("the derivative of `norm` is undefined at the zero vector")
+        }
+        _ => None,
+    };
+    if let Some(h) = hint {
+        e = e.hint(h);
+    }
+    e
+}
+
+/// Where the first non-finite output of `f` for which `watched` holds comes
+/// from, on one example, as an [`Error`] headed by `headline` (see
+/// [`non_finite_error`]); `None` if they are all finite, or the checked
+/// re-run itself fails (a fault the caller reports on its own).
+pub fn trace_non_finite(
+    f: &Function,
+    source: &Arc<Source>,
+    params: &[Tensor],
+    inputs: &[Tensor],
+    watched: impl Fn(&crate::ir::Output) -> bool,
+    headline: impl Fn(&nonfinite::Origin) -> String,
+) -> Option<Error> {
+    let origin = nonfinite::trace(f, params, inputs, watched).ok()??;
+    Some(non_finite_error(source, &origin, headline(&origin)))
 }
 
 /// The function a span of `text` calls, if it is a call (`name(...)`).

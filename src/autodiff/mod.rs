@@ -18,7 +18,8 @@
 pub mod check;
 pub mod rules;
 
-use crate::ir::{Binary, ConstData, Function, Op, Output, Role, Value, ValueMap};
+use crate::ir::printer::mnemonic;
+use crate::ir::{Backward, Binary, ConstData, Function, Op, Output, Role, Value, ValueMap};
 use crate::shape::{Shape, Tensor};
 use crate::span::Span;
 
@@ -61,9 +62,13 @@ pub fn differentiate(f: &Function, of: Value) -> Result<Function, AdError> {
         if !ad.active[v] || ad.adj[v].is_empty() {
             continue;
         }
+        let start = ad.f.len();
         let g = ad.adjoint(v);
+        ad.f.mark_backward(start, Backward::Adjoint);
         ad.span = f.inst(v).span;
+        let start = ad.f.len();
         rules::vjp(&mut ad, v, g)?;
+        ad.f.mark_backward(start, Backward::Step(mnemonic(&f.inst(v).op)));
     }
     let mut out = std::mem::take(&mut ad.f);
     for (p, slot) in f.params.iter().enumerate() {

@@ -180,6 +180,11 @@ pub fn run(command: Command) -> Result<(), Error> {
                 let (loss, grads) =
                     driver::gradients(&g, &c.source, point.backend, &p.params, &p.inputs)?;
                 print_gradients(&c, loss, &grads, json);
+                let loss = Tensor::scalar(loss);
+                let values: Vec<&Tensor> = std::iter::once(&loss).chain(&grads).collect();
+                warn(driver::non_finite(
+                    &g, &c.source, &p.params, &p.inputs, &values,
+                ));
             } else if hessian {
                 let p = at_point(&c, &point, Missing::Zeros)?;
                 let h = driver::hessian(&c.ir, &c.source, &p.params, &p.inputs, point.backend)?;
@@ -230,10 +235,24 @@ pub fn run(command: Command) -> Result<(), Error> {
             let p = at_point(&c, &point, Missing::Zeros)?;
             let outs = driver::evaluate(&c.ir, &c.source, point.backend, &p.params, &p.inputs)?;
             print_results(&c.ir.outputs, &outs, json);
+            let values: Vec<&Tensor> = outs.iter().collect();
+            warn(driver::non_finite(
+                &c.ir, &c.source, &p.params, &p.inputs, &values,
+            ));
             Ok(())
         }
         Command::Train(args) => train::train(args),
         Command::Predict(args) => train::predict(args),
+    }
+}
+
+/// Prints a warning, if there is one, on stderr (in colour on a terminal,
+/// unless `NO_COLOR` is set, as `main` renders errors).
+pub(crate) fn warn(w: Option<Error>) {
+    if let Some(w) = w {
+        use std::io::IsTerminal;
+        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        eprint!("{}", w.render(color));
     }
 }
 

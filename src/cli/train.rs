@@ -203,7 +203,11 @@ pub fn train(args: TrainArgs) -> Result<(), Error> {
         print_summary(&c, &rep, progress.batch_text.as_deref(), &wrote);
     }
     let stopped = match &rep.stop {
-        Stop::Fault { .. } => Some(Error::new(format!(
+        Stop::Fault { origin: Some(e), .. } => Some(e.as_ref().clone().note(
+            None,
+            "the parameters are the last ones with a finite loss and gradient",
+        )),
+        Stop::Fault { origin: None, .. } => Some(Error::new(format!(
             "training stopped at {}; the parameters are the last ones with a finite loss and gradient",
             rep.stop
         ))),
@@ -530,6 +534,10 @@ pub fn eval(
         let p = super::at_point(c, at, driver::Missing::Zeros)?;
         let outs = driver::evaluate(&c.ir, &c.source, at.backend, &params, &p.inputs)?;
         super::print_results(&c.ir.outputs, &outs, json);
+        let values: Vec<&Tensor> = outs.iter().collect();
+        super::warn(driver::non_finite(
+            &c.ir, &c.source, &params, &p.inputs, &values,
+        ));
         return Ok(());
     };
     let needed = vec![true; c.typed.inputs.len()];
@@ -546,6 +554,10 @@ pub fn eval(
             outln!("metric {m} = {}", fmt_num(*v));
         }
         outln!("examples {}", e.examples);
+    }
+    let finite = e.loss.is_finite() && e.metrics.iter().all(|(_, v)| v.is_finite());
+    if !finite {
+        super::warn(runtime::infer::trace_evaluation(c, &params, ds.as_ref()));
     }
     Ok(())
 }

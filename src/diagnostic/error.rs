@@ -139,6 +139,9 @@ pub struct Report {
     /// A suggestion for what to write or do instead.
     pub hint: Option<String>,
     pub notes: Vec<Note>,
+    /// Rendered as `warning:` rather than `error:`: something the user
+    /// should know about that did not stop the command.
+    pub warning: bool,
 }
 
 impl Report {
@@ -150,6 +153,7 @@ impl Report {
             labels: Vec::new(),
             hint: None,
             notes: Vec::new(),
+            warning: false,
         }
     }
 
@@ -161,6 +165,7 @@ impl Report {
             labels: d.labels,
             hint: d.hint,
             notes: Vec::new(),
+            warning: false,
         }
     }
 }
@@ -219,6 +224,15 @@ impl Error {
             location,
             message: message.into(),
         });
+        self
+    }
+
+    /// The same reports, rendered as warnings: for what did not stop a
+    /// command (a NaN in the values `gradc eval` printed).
+    pub fn warning(mut self) -> Error {
+        for r in &mut self.reports {
+            r.warning = true;
+        }
         self
     }
 

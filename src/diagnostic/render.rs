@@ -5,6 +5,8 @@
 //! - A report at a place in a data file: `file:line:col: error: message`.
 //! - A report without a place: `error: message`.
 //!
+//! A warning reads `warning:` where an error reads `error:`.
+//!
 //! A hint outside a box is `help: ...`; each note follows as
 //! `note: place: message` or `note: message`.
 
@@ -14,17 +16,14 @@ use crate::span::{LineIndex, Span};
 
 /// The text of one report, ending with a newline.
 pub(super) fn report(r: &Report, color: bool) -> String {
+    let kind = if r.warning { "warning" } else { "error" };
     let mut out = match &r.location {
-        Some(Location::Span { source, span }) => boxed(
-            source,
-            *span,
-            &r.message,
-            &r.labels,
+        Some(Location::Span { source, span }) => boxed(source, *span, r, color),
+        Some(place) => plain(
+            &format!("{place}: {kind}: {}", r.message),
             r.hint.as_deref(),
-            color,
         ),
-        Some(place) => plain(&format!("{place}: error: {}", r.message), r.hint.as_deref()),
-        None => plain(&format!("error: {}", r.message), r.hint.as_deref()),
+        None => plain(&format!("{kind}: {}", r.message), r.hint.as_deref()),
     };
     for n in &r.notes {
         match &n.location {
@@ -45,15 +44,15 @@ fn plain(headline: &str, hint: Option<&str>) -> String {
 /// The headline and ariadne's box: the source lines with `labels` (or
 /// `here` at `span`) underlined, and the hint. Line numbers count the
 /// source's `lines_before`.
-fn boxed(
-    source: &super::error::Source,
-    span: Span,
-    message: &str,
-    labels: &[Label],
-    hint: Option<&str>,
-    color: bool,
-) -> String {
-    use ariadne::{Config, IndexType, Label as ALabel, Report, ReportKind, Source};
+fn boxed(source: &super::error::Source, span: Span, r: &Report, color: bool) -> String {
+    use ariadne::{Config, IndexType, Label as ALabel, ReportKind, Source};
+
+    let (message, labels, hint) = (r.message.as_str(), &r.labels[..], r.hint.as_deref());
+    let (kind, word) = if r.warning {
+        (ReportKind::Warning, "warning")
+    } else {
+        (ReportKind::Error, "error")
+    };
 
     let (file, src, lines_before) = (
         source.name.as_str(),
@@ -89,7 +88,7 @@ fn boxed(
         let hi = src.ceil_char_boundary((s.hi as usize).clamp(lo, src.len()));
         (file, lo..hi)
     };
-    let mut report = Report::build(ReportKind::Error, clamp(span))
+    let mut report = ariadne::Report::build(kind, clamp(span))
         .with_config(
             Config::default()
                 .with_color(color)
@@ -122,7 +121,7 @@ fn boxed(
         Err(_) => String::new(),
     };
     let (line, col) = LineIndex::new(src).line_col(src, span.lo as usize);
-    format!("{file}:{line}:{col}: error: {message}\n{body}")
+    format!("{file}:{line}:{col}: {word}: {message}\n{body}")
 }
 
 #[cfg(test)]

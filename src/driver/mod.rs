@@ -93,6 +93,24 @@ pub fn gradients(
     crate::autodiff::check::gradients_with(&e, params, inputs).map_err(|e| run_error(source, &e))
 }
 
+/// If one of `outputs` (the results of `f` at a point, in output order) is
+/// not finite: where its first NaN or infinity comes from, as a warning
+/// (the values were computed and are printed; see
+/// [`crate::ir::nonfinite`]). The checked re-run is the interpreter's.
+pub fn non_finite(
+    f: &Function,
+    source: &Arc<Source>,
+    params: &[Tensor],
+    inputs: &[Tensor],
+    outputs: &[&Tensor],
+) -> Option<Error> {
+    if outputs.iter().all(|t| t.data.iter().all(|x| x.is_finite())) {
+        return None;
+    }
+    let e = crate::eval::trace_non_finite(f, source, params, inputs, |_| true, |o| o.headline())?;
+    Some(e.warning())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

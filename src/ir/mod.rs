@@ -9,6 +9,7 @@
 
 pub mod fault;
 pub mod interp;
+pub mod nonfinite;
 pub mod printer;
 pub mod stats;
 pub mod verify;
@@ -282,6 +283,22 @@ pub struct Inst {
     pub name: Option<String>,
     /// The source this instruction was lowered from.
     pub span: Span,
+    /// In a gradient program: the part of the backward pass this
+    /// instruction belongs to (`None` for the forward pass). Reports of a
+    /// NaN name it; it does not change what the instruction computes.
+    pub backward: Option<Backward>,
+}
+
+/// What a backward-pass instruction of a gradient program computes, for
+/// reports: with its span (the forward expression), it names the chain-rule
+/// step.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Backward {
+    /// Part of the vector-Jacobian product of a forward operation (its
+    /// mnemonic, as printed): the chain-rule step through it.
+    Step(&'static str),
+    /// The sum of the contributions a forward value received: its adjoint.
+    Adjoint,
 }
 
 /// A straight-line program over parameters and the inputs of one example.
@@ -370,8 +387,17 @@ impl Function {
             shape,
             name: None,
             span,
+            backward: None,
         });
         Value::at(self.insts.len() - 1)
+    }
+
+    /// Marks the instructions from `from` on, those without a mark, as
+    /// `backward` (the autodiff marks what each rule pushed).
+    pub fn mark_backward(&mut self, from: usize, backward: Backward) {
+        for inst in self.insts.iter_mut().skip(from) {
+            inst.backward.get_or_insert(backward);
+        }
     }
 
     /// Gives a value the user's name, unless it has one already.
@@ -411,8 +437,14 @@ impl Function {
             for a in &mut inst.args {
                 *a = map[a.index()];
             }
+            let before = out.insts.len();
             let v = match rule(&mut out, &inst) {
                 Some(v) => {
+                    // What the rule pushed belongs to the same pass as
+                    // the instruction it replaces.
+                    if let Some(b) = inst.backward {
+                        out.mark_backward(before, b);
+                    }
                     assert_eq!(
                         out.shape(v),
                         &inst.shape,

@@ -139,6 +139,7 @@ pub(super) fn relocate(assembled: &Assembled, compiled: &Arc<Source>, e: Error) 
             match assembled.locate(&d) {
                 Some((d, origin, _)) => Report {
                     notes: r.notes,
+                    warning: r.warning,
                     ..Report::from_diagnostic(&origin.source, d)
                 },
                 None => Report {

@@ -343,6 +343,34 @@ fn forget_names_the_definitions_that_use_it() {
     assert_eq!(s.source(), "input x: [2]\n");
 }
 
+/// A NaN during `:train` is traced to the definition typed, in the
+/// backward pass here (the derivative of `sqrt` at 0), and the params keep
+/// their last good values.
+#[test]
+fn a_nan_in_training_points_into_the_definition_typed() {
+    let mut s = session();
+    run(
+        &mut s,
+        &["param w = 0", "loss (sqrt(w) - 1)^2", "train { steps = 3 }"],
+    );
+    let r = handle(&mut s, ":train", Style::default());
+    assert!(!r.failed, "{}", r.err);
+    assert!(
+        r.out.contains(
+            "<repl>:1:7: error: training stopped at step 1: the gradient of `w` is not finite"
+        ),
+        "{}",
+        r.out
+    );
+    assert!(
+        r.out.contains("the chain-rule step through `sqrt`")
+            && r.out.contains("loss (sqrt(w) - 1)^2"),
+        "{}",
+        r.out
+    );
+    assert_eq!(s.params()[0].1.item(), 0.0);
+}
+
 #[test]
 fn training_keeps_the_trained_values() {
     let mut s = session();

@@ -88,7 +88,11 @@ pub fn train(session: &mut Session, style: Style) -> Result<String, Error> {
     for (name, t) in names.iter().zip(&report.params) {
         let _ = writeln!(out, "param {name} = {}", fmt_value(t));
     }
-    if let Stop::Fault { .. } = report.stop {
+    if let Stop::Fault { origin, .. } = &report.stop {
+        if let Some(e) = origin {
+            // Where the NaN came from, placed in the text typed.
+            out.push_str(&whole.locate(e.as_ref().clone()).render(style.color));
+        }
         out.push_str("note: the params hold the last values with a finite loss and gradient\n");
     }
     Ok(out)

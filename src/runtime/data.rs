@@ -50,6 +50,16 @@ impl Dataset {
         &self.inputs[k][r * n..(r + 1) * n]
     }
 
+    /// Example `r` as one tensor per input slot of a function (whose inputs
+    /// are those the data was loaded for, in order).
+    pub fn tensors(&self, slots: &[crate::ir::Slot], r: usize) -> Vec<crate::shape::Tensor> {
+        slots
+            .iter()
+            .enumerate()
+            .map(|(k, s)| crate::shape::Tensor::new(s.shape.clone(), self.example(k, r).to_vec()))
+            .collect()
+    }
+
     /// `file:line` of example `r`.
     pub fn location(&self, r: usize) -> Location {
         Location::line(self.path.display().to_string(), self.lines[r])

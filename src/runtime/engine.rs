@@ -21,9 +21,10 @@ use crate::backend::{Reduce, Scratch};
 use std::sync::Arc;
 
 use crate::diagnostic::{Error, Source};
-use crate::eval::{compile_failed, run_error, Evaluator};
+use crate::eval::{compile_failed, run_error, trace_non_finite, Evaluator};
 pub use crate::eval::{Backend, Mode};
-use crate::ir::{interp, Function, Op, Role, RunError};
+use crate::ir::nonfinite::Origin;
+use crate::ir::{interp, Function, Op, Output, Role, RunError};
 use crate::shape::Tensor;
 use crate::{passes, Compiled};
 
@@ -61,6 +62,38 @@ pub fn predict_program(c: &Compiled) -> (Function, Vec<bool>) {
         }
     }
     (f, needed)
+}
+
+/// Where the first NaN or infinity among the outputs `watched` of `f`
+/// comes from, on the first example of `rows` of `data` that has one (the
+/// one example of a program without data when `data` is `None`): the
+/// examples re-run one by one in the interpreter
+/// ([`crate::eval::trace_non_finite`]), with a note naming the example's
+/// line of the data. Only after a run gave a non-finite result: the hot
+/// loop has no checks.
+pub fn trace_rows(
+    f: &Function,
+    source: &Arc<Source>,
+    params: &[Tensor],
+    data: Option<&Dataset>,
+    rows: &[usize],
+    watched: impl Fn(&Output) -> bool + Copy,
+    headline: impl Fn(&Origin) -> String + Copy,
+) -> Option<Error> {
+    let Some(d) = data else {
+        return trace_non_finite(f, source, params, &[], watched, headline);
+    };
+    rows.iter().find_map(|&r| {
+        trace_non_finite(
+            f,
+            source,
+            params,
+            &d.tensors(&f.inputs, r),
+            watched,
+            headline,
+        )
+        .map(|e| e.note(Some(d.location(r)), "in the example on this line"))
+    })
 }
 
 /// A failure on one example.
@@ -397,12 +430,7 @@ impl Engine {
             }
             (Evaluator::Interp(f), _) => {
                 let inputs: Vec<Tensor> = match (data, row) {
-                    (Some(d), Some(r)) => f
-                        .inputs
-                        .iter()
-                        .enumerate()
-                        .map(|(k, s)| Tensor::new(s.shape.clone(), d.example(k, r).to_vec()))
-                        .collect(),
+                    (Some(d), Some(r)) => d.tensors(&f.inputs, r),
                     _ => Vec::new(),
                 };
                 let values = interp::run(f, params, &inputs).map_err(fail)?;

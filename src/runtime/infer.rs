@@ -4,12 +4,14 @@
 
 use std::path::Path;
 
+use crate::ir::nonfinite::Origin;
+use crate::ir::{Output, Role};
 use crate::shape::Tensor;
 use crate::Compiled;
 
 use super::data::{self, Dataset};
 use super::engine::Engine;
-use super::engine::{eval_program, predict_program, Mode};
+use super::engine::{eval_program, predict_program, trace_rows, Mode};
 use super::train::inputs_of;
 use super::{Error, Evaluation};
 
@@ -72,6 +74,24 @@ pub fn evaluate(
             .collect(),
         examples: if data.is_some() { rows.len() } else { 1 },
     })
+}
+
+/// Where a non-finite loss or metric of [`evaluate`] comes from: the first
+/// example (in data order) with one, traced to its origin, as a warning.
+pub fn trace_evaluation(c: &Compiled, params: &[Tensor], data: Option<&Dataset>) -> Option<Error> {
+    let f = eval_program(c);
+    let rows: Vec<usize> = (0..data.map_or(0, Dataset::len)).collect();
+    let watched = |o: &Output| matches!(o.role, Role::Loss | Role::Metric);
+    let e = trace_rows(
+        &f,
+        &c.source,
+        params,
+        data,
+        &rows,
+        watched,
+        Origin::headline,
+    )?;
+    Some(e.warning())
 }
 
 /// Which inputs the program's `output`s read: the only ones prediction needs

@@ -164,7 +164,16 @@ pub enum Stop {
     Interrupted,
     /// A NaN or an infinity in the loss, a gradient, or the parameters after
     /// an update, at this step. The parameters are the last ones with a finite loss and gradient.
-    Fault { step: u64, message: String },
+    Fault {
+        step: u64,
+        message: String,
+        /// For a NaN in the loss or a gradient: where it came from, found by
+        /// re-running the step's examples in the interpreter (see
+        /// [`crate::ir::nonfinite`]), as an error placed in the source with
+        /// the example's line of the data; `None` if it could not be found
+        /// (an overflow of the batch's sum, or the update's fault).
+        origin: Option<Box<Error>>,
+    },
 }
 
 impl fmt::Display for Stop {
@@ -179,7 +188,7 @@ impl fmt::Display for Stop {
                 "early stopping: no better validation loss since epoch {best_epoch}, whose parameters were restored"
             ),
             Stop::Interrupted => write!(f, "interrupted"),
-            Stop::Fault { step, message } => write!(f, "step {step}: {message}"),
+            Stop::Fault { step, message, .. } => write!(f, "step {step}: {message}"),
         }
     }
 }

@@ -25,13 +25,14 @@ use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use crate::diagnostic::Source;
+use crate::ir::{nonfinite, Output, Role};
 use crate::shape::{Shape, Tensor};
 use crate::types::train::{Batch, TrainConfig, DEFAULT_STEPS};
 use crate::Compiled;
 
 use super::checkpoint::{Checkpoint, SavedOptimizer};
 use super::data::{self, shuffle, Dataset};
-use super::engine::{eval_program, train_program, Engine, Mode};
+use super::engine::{eval_program, trace_rows, train_program, Engine, Mode};
 use super::optim::{learning_rate, State};
 use super::{EpochRecord, Error, Evaluation, Observer, Options, Plan, Report, StepEvent, Stop};
 
@@ -385,7 +386,13 @@ impl<'a> Run<'a> {
             .map_err(|e| e.to_error(&self.source, data))?;
         let (loss, grads) = (self.trainer.loss(), self.trainer.grads());
         let step = self.step + 1;
-        let fault = |message: String| Ok(Some(Stop::Fault { step, message }));
+        let fault = |message: String, origin: Option<Box<Error>>| {
+            Ok(Some(Stop::Fault {
+                step,
+                message,
+                origin,
+            }))
+        };
         let bad = if !loss.is_finite() {
             Some(format!("the loss is {loss}"))
         } else {
@@ -393,13 +400,15 @@ impl<'a> Run<'a> {
                 .map(|name| format!("the gradient of `{name}` is not finite"))
         };
         if let Some(message) = bad {
+            // The checked re-run, at the parameters of the step.
+            let origin = self.origin_of_fault(rows, step, &message);
             // The current parameters are finite but already bad: go back to
             // those before the last update, whose loss and gradient were
             // finite (the backup holds the initial ones before any update).
             for (p, b) in self.params.iter_mut().zip(&self.backup) {
                 p.data.copy_from_slice(&b.data);
             }
-            return fault(message);
+            return fault(message, origin);
         }
         let lr = learning_rate(self.base_lr, &self.cfg.schedule, self.step, self.planned);
         let norm = grads
@@ -424,9 +433,12 @@ impl<'a> Run<'a> {
             for (p, b) in self.params.iter_mut().zip(&self.backup) {
                 p.data.copy_from_slice(&b.data);
             }
-            return fault(format!(
-                "the update made `{name}` non-finite (is the learning rate, {lr}, too large?); the update was undone"
-            ));
+            return fault(
+                format!(
+                    "the update made `{name}` non-finite (is the learning rate, {lr}, too large?); the update was undone"
+                ),
+                None,
+            );
         }
         self.step = step;
         let k = if data.is_some() { rows.len() } else { 1 };
@@ -438,6 +450,21 @@ impl<'a> Run<'a> {
         sums.grad_norm = norm;
         sums.lr = lr;
         Ok(None)
+    }
+
+    /// Where the NaN or infinity of step `step` on the training rows `rows`
+    /// comes from: the step's examples re-run one by one in the interpreter
+    /// on the gradient program, the first with a non-finite loss or
+    /// gradient traced to its origin ([`nonfinite::trace`]), as an error
+    /// headed `training stopped at step N: MESSAGE` with the example's line
+    /// of the data. Only after a fault: the hot loop has no checks.
+    fn origin_of_fault(&self, rows: &[usize], step: u64, message: &str) -> Option<Box<Error>> {
+        let watched = |o: &Output| matches!(o.role, Role::Loss | Role::Grad(_));
+        let headline =
+            |_: &nonfinite::Origin| format!("training stopped at step {step}: {message}");
+        let f = self.trainer.function();
+        let data = self.data.as_ref();
+        trace_rows(f, &self.source, &self.params, data, rows, watched, headline).map(Box::new)
     }
 
     /// The record of the epoch just run, with the validation loss and

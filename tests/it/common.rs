@@ -34,6 +34,29 @@ pub fn examples() -> Vec<(String, PathBuf)> {
     files("examples", "grad")
 }
 
+/// Runs the `gradc` binary in the crate root: whether it succeeded, its
+/// stdout and its stderr.
+pub fn gradc(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gradc"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A fresh directory for one test's files, under the system's temporary
+/// directory, named by the process and `name`.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("gradc-it-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
 /// The directory of a stage's snapshots, `tests/snapshots/STAGE`. (Absolute:
 /// insta resolves a relative `snapshot_path` against the asserting file's
 /// directory, which is `tests/it/`.)

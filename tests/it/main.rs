@@ -17,6 +17,7 @@ mod examples;
 mod grad_cases;
 mod interp;
 mod jit;
+mod nan;
 mod repl;
 mod robustness;
 mod train;

@@ -6,7 +6,6 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,7 +20,7 @@ use gradc::shape::Tensor;
 use gradc::types::train::{Batch, Optimizer, Schedule, TrainConfig};
 use gradc::Compiled;
 
-use crate::common::{compile, root};
+use crate::common::{compile, gradc, root, temp_dir};
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -479,11 +478,27 @@ fn a_nan_loss_stops_with_the_last_good_parameters() {
     // x1 = 1 - 2 * (1 / 1) = -1, where log is NaN: the run goes back to
     // x0 = 1, the last point with a finite loss and gradient.
     let (_, r) = run_src("param x = 1\nloss log(x)\ntrain { optimizer = sgd(lr = 2)  steps = 10 }");
-    let Stop::Fault { step, message } = &r.stop else {
+    let Stop::Fault {
+        step,
+        message,
+        origin,
+    } = &r.stop
+    else {
         panic!("{:?}", r.stop)
     };
     assert_eq!(*step, 2);
     assert!(message.contains("loss is NaN"), "{message}");
+    // Where the NaN comes from, at the parameters of step 2 (x = -1).
+    let text = origin.as_ref().expect("an origin").render(false);
+    assert!(
+        text.starts_with("<source>:2:6: error: training stopped at step 2: the loss is NaN\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`log` gives NaN here, in the forward pass"),
+        "{text}"
+    );
+    assert!(text.contains("the operands of `log`: x = -1"), "{text}");
     assert_eq!(r.params[0].item(), 1.0);
     assert_eq!(r.steps, 1);
 }
@@ -491,11 +506,24 @@ fn a_nan_loss_stops_with_the_last_good_parameters() {
 #[test]
 fn an_infinite_gradient_names_the_parameter() {
     let (_, r) = run_src("param a = 1\nparam x = 0\nloss a^2 + sqrt(x)\ntrain { steps = 5 }");
-    let Stop::Fault { step, message } = &r.stop else {
+    let Stop::Fault {
+        step,
+        message,
+        origin,
+    } = &r.stop
+    else {
         panic!("{:?}", r.stop)
     };
     assert_eq!(*step, 1);
     assert!(message.contains("`x`"), "{message}");
+    let text = origin.as_ref().expect("an origin").render(false);
+    assert!(text.starts_with("<source>:3:12: error:"), "{text}");
+    assert!(
+        text.contains("the chain-rule step through `sqrt`")
+            && text.contains("in the backward pass")
+            && text.contains("on the way to the gradient of `x`"),
+        "{text}"
+    );
     assert_eq!((r.params[0].item(), r.params[1].item()), (1.0, 0.0));
 }
 
@@ -503,7 +531,13 @@ fn an_infinite_gradient_names_the_parameter() {
 fn an_overflowing_update_is_undone() {
     let (_, r) =
         run_src("param x = 1\nloss 1e300 * x\ntrain { optimizer = sgd(lr = 1e10)  steps = 5 }");
-    let Stop::Fault { step, message } = &r.stop else {
+    // The update's fault, not the program's: nothing to trace.
+    let Stop::Fault {
+        step,
+        message,
+        origin: None,
+    } = &r.stop
+    else {
         panic!("{:?}", r.stop)
     };
     assert_eq!(*step, 1);
@@ -530,12 +564,6 @@ fn the_stop_flag_ends_the_run_after_the_current_step() {
 
 // ---------------------------------------------------------------------------
 // Checkpoints
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("gradc-train-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 #[test]
 fn resuming_continues_the_run_bit_for_bit() {
@@ -903,19 +931,6 @@ fn the_training_loop_allocates_per_epoch_not_per_step() {
 
 // ---------------------------------------------------------------------------
 // The binary
-
-fn gradc(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_gradc"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn gradc_train_prints_the_iterates_of_a_short_run() {
