@@ -199,6 +199,21 @@ pub fn run_error(source: &Arc<Source>, e: &RunError) -> Error {
                         e
                     }
                 }
+                Fault::Index { index, len } => {
+                    let label = match len {
+                        1 => "only the index 0 is in range here".to_string(),
+                        n => format!("an index from 0 to {} is needed here", n - 1),
+                    };
+                    let e = e.label(*span, label);
+                    if *index == *len as f64 {
+                        e.hint(format!(
+                            "indices count from 0: the last of {len} is {}",
+                            len - 1
+                        ))
+                    } else {
+                        e
+                    }
+                }
             }
         }
         RunError::Misuse(m) => Error::new(format!("the program cannot be run: {m}")),

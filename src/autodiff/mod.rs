@@ -16,6 +16,7 @@
 //! untaken branch (`log(0)`, `1/0`) cannot turn the zero into a NaN.
 
 pub mod check;
+mod loops;
 pub mod rules;
 
 use crate::ir::printer::mnemonic;
@@ -52,6 +53,19 @@ pub fn grad(f: &Function) -> Result<Function, AdError> {
 /// Differentiates the scalar value `of` with respect to every parameter.
 pub fn differentiate(f: &Function, of: Value) -> Result<Function, AdError> {
     assert!(f.shape(of).is_scalar(), "differentiate a scalar");
+    // Loops keep what their reverse needs. That renumbers the values: `of`
+    // is followed as an extra output.
+    let mut saving = f.clone();
+    let of = {
+        saving.outputs.push(Output {
+            role: Role::Output,
+            name: String::new(),
+            value: of,
+        });
+        loops::save_states(&mut saving);
+        saving.outputs.pop().expect("the marker output").value
+    };
+    let f = &saving;
     let mut ad = Ad::new(f);
     let one = ad.konst(1.0, f.inst(of).span);
     ad.adj[of].push(Cot {

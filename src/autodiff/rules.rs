@@ -127,6 +127,23 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), AdError> {
                 ad.contribute(arg, ad.like(g, d));
             }
         }
+        Op::Index => {
+            // A scatter-add of the row into zeros; the index is discrete.
+            let zero = ad.c(0.0);
+            let zeros = ad.push(Op::Broadcast(ad.shape(a(0))), vec![zero]);
+            let d = ad.push(Op::IndexAdd, vec![zeros, g.value, a(1)]);
+            ad.contribute(a(0), ad.like(g, d));
+        }
+        Op::IndexAdd => {
+            ad.contribute(a(0), g);
+            let d = ad.push(Op::Index, vec![g.value, a(2)]);
+            ad.contribute(a(1), ad.like(g, d));
+        }
+        Op::Reshape(_) => {
+            let d = ad.push(Op::Reshape(ad.shape(a(0))), vec![g.value]);
+            ad.contribute(a(0), ad.like(g, d));
+        }
+        Op::Loop(_) => super::loops::vjp(ad, y, g)?,
         Op::OneHot(_) => {
             if ad.is_active(a(0)) {
                 return Err(AdError {

@@ -29,6 +29,9 @@ pub enum Fault {
     /// A `one_hot` (also the one `cross_entropy` is lowered to) got a class
     /// index that is not an integer in `0..classes`.
     ClassIndex { class: f64, classes: usize },
+    /// An index computed at run time (`x[t - 1]`, `E[tok]`) that is not an
+    /// integer in `0..len`.
+    Index { index: f64, len: usize },
 }
 
 impl Fault {
@@ -39,6 +42,15 @@ impl Fault {
         let whole = class.fract() == 0.0;
         let ok = whole && class >= 0.0 && class < classes as f64;
         (!ok).then_some(Fault::ClassIndex { class, classes })
+    }
+}
+
+impl Fault {
+    /// The fault of `x[index]` on an axis of `len`, if `index` is not an
+    /// integer in `0..len`: the one place this rule is written.
+    pub fn index(index: f64, len: usize) -> Option<Fault> {
+        let ok = index.fract() == 0.0 && index >= 0.0 && index < len as f64;
+        (!ok).then_some(Fault::Index { index, len })
     }
 }
 
@@ -55,6 +67,10 @@ impl PartialEq for Fault {
                     classes: n,
                 },
             ) => same(*class, *c) && classes == n,
+            (Fault::Index { index, len }, Fault::Index { index: i, len: n }) => {
+                same(*index, *i) && len == n
+            }
+            _ => false,
         }
     }
 }
@@ -77,6 +93,20 @@ impl fmt::Display for Fault {
                         f,
                         "is out of range for {classes} classes (0 to {})",
                         classes - 1
+                    )
+                }
+            }
+            Fault::Index { index, len } => {
+                write!(f, "index {} ", fmt_num(index))?;
+                if index.fract() != 0.0 {
+                    write!(f, "is not an integer")
+                } else if len == 1 {
+                    write!(f, "is out of range for an axis of length 1 (only 0)")
+                } else {
+                    write!(
+                        f,
+                        "is out of range for an axis of length {len} (0 to {})",
+                        len - 1
                     )
                 }
             }

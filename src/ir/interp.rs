@@ -9,7 +9,7 @@
 //! sums run left to right in row-major order.
 
 use crate::ir::verify::result_shape;
-use crate::ir::{Binary, Fault, Function, Op, Output, RunError, SliceAxis, Slot, Unary};
+use crate::ir::{Binary, Fault, Function, Loop, Op, Output, RunError, SliceAxis, Slot, Unary};
 use crate::shape::{Shape, Tensor};
 
 /// Runs `f` on one example and returns the value of every instruction,
@@ -44,6 +44,12 @@ pub fn run(f: &Function, params: &[Tensor], inputs: &[Tensor]) -> Result<Vec<Ten
                 }
                 eval_op(&inst.op, &args).map_err(|e| match e {
                     OpError::Fault(fault) => RunError::fault(v, inst.span, fault),
+                    // A fault in a loop's body is the loop's, at the body
+                    // instruction's place in the source.
+                    OpError::Body(RunError::Fault { span, fault, .. }) => {
+                        RunError::fault(v, span, fault)
+                    }
+                    OpError::Body(RunError::Misuse(m)) => misuse(format!("%{i}: in a loop: {m}")),
                     OpError::Invalid(m) => misuse(format!("%{i}: {m}")),
                 })?
             }
@@ -103,6 +109,9 @@ pub fn check_slots(kind: &str, slots: &[Slot], given: &[Tensor]) -> Result<(), R
 pub enum OpError {
     /// The program's fault on these values (a `one_hot` class out of range).
     Fault(Fault),
+    /// A loop's body failed: a fault at one of its instructions (whose span
+    /// is the source's), or a misuse.
+    Body(RunError),
     /// The arguments do not fit the operation (a shape, a tensor that does
     /// not hold its shape's numbers), or it is a `param` or `input`, which
     /// has no value outside a run.
@@ -113,6 +122,7 @@ impl std::fmt::Display for OpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             OpError::Fault(fault) => write!(f, "{fault}"),
+            OpError::Body(e) => write!(f, "{e}"),
             OpError::Invalid(m) => write!(f, "{m}"),
         }
     }
@@ -194,8 +204,61 @@ pub fn eval_op(op: &Op, args: &[&Tensor]) -> Result<Tensor, OpError> {
         }
         Op::Pack => args.iter().flat_map(|t| t.data.iter().copied()).collect(),
         Op::OneHot(classes) => one_hot(args[0].data[0], *classes).map_err(OpError::Fault)?,
+        Op::Index => {
+            let (x, row) = (args[0], n);
+            let i = row_index(args[1].data[0], x.shape.dims()[0])?;
+            x.data[i * row..(i + 1) * row].to_vec()
+        }
+        Op::IndexAdd => {
+            let (acc, g) = (args[0], args[1]);
+            let row = g.data.len();
+            let i = row_index(args[2].data[0], acc.shape.dims()[0])?;
+            let mut out = acc.data.clone();
+            for (o, &x) in out[i * row..(i + 1) * row].iter_mut().zip(&g.data) {
+                *o += x;
+            }
+            out
+        }
+        Op::Reshape(_) => args[0].data.clone(),
+        Op::Loop(l) => run_loop(l, args)?,
     };
     Ok(Tensor::new(shape, data))
+}
+
+/// The row an index selects on an axis of `len`, or the fault.
+fn row_index(index: f64, len: usize) -> Result<usize, OpError> {
+    match Fault::index(index, len) {
+        Some(fault) => Err(OpError::Fault(fault)),
+        None => Ok(index as usize),
+    }
+}
+
+/// A loop run: the body once per step, on the carried values of the step
+/// before and the captured ones; the results packed (see
+/// [`crate::ir::Loop`]).
+fn run_loop(l: &Loop, args: &[&Tensor]) -> Result<Vec<f64>, OpError> {
+    let mut params: Vec<Tensor> = args.iter().map(|t| (*t).clone()).collect();
+    let stacked = l.body.outputs.len() - l.carries;
+    let mut rows: Vec<Vec<f64>> = vec![Vec::new(); stacked];
+    for t in 0..l.trips {
+        let values = run(&l.body, &params, &[Tensor::scalar(t as f64)]).map_err(OpError::Body)?;
+        for (k, o) in l.body.outputs.iter().enumerate() {
+            let v = &values[o.value.index()];
+            if k < l.carries {
+                params[k] = v.clone();
+            } else {
+                rows[k - l.carries].extend_from_slice(&v.data);
+            }
+        }
+    }
+    let mut out: Vec<f64> = params[..l.carries]
+        .iter()
+        .flat_map(|t| t.data.iter().copied())
+        .collect();
+    for r in rows {
+        out.extend(r);
+    }
+    Ok(out)
 }
 
 /// Element `i` of `t`, a scalar standing for every element.

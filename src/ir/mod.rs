@@ -246,6 +246,75 @@ pub enum Op {
     Pack,
     /// A scalar class index c to the vector `[c == 0, c == 1, ..., c == n-1]`.
     OneHot(usize),
+    /// `(x, i)`: `x[i]`, the row `i` of `x` along its leading axis (`[n,
+    /// s...] -> [s...]`), for an index `i` computed at run time (a scalar that
+    /// must be an integer in `0..n`, else a fault).
+    Index,
+    /// `(acc, g, i)`: `acc` with `g` added to its row `i` (the adjoint of
+    /// [`Op::Index`], a scatter-add); `i` as for `Index`.
+    IndexAdd,
+    /// The same elements in row-major order, in another shape of the same
+    /// size.
+    Reshape(Shape),
+    /// A counted loop with a body of its own; see [`Loop`]. The arguments are
+    /// the carried values' initial values, then the captured values.
+    Loop(Box<Loop>),
+}
+
+/// A counted loop: `body` runs `trips` times, each time on the carried values
+/// of the step before (`args[..carries]` the first time), the captured values
+/// (`args[carries..]`, the same every time) and the step number `t` in
+/// `0..trips`, its only input. The body returns the new carried values, then
+/// the values of the step that are stacked.
+///
+/// The loop's value is its results packed into one vector, in order: the
+/// carried values after the last step, then each stacked value with a
+/// leading axis of `trips`. They are read out with a `slice` and a
+/// `reshape` (see [`Loop::parts`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Loop {
+    pub trips: usize,
+    pub carries: usize,
+    /// Parameters: the carried values, then the captured ones; one scalar
+    /// input, the step; outputs: the new carried values, then the stacked
+    /// ones.
+    pub body: Function,
+}
+
+impl Loop {
+    /// The shapes of the results in the order they are packed.
+    pub fn parts(&self) -> Vec<Shape> {
+        let b = &self.body;
+        b.outputs
+            .iter()
+            .enumerate()
+            .map(|(k, o)| {
+                let s = b.shape(o.value);
+                if k < self.carries {
+                    s.clone()
+                } else {
+                    let mut dims = vec![self.trips];
+                    dims.extend_from_slice(s.dims());
+                    Shape(dims)
+                }
+            })
+            .collect()
+    }
+
+    /// The offset of each part in the packed vector, and its total length.
+    pub fn offsets(&self) -> (Vec<usize>, usize) {
+        let mut at = 0;
+        let offsets = self
+            .parts()
+            .iter()
+            .map(|s| {
+                let o = at;
+                at += s.size();
+                o
+            })
+            .collect();
+        (offsets, at)
+    }
 }
 
 /// What a result of the function means.
@@ -260,7 +329,7 @@ pub enum Role {
 }
 
 /// A named value the function returns.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Output {
     pub role: Role,
     pub name: String,
@@ -268,13 +337,13 @@ pub struct Output {
 }
 
 /// A parameter or input slot of the function.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Slot {
     pub name: String,
     pub shape: Shape,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Inst {
     pub op: Op,
     pub args: Vec<Value>,
@@ -292,7 +361,7 @@ pub struct Inst {
 /// What a backward-pass instruction of a gradient program computes, for
 /// reports: with its span (the forward expression), it names the chain-rule
 /// step.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Backward {
     /// Part of the vector-Jacobian product of a forward operation (its
     /// mnemonic, as printed): the chain-rule step through it.
@@ -308,7 +377,7 @@ pub enum Backward {
 /// checks its arguments' shapes, and every argument is an earlier value. The
 /// passes rebuild a function through [`Function::rewrite`] and
 /// [`Function::retain`], which renumber values and keep the order.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Function {
     pub params: Vec<Slot>,
     pub inputs: Vec<Slot>,
@@ -398,6 +467,30 @@ impl Function {
         for inst in self.insts.iter_mut().skip(from) {
             inst.backward.get_or_insert(backward);
         }
+    }
+
+    /// Appends the instructions of `callee` with its parameters and inputs
+    /// replaced by the values `params` and `inputs` of this function, and
+    /// returns the values of its outputs, in order. Names, spans and
+    /// backward tags are kept.
+    pub fn inline(&mut self, callee: &Function, params: &[Value], inputs: &[Value]) -> Vec<Value> {
+        let mut map: Vec<Value> = Vec::with_capacity(callee.len());
+        for inst in &callee.insts {
+            let v = match inst.op {
+                Op::Param(i) => params[i],
+                Op::Input(i) => inputs[i],
+                _ => {
+                    let args = inst.args.iter().map(|a| map[a.index()]).collect();
+                    let v = self.push(inst.op.clone(), args, inst.span);
+                    let new = &mut self.insts[v.index()];
+                    new.name.clone_from(&inst.name);
+                    new.backward = inst.backward;
+                    v
+                }
+            };
+            map.push(v);
+        }
+        callee.outputs.iter().map(|o| map[o.value.index()]).collect()
     }
 
     /// Gives a value the user's name, unless it has one already.

@@ -119,6 +119,10 @@ pub fn mnemonic(op: &Op) -> &'static str {
         Op::Unslice(_, _) => "unslice",
         Op::Pack => "pack",
         Op::OneHot(_) => "one_hot",
+        Op::Index => "index",
+        Op::IndexAdd => "index_add",
+        Op::Reshape(_) => "reshape",
+        Op::Loop(_) => "loop",
     }
 }
 
@@ -178,6 +182,13 @@ fn render(f: &Function, line_of: &dyn Fn(Span) -> Option<usize>) -> String {
             let _ = write!(out, "{:pad$}  # line {n}", "");
         }
         out.push('\n');
+        // A loop's body, nested: a function of the carried and captured
+        // values and the step.
+        if let Op::Loop(l) = &inst.op {
+            for body_line in render(&l.body, line_of).lines() {
+                let _ = writeln!(out, "    {body_line}");
+            }
+        }
     }
 
     out.push_str("  return\n");
@@ -234,7 +245,26 @@ fn inst_text(f: &Function, inst: &Inst, names: &[String]) -> String {
         | Op::LogSoftmax
         | Op::Broadcast(_)
         | Op::Pack
-        | Op::OneHot(_) => format!("{m} {}", args()),
+        | Op::OneHot(_)
+        | Op::Index
+        | Op::IndexAdd
+        | Op::Reshape(_) => format!("{m} {}", args()),
+        Op::Loop(l) => {
+            let (carried, captured) = inst.args.split_at(l.carries.min(inst.args.len()));
+            let list = |vs: &[crate::ir::Value]| {
+                let all: Vec<&str> = vs
+                    .iter()
+                    .map(|a| names.get(a.index()).map_or("%?", |s| s.as_str()))
+                    .collect();
+                all.join(", ")
+            };
+            format!(
+                "{m} {} carry({}) capture({})",
+                l.trips,
+                list(carried),
+                list(captured)
+            )
+        }
     }
 }
 

@@ -33,7 +33,17 @@ pub fn stats(f: &Function) -> Stats {
             // exp, sum, log: three passes.
             Op::LogSumExp | Op::Softmax | Op::LogSoftmax => 3 * arg(0),
             // Data movement only.
-            Op::Transpose | Op::Broadcast(_) | Op::Slice(_) | Op::Unslice(..) | Op::Pack => 0,
+            Op::Transpose
+            | Op::Broadcast(_)
+            | Op::Slice(_)
+            | Op::Unslice(..)
+            | Op::Pack
+            | Op::Index
+            | Op::Reshape(_) => 0,
+            // One addition per element of the row.
+            Op::IndexAdd => arg(1),
+            // The body's, once per step.
+            Op::Loop(l) => l.trips as u64 * stats(&l.body).flops,
         };
         s.ops += 1;
         s.flops += flops;

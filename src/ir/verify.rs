@@ -1,7 +1,7 @@
 //! Shape rules of every operation, and the verifier: SSA order, arities and
 //! shapes of a whole function.
 
-use crate::ir::{Function, Op, SliceAxis, Unary, Value};
+use crate::ir::{Function, Loop, Op, SliceAxis, Unary, Value};
 use crate::shape::Shape;
 
 /// The shape of `op` applied to arguments of the given shapes, or why not.
@@ -113,7 +113,82 @@ pub fn result_shape(f: &Function, op: &Op, args: &[&Shape]) -> Result<Shape, Str
                 Err(format!("one_hot of {}, not a scalar", args[0]))
             }
         }
+        Op::Index => {
+            arity(2)?;
+            index_shape(args[0], args[1])
+        }
+        Op::IndexAdd => {
+            arity(3)?;
+            let row = index_shape(args[0], args[2])?;
+            if &row == args[1] {
+                Ok(args[0].clone())
+            } else {
+                Err(format!("index_add of {} into rows of {row}", args[1]))
+            }
+        }
+        Op::Reshape(shape) => {
+            arity(1)?;
+            if shape.size() == args[0].size() {
+                Ok(shape.clone())
+            } else {
+                Err(format!("reshape of {} to {shape}", args[0]))
+            }
+        }
+        Op::Loop(l) => loop_shape(l, args),
     }
+}
+
+/// The row shape `x[i]` reads: `x` of rank at least 1, `i` a scalar.
+fn index_shape(x: &Shape, i: &Shape) -> Result<Shape, String> {
+    match (x.dims(), i.is_scalar()) {
+        ([_, rest @ ..], true) => Ok(Shape(rest.to_vec())),
+        _ => Err(format!("index of {x} by {i}")),
+    }
+}
+
+/// The packed result of a loop whose arguments have the given shapes; the
+/// body must take them as its parameters (the carried values first, returned
+/// again in the same shapes) and the step as its one scalar input.
+fn loop_shape(l: &Loop, args: &[&Shape]) -> Result<Shape, String> {
+    let b = &l.body;
+    if b.params.len() != args.len() || l.carries > args.len() {
+        return Err(format!(
+            "loop of {} arguments ({} carried) into a body of {} parameters",
+            args.len(),
+            l.carries,
+            b.params.len()
+        ));
+    }
+    if let Some((k, (slot, a))) = b
+        .params
+        .iter()
+        .zip(args)
+        .enumerate()
+        .find(|(_, (slot, a))| &slot.shape != **a)
+    {
+        return Err(format!("loop argument {k} of {a} into a parameter {}", slot.shape));
+    }
+    if b.inputs.len() != 1 || !b.inputs[0].shape.is_scalar() {
+        return Err("a loop body takes the step, a scalar, as its one input".into());
+    }
+    if b.outputs.len() < l.carries {
+        return Err(format!(
+            "a loop body returns {} values for {} carried",
+            b.outputs.len(),
+            l.carries
+        ));
+    }
+    for k in 0..l.carries {
+        let out = b.shape(b.outputs[k].value);
+        if out != &b.params[k].shape {
+            return Err(format!(
+                "carried value {k} enters the body as {} and leaves it as {out}",
+                b.params[k].shape
+            ));
+        }
+    }
+    verify(b).map_err(|e| format!("in a loop body: {e}"))?;
+    Ok(Shape::vector(l.offsets().1))
 }
 
 /// Equal shapes, or a scalar against anything.

@@ -126,7 +126,27 @@ fn rule(out: &mut Function, inst: &Inst) -> Option<Value> {
             .shape(arg(0))
             .is_scalar()
             .then(|| out.push(Op::Unary(Unary::Abs), vec![arg(0)], span)),
-        Op::Softmax | Op::LogSoftmax | Op::Pack | Op::OneHot(_) => None,
+        Op::Softmax
+        | Op::LogSoftmax
+        | Op::Pack
+        | Op::OneHot(_)
+        | Op::Index
+        | Op::IndexAdd
+        | Op::Loop(_) => None,
+        Op::Reshape(to) => {
+            let x = arg(0);
+            if out.shape(x) == to {
+                return Some(x);
+            }
+            // A reshape of a reshape reads the same elements.
+            match &out.inst(x).op {
+                Op::Reshape(_) => {
+                    let inner = out.inst(x).args[0];
+                    Some(out.push(Op::Reshape(to.clone()), vec![inner], span))
+                }
+                _ => None,
+            }
+        }
         Op::Broadcast(to) => (out.shape(arg(0)) == to).then(|| arg(0)),
         Op::Slice(axes) => {
             let x = arg(0);

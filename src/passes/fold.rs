@@ -6,6 +6,7 @@
 //! canonical form of a filled tensor (see [`super::splat`]), and results of
 //! equal elements are emitted in that form. An evaluation error (a constant
 //! `one_hot` class out of range) leaves the instruction for the run to report.
+//! Loops are not folded.
 
 use crate::ir::interp;
 use crate::ir::{Function, Op};
@@ -13,7 +14,10 @@ use crate::shape::Tensor;
 
 pub fn run(f: &mut Function) -> bool {
     f.rewrite(|out, inst| {
-        if inst.args.is_empty() || matches!(inst.op, Op::Broadcast(_)) {
+        // A loop is not run at compile time: its body is simplified in
+        // place (see `super::simplify`), and compile time must not grow
+        // with its trip count.
+        if inst.args.is_empty() || matches!(inst.op, Op::Broadcast(_) | Op::Loop(_)) {
             return None;
         }
         let t = {

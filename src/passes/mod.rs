@@ -42,6 +42,7 @@ pub const PASSES: [(&str, Pass); 4] = [
 /// Runs every pass until none changes anything (at most [`MAX_ROUNDS`]
 /// rounds). In debug builds the function is verified after each pass.
 pub fn simplify(f: &mut Function) {
+    simplify_bodies(f);
     for _ in 0..MAX_ROUNDS {
         let mut changed = false;
         for (name, pass) in PASSES {
@@ -56,6 +57,23 @@ pub fn simplify(f: &mut Function) {
             break;
         }
     }
+}
+
+/// Simplifies the body of every loop of `f`, each a function of its own.
+fn simplify_bodies(f: &mut Function) {
+    if !f.insts().iter().any(|i| matches!(i.op, Op::Loop(_))) {
+        return;
+    }
+    f.rewrite(|out, inst| {
+        let Op::Loop(l) = &inst.op else { return None };
+        let mut l = l.clone();
+        simplify(&mut l.body);
+        (l.body != *match &inst.op {
+            Op::Loop(old) => &old.body,
+            _ => unreachable!("a loop"),
+        })
+        .then(|| out.push(Op::Loop(l), inst.args.clone(), inst.span))
+    });
 }
 
 /// The number every element of `v` holds, if `v` is a constant filled with

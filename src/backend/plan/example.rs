@@ -44,7 +44,7 @@ pub(super) fn live(f: &Function, results: &[Value]) -> ValueMap<bool> {
 /// here.
 fn per_example(op: &Op) -> bool {
     match op {
-        Op::Input(_) | Op::OneHot(_) => true,
+        Op::Input(_) | Op::OneHot(_) | Op::Index | Op::IndexAdd | Op::Loop(_) => true,
         Op::Param(_)
         | Op::Const(_)
         | Op::Unary(_)
@@ -62,6 +62,7 @@ fn per_example(op: &Op) -> bool {
         | Op::Broadcast(_)
         | Op::Slice(_)
         | Op::Unslice(..)
+        | Op::Reshape(_)
         | Op::Pack => false,
     }
 }

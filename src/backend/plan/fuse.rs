@@ -56,7 +56,11 @@ impl ElementOp {
             | Op::Slice(_)
             | Op::Unslice(..)
             | Op::Pack
-            | Op::OneHot(_) => None,
+            | Op::OneHot(_)
+            | Op::Index
+            | Op::IndexAdd
+            | Op::Reshape(_)
+            | Op::Loop(_) => None,
         }
     }
 }

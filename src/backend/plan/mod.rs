@@ -61,7 +61,7 @@ pub const EXAMPLE_SLOT: usize = 1;
 /// here.
 pub fn can_fail(op: &Op) -> bool {
     match op {
-        Op::OneHot(_) => true,
+        Op::OneHot(_) | Op::Index | Op::IndexAdd | Op::Loop(_) => true,
         Op::Param(_)
         | Op::Input(_)
         | Op::Const(_)
@@ -77,6 +77,7 @@ pub fn can_fail(op: &Op) -> bool {
         | Op::LogSumExp
         | Op::Softmax
         | Op::LogSoftmax
+        | Op::Reshape(_)
         | Op::Broadcast(_)
         | Op::Slice(_)
         | Op::Unslice(..)

@@ -67,6 +67,12 @@ impl Translator<'_, '_> {
             Op::Unslice(axes, into) => self.unslice(v, args[0], axes, into),
             Op::Pack => self.pack(v, args),
             Op::OneHot(n) => self.one_hot(v, args[0], *n),
+            Op::Index | Op::IndexAdd | Op::Reshape(_) | Op::Loop(_) => {
+                return Err(format!(
+                    "`{}` is not compiled yet: run with `--backend interp`",
+                    crate::ir::printer::mnemonic(&inst.op)
+                ))
+            }
         })
     }
 
