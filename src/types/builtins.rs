@@ -32,6 +32,19 @@ pub enum Prim {
     Sigmoid,
     Relu,
     Softplus,
+    Log1p,
+    Expm1,
+    Erf,
+    Floor,
+    Round,
+    /// The exact GELU, x Φ(x) = 0.5 x (1 + erf(x / √2)).
+    Gelu,
+    /// `leaky_relu(x, slope)`: x where x > 0, else slope x.
+    LeakyRelu,
+    /// `elu(x, alpha)`: x where x > 0, else alpha (exp(x) - 1).
+    Elu,
+    /// `clip(x, lo, hi)`: min(max(x, lo), hi), gradient 1 inside [lo, hi].
+    Clip,
     /// `max(a, b)`, elementwise.
     Max2,
     /// `min(a, b)`, elementwise.
@@ -73,7 +86,8 @@ pub enum Builtin {
 }
 
 /// A parameter of a builtin: its name (it may be passed by keyword) and, for
-/// an optional one, the constant it defaults to.
+/// an optional one, the constant it defaults to. An optional parameter is a
+/// scalar (the checker says so at the argument).
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub struct Param {
     pub name: &'static str,
@@ -151,6 +165,27 @@ pub const SIGNATURES: &[Signature] = &[
     sig("sigmoid", X, Prim::Sigmoid),
     sig("relu", X, Prim::Relu),
     sig("softplus", X, Prim::Softplus),
+    sig("log1p", X, Prim::Log1p),
+    sig("expm1", X, Prim::Expm1),
+    sig("erf", X, Prim::Erf),
+    sig("gelu", X, Prim::Gelu),
+    sig(
+        "leaky_relu",
+        &[req("x"), opt("slope", 0.01)],
+        Prim::LeakyRelu,
+    ),
+    sig("elu", &[req("x"), opt("alpha", 1.0)], Prim::Elu),
+    sig(
+        "clip",
+        &[
+            req("x"),
+            opt("lo", f64::NEG_INFINITY),
+            opt("hi", f64::INFINITY),
+        ],
+        Prim::Clip,
+    ),
+    sig("floor", X, Prim::Floor),
+    sig("round", X, Prim::Round),
     sig("max", X, Prim::MaxAll),
     sig("max", AB, Prim::Max2),
     sig("min", X, Prim::MinAll),
@@ -282,6 +317,15 @@ impl Prim {
             Sigmoid => "sigmoid",
             Relu => "relu",
             Softplus => "softplus",
+            Log1p => "log1p",
+            Expm1 => "expm1",
+            Erf => "erf",
+            Floor => "floor",
+            Round => "round",
+            Gelu => "gelu",
+            LeakyRelu => "leaky_relu",
+            Elu => "elu",
+            Clip => "clip",
             Max2 | MaxAll => "max",
             Min2 | MinAll => "min",
             Sum => "sum",
@@ -313,7 +357,21 @@ impl Prim {
             }
         };
         match self {
-            Neg | Exp | Log | Sqrt | Abs | Sign | Sin | Cos | Tanh | Sigmoid | Relu | Softplus => {
+            Neg | Exp | Log | Sqrt | Abs | Sign | Sin | Cos | Tanh | Sigmoid | Relu | Softplus
+            | Log1p | Expm1 | Erf | Floor | Round | Gelu => Ok(args[0].clone()),
+            LeakyRelu | Elu | Clip => {
+                // The extra arguments (slope, alpha, bounds) are scalars.
+                if let Some(s) = args[1..].iter().find(|s| !s.is_scalar()) {
+                    return Err(format!(
+                        "`{}` needs scalar {}, found shape {s}",
+                        self.name(),
+                        match self {
+                            LeakyRelu => "slope",
+                            Elu => "alpha",
+                            _ => "bounds",
+                        }
+                    ));
+                }
                 Ok(args[0].clone())
             }
             Add | Sub | Mul | Div | Pow | Eq | Ne | Lt | Le | Gt | Ge | Max2 | Min2 => {

@@ -396,6 +396,21 @@ impl Checker<'_> {
                     })
                     .collect();
                 let typed: Vec<TExpr> = typed.into_iter().collect::<Option<_>>()?;
+                // Optional parameters (huber's delta, a slope, a bound) are scalars.
+                let optional = sig.params.iter().zip(&typed);
+                for (p, a) in optional.filter(|(p, _)| p.default.is_some()) {
+                    if !a.shape.is_scalar() {
+                        self.error(
+                            Diagnostic::error(
+                                a.span,
+                                format!("the `{}` of `{name}` must be a scalar", p.name),
+                            )
+                            .label(a.span, format!("shape {}", a.shape))
+                            .hint(format!("`{}` applies one value to every element", p.name)),
+                        );
+                        return None;
+                    }
+                }
                 self.prim(prim, typed, span)
             }
         }
