@@ -1246,6 +1246,17 @@ proptest! {
                    + sqrt(x[2]) * x^a @ r + logsumexp(x * a) + dot(r, softmax(x)) + norm(x) * a + sum(outer(x, r) @ x) + mse(x, r) + cross_entropy(a * x, 1)\n";
         hessian_vs_differences(src, &[v(&x), s(a[0])], &[v(&r)])?;
     }
+
+    #[test]
+    fn hessian_of_the_later_elementwise_functions(x in uni(0.3, 2.0, 3), a in uni(-1.5, 1.5, 1), r in uni(-1.0, 1.0, 3)) {
+        // Both sides of the kinks of leaky_relu and clip (a random point
+        // within the differences' step of one is improbable); a trainable
+        // slope, alpha and bound.
+        let src = "param x: [3]\nparam a\ninput r: [3]\n\
+                   loss dot(r, log1p(x * a * a) + expm1(a * x) + erf(a * x) + gelu(a * x))\n\
+                   + dot(r, leaky_relu(x - 1, slope = a) + elu(x - 3, alpha = a) * x + clip(x * a, 0.25 * a - 5, 2.5) * x)\n";
+        hessian_vs_differences(src, &[v(&x), s(a[0])], &[v(&r)])?;
+    }
 }
 
 #[test]
