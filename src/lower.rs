@@ -9,6 +9,7 @@
 //! each its stable formula.
 
 use crate::ir::{Binary, ConstData, Function, Op, Output, Role, Slot, Unary, Value};
+use crate::passes::splat_value;
 use crate::shape::{Shape, Tensor};
 use crate::span::Span;
 use crate::types::{Prim, Program, TExpr, TKind};
@@ -175,6 +176,56 @@ impl Lowerer {
             Sigmoid => unary(self, Unary::Sigmoid),
             Relu => unary(self, Unary::Relu),
             Softplus => unary(self, Unary::Softplus),
+            Log1p => unary(self, Unary::Log1p),
+            Expm1 => unary(self, Unary::Expm1),
+            Erf => unary(self, Unary::Erf),
+            Floor => unary(self, Unary::Floor),
+            Round => unary(self, Unary::Round),
+            Gelu => {
+                // 0.5 x (1 + erf(x / √2)), PyTorch's default (exact) GELU.
+                let x = v[0];
+                let root2 = self.konst(std::f64::consts::SQRT_2, span);
+                let z = self.bin(Binary::Div, x, root2, span);
+                let e = self.un(Unary::Erf, z, span);
+                let one = self.konst(1.0, span);
+                let p = self.bin(Binary::Add, one, e, span);
+                let half = self.konst(0.5, span);
+                let hx = self.bin(Binary::Mul, half, x, span);
+                self.bin(Binary::Mul, hx, p, span)
+            }
+            LeakyRelu | Elu => {
+                // x where x > 0, else slope x (alpha (exp(x) - 1)): a select,
+                // so the derivative at 0 is the negative side's, as PyTorch.
+                let (x, k) = (v[0], v[1]);
+                let zero = self.konst(0.0, span);
+                let pos = self.bin(Binary::Gt, x, zero, span);
+                let neg = if p == LeakyRelu {
+                    x
+                } else {
+                    self.un(Unary::Expm1, x, span)
+                };
+                let neg = self.bin(Binary::Mul, k, neg, span);
+                self.f.push(Op::Select, vec![pos, x, neg], span)
+            }
+            Clip => {
+                // m = (x < lo ? lo : x), then (m > hi ? hi : m): min(max(x,
+                // lo), hi) as PyTorch's clamp (hi wins when lo > hi), with
+                // the gradient 1 inside [lo, hi], bounds included, and 0
+                // outside; a bound's own gradient where it is taken.
+                // An infinite bound (a default) clips nothing: no x < -inf.
+                let (x, lo, hi) = (v[0], v[1], v[2]);
+                let m = if splat_value(&self.f, lo) == Some(f64::NEG_INFINITY) {
+                    x
+                } else {
+                    let below = self.bin(Binary::Lt, x, lo, span);
+                    self.f.push(Op::Select, vec![below, lo, x], span)
+                };
+                if splat_value(&self.f, hi) == Some(f64::INFINITY) {
+                    return m;
+                }
+                let above = self.bin(Binary::Gt, m, hi, span);
+                self.f.push(Op::Select, vec![above, hi, m], span)
+            }
             Add => binary(self, Binary::Add),
             Sub => binary(self, Binary::Sub),
             Mul => binary(self, Binary::Mul),

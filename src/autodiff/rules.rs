@@ -209,6 +209,29 @@ fn unary(ad: &mut Ad, u: Unary, x: Value, y: Value, g: Cot) {
             let s = ad.push(Op::Unary(Unary::Sigmoid), vec![x]);
             ad.scale(g, s)
         }
+        Unary::Log1p => {
+            // g / (1 + x)
+            let one = ad.c(1.0);
+            let d = ad.bin(Binary::Add, one, x);
+            ad.divide(g, d)
+        }
+        Unary::Expm1 => {
+            // g (y + 1) = g exp(x)
+            let one = ad.c(1.0);
+            let d = ad.bin(Binary::Add, y, one);
+            ad.scale(g, d)
+        }
+        Unary::Erf => {
+            // g 2/sqrt(pi) exp(-x^2)
+            let xx = ad.bin(Binary::Mul, x, x);
+            let n = ad.push(Op::Unary(Unary::Neg), vec![xx]);
+            let e = ad.push(Op::Unary(Unary::Exp), vec![n]);
+            let k = ad.c(std::f64::consts::FRAC_2_SQRT_PI);
+            let d = ad.bin(Binary::Mul, k, e);
+            ad.scale(g, d)
+        }
+        // Piecewise constant: the gradient is 0 (where it exists).
+        Unary::Floor | Unary::Round => return,
     };
     ad.contribute(x, d);
 }

@@ -20,7 +20,7 @@ pub enum Callee {
 
 impl Callee {
     /// Every host function, in a fixed order.
-    pub const ALL: [Callee; 9] = [
+    pub const ALL: [Callee; 12] = [
         Callee::Unary(Unary::Exp),
         Callee::Unary(Unary::Log),
         Callee::Unary(Unary::Sin),
@@ -28,6 +28,9 @@ impl Callee {
         Callee::Unary(Unary::Tanh),
         Callee::Unary(Unary::Sigmoid),
         Callee::Unary(Unary::Softplus),
+        Callee::Unary(Unary::Log1p),
+        Callee::Unary(Unary::Expm1),
+        Callee::Unary(Unary::Erf),
         Callee::Binary(Binary::Pow),
         Callee::Binary(Binary::BceLogits),
     ];
@@ -46,11 +49,22 @@ impl Callee {
             Callee::Unary(Unary::Tanh) => ("gradc_tanh", tanh as F1 as *const u8),
             Callee::Unary(Unary::Sigmoid) => ("gradc_sigmoid", sigmoid as F1 as *const u8),
             Callee::Unary(Unary::Softplus) => ("gradc_softplus", softplus as F1 as *const u8),
+            Callee::Unary(Unary::Log1p) => ("gradc_log1p", log1p as F1 as *const u8),
+            Callee::Unary(Unary::Expm1) => ("gradc_expm1", expm1 as F1 as *const u8),
+            Callee::Unary(Unary::Erf) => ("gradc_erf", erf as F1 as *const u8),
             Callee::Binary(Binary::Pow) => ("gradc_pow", pow as F2 as *const u8),
             Callee::Binary(Binary::BceLogits) => {
                 ("gradc_bce_logits", bce_logits as F2 as *const u8)
             }
-            Callee::Unary(Unary::Neg | Unary::Sqrt | Unary::Abs | Unary::Sign | Unary::Relu)
+            Callee::Unary(
+                Unary::Neg
+                | Unary::Sqrt
+                | Unary::Abs
+                | Unary::Sign
+                | Unary::Relu
+                | Unary::Floor
+                | Unary::Round,
+            )
             | Callee::Binary(
                 Binary::Add
                 | Binary::Sub
@@ -111,6 +125,18 @@ extern "C" fn softplus(x: f64) -> f64 {
     interp::unary(Unary::Softplus, x)
 }
 
+extern "C" fn log1p(x: f64) -> f64 {
+    interp::unary(Unary::Log1p, x)
+}
+
+extern "C" fn expm1(x: f64) -> f64 {
+    interp::unary(Unary::Expm1, x)
+}
+
+extern "C" fn erf(x: f64) -> f64 {
+    interp::unary(Unary::Erf, x)
+}
+
 extern "C" fn pow(x: f64, y: f64) -> f64 {
     interp::binary(Binary::Pow, x, y)
 }
@@ -138,5 +164,9 @@ mod tests {
         assert_eq!(sigmoid(-1000.0), 0.0);
         assert_eq!(softplus(1000.0), 1000.0);
         assert_eq!(pow(2.0, 10.0), 1024.0);
+        assert_eq!(log1p(1e-20), 1e-20);
+        assert_eq!(expm1(1e-20), 1e-20);
+        assert_eq!(erf(f64::INFINITY), 1.0);
+        assert_eq!(erf(-0.0).to_bits(), (-0.0f64).to_bits());
     }
 }

@@ -301,6 +301,11 @@ pub fn unary(u: Unary, x: f64) -> f64 {
         }
         Unary::Relu => relu(x),
         Unary::Softplus => relu(x) + (-x.abs()).exp().ln_1p(),
+        Unary::Log1p => x.ln_1p(),
+        Unary::Expm1 => x.exp_m1(),
+        Unary::Erf => libm::erf(x),
+        Unary::Floor => x.floor(),
+        Unary::Round => x.round_ties_even(),
     }
 }
 

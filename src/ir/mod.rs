@@ -103,11 +103,21 @@ pub enum Unary {
     Relu,
     /// Stable: max(x, 0) + log1p(exp(-|x|)).
     Softplus,
+    /// log(1 + x), accurate for small |x|.
+    Log1p,
+    /// exp(x) - 1, accurate for small |x|.
+    Expm1,
+    /// The error function.
+    Erf,
+    /// The largest integer not above x; no gradient.
+    Floor,
+    /// The nearest integer, ties to even (as PyTorch and NumPy); no gradient.
+    Round,
 }
 
 impl Unary {
     /// Every elementwise function of one argument, for tests and tables.
-    pub const ALL: [Unary; 12] = [
+    pub const ALL: [Unary; 17] = [
         Unary::Neg,
         Unary::Exp,
         Unary::Log,
@@ -120,6 +130,11 @@ impl Unary {
         Unary::Sigmoid,
         Unary::Relu,
         Unary::Softplus,
+        Unary::Log1p,
+        Unary::Expm1,
+        Unary::Erf,
+        Unary::Floor,
+        Unary::Round,
     ];
 }
 

@@ -87,6 +87,11 @@ pub fn mnemonic(op: &Op) -> &'static str {
             Unary::Sigmoid => "sigmoid",
             Unary::Relu => "relu",
             Unary::Softplus => "softplus",
+            Unary::Log1p => "log1p",
+            Unary::Expm1 => "expm1",
+            Unary::Erf => "erf",
+            Unary::Floor => "floor",
+            Unary::Round => "round",
         },
         Op::Binary(b) => match b {
             Binary::Add => "add",

@@ -14,7 +14,7 @@ use crate::ir::{Binary, ConstData, Function, Op, Output, Role, SliceAxis, Slot, 
 use crate::shape::{fmt_num, Shape, Tensor};
 use crate::span::Span;
 
-const UNARY: [Unary; 12] = Unary::ALL;
+const UNARY: [Unary; 17] = Unary::ALL;
 
 const BINARY: [Binary; 14] = Binary::ALL;
 

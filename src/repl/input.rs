@@ -142,7 +142,7 @@ impl ReplHelper {
     /// and keywords.
     pub fn set_names(&mut self, session: Vec<String>) {
         let mut names = session;
-        names.extend(crate::types::builtins::NAMES.iter().map(|s| s.to_string()));
+        names.extend(crate::types::builtins::names().map(str::to_string));
         names.extend(KEYWORDS.iter().map(|s| s.to_string()));
         names.sort();
         names.dedup();
@@ -301,5 +301,26 @@ mod tests {
             (4, vec!["sigmoid".into(), "softmax".into(), "sum".into()])
         );
         assert_eq!(complete(&names, ":grad su", 8), (6, vec!["sum".into()]));
+    }
+
+    #[test]
+    fn completion_offers_builtins_and_names_in_keyword_arguments() {
+        let mut h = ReplHelper::new();
+        h.set_names(vec!["width".to_string()]);
+        for b in ["huber", "one_hot", "where", "max"] {
+            assert!(h.names.iter().any(|n| n == b), "{b} missing");
+        }
+        let line = "huber(x, y, delta = wi";
+        assert_eq!(
+            complete(&h.names, line, line.len()),
+            (20, vec!["width".into()])
+        );
+        let line = "huber(x, y, delta = hu";
+        assert_eq!(
+            complete(&h.names, line, line.len()),
+            (20, vec!["huber".into()])
+        );
+        assert!(needs_more("huber(x, y, delta ="));
+        assert!(needs_more("huber(x, y, delta = 0.5"));
     }
 }

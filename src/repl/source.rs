@@ -191,7 +191,7 @@ fn names(e: &Expr) -> Vec<String> {
             ExprKind::Binary(_, a, b) => stack.extend([&**a, &**b]),
             ExprKind::Call { func, args } => {
                 out.push(func.name.clone());
-                stack.extend(args);
+                stack.extend(args.iter().map(|a| &a.value));
             }
             ExprKind::Index { base, indices } => {
                 stack.push(base);

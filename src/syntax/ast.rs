@@ -124,9 +124,11 @@ pub enum ExprKind {
     Tensor(Vec<Expr>),
     Unary(UnOp, Box<Expr>),
     Binary(BinOp, Box<Expr>, Box<Expr>),
+    /// `f(a, b, name = c)`: positional arguments, then keyword ones (the
+    /// parser keeps them in the order written; the checker binds them).
     Call {
         func: Ident,
-        args: Vec<Expr>,
+        args: Vec<Arg>,
     },
     /// `x[i]`, `W[0, :]`, `x[1:3]`
     Index {
@@ -142,6 +144,28 @@ pub enum ExprKind {
     },
     /// An expression nested more than `MAX_DEPTH` levels; its children were dropped.
     TooDeep,
+}
+
+/// A call argument: `x`, or `delta = 0.5` by keyword.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Arg {
+    pub name: Option<Ident>,
+    pub value: Expr,
+}
+
+impl Arg {
+    /// A positional argument.
+    pub fn positional(value: Expr) -> Arg {
+        Arg { name: None, value }
+    }
+
+    /// The span of the whole argument, its keyword included.
+    pub fn span(&self) -> Span {
+        match &self.name {
+            Some(n) => n.span.to(self.value.span),
+            None => self.value.span,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -176,7 +200,7 @@ impl Expr {
             ExprKind::Tensor(es) => es.iter().map(|e| e.depth).max().unwrap_or(0),
             ExprKind::Unary(_, e) | ExprKind::Transpose(e) => e.depth,
             ExprKind::Binary(_, a, b) => a.depth.max(b.depth),
-            ExprKind::Call { args, .. } => args.iter().map(|e| e.depth).max().unwrap_or(0),
+            ExprKind::Call { args, .. } => args.iter().map(|a| a.value.depth).max().unwrap_or(0),
             ExprKind::Index { base, indices } => indices
                 .iter()
                 .map(IndexItem::depth)

@@ -121,12 +121,20 @@ fn expr(out: &mut String, e: &Expr) {
         ExprKind::Call { func, args } => match func.name.strip_prefix('.') {
             // The parser turns a field `x.f` other than `.T` into a call of `.f`.
             Some(field) if args.len() == 1 => {
-                expr(out, &args[0]);
+                expr(out, &args[0].value);
                 let _ = write!(out, ".{field}");
             }
             _ => {
                 let _ = write!(out, "{}(", func.name);
-                list(out, args);
+                for (i, a) in args.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    if let Some(n) = &a.name {
+                        let _ = write!(out, "{} = ", n.name);
+                    }
+                    expr(out, &a.value);
+                }
                 out.push(')');
             }
         },

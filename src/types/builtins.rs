@@ -32,6 +32,19 @@ pub enum Prim {
     Sigmoid,
     Relu,
     Softplus,
+    Log1p,
+    Expm1,
+    Erf,
+    Floor,
+    Round,
+    /// The exact GELU, x Φ(x) = 0.5 x (1 + erf(x / √2)).
+    Gelu,
+    /// `leaky_relu(x, slope)`: x where x > 0, else slope x.
+    LeakyRelu,
+    /// `elu(x, alpha)`: x where x > 0, else alpha (exp(x) - 1).
+    Elu,
+    /// `clip(x, lo, hi)`: min(max(x, lo), hi), gradient 1 inside [lo, hi].
+    Clip,
     /// `max(a, b)`, elementwise.
     Max2,
     /// `min(a, b)`, elementwise.
@@ -61,7 +74,8 @@ pub enum Prim {
     Huber,
 }
 
-/// What a call of a builtin by name means, once its arguments are counted.
+/// What a call of a builtin by name means, once its arguments are bound.
+#[derive(Copy, Clone, Debug, PartialEq)]
 pub enum Builtin {
     /// A primitive with a fixed number of tensor arguments.
     Prim(Prim),
@@ -71,103 +85,192 @@ pub enum Builtin {
     OneHot,
 }
 
-/// Names of the builtin functions, for hints and completion.
-pub const NAMES: &[&str] = &[
-    "exp",
-    "log",
-    "sqrt",
-    "abs",
-    "sign",
-    "sin",
-    "cos",
-    "tanh",
-    "sigmoid",
-    "relu",
-    "softplus",
-    "max",
-    "min",
-    "pow",
-    "sum",
-    "mean",
-    "norm",
-    "logsumexp",
-    "softmax",
-    "log_softmax",
-    "one_hot",
-    "dot",
-    "outer",
-    "transpose",
-    "where",
-    "mse",
-    "bce",
-    "bce_logits",
-    "cross_entropy",
-    "huber",
-];
-
-pub fn is_builtin(name: &str) -> bool {
-    NAMES.contains(&name)
+/// A parameter of a builtin: its name (it may be passed by keyword) and, for
+/// an optional one, the constant it defaults to. An optional parameter is a
+/// scalar (the checker says so at the argument).
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct Param {
+    pub name: &'static str,
+    pub default: Option<f64>,
 }
 
-/// Resolves a builtin call by name and argument count. `Err` holds the
-/// accepted arities, for the message.
-pub fn lookup(name: &str, nargs: usize) -> Option<Result<Builtin, &'static str>> {
-    use Prim::*;
-    let unary = |p: Prim| match nargs {
-        1 => Ok(Builtin::Prim(p)),
-        _ => Err("1 argument"),
+/// One way of calling a builtin: its parameters in order, the optional ones
+/// last, and what a call means.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct Signature {
+    pub name: &'static str,
+    pub params: &'static [Param],
+    pub builtin: Builtin,
+}
+
+impl Signature {
+    /// How many arguments must be given.
+    pub fn required(&self) -> usize {
+        self.params.iter().filter(|p| p.default.is_none()).count()
+    }
+
+    /// The parameter list as written in the documentation:
+    /// `prediction, target, delta = 1`.
+    pub fn params_text(&self) -> String {
+        let shown: Vec<String> = self
+            .params
+            .iter()
+            .map(|p| match p.default {
+                Some(d) => format!("{} = {}", p.name, crate::shape::fmt_num(d)),
+                None => p.name.to_string(),
+            })
+            .collect();
+        shown.join(", ")
+    }
+}
+
+const fn req(name: &'static str) -> Param {
+    Param {
+        name,
+        default: None,
+    }
+}
+
+const fn opt(name: &'static str, default: f64) -> Param {
+    Param {
+        name,
+        default: Some(default),
+    }
+}
+
+const fn sig(name: &'static str, params: &'static [Param], prim: Prim) -> Signature {
+    Signature {
+        name,
+        params,
+        builtin: Builtin::Prim(prim),
+    }
+}
+
+const X: &[Param] = &[req("x")];
+const AB: &[Param] = &[req("a"), req("b")];
+const PRED: &[Param] = &[req("prediction"), req("target")];
+
+/// Every builtin function: the one table of names, parameters, defaults and
+/// meanings. A name with several entries (`max(x)`, `max(a, b)`) is chosen
+/// by the number of arguments given; entries of one name are adjacent.
+pub const SIGNATURES: &[Signature] = &[
+    sig("exp", X, Prim::Exp),
+    sig("log", X, Prim::Log),
+    sig("sqrt", X, Prim::Sqrt),
+    sig("abs", X, Prim::Abs),
+    sig("sign", X, Prim::Sign),
+    sig("sin", X, Prim::Sin),
+    sig("cos", X, Prim::Cos),
+    sig("tanh", X, Prim::Tanh),
+    sig("sigmoid", X, Prim::Sigmoid),
+    sig("relu", X, Prim::Relu),
+    sig("softplus", X, Prim::Softplus),
+    sig("log1p", X, Prim::Log1p),
+    sig("expm1", X, Prim::Expm1),
+    sig("erf", X, Prim::Erf),
+    sig("gelu", X, Prim::Gelu),
+    sig(
+        "leaky_relu",
+        &[req("x"), opt("slope", 0.01)],
+        Prim::LeakyRelu,
+    ),
+    sig("elu", &[req("x"), opt("alpha", 1.0)], Prim::Elu),
+    sig(
+        "clip",
+        &[
+            req("x"),
+            opt("lo", f64::NEG_INFINITY),
+            opt("hi", f64::INFINITY),
+        ],
+        Prim::Clip,
+    ),
+    sig("floor", X, Prim::Floor),
+    sig("round", X, Prim::Round),
+    sig("max", X, Prim::MaxAll),
+    sig("max", AB, Prim::Max2),
+    sig("min", X, Prim::MinAll),
+    sig("min", AB, Prim::Min2),
+    sig("pow", &[req("base"), req("exponent")], Prim::Pow),
+    sig("sum", X, Prim::Sum),
+    sig("mean", X, Prim::Mean),
+    sig("norm", X, Prim::Norm),
+    sig("logsumexp", X, Prim::LogSumExp),
+    sig("softmax", X, Prim::Softmax),
+    sig("log_softmax", X, Prim::LogSoftmax),
+    Signature {
+        name: "one_hot",
+        params: &[req("class"), req("classes")],
+        builtin: Builtin::OneHot,
+    },
+    sig("dot", AB, Prim::Dot),
+    sig("outer", AB, Prim::Outer),
+    sig("transpose", X, Prim::Transpose),
+    Signature {
+        name: "where",
+        params: &[req("condition"), req("if_true"), req("if_false")],
+        builtin: Builtin::Where,
+    },
+    sig("mse", PRED, Prim::Mse),
+    sig("bce", PRED, Prim::Bce),
+    sig(
+        "bce_logits",
+        &[req("logit"), req("target")],
+        Prim::BceLogits,
+    ),
+    sig(
+        "cross_entropy",
+        &[req("logits"), req("class")],
+        Prim::CrossEntropy,
+    ),
+    sig(
+        "huber",
+        &[req("prediction"), req("target"), opt("delta", 1.0)],
+        Prim::Huber,
+    ),
+];
+
+/// Names of the builtin functions, in the table's order, each once: for
+/// hints and completion.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    SIGNATURES
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| *i == 0 || SIGNATURES[i - 1].name != s.name)
+        .map(|(_, s)| s.name)
+}
+
+pub fn is_builtin(name: &str) -> bool {
+    SIGNATURES.iter().any(|s| s.name == name)
+}
+
+/// The ways of calling the builtin `name` (empty when there is none).
+pub fn signatures(name: &str) -> &'static [Signature] {
+    let Some(first) = SIGNATURES.iter().position(|s| s.name == name) else {
+        return &[];
     };
-    let binary = |p: Prim| match nargs {
-        2 => Ok(Builtin::Prim(p)),
-        _ => Err("2 arguments"),
+    let n = SIGNATURES[first..]
+        .iter()
+        .take_while(|s| s.name == name)
+        .count();
+    &SIGNATURES[first..first + n]
+}
+
+/// What a builtin accepts, for an arity error: `1 argument (x) or 2
+/// arguments (a, b)`, `2 or 3 arguments (prediction, target, delta = 1)`.
+pub fn arity_text(sigs: &[Signature]) -> String {
+    let one = |s: &Signature| {
+        let (lo, hi) = (s.required(), s.params.len());
+        let count = if lo == hi {
+            format!("{hi} argument{}", if hi == 1 { "" } else { "s" })
+        } else if hi == lo + 1 {
+            format!("{lo} or {hi} arguments")
+        } else {
+            format!("{lo} to {hi} arguments")
+        };
+        format!("{count} ({})", s.params_text())
     };
-    Some(match name {
-        "exp" => unary(Exp),
-        "log" => unary(Log),
-        "sqrt" => unary(Sqrt),
-        "abs" => unary(Abs),
-        "sign" => unary(Sign),
-        "sin" => unary(Sin),
-        "cos" => unary(Cos),
-        "tanh" => unary(Tanh),
-        "sigmoid" => unary(Sigmoid),
-        "relu" => unary(Relu),
-        "softplus" => unary(Softplus),
-        "sum" => unary(Sum),
-        "mean" => unary(Mean),
-        "norm" => unary(Norm),
-        "logsumexp" => unary(LogSumExp),
-        "softmax" => unary(Softmax),
-        "log_softmax" => unary(LogSoftmax),
-        "transpose" => unary(Transpose),
-        "pow" => binary(Pow),
-        "dot" => binary(Dot),
-        "outer" => binary(Outer),
-        "mse" => binary(Mse),
-        "bce" => binary(Bce),
-        "bce_logits" => binary(BceLogits),
-        "cross_entropy" => binary(CrossEntropy),
-        "max" | "min" => match (name, nargs) {
-            ("max", 1) => Ok(Builtin::Prim(MaxAll)),
-            ("max", 2) => Ok(Builtin::Prim(Max2)),
-            ("min", 1) => Ok(Builtin::Prim(MinAll)),
-            ("min", 2) => Ok(Builtin::Prim(Min2)),
-            _ => Err("1 argument (a reduction) or 2 (elementwise)"),
-        },
-        "huber" => match nargs {
-            2 | 3 => Ok(Builtin::Prim(Huber)),
-            _ => Err("2 or 3 arguments (prediction, target, delta = 1)"),
-        },
-        "where" => match nargs {
-            3 => Ok(Builtin::Where),
-            _ => Err("3 arguments (condition, then, else)"),
-        },
-        "one_hot" => match nargs {
-            2 => Ok(Builtin::OneHot),
-            _ => Err("2 arguments (class, number of classes)"),
-        },
-        _ => return None,
-    })
+    let all: Vec<String> = sigs.iter().map(one).collect();
+    all.join(" or ")
 }
 
 impl Prim {
@@ -214,6 +317,15 @@ impl Prim {
             Sigmoid => "sigmoid",
             Relu => "relu",
             Softplus => "softplus",
+            Log1p => "log1p",
+            Expm1 => "expm1",
+            Erf => "erf",
+            Floor => "floor",
+            Round => "round",
+            Gelu => "gelu",
+            LeakyRelu => "leaky_relu",
+            Elu => "elu",
+            Clip => "clip",
             Max2 | MaxAll => "max",
             Min2 | MinAll => "min",
             Sum => "sum",
@@ -245,7 +357,21 @@ impl Prim {
             }
         };
         match self {
-            Neg | Exp | Log | Sqrt | Abs | Sign | Sin | Cos | Tanh | Sigmoid | Relu | Softplus => {
+            Neg | Exp | Log | Sqrt | Abs | Sign | Sin | Cos | Tanh | Sigmoid | Relu | Softplus
+            | Log1p | Expm1 | Erf | Floor | Round | Gelu => Ok(args[0].clone()),
+            LeakyRelu | Elu | Clip => {
+                // The extra arguments (slope, alpha, bounds) are scalars.
+                if let Some(s) = args[1..].iter().find(|s| !s.is_scalar()) {
+                    return Err(format!(
+                        "`{}` needs scalar {}, found shape {s}",
+                        self.name(),
+                        match self {
+                            LeakyRelu => "slope",
+                            Elu => "alpha",
+                            _ => "bounds",
+                        }
+                    ));
+                }
                 Ok(args[0].clone())
             }
             Add | Sub | Mul | Div | Pow | Eq | Ne | Lt | Le | Gt | Ge | Max2 | Min2 => {

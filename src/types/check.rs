@@ -466,7 +466,7 @@ fn resolve_names(c: &mut Checker<'_>, e: &ast::Expr, params: &[String]) {
             ExprKind::Tensor(es) => stack.extend(es),
             ExprKind::Unary(_, x) | ExprKind::Transpose(x) => stack.push(x),
             ExprKind::Binary(_, a, b) => stack.extend([&**a, &**b]),
-            ExprKind::Call { args, .. } => stack.extend(args),
+            ExprKind::Call { args, .. } => stack.extend(args.iter().map(|a| &a.value)),
             ExprKind::Index { base, indices } => {
                 stack.push(base);
                 for ix in indices {

@@ -8,6 +8,7 @@ use crate::shape::{Shape, Tensor};
 use crate::span::Span;
 use crate::syntax::ast::{self, BinOp, ExprKind, IndexItem, UnOp};
 use crate::types::builtins::{self, Builtin, Prim};
+use crate::types::call::{self, Callee};
 use crate::types::check::{Binding, Checker};
 use crate::types::init::parse_number;
 use crate::types::{TExpr, TKind};
@@ -295,7 +296,7 @@ impl Checker<'_> {
     fn call(
         &mut self,
         func: &ast::Ident,
-        args: &[ast::Expr],
+        args: &[ast::Arg],
         span: Span,
         env: Env<'_>,
     ) -> Option<TExpr> {
@@ -331,59 +332,84 @@ impl Checker<'_> {
             }
             _ => {}
         }
-        let builtin = match builtins::lookup(name, args.len()) {
-            None => {
-                let mut d = Diagnostic::error(func.span, format!("unknown function `{name}`"))
-                    .label(func.span, "not a builtin or a user function");
-                let users = self.fns.iter().map(|f| f.name.as_str());
-                if let Some(c) = closest(name, builtins::NAMES.iter().copied().chain(users)) {
-                    d = d.hint(format!("did you mean `{c}`?"));
-                }
+        let sigs = builtins::signatures(name);
+        if sigs.is_empty() {
+            let mut d = Diagnostic::error(func.span, format!("unknown function `{name}`"))
+                .label(func.span, "not a builtin or a user function");
+            let users = self.fns.iter().map(|f| f.name.as_str());
+            let candidates = builtins::names().map(|n| n as &str).chain(users);
+            if let Some(c) = closest(name, candidates) {
+                d = d.hint(format!("did you mean `{c}`?"));
+            }
+            self.error(d);
+            return None;
+        }
+        let Some(sig) = call::choose(sigs, args.len()) else {
+            let accepts = builtins::arity_text(sigs);
+            self.error(call::arity_error(name, &accepts, args.len(), span));
+            return None;
+        };
+        let bound = match call::bind(&Callee::builtin(sig), args, span) {
+            Ok(bound) => bound,
+            Err(d) => {
                 self.error(d);
                 return None;
             }
-            Some(Err(want)) => {
-                self.error(
-                    Diagnostic::error(
-                        span,
-                        format!("`{name}` takes {want}, but {} given", count(args.len())),
-                    )
-                    .label(span, plural(args.len(), "argument")),
-                );
-                return None;
-            }
-            Some(Ok(b)) => b,
         };
-        match builtin {
+        // Every required parameter is bound.
+        let arg = |i: usize| bound[i].expect("a required argument");
+        match sig.builtin {
             Builtin::Where => {
                 let (c, t, f) = (
-                    self.expr(&args[0], env),
-                    self.expr(&args[1], env),
-                    self.expr(&args[2], env),
+                    self.expr(arg(0), env),
+                    self.expr(arg(1), env),
+                    self.expr(arg(2), env),
                 );
                 self.select(c?, t?, f?, span, "`where`")
             }
             Builtin::OneHot => {
-                let n = self.const_index(&args[1])?;
+                let classes = arg(1);
+                let n = self.const_index(classes)?;
                 if n < 1 {
                     self.error(
-                        Diagnostic::error(args[1].span, "`one_hot` needs at least 1 class")
-                            .label(args[1].span, format!("{n} classes")),
+                        Diagnostic::error(classes.span, "`one_hot` needs at least 1 class")
+                            .label(classes.span, format!("{n} classes")),
                     );
                     return None;
                 }
-                let c = self.expr(&args[0], env)?;
+                let c = self.expr(arg(0), env)?;
                 self.prim(Prim::OneHot(n as usize), vec![c], span)
             }
             Builtin::Prim(prim) => {
-                let typed: Vec<Option<TExpr>> = args.iter().map(|a| self.expr(a, env)).collect();
-                let mut typed: Vec<TExpr> = typed.into_iter().collect::<Option<_>>()?;
-                if prim == Prim::Huber && typed.len() == 2 {
-                    typed.push(TExpr {
-                        kind: TKind::Const(Tensor::scalar(1.0)),
-                        shape: Shape::scalar(),
-                        span,
-                    });
+                let typed: Vec<Option<TExpr>> = bound
+                    .iter()
+                    .zip(sig.params)
+                    .map(|(a, p)| match (a, p.default) {
+                        (Some(a), _) => self.expr(a, env),
+                        // An optional argument left out: its default, placed
+                        // at the call.
+                        (None, d) => Some(TExpr {
+                            kind: TKind::Const(Tensor::scalar(d.expect("a default"))),
+                            shape: Shape::scalar(),
+                            span,
+                        }),
+                    })
+                    .collect();
+                let typed: Vec<TExpr> = typed.into_iter().collect::<Option<_>>()?;
+                // Optional parameters (huber's delta, a slope, a bound) are scalars.
+                let optional = sig.params.iter().zip(&typed);
+                for (p, a) in optional.filter(|(p, _)| p.default.is_some()) {
+                    if !a.shape.is_scalar() {
+                        self.error(
+                            Diagnostic::error(
+                                a.span,
+                                format!("the `{}` of `{name}` must be a scalar", p.name),
+                            )
+                            .label(a.span, format!("shape {}", a.shape))
+                            .hint(format!("`{}` applies one value to every element", p.name)),
+                        );
+                        return None;
+                    }
                 }
                 self.prim(prim, typed, span)
             }
@@ -394,7 +420,7 @@ impl Checker<'_> {
         &mut self,
         index: usize,
         func: &ast::Ident,
-        args: &[ast::Expr],
+        args: &[ast::Arg],
         span: Span,
         env: Env<'_>,
     ) -> Option<TExpr> {
@@ -413,23 +439,18 @@ impl Checker<'_> {
             );
             return None;
         }
-        if args.len() != def.params.len() {
-            self.error(
-                Diagnostic::error(
-                    span,
-                    format!(
-                        "`{}` takes {}, but {} given",
-                        def.name,
-                        plural(def.params.len(), "argument"),
-                        count(args.len())
-                    ),
-                )
-                .label(span, plural(args.len(), "argument"))
-                .label(def.span, "defined here"),
-            );
-            return None;
-        }
-        let typed: Vec<Option<TExpr>> = args.iter().map(|a| self.expr(a, env)).collect();
+        let bound = match call::bind(&Callee::user(&def.name, &def.params, def.span), args, span) {
+            Ok(bound) => bound,
+            Err(d) => {
+                self.error(d);
+                return None;
+            }
+        };
+        // A user function's parameters are all required, so all are bound.
+        let typed: Vec<Option<TExpr>> = bound
+            .iter()
+            .map(|a| self.expr(a.expect("a required argument"), env))
+            .collect();
         let typed: Vec<TExpr> = typed.into_iter().collect::<Option<_>>()?;
         let frame: Vec<(String, Shape)> = def
             .params
@@ -590,14 +611,4 @@ fn binop_prim(op: BinOp) -> Prim {
         BinOp::Gt => Prim::Gt,
         BinOp::Ge => Prim::Ge,
     }
-}
-
-/// `1 argument`, `2 arguments`.
-fn plural(n: usize, what: &str) -> String {
-    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
-}
-
-/// `1 was`, `2 were`.
-fn count(n: usize) -> String {
-    format!("{n} {}", if n == 1 { "was" } else { "were" })
 }

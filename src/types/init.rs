@@ -10,8 +10,9 @@
 //! - `zeros`, `ones`, `glorot`, `he`, bare or with `()`;
 //! - `normal(mean, std)` and `uniform(lo, hi)`, with two arguments or none:
 //!   `normal` alone is `normal(0, 1)` and `uniform` alone is `uniform(0, 1)`,
-//!   the PyTorch defaults. One argument is refused, because `normal(0.1)`
-//!   reads as a standard deviation to some and as a mean to others.
+//!   the PyTorch defaults. One positional argument is refused, because
+//!   `normal(0.1)` reads as a standard deviation to some and as a mean to
+//!   others; by keyword it is clear: `normal(std = 0.1)`.
 //!
 //! Arguments and tensor elements are number literals, possibly signed.
 
@@ -23,7 +24,8 @@ use rand_distr::StandardNormal;
 use crate::diagnostic::Diagnostic;
 use crate::shape::{fmt_num, Shape, Tensor};
 use crate::span::Span;
-use crate::syntax::ast::{Expr, ExprKind, UnOp};
+use crate::syntax::ast::{Arg, Expr, ExprKind, UnOp};
+use crate::types::call::{self, Callee};
 
 /// How a parameter gets its first value.
 #[derive(Clone, Debug, PartialEq)]
@@ -225,15 +227,63 @@ pub fn check_init(
             Ok((Init::Literal(t), shape))
         }
         ExprKind::Name(name) => Ok((named(name, &[], expr.span)?, declared_or_scalar())),
-        ExprKind::Call { func, args } => {
-            Ok((named(&func.name, args, func.span)?, declared_or_scalar()))
-        }
+        ExprKind::Call { func, args } => Ok((
+            named_call(&func.name, args, func.span)?,
+            declared_or_scalar(),
+        )),
         _ => Err(
             Diagnostic::error(expr.span, "an initialiser must be a constant")
                 .label(expr.span, "computed values cannot initialise a parameter")
                 .hint(format!("initialisers: {INIT_NAMES}")),
         ),
     }
+}
+
+/// The parameters of the initialisers that take arguments, with their
+/// defaults (PyTorch's).
+fn init_params(name: &str) -> Option<[(&'static str, &'static str); 2]> {
+    match name {
+        "normal" => Some([("mean", "0"), ("std", "1")]),
+        "uniform" => Some([("lo", "0"), ("hi", "1")]),
+        _ => None,
+    }
+}
+
+/// A named initialiser's call, with keyword arguments bound: `normal(std =
+/// 0.1)` is `normal(0, 0.1)`. Without keywords the arguments are taken as
+/// written, so that `normal(0.1)` stays an arity error.
+fn named_call(name: &str, args: &[Arg], name_span: Span) -> Result<Init, Diagnostic> {
+    if args.iter().all(|a| a.name.is_none()) {
+        let values: Vec<Expr> = args.iter().map(|a| a.value.clone()).collect();
+        return named(name, &values, name_span);
+    }
+    let fixed = matches!(name, "zeros" | "ones" | "glorot" | "he");
+    let params = match init_params(name) {
+        Some(p) => p.to_vec(),
+        None if fixed => Vec::new(),
+        None => return named(name, &[], name_span),
+    };
+    let names: Vec<&str> = params.iter().map(|(n, _)| *n).collect();
+    let shown: Vec<String> = params.iter().map(|(n, d)| format!("{n} = {d}")).collect();
+    let callee = Callee {
+        name,
+        params: names,
+        required: 0,
+        accepts: format!("{} arguments ({})", params.len(), shown.join(", ")),
+        shown: format!("{name}({})", shown.join(", ")),
+        def: None,
+    };
+    let all = name_span.to(args.last().map_or(name_span, |a| a.value.span));
+    let bound = call::bind(&callee, args, all)?;
+    let values: Vec<Expr> = bound
+        .iter()
+        .zip(&params)
+        .map(|(b, (_, d))| match b {
+            Some(e) => (*e).clone(),
+            None => Expr::new(ExprKind::Number(d.to_string()), name_span),
+        })
+        .collect();
+    named(name, &values, name_span)
 }
 
 /// `zeros`, `normal(0, 0.1)`, ...: a named initialiser with its arguments.

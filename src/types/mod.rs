@@ -6,6 +6,7 @@
 //! shape-polymorphic and the typed program holds one body per call.
 
 pub mod builtins;
+mod call;
 pub mod check;
 mod expr;
 pub mod init;

@@ -197,6 +197,26 @@ fn distinct(lo: f64, hi: f64, n: usize, gap: f64) -> impl Strategy<Value = Vec<f
     })
 }
 
+/// `n` numbers in -4..4 at least 0.05 from every integer and half-integer,
+/// where `floor` or `round` jump.
+fn off_steps(n: usize) -> impl Strategy<Value = Vec<f64>> {
+    vec(
+        (-8i32..8, 0.05..0.45f64).prop_map(|(k, f)| f64::from(k) * 0.5 + f),
+        n,
+    )
+}
+
+/// `n` numbers in -3..3 at least 0.01 from the bounds -1, 1, -0.5 and 0.5
+/// that the clip tests use.
+fn off_bounds(n: usize) -> impl Strategy<Value = Vec<f64>> {
+    vec(
+        (-3.0..3.0f64).prop_filter("off the bounds", |x| {
+            [-1.0, -0.5, 0.5, 1.0].iter().all(|b| (x - b).abs() > 0.01)
+        }),
+        n,
+    )
+}
+
 // ---------------------------------------------------------------------------
 // Every rule against finite differences
 // ---------------------------------------------------------------------------
@@ -269,6 +289,52 @@ proptest! {
     #[test]
     fn unary_softplus(x in uni(-8.0, 8.0, 3), r in uni(-2.0, 2.0, 3)) {
         grad_ok(&unary_src("softplus"), &[v(&x)], &[v(&r)])?;
+    }
+
+    #[test]
+    fn unary_log1p(x in uni(-0.8, 5.0, 3), r in uni(-2.0, 2.0, 3)) {
+        grad_ok(&unary_src("log1p"), &[v(&x)], &[v(&r)])?;
+    }
+
+    #[test]
+    fn unary_expm1(x in uni(-4.0, 4.0, 3), r in uni(-2.0, 2.0, 3)) {
+        grad_ok(&unary_src("expm1"), &[v(&x)], &[v(&r)])?;
+    }
+
+    #[test]
+    fn unary_erf(x in uni(-3.0, 3.0, 3), r in uni(-2.0, 2.0, 3)) {
+        grad_ok(&unary_src("erf"), &[v(&x)], &[v(&r)])?;
+    }
+
+    #[test]
+    fn unary_floor_and_round_are_flat(x in off_steps(3), r in uni(-2.0, 2.0, 3)) {
+        // Only the products pass a cotangent: d/dx (floor(x) x) = floor(x).
+        let src = "param x: [3]\ninput r: [3]\nloss dot(r, floor(x) * x) + dot(r * r, round(x) * x)\n";
+        grad_ok(src, &[v(&x)], &[v(&r)])?;
+    }
+
+    #[test]
+    fn gelu(x in uni(-5.0, 5.0, 3), r in uni(-2.0, 2.0, 3)) {
+        grad_ok(&unary_src("gelu"), &[v(&x)], &[v(&r)])?;
+    }
+
+    #[test]
+    fn leaky_relu_and_its_slope(x in away(0.01, 3.0, 3), k in uni(0.0, 0.5, 1), r in uni(-2.0, 2.0, 3)) {
+        let src = "param x: [3]\nparam k\ninput r: [3]\nloss dot(r, leaky_relu(x, slope = k)) + dot(r, leaky_relu(x))\n";
+        grad_ok(src, &[v(&x), s(k[0])], &[v(&r)])?;
+    }
+
+    #[test]
+    fn elu_and_its_alpha(x in away(0.01, 3.0, 3), a in uni(0.5, 2.0, 1), r in uni(-2.0, 2.0, 3)) {
+        let src = "param x: [3]\nparam a\ninput r: [3]\nloss dot(r, elu(x, alpha = a)) + dot(r, elu(x))\n";
+        grad_ok(src, &[v(&x), s(a[0])], &[v(&r)])?;
+    }
+
+    #[test]
+    fn clip_and_its_bounds(x in off_bounds(4), r in uni(-2.0, 2.0, 4)) {
+        let src = "param x: [4]\nparam lo\nparam hi\ninput r: [4]\n\
+                   loss dot(r, clip(x, lo, hi)) + dot(r, clip(x, hi = 0.5)) + dot(r * r, clip(x, lo = -0.5))\n";
+        grad_ok(src, &[v(&x), s(-1.0), s(1.0)], &[v(&r)])?;
     }
 
     #[test]
@@ -719,6 +785,62 @@ fn sqrt_at_zero_is_plus_infinity() {
     assert_eq!(g[0].data, vec![f64::INFINITY, 0.25]);
 }
 
+#[test]
+fn floor_and_round_have_zero_gradient() {
+    // At their jumps too: 0, never NaN.
+    let x = [-1.5, -1.0, -0.5, -0.0, 0.0, 0.5, 2.5, 3.7];
+    for f in ["floor", "round"] {
+        let (_, g) = exact(&format!("param x: [8]\nloss sum({f}(x))\n"), &[v(&x)], &[]);
+        assert_eq!(g[0].data, vec![0.0; 8], "{f}");
+    }
+    // The value passes through the other factor only.
+    let (l, g) = exact("param x\nloss round(x) * x + floor(x)\n", &[s(2.5)], &[]);
+    assert_eq!((l, g[0].data[0]), (2.0 * 2.5 + 2.0, 2.0));
+}
+
+#[test]
+fn leaky_relu_and_elu_at_zero_take_the_negative_side() {
+    // As PyTorch: leaky_relu'(0) = slope, elu'(0) = alpha.
+    let (l, g) = exact("param x\nloss leaky_relu(x, slope = 0.2)\n", &[s(0.0)], &[]);
+    assert_eq!((l, g[0].data[0]), (0.0, 0.2));
+    let (_, g) = exact("param x\nloss leaky_relu(x)\n", &[s(0.0)], &[]);
+    assert_eq!(g[0].data[0], 0.01);
+    let (_, g) = exact("param x\nloss elu(x, alpha = 1.5)\n", &[s(0.0)], &[]);
+    assert_eq!(g[0].data[0], 1.5);
+    let (l, g) = exact(
+        "param x: [3]\nloss sum(elu(x))\n",
+        &[v(&[-1.0, 0.0, 2.0])],
+        &[],
+    );
+    assert_close("elu", &[l], &[(-1f64).exp_m1() + 2.0], 1e-15);
+    assert_close("d elu", &g[0].data, &[(-1f64).exp(), 1.0, 1.0], 1e-15);
+}
+
+#[test]
+fn clip_passes_the_gradient_inside_its_bounds_only() {
+    // 1 inside [lo, hi], bounds included (as PyTorch's clamp), 0 outside;
+    // each bound gets the cotangent of the elements clipped to it.
+    let (l, g) = exact(
+        "param x: [5]\nparam lo\nparam hi\nloss sum(clip(x, lo, hi))\n",
+        &[v(&[-2.0, -1.0, 0.0, 1.0, 2.0]), s(-1.0), s(1.0)],
+        &[],
+    );
+    assert_eq!(l, -1.0 - 1.0 + 0.0 + 1.0 + 1.0);
+    assert_eq!(g[0].data, vec![0.0, 1.0, 1.0, 1.0, 0.0]);
+    assert_eq!((g[1].data[0], g[2].data[0]), (1.0, 1.0));
+    // One bound by keyword; the other is infinite.
+    let (l, g) = exact(
+        "param x: [3]\nloss sum(clip(x, hi = 1))\n",
+        &[v(&[-1e300, 0.5, 3.0])],
+        &[],
+    );
+    assert_eq!(l, -1e300 + 0.5 + 1.0);
+    assert_eq!(g[0].data, vec![1.0, 1.0, 0.0]);
+    // lo above hi: hi wins, as min(max(x, lo), hi).
+    let (l, g) = exact("param x\nloss clip(x, 2, 1)\n", &[s(0.0)], &[]);
+    assert_eq!((l, g[0].data[0]), (1.0, 0.0));
+}
+
 // ---------------------------------------------------------------------------
 // Stable primitives at |x| = 1000
 // ---------------------------------------------------------------------------
@@ -872,6 +994,38 @@ fn cross_entropy_at_1000() {
     assert_close("ce", &[l], &[(2.0 + e).ln()], 1e-13);
     let p = [1.0 / (2.0 + e), e / (2.0 + e), 1.0 / (2.0 + e)];
     assert_close("d ce", &g[0].data, &[p[0], p[1], p[2] - 1.0], SHIFTED);
+}
+
+#[test]
+fn gelu_elu_and_erf_at_1000() {
+    // No NaN: erf saturates to ±1, its derivative underflows to 0, and the
+    // untaken expm1(1000) = inf of elu is masked.
+    let (l, g) = exact(
+        "param x: [2]\nloss sum(gelu(x))\n",
+        &[v(&[1000.0, -1000.0])],
+        &[],
+    );
+    assert_eq!(l, 1000.0);
+    assert_eq!(g[0].data, vec![1.0, 0.0]);
+    let (l, g) = exact(
+        "param x: [2]\nloss sum(elu(x))\n",
+        &[v(&[1000.0, -1000.0])],
+        &[],
+    );
+    assert_eq!(l, 1000.0 - 1.0);
+    assert_eq!(g[0].data, vec![1.0, 0.0]);
+    let (l, g) = exact(
+        "param x: [2]\nloss sum(erf(x)) + sum(log1p(x * x))\n",
+        &[v(&[1000.0, -1000.0])],
+        &[],
+    );
+    assert_close("erf + log1p", &[l], &[2.0 * 1e6f64.ln_1p()], 1e-15);
+    assert_close(
+        "d",
+        &g[0].data,
+        &[2e3 / (1.0 + 1e6), -2e3 / (1.0 + 1e6)],
+        1e-15,
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1090,6 +1244,17 @@ proptest! {
         let src = "param x: [3]\nparam a\ninput r: [3]\n\
                    loss sum(exp(a * x) * sin(x)) + dot(r, log(x) / (1 + x)) + tanh(a)^3 + sigmoid(a * x[0]) * softplus(x[1])\n\
                    + sqrt(x[2]) * x^a @ r + logsumexp(x * a) + dot(r, softmax(x)) + norm(x) * a + sum(outer(x, r) @ x) + mse(x, r) + cross_entropy(a * x, 1)\n";
+        hessian_vs_differences(src, &[v(&x), s(a[0])], &[v(&r)])?;
+    }
+
+    #[test]
+    fn hessian_of_the_later_elementwise_functions(x in uni(0.3, 2.0, 3), a in uni(-1.5, 1.5, 1), r in uni(-1.0, 1.0, 3)) {
+        // Both sides of the kinks of leaky_relu and clip (a random point
+        // within the differences' step of one is improbable); a trainable
+        // slope, alpha and bound.
+        let src = "param x: [3]\nparam a\ninput r: [3]\n\
+                   loss dot(r, log1p(x * a * a) + expm1(a * x) + erf(a * x) + gelu(a * x))\n\
+                   + dot(r, leaky_relu(x - 1, slope = a) + elu(x - 3, alpha = a) * x + clip(x * a, 0.25 * a - 5, 2.5) * x)\n";
         hessian_vs_differences(src, &[v(&x), s(a[0])], &[v(&r)])?;
     }
 }

@@ -381,7 +381,26 @@ fn expr(sh: Sh, depth: u32) -> BoxedStrategy<String> {
     }
     let d = depth - 1;
     let unary = proptest::sample::select(&[
-        "exp", "log", "sqrt", "abs", "sign", "sin", "cos", "tanh", "sigmoid", "relu", "softplus",
+        "exp",
+        "log",
+        "sqrt",
+        "abs",
+        "sign",
+        "sin",
+        "cos",
+        "tanh",
+        "sigmoid",
+        "relu",
+        "softplus",
+        "log1p",
+        "expm1",
+        "erf",
+        "floor",
+        "round",
+        "gelu",
+        "leaky_relu",
+        "elu",
+        "clip",
         "-",
     ]);
     let binop =

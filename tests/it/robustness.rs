@@ -226,6 +226,15 @@ fn expr(names: &'static [&'static str]) -> impl Strategy<Value = String> {
         "sigmoid",
         "relu",
         "softplus",
+        "log1p",
+        "expm1",
+        "erf",
+        "floor",
+        "round",
+        "gelu",
+        "leaky_relu",
+        "elu",
+        "clip",
         "sum",
         "mean",
         "max",
@@ -248,6 +257,26 @@ fn expr(names: &'static [&'static str]) -> impl Strategy<Value = String> {
         "cross_entropy",
         "huber",
     ];
+    // Calls with keyword arguments, right and wrong: `{0}` and `{1}` are
+    // replaced by expressions.
+    const KEYWORD: &[&str] = &[
+        "huber({0}, {1}, delta = {1})",
+        "huber(target = {0}, prediction = {1})",
+        "huber({0}, delta = {1})",
+        "huber({0}, {1}, delt = 1)",
+        "huber({0}, delta = 1, {1})",
+        "clip({0}, hi = {1})",
+        "clip({0}, lo = {1}, lo = {1})",
+        "leaky_relu({0}, slope = {1})",
+        "elu(x = {0}, alpha = {1})",
+        "one_hot({0}, classes = {1})",
+        "one_hot(class = {0}, classes = 2)",
+        "where(condition = {0}, if_true = {1}, if_false = {0})",
+        "f({0}, b = {1})",
+        "f(b = {0}, a = {1})",
+        "f({0}, a = {1})",
+        "exp(y = {0})",
+    ];
     const INDEX: &[&str] = &[
         "0", "-1", "1", "1:", ":2", ":", "0, :", ":, 1", "-2:-1", "3",
     ];
@@ -262,6 +291,8 @@ fn expr(names: &'static [&'static str]) -> impl Strategy<Value = String> {
             (inner.clone(), inner.clone(), inner.clone())
                 .prop_map(|(a, b, c)| format!("where({a}, {b}, {c})")),
             inner.clone().prop_map(|a| format!("one_hot({a}, 3)")),
+            (select(KEYWORD), inner.clone(), inner.clone())
+                .prop_map(|(f, a, b)| f.replace("{0}", &a).replace("{1}", &b)),
             inner.clone().prop_map(|a| format!("{a}.T")),
             (inner.clone(), select(INDEX)).prop_map(|(a, ix)| format!("{a}[{ix}]")),
             (inner.clone(), inner.clone(), inner.clone())
@@ -397,10 +428,34 @@ impl Gen {
             }
             1 => {
                 let f = self.one(&[
-                    "exp", "log", "sqrt", "abs", "sign", "sin", "cos", "tanh", "sigmoid", "relu",
+                    "exp",
+                    "log",
+                    "sqrt",
+                    "abs",
+                    "sign",
+                    "sin",
+                    "cos",
+                    "tanh",
+                    "sigmoid",
+                    "relu",
                     "softplus",
+                    "log1p",
+                    "expm1",
+                    "erf",
+                    "floor",
+                    "round",
+                    "gelu",
+                    "leaky_relu",
+                    "elu",
+                    "clip",
                 ]);
-                format!("{f}({})", self.expr(sh, d))
+                let x = self.expr(sh, d);
+                match self.pick(3) {
+                    0 if f == "clip" => format!("clip({x}, -1, hi = {})", self.expr(Sh::S, d)),
+                    0 if f == "leaky_relu" => format!("leaky_relu({x}, slope = 0.2)"),
+                    0 if f == "elu" => format!("elu(alpha = {}, x = {x})", self.expr(Sh::S, d)),
+                    _ => format!("{f}({x})"),
+                }
             }
             2 => format!("(-{})", self.expr(sh, d)),
             3 => {

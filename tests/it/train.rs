@@ -1322,3 +1322,48 @@ fn history_as_csv_and_loss_curves_as_svg() {
     assert!(e.to_string().contains(".svg or .png"), "{e}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+// ---------------------------------------------------------------------------
+// Keyword arguments
+
+/// `examples/linear.grad` with its loss replaced, trained on its data.
+fn linear_with_loss(loss: &str) -> (Recorder, Report) {
+    let (c, cfg, opts) = example("linear.grad");
+    let src = std::fs::read_to_string(root().join("examples/linear.grad"))
+        .unwrap()
+        .replace("loss mse(yhat, y)", &format!("loss {loss}"));
+    let c2 = compile(&src);
+    assert_ne!(
+        c2.ir.to_string(),
+        c.ir.to_string(),
+        "the loss was not replaced"
+    );
+    let mut cfg = cfg;
+    cfg.epochs = Some(5);
+    cfg.batch = Batch::Size(16);
+    let mut rec = Recorder::default();
+    let r = runtime::train(&c2, &cfg, &opts, &mut rec).unwrap_or_else(|e| panic!("{e}"));
+    (rec, r)
+}
+
+#[test]
+fn huber_delta_by_keyword_trains_as_by_position() {
+    let (rec_kw, kw) = linear_with_loss("huber(yhat, y, delta = 0.5)");
+    let (rec_pos, pos) = linear_with_loss("huber(yhat, y, 0.5)");
+    let bits = |r: &Report| -> Vec<u64> {
+        r.params
+            .iter()
+            .flat_map(|p| p.data.iter().map(|v| v.to_bits()))
+            .collect()
+    };
+    assert_eq!(rec_kw.losses.len(), rec_pos.losses.len());
+    for (a, b) in rec_kw.losses.iter().zip(&rec_pos.losses) {
+        assert_eq!(a.to_bits(), b.to_bits(), "losses differ");
+    }
+    assert_eq!(bits(&kw), bits(&pos));
+    assert_eq!(kw.train.loss.to_bits(), pos.train.loss.to_bits());
+    // The keyword is not ignored: the default delta (1) trains differently.
+    let (rec_default, default) = linear_with_loss("huber(yhat, y)");
+    assert_ne!(rec_default.losses, rec_kw.losses);
+    assert_ne!(bits(&default), bits(&kw));
+}

@@ -16,6 +16,46 @@ fn unary_ops() {
 }
 
 #[test]
+fn rounding_and_the_new_functions_on_special_values() {
+    // Ties (round is to even), signed zeros, values near the limits of each
+    // function, in f64x2 pairs and a scalar tail.
+    let xs = [
+        -2.5,
+        -1.5,
+        -0.5,
+        0.5,
+        1.5,
+        2.5,
+        -0.0,
+        0.0,
+        4503599627370495.5,
+        -1e-310,
+        1e-20,
+        -1.0,
+        -1.0000001,
+        709.8,
+        -745.2,
+        27.0,
+        -6.0,
+        f64::NAN,
+        f64::INFINITY,
+    ];
+    let s = Shape::vector(xs.len());
+    let (mut f, _, x) = function(&[], std::slice::from_ref(&s));
+    for u in [
+        Unary::Floor,
+        Unary::Round,
+        Unary::Log1p,
+        Unary::Expm1,
+        Unary::Erf,
+    ] {
+        let y = push(&mut f, Op::Unary(u), &[x[0]]);
+        output(&mut f, y);
+    }
+    agree(&f, &[], &[Tensor::new(s, xs.to_vec())]);
+}
+
+#[test]
 fn binary_ops_with_broadcasting() {
     let v = Shape::vector(12);
     let cases = [

@@ -54,13 +54,20 @@ impl Translator<'_, '_> {
                 let keep = self.b.ins().fcmp(FloatCC::UnorderedOrGreaterThan, x, zero);
                 self.b.ins().select(keep, x, zero)
             }
+            // Exact operations, so they agree with the interpreter's
+            // `floor` and `round_ties_even`.
+            Unary::Floor => self.b.ins().floor(x),
+            Unary::Round => self.b.ins().nearest(x),
             Unary::Exp
             | Unary::Log
             | Unary::Sin
             | Unary::Cos
             | Unary::Tanh
             | Unary::Sigmoid
-            | Unary::Softplus => self.call(Callee::Unary(u), &[x]),
+            | Unary::Softplus
+            | Unary::Log1p
+            | Unary::Expm1
+            | Unary::Erf => self.call(Callee::Unary(u), &[x]),
         }
     }
 
@@ -187,7 +194,7 @@ pub(super) fn lane_wise(op: ElementOp) -> bool {
 /// measured slower than the scalar `select`s.)
 fn lane_wise_unary(u: Unary) -> bool {
     match u {
-        Unary::Neg | Unary::Abs | Unary::Sqrt => true,
+        Unary::Neg | Unary::Abs | Unary::Sqrt | Unary::Floor | Unary::Round => true,
         Unary::Exp
         | Unary::Log
         | Unary::Sign
@@ -196,7 +203,10 @@ fn lane_wise_unary(u: Unary) -> bool {
         | Unary::Tanh
         | Unary::Sigmoid
         | Unary::Relu
-        | Unary::Softplus => false,
+        | Unary::Softplus
+        | Unary::Log1p
+        | Unary::Expm1
+        | Unary::Erf => false,
     }
 }
 

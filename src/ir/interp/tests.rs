@@ -30,6 +30,39 @@ fn assert_close(a: Tensor, b: Tensor) {
 }
 
 #[test]
+fn log1p_expm1_erf_floor_round() {
+    let u = |u: Unary, xs: &[f64]| eval(Op::Unary(u), &[&t(&[xs.len()], xs)]).data;
+    // Accurate near 0, where log(1 + x) and exp(x) - 1 lose every digit.
+    assert_eq!(
+        u(Unary::Log1p, &[1e-20, 0.0, -1.0]),
+        [1e-20, 0.0, f64::NEG_INFINITY]
+    );
+    assert!(u(Unary::Log1p, &[-2.0])[0].is_nan());
+    assert_eq!(u(Unary::Expm1, &[1e-20, f64::NEG_INFINITY]), [1e-20, -1.0]);
+    assert_close(
+        eval(Op::Unary(Unary::Log1p), &[&s(std::f64::consts::E - 1.0)]),
+        s(1.0),
+    );
+    // erf(0.5), erf(1) to 16 digits (Abramowitz and Stegun, table 7.1).
+    let e = u(Unary::Erf, &[0.5, 1.0, -1.0, 0.0, f64::INFINITY, -40.0]);
+    assert!((e[0] - 0.520_499_877_813_046_5).abs() < 2e-16, "{}", e[0]);
+    assert!((e[1] - 0.842_700_792_949_714_9).abs() < 2e-16, "{}", e[1]);
+    assert_eq!(e[2], -e[1]);
+    assert_eq!(e[3..], [0.0, 1.0, -1.0]);
+    // Floor, and round with ties to even; signed zeros kept.
+    let x = [-2.5, -1.5, -0.5, -0.2, 0.5, 1.5, 2.5, 2.6, -0.0, 1e300];
+    assert_eq!(
+        u(Unary::Floor, &x),
+        [-3.0, -2.0, -1.0, -1.0, 0.0, 1.0, 2.0, 2.0, -0.0, 1e300]
+    );
+    let r = u(Unary::Round, &x);
+    assert_eq!(r, [-2.0, -2.0, -0.0, -0.0, 0.0, 2.0, 2.0, 3.0, -0.0, 1e300]);
+    assert!(r[2].is_sign_negative() && r[3].is_sign_negative() && r[8].is_sign_negative());
+    assert!(u(Unary::Round, &[f64::NAN])[0].is_nan());
+    assert_eq!(u(Unary::Floor, &[f64::NEG_INFINITY]), [f64::NEG_INFINITY]);
+}
+
+#[test]
 fn unary_ops() {
     let x = t(&[3], &[-2.0, 0.0, 3.0]);
     let u = |u| eval(Op::Unary(u), &[&x]);
