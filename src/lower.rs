@@ -8,11 +8,13 @@
 //! bce_logits, so that the interpreter, the autodiff and the backend give
 //! each its stable formula.
 
-use crate::ir::{Binary, ConstData, Function, Op, Output, Role, Slot, Unary, Value};
+use std::collections::HashMap;
+
+use crate::ir::{Binary, ConstData, Function, Loop, Op, Output, Role, SliceAxis, Slot, Unary, Value};
 use crate::passes::splat_value;
 use crate::shape::{Shape, Tensor};
 use crate::span::Span;
-use crate::types::{Prim, Program, TExpr, TKind};
+use crate::types::{Prim, Program, TExpr, TKind, TLoop};
 
 /// The lower bound of the logarithms in `bce`.
 const BCE_LOG_FLOOR: f64 = -100.0;
@@ -43,6 +45,9 @@ pub fn lower(p: &Program) -> Function {
         inputs: Vec::new(),
         lets: Vec::new(),
         call_site: None,
+        stack: Vec::new(),
+        bodies: Vec::new(),
+        locals: HashMap::new(),
     };
     for (i, d) in p.params.iter().enumerate() {
         let v = l.f.push(Op::Param(i), vec![], d.span);
@@ -55,9 +60,19 @@ pub fn lower(p: &Program) -> Function {
         l.inputs.push(v);
     }
     for d in &p.lets {
-        let v = l.expr(&d.value, &[]);
-        l.f.set_name(v, &d.name);
-        l.lets.push(v);
+        let vs = if d.parts.is_empty() {
+            vec![l.expr(&d.value, &[])]
+        } else {
+            l.parts(&d.value, &[])
+        };
+        if d.parts.is_empty() {
+            l.f.set_name(vs[0], &d.name);
+        } else {
+            for (v, name) in vs.iter().zip(&d.parts) {
+                l.f.set_name(*v, name);
+            }
+        }
+        l.lets.push(vs);
     }
     if let Some(loss) = &p.loss {
         let v = l.expr(loss, &[]);
@@ -74,11 +89,36 @@ pub fn lower(p: &Program) -> Function {
     l.f
 }
 
+/// A value of the function at a depth: 0 the program's, `d` the body of
+/// the `d`-th loop being lowered, one inside another.
+type Fv = (usize, Value);
+
+/// A loop body being lowered: what it captures from the functions around
+/// it.
+#[derive(Default)]
+struct Body {
+    /// A value of an enclosing function, by where it is, to the value that
+    /// stands for it in the body (a parameter, or a copied constant).
+    map: HashMap<Fv, Value>,
+    /// The captured values, in the function around the body: the loop's
+    /// arguments after the carried values.
+    args: Vec<Value>,
+}
+
 struct Lowerer {
+    /// The function being built: the program's, or a loop body's.
     f: Function,
+    /// The functions around `f`, outermost first: `stack.len()` is the depth
+    /// of `f`.
+    stack: Vec<Function>,
+    /// The bodies being lowered, one per depth from 1.
+    bodies: Vec<Body>,
     params: Vec<Value>,
     inputs: Vec<Value>,
-    lets: Vec<Value>,
+    /// Each `let`'s value, or its parts for `let (a, b) = ...`.
+    lets: Vec<Vec<Value>>,
+    /// Every local lowered so far.
+    locals: HashMap<usize, Fv>,
     /// While a user function's body is inlined: the span of the outermost
     /// call, which its instructions take, so that `gradc grad` tags them with
     /// the line that uses the function rather than the line that defines it.
@@ -122,15 +162,206 @@ impl Lowerer {
         self.bin(Binary::Div, s, n, span)
     }
 
+    /// The depth of the function being built.
+    fn depth(&self) -> usize {
+        self.stack.len()
+    }
+
+    /// The function at depth `d`.
+    fn func(&mut self, d: usize) -> &mut Function {
+        if d == self.stack.len() {
+            &mut self.f
+        } else {
+            &mut self.stack[d]
+        }
+    }
+
+    /// `fv` as a value of the function being built: itself, or what stands
+    /// for it in the loop bodies between (see [`Lowerer::capture`]).
+    fn here(&mut self, fv: Fv) -> Value {
+        let d = self.depth();
+        if fv.0 == d {
+            fv.1
+        } else {
+            self.capture(d, fv)
+        }
+    }
+
+    /// `fv`, of a function around the body at depth `d`, in that body: a
+    /// constant is copied in; another value becomes a captured parameter of
+    /// the body (and of each body between).
+    fn capture(&mut self, d: usize, fv: Fv) -> Value {
+        if let Some(&v) = self.bodies[d - 1].map.get(&fv) {
+            return v;
+        }
+        let outer = if fv.0 == d - 1 {
+            fv.1
+        } else {
+            self.capture(d - 1, fv)
+        };
+        let inst = self.func(d - 1).inst(outer).clone();
+        let v = if let Op::Const(_) = inst.op {
+            self.func(d).push(inst.op.clone(), vec![], inst.span)
+        } else {
+            let f = self.func(d);
+            let k = f.params.len();
+            let name = inst.name.clone().unwrap_or_else(|| format!("c{k}"));
+            f.params.push(Slot {
+                name: name.clone(),
+                shape: inst.shape.clone(),
+            });
+            let p = f.push(Op::Param(k), vec![], inst.span);
+            f.set_name(p, &name);
+            self.bodies[d - 1].args.push(outer);
+            p
+        };
+        self.bodies[d - 1].map.insert(fv, v);
+        v
+    }
+
+    /// The values of a tuple's parts (or the one value of a tensor).
+    fn parts(&mut self, e: &TExpr, args: &[Fv]) -> Vec<Value> {
+        if e.parts().is_none() {
+            return vec![self.expr(e, args)];
+        }
+        let span = self.call_site.unwrap_or(e.span);
+        match &e.kind {
+            TKind::Tuple(es) => es.iter().map(|x| self.expr(x, args)).collect(),
+            TKind::Loop(l) => self.lower_loop(l, args, span),
+            TKind::Call {
+                args: actual, body, ..
+            } => {
+                let d = self.depth();
+                let vs: Vec<Fv> = actual.iter().map(|x| (d, self.expr(x, args))).collect();
+                let outer = self.call_site.replace(self.call_site.unwrap_or(span));
+                let out = self.parts(body, &vs);
+                self.call_site = outer;
+                out
+            }
+            TKind::Block(lets, value) => {
+                self.block_lets(lets, args);
+                self.parts(value, args)
+            }
+            _ => unreachable!("only these kinds are tuples"),
+        }
+    }
+
+    /// Binds a block's locals.
+    fn block_lets(&mut self, lets: &[(Vec<usize>, TExpr)], args: &[Fv]) {
+        let d = self.depth();
+        for (ids, e) in lets {
+            let vs = self.parts(e, args);
+            for (id, v) in ids.iter().zip(vs) {
+                self.locals.insert(*id, (d, v));
+            }
+        }
+    }
+
+    /// A loop: its body lowered into a function of its own (the carried
+    /// values, then what it captures; the step), the loop instruction, and
+    /// its results read out of the packed value: one per carried value, or
+    /// the stacked values of a comprehension.
+    fn lower_loop(&mut self, l: &TLoop, args: &[Fv], span: Span) -> Vec<Value> {
+        let inits: Vec<Value> = match &l.init {
+            Some(init) => self.parts(init, args),
+            None => Vec::new(),
+        };
+        let slots = l
+            .names
+            .iter()
+            .zip(&inits)
+            .map(|(n, v)| Slot {
+                name: n.clone(),
+                shape: self.f.shape(*v).clone(),
+            })
+            .collect();
+        let body = Function::new(
+            slots,
+            vec![Slot {
+                name: l.var_name.clone(),
+                shape: crate::shape::Shape::scalar(),
+            }],
+        );
+        self.stack.push(std::mem::replace(&mut self.f, body));
+        self.bodies.push(Body::default());
+        let d = self.depth();
+        for (k, (id, name)) in l.carries.iter().zip(&l.names).enumerate() {
+            let p = self.f.push(Op::Param(k), vec![], span);
+            self.f.set_name(p, name);
+            self.locals.insert(*id, (d, p));
+        }
+        let mut t = self.f.push(Op::Input(0), vec![], span);
+        self.f.set_name(t, &l.var_name);
+        if l.start != 0 {
+            let start = self.konst(l.start as f64, span);
+            t = self.bin(Binary::Add, t, start, span);
+        }
+        self.locals.insert(l.var, (d, t));
+        let outs = if l.stacked {
+            vec![self.expr(&l.body, args)]
+        } else {
+            self.parts(&l.body, args)
+        };
+        for (k, v) in outs.into_iter().enumerate() {
+            let name = l.names.get(k).cloned().unwrap_or_default();
+            self.f.outputs.push(Output {
+                role: Role::Output,
+                name,
+                value: v,
+            });
+        }
+        let outer = self.stack.pop().expect("the function around the body");
+        let body = std::mem::replace(&mut self.f, outer);
+        let captured = self.bodies.pop().expect("the body's captures");
+        let carries = inits.len();
+        let mut largs = inits;
+        largs.extend(captured.args);
+        let lp = Loop {
+            trips: l.trips,
+            carries,
+            body,
+        };
+        let (offsets, _) = lp.offsets();
+        let parts = lp.parts();
+        let y = self.f.push(Op::Loop(Box::new(lp)), largs, span);
+        parts
+            .into_iter()
+            .zip(offsets)
+            .map(|(shape, at)| {
+                let flat = self.f.push(
+                    Op::Slice(vec![SliceAxis::Range(at, at + shape.size())]),
+                    vec![y],
+                    span,
+                );
+                self.f.push(Op::Reshape(shape), vec![flat], span)
+            })
+            .collect()
+    }
+
     /// `args` are the values of the innermost user-function call's arguments.
-    fn expr(&mut self, e: &TExpr, args: &[Value]) -> Value {
+    fn expr(&mut self, e: &TExpr, args: &[Fv]) -> Value {
         let span = self.call_site.unwrap_or(e.span);
         match &e.kind {
             TKind::Const(t) => self.f.push(Op::Const(ConstData(t.clone())), vec![], span),
-            TKind::Param(i) => self.params[*i],
-            TKind::Input(i) => self.inputs[*i],
-            TKind::Let(i) => self.lets[*i],
-            TKind::Arg(i) => args[*i],
+            TKind::Param(i) => self.here((0, self.params[*i])),
+            TKind::Input(i) => self.here((0, self.inputs[*i])),
+            TKind::Let(i) => self.here((0, self.lets[*i][0])),
+            TKind::LetPart(i, k) => self.here((0, self.lets[*i][*k])),
+            TKind::Arg(i) => self.here(args[*i]),
+            TKind::Local(id) => {
+                let fv = self.locals[id];
+                self.here(fv)
+            }
+            TKind::Index(x, i) => {
+                let (x, i) = (self.expr(x, args), self.expr(i, args));
+                self.f.push(Op::Index, vec![x, i], span)
+            }
+            TKind::Tuple(_) => unreachable!("a tuple is lowered by parts"),
+            TKind::Block(lets, value) => {
+                self.block_lets(lets, args);
+                self.expr(value, args)
+            }
+            TKind::Loop(l) => self.lower_loop(l, args, span)[0],
             TKind::Pack(es) => {
                 let vs = es.iter().map(|x| self.expr(x, args)).collect();
                 self.f.push(Op::Pack, vs, span)
@@ -146,7 +377,8 @@ impl Lowerer {
             TKind::Call {
                 args: actual, body, ..
             } => {
-                let vs: Vec<Value> = actual.iter().map(|x| self.expr(x, args)).collect();
+                let d = self.depth();
+                let vs: Vec<Fv> = actual.iter().map(|x| (d, self.expr(x, args))).collect();
                 let outer = self.call_site.replace(self.call_site.unwrap_or(span));
                 let v = self.expr(body, &vs);
                 self.call_site = outer;

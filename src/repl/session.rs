@@ -297,6 +297,7 @@ impl Session {
                 name: format!("_{k}"),
                 value: e.clone(),
                 span: e.span,
+                parts: Vec::new(),
             })
             .collect();
         let mut f = crate::lower::lower(&program);

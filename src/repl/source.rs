@@ -143,6 +143,10 @@ impl Entry {
             ItemKind::Let { name, value } => {
                 (Key::Global(name.name.clone()), Kind::Let, names(value))
             }
+            // Known by its first name in the session.
+            ItemKind::LetTuple { names: parts, value } => {
+                (Key::Global(parts[0].name.clone()), Kind::Let, names(value))
+            }
             ItemKind::Fn { name, params, body } => {
                 let own: HashSet<&str> = params.iter().map(|p| p.name.as_str()).collect();
                 let uses = names(body)
@@ -205,6 +209,7 @@ fn names(e: &Expr) -> Vec<String> {
                 }
             }
             ExprKind::If { cond, then, els } => stack.extend([&**cond, &**then, &**els]),
+            other => stack.extend(crate::syntax::ast::children(other)),
         }
     }
     out

@@ -48,6 +48,8 @@ pub enum ItemKind {
     },
     /// `let z = expr`
     Let { name: Ident, value: Expr },
+    /// `let (a, b) = expr`: the parts of a tuple, named.
+    LetTuple { names: Vec<Ident>, value: Expr },
     /// `fn f(a, b) = expr`
     Fn {
         name: Ident,
@@ -142,8 +144,137 @@ pub enum ExprKind {
         then: Box<Expr>,
         els: Box<Expr>,
     },
+    /// `loop s = 0 for t in 0..T { ... }`
+    Loop(Box<LoopExpr>),
+    /// `[f(t) for t in 0..T]`
+    Comprehension(Box<Comprehension>),
+    /// `(a, b)`: two or more values.
+    Tuple(Vec<Expr>),
+    /// `{ let a = ...  value }`
+    Block(Box<Block>),
     /// An expression nested more than `MAX_DEPTH` levels; its children were dropped.
     TooDeep,
+}
+
+/// A name, or names in parentheses for the parts of a tuple: what a `let`
+/// or a loop's carried values bind.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pattern {
+    pub names: Vec<Ident>,
+    /// `(a, b)` rather than `a`.
+    pub tuple: bool,
+    pub span: Span,
+}
+
+/// `start..end`, half-open.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RangeExpr {
+    pub start: Expr,
+    pub end: Expr,
+    pub span: Span,
+}
+
+/// `loop PATTERN = INIT for VAR in RANGE BODY`: the carried values start as
+/// `init` and become the body's value at each step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoopExpr {
+    pub pattern: Pattern,
+    pub init: Expr,
+    pub var: Ident,
+    pub range: RangeExpr,
+    pub body: Block,
+}
+
+/// `[VALUE for VAR in RANGE]`: one value per step, stacked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Comprehension {
+    pub value: Expr,
+    pub var: Ident,
+    pub range: RangeExpr,
+}
+
+/// `{ let ... value }`: local names, then a value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Block {
+    pub lets: Vec<(Pattern, Expr)>,
+    pub value: Expr,
+    pub span: Span,
+}
+
+/// The expressions directly inside a loop, a comprehension, a tuple or a
+/// block (empty for the other kinds, whose walks list their own).
+pub fn children(kind: &ExprKind) -> Vec<&Expr> {
+    match kind {
+        ExprKind::Loop(l) => {
+            let mut out = vec![&l.init, &l.range.start, &l.range.end];
+            out.extend(l.body.exprs());
+            out
+        }
+        ExprKind::Comprehension(c) => vec![&c.value, &c.range.start, &c.range.end],
+        ExprKind::Tuple(es) => es.iter().collect(),
+        ExprKind::Block(b) => b.exprs(),
+        _ => Vec::new(),
+    }
+}
+
+/// Every name bound inside `e`: loops' carried values and steps, blocks'
+/// `let`s, comprehensions' steps.
+pub fn binders(e: &Expr) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![e];
+    while let Some(e) = stack.pop() {
+        match &e.kind {
+            ExprKind::Loop(l) => {
+                out.extend(l.pattern.names.iter().map(|n| n.name.clone()));
+                out.push(l.var.name.clone());
+                out.extend(l.body.lets.iter().flat_map(|(p, _)| p.names.iter().map(|n| n.name.clone())));
+            }
+            ExprKind::Comprehension(c) => out.push(c.var.name.clone()),
+            ExprKind::Block(b) => {
+                out.extend(b.lets.iter().flat_map(|(p, _)| p.names.iter().map(|n| n.name.clone())));
+            }
+            _ => {}
+        }
+        match &e.kind {
+            ExprKind::Number(_) | ExprKind::Name(_) | ExprKind::TooDeep => {}
+            ExprKind::Tensor(es) => stack.extend(es),
+            ExprKind::Unary(_, x) | ExprKind::Transpose(x) => stack.push(x),
+            ExprKind::Binary(_, a, b) => stack.extend([&**a, &**b]),
+            ExprKind::Call { args, .. } => stack.extend(args.iter().map(|a| &a.value)),
+            ExprKind::Index { base, indices } => {
+                stack.push(base);
+                for ix in indices {
+                    match ix {
+                        IndexItem::At(x) => stack.push(x),
+                        IndexItem::Range { start, end, .. } => {
+                            stack.extend(start.iter().chain(end.iter()))
+                        }
+                    }
+                }
+            }
+            ExprKind::If { cond, then, els } => stack.extend([&**cond, &**then, &**els]),
+            other => stack.extend(children(other)),
+        }
+    }
+    out
+}
+
+impl Block {
+    /// The `let`s' values, then the block's value.
+    pub fn exprs(&self) -> Vec<&Expr> {
+        let mut out: Vec<&Expr> = self.lets.iter().map(|(_, e)| e).collect();
+        out.push(&self.value);
+        out
+    }
+
+    fn depth(&self) -> u32 {
+        self.lets
+            .iter()
+            .map(|(_, e)| e.depth)
+            .max()
+            .unwrap_or(0)
+            .max(self.value.depth)
+    }
 }
 
 /// A call argument: `x`, or `delta = 0.5` by keyword.
@@ -208,6 +339,19 @@ impl Expr {
                 .unwrap_or(0)
                 .max(base.depth),
             ExprKind::If { cond, then, els } => cond.depth.max(then.depth).max(els.depth),
+            ExprKind::Loop(l) => l
+                .init
+                .depth
+                .max(l.range.start.depth)
+                .max(l.range.end.depth)
+                .max(l.body.depth()),
+            ExprKind::Comprehension(c) => c
+                .value
+                .depth
+                .max(c.range.start.depth)
+                .max(c.range.end.depth),
+            ExprKind::Tuple(es) => es.iter().map(|e| e.depth).max().unwrap_or(0),
+            ExprKind::Block(b) => b.depth(),
         };
         let too_deep = matches!(kind, ExprKind::TooDeep) || below >= MAX_DEPTH;
         if too_deep {

@@ -34,6 +34,12 @@ pub enum Token<'s> {
     Then,
     #[token("else")]
     Else,
+    #[token("loop")]
+    Loop,
+    #[token("for")]
+    For,
+    #[token("in")]
+    In,
 
     #[regex(r"[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")]
     Number(&'s str),
@@ -90,6 +96,9 @@ pub enum Token<'s> {
     Dot,
     #[token("..")]
     DotDot,
+    /// A line break that ends a `let` of a block (`{ ... }` of a loop or an
+    /// expression): made by [`Lexer`], not by logos; see [`Lexer::sep`].
+    Sep,
 }
 
 impl Token<'_> {
@@ -116,6 +125,9 @@ impl Token<'_> {
             Token::If => "if",
             Token::Then => "then",
             Token::Else => "else",
+            Token::Loop => "loop",
+            Token::For => "for",
+            Token::In => "in",
             Token::Number(_) | Token::Name(_) | Token::Str(_) => "",
             Token::LParen => "(",
             Token::RParen => ")",
@@ -141,6 +153,7 @@ impl Token<'_> {
             Token::At => "@",
             Token::Dot => ".",
             Token::DotDot => "..",
+            Token::Sep => "line break",
         }
     }
 }
@@ -158,6 +171,14 @@ pub struct LexError {
 pub struct Lexer<'s, 'e> {
     inner: logos::SpannedIter<'s, Token<'s>>,
     errors: &'e mut Vec<LexError>,
+    src: &'s str,
+    /// The last token and where it ended.
+    last: Option<(Token<'s>, usize)>,
+    /// The open brackets, innermost last: `(`, `[`, or `{` (true for a code
+    /// block, false for the settings of `train { }`).
+    open: Vec<(Token<'s>, bool)>,
+    /// A token read after a [`Token::Sep`] was made for the gap before it.
+    pending: Option<(usize, Token<'s>, usize)>,
 }
 
 impl<'s, 'e> Lexer<'s, 'e> {
@@ -165,6 +186,55 @@ impl<'s, 'e> Lexer<'s, 'e> {
         Lexer {
             inner: Token::lexer(src).spanned(),
             errors,
+            src,
+            last: None,
+            open: Vec::new(),
+            pending: None,
+        }
+    }
+
+    /// Whether a line break between the last token and `next` separates two
+    /// parts of a block: directly inside the braces of a code block, after
+    /// a token that can end an expression, before one that can start one
+    /// (a `-` or `(` at the start of a line starts a new expression, as in
+    /// Python). Elsewhere, line breaks are white space.
+    fn sep(&self, next: &Token<'s>, at: usize) -> bool {
+        let Some((prev, end)) = self.last else {
+            return false;
+        };
+        let in_block = matches!(self.open.last(), Some((Token::LBrace, true)));
+        let gap = self.src.get(end..at).unwrap_or("");
+        let ends = matches!(
+            prev,
+            Token::Number(_) | Token::Name(_) | Token::RParen | Token::RBracket | Token::RBrace
+        );
+        let starts = matches!(
+            next,
+            Token::Number(_)
+                | Token::Name(_)
+                | Token::Let
+                | Token::If
+                | Token::Loop
+                | Token::LParen
+                | Token::LBracket
+                | Token::LBrace
+                | Token::Minus
+        );
+        in_block && ends && starts && gap.contains('\n')
+    }
+
+    /// Keeps the bracket stack up to date with `tok`.
+    fn track(&mut self, tok: &Token<'s>) {
+        match tok {
+            Token::LParen | Token::LBracket => self.open.push((*tok, false)),
+            Token::LBrace => {
+                let code = !matches!(self.last, Some((Token::Train, _)));
+                self.open.push((Token::LBrace, code));
+            }
+            Token::RParen | Token::RBracket | Token::RBrace => {
+                self.open.pop();
+            }
+            _ => {}
         }
     }
 }
@@ -173,10 +243,28 @@ impl<'s> Iterator for Lexer<'s, '_> {
     type Item = Result<(usize, Token<'s>, usize), LexError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(t) = self.pending.take() {
+            self.track(&t.1);
+            self.last = Some((t.1, t.2));
+            return Some(Ok(t));
+        }
         loop {
             let (tok, range) = self.inner.next()?;
             match tok {
-                Ok(tok) => return Some(Ok((range.start, tok, range.end))),
+                Ok(tok) => {
+                    let t = (range.start, tok, range.end);
+                    if self.sep(&tok, range.start) {
+                        // The separator sits at the line break after the last
+                        // token; the token comes next.
+                        let at = self.last.map_or(range.start, |(_, end)| end);
+                        self.pending = Some(t);
+                        self.last = Some((Token::Sep, at));
+                        return Some(Ok((at, Token::Sep, at)));
+                    }
+                    self.track(&tok);
+                    self.last = Some((tok, range.end));
+                    return Some(Ok(t));
+                }
                 Err(()) => self.errors.push(LexError {
                     span: Span::new(range.start, range.end),
                     text: self.inner.slice().to_string(),

@@ -14,7 +14,8 @@
 use std::fmt::Write;
 
 use crate::syntax::ast::{
-    Expr, ExprKind, IndexItem, Item, ItemKind, Program, SArg, SValue, SValueKind, ShapeAnn, UnOp,
+    Block, Expr, ExprKind, IndexItem, Item, ItemKind, Pattern, Program, RangeExpr, SArg, SValue,
+    SValueKind, ShapeAnn, UnOp,
 };
 
 /// The whole program, one item a line; a train block has one setting a line.
@@ -58,6 +59,11 @@ fn item_text(out: &mut String, item: &Item) {
             let _ = write!(out, "let {} = ", name.name);
             expr(out, value);
         }
+        ItemKind::LetTuple { names, value } => {
+            let names: Vec<&str> = names.iter().map(|n| n.name.as_str()).collect();
+            let _ = write!(out, "let ({}) = ", names.join(", "));
+            expr(out, value);
+        }
         ItemKind::Fn { name, params, body } => {
             let names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
             let _ = write!(out, "fn {}({}) = ", name.name, names.join(", "));
@@ -93,8 +99,60 @@ fn shape_ann(out: &mut String, s: &ShapeAnn) {
     let _ = write!(out, "[{}]", dims.join(", "));
 }
 
+fn pattern(out: &mut String, p: &Pattern) {
+    let names: Vec<&str> = p.names.iter().map(|n| n.name.as_str()).collect();
+    if p.tuple {
+        let _ = write!(out, "({})", names.join(", "));
+    } else {
+        out.push_str(&names.join(", "));
+    }
+}
+
+fn range(out: &mut String, r: &RangeExpr) {
+    expr(out, &r.start);
+    out.push_str("..");
+    expr(out, &r.end);
+}
+
+fn block(out: &mut String, b: &Block) {
+    out.push_str("{ ");
+    for (p, e) in &b.lets {
+        out.push_str("let ");
+        pattern(out, p);
+        out.push_str(" = ");
+        expr(out, e);
+        out.push_str("; ");
+    }
+    expr(out, &b.value);
+    out.push_str(" }");
+}
+
 fn expr(out: &mut String, e: &Expr) {
     match &e.kind {
+        ExprKind::Loop(l) => {
+            out.push_str("(loop ");
+            pattern(out, &l.pattern);
+            out.push_str(" = ");
+            expr(out, &l.init);
+            let _ = write!(out, " for {} in ", l.var.name);
+            range(out, &l.range);
+            out.push(' ');
+            block(out, &l.body);
+            out.push(')');
+        }
+        ExprKind::Comprehension(c) => {
+            out.push('[');
+            expr(out, &c.value);
+            let _ = write!(out, " for {} in ", c.var.name);
+            range(out, &c.range);
+            out.push(']');
+        }
+        ExprKind::Tuple(es) => {
+            out.push('(');
+            list(out, es);
+            out.push(')');
+        }
+        ExprKind::Block(b) => block(out, b),
         ExprKind::Number(n) => out.push_str(n),
         ExprKind::Name(n) => out.push_str(n),
         ExprKind::Tensor(es) => {

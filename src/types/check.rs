@@ -34,6 +34,8 @@ pub(crate) enum Binding {
     Param(usize),
     Input(usize),
     Let(usize),
+    /// Part `k` of the tuple-valued `let` `i`.
+    LetPart(usize, usize),
     /// A `let` whose value is being checked.
     LetPending,
     /// A definition that had errors, already reported: uses are not errors.
@@ -69,6 +71,10 @@ pub(crate) struct Checker<'a> {
     /// Outputs and metrics, by name: `"output"` or `"metric"` and the span of
     /// the name. They cannot be referenced, and a use says so.
     pub reported: HashMap<String, (&'static str, Span)>,
+    /// Locals numbered so far (see [`crate::types::TKind::Local`]).
+    pub locals: usize,
+    /// The values a local integer (a loop's step) takes, by local.
+    pub ranges: HashMap<usize, (i64, i64)>,
 }
 
 impl Checker<'_> {
@@ -171,6 +177,7 @@ impl Checker<'_> {
             args: &[],
             lets: self.prog.lets.len(),
             fns: self.fns.len(),
+            locals: &[],
         }
     }
 }
@@ -187,11 +194,18 @@ pub fn check(program: &ast::Program, opts: &CheckOptions) -> Result<Program, Vec
         calls: 0,
         later: HashMap::new(),
         reported: HashMap::new(),
+        locals: 0,
+        ranges: HashMap::new(),
     };
     for item in &program.items {
         match &item.kind {
             ItemKind::Let { name, .. } | ItemKind::Fn { name, .. } => {
                 c.later.entry(name.name.clone()).or_insert(name.span);
+            }
+            ItemKind::LetTuple { names, .. } => {
+                for name in names {
+                    c.later.entry(name.name.clone()).or_insert(name.span);
+                }
             }
             ItemKind::Output { name, .. } => {
                 c.reported
@@ -224,12 +238,45 @@ pub fn check(program: &ast::Program, opts: &CheckOptions) -> Result<Program, Vec
                                 name: name.name.clone(),
                                 value: v,
                                 span: item.span,
+                                parts: Vec::new(),
                             });
                             Binding::Let(c.prog.lets.len() - 1)
                         }
                         None => Binding::Failed,
                     };
                     c.globals.insert(name.name.clone(), (binding, name.span));
+                }
+            }
+            ItemKind::LetTuple { names, value } => {
+                let bound: Vec<bool> = names
+                    .iter()
+                    .map(|n| c.bind(n, Binding::LetPending))
+                    .collect();
+                let env = c.env();
+                let typed = c.expr_any(value, env);
+                let typed = typed.and_then(|v| c.destructure(names, &v, value.span).then_some(v));
+                let i = c.prog.lets.len();
+                if let Some(v) = typed {
+                    c.prog.lets.push(Named {
+                        name: names
+                            .iter()
+                            .map(|n| n.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        value: v,
+                        span: item.span,
+                        parts: names.iter().map(|n| n.name.clone()).collect(),
+                    });
+                }
+                for (k, (n, ok)) in names.iter().zip(bound).enumerate() {
+                    if ok {
+                        let b = if c.prog.lets.len() > i {
+                            Binding::LetPart(i, k)
+                        } else {
+                            Binding::Failed
+                        };
+                        c.globals.insert(n.name.clone(), (b, n.span));
+                    }
                 }
             }
             ItemKind::Fn { name, params, body } => function(&mut c, name, params, body, item.span),
@@ -298,6 +345,7 @@ pub fn check(program: &ast::Program, opts: &CheckOptions) -> Result<Program, Vec
                     name: name.name.clone(),
                     value: v,
                     span: item.span,
+                    parts: Vec::new(),
                 };
                 if is_metric {
                     c.prog.metrics.push(named);
@@ -441,6 +489,11 @@ fn function<'a>(
 /// defined above, nor builtins: so that errors in a function that is never
 /// called are still found.
 fn resolve_names(c: &mut Checker<'_>, e: &ast::Expr, params: &[String]) {
+    // The names bound inside the body (loops, blocks) count as its own;
+    // their scopes are checked at each call.
+    let mut own = params.to_vec();
+    own.extend(ast::binders(e));
+    let params = &own[..];
     let mut stack = vec![e];
     while let Some(e) = stack.pop() {
         match &e.kind {
@@ -479,6 +532,7 @@ fn resolve_names(c: &mut Checker<'_>, e: &ast::Expr, params: &[String]) {
                 }
             }
             ExprKind::If { cond, then, els } => stack.extend([&**cond, &**then, &**els]),
+            other => stack.extend(ast::children(other)),
         }
     }
 }

@@ -33,11 +33,41 @@ pub(crate) struct Env<'a> {
     pub lets: usize,
     /// Only user functions with a smaller index are defined here.
     pub fns: usize,
+    /// The local names in scope (loops' carried values and steps, blocks'
+    /// `let`s), innermost last. A user function's body sees only its own.
+    pub locals: &'a [Local],
+}
+
+/// A local name in scope.
+#[derive(Clone, Debug)]
+pub(crate) struct Local {
+    pub name: String,
+    /// Its number (see [`TKind::Local`]).
+    pub id: usize,
+    pub shape: Shape,
 }
 
 impl Checker<'_> {
-    /// Types one expression; on an error, reports it and returns `None`.
+    /// Types one expression that must be a tensor; a tuple is reported.
     pub(crate) fn expr(&mut self, e: &ast::Expr, env: Env<'_>) -> Option<TExpr> {
+        let typed = self.expr_any(e, env)?;
+        if let Some(parts) = typed.parts() {
+            self.error(
+                Diagnostic::error(
+                    e.span,
+                    format!("a tuple of {} values where one value is expected", parts.len()),
+                )
+                .label(e.span, "a tuple")
+                .hint("name its parts: `let (a, b) = ...`"),
+            );
+            return None;
+        }
+        Some(typed)
+    }
+
+    /// Types one expression, a tensor or a tuple; on an error, reports it
+    /// and returns `None`.
+    pub(crate) fn expr_any(&mut self, e: &ast::Expr, env: Env<'_>) -> Option<TExpr> {
         self.budget += 1;
         if self.budget > BUDGET {
             if self.budget == BUDGET + 1 {
@@ -91,8 +121,16 @@ impl Checker<'_> {
             ExprKind::Call { func, args } => self.call(func, args, span, env),
             ExprKind::Index { base, indices } => {
                 let x = self.expr(base, env)?;
-                self.index(x, indices, span)
+                self.index(x, indices, span, env)
             }
+            ExprKind::Loop(l) => self.loop_expr(l, span, env),
+            ExprKind::Comprehension(c) => self.comprehension(c, span, env),
+            ExprKind::Tuple(es) => {
+                let parts: Vec<Option<TExpr>> = es.iter().map(|x| self.expr(x, env)).collect();
+                let parts: Vec<TExpr> = parts.into_iter().collect::<Option<_>>()?;
+                typed(TKind::Tuple(parts), Shape::scalar())
+            }
+            ExprKind::Block(b) => self.block(b, env),
             ExprKind::TooDeep => {
                 // The whole expression would underline pages: point at its start.
                 let span = Span::new(span.lo as usize, span.lo as usize + 1);
@@ -116,6 +154,9 @@ impl Checker<'_> {
                 span,
             })
         };
+        if let Some(l) = env.locals.iter().rev().find(|l| l.name == name) {
+            return typed(TKind::Local(l.id), &l.shape);
+        }
         if let Some(i) = env.args.iter().position(|(n, _)| n == name) {
             return typed(TKind::Arg(i), &env.args[i].1);
         }
@@ -124,6 +165,10 @@ impl Checker<'_> {
             Some((Binding::Input(i), _)) => typed(TKind::Input(i), &self.prog.inputs[i].shape),
             Some((Binding::Let(i), _)) if i < env.lets => {
                 typed(TKind::Let(i), &self.prog.lets[i].value.shape)
+            }
+            Some((Binding::LetPart(i, k), _)) if i < env.lets => {
+                let parts = self.prog.lets[i].value.parts().unwrap_or_default();
+                typed(TKind::LetPart(i, k), &parts[k])
             }
             Some((Binding::Failed, _)) => None,
             Some((Binding::LetPending, def)) => {
@@ -135,7 +180,7 @@ impl Checker<'_> {
                 );
                 None
             }
-            Some((Binding::Let(_), def)) => {
+            Some((Binding::Let(_) | Binding::LetPart(..), def)) => {
                 self.error(
                     Diagnostic::error(span, format!("`{name}` is used before it is defined"))
                         .label(span, "used here")
@@ -309,7 +354,8 @@ impl Checker<'_> {
             );
             return None;
         }
-        let shadowed = env.args.iter().any(|(n, _)| n == name);
+        let shadowed = env.args.iter().any(|(n, _)| n == name)
+            || env.locals.iter().any(|l| l.name == name);
         match self.globals.get(name).cloned() {
             Some((Binding::Fn(i), _)) if !shadowed && i < env.fns => {
                 return self.user_call(i, func, args, span, env)
@@ -451,6 +497,8 @@ impl Checker<'_> {
             .iter()
             .map(|a| self.expr(a.expect("a required argument"), env))
             .collect();
+        // (The body sees its parameters and the globals above it, not the
+        // caller's locals.)
         let typed: Vec<TExpr> = typed.into_iter().collect::<Option<_>>()?;
         let frame: Vec<(String, Shape)> = def
             .params
@@ -462,10 +510,11 @@ impl Checker<'_> {
             args: &frame,
             lets: def.lets,
             fns: index,
+            locals: &[],
         };
         let before = self.diags.len();
         self.calls += 1;
-        let body = self.expr(def.body, inner);
+        let body = self.expr_any(def.body, inner);
         self.calls -= 1;
         let shapes: Vec<String> = frame.iter().map(|(n, s)| format!("{n}: {s}")).collect();
         for d in &mut self.diags[before..] {
@@ -495,7 +544,47 @@ impl Checker<'_> {
         })
     }
 
-    fn index(&mut self, x: TExpr, items: &[IndexItem], span: Span) -> Option<TExpr> {
+    /// `x[i, ...]`: computed indices on the leading axes (each a row, read
+    /// at run time), then constant positions and slices.
+    fn index(
+        &mut self,
+        x: TExpr,
+        items: &[IndexItem],
+        span: Span,
+        env: Env<'_>,
+    ) -> Option<TExpr> {
+        let mut x = x;
+        let mut k = 0;
+        while let Some(IndexItem::At(e)) = items.get(k) {
+            if is_literal(e) {
+                break;
+            }
+            x = self.row(x, e, span, env)?;
+            k += 1;
+        }
+        let items = &items[k..];
+        if items.is_empty() {
+            return Some(x);
+        }
+        if let Some(e) = items.iter().find_map(|ix| match ix {
+            IndexItem::At(e) if !is_literal(e) => Some(e),
+            _ => None,
+        }) {
+            self.error(
+                Diagnostic::error(
+                    e.span,
+                    "a computed index must come before the constant indices and slices",
+                )
+                .label(e.span, "computed here")
+                .hint("index the leading axes first: `x[t][2]` rather than `x[2, t]` needs a transpose, `x.T[t]`"),
+            );
+            return None;
+        }
+        self.const_index_items(x, items, span)
+    }
+
+    /// Constant positions and slices.
+    fn const_index_items(&mut self, x: TExpr, items: &[IndexItem], span: Span) -> Option<TExpr> {
         let dims = x.shape.dims().to_vec();
         if items.len() > dims.len() {
             self.error(
@@ -593,6 +682,15 @@ impl Checker<'_> {
                 None
             }
         }
+    }
+}
+
+/// An integer literal, possibly negated: a constant index.
+fn is_literal(e: &ast::Expr) -> bool {
+    match &e.kind {
+        ExprKind::Number(_) => true,
+        ExprKind::Unary(UnOp::Neg, inner) => matches!(inner.kind, ExprKind::Number(_)),
+        _ => false,
     }
 }
 

@@ -9,6 +9,7 @@ pub mod builtins;
 mod call;
 pub mod check;
 mod expr;
+mod loops;
 pub mod init;
 pub mod train;
 
@@ -53,6 +54,9 @@ pub struct Named {
     pub name: String,
     pub value: TExpr,
     pub span: Span,
+    /// For `let (a, b) = ...`: the names of the tuple's parts (`name` then
+    /// reads `a, b`); empty otherwise.
+    pub parts: Vec<String>,
 }
 
 /// A typed expression.
@@ -86,4 +90,55 @@ pub enum TKind {
         args: Vec<TExpr>,
         body: Box<TExpr>,
     },
+    /// A local name (a loop's carried value or step, a block's `let`), by
+    /// its number, unique in the program.
+    Local(usize),
+    /// Part `k` of the tuple-valued `let` `i` (`let (a, b) = ...`).
+    LetPart(usize, usize),
+    /// `x[i]` for an index computed at run time: the row `i` of the leading
+    /// axis.
+    Index(Box<TExpr>, Box<TExpr>),
+    /// `(a, b)`: a tuple of tensors.
+    Tuple(Vec<TExpr>),
+    /// `{ let ... value }`: each `let` binds the locals listed (one, or one
+    /// per part of a tuple).
+    Block(Vec<(Vec<usize>, TExpr)>, Box<TExpr>),
+    /// A loop or a comprehension.
+    Loop(Box<TLoop>),
+}
+
+/// A typed loop: `loop CARRIES = INIT for VAR in START..START+TRIPS BODY`,
+/// or, when `stacked`, the comprehension `[BODY for VAR in ...]` (no
+/// carried values; the body's values are stacked).
+#[derive(Clone, Debug)]
+pub struct TLoop {
+    /// The locals of the carried values, and their names.
+    pub carries: Vec<usize>,
+    pub names: Vec<String>,
+    /// Their initial values: a tensor, or a tuple of one per carried value.
+    pub init: Option<TExpr>,
+    /// The local of the step, and its name.
+    pub var: usize,
+    pub var_name: String,
+    pub start: i64,
+    pub trips: usize,
+    /// The new carried values (or the stacked value).
+    pub body: TExpr,
+    pub stacked: bool,
+}
+
+impl TExpr {
+    /// The shapes of a tuple's parts, or `None` for a tensor (whose shape
+    /// is `shape`; a tuple's `shape` means nothing).
+    pub fn parts(&self) -> Option<Vec<Shape>> {
+        match &self.kind {
+            TKind::Tuple(es) => Some(es.iter().map(|e| e.shape.clone()).collect()),
+            TKind::Loop(l) if !l.stacked && l.carries.len() > 1 => {
+                l.init.as_ref().and_then(TExpr::parts)
+            }
+            TKind::Call { body, .. } => body.parts(),
+            TKind::Block(_, value) => value.parts(),
+            _ => None,
+        }
+    }
 }
