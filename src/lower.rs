@@ -10,7 +10,9 @@
 
 use std::collections::HashMap;
 
-use crate::ir::{Binary, ConstData, Function, Loop, Op, Output, Role, SliceAxis, Slot, Unary, Value};
+use crate::ir::{
+    Binary, ConstData, Function, Loop, Op, Output, Role, SliceAxis, Slot, Unary, Value,
+};
 use crate::passes::splat_value;
 use crate::shape::{Shape, Tensor};
 use crate::span::Span;

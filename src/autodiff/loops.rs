@@ -10,7 +10,9 @@
 //! be differentiated again (Hessians through a loop).
 
 use super::{differentiate, Ad, Cot};
-use crate::ir::{Binary, ConstData, Function, Inst, Loop, Op, Output, Role, SliceAxis, Slot, Value};
+use crate::ir::{
+    Binary, ConstData, Function, Inst, Loop, Op, Output, Role, SliceAxis, Slot, Value,
+};
 use crate::shape::{Shape, Tensor};
 use crate::span::Span;
 
@@ -37,7 +39,10 @@ pub fn save_states(f: &mut Function) {
         }
         let mut body = l.body.clone();
         for c in 0..l.carries {
-            let found = body.iter().find(|(_, i)| i.op == Op::Param(c)).map(|(v, _)| v);
+            let found = body
+                .iter()
+                .find(|(_, i)| i.op == Op::Param(c))
+                .map(|(v, _)| v);
             let p = match found {
                 Some(v) => v,
                 None => body.push(Op::Param(c), vec![], inst.span),
@@ -63,14 +68,14 @@ pub fn save_states(f: &mut Function) {
 const STATE: &str = "state ";
 
 /// Whether a loop's body returns its states (see [`save_states`]): its last
-/// `carries` outputs.
+/// `carries` outputs. A loop without carried values has none to save.
 fn saves_states(l: &Loop) -> bool {
     let b = &l.body;
-    l.carries > 0
-        && b.outputs.len() >= 2 * l.carries
-        && b.outputs[b.outputs.len() - l.carries..]
-            .iter()
-            .all(|o| o.name.starts_with(STATE))
+    l.carries == 0
+        || b.outputs.len() >= 2 * l.carries
+            && b.outputs[b.outputs.len() - l.carries..]
+                .iter()
+                .all(|o| o.name.starts_with(STATE))
 }
 
 /// The part `k` of a loop's packed value `y`, in its own shape.
@@ -139,10 +144,10 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), super::AdError> {
         unreachable!("a loop")
     };
     let span = inst.span;
-    if !saves_states(l) {
-        // Only an inactive loop keeps no states, and it gets no cotangent.
-        return Ok(());
-    }
+    assert!(
+        saves_states(l),
+        "a loop that depends on a parameter saves its states before differentiation"
+    );
     let (k, t) = (l.carries, l.trips);
     let body = &l.body;
     let outs = body.outputs.len();
@@ -153,8 +158,12 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), super::AdError> {
 
     // Outside: the cotangents of the final carried values and of each
     // stacked value, and the states, read from `g` and `y`.
-    let gfinal: Vec<Value> = (0..k).map(|c| part(&mut ad.f, g.value, l, c, span)).collect();
-    let gstack: Vec<Value> = (k..outs).map(|j| part(&mut ad.f, g.value, l, j, span)).collect();
+    let gfinal: Vec<Value> = (0..k)
+        .map(|c| part(&mut ad.f, g.value, l, c, span))
+        .collect();
+    let gstack: Vec<Value> = (k..outs)
+        .map(|j| part(&mut ad.f, g.value, l, j, span))
+        .collect();
     let states: Vec<Value> = (outs - k..outs)
         .map(|j| part(&mut ad.f, y, l, j, span))
         .collect();
@@ -164,12 +173,20 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), super::AdError> {
     // states, the forward loop's captured values and the stacked
     // cotangents; the input, the reverse step r, for t = trips - 1 - r.
     let vjp_fn = body_vjp(body, span)?;
+    // Names: `dh` the cotangent of `h`, `h_steps` its states, `dW` the sum
+    // for a captured `W`, `dys_steps` the cotangents of a stacked value.
+    let slot = |name: String, shape: &Shape| Slot {
+        name,
+        shape: shape.clone(),
+    };
     let mut slots = Vec::new();
     for c in 0..k {
-        slots.push(body.params[c].clone());
+        let p = &body.params[c];
+        slots.push(slot(format!("d{}", p.name), &p.shape));
     }
     for &i in &active_caps {
-        slots.push(body.params[k + i].clone());
+        let p = &body.params[k + i];
+        slots.push(slot(format!("d{}", p.name), &p.shape));
     }
     let captured: Vec<Value> = states
         .iter()
@@ -177,11 +194,26 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), super::AdError> {
         .chain(&gstack)
         .copied()
         .collect();
-    for (n, &v) in captured.iter().enumerate() {
-        slots.push(Slot {
-            name: format!("c{n}"),
-            shape: ad.f.shape(v).clone(),
-        });
+    for c in 0..k {
+        slots.push(slot(
+            format!("{}_steps", body.params[c].name),
+            ad.f.shape(states[c]),
+        ));
+    }
+    for (i, &v) in captures.iter().enumerate() {
+        slots.push(slot(body.params[k + i].name.clone(), ad.f.shape(v)));
+    }
+    for (j, &v) in gstack.iter().enumerate() {
+        let name = &body.outputs[k + j].name;
+        let name = if name.is_empty() {
+            format!("out{j}")
+        } else {
+            name.clone()
+        };
+        slots.push(slot(
+            format!("d{}_steps", name.replace(' ', "")),
+            ad.f.shape(v),
+        ));
     }
     let mut rb = Function::new(
         slots,
@@ -191,7 +223,12 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), super::AdError> {
         }],
     );
     let params: Vec<Value> = (0..rb.params.len())
-        .map(|p| rb.push(Op::Param(p), vec![], span))
+        .map(|p| {
+            let v = rb.push(Op::Param(p), vec![], span);
+            let name = rb.params[p].name.clone();
+            rb.set_name(v, &name);
+            v
+        })
         .collect();
     let carried_cots = &params[..k];
     let cap_sums = &params[k..k + active_caps.len()];
@@ -199,12 +236,14 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), super::AdError> {
     let (state_ps, rest) = inside.split_at(k);
     let (cap_ps, gstack_ps) = rest.split_at(captures.len());
     let r = rb.push(Op::Input(0), vec![], span);
+    rb.set_name(r, "r");
     let last = rb.push(
         Op::Const(ConstData(Tensor::scalar((t.max(1) - 1) as f64))),
         vec![],
         span,
     );
     let step = rb.push(Op::Binary(Binary::Sub), vec![last, r], span);
+    rb.set_name(step, "t");
     let mut vjp_params = Vec::new();
     for &s in state_ps {
         vjp_params.push(rb.push(Op::Index, vec![s, step], span));
@@ -252,11 +291,23 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), super::AdError> {
     let rl = ad.f.push(Op::Loop(Box::new(reverse.clone())), args, span);
     for c in 0..k {
         let d = part(&mut ad.f, rl, &reverse, c, span);
-        ad.contribute(inst.args[c], Cot { value: d, masked: false });
+        ad.contribute(
+            inst.args[c],
+            Cot {
+                value: d,
+                masked: false,
+            },
+        );
     }
     for (n, &i) in active_caps.iter().enumerate() {
         let d = part(&mut ad.f, rl, &reverse, k + n, span);
-        ad.contribute(captures[i], Cot { value: d, masked: false });
+        ad.contribute(
+            captures[i],
+            Cot {
+                value: d,
+                masked: false,
+            },
+        );
     }
     Ok(())
 }

@@ -505,7 +505,11 @@ impl Function {
             };
             map.push(v);
         }
-        callee.outputs.iter().map(|o| map[o.value.index()]).collect()
+        callee
+            .outputs
+            .iter()
+            .map(|o| map[o.value.index()])
+            .collect()
     }
 
     /// Gives a value the user's name, unless it has one already.

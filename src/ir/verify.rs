@@ -166,7 +166,10 @@ fn loop_shape(l: &Loop, args: &[&Shape]) -> Result<Shape, String> {
         .enumerate()
         .find(|(_, (slot, a))| &slot.shape != **a)
     {
-        return Err(format!("loop argument {k} of {a} into a parameter {}", slot.shape));
+        return Err(format!(
+            "loop argument {k} of {a} into a parameter {}",
+            slot.shape
+        ));
     }
     if b.inputs.len() != 1 || !b.inputs[0].shape.is_scalar() {
         return Err("a loop body takes the step, a scalar, as its one input".into());

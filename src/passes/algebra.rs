@@ -126,17 +126,22 @@ fn rule(out: &mut Function, inst: &Inst) -> Option<Value> {
             .shape(arg(0))
             .is_scalar()
             .then(|| out.push(Op::Unary(Unary::Abs), vec![arg(0)], span)),
-        Op::Softmax
-        | Op::LogSoftmax
-        | Op::Pack
-        | Op::OneHot(_)
-        | Op::Index
-        | Op::IndexAdd
-        | Op::Loop(_) => None,
+        Op::Softmax | Op::LogSoftmax | Op::Pack | Op::OneHot(_) => None,
+        // A row of a filled tensor is filled with the same number.
+        Op::Index => {
+            let inner = broadcast_arg(out, arg(0))?;
+            Some(fit(out, inner, s, span))
+        }
+        // Adding zeros to a row changes nothing.
+        Op::IndexAdd => is(splat_value(out, arg(1)), 0.0).then(|| arg(0)),
+        Op::Loop(l) => super::loops::captures(out, inst, l),
         Op::Reshape(to) => {
             let x = arg(0);
             if out.shape(x) == to {
                 return Some(x);
+            }
+            if let Some(inner) = broadcast_arg(out, x) {
+                return Some(fit(out, inner, s, span));
             }
             // A reshape of a reshape reads the same elements.
             match &out.inst(x).op {
@@ -155,6 +160,25 @@ fn rule(out: &mut Function, inst: &Inst) -> Option<Value> {
             }
             if let Some(part) = packed_part(out, x, axes) {
                 return Some(part);
+            }
+            // What an `unslice` placed, or zeros beside it.
+            if let Op::Unslice(placed, _) = &out.inst(x).op {
+                let inner = out.inst(x).args[0];
+                if placed == axes {
+                    return Some(inner);
+                }
+                if disjoint(placed, axes) {
+                    return Some(splat(out, 0.0, s, span));
+                }
+                // A range inside the one placed, of a vector.
+                if let ([SliceAxis::Range(p0, p1)], [SliceAxis::Range(s0, s1)]) =
+                    (placed.as_slice(), axes.as_slice())
+                {
+                    if p0 <= s0 && s1 <= p1 {
+                        let within = vec![SliceAxis::Range(s0 - p0, s1 - p0)];
+                        return Some(out.push(Op::Slice(within), vec![inner], span));
+                    }
+                }
             }
             let inner = broadcast_arg(out, x)?;
             Some(fit(out, inner, s, span))
@@ -279,6 +303,19 @@ fn broadcast_arg(f: &Function, v: Value) -> Option<Value> {
 }
 
 /// Whether `Slice(axes)` of a tensor of shape `s` reads all of it unchanged.
+/// Whether two selections of the same tensor share no element: on some
+/// axis, they select different positions or ranges that do not meet.
+fn disjoint(a: &[SliceAxis], b: &[SliceAxis]) -> bool {
+    let span = |ax: &SliceAxis| match *ax {
+        SliceAxis::At(i) => (i, i + 1),
+        SliceAxis::Range(lo, hi) => (lo, hi),
+    };
+    a.iter().zip(b).any(|(x, y)| {
+        let ((a0, a1), (b0, b1)) = (span(x), span(y));
+        a1 <= b0 || b1 <= a0
+    })
+}
+
 fn reads_all(s: &Shape, axes: &[SliceAxis]) -> bool {
     axes.len() == s.rank()
         && axes

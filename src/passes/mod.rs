@@ -17,6 +17,7 @@ pub mod algebra;
 pub mod cse;
 pub mod dce;
 pub mod fold;
+mod loops;
 #[cfg(test)]
 mod testing;
 
@@ -32,17 +33,18 @@ const MAX_ROUNDS: usize = 16;
 pub type Pass = fn(&mut Function) -> bool;
 
 /// The passes `simplify` runs, in order, with their names.
-pub const PASSES: [(&str, Pass); 4] = [
+pub const PASSES: [(&str, Pass); 6] = [
+    ("bodies", simplify_bodies),
     ("fold", fold::run),
     ("algebra", algebra::run),
     ("cse", cse::run),
+    ("trim", loops::trim),
     ("dce", dce::run),
 ];
 
 /// Runs every pass until none changes anything (at most [`MAX_ROUNDS`]
 /// rounds). In debug builds the function is verified after each pass.
 pub fn simplify(f: &mut Function) {
-    simplify_bodies(f);
     for _ in 0..MAX_ROUNDS {
         let mut changed = false;
         for (name, pass) in PASSES {
@@ -60,20 +62,21 @@ pub fn simplify(f: &mut Function) {
 }
 
 /// Simplifies the body of every loop of `f`, each a function of its own.
-fn simplify_bodies(f: &mut Function) {
+fn simplify_bodies(f: &mut Function) -> bool {
     if !f.insts().iter().any(|i| matches!(i.op, Op::Loop(_))) {
-        return;
+        return false;
     }
     f.rewrite(|out, inst| {
         let Op::Loop(l) = &inst.op else { return None };
         let mut l = l.clone();
         simplify(&mut l.body);
-        (l.body != *match &inst.op {
-            Op::Loop(old) => &old.body,
-            _ => unreachable!("a loop"),
-        })
+        (l.body
+            != *match &inst.op {
+                Op::Loop(old) => &old.body,
+                _ => unreachable!("a loop"),
+            })
         .then(|| out.push(Op::Loop(l), inst.args.clone(), inst.span))
-    });
+    })
 }
 
 /// The number every element of `v` holds, if `v` is a constant filled with

@@ -144,9 +144,10 @@ impl Entry {
                 (Key::Global(name.name.clone()), Kind::Let, names(value))
             }
             // Known by its first name in the session.
-            ItemKind::LetTuple { names: parts, value } => {
-                (Key::Global(parts[0].name.clone()), Kind::Let, names(value))
-            }
+            ItemKind::LetTuple {
+                names: parts,
+                value,
+            } => (Key::Global(parts[0].name.clone()), Kind::Let, names(value)),
             ItemKind::Fn { name, params, body } => {
                 let own: HashSet<&str> = params.iter().map(|p| p.name.as_str()).collect();
                 let uses = names(body)

@@ -227,11 +227,20 @@ pub fn binders(e: &Expr) -> Vec<String> {
             ExprKind::Loop(l) => {
                 out.extend(l.pattern.names.iter().map(|n| n.name.clone()));
                 out.push(l.var.name.clone());
-                out.extend(l.body.lets.iter().flat_map(|(p, _)| p.names.iter().map(|n| n.name.clone())));
+                out.extend(
+                    l.body
+                        .lets
+                        .iter()
+                        .flat_map(|(p, _)| p.names.iter().map(|n| n.name.clone())),
+                );
             }
             ExprKind::Comprehension(c) => out.push(c.var.name.clone()),
             ExprKind::Block(b) => {
-                out.extend(b.lets.iter().flat_map(|(p, _)| p.names.iter().map(|n| n.name.clone())));
+                out.extend(
+                    b.lets
+                        .iter()
+                        .flat_map(|(p, _)| p.names.iter().map(|n| n.name.clone())),
+                );
             }
             _ => {}
         }

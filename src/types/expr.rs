@@ -55,7 +55,10 @@ impl Checker<'_> {
             self.error(
                 Diagnostic::error(
                     e.span,
-                    format!("a tuple of {} values where one value is expected", parts.len()),
+                    format!(
+                        "a tuple of {} values where one value is expected",
+                        parts.len()
+                    ),
                 )
                 .label(e.span, "a tuple")
                 .hint("name its parts: `let (a, b) = ...`"),
@@ -354,8 +357,8 @@ impl Checker<'_> {
             );
             return None;
         }
-        let shadowed = env.args.iter().any(|(n, _)| n == name)
-            || env.locals.iter().any(|l| l.name == name);
+        let shadowed =
+            env.args.iter().any(|(n, _)| n == name) || env.locals.iter().any(|l| l.name == name);
         match self.globals.get(name).cloned() {
             Some((Binding::Fn(i), _)) if !shadowed && i < env.fns => {
                 return self.user_call(i, func, args, span, env)
@@ -546,13 +549,7 @@ impl Checker<'_> {
 
     /// `x[i, ...]`: computed indices on the leading axes (each a row, read
     /// at run time), then constant positions and slices.
-    fn index(
-        &mut self,
-        x: TExpr,
-        items: &[IndexItem],
-        span: Span,
-        env: Env<'_>,
-    ) -> Option<TExpr> {
+    fn index(&mut self, x: TExpr, items: &[IndexItem], span: Span, env: Env<'_>) -> Option<TExpr> {
         let mut x = x;
         let mut k = 0;
         while let Some(IndexItem::At(e)) = items.get(k) {

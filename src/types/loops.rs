@@ -184,8 +184,7 @@ impl Checker<'_> {
             .map(|(n, rest)| (*n, rest.to_vec()))
         else {
             self.error(
-                Diagnostic::error(span, "a scalar cannot be indexed")
-                    .label(x.span, "a scalar"),
+                Diagnostic::error(span, "a scalar cannot be indexed").label(x.span, "a scalar"),
             );
             return None;
         };
@@ -199,7 +198,10 @@ impl Checker<'_> {
                 self.error(
                     Diagnostic::error(e.span, "index out of range")
                         .label(e.span, format!("this index {takes}"))
-                        .label(x.span, format!("but this axis has length {n} (0 to {})", n - 1)),
+                        .label(
+                            x.span,
+                            format!("but this axis has length {n} (0 to {})", n - 1),
+                        ),
                 );
                 return None;
             }

@@ -9,8 +9,8 @@ pub mod builtins;
 mod call;
 pub mod check;
 mod expr;
-mod loops;
 pub mod init;
+mod loops;
 pub mod train;
 
 use crate::ir::SliceAxis;
