@@ -17,6 +17,7 @@ use crate::syntax::lexer::Token;
 /// Keywords offered by completion.
 const KEYWORDS: &[&str] = &[
     "param", "input", "let", "fn", "loss", "metric", "output", "train", "if", "then", "else",
+    "loop", "for", "in",
 ];
 
 /// Whether `text` is unfinished and the next line continues it: an open
@@ -81,6 +82,9 @@ pub fn needs_more(text: &str) -> bool {
                 | Token::At
                 | Token::Dot
                 | Token::DotDot
+                | Token::Loop
+                | Token::For
+                | Token::In
         )
     });
     depth > 0 || ifs > 0 || dangling
@@ -90,23 +94,46 @@ pub fn needs_more(text: &str) -> bool {
 /// one: its first token is an item keyword (`param`, `input`, `let`, `fn`,
 /// `loss`, `metric`, `output`, `train`), which the grammar allows only at
 /// the start of a definition, never inside brackets, a train block or an
-/// expression; or it is a `:command` (a `:` at column 0 followed by a
-/// letter or `?`). Blank lines and comments continue the input.
-pub fn starts_new_input(line: &str) -> bool {
+/// expression, except a `let` directly inside the braces of a loop or a
+/// block of `pending`, the input so far; or it is a `:command` (a `:` at
+/// column 0 followed by a letter or `?`). Blank lines and comments continue
+/// the input.
+pub fn starts_new_input(pending: &str, line: &str) -> bool {
     if let Some(rest) = line.strip_prefix(':') {
         return rest.starts_with(|c: char| c.is_alphabetic() || c == '?');
     }
-    matches!(
-        Token::lexer(line).next(),
-        Some(Ok(Token::Param
-            | Token::Input
-            | Token::Let
-            | Token::Fn
-            | Token::Loss
-            | Token::Metric
-            | Token::Output
-            | Token::Train))
-    )
+    match Token::lexer(line).next() {
+        Some(Ok(Token::Let)) => !in_block(pending),
+        first => matches!(
+            first,
+            Some(Ok(Token::Param
+                | Token::Input
+                | Token::Fn
+                | Token::Loss
+                | Token::Metric
+                | Token::Output
+                | Token::Train))
+        ),
+    }
+}
+
+/// Whether the innermost open bracket at the end of `text` is the brace of
+/// a block (a loop's body, `{ let ... }`), where `let`s are local.
+fn in_block(text: &str) -> bool {
+    let mut open: Vec<bool> = Vec::new();
+    let mut prev = None;
+    for tok in Token::lexer(text).flatten() {
+        match tok {
+            Token::LParen | Token::LBracket => open.push(false),
+            Token::LBrace => open.push(!matches!(prev, Some(Token::Train))),
+            Token::RParen | Token::RBracket | Token::RBrace => {
+                open.pop();
+            }
+            _ => {}
+        }
+        prev = Some(tok);
+    }
+    open.last() == Some(&true)
 }
 
 /// The file history is kept in: `$XDG_DATA_HOME/gradc/history`, else
@@ -272,8 +299,15 @@ mod tests {
             ":q",
             ":?",
         ] {
-            assert!(starts_new_input(line), "{line}");
+            assert!(starts_new_input("let a = (1 +\n", line), "{line}");
         }
+        // Inside a loop's body or a block, a `let` is local: it continues.
+        let body = "let s = loop s = 0 for t in 0..3 {\n";
+        assert!(!starts_new_input(body, "  let u = s + t"));
+        assert!(!starts_new_input("let v = { let a = 1\n", "let b = 2"));
+        assert!(starts_new_input(body, "loss s"));
+        // The settings of a train block are not a block of `let`s.
+        assert!(starts_new_input("train {\n", "let a = 1"));
         for line in [
             "",
             "  # a comment",
@@ -285,7 +319,7 @@ mod tests {
             ": [2]",
             "lossy + 1",
         ] {
-            assert!(!starts_new_input(line), "{line}");
+            assert!(!starts_new_input("let a = (1 +\n", line), "{line}");
         }
     }
 

@@ -139,7 +139,7 @@ fn piped_loop(session: &mut Session, echo: bool) -> bool {
         }
         let line = String::from_utf8_lossy(&buf);
         let line = line.trim_end_matches(['\n', '\r']);
-        if !pending.is_empty() && starts_new_input(line) {
+        if !pending.is_empty() && starts_new_input(&pending, line) {
             let reply = handle_after(session, &pending, start, Style::default());
             pending.clear();
             failed |= reply.failed;
