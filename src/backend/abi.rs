@@ -32,7 +32,11 @@
 use cranelift_codegen::ir::{types, AbiParam, Signature};
 use cranelift_module::Module;
 
-use super::plan::{ERROR_SLOT, EXAMPLE_SLOT};
+use super::plan::{
+    ERROR_SLOT, EXAMPLE_SLOT, FAULT_CLASS, FAULT_HI_SLOT, FAULT_INDEX, FAULT_KIND_SLOT,
+    FAULT_LEN_SLOT, FAULT_LO_SLOT,
+};
+use crate::span::Span;
 use crate::ir::{Fault, Function, Op, RunError, Slot};
 
 /// The signature of the generated function.
@@ -159,12 +163,35 @@ impl Scratch {
         let at = usize::try_from(status - 1)
             .ok()
             .and_then(|index| f.value(index));
-        let fault = at.and_then(|v| match f.inst(v).op {
-            Op::OneHot(classes) => Fault::one_hot(class, classes).map(|x| (v, x)),
-            _ => None,
+        let fault = at.and_then(|v| {
+            let inst = f.inst(v);
+            match &inst.op {
+                Op::OneHot(classes) => Fault::one_hot(class, *classes).map(|x| (v, inst.span, x)),
+                Op::Index | Op::IndexAdd => {
+                    let len = f.shape(inst.args[0]).dims()[0];
+                    Fault::index(class, len).map(|x| (v, inst.span, x))
+                }
+                // A failure inside the body: what failed is in the fault
+                // slots.
+                Op::Loop(_) => {
+                    let [kind, len, lo, hi] =
+                        [FAULT_KIND_SLOT, FAULT_LEN_SLOT, FAULT_LO_SLOT, FAULT_HI_SLOT]
+                            .map(|s| self.data[s]);
+                    let span = Span::new(lo as usize, hi as usize);
+                    let fault = if kind == FAULT_CLASS {
+                        Fault::one_hot(class, len as usize)
+                    } else if kind == FAULT_INDEX {
+                        Fault::index(class, len as usize)
+                    } else {
+                        None
+                    };
+                    fault.map(|x| (v, span, x))
+                }
+                _ => None,
+            }
         });
         match fault {
-            Some((v, fault)) => Err(RunError::fault(v, f.inst(v).span, fault)),
+            Some((v, span, fault)) => Err(RunError::fault(v, span, fault)),
             // The code and the function disagree: a bug, reported rather
             // than trusted.
             None => Err(RunError::Misuse(format!(

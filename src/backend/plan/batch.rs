@@ -5,7 +5,7 @@
 
 use super::example::{self, Split};
 use super::{buffers, layout};
-use super::{BatchOutput, BatchPlan, Reduce, EXAMPLE_SLOT};
+use super::{BatchOutput, BatchPlan, Reduce, FIRST_FREE};
 use crate::ir::{Function, Role, Value, ValueMap};
 
 /// Plans the batched function of `f`: every loss, metric and gradient as a
@@ -17,11 +17,12 @@ pub fn batch_plan(f: &Function, per_example: bool) -> BatchPlan {
     let split = example::hoist(f, example::live(f, &results));
     let stage = stages(f, &split, &results);
     let body = example::by_stage(&split.body, &stage);
-    let mut layout = layout::schedule(f, &split.pre, &body, &results, EXAMPLE_SLOT + 1);
+    let mut layout = layout::schedule(f, &split.pre, &body, &results, FIRST_FREE);
     buffers::transposes(f, &split, &mut layout);
     let outer_means = buffers::outer_means(f, &split, &outputs, &results, &mut layout);
     let products = buffers::chunk_products(f, &split, &stage, &mut layout);
     let kept = buffers::kept(f, &split, &results, &stage, &outer_means, &mut layout);
+    layout::plan_bodies(f, &mut layout);
     BatchPlan {
         outputs,
         layout,

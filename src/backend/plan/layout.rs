@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::fuse;
-use super::{Layout, ERROR_SLOT};
+use super::{BodyPlan, Layout, FIRST_FREE};
 use crate::ir::{Function, Op, Value, ValueMap};
 
 /// Whether `v` needs a scratch slot: it is computed (not a parameter, input
@@ -19,9 +19,47 @@ pub fn needs_slot(f: &Function, v: Value) -> bool {
 /// The layout of a function of one example: every instruction, in order,
 /// and every output read at the end.
 pub fn layout(f: &Function) -> Layout {
+    let mut layout = layout_from(f, FIRST_FREE);
+    plan_bodies(f, &mut layout);
+    layout
+}
+
+/// The layout of `f` with its slots from offset `first` on.
+fn layout_from(f: &Function, first: usize) -> Layout {
     let all: Vec<Value> = f.values().collect();
     let results: Vec<Value> = f.outputs.iter().map(|o| o.value).collect();
-    schedule(f, &all, &[], &results, ERROR_SLOT + 1)
+    schedule(f, &all, &[], &results, first)
+}
+
+/// Plans the body of every loop among the steps of `layout`, and of the
+/// loops inside those: each in the region of the scratch buffer after the
+/// slots of `layout` (which grows to hold the largest), followed by the
+/// buffer of its new carried values.
+pub fn plan_bodies(f: &Function, layout: &mut Layout) {
+    let base = layout.scratch_len;
+    let mut end = base;
+    let loops: Vec<Value> = layout
+        .steps
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|&v| matches!(f.inst(v).op, Op::Loop(_)))
+        .collect();
+    for v in loops {
+        let Op::Loop(l) = &f.inst(v).op else {
+            continue;
+        };
+        let mut body = layout_from(&l.body, base);
+        plan_bodies(&l.body, &mut body);
+        let next = body.scratch_len;
+        let carried: usize = l.body.params[..l.carries]
+            .iter()
+            .map(|s| s.shape.size())
+            .sum();
+        end = end.max(next + carried);
+        layout.bodies.push((v, BodyPlan { layout: body, next }));
+    }
+    layout.scratch_len = end;
 }
 
 /// Plans `pre` and then `body`, instructions in execution order (the body
@@ -54,6 +92,7 @@ pub fn schedule(
         scratch_len,
         transposed: Vec::new(),
         stages,
+        bodies: Vec::new(),
     }
 }
 

@@ -54,6 +54,22 @@ pub const ERROR_SLOT: usize = 0;
 /// example, in the scratch buffer.
 pub const EXAMPLE_SLOT: usize = 1;
 
+/// Where an instruction that fails inside a loop's body leaves what failed
+/// (the status names the loop of the function, see [`crate::backend::abi`]):
+/// the kind of fault ([`FAULT_CLASS`] or [`FAULT_INDEX`]), the class count
+/// or the axis length, and the instruction's span in the source.
+pub const FAULT_KIND_SLOT: usize = 2;
+pub const FAULT_LEN_SLOT: usize = 3;
+pub const FAULT_LO_SLOT: usize = 4;
+pub const FAULT_HI_SLOT: usize = 5;
+
+/// The kinds of fault in [`FAULT_KIND_SLOT`].
+pub const FAULT_CLASS: f64 = 1.0;
+pub const FAULT_INDEX: f64 = 2.0;
+
+/// The first slot of the scratch buffer free for values.
+pub const FIRST_FREE: usize = 6;
+
 /// Whether `op` can fail at run time (a `one_hot` of a class out of range):
 /// such an instruction always runs, per example, and keeps its order among
 /// the others that can fail, so that the first failure is the
@@ -116,9 +132,28 @@ pub struct Layout {
     /// of a chunk before the next one starts. Empty in a function of one
     /// example.
     pub stages: Vec<usize>,
+    /// The plan of the body of every loop instruction among the steps.
+    pub bodies: Vec<(Value, BodyPlan)>,
+}
+
+/// The plan of a loop's body: a function of its own, whose slots are in a
+/// region of the scratch buffer after those of the function around it
+/// (bodies of different loops share that region: they never run at the
+/// same time).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BodyPlan {
+    pub layout: Layout,
+    /// Where a step's new carried values are gathered before they replace
+    /// the old ones (which the step may still read).
+    pub next: usize,
 }
 
 impl Layout {
+    /// The plan of the body of loop `v`.
+    pub fn body_of(&self, v: Value) -> Option<&BodyPlan> {
+        self.bodies.iter().find(|(w, _)| *w == v).map(|(_, b)| b)
+    }
+
     /// Where the transpose of `w` is, if it is made.
     pub fn transposed_of(&self, w: Value) -> Option<usize> {
         self.transposed

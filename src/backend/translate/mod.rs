@@ -19,14 +19,17 @@
 //! - `elementwise`: the arithmetic of one element, and elementwise loops.
 //! - `reduce`: sums, maxima, norms, `logsumexp`, `softmax`.
 //! - `matmul`: `@` and `outer`, dot products in blocks.
-//! - `movement`: `transpose`, slices, `unslice`, `pack`.
+//! - `movement`: `transpose`, slices, `unslice`, `pack`, computed indices,
+//!   `reshape`.
 //! - `fuse`: a fused run (see [`super::plan::fuse`]) as one loop.
 //! - `ops`: every operation dispatched to its lowering, and one step of the
 //!   plan.
+//! - `body`: a loop instruction, its body translated inside a counted loop.
 //! - [`single`]: the function of one example.
 //! - [`batch`]: the batched function, the loop over the examples inside.
 
 pub(super) mod batch;
+mod body;
 mod elementwise;
 mod fuse;
 mod loops;
@@ -162,6 +165,9 @@ struct Translator<'a, 'b> {
     /// In a batched function, inside the loop over the examples: the index
     /// of the current example, which selects the inputs' rows.
     example: Option<cl::Value>,
+    /// Inside a loop's body: the loop instruction of the function being
+    /// generated, whose status a failure in the body returns.
+    fault_at: Option<Value>,
 }
 
 /// Data that no generated store touches.
@@ -192,6 +198,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             locs: ValueMap::new(f, None),
             callees: HashMap::new(),
             example: None,
+            fault_at: None,
         }
     }
 

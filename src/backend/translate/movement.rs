@@ -1,8 +1,10 @@
 //! The operations that only move elements: `transpose`, `slice` (when it
 //! is not a view), `unslice` and `pack`.
 
-use super::{dst_loc, Ix, Loc, Translator};
-use crate::backend::plan::fuse;
+use cranelift_codegen::ir::{self as cl, InstBuilder};
+
+use super::{dst_loc, Ix, Loc, Opnd, Translator};
+use crate::backend::plan::{fuse, FAULT_INDEX};
 use crate::ir::interp::slice_offsets;
 use crate::ir::{SliceAxis, Value};
 use crate::shape::Shape;
@@ -116,4 +118,69 @@ fn strided(s: &Shape, axes: &[SliceAxis]) -> (usize, Vec<usize>) {
         }
     }
     (base, ranges)
+}
+
+impl Translator<'_, '_> {
+    /// The operand `x` from row `k` (a run-time index) of rows of `row`
+    /// elements on.
+    fn row_of(&mut self, x: Opnd, k: cl::Value, row: usize) -> Opnd {
+        match x {
+            Opnd::Reg(_) => x,
+            Opnd::Mem { ptr, off, readonly } => {
+                let bytes = self.b.ins().imul_imm_s(k, (row * 8) as i64);
+                Opnd::Mem {
+                    ptr: self.b.ins().iadd(ptr, bytes),
+                    off,
+                    readonly,
+                }
+            }
+        }
+    }
+
+    /// `v = x[i]`, the row `i` of the leading axis, copied; an index that is
+    /// not an integer in range fails (see [`Translator::checked_index`]).
+    pub(super) fn index(&mut self, v: Value, x: Value, i: Value) -> Loc {
+        let n = self.f.shape(x).dims()[0];
+        let row = self.f.shape(v).size();
+        let i = self.scalar_of(i);
+        let k = self.checked_index(v, i, n, FAULT_INDEX);
+        let src = self.operand(x);
+        let src = self.row_of(src, k, row);
+        if self.f.shape(v).is_scalar() {
+            return Loc::Reg(self.read(src, Ix::c(0)));
+        }
+        let dst = self.dest(v);
+        self.copy(src, dst, 0, row);
+        dst_loc(dst)
+    }
+
+    /// `v = acc` with `g` added to its row `i`.
+    pub(super) fn index_add(&mut self, v: Value, acc: Value, g: Value, i: Value) -> Loc {
+        let n = self.f.shape(acc).dims()[0];
+        let row = self.f.shape(g).size();
+        let i = self.scalar_of(i);
+        let k = self.checked_index(v, i, n, FAULT_INDEX);
+        let (src, g) = (self.operand(acc), self.operand(g));
+        let dst = self.dest(v);
+        self.copy(src, dst, 0, n * row);
+        let at = self.row_of(dst, k, row);
+        self.for_each(row, &mut |t, e| {
+            let (a, b) = (t.read(at, e), t.read(g, e));
+            let sum = t.b.ins().fadd(a, b);
+            t.write(at, e, sum);
+        });
+        dst_loc(dst)
+    }
+
+    /// `v`, the elements of `x` in another shape: copied.
+    pub(super) fn reshape(&mut self, v: Value, x: Value) -> Loc {
+        let src = self.operand(x);
+        if self.f.shape(v).is_scalar() {
+            return Loc::Reg(self.read(src, Ix::c(0)));
+        }
+        let dst = self.dest(v);
+        let n = self.f.shape(v).size();
+        self.copy(src, dst, 0, n);
+        dst_loc(dst)
+    }
 }

@@ -4,13 +4,16 @@
 //! fused run.
 
 use cranelift_codegen::ir::condcodes::FloatCC;
-use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData};
+use cranelift_codegen::ir::{self as cl, types, InstBuilder, MemFlagsData};
 use cranelift_module::{DataDescription, Linkage};
 
 use super::{dst_loc, offset_bytes, Ix, Loc, Opnd, Translator};
 use crate::backend::abi::{INPUTS, PARAMS};
 use crate::backend::plan::fuse::{self, ElementOp};
-use crate::backend::plan::{ERROR_SLOT, EXAMPLE_SLOT};
+use crate::backend::plan::{
+    ERROR_SLOT, EXAMPLE_SLOT, FAULT_CLASS, FAULT_HI_SLOT, FAULT_KIND_SLOT, FAULT_LEN_SLOT,
+    FAULT_LO_SLOT,
+};
 use crate::ir::{Op, Value};
 
 impl Translator<'_, '_> {
@@ -18,6 +21,9 @@ impl Translator<'_, '_> {
     /// already: one instruction, or a fused run.
     pub(super) fn step(&mut self, step: &[Value]) -> Result<(), String> {
         match step {
+            // A loop body's parameters and step are placed before its
+            // steps run (see `body`).
+            [v] if self.locs[*v].is_some() => {}
             [v] => {
                 let loc = self.inst(*v)?;
                 self.set_loc(*v, loc);
@@ -67,12 +73,10 @@ impl Translator<'_, '_> {
             Op::Unslice(axes, into) => self.unslice(v, args[0], axes, into),
             Op::Pack => self.pack(v, args),
             Op::OneHot(n) => self.one_hot(v, args[0], *n),
-            Op::Index | Op::IndexAdd | Op::Reshape(_) | Op::Loop(_) => {
-                return Err(format!(
-                    "`{}` is not compiled yet: run with `--backend interp`",
-                    crate::ir::printer::mnemonic(&inst.op)
-                ))
-            }
+            Op::Index => self.index(v, args[0], args[1]),
+            Op::IndexAdd => self.index_add(v, args[0], args[1], args[2]),
+            Op::Reshape(_) => self.reshape(v, args[0]),
+            Op::Loop(l) => self.loop_op(v, args, l)?,
         })
     }
 
@@ -115,15 +119,40 @@ impl Translator<'_, '_> {
     }
 
     /// Zeros with a 1 at the class; a class that is not an integer in
-    /// `0..n` leaves it in the error slot and returns the status of `v` (its
-    /// position plus one, see [`crate::backend::abi`]) at once.
+    /// `0..n` fails (see [`Translator::checked_index`]).
     fn one_hot(&mut self, v: Value, c: Value, n: usize) -> Loc {
-        let c = match self.operand(c) {
-            Opnd::Reg(x) => x,
-            mem => self.read(mem, Ix::c(0)),
-        };
+        let c = self.scalar_of(c);
         let dst = self.dest(v);
         self.fill(dst, n, 0.0);
+        let k = self.checked_index(v, c, n, FAULT_CLASS);
+        let one = self.b.ins().f64const(1.0);
+        self.write(
+            dst,
+            Ix {
+                dynamic: Some(k),
+                konst: 0,
+            },
+            one,
+        );
+        dst_loc(dst)
+    }
+
+    /// The value of a scalar operand, in a register.
+    pub(super) fn scalar_of(&mut self, c: Value) -> cl::Value {
+        match self.operand(c) {
+            Opnd::Reg(x) => x,
+            mem => self.read(mem, Ix::c(0)),
+        }
+    }
+
+    /// `c` as an index in `0..n`, or, if it is not an integer in that range,
+    /// the failure of instruction `v`: `c` is left in the error slot (with
+    /// the example of a batch) and the function returns the status of `v`
+    /// (its position plus one, see [`crate::backend::abi`]) at once. Inside
+    /// a loop's body, the status is that of the loop of the function, and
+    /// the fault's kind (`kind`), `n` and the span of `v` are left in their
+    /// slots too.
+    pub(super) fn checked_index(&mut self, v: Value, c: cl::Value, n: usize, kind: f64) -> cl::Value {
         // In range and whole: 0 <= c < n and c == (c as i64) as f64. NaN fails
         // the first test; the conversion saturates, never traps.
         let zero = self.b.ins().f64const(0.0);
@@ -139,29 +168,35 @@ impl Translator<'_, '_> {
         let bad = self.b.create_block();
         self.b.ins().brif(ok, good, &[], bad, &[]);
         self.b.switch_to_block(bad);
-        let at = offset_bytes(ERROR_SLOT);
-        self.b
-            .ins()
-            .store(MemFlagsData::trusted(), c, self.scratch, at);
+        let store = |t: &mut Self, x: cl::Value, slot: usize| {
+            let at = offset_bytes(slot);
+            t.b.ins().store(MemFlagsData::trusted(), x, t.scratch, at);
+        };
+        store(self, c, ERROR_SLOT);
         if let Some(example) = self.example {
             let e = self.b.ins().fcvt_from_uint(types::F64, example);
-            let at = offset_bytes(EXAMPLE_SLOT);
-            self.b
-                .ins()
-                .store(MemFlagsData::trusted(), e, self.scratch, at);
+            store(self, e, EXAMPLE_SLOT);
         }
-        let status = self.b.ins().iconst(types::I64, v.index() as i64 + 1);
+        let failing = match self.fault_at {
+            Some(outer) => {
+                let span = self.f.inst(v).span;
+                for (x, slot) in [
+                    (kind, FAULT_KIND_SLOT),
+                    (n as f64, FAULT_LEN_SLOT),
+                    (span.lo as f64, FAULT_LO_SLOT),
+                    (span.hi as f64, FAULT_HI_SLOT),
+                ] {
+                    let x = self.b.ins().f64const(x);
+                    store(self, x, slot);
+                }
+                outer
+            }
+            None => v,
+        };
+        let status = self.b.ins().iconst(types::I64, failing.index() as i64 + 1);
         self.b.ins().return_(&[status]);
         self.b.switch_to_block(good);
-        let one = self.b.ins().f64const(1.0);
-        self.write(
-            dst,
-            Ix {
-                dynamic: Some(k),
-                konst: 0,
-            },
-            one,
-        );
-        dst_loc(dst)
+        k
     }
+
 }

@@ -1,0 +1,130 @@
+//! A loop instruction (see [`crate::ir::Loop`]): its body, a function of its
+//! own planned in its own region of the scratch buffer
+//! ([`crate::backend::plan::BodyPlan`]), translated once inside a counted
+//! loop of the generated code, so that the code does not grow with the
+//! number of steps.
+//!
+//! The loop's value (the packed results) is its scratch slot: the carried
+//! values live in its first parts from the start, and each step reads them
+//! there, gathers its new ones in the plan's `next` buffer and copies them
+//! back at its end (a step may still read an old carried value after it
+//! computed a new one); each stacked value is written to its row. The
+//! captured values are read where they are. A failure in the body returns
+//! the status of the loop of the function being generated, with what failed
+//! in the fault slots.
+
+use cranelift_codegen::ir::{types, InstBuilder};
+
+use super::{dst_loc, Ix, Loc, Opnd, Translator};
+use crate::ir::{Loop, Value, ValueMap};
+
+impl<'a> Translator<'a, '_> {
+    /// The loop `v` with arguments `args`.
+    pub(super) fn loop_op(&mut self, v: Value, args: &[Value], l: &'a Loop) -> Result<Loc, String> {
+        let layout: &'a crate::backend::plan::Layout = self.layout;
+        let plan = layout
+            .body_of(v)
+            .ok_or_else(|| format!("no plan for the body of loop %{}", v.index()))?;
+        let (offsets, _) = l.offsets();
+        let parts = l.parts();
+        let dst = self.dest(v);
+        let k = l.carries;
+        for c in 0..k {
+            let src = self.operand(args[c]);
+            self.copy(src, dst, offsets[c], parts[c].size());
+        }
+        let captured: Vec<Loc> = args[k..].iter().map(|&a| self.loc(a)).collect();
+        let next = Opnd::Mem {
+            ptr: self.scratch,
+            off: plan.next,
+            readonly: false,
+        };
+        let body = &l.body;
+        // The body's values, translated in its own context.
+        let outer = (self.f, self.layout);
+        let fault_at = self.fault_at.or(Some(v));
+        let saved_fault = std::mem::replace(&mut self.fault_at, fault_at);
+        let mut failed = Ok(());
+        self.for_each(l.trips, &mut |t, step| {
+            if failed.is_err() {
+                return;
+            }
+            let outer_locs = std::mem::replace(&mut t.locs, ValueMap::new(body, None));
+            t.f = body;
+            t.layout = &plan.layout;
+            // The parameters and the step, placed before the steps run.
+            for (p, inst) in body.iter() {
+                let loc = match inst.op {
+                    crate::ir::Op::Param(i) if i < k => {
+                        let at = offsets[i];
+                        if inst.shape.is_scalar() {
+                            Loc::Reg(t.read(dst, Ix::c(at)))
+                        } else {
+                            match dst_loc(dst) {
+                                Loc::Scratch(off) => Loc::Scratch(off + at),
+                                other => other,
+                            }
+                        }
+                    }
+                    crate::ir::Op::Param(i) => captured[i - k],
+                    crate::ir::Op::Input(_) => {
+                        let x = match step.dynamic {
+                            Some(i) => t.b.ins().fcvt_from_sint(types::F64, i),
+                            None => t.b.ins().f64const(step.konst as f64),
+                        };
+                        Loc::Reg(x)
+                    }
+                    _ => continue,
+                };
+                t.locs[p] = Some(loc);
+            }
+            for s in &plan.layout.steps {
+                if let Err(e) = t.step(s) {
+                    failed = Err(e);
+                    break;
+                }
+            }
+            if failed.is_ok() {
+                // Each stacked value to its row (it may read an old
+                // carried value), then the new carried values, gathered
+                // and put in place.
+                for (j, o) in body.outputs.iter().enumerate().skip(k) {
+                    let n = body.shape(o.value).size();
+                    let src = t.operand(o.value);
+                    let row = t.lin(&[(step, n)], offsets[j]);
+                    let to = match (dst, row.dynamic) {
+                        (Opnd::Mem { ptr, off, readonly }, Some(d)) => {
+                            let bytes = t.b.ins().ishl_imm_u(d, 3);
+                            Opnd::Mem {
+                                ptr: t.b.ins().iadd(ptr, bytes),
+                                off,
+                                readonly,
+                            }
+                        }
+                        _ => dst,
+                    };
+                    t.copy(src, to, row.konst, n);
+                }
+                let mut at = 0;
+                for o in &body.outputs[..k] {
+                    let n = body.shape(o.value).size();
+                    let src = t.operand(o.value);
+                    t.copy(src, next, at, n);
+                    at += n;
+                }
+                let mut at = 0;
+                for (c, o) in body.outputs[..k].iter().enumerate() {
+                    let n = body.shape(o.value).size();
+                    let src = next.at(at);
+                    t.copy(src, dst, offsets[c], n);
+                    at += n;
+                }
+            }
+            t.locs = outer_locs;
+            (t.f, t.layout) = outer;
+        });
+        self.fault_at = saved_fault;
+        failed?;
+        Ok(dst_loc(dst))
+    }
+}
