@@ -36,8 +36,8 @@ use super::plan::{
     ERROR_SLOT, EXAMPLE_SLOT, FAULT_CLASS, FAULT_HI_SLOT, FAULT_INDEX, FAULT_KIND_SLOT,
     FAULT_LEN_SLOT, FAULT_LO_SLOT,
 };
-use crate::span::Span;
 use crate::ir::{Fault, Function, Op, RunError, Slot};
+use crate::span::Span;
 
 /// The signature of the generated function.
 pub type EntryFn = unsafe extern "C" fn(
@@ -174,9 +174,13 @@ impl Scratch {
                 // A failure inside the body: what failed is in the fault
                 // slots.
                 Op::Loop(_) => {
-                    let [kind, len, lo, hi] =
-                        [FAULT_KIND_SLOT, FAULT_LEN_SLOT, FAULT_LO_SLOT, FAULT_HI_SLOT]
-                            .map(|s| self.data[s]);
+                    let [kind, len, lo, hi] = [
+                        FAULT_KIND_SLOT,
+                        FAULT_LEN_SLOT,
+                        FAULT_LO_SLOT,
+                        FAULT_HI_SLOT,
+                    ]
+                    .map(|s| self.data[s]);
                     let span = Span::new(lo as usize, hi as usize);
                     let fault = if kind == FAULT_CLASS {
                         Fault::one_hot(class, len as usize)

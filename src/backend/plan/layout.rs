@@ -286,10 +286,11 @@ mod tests {
         assert_eq!(l.slots[v[4]], None);
         // The first two softmaxes overlap in time; the third takes the
         // first's slot back.
-        assert_eq!(l.slots[v[1]], Some(1));
-        assert_eq!(l.slots[v[2]], Some(4));
-        assert_eq!(l.slots[v[3]], Some(1));
-        assert_eq!(l.scratch_len, 7);
+        let first = FIRST_FREE;
+        assert_eq!(l.slots[v[1]], Some(first));
+        assert_eq!(l.slots[v[2]], Some(first + 3));
+        assert_eq!(l.slots[v[3]], Some(first));
+        assert_eq!(l.scratch_len, first + 6);
     }
 
     #[test]
@@ -299,9 +300,9 @@ mod tests {
         let (f, v) = chain(4, ops);
         let l = layout(&f);
         assert_eq!(l.steps.len(), 5);
-        assert_eq!(l.slots[v[1]], Some(1));
+        assert_eq!(l.slots[v[1]], Some(FIRST_FREE));
         assert_eq!(l.slots[v[2]], None);
-        assert_eq!(l.slots[v[3]], Some(5));
+        assert_eq!(l.slots[v[3]], Some(FIRST_FREE + 4));
     }
 
     #[test]
@@ -313,6 +314,6 @@ mod tests {
         let l = layout(&f);
         assert_eq!(l.steps, [vec![v[0]], vec![v[1], v[2], v[3]]]);
         assert!(l.internal[v[1]] && l.internal[v[2]]);
-        assert_eq!(l.scratch_len, 1);
+        assert_eq!(l.scratch_len, FIRST_FREE);
     }
 }

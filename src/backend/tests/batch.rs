@@ -184,13 +184,13 @@ fn batch_plan_hoists_what_does_not_depend_on_the_example() {
     assert_eq!(layout.steps[layout.body..], [vec![x[0]], vec![m, l]]);
     assert!(layout.internal[m]);
     // exp w is read by every example: its slot is never reused.
-    assert_eq!(layout.slots[e], Some(2));
+    assert_eq!(layout.slots[e], Some(plan::FIRST_FREE));
     assert_eq!(layout.slots[m], None);
-    assert_eq!(layout.scratch_len, 5);
+    assert_eq!(layout.scratch_len, plan::FIRST_FREE + 3);
     let plan = plan::batch::batch_plan(&f, true);
     let layout = &plan.layout;
     assert_eq!(layout.steps[layout.body..], [vec![x[0]], vec![m, l, o]]);
-    assert_eq!(layout.slots[o], Some(5));
+    assert_eq!(layout.slots[o], Some(plan::FIRST_FREE + 3));
     assert_eq!(plan.outputs.len(), 3);
     let examples: Vec<Vec<Tensor>> = (0..5).map(|s| tensors(&f, false, 300 + s)).collect();
     agree_batched(&f, &tensors(&f, true, 7), &examples);

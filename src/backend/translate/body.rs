@@ -79,6 +79,15 @@ impl<'a> Translator<'a, '_> {
                 t.locs[p] = Some(loc);
             }
             for s in &plan.layout.steps {
+                // The parameters and the step are placed already.
+                if let [p] = s.as_slice() {
+                    if matches!(
+                        body.inst(*p).op,
+                        crate::ir::Op::Param(_) | crate::ir::Op::Input(_)
+                    ) {
+                        continue;
+                    }
+                }
                 if let Err(e) = t.step(s) {
                     failed = Err(e);
                     break;

@@ -21,9 +21,6 @@ impl Translator<'_, '_> {
     /// already: one instruction, or a fused run.
     pub(super) fn step(&mut self, step: &[Value]) -> Result<(), String> {
         match step {
-            // A loop body's parameters and step are placed before its
-            // steps run (see `body`).
-            [v] if self.locs[*v].is_some() => {}
             [v] => {
                 let loc = self.inst(*v)?;
                 self.set_loc(*v, loc);
@@ -152,7 +149,13 @@ impl Translator<'_, '_> {
     /// a loop's body, the status is that of the loop of the function, and
     /// the fault's kind (`kind`), `n` and the span of `v` are left in their
     /// slots too.
-    pub(super) fn checked_index(&mut self, v: Value, c: cl::Value, n: usize, kind: f64) -> cl::Value {
+    pub(super) fn checked_index(
+        &mut self,
+        v: Value,
+        c: cl::Value,
+        n: usize,
+        kind: f64,
+    ) -> cl::Value {
         // In range and whole: 0 <= c < n and c == (c as i64) as f64. NaN fails
         // the first test; the conversion saturates, never traps.
         let zero = self.b.ins().f64const(0.0);
@@ -198,5 +201,4 @@ impl Translator<'_, '_> {
         self.b.switch_to_block(good);
         k
     }
-
 }
