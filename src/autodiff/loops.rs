@@ -194,11 +194,8 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), super::AdError> {
         .chain(&gstack)
         .copied()
         .collect();
-    for c in 0..k {
-        slots.push(slot(
-            format!("{}_steps", body.params[c].name),
-            ad.f.shape(states[c]),
-        ));
+    for (p, &s) in body.params.iter().zip(&states) {
+        slots.push(slot(format!("{}_steps", p.name), ad.f.shape(s)));
     }
     for (i, &v) in captures.iter().enumerate() {
         slots.push(slot(body.params[k + i].name.clone(), ad.f.shape(v)));
@@ -255,11 +252,11 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), super::AdError> {
         seeds.push(rb.push(Op::Index, vec![gs, step], span));
     }
     let grads = rb.inline(&vjp_fn, &vjp_params, &seeds);
-    for c in 0..k {
+    for (p, &g) in body.params.iter().zip(&grads[..k]) {
         rb.outputs.push(Output {
             role: Role::Output,
-            name: format!("d{}", body.params[c].name),
-            value: grads[c],
+            name: format!("d{}", p.name),
+            value: g,
         });
     }
     for (n, &i) in active_caps.iter().enumerate() {
