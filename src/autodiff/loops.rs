@@ -64,8 +64,8 @@ pub fn save_states(f: &mut Function) {
     });
 }
 
-/// The name of a body's output that is a saved state.
-const STATE: &str = "state ";
+use crate::ir::Loop as L;
+const STATE: &str = L::STATE;
 
 /// Whether a loop's body returns its states (see [`save_states`]): its last
 /// `carries` outputs. A loop without carried values has none to save.

@@ -313,7 +313,7 @@ fn print_stats(f: &crate::ir::Function, g: &crate::ir::Function, json: bool) {
     if json {
         let doc = json!({
             "forward": { "ops": a.ops, "flops": a.flops },
-            "gradient": { "ops": b.ops, "flops": b.flops },
+            "gradient": { "ops": b.ops, "flops": b.flops, "saved": b.saved },
             "flop_ratio": ratio,
         });
         outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
@@ -322,6 +322,13 @@ fn print_stats(f: &crate::ir::Function, g: &crate::ir::Function, json: bool) {
         outln!("{:9} {:>6} {:>10}", "forward", a.ops, a.flops);
         outln!("{:9} {:>6} {:>10}", "gradient", b.ops, b.flops);
         outln!("gradient / forward flops: {ratio:.2}");
+        if b.saved > 0 {
+            outln!(
+                "saved by loops for the backward pass: {} numbers ({} KiB) per example",
+                b.saved,
+                b.saved * 8 / 1024
+            );
+        }
     }
 }
 

@@ -316,6 +316,25 @@ impl Loop {
             .collect()
     }
 
+    /// How many numbers the loop keeps for its reverse: its stacked values
+    /// that are saved states (see [`Loop::STATE`]).
+    pub fn saved(&self) -> usize {
+        let parts = self.parts();
+        self.body
+            .outputs
+            .iter()
+            .zip(&parts)
+            .skip(self.carries)
+            .filter(|(o, _)| o.name.starts_with(Loop::STATE))
+            .map(|(_, s)| s.size())
+            .sum()
+    }
+
+    /// The name of a body's output that is a saved state: the carried
+    /// value a step starts with, kept for the reverse loop of the
+    /// gradient.
+    pub const STATE: &'static str = "state ";
+
     /// The offset of each part in the packed vector, and its total length.
     pub fn offsets(&self) -> (Vec<usize>, usize) {
         let mut at = 0;

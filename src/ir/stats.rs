@@ -12,6 +12,8 @@ pub struct Stats {
     /// operation (a transcendental function counts as one), `2 m k n` for a
     /// product of `[m, k]` by `[k, n]`, one per element read by a reduction.
     pub flops: u64,
+    /// Numbers loops keep for the backward pass (their saved states).
+    pub saved: u64,
 }
 
 /// The counts of `f`.
@@ -43,7 +45,11 @@ pub fn stats(f: &Function) -> Stats {
             // One addition per element of the row.
             Op::IndexAdd => arg(1),
             // The body's, once per step.
-            Op::Loop(l) => l.trips as u64 * stats(&l.body).flops,
+            Op::Loop(l) => {
+                let body = stats(&l.body);
+                s.saved += l.saved() as u64 + l.trips as u64 * body.saved;
+                l.trips as u64 * body.flops
+            }
         };
         s.ops += 1;
         s.flops += flops;

@@ -1,7 +1,9 @@
 //! Rewrites of a loop instruction seen from the function around it: a
 //! captured constant is copied into the body (where folding and the
-//! algebraic rules can use it), and a captured value the body does not read
-//! is no longer captured.
+//! algebraic rules can use it), a captured value the body does not read is
+//! no longer captured, and the body's loop-invariant work is hoisted out of
+//! it ([`hoist`]); unread saved values at the end of a loop's results are
+//! trimmed ([`trim`]).
 
 use crate::ir::{Function, Inst, Loop, Op, SliceAxis, Value};
 use crate::shape::Shape;
@@ -143,4 +145,80 @@ pub fn trim(f: &mut Function) -> bool {
             inst.span,
         ))
     })
+}
+
+/// The loop `inst` with the work of its body that is the same at every step
+/// done once, before it: each instruction that reads only captured values,
+/// constants and other such instructions (and cannot fail) is computed in
+/// the function around the loop, and captured.
+pub fn hoist(out: &mut Function, inst: &Inst, l: &Loop) -> Option<Value> {
+    let body = &l.body;
+    let k = l.carries;
+    if l.trips == 0 {
+        return None;
+    }
+    // Invariant: a captured parameter, a constant, or computed from those.
+    let mut invariant = vec![false; body.len()];
+    for (v, i) in body.iter() {
+        invariant[v.index()] = match &i.op {
+            Op::Param(p) => *p >= k,
+            Op::Input(_) => false,
+            Op::Const(_) => true,
+            op => !can_fail(op) && i.args.iter().all(|a| invariant[a.index()]),
+        };
+    }
+    let computed = |v: Value| invariant[v.index()] && !matches!(body.inst(v).op, Op::Param(_) | Op::Const(_));
+    if !body.values().any(computed) {
+        return None;
+    }
+    // The invariant values, computed outside: captured parameters are the
+    // loop's arguments.
+    let mut outside: Vec<Option<Value>> = vec![None; body.len()];
+    for (v, i) in body.iter() {
+        if !invariant[v.index()] {
+            continue;
+        }
+        outside[v.index()] = Some(match &i.op {
+            Op::Param(p) => inst.args[*p],
+            _ => {
+                let args = i.args.iter().map(|a| outside[a.index()].expect("invariant")).collect();
+                let w = out.push(i.op.clone(), args, i.span);
+                if let Some(n) = &i.name {
+                    out.set_name(w, n);
+                }
+                w
+            }
+        });
+    }
+    // The body reads each hoisted value as a new captured parameter.
+    let mut new = body.clone();
+    let mut args = inst.args.clone();
+    let mut param_of: Vec<Option<usize>> = vec![None; body.len()];
+    for v in body.values().filter(|&v| computed(v)) {
+        param_of[v.index()] = Some(new.params.len());
+        new.params.push(crate::ir::Slot {
+            name: body.inst(v).name.clone().unwrap_or_else(|| format!("inv{}", v.index())),
+            shape: body.shape(v).clone(),
+        });
+        args.push(outside[v.index()].expect("invariant"));
+    }
+    let mut k2 = 0;
+    new.rewrite(|b, i| {
+        let old = k2;
+        k2 += 1;
+        let p = param_of[old]?;
+        let w = b.push(Op::Param(p), vec![], i.span);
+        Some(w)
+    });
+    let l = Loop {
+        trips: l.trips,
+        carries: k,
+        body: new,
+    };
+    Some(out.push(Op::Loop(Box::new(l)), args, inst.span))
+}
+
+/// Whether an instruction can fail at run time: it stays where it is.
+fn can_fail(op: &Op) -> bool {
+    matches!(op, Op::OneHot(_) | Op::Index | Op::IndexAdd | Op::Loop(_))
 }
