@@ -1,28 +1,33 @@
-//! Reverse mode through a loop, as a loop: the forward loop keeps the
-//! carried values it starts each step with (its *states*), and a reverse
-//! loop runs the body's vector-Jacobian product from the last step to the
-//! first, carrying the cotangents of the carried values and summing those
-//! of the captured ones.
+//! Reverse mode through a loop, as a loop: the forward loop keeps, for each
+//! step, the values the body's vector-Jacobian product reads (see
+//! [`save_states`]), and a reverse loop runs that product from the last
+//! step to the first, carrying the cotangents of the carried values and
+//! summing those of the captured ones.
 //!
 //! The body's vector-Jacobian product is itself made by this module's
 //! transformation ([`super::differentiate`] on the body with seeds as
 //! inputs), so loops nest, and the reverse loop is an ordinary loop that can
 //! be differentiated again (Hessians through a loop).
 
-use super::{differentiate, Ad, Cot};
+use super::{differentiate, Ad, AdError, Cot};
 use crate::ir::{
     Binary, ConstData, Function, Inst, Loop, Op, Output, Role, SliceAxis, Slot, Value,
 };
 use crate::shape::{Shape, Tensor};
 use crate::span::Span;
 
-/// Makes every loop that depends on a parameter keep its states: its body
-/// also returns, as stacked values, the carried values it starts each step
-/// with. The loop's value grows at its end, so the values read from it
-/// before are read from a slice of the new one.
-pub fn save_states(f: &mut Function) {
+/// Makes every loop that depends on a parameter keep what its reverse
+/// needs: its body also returns, as stacked values (named [`Loop::STATE`]),
+/// each value of a step that the body's vector-Jacobian product reads (the
+/// carried values a step starts with, the results of its nonlinear
+/// functions), so that the reverse loop reads them rather than computing
+/// the step again. A row of a captured tensor read at the step (`x[t]`) is
+/// read again instead. Loops inside the body are treated first. The loop's
+/// value grows at its end, so the values read from it before are read from
+/// a slice of the new one.
+pub fn save_states(f: &mut Function) -> Result<(), AdError> {
     if !f.insts().iter().any(|i| matches!(i.op, Op::Loop(_))) {
-        return;
+        return Ok(());
     }
     let mut active = vec![false; f.len()];
     for (v, inst) in f.iter() {
@@ -30,53 +35,117 @@ pub fn save_states(f: &mut Function) {
             matches!(inst.op, Op::Param(_)) || inst.args.iter().any(|a| active[a.index()]);
     }
     let mut k = 0;
+    let mut failed = None;
     f.rewrite(|out, inst: &Inst| {
         let is_active = active[k];
         k += 1;
         let Op::Loop(l) = &inst.op else { return None };
-        if !is_active || saves_states(l) {
+        if !is_active || failed.is_some() {
             return None;
         }
-        let mut body = l.body.clone();
-        for c in 0..l.carries {
-            let found = body
-                .iter()
-                .find(|(_, i)| i.op == Op::Param(c))
-                .map(|(v, _)| v);
-            let p = match found {
-                Some(v) => v,
-                None => body.push(Op::Param(c), vec![], inst.span),
-            };
-            body.outputs.push(Output {
-                role: Role::Output,
-                name: format!("{STATE}{c}"),
-                value: p,
-            });
-        }
-        let n = inst.shape.size();
-        let saving = Loop {
-            trips: l.trips,
-            carries: l.carries,
-            body,
+        let saving = match saving(l, inst.span) {
+            Ok(Some(s)) => s,
+            Ok(None) => return None,
+            Err(e) => {
+                failed = Some(e);
+                return None;
+            }
         };
+        let n = inst.shape.size();
         let y = out.push(Op::Loop(Box::new(saving)), inst.args.clone(), inst.span);
         Some(out.push(Op::Slice(vec![SliceAxis::Range(0, n)]), vec![y], inst.span))
     });
+    failed.map_or(Ok(()), Err)
+}
+
+/// The loop `l` saving what its reverse needs, if it does not already.
+fn saving(l: &Loop, span: Span) -> Result<Option<Loop>, AdError> {
+    let mut body = l.body.clone();
+    save_states(&mut body)?;
+    let have: Vec<Value> = saved(&Loop {
+        trips: l.trips,
+        carries: l.carries,
+        body: body.clone(),
+    })
+    .into_iter()
+    .map(|(_, v)| v)
+    .collect();
+    let missing: Vec<Value> = residuals(&body, l.carries, span)?
+        .into_iter()
+        .filter(|r| !have.contains(r))
+        .collect();
+    if missing.is_empty() && body == l.body {
+        return Ok(None);
+    }
+    for r in missing {
+        body.outputs.push(Output {
+            role: Role::Output,
+            name: format!("{STATE}{}", r.index()),
+            value: r,
+        });
+    }
+    Ok(Some(Loop {
+        trips: l.trips,
+        carries: l.carries,
+        body,
+    }))
+}
+
+/// The stacked values of a loop that are saved for its reverse: each with
+/// its output's position and the body's value.
+fn saved(l: &Loop) -> Vec<(usize, Value)> {
+    let b = &l.body;
+    b.outputs
+        .iter()
+        .enumerate()
+        .skip(l.carries)
+        .filter(|(_, o)| o.name.starts_with(STATE))
+        .map(|(j, o)| (j, o.value))
+        .collect()
+}
+
+/// The values of a step of `body` (whose first `carries` parameters are
+/// carried) that its vector-Jacobian product reads: the forward values its
+/// backward instructions use, but not captured values, the step, constants
+/// or rows of captured tensors at the step (read again in the reverse).
+fn residuals(body: &Function, carries: usize, span: Span) -> Result<Vec<Value>, AdError> {
+    let g = raw_vjp(body, span)?;
+    let n = body.len();
+    let mut read = vec![false; n];
+    for inst in g.insts().iter().filter(|i| i.backward.is_some()) {
+        for a in &inst.args {
+            if a.index() < n && g.inst(*a).backward.is_none() {
+                read[a.index()] = true;
+            }
+        }
+    }
+    // The step, and arithmetic of it with constants.
+    let mut stepwise = vec![false; n];
+    for (v, i) in body.iter() {
+        stepwise[v.index()] = match i.op {
+            Op::Input(_) | Op::Const(_) => true,
+            Op::Binary(_) => i.args.iter().all(|a| stepwise[a.index()]),
+            _ => false,
+        };
+    }
+    Ok(body
+        .iter()
+        .filter(|(v, _)| read[v.index()])
+        .filter(|(_, i)| match &i.op {
+            Op::Param(p) => *p < carries,
+            Op::Input(_) | Op::Const(_) => false,
+            Op::Index => {
+                let captured = matches!(body.inst(i.args[0]).op, Op::Param(p) if p >= carries);
+                !(captured && stepwise[i.args[1].index()])
+            }
+            _ => true,
+        })
+        .map(|(v, _)| v)
+        .collect())
 }
 
 use crate::ir::Loop as L;
 const STATE: &str = L::STATE;
-
-/// Whether a loop's body returns its states (see [`save_states`]): its last
-/// `carries` outputs. A loop without carried values has none to save.
-fn saves_states(l: &Loop) -> bool {
-    let b = &l.body;
-    l.carries == 0
-        || b.outputs.len() >= 2 * l.carries
-            && b.outputs[b.outputs.len() - l.carries..]
-                .iter()
-                .all(|o| o.name.starts_with(STATE))
-}
 
 /// The part `k` of a loop's packed value `y`, in its own shape.
 fn part(f: &mut Function, y: Value, l: &Loop, k: usize, span: Span) -> Value {
@@ -101,10 +170,11 @@ fn zeros(f: &mut Function, shape: &Shape, span: Span) -> Value {
     }
 }
 
-/// The body's vector-Jacobian product as a function: the body's parameters,
-/// then inputs `(t, seed for each output...)`; its outputs, the cotangent of
-/// every parameter (carried, then captured).
-fn body_vjp(body: &Function, span: Span) -> Result<Function, super::AdError> {
+/// The body's vector-Jacobian product as a function, not simplified: the
+/// body's instructions first (the same values), then the backward ones. Its
+/// parameters are the body's; its inputs `(t, seed for each output...)`; its
+/// outputs, the cotangent of every parameter (carried, then captured).
+fn raw_vjp(body: &Function, span: Span) -> Result<Function, AdError> {
     let mut h = body.clone();
     let outputs = std::mem::take(&mut h.outputs);
     let mut total = None;
@@ -132,6 +202,29 @@ fn body_vjp(body: &Function, span: Span) -> Result<Function, super::AdError> {
     };
     let mut g = differentiate(&h, total)?;
     g.outputs.retain(|o| matches!(o.role, Role::Grad(_)));
+    Ok(g)
+}
+
+/// The body's vector-Jacobian product reading the saved values: the inputs
+/// of [`raw_vjp`], then one per saved value (in `saved` order), which
+/// replaces the body's computation of it; simplified, so that only the
+/// backward work is left.
+fn body_vjp(body: &Function, saved: &[Value], span: Span) -> Result<Function, AdError> {
+    let mut g = raw_vjp(body, span)?;
+    let base = g.inputs.len();
+    for &r in saved {
+        g.inputs.push(Slot {
+            name: format!("saved{}", r.index()),
+            shape: body.shape(r).clone(),
+        });
+    }
+    let mut k = 0;
+    g.rewrite(|out, inst| {
+        let i = k;
+        k += 1;
+        let n = saved.iter().position(|r| r.index() == i)?;
+        Some(out.push(Op::Input(base + n), vec![], inst.span))
+    });
     crate::passes::simplify(&mut g);
     Ok(g)
 }
@@ -144,10 +237,6 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), super::AdError> {
         unreachable!("a loop")
     };
     let span = inst.span;
-    assert!(
-        saves_states(l),
-        "a loop that depends on a parameter saves its states before differentiation"
-    );
     let (k, t) = (l.carries, l.trips);
     let body = &l.body;
     let outs = body.outputs.len();
@@ -157,24 +246,29 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), super::AdError> {
         .collect();
 
     // Outside: the cotangents of the final carried values and of each
-    // stacked value, and the states, read from `g` and `y`.
+    // stacked value (the saved ones too: a second derivative reads them),
+    // and the saved values, read from `g` and `y`.
     let gfinal: Vec<Value> = (0..k)
         .map(|c| part(&mut ad.f, g.value, l, c, span))
         .collect();
     let gstack: Vec<Value> = (k..outs)
         .map(|j| part(&mut ad.f, g.value, l, j, span))
         .collect();
-    let states: Vec<Value> = (outs - k..outs)
-        .map(|j| part(&mut ad.f, y, l, j, span))
+    let saved = saved(l);
+    let states: Vec<Value> = saved
+        .iter()
+        .map(|&(j, _)| part(&mut ad.f, y, l, j, span))
         .collect();
+    let saved_values: Vec<Value> = saved.iter().map(|&(_, r)| r).collect();
 
     // The reverse body: carried, the cotangents of the carried values and
-    // the sums of those of the active captured values; captured, the
-    // states, the forward loop's captured values and the stacked
+    // the sums of those of the active captured values; captured, the saved
+    // values, the forward loop's captured values and the stacked
     // cotangents; the input, the reverse step r, for t = trips - 1 - r.
-    let vjp_fn = body_vjp(body, span)?;
-    // Names: `dh` the cotangent of `h`, `h_steps` its states, `dW` the sum
-    // for a captured `W`, `dys_steps` the cotangents of a stacked value.
+    let vjp_fn = body_vjp(body, &saved_values, span)?;
+    // Names: `dh` the cotangent of `h`, `h_steps` its saved values, `dW`
+    // the sum for a captured `W`, `dys_steps` the cotangents of a stacked
+    // value.
     let slot = |name: String, shape: &Shape| Slot {
         name,
         shape: shape.clone(),
@@ -194,8 +288,12 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), super::AdError> {
         .chain(&gstack)
         .copied()
         .collect();
-    for (p, &s) in body.params.iter().zip(&states) {
-        slots.push(slot(format!("{}_steps", p.name), ad.f.shape(s)));
+    for (&r, &s) in saved_values.iter().zip(&states) {
+        let name = match (&body.inst(r).name, &body.inst(r).op) {
+            (Some(n), _) => n.clone(),
+            (None, op) => format!("{}{}", crate::ir::printer::mnemonic(op), r.index()),
+        };
+        slots.push(slot(format!("{name}_steps"), ad.f.shape(s)));
     }
     for (i, &v) in captures.iter().enumerate() {
         slots.push(slot(body.params[k + i].name.clone(), ad.f.shape(v)));
@@ -230,7 +328,7 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), super::AdError> {
     let carried_cots = &params[..k];
     let cap_sums = &params[k..k + active_caps.len()];
     let inside = &params[k + active_caps.len()..];
-    let (state_ps, rest) = inside.split_at(k);
+    let (state_ps, rest) = inside.split_at(states.len());
     let (cap_ps, gstack_ps) = rest.split_at(captures.len());
     let r = rb.push(Op::Input(0), vec![], span);
     rb.set_name(r, "r");
@@ -241,17 +339,22 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), super::AdError> {
     );
     let step = rb.push(Op::Binary(Binary::Sub), vec![last, r], span);
     rb.set_name(step, "t");
+    // The carried values a step starts with are not read by the product
+    // (what it reads of them is saved): zeros stand for them.
     let mut vjp_params = Vec::new();
-    for &s in state_ps {
-        vjp_params.push(rb.push(Op::Index, vec![s, step], span));
+    for p in &body.params[..k] {
+        vjp_params.push(zeros(&mut rb, &p.shape, span));
     }
     vjp_params.extend_from_slice(cap_ps);
-    let mut seeds = vec![step];
-    seeds.extend_from_slice(carried_cots);
+    let mut inputs = vec![step];
+    inputs.extend_from_slice(carried_cots);
     for &gs in gstack_ps {
-        seeds.push(rb.push(Op::Index, vec![gs, step], span));
+        inputs.push(rb.push(Op::Index, vec![gs, step], span));
     }
-    let grads = rb.inline(&vjp_fn, &vjp_params, &seeds);
+    for &s in state_ps {
+        inputs.push(rb.push(Op::Index, vec![s, step], span));
+    }
+    let grads = rb.inline(&vjp_fn, &vjp_params, &inputs);
     for (p, &g) in body.params.iter().zip(&grads[..k]) {
         rb.outputs.push(Output {
             role: Role::Output,

@@ -62,7 +62,7 @@ pub fn differentiate(f: &Function, of: Value) -> Result<Function, AdError> {
             name: String::new(),
             value: of,
         });
-        loops::save_states(&mut saving);
+        loops::save_states(&mut saving)?;
         saving.outputs.pop().expect("the marker output").value
     };
     let f = &saving;

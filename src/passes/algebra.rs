@@ -134,8 +134,9 @@ fn rule(out: &mut Function, inst: &Inst) -> Option<Value> {
         }
         // Adding zeros to a row changes nothing.
         Op::IndexAdd => is(splat_value(out, arg(1)), 0.0).then(|| arg(0)),
-        Op::Loop(l) => super::loops::captures(out, inst, l)
-            .or_else(|| super::loops::hoist(out, inst, l)),
+        Op::Loop(l) => {
+            super::loops::captures(out, inst, l).or_else(|| super::loops::hoist(out, inst, l))
+        }
         Op::Reshape(to) => {
             let x = arg(0);
             if out.shape(x) == to {

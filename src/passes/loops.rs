@@ -167,7 +167,8 @@ pub fn hoist(out: &mut Function, inst: &Inst, l: &Loop) -> Option<Value> {
             op => !can_fail(op) && i.args.iter().all(|a| invariant[a.index()]),
         };
     }
-    let computed = |v: Value| invariant[v.index()] && !matches!(body.inst(v).op, Op::Param(_) | Op::Const(_));
+    let computed =
+        |v: Value| invariant[v.index()] && !matches!(body.inst(v).op, Op::Param(_) | Op::Const(_));
     if !body.values().any(computed) {
         return None;
     }
@@ -181,7 +182,11 @@ pub fn hoist(out: &mut Function, inst: &Inst, l: &Loop) -> Option<Value> {
         outside[v.index()] = Some(match &i.op {
             Op::Param(p) => inst.args[*p],
             _ => {
-                let args = i.args.iter().map(|a| outside[a.index()].expect("invariant")).collect();
+                let args = i
+                    .args
+                    .iter()
+                    .map(|a| outside[a.index()].expect("invariant"))
+                    .collect();
                 let w = out.push(i.op.clone(), args, i.span);
                 if let Some(n) = &i.name {
                     out.set_name(w, n);
@@ -197,7 +202,11 @@ pub fn hoist(out: &mut Function, inst: &Inst, l: &Loop) -> Option<Value> {
     for v in body.values().filter(|&v| computed(v)) {
         param_of[v.index()] = Some(new.params.len());
         new.params.push(crate::ir::Slot {
-            name: body.inst(v).name.clone().unwrap_or_else(|| format!("inv{}", v.index())),
+            name: body
+                .inst(v)
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("inv{}", v.index())),
             shape: body.shape(v).clone(),
         });
         args.push(outside[v.index()].expect("invariant"));
