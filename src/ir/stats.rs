@@ -83,7 +83,8 @@ mod tests {
             stats(&f),
             Stats {
                 ops: 2,
-                flops: 24 + 4
+                flops: 24 + 4,
+                saved: 0,
             }
         );
     }
