@@ -1,11 +1,13 @@
-//! The SSA IR: one straight-line function of tensor-valued instructions with
+//! The SSA IR: a straight-line function of tensor-valued instructions with
 //! static shapes.
 //!
 //! Instructions live in an arena (`Function::insts()`) and are named by their
 //! index, a [`Value`], which only the function hands out. Every argument of an instruction is an earlier value, so
 //! the arena order is a topological order: there are no blocks and no phis,
-//! `if` is the [`Op::Select`] instruction. The printer's text is the canonical
-//! form that snapshot tests compare.
+//! `if` is the [`Op::Select`] instruction. A loop is one instruction,
+//! [`Op::Loop`], whose body is a function of its own (see [`Loop`]): the
+//! structure nests, and every function in it is straight-line. The
+//! printer's text is the canonical form that snapshot tests compare.
 
 pub mod fault;
 pub mod interp;
