@@ -168,6 +168,8 @@ struct Translator<'a, 'b> {
     /// Inside a loop's body: the loop instruction of the function being
     /// generated, whose status a failure in the body returns.
     fault_at: Option<Value>,
+    /// Constants defined so far, which names those of loop bodies apart.
+    body_consts: usize,
 }
 
 /// Data that no generated store touches.
@@ -199,6 +201,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             callees: HashMap::new(),
             example: None,
             fault_at: None,
+            body_consts: 0,
         }
     }
 

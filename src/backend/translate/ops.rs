@@ -97,9 +97,15 @@ impl Translator<'_, '_> {
     }
 
     /// A tensor constant, as a read-only data object named after the
-    /// position of `v`.
+    /// position of `v` (and, in a loop's body, the number of constants
+    /// defined before: a body's values are numbered on their own, and a
+    /// short loop's body is translated once per step).
     fn constant(&mut self, v: Value, data: &[f64]) -> Result<Loc, String> {
-        let name = format!("gradc_const{}", v.index());
+        let name = match self.fault_at {
+            None => format!("gradc_const{}", v.index()),
+            Some(_) => format!("gradc_const{}_body{}", v.index(), self.body_consts),
+        };
+        self.body_consts += 1;
         let id = self
             .module
             .declare_data(&name, Linkage::Local, false, false)
