@@ -21,7 +21,7 @@ use gradc::autodiff::{self, check};
 use gradc::backend::{compile_batched_with, BatchOptions, Reduce};
 use gradc::eval::{Evaluator, Mode};
 use gradc::ir::{interp, Function};
-use gradc::shape::{Shape, Tensor};
+use gradc::shape::Tensor;
 use rand::{Rng, RngExt, SeedableRng};
 use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -628,5 +628,80 @@ fn a_constant_tensor_in_a_loop_body_runs_batched() {
     for prog in [&f, &g] {
         let (params, inputs) = point(prog, 0);
         batch_agrees(prog, &params, &[inputs.clone(), inputs]);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Errors from the command line
+
+/// `gradc ARGS` in the crate root: exit code, stderr.
+fn gradc_code(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gradc"))
+        .args(args)
+        .current_dir(root())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_loops_exit_1_with_a_located_error() {
+    let cases = files("tests/cases/errors", "grad")
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("loops"));
+    each_case(cases, |name, path| {
+        let path = path
+            .strip_prefix(root())
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        for command in ["check", "eval", "grad"] {
+            let (code, err) = gradc_code(&[command, &path]);
+            assert_eq!(code, 1, "{name}: gradc {command} exits {code}\n{err}");
+            assert!(!err.contains("panicked"), "{name}: {err}");
+            assert!(
+                err.contains(&format!("{path}:")) && err.contains(": error: "),
+                "{name}: no located error from gradc {command}:\n{err}"
+            );
+        }
+    });
+}
+
+#[test]
+fn an_index_out_of_range_at_run_time_names_the_line_and_the_data_row() {
+    let dir = temp_dir("loops-index");
+    let file = dir.join("index.grad");
+    std::fs::write(
+        &file,
+        "input x: [3]\ninput k\nparam w = 1
+let s = loop s = 0 for t in 0..2 { s + w * x[k + t] }
+loss s
+train { data = csv(\"index.csv\", x = 0..3, k = 3)  batch = 2  epochs = 1  shuffle = false }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("index.csv"),
+        "1,2,3,0\n1,2,3,1\n4,5,6,7\n1,1,1,0\n",
+    )
+    .unwrap();
+    let file = file.to_string_lossy().into_owned();
+    let at_line_4 =
+        format!("index.grad:4:44: error: index 7 is out of range for an axis of length 3");
+    for backend in ["jit", "interp"] {
+        let (code, err) = gradc_code(&["eval", &file, "--input", "k=7", "--backend", backend]);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains(&at_line_4), "{backend}: {err}");
+        let (code, err) = gradc_code(&["train", &file, "--backend", backend]);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains(&at_line_4), "{backend}: {err}");
+        assert!(
+            err.contains("index.csv:3: in the example on this line"),
+            "{backend}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
     }
 }
