@@ -705,3 +705,142 @@ train { data = csv(\"index.csv\", x = 0..3, k = 3)  batch = 2  epochs = 1  shuff
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// The examples, and the GradBench LSTM
+
+/// An example trained as its train block says.
+fn train_example(name: &str) -> gradc::runtime::Report {
+    let src = std::fs::read_to_string(root().join("examples").join(name)).unwrap();
+    let c = compile(&src);
+    let cfg = c.typed.train.clone().unwrap();
+    let opts = gradc::runtime::Options {
+        base_dir: root().join("examples"),
+        ..Default::default()
+    };
+    gradc::runtime::train(&c, &cfg, &opts, &mut ()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn the_rnn_example_predicts_the_next_value_of_a_noisy_sine() {
+    // gradc train examples/rnn.grad: the noise alone gives a loss of 0.0025.
+    let r = train_example("rnn.grad");
+    assert!(r.train.loss < 0.006, "loss {}", r.train.loss);
+    let (_, error) = r
+        .train
+        .metrics
+        .iter()
+        .find(|(n, _)| n == "abs_error")
+        .unwrap();
+    assert!(*error < 0.06, "mean absolute error {error}");
+}
+
+#[test]
+fn the_ode_example_recovers_the_oscillators_constants() {
+    // gradc train examples/ode.grad: the data were made with k = 4, c = 0.3.
+    let r = train_example("ode.grad");
+    let (k, c) = (r.params[0].item(), r.params[1].item());
+    assert!((k - 4.0).abs() < 0.04, "k = {k}");
+    assert!((c - 0.3).abs() < 0.01, "c = {c}");
+}
+
+/// The objective of the `lstm` eval of GradBench (from ADBench), written as
+/// a user would, at a tiny size: l = 2 layers, b = 3, c = 4 characters. Its
+/// quirks are kept: diagonal weights (elementwise products), the input gate
+/// and the change read the hidden state while the forget and output gates
+/// read the input, and `log(sum(exp(y)) + 2)` in place of a logsumexp.
+/// `main` holds a layer's weights (row 2i: forget, input, output, change
+/// gates side by side) and biases (row 2i + 1); `extra` the input weight,
+/// the output weight and bias; `state` each layer's hidden and cell rows.
+/// The layers are a loop that rewrites the state's rows with a
+/// comprehension, since a carried tensor cannot be updated in place.
+const GRADBENCH_LSTM: &str = "param main: [4, 12] = normal(0, 0.5)
+param extra: [3, 3] = normal(0, 0.5)
+input state: [4, 3]
+input sequence: [4, 3]
+let L = 2
+let B = 3
+let C = 4
+fn lse(y) = log(sum(exp(y)) + 2)
+let (final, total) = loop (s, total) = (state, 0) for t in 0..C - 1 {
+  let (s2, out) = loop (s1, x) = (s, sequence[t] * extra[0]) for i in 0..L {
+    let w = main[2 * i]
+    let bias = main[2 * i + 1]
+    let hidden = s1[2 * i]
+    let cell = s1[2 * i + 1]
+    let forget = sigmoid(x * w[0:3] + bias[0:3])
+    let ingate = sigmoid(hidden * w[3:6] + bias[3:6])
+    let outgate = sigmoid(x * w[6:9] + bias[6:9])
+    let change = tanh(hidden * w[9:12] + bias[9:12])
+    let cell2 = cell * forget + ingate * change
+    let hidden2 = outgate * tanh(cell2)
+    let rows = [if r == 2 * i then hidden2 else if r == 2 * i + 1 then cell2 else s1[r] for r in 0..2 * L]
+    (rows, hidden2)
+  }
+  let ypred = out * extra[1] + extra[2]
+  (s2, total + sum(sequence[t + 1] * (ypred - lse(ypred))))
+}
+loss -total / ((C - 1) * B)
+";
+
+/// The same objective computed directly in Rust, as in GradBench's C++.
+fn gradbench_lstm_objective(main: &[f64], extra: &[f64], state: &[f64], seq: &[f64]) -> f64 {
+    let (l, b, c) = (2, 3, 4);
+    let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+    let mut state = state.to_vec();
+    let mut total = 0.0;
+    for t in 0..c - 1 {
+        let mut x: Vec<f64> = (0..b).map(|i| seq[t * b + i] * extra[i]).collect();
+        for layer in 0..l {
+            let w = &main[2 * layer * 4 * b..];
+            let bias = &main[(2 * layer + 1) * 4 * b..];
+            for i in 0..b {
+                let hidden = state[2 * layer * b + i];
+                let forget = sigmoid(x[i] * w[i] + bias[i]);
+                let ingate = sigmoid(hidden * w[b + i] + bias[b + i]);
+                let outgate = sigmoid(x[i] * w[2 * b + i] + bias[2 * b + i]);
+                let change = (hidden * w[3 * b + i] + bias[3 * b + i]).tanh();
+                let cell = &mut state[(2 * layer + 1) * b + i];
+                *cell = *cell * forget + ingate * change;
+                let h = outgate * cell.tanh();
+                state[2 * layer * b + i] = h;
+            }
+            x = state[2 * layer * b..2 * layer * b + b].to_vec();
+        }
+        let ypred: Vec<f64> = (0..b)
+            .map(|i| x[i] * extra[b + i] + extra[2 * b + i])
+            .collect();
+        let lse = (ypred.iter().map(|y| y.exp()).sum::<f64>() + 2.0).ln();
+        total += (0..b)
+            .map(|i| seq[(t + 1) * b + i] * (ypred[i] - lse))
+            .sum::<f64>();
+    }
+    -total / ((c - 1) * b) as f64
+}
+
+#[test]
+fn the_gradbench_lstm_objective_and_its_gradient() {
+    let [f, g] = programs(GRADBENCH_LSTM);
+    for seed in 0..2 {
+        let (params, inputs) = point(&f, seed);
+        let loss = check::loss(&f, &params, &inputs).unwrap();
+        let want = gradbench_lstm_objective(
+            &params[0].data,
+            &params[1].data,
+            &inputs[0].data,
+            &inputs[1].data,
+        );
+        assert!(
+            check::relative_error(loss, want) <= 1e-12,
+            "{loss} vs {want}"
+        );
+        for c in check::check(&f, &g, &params, &inputs).unwrap() {
+            assert!(c.max_rel_error <= 1e-6, "{c:?}");
+        }
+        // And the JIT's gradient is the interpreter's.
+        let reference = run_bits(&g, Mode::Interp, &params, &inputs);
+        for mode in MODES {
+            assert_eq!(run_bits(&g, mode, &params, &inputs), reference, "{mode:?}");
+        }
+    }
+}
