@@ -444,9 +444,9 @@ loss dot(v, h)^2 + sum(h^4)\n";
         }
     }
     // Symmetric, as a Hessian is.
-    for i in 0..n {
-        for j in 0..i {
-            assert!(check::relative_error(hessian[i][j], hessian[j][i]) <= 1e-12);
+    for (i, row) in hessian.iter().enumerate() {
+        for (j, h) in row.iter().enumerate().take(i) {
+            assert!(check::relative_error(*h, hessian[j][i]) <= 1e-12);
         }
     }
 }
@@ -689,15 +689,14 @@ train { data = csv(\"index.csv\", x = 0..3, k = 3)  batch = 2  epochs = 1  shuff
     )
     .unwrap();
     let file = file.to_string_lossy().into_owned();
-    let at_line_4 =
-        format!("index.grad:4:44: error: index 7 is out of range for an axis of length 3");
+    let at_line_4 = "index.grad:4:44: error: index 7 is out of range for an axis of length 3";
     for backend in ["jit", "interp"] {
         let (code, err) = gradc_code(&["eval", &file, "--input", "k=7", "--backend", backend]);
         assert_eq!(code, 1, "{err}");
-        assert!(err.contains(&at_line_4), "{backend}: {err}");
+        assert!(err.contains(at_line_4), "{backend}: {err}");
         let (code, err) = gradc_code(&["train", &file, "--backend", backend]);
         assert_eq!(code, 1, "{err}");
-        assert!(err.contains(&at_line_4), "{backend}: {err}");
+        assert!(err.contains(at_line_4), "{backend}: {err}");
         assert!(
             err.contains("index.csv:3: in the example on this line"),
             "{backend}: {err}"
