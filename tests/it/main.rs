@@ -17,6 +17,7 @@ mod examples;
 mod grad_cases;
 mod interp;
 mod jit;
+mod loops;
 mod nan;
 mod repl;
 mod robustness;
