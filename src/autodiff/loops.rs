@@ -9,7 +9,7 @@
 //! inputs), so loops nest, and the reverse loop is an ordinary loop that can
 //! be differentiated again (Hessians through a loop).
 
-use super::{differentiate, Ad, AdError, Cot};
+use super::{differentiate_from, Ad, AdError, Cot};
 use crate::ir::{
     Binary, ConstData, Function, Inst, Loop, Op, Output, Role, SliceAxis, Slot, Value,
 };
@@ -109,7 +109,7 @@ fn saved(l: &Loop) -> Vec<(usize, Value)> {
 /// backward instructions use, but not captured values, the step, constants
 /// or rows of captured tensors at the step (read again in the reverse).
 fn residuals(body: &Function, carries: usize, span: Span) -> Result<Vec<Value>, AdError> {
-    let g = raw_vjp(body, span)?;
+    let g = raw_vjp(body, None, span)?;
     let n = body.len();
     let mut read = vec![false; n];
     for inst in g.insts().iter().filter(|i| i.backward.is_some()) {
@@ -160,6 +160,16 @@ fn part(f: &mut Function, y: Value, l: &Loop, k: usize, span: Span) -> Value {
     f.push(Op::Reshape(shape), vec![flat], span)
 }
 
+/// -0 in every element of a shape.
+fn negative_zeros(f: &mut Function, shape: &Shape, span: Span) -> Value {
+    let z = f.push(Op::Const(ConstData(Tensor::scalar(-0.0))), vec![], span);
+    if shape.is_scalar() {
+        z
+    } else {
+        f.push(Op::Broadcast(shape.clone()), vec![z], span)
+    }
+}
+
 /// Zeros of a shape.
 fn zeros(f: &mut Function, shape: &Shape, span: Span) -> Value {
     let z = f.push(Op::Const(ConstData(Tensor::scalar(0.0))), vec![], span);
@@ -172,9 +182,12 @@ fn zeros(f: &mut Function, shape: &Shape, span: Span) -> Value {
 
 /// The body's vector-Jacobian product as a function, not simplified: the
 /// body's instructions first (the same values), then the backward ones. Its
-/// parameters are the body's; its inputs `(t, seed for each output...)`; its
-/// outputs, the cotangent of every parameter (carried, then captured).
-fn raw_vjp(body: &Function, span: Span) -> Result<Function, AdError> {
+/// parameters are the body's; its inputs `(t, seed for each output...)`,
+/// then, with `sums` the first captured parameter, the running sum of the
+/// cotangent of each captured value, which the step's contributions
+/// continue; its outputs, the cotangent of every parameter (carried, then
+/// captured: the sums continued).
+fn raw_vjp(body: &Function, sums: Option<usize>, span: Span) -> Result<Function, AdError> {
     let mut h = body.clone();
     let outputs = std::mem::take(&mut h.outputs);
     let mut total = None;
@@ -200,17 +213,32 @@ fn raw_vjp(body: &Function, span: Span) -> Result<Function, AdError> {
         Some(t) => t,
         None => h.push(Op::Const(ConstData(Tensor::scalar(0.0))), vec![], span),
     };
-    let mut g = differentiate(&h, total)?;
+    let mut start = Vec::new();
+    if let Some(first) = sums {
+        for p in first..body.params.len() {
+            start.push((p, h.inputs.len()));
+            h.inputs.push(Slot {
+                name: format!("sum_{}", body.params[p].name),
+                shape: body.params[p].shape.clone(),
+            });
+        }
+    }
+    let mut g = differentiate_from(&h, total, &start)?;
     g.outputs.retain(|o| matches!(o.role, Role::Grad(_)));
     Ok(g)
 }
 
 /// The body's vector-Jacobian product reading the saved values: the inputs
-/// of [`raw_vjp`], then one per saved value (in `saved` order), which
-/// replaces the body's computation of it; simplified, so that only the
-/// backward work is left.
-fn body_vjp(body: &Function, saved: &[Value], span: Span) -> Result<Function, AdError> {
-    let mut g = raw_vjp(body, span)?;
+/// of [`raw_vjp`] (with the running sums of the captured values), then one
+/// per saved value (in `saved` order), which replaces the body's
+/// computation of it; simplified, so that only the backward work is left.
+fn body_vjp(
+    body: &Function,
+    carries: usize,
+    saved: &[Value],
+    span: Span,
+) -> Result<Function, AdError> {
+    let mut g = raw_vjp(body, Some(carries), span)?;
     let base = g.inputs.len();
     for &r in saved {
         g.inputs.push(Slot {
@@ -265,7 +293,7 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), super::AdError> {
     // the sums of those of the active captured values; captured, the saved
     // values, the forward loop's captured values and the stacked
     // cotangents; the input, the reverse step r, for t = trips - 1 - r.
-    let vjp_fn = body_vjp(body, &saved_values, span)?;
+    let vjp_fn = body_vjp(body, k, &saved_values, span)?;
     // Names: `dh` the cotangent of `h`, `h_steps` its saved values, `dW`
     // the sum for a captured `W`, `dys_steps` the cotangents of a stacked
     // value.
@@ -351,6 +379,14 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), super::AdError> {
     for &gs in gstack_ps {
         inputs.push(rb.push(Op::Index, vec![gs, step], span));
     }
+    // The running sums of the captured values' cotangents (of an inactive
+    // one: zeros, whose sum is not read).
+    for (i, p) in body.params[k..].iter().enumerate() {
+        match active_caps.iter().position(|&a| a == i) {
+            Some(n) => inputs.push(cap_sums[n]),
+            None => inputs.push(zeros(&mut rb, &p.shape, span)),
+        }
+    }
     for &s in state_ps {
         inputs.push(rb.push(Op::Index, vec![s, step], span));
     }
@@ -362,25 +398,30 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), super::AdError> {
             value: g,
         });
     }
-    for (n, &i) in active_caps.iter().enumerate() {
-        let sum = rb.push(
-            Op::Binary(Binary::Add),
-            vec![cap_sums[n], grads[k + i]],
-            span,
-        );
+    for &i in &active_caps {
         rb.outputs.push(Output {
             role: Role::Output,
             name: format!("d{}", body.params[k + i].name),
-            value: sum,
+            value: grads[k + i],
         });
     }
     crate::passes::simplify(&mut rb);
 
     // The reverse loop, and its results to the loop's arguments.
+    // Each running sum starts from the contributions its value has
+    // received so far (from uses after the loop), as the unrolled program
+    // would sum them: so the bits are the unrolled program's. With none,
+    // it starts from -0, which adds nothing (-0 + x is x, -0 included).
     let mut args = gfinal;
     for &i in &active_caps {
-        let shape = ad.f.shape(captures[i]).clone();
-        args.push(zeros(&mut ad.f, &shape, span));
+        let start = match ad.take_partial(captures[i]) {
+            Some(partial) => partial,
+            None => {
+                let shape = ad.f.shape(captures[i]).clone();
+                negative_zeros(&mut ad.f, &shape, span)
+            }
+        };
+        args.push(start);
     }
     args.extend_from_slice(&captured);
     let reverse = Loop {

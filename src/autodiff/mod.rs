@@ -52,6 +52,18 @@ pub fn grad(f: &Function) -> Result<Function, AdError> {
 
 /// Differentiates the scalar value `of` with respect to every parameter.
 pub fn differentiate(f: &Function, of: Value) -> Result<Function, AdError> {
+    differentiate_from(f, of, &[])
+}
+
+/// [`differentiate`], with the gradient of parameter `p` starting from
+/// input `i` for every `(p, i)` of `start` (added first, before the
+/// contributions of the parameter's uses, as an earlier part of a sum that
+/// continues here: a reverse loop's running sum for a captured value).
+fn differentiate_from(
+    f: &Function,
+    of: Value,
+    start: &[(usize, usize)],
+) -> Result<Function, AdError> {
     assert!(f.shape(of).is_scalar(), "differentiate a scalar");
     // Loops keep what their reverse needs. That renumbers the values: `of`
     // is followed as an extra output.
@@ -65,8 +77,29 @@ pub fn differentiate(f: &Function, of: Value) -> Result<Function, AdError> {
         loops::save_states(&mut saving)?;
         saving.outputs.pop().expect("the marker output").value
     };
-    let f = &saving;
+    let mut f = saving;
+    // The parameters and inputs the starting gradients name, as values.
+    let mut starts = Vec::new();
+    for &(p, i) in start {
+        let find = |f: &Function, op: &Op| f.iter().find(|(_, x)| &x.op == op).map(|(v, _)| v);
+        let param = match find(&f, &Op::Param(p)) {
+            Some(v) => v,
+            None => f.push(Op::Param(p), vec![], Span::default()),
+        };
+        let input = match find(&f, &Op::Input(i)) {
+            Some(v) => v,
+            None => f.push(Op::Input(i), vec![], Span::default()),
+        };
+        starts.push((param, input));
+    }
+    let f = &f;
     let mut ad = Ad::new(f);
+    for &(param, input) in &starts {
+        ad.adj[param].push(Cot {
+            value: input,
+            masked: false,
+        });
+    }
     let one = ad.konst(1.0, f.inst(of).span);
     ad.adj[of].push(Cot {
         value: one,
@@ -87,7 +120,12 @@ pub fn differentiate(f: &Function, of: Value) -> Result<Function, AdError> {
     let mut out = std::mem::take(&mut ad.f);
     for (p, slot) in f.params.iter().enumerate() {
         let value = match f.iter().find(|(_, inst)| inst.op == Op::Param(p)) {
-            Some((v, _)) if !ad.adj[v].is_empty() => ad.grads[v].expect("adjoint summed"),
+            // (A parameter defined after `of` has only a starting gradient,
+            // not summed by the walk.)
+            Some((v, _)) if !ad.adj[v].is_empty() => match ad.grads[v] {
+                Some(g) => g,
+                None => ad.adjoint(v).value,
+            },
             _ => {
                 let span = Span::default();
                 let z = out.push(Op::Const(ConstData(Tensor::scalar(0.0))), vec![], span);
@@ -157,6 +195,21 @@ impl Ad {
         self.grads[v] = Some(sum);
         self.adj[v] = parts;
         Cot { value: sum, masked }
+    }
+
+    /// The contributions `v` has received so far, summed in order, and
+    /// taken: the next contribution starts a new sum (after a loop's, whose
+    /// reverse continues this one). `None` if there are none.
+    pub fn take_partial(&mut self, v: Value) -> Option<Value> {
+        let parts = std::mem::take(&mut self.adj[v]);
+        let span = self.f.inst(v).span;
+        let mut sum = parts.first()?.value;
+        for c in &parts[1..] {
+            sum = self
+                .f
+                .push(Op::Binary(Binary::Add), vec![sum, c.value], span);
+        }
+        Some(sum)
     }
 
     /// Whether the forward value depends on a parameter.
