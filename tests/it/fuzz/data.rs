@@ -211,7 +211,8 @@ fn bytes_mutated(bytes: &[u8], r: &mut R) -> Vec<u8> {
         match r.below(5) {
             0 if i < b.len() => b[i] ^= 1 << r.below(8),
             1 => {
-                let insert: &[u8] = *r.pick(&[&[0xff][..], &[0xc3], &[0x00], &[b'"'], &[b'\r']]);
+                const INSERTS: &[&[u8]] = &[&[0xff], &[0xc3], &[0x00], b"\"", b"\r"];
+                let insert: &[u8] = r.pick::<&[u8]>(INSERTS);
                 b.splice(i..i, insert.iter().copied());
             }
             2 => b.truncate(i),

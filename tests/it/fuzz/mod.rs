@@ -402,6 +402,14 @@ fn sidecar(file: &Path, ext: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Removes the `in-progress.*` files of every target.
+fn remove_in_progress() {
+    let in_progress = failures_dir().join("in-progress");
+    for ext in ["grad", "grad.txt", "csv", "csv.txt", "csv.grad"] {
+        let _ = std::fs::remove_file(sidecar(&in_progress, ext));
+    }
+}
+
 /// The per-process scratch directory data files are written to.
 fn scratch_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
@@ -448,7 +456,7 @@ fn session(config: &Config) -> Session {
         .collect();
     let mut failures = Vec::new();
     let mut last_report = Instant::now();
-    let in_progress = failures_dir().join("in-progress");
+    let mut last_extension = None;
     for i in 0..config.inputs {
         if config
             .seconds
@@ -463,6 +471,10 @@ fn session(config: &Config) -> Session {
         let name = format!("{}-{:016x}-{index}", target.name(), config.seed);
         let input = make_input(target, seed, &corpus);
         if config.keep_current {
+            if last_extension != Some(input.extension()) {
+                remove_in_progress();
+                last_extension = Some(input.extension());
+            }
             write_failure(
                 &input,
                 "in-progress",
@@ -507,9 +519,7 @@ fn session(config: &Config) -> Session {
         }
     }
     if config.keep_current {
-        for ext in ["grad", "grad.txt", "csv", "csv.txt", "csv.grad"] {
-            let _ = std::fs::remove_file(sidecar(&in_progress, ext));
-        }
+        remove_in_progress();
     }
     let _ = std::fs::remove_dir_all(&scratch);
     if config.verbose {
@@ -699,4 +709,23 @@ fn inputs_depend_only_on_the_seed() {
         )
         .bytes
     );
+}
+
+/// A panic on a fuzzing thread is caught, prints nothing, and its message
+/// and place are kept for the failure file.
+#[test]
+fn a_panic_while_fuzzing_is_caught_quietly() {
+    let (caught, message) = std::thread::spawn(|| {
+        let _quiet = QuietPanics::install();
+        QUIET.with(|q| q.set(true));
+        let r = catch_unwind(|| -> () { panic!("boom {}", 7) });
+        QUIET.with(|q| q.set(false));
+        (r.is_err(), LAST_PANIC.with(|p| p.borrow_mut().take()))
+    })
+    .join()
+    .unwrap();
+    assert!(caught);
+    let message = message.expect("the hook kept the message");
+    assert!(message.starts_with("boom 7 at "), "{message}");
+    assert!(message.contains("fuzz/mod.rs"), "{message}");
 }

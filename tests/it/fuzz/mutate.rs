@@ -360,8 +360,8 @@ impl Corpus {
             match r.below(6) {
                 0 if i < b.len() => b[i] ^= 1 << r.below(8),
                 1 => {
-                    let insert: &[u8] = *r.pick(&[
-                        &[0xff][..],
+                    const INSERTS: &[&[u8]] = &[
+                        &[0xff],
                         &[0xc3],
                         &[0xe2, 0x82],
                         &[0xf0, 0x9f, 0x98],
@@ -370,7 +370,8 @@ impl Corpus {
                         &[0x1b],
                         &[0xc0, 0x80],
                         &[0xef, 0xbb, 0xbf],
-                    ]);
+                    ];
+                    let insert: &[u8] = r.pick::<&[u8]>(INSERTS);
                     b.splice(i..i, insert.iter().copied());
                 }
                 2 => b.truncate(i),
