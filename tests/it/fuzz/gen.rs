@@ -69,6 +69,8 @@ struct Gen<'r> {
     class: Option<&'static str>,
     /// Nodes left before expressions stop growing.
     budget: usize,
+    /// How much larger than usual expressions may grow (1, or 4 now and then).
+    scale: usize,
 }
 
 /// A random program.
@@ -79,7 +81,11 @@ pub fn program(r: &mut R) -> String {
         fns: Vec::new(),
         class: None,
         budget: 0,
+        scale: 1,
     };
+    if g.r.chance(0.1) {
+        g.scale = 4;
+    }
     let mut out = String::new();
     for i in 0..g.r.range(1, 4) {
         let s = g.shape();
@@ -109,7 +115,7 @@ pub fn program(r: &mut R) -> String {
         let names: Vec<String> = (0..args.len()).map(|k| format!("a{k}")).collect();
         g.vars = names.iter().cloned().zip(args.iter().cloned()).collect();
         let class = g.class.take();
-        g.budget = 8;
+        g.budget = 8 * g.scale;
         let body = g.expr(&result, 3);
         g.class = class;
         out += &format!("fn f{i}({}) = {body}\n", names.join(", "));
@@ -122,19 +128,19 @@ pub fn program(r: &mut R) -> String {
     g.vars = globals;
     for i in 0..g.r.range(0, 4) {
         let s = g.shape_near(&g.vars.clone());
-        g.budget = 12;
-        let e = g.expr(&s, 4);
+        g.budget = 12 * g.scale;
+        let e = g.expr(&s, 3 + g.scale as u32);
         out += &format!("let l{i} = {e}\n");
         g.vars.push((format!("l{i}"), s));
     }
-    g.budget = 16;
-    let mut loss = g.expr(&[], 4);
+    g.budget = 16 * g.scale;
+    let mut loss = g.expr(&[], 3 + g.scale as u32);
     if g.r.chance(0.7) {
         // A term in a parameter, so that the gradient is not trivially zero.
         let p = g.vars.iter().filter(|(n, _)| n.starts_with('p')).count();
         let (name, s) = g.vars[g.r.below(p)].clone();
         let f = *g.r.pick(&["sum", "mean", "norm", "max", "logsumexp"]);
-        g.budget = 6;
+        g.budget = 6 * g.scale;
         let e = g.expr(&s, 2);
         let e = if g.r.chance(0.5) {
             format!("({name} * {e})")
@@ -149,12 +155,12 @@ pub fn program(r: &mut R) -> String {
     }
     out += &format!("loss {loss}\n");
     for i in 0..g.r.range(0, 1) {
-        g.budget = 6;
+        g.budget = 6 * g.scale;
         out += &format!("metric m{i} = {}\n", g.expr(&[], 3));
     }
     for i in 0..g.r.range(0, 2) {
         let s = g.shape_near(&g.vars.clone());
-        g.budget = 6;
+        g.budget = 6 * g.scale;
         out += &format!("output o{i} = {}\n", g.expr(&s, 3));
     }
     if g.r.chance(0.1) {
@@ -326,11 +332,12 @@ impl Gen<'_> {
             2 => format!("(-{})", self.expr(s, d)),
             3..=5 => {
                 let op = *self.r.pick(&BINARY_OPS);
-                let (a, b) = self.operands(s, d);
                 if op == "^" && self.r.chance(0.5) {
                     // A small constant power, the common case.
+                    let a = self.expr(s, d);
                     return format!("({a} ^ {})", self.r.pick(&["2", "3", "0.5", "(-1)", "0"]));
                 }
+                let (a, b) = self.operands(s, d);
                 format!("({a} {op} {b})")
             }
             6 => {
@@ -616,8 +623,8 @@ mod tests {
         );
     }
 
-    /// Nearly every generated program compiles (those that do not are
-    /// counted as diagnostics by the fuzzer, and would hide its coverage).
+    /// Every generated program compiles (one that does not is a bug of the
+    /// generator or of the checker).
     #[test]
     fn generated_programs_compile() {
         let mut failures = Vec::new();
@@ -630,6 +637,6 @@ mod tests {
                 ));
             }
         }
-        assert!(failures.len() <= 2, "{}", failures.join("\n\n"));
+        assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     }
 }

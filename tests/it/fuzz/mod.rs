@@ -103,6 +103,8 @@ pub struct Counts {
     pub runs: u64,
     /// Runs that faulted the same way on every engine.
     pub faults: u64,
+    /// Hessians computed on the interpreter and the JIT.
+    pub hessians: u64,
     /// Programs too large to run in a few milliseconds, compiled only.
     pub skipped: u64,
     /// Data files loaded (the rest are `diagnostics`).
@@ -122,6 +124,7 @@ impl Counts {
         self.gradients += o.gradients;
         self.runs += o.runs;
         self.faults += o.faults;
+        self.hessians += o.hessians;
         self.skipped += o.skipped;
         self.loaded += o.loaded;
         self.trained += o.trained;
@@ -135,13 +138,14 @@ impl fmt::Display for Counts {
         write!(
             f,
             "{} inputs, {} compiled, {} diagnostics, {} gradients, {} engine runs, {} faults, \
-             {} too large, {} data loaded, {} trained; mismatches = {}, panics = {}",
+             {} Hessians, {} too large, {} data loaded, {} trained; mismatches = {}, panics = {}",
             self.inputs,
             self.compiled,
             self.diagnostics,
             self.gradients,
             self.runs,
             self.faults,
+            self.hessians,
             self.skipped,
             self.loaded,
             self.trained,

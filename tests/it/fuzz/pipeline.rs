@@ -15,7 +15,7 @@ use super::Counts;
 const MAX_ELEMENTS: usize = 1 << 16;
 const MAX_FLOPS: u64 = 1 << 20;
 
-/// The most examples in a batch.
+/// The most examples in a batch, most of the time.
 const MAX_BATCH: usize = 4;
 
 /// Compiles `bytes` and, if it compiles, runs it everywhere. `Err` is a
@@ -61,6 +61,10 @@ pub fn check_source(bytes: &[u8], counts: &mut Counts) -> Result<(), String> {
     }
     let mut r = R::new(hash(bytes));
     let initial = c.initial_params(r.u64() % 4);
+    if r.chance(0.25) {
+        let inputs = random_inputs(&c.ir, &mut r, false);
+        hessians_agree(&c, &initial, &inputs, counts)?;
+    }
     for (kind, f) in &functions {
         let engines = Engines::new(f).map_err(|e| format!("{kind}: {e}"))?;
         let value_sets = [
@@ -69,7 +73,13 @@ pub fn check_source(bytes: &[u8], counts: &mut Counts) -> Result<(), String> {
             (random_params(f, &mut r, true), true),
         ];
         for (params, wild) in &value_sets {
-            let n = 1 + r.below(MAX_BATCH);
+            // Mostly a few examples; now and then enough for the batched
+            // code's chunks of examples and their remainders.
+            let n = if r.chance(0.1) {
+                *r.pick(&[8, 9, 17, 33])
+            } else {
+                1 + r.below(MAX_BATCH)
+            };
             let examples: Vec<Vec<Tensor>> =
                 (0..n).map(|_| random_inputs(f, &mut r, *wild)).collect();
             counts.runs += 1;
@@ -82,6 +92,49 @@ pub fn check_source(bytes: &[u8], counts: &mut Counts) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The Hessian (`gradc hessian`: one program per row) on the interpreter
+/// and the JIT, for programs with a few parameter elements.
+fn hessians_agree(
+    c: &gradc::Compiled,
+    params: &[Tensor],
+    inputs: &[Tensor],
+    counts: &mut Counts,
+) -> Result<(), String> {
+    use gradc::driver::hessian;
+    use gradc::eval::Backend;
+    if hessian::labels(&c.ir).len() > 6 {
+        return Ok(());
+    }
+    counts.hessians += 1;
+    let interp = hessian::hessian(&c.ir, &c.source, params, inputs, Backend::Interp);
+    let jit = hessian::hessian(&c.ir, &c.source, params, inputs, Backend::Jit);
+    match (interp, jit) {
+        (Ok(a), Ok(b)) => {
+            let (x, y): (Vec<f64>, Vec<f64>) = (a.rows.concat(), b.rows.concat());
+            if a.labels != b.labels
+                || x.len() != y.len()
+                || x.iter().zip(&y).any(|(p, q)| !same_bits(*p, *q))
+            {
+                return Err(format!("Hessians differ: interpreter {x:?}, JIT {y:?}"));
+            }
+            Ok(())
+        }
+        (Err(a), Err(b)) => {
+            rendered(&a)?;
+            let (a, b) = (a.render(false), b.render(false));
+            if a != b {
+                return Err(format!("Hessians fail differently:\n{a}\nthe JIT:\n{b}"));
+            }
+            Ok(())
+        }
+        (Ok(_), Err(e)) => Err(format!("only the JIT's Hessian fails: {}", e.render(false))),
+        (Err(e), Ok(_)) => Err(format!(
+            "only the interpreter's Hessian fails: {}",
+            e.render(false)
+        )),
+    }
 }
 
 /// Whether running `f` would take more than milliseconds.
