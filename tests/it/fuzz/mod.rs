@@ -1,4 +1,4 @@
-//! The fuzzer: seeded, deterministic, stable Rust (no libFuzzer). Three
+//! The fuzzer: seeded, deterministic, stable Rust (no libFuzzer). Four
 //! targets, each a stream of inputs from one seed:
 //!
 //! - `mutate`: the `.grad` files of `examples/` and `tests/` mutated at the
@@ -8,7 +8,10 @@
 //! - `generate`: random well-typed programs ([`gen`]) that use every builtin;
 //! - `csv`: the CSV data files mutated at the field and byte level, loaded
 //!   through the runtime against a matching program, and trained on
-//!   ([`data`]; another format is another [`data::Format`]).
+//!   ([`data`]; another format is another [`data::Format`]);
+//! - `repl`: the REPL scripts (and corpus files) mutated like the programs,
+//!   fed to a JIT session and an interpreter session, whose replies must be
+//!   the same text ([`repl`]).
 //!
 //! A `.grad` input goes through the whole pipeline ([`pipeline`]): the front
 //! end (a failure must be diagnostics whose spans lie in the source and that
@@ -35,6 +38,7 @@ mod data;
 mod gen;
 mod mutate;
 mod pipeline;
+mod repl;
 mod rng;
 
 use std::cell::{Cell, RefCell};
@@ -54,16 +58,18 @@ pub enum Target {
     Mutate,
     Generate,
     Csv,
+    Repl,
 }
 
 impl Target {
-    const ALL: [Target; 3] = [Target::Mutate, Target::Generate, Target::Csv];
+    const ALL: [Target; 4] = [Target::Mutate, Target::Generate, Target::Csv, Target::Repl];
 
     fn name(self) -> &'static str {
         match self {
             Target::Mutate => "mutate",
             Target::Generate => "generate",
             Target::Csv => "csv",
+            Target::Repl => "repl",
         }
     }
 }
@@ -84,6 +90,7 @@ impl Input {
         match self.target {
             Target::Mutate | Target::Generate => "grad",
             Target::Csv => data::CSV.extension(),
+            Target::Repl => "repl",
         }
     }
 }
@@ -205,6 +212,11 @@ fn make_input(target: Target, seed: u64, corpus: &mutate::Corpus) -> Input {
             bytes: gen::program(&mut r).into_bytes(),
             program: None,
         },
+        Target::Repl => Input {
+            target,
+            bytes: corpus.mutated_script(&mut r),
+            program: None,
+        },
         Target::Csv => {
             let (bytes, program) = data::CSV.input(&mut r);
             Input {
@@ -222,6 +234,7 @@ pub fn run_input(input: &Input, counts: &mut Counts, scratch: &Path) -> Result<(
     counts.inputs += 1;
     match input.target {
         Target::Mutate | Target::Generate => pipeline::check_source(&input.bytes, counts),
+        Target::Repl => repl::check_script(&input.bytes, counts),
         Target::Csv => data::check(
             &data::CSV,
             &input.bytes,
@@ -409,7 +422,9 @@ fn sidecar(file: &Path, ext: &str) -> PathBuf {
 /// Removes the `in-progress.*` files of every target.
 fn remove_in_progress() {
     let in_progress = failures_dir().join("in-progress");
-    for ext in ["grad", "grad.txt", "csv", "csv.txt", "csv.grad"] {
+    for ext in [
+        "grad", "grad.txt", "csv", "csv.txt", "csv.grad", "repl", "repl.txt",
+    ] {
         let _ = std::fs::remove_file(sidecar(&in_progress, ext));
     }
 }
@@ -582,7 +597,7 @@ fn assert_no_failures(session: &Session) {
 /// A short fixed-seed run of every target, part of `cargo test`.
 #[test]
 fn smoke() {
-    let per_target = if cfg!(debug_assertions) { 150 } else { 600 };
+    let per_target = if cfg!(debug_assertions) { 100 } else { 600 };
     let config = Config {
         seed: 0x5eed,
         inputs: per_target * Target::ALL.len() as u64,
@@ -601,6 +616,7 @@ fn smoke() {
             Target::Generate => assert!(c.runs >= per_target, "{}: {c}", t.name()),
             Target::Mutate => assert!(c.compiled > 0 && c.diagnostics > 0, "{}: {c}", t.name()),
             Target::Csv => assert!(c.loaded > 0 && c.diagnostics > 0, "{}: {c}", t.name()),
+            Target::Repl => assert!(c.compiled > 0 && c.diagnostics > 0, "{}: {c}", t.name()),
         }
     }
 }
@@ -661,6 +677,7 @@ fn replay() {
         let target = match ext {
             "grad" if !file.to_string_lossy().ends_with(".csv.grad") => Target::Mutate,
             "csv" => Target::Csv,
+            "repl" => Target::Repl,
             _ => continue,
         };
         let bytes = std::fs::read(&file).expect("the failure file");

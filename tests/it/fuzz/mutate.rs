@@ -50,6 +50,8 @@ pub struct Corpus {
     vocabulary: Vec<String>,
     /// The files that compile: mutations of these start most inputs.
     compiling: Vec<usize>,
+    /// The REPL scripts, `tests/repl/*.txt`.
+    scripts: Vec<Vec<u8>>,
 }
 
 /// A token's kind, for replacements that keep the syntax.
@@ -167,11 +169,16 @@ impl Corpus {
             .filter(|(_, b)| std::str::from_utf8(b).is_ok_and(|t| gradc::compile(t).is_ok()))
             .map(|(k, _)| k)
             .collect();
+        let scripts: Vec<Vec<u8>> = crate::common::files("tests/repl", "txt")
+            .iter()
+            .map(|(_, p)| std::fs::read(p).expect("a REPL script"))
+            .collect();
         Corpus {
             files,
             tokens,
             vocabulary,
             compiling,
+            scripts,
         }
     }
 
@@ -207,12 +214,29 @@ impl Corpus {
         } else {
             r.below(self.files.len())
         };
-        let bytes = &self.files[k];
+        self.mutate(&self.files[k], Some(&self.tokens[k]), r)
+    }
+
+    /// A mutated REPL script: one of `tests/repl/*.txt`, or a corpus file
+    /// fed as a script.
+    pub fn mutated_script(&self, r: &mut R) -> Vec<u8> {
+        if r.chance(0.3) {
+            return self.mutated(r);
+        }
+        let script = r.pick(&self.scripts);
+        self.mutate(script, None, r)
+    }
+
+    /// `bytes` mutated (`tokens`: its tokens, if known).
+    fn mutate(&self, bytes: &[u8], tokens: Option<&Tokens>, r: &mut R) -> Vec<u8> {
         let source_is_text = std::str::from_utf8(bytes).is_ok();
         if !source_is_text || r.chance(0.1) {
             return self.bytes_mutated(bytes, r);
         }
-        let mut t = self.tokens[k].clone();
+        let mut t = match tokens {
+            Some(t) => t.clone(),
+            None => Tokens::of(std::str::from_utf8(bytes).unwrap_or_default()),
+        };
         let rounds = match r.below(10) {
             0..=5 => 1,
             6..=8 => 2 + r.below(3),
