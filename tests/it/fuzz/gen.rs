@@ -182,9 +182,19 @@ impl Gen<'_> {
     fn shape(&mut self) -> Shape {
         match self.r.below(10) {
             0..=2 => vec![],
-            3..=6 => vec![self.r.range(1, 4) as usize],
-            7..=8 => vec![self.r.range(1, 3) as usize, self.r.range(1, 4) as usize],
+            3..=6 => vec![self.dim(4)],
+            7..=8 => vec![self.dim(3), self.dim(4)],
             _ => vec![2, self.r.range(1, 3) as usize, 2],
+        }
+    }
+
+    /// A dimension: mostly 1 to `small`, now and then one past the
+    /// backend's blocks of 4 rows and 8 columns, with and without a tail.
+    fn dim(&mut self, small: i64) -> usize {
+        if self.r.chance(0.15) {
+            *self.r.pick(&[5, 6, 8, 9, 12, 16, 17])
+        } else {
+            self.r.range(1, small) as usize
         }
     }
 
@@ -429,7 +439,7 @@ impl Gen<'_> {
                 format!("{f}({})", self.expr(&any, d))
             }
             2 => {
-                let n = self.r.range(1, 4) as usize;
+                let n = self.dim(4);
                 format!("dot({}, {})", self.expr(&[n], d), self.expr(&[n], d))
             }
             3 | 4 => {
@@ -442,7 +452,7 @@ impl Gen<'_> {
                 format!("{f}({a}, {b})")
             }
             5 => {
-                let n = self.r.range(1, 4) as usize;
+                let n = self.dim(4);
                 let c = self.class_index(n);
                 format!("cross_entropy({}, {c})", self.expr(&[n], d))
             }
@@ -459,7 +469,7 @@ impl Gen<'_> {
                 format!("({e})[{}]", idx.join(", "))
             }
             _ => {
-                let n = self.r.range(1, 4) as usize;
+                let n = self.dim(4);
                 let c = self.class_index(n);
                 format!("dot(one_hot({c}, {n}), {})", self.expr(&[n], d))
             }
@@ -473,11 +483,11 @@ impl Gen<'_> {
                 format!("{f}({})", self.expr(&[n], d))
             }
             1 => {
-                let k = self.r.range(1, 4) as usize;
+                let k = self.dim(4);
                 format!("({} @ {})", self.expr(&[n, k], d), self.expr(&[k], d))
             }
             2 => {
-                let k = self.r.range(1, 4) as usize;
+                let k = self.dim(4);
                 format!("({} @ {})", self.expr(&[k], d), self.expr(&[k, n], d))
             }
             3 => {
@@ -492,7 +502,7 @@ impl Gen<'_> {
             }
             5 => {
                 // A row or a column of a matrix.
-                let m = self.r.range(1, 3) as usize;
+                let m = self.dim(3);
                 let i = self.r.range(-(m as i64), m as i64 - 1);
                 if self.r.chance(0.5) {
                     let e = self.expr(&[m, n], d);
@@ -515,7 +525,7 @@ impl Gen<'_> {
         Some(match self.r.below(7) {
             0 => format!("outer({}, {})", self.expr(&[m], d), self.expr(&[n], d)),
             1 => {
-                let k = self.r.range(1, 3) as usize;
+                let k = self.dim(3);
                 format!("({} @ {})", self.expr(&[m, k], d), self.expr(&[k, n], d))
             }
             2 => format!("transpose({})", self.expr(&[n, m], d)),

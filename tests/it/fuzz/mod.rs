@@ -597,7 +597,7 @@ fn assert_no_failures(session: &Session) {
 /// A short fixed-seed run of every target, part of `cargo test`.
 #[test]
 fn smoke() {
-    let per_target = if cfg!(debug_assertions) { 100 } else { 600 };
+    let per_target = if cfg!(debug_assertions) { 80 } else { 600 };
     let config = Config {
         seed: 0x5eed,
         inputs: per_target * Target::ALL.len() as u64,

@@ -76,7 +76,7 @@ pub fn check_source(bytes: &[u8], counts: &mut Counts) -> Result<(), String> {
             // Mostly a few examples; now and then enough for the batched
             // code's chunks of examples and their remainders.
             let n = if r.chance(0.1) {
-                *r.pick(&[8, 9, 17, 33])
+                *r.pick(&[8, 9, 17, 33, 33, 33, 257])
             } else {
                 1 + r.below(MAX_BATCH)
             };
