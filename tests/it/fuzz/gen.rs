@@ -1,24 +1,43 @@
 //! Random well-typed programs: params with shapes and initialisers, inputs
 //! (one of them maybe a class index), user functions, lets, a loss, metrics
-//! and outputs, over every builtin of `types::builtins::NAMES` with the
+//! and outputs, over every builtin of `types::builtins::names()` with the
 //! right arities and shapes, `if`/`where`, indexing and slices with
 //! constant bounds, `.T`, tensor literals, and now and then a train block.
 //! Every subexpression is parenthesised, so precedence cannot change a shape.
 
-use gradc::types::builtins::NAMES;
+use gradc::types::builtins::names;
 
 use super::rng::R;
 
 type Shape = Vec<usize>;
 
-const UNARY: [&str; 11] = [
-    "exp", "log", "sqrt", "abs", "sign", "sin", "cos", "tanh", "sigmoid", "relu", "softplus",
+const UNARY: [&str; 20] = [
+    "exp",
+    "log",
+    "sqrt",
+    "abs",
+    "sign",
+    "sin",
+    "cos",
+    "tanh",
+    "sigmoid",
+    "relu",
+    "softplus",
+    "log1p",
+    "expm1",
+    "erf",
+    "floor",
+    "round",
+    "gelu",
+    "leaky_relu",
+    "elu",
+    "clip",
 ];
 const BINARY_OPS: [&str; 11] = ["+", "-", "*", "/", "^", "==", "!=", "<", "<=", ">", ">="];
 const REDUCTIONS: [&str; 6] = ["sum", "mean", "norm", "logsumexp", "max", "min"];
 const LOSSES: [&str; 4] = ["mse", "bce", "bce_logits", "huber"];
 
-/// Builtins the generator calls; a test checks these are all of `NAMES`.
+/// Builtins the generator calls; a test checks these are all of `names()`.
 pub const CALLED: &[&str] = &[
     "exp",
     "log",
@@ -31,6 +50,15 @@ pub const CALLED: &[&str] = &[
     "sigmoid",
     "relu",
     "softplus",
+    "log1p",
+    "expm1",
+    "erf",
+    "floor",
+    "round",
+    "gelu",
+    "leaky_relu",
+    "elu",
+    "clip",
     "max",
     "min",
     "pow",
@@ -337,7 +365,18 @@ impl Gen<'_> {
         match self.r.below(9) {
             0 | 1 => {
                 let f = *self.r.pick(&UNARY);
-                format!("{f}({})", self.expr(s, d))
+                let x = self.expr(s, d);
+                // The optional arguments, by position or by keyword.
+                let k = *self.r.pick(&["0.1", "0", "2", "(-1)"]);
+                match (f, self.r.below(3)) {
+                    ("leaky_relu", 0) => format!("leaky_relu({x}, {k})"),
+                    ("leaky_relu", 1) => format!("leaky_relu({x}, slope = {k})"),
+                    ("elu", 0) => format!("elu({x}, alpha = {k})"),
+                    ("clip", 0) => format!("clip({x}, {k}, 1)"),
+                    ("clip", 1) => format!("clip({x}, hi = {k})"),
+                    ("clip", _) => format!("clip({x}, lo = (-1), hi = {k})"),
+                    _ => format!("{f}({x})"),
+                }
             }
             2 => format!("(-{})", self.expr(s, d)),
             3..=5 => {
@@ -447,6 +486,9 @@ impl Gen<'_> {
                 let (a, b) = self.operands(&any, d);
                 if f == "huber" && self.r.chance(0.5) {
                     let delta = self.r.pick(&["0.5", "1", "2", "0"]);
+                    if self.r.chance(0.5) {
+                        return format!("huber({a}, {b}, delta = {delta})");
+                    }
                     return format!("huber({a}, {b}, {delta})");
                 }
                 format!("{f}({a}, {b})")
@@ -610,11 +652,7 @@ mod tests {
     /// fail until the generator calls it).
     #[test]
     fn every_builtin_is_generated() {
-        let mut missing: Vec<&str> = NAMES
-            .iter()
-            .copied()
-            .filter(|n| !CALLED.contains(n))
-            .collect();
+        let mut missing: Vec<&str> = names().filter(|n| !CALLED.contains(n)).collect();
         missing.sort();
         assert!(missing.is_empty(), "not generated: {missing:?}");
         let mut seen = std::collections::BTreeSet::new();

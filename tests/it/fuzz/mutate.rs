@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use gradc::syntax::lexer::Lexer;
-use gradc::types::builtins::NAMES;
+use gradc::types::builtins::names;
 
 use super::rng::R;
 use crate::common::root;
@@ -189,7 +189,7 @@ impl Corpus {
             0 | 1 => r.pick(&self.vocabulary).clone(),
             2 => r.pick(PUNCTUATION).to_string(),
             3 => r.pick(KEYWORDS).to_string(),
-            4 => r.pick(NAMES).to_string(),
+            4 => r.pick(&names().collect::<Vec<_>>()).to_string(),
             5 => r.pick(WORDS).to_string(),
             6 => r.pick(NUMBERS).to_string(),
             7 => {
@@ -278,7 +278,7 @@ impl Corpus {
                     .collect();
                 let mut choice = r.pick(&same).clone();
                 if k == 3 && r.chance(0.3) {
-                    choice = r.pick(NAMES).to_string();
+                    choice = r.pick(&names().collect::<Vec<_>>()).to_string();
                 }
                 if k == 0 || k == 1 {
                     choice = r.pick(&PUNCTUATION[10..22]).to_string();
