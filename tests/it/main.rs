@@ -14,6 +14,7 @@ mod autodiff;
 mod cases;
 mod clif;
 mod examples;
+mod fuzz;
 mod grad_cases;
 mod interp;
 mod jit;

@@ -1,0 +1,690 @@
+//! Random well-typed programs: params with shapes and initialisers, inputs
+//! (one of them maybe a class index), user functions, lets, a loss, metrics
+//! and outputs, over every builtin of `types::builtins::names()` with the
+//! right arities and shapes, `if`/`where`, indexing and slices with
+//! constant bounds, `.T`, tensor literals, and now and then a train block.
+//! Every subexpression is parenthesised, so precedence cannot change a shape.
+
+use gradc::types::builtins::names;
+
+use super::rng::R;
+
+type Shape = Vec<usize>;
+
+const UNARY: [&str; 20] = [
+    "exp",
+    "log",
+    "sqrt",
+    "abs",
+    "sign",
+    "sin",
+    "cos",
+    "tanh",
+    "sigmoid",
+    "relu",
+    "softplus",
+    "log1p",
+    "expm1",
+    "erf",
+    "floor",
+    "round",
+    "gelu",
+    "leaky_relu",
+    "elu",
+    "clip",
+];
+const BINARY_OPS: [&str; 11] = ["+", "-", "*", "/", "^", "==", "!=", "<", "<=", ">", ">="];
+const REDUCTIONS: [&str; 6] = ["sum", "mean", "norm", "logsumexp", "max", "min"];
+const LOSSES: [&str; 4] = ["mse", "bce", "bce_logits", "huber"];
+
+/// Builtins the generator calls; a test checks these are all of `names()`.
+pub const CALLED: &[&str] = &[
+    "exp",
+    "log",
+    "sqrt",
+    "abs",
+    "sign",
+    "sin",
+    "cos",
+    "tanh",
+    "sigmoid",
+    "relu",
+    "softplus",
+    "log1p",
+    "expm1",
+    "erf",
+    "floor",
+    "round",
+    "gelu",
+    "leaky_relu",
+    "elu",
+    "clip",
+    "max",
+    "min",
+    "pow",
+    "sum",
+    "mean",
+    "norm",
+    "logsumexp",
+    "softmax",
+    "log_softmax",
+    "one_hot",
+    "dot",
+    "outer",
+    "transpose",
+    "where",
+    "mse",
+    "bce",
+    "bce_logits",
+    "cross_entropy",
+    "huber",
+];
+
+/// A user function: its name, parameter shapes (the one specialisation the
+/// generator calls) and result shape.
+struct UserFn {
+    name: String,
+    args: Vec<Shape>,
+    result: Shape,
+}
+
+struct Gen<'r> {
+    r: &'r mut R,
+    /// Names in scope and their shapes.
+    vars: Vec<(String, Shape)>,
+    fns: Vec<UserFn>,
+    /// The class input, if declared.
+    class: Option<&'static str>,
+    /// Nodes left before expressions stop growing.
+    budget: usize,
+    /// How much larger than usual expressions may grow (1, or 4 now and then).
+    scale: usize,
+}
+
+/// A random program.
+pub fn program(r: &mut R) -> String {
+    let mut g = Gen {
+        r,
+        vars: Vec::new(),
+        fns: Vec::new(),
+        class: None,
+        budget: 0,
+        scale: 1,
+    };
+    if g.r.chance(0.1) {
+        g.scale = 4;
+    }
+    let mut out = String::new();
+    for i in 0..g.r.range(1, 4) {
+        let s = g.shape();
+        let init = g.init(&s);
+        out += &format!("param p{i}{}{init}\n", decl(&s));
+        g.vars.push((format!("p{i}"), s));
+    }
+    for i in 0..g.r.range(0, 3) {
+        let s = g.shape();
+        out += &format!("input x{i}{}\n", decl(&s));
+        g.vars.push((format!("x{i}"), s));
+    }
+    if g.r.chance(0.4) {
+        out += "input c\n";
+        g.class = Some("c");
+    }
+    let globals = std::mem::take(&mut g.vars);
+    for i in 0..g.r.range(0, 2) {
+        let args: Vec<Shape> = (0..g.r.range(1, 3))
+            .map(|_| g.shape_near(&globals))
+            .collect();
+        let result = if g.r.chance(0.5) {
+            args[g.r.below(args.len())].clone()
+        } else {
+            g.shape()
+        };
+        let names: Vec<String> = (0..args.len()).map(|k| format!("a{k}")).collect();
+        g.vars = names.iter().cloned().zip(args.iter().cloned()).collect();
+        let class = g.class.take();
+        g.budget = 8 * g.scale;
+        let body = g.expr(&result, 3);
+        g.class = class;
+        out += &format!("fn f{i}({}) = {body}\n", names.join(", "));
+        g.fns.push(UserFn {
+            name: format!("f{i}"),
+            args,
+            result,
+        });
+    }
+    g.vars = globals;
+    for i in 0..g.r.range(0, 4) {
+        let s = g.shape_near(&g.vars.clone());
+        g.budget = 12 * g.scale;
+        let e = g.expr(&s, 3 + g.scale as u32);
+        out += &format!("let l{i} = {e}\n");
+        g.vars.push((format!("l{i}"), s));
+    }
+    g.budget = 16 * g.scale;
+    let mut loss = g.expr(&[], 3 + g.scale as u32);
+    if g.r.chance(0.7) {
+        // A term in a parameter, so that the gradient is not trivially zero.
+        let p = g.vars.iter().filter(|(n, _)| n.starts_with('p')).count();
+        let (name, s) = g.vars[g.r.below(p)].clone();
+        let f = *g.r.pick(&["sum", "mean", "norm", "max", "logsumexp"]);
+        g.budget = 6 * g.scale;
+        let e = g.expr(&s, 2);
+        let e = if g.r.chance(0.5) {
+            format!("({name} * {e})")
+        } else {
+            e
+        };
+        loss = if s.is_empty() {
+            format!("({loss} + {e})")
+        } else {
+            format!("({loss} + {f}({e}))")
+        };
+    }
+    out += &format!("loss {loss}\n");
+    for i in 0..g.r.range(0, 1) {
+        g.budget = 6 * g.scale;
+        out += &format!("metric m{i} = {}\n", g.expr(&[], 3));
+    }
+    for i in 0..g.r.range(0, 2) {
+        let s = g.shape_near(&g.vars.clone());
+        g.budget = 6 * g.scale;
+        out += &format!("output o{i} = {}\n", g.expr(&s, 3));
+    }
+    if g.r.chance(0.1) {
+        out += "train {\n  optimizer = adam(lr = 0.01)\n  steps = 3\n  seed = 5\n}\n";
+    }
+    out
+}
+
+/// `: [2, 3]`, or nothing for a scalar (now and then `: []`).
+fn decl(s: &[usize]) -> String {
+    if s.is_empty() {
+        return String::new();
+    }
+    let dims: Vec<String> = s.iter().map(|d| d.to_string()).collect();
+    format!(": [{}]", dims.join(", "))
+}
+
+impl Gen<'_> {
+    fn shape(&mut self) -> Shape {
+        match self.r.below(10) {
+            0..=2 => vec![],
+            3..=6 => vec![self.dim(4)],
+            7..=8 => vec![self.dim(3), self.dim(4)],
+            _ => vec![2, self.r.range(1, 3) as usize, 2],
+        }
+    }
+
+    /// A dimension: mostly 1 to `small`, now and then one past the
+    /// backend's blocks of 4 rows and 8 columns, with and without a tail.
+    fn dim(&mut self, small: i64) -> usize {
+        if self.r.chance(0.15) {
+            *self.r.pick(&[5, 6, 8, 9, 12, 16, 17])
+        } else {
+            self.r.range(1, small) as usize
+        }
+    }
+
+    /// A shape, most often one of the names in scope.
+    fn shape_near(&mut self, vars: &[(String, Shape)]) -> Shape {
+        if !vars.is_empty() && self.r.chance(0.6) {
+            self.r.pick(vars).1.clone()
+        } else {
+            self.shape()
+        }
+    }
+
+    fn init(&mut self, s: &[usize]) -> String {
+        let size: usize = s.iter().product();
+        match self.r.below(9) {
+            0 => String::new(),
+            1 => " = zeros".into(),
+            2 => " = ones".into(),
+            3 => format!(" = {}", self.r.pick(&["0.5", "-1", "+7", "1e-3", "2"])),
+            4 => " = normal(0, 1)".into(),
+            5 => " = uniform(-2, 2)".into(),
+            6 if s.len() == 2 => " = glorot".into(),
+            7 if s.len() == 2 => " = he".into(),
+            _ if !s.is_empty() && size <= 6 => {
+                format!(" = {}", literal(self.r, s).replace("(-1)", "-1"))
+            }
+            _ => " = normal(0.5, 2)".into(),
+        }
+    }
+
+    fn number(&mut self) -> String {
+        number(self.r)
+    }
+
+    /// A name in scope of shape `s`.
+    fn var(&mut self, s: &[usize]) -> Option<String> {
+        let names: Vec<&String> = self
+            .vars
+            .iter()
+            .filter(|(_, v)| v == s)
+            .map(|(n, _)| n)
+            .collect();
+        (!names.is_empty()).then(|| self.r.pick(&names).to_string())
+    }
+
+    /// A name in scope of rank `rank`.
+    fn var_of_rank(&mut self, rank: usize) -> Option<(String, Shape)> {
+        let vs: Vec<&(String, Shape)> = self.vars.iter().filter(|(_, v)| v.len() == rank).collect();
+        (!vs.is_empty()).then(|| self.r.pick(&vs).to_owned().clone())
+    }
+
+    /// An expression of shape `s`.
+    fn expr(&mut self, s: &[usize], depth: u32) -> String {
+        if depth == 0 || self.budget == 0 || self.r.chance(0.2) {
+            return self.leaf(s);
+        }
+        self.budget -= 1;
+        let d = depth - 1;
+        if self.r.chance(0.45) {
+            if let Some(e) = self.special(s, d) {
+                return e;
+            }
+        }
+        self.generic(s, d)
+    }
+
+    /// An expression of shape `s`: a name, a number or a tensor literal.
+    fn leaf(&mut self, s: &[usize]) -> String {
+        if self.r.chance(0.75) {
+            if let Some(v) = self.var(s) {
+                return v;
+            }
+        }
+        if s.is_empty() {
+            if self.r.chance(0.3) {
+                // A scalar from a name of any shape, by a reduction or an index.
+                let rank = 1 + self.r.below(2);
+                if let Some((v, vs)) = self.var_of_rank(rank) {
+                    let idx: Vec<String> = vs
+                        .iter()
+                        .map(|&n| {
+                            let i = self.r.range(-(n as i64), n as i64 - 1);
+                            i.to_string()
+                        })
+                        .collect();
+                    return format!("{v}[{}]", idx.join(", "));
+                }
+            }
+            return self.number();
+        }
+        if self.r.chance(0.6) {
+            if let Some(e) = self.part_of_a_name(s) {
+                return e;
+            }
+        }
+        let size: usize = s.iter().product();
+        if size <= 8 && self.r.chance(0.5) {
+            return literal(self.r, s);
+        }
+        // A scalar broadcast against a constant tensor.
+        let k = self.leaf(&[]);
+        format!("({k} * {})", literal(self.r, s))
+    }
+
+    /// A vector or matrix of shape `s` cut from a name in scope: a slice,
+    /// a row, a column, a transpose.
+    fn part_of_a_name(&mut self, s: &[usize]) -> Option<String> {
+        let mut options = Vec::new();
+        for (name, v) in &self.vars {
+            match (s, &v[..]) {
+                ([n], [len]) if len >= n => options.push((name.clone(), 0, v.clone())),
+                ([n], [_, cols]) if cols == n => options.push((name.clone(), 1, v.clone())),
+                ([n], [rows, _]) if rows == n => options.push((name.clone(), 2, v.clone())),
+                ([m, n], [a, b]) if a == n && b == m => options.push((name.clone(), 3, v.clone())),
+                ([m, n], [a, b]) if a >= m && b >= n => options.push((name.clone(), 4, v.clone())),
+                _ => {}
+            }
+        }
+        if options.is_empty() {
+            return None;
+        }
+        let (name, kind, v) = self.r.pick(&options).clone();
+        Some(match kind {
+            0 => format!("{name}[{}]", self.range(s[0], v[0])),
+            1 => format!("{name}[{}, :]", self.r.below(v[0])),
+            2 => format!(
+                "{name}[:, {}]",
+                self.r.range(-(v[1] as i64), v[1] as i64 - 1)
+            ),
+            3 => format!("{name}.T"),
+            _ => {
+                let (a, b) = (self.range(s[0], v[0]), self.range(s[1], v[1]));
+                format!("{name}[{a}, {b}]")
+            }
+        })
+    }
+
+    /// Operations of any shape.
+    fn generic(&mut self, s: &[usize], d: u32) -> String {
+        match self.r.below(9) {
+            0 | 1 => {
+                let f = *self.r.pick(&UNARY);
+                let x = self.expr(s, d);
+                // The optional arguments, by position or by keyword.
+                let k = *self.r.pick(&["0.1", "0", "2", "(-1)"]);
+                match (f, self.r.below(3)) {
+                    ("leaky_relu", 0) => format!("leaky_relu({x}, {k})"),
+                    ("leaky_relu", 1) => format!("leaky_relu({x}, slope = {k})"),
+                    ("elu", 0) => format!("elu({x}, alpha = {k})"),
+                    ("clip", 0) => format!("clip({x}, {k}, 1)"),
+                    ("clip", 1) => format!("clip({x}, hi = {k})"),
+                    ("clip", _) => format!("clip({x}, lo = (-1), hi = {k})"),
+                    _ => format!("{f}({x})"),
+                }
+            }
+            2 => format!("(-{})", self.expr(s, d)),
+            3..=5 => {
+                let op = *self.r.pick(&BINARY_OPS);
+                if op == "^" && self.r.chance(0.5) {
+                    // A small constant power, the common case.
+                    let a = self.expr(s, d);
+                    return format!("({a} ^ {})", self.r.pick(&["2", "3", "0.5", "(-1)", "0"]));
+                }
+                let (a, b) = self.operands(s, d);
+                format!("({a} {op} {b})")
+            }
+            6 => {
+                let f = *self.r.pick(&["max", "min", "pow"]);
+                let (a, b) = self.operands(s, d);
+                format!("{f}({a}, {b})")
+            }
+            7 => {
+                let c = if self.r.chance(0.5) {
+                    vec![]
+                } else {
+                    s.to_vec()
+                };
+                let cond = self.condition(&c, d);
+                let (a, b) = self.operands(s, d);
+                if self.r.chance(0.5) {
+                    format!("(if {cond} then {a} else {b})")
+                } else {
+                    format!("where({cond}, {a}, {b})")
+                }
+            }
+            _ => match self.call_user(s, d) {
+                Some(e) => e,
+                None => self.leaf(s),
+            },
+        }
+    }
+
+    /// Two operands whose broadcast is `s`: one of them now and then a scalar.
+    fn operands(&mut self, s: &[usize], d: u32) -> (String, String) {
+        let a = self.expr(s, d);
+        let bs: Shape = if !s.is_empty() && self.r.chance(0.3) {
+            vec![]
+        } else {
+            s.to_vec()
+        };
+        let b = self.expr(&bs, d);
+        if self.r.chance(0.5) {
+            (a, b)
+        } else {
+            (b, a)
+        }
+    }
+
+    fn condition(&mut self, s: &[usize], d: u32) -> String {
+        let op = *self.r.pick(&["<", "<=", ">", ">=", "==", "!="]);
+        let a = self.expr(s, d.min(1));
+        let b = self.leaf(&[]);
+        format!("({a} {op} {b})")
+    }
+
+    fn call_user(&mut self, s: &[usize], d: u32) -> Option<String> {
+        let candidates: Vec<usize> = (0..self.fns.len())
+            .filter(|&k| self.fns[k].result == s)
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        let k = *self.r.pick(&candidates);
+        let args = self.fns[k].args.clone();
+        let name = self.fns[k].name.clone();
+        let args: Vec<String> = args.iter().map(|a| self.expr(a, d.min(1))).collect();
+        Some(format!("{name}({})", args.join(", ")))
+    }
+
+    /// A class index: a constant in range, or the class input.
+    fn class_index(&mut self, n: usize) -> String {
+        match self.class {
+            Some(c) if self.r.chance(0.7) => c.to_string(),
+            _ => self.r.below(n).to_string(),
+        }
+    }
+
+    /// Operations particular to the rank of `s`, if one fits.
+    fn special(&mut self, s: &[usize], d: u32) -> Option<String> {
+        match *s {
+            [] => Some(self.scalar(d)),
+            [n] => self.vector(n, d),
+            [m, n] => self.matrix(m, n, d),
+            _ => None,
+        }
+    }
+
+    fn scalar(&mut self, d: u32) -> String {
+        let any = self.shape_near(&self.vars.clone());
+        match self.r.below(8) {
+            0 | 1 => {
+                let f = *self.r.pick(&REDUCTIONS);
+                format!("{f}({})", self.expr(&any, d))
+            }
+            2 => {
+                let n = self.dim(4);
+                format!("dot({}, {})", self.expr(&[n], d), self.expr(&[n], d))
+            }
+            3 | 4 => {
+                let f = *self.r.pick(&LOSSES);
+                let (a, b) = self.operands(&any, d);
+                if f == "huber" && self.r.chance(0.5) {
+                    let delta = self.r.pick(&["0.5", "1", "2", "0"]);
+                    if self.r.chance(0.5) {
+                        return format!("huber({a}, {b}, delta = {delta})");
+                    }
+                    return format!("huber({a}, {b}, {delta})");
+                }
+                format!("{f}({a}, {b})")
+            }
+            5 => {
+                let n = self.dim(4);
+                let c = self.class_index(n);
+                format!("cross_entropy({}, {c})", self.expr(&[n], d))
+            }
+            6 => {
+                // An element of an expression.
+                let e = self.expr(&any, d);
+                if any.is_empty() {
+                    return e;
+                }
+                let idx: Vec<String> = any
+                    .iter()
+                    .map(|&n| self.r.range(-(n as i64), n as i64 - 1).to_string())
+                    .collect();
+                format!("({e})[{}]", idx.join(", "))
+            }
+            _ => {
+                let n = self.dim(4);
+                let c = self.class_index(n);
+                format!("dot(one_hot({c}, {n}), {})", self.expr(&[n], d))
+            }
+        }
+    }
+
+    fn vector(&mut self, n: usize, d: u32) -> Option<String> {
+        Some(match self.r.below(8) {
+            0 => {
+                let f = self.r.pick(&["softmax", "log_softmax"]);
+                format!("{f}({})", self.expr(&[n], d))
+            }
+            1 => {
+                let k = self.dim(4);
+                format!("({} @ {})", self.expr(&[n, k], d), self.expr(&[k], d))
+            }
+            2 => {
+                let k = self.dim(4);
+                format!("({} @ {})", self.expr(&[k], d), self.expr(&[k, n], d))
+            }
+            3 => {
+                let c = self.class_index(n);
+                format!("one_hot({c}, {n})")
+            }
+            4 => {
+                // A slice of a longer vector.
+                let len = n + self.r.below(3);
+                let e = self.expr(&[len], d);
+                format!("({e})[{}]", self.range(n, len))
+            }
+            5 => {
+                // A row or a column of a matrix.
+                let m = self.dim(3);
+                let i = self.r.range(-(m as i64), m as i64 - 1);
+                if self.r.chance(0.5) {
+                    let e = self.expr(&[m, n], d);
+                    let form = self.r.pick(&["", ", :"]);
+                    format!("({e})[{i}{form}]")
+                } else {
+                    let e = self.expr(&[n, m], d);
+                    format!("({e})[:, {i}]")
+                }
+            }
+            6 => {
+                let items: Vec<String> = (0..n).map(|_| self.expr(&[], d.min(1))).collect();
+                format!("[{}]", items.join(", "))
+            }
+            _ => return None,
+        })
+    }
+
+    fn matrix(&mut self, m: usize, n: usize, d: u32) -> Option<String> {
+        Some(match self.r.below(7) {
+            0 => format!("outer({}, {})", self.expr(&[m], d), self.expr(&[n], d)),
+            1 => {
+                let k = self.dim(3);
+                format!("({} @ {})", self.expr(&[m, k], d), self.expr(&[k, n], d))
+            }
+            2 => format!("transpose({})", self.expr(&[n, m], d)),
+            3 => match self.var(&[n, m]) {
+                Some(v) => format!("{v}.T"),
+                None => format!("({}).T", self.expr(&[n, m], d)),
+            },
+            4 => {
+                let (rows, cols) = (m + self.r.below(2), n + self.r.below(2));
+                let e = self.expr(&[rows, cols], d);
+                let (a, b) = (self.range(m, rows), self.range(n, cols));
+                format!("({e})[{a}, {b}]")
+            }
+            5 => {
+                let rows: Vec<String> = (0..m)
+                    .map(|_| {
+                        let items: Vec<String> = (0..n).map(|_| self.expr(&[], d.min(1))).collect();
+                        format!("[{}]", items.join(", "))
+                    })
+                    .collect();
+                format!("[{}]", rows.join(", "))
+            }
+            _ => return None,
+        })
+    }
+
+    /// A slice of `n` elements of an axis of length `len`, in any of the
+    /// forms: `a:b`, `a:`, `:b`, `:`, negative bounds.
+    fn range(&mut self, n: usize, len: usize) -> String {
+        let a = self.r.below(len - n + 1);
+        let b = a + n;
+        let (a, b) = (a as i64, b as i64);
+        let neg = |x: i64| x - len as i64;
+        let lo = match self.r.below(3) {
+            0 if a == 0 => String::new(),
+            1 if a > 0 => neg(a).to_string(),
+            _ => a.to_string(),
+        };
+        let hi = match self.r.below(3) {
+            0 if b == len as i64 => String::new(),
+            1 if b < len as i64 => neg(b).to_string(),
+            _ => b.to_string(),
+        };
+        format!("{lo}:{hi}")
+    }
+}
+
+/// A number as the source writes it.
+fn number(r: &mut R) -> String {
+    match r.below(12) {
+        0 => "0".into(),
+        1 => "1".into(),
+        2 => "2".into(),
+        3 => "0.5".into(),
+        4 => "1.5e-3".into(),
+        5 => "3".into(),
+        6 => "10".into(),
+        7 => "1e3".into(),
+        8 => format!("{}", r.range(0, 99)),
+        9 => format!("{}.{}", r.range(0, 9), r.range(0, 999)),
+        10 => "(-1)".into(),
+        _ => format!("{:.3}", r.normal().abs()),
+    }
+}
+
+/// A tensor literal of numbers.
+fn literal(r: &mut R, s: &[usize]) -> String {
+    match s {
+        [] => number(r),
+        [n, rest @ ..] => {
+            let items: Vec<String> = (0..*n).map(|_| literal(r, rest)).collect();
+            format!("[{}]", items.join(", "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every builtin of the language is generated (so a new one makes this
+    /// fail until the generator calls it).
+    #[test]
+    fn every_builtin_is_generated() {
+        let mut missing: Vec<&str> = names().filter(|n| !CALLED.contains(n)).collect();
+        missing.sort();
+        assert!(missing.is_empty(), "not generated: {missing:?}");
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..400 {
+            let p = program(&mut R::new(seed));
+            for name in CALLED {
+                if p.contains(&format!("{name}(")) {
+                    seen.insert(*name);
+                }
+            }
+        }
+        let unseen: Vec<&&str> = CALLED.iter().filter(|n| !seen.contains(*n)).collect();
+        assert!(
+            unseen.is_empty(),
+            "never generated in 400 programs: {unseen:?}"
+        );
+    }
+
+    /// Every generated program compiles (one that does not is a bug of the
+    /// generator or of the checker).
+    #[test]
+    fn generated_programs_compile() {
+        let mut failures = Vec::new();
+        for seed in 0..200 {
+            let p = program(&mut R::new(seed));
+            if let Err(d) = gradc::compile(&p) {
+                failures.push(format!(
+                    "{p}\n{}",
+                    gradc::diagnostic::render_all(&d, "gen.grad", &p, false)
+                ));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    }
+}
