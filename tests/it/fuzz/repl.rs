@@ -61,7 +61,7 @@ pub fn check_script(bytes: &[u8], counts: &mut Counts) -> Result<(), String> {
         Ok(a.quit)
     };
     for line in lines {
-        if !pending.is_empty() && starts_new_input(line) {
+        if !pending.is_empty() && starts_new_input(&pending, line) {
             if handle(&pending, start)? {
                 return Ok(());
             }
