@@ -40,7 +40,9 @@ pub fn save_states(f: &mut Function) -> Result<(), AdError> {
         let is_active = active[k];
         k += 1;
         let Op::Loop(l) = &inst.op else { return None };
-        if !is_active || failed.is_some() {
+        // A loop of no steps has nothing to save: its value is its
+        // initial values.
+        if !is_active || failed.is_some() || l.trips == 0 {
             return None;
         }
         let saving = match saving(l, inst.span) {
@@ -268,6 +270,14 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), super::AdError> {
     let (k, t) = (l.carries, l.trips);
     let body = &l.body;
     let outs = body.outputs.len();
+    if t == 0 {
+        // No steps: the results are the initial values.
+        for c in 0..k {
+            let d = part(&mut ad.f, g.value, l, c, span);
+            ad.contribute(inst.args[c], ad.like(g, d));
+        }
+        return Ok(());
+    }
     let captures: Vec<Value> = inst.args[k..].to_vec();
     let active_caps: Vec<usize> = (0..captures.len())
         .filter(|&i| ad.is_active(captures[i]))

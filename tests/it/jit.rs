@@ -249,7 +249,10 @@ fn batches_of_examples_and_check_cases_agree_with_the_interpreter() {
             // A loop is one instruction to the batch plan: its programs
             // cross one chunk boundary, the rest every size that matters
             // (the interpreter runs loops slowly, and every example).
-            let looped = f.insts().iter().any(|i| matches!(i.op, gradc::ir::Op::Loop(_)));
+            let looped = f
+                .insts()
+                .iter()
+                .any(|i| matches!(i.op, gradc::ir::Op::Loop(_)));
             let sizes: &[usize] = if looped {
                 &[1, 7, 257]
             } else {

@@ -797,3 +797,20 @@ fn the_gradbench_lstm_objective_and_its_gradient() {
         }
     }
 }
+
+/// A loop of no steps is its initial values, and so is its gradient (the
+/// fuzzer's reproducer: differentiating one failed on an empty slice).
+#[test]
+fn a_loop_of_no_steps_passes_the_gradient_to_its_initial_values() {
+    let src =
+        "param p = 2\nlet s = loop a = p * [1, 3] for t in 0..0 { a * 0.5 + t }\nloss sum(s^2)\n";
+    let [_, g] = programs(src);
+    let params = [Tensor::scalar(2.0)];
+    for mode in MODES {
+        let e = Evaluator::compile(&g, mode).unwrap();
+        let outs = e.outputs(&params, &[]).unwrap();
+        // loss = p^2 (1 + 9), d/dp = 20 p.
+        assert_eq!(outs[0].item(), 40.0, "{mode:?}");
+        assert_eq!(outs[1].item(), 40.0, "{mode:?}");
+    }
+}

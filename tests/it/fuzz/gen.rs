@@ -99,6 +99,10 @@ struct Gen<'r> {
     budget: usize,
     /// How much larger than usual expressions may grow (1, or 4 now and then).
     scale: usize,
+    /// Loops' steps in scope, with their trip counts; and how many local
+    /// names (carried values, steps, block lets) were made.
+    steps: Vec<(String, usize)>,
+    locals: usize,
 }
 
 /// A random program.
@@ -110,6 +114,8 @@ pub fn program(r: &mut R) -> String {
         class: None,
         budget: 0,
         scale: 1,
+        steps: Vec::new(),
+        locals: 0,
     };
     if g.r.chance(0.1) {
         g.scale = 4;
@@ -360,8 +366,70 @@ impl Gen<'_> {
         })
     }
 
+    /// A fresh local name: `PREFIX` and a number.
+    fn local(&mut self, prefix: &str) -> String {
+        self.locals += 1;
+        format!("{prefix}{}", self.locals)
+    }
+
+    /// A loop of shape `s`: a carried value, updated by an expression of
+    /// it and of the step (sometimes through a block `let`), or a
+    /// comprehension stacking one value per step.
+    fn a_loop(&mut self, s: &[usize], d: u32) -> String {
+        let (acc, t) = (self.local("a"), self.local("t"));
+        if !s.is_empty() && self.r.chance(0.4) {
+            let n = s[0];
+            self.vars.push((t.clone(), vec![]));
+            self.steps.push((t.clone(), n));
+            let value = self.expr(&s[1..], d);
+            self.steps.pop();
+            self.vars.pop();
+            return format!("[{value} for {t} in 0..{n}]");
+        }
+        let n = self.r.below(5);
+        let init = self.expr(s, d);
+        self.vars.push((acc.clone(), s.to_vec()));
+        self.vars.push((t.clone(), vec![]));
+        self.steps.push((t.clone(), n));
+        let step = self.expr(s, d);
+        let body = if self.r.chance(0.3) {
+            let b = self.local("b");
+            let extra = self.expr(s, d);
+            format!("{{ let {b} = {step}; {acc} * 0.5 + {b} * {extra} }}")
+        } else {
+            format!("{{ {acc} * 0.5 + {step} }}")
+        };
+        self.steps.pop();
+        self.vars.pop();
+        self.vars.pop();
+        format!("(loop {acc} = {init} for {t} in 0..{n} {body})")
+    }
+
+    /// A row `x[t]` of shape `s` of a name in scope, read at a loop's step.
+    fn row_at_a_step(&mut self, s: &[usize]) -> Option<String> {
+        let mut options = Vec::new();
+        for (name, v) in &self.vars {
+            if let Some((&rows, rest)) = v.split_first() {
+                for (t, trips) in &self.steps {
+                    if rest == s && *trips <= rows {
+                        options.push(format!("{name}[{t}]"));
+                    }
+                }
+            }
+        }
+        (!options.is_empty()).then(|| self.r.pick(&options).clone())
+    }
+
     /// Operations of any shape.
     fn generic(&mut self, s: &[usize], d: u32) -> String {
+        if self.r.chance(0.08) {
+            return self.a_loop(s, d);
+        }
+        if !self.steps.is_empty() && self.r.chance(0.3) {
+            if let Some(e) = self.row_at_a_step(s) {
+                return e;
+            }
+        }
         match self.r.below(9) {
             0 | 1 => {
                 let f = *self.r.pick(&UNARY);
