@@ -376,7 +376,8 @@ impl Gen<'_> {
     /// it and of the step (sometimes through a block `let`), or a
     /// comprehension stacking one value per step.
     fn a_loop(&mut self, s: &[usize], d: u32) -> String {
-        let (acc, t) = (self.local("a"), self.local("t"));
+        // (Prefixes no other generated name has: a local shadows.)
+        let (acc, t) = (self.local("acc"), self.local("st"));
         if !s.is_empty() && self.r.chance(0.4) {
             let n = s[0];
             self.vars.push((t.clone(), vec![]));
@@ -393,7 +394,7 @@ impl Gen<'_> {
         self.steps.push((t.clone(), n));
         let step = self.expr(s, d);
         let body = if self.r.chance(0.3) {
-            let b = self.local("b");
+            let b = self.local("bl");
             let extra = self.expr(s, d);
             format!("{{ let {b} = {step}; {acc} * 0.5 + {b} * {extra} }}")
         } else {
