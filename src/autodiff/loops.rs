@@ -111,7 +111,7 @@ fn saved(l: &Loop) -> Vec<(usize, Value)> {
 /// backward instructions use, but not captured values, the step, constants
 /// or rows of captured tensors at the step (read again in the reverse).
 fn residuals(body: &Function, carries: usize, span: Span) -> Result<Vec<Value>, AdError> {
-    let g = raw_vjp(body, None, span)?;
+    let g = raw_vjp(body, None, false, span)?;
     let n = body.len();
     let mut read = vec![false; n];
     for inst in g.insts().iter().filter(|i| i.backward.is_some()) {
@@ -188,8 +188,14 @@ fn zeros(f: &mut Function, shape: &Shape, span: Span) -> Value {
 /// then, with `sums` the first captured parameter, the running sum of the
 /// cotangent of each captured value, which the step's contributions
 /// continue; its outputs, the cotangent of every parameter (carried, then
-/// captured: the sums continued).
-fn raw_vjp(body: &Function, sums: Option<usize>, span: Span) -> Result<Function, AdError> {
+/// captured: the sums continued). With `masked`, the seeds are masked
+/// cotangents (zeros kept exact where a branch was not taken).
+fn raw_vjp(
+    body: &Function,
+    sums: Option<usize>,
+    masked: bool,
+    span: Span,
+) -> Result<Function, AdError> {
     let mut h = body.clone();
     let outputs = std::mem::take(&mut h.outputs);
     let mut total = None;
@@ -225,7 +231,7 @@ fn raw_vjp(body: &Function, sums: Option<usize>, span: Span) -> Result<Function,
             });
         }
     }
-    let mut g = differentiate_from(&h, total, &start)?;
+    let mut g = differentiate_from(&h, total, &start, masked)?;
     g.outputs.retain(|o| matches!(o.role, Role::Grad(_)));
     Ok(g)
 }
@@ -238,9 +244,10 @@ fn body_vjp(
     body: &Function,
     carries: usize,
     saved: &[Value],
+    masked: bool,
     span: Span,
 ) -> Result<Function, AdError> {
-    let mut g = raw_vjp(body, Some(carries), span)?;
+    let mut g = raw_vjp(body, Some(carries), masked, span)?;
     let base = g.inputs.len();
     for &r in saved {
         g.inputs.push(Slot {
@@ -303,7 +310,7 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), super::AdError> {
     // the sums of those of the active captured values; captured, the saved
     // values, the forward loop's captured values and the stacked
     // cotangents; the input, the reverse step r, for t = trips - 1 - r.
-    let vjp_fn = body_vjp(body, k, &saved_values, span)?;
+    let vjp_fn = body_vjp(body, k, &saved_values, g.masked, span)?;
     // Names: `dh` the cotangent of `h`, `h_steps` its saved values, `dW`
     // the sum for a captured `W`, `dys_steps` the cotangents of a stacked
     // value.
@@ -417,7 +424,8 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), super::AdError> {
     }
     crate::passes::simplify(&mut rb);
 
-    // The reverse loop, and its results to the loop's arguments.
+    // The reverse loop, and its results to the loop's arguments: linear in
+    // the cotangent, so zero where it is (masked as it is).
     // Each running sum starts from the contributions its value has
     // received so far (from uses after the loop), as the unrolled program
     // would sum them: so the bits are the unrolled program's. With none,
@@ -442,23 +450,11 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), super::AdError> {
     let rl = ad.f.push(Op::Loop(Box::new(reverse.clone())), args, span);
     for c in 0..k {
         let d = part(&mut ad.f, rl, &reverse, c, span);
-        ad.contribute(
-            inst.args[c],
-            Cot {
-                value: d,
-                masked: false,
-            },
-        );
+        ad.contribute(inst.args[c], ad.like(g, d));
     }
     for (n, &i) in active_caps.iter().enumerate() {
         let d = part(&mut ad.f, rl, &reverse, k + n, span);
-        ad.contribute(
-            captures[i],
-            Cot {
-                value: d,
-                masked: false,
-            },
-        );
+        ad.contribute(captures[i], ad.like(g, d));
     }
     Ok(())
 }

@@ -52,17 +52,20 @@ pub fn grad(f: &Function) -> Result<Function, AdError> {
 
 /// Differentiates the scalar value `of` with respect to every parameter.
 pub fn differentiate(f: &Function, of: Value) -> Result<Function, AdError> {
-    differentiate_from(f, of, &[])
+    differentiate_from(f, of, &[], false)
 }
 
 /// [`differentiate`], with the gradient of parameter `p` starting from
 /// input `i` for every `(p, i)` of `start` (added first, before the
 /// contributions of the parameter's uses, as an earlier part of a sum that
-/// continues here: a reverse loop's running sum for a captured value).
+/// continues here: a reverse loop's running sum for a captured value). With
+/// `masked`, the seed is a masked cotangent (see [`Cot`]): the product of a
+/// loop whose cotangent is masked keeps its zeros exact.
 fn differentiate_from(
     f: &Function,
     of: Value,
     start: &[(usize, usize)],
+    masked: bool,
 ) -> Result<Function, AdError> {
     assert!(f.shape(of).is_scalar(), "differentiate a scalar");
     // Loops keep what their reverse needs. That renumbers the values: `of`
@@ -101,10 +104,7 @@ fn differentiate_from(
         });
     }
     let one = ad.konst(1.0, f.inst(of).span);
-    ad.adj[of].push(Cot {
-        value: one,
-        masked: false,
-    });
+    ad.adj[of].push(Cot { value: one, masked });
     for v in f.values().take(of.index() + 1).rev() {
         if !ad.active[v] || ad.adj[v].is_empty() {
             continue;

@@ -814,3 +814,28 @@ fn a_loop_of_no_steps_passes_the_gradient_to_its_initial_values() {
         assert_eq!(outs[1].item(), 40.0, "{mode:?}");
     }
 }
+
+/// The untaken side of an `if` passes an exact zero back through a loop on
+/// it, as through straight-line code: the loop's reverse keeps the zero
+/// masked, so an infinite derivative in it (`sqrt` at 0) gives 0, not NaN;
+/// inside the body (`sqrt(a * x * t)`, computed each step) and hoisted out
+/// of it (`sqrt(a * x)`, the same each step).
+#[test]
+fn an_untaken_loop_passes_back_an_exact_zero() {
+    for body in ["s + sqrt(a * x)", "s + sqrt(a * x * t)"] {
+        let src = format!(
+            "param a = 1\ninput x\nloss if x > 0 then (loop s = 0 for t in 0..3 {{ {body} }}) else 0\n"
+        );
+        let [_, g] = programs(&src);
+        let params = [Tensor::scalar(1.0)];
+        for mode in MODES {
+            let e = Evaluator::compile(&g, mode).unwrap();
+            let outs = e.outputs(&params, &[Tensor::scalar(0.0)]).unwrap();
+            assert_eq!(
+                outs[1].item().to_bits(),
+                0.0f64.to_bits(),
+                "{mode:?}: {body}"
+            );
+        }
+    }
+}
