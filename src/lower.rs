@@ -232,20 +232,30 @@ impl Lowerer {
             TKind::Loop(l) => self.lower_loop(l, args, span),
             TKind::Call {
                 args: actual, body, ..
-            } => {
-                let d = self.depth();
-                let vs: Vec<Fv> = actual.iter().map(|x| (d, self.expr(x, args))).collect();
-                let outer = self.call_site.replace(self.call_site.unwrap_or(span));
-                let out = self.parts(body, &vs);
-                self.call_site = outer;
-                out
-            }
+            } => self.inline_call(actual, body, args, span),
             TKind::Block(lets, value) => {
                 self.block_lets(lets, args);
                 self.parts(value, args)
             }
             _ => unreachable!("only these kinds are tuples"),
         }
+    }
+
+    /// A user function's body, specialised to `actual` (its arguments'
+    /// values here), inlined: its value, or its tuple's parts.
+    fn inline_call(
+        &mut self,
+        actual: &[TExpr],
+        body: &TExpr,
+        args: &[Fv],
+        span: Span,
+    ) -> Vec<Value> {
+        let d = self.depth();
+        let vs: Vec<Fv> = actual.iter().map(|x| (d, self.expr(x, args))).collect();
+        let outer = self.call_site.replace(self.call_site.unwrap_or(span));
+        let out = self.parts(body, &vs);
+        self.call_site = outer;
+        out
     }
 
     /// Binds a block's locals.
@@ -378,14 +388,7 @@ impl Lowerer {
             }
             TKind::Call {
                 args: actual, body, ..
-            } => {
-                let d = self.depth();
-                let vs: Vec<Fv> = actual.iter().map(|x| (d, self.expr(x, args))).collect();
-                let outer = self.call_site.replace(self.call_site.unwrap_or(span));
-                let v = self.expr(body, &vs);
-                self.call_site = outer;
-                v
-            }
+            } => self.inline_call(actual, body, args, span)[0],
             TKind::Prim(p, xs) => {
                 let vs: Vec<Value> = xs.iter().map(|x| self.expr(x, args)).collect();
                 self.prim(*p, &vs, span)

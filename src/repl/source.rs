@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::diagnostic::{Diagnostic, Source};
 use crate::span::Span;
-use crate::syntax::ast::{Expr, ExprKind, IndexItem, Item, ItemKind};
+use crate::syntax::ast::{Expr, ExprKind, Item, ItemKind};
 
 /// A piece of text the user gave: one input typed at the prompt (the whole
 /// input, `:command` included) or one file loaded.
@@ -190,26 +190,10 @@ fn names(e: &Expr) -> Vec<String> {
     while let Some(e) = stack.pop() {
         match &e.kind {
             ExprKind::Name(n) => out.push(n.clone()),
-            ExprKind::Number(_) | ExprKind::TooDeep => {}
-            ExprKind::Tensor(es) => stack.extend(es),
-            ExprKind::Unary(_, x) | ExprKind::Transpose(x) => stack.push(x),
-            ExprKind::Binary(_, a, b) => stack.extend([&**a, &**b]),
-            ExprKind::Call { func, args } => {
+            ExprKind::Call { func, .. } => {
                 out.push(func.name.clone());
-                stack.extend(args.iter().map(|a| &a.value));
+                stack.extend(crate::syntax::ast::children(&e.kind));
             }
-            ExprKind::Index { base, indices } => {
-                stack.push(base);
-                for ix in indices {
-                    match ix {
-                        IndexItem::At(x) => stack.push(x),
-                        IndexItem::Range { start, end, .. } => {
-                            stack.extend(start.iter().chain(end.iter()))
-                        }
-                    }
-                }
-            }
-            ExprKind::If { cond, then, els } => stack.extend([&**cond, &**then, &**els]),
             other => stack.extend(crate::syntax::ast::children(other)),
         }
     }

@@ -201,19 +201,34 @@ pub struct Block {
     pub span: Span,
 }
 
-/// The expressions directly inside a loop, a comprehension, a tuple or a
-/// block (empty for the other kinds, whose walks list their own).
+/// The expressions directly inside an expression of this kind, in order.
 pub fn children(kind: &ExprKind) -> Vec<&Expr> {
     match kind {
+        ExprKind::Number(_) | ExprKind::Name(_) | ExprKind::TooDeep => Vec::new(),
+        ExprKind::Tensor(es) | ExprKind::Tuple(es) => es.iter().collect(),
+        ExprKind::Unary(_, x) | ExprKind::Transpose(x) => vec![x],
+        ExprKind::Binary(_, a, b) => vec![a, b],
+        ExprKind::Call { args, .. } => args.iter().map(|a| &a.value).collect(),
+        ExprKind::Index { base, indices } => {
+            let mut out = vec![&**base];
+            for ix in indices {
+                match ix {
+                    IndexItem::At(x) => out.push(x),
+                    IndexItem::Range { start, end, .. } => {
+                        out.extend(start.iter().chain(end.iter()))
+                    }
+                }
+            }
+            out
+        }
+        ExprKind::If { cond, then, els } => vec![cond, then, els],
         ExprKind::Loop(l) => {
             let mut out = vec![&l.init, &l.range.start, &l.range.end];
             out.extend(l.body.exprs());
             out
         }
         ExprKind::Comprehension(c) => vec![&c.value, &c.range.start, &c.range.end],
-        ExprKind::Tuple(es) => es.iter().collect(),
         ExprKind::Block(b) => b.exprs(),
-        _ => Vec::new(),
     }
 }
 
@@ -244,26 +259,7 @@ pub fn binders(e: &Expr) -> Vec<String> {
             }
             _ => {}
         }
-        match &e.kind {
-            ExprKind::Number(_) | ExprKind::Name(_) | ExprKind::TooDeep => {}
-            ExprKind::Tensor(es) => stack.extend(es),
-            ExprKind::Unary(_, x) | ExprKind::Transpose(x) => stack.push(x),
-            ExprKind::Binary(_, a, b) => stack.extend([&**a, &**b]),
-            ExprKind::Call { args, .. } => stack.extend(args.iter().map(|a| &a.value)),
-            ExprKind::Index { base, indices } => {
-                stack.push(base);
-                for ix in indices {
-                    match ix {
-                        IndexItem::At(x) => stack.push(x),
-                        IndexItem::Range { start, end, .. } => {
-                            stack.extend(start.iter().chain(end.iter()))
-                        }
-                    }
-                }
-            }
-            ExprKind::If { cond, then, els } => stack.extend([&**cond, &**then, &**els]),
-            other => stack.extend(children(other)),
-        }
+        stack.extend(children(&e.kind));
     }
     out
 }

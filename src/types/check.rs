@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use crate::diagnostic::Diagnostic;
 use crate::shape::Shape;
 use crate::span::Span;
-use crate::syntax::ast::{self, ExprKind, IndexItem, ItemKind};
+use crate::syntax::ast::{self, ExprKind, ItemKind};
 use crate::types::builtins;
 use crate::types::expr::Env;
 use crate::types::init::check_init;
@@ -86,15 +86,7 @@ impl Checker<'_> {
 
     /// Binds a global name, unless it is taken; then reports both places.
     fn bind(&mut self, name: &ast::Ident, b: Binding) -> bool {
-        if builtins::is_builtin(&name.name) {
-            self.error(
-                Diagnostic::error(
-                    name.span,
-                    format!("`{}` is the name of a builtin function", name.name),
-                )
-                .label(name.span, "cannot be redefined")
-                .hint("choose another name"),
-            );
+        if !self.not_a_builtin(name) {
             return false;
         }
         if let Some((_, first)) = self.globals.get(&name.name) {
@@ -107,6 +99,22 @@ impl Checker<'_> {
             return false;
         }
         self.globals.insert(name.name.clone(), (b, name.span));
+        true
+    }
+
+    /// Whether `name` may be defined: a builtin's name may not (reported).
+    pub(crate) fn not_a_builtin(&mut self, name: &ast::Ident) -> bool {
+        if builtins::is_builtin(&name.name) {
+            self.error(
+                Diagnostic::error(
+                    name.span,
+                    format!("`{}` is the name of a builtin function", name.name),
+                )
+                .label(name.span, "cannot be redefined")
+                .hint("choose another name"),
+            );
+            return false;
+        }
         true
     }
 
@@ -515,23 +523,6 @@ fn resolve_names(c: &mut Checker<'_>, e: &ast::Expr, params: &[String]) {
                     c.error(d);
                 }
             }
-            ExprKind::Number(_) | ExprKind::TooDeep => {}
-            ExprKind::Tensor(es) => stack.extend(es),
-            ExprKind::Unary(_, x) | ExprKind::Transpose(x) => stack.push(x),
-            ExprKind::Binary(_, a, b) => stack.extend([&**a, &**b]),
-            ExprKind::Call { args, .. } => stack.extend(args.iter().map(|a| &a.value)),
-            ExprKind::Index { base, indices } => {
-                stack.push(base);
-                for ix in indices {
-                    match ix {
-                        IndexItem::At(x) => stack.push(x),
-                        IndexItem::Range { start, end, .. } => {
-                            stack.extend(start.iter().chain(end.iter()))
-                        }
-                    }
-                }
-            }
-            ExprKind::If { cond, then, els } => stack.extend([&**cond, &**then, &**els]),
             other => stack.extend(ast::children(other)),
         }
     }

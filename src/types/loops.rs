@@ -7,7 +7,7 @@ use crate::diagnostic::Diagnostic;
 use crate::shape::Shape;
 use crate::span::Span;
 use crate::syntax::ast::{self, Ident};
-use crate::types::builtins::{self, Prim};
+use crate::types::builtins::Prim;
 use crate::types::check::Checker;
 use crate::types::expr::{Env, Local};
 use crate::types::{TExpr, TKind, TLoop};
@@ -26,22 +26,6 @@ impl Checker<'_> {
             shape,
         });
         id
-    }
-
-    /// Names a local may not take: the builtins'.
-    fn check_local_name(&mut self, name: &Ident) -> bool {
-        if builtins::is_builtin(&name.name) {
-            self.error(
-                Diagnostic::error(
-                    name.span,
-                    format!("`{}` is the name of a builtin function", name.name),
-                )
-                .label(name.span, "cannot be redefined")
-                .hint("choose another name"),
-            );
-            return false;
-        }
-        true
     }
 
     /// Whether `names` can name the parts of `value` (one name for a
@@ -227,7 +211,7 @@ impl Checker<'_> {
                 ok = false;
                 continue;
             };
-            if !pattern.names.iter().all(|n| self.check_local_name(n))
+            if !pattern.names.iter().all(|n| self.not_a_builtin(n))
                 || !self.destructure(&pattern.names, &v, e.span)
             {
                 ok = false;
@@ -268,7 +252,7 @@ impl Checker<'_> {
         let range = self.range(&l.range, env);
         let (init, (start, trips)) = (init?, range?);
         let names = &l.pattern.names;
-        if !names.iter().all(|n| self.check_local_name(n)) || !self.check_local_name(&l.var) {
+        if !names.iter().all(|n| self.not_a_builtin(n)) || !self.not_a_builtin(&l.var) {
             return None;
         }
         if !self.destructure(names, &init, l.init.span) {
@@ -373,7 +357,7 @@ impl Checker<'_> {
         env: Env<'_>,
     ) -> Option<TExpr> {
         let (start, trips) = self.range(&c.range, env)?;
-        if !self.check_local_name(&c.var) {
+        if !self.not_a_builtin(&c.var) {
             return None;
         }
         if trips == 0 {
