@@ -91,8 +91,9 @@ impl Compiled {
     /// kept (each call gives a copy): `gradc grad`, `check`, `clif` and
     /// training share it.
     pub fn gradient(&self) -> Result<ir::Function, Diagnostic> {
+        let checkpoint = self.typed.train.as_ref().and_then(|t| t.checkpoint);
         self.gradient
-            .get_or_init(|| gradient_program(&self.ir))
+            .get_or_init(|| gradient_program_with(&self.ir, checkpoint))
             .clone()
     }
 
@@ -107,7 +108,20 @@ impl Compiled {
 /// gradient program is built. An operation that cannot be differentiated
 /// where it is used is a diagnostic at its span.
 pub fn gradient_program(f: &ir::Function) -> Result<ir::Function, Diagnostic> {
-    let mut g = autodiff::grad(f)
+    gradient_program_with(f, None)
+}
+
+/// [`gradient_program`], with the loops of more than `checkpoint` steps
+/// differentiated in segments of that many (see [`autodiff::checkpoint`]).
+pub fn gradient_program_with(
+    f: &ir::Function,
+    checkpoint: Option<usize>,
+) -> Result<ir::Function, Diagnostic> {
+    let mut f = f.clone();
+    if let Some(every) = checkpoint {
+        autodiff::checkpoint::split(&mut f, every);
+    }
+    let mut g = autodiff::grad(&f)
         .map_err(|e| Diagnostic::error(e.span, e.message.clone()).label(e.span, "here"))?;
     passes::simplify(&mut g);
     Ok(g)

@@ -332,6 +332,7 @@ impl Lowerer {
             trips: l.trips,
             carries,
             body,
+            recompute: false,
         };
         let (offsets, _) = lp.offsets();
         let parts = lp.parts();

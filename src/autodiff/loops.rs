@@ -34,10 +34,22 @@ pub fn save_states(f: &mut Function) -> Result<(), AdError> {
         active[v.index()] =
             matches!(inst.op, Op::Param(_)) || inst.args.iter().any(|a| active[a.index()]);
     }
+    // Per loop: its captured values that depend on no parameter.
+    let frozen: Vec<Vec<usize>> = f
+        .insts()
+        .iter()
+        .map(|inst| match &inst.op {
+            Op::Loop(l) => (l.carries..inst.args.len())
+                .filter(|&p| !active[inst.args[p].index()])
+                .collect(),
+            _ => Vec::new(),
+        })
+        .collect();
     let mut k = 0;
     let mut failed = None;
     f.rewrite(|out, inst: &Inst| {
         let is_active = active[k];
+        let frozen = &frozen[k];
         k += 1;
         let Op::Loop(l) = &inst.op else { return None };
         // A loop of no steps has nothing to save: its value is its
@@ -45,7 +57,7 @@ pub fn save_states(f: &mut Function) -> Result<(), AdError> {
         if !is_active || failed.is_some() || l.trips == 0 {
             return None;
         }
-        let saving = match saving(l, inst.span) {
+        let saving = match saving(l, frozen, inst.span) {
             Ok(Some(s)) => s,
             Ok(None) => return None,
             Err(e) => {
@@ -61,21 +73,27 @@ pub fn save_states(f: &mut Function) -> Result<(), AdError> {
 }
 
 /// The loop `l` saving what its reverse needs, if it does not already.
-fn saving(l: &Loop, span: Span) -> Result<Option<Loop>, AdError> {
+fn saving(l: &Loop, frozen: &[usize], span: Span) -> Result<Option<Loop>, AdError> {
     let mut body = l.body.clone();
-    save_states(&mut body)?;
+    // (The body of a loop that recomputes its steps is computed again in
+    // the reverse, where its loops save what they need.)
+    if !l.recompute {
+        save_states(&mut body)?;
+    }
     let have: Vec<Value> = saved(&Loop {
-        trips: l.trips,
-        carries: l.carries,
         body: body.clone(),
+        ..l.clone()
     })
     .into_iter()
     .map(|(_, v)| v)
     .collect();
-    let missing: Vec<Value> = residuals(&body, l.carries, span)?
-        .into_iter()
-        .filter(|r| !have.contains(r))
-        .collect();
+    // A loop that recomputes its steps saves the carried values only.
+    let needed = if l.recompute {
+        (0..l.carries).map(|c| param(&mut body, c, span)).collect()
+    } else {
+        residuals(&body, l.carries, frozen, span)?
+    };
+    let missing: Vec<Value> = needed.into_iter().filter(|r| !have.contains(r)).collect();
     if missing.is_empty() && body == l.body {
         return Ok(None);
     }
@@ -86,11 +104,16 @@ fn saving(l: &Loop, span: Span) -> Result<Option<Loop>, AdError> {
             value: r,
         });
     }
-    Ok(Some(Loop {
-        trips: l.trips,
-        carries: l.carries,
-        body,
-    }))
+    Ok(Some(Loop { body, ..l.clone() }))
+}
+
+/// The value of parameter `p` in `body` (pushed if the body has none).
+fn param(body: &mut Function, p: usize, span: Span) -> Value {
+    let found = body
+        .iter()
+        .find(|(_, i)| i.op == Op::Param(p))
+        .map(|(v, _)| v);
+    found.unwrap_or_else(|| body.push(Op::Param(p), vec![], span))
 }
 
 /// The stacked values of a loop that are saved for its reverse: each with
@@ -110,8 +133,13 @@ fn saved(l: &Loop) -> Vec<(usize, Value)> {
 /// carried) that its vector-Jacobian product reads: the forward values its
 /// backward instructions use, but not captured values, the step, constants
 /// or rows of captured tensors at the step (read again in the reverse).
-fn residuals(body: &Function, carries: usize, span: Span) -> Result<Vec<Value>, AdError> {
-    let g = raw_vjp(body, None, false, span)?;
+fn residuals(
+    body: &Function,
+    carries: usize,
+    frozen: &[usize],
+    span: Span,
+) -> Result<Vec<Value>, AdError> {
+    let g = raw_vjp(body, None, false, frozen, span)?;
     let n = body.len();
     let mut read = vec![false; n];
     for inst in g.insts().iter().filter(|i| i.backward.is_some()) {
@@ -150,7 +178,7 @@ use crate::ir::Loop as L;
 const STATE: &str = L::STATE;
 
 /// The part `k` of a loop's packed value `y`, in its own shape.
-fn part(f: &mut Function, y: Value, l: &Loop, k: usize, span: Span) -> Value {
+pub(super) fn part(f: &mut Function, y: Value, l: &Loop, k: usize, span: Span) -> Value {
     let (offsets, _) = l.offsets();
     let shape = l.parts()[k].clone();
     let lo = offsets[k];
@@ -194,6 +222,7 @@ fn raw_vjp(
     body: &Function,
     sums: Option<usize>,
     masked: bool,
+    frozen: &[usize],
     span: Span,
 ) -> Result<Function, AdError> {
     let mut h = body.clone();
@@ -223,7 +252,7 @@ fn raw_vjp(
     };
     let mut start = Vec::new();
     if let Some(first) = sums {
-        for p in first..body.params.len() {
+        for p in (first..body.params.len()).filter(|p| !frozen.contains(p)) {
             start.push((p, h.inputs.len()));
             h.inputs.push(Slot {
                 name: format!("sum_{}", body.params[p].name),
@@ -231,7 +260,7 @@ fn raw_vjp(
             });
         }
     }
-    let mut g = differentiate_from(&h, total, &start, masked)?;
+    let mut g = differentiate_from(&h, total, &start, masked, frozen)?;
     g.outputs.retain(|o| matches!(o.role, Role::Grad(_)));
     Ok(g)
 }
@@ -243,11 +272,12 @@ fn raw_vjp(
 fn body_vjp(
     body: &Function,
     carries: usize,
+    frozen: &[usize],
     saved: &[Value],
     masked: bool,
     span: Span,
 ) -> Result<Function, AdError> {
-    let mut g = raw_vjp(body, Some(carries), masked, span)?;
+    let mut g = raw_vjp(body, Some(carries), masked, frozen, span)?;
     let base = g.inputs.len();
     for &r in saved {
         g.inputs.push(Slot {
@@ -310,7 +340,11 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), super::AdError> {
     // the sums of those of the active captured values; captured, the saved
     // values, the forward loop's captured values and the stacked
     // cotangents; the input, the reverse step r, for t = trips - 1 - r.
-    let vjp_fn = body_vjp(body, k, &saved_values, g.masked, span)?;
+    let frozen: Vec<usize> = (0..captures.len())
+        .filter(|i| !active_caps.contains(i))
+        .map(|i| k + i)
+        .collect();
+    let vjp_fn = body_vjp(body, k, &frozen, &saved_values, g.masked, span)?;
     // Names: `dh` the cotangent of `h`, `h_steps` its saved values, `dW`
     // the sum for a captured `W`, `dys_steps` the cotangents of a stacked
     // value.
@@ -396,14 +430,8 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), super::AdError> {
     for &gs in gstack_ps {
         inputs.push(rb.push(Op::Index, vec![gs, step], span));
     }
-    // The running sums of the captured values' cotangents (of an inactive
-    // one: zeros, whose sum is not read).
-    for (i, p) in body.params[k..].iter().enumerate() {
-        match active_caps.iter().position(|&a| a == i) {
-            Some(n) => inputs.push(cap_sums[n]),
-            None => inputs.push(zeros(&mut rb, &p.shape, span)),
-        }
-    }
+    // The running sums of the active captured values' cotangents.
+    inputs.extend_from_slice(cap_sums);
     for &s in state_ps {
         inputs.push(rb.push(Op::Index, vec![s, step], span));
     }
@@ -446,6 +474,7 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), super::AdError> {
         trips: t,
         carries: k + active_caps.len(),
         body: rb,
+        recompute: false,
     };
     let rl = ad.f.push(Op::Loop(Box::new(reverse.clone())), args, span);
     for c in 0..k {

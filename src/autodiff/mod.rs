@@ -16,6 +16,7 @@
 //! untaken branch (`log(0)`, `1/0`) cannot turn the zero into a NaN.
 
 pub mod check;
+pub mod checkpoint;
 mod loops;
 pub mod rules;
 
@@ -52,7 +53,7 @@ pub fn grad(f: &Function) -> Result<Function, AdError> {
 
 /// Differentiates the scalar value `of` with respect to every parameter.
 pub fn differentiate(f: &Function, of: Value) -> Result<Function, AdError> {
-    differentiate_from(f, of, &[], false)
+    differentiate_from(f, of, &[], false, &[])
 }
 
 /// [`differentiate`], with the gradient of parameter `p` starting from
@@ -60,12 +61,15 @@ pub fn differentiate(f: &Function, of: Value) -> Result<Function, AdError> {
 /// contributions of the parameter's uses, as an earlier part of a sum that
 /// continues here: a reverse loop's running sum for a captured value). With
 /// `masked`, the seed is a masked cotangent (see [`Cot`]): the product of a
-/// loop whose cotangent is masked keeps its zeros exact.
+/// loop whose cotangent is masked keeps its zeros exact. The parameters in
+/// `frozen` are constants here (a loop's captured values that depend on no
+/// parameter): their gradients are zeros, not computed.
 fn differentiate_from(
     f: &Function,
     of: Value,
     start: &[(usize, usize)],
     masked: bool,
+    frozen: &[usize],
 ) -> Result<Function, AdError> {
     assert!(f.shape(of).is_scalar(), "differentiate a scalar");
     // Loops keep what their reverse needs. That renumbers the values: `of`
@@ -96,7 +100,7 @@ fn differentiate_from(
         starts.push((param, input));
     }
     let f = &f;
-    let mut ad = Ad::new(f);
+    let mut ad = Ad::new(f, frozen);
     for &(param, input) in &starts {
         ad.adj[param].push(Cot {
             value: input,
@@ -161,10 +165,11 @@ pub struct Ad {
 }
 
 impl Ad {
-    fn new(f: &Function) -> Ad {
+    fn new(f: &Function, frozen: &[usize]) -> Ad {
         let mut active = ValueMap::new(f, false);
         for (v, inst) in f.iter() {
-            active[v] = matches!(inst.op, Op::Param(_)) || inst.args.iter().any(|a| active[*a]);
+            active[v] = matches!(inst.op, Op::Param(p) if !frozen.contains(&p))
+                || inst.args.iter().any(|a| active[*a]);
         }
         Ad {
             f: f.clone(),

@@ -296,6 +296,11 @@ pub struct Loop {
     /// input, the step; outputs: the new carried values, then the stacked
     /// ones.
     pub body: Function,
+    /// The gradient's reverse of this loop recomputes each step from the
+    /// carried values it started with (the only values the loop saves),
+    /// rather than saving what the step's derivative reads: a loop over the
+    /// segments of a checkpointed loop (see `autodiff::checkpoint`).
+    pub recompute: bool,
 }
 
 impl Loop {

@@ -264,10 +264,11 @@ fn inst_text(f: &Function, inst: &Inst, names: &[String]) -> String {
                 all.join(", ")
             };
             format!(
-                "{m} {} carry({}) capture({})",
+                "{m} {} carry({}) capture({}){}",
                 l.trips,
                 list(carried),
-                list(captured)
+                list(captured),
+                if l.recompute { " recompute" } else { "" }
             )
         }
     }

@@ -12,7 +12,8 @@ pub struct Stats {
     /// operation (a transcendental function counts as one), `2 m k n` for a
     /// product of `[m, k]` by `[k, n]`, one per element read by a reduction.
     pub flops: u64,
-    /// Numbers loops keep for the backward pass (their saved states).
+    /// Numbers loops keep for the backward pass (their saved values, and
+    /// those of one step of a loop's body).
     pub saved: u64,
 }
 
@@ -46,8 +47,11 @@ pub fn stats(f: &Function) -> Stats {
             Op::IndexAdd => arg(1),
             // The body's, once per step.
             Op::Loop(l) => {
+                // What the loop keeps across its steps, and what one step
+                // keeps while it runs (its loops' values: reused by the
+                // next step).
                 let body = stats(&l.body);
-                s.saved += l.saved() as u64 + l.trips as u64 * body.saved;
+                s.saved += l.saved() as u64 + body.saved;
                 l.trips as u64 * body.flops
             }
         };

@@ -82,6 +82,7 @@ pub fn captures(out: &mut Function, inst: &Inst, l: &Loop) -> Option<Value> {
         trips: l.trips,
         carries: k,
         body: new,
+        recompute: l.recompute,
     };
     Some(out.push(Op::Loop(Box::new(l)), args, inst.span))
 }
@@ -133,6 +134,7 @@ pub fn trim(f: &mut Function) -> bool {
             trips: l.trips,
             carries: l.carries,
             body,
+            recompute: l.recompute,
         };
         let n = short.offsets().1;
         let y = out.push(Op::Loop(Box::new(short)), inst.args.clone(), inst.span);
@@ -223,6 +225,7 @@ pub fn hoist(out: &mut Function, inst: &Inst, l: &Loop) -> Option<Value> {
         trips: l.trips,
         carries: k,
         body: new,
+        recompute: l.recompute,
     };
     Some(out.push(Op::Loop(Box::new(l)), args, inst.span))
 }

@@ -122,6 +122,9 @@ pub fn check_train(
         });
     }
     c.patience = get("patience").and_then(|v| ck.count(v, "`patience`", 1));
+    c.checkpoint = get("checkpoint")
+        .and_then(|v| ck.count(v, "`checkpoint`", 1))
+        .map(|n| n as usize);
     if let Some(v) = get("loss_tol") {
         c.loss_tol = ck.number(v, "`loss_tol`");
     }

@@ -41,6 +41,7 @@ const KEYS: &[&str] = &[
     "patience",
     "loss_tol",
     "grad_tol",
+    "checkpoint",
 ];
 
 /// How to train: what a `train { }` block says, with the defaults filled in.
@@ -79,6 +80,10 @@ pub struct TrainConfig {
     /// Stop when the gradient norm (all parameters as one vector, at the last
     /// step of an epoch) is below this.
     pub grad_tol: Option<f64>,
+    /// Checkpointing of loops in the gradient: a loop of more steps is
+    /// differentiated in segments of this many, each computed again in the
+    /// reverse rather than kept (see `autodiff::checkpoint`).
+    pub checkpoint: Option<usize>,
     /// The train block, for diagnostics; `None` for the default config.
     pub span: Option<Span>,
 }
@@ -98,6 +103,7 @@ impl Default for TrainConfig {
             patience: None,
             loss_tol: None,
             grad_tol: None,
+            checkpoint: None,
             span: None,
         }
     }
