@@ -14,14 +14,18 @@
 //!   parameter and input, `outputs[k]` to the buffer of the k-th entry of
 //!   `Function::outputs`; each holds exactly `shape.size()` numbers (checked on
 //!   the Rust side before every call). Parameters and inputs are only read.
-//! - `scratch` holds [`Layout::scratch_len`] numbers: element [`ERROR_SLOT`]
-//!   first, then one slot per non-scalar intermediate value (see
+//! - `scratch` holds [`Layout::scratch_len`] numbers: the fault slots
+//!   ([`ERROR_SLOT`] to [`super::plan::FIRST_FREE`]) first, then one slot per
+//!   non-scalar intermediate value, then the regions of loop bodies (see
 //!   [`super::plan`]).
 //! - The result is 0 on success. `i + 1` means that instruction `%i` (the
-//!   value whose [`Value::index`] is `i`), a `one_hot`, got a class that is
-//!   not an integer in range; the class is then in `scratch[ERROR_SLOT]` and
-//!   the outputs are unspecified. `Scratch::status_result` decodes it into
-//!   the interpreter's [`crate::ir::RunError::Fault`].
+//!   value whose [`Value::index`] is `i`) failed: a `one_hot` got a class, or
+//!   an `index` or `index_add` an index, that is not an integer in range
+//!   (then in `scratch[ERROR_SLOT]`), or, for a `loop`, an instruction of its
+//!   body did (then the fault's kind, its class count or axis length and the
+//!   failing instruction's span are in the fault slots too). The outputs are
+//!   unspecified. `Scratch::status_result` decodes it into the
+//!   interpreter's [`crate::ir::RunError::Fault`].
 //!
 //! Scalar values live in registers, never in scratch; constants that are not
 //! scalars live in read-only data objects of the JIT module.

@@ -97,7 +97,7 @@ pub enum Token<'s> {
     #[token("..")]
     DotDot,
     /// A line break that ends a `let` of a block (`{ ... }` of a loop or an
-    /// expression): made by [`Lexer`], not by logos; see [`Lexer::sep`].
+    /// expression): made by [`Lexer`], not by logos (its `sep` says when).
     Sep,
 }
 
