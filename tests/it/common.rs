@@ -9,6 +9,31 @@ use std::path::{Path, PathBuf};
 use gradc::diagnostic::render_all;
 use gradc::Compiled;
 
+/// The builtins of one argument applied element by element (their optional
+/// arguments left at their defaults), for the random program generators.
+pub const ELEMENTWISE: &[&str] = &[
+    "exp",
+    "log",
+    "sqrt",
+    "abs",
+    "sign",
+    "sin",
+    "cos",
+    "tanh",
+    "sigmoid",
+    "relu",
+    "softplus",
+    "log1p",
+    "expm1",
+    "erf",
+    "floor",
+    "round",
+    "gelu",
+    "leaky_relu",
+    "elu",
+    "clip",
+];
+
 /// The crate root, which holds `examples/` and `tests/`.
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -20,7 +20,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use crate::common::{examples, files, root};
+use crate::common::{examples, files, root, ELEMENTWISE};
 
 /// The examples and the `tests/cases/check` programs.
 fn example_and_check_files() -> Vec<PathBuf> {
@@ -392,29 +392,13 @@ fn expr(sh: Sh, depth: u32) -> BoxedStrategy<String> {
         return leaf(sh);
     }
     let d = depth - 1;
-    let unary = proptest::sample::select(&[
-        "exp",
-        "log",
-        "sqrt",
-        "abs",
-        "sign",
-        "sin",
-        "cos",
-        "tanh",
-        "sigmoid",
-        "relu",
-        "softplus",
-        "log1p",
-        "expm1",
-        "erf",
-        "floor",
-        "round",
-        "gelu",
-        "leaky_relu",
-        "elu",
-        "clip",
-        "-",
-    ]);
+    let unary = proptest::sample::select(
+        ELEMENTWISE
+            .iter()
+            .copied()
+            .chain(["-"])
+            .collect::<Vec<&'static str>>(),
+    );
     let binop =
         proptest::sample::select(&["+", "-", "*", "/", "^", "==", "!=", "<", "<=", ">", ">="]);
     let call2 = proptest::sample::select(&["max", "min", "pow"]);

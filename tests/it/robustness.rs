@@ -20,6 +20,8 @@ use gradc::ir::interp::run_outputs;
 use gradc::ir::verify::verify;
 use gradc::shape::Tensor;
 
+use crate::common::ELEMENTWISE;
+
 /// Spans within the source, on character boundaries, and rendering works.
 fn check_diagnostics(src: &str, diags: &[Diagnostic]) {
     assert!(!diags.is_empty(), "an error without a diagnostic");
@@ -219,27 +221,7 @@ fn leaf(names: &'static [&'static str]) -> impl Strategy<Value = String> {
 /// text always parses, though it may well not check.
 fn expr(names: &'static [&'static str]) -> impl Strategy<Value = String> {
     const BINOPS: &[&str] = &["+", "-", "*", "/", "^", "@", "==", "<", ">="];
-    const UNARY: &[&str] = &[
-        "exp",
-        "log",
-        "sqrt",
-        "abs",
-        "sign",
-        "sin",
-        "cos",
-        "tanh",
-        "sigmoid",
-        "relu",
-        "softplus",
-        "log1p",
-        "expm1",
-        "erf",
-        "floor",
-        "round",
-        "gelu",
-        "leaky_relu",
-        "elu",
-        "clip",
+    const REDUCE: &[&str] = &[
         "sum",
         "mean",
         "max",
@@ -290,7 +272,8 @@ fn expr(names: &'static [&'static str]) -> impl Strategy<Value = String> {
             (inner.clone(), select(BINOPS), inner.clone())
                 .prop_map(|(a, op, b)| format!("({a} {op} {b})")),
             inner.clone().prop_map(|a| format!("(-{a})")),
-            (select(UNARY), inner.clone()).prop_map(|(f, a)| format!("{f}({a})")),
+            (select(ELEMENTWISE), inner.clone()).prop_map(|(f, a)| format!("{f}({a})")),
+            (select(REDUCE), inner.clone()).prop_map(|(f, a)| format!("{f}({a})")),
             (select(BINARY), inner.clone(), inner.clone())
                 .prop_map(|(f, a, b)| format!("{f}({a}, {b})")),
             (inner.clone(), inner.clone(), inner.clone())
@@ -432,28 +415,7 @@ impl Gen {
                 format!("({} {op} {})", self.expr(sh, d), self.expr(other, d))
             }
             1 => {
-                let f = self.one(&[
-                    "exp",
-                    "log",
-                    "sqrt",
-                    "abs",
-                    "sign",
-                    "sin",
-                    "cos",
-                    "tanh",
-                    "sigmoid",
-                    "relu",
-                    "softplus",
-                    "log1p",
-                    "expm1",
-                    "erf",
-                    "floor",
-                    "round",
-                    "gelu",
-                    "leaky_relu",
-                    "elu",
-                    "clip",
-                ]);
+                let f = self.one(ELEMENTWISE);
                 let x = self.expr(sh, d);
                 match self.pick(3) {
                     0 if f == "clip" => format!("clip({x}, -1, hi = {})", self.expr(Sh::S, d)),
