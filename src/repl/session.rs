@@ -267,16 +267,25 @@ impl Session {
                     None
                 }
                 Kind::Fn | Kind::Train => None,
-                Kind::Let => c
-                    .typed
-                    .lets
-                    .iter()
-                    .position(|l| l.name == name)
-                    .map(|i| TExpr {
-                        kind: TKind::Let(i),
-                        shape: c.typed.lets[i].value.shape.clone(),
-                        span: c.typed.lets[i].span,
-                    }),
+                // A `let (a, b) = ...` is shown by its first part.
+                Kind::Let => c.typed.lets.iter().enumerate().find_map(|(i, l)| {
+                    let span = l.span;
+                    if l.name == name {
+                        let shape = l.value.shape.clone();
+                        return Some(TExpr {
+                            kind: TKind::Let(i),
+                            shape,
+                            span,
+                        });
+                    }
+                    let k = l.parts.iter().position(|p| p == name)?;
+                    let shape = l.value.parts()?.get(k)?.clone();
+                    Some(TExpr {
+                        kind: TKind::LetPart(i, k),
+                        shape,
+                        span,
+                    })
+                }),
                 Kind::Loss => c.typed.loss.clone(),
                 Kind::Metric => named(&c.typed.metrics),
                 Kind::Output => named(&c.typed.outputs),
