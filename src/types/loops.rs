@@ -142,7 +142,9 @@ impl Checker<'_> {
         }
     }
 
-    /// `x[i]` for a computed index `i`: the row `i` of the leading axis.
+    /// `x[i]` for a computed index `i`: the row `i` of the leading axis;
+    /// for a tensor of indices, the rows they name, as NumPy's fancy
+    /// indexing (shape `i.shape + x.shape[1:]`).
     pub(crate) fn row(
         &mut self,
         x: TExpr,
@@ -151,16 +153,6 @@ impl Checker<'_> {
         env: Env<'_>,
     ) -> Option<TExpr> {
         let i = self.expr(e, env)?;
-        if !i.shape.is_scalar() {
-            self.error(
-                Diagnostic::error(
-                    e.span,
-                    format!("an index must be a scalar integer, found shape {}", i.shape),
-                )
-                .label(e.span, format!("shape {}", i.shape)),
-            );
-            return None;
-        }
         let Some((n, rest)) = x
             .shape
             .dims()
@@ -190,9 +182,15 @@ impl Checker<'_> {
                 return None;
             }
         }
+        let mut dims = i.shape.dims().to_vec();
+        dims.extend_from_slice(&rest);
+        let shape = Shape(dims);
+        if self.too_large(&shape, span) {
+            return None;
+        }
         Some(TExpr {
             kind: TKind::Index(Box::new(x), Box::new(i)),
-            shape: Shape(rest),
+            shape,
             span,
         })
     }

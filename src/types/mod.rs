@@ -96,7 +96,8 @@ pub enum TKind {
     /// Part `k` of the tuple-valued `let` `i` (`let (a, b) = ...`).
     LetPart(usize, usize),
     /// `x[i]` for an index computed at run time: the row `i` of the leading
-    /// axis.
+    /// axis; for a tensor of indices, the rows they name, stacked in the
+    /// indices' shape.
     Index(Box<TExpr>, Box<TExpr>),
     /// `(a, b)`: a tuple of tensors.
     Tuple(Vec<TExpr>),

@@ -15,6 +15,7 @@ mod cases;
 mod clif;
 mod examples;
 mod fuzz;
+mod gather;
 mod grad_cases;
 mod interp;
 mod jit;
