@@ -18,6 +18,22 @@ use cranelift_codegen::ir::{types, InstBuilder};
 use super::{dst_loc, Ix, Loc, Opnd, Translator};
 use crate::ir::{Loop, Value, ValueMap};
 
+/// The scratch offsets of a loop's carried values (the first parts of its
+/// value, at `dst`).
+fn carried_region(
+    dst: Opnd,
+    offsets: &[usize],
+    parts: &[crate::shape::Shape],
+    k: usize,
+) -> std::ops::Range<usize> {
+    let base = match dst {
+        Opnd::Mem { off, .. } => off,
+        Opnd::Reg(_) => 0,
+    };
+    let end = (0..k).map(|c| offsets[c] + parts[c].size()).max().unwrap_or(0);
+    base..base + end
+}
+
 impl<'a> Translator<'a, '_> {
     /// The loop `v` with arguments `args`.
     pub(super) fn loop_op(&mut self, v: Value, args: &[Value], l: &'a Loop) -> Result<Loc, String> {
@@ -114,19 +130,35 @@ impl<'a> Translator<'a, '_> {
                     };
                     t.copy(src, to, row.konst, n);
                 }
-                let mut at = 0;
-                for o in &body.outputs[..k] {
-                    let n = body.shape(o.value).size();
-                    let src = t.operand(o.value);
-                    t.copy(src, next, at, n);
-                    at += n;
-                }
-                let mut at = 0;
-                for (c, o) in body.outputs[..k].iter().enumerate() {
-                    let n = body.shape(o.value).size();
-                    let src = next.at(at);
-                    t.copy(src, dst, offsets[c], n);
-                    at += n;
+                // The new carried values go straight to their places when
+                // none of them is in the carried values' memory (a carried
+                // value passed on, or a view of one); else through `next`.
+                let carried = carried_region(dst, &offsets, &parts, k);
+                let in_place = body.outputs[..k].iter().any(|o| match t.loc(o.value) {
+                    Loc::Scratch(off) => carried.contains(&off),
+                    _ => false,
+                });
+                if in_place {
+                    let mut at = 0;
+                    for o in &body.outputs[..k] {
+                        let n = body.shape(o.value).size();
+                        let src = t.operand(o.value);
+                        t.copy(src, next, at, n);
+                        at += n;
+                    }
+                    let mut at = 0;
+                    for (c, o) in body.outputs[..k].iter().enumerate() {
+                        let n = body.shape(o.value).size();
+                        let src = next.at(at);
+                        t.copy(src, dst, offsets[c], n);
+                        at += n;
+                    }
+                } else {
+                    for (c, o) in body.outputs[..k].iter().enumerate() {
+                        let n = body.shape(o.value).size();
+                        let src = t.operand(o.value);
+                        t.copy(src, dst, offsets[c], n);
+                    }
                 }
             }
             t.locs = outer_locs;
