@@ -42,9 +42,9 @@ fn rule(out: &mut Function, inst: &Inst) -> Option<Value> {
                     Some(out.push(Op::Binary(Binary::Sub), vec![b, a], span))
                 }
                 // The derivative of log_softmax meets the softmax again.
-                (Unary::Exp, Op::LogSoftmax) => {
-                    let inner = x.args[0];
-                    Some(out.push(Op::Softmax, vec![inner], span))
+                (Unary::Exp, Op::LogSoftmax(axis)) => {
+                    let (inner, axis) = (x.args[0], *axis);
+                    Some(out.push(Op::Softmax(axis), vec![inner], span))
                 }
                 (_, Op::Broadcast(_)) => {
                     let inner = x.args[0];
@@ -126,7 +126,13 @@ fn rule(out: &mut Function, inst: &Inst) -> Option<Value> {
             .shape(arg(0))
             .is_scalar()
             .then(|| out.push(Op::Unary(Unary::Abs), vec![arg(0)], span)),
-        Op::Softmax | Op::LogSoftmax | Op::Pack | Op::OneHot(_) => None,
+        Op::ReduceAxes(..)
+        | Op::BroadcastAxes(..)
+        | Op::Softmax(_)
+        | Op::LogSoftmax(_)
+        | Op::ArgMax(_)
+        | Op::Pack
+        | Op::OneHot(_) => None,
         // A row of a filled tensor is filled with the same number.
         Op::Index => {
             let inner = broadcast_arg(out, arg(0))?;
