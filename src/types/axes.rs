@@ -70,6 +70,19 @@ impl Checker<'_> {
                 Some(list) => list[0],
                 None => return self.axis_none(e, name),
             },
+            None if x.shape.is_scalar() => {
+                self.error(
+                    Diagnostic::error(
+                        x.span,
+                        format!("`{name}` needs a tensor with an axis, found a scalar"),
+                    )
+                    .label(x.span, "shape []")
+                    .hint(format!(
+                        "`{name}` normalises along an axis, the last by default"
+                    )),
+                );
+                return None;
+            }
             None => self.axis(-1, &x, span, name)?,
         };
         let prim = if log {
