@@ -11,11 +11,12 @@
 use std::collections::HashMap;
 
 use crate::ir::{
-    Binary, ConstData, Function, Loop, Op, Output, Role, SliceAxis, Slot, Unary, Value,
+    Binary, ConstData, Function, Loop, Op, Output, Reduce, Role, SliceAxis, Slot, Unary, Value,
 };
 use crate::passes::splat_value;
 use crate::shape::{Shape, Tensor};
 use crate::span::Span;
+use crate::types::builtins::{Axes, Reduction};
 use crate::types::{Prim, Program, TExpr, TKind, TLoop};
 
 /// The lower bound of the logarithms in `bce`.
@@ -150,6 +151,60 @@ impl Lowerer {
     }
 
     /// The mean of all elements of `v`.
+    /// A reduction along axes: `Op::ReduceAxes`, with `mean` a sum divided
+    /// by the count of a slice and `min` the negated maximum of -x (as for
+    /// the whole tensor), and the reduced axes kept with length 1 by a
+    /// reshape.
+    fn reduce_axes(&mut self, r: Reduction, axes: Axes, x: Value, span: Span) -> Value {
+        let list = axes.list();
+        let shape = self.f.shape(x).clone();
+        let along = |l: &mut Self, kind: Reduce, x: Value| {
+            l.f.push(Op::ReduceAxes(kind, list.clone()), vec![x], span)
+        };
+        let y = match r {
+            Reduction::Sum => along(self, Reduce::Sum, x),
+            Reduction::Mean => {
+                let s = along(self, Reduce::Sum, x);
+                let n: usize = list.iter().map(|&a| shape.dims()[a]).product();
+                if n == 1 {
+                    s
+                } else {
+                    let n = self.konst(n as f64, span);
+                    self.bin(Binary::Div, s, n, span)
+                }
+            }
+            Reduction::Max => along(self, Reduce::Max, x),
+            Reduction::Min => {
+                let n = self.un(Unary::Neg, x, span);
+                let m = along(self, Reduce::Max, n);
+                self.un(Unary::Neg, m, span)
+            }
+            Reduction::Norm => along(self, Reduce::Norm, x),
+            Reduction::LogSumExp => along(self, Reduce::LogSumExp, x),
+        };
+        if !axes.keepdims {
+            return y;
+        }
+        let kept = axes.shape(&shape).expect("checked axes");
+        self.f.push(Op::Reshape(kept), vec![y], span)
+    }
+
+    /// The index of the first largest element along `axis`, or of the whole
+    /// tensor flattened in row-major order.
+    fn argmax(&mut self, x: Value, axis: Option<usize>, span: Span) -> Value {
+        if let Some(axis) = axis {
+            return self.f.push(Op::ArgMax(axis), vec![x], span);
+        }
+        let shape = self.f.shape(x).clone();
+        let flat = if shape.rank() == 1 {
+            x
+        } else {
+            self.f
+                .push(Op::Reshape(Shape::vector(shape.size())), vec![x], span)
+        };
+        self.f.push(Op::ArgMax(0), vec![flat], span)
+    }
+
     fn mean(&mut self, v: Value, span: Span) -> Value {
         let n = self.f.shape(v).size();
         let s = if self.f.shape(v).is_scalar() {
@@ -544,8 +599,16 @@ impl Lowerer {
             }
             Norm => self.f.push(Op::Norm, v.to_vec(), span),
             LogSumExp => self.f.push(Op::LogSumExp, v.to_vec(), span),
-            Softmax => self.f.push(Op::Softmax, v.to_vec(), span),
-            LogSoftmax => self.f.push(Op::LogSoftmax, v.to_vec(), span),
+            ReduceAxes(r, axes) => self.reduce_axes(r, axes, v[0], span),
+            Softmax(axis) => self.f.push(Op::Softmax(axis), v.to_vec(), span),
+            LogSoftmax(axis) => self.f.push(Op::LogSoftmax(axis), v.to_vec(), span),
+            ArgMax(axis) => self.argmax(v[0], axis, span),
+            ArgMin(axis) => {
+                // The first smallest of x is the first largest of -x (a NaN
+                // stays a NaN).
+                let n = self.un(Unary::Neg, v[0], span);
+                self.argmax(n, axis, span)
+            }
             OneHot(n) => self.f.push(Op::OneHot(n), v.to_vec(), span),
             Mse => {
                 let d = self.bin(Binary::Sub, v[0], v[1], span);
@@ -580,7 +643,7 @@ impl Lowerer {
             CrossEntropy => {
                 // -log_softmax(z)[c], as a dot product with one_hot(c).
                 let n = self.f.shape(v[0]).size();
-                let ls = self.f.push(Op::LogSoftmax, vec![v[0]], span);
+                let ls = self.f.push(Op::LogSoftmax(0), vec![v[0]], span);
                 let oh = self.f.push(Op::OneHot(n), vec![v[1]], span);
                 let picked = self.f.push(Op::MatMul, vec![ls, oh], span);
                 self.un(Unary::Neg, picked, span)

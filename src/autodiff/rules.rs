@@ -4,12 +4,12 @@
 //!
 //! Conventions (as PyTorch and JAX): relu'(0) = 0, abs'(0) = 0 (the sign),
 //! elementwise max/min split the cotangent evenly at a tie, reductions to the
-//! maximum split it evenly over tied elements, norm'(0) = 0, and sqrt'(0) is
+//! maximum (whole or along axes) split it evenly over tied elements, norm'(0) = 0, and sqrt'(0) is
 //! the true +inf. Comparisons, `sign` and `one_hot` are flat: they pass no
 //! cotangent back.
 
 use super::{Ad, AdError, Cot};
-use crate::ir::{Binary, Op, SliceAxis, Unary, Value};
+use crate::ir::{Binary, Op, Reduce, SliceAxis, Unary, Value};
 
 /// Adds the cotangents of the arguments of instruction `y`, given its own.
 pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), AdError> {
@@ -85,18 +85,25 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), AdError> {
             let d = ad.scale(g, p);
             ad.contribute(a(0), d);
         }
-        Op::Softmax => {
-            // y * (g - sum(g * y))
+        Op::ReduceAxes(kind, axes) => reduce_axes(ad, *kind, axes, a(0), y, g),
+        Op::BroadcastAxes(axes, _) => {
+            let d = ad.push(Op::ReduceAxes(Reduce::Sum, axes.clone()), vec![g.value]);
+            ad.contribute(a(0), ad.like(g, d));
+        }
+        Op::Softmax(axis) => {
+            // y * (g - sum(g * y)), the sum along the axis.
             let gy = ad.bin(Binary::Mul, g.value, y);
-            let s = ad.push(Op::Sum, vec![gy]);
+            let s = sum_along(ad, gy, *axis);
             let centred = ad.bin(Binary::Sub, g.value, s);
             let d = ad.bin(Binary::Mul, y, centred);
             ad.contribute(a(0), ad.like(g, d));
         }
-        Op::LogSoftmax => {
+        // An index is discrete: no cotangent.
+        Op::ArgMax(_) => {}
+        Op::LogSoftmax(axis) => {
             // g - softmax(x) * sum(g), with softmax(x) = exp(y).
             let p = ad.push(Op::Unary(Unary::Exp), vec![y]);
-            let s = ad.push(Op::Sum, vec![g.value]);
+            let s = sum_along(ad, g.value, *axis);
             let ps = ad.bin(Binary::Mul, p, s);
             let d = ad.bin(Binary::Sub, g.value, ps);
             ad.contribute(a(0), ad.like(g, d));
@@ -154,6 +161,62 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), AdError> {
         }
     }
     Ok(())
+}
+
+/// The sum of `v` along `axis`, repeated back along it: a scalar for a
+/// vector (which broadcasts as it is).
+fn sum_along(ad: &mut Ad, v: Value, axis: usize) -> Value {
+    let shape = ad.shape(v);
+    if shape.rank() == 1 {
+        return ad.push(Op::Sum, vec![v]);
+    }
+    let s = ad.push(Op::ReduceAxes(Reduce::Sum, vec![axis]), vec![v]);
+    ad.push(Op::BroadcastAxes(vec![axis], shape), vec![s])
+}
+
+/// The rule of a reduction along axes: that of the whole-tensor reduction,
+/// per slice, with the slice's result and cotangent repeated back along
+/// the reduced axes.
+fn reduce_axes(ad: &mut Ad, kind: Reduce, axes: &[usize], x: Value, y: Value, g: Cot) {
+    let shape = ad.shape(x);
+    let back =
+        |ad: &mut Ad, v: Value| ad.push(Op::BroadcastAxes(axes.to_vec(), shape.clone()), vec![v]);
+    match kind {
+        Reduce::Sum => {
+            let d = back(ad, g.value);
+            ad.contribute(x, ad.like(g, d));
+        }
+        Reduce::Max => {
+            // Split evenly over the elements of each slice equal to its
+            // maximum.
+            let m = back(ad, y);
+            let tied = ad.bin(Binary::Eq, x, m);
+            let count = ad.push(Op::ReduceAxes(Reduce::Sum, axes.to_vec()), vec![tied]);
+            let share = ad.divide(g, count);
+            let share = back(ad, share.value);
+            let d = ad.scale(ad.like(g, share), tied);
+            ad.contribute(x, d);
+        }
+        Reduce::Norm => {
+            // x / y per slice, and 0 where y = 0.
+            let zero = ad.c(0.0);
+            let at_zero = ad.bin(Binary::Eq, y, zero);
+            let q = ad.divide(g, y);
+            let q = ad.push(Op::Select, vec![at_zero, zero, q.value]);
+            let q = back(ad, q);
+            let d = ad.scale(ad.like(g, q), x);
+            ad.contribute(x, d);
+        }
+        Reduce::LogSumExp => {
+            // The softmax of each slice, exp(x - y).
+            let m = back(ad, y);
+            let shifted = ad.bin(Binary::Sub, x, m);
+            let p = ad.push(Op::Unary(Unary::Exp), vec![shifted]);
+            let gb = back(ad, g.value);
+            let d = ad.scale(ad.like(g, gb), p);
+            ad.contribute(x, d);
+        }
+    }
 }
 
 fn unary(ad: &mut Ad, u: Unary, x: Value, y: Value, g: Cot) {

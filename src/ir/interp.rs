@@ -9,7 +9,9 @@
 //! sums run left to right in row-major order.
 
 use crate::ir::verify::result_shape;
-use crate::ir::{Binary, Fault, Function, Loop, Op, Output, RunError, SliceAxis, Slot, Unary};
+use crate::ir::{
+    axes, Binary, Fault, Function, Loop, Op, Output, Reduce, RunError, SliceAxis, Slot, Unary,
+};
 use crate::shape::{Shape, Tensor};
 
 /// Runs `f` on one example and returns the value of every instruction,
@@ -185,10 +187,47 @@ pub fn eval_op(op: &Op, args: &[&Tensor]) -> Result<Tensor, OpError> {
             .fold(f64::NEG_INFINITY, |m, &x| max(m, x))],
         Op::Norm => vec![norm(&args[0].data)],
         Op::LogSumExp => vec![logsumexp(&args[0].data)],
-        Op::Softmax => softmax(&args[0].data),
-        Op::LogSoftmax => {
-            let l = logsumexp(&args[0].data);
-            args[0].data.iter().map(|&x| x - l).collect()
+        Op::ReduceAxes(kind, axes) => {
+            let (outer, inner) = axes::offsets(&args[0].shape, axes);
+            let x = &args[0].data;
+            outer
+                .iter()
+                .map(|&o| {
+                    let s: Vec<f64> = inner.iter().map(|&r| x[o + r]).collect();
+                    match kind {
+                        Reduce::Sum => s.iter().sum(),
+                        Reduce::Max => s.iter().fold(f64::NEG_INFINITY, |m, &x| max(m, x)),
+                        Reduce::Norm => norm(&s),
+                        Reduce::LogSumExp => logsumexp(&s),
+                    }
+                })
+                .collect()
+        }
+        Op::BroadcastAxes(axes, into) => {
+            let (outer, inner) = axes::offsets(into, axes);
+            let mut out = vec![0.0; n];
+            for (&o, &x) in outer.iter().zip(&args[0].data) {
+                for &r in &inner {
+                    out[o + r] = x;
+                }
+            }
+            out
+        }
+        Op::Softmax(axis) => along(args[0], *axis, softmax),
+        Op::LogSoftmax(axis) => along(args[0], *axis, |s| {
+            let l = logsumexp(s);
+            s.iter().map(|&x| x - l).collect()
+        }),
+        Op::ArgMax(axis) => {
+            let (outer, inner) = axes::offsets(&args[0].shape, &[*axis]);
+            let x = &args[0].data;
+            outer
+                .iter()
+                .map(|&o| {
+                    let s: Vec<f64> = inner.iter().map(|&r| x[o + r]).collect();
+                    argmax(&s) as f64
+                })
+                .collect()
         }
         Op::Broadcast(_) => vec![args[0].data[0]; n],
         Op::Slice(axes) => slice_offsets(&args[0].shape, axes)
@@ -398,6 +437,34 @@ fn logsumexp(x: &[f64]) -> f64 {
         return m;
     }
     m + x.iter().map(|&v| (v - m).exp()).sum::<f64>().ln()
+}
+
+/// `f` applied to every slice of `t` along `axis`, each result put back
+/// in the slice's place.
+fn along(t: &Tensor, axis: usize, f: impl Fn(&[f64]) -> Vec<f64>) -> Vec<f64> {
+    let (outer, inner) = axes::offsets(&t.shape, &[axis]);
+    let mut out = vec![0.0; t.data.len()];
+    for &o in &outer {
+        let s: Vec<f64> = inner.iter().map(|&r| t.data[o + r]).collect();
+        for (&r, y) in inner.iter().zip(f(&s)) {
+            out[o + r] = y;
+        }
+    }
+    out
+}
+
+/// The index of the first largest element (0 of nothing): an element is
+/// taken when it is above the best so far, or a NaN when the best is not
+/// (so the first NaN wins, as NumPy's `argmax`).
+pub fn argmax(x: &[f64]) -> usize {
+    let (mut at, mut best) = (0, f64::NEG_INFINITY);
+    for (i, &v) in x.iter().enumerate() {
+        if v > best || (v.is_nan() && !best.is_nan()) {
+            at = i;
+            best = v;
+        }
+    }
+    at
 }
 
 fn softmax(x: &[f64]) -> Vec<f64> {

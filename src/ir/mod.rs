@@ -9,6 +9,7 @@
 //! structure nests, and every function in it is straight-line. The
 //! printer's text is the canonical form that snapshot tests compare.
 
+pub mod axes;
 pub mod fault;
 pub mod interp;
 pub mod nonfinite;
@@ -182,6 +183,20 @@ impl Binary {
     ];
 }
 
+/// What a reduction along axes ([`Op::ReduceAxes`]) computes over each
+/// slice: the arithmetic of the whole-tensor reduction of the same name.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Reduce {
+    /// As [`Op::Sum`].
+    Sum,
+    /// As [`Op::ReduceMax`].
+    Max,
+    /// As [`Op::Norm`].
+    Norm,
+    /// As [`Op::LogSumExp`].
+    LogSumExp,
+}
+
 /// How one axis of a tensor is selected by [`Op::Slice`].
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum SliceAxis {
@@ -248,10 +263,24 @@ pub enum Op {
     Norm,
     /// log(sum(exp(x))) over all elements with the maximum shifted out.
     LogSumExp,
-    /// Of a vector.
-    Softmax,
-    /// Of a vector: x - logsumexp(x).
-    LogSoftmax,
+    /// Along the listed axes (increasing, each once), which the result
+    /// drops: each element of the result reduces the slice of the argument
+    /// at its indices on the other axes, that slice's elements in row-major
+    /// order, with the arithmetic of the whole-tensor reduction (a sum from
+    /// -0, left to right). `ReduceAxes(Sum, [0, 1])` of a matrix gives the
+    /// bits of `Sum`.
+    ReduceAxes(Reduce, Vec<usize>),
+    /// The adjoint of a sum along axes: its argument (`shape` without the
+    /// listed axes) repeated along the listed axes of `shape`.
+    BroadcastAxes(Vec<usize>, Shape),
+    /// Along one axis: each slice along it is a softmax.
+    Softmax(usize),
+    /// Along one axis: each slice along it is x - logsumexp(x).
+    LogSoftmax(usize),
+    /// The index along the axis of the first largest element of each slice
+    /// (a NaN counts as the largest: the first NaN's index), which drops
+    /// the axis; integer-valued, no gradient.
+    ArgMax(usize),
     /// A scalar repeated to the given shape.
     Broadcast(Shape),
     /// Selects one position or a range on every axis of its argument.

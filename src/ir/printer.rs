@@ -21,7 +21,7 @@
 use std::collections::HashSet;
 use std::fmt::Write;
 
-use crate::ir::{Binary, Function, Inst, Op, Output, Role, SliceAxis, Unary};
+use crate::ir::{Binary, Function, Inst, Op, Output, Reduce, Role, SliceAxis, Unary};
 use crate::shape::{fmt_num, Tensor};
 use crate::span::Span;
 
@@ -117,8 +117,16 @@ pub fn mnemonic(op: &Op) -> &'static str {
         Op::ReduceMax => "reduce_max",
         Op::Norm => "norm",
         Op::LogSumExp => "logsumexp",
-        Op::Softmax => "softmax",
-        Op::LogSoftmax => "log_softmax",
+        Op::ReduceAxes(kind, _) => match kind {
+            Reduce::Sum => "sum_axes",
+            Reduce::Max => "max_axes",
+            Reduce::Norm => "norm_axes",
+            Reduce::LogSumExp => "logsumexp_axes",
+        },
+        Op::BroadcastAxes(..) => "broadcast_axes",
+        Op::Softmax(_) => "softmax",
+        Op::LogSoftmax(_) => "log_softmax",
+        Op::ArgMax(_) => "argmax",
         Op::Broadcast(_) => "broadcast",
         Op::Slice(_) => "slice",
         Op::Unslice(_, _) => "unslice",
@@ -236,6 +244,17 @@ fn inst_text(f: &Function, inst: &Inst, names: &[String]) -> String {
         Op::Const(c) => format!("{m} {}", const_text(&c.0)),
         Op::Slice(axes) => format!("{m} {}[{}]", arg(0), axes_text(axes)),
         Op::Unslice(axes, _) => format!("{m} {} into [{}]", arg(0), axes_text(axes)),
+        Op::ReduceAxes(_, axes) => format!("{m} {} {axes:?}", arg(0)),
+        Op::BroadcastAxes(axes, _) => format!("{m} {} {axes:?}", arg(0)),
+        // The last axis, the default, is not shown.
+        Op::Softmax(axis) | Op::LogSoftmax(axis)
+            if inst.args.first().map(|&a| f.shape(a).rank()) == Some(*axis + 1) =>
+        {
+            format!("{m} {}", arg(0))
+        }
+        Op::Softmax(axis) | Op::LogSoftmax(axis) | Op::ArgMax(axis) => {
+            format!("{m} {} axis {axis}", arg(0))
+        }
         Op::Unary(_)
         | Op::Binary(_)
         | Op::Select
@@ -246,8 +265,6 @@ fn inst_text(f: &Function, inst: &Inst, names: &[String]) -> String {
         | Op::ReduceMax
         | Op::Norm
         | Op::LogSumExp
-        | Op::Softmax
-        | Op::LogSoftmax
         | Op::Broadcast(_)
         | Op::Pack
         | Op::OneHot(_)

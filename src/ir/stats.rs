@@ -1,7 +1,7 @@
 //! Operation and floating-point operation counts of a function, for
 //! `gradc grad --stats` and the cheap-gradient tests.
 
-use crate::ir::{Function, Op};
+use crate::ir::{Function, Op, Reduce};
 
 /// Counts of one function.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -32,12 +32,17 @@ pub fn stats(f: &Function) -> Stats {
                 2 * arg(0) * n
             }
             Op::Outer => out,
-            Op::Sum | Op::ReduceMax | Op::Norm => arg(0),
+            Op::Sum | Op::ReduceMax | Op::Norm | Op::ArgMax(_) => arg(0),
+            Op::ReduceAxes(Reduce::Sum | Reduce::Max | Reduce::Norm, _) => arg(0),
             // exp, sum, log: three passes.
-            Op::LogSumExp | Op::Softmax | Op::LogSoftmax => 3 * arg(0),
+            Op::LogSumExp
+            | Op::ReduceAxes(Reduce::LogSumExp, _)
+            | Op::Softmax(_)
+            | Op::LogSoftmax(_) => 3 * arg(0),
             // Data movement only.
             Op::Transpose
             | Op::Broadcast(_)
+            | Op::BroadcastAxes(..)
             | Op::Slice(_)
             | Op::Unslice(..)
             | Op::Pack

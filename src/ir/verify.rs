@@ -1,7 +1,7 @@
 //! Shape rules of every operation, and the verifier: SSA order, arities and
 //! shapes of a whole function.
 
-use crate::ir::{Function, Loop, Op, SliceAxis, Unary, Value};
+use crate::ir::{axes, Function, Loop, Op, SliceAxis, Unary, Value};
 use crate::shape::Shape;
 
 /// The shape of `op` applied to arguments of the given shapes, or why not.
@@ -68,11 +68,39 @@ pub fn result_shape(f: &Function, op: &Op, args: &[&Shape]) -> Result<Shape, Str
             arity(1)?;
             Ok(Shape::scalar())
         }
-        Op::Softmax | Op::LogSoftmax => {
+        Op::ReduceAxes(_, axes) => {
             arity(1)?;
-            match args[0].dims() {
-                [_] => Ok(args[0].clone()),
-                _ => Err(format!("softmax of {}, not a vector", args[0])),
+            if axes::valid(axes, args[0].rank()) {
+                Ok(Shape(axes::kept(args[0], axes)))
+            } else {
+                Err(format!("reduction of {} along axes {axes:?}", args[0]))
+            }
+        }
+        Op::BroadcastAxes(axes, shape) => {
+            arity(1)?;
+            if axes::valid(axes, shape.rank()) && args[0].dims() == axes::kept(shape, axes) {
+                Ok(shape.clone())
+            } else {
+                Err(format!(
+                    "broadcast of {} along axes {axes:?} to {shape}",
+                    args[0]
+                ))
+            }
+        }
+        Op::Softmax(axis) | Op::LogSoftmax(axis) => {
+            arity(1)?;
+            if *axis < args[0].rank() {
+                Ok(args[0].clone())
+            } else {
+                Err(format!("softmax of {} along axis {axis}", args[0]))
+            }
+        }
+        Op::ArgMax(axis) => {
+            arity(1)?;
+            if *axis < args[0].rank() {
+                Ok(Shape(axes::kept(args[0], &[*axis])))
+            } else {
+                Err(format!("argmax of {} along axis {axis}", args[0]))
             }
         }
         Op::Broadcast(shape) => {

@@ -42,9 +42,9 @@ fn rule(out: &mut Function, inst: &Inst) -> Option<Value> {
                     Some(out.push(Op::Binary(Binary::Sub), vec![b, a], span))
                 }
                 // The derivative of log_softmax meets the softmax again.
-                (Unary::Exp, Op::LogSoftmax) => {
-                    let inner = x.args[0];
-                    Some(out.push(Op::Softmax, vec![inner], span))
+                (Unary::Exp, Op::LogSoftmax(axis)) => {
+                    let (inner, axis) = (x.args[0], *axis);
+                    Some(out.push(Op::Softmax(axis), vec![inner], span))
                 }
                 (_, Op::Broadcast(_)) => {
                     let inner = x.args[0];
@@ -126,7 +126,23 @@ fn rule(out: &mut Function, inst: &Inst) -> Option<Value> {
             .shape(arg(0))
             .is_scalar()
             .then(|| out.push(Op::Unary(Unary::Abs), vec![arg(0)], span)),
-        Op::Softmax | Op::LogSoftmax | Op::Pack | Op::OneHot(_) => None,
+        // A filled tensor repeated along axes is filled with the same
+        // number; so is a scalar repeated along all of them.
+        Op::BroadcastAxes(..) => {
+            let x = arg(0);
+            let inner = if out.shape(x).is_scalar() {
+                x
+            } else {
+                broadcast_arg(out, x)?
+            };
+            Some(fit(out, inner, s, span))
+        }
+        Op::ReduceAxes(..)
+        | Op::Softmax(_)
+        | Op::LogSoftmax(_)
+        | Op::ArgMax(_)
+        | Op::Pack
+        | Op::OneHot(_) => None,
         // A row of a filled tensor is filled with the same number.
         Op::Index => {
             let inner = broadcast_arg(out, arg(0))?;
@@ -364,8 +380,8 @@ fn packed_part(f: &Function, x: Value, axes: &[SliceAxis]) -> Option<Value> {
 mod tests {
     use super::super::testing::{assert_same_outputs, check, parse, sexpr};
     use super::run;
-    use crate::ir::{Function, Op, SliceAxis};
-    use crate::shape::Shape;
+    use crate::ir::{ConstData, Function, Op, Output, Role, SliceAxis};
+    use crate::shape::{Shape, Tensor};
     use crate::span::Span;
 
     #[test]
@@ -485,5 +501,36 @@ mod tests {
         assert!(run(&mut f));
         assert_eq!(sexpr(&f, f.outputs[0].value), "x");
         assert_same_outputs(&before, &f);
+    }
+
+    #[test]
+    fn a_filled_tensor_broadcast_along_axes_stays_filled() {
+        let sp = Span::default();
+        let mut f = parse("x");
+        let zero = super::splat(&mut f, 0.0, &Shape::vector(3), sp);
+        let y = f.push(
+            Op::BroadcastAxes(vec![0], Shape::matrix(2, 3)),
+            vec![zero],
+            sp,
+        );
+        let one = f.push(Op::Const(ConstData(Tensor::scalar(1.0))), vec![], sp);
+        let z = f.push(
+            Op::BroadcastAxes(vec![0, 1], Shape::matrix(2, 3)),
+            vec![one],
+            sp,
+        );
+        for v in [y, z] {
+            f.outputs.push(Output {
+                role: Role::Output,
+                name: format!("{}", v.index()),
+                value: v,
+            });
+        }
+        assert!(run(&mut f));
+        let n = f.outputs.len();
+        let (y, z) = (f.outputs[n - 2].value, f.outputs[n - 1].value);
+        assert_eq!(sexpr(&f, y), "(broadcast 0)");
+        assert_eq!(f.shape(y), &Shape::matrix(2, 3));
+        assert_eq!(sexpr(&f, z), "(broadcast 1)");
     }
 }

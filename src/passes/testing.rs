@@ -10,7 +10,9 @@
 use crate::ir::interp::run_outputs;
 use crate::ir::printer::mnemonic;
 use crate::ir::verify::verify;
-use crate::ir::{Binary, ConstData, Function, Op, Output, Role, SliceAxis, Slot, Unary, Value};
+use crate::ir::{
+    Binary, ConstData, Function, Op, Output, Reduce, Role, SliceAxis, Slot, Unary, Value,
+};
 use crate::shape::{fmt_num, Shape, Tensor};
 use crate::span::Span;
 
@@ -28,8 +30,8 @@ fn op_named(name: &str) -> Op {
         Op::ReduceMax,
         Op::Norm,
         Op::LogSumExp,
-        Op::Softmax,
-        Op::LogSoftmax,
+        Op::Softmax(0),
+        Op::LogSoftmax(0),
         Op::Broadcast(Shape::vector(3)),
         Op::Pack,
     ];
@@ -217,7 +219,7 @@ pub fn random_function(rng: &mut Rng, n: usize) -> Function {
         let v3 = of(&f, &|s| s.dims() == [3]);
         let mats = of(&f, &|s| s.rank() == 2);
         let x = *rng.pick(&all).unwrap();
-        let (op, args) = match rng.below(12) {
+        let (op, args) = match rng.below(13) {
             0 => {
                 let c = consts[rng.below(consts.len())];
                 (Op::Const(ConstData(Tensor::scalar(c))), vec![])
@@ -234,6 +236,19 @@ pub fn random_function(rng: &mut Rng, n: usize) -> Function {
                 let same = of(&f, &|s| s == f.shape(x) || s.is_scalar());
                 let y = *rng.pick(&same).unwrap();
                 (Op::Select, vec![c, x, y])
+            }
+            7 if f.shape(x).rank() == 2 => {
+                // Along one axis, both, or none, and back along them.
+                let kinds = [Reduce::Sum, Reduce::Max, Reduce::Norm, Reduce::LogSumExp];
+                let axes = [vec![0], vec![1], vec![0, 1], vec![]][rng.below(4)].clone();
+                if rng.below(3) == 0 {
+                    (Op::ArgMax(rng.below(2)), vec![x])
+                } else if rng.below(2) == 0 {
+                    let y = f.push(Op::ReduceAxes(Reduce::Sum, axes.clone()), vec![x], sp);
+                    (Op::BroadcastAxes(axes, f.shape(x).clone()), vec![y])
+                } else {
+                    (Op::ReduceAxes(kinds[rng.below(4)], axes), vec![x])
+                }
             }
             7 => {
                 let red = [Op::Sum, Op::ReduceMax, Op::Norm, Op::LogSumExp];
@@ -256,9 +271,14 @@ pub fn random_function(rng: &mut Rng, n: usize) -> Function {
                 ),
                 None => continue,
             },
+            11 => match rng.pick(&mats) {
+                Some(&m) if rng.below(2) == 0 => (Op::Softmax(rng.below(2)), vec![m]),
+                Some(&m) => (Op::LogSoftmax(rng.below(2)), vec![m]),
+                None => continue,
+            },
             _ => match rng.pick(&vectors) {
-                Some(&v) if rng.below(2) == 0 => (Op::Softmax, vec![v]),
-                Some(&v) => (Op::LogSoftmax, vec![v]),
+                Some(&v) if rng.below(2) == 0 => (Op::Softmax(0), vec![v]),
+                Some(&v) => (Op::LogSoftmax(0), vec![v]),
                 None => continue,
             },
         };

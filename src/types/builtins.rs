@@ -58,9 +58,18 @@ pub enum Prim {
     MinAll,
     Norm,
     LogSumExp,
+    /// A reduction along axes: `sum(x, axis = 1)`, `max(x, axis = [0, 2],
+    /// keepdims = true)`.
+    ReduceAxes(Reduction, Axes),
+    /// `softmax(x, axis = k)`, the axis counted from 0.
+    Softmax(usize),
+    /// `log_softmax(x, axis = k)`.
+    LogSoftmax(usize),
+    /// `argmax(x, axis = k)`; without an axis, the flat index.
+    ArgMax(Option<usize>),
+    /// `argmin(x, axis = k)`; without an axis, the flat index.
+    ArgMin(Option<usize>),
     // Vectors.
-    Softmax,
-    LogSoftmax,
     /// `one_hot(c, n)`; the class count is the constant `n`.
     OneHot(usize),
     Dot,
@@ -74,6 +83,79 @@ pub enum Prim {
     Huber,
 }
 
+/// What a reduction of the source language computes over each slice.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Reduction {
+    Sum,
+    Mean,
+    Max,
+    Min,
+    Norm,
+    LogSumExp,
+}
+
+impl Reduction {
+    /// The builtin's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reduction::Sum => "sum",
+            Reduction::Mean => "mean",
+            Reduction::Max => "max",
+            Reduction::Min => "min",
+            Reduction::Norm => "norm",
+            Reduction::LogSumExp => "logsumexp",
+        }
+    }
+
+    /// The reduction of a whole tensor to a scalar, as before axes.
+    pub fn whole(self) -> Prim {
+        match self {
+            Reduction::Sum => Prim::Sum,
+            Reduction::Mean => Prim::Mean,
+            Reduction::Max => Prim::MaxAll,
+            Reduction::Min => Prim::MinAll,
+            Reduction::Norm => Prim::Norm,
+            Reduction::LogSumExp => Prim::LogSumExp,
+        }
+    }
+}
+
+/// The axes a reduction runs along (counted from 0, each once: a bit per
+/// axis), and whether the result keeps them with length 1.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Axes {
+    pub mask: u64,
+    pub keepdims: bool,
+}
+
+impl Axes {
+    /// The most axes a tensor may have to be reduced along some.
+    pub const MAX_RANK: usize = 64;
+
+    /// The axes in increasing order.
+    pub fn list(self) -> Vec<usize> {
+        (0..Self::MAX_RANK)
+            .filter(|a| self.mask >> a & 1 == 1)
+            .collect()
+    }
+
+    /// The result shape of reducing `s` along these axes, or a message if
+    /// one is not an axis of `s`.
+    pub fn shape(self, s: &Shape) -> Result<Shape, String> {
+        if self.list().iter().any(|&a| a >= s.rank()) {
+            return Err(format!("axes {:?} of a tensor of shape {s}", self.list()));
+        }
+        let dims = s.dims().iter().enumerate().filter_map(|(i, &d)| {
+            match (self.mask >> i & 1 == 1, self.keepdims) {
+                (false, _) => Some(d),
+                (true, true) => Some(1),
+                (true, false) => None,
+            }
+        });
+        Ok(Shape(dims.collect()))
+    }
+}
+
 /// What a call of a builtin by name means, once its arguments are bound.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub enum Builtin {
@@ -83,6 +165,24 @@ pub enum Builtin {
     Where,
     /// `one_hot(c, n)`: `n` must be a constant integer.
     OneHot,
+    /// `sum(x, axis = none, keepdims = false)` and the other reductions:
+    /// `axis` a constant integer or a list of them, `keepdims` `true` or
+    /// `false`.
+    Reduce(Reduction),
+    /// `softmax(x, axis = -1)`, or with `log`, `log_softmax`.
+    Softmax { log: bool },
+    /// `argmax(x, axis = none)`, or with `min`, `argmin`.
+    ArgMax { min: bool },
+}
+
+/// What an optional parameter defaults to.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub enum Fallback {
+    /// A number: a scalar argument.
+    Number(f64),
+    /// A word, for a setting fixed when the program is compiled (`axis =
+    /// none`, `keepdims = false`).
+    Word(&'static str),
 }
 
 /// A parameter of a builtin: its name (it may be passed by keyword) and, for
@@ -91,7 +191,7 @@ pub enum Builtin {
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub struct Param {
     pub name: &'static str,
-    pub default: Option<f64>,
+    pub default: Option<Fallback>,
 }
 
 /// One way of calling a builtin: its parameters in order, the optional ones
@@ -116,7 +216,8 @@ impl Signature {
             .params
             .iter()
             .map(|p| match p.default {
-                Some(d) => format!("{} = {}", p.name, crate::shape::fmt_num(d)),
+                Some(Fallback::Number(d)) => format!("{} = {}", p.name, crate::shape::fmt_num(d)),
+                Some(Fallback::Word(w)) => format!("{} = {w}", p.name),
                 None => p.name.to_string(),
             })
             .collect();
@@ -134,7 +235,22 @@ const fn req(name: &'static str) -> Param {
 const fn opt(name: &'static str, default: f64) -> Param {
     Param {
         name,
-        default: Some(default),
+        default: Some(Fallback::Number(default)),
+    }
+}
+
+const fn word(name: &'static str, default: &'static str) -> Param {
+    Param {
+        name,
+        default: Some(Fallback::Word(default)),
+    }
+}
+
+const fn reduce(name: &'static str, r: Reduction) -> Signature {
+    Signature {
+        name,
+        params: REDUCE,
+        builtin: Builtin::Reduce(r),
     }
 }
 
@@ -149,10 +265,14 @@ const fn sig(name: &'static str, params: &'static [Param], prim: Prim) -> Signat
 const X: &[Param] = &[req("x")];
 const AB: &[Param] = &[req("a"), req("b")];
 const PRED: &[Param] = &[req("prediction"), req("target")];
+const REDUCE: &[Param] = &[req("x"), word("axis", "none"), word("keepdims", "false")];
+const SOFTMAX: &[Param] = &[req("x"), opt("axis", -1.0)];
+const ARGMAX: &[Param] = &[req("x"), word("axis", "none")];
 
 /// Every builtin function: the one table of names, parameters, defaults and
-/// meanings. A name with several entries (`max(x)`, `max(a, b)`) is chosen
-/// by the number of arguments given; entries of one name are adjacent.
+/// meanings. A name with several entries (`max(x, axis = none, keepdims =
+/// false)`, `max(a, b)`) is chosen by the arguments given (see
+/// `call::choose`); entries of one name are adjacent.
 pub const SIGNATURES: &[Signature] = &[
     sig("exp", X, Prim::Exp),
     sig("log", X, Prim::Log),
@@ -186,17 +306,35 @@ pub const SIGNATURES: &[Signature] = &[
     ),
     sig("floor", X, Prim::Floor),
     sig("round", X, Prim::Round),
-    sig("max", X, Prim::MaxAll),
+    reduce("max", Reduction::Max),
     sig("max", AB, Prim::Max2),
-    sig("min", X, Prim::MinAll),
+    reduce("min", Reduction::Min),
     sig("min", AB, Prim::Min2),
     sig("pow", &[req("base"), req("exponent")], Prim::Pow),
-    sig("sum", X, Prim::Sum),
-    sig("mean", X, Prim::Mean),
-    sig("norm", X, Prim::Norm),
-    sig("logsumexp", X, Prim::LogSumExp),
-    sig("softmax", X, Prim::Softmax),
-    sig("log_softmax", X, Prim::LogSoftmax),
+    reduce("sum", Reduction::Sum),
+    reduce("mean", Reduction::Mean),
+    reduce("norm", Reduction::Norm),
+    reduce("logsumexp", Reduction::LogSumExp),
+    Signature {
+        name: "softmax",
+        params: SOFTMAX,
+        builtin: Builtin::Softmax { log: false },
+    },
+    Signature {
+        name: "log_softmax",
+        params: SOFTMAX,
+        builtin: Builtin::Softmax { log: true },
+    },
+    Signature {
+        name: "argmax",
+        params: ARGMAX,
+        builtin: Builtin::ArgMax { min: false },
+    },
+    Signature {
+        name: "argmin",
+        params: ARGMAX,
+        builtin: Builtin::ArgMax { min: true },
+    },
     Signature {
         name: "one_hot",
         params: &[req("class"), req("classes")],
@@ -332,8 +470,11 @@ impl Prim {
             Mean => "mean",
             Norm => "norm",
             LogSumExp => "logsumexp",
-            Softmax => "softmax",
-            LogSoftmax => "log_softmax",
+            ReduceAxes(r, _) => r.name(),
+            Softmax(_) => "softmax",
+            LogSoftmax(_) => "log_softmax",
+            ArgMax(_) => "argmax",
+            ArgMin(_) => "argmin",
             OneHot(_) => "one_hot",
             Dot => "dot",
             Outer => "outer",
@@ -386,7 +527,21 @@ impl Prim {
             }
             MatMul => matmul(args[0], args[1]).map_err(|_| matmul_message(args[0], args[1])),
             Sum | Mean | MaxAll | MinAll | Norm | LogSumExp => Ok(Shape::scalar()),
-            Softmax | LogSoftmax => vector(args[0]).map(|_| args[0].clone()),
+            ReduceAxes(_, axes) => axes.shape(args[0]),
+            Softmax(axis) | LogSoftmax(axis) | ArgMax(Some(axis)) | ArgMin(Some(axis)) => {
+                if axis >= args[0].rank() {
+                    return Err(format!(
+                        "`{}` along axis {axis} of a tensor of shape {}",
+                        self.name(),
+                        args[0]
+                    ));
+                }
+                match self {
+                    ArgMax(_) | ArgMin(_) => Ok(Shape(crate::ir::axes::kept(args[0], &[axis]))),
+                    _ => Ok(args[0].clone()),
+                }
+            }
+            ArgMax(None) | ArgMin(None) => Ok(Shape::scalar()),
             OneHot(n) => {
                 if args[0].is_scalar() {
                     Ok(Shape::vector(n))

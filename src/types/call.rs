@@ -51,15 +51,28 @@ impl Callee<'_> {
     }
 }
 
-/// The signature a call of a builtin with `nargs` arguments binds to: its
-/// only one, or for an overloaded builtin (`max(x)`, `max(a, b)`) the one
-/// that takes this many; `None` when none does.
-pub(crate) fn choose(sigs: &[Signature], nargs: usize) -> Option<&Signature> {
+/// The signature a call of a builtin with `args` binds to: its only one,
+/// or for an overloaded builtin (`max(x, axis = none, keepdims = false)`,
+/// `max(a, b)`) one that takes this many arguments and has a parameter of
+/// every keyword given, the first that needs exactly this many if there is
+/// one (so `max(x, 0)` is elementwise and `max(x, axis = 0)` a reduction);
+/// `None` when none fits.
+pub(crate) fn choose<'s>(sigs: &'s [Signature], args: &[Arg]) -> Option<&'s Signature> {
+    let n = args.len();
+    let fits = |s: &&Signature| {
+        (s.required()..=s.params.len()).contains(&n)
+            && args
+                .iter()
+                .filter_map(|a| a.name.as_ref())
+                .all(|k| s.params.iter().any(|p| p.name == k.name))
+    };
     match sigs {
         [only] => Some(only),
         _ => sigs
             .iter()
-            .find(|s| (s.required()..=s.params.len()).contains(&nargs)),
+            .filter(fits)
+            .find(|s| s.required() == n)
+            .or_else(|| sigs.iter().find(fits)),
     }
 }
 

@@ -7,7 +7,7 @@ use crate::ir::SliceAxis;
 use crate::shape::{Shape, Tensor};
 use crate::span::Span;
 use crate::syntax::ast::{self, BinOp, ExprKind, IndexItem, UnOp};
-use crate::types::builtins::{self, Builtin, Prim};
+use crate::types::builtins::{self, Builtin, Fallback, Prim};
 use crate::types::call::{self, Callee};
 use crate::types::check::{Binding, Checker};
 use crate::types::init::parse_number;
@@ -393,7 +393,7 @@ impl Checker<'_> {
             self.error(d);
             return None;
         }
-        let Some(sig) = call::choose(sigs, args.len()) else {
+        let Some(sig) = call::choose(sigs, args) else {
             let accepts = builtins::arity_text(sigs);
             self.error(call::arity_error(name, &accepts, args.len(), span));
             return None;
@@ -429,6 +429,9 @@ impl Checker<'_> {
                 let c = self.expr(arg(0), env)?;
                 self.prim(Prim::OneHot(n as usize), vec![c], span)
             }
+            Builtin::Reduce(r) => self.reduce_call(r, &bound, env, span),
+            Builtin::Softmax { log } => self.softmax_call(log, &bound, env, span),
+            Builtin::ArgMax { min } => self.argmax_call(min, &bound, env, span),
             Builtin::Prim(prim) => {
                 let typed: Vec<Option<TExpr>> = bound
                     .iter()
@@ -437,11 +440,12 @@ impl Checker<'_> {
                         (Some(a), _) => self.expr(a, env),
                         // An optional argument left out: its default, placed
                         // at the call.
-                        (None, d) => Some(TExpr {
-                            kind: TKind::Const(Tensor::scalar(d.expect("a default"))),
+                        (None, Some(Fallback::Number(d))) => Some(TExpr {
+                            kind: TKind::Const(Tensor::scalar(d)),
                             shape: Shape::scalar(),
                             span,
                         }),
+                        (None, _) => unreachable!("a primitive's defaults are numbers"),
                     })
                     .collect();
                 let typed: Vec<TExpr> = typed.into_iter().collect::<Option<_>>()?;

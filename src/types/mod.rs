@@ -5,6 +5,7 @@
 //! with the shapes of that call's arguments, so `fn f(a, b) = ...` is
 //! shape-polymorphic and the typed program holds one body per call.
 
+mod axes;
 pub mod builtins;
 mod call;
 pub mod check;

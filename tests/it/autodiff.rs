@@ -514,6 +514,41 @@ proptest! {
         grad_ok(src, &[v(&x)], &[v(&r)])?;
     }
 
+    // --- along axes ---
+
+    #[test]
+    fn sum_mean_along_axes(t in uni(-2.0, 2.0, 24), r in uni(-2.0, 2.0, 8)) {
+        let src = "param T: [2, 3, 4]\ninput R: [2, 4]\n\
+                   loss sum(R * sum(T, axis = 1)) + sum(mean(T, axis = [0, 2])^2) \
+                   + sum(sum(T, axis = -1, keepdims = true)^2) + sum(mean(T^2, axis = [2, 0, 1]))\n";
+        grad_ok(src, &[t3([2, 3, 4], &t)], &[m(2, 4, &r)])?;
+    }
+
+    #[test]
+    fn max_min_along_axes(t in distinct(-2.0, 2.0, 24, 1e-3), r in uni(-2.0, 2.0, 6)) {
+        let src = "param T: [2, 3, 4]\ninput R: [2, 3]\n\
+                   loss sum(R * max(T, axis = 2)) + sum(min(T, axis = [0, 1])^2) \
+                   + sum(max(T, axis = 0, keepdims = true)^2)\n";
+        grad_ok(src, &[t3([2, 3, 4], &t)], &[m(2, 3, &r)])?;
+    }
+
+    #[test]
+    fn norm_logsumexp_along_axes(t in uni(-2.0, 2.0, 24), r in uni(-2.0, 2.0, 3)) {
+        prop_assume!(t.iter().map(|a| a * a).sum::<f64>() > 0.1);
+        let src = "param T: [2, 3, 4]\ninput r: [3]\n\
+                   loss dot(r, norm(T, axis = [0, 2])) + sum(logsumexp(T, axis = 1)^2) \
+                   + sum(logsumexp(2 * T, axis = -1, keepdims = true)^2)\n";
+        grad_ok(src, &[t3([2, 3, 4], &t)], &[v(&r)])?;
+    }
+
+    #[test]
+    fn softmax_log_softmax_along_an_axis(t in uni(-3.0, 3.0, 24), r in uni(-2.0, 2.0, 24)) {
+        let src = "param T: [2, 3, 4]\ninput R: [2, 3, 4]\n\
+                   loss sum(R * softmax(T, axis = 1)) + sum(R * log_softmax(T, axis = 0)) \
+                   + sum(softmax(T)^2) + sum(log_softmax(T * R, axis = -2)^2)\n";
+        grad_ok(src, &[t3([2, 3, 4], &t)], &[t3([2, 3, 4], &r)])?;
+    }
+
     // --- indexing and slices ---
 
     #[test]
@@ -760,6 +795,47 @@ fn max_min_reductions_split_ties_evenly() {
 }
 
 #[test]
+fn max_along_axes_splits_ties_evenly_per_slice() {
+    // Column 0 ties three ways, column 1 has one maximum.
+    let (l, g) = exact(
+        "param W: [3, 2]\nloss sum(max(W, axis = 0) * [1, 10])\n",
+        &[m(3, 2, &[2.0, 1.0, 2.0, 5.0, 2.0, 0.0])],
+        &[],
+    );
+    assert_eq!(l, 52.0);
+    assert_eq!(
+        g[0].data,
+        vec![1.0 / 3.0, 0.0, 1.0 / 3.0, 10.0, 1.0 / 3.0, 0.0]
+    );
+    let (_, g) = exact(
+        "param W: [2, 2]\nloss sum(min(W, axis = 1))\n",
+        &[m(2, 2, &[-1.0, -1.0, 4.0, 3.0])],
+        &[],
+    );
+    assert_eq!(g[0].data, vec![0.5, 0.5, 0.0, 1.0]);
+    // The norm of a zero slice has gradient 0, the other slice x / norm.
+    let (_, g) = exact(
+        "param W: [2, 2]\nloss sum(norm(W, axis = 1))\n",
+        &[m(2, 2, &[0.0, 0.0, 3.0, 4.0])],
+        &[],
+    );
+    assert_close("d norm", &g[0].data, &[0.0, 0.0, 0.6, 0.8], 1e-15);
+}
+
+#[test]
+fn argmax_passes_no_gradient() {
+    // argmax is integer-valued: the loss through it is flat in W, and the
+    // gradient program has no rule to run through it.
+    let (l, g) = exact(
+        "param W: [2, 3]\nloss sum(argmax(W, axis = 1)) + argmin(W) + sum(W)\n",
+        &[m(2, 3, &[1.0, 5.0, 5.0, 0.0, -2.0, 3.0])],
+        &[],
+    );
+    assert_eq!(l, 1.0 + 2.0 + 4.0 + 12.0);
+    assert_eq!(g[0].data, vec![1.0; 6]);
+}
+
+#[test]
 fn norm_at_zero_is_zero() {
     let (l, g) = exact("param x: [3]\nloss norm(x)\n", &[v(&[0.0; 3])], &[]);
     assert_eq!(l, 0.0);
@@ -919,6 +995,31 @@ fn softmax_at_1000() {
         let d = 2.0 * sg * (1.0 - sg);
         assert_close("d softmax", &g[0].data, &[d, -d, 0.0], 1e-14);
     }
+}
+
+#[test]
+fn along_axes_at_1000() {
+    // Each row shifted by ±1000: logsumexp per row, its gradient a softmax.
+    let src = "param W: [2, 2]\nloss sum(logsumexp(W, axis = 1) * [1, 2])\n";
+    let (l, g) = exact(src, &[m(2, 2, &[1000.0, 1000.0, -1000.0, -1000.0])], &[]);
+    assert_close(
+        "logsumexp loss",
+        &[l],
+        &[1000.0 + 2.0 * (-1000.0) + 3.0 * 2f64.ln()],
+        1e-14,
+    );
+    // (1000 + ln 2 rounds to a multiple of 2^-43, so exp(x - y) is 0.5 to
+    // about 1e-13.)
+    assert_close("d logsumexp", &g[0].data, &[0.5, 0.5, 1.0, 1.0], 1e-12);
+    // softmax along the first axis of columns 1000 apart: one-hot columns.
+    let src = "param W: [2, 2]\ninput R: [2, 2]\nloss sum(R * softmax(W, axis = 0))\n";
+    let (l, g) = exact(
+        src,
+        &[m(2, 2, &[1000.0, -1000.0, -1000.0, 1000.0])],
+        &[m(2, 2, &[1.0, 2.0, 3.0, 4.0])],
+    );
+    assert_eq!(l, 5.0);
+    assert_eq!(g[0].data, vec![0.0; 4]);
 }
 
 #[test]

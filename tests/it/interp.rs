@@ -164,6 +164,41 @@ fn reductions() {
 }
 
 #[test]
+fn reductions_along_axes_as_numpy() {
+    // T = np.arange(1, 25).reshape(2, 3, 4); x = T[0] = [[1..4], [5..8], [9..12]].
+    let t: Vec<f64> = (1..=24).map(f64::from).collect();
+    let src = "input T: [2, 3, 4]\n\
+               output a = sum(T, axis = 0)\n\
+               output b = mean(T, axis = [0, 2], keepdims = true)\n\
+               output c = max(T, axis = -1)\n\
+               output d = min(T, axis = [1, 2])\n\
+               output e = norm(T[0], axis = 0)\n\
+               output f = logsumexp(T[0] - T[0], axis = 1)\n\
+               output g = argmax(T, axis = 1)\n\
+               output h = argmin(-T)\n\
+               output k = sum(T, keepdims = true)\n\
+               loss 0\n";
+    let out = eval(src, &[], &[("T", &t)]);
+    // np.sum(T, axis=0)[i, j] = (4i + j + 1) + (4i + j + 13)
+    let a: Vec<f64> = (0..12).map(|k| 2.0 * k as f64 + 14.0).collect();
+    check(&out, "a", &a);
+    // np.mean(T, axis=(0, 2), keepdims=True): rows 1..4 and 13..16, ...
+    check(&out, "b", &[8.5, 12.5, 16.5]);
+    check(&out, "c", &[4.0, 8.0, 12.0, 16.0, 20.0, 24.0]);
+    check(&out, "d", &[1.0, 13.0]);
+    // np.linalg.norm(T[0], axis=0): sqrt(1 + 25 + 81), ...
+    let e: Vec<f64> = (1..=4)
+        .map(|j| ((j * j + (j + 4) * (j + 4) + (j + 8) * (j + 8)) as f64).sqrt())
+        .collect();
+    check(&out, "e", &e);
+    check(&out, "f", &[4f64.ln(); 3]);
+    // np.argmax(T, axis=1): the last row of each matrix, for every column.
+    check(&out, "g", &[2.0; 8]);
+    check(&out, "h", &[23.0]);
+    check(&out, "k", &[300.0]);
+}
+
+#[test]
 fn softmax_family_at_large_inputs() {
     let src = "input z: [3]\ninput w: [2]\nloss logsumexp(z)\noutput p = softmax(z)\n\
                output lp = log_softmax(z)\noutput lse2 = logsumexp(w)\noutput p2 = softmax(w)\n\

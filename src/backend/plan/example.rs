@@ -57,8 +57,11 @@ fn per_example(op: &Op) -> bool {
         | Op::ReduceMax
         | Op::Norm
         | Op::LogSumExp
-        | Op::Softmax
-        | Op::LogSoftmax
+        | Op::ReduceAxes(..)
+        | Op::BroadcastAxes(..)
+        | Op::Softmax(_)
+        | Op::LogSoftmax(_)
+        | Op::ArgMax(_)
         | Op::Broadcast(_)
         | Op::Slice(_)
         | Op::Unslice(..)

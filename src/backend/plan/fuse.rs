@@ -51,8 +51,11 @@ impl ElementOp {
             | Op::ReduceMax
             | Op::Norm
             | Op::LogSumExp
-            | Op::Softmax
-            | Op::LogSoftmax
+            | Op::ReduceAxes(..)
+            | Op::BroadcastAxes(..)
+            | Op::Softmax(_)
+            | Op::LogSoftmax(_)
+            | Op::ArgMax(_)
             | Op::Slice(_)
             | Op::Unslice(..)
             | Op::Pack

@@ -280,7 +280,10 @@ mod tests {
 
     #[test]
     fn slots_of_dead_values_are_reused() {
-        let (f, v) = chain(3, vec![Op::Softmax, Op::Softmax, Op::Softmax, Op::Sum]);
+        let (f, v) = chain(
+            3,
+            vec![Op::Softmax(0), Op::Softmax(0), Op::Softmax(0), Op::Sum],
+        );
         let l = layout(&f);
         assert_eq!(l.slots[v[0]], None);
         assert_eq!(l.slots[v[4]], None);
@@ -296,7 +299,7 @@ mod tests {
     #[test]
     fn a_view_keeps_its_argument_alive() {
         let whole = Op::Slice(vec![SliceAxis::Range(0, 4)]);
-        let ops = vec![Op::Softmax, whole, Op::Softmax, Op::Sum];
+        let ops = vec![Op::Softmax(0), whole, Op::Softmax(0), Op::Sum];
         let (f, v) = chain(4, ops);
         let l = layout(&f);
         assert_eq!(l.steps.len(), 5);

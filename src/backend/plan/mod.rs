@@ -91,8 +91,11 @@ pub fn can_fail(op: &Op) -> bool {
         | Op::ReduceMax
         | Op::Norm
         | Op::LogSumExp
-        | Op::Softmax
-        | Op::LogSoftmax
+        | Op::ReduceAxes(..)
+        | Op::BroadcastAxes(..)
+        | Op::Softmax(_)
+        | Op::LogSoftmax(_)
+        | Op::ArgMax(_)
         | Op::Reshape(_)
         | Op::Broadcast(_)
         | Op::Slice(_)

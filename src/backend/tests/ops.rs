@@ -191,16 +191,16 @@ fn reductions() {
 fn softmax_and_log_softmax() {
     for n in [1, 3, 12] {
         let (mut f, _, x) = function(&[], &[Shape::vector(n)]);
-        let y = push(&mut f, Op::Softmax, &[x[0]]);
+        let y = push(&mut f, Op::Softmax(0), &[x[0]]);
         output(&mut f, y);
-        let y = push(&mut f, Op::LogSoftmax, &[x[0]]);
+        let y = push(&mut f, Op::LogSoftmax(0), &[x[0]]);
         output(&mut f, y);
         agree_on_values(&f);
     }
     let (mut f, _, x) = function(&[], &[Shape::vector(2)]);
-    let y = push(&mut f, Op::Softmax, &[x[0]]);
+    let y = push(&mut f, Op::Softmax(0), &[x[0]]);
     output(&mut f, y);
-    let y = push(&mut f, Op::LogSoftmax, &[x[0]]);
+    let y = push(&mut f, Op::LogSoftmax(0), &[x[0]]);
     output(&mut f, y);
     let far = Tensor::new(Shape::vector(2), vec![1000.0, 1000.0 + 3f64.ln()]);
     agree(&f, &[], &[far]);
@@ -406,4 +406,87 @@ fn compiled_functions_are_send_and_sync() {
             s.spawn(|| jit.run(&[], &[Tensor::zeros(Shape::vector(3))]).unwrap());
         });
     }
+}
+
+use crate::ir::Reduce as Kind;
+
+/// Every subset of the axes of a tensor of `rank`, in increasing order.
+fn subsets(rank: usize) -> Vec<Vec<usize>> {
+    (0..1usize << rank)
+        .map(|m| (0..rank).filter(|a| m >> a & 1 == 1).collect())
+        .collect()
+}
+
+#[test]
+fn reductions_softmax_and_argmax_along_axes() {
+    // Short axes (unrolled) and long ones (counted loops), a view's offset.
+    for s in [
+        Shape::vector(5),
+        Shape::matrix(2, 3),
+        Shape::matrix(19, 3),
+        Shape(vec![3, 2, 4]),
+        Shape(vec![2, 21, 3]),
+    ] {
+        let (mut f, _, x) = function(&[], std::slice::from_ref(&s));
+        for axes in subsets(s.rank()) {
+            for k in [Kind::Sum, Kind::Max, Kind::Norm, Kind::LogSumExp] {
+                let y = push(&mut f, Op::ReduceAxes(k, axes.clone()), &[x[0]]);
+                output(&mut f, y);
+                if k == Kind::Sum {
+                    let back = push(&mut f, Op::BroadcastAxes(axes.clone(), s.clone()), &[y]);
+                    output(&mut f, back);
+                }
+            }
+        }
+        for axis in 0..s.rank() {
+            for op in [Op::Softmax(axis), Op::LogSoftmax(axis), Op::ArgMax(axis)] {
+                let y = push(&mut f, op, &[x[0]]);
+                output(&mut f, y);
+            }
+        }
+        agree_on_values(&f);
+    }
+    // Of a view: the second matrix of a [2, 21, 3] tensor, read in place.
+    let (mut f, _, x) = function(&[], &[Shape(vec![2, 21, 3])]);
+    let r = SliceAxis::Range;
+    let v = push(
+        &mut f,
+        Op::Slice(vec![SliceAxis::At(1), r(0, 21), r(0, 3)]),
+        &[x[0]],
+    );
+    for op in [
+        Op::ReduceAxes(Kind::Sum, vec![0]),
+        Op::Softmax(0),
+        Op::ArgMax(0),
+    ] {
+        let y = push(&mut f, op, &[v]);
+        output(&mut f, y);
+    }
+    agree_on_values(&f);
+}
+
+#[test]
+fn along_axes_on_special_values() {
+    let s = Shape::matrix(4, 3);
+    let (mut f, _, x) = function(&[], std::slice::from_ref(&s));
+    for axis in [0, 1] {
+        for k in [Kind::Sum, Kind::Max, Kind::Norm, Kind::LogSumExp] {
+            let y = push(&mut f, Op::ReduceAxes(k, vec![axis]), &[x[0]]);
+            output(&mut f, y);
+        }
+        for op in [Op::Softmax(axis), Op::LogSoftmax(axis), Op::ArgMax(axis)] {
+            let y = push(&mut f, op, &[x[0]]);
+            output(&mut f, y);
+        }
+    }
+    let (nan, inf) = (f64::NAN, f64::INFINITY);
+    let data = vec![
+        0.0, -0.0, 0.0, // signed zeros tie
+        nan, 1.0, nan, // the first NaN
+        -inf, -inf, -inf, // all -inf
+        1e300, 3e300, 1000.0, // large
+    ];
+    agree(&f, &[], &[Tensor::new(s.clone(), data.clone())]);
+    let t = Tensor::new(s, data.iter().rev().copied().collect());
+    agree(&f, &[], &[t]);
 }

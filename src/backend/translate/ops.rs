@@ -58,11 +58,11 @@ impl Translator<'_, '_> {
             Op::ReduceMax => Loc::Reg(self.reduce_max(args[0], &mut |_, x| x)),
             Op::Norm => Loc::Reg(self.norm(args[0])),
             Op::LogSumExp => Loc::Reg(self.logsumexp(args[0])),
-            Op::Softmax => self.softmax(v, args[0]),
-            Op::LogSoftmax => {
-                let l = self.logsumexp(args[0]);
-                self.map(v, args, &mut |t, x| t.b.ins().fsub(x[0], l))
-            }
+            Op::ReduceAxes(kind, axes) => self.reduce_axes(v, args[0], *kind, axes),
+            Op::BroadcastAxes(axes, _) => self.broadcast_axes(v, args[0], axes),
+            Op::Softmax(axis) => self.softmax(v, args[0], *axis),
+            Op::LogSoftmax(axis) => self.log_softmax(v, args, *axis),
+            Op::ArgMax(axis) => self.argmax(v, args[0], *axis),
             Op::Slice(axes) => match fuse::view_offset(f, v) {
                 Some(off) => self.loc(args[0]).offset(off),
                 None => self.slice(v, args[0], axes),

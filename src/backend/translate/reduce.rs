@@ -1,25 +1,70 @@
-//! The reductions (`sum`, `max`, `norm`, `logsumexp`) and `softmax`, each
-//! in the interpreter's order: left to right, sums from -0.
+//! The reductions (`sum`, `max`, `norm`, `logsumexp`, whole or along axes),
+//! `softmax` and `log_softmax` along an axis, and `argmax`, each in the
+//! interpreter's order: a slice's elements in row-major order, sums from -0.
 
 use cranelift_codegen::ir::condcodes::FloatCC;
-use cranelift_codegen::ir::{self as cl, InstBuilder};
+use cranelift_codegen::ir::{self as cl, types, InstBuilder};
 
-use super::{dst_loc, Loc, Translator};
+use super::{dst_loc, Ix, Loc, Opnd, Translator};
 use crate::backend::libm::Callee;
-use crate::ir::{Unary, Value};
+use crate::ir::{axes, Reduce, Unary, Value};
+use crate::shape::Shape;
+
+/// The elements of one slice, as a reduction reads them: `x` at `base`
+/// (terms of the enclosing loops' indices) plus, for every multi-index of
+/// `dims` in row-major order, its indices times `strides`.
+#[derive(Clone)]
+pub(super) struct Walk {
+    x: Opnd,
+    base: Vec<(Ix, usize)>,
+    dims: Vec<usize>,
+    strides: Vec<usize>,
+}
 
 impl Translator<'_, '_> {
+    /// All of `v`, as one slice.
+    fn whole(&mut self, v: Value) -> Walk {
+        Walk {
+            x: self.operand(v),
+            base: Vec::new(),
+            dims: vec![self.f.shape(v).size()],
+            strides: vec![1],
+        }
+    }
+
+    /// Runs `body` on every element of the slice `w`, in row-major order,
+    /// with the element's index in `w.x` and its multi-index in `w.dims`.
+    fn walk(&mut self, w: &Walk, body: &mut dyn FnMut(&mut Self, Ix, &[Ix])) {
+        self.nest(&w.dims, &mut |t, ix| {
+            let mut terms = w.base.clone();
+            terms.extend(ix.iter().copied().zip(w.strides.iter().copied()));
+            let at = t.lin(&terms, 0);
+            body(t, at, ix);
+        });
+    }
+
     /// `-0 + g(x0) + g(x1) + ...`, left to right, like `Iterator::sum`.
     pub(super) fn sum(
         &mut self,
         v: Value,
         g: &mut dyn FnMut(&mut Self, cl::Value) -> cl::Value,
     ) -> cl::Value {
-        let n = self.f.shape(v).size();
-        let x = self.operand(v);
+        self.sum_of(&|t| t.whole(v), g)
+    }
+
+    /// The sum of the slice that `slice` gives. (A reduction asks for its
+    /// slice once per pass over it: the whole of a value finds its operand
+    /// again at each pass, as a reduction to a scalar always did; a slice
+    /// of an operand found once is the same each time.)
+    fn sum_of(
+        &mut self,
+        slice: &dyn Fn(&mut Self) -> Walk,
+        g: &mut dyn FnMut(&mut Self, cl::Value) -> cl::Value,
+    ) -> cl::Value {
+        let w = slice(self);
         let acc = self.var(-0.0);
-        self.for_each(n, &mut |t, ix| {
-            let e = t.read(x, ix);
+        self.walk(&w, &mut |t, ix, _| {
+            let e = t.read(w.x, ix);
             let e = g(t, e);
             let a = t.b.use_var(acc);
             let s = t.b.ins().fadd(a, e);
@@ -34,11 +79,18 @@ impl Translator<'_, '_> {
         v: Value,
         g: &mut dyn FnMut(&mut Self, cl::Value) -> cl::Value,
     ) -> cl::Value {
-        let n = self.f.shape(v).size();
-        let x = self.operand(v);
+        self.max_of(&|t| t.whole(v), g)
+    }
+
+    fn max_of(
+        &mut self,
+        slice: &dyn Fn(&mut Self) -> Walk,
+        g: &mut dyn FnMut(&mut Self, cl::Value) -> cl::Value,
+    ) -> cl::Value {
+        let w = slice(self);
         let acc = self.var(f64::NEG_INFINITY);
-        self.for_each(n, &mut |t, ix| {
-            let e = t.read(x, ix);
+        self.walk(&w, &mut |t, ix, _| {
+            let e = t.read(w.x, ix);
             let e = g(t, e);
             let a = t.b.use_var(acc);
             let m = t.b.ins().fmax(a, e);
@@ -50,18 +102,21 @@ impl Translator<'_, '_> {
     /// `scale * sqrt(sum((x / scale)^2))` with `scale = max|x|` (from 0), or
     /// `scale` itself when it is 0, infinite or NaN.
     pub(super) fn norm(&mut self, v: Value) -> cl::Value {
-        let n = self.f.shape(v).size();
-        let x = self.operand(v);
+        self.norm_of(&|t| t.whole(v))
+    }
+
+    fn norm_of(&mut self, slice: &dyn Fn(&mut Self) -> Walk) -> cl::Value {
+        let w = slice(self);
         let acc = self.var(0.0);
-        self.for_each(n, &mut |t, ix| {
-            let e = t.read(x, ix);
+        self.walk(&w, &mut |t, ix, _| {
+            let e = t.read(w.x, ix);
             let e = t.b.ins().fabs(e);
             let a = t.b.use_var(acc);
             let m = t.b.ins().fmax(a, e);
             t.b.def_var(acc, m);
         });
         let scale = self.b.use_var(acc);
-        let s = self.sum(v, &mut |t, e| {
+        let s = self.sum_of(slice, &mut |t, e| {
             let q = t.b.ins().fdiv(e, scale);
             t.b.ins().fmul(q, q)
         });
@@ -80,8 +135,12 @@ impl Translator<'_, '_> {
 
     /// `m + ln(sum(exp(x - m)))` with `m = max(x)`, or `m` when it is not finite.
     pub(super) fn logsumexp(&mut self, v: Value) -> cl::Value {
-        let m = self.reduce_max(v, &mut |_, e| e);
-        let s = self.sum(v, &mut |t, e| {
+        self.logsumexp_of(&|t| t.whole(v))
+    }
+
+    fn logsumexp_of(&mut self, slice: &dyn Fn(&mut Self) -> Walk) -> cl::Value {
+        let m = self.max_of(slice, &mut |_, e| e);
+        let s = self.sum_of(slice, &mut |t, e| {
             let d = t.b.ins().fsub(e, m);
             t.call(Callee::Unary(Unary::Exp), &[d])
         });
@@ -93,15 +152,154 @@ impl Translator<'_, '_> {
         self.b.ins().select(finite, r, m)
     }
 
-    /// `v`, the `softmax` of `a`: `e = exp(a - max(a))`, then `e / sum(e)`.
-    pub(super) fn softmax(&mut self, v: Value, a: Value) -> Loc {
-        let n = self.f.shape(a).size();
-        let m = self.reduce_max(a, &mut |_, e| e);
+    /// The reduction `kind` of one slice.
+    fn reduce_of(&mut self, kind: Reduce, slice: &dyn Fn(&mut Self) -> Walk) -> cl::Value {
+        match kind {
+            Reduce::Sum => self.sum_of(slice, &mut |_, x| x),
+            Reduce::Max => self.max_of(slice, &mut |_, x| x),
+            Reduce::Norm => self.norm_of(slice),
+            Reduce::LogSumExp => self.logsumexp_of(slice),
+        }
+    }
+
+    /// Runs `body` once per slice of `a` along `axes`, in row-major order of
+    /// the other axes: with the slice and the index of its result in a
+    /// tensor of the other axes' dimensions.
+    fn slices(&mut self, a: Value, along: &[usize], body: &mut dyn FnMut(&mut Self, &Walk, Ix)) {
+        let shape = self.f.shape(a).clone();
         let x = self.operand(a);
+        self.slices_of(&shape, x, along, body);
+    }
+
+    /// Runs `body` once per slice along `along` of `x`, of shape `shape`,
+    /// as [`Translator::slices`].
+    fn slices_of(
+        &mut self,
+        shape: &Shape,
+        x: Opnd,
+        along: &[usize],
+        body: &mut dyn FnMut(&mut Self, &Walk, Ix),
+    ) {
+        let (dims, strides) = axes::others(shape, along);
+        let (rdims, rstrides) = axes::reduced(shape, along);
+        let out_strides = Shape(dims.clone()).strides();
+        self.nest(&dims, &mut |t, ix| {
+            let w = Walk {
+                x,
+                base: ix.iter().copied().zip(strides.iter().copied()).collect(),
+                dims: rdims.clone(),
+                strides: rstrides.clone(),
+            };
+            let terms: Vec<(Ix, usize)> = ix
+                .iter()
+                .copied()
+                .zip(out_strides.iter().copied())
+                .collect();
+            let out = t.lin(&terms, 0);
+            body(t, &w, out);
+        });
+    }
+
+    /// `v`, the reduction `kind` of `a` along `along`: a register for a
+    /// scalar result, else one reduction per element, written in order.
+    pub(super) fn reduce_axes(&mut self, v: Value, a: Value, kind: Reduce, along: &[usize]) -> Loc {
+        if self.f.shape(v).is_scalar() {
+            let mut r = None;
+            self.slices(a, along, &mut |t, w, _| {
+                r = Some(t.reduce_of(kind, &|_| w.clone()));
+            });
+            return Loc::Reg(r.expect("one slice"));
+        }
         let dst = self.dest(v);
+        self.slices(a, along, &mut |t, w, out| {
+            let r = t.reduce_of(kind, &|_| w.clone());
+            t.write(dst, out, r);
+        });
+        dst_loc(dst)
+    }
+
+    /// `v`, the index along `axis` of the first largest element of each
+    /// slice of `a`, a NaN counting as the largest (see
+    /// [`crate::ir::interp::argmax`]).
+    pub(super) fn argmax(&mut self, v: Value, a: Value, axis: usize) -> Loc {
+        let scalar = self.f.shape(v).is_scalar();
+        let dst = if scalar { None } else { Some(self.dest(v)) };
+        let mut r = None;
+        self.slices(a, &[axis], &mut |t, w, out| {
+            let best = t.var(f64::NEG_INFINITY);
+            let at = t.var(0.0);
+            t.walk(w, &mut |t, ix, k| {
+                let e = t.read(w.x, ix);
+                let b = t.b.use_var(best);
+                let above = t.b.ins().fcmp(FloatCC::GreaterThan, e, b);
+                let nan = t.b.ins().fcmp(FloatCC::Unordered, e, e);
+                let ordered = t.b.ins().fcmp(FloatCC::Ordered, b, b);
+                let first_nan = t.b.ins().band(nan, ordered);
+                let take = t.b.ins().bor(above, first_nan);
+                let i = t.index_f64(k[0]);
+                let nb = t.b.ins().select(take, e, b);
+                t.b.def_var(best, nb);
+                let old = t.b.use_var(at);
+                let ni = t.b.ins().select(take, i, old);
+                t.b.def_var(at, ni);
+            });
+            let i = t.b.use_var(at);
+            match dst {
+                Some(dst) => t.write(dst, out, i),
+                None => r = Some(i),
+            }
+        });
+        match dst {
+            Some(dst) => dst_loc(dst),
+            None => Loc::Reg(r.expect("one slice")),
+        }
+    }
+
+    /// The index `ix` as an f64.
+    fn index_f64(&mut self, ix: Ix) -> cl::Value {
+        match ix.dynamic {
+            None => self.b.ins().f64const(ix.konst as f64),
+            Some(d) => {
+                let i = self.b.ins().iadd_imm_s(d, ix.konst as i64);
+                self.b.ins().fcvt_from_uint(types::F64, i)
+            }
+        }
+    }
+
+    /// `v`, `a` (the shape of `v` without `along`) repeated along `along`.
+    pub(super) fn broadcast_axes(&mut self, v: Value, a: Value, along: &[usize]) -> Loc {
+        let src = self.operand(a);
+        if self.f.shape(v).is_scalar() {
+            return Loc::Reg(self.read(src, Ix::c(0)));
+        }
+        let shape = self.f.shape(v).clone();
+        let dst = self.dest(v);
+        self.slices_of(&shape, dst, along, &mut |t, w, out| {
+            let x = t.read(src, out);
+            t.walk(w, &mut |t, ix, _| t.write(dst, ix, x));
+        });
+        dst_loc(dst)
+    }
+
+    /// `v`, the `softmax` of `a` along `axis`: per slice, `e = exp(a -
+    /// max(a))`, then `e / sum(e)`.
+    pub(super) fn softmax(&mut self, v: Value, a: Value, axis: usize) -> Loc {
+        let dst = self.dest(v);
+        if self.f.shape(a).rank() == 1 {
+            self.softmax_of(&|t| t.whole(a), dst);
+        } else {
+            self.slices(a, &[axis], &mut |t, w, _| t.softmax_of(&|_| w.clone(), dst));
+        }
+        dst_loc(dst)
+    }
+
+    /// The softmax of one slice, written at its places in `dst`.
+    fn softmax_of(&mut self, slice: &dyn Fn(&mut Self) -> Walk, dst: Opnd) {
+        let m = self.max_of(slice, &mut |_, e| e);
+        let w = slice(self);
         let acc = self.var(-0.0);
-        self.for_each(n, &mut |t, ix| {
-            let e = t.read(x, ix);
+        self.walk(&w, &mut |t, ix, _| {
+            let e = t.read(w.x, ix);
             let d = t.b.ins().fsub(e, m);
             let e = t.call(Callee::Unary(Unary::Exp), &[d]);
             t.write(dst, ix, e);
@@ -110,10 +308,29 @@ impl Translator<'_, '_> {
             t.b.def_var(acc, s);
         });
         let s = self.b.use_var(acc);
-        self.for_each(n, &mut |t, ix| {
+        self.walk(&w, &mut |t, ix, _| {
             let e = t.read(dst, ix);
             let q = t.b.ins().fdiv(e, s);
             t.write(dst, ix, q);
+        });
+    }
+
+    /// `v`, the `log_softmax` of `args[0]` along `axis`: per slice, `x -
+    /// logsumexp(x)`.
+    pub(super) fn log_softmax(&mut self, v: Value, args: &[Value], axis: usize) -> Loc {
+        let a = args[0];
+        if self.f.shape(a).rank() == 1 {
+            let l = self.logsumexp(a);
+            return self.map(v, args, &mut |t, x| t.b.ins().fsub(x[0], l));
+        }
+        let dst = self.dest(v);
+        self.slices(a, &[axis], &mut |t, w, _| {
+            let l = t.logsumexp_of(&|_| w.clone());
+            t.walk(w, &mut |t, ix, _| {
+                let x = t.read(w.x, ix);
+                let d = t.b.ins().fsub(x, l);
+                t.write(dst, ix, d);
+            });
         });
         dst_loc(dst)
     }

@@ -243,12 +243,146 @@ fn reductions() {
 #[test]
 fn softmax_and_log_softmax() {
     let x = t(&[2], &[1000.0, 1000.0 + 3f64.ln()]);
-    assert_close(eval(Op::Softmax, &[&x]), t(&[2], &[0.25, 0.75]));
+    assert_close(eval(Op::Softmax(0), &[&x]), t(&[2], &[0.25, 0.75]));
     assert_close(
-        eval(Op::LogSoftmax, &[&x]),
+        eval(Op::LogSoftmax(0), &[&x]),
         t(&[2], &[-(4f64.ln()), (0.75f64).ln()]),
     );
-    assert!(eval_op(&Op::Softmax, &[&t(&[1, 2], &[1.0, 2.0])]).is_err());
+    assert!(eval_op(&Op::Softmax(2), &[&t(&[1, 2], &[1.0, 2.0])]).is_err());
+    assert!(eval_op(&Op::Softmax(0), &[&s(1.0)]).is_err());
+}
+
+/// `[[1, 5, -1], [0.5, 2, 0.5]]`
+fn w() -> Tensor {
+    t(&[2, 3], &[1.0, 5.0, -1.0, 0.5, 2.0, 0.5])
+}
+
+/// `np.arange(1, 13).reshape(2, 3, 2)`
+fn cube() -> Tensor {
+    t(&[2, 3, 2], &(1..=12).map(f64::from).collect::<Vec<_>>())
+}
+
+#[test]
+fn reductions_along_axes_as_numpy() {
+    let r = |k: Reduce, axes: &[usize], x: &Tensor| eval(Op::ReduceAxes(k, axes.to_vec()), &[x]);
+    // np.sum(w, axis=0), np.sum(w, axis=1)
+    assert_eq!(r(Reduce::Sum, &[0], &w()), t(&[3], &[1.5, 7.0, -0.5]));
+    assert_eq!(r(Reduce::Sum, &[1], &w()), t(&[2], &[5.0, 3.0]));
+    // np.sum(cube, axis=(0, 2)) = [1+2+7+8, 3+4+9+10, 5+6+11+12]
+    assert_eq!(
+        r(Reduce::Sum, &[0, 2], &cube()),
+        t(&[3], &[18.0, 26.0, 34.0])
+    );
+    // np.max(cube, axis=1) = [[5, 6], [11, 12]]
+    assert_eq!(
+        r(Reduce::Max, &[1], &cube()),
+        t(&[2, 2], &[5.0, 6.0, 11.0, 12.0])
+    );
+    // Every axis: a scalar, the bits of the whole-tensor reduction.
+    for (k, whole) in [
+        (Reduce::Sum, Op::Sum),
+        (Reduce::Max, Op::ReduceMax),
+        (Reduce::Norm, Op::Norm),
+        (Reduce::LogSumExp, Op::LogSumExp),
+    ] {
+        let x = t(&[2, 3], &[0.1, 0.7, -0.3, 1e-3, 2.9, 0.25]);
+        assert_eq!(
+            r(k, &[0, 1], &x).data[0].to_bits(),
+            eval(whole, &[&x]).data[0].to_bits()
+        );
+    }
+    // No axes: each element alone.
+    assert_eq!(r(Reduce::Max, &[], &w()), w());
+    // np.linalg.norm(w, axis=0) = [sqrt(1.25), sqrt(29), sqrt(1.25)]
+    assert_close(
+        r(Reduce::Norm, &[0], &w()),
+        t(&[3], &[1.25f64.sqrt(), 29f64.sqrt(), 1.25f64.sqrt()]),
+    );
+    // scipy.special.logsumexp(w, axis=1), stable far from 0
+    let lse = |xs: &[f64]| xs.iter().map(|x| x.exp()).sum::<f64>().ln();
+    assert_close(
+        r(Reduce::LogSumExp, &[1], &w()),
+        t(&[2], &[lse(&[1.0, 5.0, -1.0]), lse(&[0.5, 2.0, 0.5])]),
+    );
+    let far = t(&[2, 2], &[1000.0, 1000.0, -1000.0, f64::NEG_INFINITY]);
+    assert_close(r(Reduce::LogSumExp, &[0], &far), t(&[2], &[1000.0, 1000.0]));
+    // A NaN reaches the maximum of its slice only.
+    let nan = t(&[2, 2], &[f64::NAN, 1.0, 2.0, 3.0]);
+    let m = r(Reduce::Max, &[1], &nan);
+    assert!(m.data[0].is_nan() && m.data[1] == 3.0);
+    assert!(eval_op(&Op::ReduceAxes(Reduce::Sum, vec![2]), &[&w()]).is_err());
+    assert!(eval_op(&Op::ReduceAxes(Reduce::Sum, vec![1, 0]), &[&w()]).is_err());
+    assert!(eval_op(&Op::ReduceAxes(Reduce::Sum, vec![0, 0]), &[&w()]).is_err());
+}
+
+#[test]
+fn broadcast_along_axes_repeats_each_element() {
+    let b = |axes: &[usize], into: &[usize], x: &Tensor| {
+        eval(Op::BroadcastAxes(axes.to_vec(), Shape(into.to_vec())), &[x])
+    };
+    assert_eq!(
+        b(&[0], &[2, 3], &t(&[3], &[1.0, 2.0, 3.0])),
+        t(&[2, 3], &[1.0, 2.0, 3.0, 1.0, 2.0, 3.0])
+    );
+    assert_eq!(
+        b(&[1], &[2, 3], &t(&[2], &[1.0, 2.0])),
+        t(&[2, 3], &[1.0, 1.0, 1.0, 2.0, 2.0, 2.0])
+    );
+    // np.broadcast_to(v[None, :, None], (2, 3, 2))
+    let v = t(&[3], &[1.0, 2.0, 3.0]);
+    let want: Vec<f64> = [1.0, 1.0, 2.0, 2.0, 3.0, 3.0].repeat(2);
+    assert_eq!(b(&[0, 2], &[2, 3, 2], &v), t(&[2, 3, 2], &want));
+    assert!(eval_op(
+        &Op::BroadcastAxes(vec![0], Shape(vec![2, 3])),
+        &[&t(&[2], &[1.0, 2.0])]
+    )
+    .is_err());
+}
+
+#[test]
+fn softmax_along_an_axis_as_numpy() {
+    // scipy.special.softmax(w, axis=0): each column on its own.
+    let col = |a: f64, b: f64| {
+        let (ea, eb) = (a.exp(), b.exp());
+        (ea / (ea + eb), eb / (ea + eb))
+    };
+    let (c0, c1, c2) = (col(1.0, 0.5), col(5.0, 2.0), col(-1.0, 0.5));
+    assert_close(
+        eval(Op::Softmax(0), &[&w()]),
+        t(&[2, 3], &[c0.0, c1.0, c2.0, c0.1, c1.1, c2.1]),
+    );
+    // Along the last axis, each row is the vector softmax, bit for bit.
+    let sm = eval(Op::Softmax(1), &[&w()]);
+    let row = eval(Op::Softmax(0), &[&t(&[3], &[0.5, 2.0, 0.5])]);
+    assert_eq!(sm.data[3..], row.data[..]);
+    // log_softmax(cube, axis=1): x - logsumexp of each (i, :, k).
+    let ls = eval(Op::LogSoftmax(1), &[&cube()]);
+    let l = (1f64.exp() + 3f64.exp() + 5f64.exp()).ln();
+    assert_close(t(&[1], &[ls.data[0]]), t(&[1], &[1.0 - l]));
+    let l = (8f64.exp() + 10f64.exp() + 12f64.exp()).ln();
+    assert_close(t(&[1], &[ls.data[11]]), t(&[1], &[12.0 - l]));
+}
+
+#[test]
+fn argmax_first_of_ties_and_first_nan() {
+    let am = |axis: usize, x: &Tensor| eval(Op::ArgMax(axis), &[x]);
+    // np.argmax(w, axis=0) = [0, 0, 1]; axis=1: [1, 1]
+    assert_eq!(am(0, &w()), t(&[3], &[0.0, 0.0, 1.0]));
+    assert_eq!(am(1, &w()), t(&[2], &[1.0, 1.0]));
+    // Ties: the first. np.argmax([[1, 1], [2, 2]], axis=0) = [1, 1]
+    assert_eq!(
+        am(1, &t(&[2, 2], &[1.0, 1.0, 2.0, 2.0])),
+        t(&[2], &[0.0, 0.0])
+    );
+    // NaN counts as the largest: the first NaN, as NumPy.
+    let nan = f64::NAN;
+    assert_eq!(am(0, &t(&[4], &[1.0, nan, 5.0, nan])), s(1.0));
+    assert_eq!(am(0, &t(&[2], &[nan, 5.0])), s(0.0));
+    // All -inf: the first; -0 and +0 tie.
+    assert_eq!(am(0, &t(&[2], &[f64::NEG_INFINITY; 2])), s(0.0));
+    assert_eq!(am(0, &t(&[2], &[-0.0, 0.0])), s(0.0));
+    // np.argmax(cube, axis=2) = all 1
+    assert_eq!(am(2, &cube()), t(&[2, 3], &[1.0; 6]));
 }
 
 #[test]

@@ -28,6 +28,8 @@ pub const CALLED: &[&str] = &[
     "logsumexp",
     "softmax",
     "log_softmax",
+    "argmax",
+    "argmin",
     "one_hot",
     "dot",
     "outer",
@@ -503,6 +505,11 @@ impl Gen<'_> {
         let any = self.shape_near(&self.vars.clone());
         match self.r.below(8) {
             0 | 1 => {
+                if self.r.chance(0.1) {
+                    // The flat index of the largest or smallest element.
+                    let f = self.r.pick(&["argmax", "argmin"]);
+                    return format!("{f}({})", self.expr(&any, d));
+                }
                 let f = *self.r.pick(&REDUCTIONS);
                 format!("{f}({})", self.expr(&any, d))
             }
@@ -588,6 +595,23 @@ impl Gen<'_> {
                 let items: Vec<String> = (0..n).map(|_| self.expr(&[], d.min(1))).collect();
                 format!("[{}]", items.join(", "))
             }
+            _ if self.r.chance(0.5) => {
+                // Along an axis of a matrix: a reduction or an argmax.
+                let k = self.dim(3);
+                let (shape, axis) = if self.r.chance(0.5) {
+                    ([n, k], *self.r.pick(&["1", "-1", "[1]"]))
+                } else {
+                    ([k, n], *self.r.pick(&["0", "-2", "[-2]"]))
+                };
+                let e = self.expr(&shape, d);
+                if self.r.chance(0.25) && !axis.starts_with('[') {
+                    let f = self.r.pick(&["argmax", "argmin"]);
+                    format!("{f}({e}, axis = {axis})")
+                } else {
+                    let f = *self.r.pick(&REDUCTIONS);
+                    format!("{f}({e}, axis = {axis})")
+                }
+            }
             _ => return None,
         })
     }
@@ -618,6 +642,22 @@ impl Gen<'_> {
                     })
                     .collect();
                 format!("[{}]", rows.join(", "))
+            }
+            _ if self.r.chance(0.5) => {
+                let axis = *self.r.pick(&["0", "1", "-1", "-2"]);
+                if (m == 1 || n == 1) && self.r.chance(0.5) {
+                    // A reduction that keeps its axis, with length 1.
+                    let (shape, axis) = if n == 1 {
+                        ([m, self.dim(3)], "1")
+                    } else {
+                        ([self.dim(3), n], "0")
+                    };
+                    let f = *self.r.pick(&REDUCTIONS);
+                    let e = self.expr(&shape, d);
+                    return Some(format!("{f}({e}, axis = {axis}, keepdims = true)"));
+                }
+                let f = self.r.pick(&["softmax", "log_softmax"]);
+                format!("{f}({}, axis = {axis})", self.expr(&[m, n], d))
             }
             _ => return None,
         })
