@@ -167,20 +167,22 @@ pub fn relative_error(a: f64, b: f64) -> f64 {
 }
 
 /// Random inputs for checking: a class index drawn uniformly where an input
-/// feeds `one_hot` (directly, as `cross_entropy` does), else standard normal.
+/// feeds `one_hot` directly (as `cross_entropy` does), or is the index of an
+/// `index` (a gather, `logits[y]`); else standard normal.
 pub fn random_inputs(f: &Function, rng: &mut impl rand::Rng) -> Vec<Tensor> {
+    use crate::ir::Op;
     use rand::RngExt;
     use rand_distr::StandardNormal;
     f.inputs
         .iter()
         .enumerate()
         .map(|(i, slot)| {
+            let is_input = |v: crate::ir::Value| f.inst(v).op == Op::Input(i);
             let classes = f.insts().iter().find_map(|inst| match inst.op {
-                crate::ir::Op::OneHot(n) => inst
-                    .args
-                    .iter()
-                    .any(|a| f.inst(*a).op == crate::ir::Op::Input(i))
-                    .then_some(n),
+                Op::OneHot(n) => inst.args.iter().any(|a| is_input(*a)).then_some(n),
+                Op::Index if is_input(inst.args[1]) => {
+                    f.shape(inst.args[0]).dims().first().copied()
+                }
                 _ => None,
             });
             let data = (0..slot.shape.size())

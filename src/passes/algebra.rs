@@ -102,6 +102,15 @@ fn rule(out: &mut Function, inst: &Inst) -> Option<Value> {
                     let total = out.push(Op::Sum, vec![inner], span);
                     return Some(out.push(Op::Unary(Unary::Neg), vec![total], span));
                 }
+                // A row added into zeros: the sum of the row (the gradient of
+                // `-log_softmax(z)[y]`).
+                Op::IndexAdd if is(splat_value(out, out.inst(x).args[0]), 0.0) => {
+                    let row = out.inst(x).args[1];
+                    if out.shape(row).is_scalar() {
+                        return Some(row);
+                    }
+                    return Some(out.push(Op::Sum, vec![row], span));
+                }
                 _ => {}
             }
             let inner = broadcast_arg(out, x)?;

@@ -1255,7 +1255,8 @@ fn gradc_train_prints_its_summary_when_the_plot_cannot_be_written_at_the_end() {
 
 #[test]
 fn gradc_eval_places_a_bad_class_in_the_program() {
-    let at = "examples/iris.grad:9:6: error: class index";
+    // The class indexes the log-probabilities: `-log_softmax(logits)[species]`.
+    let at = "examples/iris.grad:10:7: error: index";
     let (ok, _, err) = gradc(&["eval", "examples/iris.grad", "--input", "species=7"]);
     assert!(
         !ok && err.contains(&format!("{at} 7 is out of range")),

@@ -30,7 +30,10 @@ fn carried_region(
         Opnd::Mem { off, .. } => off,
         Opnd::Reg(_) => 0,
     };
-    let end = (0..k).map(|c| offsets[c] + parts[c].size()).max().unwrap_or(0);
+    let end = (0..k)
+        .map(|c| offsets[c] + parts[c].size())
+        .max()
+        .unwrap_or(0);
     base..base + end
 }
 
