@@ -9,7 +9,7 @@ use crate::syntax::ast::{self, ExprKind, UnOp};
 use crate::types::builtins::{Axes, Prim, Reduction};
 use crate::types::check::Checker;
 use crate::types::expr::Env;
-use crate::types::TExpr;
+use crate::types::{TExpr, TKind};
 
 /// The arguments of a call as bound to its parameters.
 type Bound<'e> = [Option<&'e ast::Expr>];
@@ -257,4 +257,92 @@ fn int(e: &ast::Expr) -> Option<i64> {
 /// The bits of the listed axes.
 fn mask(axes: impl IntoIterator<Item = usize>) -> u64 {
     axes.into_iter().fold(0, |m, a| m | 1 << a)
+}
+
+impl Checker<'_> {
+    /// `reshape(x, [a, b, ...])`: the same elements in row-major order, in
+    /// the shape listed (constant integers, at least 1, one of them maybe -1
+    /// for what the others leave), as `numpy.reshape`.
+    pub(crate) fn reshape_call(
+        &mut self,
+        bound: &Bound<'_>,
+        env: Env<'_>,
+        span: Span,
+    ) -> Option<TExpr> {
+        let x = self.expr(bound[0].expect("a required argument"), env)?;
+        let e = bound[1].expect("a required argument");
+        let ExprKind::Tensor(items) = &e.kind else {
+            self.error(
+                Diagnostic::error(e.span, "`reshape` takes its shape as a list of integers")
+                    .label(e.span, "not a list")
+                    .hint("write the shape as `[2, 3]`, with at most one -1"),
+            );
+            return None;
+        };
+        let mut dims: Vec<i64> = Vec::with_capacity(items.len());
+        for item in items {
+            let value = match &item.kind {
+                ExprKind::Number(n) => n.parse::<i64>().ok(),
+                ExprKind::Unary(UnOp::Neg, inner) => match &inner.kind {
+                    ExprKind::Number(n) => n.parse::<i64>().ok().map(|v| -v),
+                    _ => None,
+                },
+                _ => None,
+            };
+            match value {
+                Some(d) if d >= 1 || d == -1 => dims.push(d),
+                _ => {
+                    self.error(
+                        Diagnostic::error(
+                            item.span,
+                            "a dimension of `reshape` must be a positive integer or -1",
+                        )
+                        .label(item.span, "not a positive integer or -1"),
+                    );
+                    return None;
+                }
+            }
+        }
+        let size = x.shape.size();
+        let wild: Vec<usize> = (0..dims.len()).filter(|&i| dims[i] == -1).collect();
+        let known: usize = dims
+            .iter()
+            .filter(|&&d| d > 0)
+            .map(|&d| d as usize)
+            .product();
+        let resolved: Option<Vec<usize>> = match wild.as_slice() {
+            [] => (known == size).then(|| dims.iter().map(|&d| d as usize).collect()),
+            [w] => (known > 0 && size % known == 0).then(|| {
+                let mut out: Vec<usize> = dims.iter().map(|&d| d.max(0) as usize).collect();
+                out[*w] = size / known;
+                out
+            }),
+            _ => {
+                self.error(
+                    Diagnostic::error(e.span, "`reshape` allows one -1")
+                        .label(e.span, format!("{} of them here", wild.len())),
+                );
+                return None;
+            }
+        };
+        let Some(resolved) = resolved else {
+            self.error(
+                Diagnostic::error(
+                    e.span,
+                    format!(
+                        "cannot reshape {} elements of shape {} into this shape",
+                        size, x.shape
+                    ),
+                )
+                .label(x.span, format!("shape {}, {size} elements", x.shape))
+                .label(e.span, "a shape of another size"),
+            );
+            return None;
+        };
+        Some(TExpr {
+            kind: TKind::Reshape(Box::new(x)),
+            shape: crate::shape::Shape(resolved),
+            span,
+        })
+    }
 }

@@ -173,6 +173,9 @@ pub enum Builtin {
     Softmax { log: bool },
     /// `argmax(x, axis = none)`, or with `min`, `argmin`.
     ArgMax { min: bool },
+    /// `reshape(x, [a, b, ...])`: the shape a list of constant integers,
+    /// one of them maybe -1.
+    Reshape,
 }
 
 /// What an optional parameter defaults to.
@@ -343,6 +346,11 @@ pub const SIGNATURES: &[Signature] = &[
     sig("dot", AB, Prim::Dot),
     sig("outer", AB, Prim::Outer),
     sig("transpose", X, Prim::Transpose),
+    Signature {
+        name: "reshape",
+        params: &[req("x"), req("shape")],
+        builtin: Builtin::Reshape,
+    },
     Signature {
         name: "where",
         params: &[req("condition"), req("if_true"), req("if_false")],

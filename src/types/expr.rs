@@ -432,6 +432,7 @@ impl Checker<'_> {
             Builtin::Reduce(r) => self.reduce_call(r, &bound, env, span),
             Builtin::Softmax { log } => self.softmax_call(log, &bound, env, span),
             Builtin::ArgMax { min } => self.argmax_call(min, &bound, env, span),
+            Builtin::Reshape => self.reshape_call(&bound, env, span),
             Builtin::Prim(prim) => {
                 let typed: Vec<Option<TExpr>> = bound
                     .iter()

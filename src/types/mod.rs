@@ -102,6 +102,9 @@ pub enum TKind {
     Index(Box<TExpr>, Box<TExpr>),
     /// `(a, b)`: a tuple of tensors.
     Tuple(Vec<TExpr>),
+    /// The elements of a tensor, in row-major order, in this expression's
+    /// shape (`reshape`).
+    Reshape(Box<TExpr>),
     /// `{ let ... value }`: each `let` binds the locals listed (one, or one
     /// per part of a tuple).
     Block(Vec<(Vec<usize>, TExpr)>, Box<TExpr>),

@@ -34,6 +34,7 @@ pub const CALLED: &[&str] = &[
     "dot",
     "outer",
     "transpose",
+    "reshape",
     "where",
     "mse",
     "bce",
@@ -387,6 +388,23 @@ impl Gen<'_> {
     fn generic(&mut self, s: &[usize], d: u32) -> String {
         if self.r.chance(0.08) {
             return self.a_loop(s, d);
+        }
+        if !s.is_empty() && self.r.chance(0.05) {
+            // The same elements from a vector, one dimension maybe -1.
+            let size: usize = s.iter().product();
+            let wild = self.r.below(s.len() + 1);
+            let dims: Vec<String> = s
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    if i == wild {
+                        "-1".into()
+                    } else {
+                        n.to_string()
+                    }
+                })
+                .collect();
+            return format!("reshape({}, [{}])", self.expr(&[size], d), dims.join(", "));
         }
         if !self.steps.is_empty() && self.r.chance(0.3) {
             if let Some(e) = self.row_at_a_step(s) {
