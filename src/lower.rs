@@ -478,6 +478,10 @@ impl Lowerer {
                 }
             }
             TKind::Tuple(_) => unreachable!("a tuple is lowered by parts"),
+            TKind::Permute(x, perm) => {
+                let v = self.expr(x, args);
+                self.f.push(Op::Permute(perm.clone()), vec![v], span)
+            }
             TKind::Reshape(x) => {
                 let v = self.expr(x, args);
                 self.f.push(Op::Reshape(e.shape.clone()), vec![v], span)

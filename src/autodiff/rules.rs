@@ -57,6 +57,15 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), AdError> {
             let d = ad.push(Op::Transpose, vec![g.value]);
             ad.contribute(a(0), ad.like(g, d));
         }
+        Op::Permute(perm) => {
+            // The inverse permutation puts every axis back.
+            let mut inverse = vec![0; perm.len()];
+            for (i, &p) in perm.iter().enumerate() {
+                inverse[p] = i;
+            }
+            let d = ad.push(Op::Permute(inverse), vec![g.value]);
+            ad.contribute(a(0), ad.like(g, d));
+        }
         Op::Sum => {
             let d = ad.push(Op::Broadcast(ad.shape(a(0))), vec![g.value]);
             ad.contribute(a(0), ad.like(g, d));

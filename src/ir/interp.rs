@@ -259,9 +259,31 @@ pub fn eval_op(op: &Op, args: &[&Tensor]) -> Result<Tensor, OpError> {
             out
         }
         Op::Reshape(_) => args[0].data.clone(),
+        Op::Permute(perm) => permute(args[0], perm, &shape),
         Op::Loop(l) => run_loop(l, args)?,
     };
     Ok(Tensor::new(shape, data))
+}
+
+/// `x` with its axes reordered: element `out[i0, i1, ...]` is `x` at the
+/// index whose axis `perm[k]` is `ik`; the result in row-major order.
+fn permute(x: &Tensor, perm: &[usize], out: &Shape) -> Vec<f64> {
+    let strides = x.shape.strides();
+    let dims = out.dims();
+    let mut idx = vec![0usize; dims.len()];
+    let mut data = Vec::with_capacity(out.size());
+    for _ in 0..out.size() {
+        let at: usize = idx.iter().zip(perm).map(|(&i, &p)| i * strides[p]).sum();
+        data.push(x.data[at]);
+        for k in (0..dims.len()).rev() {
+            idx[k] += 1;
+            if idx[k] < dims[k] {
+                break;
+            }
+            idx[k] = 0;
+        }
+    }
+    data
 }
 
 /// The row an index selects on an axis of `len`, or the fault.

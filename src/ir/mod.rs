@@ -302,6 +302,9 @@ pub enum Op {
     /// The same elements in row-major order, in another shape of the same
     /// size.
     Reshape(Shape),
+    /// The axes reordered as `numpy.transpose(x, perm)`: axis `i` of the
+    /// result is axis `perm[i]` of the argument.
+    Permute(Vec<usize>),
     /// A counted loop with a body of its own; see [`Loop`]. The arguments are
     /// the carried values' initial values, then the captured values.
     Loop(Box<Loop>),

@@ -135,6 +135,7 @@ pub fn mnemonic(op: &Op) -> &'static str {
         Op::Index => "index",
         Op::IndexAdd => "index_add",
         Op::Reshape(_) => "reshape",
+        Op::Permute(_) => "permute",
         Op::Loop(_) => "loop",
     }
 }
@@ -255,6 +256,7 @@ fn inst_text(f: &Function, inst: &Inst, names: &[String]) -> String {
         Op::Softmax(axis) | Op::LogSoftmax(axis) | Op::ArgMax(axis) => {
             format!("{m} {} axis {axis}", arg(0))
         }
+        Op::Permute(perm) => format!("{m} {} {perm:?}", arg(0)),
         Op::Unary(_)
         | Op::Binary(_)
         | Op::Select

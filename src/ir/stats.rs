@@ -47,7 +47,8 @@ pub fn stats(f: &Function) -> Stats {
             | Op::Unslice(..)
             | Op::Pack
             | Op::Index
-            | Op::Reshape(_) => 0,
+            | Op::Reshape(_)
+            | Op::Permute(_) => 0,
             // One addition per element of the row.
             Op::IndexAdd => arg(1),
             // The body's, once per step.

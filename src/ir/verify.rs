@@ -154,6 +154,20 @@ pub fn result_shape(f: &Function, op: &Op, args: &[&Shape]) -> Result<Shape, Str
                 Err(format!("index_add of {} into rows of {row}", args[1]))
             }
         }
+        Op::Permute(perm) => {
+            arity(1)?;
+            let dims = args[0].dims();
+            let mut seen = vec![false; dims.len()];
+            for &p in perm {
+                if p >= dims.len() || std::mem::replace(&mut seen[p], true) {
+                    return Err(format!("permute {perm:?} of {}", args[0]));
+                }
+            }
+            if perm.len() != dims.len() {
+                return Err(format!("permute {perm:?} of {}", args[0]));
+            }
+            Ok(Shape(perm.iter().map(|&p| dims[p]).collect()))
+        }
         Op::Reshape(shape) => {
             arity(1)?;
             if shape.size() == args[0].size() {

@@ -162,6 +162,21 @@ fn rule(out: &mut Function, inst: &Inst) -> Option<Value> {
         Op::Loop(l) => {
             super::loops::captures(out, inst, l).or_else(|| super::loops::hoist(out, inst, l))
         }
+        Op::Permute(perm) => {
+            let x = arg(0);
+            if perm.iter().enumerate().all(|(i, &p)| i == p) {
+                return Some(x);
+            }
+            // A permutation of a permutation is one permutation.
+            match &out.inst(x).op {
+                Op::Permute(inner) => {
+                    let composed = perm.iter().map(|&p| inner[p]).collect();
+                    let y = out.inst(x).args[0];
+                    Some(out.push(Op::Permute(composed), vec![y], span))
+                }
+                _ => broadcast_arg(out, x).map(|inner| fit(out, inner, s, span)),
+            }
+        }
         Op::Reshape(to) => {
             let x = arg(0);
             if out.shape(x) == to {

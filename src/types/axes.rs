@@ -345,4 +345,93 @@ impl Checker<'_> {
             span,
         })
     }
+
+    /// `transpose(x, axes = none)`: a matrix's transpose, or the axes in the
+    /// order listed (each once; negative ones count from the end), as
+    /// `numpy.transpose`; without `axes`, reversed.
+    pub(crate) fn transpose_call(
+        &mut self,
+        bound: &Bound<'_>,
+        env: Env<'_>,
+        span: Span,
+    ) -> Option<TExpr> {
+        let x = self.expr(bound[0].expect("a required argument"), env)?;
+        let rank = x.shape.rank();
+        let perm: Vec<usize> = match bound[1] {
+            None => (0..rank).rev().collect(),
+            Some(e) => {
+                let items: Vec<&ast::Expr> = match &e.kind {
+                    ExprKind::Name(n) if n == "none" => Vec::new(),
+                    ExprKind::Tensor(items) => items.iter().collect(),
+                    _ => {
+                        self.error(
+                            Diagnostic::error(
+                                e.span,
+                                "the `axes` of `transpose` must be a list of axes",
+                            )
+                            .label(e.span, "not a list")
+                            .hint("write every axis once, in the new order: `axes = [1, 0, 2]`"),
+                        );
+                        return None;
+                    }
+                };
+                if items.is_empty() {
+                    (0..rank).rev().collect()
+                } else {
+                    let mut perm = Vec::new();
+                    for item in items {
+                        let Some(k) = int(item) else {
+                            self.error(
+                                Diagnostic::error(
+                                    item.span,
+                                    "an axis of `transpose` must be a constant integer",
+                                )
+                                .label(item.span, "not a constant axis"),
+                            );
+                            return None;
+                        };
+                        let a = self.axis(k, &x, item.span, "transpose")?;
+                        if perm.contains(&a) {
+                            self.error(
+                                Diagnostic::error(
+                                    item.span,
+                                    format!("axis {a} is given twice to `transpose`"),
+                                )
+                                .label(item.span, format!("axis {a} again")),
+                            );
+                            return None;
+                        }
+                        perm.push(a);
+                    }
+                    if perm.len() != rank {
+                        self.error(
+                            Diagnostic::error(
+                                e.span,
+                                format!("`transpose` of a tensor of rank {rank} lists every axis, {rank} of them"),
+                            )
+                            .label(
+                                e.span,
+                                match perm.len() {
+                                    1 => "1 axis".to_string(),
+                                    n => format!("{n} axes"),
+                                },
+                            )
+                            .label(x.span, format!("shape {}", x.shape)),
+                        );
+                        return None;
+                    }
+                    perm
+                }
+            }
+        };
+        if rank == 2 && perm == [1, 0] {
+            return self.prim(Prim::Transpose, vec![x], span);
+        }
+        let shape = crate::shape::Shape(perm.iter().map(|&p| x.shape.dims()[p]).collect());
+        Some(TExpr {
+            kind: TKind::Permute(Box::new(x), perm),
+            shape,
+            span,
+        })
+    }
 }

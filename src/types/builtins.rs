@@ -176,6 +176,9 @@ pub enum Builtin {
     /// `reshape(x, [a, b, ...])`: the shape a list of constant integers,
     /// one of them maybe -1.
     Reshape,
+    /// `transpose(x, axes = none)`: the axes in the order listed (every axis
+    /// once), or reversed.
+    Transpose,
 }
 
 /// What an optional parameter defaults to.
@@ -345,7 +348,11 @@ pub const SIGNATURES: &[Signature] = &[
     },
     sig("dot", AB, Prim::Dot),
     sig("outer", AB, Prim::Outer),
-    sig("transpose", X, Prim::Transpose),
+    Signature {
+        name: "transpose",
+        params: &[req("x"), word("axes", "none")],
+        builtin: Builtin::Transpose,
+    },
     Signature {
         name: "reshape",
         params: &[req("x"), req("shape")],

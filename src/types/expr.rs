@@ -433,6 +433,7 @@ impl Checker<'_> {
             Builtin::Softmax { log } => self.softmax_call(log, &bound, env, span),
             Builtin::ArgMax { min } => self.argmax_call(min, &bound, env, span),
             Builtin::Reshape => self.reshape_call(&bound, env, span),
+            Builtin::Transpose => self.transpose_call(&bound, env, span),
             Builtin::Prim(prim) => {
                 let typed: Vec<Option<TExpr>> = bound
                     .iter()

@@ -105,6 +105,9 @@ pub enum TKind {
     /// The elements of a tensor, in row-major order, in this expression's
     /// shape (`reshape`).
     Reshape(Box<TExpr>),
+    /// The axes of a tensor reordered (`transpose(x, axes)`): axis `i` of
+    /// the result is axis `perm[i]` of the argument.
+    Permute(Box<TExpr>, Vec<usize>),
     /// `{ let ... value }`: each `let` binds the locals listed (one, or one
     /// per part of a tuple).
     Block(Vec<(Vec<usize>, TExpr)>, Box<TExpr>),

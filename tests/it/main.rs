@@ -23,6 +23,7 @@ mod loops;
 mod nan;
 mod repl;
 mod robustness;
+mod shapes;
 mod train;
 
 /// With `autotests = false`, a `.rs` file directly under `tests/` is not

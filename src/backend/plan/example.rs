@@ -66,6 +66,7 @@ fn per_example(op: &Op) -> bool {
         | Op::Slice(_)
         | Op::Unslice(..)
         | Op::Reshape(_)
+        | Op::Permute(_)
         | Op::Pack => false,
     }
 }

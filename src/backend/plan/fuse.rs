@@ -63,6 +63,7 @@ impl ElementOp {
             | Op::Index
             | Op::IndexAdd
             | Op::Reshape(_)
+            | Op::Permute(_)
             | Op::Loop(_) => None,
         }
     }

@@ -97,6 +97,7 @@ pub fn can_fail(op: &Op) -> bool {
         | Op::LogSoftmax(_)
         | Op::ArgMax(_)
         | Op::Reshape(_)
+        | Op::Permute(_)
         | Op::Broadcast(_)
         | Op::Slice(_)
         | Op::Unslice(..)

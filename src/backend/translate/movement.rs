@@ -172,6 +172,36 @@ impl Translator<'_, '_> {
         dst_loc(dst)
     }
 
+    /// `v`, `x` with its axes reordered: a loop nest over `v`'s shape
+    /// reading `x` through its strides, permuted.
+    pub(super) fn permute(&mut self, v: Value, x: Value, perm: &[usize]) -> Loc {
+        let out = self.f.shape(v).clone();
+        let strides = self.f.shape(x).strides();
+        let src = self.operand(x);
+        if out.is_scalar() {
+            return Loc::Reg(self.read(src, Ix::c(0)));
+        }
+        let dst = self.dest(v);
+        let out_strides = out.strides();
+        self.nest(out.dims(), &mut |t, ix| {
+            let from: Vec<(Ix, usize)> = ix
+                .iter()
+                .zip(perm)
+                .map(|(&i, &p)| (i, strides[p]))
+                .collect();
+            let at = t.lin(&from, 0);
+            let x = t.read(src, at);
+            let to: Vec<(Ix, usize)> = ix
+                .iter()
+                .copied()
+                .zip(out_strides.iter().copied())
+                .collect();
+            let at = t.lin(&to, 0);
+            t.write(dst, at, x);
+        });
+        dst_loc(dst)
+    }
+
     /// `v`, the elements of `x` in another shape: copied.
     pub(super) fn reshape(&mut self, v: Value, x: Value) -> Loc {
         let src = self.operand(x);

@@ -73,6 +73,7 @@ impl Translator<'_, '_> {
             Op::Index => self.index(v, args[0], args[1]),
             Op::IndexAdd => self.index_add(v, args[0], args[1], args[2]),
             Op::Reshape(_) => self.reshape(v, args[0]),
+            Op::Permute(perm) => self.permute(v, args[0], perm),
             Op::Loop(l) => self.loop_op(v, args, l)?,
         })
     }

@@ -389,6 +389,25 @@ impl Gen<'_> {
         if self.r.chance(0.08) {
             return self.a_loop(s, d);
         }
+        if s.len() >= 2 && self.r.chance(0.05) {
+            // The axes of an expression reordered: axis i of the result is
+            // axis perm[i] of the argument.
+            let mut perm: Vec<usize> = (0..s.len()).collect();
+            for i in (1..perm.len()).rev() {
+                let j = self.r.below(i + 1);
+                perm.swap(i, j);
+            }
+            let mut t = vec![0; s.len()];
+            for (i, &p) in perm.iter().enumerate() {
+                t[p] = s[i];
+            }
+            let axes: Vec<String> = perm.iter().map(|p| p.to_string()).collect();
+            return format!(
+                "transpose({}, axes = [{}])",
+                self.expr(&t, d),
+                axes.join(", ")
+            );
+        }
         if !s.is_empty() && self.r.chance(0.05) {
             // The same elements from a vector, one dimension maybe -1.
             let size: usize = s.iter().product();
