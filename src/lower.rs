@@ -478,6 +478,10 @@ impl Lowerer {
                 }
             }
             TKind::Tuple(_) => unreachable!("a tuple is lowered by parts"),
+            TKind::Concat(es) => {
+                let vs = es.iter().map(|x| self.expr(x, args)).collect();
+                self.f.push(Op::Concat, vs, span)
+            }
             TKind::Permute(x, perm) => {
                 let v = self.expr(x, args);
                 self.f.push(Op::Permute(perm.clone()), vec![v], span)

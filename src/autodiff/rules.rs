@@ -57,6 +57,18 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), AdError> {
             let d = ad.push(Op::Transpose, vec![g.value]);
             ad.contribute(a(0), ad.like(g, d));
         }
+        Op::Concat => {
+            // Each argument's rows of the cotangent.
+            let mut at = 0;
+            for &arg in &inst.args {
+                let dims = ad.shape(arg).dims().to_vec();
+                let mut axes = vec![SliceAxis::Range(at, at + dims[0])];
+                axes.extend(dims[1..].iter().map(|&n| SliceAxis::Range(0, n)));
+                let d = ad.push(Op::Slice(axes), vec![g.value]);
+                ad.contribute(arg, ad.like(g, d));
+                at += dims[0];
+            }
+        }
         Op::Permute(perm) => {
             // The inverse permutation puts every axis back.
             let mut inverse = vec![0; perm.len()];

@@ -260,6 +260,7 @@ pub fn eval_op(op: &Op, args: &[&Tensor]) -> Result<Tensor, OpError> {
         }
         Op::Reshape(_) => args[0].data.clone(),
         Op::Permute(perm) => permute(args[0], perm, &shape),
+        Op::Concat => args.iter().flat_map(|t| t.data.iter().copied()).collect(),
         Op::Loop(l) => run_loop(l, args)?,
     };
     Ok(Tensor::new(shape, data))

@@ -305,6 +305,9 @@ pub enum Op {
     /// The axes reordered as `numpy.transpose(x, perm)`: axis `i` of the
     /// result is axis `perm[i]` of the argument.
     Permute(Vec<usize>),
+    /// One or more tensors of equal shapes but for the first axis, joined
+    /// along it: `[a0, s...], [a1, s...] -> [a0 + a1, s...]`.
+    Concat,
     /// A counted loop with a body of its own; see [`Loop`]. The arguments are
     /// the carried values' initial values, then the captured values.
     Loop(Box<Loop>),

@@ -136,6 +136,7 @@ pub fn mnemonic(op: &Op) -> &'static str {
         Op::IndexAdd => "index_add",
         Op::Reshape(_) => "reshape",
         Op::Permute(_) => "permute",
+        Op::Concat => "concat",
         Op::Loop(_) => "loop",
     }
 }
@@ -272,7 +273,8 @@ fn inst_text(f: &Function, inst: &Inst, names: &[String]) -> String {
         | Op::OneHot(_)
         | Op::Index
         | Op::IndexAdd
-        | Op::Reshape(_) => format!("{m} {}", args()),
+        | Op::Reshape(_)
+        | Op::Concat => format!("{m} {}", args()),
         Op::Loop(l) => {
             let (carried, captured) = inst.args.split_at(l.carries.min(inst.args.len()));
             let list = |vs: &[crate::ir::Value]| {

@@ -48,7 +48,8 @@ pub fn stats(f: &Function) -> Stats {
             | Op::Pack
             | Op::Index
             | Op::Reshape(_)
-            | Op::Permute(_) => 0,
+            | Op::Permute(_)
+            | Op::Concat => 0,
             // One addition per element of the row.
             Op::IndexAdd => arg(1),
             // The body's, once per step.

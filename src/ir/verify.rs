@@ -154,6 +154,23 @@ pub fn result_shape(f: &Function, op: &Op, args: &[&Shape]) -> Result<Shape, Str
                 Err(format!("index_add of {} into rows of {row}", args[1]))
             }
         }
+        Op::Concat => {
+            let first = args.first().ok_or("concat of nothing")?;
+            let (_, rest) = first
+                .dims()
+                .split_first()
+                .ok_or_else(|| format!("concat of {first}"))?;
+            let mut total = 0;
+            for a in args {
+                match a.dims().split_first() {
+                    Some((n, r)) if r == rest => total += n,
+                    _ => return Err(format!("concat of {first} and {a}")),
+                }
+            }
+            let mut dims = vec![total];
+            dims.extend_from_slice(rest);
+            Ok(Shape(dims))
+        }
         Op::Permute(perm) => {
             arity(1)?;
             let dims = args[0].dims();

@@ -162,6 +162,7 @@ fn rule(out: &mut Function, inst: &Inst) -> Option<Value> {
         Op::Loop(l) => {
             super::loops::captures(out, inst, l).or_else(|| super::loops::hoist(out, inst, l))
         }
+        Op::Concat => (inst.args.len() == 1).then(|| arg(0)),
         Op::Permute(perm) => {
             let x = arg(0);
             if perm.iter().enumerate().all(|(i, &p)| i == p) {

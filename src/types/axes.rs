@@ -434,4 +434,172 @@ impl Checker<'_> {
             span,
         })
     }
+
+    /// `stack(a, b, ..., axis = 0)`: tensors of one shape along a new axis
+    /// `axis` (0 to their rank); `concat(a, b, ..., axis = 0)`: tensors of
+    /// one shape but along `axis`, joined along it. As NumPy; a negative
+    /// axis counts from the end.
+    pub(crate) fn join_call(
+        &mut self,
+        name: &str,
+        concat: bool,
+        args: &[ast::Arg],
+        span: Span,
+        env: Env<'_>,
+    ) -> Option<TExpr> {
+        let mut tensors = Vec::new();
+        let mut axis: Option<(i64, Span)> = None;
+        let mut ok = true;
+        for a in args {
+            match &a.name {
+                None if axis.is_some() => {
+                    self.error(
+                        Diagnostic::error(a.span(), "a positional argument after a keyword one")
+                            .label(a.span(), "positional")
+                            .hint(format!("the tensors come first: `{name}(a, b, axis = 1)`")),
+                    );
+                    ok = false;
+                }
+                None => match self.expr(&a.value, env) {
+                    Some(t) => tensors.push(t),
+                    None => ok = false,
+                },
+                Some(n) if n.name == "axis" => match int(&a.value) {
+                    Some(k) => axis = Some((k, a.value.span)),
+                    None => {
+                        self.error(
+                            Diagnostic::error(
+                                a.value.span,
+                                format!("the `axis` of `{name}` must be a constant integer"),
+                            )
+                            .label(a.value.span, "not a constant axis"),
+                        );
+                        ok = false;
+                    }
+                },
+                Some(n) => {
+                    self.error(
+                        Diagnostic::error(
+                            n.span,
+                            format!("`{name}` has no parameter `{}`", n.name),
+                        )
+                        .label(n.span, "unknown keyword")
+                        .hint(format!("`{name}(a, b, ..., axis = 0)`")),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        if !ok {
+            return None;
+        }
+        let Some(first) = tensors.first() else {
+            self.error(
+                Diagnostic::error(span, format!("`{name}` of no tensors"))
+                    .label(span, "give at least one tensor"),
+            );
+            return None;
+        };
+        let rank = first.shape.rank();
+        if concat && rank == 0 {
+            self.error(
+                Diagnostic::error(span, "`concat` joins along an axis: scalars have none")
+                    .label(first.span, "a scalar")
+                    .hint("`stack` puts scalars into a vector"),
+            );
+            return None;
+        }
+        // The axis: among rank + 1 places for `stack`, among the axes for
+        // `concat`.
+        let places = if concat { rank } else { rank + 1 };
+        let (k, at) = axis.unwrap_or((0, span));
+        let a = if k < 0 { k + places as i64 } else { k };
+        if a < 0 || a >= places as i64 {
+            self.error(
+                Diagnostic::error(
+                    at,
+                    format!("axis {k} is out of range for `{name}` of tensors of rank {rank}"),
+                )
+                .label(at, format!("axis {k}"))
+                .hint(format!(
+                    "the axes are 0 to {} (or -{places} to -1, from the end)",
+                    places.max(1) - 1
+                )),
+            );
+            return None;
+        }
+        let a = a as usize;
+        let fits = |t: &TExpr| {
+            if concat {
+                t.shape.rank() == rank
+                    && (0..rank).all(|i| i == a || t.shape.dims()[i] == first.shape.dims()[i])
+            } else {
+                t.shape == first.shape
+            }
+        };
+        if let Some(odd) = tensors.iter().find(|t| !fits(t)) {
+            let what = if concat {
+                format!("equal shapes but for axis {a}")
+            } else {
+                "equal shapes".to_string()
+            };
+            self.error(
+                Diagnostic::error(span, format!("`{name}` needs tensors of {what}"))
+                    .label(first.span, format!("shape {}", first.shape))
+                    .label(odd.span, format!("shape {}", odd.shape)),
+            );
+            return None;
+        }
+        // Along the first axis, with the others moved out of the way and
+        // back: `perm` brings axis `a` to the front, `back` undoes it.
+        let to_front = |r: usize| -> Vec<usize> {
+            std::iter::once(a)
+                .chain((0..r).filter(|&i| i != a))
+                .collect()
+        };
+        let permute = |t: TExpr, perm: Vec<usize>| -> TExpr {
+            if perm.iter().enumerate().all(|(i, &p)| i == p) {
+                return t;
+            }
+            let shape = crate::shape::Shape(perm.iter().map(|&p| t.shape.dims()[p]).collect());
+            let span = t.span;
+            TExpr {
+                kind: TKind::Permute(Box::new(t), perm),
+                shape,
+                span,
+            }
+        };
+        let n = tensors.len();
+        let joined = if concat {
+            let parts: Vec<TExpr> = tensors
+                .into_iter()
+                .map(|t| permute(t, to_front(rank)))
+                .collect();
+            let mut dims = parts[0].shape.dims().to_vec();
+            dims[0] = parts.iter().map(|t| t.shape.dims()[0]).sum();
+            TExpr {
+                kind: TKind::Concat(parts),
+                shape: crate::shape::Shape(dims),
+                span,
+            }
+        } else {
+            let mut dims = vec![n];
+            dims.extend_from_slice(first.shape.dims());
+            TExpr {
+                kind: TKind::Pack(tensors),
+                shape: crate::shape::Shape(dims),
+                span,
+            }
+        };
+        if self.too_large(&joined.shape, span) {
+            return None;
+        }
+        // Axis 0 of the joined tensor back to place `a`.
+        let r = joined.shape.rank();
+        let mut back = vec![0; r];
+        for (i, p) in to_front(r).into_iter().enumerate() {
+            back[p] = i;
+        }
+        Some(permute(joined, back))
+    }
 }

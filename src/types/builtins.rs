@@ -179,6 +179,10 @@ pub enum Builtin {
     /// `transpose(x, axes = none)`: the axes in the order listed (every axis
     /// once), or reversed.
     Transpose,
+    /// `stack(a, b, ..., axis = 0)` (a new axis) or, with `concat`,
+    /// `concat(a, b, ..., axis = 0)` (an existing one): any number of
+    /// tensors, then `axis` by keyword.
+    Join { concat: bool },
 }
 
 /// What an optional parameter defaults to.
@@ -352,6 +356,16 @@ pub const SIGNATURES: &[Signature] = &[
         name: "transpose",
         params: &[req("x"), word("axes", "none")],
         builtin: Builtin::Transpose,
+    },
+    Signature {
+        name: "stack",
+        params: &[req("tensors"), opt("axis", 0.0)],
+        builtin: Builtin::Join { concat: false },
+    },
+    Signature {
+        name: "concat",
+        params: &[req("tensors"), opt("axis", 0.0)],
+        builtin: Builtin::Join { concat: true },
     },
     Signature {
         name: "reshape",

@@ -7,7 +7,7 @@ use crate::ir::SliceAxis;
 use crate::shape::{Shape, Tensor};
 use crate::span::Span;
 use crate::syntax::ast::{self, BinOp, ExprKind, IndexItem, UnOp};
-use crate::types::builtins::{self, Builtin, Fallback, Prim};
+use crate::types::builtins::{self, Builtin, Fallback, Prim, Signature};
 use crate::types::call::{self, Callee};
 use crate::types::check::{Binding, Checker};
 use crate::types::init::parse_number;
@@ -382,6 +382,14 @@ impl Checker<'_> {
             _ => {}
         }
         let sigs = builtins::signatures(name);
+        // `stack` and `concat` take any number of tensors.
+        if let [Signature {
+            builtin: Builtin::Join { concat },
+            ..
+        }] = sigs
+        {
+            return self.join_call(name, *concat, args, span, env);
+        }
         if sigs.is_empty() {
             let mut d = Diagnostic::error(func.span, format!("unknown function `{name}`"))
                 .label(func.span, "not a builtin or a user function");
@@ -434,6 +442,7 @@ impl Checker<'_> {
             Builtin::ArgMax { min } => self.argmax_call(min, &bound, env, span),
             Builtin::Reshape => self.reshape_call(&bound, env, span),
             Builtin::Transpose => self.transpose_call(&bound, env, span),
+            Builtin::Join { .. } => unreachable!("joined above, with any number of tensors"),
             Builtin::Prim(prim) => {
                 let typed: Vec<Option<TExpr>> = bound
                     .iter()

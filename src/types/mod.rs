@@ -108,6 +108,8 @@ pub enum TKind {
     /// The axes of a tensor reordered (`transpose(x, axes)`): axis `i` of
     /// the result is axis `perm[i]` of the argument.
     Permute(Box<TExpr>, Vec<usize>),
+    /// Tensors joined along their first axis (`concat`).
+    Concat(Vec<TExpr>),
     /// `{ let ... value }`: each `let` binds the locals listed (one, or one
     /// per part of a tuple).
     Block(Vec<(Vec<usize>, TExpr)>, Box<TExpr>),

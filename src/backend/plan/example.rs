@@ -67,6 +67,7 @@ fn per_example(op: &Op) -> bool {
         | Op::Unslice(..)
         | Op::Reshape(_)
         | Op::Permute(_)
+        | Op::Concat
         | Op::Pack => false,
     }
 }

@@ -64,6 +64,7 @@ impl ElementOp {
             | Op::IndexAdd
             | Op::Reshape(_)
             | Op::Permute(_)
+            | Op::Concat
             | Op::Loop(_) => None,
         }
     }

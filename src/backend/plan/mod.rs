@@ -98,6 +98,7 @@ pub fn can_fail(op: &Op) -> bool {
         | Op::ArgMax(_)
         | Op::Reshape(_)
         | Op::Permute(_)
+        | Op::Concat
         | Op::Broadcast(_)
         | Op::Slice(_)
         | Op::Unslice(..)

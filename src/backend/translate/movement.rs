@@ -28,13 +28,16 @@ impl Translator<'_, '_> {
         dst_loc(dst)
     }
 
-    /// `v`, the `pack` of `args`: each copied in turn, one after the other.
+    /// `v`, the `pack` (or `concat`) of `args`: each copied in turn, one
+    /// after the other.
     pub(super) fn pack(&mut self, v: Value, args: &[Value]) -> Loc {
         let dst = self.dest(v);
-        for (k, &a) in args.iter().enumerate() {
+        let mut at = 0;
+        for &a in args {
             let size = self.f.shape(a).size();
             let src = self.operand(a);
-            self.copy(src, dst, k * size, size);
+            self.copy(src, dst, at, size);
+            at += size;
         }
         dst_loc(dst)
     }

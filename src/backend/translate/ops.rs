@@ -74,6 +74,8 @@ impl Translator<'_, '_> {
             Op::IndexAdd => self.index_add(v, args[0], args[1], args[2]),
             Op::Reshape(_) => self.reshape(v, args[0]),
             Op::Permute(perm) => self.permute(v, args[0], perm),
+            // The arguments one after the other, as `pack`'s.
+            Op::Concat => self.pack(v, args),
             Op::Loop(l) => self.loop_op(v, args, l)?,
         })
     }

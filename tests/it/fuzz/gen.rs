@@ -35,6 +35,8 @@ pub const CALLED: &[&str] = &[
     "outer",
     "transpose",
     "reshape",
+    "stack",
+    "concat",
     "where",
     "mse",
     "bce",
@@ -407,6 +409,27 @@ impl Gen<'_> {
                 self.expr(&t, d),
                 axes.join(", ")
             );
+        }
+        if !s.is_empty() && self.r.chance(0.05) {
+            // Tensors joined along an axis: stacked (a new axis, of the
+            // length of the list), or concatenated (pieces of an axis).
+            let a = self.r.below(s.len());
+            let n = s[a];
+            if self.r.chance(0.5) {
+                let mut rest = s.to_vec();
+                rest.remove(a);
+                let parts: Vec<String> = (0..n).map(|_| self.expr(&rest, d)).collect();
+                return format!("stack({}, axis = {a})", parts.join(", "));
+            }
+            let cut = 1 + self.r.below(n);
+            let (mut x, mut y) = (s.to_vec(), s.to_vec());
+            x[a] = cut;
+            y[a] = n - cut;
+            if y[a] == 0 {
+                return format!("concat({}, axis = {a})", self.expr(&x, d));
+            }
+            let (p, q) = (self.expr(&x, d), self.expr(&y, d));
+            return format!("concat({p}, {q}, axis = {a})");
         }
         if !s.is_empty() && self.r.chance(0.05) {
             // The same elements from a vector, one dimension maybe -1.
