@@ -19,8 +19,8 @@
 //! - `elementwise`: the arithmetic of one element, and elementwise loops.
 //! - `reduce`: sums, maxima, norms, `logsumexp`, `softmax`.
 //! - `matmul`: `@` and `outer`, dot products in blocks.
-//! - `movement`: `transpose`, slices, `unslice`, `pack`, computed indices,
-//!   `reshape`.
+//! - `movement`: `transpose`, slices, `unslice`, `pack` and `concat`,
+//!   computed indices (`index`, `index_add`), `reshape`, `permute`.
 //! - `fuse`: a fused run (see [`super::plan::fuse`]) as one loop.
 //! - `ops`: every operation dispatched to its lowering, and one step of the
 //!   plan.
