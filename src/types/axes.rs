@@ -602,4 +602,142 @@ impl Checker<'_> {
         }
         Some(permute(joined, back))
     }
+
+    /// `tril(x, k = 0)`, `triu(x, k = 0)` of a matrix: the elements on and
+    /// below (above) diagonal `k` (0 the main one, above it positive), the
+    /// others exact zeros; a choice by a constant mask, so the gradient is
+    /// zero where the zeros are.
+    pub(crate) fn tri_call(
+        &mut self,
+        upper: bool,
+        bound: &Bound<'_>,
+        env: Env<'_>,
+        span: Span,
+    ) -> Option<TExpr> {
+        let name = if upper { "triu" } else { "tril" };
+        let x = self.expr(bound[0].expect("a required argument"), env)?;
+        let k = match bound[1] {
+            Some(e) => match int(e) {
+                Some(k) => k,
+                None => {
+                    self.error(
+                        Diagnostic::error(
+                            e.span,
+                            format!("the `k` of `{name}` must be a constant integer"),
+                        )
+                        .label(e.span, "not a constant integer"),
+                    );
+                    return None;
+                }
+            },
+            None => 0,
+        };
+        let [m, n] = x.shape.dims() else {
+            self.error(
+                Diagnostic::error(
+                    span,
+                    format!("`{name}` takes a matrix, found shape {}", x.shape),
+                )
+                .label(x.span, format!("shape {}", x.shape)),
+            );
+            return None;
+        };
+        let (m, n) = (*m, *n);
+        let mask: Vec<f64> = (0..m * n)
+            .map(|e| {
+                let (i, j) = ((e / n) as i64, (e % n) as i64);
+                let keep = if upper { j - i >= k } else { j - i <= k };
+                f64::from(u8::from(keep))
+            })
+            .collect();
+        Some(self.masked(x, mask, span))
+    }
+
+    /// `if mask then x else 0`, for a constant mask of `x`'s shape.
+    fn masked(&mut self, x: TExpr, mask: Vec<f64>, span: Span) -> TExpr {
+        let shape = x.shape.clone();
+        let konst = |data: crate::shape::Tensor| TExpr {
+            shape: data.shape.clone(),
+            kind: TKind::Const(data),
+            span,
+        };
+        TExpr {
+            kind: TKind::If(
+                Box::new(konst(crate::shape::Tensor::new(shape.clone(), mask))),
+                Box::new(x),
+                Box::new(konst(crate::shape::Tensor::scalar(0.0))),
+            ),
+            shape,
+            span,
+        }
+    }
+
+    /// `diag(x)`: of a vector, the square matrix with it on the diagonal
+    /// (exact zeros elsewhere); of a matrix, its main diagonal, as
+    /// `numpy.diag`.
+    pub(crate) fn diag_call(
+        &mut self,
+        bound: &Bound<'_>,
+        env: Env<'_>,
+        span: Span,
+    ) -> Option<TExpr> {
+        let x = self.expr(bound[0].expect("a required argument"), env)?;
+        let eye = |rows: usize, cols: usize| -> Vec<f64> {
+            (0..rows * cols)
+                .map(|e| f64::from(u8::from(e / cols == e % cols)))
+                .collect()
+        };
+        match *x.shape.dims() {
+            [n] => {
+                // Each row of `outer(x, ones)` is x[i] repeated: the diagonal
+                // keeps it.
+                let ones = TExpr {
+                    kind: TKind::Const(crate::shape::Tensor::new(
+                        crate::shape::Shape::vector(n),
+                        vec![1.0; n],
+                    )),
+                    shape: crate::shape::Shape::vector(n),
+                    span,
+                };
+                let rows = self.prim(Prim::Outer, vec![x, ones], span)?;
+                Some(self.masked(rows, eye(n, n), span))
+            }
+            [m, n] => {
+                // The diagonal of the leading square, picked out by the
+                // identity and summed along the rows: x[i, i] plus zeros.
+                let d = m.min(n);
+                let square = TExpr {
+                    kind: TKind::Slice(
+                        Box::new(x.clone()),
+                        vec![
+                            crate::ir::SliceAxis::Range(0, d),
+                            crate::ir::SliceAxis::Range(0, d),
+                        ],
+                    ),
+                    shape: crate::shape::Shape::matrix(d, d),
+                    span,
+                };
+                let picked = self.masked(square, eye(d, d), span);
+                let ones = TExpr {
+                    kind: TKind::Const(crate::shape::Tensor::new(
+                        crate::shape::Shape::vector(d),
+                        vec![1.0; d],
+                    )),
+                    shape: crate::shape::Shape::vector(d),
+                    span,
+                };
+                self.prim(Prim::MatMul, vec![picked, ones], span)
+            }
+            _ => {
+                self.error(
+                    Diagnostic::error(
+                        span,
+                        format!("`diag` takes a vector or a matrix, found shape {}", x.shape),
+                    )
+                    .label(x.span, format!("shape {}", x.shape)),
+                );
+                None
+            }
+        }
+    }
 }

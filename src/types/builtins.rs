@@ -183,6 +183,11 @@ pub enum Builtin {
     /// `concat(a, b, ..., axis = 0)` (an existing one): any number of
     /// tensors, then `axis` by keyword.
     Join { concat: bool },
+    /// `tril(x, k = 0)` (the elements on and below diagonal `k`), or with
+    /// `upper`, `triu` (on and above).
+    Tri { upper: bool },
+    /// `diag(x)`: a vector's diagonal matrix, or a matrix's diagonal.
+    Diag,
 }
 
 /// What an optional parameter defaults to.
@@ -366,6 +371,21 @@ pub const SIGNATURES: &[Signature] = &[
         name: "concat",
         params: &[req("tensors"), opt("axis", 0.0)],
         builtin: Builtin::Join { concat: true },
+    },
+    Signature {
+        name: "tril",
+        params: &[req("x"), opt("k", 0.0)],
+        builtin: Builtin::Tri { upper: false },
+    },
+    Signature {
+        name: "triu",
+        params: &[req("x"), opt("k", 0.0)],
+        builtin: Builtin::Tri { upper: true },
+    },
+    Signature {
+        name: "diag",
+        params: X,
+        builtin: Builtin::Diag,
     },
     Signature {
         name: "reshape",

@@ -506,7 +506,14 @@ fn resolve_names(c: &mut Checker<'_>, e: &ast::Expr, params: &[String]) {
     while let Some(e) = stack.pop() {
         match &e.kind {
             ExprKind::Name(n) => {
-                if !params.contains(n) && !c.globals.contains_key(n) && !builtins::is_builtin(n) {
+                // (`true`, `false` and `none` are words of keyword
+                // arguments, `keepdims = true`: checked at each call.)
+                let word = matches!(n.as_str(), "true" | "false" | "none");
+                if !word
+                    && !params.contains(n)
+                    && !c.globals.contains_key(n)
+                    && !builtins::is_builtin(n)
+                {
                     if let Some(d) = c.reported_use(n, e.span) {
                         c.error(d);
                         continue;

@@ -443,6 +443,8 @@ impl Checker<'_> {
             Builtin::Reshape => self.reshape_call(&bound, env, span),
             Builtin::Transpose => self.transpose_call(&bound, env, span),
             Builtin::Join { .. } => unreachable!("joined above, with any number of tensors"),
+            Builtin::Tri { upper } => self.tri_call(upper, &bound, env, span),
+            Builtin::Diag => self.diag_call(&bound, env, span),
             Builtin::Prim(prim) => {
                 let typed: Vec<Option<TExpr>> = bound
                     .iter()

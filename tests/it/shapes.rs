@@ -126,3 +126,36 @@ fn stack_and_concat_join_along_any_axis() {
         }
     }
 }
+
+/// `tril`, `triu` (with an offset `k`) and `diag` (of a vector, of a
+/// matrix) give NumPy's values, exact zeros where they drop elements, and
+/// gradients that match central differences.
+#[test]
+fn triangles_and_diagonals_are_numpys() {
+    let src = "param M: [3, 4] = [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]]\n\
+               param v: [3] = [1, -2, 3]\n\
+               output l = tril(M)\noutput u = triu(M, k = 1)\noutput l2 = tril(M, -1)\n\
+               output dm = diag(M)\noutput dv = diag(v)\n\
+               loss sum(tanh(tril(M))) + sum(diag(v) @ M) + sum(diag(M) * v)\n";
+    let c = compile(src);
+    let params = c.initial_params(0);
+    let outs = Evaluator::compile(&c.ir, Mode::Interp)
+        .unwrap()
+        .outputs(&params, &[])
+        .unwrap();
+    let data = |k: usize| outs[k].data.iter().map(|&v| v as i64).collect::<Vec<_>>();
+    assert_eq!(data(1), [1, 0, 0, 0, 5, 6, 0, 0, 9, 10, 11, 0]);
+    assert_eq!(data(2), [0, 2, 3, 4, 0, 0, 7, 8, 0, 0, 0, 12]);
+    assert_eq!(data(3), [0, 0, 0, 0, 5, 0, 0, 0, 9, 10, 0, 0]);
+    assert_eq!(data(4), [1, 6, 11]);
+    assert_eq!(data(5), [1, 0, 0, 0, -2, 0, 0, 0, 3]);
+    // Exact zeros, not -0: the dropped elements are chosen, not multiplied.
+    assert!(outs[1]
+        .data
+        .iter()
+        .all(|v| v.to_bits() != (-0.0f64).to_bits()));
+    let g = c.gradient().unwrap();
+    for e in check::check(&c.ir, &g, &params, &[]).unwrap() {
+        assert!(e.max_rel_error < 1e-6, "{e:?}");
+    }
+}

@@ -37,6 +37,9 @@ pub const CALLED: &[&str] = &[
     "reshape",
     "stack",
     "concat",
+    "tril",
+    "triu",
+    "diag",
     "where",
     "mse",
     "bce",
@@ -409,6 +412,23 @@ impl Gen<'_> {
                 self.expr(&t, d),
                 axes.join(", ")
             );
+        }
+        if s.len() <= 2 && self.r.chance(0.04) {
+            // A triangle of a matrix, a vector's diagonal matrix, a
+            // matrix's diagonal.
+            return match s {
+                [m, n] if self.r.chance(0.5) => {
+                    let f = self.r.pick(&["tril", "triu"]);
+                    let k = self.r.range(-2, 2);
+                    format!("{f}({}, k = {k})", self.expr(&[*m, *n], d))
+                }
+                [n, m] if n == m => format!("diag({})", self.expr(&[*n], d)),
+                [n] => {
+                    let cols = *n + self.r.below(2);
+                    format!("diag({})", self.expr(&[*n, cols], d))
+                }
+                _ => self.expr(s, d),
+            };
         }
         if !s.is_empty() && self.r.chance(0.05) {
             // Tensors joined along an axis: stacked (a new axis, of the
