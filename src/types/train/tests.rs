@@ -398,7 +398,7 @@ fn data_maps_unknown_input() {
     assert_eq!(at, "z");
     assert_eq!(
         d.hint.as_deref(),
-        Some("the inputs are x, y; the one option is `header = true|false`")
+        Some("the inputs are x, y; the options are `header = true|false` and `scale`")
     );
     let (d, _) = err(&with_xy(
         r#"data = csv("d.csv", xx = 0..2, y = 2, x = 0..2)"#,
