@@ -10,18 +10,21 @@
 //! - Every error names the data file, the line, and for a cell its column
 //!   (1-based, in characters, as editors count), with a note pointing at the
 //!   .grad source that maps the input.
-//! - Speed and memory: the file is streamed (never held whole), one
-//!   `csv::ByteRecord` reused for every row, each cell parsed from its bytes
-//!   with no allocation; the buffers grow by the rows the rest of the file
-//!   is expected to hold (from the bytes per row so far), so they end close
-//!   to the data's size instead of up to twice it.
+//! - Speed and memory: the file is streamed (never held whole) a record at a
+//!   time into one reused record ([`records`](super::records): a `memchr`
+//!   fast path for files without quotes, the csv crate for the others),
+//!   each cell parsed from its bytes with no allocation; the buffers grow by
+//!   the rows the rest of the file is expected to hold (from the bytes per
+//!   row so far), so they end close to the data's size instead of up to
+//!   twice it.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 
+use super::records::{Next, Reader, Rec};
 use super::{Dataset, Loading, Progress, Request, Rows};
-use crate::diagnostic::{closest, io_reason, Error, Location};
+use crate::diagnostic::{closest, Error, Location};
 use crate::types::train::{Column, InputColumns};
 
 /// Rows between two progress reports.
@@ -29,25 +32,35 @@ const REPORT_EVERY: usize = 1 << 14;
 
 /// Reads the CSV file of `req`.
 pub fn load(req: &Request<'_>, progress: Progress<'_>) -> Result<Dataset, Error> {
+    match load_with(req, progress, true)? {
+        Some(ds) => Ok(ds),
+        None => load_with(req, progress, false)?
+            .ok_or_else(|| Error::new("the CSV reader gave up on the file")),
+    }
+}
+
+/// [`load`], on the fast path or not; `None` when the fast path cannot
+/// read the file.
+fn load_with(
+    req: &Request<'_>,
+    progress: Progress<'_>,
+    fast: bool,
+) -> Result<Option<Dataset>, Error> {
     let source = req.source;
     let path = req.dir.join(&source.path);
     let shown = path.display().to_string();
     let at_path = |e: Error, message: &str| req.noted(e, source.path_span, message);
     let file = File::open(&path).map_err(|e| req.open_error(&shown, &e, source.path_span))?;
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(BufReader::with_capacity(1 << 16, file));
-    let mut record = csv::ByteRecord::new();
+    let mut reader = Reader::new(file, fast);
+    let mut record = Rec::default();
     // The first record that is not blank: the header or the first row.
     let first = loop {
-        if !read(&mut reader, &mut record, &shown)? {
-            break None;
-        }
-        if !blank(&record) {
-            break Some(record.clone());
+        match reader.read(&mut record, &shown)? {
+            Next::End => break None,
+            Next::Fallback => return Ok(None),
+            Next::Record if blank(&record) => {}
+            Next::Record => break Some(record.clone()),
         }
     };
     let header = match source.header {
@@ -58,7 +71,7 @@ pub fn load(req: &Request<'_>, progress: Progress<'_>) -> Result<Dataset, Error>
     };
     let names: Option<Vec<String>> = first.as_ref().filter(|_| header).map(|r| {
         r.iter()
-            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .map(|c| String::from_utf8_lossy(c.trim_ascii()).into_owned())
             .collect()
     });
     let first = first.ok_or_else(|| {
@@ -68,7 +81,7 @@ pub fn load(req: &Request<'_>, progress: Progress<'_>) -> Result<Dataset, Error>
         )
     })?;
     let width = first.len();
-    let first_line = line_of(&first);
+    let first_line = first.line;
 
     // Each input's column indices, resolved against the header.
     let inputs = req.inputs;
@@ -122,13 +135,18 @@ pub fn load(req: &Request<'_>, progress: Progress<'_>) -> Result<Dataset, Error>
     if !header {
         row.add(&first, &mut data, &mut lines)?;
     }
-    let start = first.position().map_or(0, |p| p.byte());
-    while read(&mut reader, &mut record, &shown)? {
+    let start = first.offset;
+    loop {
+        match reader.read(&mut record, &shown)? {
+            Next::End => break,
+            Next::Fallback => return Ok(None),
+            Next::Record => {}
+        }
         if blank(&record) {
             continue;
         }
         if lines.len() == lines.capacity() {
-            let done = record.position().map_or(0, |p| p.byte());
+            let done = record.offset;
             grow(
                 &mut data,
                 &mut lines,
@@ -138,8 +156,8 @@ pub fn load(req: &Request<'_>, progress: Progress<'_>) -> Result<Dataset, Error>
             );
         }
         row.add(&record, &mut data, &mut lines)?;
-        if lines.len() % REPORT_EVERY == 0 {
-            let done = record.position().map_or(0, |p| p.byte());
+        if lines.len().is_multiple_of(REPORT_EVERY) {
+            let done = record.offset;
             progress(&Loading {
                 path: &shown,
                 done,
@@ -166,12 +184,12 @@ pub fn load(req: &Request<'_>, progress: Progress<'_>) -> Result<Dataset, Error>
     }
     lines.shrink_to_fit();
     req.scale(&mut data);
-    Ok(Dataset {
+    Ok(Some(Dataset {
         path: PathBuf::from(shown),
         inputs: data,
         sizes,
         rows: Rows::Lines(lines),
-    })
+    }))
 }
 
 /// Reserves room for the rows the rest of the file is expected to hold: its
@@ -187,29 +205,18 @@ fn grow(data: &mut [Vec<f64>], lines: &mut Vec<u32>, sizes: &[usize], done: u64,
     }
 }
 
-/// The next record into `record`; false at the end.
-fn read<R: Read>(
-    reader: &mut csv::Reader<R>,
-    record: &mut csv::ByteRecord,
-    shown: &str,
-) -> Result<bool, Error> {
-    reader
-        .read_byte_record(record)
-        .map_err(|e| csv_error(shown, &e))
-}
-
 /// A line of only spaces is one empty cell: skipped like a blank line.
-fn blank(record: &csv::ByteRecord) -> bool {
-    record.len() == 1 && record[0].is_empty()
+fn blank(record: &Rec) -> bool {
+    record.len() == 1 && record.get(0).is_some_and(|c| c.trim_ascii().is_empty())
 }
 
-/// A cell as a number, if it is one (finite or not).
+/// A cell as a number, if it is one (finite or not). Cells are trimmed here,
+/// not by the reader (whose `Trim` copies every record).
 fn parse(cell: &[u8]) -> Option<f64> {
-    std::str::from_utf8(cell).ok()?.parse::<f64>().ok()
-}
-
-fn line_of(record: &csv::ByteRecord) -> usize {
-    record.position().map_or(0, |p| p.line() as usize)
+    std::str::from_utf8(cell.trim_ascii())
+        .ok()?
+        .parse::<f64>()
+        .ok()
 }
 
 /// What reading a row needs.
@@ -227,13 +234,8 @@ struct Row<'a> {
 
 impl Row<'_> {
     /// Appends the example of `record` to `data`, and its line to `lines`.
-    fn add(
-        &self,
-        record: &csv::ByteRecord,
-        data: &mut [Vec<f64>],
-        lines: &mut Vec<u32>,
-    ) -> Result<(), Error> {
-        let line = line_of(record);
+    fn add(&self, record: &Rec, data: &mut [Vec<f64>], lines: &mut Vec<u32>) -> Result<(), Error> {
+        let line = record.line;
         for (k, cols) in self.reads.iter().enumerate() {
             let Some(cols) = cols else {
                 data[k].extend(std::iter::repeat_n(0.0, self.sizes[k]));
@@ -255,8 +257,8 @@ impl Row<'_> {
 
     /// Column `c` of `record`, read by input `k`, is missing or not a
     /// finite number.
-    fn cell_error(&self, record: &csv::ByteRecord, k: usize, c: usize) -> Error {
-        let line = line_of(record);
+    fn cell_error(&self, record: &Rec, k: usize, c: usize) -> Error {
+        let line = record.line;
         let name = &self.req.inputs[k].0;
         let mapping = self.req.source.columns.iter().find(|m| &m.input == name);
         let Some(cell) = record.get(c) else {
@@ -270,8 +272,8 @@ impl Row<'_> {
             );
             return noted(self.req, e, mapping);
         };
-        let cell = String::from_utf8_lossy(cell);
-        let offset = record.position().map_or(0, |p| p.byte());
+        let cell = String::from_utf8_lossy(cell.trim_ascii());
+        let offset = record.offset;
         let col = self.column_at(offset, c);
         let what = if cell.is_empty() {
             "an empty cell is not a number".to_string()
@@ -309,9 +311,9 @@ impl Row<'_> {
     /// header, or the first row): its values would be read into the wrong
     /// inputs, so it is an error at its line even where the columns the
     /// inputs read exist.
-    fn width_error(&self, record: &csv::ByteRecord) -> Error {
+    fn width_error(&self, record: &Rec) -> Error {
         let width = self.width;
-        let line = line_of(record);
+        let line = record.line;
         let against = if self.header {
             format!("the header has {width}")
         } else {
@@ -377,19 +379,6 @@ fn column_by_name(
     Err(noted(req, e, Some(mapping)))
 }
 
-fn csv_error(shown: &str, e: &csv::Error) -> Error {
-    let location = match e.position() {
-        Some(p) => Location::line(shown, p.line() as usize),
-        None => Location::file(shown),
-    };
-    let message = match e.kind() {
-        csv::ErrorKind::Utf8 { .. } => "the file is not valid UTF-8".to_string(),
-        csv::ErrorKind::Io(io) => format!("cannot read the data file: {}", io_reason(io)),
-        _ => format!("not a valid CSV file: {e}"),
-    };
-    Error::at(location, message)
-}
-
 /// The 1-based character column where field `field` of the record starting
 /// at byte `start` begins (commas inside double quotes do not separate).
 fn field_column(bytes: &[u8], start: usize, field: usize) -> usize {
@@ -418,6 +407,86 @@ fn field_column(bytes: &[u8], start: usize, field: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnostic::Source;
+    use crate::runtime::data::testing::TempDir;
+    use crate::shape::Shape;
+
+    /// A CSV source of `x: [2]` (columns 0, 1) and `y` (column 2).
+    fn load_csv(
+        dir: &std::path::Path,
+        file: &str,
+        progress: Progress<'_>,
+    ) -> Result<Dataset, Error> {
+        let inputs = vec![
+            ("x".to_string(), Shape(vec![2])),
+            ("y".to_string(), Shape::scalar()),
+        ];
+        let source = crate::types::train::DataSource {
+            path: file.to_string(),
+            ..super::super::default_source(&inputs)
+        };
+        let program = Source::new("t.grad", "");
+        let req = Request {
+            dir,
+            source: &source,
+            inputs: &inputs,
+            needed: &[true, true],
+            program: &program,
+        };
+        load(&req, progress)
+    }
+
+    #[test]
+    fn large_files_report_progress_and_end_near_their_size() {
+        let d = TempDir::new("csv-large");
+        let mut text = String::from("a,b,label\n");
+        let rows = 50_000;
+        for i in 0..rows {
+            // Rows of growing width, so that the first rows underestimate
+            // the bytes per row.
+            text.push_str(&format!("{i}.5,-{},{}\n", i * 1000, i % 3));
+        }
+        std::fs::write(d.path("big.csv"), &text).unwrap();
+        let mut events = Vec::new();
+        let ds = load_csv(&d.0, "big.csv", &mut |l| events.push((l.done, l.total))).unwrap();
+        assert_eq!(ds.len(), rows);
+        assert_eq!(
+            ds.example(0, rows - 1),
+            &[(rows - 1) as f64 + 0.5, -((rows - 1) as f64) * 1000.0]
+        );
+        assert_eq!(
+            ds.location(2),
+            Location::line(d.path("big.csv").display().to_string(), 4)
+        );
+        // Progress only goes forward, and ends at the file's size.
+        assert!(events.len() >= 3, "{events:?}");
+        assert!(events.windows(2).all(|w| w[0].0 <= w[1].0), "{events:?}");
+        let total = text.len() as u64;
+        assert_eq!(events.last(), Some(&(total, total)));
+        // The buffers hold what they need, not up to twice that.
+        for (k, v) in ds.inputs.iter().enumerate() {
+            assert!(
+                v.capacity() <= v.len() + v.len() / 10,
+                "input {k}: {} of {}",
+                v.capacity(),
+                v.len()
+            );
+        }
+    }
+
+    #[test]
+    fn bad_cells_are_located_in_a_streamed_file() {
+        let d = TempDir::new("csv-bad");
+        std::fs::write(d.path("b.csv"), "1,2,3\n4, 5 ,6\n7,  x9,8\n").unwrap();
+        let e = load_csv(&d.0, "b.csv", &mut |_| {}).unwrap_err();
+        assert_eq!(
+            e.render(false).lines().next().unwrap_or_default(),
+            format!(
+                "{}:3:5: error: `x9` is not a finite number (column 1, read by input `x`)",
+                d.path("b.csv").display()
+            )
+        );
+    }
 
     #[test]
     fn field_columns_count_characters() {

@@ -24,6 +24,7 @@
 pub mod arrays;
 pub mod csv;
 pub mod idx;
+mod records;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -219,9 +220,7 @@ impl Request<'_> {
     /// The error of a file that cannot be opened, with a note saying what
     /// the path is relative to, at `span` of the program.
     fn open_error(&self, shown: &str, e: &std::io::Error, span: Span) -> Error {
-        let relative = if span == Span::default() {
-            "the path is relative to the working directory".to_string()
-        } else if self.dir.as_os_str().is_empty() {
+        let relative = if span == Span::default() || self.dir.as_os_str().is_empty() {
             "the path is relative to the working directory".to_string()
         } else {
             format!(
