@@ -19,7 +19,7 @@ fn pixels(n: usize, seed: u8) -> (Vec<u8>, Vec<u8>) {
         let class = (i % 2) as u8;
         let jitter = ((i as u8).wrapping_mul(37).wrapping_add(seed)) % 50;
         let base = if class == 1 { 200 } else { 10 };
-        xs.extend_from_slice(&[base + jitter, base + (jitter * 7) % 50]);
+        xs.extend_from_slice(&[base + jitter, base + ((u32::from(jitter) * 7) % 50) as u8]);
         ys.push(class);
     }
     (xs, ys)
