@@ -2,8 +2,10 @@
 //! of 6 to 9 significant digits, 83 MB), the same numbers as an `.npy` file
 //! of f64 and as an `.npz` archive, and a 60,000 x 28 x 28 IDX file of bytes
 //! (MNIST's training images), each generated in a temporary directory and
-//! loaded through `runtime::load_data` as `gradc train` does. Prints the
-//! peak resident memory of one CSV load against the data's f64 size.
+//! loaded through `runtime::load_data` as `gradc train` does; and the CSV
+//! file the way the loader read it before (for a ratio within one run).
+//! Prints one load's time, CPU time and peak resident memory against the
+//! data's f64 size.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -59,6 +61,32 @@ fn npy(shape: &[u64], xs: &[f64]) -> Vec<u8> {
     w.extend(xs.iter().copied()).unwrap();
     w.finish().unwrap();
     out
+}
+
+/// The previous loader's method, for a ratio measured in the same run: the
+/// whole file read, every record collected as a trimmed `StringRecord`, then
+/// each cell parsed from its `&str`.
+fn previous_csv(path: &Path) -> Vec<Vec<f64>> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(&bytes[..]);
+    let records: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    let mut x = Vec::with_capacity((COLS - 1) * records.len());
+    let mut y = Vec::with_capacity(records.len());
+    for r in &records[1..] {
+        for (j, cell) in r.iter().enumerate() {
+            let v: f64 = cell.parse().unwrap();
+            if j < COLS - 1 {
+                x.push(v);
+            } else {
+                y.push(v);
+            }
+        }
+    }
+    vec![x, y]
 }
 
 fn program(inputs: &str, data: &str) -> gradc::Compiled {
@@ -155,6 +183,9 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("load");
     g.sample_size(10).measurement_time(Duration::from_secs(10));
     g.bench_function("csv 200000x50", |b| b.iter(|| load(&prog_csv)));
+    g.bench_function("csv 200000x50, the previous loader's method", |b| {
+        b.iter(|| previous_csv(&csv))
+    });
     g.bench_function("npy 200000x50 f64", |b| b.iter(|| load(&prog_npy)));
     g.bench_function("npz 200000x50 f64 deflated", |b| b.iter(|| load(&prog_npz)));
     g.bench_function("idx 60000x28x28 u8", |b| b.iter(|| load(&prog_idx)));
