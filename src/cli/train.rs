@@ -308,19 +308,23 @@ fn print_summary(c: &Compiled, rep: &runtime::Report, batch: Option<&str>, wrote
             if e.examples == 1 { "" } else { "s" }
         )
     };
-    match (&rep.validation, batch) {
-        (Some(v), _) => {
-            let (t, v_label) = (on("training", &rep.train), on("validation", v));
-            let width = t.chars().count().max(v_label.chars().count());
-            outln!("{t:width$} {}", evaluation_line(&rep.train));
-            outln!("{v_label:width$} {}", evaluation_line(v));
+    match batch {
+        Some(_) => {
+            // Training, validation and test lines, their values aligned.
+            let mut lines = vec![(on("training", &rep.train), &rep.train)];
+            if let Some(v) = &rep.validation {
+                lines.push((on("validation", v), v));
+            }
+            if let Some(t) = &rep.test {
+                lines.push((on("test", t), t));
+            }
+            let width = lines.iter().map(|(l, _)| l.chars().count()).max();
+            let width = width.unwrap_or(0);
+            for (label, e) in lines {
+                outln!("{label:width$} {}", evaluation_line(e));
+            }
         }
-        (None, Some(_)) => outln!(
-            "{} {}",
-            on("training", &rep.train),
-            evaluation_line(&rep.train)
-        ),
-        (None, None) => outln!("at the final parameters: {}", evaluation_line(&rep.train)),
+        None => outln!("at the final parameters: {}", evaluation_line(&rep.train)),
     }
     let total: usize = rep.params.iter().map(|p| p.data.len()).sum();
     if total <= SHOW_PARAMS {
@@ -353,15 +357,69 @@ fn print_json(c: &Compiled, rep: &runtime::Report, wrote: &[String]) {
         "seconds": rep.wall.as_secs_f64(),
         "train": evaluation_json(&rep.train),
         "validation": rep.validation.as_ref().map(evaluation_json),
+        "test": rep.test.as_ref().map(evaluation_json),
         "params": params,
         "files": wrote,
     });
     outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
 }
 
+/// Loading takes this long before its progress is shown.
+const LOAD_QUIET: Duration = Duration::from_millis(500);
+
+/// The progress of loading data: a bar of the bytes read, on a terminal
+/// only, and only once loading has taken longer than [`LOAD_QUIET`].
+struct LoadBar {
+    start: Instant,
+    bar: Option<ProgressBar>,
+    quiet: bool,
+}
+
+impl LoadBar {
+    fn new(quiet: bool) -> LoadBar {
+        LoadBar {
+            start: Instant::now(),
+            bar: None,
+            quiet,
+        }
+    }
+
+    fn update(&mut self, l: &runtime::data::Loading<'_>) {
+        if self.quiet {
+            return;
+        }
+        if self.bar.is_none()
+            && l.done < l.total
+            && self.start.elapsed() > LOAD_QUIET
+            && std::io::stderr().is_terminal()
+        {
+            let bar = ProgressBar::with_draw_target(Some(l.total), ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template(
+                "{elapsed_precise} loading {msg} {bar:30.cyan/blue} {bytes}/{total_bytes} ({bytes_per_sec})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            self.bar = Some(bar);
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_length(l.total);
+            bar.set_position(l.done);
+            bar.set_message(l.path.to_string());
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 /// The progress display: an indicatif bar on a terminal, a line every few
 /// epochs otherwise, and the trace of the iterates.
 struct Progress {
+    /// Data loading's, before the run.
+    load: LoadBar,
     bar: Option<ProgressBar>,
     /// Plain lines on stderr (not a terminal), every `every` epochs.
     plain: bool,
@@ -380,6 +438,7 @@ struct Progress {
 impl Progress {
     fn new(args: &TrainArgs, decls: &[(String, Shape)]) -> Progress {
         Progress {
+            load: LoadBar::new(args.quiet),
             bar: None,
             plain: false,
             every: 1,
@@ -397,6 +456,7 @@ impl Progress {
     }
 
     fn finish(&mut self) {
+        self.load.finish();
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
@@ -430,7 +490,12 @@ impl Progress {
 const PLAIN_LINES: u64 = 20;
 
 impl Observer for Progress {
+    fn loading(&mut self, l: &runtime::data::Loading<'_>) {
+        self.load.update(l);
+    }
+
     fn start(&mut self, plan: &Plan) {
+        self.load.finish();
         self.metrics = plan.metrics.clone();
         self.has_data = plan.has_data;
         self.first_step = plan.first_step;
@@ -541,7 +606,12 @@ pub fn eval(
         return Ok(());
     };
     let needed = vec![true; c.typed.inputs.len()];
-    let ds = runtime::load_data(c, data, &driver::base_dir(file), &needed)?;
+    let mut bar = LoadBar::new(false);
+    let ds = runtime::load_data(c, data, &driver::base_dir(file), &needed, &mut |l| {
+        bar.update(l)
+    });
+    bar.finish();
+    let ds = ds?;
     let e = runtime::evaluate(c, &params, ds.as_ref(), at.backend.into())?;
     if json {
         outln!(
@@ -569,7 +639,16 @@ pub fn predict(args: PredictArgs) -> Result<(), Error> {
     let params = point::params(&c, Some(&args.weights), c.seed())?;
     let needed = runtime::infer::predict_inputs(&c);
     let data = args.data.flatten();
-    let ds = runtime::load_data(&c, data.as_deref(), &driver::base_dir(&args.file), &needed)?;
+    let mut bar = LoadBar::new(false);
+    let ds = runtime::load_data(
+        &c,
+        data.as_deref(),
+        &driver::base_dir(&args.file),
+        &needed,
+        &mut |l| bar.update(l),
+    );
+    bar.finish();
+    let ds = ds?;
     let p = runtime::predict(&c, &params, ds.as_ref(), args.backend.into())?;
     let mut out = String::new();
     out.push_str(

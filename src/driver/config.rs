@@ -94,13 +94,9 @@ pub fn train_config(c: &Compiled, o: &Overrides) -> Result<TrainConfig, Error> {
                 "--data: the program has no inputs, so it reads no data",
             ));
         }
-        let mut source = cfg
-            .data
-            .clone()
-            .unwrap_or_else(|| crate::runtime::data::default_source(&inputs));
         let absolute = std::path::absolute(path).unwrap_or_else(|_| path.clone());
-        source.path = absolute.to_string_lossy().into_owned();
-        source.path_span = Default::default();
+        let source =
+            crate::runtime::data::command_line_source(cfg.data.as_ref(), &inputs, &absolute);
         cfg.data = Some(source);
     }
     Ok(cfg)

@@ -92,7 +92,10 @@ pub fn trace_rows(
             watched,
             headline,
         )
-        .map(|e| e.note(Some(d.location(r)), "in the example on this line"))
+        .map(|e| {
+            let (at, words) = d.example_note(r);
+            e.note(Some(at), words)
+        })
     })
 }
 
@@ -112,10 +115,11 @@ impl RowError {
     /// ([`run_error`]), with a note naming the data file's line of the
     /// example; a misuse at that line.
     pub fn to_error(&self, source: &Arc<Source>, data: Option<&Dataset>) -> Error {
-        let line = data.zip(self.row).map(|(d, r)| d.location(r));
-        match (&self.error, line) {
-            (RunError::Fault { .. }, Some(line)) => {
-                run_error(source, &self.error).note(Some(line), "in the example on this line")
+        let line = data.zip(self.row).map(|(d, r)| d.example_note(r));
+        match (&self.error, line.clone().map(|(at, _)| at)) {
+            (RunError::Fault { .. }, Some(at)) => {
+                let words = line.map(|(_, w)| w).unwrap_or_default();
+                run_error(source, &self.error).note(Some(at), words)
             }
             (RunError::Fault { .. }, None) => run_error(source, &self.error),
             (RunError::Misuse(m), Some(line)) => Error::at(

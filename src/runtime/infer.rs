@@ -16,15 +16,16 @@ use super::train::inputs_of;
 use super::{Error, Evaluation};
 
 /// The data a command runs on. `file` (from the command line, relative to
-/// the current directory) is read with the train block's column mapping, or
-/// with consecutive columns when there is none; without `file`, the train
-/// block's `data`, relative to `base_dir`. Only inputs with `needed[k]` are
-/// read. `Ok(None)` for a program without inputs.
+/// the current directory) is read as [`data::command_line_source`] says;
+/// without `file`, the train block's `data`, relative to `base_dir`. Only
+/// inputs with `needed[k]` are read. `Ok(None)` for a program without
+/// inputs. `progress` is told how far loading is.
 pub fn load_data(
     c: &Compiled,
     file: Option<&Path>,
     base_dir: &Path,
     needed: &[bool],
+    progress: data::Progress<'_>,
 ) -> Result<Option<Dataset>, Error> {
     let inputs = inputs_of(c);
     let cfg = c.typed.train.clone().unwrap_or_default();
@@ -33,11 +34,15 @@ pub fn load_data(
             if inputs.is_empty() {
                 return Err(Error::new("the program has no inputs, so it reads no data"));
             }
-            let source = cfg
-                .data
-                .clone()
-                .unwrap_or_else(|| data::default_source(&inputs));
-            data::load(path, &source, &inputs, needed, &c.source, None).map(Some)
+            let source = data::command_line_source(cfg.data.as_ref(), &inputs, path);
+            let req = data::Request {
+                dir: Path::new(""),
+                source: &source,
+                inputs: &inputs,
+                needed,
+                program: &c.source,
+            };
+            data::load(&req, progress).map(Some)
         }
         None => match cfg
             .training_data(&inputs)
@@ -45,9 +50,14 @@ pub fn load_data(
         {
             None => Ok(None),
             Some(source) => {
-                let path = base_dir.join(&source.path);
-                let span = Some((source.path_span, base_dir));
-                data::load(&path, source, &inputs, needed, &c.source, span).map(Some)
+                let req = data::Request {
+                    dir: base_dir,
+                    source,
+                    inputs: &inputs,
+                    needed,
+                    program: &c.source,
+                };
+                data::load(&req, progress).map(Some)
             }
         },
     }

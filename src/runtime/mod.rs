@@ -4,8 +4,9 @@
 //! [`crate::Compiled::gradient`], compiled by the [`crate::backend`]); this
 //! module runs the optimizer that uses it.
 //!
-//! - [`data`]: a CSV file read into one buffer per input, checked against the
-//!   program's `input` declarations before training starts.
+//! - [`data`]: a CSV file, NumPy arrays or IDX files read into one buffer
+//!   per input, checked against the program's `input` declarations before
+//!   training starts.
 //! - [`engine`]: a compiled program (JIT or interpreter) run over a batch of
 //!   examples, giving the mean loss, metrics and gradients.
 //! - [`optim`]: the update rules and learning-rate schedules.
@@ -141,6 +142,9 @@ pub trait Observer {
     fn start(&mut self, _plan: &Plan) {}
     fn step(&mut self, _event: &StepEvent<'_>) {}
     fn epoch(&mut self, _record: &EpochRecord) {}
+    /// Data loading's progress (before `start`), about every 64 KiB to a
+    /// few MiB of a file, and once at the end of each file.
+    fn loading(&mut self, _progress: &data::Loading<'_>) {}
 }
 
 impl Observer for () {}
@@ -222,6 +226,8 @@ pub struct Report {
     pub train: Evaluation,
     /// The same over the validation split, if any.
     pub validation: Option<Evaluation>,
+    /// The same over the train block's `test` set, if any.
+    pub test: Option<Evaluation>,
     /// The metrics' names.
     pub metrics: Vec<String>,
     /// Training time: data loading and compilation excluded.

@@ -98,7 +98,7 @@ pub fn train_with(
     observer: &mut dyn Observer,
 ) -> Result<Report, Error> {
     let mut notes = Vec::new();
-    let mut run = Run::new(c, cfg, opts, mode, &mut notes)?;
+    let mut run = Run::new(c, cfg, opts, mode, &mut notes, observer)?;
     let (step0, epoch0) = (run.step, run.epoch);
     if opts.resume.is_some() && run.limit_reached().is_some() {
         notes.push(format!(
@@ -185,6 +185,8 @@ struct Run<'a> {
     source: Arc<Source>,
     decls: Vec<(String, Shape)>,
     data: Option<Dataset>,
+    /// The train block's `test` set, evaluated at the end.
+    test: Option<Dataset>,
     train_rows: Vec<usize>,
     val_rows: Vec<usize>,
     /// The gradient program.
@@ -214,31 +216,36 @@ struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    /// Loads the data, splits it, compiles the programs, starts the
-    /// parameters and the optimizer, and runs every example through the
-    /// model once, so that a bad one is reported before training.
+    /// Loads the data (and the test set), splits it, compiles the
+    /// programs, starts the parameters and the optimizer, and runs every
+    /// example through the model once, so that a bad one is reported
+    /// before training.
     fn new(
         c: &Compiled,
         cfg: &'a TrainConfig,
         opts: &'a Options,
         mode: Mode,
         notes: &mut Vec<String>,
+        observer: &mut dyn Observer,
     ) -> Result<Run<'a>, Error> {
         let inputs = inputs_of(c);
         let decls = params_of(c);
         let program = |d| Error::in_source(&c.source, vec![d]);
         let source = cfg.training_data(&inputs).map_err(program)?;
         check_settings(cfg, source.is_some())?;
-        let data = match source {
-            Some(s) => {
-                let path = opts.base_dir.join(&s.path);
-                let needed = vec![true; inputs.len()];
-                let span = Some(s.path_span).filter(|s| *s != Default::default());
-                let span = span.map(|s| (s, opts.base_dir.as_path()));
-                Some(data::load(&path, s, &inputs, &needed, &c.source, span)?)
-            }
-            None => None,
+        let needed = vec![true; inputs.len()];
+        let mut load = |s| {
+            let req = data::Request {
+                dir: &opts.base_dir,
+                source: s,
+                inputs: &inputs,
+                needed: &needed,
+                program: &c.source,
+            };
+            data::load(&req, &mut |l| observer.loading(l))
         };
+        let data = source.map(&mut load).transpose()?;
+        let test = cfg.test.as_ref().map(&mut load).transpose()?;
         let n = data.as_ref().map_or(1, Dataset::len);
         let (train_rows, val_rows) = split(n, cfg, data.as_ref())?;
 
@@ -275,6 +282,12 @@ impl<'a> Run<'a> {
         evaluator
             .run(&params, data.as_ref(), &all_rows)
             .map_err(|e| e.to_error(&c.source, data.as_ref()))?;
+        if let Some(t) = &test {
+            let rows: Vec<usize> = (0..t.len()).collect();
+            evaluator
+                .run(&params, Some(t), &rows)
+                .map_err(|e| e.to_error(&c.source, Some(t)))?;
+        }
 
         let batch = match (cfg.batch, &data) {
             (_, None) => 1,
@@ -300,6 +313,7 @@ impl<'a> Run<'a> {
             order: train_rows.clone(),
             backup: params.clone(),
             data,
+            test,
             train_rows,
             val_rows,
             trainer,
@@ -547,6 +561,16 @@ impl<'a> Run<'a> {
         } else {
             Some(self.evaluation(&self.val_rows.clone())?)
         };
+        let test = match self.test.take() {
+            Some(t) => {
+                let rows: Vec<usize> = (0..t.len()).collect();
+                let data = self.data.replace(t);
+                let e = self.evaluation(&rows);
+                self.data = data;
+                Some(e?)
+            }
+            None => None,
+        };
         let checkpoint = Checkpoint {
             params: self.params.clone(),
             names: self.decls.iter().map(|(n, _)| n.clone()).collect(),
@@ -564,6 +588,7 @@ impl<'a> Run<'a> {
             history,
             train,
             validation,
+            test,
             metrics: self.metric_names,
             wall,
             notes,

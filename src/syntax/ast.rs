@@ -399,6 +399,8 @@ pub enum SValueKind {
     Name(String),
     /// `0..2`: half-open, as in Rust.
     Range(String, String),
+    /// `1/255`: a number over a number (a data source's `scale`).
+    Fraction(String, String),
     List(Vec<SValue>),
     Call {
         func: Ident,

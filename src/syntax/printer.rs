@@ -254,6 +254,9 @@ fn svalue(out: &mut String, v: &SValue) {
         SValueKind::Range(a, b) => {
             let _ = write!(out, "{a}..{b}");
         }
+        SValueKind::Fraction(a, b) => {
+            let _ = write!(out, "{a}/{b}");
+        }
         SValueKind::List(items) => {
             out.push('[');
             for (i, x) in items.iter().enumerate() {

@@ -13,6 +13,7 @@ mod common;
 mod autodiff;
 mod cases;
 mod clif;
+mod data;
 mod examples;
 mod fuzz;
 mod gather;

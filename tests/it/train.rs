@@ -888,9 +888,15 @@ fn allocations() -> u64 {
 #[test]
 fn a_training_step_allocates_nothing() {
     let (c, cfg, _) = example("mlp.grad");
-    let data = runtime::load_data(&c, None, &root().join("examples"), &[true, true])
-        .unwrap()
-        .unwrap();
+    let data = runtime::load_data(
+        &c,
+        None,
+        &root().join("examples"),
+        &[true, true],
+        &mut |_| {},
+    )
+    .unwrap()
+    .unwrap();
     let mut params = c.initial_params(cfg.seed);
     let sizes: Vec<usize> = params.iter().map(|p| p.data.len()).collect();
     let mut state = State::new(&cfg.optimizer, &sizes);

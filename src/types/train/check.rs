@@ -22,6 +22,7 @@ pub(super) fn describe(v: &SValue) -> String {
         SValueKind::Str(s) => format!("the string \"{s}\""),
         SValueKind::Name(n) => format!("`{n}`"),
         SValueKind::Range(a, b) => format!("the range {a}..{b}"),
+        SValueKind::Fraction(a, b) => format!("the fraction {a}/{b}"),
         SValueKind::List(_) => "a list".to_string(),
         SValueKind::Call { func, .. } => format!("a call of `{}`", func.name),
     }
@@ -77,7 +78,18 @@ pub fn check_train(
                     ),
             );
         } else {
-            c.data = ck.data(&s.value, inputs);
+            c.data = ck.data(&s.value, inputs, "data");
+        }
+    }
+    if let Some(s) = by_key.get("test") {
+        if inputs.is_empty() {
+            ck.diags.push(
+                Diagnostic::error(s.key.span, "`test` given but the model has no inputs")
+                    .label(s.span, "nothing to read these into")
+                    .hint("a test set holds examples of the model's inputs: remove `test`"),
+            );
+        } else {
+            c.test = ck.data(&s.value, inputs, "test");
         }
     }
     if let Some(v) = get("optimizer") {
@@ -525,6 +537,27 @@ pub(super) fn plural_verb(n: usize) -> String {
         "1 column is".to_string()
     } else {
         format!("{n} columns are")
+    }
+}
+
+/// `npz("data.npz", x = "x", y = "y")` for the model's own inputs.
+pub(super) fn example_arrays(inputs: &[(String, Shape)]) -> String {
+    example_source(inputs, Format::Npz)
+}
+
+/// An array source of `format` for the model's own inputs.
+pub(super) fn example_source(inputs: &[(String, Shape)], format: Format) -> String {
+    let maps: Vec<String> = inputs
+        .iter()
+        .map(|(n, _)| match format {
+            Format::Npy => format!("{n} = \"{n}.npy\""),
+            Format::Idx => format!("{n} = \"{n}-idx-ubyte\""),
+            _ => format!("{n} = \"{n}\""),
+        })
+        .collect();
+    match format {
+        Format::Npz => format!("`npz(\"data.npz\", {})`", maps.join(", ")),
+        _ => format!("`{}({})`", format.name(), maps.join(", ")),
     }
 }
 

@@ -1,30 +1,65 @@
-//! Checking the `data = csv(...)` setting: the file, the header, and the
-//! columns each input reads.
+//! Checking the `data = ...` and `test = ...` settings: `csv(...)` (the
+//! file, the header, and the columns each input reads), and the array
+//! sources `npz(...)`, `npy(...)`, `idx(...)` (the array or file each input
+//! reads); `scale` for any of them.
 
 use std::collections::HashMap;
 
 use super::check::*;
 use super::*;
 use crate::syntax::ast::{Ident, SArg, SValue, SValueKind};
-use crate::types::init::parse_count;
+use crate::types::init::{parse_count, parse_number};
 
 impl Checker<'_> {
-    /// `csv("file.csv", x = 0..2, y = 2, header = true)`.
-    pub(super) fn data(&mut self, v: &SValue, inputs: &[(String, Shape)]) -> Option<DataSource> {
+    /// `csv(...)`, `npz(...)`, `npy(...)` or `idx(...)`, the value of the
+    /// setting `key` (`data` or `test`).
+    pub(super) fn data(
+        &mut self,
+        v: &SValue,
+        inputs: &[(String, Shape)],
+        key: &str,
+    ) -> Option<DataSource> {
         let example = example_csv(inputs);
         let SValueKind::Call { func, args } = &v.kind else {
-            self.diags
-                .push(wrong_kind(v, "`data`", "a data source").hint(format!("write {example}")));
-            return None;
-        };
-        if func.name != "csv" {
             self.diags.push(
-                Diagnostic::error(func.span, format!("unknown data source `{}`", func.name))
-                    .label(func.span, "not a data source")
-                    .hint(format!("the only data source is csv: {example}")),
+                wrong_kind(v, &format!("`{key}`"), "a data source")
+                    .hint(format!("write {example}")),
             );
             return None;
+        };
+        let format = match func.name.as_str() {
+            "csv" => Format::Csv,
+            "npz" => Format::Npz,
+            "npy" => Format::Npy,
+            "idx" => Format::Idx,
+            _ => {
+                self.diags.push(
+                    Diagnostic::error(func.span, format!("unknown data source `{}`", func.name))
+                        .label(func.span, "not a data source")
+                        .hint(format!(
+                            "the data sources are csv, npz, npy and idx: {example}, or {}",
+                            example_arrays(inputs)
+                        )),
+                );
+                return None;
+            }
+        };
+        if format != Format::Csv {
+            return self.array_source(v, func, args, inputs, format);
         }
+        self.csv_source(v, func, args, inputs, &example)
+    }
+
+    /// `csv("file.csv", x = 0..2, y = 2, header = true, scale = 1/255)`.
+    fn csv_source(
+        &mut self,
+        v: &SValue,
+        func: &Ident,
+        args: &[SArg],
+        inputs: &[(String, Shape)],
+        example: &str,
+    ) -> Option<DataSource> {
+        let example = example.to_string();
         let (path, path_span) = self.csv_path(v, func, args, &example)?;
         if path.is_empty() {
             self.diags.push(
@@ -33,6 +68,7 @@ impl Checker<'_> {
         }
         let input_names: Vec<&str> = inputs.iter().map(|(n, _)| n.as_str()).collect();
         let mut header: Option<(bool, Span)> = None;
+        let mut scale: Option<(f64, Span)> = None;
         let mut mapped: HashMap<&str, InputColumns> = HashMap::new();
         // Inputs named in the call, mapped or not, so that a bad mapping is
         // not also reported as a missing one.
@@ -60,16 +96,21 @@ impl Checker<'_> {
                 }
                 continue;
             }
+            if name.name == "scale" && !input_names.contains(&"scale") {
+                self.scale_option(name, &a.value, &mut scale);
+                continue;
+            }
             if !input_names.contains(&name.name.as_str()) {
                 let mut candidates = input_names.clone();
                 candidates.push("header");
+                candidates.push("scale");
                 self.diags.push(
                     Diagnostic::error(name.span, format!("`{}` is not an input", name.name))
                         .label(name.span, "no input of this name")
                         .hint(match closest(&name.name, candidates.iter().copied()) {
                             Some(c) => format!("did you mean `{c}`?"),
                             None => format!(
-                                "the inputs are {}; the one option is `header = true|false`",
+                                "the inputs are {}; the options are `header = true|false` and `scale`",
                                 input_names.join(", ")
                             ),
                         }),
@@ -126,12 +167,171 @@ impl Checker<'_> {
             None => None,
         };
         Some(DataSource {
+            format: Format::Csv,
             path,
             path_span,
             header,
             columns,
+            arrays: Vec::new(),
+            scale: scale.map(|(x, _)| x),
             span: v.span,
         })
+    }
+
+    /// `npz("file.npz", x = "x_train", y = "y_train")`, `npy(x = "x.npy",
+    /// y = "y.npy")` or `idx(x = "images-idx3-ubyte", y = "labels-idx1-ubyte")`,
+    /// each with an optional `scale`.
+    fn array_source(
+        &mut self,
+        v: &SValue,
+        func: &Ident,
+        args: &[SArg],
+        inputs: &[(String, Shape)],
+        format: Format,
+    ) -> Option<DataSource> {
+        let example = example_source(inputs, format);
+        let (path, path_span, rest) = if format == Format::Npz {
+            let (path, span) = self.csv_path(v, func, args, &example)?;
+            if path.is_empty() {
+                self.diags
+                    .push(Diagnostic::error(span, "empty file path").label(span, "no file named"));
+            }
+            (path, span, &args[1..])
+        } else {
+            (String::new(), Span::default(), args)
+        };
+        let what = if format == Format::Npz {
+            "an array's name in the archive"
+        } else {
+            "a file's path"
+        };
+        let input_names: Vec<&str> = inputs.iter().map(|(n, _)| n.as_str()).collect();
+        let mut scale: Option<(f64, Span)> = None;
+        let mut arrays: Vec<InputArray> = Vec::new();
+        let mut named_inputs: Vec<&str> = Vec::new();
+        for a in rest {
+            let Some(name) = &a.name else {
+                self.diags.push(
+                    Diagnostic::error(
+                        a.value.span,
+                        format!("unexpected unnamed argument to `{}`", format.name()),
+                    )
+                    .label(a.value.span, "which input reads this?")
+                    .hint(format!("map each input by name: {example}")),
+                );
+                continue;
+            };
+            if name.name == "scale" && !input_names.contains(&"scale") {
+                self.scale_option(name, &a.value, &mut scale);
+                continue;
+            }
+            let Some(idx) = input_names.iter().position(|n| *n == name.name) else {
+                let mut candidates = input_names.clone();
+                candidates.push("scale");
+                self.diags.push(
+                    Diagnostic::error(name.span, format!("`{}` is not an input", name.name))
+                        .label(name.span, "no input of this name")
+                        .hint(match closest(&name.name, candidates.iter().copied()) {
+                            Some(c) => format!("did you mean `{c}`?"),
+                            None => format!(
+                                "the inputs are {}; the one option is `scale`",
+                                input_names.join(", ")
+                            ),
+                        }),
+                );
+                continue;
+            };
+            named_inputs.push(input_names[idx]);
+            let arg_span = name.span.to(a.value.span);
+            if let Some(first) = arrays.iter().find(|m| m.input == name.name) {
+                self.diags.push(
+                    Diagnostic::error(name.span, format!("`{}` is mapped twice", name.name))
+                        .label(first.span, "first mapped here")
+                        .label(arg_span, "mapped again here"),
+                );
+                continue;
+            }
+            let SValueKind::Str(s) = &a.value.kind else {
+                self.diags.push(
+                    wrong_kind(&a.value, "an input mapping", &format!("a string, {what}"))
+                        .hint(format!("write {example}")),
+                );
+                continue;
+            };
+            if s.is_empty() {
+                self.diags.push(
+                    Diagnostic::error(
+                        a.value.span,
+                        format!("empty name for input `{}`", name.name),
+                    )
+                    .label(a.value.span, format!("expected {what}")),
+                );
+                continue;
+            }
+            arrays.push(InputArray {
+                input: name.name.clone(),
+                name: s.clone(),
+                span: arg_span,
+            });
+        }
+        let mut ordered = Vec::new();
+        for (n, _) in inputs {
+            match arrays.iter().position(|m| &m.input == n) {
+                Some(i) => ordered.push(arrays.swap_remove(i)),
+                None if named_inputs.contains(&n.as_str()) => {}
+                None => self.diags.push(
+                    Diagnostic::error(v.span, format!("input `{n}` is not mapped to an array"))
+                        .label(func.span, format!("no `{n} = ...` here"))
+                        .hint(format!("write {example}")),
+                ),
+            }
+        }
+        Some(DataSource {
+            format,
+            path,
+            path_span,
+            header: None,
+            columns: Vec::new(),
+            arrays: ordered,
+            scale: scale.map(|(x, _)| x),
+            span: v.span,
+        })
+    }
+
+    /// `scale = 1/255` (a number or a fraction, finite and not zero), once.
+    fn scale_option(&mut self, name: &Ident, v: &SValue, scale: &mut Option<(f64, Span)>) {
+        if let Some((_, first)) = scale {
+            self.diags.push(
+                Diagnostic::error(name.span, "`scale` is given twice")
+                    .label(*first, "first given here")
+                    .label(name.span, "given again here"),
+            );
+            return;
+        }
+        let value = match &v.kind {
+            SValueKind::Number(n) => parse_number(n, v.span).map_err(|d| self.diags.push(d)).ok(),
+            SValueKind::Fraction(a, b) => {
+                let a = parse_number(a, v.span).map_err(|d| self.diags.push(d)).ok();
+                let b = parse_number(b, v.span).map_err(|d| self.diags.push(d)).ok();
+                a.zip(b).map(|(a, b)| a / b)
+            }
+            _ => {
+                self.diags.push(
+                    wrong_kind(v, "`scale`", "a number or a fraction")
+                        .hint("e.g. `scale = 1/255` for bytes to [0, 1]"),
+                );
+                None
+            }
+        };
+        let Some(x) = value else { return };
+        if !x.is_finite() || x == 0.0 {
+            self.diags.push(
+                Diagnostic::error(v.span, "`scale` must be a finite number other than 0")
+                    .label(v.span, format!("this is {}", crate::shape::fmt_num(x))),
+            );
+            return;
+        }
+        *scale = Some((x, name.span));
     }
 
     /// The path, the first argument of `csv`.
@@ -154,7 +354,7 @@ impl Checker<'_> {
             },
             _ => {
                 self.diags.push(
-                    Diagnostic::error(v.span, "`csv` needs a file path first")
+                    Diagnostic::error(v.span, format!("`{}` needs a file path first", func.name))
                         .label(func.span, "no path")
                         .hint(format!("write {example}")),
                 );
@@ -255,7 +455,7 @@ impl Checker<'_> {
                     )));
                 None
             }
-            SValueKind::Call { .. } => {
+            SValueKind::Call { .. } | SValueKind::Fraction(..) => {
                 self.diags
                     .push(wrong_kind(v, "an input mapping", "columns").hint(EXPECTED));
                 None

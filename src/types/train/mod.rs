@@ -42,6 +42,7 @@ const KEYS: &[&str] = &[
     "loss_tol",
     "grad_tol",
     "checkpoint",
+    "test",
 ];
 
 /// How to train: what a `train { }` block says, with the defaults filled in.
@@ -84,6 +85,10 @@ pub struct TrainConfig {
     /// differentiated in segments of this many, each computed again in the
     /// reverse rather than kept (see `autodiff::checkpoint`).
     pub checkpoint: Option<usize>,
+    /// A separate test set, evaluated once at the final parameters and
+    /// reported beside the training data; loaded (and checked) before
+    /// training starts.
+    pub test: Option<DataSource>,
     /// The train block, for diagnostics; `None` for the default config.
     pub span: Option<Span>,
 }
@@ -104,6 +109,7 @@ impl Default for TrainConfig {
             loss_tol: None,
             grad_tol: None,
             checkpoint: None,
+            test: None,
             span: None,
         }
     }
@@ -137,19 +143,64 @@ impl TrainConfig {
     }
 }
 
-/// Where the examples come from: a CSV file, one example a row.
+/// Where the examples come from: a CSV file, one example a row; or arrays
+/// (NumPy `.npy`/`.npz`, IDX), one example an entry of the first axis.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DataSource {
-    /// The path as written, relative to the directory of the .grad file.
+    pub format: Format,
+    /// The path as written, relative to the directory of the .grad file:
+    /// the CSV or `.npz` file; empty for `npy` and `idx`, whose files are
+    /// named per input in `arrays`.
     pub path: String,
     pub path_span: Span,
-    /// Whether the first row holds column names. `None`: the loader decides
-    /// (a first row that does not parse as numbers is a header). Set to
-    /// `Some(true)` when a column is mapped by name.
+    /// CSV: whether the first row holds column names. `None`: the loader
+    /// decides (a first row that does not parse as numbers is a header).
+    /// Set to `Some(true)` when a column is mapped by name.
     pub header: Option<bool>,
-    /// One entry per input, in the order the inputs are declared.
+    /// CSV: one entry per input, in the order the inputs are declared.
     pub columns: Vec<InputColumns>,
+    /// Arrays: one entry per input, in the order the inputs are declared.
+    pub arrays: Vec<InputArray>,
+    /// `scale = 1/255`: multiplies every input that is not a scalar (the
+    /// features, the images; a scalar label or target is read as it is).
+    pub scale: Option<f64>,
     /// The whole `csv(...)` call.
+    pub span: Span,
+}
+
+/// The file format of a [`DataSource`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `csv("file.csv", x = 0..2, y = 2)`.
+    Csv,
+    /// `npz("file.npz", x = "x_train", y = "y_train")`: arrays of one archive.
+    Npz,
+    /// `npy(x = "x.npy", y = "y.npy")`: a `.npy` file per input.
+    Npy,
+    /// `idx(x = "train-images-idx3-ubyte", y = "train-labels-idx1-ubyte")`:
+    /// an IDX file per input (gzipped or not).
+    Idx,
+}
+
+impl Format {
+    /// The name it is written with.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Npz => "npz",
+            Format::Npy => "npy",
+            Format::Idx => "idx",
+        }
+    }
+}
+
+/// The array one input reads: an array's name in an `.npz` archive, or a
+/// file's path (relative to the .grad file) for `npy` and `idx`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputArray {
+    pub input: String,
+    pub name: String,
+    /// `x = "x_train"`, for the loader's diagnostics.
     pub span: Span,
 }
 

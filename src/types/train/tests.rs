@@ -398,7 +398,7 @@ fn data_maps_unknown_input() {
     assert_eq!(at, "z");
     assert_eq!(
         d.hint.as_deref(),
-        Some("the inputs are x, y; the one option is `header = true|false`")
+        Some("the inputs are x, y; the options are `header = true|false` and `scale`")
     );
     let (d, _) = err(&with_xy(
         r#"data = csv("d.csv", xx = 0..2, y = 2, x = 0..2)"#,
@@ -569,5 +569,90 @@ fn suggestions() {
     assert_eq!(
         suggest("xyz", &["a", "b"], "the letters are"),
         "the letters are: a, b"
+    );
+}
+
+#[test]
+fn array_sources_map_inputs_by_name() {
+    let c = ok(&with_xy(
+        r#"data = npz("mnist.npz", x = "x_train", y = "y_train", scale = 1/255)
+           test = npz("mnist.npz", x = "x_test", y = "y_test")"#,
+    ));
+    let d = c.data.unwrap();
+    assert_eq!(d.format, Format::Npz);
+    assert_eq!(d.path, "mnist.npz");
+    let names: Vec<(&str, &str)> = d
+        .arrays
+        .iter()
+        .map(|a| (a.input.as_str(), a.name.as_str()))
+        .collect();
+    assert_eq!(names, [("x", "x_train"), ("y", "y_train")]);
+    assert_eq!(d.scale, Some(1.0 / 255.0));
+    let t = c.test.unwrap();
+    assert_eq!(t.arrays[1].name, "y_test");
+    assert_eq!(t.scale, None);
+
+    // Declaration order, whatever the order written.
+    let c = ok(&with_xy(
+        r#"data = npy(y = "y.npy", x = "x.npy", scale = 0.5)"#,
+    ));
+    let d = c.data.unwrap();
+    assert_eq!((d.format, d.path.as_str()), (Format::Npy, ""));
+    assert_eq!(d.arrays[0].name, "x.npy");
+    assert_eq!(d.scale, Some(0.5));
+    let c = ok(&with_xy(
+        r#"data = idx(x = "train-images-idx3-ubyte", y = "train-labels-idx1-ubyte")"#,
+    ));
+    assert_eq!(c.data.unwrap().format, Format::Idx);
+    // `scale` on a CSV source too.
+    let c = ok(&with_xy(
+        r#"data = csv("d.csv", x = 0..2, y = 2, scale = 2)"#,
+    ));
+    assert_eq!(c.data.unwrap().scale, Some(2.0));
+}
+
+#[test]
+fn array_source_mistakes() {
+    let (d, at) = err(&with_xy(r#"data = npz(x = "a", y = "b")"#));
+    assert_eq!(d.message, "`npz` needs a file path first");
+    assert_eq!(at, r#"npz(x = "a", y = "b")"#);
+    let (d, at) = err(&with_xy(r#"data = npy(x = "x.npy")"#));
+    assert_eq!(d.message, "input `y` is not mapped to an array");
+    assert_eq!(at, r#"npy(x = "x.npy")"#);
+    assert_eq!(
+        d.hint.as_deref(),
+        Some(r#"write `npy(x = "x.npy", y = "y.npy")`"#)
+    );
+    let (d, at) = err(&with_xy(r#"data = npy(x = 0, y = "y.npy")"#));
+    assert_eq!(
+        d.message,
+        "an input mapping expects a string, a file's path, found the number 0"
+    );
+    assert_eq!(at, "0");
+    let (d, _) = err(&with_xy(r#"data = idx(x = "a", y = "b", x = "c")"#));
+    assert_eq!(d.message, "`x` is mapped twice");
+    let (d, at) = err(&with_xy(r#"data = idx(x = "a", y = "b", scale = 1/0)"#));
+    assert_eq!(d.message, "`scale` must be a finite number other than 0");
+    assert_eq!(at, "1/0");
+    let (d, at) = err(&with_xy(r#"data = idx(x = "a", y = "b", scale = "big")"#));
+    assert_eq!(
+        d.message,
+        "`scale` expects a number or a fraction, found the string \"big\""
+    );
+    assert_eq!(at, "\"big\"");
+    let (d, _) = err(&with_xy(
+        r#"data = idx(x = "a", y = "b", scale = 2, scale = 3)"#,
+    ));
+    assert_eq!(d.message, "`scale` is given twice");
+    let (d, at) = err(&with_xy(r#"data = hdf5("a.h5", x = "x", y = "y")"#));
+    assert_eq!(d.message, "unknown data source `hdf5`");
+    assert_eq!(at, "hdf5");
+    let (d, at) = err("param w = 0\nloss w^2\ntrain { test = npz(\"t.npz\") }");
+    assert_eq!(d.message, "`test` given but the model has no inputs");
+    assert_eq!(at, "test");
+    let (d, _) = err(&with_xy(r#"data = csv("d.csv", x = 1/2, y = 2)"#));
+    assert_eq!(
+        d.message,
+        "an input mapping expects columns, found the fraction 1/2"
     );
 }

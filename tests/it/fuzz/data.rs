@@ -318,7 +318,7 @@ pub fn check<F: Format + ?Sized>(
     let needed = vec![true; c.typed.inputs.len()];
     let mut loaded = None;
     for given in [None, Some(file.as_path())] {
-        match runtime::load_data(&c, given, scratch, &needed) {
+        match runtime::load_data(&c, given, scratch, &needed, &mut |_| {}) {
             Ok(Some(d)) => {
                 counts.loaded += 1;
                 well_formed(&d)?;
