@@ -3,10 +3,10 @@
 
 use crate::diagnostic::{closest, Diagnostic};
 use crate::ir::verify::broadcast;
-use crate::ir::SliceAxis;
+
 use crate::shape::{Shape, Tensor};
 use crate::span::Span;
-use crate::syntax::ast::{self, BinOp, ExprKind, IndexItem, UnOp};
+use crate::syntax::ast::{self, BinOp, ExprKind, UnOp};
 use crate::types::builtins::{self, Builtin, Fallback, Prim, Signature};
 use crate::types::call::{self, Callee};
 use crate::types::check::{Binding, Checker};
@@ -564,119 +564,9 @@ impl Checker<'_> {
         })
     }
 
-    /// `x[i, ...]`: computed indices on the leading axes (each a row, read
-    /// at run time), then constant positions and slices.
-    fn index(&mut self, x: TExpr, items: &[IndexItem], span: Span, env: Env<'_>) -> Option<TExpr> {
-        let mut x = x;
-        let mut k = 0;
-        while let Some(IndexItem::At(e)) = items.get(k) {
-            if is_literal(e) {
-                break;
-            }
-            x = self.row(x, e, span, env)?;
-            k += 1;
-        }
-        let items = &items[k..];
-        if items.is_empty() {
-            return Some(x);
-        }
-        if let Some(e) = items.iter().find_map(|ix| match ix {
-            IndexItem::At(e) if !is_literal(e) => Some(e),
-            _ => None,
-        }) {
-            self.error(
-                Diagnostic::error(
-                    e.span,
-                    "a computed index must come before the constant indices and slices",
-                )
-                .label(e.span, "computed here")
-                .hint("index the leading axes first: `x[t][2]` rather than `x[2, t]` needs a transpose, `x.T[t]`"),
-            );
-            return None;
-        }
-        self.const_index_items(x, items, span)
-    }
-
-    /// Constant positions and slices.
-    fn const_index_items(&mut self, x: TExpr, items: &[IndexItem], span: Span) -> Option<TExpr> {
-        let dims = x.shape.dims().to_vec();
-        if items.len() > dims.len() {
-            self.error(
-                Diagnostic::error(
-                    span,
-                    format!("{} indices for a tensor of shape {}", items.len(), x.shape),
-                )
-                .label(x.span, format!("shape {}", x.shape)),
-            );
-            return None;
-        }
-        let mut axes = Vec::with_capacity(dims.len());
-        let mut out = Vec::new();
-        for (axis, &n) in dims.iter().enumerate() {
-            let ax = match items.get(axis) {
-                None => SliceAxis::Range(0, n),
-                Some(IndexItem::At(e)) => {
-                    let i = self.const_index(e)?;
-                    SliceAxis::At(self.position(i, n, axis, e.span, false)?)
-                }
-                Some(IndexItem::Range { start, end, span }) => {
-                    let mut bound = |e: &Option<ast::Expr>, default: usize| match e {
-                        Some(e) => {
-                            let i = self.const_index(e)?;
-                            self.position(i, n, axis, e.span, true)
-                        }
-                        None => Some(default),
-                    };
-                    let (lo, hi) = (bound(start, 0)?, bound(end, n)?);
-                    if lo >= hi {
-                        self.error(
-                            Diagnostic::error(*span, format!("empty slice {lo}:{hi}")).label(
-                                *span,
-                                format!("selects nothing of axis {axis}, of length {n}"),
-                            ),
-                        );
-                        return None;
-                    }
-                    SliceAxis::Range(lo, hi)
-                }
-            };
-            if let SliceAxis::Range(lo, hi) = ax {
-                out.push(hi - lo);
-            }
-            axes.push(ax);
-        }
-        Some(TExpr {
-            kind: TKind::Slice(Box::new(x), axes),
-            shape: Shape(out),
-            span,
-        })
-    }
-
-    /// A position on an axis of length `n`; negative positions count from the
-    /// end. A slice bound may equal `n`.
-    fn position(
-        &mut self,
-        i: i64,
-        n: usize,
-        axis: usize,
-        span: Span,
-        bound: bool,
-    ) -> Option<usize> {
-        let p = if i < 0 { i + n as i64 } else { i };
-        let limit = if bound { n as i64 } else { n as i64 - 1 };
-        if p < 0 || p > limit {
-            self.error(
-                Diagnostic::error(span, format!("index {i} out of range"))
-                    .label(span, format!("axis {axis} has length {n}")),
-            );
-            return None;
-        }
-        Some(p as usize)
-    }
-
     /// An integer written as a literal, possibly negated: indices and counts
     /// must be known when the program is compiled.
-    fn const_index(&mut self, e: &ast::Expr) -> Option<i64> {
+    pub(super) fn const_index(&mut self, e: &ast::Expr) -> Option<i64> {
         let (neg, lit) = match &e.kind {
             ExprKind::Unary(UnOp::Neg, inner) => (true, &inner.kind),
             other => (false, other),
@@ -696,15 +586,6 @@ impl Checker<'_> {
                 None
             }
         }
-    }
-}
-
-/// An integer literal, possibly negated: a constant index.
-fn is_literal(e: &ast::Expr) -> bool {
-    match &e.kind {
-        ExprKind::Number(_) => true,
-        ExprKind::Unary(UnOp::Neg, inner) => matches!(inner.kind, ExprKind::Number(_)),
-        _ => false,
     }
 }
 

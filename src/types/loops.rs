@@ -123,7 +123,7 @@ impl Checker<'_> {
 
     /// The integers an index takes, where the range of the steps proves it:
     /// constants, steps, and sums and differences of them.
-    fn int_range(&self, t: &TExpr) -> Option<(i64, i64)> {
+    pub(super) fn int_range(&self, t: &TExpr) -> Option<(i64, i64)> {
         if let Some(x) = self.const_value(t) {
             return (x.fract() == 0.0 && x.abs() < 1e15).then_some((x as i64, x as i64));
         }
@@ -140,59 +140,6 @@ impl Checker<'_> {
             }
             _ => None,
         }
-    }
-
-    /// `x[i]` for a computed index `i`: the row `i` of the leading axis;
-    /// for a tensor of indices, the rows they name, as NumPy's fancy
-    /// indexing (shape `i.shape + x.shape[1:]`).
-    pub(crate) fn row(
-        &mut self,
-        x: TExpr,
-        e: &ast::Expr,
-        span: Span,
-        env: Env<'_>,
-    ) -> Option<TExpr> {
-        let i = self.expr(e, env)?;
-        let Some((n, rest)) = x
-            .shape
-            .dims()
-            .split_first()
-            .map(|(n, rest)| (*n, rest.to_vec()))
-        else {
-            self.error(
-                Diagnostic::error(span, "a scalar cannot be indexed").label(x.span, "a scalar"),
-            );
-            return None;
-        };
-        if let Some((lo, hi)) = self.int_range(&i) {
-            if lo < 0 || hi >= n as i64 {
-                let takes = if lo == hi {
-                    format!("is {lo}")
-                } else {
-                    format!("takes the values {lo} to {hi}")
-                };
-                self.error(
-                    Diagnostic::error(e.span, "index out of range")
-                        .label(e.span, format!("this index {takes}"))
-                        .label(
-                            x.span,
-                            format!("but this axis has length {n} (0 to {})", n - 1),
-                        ),
-                );
-                return None;
-            }
-        }
-        let mut dims = i.shape.dims().to_vec();
-        dims.extend_from_slice(&rest);
-        let shape = Shape(dims);
-        if self.too_large(&shape, span) {
-            return None;
-        }
-        Some(TExpr {
-            kind: TKind::Index(Box::new(x), Box::new(i)),
-            shape,
-            span,
-        })
     }
 
     /// `{ let ... value }`.

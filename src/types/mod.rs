@@ -10,8 +10,10 @@ pub mod builtins;
 mod call;
 pub mod check;
 mod expr;
+mod index;
 pub mod init;
 mod loops;
+mod shapes;
 pub mod train;
 
 use crate::ir::SliceAxis;
