@@ -101,19 +101,11 @@ impl Checker<'_> {
                 continue;
             }
             if !input_names.contains(&name.name.as_str()) {
-                let mut candidates = input_names.clone();
-                candidates.push("header");
-                candidates.push("scale");
-                self.diags.push(
-                    Diagnostic::error(name.span, format!("`{}` is not an input", name.name))
-                        .label(name.span, "no input of this name")
-                        .hint(match closest(&name.name, candidates.iter().copied()) {
-                            Some(c) => format!("did you mean `{c}`?"),
-                            None => format!(
-                                "the inputs are {}; the options are `header = true|false` and `scale`",
-                                input_names.join(", ")
-                            ),
-                        }),
+                self.not_an_input(
+                    name,
+                    &input_names,
+                    &["header", "scale"],
+                    "the options are `header = true|false` and `scale`",
                 );
                 continue;
             }
@@ -226,19 +218,7 @@ impl Checker<'_> {
                 continue;
             }
             let Some(idx) = input_names.iter().position(|n| *n == name.name) else {
-                let mut candidates = input_names.clone();
-                candidates.push("scale");
-                self.diags.push(
-                    Diagnostic::error(name.span, format!("`{}` is not an input", name.name))
-                        .label(name.span, "no input of this name")
-                        .hint(match closest(&name.name, candidates.iter().copied()) {
-                            Some(c) => format!("did you mean `{c}`?"),
-                            None => format!(
-                                "the inputs are {}; the one option is `scale`",
-                                input_names.join(", ")
-                            ),
-                        }),
-                );
+                self.not_an_input(name, &input_names, &["scale"], "the one option is `scale`");
                 continue;
             };
             named_inputs.push(input_names[idx]);
@@ -299,6 +279,26 @@ impl Checker<'_> {
     }
 
     /// `scale = 1/255` (a number or a fraction, finite and not zero), once.
+    /// The error for a keyword that names no input (nor an option of the
+    /// source: `options`, described by `options_text`).
+    fn not_an_input(
+        &mut self,
+        name: &Ident,
+        input_names: &[&str],
+        options: &[&str],
+        options_text: &str,
+    ) {
+        let candidates = input_names.iter().chain(options).copied();
+        self.diags.push(
+            Diagnostic::error(name.span, format!("`{}` is not an input", name.name))
+                .label(name.span, "no input of this name")
+                .hint(match closest(&name.name, candidates) {
+                    Some(c) => format!("did you mean `{c}`?"),
+                    None => format!("the inputs are {}; {options_text}", input_names.join(", ")),
+                }),
+        );
+    }
+
     fn scale_option(&mut self, name: &Ident, v: &SValue, scale: &mut Option<(f64, Span)>) {
         if let Some((_, first)) = scale {
             self.diags.push(
