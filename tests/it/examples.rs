@@ -9,7 +9,7 @@ use gradc::ir::verify::verify;
 use gradc::ir::Role;
 use gradc::shape::Tensor;
 
-use crate::common::{compile_as, each_case, examples, root};
+use crate::common::{compile_as, each_case, examples, gradc, root};
 
 fn compile(path: &Path) -> (String, gradc::Compiled) {
     let bytes = std::fs::read(path).unwrap();
@@ -63,4 +63,173 @@ fn quadratic_starts_at_nine() {
     // param x = -3; loss x^2 = (-3)^2 = 9.
     assert_eq!(c.initial_params(c.seed()), vec![Tensor::scalar(-3.0)]);
     assert_eq!(initial_loss(&c), 9.0);
+}
+
+/// An example trained as its train block says, from its folder.
+fn train_example(name: &str) -> gradc::runtime::Report {
+    let (_, c) = compile(&root().join("examples").join(name));
+    let cfg = c.typed.train.clone().unwrap();
+    let opts = gradc::runtime::Options {
+        base_dir: root().join("examples"),
+        ..Default::default()
+    };
+    gradc::runtime::train(&c, &cfg, &opts, &mut ()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn metric(e: &gradc::runtime::Evaluation, name: &str) -> f64 {
+    e.metrics.iter().find(|(n, _)| n == name).unwrap().1
+}
+
+#[test]
+fn the_embedding_example_predicts_held_out_ratings_near_the_noise() {
+    // gradc train examples/embedding.grad: the ratings are of rank 3 plus
+    // noise of standard deviation 0.1; the biases alone give 0.78 held out.
+    let r = train_example("embedding.grad");
+    let test = r.test.as_ref().expect("a test set");
+    assert_eq!(test.examples, 203);
+    let held_out = metric(test, "squared_error").sqrt();
+    assert!(held_out < 0.16, "held-out RMSE {held_out}");
+    let train = metric(&r.train, "squared_error").sqrt();
+    assert!(train < 0.11, "training RMSE {train}");
+}
+
+// ---------------------------------------------------------------------------
+// examples/gmm.grad: GradBench's gmm objective
+
+/// The points of `examples/data/mixture.csv`, read here (not by gradc).
+fn mixture_points() -> Vec<[f64; 3]> {
+    let text = std::fs::read_to_string(root().join("examples/data/mixture.csv")).unwrap();
+    let row = |line: &str| {
+        let v: Vec<f64> = line.split(',').map(|s| s.parse().unwrap()).collect();
+        [v[0], v[1], v[2]]
+    };
+    text.lines().skip(1).map(row).collect()
+}
+
+/// GradBench's gmm objective (the log posterior), written from its
+/// definition as its C++ reference computes it: `l` packed column by
+/// column, Q (x - mu) with Q lower triangular, the Wishart prior with
+/// `log Gamma_D` from `lgamma`.
+#[allow(clippy::too_many_arguments)]
+fn gradbench_gmm(
+    (d, k): (usize, usize),
+    alpha: &[f64],
+    mu: &[f64],
+    q: &[f64],
+    l: &[f64],
+    x: &[[f64; 3]],
+    gamma: f64,
+    m: usize,
+) -> f64 {
+    let logsumexp = |v: &[f64]| {
+        let mx = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        v.iter().map(|a| (a - mx).exp()).sum::<f64>().ln() + mx
+    };
+    let ls = d * (d - 1) / 2;
+    let n = x.len() as f64;
+    let sum_q: Vec<f64> = (0..k).map(|c| q[c * d..(c + 1) * d].iter().sum()).collect();
+    let mut slse = 0.0;
+    for xi in x {
+        let mut main = vec![0.0; k];
+        for c in 0..k {
+            let z: Vec<f64> = (0..d).map(|j| xi[j] - mu[c * d + j]).collect();
+            let mut qz: Vec<f64> = (0..d).map(|j| q[c * d + j].exp() * z[j]).collect();
+            let mut p = 0;
+            for i in 0..d {
+                for j in i + 1..d {
+                    qz[j] += l[c * ls + p] * z[i];
+                    p += 1;
+                }
+            }
+            main[c] = alpha[c] + sum_q[c] - 0.5 * qz.iter().map(|v| v * v).sum::<f64>();
+        }
+        slse += logsumexp(&main);
+    }
+    let dof = (d + m + 1) as f64;
+    let log_multigamma = 0.25 * (d * (d - 1)) as f64 * std::f64::consts::PI.ln()
+        + (1..=d)
+            .map(|j| libm::lgamma(0.5 * dof + 0.5 * (1.0 - j as f64)))
+            .sum::<f64>();
+    let c_const = dof * d as f64 * (gamma.ln() - 0.5 * 2f64.ln()) - log_multigamma;
+    let mut out = 0.0;
+    for c in 0..k {
+        let frobenius = q[c * d..(c + 1) * d].iter().map(|v| v.exp().powi(2)).sum::<f64>()
+            + l[c * ls..(c + 1) * ls].iter().map(|v| v * v).sum::<f64>();
+        out += 0.5 * gamma * gamma * frobenius - m as f64 * sum_q[c];
+    }
+    let log_prior = -out + k as f64 * c_const;
+    let constant = -n * d as f64 * 0.5 * (2.0 * std::f64::consts::PI).ln();
+    constant + slse - n * logsumexp(alpha) + log_prior
+}
+
+/// Values spread over [-scale, scale], different for each `seed`.
+fn spread(len: usize, seed: f64, scale: f64) -> Vec<f64> {
+    (0..len)
+        .map(|i| scale * (1.7 * i as f64 + seed).sin())
+        .collect()
+}
+
+/// The .grad file's loss summed over the data is minus GradBench's
+/// objective, at parameters away from the initial ones (off-diagonal parts
+/// and unequal weights included).
+#[test]
+fn the_gmm_example_is_gradbenchs_objective() {
+    let (_, c) = compile(&root().join("examples/gmm.grad"));
+    let (alpha, mu, q, l) = (
+        spread(3, 0.3, 0.5),
+        spread(9, 1.1, 2.0),
+        spread(9, 2.3, 0.6),
+        spread(9, 0.7, 0.8),
+    );
+    let params: Vec<Tensor> = [&alpha, &mu, &q, &l]
+        .iter()
+        .zip(&c.ir.params)
+        .map(|(v, p)| Tensor::new(p.shape.clone(), v.to_vec()))
+        .collect();
+    let points = mixture_points();
+    assert_eq!(points.len(), 300, "the N of examples/gmm.grad");
+    let mut total = 0.0;
+    for x in &points {
+        let input = Tensor::new(c.ir.inputs[0].shape.clone(), x.to_vec());
+        let outputs = run_outputs(&c.ir, &params, &[input]).unwrap();
+        let (_, loss) = outputs.iter().find(|(o, _)| o.role == Role::Loss).unwrap();
+        total += loss.item();
+    }
+    let want = gradbench_gmm((3, 3), &alpha, &mu, &q, &l, &points, 0.8, 2);
+    let got = -total;
+    let rel = (got - want).abs() / want.abs();
+    assert!(rel < 1e-10, "objective {got}, GradBench's {want}: {rel:e}");
+}
+
+#[test]
+fn the_gmm_example_passes_the_gradient_check() {
+    let (ok, out, err) = gradc(&["check", "examples/gmm.grad", "--tol", "1e-8"]);
+    assert!(ok, "{out}{err}");
+    for p in ["alpha", "mu", "q", "l"] {
+        assert!(out.lines().any(|l| l.starts_with(p) && l.ends_with("ok")), "{out}");
+    }
+}
+
+#[test]
+fn the_gmm_example_finds_the_mixtures_means_and_weights() {
+    // gradc train examples/gmm.grad; the data were drawn from this mixture.
+    let means = [[-2.0, 0.0, 1.0], [2.0, 1.5, -1.0], [0.0, -2.5, -0.5]];
+    let weights = [0.5, 0.3, 0.2];
+    let r = train_example("gmm.grad");
+    let (alpha, mu) = (&r.params[0].data, &r.params[1].data);
+    let total: f64 = alpha.iter().map(|a| a.exp()).sum();
+    for (mean, weight) in means.iter().zip(weights) {
+        let distance = |c: usize| {
+            (0..3)
+                .map(|j| (mu[3 * c + j] - mean[j]).powi(2))
+                .sum::<f64>()
+                .sqrt()
+        };
+        let c = (0..3)
+            .min_by(|&a, &b| distance(a).total_cmp(&distance(b)))
+            .unwrap();
+        assert!(distance(c) < 0.1, "{mean:?}: nearest found mean {:?}", &mu[3 * c..3 * c + 3]);
+        let found = alpha[c].exp() / total;
+        assert!((found - weight).abs() < 0.05, "{mean:?}: weight {found}, not {weight}");
+    }
 }
