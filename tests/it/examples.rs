@@ -153,7 +153,10 @@ fn gradbench_gmm(
     let c_const = dof * d as f64 * (gamma.ln() - 0.5 * 2f64.ln()) - log_multigamma;
     let mut out = 0.0;
     for c in 0..k {
-        let frobenius = q[c * d..(c + 1) * d].iter().map(|v| v.exp().powi(2)).sum::<f64>()
+        let frobenius = q[c * d..(c + 1) * d]
+            .iter()
+            .map(|v| v.exp().powi(2))
+            .sum::<f64>()
             + l[c * ls..(c + 1) * ls].iter().map(|v| v * v).sum::<f64>();
         out += 0.5 * gamma * gamma * frobenius - m as f64 * sum_q[c];
     }
@@ -206,7 +209,10 @@ fn the_gmm_example_passes_the_gradient_check() {
     let (ok, out, err) = gradc(&["check", "examples/gmm.grad", "--tol", "1e-8"]);
     assert!(ok, "{out}{err}");
     for p in ["alpha", "mu", "q", "l"] {
-        assert!(out.lines().any(|l| l.starts_with(p) && l.ends_with("ok")), "{out}");
+        assert!(
+            out.lines().any(|l| l.starts_with(p) && l.ends_with("ok")),
+            "{out}"
+        );
     }
 }
 
@@ -228,8 +234,15 @@ fn the_gmm_example_finds_the_mixtures_means_and_weights() {
         let c = (0..3)
             .min_by(|&a, &b| distance(a).total_cmp(&distance(b)))
             .unwrap();
-        assert!(distance(c) < 0.1, "{mean:?}: nearest found mean {:?}", &mu[3 * c..3 * c + 3]);
+        assert!(
+            distance(c) < 0.1,
+            "{mean:?}: nearest found mean {:?}",
+            &mu[3 * c..3 * c + 3]
+        );
         let found = alpha[c].exp() / total;
-        assert!((found - weight).abs() < 0.05, "{mean:?}: weight {found}, not {weight}");
+        assert!(
+            (found - weight).abs() < 0.05,
+            "{mean:?}: weight {found}, not {weight}"
+        );
     }
 }
