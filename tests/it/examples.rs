@@ -134,11 +134,11 @@ fn gradbench_gmm(
         for c in 0..k {
             let z: Vec<f64> = (0..d).map(|j| xi[j] - mu[c * d + j]).collect();
             let mut qz: Vec<f64> = (0..d).map(|j| q[c * d + j].exp() * z[j]).collect();
-            let mut p = 0;
-            for i in 0..d {
-                for j in i + 1..d {
-                    qz[j] += l[c * ls + p] * z[i];
-                    p += 1;
+            // Column i of the strictly lower part, rows i + 1.., then the next.
+            let mut packed = l[c * ls..(c + 1) * ls].iter();
+            for (i, zi) in z.iter().enumerate() {
+                for qzj in &mut qz[i + 1..] {
+                    *qzj += packed.next().unwrap() * zi;
                 }
             }
             main[c] = alpha[c] + sum_q[c] - 0.5 * qz.iter().map(|v| v * v).sum::<f64>();
