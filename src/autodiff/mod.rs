@@ -18,6 +18,7 @@
 pub mod check;
 pub mod checkpoint;
 mod loops;
+pub mod nested;
 pub mod rules;
 
 use crate::ir::printer::mnemonic;

@@ -19,6 +19,7 @@ const LOSSES: [&str; 4] = ["mse", "bce", "bce_logits", "huber"];
 /// Builtins the generator calls besides the elementwise ones (`UNARY`); a
 /// test checks these and those are all of `names()`.
 pub const CALLED: &[&str] = &[
+    "grad",
     "max",
     "min",
     "pow",
@@ -393,6 +394,22 @@ impl Gen<'_> {
     fn generic(&mut self, s: &[usize], d: u32) -> String {
         if self.r.chance(0.08) {
             return self.a_loop(s, d);
+        }
+        if self.r.chance(0.04) {
+            // The derivative of a scalar with respect to a name in scope
+            // (not a loop's step: an integer).
+            let names: Vec<String> = self
+                .vars
+                .iter()
+                .filter(|(n, v)| v == s && !self.steps.iter().any(|(t, _)| t == n))
+                .map(|(n, _)| n.clone())
+                .collect();
+            if !names.is_empty() {
+                let v = self.r.pick(&names).clone();
+                let f = *self.r.pick(&["sum", "mean", "logsumexp"]);
+                let e = self.expr(s, d);
+                return format!("grad({f}({e} * {v}), {v})");
+            }
         }
         if s.len() >= 2 && self.r.chance(0.05) {
             // The axes of an expression reordered: axis i of the result is

@@ -1,0 +1,242 @@
+//! Derivatives inside the language: `grad(of, wrt)` against central
+//! differences of `of`, on every engine with the same bits; a loss holding a
+//! derivative differentiated again (second order) against finite differences
+//! of finite differences and against the Hessian.
+
+use gradc::autodiff::check::{gradients, numeric_gradients, relative_error};
+use gradc::eval::{Evaluator, Mode};
+use gradc::shape::Tensor;
+
+use crate::common::{compile, each_case};
+
+const MODES: [Mode; 3] = [Mode::Interp, Mode::PerExample, Mode::Batched];
+
+/// What a case differentiates with respect to.
+#[derive(Copy, Clone, Debug)]
+enum Wrt {
+    Param(usize),
+    Input(usize),
+}
+
+/// A program whose loss is `f` and whose first output is `grad(f, wrt)`
+/// (written by the case), at its initial parameters and these inputs.
+struct Case {
+    src: &'static str,
+    wrt: Wrt,
+    inputs: Vec<Tensor>,
+}
+
+fn vector(x: &[f64]) -> Tensor {
+    Tensor::new(gradc::shape::Shape::vector(x.len()), x.to_vec())
+}
+
+fn cases() -> Vec<(String, Case)> {
+    let x3 = || vec![vector(&[0.3, -1.2, 0.8])];
+    let case = |name: &str, src, wrt, inputs| (name.to_string(), Case { src, wrt, inputs });
+    vec![
+        case(
+            "a parameter",
+            "param w: [3] = [0.5, -1, 2]\ninput x: [3]\n\
+             let f = sum(tanh(w * x)) * sum(w^2)\nloss f\noutput d = grad(f, w)\n",
+            Wrt::Param(0),
+            x3(),
+        ),
+        case(
+            "an input",
+            "param w: [3] = [0.5, -1, 2]\ninput x: [3]\n\
+             let f = logsumexp(w * x) + sum(sin(x))^2\nloss f\noutput d = grad(f, x)\n",
+            Wrt::Input(0),
+            x3(),
+        ),
+        case(
+            "a matrix through softmax",
+            "param W: [2, 3] = [[0.1, -0.4, 0.9], [1.1, 0.2, -0.6]]\ninput x: [3]\n\
+             let f = -log_softmax(W @ x)[1] + 0.5 * norm(W)\nloss f\noutput d = grad(f, W)\n",
+            Wrt::Param(0),
+            x3(),
+        ),
+        case(
+            "a second derivative",
+            "param w: [2] = [0.7, -0.3]\ninput x\n\
+             let g = grad(sum(sin(w * x) * x^3), x)\nloss g\noutput d = grad(g, x)\n",
+            Wrt::Input(0),
+            vec![Tensor::scalar(0.9)],
+        ),
+        case(
+            "through a loop",
+            "param w: [4] = [0.5, -0.2, 0.8, 0.1]\ninput x: [4]\n\
+             let f = loop s = 0 for t in 0..4 { 0.5 * s + tanh(w[t] * x[t] + s) }\n\
+             loss f\noutput d = grad(f, w)\n",
+            Wrt::Param(0),
+            vec![vector(&[0.3, -1.2, 0.8, 2.0])],
+        ),
+        case(
+            "inside a comprehension",
+            "param w: [3] = [0.5, -1, 2]\ninput x: [2, 3]\n\
+             let f = sum([sum(tanh(w * x[t]))^2 for t in 0..2])\nloss f\n\
+             output d = sum([grad(sum(tanh(w * x[t]))^2, w) for t in 0..2], axis = 0)\n",
+            Wrt::Param(0),
+            vec![Tensor::new(
+                gradc::shape::Shape::matrix(2, 3),
+                vec![0.3, -1.2, 0.8, 1.5, 0.1, -0.4],
+            )],
+        ),
+        case(
+            "through a gather",
+            "param E: [4, 2] = [[0.1, 0.2], [0.3, -0.4], [0.5, 0.6], [-0.7, 0.8]]\n\
+             input toks: [3]\n\
+             let f = sum(tanh(E[toks]) ^ 2)\nloss f\noutput d = grad(f, E)\n",
+            Wrt::Param(0),
+            vec![vector(&[2.0, 0.0, 2.0])],
+        ),
+        case(
+            "of what does not depend on it",
+            "param w: [2] = [0.5, -1]\ninput x: [2]\n\
+             let f = sum(w^2)\nloss f\noutput d = grad(f, x)\n",
+            Wrt::Input(0),
+            vec![vector(&[0.3, -1.2])],
+        ),
+    ]
+}
+
+/// Central differences of the loss with respect to the input `i`.
+fn numeric_input_gradient(e: &Evaluator, params: &[Tensor], inputs: &[Tensor], i: usize) -> Tensor {
+    const H: f64 = 1e-6;
+    let loss = |x: &[Tensor]| e.outputs(params, x).unwrap()[0].item();
+    let mut work = inputs.to_vec();
+    let mut grad = Tensor::zeros(inputs[i].shape.clone());
+    for k in 0..inputs[i].data.len() {
+        let x = inputs[i].data[k];
+        work[i].data[k] = x + H;
+        let up = loss(&work);
+        work[i].data[k] = x - H;
+        let down = loss(&work);
+        work[i].data[k] = x;
+        grad.data[k] = (up - down) / (2.0 * H);
+    }
+    grad
+}
+
+/// `grad(f, wrt)` is the derivative central differences of `f` give, and
+/// every engine computes it with the interpreter's bits.
+#[test]
+fn grad_in_the_language_matches_central_differences_on_every_engine() {
+    each_case(cases(), |name, case| {
+        let c = compile(case.src);
+        let params = c.initial_params(0);
+        let interp = Evaluator::compile(&c.ir, Mode::Interp).unwrap();
+        let outs = interp.outputs(&params, &case.inputs).unwrap();
+        let got = &outs[1];
+        let want = match case.wrt {
+            Wrt::Param(p) => numeric_gradients(&c.ir, &params, &case.inputs).unwrap()[p].clone(),
+            Wrt::Input(i) => numeric_input_gradient(&interp, &params, &case.inputs, i),
+        };
+        assert_eq!(got.shape, want.shape, "{name}");
+        for (k, (&a, &n)) in got.data.iter().zip(&want.data).enumerate() {
+            assert!(
+                relative_error(a, n) < 1e-6,
+                "{name}: element {k}: {a} against {n}"
+            );
+        }
+        for mode in [Mode::PerExample, Mode::Batched] {
+            let e = Evaluator::compile(&c.ir, mode).unwrap();
+            assert_eq!(
+                e.outputs(&params, &case.inputs).unwrap(),
+                outs,
+                "{name}: {mode:?}"
+            );
+        }
+    });
+}
+
+/// A loss holding `grad(f, x)` (x an input) is trained: its gradient with
+/// respect to the parameters, a second derivative taken by transforming the
+/// derivative's instructions again, matches central differences over the
+/// parameters of central differences over x of `f`.
+#[test]
+fn a_loss_holding_a_derivative_has_the_gradient_of_nested_differences() {
+    let f = "param w: [2] = [0.7, -0.3]\nparam b = 0.2\ninput x\n\
+             let f = sum(tanh(w * x + b) * w)\n";
+    let c = compile(&format!("{f}loss grad(f, x)\n"));
+    let plain = compile(&format!("{f}loss f\n"));
+    let params = c.initial_params(0);
+    let x = 0.4;
+    // d f / d x by central differences, at parameters `p`.
+    let df_dx = |p: &[Tensor]| {
+        const H: f64 = 1e-4;
+        let at = |x: f64| gradc::autodiff::check::loss(&plain.ir, p, &[Tensor::scalar(x)]).unwrap();
+        (at(x + H) - at(x - H)) / (2.0 * H)
+    };
+    let g = c.gradient().unwrap().clone();
+    for mode in MODES {
+        let e = Evaluator::compile(&g, mode).unwrap();
+        let (_, analytic) =
+            gradc::autodiff::check::gradients_with(&e, &params, &[Tensor::scalar(x)]).unwrap();
+        for (p, grad) in analytic.iter().enumerate() {
+            for k in 0..grad.data.len() {
+                const H: f64 = 1e-4;
+                let mut up = params.clone();
+                up[p].data[k] += H;
+                let mut down = params.clone();
+                down[p].data[k] -= H;
+                let numeric = (df_dx(&up) - df_dx(&down)) / (2.0 * H);
+                let a = grad.data[k];
+                assert!(
+                    relative_error(a, numeric) < 1e-5,
+                    "{mode:?} param {p}[{k}]: {a} against {numeric}"
+                );
+            }
+        }
+    }
+}
+
+/// The gradient of `grad(f, w)[k]` with respect to `w` is row `k` of the
+/// Hessian of `f`, which the Hessian path computes from the loss `f`.
+#[test]
+fn the_gradient_of_a_derivative_is_a_row_of_the_hessian() {
+    let f = "param w: [3] = [0.5, -1, 2]\ninput x: [3]\n\
+             let f = logsumexp(w * x) * sum(sin(w))\n";
+    let x = vec![vector(&[0.3, -1.2, 0.8])];
+    let plain = compile(&format!("{f}loss f\n"));
+    let params = plain.initial_params(0);
+    let hessian = gradc::autodiff::hessian(&plain.ir, &params, &x).unwrap();
+    for k in 0..3 {
+        let c = compile(&format!("{f}loss grad(f, w)[{k}]\n"));
+        let (_, grads) = gradients(&c.gradient().unwrap(), &params, &x).unwrap();
+        for (j, &h) in hessian[k].iter().enumerate() {
+            let a = grads[0].data[j];
+            assert!(relative_error(a, h) < 1e-12, "H[{k}][{j}]: {a} against {h}");
+        }
+    }
+}
+
+/// A derivative in a loss trains from the command line: a penalty that
+/// pulls the slope of `f` in `x` towards 1 while `f` fits `x`, whose
+/// optimum (`w = [1, 0]`, loss 0) gradient descent reaches.
+#[test]
+fn gradc_trains_a_loss_holding_a_derivative() {
+    let dir = crate::common::temp_dir("derivative-train");
+    let rows: String = (1..=10)
+        .map(|k| format!("{}\n", f64::from(k) / 10.0))
+        .collect();
+    std::fs::write(dir.join("xs.csv"), format!("x\n{rows}")).unwrap();
+    let file = dir.join("slope.grad");
+    std::fs::write(
+        &file,
+        "param w: [2] = [0.5, 0.5]\ninput x\n\
+         let f = w[0] * x + w[1] * x^2\n\
+         loss (grad(f, x) - 1)^2 + (f - x)^2\n\
+         train {\n  data = csv(\"xs.csv\", x = 0)\n  optimizer = adam(lr = 0.05)\n  \
+         batch = full\n  steps = 2000\n}\n",
+    )
+    .unwrap();
+    let file = file.to_string_lossy().into_owned();
+    let (ok, out, err) = crate::common::gradc(&["train", &file, "--json", "--quiet"]);
+    assert!(ok, "{err}");
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let loss = summary["train"]["loss"].as_f64().unwrap();
+    let w = &summary["params"]["w"];
+    assert!(loss < 1e-10, "{out}");
+    assert!((w[0].as_f64().unwrap() - 1.0).abs() < 1e-5, "{out}");
+    assert!(w[1].as_f64().unwrap().abs() < 1e-5, "{out}");
+}
