@@ -501,6 +501,11 @@ impl Lowerer {
                     }
                 }
             }
+            TKind::Jvp(of, wrt, direction) => {
+                let (of, wrt) = (self.expr(of, args), self.expr(wrt, args));
+                let direction = self.expr(direction, args);
+                crate::autodiff::forward::jvp(&mut self.f, of, wrt, direction, span)
+            }
             TKind::Tuple(_) => unreachable!("a tuple is lowered by parts"),
             TKind::Concat(es) => {
                 let vs = es.iter().map(|x| self.expr(x, args)).collect();

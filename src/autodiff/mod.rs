@@ -17,6 +17,7 @@
 
 pub mod check;
 pub mod checkpoint;
+pub mod forward;
 mod loops;
 pub mod nested;
 pub mod rules;

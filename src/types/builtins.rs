@@ -190,6 +190,8 @@ pub enum Builtin {
     Diag,
     /// `grad(of, wrt)`: the derivative of a scalar with respect to a name.
     Grad,
+    /// `jvp(of, wrt, direction)`: a Jacobian-vector product.
+    Jvp,
 }
 
 /// What an optional parameter defaults to.
@@ -398,6 +400,11 @@ pub const SIGNATURES: &[Signature] = &[
         name: "grad",
         params: &[req("of"), req("wrt")],
         builtin: Builtin::Grad,
+    },
+    Signature {
+        name: "jvp",
+        params: &[req("of"), req("wrt"), req("direction")],
+        builtin: Builtin::Jvp,
     },
     Signature {
         name: "where",

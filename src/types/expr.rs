@@ -446,6 +446,7 @@ impl Checker<'_> {
             Builtin::Tri { upper } => self.tri_call(upper, &bound, env, span),
             Builtin::Diag => self.diag_call(&bound, env, span),
             Builtin::Grad => self.grad_call(&bound, env, span),
+            Builtin::Jvp => self.jvp_call(&bound, env, span),
             Builtin::Prim(prim) => {
                 let typed: Vec<Option<TExpr>> = bound
                     .iter()

@@ -122,6 +122,10 @@ pub enum TKind {
     /// the value `wrt` names (a param, an input, a `let`, a local), shaped
     /// like it.
     Grad(Box<TExpr>, Box<TExpr>),
+    /// `jvp(of, wrt, direction)`: the Jacobian of `of` with respect to the
+    /// value `wrt` names, times `direction`, by forward mode; shaped like
+    /// `of`.
+    Jvp(Box<TExpr>, Box<TExpr>, Box<TExpr>),
 }
 
 /// A typed loop: `loop CARRIES = INIT for VAR in START..START+TRIPS BODY`,

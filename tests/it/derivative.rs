@@ -240,3 +240,176 @@ fn gradc_trains_a_loss_holding_a_derivative() {
     assert!((w[0].as_f64().unwrap() - 1.0).abs() < 1e-5, "{out}");
     assert!(w[1].as_f64().unwrap().abs() < 1e-5, "{out}");
 }
+
+/// Expressions of `w: [2, 3]` (with the inputs `x: [3]`, `toks: [2]` (1, 0)
+/// and `c` (1)) and their shapes: every operation of the IR, forward mode
+/// against reverse mode.
+const JVP_CASES: &[(&str, &str)] = &[
+    ("exp(w) + log(w) + sqrt(w) + abs(w - 1) + sin(w) * cos(w)", "[2, 3]"),
+    ("tanh(w) + sigmoid(w) + relu(w - 1) + softplus(w) + sign(w - 1) * w", "[2, 3]"),
+    ("log1p(w) + expm1(w) + erf(w) + floor(w) * w + round(w) * w", "[2, 3]"),
+    ("gelu(w) + leaky_relu(w - 1, 0.1) + elu(w - 1) + clip(w, 0.5, 1.5)", "[2, 3]"),
+    ("w * w[0, 1] / (1 + w) - w ^ 1.5 + pow(1.5, w) + w ^ w", "[2, 3]"),
+    ("max(w, w[1, 0]) + min(w, 1.1) + where(w > 1, w ^ 2, -w)", "[2, 3]"),
+    ("w @ x + w[0, 0:2] * sum(w)", "[2]"),
+    ("x @ w.T + w @ w[1]", "[2]"),
+    ("w.T @ w + outer(w[0], w[1])", "[3, 3]"),
+    ("dot(w[0], x) * max(w) + norm(w) + logsumexp(w)", "[]"),
+    ("sum(w, axis = 0) + max(w, axis = 0) + norm(w, axis = 0) + logsumexp(w, axis = 0)", "[3]"),
+    ("mean(w, axis = 1, keepdims = true) * min(w, axis = 1, keepdims = true)", "[2, 1]"),
+    ("softmax(w) + log_softmax(w, axis = 0)", "[2, 3]"),
+    ("reshape(w, [3, 2]) + transpose(w, axes = [1, 0]) ^ 2", "[3, 2]"),
+    ("concat(w, w * 2, axis = 0) + stack(w[0], w[1], w[0], w[1])", "[4, 3]"),
+    ("tril(w.T @ w) + diag(w[0]) + diag(diag(w.T @ w))", "[3, 3]"),
+    ("w[toks] * w", "[2, 3]"),
+    ("w[c] * w[toks][1]", "[3]"),
+    ("[w[0, 1], w[1, 2] * w[0, 0], sum(w[1])]", "[3]"),
+    ("mse(w[0], x) + bce(sigmoid(w[1]), [0, 1, 1]) + bce_logits(w[0, 0], 1)", "[]"),
+    ("cross_entropy(w[0], c) + huber(w[1], x, 0.7) - log_softmax(w[1])[c]", "[]"),
+    ("dot(one_hot(c, 3), w[0]) + w[1][argmax(w[0])]", "[]"),
+    ("loop s = w[0] for t in 0..3 { tanh(s * x[t] + w[1]) }", "[3]"),
+    ("[w[1] * w[t][0] + x[t] for t in 0..2]", "[2, 3]"),
+    ("{ let (p, q) = loop (a, b) = (w[0], 1) for t in 0..2 { (a * b + w[1], b * sum(a)) }; p * q }", "[3]"),
+];
+
+/// The source of a case: `y` and both sides of `u . (J v) = (J^T u) . v`.
+fn jvp_source(expr: &str, shape: &str) -> String {
+    format!(
+        "param w: [2, 3]\ninput v: [2, 3]\ninput u: {shape}\ninput x: [3]\ninput toks: [2]\ninput c\n\
+         let y = {expr}\nloss sum(y)\n\
+         output forward = sum(u * jvp(y, w, v))\n\
+         output reverse = sum(grad(sum(u * y), w) * v)\n\
+         output along = jvp(y, w, v)\n"
+    )
+}
+
+fn jvp_inputs(v: &[f64], u: Vec<f64>, shape: &gradc::shape::Shape) -> Vec<Tensor> {
+    vec![
+        Tensor::new(gradc::shape::Shape::matrix(2, 3), v.to_vec()),
+        Tensor::new(shape.clone(), u),
+        vector(&[0.3, -1.2, 0.8]),
+        vector(&[1.0, 0.0]),
+        Tensor::scalar(1.0),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config {
+        cases: 16,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    })]
+
+    /// `jvp` (forward mode, its own transformation) and `grad` (reverse
+    /// mode) give the same bilinear form `u . J v` for every operation.
+    #[test]
+    fn jvp_agrees_with_reverse_mode_for_every_operation(
+        w in proptest::collection::vec(0.3f64..2.0, 6),
+        v in proptest::collection::vec(-1.0f64..1.0, 6),
+        u in proptest::collection::vec(-1.0f64..1.0, 9),
+    ) {
+        for (expr, shape) in JVP_CASES {
+            let c = compile(&jvp_source(expr, shape));
+            let y_shape = c.ir.inputs[1].shape.clone();
+            let u = u.iter().cycle().take(y_shape.size()).copied().collect();
+            let params = vec![Tensor::new(gradc::shape::Shape::matrix(2, 3), w.clone())];
+            let e = Evaluator::compile(&c.ir, Mode::Interp).unwrap();
+            let outs = e.outputs(&params, &jvp_inputs(&v, u, &y_shape)).unwrap();
+            let (fwd, rev) = (outs[1].item(), outs[2].item());
+            proptest::prop_assert!(
+                relative_error(fwd, rev) < 1e-10,
+                "{expr}: forward {fwd} against reverse {rev} at w = {w:?}, v = {v:?}"
+            );
+        }
+    }
+}
+
+/// `jvp` is the directional derivative central differences give, and every
+/// engine computes it with the interpreter's bits.
+#[test]
+fn jvp_matches_central_differences_along_the_direction_on_every_engine() {
+    let w = [0.55, 1.23, 0.81, 1.67, 0.42, 1.13];
+    let v = [0.3, -0.7, 0.2, 0.9, -0.4, 0.6];
+    each_case(
+        JVP_CASES.iter().map(|(e, s)| (e.to_string(), *s)),
+        |expr, shape| {
+            let c = compile(&jvp_source(expr, shape));
+            let y_shape = c.ir.inputs[1].shape.clone();
+            let inputs = jvp_inputs(&v, vec![0.0; y_shape.size()], &y_shape);
+            let interp = Evaluator::compile(&c.ir, Mode::Interp).unwrap();
+            let at = |h: f64| {
+                let p: Vec<f64> = w.iter().zip(&v).map(|(a, b)| a + h * b).collect();
+                let p = vec![Tensor::new(gradc::shape::Shape::matrix(2, 3), p)];
+                interp.outputs(&p, &inputs).unwrap()
+            };
+            const H: f64 = 1e-6;
+            let (here, up, down) = (at(0.0), at(H), at(-H));
+            // `y` is the loss's sum; `along` its tangent, elementwise.
+            let along = &here[3];
+            let numeric = (up[0].item() - down[0].item()) / (2.0 * H);
+            let total: f64 = along.data.iter().sum();
+            assert!(
+                relative_error(total, numeric) < 1e-6,
+                "{expr}: {total} against {numeric}"
+            );
+            let p = vec![Tensor::new(gradc::shape::Shape::matrix(2, 3), w.to_vec())];
+            for mode in [Mode::PerExample, Mode::Batched] {
+                let e = Evaluator::compile(&c.ir, mode).unwrap();
+                assert_eq!(
+                    e.outputs(&p, &inputs).unwrap(),
+                    here.clone(),
+                    "{expr}: {mode:?}"
+                );
+            }
+        },
+    );
+}
+
+/// Forward over reverse: `jvp(grad(f, w), w, v)` is the Hessian times `v`,
+/// without forming the Hessian; checked against the full Hessian.
+#[test]
+fn hessian_vector_products_match_the_full_hessian() {
+    let f = "param w: [3] = [0.5, -1, 2]\ninput x: [3]\n\
+             let f = logsumexp(w * x) * sum(sin(w)) + (loop s = 0 for t in 0..3 { tanh(s + w[t] * x[t]) })\n";
+    let x = vector(&[0.3, -1.2, 0.8]);
+    let v = vector(&[0.7, 0.1, -0.4]);
+    let plain = compile(&format!("{f}loss f\n"));
+    let params = plain.initial_params(0);
+    let hessian = gradc::autodiff::hessian(&plain.ir, &params, std::slice::from_ref(&x)).unwrap();
+    let c = compile(&format!(
+        "{f}input v: [3]\nloss f\noutput hv = jvp(grad(f, w), w, v)\n"
+    ));
+    for mode in MODES {
+        let e = Evaluator::compile(&c.ir, mode).unwrap();
+        let hv = &e.outputs(&params, &[x.clone(), v.clone()]).unwrap()[1];
+        for (i, row) in hessian.iter().enumerate() {
+            let want: f64 = row.iter().zip(&v.data).map(|(h, v)| h * v).sum();
+            assert!(
+                relative_error(hv.data[i], want) < 1e-12,
+                "{mode:?} (Hv)[{i}]: {} against {want}",
+                hv.data[i]
+            );
+        }
+    }
+}
+
+/// A loss holding a `jvp` is trained: its gradient (reverse mode over the
+/// tangents) against central differences of the loss.
+#[test]
+fn a_loss_holding_a_jvp_has_the_gradient_of_central_differences() {
+    let c = compile(
+        "param w: [3] = [0.5, -1, 2]\nparam b = 0.3\ninput x: [3]\n\
+         let y = tanh(w * x + b)\n\
+         loss sum(jvp(y, x, [1, 0.5, -1])^2) + sum(y)\n",
+    );
+    let params = c.initial_params(0);
+    let x = [vector(&[0.3, -1.2, 0.8])];
+    let g = c.gradient().unwrap();
+    let (_, analytic) = gradients(&g, &params, &x).unwrap();
+    let numeric = numeric_gradients(&c.ir, &params, &x).unwrap();
+    for (a, n) in analytic.iter().zip(&numeric) {
+        for (&a, &n) in a.data.iter().zip(&n.data) {
+            assert!(relative_error(a, n) < 1e-6, "{a} against {n}");
+        }
+    }
+}

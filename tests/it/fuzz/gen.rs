@@ -20,6 +20,7 @@ const LOSSES: [&str; 4] = ["mse", "bce", "bce_logits", "huber"];
 /// test checks these and those are all of `names()`.
 pub const CALLED: &[&str] = &[
     "grad",
+    "jvp",
     "max",
     "min",
     "pow",
@@ -406,8 +407,13 @@ impl Gen<'_> {
                 .collect();
             if !names.is_empty() {
                 let v = self.r.pick(&names).clone();
-                let f = *self.r.pick(&["sum", "mean", "logsumexp"]);
                 let e = self.expr(s, d);
+                if self.r.chance(0.5) {
+                    // A Jacobian-vector product: forward mode.
+                    let dir = self.expr(s, d);
+                    return format!("jvp({e} * {v}, {v}, {dir})");
+                }
+                let f = *self.r.pick(&["sum", "mean", "logsumexp"]);
                 return format!("grad({f}({e} * {v}), {v})");
             }
         }
