@@ -20,13 +20,31 @@ use crate::span::Span;
 /// The Jacobian-vector product of `of` with respect to `wrt` along
 /// `direction` (shaped like `wrt`), appended to `f`: shaped like `of`.
 pub fn jvp(f: &mut Function, of: Value, wrt: Value, direction: Value, span: Span) -> Value {
+    jvp_many(f, &[(wrt, direction)], &[of], span)[0]
+}
+
+/// The tangents of the values `of`, with each `(value, direction)` of
+/// `seeds` seeded (the others' tangents zero), appended to `f`: zeros for
+/// a value that depends on no seed.
+pub fn jvp_many(
+    f: &mut Function,
+    seeds: &[(Value, Value)],
+    of: &[Value],
+    span: Span,
+) -> Vec<Value> {
     let mut t = Tangents::new(f);
-    t.seed(wrt, direction);
-    t.run(f, wrt.index() + 1, of.index() + 1);
-    match t.of(of) {
-        Some(d) => d,
-        None => zeros(f, f.shape(of).clone(), span),
+    for &(v, d) in seeds {
+        t.seed(v, d);
     }
+    let from = seeds.iter().map(|(v, _)| v.index() + 1).min().unwrap_or(0);
+    let to = of.iter().map(|v| v.index() + 1).max().unwrap_or(0);
+    t.run(f, from, to);
+    of.iter()
+        .map(|&v| match t.of(v) {
+            Some(d) => d,
+            None => zeros(f, f.shape(v).clone(), span),
+        })
+        .collect()
 }
 
 /// The tangents of one function's values, as they are computed.

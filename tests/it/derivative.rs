@@ -413,3 +413,85 @@ fn a_loss_holding_a_jvp_has_the_gradient_of_central_differences() {
         }
     }
 }
+
+/// `gradc grad --jacobian`: a wide output by reverse mode, a tall one by
+/// forward mode, both the central differences of the outputs; `--hvp` the
+/// Hessian (from `--hessian`) times the direction.
+#[test]
+fn gradc_grad_prints_jacobians_and_hessian_vector_products() {
+    let src = "param a = 0.7\nparam w: [2] = [1.1, -0.4]\ninput x\n\
+               output wide = sin(a * w[0]) * x + w[1]^2\n\
+               output tall = [a * x, sum(w) * a, w[0] * w[1] * x, tanh(a + w[1]), exp(w[0] * a)]\n\
+               loss a^2 * sum(w^3) * x + tanh(a * w[0])\n";
+    let dir = crate::common::temp_dir("derivative-jacobian");
+    let file = dir.join("j.grad");
+    std::fs::write(&file, src).unwrap();
+    let file = file.to_string_lossy().into_owned();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["grad", file.as_str(), "--input", "x=1.5", "--json"];
+        args.extend_from_slice(extra);
+        let (ok, out, err) = crate::common::gradc(&args);
+        assert!(ok, "{err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    let j = run(&["--jacobian"]);
+    let c = compile(src);
+    let params = c.initial_params(0);
+    let x = [Tensor::scalar(1.5)];
+    let interp = Evaluator::compile(&c.ir, Mode::Interp).unwrap();
+    let flat = |p: &[Tensor]| -> Vec<Vec<f64>> {
+        let outs = interp.outputs(p, &x).unwrap();
+        outs[1..].iter().map(|t| t.data.clone()).collect()
+    };
+    for (o, (name, mode)) in [("wide", "reverse"), ("tall", "forward")]
+        .into_iter()
+        .enumerate()
+    {
+        let jo = &j["jacobians"][o];
+        assert_eq!(jo["output"], name);
+        assert_eq!(jo["mode"], mode, "{name}");
+        let rows = jo["rows"].as_array().unwrap();
+        // Column by column: the parameter elements a, w[0], w[1].
+        for (col, (p, k)) in [(0, 0), (1, 0), (1, 1)].into_iter().enumerate() {
+            const H: f64 = 1e-6;
+            let (mut up, mut down) = (params.clone(), params.clone());
+            up[p].data[k] += H;
+            down[p].data[k] -= H;
+            let (up, down) = (flat(&up), flat(&down));
+            for (r, row) in rows.iter().enumerate() {
+                let numeric = (up[o][r] - down[o][r]) / (2.0 * H);
+                let got = row[col].as_f64().unwrap();
+                assert!(
+                    relative_error(got, numeric) < 1e-6,
+                    "{name}[{r}] by column {col}: {got} against {numeric}"
+                );
+            }
+        }
+    }
+    let h = run(&["--hessian"]);
+    let hv = run(&["--hvp", "a=0.5", "--hvp", "w=-1,2"]);
+    let v = [0.5, -1.0, 2.0];
+    let got: Vec<f64> = std::iter::once(hv["hvp"]["a"].as_f64().unwrap())
+        .chain(
+            hv["hvp"]["w"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap()),
+        )
+        .collect();
+    for (i, row) in h["hessian"].as_array().unwrap().iter().enumerate() {
+        let want: f64 = row
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(&v)
+            .map(|(h, v)| h.as_f64().unwrap() * v)
+            .sum();
+        assert!(
+            relative_error(got[i], want) < 1e-12,
+            "(Hv)[{i}]: {} against {want}",
+            got[i]
+        );
+    }
+}
