@@ -182,7 +182,7 @@ fn compile_in(
     opts: &types::CheckOptions,
 ) -> Result<Compiled, Vec<Diagnostic>> {
     let typed = check(&source.text, opts)?;
-    let raw = lower::lower(&typed);
+    let raw = lower::lower(&typed)?;
     let mut ir = raw.clone();
     passes::simplify(&mut ir);
     Ok(Compiled {

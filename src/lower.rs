@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 
+use crate::diagnostic::Diagnostic;
 use crate::ir::{
     Binary, ConstData, Function, Loop, Op, Output, Reduce, Role, SliceAxis, Slot, Unary, Value,
 };
@@ -22,8 +23,9 @@ use crate::types::{Prim, Program, TExpr, TKind, TLoop};
 /// The lower bound of the logarithms in `bce`.
 const BCE_LOG_FLOOR: f64 = -100.0;
 
-/// Lowers a checked program.
-pub fn lower(p: &Program) -> Function {
+/// Lowers a checked program. A derivative in the program (`grad`) that
+/// cannot be taken is an error.
+pub fn lower(p: &Program) -> Result<Function, Vec<Diagnostic>> {
     let slots = |v: Vec<(String, Shape)>| {
         v.into_iter()
             .map(|(name, shape)| Slot { name, shape })
@@ -51,6 +53,7 @@ pub fn lower(p: &Program) -> Function {
         stack: Vec::new(),
         bodies: Vec::new(),
         locals: HashMap::new(),
+        errors: Vec::new(),
     };
     for (i, d) in p.params.iter().enumerate() {
         let v = l.f.push(Op::Param(i), vec![], d.span);
@@ -89,7 +92,11 @@ pub fn lower(p: &Program) -> Function {
         let v = l.expr(&o.value, &[]);
         l.output(Role::Output, &o.name, v);
     }
-    l.f
+    if l.errors.is_empty() {
+        Ok(l.f)
+    } else {
+        Err(l.errors)
+    }
 }
 
 /// A value of the function at a depth: 0 the program's, `d` the body of
@@ -118,6 +125,8 @@ struct Lowerer {
     bodies: Vec<Body>,
     params: Vec<Value>,
     inputs: Vec<Value>,
+    /// Derivatives that could not be taken.
+    errors: Vec<Diagnostic>,
     /// Each `let`'s value, or its parts for `let (a, b) = ...`.
     lets: Vec<Vec<Value>>,
     /// Every local lowered so far.
@@ -476,6 +485,26 @@ impl Lowerer {
                 } else {
                     self.gather(x, i, &e.shape, span)
                 }
+            }
+            TKind::Grad(of, wrt) => {
+                let (of, wrt) = (self.expr(of, args), self.expr(wrt, args));
+                match crate::autodiff::nested::derivative(&mut self.f, of, wrt, span) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        // Reported after lowering; the zeros keep the
+                        // function well formed until then.
+                        self.errors.push(
+                            Diagnostic::error(e.span, e.message).label(span, "in this derivative"),
+                        );
+                        let zeros = Tensor::zeros(self.f.shape(wrt).clone());
+                        self.f.push(Op::Const(ConstData(zeros)), vec![], span)
+                    }
+                }
+            }
+            TKind::Jvp(of, wrt, direction) => {
+                let (of, wrt) = (self.expr(of, args), self.expr(wrt, args));
+                let direction = self.expr(direction, args);
+                crate::autodiff::forward::jvp(&mut self.f, of, wrt, direction, span)
             }
             TKind::Tuple(_) => unreachable!("a tuple is lowered by parts"),
             TKind::Concat(es) => {

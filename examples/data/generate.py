@@ -47,7 +47,17 @@ def linear(path, n=200, seed=11):
             f.write(f"{x1:.6f},{x2:.6f},{y:.6f}\n")
 
 
+def collocation(path, n=33):
+    # Evenly spaced points of [0, 1], ends included: where pinn.grad asks
+    # its network to satisfy the differential equation.
+    with open(path, "w") as f:
+        f.write("x\n")
+        for k in range(n):
+            f.write(f"{k / (n - 1)}\n")
+
+
 if __name__ == "__main__":
     blobs("blobs.csv")
     moons3("moons3.csv")
     linear("linear.csv")
+    collocation("collocation.csv")

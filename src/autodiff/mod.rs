@@ -17,7 +17,9 @@
 
 pub mod check;
 pub mod checkpoint;
+pub mod forward;
 mod loops;
+pub mod nested;
 pub mod rules;
 
 use crate::ir::printer::mnemonic;

@@ -175,7 +175,7 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), AdError> {
         Op::OneHot(_) => {
             if ad.is_active(a(0)) {
                 return Err(AdError {
-                    message: "the class index of `one_hot` (or `cross_entropy`) depends on a parameter; a class is discrete and has no gradient".into(),
+                    message: "the class index of `one_hot` (or `cross_entropy`) is differentiated here, but a class is discrete and has no gradient".into(),
                     span: inst.span,
                 });
             }

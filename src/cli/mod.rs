@@ -68,6 +68,19 @@ pub enum Command {
         /// Print operation and FLOP counts of the forward and gradient programs.
         #[arg(long, conflicts_with_all = ["values", "hessian"])]
         stats: bool,
+        /// Print the Jacobian of every `output` with respect to the
+        /// parameters (a row per output element, a column per parameter
+        /// element): by reverse mode (a gradient per row) when the output
+        /// has no more elements than the parameters, else by forward mode (a
+        /// tangent per column).
+        #[arg(long, conflicts_with_all = ["values", "hessian", "stats"])]
+        jacobian: bool,
+        /// Print the Hessian of the loss times a direction, as NAME=VALUES
+        /// per parameter (`w=1,0,0`; repeat for each; a parameter not given
+        /// is zeros): forward mode over the gradient, without forming the
+        /// Hessian.
+        #[arg(long, value_name = "NAME=VALUES", conflicts_with_all = ["values", "hessian", "stats", "jacobian"])]
+        hvp: Vec<String>,
         #[command(flatten)]
         point: Point,
         /// Print JSON instead of text (with --values, --hessian or --stats).
@@ -170,12 +183,37 @@ pub fn run(command: Command) -> Result<(), Error> {
             values,
             hessian,
             stats,
+            jacobian,
+            hvp,
             point,
             json,
         } => {
             let c = compile(&file)?;
             let g = gradient(&c)?;
-            if values {
+            if jacobian {
+                let p = at_point(&c, &point, Missing::Zeros)?;
+                let j = driver::jacobian::jacobians(
+                    &c.ir,
+                    &c.source,
+                    &p.params,
+                    &p.inputs,
+                    point.backend,
+                )?;
+                print_jacobians(&j, json);
+            } else if !hvp.is_empty() {
+                let p = at_point(&c, &point, Missing::Zeros)?;
+                let decls = point::param_decls(&c);
+                let (direction, _) = point::parse_named("--hvp", "param", &decls, &hvp)?;
+                let hv = driver::jacobian::hvp(
+                    &g,
+                    &c.source,
+                    &p.params,
+                    &p.inputs,
+                    &direction,
+                    point.backend,
+                )?;
+                print_named("hvp", &decls, &hv, json);
+            } else if values {
                 let p = at_point(&c, &point, Missing::Zeros)?;
                 let (loss, grads) =
                     driver::gradients(&g, &c.source, point.backend, &p.params, &p.inputs)?;
@@ -288,6 +326,60 @@ fn print_gradients(c: &Compiled, loss: f64, grads: &[Tensor], json: bool) {
         outln!("loss {}", Tensor::scalar(loss));
         for (p, t) in c.typed.params.iter().zip(grads) {
             outln!("grad {} = {t}", p.name);
+        }
+    }
+}
+
+fn print_jacobians(js: &[driver::jacobian::Jacobian], json: bool) {
+    if json {
+        let doc: Vec<Json> = js
+            .iter()
+            .map(|j| {
+                json!({
+                    "output": j.output,
+                    "mode": j.mode.name(),
+                    "columns": j.columns,
+                    "rows": j.rows,
+                })
+            })
+            .collect();
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "jacobians": doc })).unwrap_or_default()
+        );
+        return;
+    }
+    for j in js {
+        outln!(
+            "jacobian of {} {} ({} mode), columns {}",
+            j.output,
+            j.shape,
+            j.mode.name(),
+            j.columns.join(", ")
+        );
+        for r in &j.rows {
+            outln!(
+                "{}",
+                Tensor::new(crate::shape::Shape::vector(r.len()), r.clone())
+            );
+        }
+    }
+}
+
+/// One tensor per parameter, as `what NAME = VALUES` lines or a JSON object.
+fn print_named(what: &str, decls: &[(String, crate::shape::Shape)], ts: &[Tensor], json: bool) {
+    if json {
+        let mut m = Map::new();
+        for ((name, _), t) in decls.iter().zip(ts) {
+            m.insert(name.clone(), tensor_json(t));
+        }
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ what: m })).unwrap_or_default()
+        );
+    } else {
+        for ((name, _), t) in decls.iter().zip(ts) {
+            outln!("{what} {name} = {t}");
         }
     }
 }

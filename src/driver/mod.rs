@@ -24,6 +24,7 @@
 pub mod check;
 pub mod config;
 pub mod hessian;
+pub mod jacobian;
 pub mod point;
 
 use std::path::{Path, PathBuf};

@@ -89,40 +89,55 @@ pub fn parse_inputs(
     decls: &[InputDecl],
     given: &[String],
 ) -> Result<(Vec<Tensor>, Vec<String>), Error> {
+    let decls: Vec<(String, Shape)> = decls
+        .iter()
+        .map(|d| (d.name.clone(), d.shape.clone()))
+        .collect();
+    parse_named("--input", "input", &decls, given)
+}
+
+/// [`parse_inputs`] for any named tensors: `flag` (`--hvp`) names the
+/// option in errors and `kind` (`param`) what the names are.
+pub fn parse_named(
+    flag: &str,
+    kind: &str,
+    decls: &[(String, Shape)],
+    given: &[String],
+) -> Result<(Vec<Tensor>, Vec<String>), Error> {
     let mut values: Vec<Option<Tensor>> = vec![None; decls.len()];
     for arg in given {
         let (name, text) = arg.split_once('=').ok_or_else(|| {
             Error::new(format!(
-                "--input `{arg}`: expected NAME=VALUES, such as x=1,2,3"
+                "{flag} `{arg}`: expected NAME=VALUES, such as x=1,2,3"
             ))
         })?;
         let name = name.trim();
-        let i = decls.iter().position(|d| d.name == name).ok_or_else(|| {
-            let known: Vec<&str> = decls.iter().map(|d| d.name.as_str()).collect();
+        let i = decls.iter().position(|(n, _)| n == name).ok_or_else(|| {
+            let known: Vec<&str> = decls.iter().map(|(n, _)| n.as_str()).collect();
             Error::new(if known.is_empty() {
-                format!("--input {name}: the program declares no inputs")
+                format!("{flag} {name}: the program declares no {kind}s")
             } else {
                 format!(
-                    "--input {name}: the program has no input `{name}` (its inputs: {})",
+                    "{flag} {name}: the program has no {kind} `{name}` (its {kind}s: {})",
                     known.join(", ")
                 )
             })
         })?;
         if values[i].is_some() {
-            return Err(Error::new(format!("--input {name} is given twice")));
+            return Err(Error::new(format!("{flag} {name} is given twice")));
         }
-        let value = parse_tensor(&decls[i].shape, text)
-            .map_err(|e| Error::new(format!("--input {name}: {}", e.describe(name))))?;
+        let value = parse_tensor(&decls[i].1, text)
+            .map_err(|e| Error::new(format!("{flag} {name}: {}", e.describe(name))))?;
         values[i] = Some(value);
     }
     let mut defaulted = Vec::new();
     let tensors = decls
         .iter()
         .zip(values)
-        .map(|(d, v)| {
+        .map(|((name, shape), v)| {
             v.unwrap_or_else(|| {
-                defaulted.push(d.name.clone());
-                Tensor::zeros(d.shape.clone())
+                defaulted.push(name.clone());
+                Tensor::zeros(shape.clone())
             })
         })
         .collect();

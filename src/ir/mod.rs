@@ -573,6 +573,16 @@ impl Function {
             .collect()
     }
 
+    /// Removes the names of the backward pass's instructions (the
+    /// adjoints' `d<name>`).
+    pub fn clear_backward_names(&mut self) {
+        for inst in &mut self.insts {
+            if inst.backward.is_some() {
+                inst.name = None;
+            }
+        }
+    }
+
     /// Gives a value the user's name, unless it has one already.
     pub fn set_name(&mut self, v: Value, name: &str) {
         let inst = &mut self.insts[v.index()];

@@ -309,9 +309,15 @@ impl Session {
                 parts: Vec::new(),
             })
             .collect();
-        let mut f = crate::lower::lower(&program);
-        crate::passes::simplify(&mut f);
-        let results = self.run(&f, &c.source, assembled);
+        // (The same expressions lowered when the session compiled, so a
+        // derivative among them cannot fail here; if it did, it is shown.)
+        let results = match crate::lower::lower(&program) {
+            Ok(mut f) => {
+                crate::passes::simplify(&mut f);
+                self.run(&f, &c.source, assembled)
+            }
+            Err(d) => Err(Error::in_source(&c.source, d)),
+        };
         for (j, (k, _)) in exprs.iter().enumerate() {
             defined[*k].value = Some(match &results {
                 Ok(values) => Ok(values[j].clone()),

@@ -188,6 +188,10 @@ pub enum Builtin {
     Tri { upper: bool },
     /// `diag(x)`: a vector's diagonal matrix, or a matrix's diagonal.
     Diag,
+    /// `grad(of, wrt)`: the derivative of a scalar with respect to a name.
+    Grad,
+    /// `jvp(of, wrt, direction)`: a Jacobian-vector product.
+    Jvp,
 }
 
 /// What an optional parameter defaults to.
@@ -391,6 +395,16 @@ pub const SIGNATURES: &[Signature] = &[
         name: "reshape",
         params: &[req("x"), req("shape")],
         builtin: Builtin::Reshape,
+    },
+    Signature {
+        name: "grad",
+        params: &[req("of"), req("wrt")],
+        builtin: Builtin::Grad,
+    },
+    Signature {
+        name: "jvp",
+        params: &[req("of"), req("wrt"), req("direction")],
+        builtin: Builtin::Jvp,
     },
     Signature {
         name: "where",

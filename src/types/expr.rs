@@ -445,6 +445,8 @@ impl Checker<'_> {
             Builtin::Join { .. } => unreachable!("joined above, with any number of tensors"),
             Builtin::Tri { upper } => self.tri_call(upper, &bound, env, span),
             Builtin::Diag => self.diag_call(&bound, env, span),
+            Builtin::Grad => self.grad_call(&bound, env, span),
+            Builtin::Jvp => self.jvp_call(&bound, env, span),
             Builtin::Prim(prim) => {
                 let typed: Vec<Option<TExpr>> = bound
                     .iter()

@@ -9,6 +9,7 @@ mod axes;
 pub mod builtins;
 mod call;
 pub mod check;
+mod derivative;
 mod expr;
 mod index;
 pub mod init;
@@ -117,6 +118,14 @@ pub enum TKind {
     Block(Vec<(Vec<usize>, TExpr)>, Box<TExpr>),
     /// A loop or a comprehension.
     Loop(Box<TLoop>),
+    /// `grad(of, wrt)`: the derivative of the scalar `of` with respect to
+    /// the value `wrt` names (a param, an input, a `let`, a local), shaped
+    /// like it.
+    Grad(Box<TExpr>, Box<TExpr>),
+    /// `jvp(of, wrt, direction)`: the Jacobian of `of` with respect to the
+    /// value `wrt` names, times `direction`, by forward mode; shaped like
+    /// `of`.
+    Jvp(Box<TExpr>, Box<TExpr>, Box<TExpr>),
 }
 
 /// A typed loop: `loop CARRIES = INIT for VAR in START..START+TRIPS BODY`,

@@ -19,6 +19,8 @@ const LOSSES: [&str; 4] = ["mse", "bce", "bce_logits", "huber"];
 /// Builtins the generator calls besides the elementwise ones (`UNARY`); a
 /// test checks these and those are all of `names()`.
 pub const CALLED: &[&str] = &[
+    "grad",
+    "jvp",
     "max",
     "min",
     "pow",
@@ -393,6 +395,27 @@ impl Gen<'_> {
     fn generic(&mut self, s: &[usize], d: u32) -> String {
         if self.r.chance(0.08) {
             return self.a_loop(s, d);
+        }
+        if self.r.chance(0.04) {
+            // The derivative of a scalar with respect to a name in scope
+            // (not a loop's step: an integer).
+            let names: Vec<String> = self
+                .vars
+                .iter()
+                .filter(|(n, v)| v == s && !self.steps.iter().any(|(t, _)| t == n))
+                .map(|(n, _)| n.clone())
+                .collect();
+            if !names.is_empty() {
+                let v = self.r.pick(&names).clone();
+                let e = self.expr(s, d);
+                if self.r.chance(0.5) {
+                    // A Jacobian-vector product: forward mode.
+                    let dir = self.expr(s, d);
+                    return format!("jvp({e} * {v}, {v}, {dir})");
+                }
+                let f = *self.r.pick(&["sum", "mean", "logsumexp"]);
+                return format!("grad({f}({e} * {v}), {v})");
+            }
         }
         if s.len() >= 2 && self.r.chance(0.05) {
             // The axes of an expression reordered: axis i of the result is

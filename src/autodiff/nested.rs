@@ -1,0 +1,103 @@
+//! Derivatives inside a program: `grad(EXPR, NAME)` in the language. The
+//! derivative of a scalar value with respect to an earlier value of the same
+//! function, computed where the program asks for it and appended to it.
+//!
+//! The instructions between the two that depend on the earlier value (its
+//! *slice*) become a function of their own, with that value as its only
+//! parameter and every other value they read as an input. The reverse-mode
+//! transformation differentiates it, and the result is inlined back: its
+//! parameter and inputs are the values they stood for. The appended
+//! instructions are ordinary differentiable operations, so a program holding
+//! a derivative is differentiated again for training (second order), and a
+//! derivative of a derivative is one more slice.
+
+use super::{differentiate, AdError};
+use crate::ir::{Function, Op, Output, Role, Slot, Value, ValueMap};
+use crate::span::Span;
+
+/// The derivative of the scalar `of` with respect to `wrt`, shaped like
+/// `wrt`, computed by instructions appended to `f`. Where `of` does not
+/// depend on `wrt`, zeros.
+pub fn derivative(f: &mut Function, of: Value, wrt: Value, span: Span) -> Result<Value, AdError> {
+    assert!(f.shape(of).is_scalar(), "a derivative of a scalar");
+    let mut depends = ValueMap::new(f, false);
+    depends[wrt] = true;
+    for (v, inst) in f.iter().skip(wrt.index() + 1) {
+        depends[v] = inst.args.iter().any(|a| depends[*a]);
+    }
+    if !depends[of] {
+        return Ok(zeros(f, wrt, span));
+    }
+    // The slice, and the values it reads from outside it, in order.
+    let slice: Vec<Value> = f
+        .values()
+        .skip(wrt.index())
+        .take(of.index() + 1 - wrt.index())
+        .filter(|&v| depends[v])
+        .collect();
+    let mut captured: Vec<Value> = Vec::new();
+    for &v in &slice[1..] {
+        for &a in &f.inst(v).args {
+            if !depends[a] && !captured.contains(&a) {
+                captured.push(a);
+            }
+        }
+    }
+    let slot = |name: &str, v: Value| Slot {
+        name: name.into(),
+        shape: f.shape(v).clone(),
+    };
+    let mut sub = Function::new(
+        vec![slot("wrt", wrt)],
+        captured.iter().map(|&c| slot("captured", c)).collect(),
+    );
+    let mut map: ValueMap<Option<Value>> = ValueMap::new(f, None);
+    map[wrt] = Some(sub.push(Op::Param(0), vec![], f.inst(wrt).span));
+    for (k, &c) in captured.iter().enumerate() {
+        map[c] = Some(sub.push(Op::Input(k), vec![], f.inst(c).span));
+    }
+    for &v in &slice[1..] {
+        let inst = f.inst(v);
+        let args = inst
+            .args
+            .iter()
+            .map(|a| map[*a].expect("earlier"))
+            .collect();
+        let w = sub.push(inst.op.clone(), args, inst.span);
+        if let Some(name) = &inst.name {
+            sub.set_name(w, name);
+        }
+        map[v] = Some(w);
+    }
+    let of_sub = map[of].expect("in the slice");
+    sub.outputs.push(Output {
+        role: Role::Loss,
+        name: String::new(),
+        value: of_sub,
+    });
+    let g = differentiate(&sub, of_sub)?;
+    // Inline the gradient program, keeping only its gradient: the forward
+    // instructions it repeats are merged with the originals by CSE.
+    let mut g = g;
+    g.outputs.retain(|o| o.role == Role::Grad(0));
+    // The adjoints' names (`dh` for `h`) could be taken for the program's
+    // own names: the derivative's instructions stay unnamed.
+    g.clear_backward_names();
+    let out = f.inline(&g, &[wrt], &captured);
+    Ok(out[0])
+}
+
+/// Zeros shaped like `v`.
+fn zeros(f: &mut Function, v: Value, span: Span) -> Value {
+    let shape = f.shape(v).clone();
+    let z = f.push(
+        Op::Const(crate::ir::ConstData(crate::shape::Tensor::scalar(0.0))),
+        vec![],
+        span,
+    );
+    if shape.is_scalar() {
+        z
+    } else {
+        f.push(Op::Broadcast(shape), vec![z], span)
+    }
+}
