@@ -261,6 +261,11 @@ pub fn eval_op(op: &Op, args: &[&Tensor]) -> Result<Tensor, OpError> {
         Op::Reshape(_) => args[0].data.clone(),
         Op::Permute(perm) => permute(args[0], perm, &shape),
         Op::Concat => args.iter().flat_map(|t| t.data.iter().copied()).collect(),
+        Op::Window(w) => {
+            let geo = w.geometry(&shapes).map_err(OpError::Invalid)?;
+            let data: Vec<&[f64]> = args.iter().map(|t| t.data.as_slice()).collect();
+            window::eval(*w, &geo, &data)
+        }
         Op::Loop(l) => run_loop(l, args)?,
     };
     Ok(Tensor::new(shape, data))
@@ -524,3 +529,4 @@ fn one_hot(c: f64, classes: usize) -> Result<Vec<f64>, Fault> {
 
 #[cfg(test)]
 mod tests;
+pub mod window;
