@@ -485,29 +485,63 @@ fn window(ad: &mut Ad, w: Window, args: &[Value], g: Cot) {
             let (hw, kd) = (dims(ad, x), dims(ad, k));
             let (xs, ks) = (other(ad, x), other(ad, k));
             let (h, w) = (hw[1], hw[2]);
-            let input = Window::Conv2dInput { stride, padding, h, w };
+            let input = Window::Conv2dInput {
+                stride,
+                padding,
+                h,
+                w,
+            };
             give(ad, x, input, [Some(g.value), Some(ks)]);
             let (kh, kw) = (kd[2], kd[3]);
-            let kernel = Window::Conv2dKernel { stride, padding, kh, kw };
+            let kernel = Window::Conv2dKernel {
+                stride,
+                padding,
+                kh,
+                kw,
+            };
             give(ad, k, kernel, [Some(xs), Some(g.value)]);
         }
-        Window::Conv2dInput { stride, padding, .. } => {
+        Window::Conv2dInput {
+            stride, padding, ..
+        } => {
             let (c, k) = (a0, a1.expect("two arguments"));
             let kd = dims(ad, k);
             let (cs, ks) = (other(ad, c), other(ad, k));
-            give(ad, c, Window::Conv2d { stride, padding }, [Some(g.value), Some(ks)]);
+            give(
+                ad,
+                c,
+                Window::Conv2d { stride, padding },
+                [Some(g.value), Some(ks)],
+            );
             let (kh, kw) = (kd[2], kd[3]);
-            let kernel = Window::Conv2dKernel { stride, padding, kh, kw };
+            let kernel = Window::Conv2dKernel {
+                stride,
+                padding,
+                kh,
+                kw,
+            };
             give(ad, k, kernel, [Some(g.value), Some(cs)]);
         }
-        Window::Conv2dKernel { stride, padding, .. } => {
+        Window::Conv2dKernel {
+            stride, padding, ..
+        } => {
             let (x, c) = (a0, a1.expect("two arguments"));
             let hw = dims(ad, x);
             let (xs, cs) = (other(ad, x), other(ad, c));
             let (h, w) = (hw[1], hw[2]);
-            let input = Window::Conv2dInput { stride, padding, h, w };
+            let input = Window::Conv2dInput {
+                stride,
+                padding,
+                h,
+                w,
+            };
             give(ad, x, input, [Some(cs), Some(g.value)]);
-            give(ad, c, Window::Conv2d { stride, padding }, [Some(xs), Some(g.value)]);
+            give(
+                ad,
+                c,
+                Window::Conv2d { stride, padding },
+                [Some(xs), Some(g.value)],
+            );
         }
         Window::MaxPool2d { k, stride } => {
             let scatter = Window::MaxPoolScatter { k, stride };
@@ -515,19 +549,39 @@ fn window(ad: &mut Ad, w: Window, args: &[Value], g: Cot) {
         }
         Window::MaxPoolGather { k, stride } => {
             let scatter = Window::MaxPoolScatter { k, stride };
-            give(ad, a1.expect("two arguments"), scatter, [Some(a0), Some(g.value)]);
+            give(
+                ad,
+                a1.expect("two arguments"),
+                scatter,
+                [Some(a0), Some(g.value)],
+            );
         }
         Window::MaxPoolScatter { k, stride } => {
             let gather = Window::MaxPoolGather { k, stride };
-            give(ad, a1.expect("two arguments"), gather, [Some(a0), Some(g.value)]);
+            give(
+                ad,
+                a1.expect("two arguments"),
+                gather,
+                [Some(a0), Some(g.value)],
+            );
         }
         Window::AvgPool2d { k, stride } => {
             let hw = dims(ad, a0);
-            let adjoint = Window::AvgPoolAdjoint { k, stride, h: hw[1], w: hw[2] };
+            let adjoint = Window::AvgPoolAdjoint {
+                k,
+                stride,
+                h: hw[1],
+                w: hw[2],
+            };
             give(ad, a0, adjoint, [Some(g.value), None]);
         }
         Window::AvgPoolAdjoint { k, stride, .. } => {
-            give(ad, a0, Window::AvgPool2d { k, stride }, [Some(g.value), None]);
+            give(
+                ad,
+                a0,
+                Window::AvgPool2d { k, stride },
+                [Some(g.value), None],
+            );
         }
     }
 }

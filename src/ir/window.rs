@@ -48,7 +48,7 @@ pub enum Window {
     /// the window is the one chosen, a NaN counting as the largest (as
     /// `argmax`: the window's first NaN).
     MaxPool2d { k: usize, stride: usize },
-    /// `(x, u) -> [C, H', W']`: `u` read at the element of `x` that
+    /// `(x, u) -> [C, H', W']`, `u` of `x`'s shape: `u` read at the element of `x` that
     /// [`Window::MaxPool2d`] chooses in each window (its derivative's
     /// transpose; `MaxPool2d(x)` is `MaxPoolGather(x, x)`).
     MaxPoolGather { k: usize, stride: usize },
@@ -215,7 +215,11 @@ impl Window {
     /// they do not fit.
     pub fn geometry(self, args: &[&Shape]) -> Result<Geometry, String> {
         if args.len() != self.arity() {
-            return Err(format!("takes {} arguments, got {}", self.arity(), args.len()));
+            return Err(format!(
+                "takes {} arguments, got {}",
+                self.arity(),
+                args.len()
+            ));
         }
         let m = self.mnemonic();
         let pool = |k: usize, stride: usize, x: &Shape| {
@@ -263,7 +267,12 @@ impl Window {
             Window::MaxPool2d { k, stride } | Window::AvgPool2d { k, stride } => {
                 pool(k, stride, args[0])
             }
-            Window::MaxPoolGather { k, stride } | Window::MaxPoolScatter { k, stride } => {
+            Window::MaxPoolGather { k, stride } => {
+                let geo = pool(k, stride, args[0])?;
+                expect(args[1], &geo.input(), "operand")?;
+                Ok(geo)
+            }
+            Window::MaxPoolScatter { k, stride } => {
                 let geo = pool(k, stride, args[0])?;
                 expect(args[1], &geo.output(), "cotangent")?;
                 Ok(geo)

@@ -445,6 +445,8 @@ impl Checker<'_> {
             Builtin::Join { .. } => unreachable!("joined above, with any number of tensors"),
             Builtin::Tri { upper } => self.tri_call(upper, &bound, env, span),
             Builtin::Diag => self.diag_call(&bound, env, span),
+            Builtin::Conv2d => self.conv2d_call(&bound, env, span),
+            Builtin::Pool2d { avg } => self.pool2d_call(avg, &bound, env, span),
             Builtin::Prim(prim) => {
                 let typed: Vec<Option<TExpr>> = bound
                     .iter()

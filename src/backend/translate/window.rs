@@ -91,7 +91,13 @@ impl Translator<'_, '_> {
 
     /// Runs `body(input offset within a channel, i, j)` for every tap of
     /// output position `(oh, ow)` inside the input, `i` then `j`.
-    fn taps(&mut self, geo: &Geometry, oh: Ix, ow: Ix, body: &mut dyn FnMut(&mut Self, Ix, Ix, Ix)) {
+    fn taps(
+        &mut self,
+        geo: &Geometry,
+        oh: Ix,
+        ow: Ix,
+        body: &mut dyn FnMut(&mut Self, Ix, Ix, Ix),
+    ) {
         let g = *geo;
         self.for_each(g.kh, &mut |t, i| {
             let row = t.tap(&g, oh, i, g.h);
