@@ -103,8 +103,12 @@ pub(crate) fn window_shape(prim: Prim, args: &[&Shape]) -> Result<Shape, String>
     let name = prim.name();
     let x = args[0];
     let [c, h, w] = *x.dims() else {
+        let kernel = match args.get(1) {
+            Some(k) => format!(" (kernel {k})"),
+            None => String::new(),
+        };
         return Err(format!(
-            "`{name}` takes an image [C, H, W], found shape {x}"
+            "`{name}` takes an image [C, H, W], found shape {x}{kernel}"
         ));
     };
     match prim {
