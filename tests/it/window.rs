@@ -508,6 +508,9 @@ fn jit_sources() -> Vec<String> {
         (5, 5, 5, 1, 0, 1),
         (6, 7, 2, 3, 1, 2),
         (11, 10, 4, 1, 3, 4),
+        // One output position: every tap's row and column known when
+        // compiling, some of them in the padding.
+        (3, 3, 5, 1, 1, 1),
     ] {
         out.push(format!(
             "input x: [2, {h}, {w}]\n\

@@ -128,9 +128,9 @@ impl Translator<'_, '_> {
     fn conv2d(&mut self, geo: &Geometry, x: Opnd, k: Opnd, dst: Opnd) {
         let g = *geo;
         let (plane, taps) = (g.h * g.w, g.kh * g.kw);
-        self.nest(&[g.o, g.oh, g.ow], &mut |t, ix| {
+        self.loops(&[g.o, g.oh, g.ow], &mut |t, ix| {
             let acc = t.var(-0.0);
-            t.for_each(g.c, &mut |t, c| {
+            t.each(g.c, &mut |t, c| {
                 let x0 = t.lin(&[(c, plane)], 0);
                 let k0 = t.lin(&[(ix[0], g.c * taps), (c, taps)], 0);
                 t.taps(&g, ix[1], ix[2], &mut |t, at, i, j| {
@@ -153,10 +153,10 @@ impl Translator<'_, '_> {
         let g = *geo;
         let (plane, taps) = (g.h * g.w, g.kh * g.kw);
         self.fill(dst, g.c * plane, 0.0);
-        self.nest(&[g.o, g.oh, g.ow], &mut |t, ix| {
+        self.loops(&[g.o, g.oh, g.ow], &mut |t, ix| {
             let out = t.lin(&[(ix[0], g.oh * g.ow), (ix[1], g.ow), (ix[2], 1)], 0);
             let gv = t.read(gr, out);
-            t.for_each(g.c, &mut |t, c| {
+            t.each(g.c, &mut |t, c| {
                 let x0 = t.lin(&[(c, plane)], 0);
                 let k0 = t.lin(&[(ix[0], g.c * taps), (c, taps)], 0);
                 t.taps(&g, ix[1], ix[2], &mut |t, at, i, j| {
@@ -173,14 +173,14 @@ impl Translator<'_, '_> {
     fn conv2d_kernel(&mut self, geo: &Geometry, x: Opnd, gr: Opnd, dst: Opnd) {
         let g = *geo;
         let plane = g.h * g.w;
-        self.nest(&[g.o, g.c, g.kh, g.kw], &mut |t, ix| {
+        self.loops(&[g.o, g.c, g.kh, g.kw], &mut |t, ix| {
             let (o, c, i, j) = (ix[0], ix[1], ix[2], ix[3]);
             let acc = t.var(-0.0);
             let x0 = t.lin(&[(c, plane)], 0);
-            t.for_each(g.oh, &mut |t, oh| {
+            t.each(g.oh, &mut |t, oh| {
                 let row = t.tap(&g, oh, i, g.h);
                 t.at_tap(row, &mut |t, h| {
-                    t.for_each(g.ow, &mut |t, ow| {
+                    t.each(g.ow, &mut |t, ow| {
                         let col = t.tap(&g, ow, j, g.w);
                         t.at_tap(col, &mut |t, w| {
                             let ga = t.lin(&[(o, g.oh * g.ow), (oh, g.ow), (ow, 1)], 0);
@@ -212,7 +212,7 @@ impl Translator<'_, '_> {
         if scatter {
             self.fill(dst, g.c * plane, 0.0);
         }
-        self.nest(&[g.c, g.oh, g.ow], &mut |t, ix| {
+        self.loops(&[g.c, g.oh, g.ow], &mut |t, ix| {
             let x0 = t.lin(&[(ix[0], plane)], 0);
             let corner = t.lin(&[(x0, 1), (ix[1], g.stride * g.w), (ix[2], g.stride)], 0);
             let best = t.var(f64::NEG_INFINITY);
@@ -253,7 +253,7 @@ impl Translator<'_, '_> {
     fn avgpool(&mut self, geo: &Geometry, x: Opnd, dst: Opnd) {
         let g = *geo;
         let plane = g.h * g.w;
-        self.nest(&[g.c, g.oh, g.ow], &mut |t, ix| {
+        self.loops(&[g.c, g.oh, g.ow], &mut |t, ix| {
             let acc = t.var(-0.0);
             let x0 = t.lin(&[(ix[0], plane)], 0);
             t.taps(&g, ix[1], ix[2], &mut |t, off, _, _| {
@@ -275,7 +275,7 @@ impl Translator<'_, '_> {
         let g = *geo;
         let plane = g.h * g.w;
         self.fill(dst, g.c * plane, 0.0);
-        self.nest(&[g.c, g.oh, g.ow], &mut |t, ix| {
+        self.loops(&[g.c, g.oh, g.ow], &mut |t, ix| {
             let out = t.lin(&[(ix[0], g.oh * g.ow), (ix[1], g.ow), (ix[2], 1)], 0);
             let gv = t.read(gr, out);
             let n = t.b.ins().f64const((g.kh * g.kw) as f64);
@@ -286,6 +286,41 @@ impl Translator<'_, '_> {
                 t.add_to(dst, xa, q);
             });
         });
+    }
+
+    /// Runs `body` for every index in `0..n`: a loop in the generated code
+    /// unless `n` is 1. (Only the taps of a window are unrolled, so that
+    /// nested short loops do not multiply the code.)
+    fn each(&mut self, n: usize, body: &mut dyn FnMut(&mut Self, Ix)) {
+        if n == 1 {
+            body(self, Ix::c(0));
+        } else {
+            let count = self.b.ins().iconst(self.ptr, n as i64);
+            self.for_count(count, body);
+        }
+    }
+
+    /// Runs `body` for every multi-index of `dims` in row-major order, each
+    /// axis a loop of [`Translator::each`].
+    fn loops(&mut self, dims: &[usize], body: &mut dyn FnMut(&mut Self, &[Ix])) {
+        let mut idx = Vec::with_capacity(dims.len());
+        self.loops_in(dims, &mut idx, body);
+    }
+
+    fn loops_in(
+        &mut self,
+        dims: &[usize],
+        idx: &mut Vec<Ix>,
+        body: &mut dyn FnMut(&mut Self, &[Ix]),
+    ) {
+        match dims.split_first() {
+            None => body(self, idx),
+            Some((&d, rest)) => self.each(d, &mut |t, i| {
+                idx.push(i);
+                t.loops_in(rest, idx, body);
+                idx.pop();
+            }),
+        }
     }
 
     /// The index `ix` as an integer value.
