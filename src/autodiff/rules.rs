@@ -6,7 +6,8 @@
 //! elementwise max/min split the cotangent evenly at a tie, reductions to the
 //! maximum (whole or along axes) split it evenly over tied elements, norm'(0) = 0, and sqrt'(0) is
 //! the true +inf. Comparisons, `sign` and `one_hot` are flat: they pass no
-//! cotangent back.
+//! cotangent back. Max pooling passes each window's cotangent to the
+//! element it chose (the first largest, a NaN counting as the largest).
 
 use super::{Ad, AdError, Cot};
 use crate::ir::{Binary, Op, Reduce, SliceAxis, Unary, Value, Window};

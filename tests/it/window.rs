@@ -670,3 +670,41 @@ fn a_conv_layer_trains() {
         losses.0
     );
 }
+
+// ---------------------------------------------------------------------------
+// Cost
+
+#[test]
+fn flops_of_a_convolution_and_its_cheap_gradient() {
+    // [4, 2, 3, 3] over [2, 8, 8]: 4 x 6 x 6 outputs of 2 x 3 x 3 terms, a
+    // multiply and an add each; then the sum of 144 elements.
+    let c = compile("param K: [4, 2, 3, 3]\ninput x: [2, 8, 8]\nloss sum(conv2d(x, K))\n");
+    let flops = |f: &Function| gradc::ir::stats::stats(f).flops;
+    assert_eq!(flops(&c.ir), 2 * 144 * 18 + 144);
+    let src = jit_sources().remove(1);
+    let c = compile(&src);
+    let (fw, bw) = (flops(&c.ir), flops(&c.gradient().unwrap()));
+    assert!(
+        bw <= 4 * fw,
+        "the gradient costs {bw} flops, the forward {fw}"
+    );
+}
+
+/// An untaken branch's zero cotangent stays zero through a convolution
+/// whose kernel is infinite (no 0 * inf = NaN in the gradient).
+#[test]
+fn an_untaken_convolution_passes_exact_zeros() {
+    let src = "param x: [1, 3, 3]\nparam K: [1, 1, 2, 2]\ninput a\n\
+               loss if a > 0 then sum(conv2d(x, K, padding = 1)) else sum(x)\n";
+    let c = compile(src);
+    let g = c.gradient().unwrap();
+    let x = t(&[1, 3, 3], vec![1.0; 9]);
+    let k = t(&[1, 1, 2, 2], vec![1.0, f64::INFINITY, 2.0, 3.0]);
+    let (_, grads) = check::gradients(&g, &[x, k], &[Tensor::scalar(-1.0)]).unwrap();
+    assert_eq!(grads[0].data, vec![1.0; 9], "{g}");
+    assert!(
+        grads[1].data.iter().all(|&d| d == 0.0),
+        "{:?}\n{g}",
+        grads[1].data
+    );
+}
