@@ -14,6 +14,10 @@ use crate::types::check::Checker;
 use crate::types::expr::Env;
 use crate::types::TExpr;
 
+/// The largest size, stride or padding (so that no arithmetic on them
+/// overflows; a window that large makes a tensor too large anyway).
+const MAX_SIZE: i64 = 1 << 20;
+
 /// The arguments of a call as bound to its parameters.
 type Bound<'e> = [Option<&'e ast::Expr>];
 
@@ -72,7 +76,17 @@ impl Checker<'_> {
             return Some(default);
         };
         match int(e) {
-            Some(v) if v >= min => usize::try_from(v).ok(),
+            Some(v) if (min..=MAX_SIZE).contains(&v) => usize::try_from(v).ok(),
+            Some(v) if v > MAX_SIZE => {
+                self.error(
+                    Diagnostic::error(
+                        e.span,
+                        format!("the `{param}` of `{name}` must be at most {MAX_SIZE}, found {v}"),
+                    )
+                    .label(e.span, format!("{param} {v}")),
+                );
+                None
+            }
             Some(v) => {
                 self.error(
                     Diagnostic::error(
