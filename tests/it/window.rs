@@ -16,7 +16,7 @@ use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use crate::common::{compile, temp_dir};
+use crate::common::{compile, gradc, temp_dir};
 
 fn t(dims: &[usize], data: Vec<f64>) -> Tensor {
     Tensor::new(Shape(dims.to_vec()), data)
@@ -523,6 +523,16 @@ fn jit_sources() -> Vec<String> {
              output m = m\n"
         ));
     }
+    // A convolution of parameters only (computed once per batch), its
+    // gradient's window operations per example.
+    out.push(
+        "param Q: [2, 6, 6] = normal(0, 1)\n\
+         param K: [3, 2, 3, 3] = normal(0, 0.5)\n\
+         input r: [3, 2, 2]\n\
+         let y = maxpool2d(conv2d(Q, K, padding = 1), 3)\n\
+         loss sum(y * r) + sum(avgpool2d(y * r, 2))\n"
+            .to_string(),
+    );
     out
 }
 
@@ -706,5 +716,44 @@ fn an_untaken_convolution_passes_exact_zeros() {
         grads[1].data.iter().all(|&d| d == 0.0),
         "{:?}\n{g}",
         grads[1].data
+    );
+}
+
+/// `gradc grad --hessian` and `gradc check` on a program with every window
+/// builtin, on both backends; a bad stride is a located error, exit 1.
+#[test]
+fn the_cli_differentiates_a_convolution_twice() {
+    let dir = temp_dir("conv_cli");
+    let file = dir.join("conv.grad");
+    std::fs::write(
+        &file,
+        "param x: [1, 4, 4] = normal(0, 1)\nparam K: [2, 1, 2, 2] = normal(0, 1)\n\
+         let y = conv2d(x, K, stride = 2, padding = 1)\n\
+         loss sum(maxpool2d(y * y, 2, stride = 1)) + sum(avgpool2d(y, 3) ^ 2)\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    for backend in ["jit", "interp"] {
+        let (ok, out, err) = gradc(&["grad", "--hessian", "--backend", backend, path]);
+        assert!(ok, "{err}");
+        // 16 + 8 parameters: a 24 x 24 matrix, one row a line.
+        assert_eq!(
+            out.lines().filter(|l| l.starts_with('[')).count(),
+            24,
+            "{out}"
+        );
+        let (ok, out, err) = gradc(&["check", "--backend", backend, path]);
+        assert!(ok, "{out}{err}");
+    }
+    std::fs::write(
+        &file,
+        "param x: [1, 4, 4]\nloss sum(avgpool2d(x, 2, stride = x))\n",
+    )
+    .unwrap();
+    let (ok, _, err) = gradc(&["eval", path]);
+    assert!(!ok);
+    assert!(
+        err.contains("conv.grad:2:35") && err.contains("must be a constant integer"),
+        "{err}"
     );
 }
