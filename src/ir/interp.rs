@@ -14,6 +14,8 @@ use crate::ir::{
 };
 use crate::shape::{Shape, Tensor};
 
+pub mod window;
+
 /// Runs `f` on one example and returns the value of every instruction,
 /// indexed by [`crate::ir::Value`]. A `one_hot` with a bad class is a
 /// [`RunError::Fault`] at that instruction; the first in instruction order
@@ -529,4 +531,3 @@ fn one_hot(c: f64, classes: usize) -> Result<Vec<f64>, Fault> {
 
 #[cfg(test)]
 mod tests;
-pub mod window;
