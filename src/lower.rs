@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use crate::diagnostic::Diagnostic;
 use crate::ir::{
     Binary, ConstData, Function, Loop, Op, Output, Reduce, Role, SliceAxis, Slot, Unary, Value,
+    Window,
 };
 use crate::passes::splat_value;
 use crate::shape::{Shape, Tensor};
@@ -651,6 +652,18 @@ impl Lowerer {
                 self.argmax(n, axis, span)
             }
             OneHot(n) => self.f.push(Op::OneHot(n), v.to_vec(), span),
+            Conv2d { stride, padding } => {
+                let w = Window::Conv2d { stride, padding };
+                self.f.push(Op::Window(w), v.to_vec(), span)
+            }
+            MaxPool2d { k, stride } => {
+                let w = Window::MaxPool2d { k, stride };
+                self.f.push(Op::Window(w), v.to_vec(), span)
+            }
+            AvgPool2d { k, stride } => {
+                let w = Window::AvgPool2d { k, stride };
+                self.f.push(Op::Window(w), v.to_vec(), span)
+            }
             Mse => {
                 let d = self.bin(Binary::Sub, v[0], v[1], span);
                 let sq = self.bin(Binary::Mul, d, d, span);

@@ -13,7 +13,9 @@
 //! beside the values (its body transformed the same way), and the tangent
 //! of its packed result is read from that loop's.
 
-use crate::ir::{Binary, ConstData, Function, Loop, Op, Reduce, Slot, Unary, Value, ValueMap};
+use crate::ir::{
+    Binary, ConstData, Function, Loop, Op, Reduce, Slot, Unary, Value, ValueMap, Window,
+};
 use crate::shape::{Shape, Tensor};
 use crate::span::Span;
 
@@ -191,6 +193,27 @@ fn tangent(e: &mut Emit, op: &Op, args: &[Value], y: Value, d: &[Option<Value>])
             let (t, f) = (d[1].unwrap_or(zero), d[2].unwrap_or(zero));
             Some(e.push(Op::Select, vec![a(0), t, f]))
         }
+        Op::Window(w) => match *w {
+            // Bilinear, like a matrix product.
+            Window::Conv2d { .. } | Window::Conv2dInput { .. } | Window::Conv2dKernel { .. } => {
+                let l = d[0].map(|t| e.push(op.clone(), vec![t, a(1)]));
+                let r = d[1].map(|t| e.push(op.clone(), vec![a(0), t]));
+                e.add(l, r)
+            }
+            // The tangent of the element each window chooses.
+            Window::MaxPool2d { k, stride } => d[0].map(|t| {
+                e.push(
+                    Op::Window(Window::MaxPoolGather { k, stride }),
+                    vec![a(0), t],
+                )
+            }),
+            // Linear in the second argument; the choice (the first) is
+            // piecewise constant.
+            Window::MaxPoolGather { .. } | Window::MaxPoolScatter { .. } => {
+                d[1].map(|t| e.push(op.clone(), vec![a(0), t]))
+            }
+            Window::AvgPool2d { .. } | Window::AvgPoolAdjoint { .. } => same(e, op),
+        },
         Op::MatMul | Op::Outer => {
             let l = d[0].map(|t| e.push(op.clone(), vec![t, a(1)]));
             let r = d[1].map(|t| e.push(op.clone(), vec![a(0), t]));

@@ -6,10 +6,11 @@
 //! elementwise max/min split the cotangent evenly at a tie, reductions to the
 //! maximum (whole or along axes) split it evenly over tied elements, norm'(0) = 0, and sqrt'(0) is
 //! the true +inf. Comparisons, `sign` and `one_hot` are flat: they pass no
-//! cotangent back.
+//! cotangent back. Max pooling passes each window's cotangent to the
+//! element it chose (the first largest, a NaN counting as the largest).
 
 use super::{Ad, AdError, Cot};
-use crate::ir::{Binary, Op, Reduce, SliceAxis, Unary, Value};
+use crate::ir::{Binary, Op, Reduce, SliceAxis, Unary, Value, Window};
 
 /// Adds the cotangents of the arguments of instruction `y`, given its own.
 pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), AdError> {
@@ -171,6 +172,7 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), AdError> {
             let d = ad.push(Op::Reshape(ad.shape(a(0))), vec![g.value]);
             ad.contribute(a(0), ad.like(g, d));
         }
+        Op::Window(w) => window(ad, *w, &inst.args, g),
         Op::Loop(_) => super::loops::vjp(ad, y, g)?,
         Op::OneHot(_) => {
             if ad.is_active(a(0)) {
@@ -458,4 +460,129 @@ fn finite(ad: &mut Ad, x: Value) -> Value {
     let zero = ad.c(0.0);
     let ok = ad.bin(Binary::Eq, d, zero);
     ad.push(Op::Select, vec![ok, x, zero])
+}
+
+/// The sliding-window operations: each is linear in every argument but the
+/// image `x` max pooling routes by (convolution is bilinear in image and
+/// kernel), so each cotangent is another window operation, and those have
+/// rules here too (a gradient with a convolution can be differentiated
+/// again). Max pooling's routing is piecewise constant in `x`: no cotangent
+/// for `x` from a gather or a scatter.
+fn window(ad: &mut Ad, w: Window, args: &[Value], g: Cot) {
+    let dims = |ad: &Ad, v: Value| ad.shape(v).dims().to_vec();
+    // The other factor of a bilinear product with a masked cotangent.
+    let other = |ad: &mut Ad, v: Value| if g.masked { finite(ad, v) } else { v };
+    let give = |ad: &mut Ad, arg: Value, op: Window, operands: [Option<Value>; 2]| {
+        if ad.is_active(arg) {
+            let operands: Vec<Value> = operands.into_iter().flatten().collect();
+            let d = ad.push(Op::Window(op), operands);
+            ad.contribute(arg, ad.like(g, d));
+        }
+    };
+    let (a0, a1) = (args[0], args.get(1).copied());
+    match w {
+        Window::Conv2d { stride, padding } => {
+            let (x, k) = (a0, a1.expect("two arguments"));
+            let (hw, kd) = (dims(ad, x), dims(ad, k));
+            let (xs, ks) = (other(ad, x), other(ad, k));
+            let (h, w) = (hw[1], hw[2]);
+            let input = Window::Conv2dInput {
+                stride,
+                padding,
+                h,
+                w,
+            };
+            give(ad, x, input, [Some(g.value), Some(ks)]);
+            let (kh, kw) = (kd[2], kd[3]);
+            let kernel = Window::Conv2dKernel {
+                stride,
+                padding,
+                kh,
+                kw,
+            };
+            give(ad, k, kernel, [Some(xs), Some(g.value)]);
+        }
+        Window::Conv2dInput {
+            stride, padding, ..
+        } => {
+            let (c, k) = (a0, a1.expect("two arguments"));
+            let kd = dims(ad, k);
+            let (cs, ks) = (other(ad, c), other(ad, k));
+            give(
+                ad,
+                c,
+                Window::Conv2d { stride, padding },
+                [Some(g.value), Some(ks)],
+            );
+            let (kh, kw) = (kd[2], kd[3]);
+            let kernel = Window::Conv2dKernel {
+                stride,
+                padding,
+                kh,
+                kw,
+            };
+            give(ad, k, kernel, [Some(g.value), Some(cs)]);
+        }
+        Window::Conv2dKernel {
+            stride, padding, ..
+        } => {
+            let (x, c) = (a0, a1.expect("two arguments"));
+            let hw = dims(ad, x);
+            let (xs, cs) = (other(ad, x), other(ad, c));
+            let (h, w) = (hw[1], hw[2]);
+            let input = Window::Conv2dInput {
+                stride,
+                padding,
+                h,
+                w,
+            };
+            give(ad, x, input, [Some(cs), Some(g.value)]);
+            give(
+                ad,
+                c,
+                Window::Conv2d { stride, padding },
+                [Some(xs), Some(g.value)],
+            );
+        }
+        Window::MaxPool2d { k, stride } => {
+            let scatter = Window::MaxPoolScatter { k, stride };
+            give(ad, a0, scatter, [Some(a0), Some(g.value)]);
+        }
+        Window::MaxPoolGather { k, stride } => {
+            let scatter = Window::MaxPoolScatter { k, stride };
+            give(
+                ad,
+                a1.expect("two arguments"),
+                scatter,
+                [Some(a0), Some(g.value)],
+            );
+        }
+        Window::MaxPoolScatter { k, stride } => {
+            let gather = Window::MaxPoolGather { k, stride };
+            give(
+                ad,
+                a1.expect("two arguments"),
+                gather,
+                [Some(a0), Some(g.value)],
+            );
+        }
+        Window::AvgPool2d { k, stride } => {
+            let hw = dims(ad, a0);
+            let adjoint = Window::AvgPoolAdjoint {
+                k,
+                stride,
+                h: hw[1],
+                w: hw[2],
+            };
+            give(ad, a0, adjoint, [Some(g.value), None]);
+        }
+        Window::AvgPoolAdjoint { k, stride, .. } => {
+            give(
+                ad,
+                a0,
+                Window::AvgPool2d { k, stride },
+                [Some(g.value), None],
+            );
+        }
+    }
 }

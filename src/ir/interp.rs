@@ -14,6 +14,8 @@ use crate::ir::{
 };
 use crate::shape::{Shape, Tensor};
 
+pub mod window;
+
 /// Runs `f` on one example and returns the value of every instruction,
 /// indexed by [`crate::ir::Value`]. A `one_hot` with a bad class is a
 /// [`RunError::Fault`] at that instruction; the first in instruction order
@@ -261,6 +263,11 @@ pub fn eval_op(op: &Op, args: &[&Tensor]) -> Result<Tensor, OpError> {
         Op::Reshape(_) => args[0].data.clone(),
         Op::Permute(perm) => permute(args[0], perm, &shape),
         Op::Concat => args.iter().flat_map(|t| t.data.iter().copied()).collect(),
+        Op::Window(w) => {
+            let geo = w.geometry(&shapes).map_err(OpError::Invalid)?;
+            let data: Vec<&[f64]> = args.iter().map(|t| t.data.as_slice()).collect();
+            window::eval(*w, &geo, &data)
+        }
         Op::Loop(l) => run_loop(l, args)?,
     };
     Ok(Tensor::new(shape, data))

@@ -16,6 +16,7 @@ pub mod nonfinite;
 pub mod printer;
 pub mod stats;
 pub mod verify;
+pub mod window;
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -24,6 +25,7 @@ use crate::shape::{Shape, Tensor};
 use crate::span::Span;
 
 pub use fault::{Fault, RunError};
+pub use window::Window;
 
 /// An SSA value: the index of the instruction that defines it.
 ///
@@ -308,6 +310,9 @@ pub enum Op {
     /// One or more tensors of equal shapes but for the first axis, joined
     /// along it: `[a0, s...], [a1, s...] -> [a0 + a1, s...]`.
     Concat,
+    /// A sliding-window operation on `[C, H, W]` images: convolution,
+    /// pooling and their adjoints; see [`Window`].
+    Window(Window),
     /// A counted loop with a body of its own; see [`Loop`]. The arguments are
     /// the carried values' initial values, then the captured values.
     Loop(Box<Loop>),

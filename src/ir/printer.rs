@@ -137,6 +137,7 @@ pub fn mnemonic(op: &Op) -> &'static str {
         Op::Reshape(_) => "reshape",
         Op::Permute(_) => "permute",
         Op::Concat => "concat",
+        Op::Window(w) => w.mnemonic(),
         Op::Loop(_) => "loop",
     }
 }
@@ -275,6 +276,7 @@ fn inst_text(f: &Function, inst: &Inst, names: &[String]) -> String {
         | Op::IndexAdd
         | Op::Reshape(_)
         | Op::Concat => format!("{m} {}", args()),
+        Op::Window(w) => format!("{m} {} {}", args(), w.params_text()),
         Op::Loop(l) => {
             let (carried, captured) = inst.args.split_at(l.carries.min(inst.args.len()));
             let list = |vs: &[crate::ir::Value]| {

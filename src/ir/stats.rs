@@ -52,6 +52,10 @@ pub fn stats(f: &Function) -> Stats {
             | Op::Concat => 0,
             // One addition per element of the row.
             Op::IndexAdd => arg(1),
+            Op::Window(w) => {
+                let shapes: Vec<_> = inst.args.iter().map(|&a| f.shape(a)).collect();
+                w.geometry(&shapes).map_or(0, |geo| w.flops(&geo))
+            }
             // The body's, once per step.
             Op::Loop(l) => {
                 // What the loop keeps across its steps, and what one step

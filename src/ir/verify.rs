@@ -193,6 +193,7 @@ pub fn result_shape(f: &Function, op: &Op, args: &[&Shape]) -> Result<Shape, Str
                 Err(format!("reshape of {} to {shape}", args[0]))
             }
         }
+        Op::Window(w) => w.result_shape(args),
         Op::Loop(l) => loop_shape(l, args),
     }
 }

@@ -150,6 +150,7 @@ fn rule(out: &mut Function, inst: &Inst) -> Option<Value> {
         | Op::Softmax(_)
         | Op::LogSoftmax(_)
         | Op::ArgMax(_)
+        | Op::Window(_)
         | Op::Pack
         | Op::OneHot(_) => None,
         // A row of a filled tensor is filled with the same number.

@@ -81,6 +81,22 @@ pub enum Prim {
     BceLogits,
     CrossEntropy,
     Huber,
+    // Sliding windows on [C, H, W] images, sizes constant.
+    /// `conv2d(x, kernel, stride = 1, padding = 0)`.
+    Conv2d {
+        stride: usize,
+        padding: usize,
+    },
+    /// `maxpool2d(x, k, stride = k)`.
+    MaxPool2d {
+        k: usize,
+        stride: usize,
+    },
+    /// `avgpool2d(x, k, stride = k)`.
+    AvgPool2d {
+        k: usize,
+        stride: usize,
+    },
 }
 
 /// What a reduction of the source language computes over each slice.
@@ -192,6 +208,11 @@ pub enum Builtin {
     Grad,
     /// `jvp(of, wrt, direction)`: a Jacobian-vector product.
     Jvp,
+    /// `conv2d(x, kernel, stride = 1, padding = 0)`: the sizes constant
+    /// integers.
+    Conv2d,
+    /// `maxpool2d(x, k, stride = k)`, or with `avg`, `avgpool2d`.
+    Pool2d { avg: bool },
 }
 
 /// What an optional parameter defaults to.
@@ -287,6 +308,7 @@ const PRED: &[Param] = &[req("prediction"), req("target")];
 const REDUCE: &[Param] = &[req("x"), word("axis", "none"), word("keepdims", "false")];
 const SOFTMAX: &[Param] = &[req("x"), opt("axis", -1.0)];
 const ARGMAX: &[Param] = &[req("x"), word("axis", "none")];
+const POOL: &[Param] = &[req("x"), req("k"), word("stride", "k")];
 
 /// Every builtin function: the one table of names, parameters, defaults and
 /// meanings. A name with several entries (`max(x, axis = none, keepdims =
@@ -390,6 +412,26 @@ pub const SIGNATURES: &[Signature] = &[
         name: "diag",
         params: X,
         builtin: Builtin::Diag,
+    },
+    Signature {
+        name: "conv2d",
+        params: &[
+            req("x"),
+            req("kernel"),
+            opt("stride", 1.0),
+            opt("padding", 0.0),
+        ],
+        builtin: Builtin::Conv2d,
+    },
+    Signature {
+        name: "maxpool2d",
+        params: POOL,
+        builtin: Builtin::Pool2d { avg: false },
+    },
+    Signature {
+        name: "avgpool2d",
+        params: POOL,
+        builtin: Builtin::Pool2d { avg: true },
     },
     Signature {
         name: "reshape",
@@ -547,6 +589,9 @@ impl Prim {
             BceLogits => "bce_logits",
             CrossEntropy => "cross_entropy",
             Huber => "huber",
+            Conv2d { .. } => "conv2d",
+            MaxPool2d { .. } => "maxpool2d",
+            AvgPool2d { .. } => "avgpool2d",
         }
     }
 
@@ -650,6 +695,9 @@ impl Prim {
                             args[1]
                         )
                     })
+            }
+            Conv2d { .. } | MaxPool2d { .. } | AvgPool2d { .. } => {
+                crate::types::window::window_shape(self, args)
             }
             CrossEntropy => {
                 vector(args[0])?;

@@ -447,6 +447,8 @@ impl Checker<'_> {
             Builtin::Diag => self.diag_call(&bound, env, span),
             Builtin::Grad => self.grad_call(&bound, env, span),
             Builtin::Jvp => self.jvp_call(&bound, env, span),
+            Builtin::Conv2d => self.conv2d_call(&bound, env, span),
+            Builtin::Pool2d { avg } => self.pool2d_call(avg, &bound, env, span),
             Builtin::Prim(prim) => {
                 let typed: Vec<Option<TExpr>> = bound
                     .iter()

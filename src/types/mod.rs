@@ -16,6 +16,7 @@ pub mod init;
 mod loops;
 mod shapes;
 pub mod train;
+mod window;
 
 use crate::ir::SliceAxis;
 use crate::shape::{Shape, Tensor};

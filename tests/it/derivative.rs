@@ -267,6 +267,12 @@ const JVP_CASES: &[(&str, &str)] = &[
     ("mse(w[0], x) + bce(sigmoid(w[1]), [0, 1, 1]) + bce_logits(w[0, 0], 1)", "[]"),
     ("cross_entropy(w[0], c) + huber(w[1], x, 0.7) - log_softmax(w[1])[c]", "[]"),
     ("dot(one_hot(c, 3), w[0]) + w[1][argmax(w[0])]", "[]"),
+    ("conv2d(reshape(w, [1, 2, 3]), reshape(w[0:2, 0:2], [1, 1, 2, 2]), padding = 1)", "[1, 3, 4]"),
+    ("maxpool2d(reshape(w, [1, 2, 3]), 2, stride = 1) * avgpool2d(reshape(w^2, [1, 2, 3]), 2, stride = 1)", "[1, 1, 2]"),
+    // The gradients' operations (the transposed convolution, the kernel's
+    // product, the pooling adjoints) in forward mode.
+    ("grad(sum(conv2d(reshape(w, [1, 2, 3]), reshape(w[0:2, 0:2], [1, 1, 2, 2]), padding = 1)^2), w)", "[2, 3]"),
+    ("grad(sum(maxpool2d(reshape(w^3, [1, 2, 3]), 2, stride = 1)) + sum(avgpool2d(reshape(w^3, [1, 2, 3]), 2)), w)", "[2, 3]"),
     ("loop s = w[0] for t in 0..3 { tanh(s * x[t] + w[1]) }", "[3]"),
     ("[w[1] * w[t][0] + x[t] for t in 0..2]", "[2, 3]"),
     ("{ let (p, q) = loop (a, b) = (w[0], 1) for t in 0..2 { (a * b + w[1], b * sum(a)) }; p * q }", "[3]"),

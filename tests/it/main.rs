@@ -27,6 +27,7 @@ mod repl;
 mod robustness;
 mod shapes;
 mod train;
+mod window;
 
 /// With `autotests = false`, a `.rs` file directly under `tests/` is not
 /// built, and one in `tests/it/` only if `main.rs` declares it: either would

@@ -62,6 +62,7 @@ fn per_example(op: &Op) -> bool {
         | Op::Softmax(_)
         | Op::LogSoftmax(_)
         | Op::ArgMax(_)
+        | Op::Window(_)
         | Op::Broadcast(_)
         | Op::Slice(_)
         | Op::Unslice(..)

@@ -56,6 +56,7 @@ impl ElementOp {
             | Op::Softmax(_)
             | Op::LogSoftmax(_)
             | Op::ArgMax(_)
+            | Op::Window(_)
             | Op::Slice(_)
             | Op::Unslice(..)
             | Op::Pack

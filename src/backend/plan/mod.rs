@@ -96,6 +96,7 @@ pub fn can_fail(op: &Op) -> bool {
         | Op::Softmax(_)
         | Op::LogSoftmax(_)
         | Op::ArgMax(_)
+        | Op::Window(_)
         | Op::Reshape(_)
         | Op::Permute(_)
         | Op::Concat

@@ -24,6 +24,8 @@
 //! - `fuse`: a fused run (see [`super::plan::fuse`]) as one loop.
 //! - `ops`: every operation dispatched to its lowering, and one step of the
 //!   plan.
+//! - `window`: convolution, pooling and their adjoints
+//!   ([`crate::ir::Window`]), loop nests in the interpreter's order.
 //! - `body`: a loop instruction, its body translated inside a counted loop.
 //! - [`single`]: the function of one example.
 //! - [`batch`]: the batched function, the loop over the examples inside.
@@ -38,6 +40,7 @@ mod movement;
 mod ops;
 mod reduce;
 pub(super) mod single;
+mod window;
 
 use std::collections::HashMap;
 

@@ -76,6 +76,7 @@ impl Translator<'_, '_> {
             Op::Permute(perm) => self.permute(v, args[0], perm),
             // The arguments one after the other, as `pack`'s.
             Op::Concat => self.pack(v, args),
+            Op::Window(w) => self.window(v, args, *w),
             Op::Loop(l) => self.loop_op(v, args, l)?,
         })
     }

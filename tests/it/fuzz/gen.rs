@@ -42,6 +42,9 @@ pub const CALLED: &[&str] = &[
     "tril",
     "triu",
     "diag",
+    "conv2d",
+    "maxpool2d",
+    "avgpool2d",
     "where",
     "mse",
     "bce",
@@ -453,6 +456,9 @@ impl Gen<'_> {
                 _ => self.expr(s, d),
             };
         }
+        if s.iter().product::<usize>() <= 8 && self.r.chance(0.04) {
+            return self.window(s, d);
+        }
         if !s.is_empty() && self.r.chance(0.05) {
             // Tensors joined along an axis: stacked (a new axis, of the
             // length of the list), or concatenated (pieces of an axis).
@@ -570,6 +576,40 @@ impl Gen<'_> {
         let a = self.expr(s, d.min(1));
         let b = self.leaf(&[]);
         format!("({a} {op} {b})")
+    }
+
+    /// A convolution or a pooling of shape `s`: of rank 3 itself, else
+    /// reshaped from `[1, 1, n]` (summed for a scalar). The image's size is
+    /// the one that gives `s`, a row or column more now and then that no
+    /// window reaches.
+    fn window(&mut self, s: &[usize], d: u32) -> String {
+        let [c, oh, ow] = *s else {
+            let n: usize = s.iter().product();
+            let inner = self.window(&[1, 1, n], d);
+            return match s {
+                [] => format!("sum({inner})"),
+                _ => {
+                    let dims: Vec<String> = s.iter().map(|n| n.to_string()).collect();
+                    format!("reshape({inner}, [{}])", dims.join(", "))
+                }
+            };
+        };
+        let stride = 1 + self.r.below(2);
+        let (k, spare) = (1 + self.r.below(3), self.r.below(stride));
+        if self.r.chance(0.5) {
+            let f = self.r.pick(&["maxpool2d", "avgpool2d"]);
+            let (h, w) = ((oh - 1) * stride + k + spare, (ow - 1) * stride + k);
+            let x = self.expr(&[c, h, w], d);
+            return format!("{f}({x}, {k}, stride = {stride})");
+        }
+        let channels = 1 + self.r.below(2);
+        // Padding, where the image keeps at least one row and column.
+        let (reach_h, reach_w) = ((oh - 1) * stride + k, (ow - 1) * stride + k);
+        let padding = self.r.below(2).min((reach_h.min(reach_w) - 1) / 2);
+        let (h, w) = (reach_h - 2 * padding + spare, reach_w - 2 * padding);
+        let x = self.expr(&[channels, h, w], d);
+        let kernel = self.expr(&[c, channels, k, k], d);
+        format!("conv2d({x}, {kernel}, stride = {stride}, padding = {padding})")
     }
 
     fn call_user(&mut self, s: &[usize], d: u32) -> Option<String> {
