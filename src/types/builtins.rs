@@ -1,6 +1,6 @@
 //! The builtin functions and operators: their names, arities and shape rules.
 
-use crate::ir::verify::{broadcast, matmul};
+use crate::ir::{broadcast, matmul};
 use crate::shape::Shape;
 
 /// A builtin operation of the source language (before lowering to IR).
@@ -461,6 +461,31 @@ pub fn arity_text(sigs: &[Signature]) -> String {
 }
 
 impl Prim {
+    /// Whether the operation's tensor operands are elementwise, so that
+    /// they broadcast as in NumPy (the lowering makes that explicit).
+    pub fn broadcasts(self) -> bool {
+        use Prim::*;
+        matches!(
+            self,
+            Add | Sub
+                | Mul
+                | Div
+                | Pow
+                | Eq
+                | Ne
+                | Lt
+                | Le
+                | Gt
+                | Ge
+                | Max2
+                | Min2
+                | Mse
+                | Bce
+                | BceLogits
+                | Huber
+        )
+    }
+
     /// How the operation reads in an error message.
     pub fn describe(self) -> String {
         match self {
@@ -565,16 +590,18 @@ impl Prim {
                 Ok(args[0].clone())
             }
             Add | Sub | Mul | Div | Pow | Eq | Ne | Lt | Le | Gt | Ge | Max2 | Min2 => {
-                broadcast(args[0], args[1]).map_err(|_| {
+                broadcast::shapes(args[0], args[1]).map_err(|c| {
                     format!(
-                        "cannot {} shapes {} and {}",
+                        "cannot {} shapes {} and {}: {c}",
                         self.describe(),
                         args[0],
                         args[1]
                     )
                 })
             }
-            MatMul => matmul(args[0], args[1]).map_err(|_| matmul_message(args[0], args[1])),
+            MatMul => {
+                matmul::shape(args[0], args[1]).map_err(|m| matmul_message(args[0], args[1], m))
+            }
             Sum | Mean | MaxAll | MinAll | Norm | LogSumExp => Ok(Shape::scalar()),
             ReduceAxes(_, axes) => axes.shape(args[0]),
             Softmax(axis) | LogSoftmax(axis) | ArgMax(Some(axis)) | ArgMin(Some(axis)) => {
@@ -626,11 +653,11 @@ impl Prim {
                         return Err(format!("huber's delta must be a scalar, found shape {d}"));
                     }
                 }
-                broadcast(args[0], args[1])
+                broadcast::shapes(args[0], args[1])
                     .map(|_| Shape::scalar())
-                    .map_err(|_| {
+                    .map_err(|c| {
                         format!(
-                            "`{}` needs a prediction and a target of one shape, found {} and {}",
+                            "`{}` needs a prediction and a target whose shapes broadcast, found {} and {}: {c}",
                             self.name(),
                             args[0],
                             args[1]
@@ -652,11 +679,16 @@ impl Prim {
     }
 }
 
-fn matmul_message(a: &Shape, b: &Shape) -> String {
-    match (a.dims(), b.dims()) {
-        ([_, k], [k2, ..]) | ([k], [k2, ..]) if a.rank() <= 2 && b.rank() <= 2 => {
+fn matmul_message(a: &Shape, b: &Shape, why: matmul::Mismatch) -> String {
+    match why {
+        matmul::Mismatch::Scalar => {
+            format!("cannot multiply {a} @ {b}: `@` takes vectors, matrices and stacks of matrices, not scalars")
+        }
+        matmul::Mismatch::Inner(k, k2) => {
             format!("cannot multiply {a} @ {b}: the inner dimensions {k} and {k2} differ")
         }
-        _ => format!("cannot multiply {a} @ {b}: `@` takes vectors and matrices"),
+        matmul::Mismatch::Batch(ba, bb, c) => format!(
+            "cannot multiply {a} @ {b}: the batch axes {ba} and {bb} do not broadcast: {c}"
+        ),
     }
 }

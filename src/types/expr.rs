@@ -2,7 +2,7 @@
 //! functions specialised at each call.
 
 use crate::diagnostic::{closest, Diagnostic};
-use crate::ir::verify::broadcast;
+use crate::ir::broadcast;
 
 use crate::shape::{Shape, Tensor};
 use crate::span::Span;
@@ -23,6 +23,9 @@ const MAX_CALL_DEPTH: usize = 64;
 
 /// Calls named in the labels of an error inside nested user functions.
 const MAX_TRACED_CALLS: usize = 3;
+
+/// The rule every elementwise operation's operands follow, as NumPy's.
+const BROADCAST_HINT: &str = "shapes broadcast as in NumPy: aligned at their last axes, each pair of lengths equal or one of them 1; a scalar combines with any shape";
 
 /// What a name may refer to at one point of the program.
 #[derive(Clone, Copy)]
@@ -242,28 +245,28 @@ impl Checker<'_> {
         }
     }
 
-    /// `if c then t else f` and `where(c, t, f)`: every part has the result's
-    /// shape or is a scalar.
+    /// `if c then t else f` and `where(c, t, f)`: the three parts broadcast
+    /// to the result's shape.
     fn select(&mut self, c: TExpr, t: TExpr, f: TExpr, span: Span, what: &str) -> Option<TExpr> {
         let shape = [&c.shape, &t.shape, &f.shape]
             .into_iter()
-            .try_fold(Shape::scalar(), |acc, s| broadcast(&acc, s));
+            .try_fold(Shape::scalar(), |acc, s| broadcast::shapes(&acc, s));
         match shape {
             Ok(shape) => Some(TExpr {
                 kind: TKind::If(Box::new(c), Box::new(t), Box::new(f)),
                 shape,
                 span,
             }),
-            Err(_) => {
+            Err(conflict) => {
                 self.error(
                     Diagnostic::error(
                         span,
-                        format!("the parts of this {what} have different shapes"),
+                        format!("the parts of this {what} do not broadcast together: {conflict}"),
                     )
                     .label(c.span, format!("condition: {}", c.shape))
                     .label(t.span, format!("then: {}", t.shape))
                     .label(f.span, format!("else: {}", f.shape))
-                    .hint("each part must have the result's shape, or be a scalar"),
+                    .hint(BROADCAST_HINT),
                 );
                 None
             }
@@ -331,9 +334,9 @@ impl Checker<'_> {
                     d = d.label(a.span, format!("shape {}", a.shape));
                 }
                 if prim == Prim::MatMul {
-                    d = d.hint("`@` multiplies [m, k] by [k, n] or [k]; `W.T` transposes a matrix");
-                } else if matches!(prim, Prim::Add | Prim::Sub | Prim::Mul | Prim::Div) {
-                    d = d.hint("elementwise operations need equal shapes; a scalar combines with any shape");
+                    d = d.hint("`@` multiplies [..., m, k] by [..., k, n] or [k], the leading (batch) axes broadcast; `W.T` transposes a matrix");
+                } else if prim.broadcasts() {
+                    d = d.hint(BROADCAST_HINT);
                 }
                 self.error(d);
                 None
