@@ -24,7 +24,7 @@ impl std::fmt::Display for Conflict {
         let (a, b) = self.lengths;
         write!(
             f,
-            "on axis -{} (counted from the end) the lengths {a} and {b} differ and neither is 1",
+            "lengths {a} and {b} on axis -{} do not broadcast",
             self.from_end
         )
     }

@@ -687,8 +687,12 @@ fn matmul_message(a: &Shape, b: &Shape, why: matmul::Mismatch) -> String {
         matmul::Mismatch::Inner(k, k2) => {
             format!("cannot multiply {a} @ {b}: the inner dimensions {k} and {k2} differ")
         }
-        matmul::Mismatch::Batch(ba, bb, c) => format!(
-            "cannot multiply {a} @ {b}: the batch axes {ba} and {bb} do not broadcast: {c}"
-        ),
+        matmul::Mismatch::Batch(ba, bb, c) => {
+            let (x, y) = c.lengths;
+            format!(
+                "cannot multiply {a} @ {b}: the batch axes {ba} and {bb} do not broadcast, with lengths {x} and {y} on their axis -{}",
+                c.from_end
+            )
+        }
     }
 }

@@ -261,7 +261,7 @@ impl Checker<'_> {
                 self.error(
                     Diagnostic::error(
                         span,
-                        format!("the parts of this {what} do not broadcast together: {conflict}"),
+                        format!("cannot combine the parts of this {what}: {conflict}"),
                     )
                     .label(c.span, format!("condition: {}", c.shape))
                     .label(t.span, format!("then: {}", t.shape))
