@@ -506,10 +506,10 @@ impl Gen<'_> {
                 format!("{f}({a}, {b})")
             }
             7 => {
-                let c = if self.r.chance(0.5) {
-                    vec![]
-                } else {
-                    s.to_vec()
+                let c = match self.r.below(3) {
+                    0 => vec![],
+                    1 => s.to_vec(),
+                    _ => self.stretched(s),
                 };
                 let cond = self.condition(&c, d);
                 let (a, b) = self.operands(s, d);
@@ -526,11 +526,14 @@ impl Gen<'_> {
         }
     }
 
-    /// Two operands whose broadcast is `s`: one of them now and then a scalar.
+    /// Two operands whose broadcast is `s`: one of them now and then a
+    /// scalar, or a shape that NumPy's rules stretch to `s`.
     fn operands(&mut self, s: &[usize], d: u32) -> (String, String) {
         let a = self.expr(s, d);
         let bs: Shape = if !s.is_empty() && self.r.chance(0.3) {
             vec![]
+        } else if !s.is_empty() && self.r.chance(0.3) {
+            self.stretched(s)
         } else {
             s.to_vec()
         };
@@ -540,6 +543,16 @@ impl Gen<'_> {
         } else {
             (b, a)
         }
+    }
+
+    /// A shape that broadcasts to `s`: some of its axes length 1, some
+    /// leading ones left out.
+    fn stretched(&mut self, s: &[usize]) -> Shape {
+        let lead = self.r.below(s.len() + 1);
+        s[lead..]
+            .iter()
+            .map(|&n| if self.r.chance(0.4) { 1 } else { n })
+            .collect()
     }
 
     fn condition(&mut self, s: &[usize], d: u32) -> String {
@@ -577,6 +590,19 @@ impl Gen<'_> {
             [] => Some(self.scalar(d)),
             [n] => self.vector(n, d),
             [m, n] => self.matrix(m, n, d),
+            [ref batch @ .., m, n] if self.r.chance(0.5) => {
+                // A stack of products, the batch axes of either side
+                // stretched or left out.
+                let k = self.dim(3);
+                let (mut left, mut right) = (batch.to_vec(), self.stretched(batch));
+                if self.r.chance(0.5) {
+                    std::mem::swap(&mut left, &mut right);
+                }
+                left.extend([m, k]);
+                right.extend([k, n]);
+                let (a, b) = (self.expr(&left, d), self.expr(&right, d));
+                Some(format!("({a} @ {b})"))
+            }
             _ => None,
         }
     }
