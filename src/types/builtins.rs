@@ -188,6 +188,9 @@ pub enum Builtin {
     Tri { upper: bool },
     /// `diag(x)`: a vector's diagonal matrix, or a matrix's diagonal.
     Diag,
+    /// `einsum("ij,jk->ik", a, b, ...)`: the subscripts, a string, then any
+    /// number of tensors (see `types::einsum`).
+    Einsum,
 }
 
 /// What an optional parameter defaults to.
@@ -371,6 +374,11 @@ pub const SIGNATURES: &[Signature] = &[
         name: "concat",
         params: &[req("tensors"), opt("axis", 0.0)],
         builtin: Builtin::Join { concat: true },
+    },
+    Signature {
+        name: "einsum",
+        params: &[req("subscripts"), req("operands")],
+        builtin: Builtin::Einsum,
     },
     Signature {
         name: "tril",

@@ -96,6 +96,14 @@ impl Checker<'_> {
                 }
             },
             ExprKind::Name(name) => self.name(name, span, env),
+            ExprKind::Str(_) => {
+                self.error(
+                    Diagnostic::error(span, "a string is not a value")
+                        .label(span, "a string")
+                        .hint("strings are the subscripts of `einsum(\"ij,jk->ik\", a, b)` and the file names of a train block"),
+                );
+                None
+            }
             ExprKind::Tensor(elems) => self.tensor(elems, span, env),
             ExprKind::Unary(UnOp::Plus, inner) => self.expr(inner, env),
             ExprKind::Unary(UnOp::Neg, inner) => {
@@ -393,6 +401,13 @@ impl Checker<'_> {
         {
             return self.join_call(name, *concat, args, span, env);
         }
+        if let [Signature {
+            builtin: Builtin::Einsum,
+            ..
+        }] = sigs
+        {
+            return self.einsum_call(args, span, env);
+        }
         if sigs.is_empty() {
             let mut d = Diagnostic::error(func.span, format!("unknown function `{name}`"))
                 .label(func.span, "not a builtin or a user function");
@@ -446,6 +461,7 @@ impl Checker<'_> {
             Builtin::Reshape => self.reshape_call(&bound, env, span),
             Builtin::Transpose => self.transpose_call(&bound, env, span),
             Builtin::Join { .. } => unreachable!("joined above, with any number of tensors"),
+            Builtin::Einsum => unreachable!("contracted above, with any number of tensors"),
             Builtin::Tri { upper } => self.tri_call(upper, &bound, env, span),
             Builtin::Diag => self.diag_call(&bound, env, span),
             Builtin::Prim(prim) => {

@@ -9,6 +9,7 @@ mod axes;
 pub mod builtins;
 mod call;
 pub mod check;
+mod einsum;
 mod expr;
 mod index;
 pub mod init;

@@ -32,6 +32,7 @@ pub const CALLED: &[&str] = &[
     "argmin",
     "one_hot",
     "dot",
+    "einsum",
     "outer",
     "transpose",
     "reshape",
@@ -666,6 +667,12 @@ impl Gen<'_> {
                 let f = self.r.pick(&["softmax", "log_softmax"]);
                 format!("{f}({})", self.expr(&[n], d))
             }
+            1 if self.r.chance(0.3) => {
+                let k = self.dim(4);
+                let (a, b) = (self.expr(&[n, k], d), self.expr(&[k], d));
+                let spec = self.r.pick(&["ij,j->i", "ij,j", "ab,b"]);
+                format!("einsum(\"{spec}\", {a}, {b})")
+            }
             1 => {
                 let k = self.dim(4);
                 format!("({} @ {})", self.expr(&[n, k], d), self.expr(&[k], d))
@@ -725,6 +732,16 @@ impl Gen<'_> {
     fn matrix(&mut self, m: usize, n: usize, d: u32) -> Option<String> {
         Some(match self.r.below(7) {
             0 => format!("outer({}, {})", self.expr(&[m], d), self.expr(&[n], d)),
+            1 if self.r.chance(0.3) => {
+                // A contraction, the second operand stored either way round.
+                let k = self.dim(3);
+                let a = self.expr(&[m, k], d);
+                if self.r.chance(0.5) {
+                    format!("einsum(\"ik,kj->ij\", {a}, {})", self.expr(&[k, n], d))
+                } else {
+                    format!("einsum(\"ik,jk\", {a}, {})", self.expr(&[n, k], d))
+                }
+            }
             1 => {
                 let k = self.dim(3);
                 format!("({} @ {})", self.expr(&[m, k], d), self.expr(&[k, n], d))
