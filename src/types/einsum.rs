@@ -95,12 +95,16 @@ impl Spec {
 
     /// The length of every index in `all`, or a message naming the
     /// operands that disagree.
-    fn lengths(&self, all: &[char], shapes: &[&Shape]) -> Result<Vec<usize>, (usize, String)> {
+    fn lengths(
+        &self,
+        all: &[char],
+        shapes: &[&Shape],
+    ) -> Result<Vec<usize>, (Vec<usize>, String)> {
         for (k, (t, s)) in self.inputs.iter().zip(shapes).enumerate() {
             if t.len() != s.rank() {
                 let t: String = t.iter().collect();
                 return Err((
-                    k,
+                    vec![k],
                     format!(
                         "the subscripts `{t}` name {} axes of an operand of shape {s}",
                         t.len()
@@ -117,9 +121,9 @@ impl Spec {
                 };
                 let n = s.dims()[p];
                 match seen {
-                    Some((m, _)) if m != n => {
+                    Some((m, first)) if m != n => {
                         return Err((
-                            k,
+                            vec![first, k],
                             format!("index `{c}` has length {m} in one operand and {n} in another"),
                         ))
                     }
@@ -178,7 +182,7 @@ impl Checker<'_> {
                 Diagnostic::error(
                     span,
                     format!(
-                        "the subscripts name {} operands, and {} are given",
+                        "the subscripts name {} operands; {} given",
                         spec.inputs.len(),
                         xs.len()
                     ),
@@ -192,9 +196,11 @@ impl Checker<'_> {
         let shapes: Vec<&Shape> = xs.iter().map(|x| &x.shape).collect();
         let lengths = match spec.lengths(&all, &shapes) {
             Ok(lengths) => lengths,
-            Err((k, msg)) => {
+            Err((operands, msg)) => {
                 let mut d = Diagnostic::error(span, msg).label(first.value.span, "the subscripts");
-                d = d.label(xs[k].span, format!("shape {}", xs[k].shape));
+                for k in operands {
+                    d = d.label(xs[k].span, format!("shape {}", xs[k].shape));
+                }
                 self.error(d);
                 return None;
             }
@@ -319,10 +325,10 @@ mod tests {
         assert_eq!(s.lengths(&s.all(), &[&a, &b]).unwrap(), vec![2, 4, 3]);
         let c = Shape(vec![4, 4]);
         let (k, msg) = s.lengths(&s.all(), &[&a, &c]).unwrap_err();
-        assert_eq!(k, 1);
+        assert_eq!(k, [0, 1]);
         assert!(msg.contains("`j` has length 3 in one operand and 4"), "{msg}");
         let (k, msg) = s.lengths(&s.all(), &[&a, &Shape(vec![3])]).unwrap_err();
-        assert_eq!(k, 1);
+        assert_eq!(k, [1]);
         assert!(msg.contains("`jk` name 2 axes"), "{msg}");
     }
 }

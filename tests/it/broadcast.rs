@@ -341,3 +341,67 @@ fn a_broadcast_bias_trains() {
         assert_eq!(other.params, r.params, "{mode:?}");
     }
 }
+
+const EINSUM: &str = "param A: [2, 3] = normal(0, 1)\n\
+    param B: [3, 4] = normal(0, 1)\n\
+    param v: [3] = normal(0, 1)\n\
+    param T: [2, 3, 4] = normal(0, 1)\n\
+    output mm = einsum(\"ij,jk->ik\", A, B)\n\
+    output tr = einsum(\"ij->ji\", A)\n\
+    output dt = einsum(\"i,i\", v, v)\n\
+    output bl = einsum(\"ij,j,jk->ki\", A, v, B)\n\
+    output tc = einsum(\"bjk,ji->bik\", T, A.T)\n\
+    output rs = einsum(\"ijk->j\", T)\n\
+    loss sum(tanh(einsum(\"ij,jk\", A, B))) + einsum(\"i,ij,ijk->\", v, A.T, transpose(T, [1, 0, 2])) \
+      + sum(sin(einsum(\"bjk,ji->bik\", T, A.T)))\n";
+
+/// `einsum` gives the sums its subscripts write, term by term.
+#[test]
+fn einsum_sums_what_its_subscripts_say() {
+    let c = compile(EINSUM);
+    let params = c.initial_params(0);
+    let outs = Evaluator::compile(&c.ir, Mode::Interp)
+        .unwrap()
+        .outputs(&params, &[])
+        .unwrap();
+    let (a, b, v, t) = (
+        &params[0].data,
+        &params[1].data,
+        &params[2].data,
+        &params[3].data,
+    );
+    let close = |got: f64, want: f64| {
+        assert!((got - want).abs() <= 1e-12 * want.abs().max(1.0), "{got} {want}");
+    };
+    let out = |k: usize| &outs[k + 1];
+    assert_eq!(out(0).shape.dims(), [2, 4]);
+    for i in 0..2 {
+        for k in 0..4 {
+            let want = (0..3).map(|j| a[i * 3 + j] * b[j * 4 + k]).sum();
+            close(out(0).data[i * 4 + k], want);
+            let bl = (0..3).map(|j| a[i * 3 + j] * v[j] * b[j * 4 + k]).sum();
+            close(out(3).data[k * 2 + i], bl);
+        }
+    }
+    assert_eq!(out(1).shape.dims(), [3, 2]);
+    for (i, j) in (0..2).flat_map(|i| (0..3).map(move |j| (i, j))) {
+        assert_eq!(out(1).data[j * 2 + i], a[i * 3 + j]);
+    }
+    close(out(2).item(), v.iter().map(|x| x * x).sum());
+    // tc[b, i, k] = sum_j T[b, j, k] A.T[j, i], with A.T[j, i] = A[i, j].
+    assert_eq!(out(4).shape.dims(), [2, 2, 4]);
+    for (bb, i, k) in (0..2).flat_map(|bb| (0..2).flat_map(move |i| (0..4).map(move |k| (bb, i, k)))) {
+        let want = (0..3).map(|j| t[bb * 12 + j * 4 + k] * a[i * 3 + j]).sum();
+        close(out(4).data[bb * 8 + i * 4 + k], want);
+    }
+    assert_eq!(out(5).shape.dims(), [3]);
+    for j in 0..3 {
+        let want = (0..2).flat_map(|i| (0..4).map(move |k| t[i * 12 + j * 4 + k])).sum();
+        close(out(5).data[j], want);
+    }
+}
+
+#[test]
+fn einsum_differentiates_on_every_engine() {
+    differentiates_on_every_engine(&compile(EINSUM), 9);
+}
