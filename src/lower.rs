@@ -11,7 +11,8 @@
 use std::collections::HashMap;
 
 use crate::ir::{
-    broadcast, matmul, Binary, ConstData, Function, Loop, Op, Output, Reduce, Role, SliceAxis, Slot, Unary, Value,
+    broadcast, matmul, Binary, ConstData, Function, Loop, Op, Output, Reduce, Role, SliceAxis,
+    Slot, Unary, Value,
 };
 use crate::passes::splat_value;
 use crate::shape::{Shape, Tensor};

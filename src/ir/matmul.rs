@@ -74,11 +74,7 @@ pub fn lower(f: &mut Function, a: Value, b: Value, span: Span) -> Value {
     if sb.rank() <= 2 {
         // The stack's matrices side by side as the rows of one.
         let k = sa.dims()[sa.rank() - 1];
-        let rows = f.push(
-            Op::Reshape(Shape::matrix(sa.size() / k, k)),
-            vec![a],
-            span,
-        );
+        let rows = f.push(Op::Reshape(Shape::matrix(sa.size() / k, k)), vec![a], span);
         let y = f.push(Op::MatMul, vec![rows, b], span);
         return f.push(Op::Reshape(out), vec![y], span);
     }

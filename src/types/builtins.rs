@@ -473,25 +473,12 @@ impl Prim {
     /// they broadcast as in NumPy (the lowering makes that explicit).
     pub fn broadcasts(self) -> bool {
         use Prim::*;
-        matches!(
-            self,
-            Add | Sub
-                | Mul
-                | Div
-                | Pow
-                | Eq
-                | Ne
-                | Lt
-                | Le
-                | Gt
-                | Ge
-                | Max2
-                | Min2
-                | Mse
-                | Bce
-                | BceLogits
-                | Huber
-        )
+        let arithmetic = [Add, Sub, Mul, Div, Pow, Max2, Min2];
+        let comparisons = [Eq, Ne, Lt, Le, Gt, Ge];
+        let losses = [Mse, Bce, BceLogits, Huber];
+        [&arithmetic[..], &comparisons, &losses]
+            .concat()
+            .contains(&self)
     }
 
     /// How the operation reads in an error message.

@@ -95,11 +95,7 @@ impl Spec {
 
     /// The length of every index in `all`, or a message naming the
     /// operands that disagree.
-    fn lengths(
-        &self,
-        all: &[char],
-        shapes: &[&Shape],
-    ) -> Result<Vec<usize>, (Vec<usize>, String)> {
+    fn lengths(&self, all: &[char], shapes: &[&Shape]) -> Result<Vec<usize>, (Vec<usize>, String)> {
         for (k, (t, s)) in self.inputs.iter().zip(shapes).enumerate() {
             if t.len() != s.rank() {
                 let t: String = t.iter().collect();
@@ -155,7 +151,9 @@ impl Checker<'_> {
             return None;
         }
         let Some((first, rest)) = args.split_first() else {
-            self.error(Diagnostic::error(span, "`einsum` needs subscripts and operands").hint(usage));
+            self.error(
+                Diagnostic::error(span, "`einsum` needs subscripts and operands").hint(usage),
+            );
             return None;
         };
         let ExprKind::Str(text) = &first.value.kind else {
@@ -171,7 +169,11 @@ impl Checker<'_> {
             Ok(spec) => spec,
             Err(msg) => {
                 let at = first.value.span;
-                self.error(Diagnostic::error(at, msg).label(at, "these subscripts").hint(usage));
+                self.error(
+                    Diagnostic::error(at, msg)
+                        .label(at, "these subscripts")
+                        .hint(usage),
+                );
                 return None;
             }
         };
@@ -268,13 +270,7 @@ fn align(t: &[char], all: &[char], lengths: &[usize], x: TExpr, span: Span) -> T
     // leading ones.
     let first = t.iter().map(pos).min().expect("a term with indices");
     let dims: Vec<usize> = (first..all.len())
-        .map(|a| {
-            if t.contains(&all[a]) {
-                lengths[a]
-            } else {
-                1
-            }
-        })
+        .map(|a| if t.contains(&all[a]) { lengths[a] } else { 1 })
         .collect();
     if dims == x.shape.dims() {
         return x;
@@ -326,7 +322,10 @@ mod tests {
         let c = Shape(vec![4, 4]);
         let (k, msg) = s.lengths(&s.all(), &[&a, &c]).unwrap_err();
         assert_eq!(k, [0, 1]);
-        assert!(msg.contains("`j` has length 3 in one operand and 4"), "{msg}");
+        assert!(
+            msg.contains("`j` has length 3 in one operand and 4"),
+            "{msg}"
+        );
         let (k, msg) = s.lengths(&s.all(), &[&a, &Shape(vec![3])]).unwrap_err();
         assert_eq!(k, [1]);
         assert!(msg.contains("`jk` name 2 axes"), "{msg}");
