@@ -5,8 +5,9 @@
 //! taken out of the result), on the right a column (a 1 put after it).
 //!
 //! A stack times one matrix or vector is one `MatMul` of the stack's rows
-//! (`[N, m, k]` as `[N m, k]`), and a batch of one matrix pair one `MatMul`;
-//! otherwise both operands are broadcast to the common batch shape, flattened to `[N, m, k]` and `[N, k, n]`, and a loop
+//! (`[N, m, k]` as `[N m, k]`), a matrix or vector times a stack one of its
+//! columns (`[N, k, n]` as `[k, N n]`), and a batch of one matrix pair one
+//! `MatMul`; otherwise both operands are broadcast to the common batch shape, flattened to `[N, m, k]` and `[N, k, n]`, and a loop
 //! of `N` steps multiplies one pair of matrices a step.
 
 use crate::ir::{broadcast, Function, Loop, Op, Output, Role, SliceAxis, Slot, Value};
@@ -78,6 +79,9 @@ pub fn lower(f: &mut Function, a: Value, b: Value, span: Span) -> Value {
         let y = f.push(Op::MatMul, vec![rows, b], span);
         return f.push(Op::Reshape(out), vec![y], span);
     }
+    if sa.rank() <= 2 {
+        return times_stack(f, a, b, out, span);
+    }
     let (a2, b2) = (as_matrix(&sa, true), as_matrix(&sb, false));
     let (ba, [m, k]) = split(&a2);
     let (bb, [_, n]) = split(&b2);
@@ -104,6 +108,27 @@ pub fn lower(f: &mut Function, a: Value, b: Value, span: Span) -> Value {
     let a3 = stack(f, a, &a2, m, k);
     let b3 = stack(f, b, &b2, k, n);
     let y = products(f, a3, b3, span);
+    f.push(Op::Reshape(out), vec![y], span)
+}
+
+/// A matrix or a vector times a stack `[..., k, n]`: the stack's matrices
+/// side by side as the columns of one `[k, N n]`, one product, and the
+/// result's axes put back in order (`[m, N, n]` to `[N, m, n]`).
+fn times_stack(f: &mut Function, a: Value, b: Value, out: Shape, span: Span) -> Value {
+    let sb = f.shape(b).clone();
+    let [k, n] = [sb.dims()[sb.rank() - 2], sb.dims()[sb.rank() - 1]];
+    let count = sb.size() / (k * n);
+    let b = f.push(Op::Reshape(Shape(vec![count, k, n])), vec![b], span);
+    let b = f.push(Op::Permute(vec![1, 0, 2]), vec![b], span);
+    let b = f.push(Op::Reshape(Shape::matrix(k, count * n)), vec![b], span);
+    let y = f.push(Op::MatMul, vec![a, b], span);
+    let y = match *f.shape(a).dims() {
+        [m, _] if count > 1 => {
+            let y = f.push(Op::Reshape(Shape(vec![m, count, n])), vec![y], span);
+            f.push(Op::Permute(vec![1, 0, 2]), vec![y], span)
+        }
+        _ => y,
+    };
     f.push(Op::Reshape(out), vec![y], span)
 }
 

@@ -285,9 +285,10 @@ fn matmul_on_any_rank_differentiates_on_every_engine() {
     differentiates_on_every_engine(&compile(MATMUL), 3);
 }
 
-/// A stack of matrices times a matrix is one product of its rows, and a
-/// batch that needs a loop has one of as many steps as pairs; rank 1 and
-/// 2 stay one `matmul` as before.
+/// A stack of matrices times a matrix is one product of its rows, a
+/// matrix times a stack one product of its columns, and a batch that needs
+/// a loop has one of as many steps as pairs; rank 1 and 2 stay one
+/// `matmul` as before.
 #[test]
 fn matmul_lowers_to_one_product_or_a_loop() {
     let ir = |src: &str| compile(src).ir.to_string();
@@ -296,6 +297,12 @@ fn matmul_lowers_to_one_product_or_a_loop() {
     assert!(
         rows.contains("matmul %") && !rows.contains("loop"),
         "{rows}"
+    );
+    let columns =
+        ir("param M: [3, 4] = normal(0, 1)\nparam B: [2, 4, 5] = normal(0, 1)\nloss sum(M @ B)\n");
+    assert!(
+        columns.contains("permute") && !columns.contains("loop"),
+        "{columns}"
     );
     let stack = ir(
         "param A: [2, 3, 4] = normal(0, 1)\nparam B: [2, 4, 5] = normal(0, 1)\nloss sum(A @ B)\n",
