@@ -869,6 +869,22 @@ mod tests {
         );
     }
 
+    /// Operands that broadcast and stacks of matrices under `@` are among
+    /// the generated programs: their IR repeats along axes and multiplies
+    /// pairs of matrices in a loop.
+    #[test]
+    fn broadcasting_and_stacked_products_are_generated() {
+        let (mut repeated, mut stacked) = (0, 0);
+        for seed in 0..200 {
+            let p = program(&mut R::new(seed));
+            let Ok(c) = gradc::compile(&p) else { continue };
+            let ir = c.ir.to_string();
+            repeated += usize::from(ir.contains("broadcast_axes"));
+            stacked += usize::from(ir.contains("output product"));
+        }
+        assert!(repeated >= 10 && stacked >= 5, "{repeated} {stacked}");
+    }
+
     /// Every generated program compiles (one that does not is a bug of the
     /// generator or of the checker).
     #[test]
