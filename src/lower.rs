@@ -12,8 +12,8 @@ use std::collections::HashMap;
 
 use crate::diagnostic::Diagnostic;
 use crate::ir::{
-    Binary, ConstData, Function, Loop, Op, Output, Reduce, Role, SliceAxis, Slot, Unary, Value,
-    Window,
+    broadcast, matmul, Binary, ConstData, Function, Loop, Op, Output, Reduce, Role, SliceAxis,
+    Slot, Unary, Value, Window,
 };
 use crate::passes::splat_value;
 use crate::shape::{Shape, Tensor};
@@ -534,14 +534,18 @@ impl Lowerer {
                 self.f.push(Op::Slice(axes.clone()), vec![v], span)
             }
             TKind::If(c, t, f) => {
-                let vs = vec![self.expr(c, args), self.expr(t, args), self.expr(f, args)];
+                let vs = [self.expr(c, args), self.expr(t, args), self.expr(f, args)];
+                let vs = broadcast::operands(&mut self.f, &vs, span);
                 self.f.push(Op::Select, vs, span)
             }
             TKind::Call {
                 args: actual, body, ..
             } => self.inline_call(actual, body, args, span)[0],
             TKind::Prim(p, xs) => {
-                let vs: Vec<Value> = xs.iter().map(|x| self.expr(x, args)).collect();
+                let mut vs: Vec<Value> = xs.iter().map(|x| self.expr(x, args)).collect();
+                if p.broadcasts() {
+                    vs = broadcast::operands(&mut self.f, &vs, span);
+                }
                 self.prim(*p, &vs, span)
             }
         }
@@ -627,7 +631,8 @@ impl Lowerer {
             Ge => binary(self, Binary::Ge),
             Max2 => binary(self, Binary::Max),
             Min2 => binary(self, Binary::Min),
-            MatMul | Dot => self.f.push(Op::MatMul, v.to_vec(), span),
+            MatMul => matmul::lower(&mut self.f, v[0], v[1], span),
+            Dot => self.f.push(Op::MatMul, v.to_vec(), span),
             Outer => self.f.push(Op::Outer, v.to_vec(), span),
             Transpose => self.f.push(Op::Transpose, v.to_vec(), span),
             Sum => self.f.push(Op::Sum, v.to_vec(), span),

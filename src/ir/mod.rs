@@ -10,8 +10,10 @@
 //! printer's text is the canonical form that snapshot tests compare.
 
 pub mod axes;
+pub mod broadcast;
 pub mod fault;
 pub mod interp;
+pub mod matmul;
 pub mod nonfinite;
 pub mod printer;
 pub mod stats;

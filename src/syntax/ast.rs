@@ -122,6 +122,8 @@ pub enum ExprKind {
     /// The literal's text, e.g. `1.5e-3`; converted and checked by the checker.
     Number(String),
     Name(String),
+    /// A string literal's text, without its quotes: `einsum`'s subscripts.
+    Str(String),
     /// `[a, b, c]`: elements of one shape stacked along a new first axis.
     Tensor(Vec<Expr>),
     Unary(UnOp, Box<Expr>),
@@ -204,7 +206,9 @@ pub struct Block {
 /// The expressions directly inside an expression of this kind, in order.
 pub fn children(kind: &ExprKind) -> Vec<&Expr> {
     match kind {
-        ExprKind::Number(_) | ExprKind::Name(_) | ExprKind::TooDeep => Vec::new(),
+        ExprKind::Number(_) | ExprKind::Name(_) | ExprKind::Str(_) | ExprKind::TooDeep => {
+            Vec::new()
+        }
         ExprKind::Tensor(es) | ExprKind::Tuple(es) => es.iter().collect(),
         ExprKind::Unary(_, x) | ExprKind::Transpose(x) => vec![x],
         ExprKind::Binary(_, a, b) => vec![a, b],
@@ -332,7 +336,7 @@ impl Expr {
     /// Builds a node, computing its depth; a node too deep becomes `TooDeep`.
     pub fn new(kind: ExprKind, span: Span) -> Expr {
         let below = match &kind {
-            ExprKind::Number(_) | ExprKind::Name(_) | ExprKind::TooDeep => 0,
+            ExprKind::Number(_) | ExprKind::Name(_) | ExprKind::Str(_) | ExprKind::TooDeep => 0,
             ExprKind::Tensor(es) => es.iter().map(|e| e.depth).max().unwrap_or(0),
             ExprKind::Unary(_, e) | ExprKind::Transpose(e) => e.depth,
             ExprKind::Binary(_, a, b) => a.depth.max(b.depth),

@@ -146,7 +146,9 @@ fn convert(e: ParseError<usize, Token<'_>, LexError>, src: &str) -> Diagnostic {
 
 fn hint_for(tok: &Token<'_>) -> Option<&'static str> {
     match tok {
-        Token::Str(_) => Some("strings are only used in the `train { }` block"),
+        Token::Str(_) => {
+            Some("strings are the subscripts of `einsum` and the file names of a `train { }` block")
+        }
         Token::Assign => Some("`=` binds a name; to compare, write `==`"),
         _ => None,
     }

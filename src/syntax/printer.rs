@@ -155,6 +155,9 @@ fn expr(out: &mut String, e: &Expr) {
         ExprKind::Block(b) => block(out, b),
         ExprKind::Number(n) => out.push_str(n),
         ExprKind::Name(n) => out.push_str(n),
+        ExprKind::Str(s) => {
+            let _ = write!(out, "\"{s}\"");
+        }
         ExprKind::Tensor(es) => {
             out.push('[');
             list(out, es);

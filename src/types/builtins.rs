@@ -1,6 +1,6 @@
 //! The builtin functions and operators: their names, arities and shape rules.
 
-use crate::ir::verify::{broadcast, matmul};
+use crate::ir::{broadcast, matmul};
 use crate::shape::Shape;
 
 /// A builtin operation of the source language (before lowering to IR).
@@ -213,6 +213,9 @@ pub enum Builtin {
     Conv2d,
     /// `maxpool2d(x, k, stride = k)`, or with `avg`, `avgpool2d`.
     Pool2d { avg: bool },
+    /// `einsum("ij,jk->ik", a, b, ...)`: the subscripts, a string, then any
+    /// number of tensors (see `types::einsum`).
+    Einsum,
 }
 
 /// What an optional parameter defaults to.
@@ -399,6 +402,11 @@ pub const SIGNATURES: &[Signature] = &[
         builtin: Builtin::Join { concat: true },
     },
     Signature {
+        name: "einsum",
+        params: &[req("subscripts"), req("operands")],
+        builtin: Builtin::Einsum,
+    },
+    Signature {
         name: "tril",
         params: &[req("x"), opt("k", 0.0)],
         builtin: Builtin::Tri { upper: false },
@@ -517,6 +525,18 @@ pub fn arity_text(sigs: &[Signature]) -> String {
 }
 
 impl Prim {
+    /// Whether the operation's tensor operands are elementwise, so that
+    /// they broadcast as in NumPy (the lowering makes that explicit).
+    pub fn broadcasts(self) -> bool {
+        use Prim::*;
+        let arithmetic = [Add, Sub, Mul, Div, Pow, Max2, Min2];
+        let comparisons = [Eq, Ne, Lt, Le, Gt, Ge];
+        let losses = [Mse, Bce, BceLogits, Huber];
+        [&arithmetic[..], &comparisons, &losses]
+            .concat()
+            .contains(&self)
+    }
+
     /// How the operation reads in an error message.
     pub fn describe(self) -> String {
         match self {
@@ -624,16 +644,18 @@ impl Prim {
                 Ok(args[0].clone())
             }
             Add | Sub | Mul | Div | Pow | Eq | Ne | Lt | Le | Gt | Ge | Max2 | Min2 => {
-                broadcast(args[0], args[1]).map_err(|_| {
+                broadcast::shapes(args[0], args[1]).map_err(|c| {
                     format!(
-                        "cannot {} shapes {} and {}",
+                        "cannot {} shapes {} and {}: {c}",
                         self.describe(),
                         args[0],
                         args[1]
                     )
                 })
             }
-            MatMul => matmul(args[0], args[1]).map_err(|_| matmul_message(args[0], args[1])),
+            MatMul => {
+                matmul::shape(args[0], args[1]).map_err(|m| matmul_message(args[0], args[1], m))
+            }
             Sum | Mean | MaxAll | MinAll | Norm | LogSumExp => Ok(Shape::scalar()),
             ReduceAxes(_, axes) => axes.shape(args[0]),
             Softmax(axis) | LogSoftmax(axis) | ArgMax(Some(axis)) | ArgMin(Some(axis)) => {
@@ -685,11 +707,11 @@ impl Prim {
                         return Err(format!("huber's delta must be a scalar, found shape {d}"));
                     }
                 }
-                broadcast(args[0], args[1])
+                broadcast::shapes(args[0], args[1])
                     .map(|_| Shape::scalar())
-                    .map_err(|_| {
+                    .map_err(|c| {
                         format!(
-                            "`{}` needs a prediction and a target of one shape, found {} and {}",
+                            "`{}` needs a prediction and a target whose shapes broadcast, found {} and {}: {c}",
                             self.name(),
                             args[0],
                             args[1]
@@ -714,11 +736,20 @@ impl Prim {
     }
 }
 
-fn matmul_message(a: &Shape, b: &Shape) -> String {
-    match (a.dims(), b.dims()) {
-        ([_, k], [k2, ..]) | ([k], [k2, ..]) if a.rank() <= 2 && b.rank() <= 2 => {
+fn matmul_message(a: &Shape, b: &Shape, why: matmul::Mismatch) -> String {
+    match why {
+        matmul::Mismatch::Scalar => {
+            format!("cannot multiply {a} @ {b}: `@` takes vectors, matrices and stacks of matrices, not scalars")
+        }
+        matmul::Mismatch::Inner(k, k2) => {
             format!("cannot multiply {a} @ {b}: the inner dimensions {k} and {k2} differ")
         }
-        _ => format!("cannot multiply {a} @ {b}: `@` takes vectors and matrices"),
+        matmul::Mismatch::Batch(ba, bb, c) => {
+            let (x, y) = c.lengths;
+            format!(
+                "cannot multiply {a} @ {b}: the batch axes {ba} and {bb} do not broadcast, with lengths {x} and {y} on their axis -{}",
+                c.from_end
+            )
+        }
     }
 }

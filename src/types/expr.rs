@@ -2,7 +2,7 @@
 //! functions specialised at each call.
 
 use crate::diagnostic::{closest, Diagnostic};
-use crate::ir::verify::broadcast;
+use crate::ir::broadcast;
 
 use crate::shape::{Shape, Tensor};
 use crate::span::Span;
@@ -23,6 +23,9 @@ const MAX_CALL_DEPTH: usize = 64;
 
 /// Calls named in the labels of an error inside nested user functions.
 const MAX_TRACED_CALLS: usize = 3;
+
+/// The rule every elementwise operation's operands follow, as NumPy's.
+const BROADCAST_HINT: &str = "shapes broadcast as in NumPy: aligned at their last axes, each pair of lengths equal or one of them 1; a scalar combines with any shape";
 
 /// What a name may refer to at one point of the program.
 #[derive(Clone, Copy)]
@@ -93,6 +96,14 @@ impl Checker<'_> {
                 }
             },
             ExprKind::Name(name) => self.name(name, span, env),
+            ExprKind::Str(_) => {
+                self.error(
+                    Diagnostic::error(span, "a string is not a value")
+                        .label(span, "a string")
+                        .hint("strings are the subscripts of `einsum(\"ij,jk->ik\", a, b)` and the file names of a train block"),
+                );
+                None
+            }
             ExprKind::Tensor(elems) => self.tensor(elems, span, env),
             ExprKind::Unary(UnOp::Plus, inner) => self.expr(inner, env),
             ExprKind::Unary(UnOp::Neg, inner) => {
@@ -242,28 +253,28 @@ impl Checker<'_> {
         }
     }
 
-    /// `if c then t else f` and `where(c, t, f)`: every part has the result's
-    /// shape or is a scalar.
+    /// `if c then t else f` and `where(c, t, f)`: the three parts broadcast
+    /// to the result's shape.
     fn select(&mut self, c: TExpr, t: TExpr, f: TExpr, span: Span, what: &str) -> Option<TExpr> {
         let shape = [&c.shape, &t.shape, &f.shape]
             .into_iter()
-            .try_fold(Shape::scalar(), |acc, s| broadcast(&acc, s));
+            .try_fold(Shape::scalar(), |acc, s| broadcast::shapes(&acc, s));
         match shape {
             Ok(shape) => Some(TExpr {
                 kind: TKind::If(Box::new(c), Box::new(t), Box::new(f)),
                 shape,
                 span,
             }),
-            Err(_) => {
+            Err(conflict) => {
                 self.error(
                     Diagnostic::error(
                         span,
-                        format!("the parts of this {what} have different shapes"),
+                        format!("cannot combine the parts of this {what}: {conflict}"),
                     )
                     .label(c.span, format!("condition: {}", c.shape))
                     .label(t.span, format!("then: {}", t.shape))
                     .label(f.span, format!("else: {}", f.shape))
-                    .hint("each part must have the result's shape, or be a scalar"),
+                    .hint(BROADCAST_HINT),
                 );
                 None
             }
@@ -331,9 +342,9 @@ impl Checker<'_> {
                     d = d.label(a.span, format!("shape {}", a.shape));
                 }
                 if prim == Prim::MatMul {
-                    d = d.hint("`@` multiplies [m, k] by [k, n] or [k]; `W.T` transposes a matrix");
-                } else if matches!(prim, Prim::Add | Prim::Sub | Prim::Mul | Prim::Div) {
-                    d = d.hint("elementwise operations need equal shapes; a scalar combines with any shape");
+                    d = d.hint("`@` multiplies [..., m, k] by [..., k, n] or [k], the leading (batch) axes broadcast; `W.T` transposes a matrix");
+                } else if prim.broadcasts() {
+                    d = d.hint(BROADCAST_HINT);
                 }
                 self.error(d);
                 None
@@ -390,6 +401,13 @@ impl Checker<'_> {
         {
             return self.join_call(name, *concat, args, span, env);
         }
+        if let [Signature {
+            builtin: Builtin::Einsum,
+            ..
+        }] = sigs
+        {
+            return self.einsum_call(args, span, env);
+        }
         if sigs.is_empty() {
             let mut d = Diagnostic::error(func.span, format!("unknown function `{name}`"))
                 .label(func.span, "not a builtin or a user function");
@@ -443,6 +461,7 @@ impl Checker<'_> {
             Builtin::Reshape => self.reshape_call(&bound, env, span),
             Builtin::Transpose => self.transpose_call(&bound, env, span),
             Builtin::Join { .. } => unreachable!("joined above, with any number of tensors"),
+            Builtin::Einsum => unreachable!("contracted above, with any number of tensors"),
             Builtin::Tri { upper } => self.tri_call(upper, &bound, env, span),
             Builtin::Diag => self.diag_call(&bound, env, span),
             Builtin::Grad => self.grad_call(&bound, env, span),

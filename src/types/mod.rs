@@ -10,6 +10,7 @@ pub mod builtins;
 mod call;
 pub mod check;
 mod derivative;
+mod einsum;
 mod expr;
 mod index;
 pub mod init;

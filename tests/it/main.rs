@@ -11,6 +11,7 @@
 mod common;
 
 mod autodiff;
+mod broadcast;
 mod cases;
 mod clif;
 mod data;

@@ -34,6 +34,7 @@ pub const CALLED: &[&str] = &[
     "argmin",
     "one_hot",
     "dot",
+    "einsum",
     "outer",
     "transpose",
     "reshape",
@@ -535,10 +536,10 @@ impl Gen<'_> {
                 format!("{f}({a}, {b})")
             }
             7 => {
-                let c = if self.r.chance(0.5) {
-                    vec![]
-                } else {
-                    s.to_vec()
+                let c = match self.r.below(3) {
+                    0 => vec![],
+                    1 => s.to_vec(),
+                    _ => self.stretched(s),
                 };
                 let cond = self.condition(&c, d);
                 let (a, b) = self.operands(s, d);
@@ -555,11 +556,14 @@ impl Gen<'_> {
         }
     }
 
-    /// Two operands whose broadcast is `s`: one of them now and then a scalar.
+    /// Two operands whose broadcast is `s`: one of them now and then a
+    /// scalar, or a shape that NumPy's rules stretch to `s`.
     fn operands(&mut self, s: &[usize], d: u32) -> (String, String) {
         let a = self.expr(s, d);
         let bs: Shape = if !s.is_empty() && self.r.chance(0.3) {
             vec![]
+        } else if !s.is_empty() && self.r.chance(0.3) {
+            self.stretched(s)
         } else {
             s.to_vec()
         };
@@ -569,6 +573,16 @@ impl Gen<'_> {
         } else {
             (b, a)
         }
+    }
+
+    /// A shape that broadcasts to `s`: some of its axes length 1, some
+    /// leading ones left out.
+    fn stretched(&mut self, s: &[usize]) -> Shape {
+        let lead = self.r.below(s.len() + 1);
+        s[lead..]
+            .iter()
+            .map(|&n| if self.r.chance(0.4) { 1 } else { n })
+            .collect()
     }
 
     fn condition(&mut self, s: &[usize], d: u32) -> String {
@@ -640,6 +654,19 @@ impl Gen<'_> {
             [] => Some(self.scalar(d)),
             [n] => self.vector(n, d),
             [m, n] => self.matrix(m, n, d),
+            [ref batch @ .., m, n] if self.r.chance(0.5) => {
+                // A stack of products, the batch axes of either side
+                // stretched or left out.
+                let k = self.dim(3);
+                let (mut left, mut right) = (batch.to_vec(), self.stretched(batch));
+                if self.r.chance(0.5) {
+                    std::mem::swap(&mut left, &mut right);
+                }
+                left.extend([m, k]);
+                right.extend([k, n]);
+                let (a, b) = (self.expr(&left, d), self.expr(&right, d));
+                Some(format!("({a} @ {b})"))
+            }
             _ => None,
         }
     }
@@ -703,6 +730,12 @@ impl Gen<'_> {
                 let f = self.r.pick(&["softmax", "log_softmax"]);
                 format!("{f}({})", self.expr(&[n], d))
             }
+            1 if self.r.chance(0.3) => {
+                let k = self.dim(4);
+                let (a, b) = (self.expr(&[n, k], d), self.expr(&[k], d));
+                let spec = self.r.pick(&["ij,j->i", "ij,j", "ab,b"]);
+                format!("einsum(\"{spec}\", {a}, {b})")
+            }
             1 => {
                 let k = self.dim(4);
                 format!("({} @ {})", self.expr(&[n, k], d), self.expr(&[k], d))
@@ -762,6 +795,16 @@ impl Gen<'_> {
     fn matrix(&mut self, m: usize, n: usize, d: u32) -> Option<String> {
         Some(match self.r.below(7) {
             0 => format!("outer({}, {})", self.expr(&[m], d), self.expr(&[n], d)),
+            1 if self.r.chance(0.3) => {
+                // A contraction, the second operand stored either way round.
+                let k = self.dim(3);
+                let a = self.expr(&[m, k], d);
+                if self.r.chance(0.5) {
+                    format!("einsum(\"ik,kj->ij\", {a}, {})", self.expr(&[k, n], d))
+                } else {
+                    format!("einsum(\"ik,jk\", {a}, {})", self.expr(&[n, k], d))
+                }
+            }
             1 => {
                 let k = self.dim(3);
                 format!("({} @ {})", self.expr(&[m, k], d), self.expr(&[k, n], d))
@@ -887,6 +930,22 @@ mod tests {
             unseen.is_empty(),
             "never generated in 400 programs: {unseen:?}"
         );
+    }
+
+    /// Operands that broadcast and stacks of matrices under `@` are among
+    /// the generated programs: their IR repeats along axes and multiplies
+    /// pairs of matrices in a loop.
+    #[test]
+    fn broadcasting_and_stacked_products_are_generated() {
+        let (mut repeated, mut stacked) = (0, 0);
+        for seed in 0..200 {
+            let p = program(&mut R::new(seed));
+            let Ok(c) = gradc::compile(&p) else { continue };
+            let ir = c.ir.to_string();
+            repeated += usize::from(ir.contains("broadcast_axes"));
+            stacked += usize::from(ir.contains("output product"));
+        }
+        assert!(repeated >= 10 && stacked >= 5, "{repeated} {stacked}");
     }
 
     /// Every generated program compiles (one that does not is a bug of the
