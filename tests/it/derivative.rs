@@ -274,6 +274,9 @@ const JVP_CASES: &[(&str, &str)] = &[
     ("grad(sum(conv2d(reshape(w, [1, 2, 3]), reshape(w[0:2, 0:2], [1, 1, 2, 2]), padding = 1)^2), w)", "[2, 3]"),
     ("grad(sum(maxpool2d(reshape(w^3, [1, 2, 3]), 2, stride = 1)) + sum(avgpool2d(reshape(w^3, [1, 2, 3]), 2)), w)", "[2, 3]"),
     ("loop s = w[0] for t in 0..3 { tanh(s * x[t] + w[1]) }", "[3]"),
+    // Broadcasting, a product of stacks (a loop of products), einsum.
+    ("reshape(w, [2, 1, 3]) * w @ transpose(stack(w, w), axes = [0, 2, 1])", "[2, 2, 2]"),
+    ("einsum(\"ij,kj->ik\", w, exp(w)) + reshape(x[0:2], [2, 1])", "[2, 2]"),
     ("[w[1] * w[t][0] + x[t] for t in 0..2]", "[2, 3]"),
     ("{ let (p, q) = loop (a, b) = (w[0], 1) for t in 0..2 { (a * b + w[1], b * sum(a)) }; p * q }", "[3]"),
 ];
