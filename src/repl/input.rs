@@ -16,7 +16,7 @@ use crate::syntax::lexer::Token;
 
 /// Keywords offered by completion.
 const KEYWORDS: &[&str] = &[
-    "param", "input", "let", "fn", "loss", "metric", "output", "train", "if", "then", "else",
+    "param", "input", "dim", "let", "fn", "loss", "metric", "output", "train", "if", "then", "else",
     "loop", "for", "in",
 ];
 
@@ -58,6 +58,7 @@ pub fn needs_more(text: &str) -> bool {
                 | Token::Input
                 | Token::Let
                 | Token::Fn
+                | Token::Dim
                 | Token::Loss
                 | Token::Metric
                 | Token::Output

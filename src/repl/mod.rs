@@ -56,10 +56,12 @@ pub struct ReplArgs {
 
 /// Runs the REPL until `:quit`, Ctrl-D or the end of the input. The exit
 /// code is 1 when input was piped and any input failed.
-pub fn run(args: ReplArgs) -> ExitCode {
+/// `dims`: the sizes of `--dim`, for the `dim`s the session declares.
+pub fn run(args: ReplArgs, dims: crate::types::dims::DimFlags) -> ExitCode {
     let mut session = Session::new(Options {
         backend: args.backend,
         seed: args.seed,
+        dims,
     });
     let piped = !std::io::stdin().is_terminal();
     let style = Style {

@@ -28,6 +28,9 @@ pub struct Options {
     pub backend: Backend,
     /// Seed of the params' initialisers; default the train block's seed, or 0.
     pub seed: Option<u64>,
+    /// Sizes set by `--dim` and `:dim`, for the `dim`s the session declares
+    /// (now or later).
+    pub dims: crate::types::dims::DimFlags,
 }
 
 pub use crate::repl::error::Error;
@@ -84,6 +87,52 @@ impl Session {
 
     pub fn backend(&self) -> Backend {
         self.opts.backend
+    }
+
+    /// What binds the session's sizes: `--dim` and `:dim`, and the train
+    /// block's directory for array headers.
+    pub(super) fn dim_options(&self) -> crate::types::dims::DimOptions {
+        crate::types::dims::DimOptions {
+            flags: self.opts.dims.clone(),
+            data_dir: Some(self.train_dir().unwrap_or_default()),
+        }
+    }
+
+    /// The sizes of the session's `dim`s, as bound now.
+    pub fn sizes(&self) -> Vec<(String, usize)> {
+        let assembled = Assembled::new(&self.entries, true);
+        let origin = Origin::typed("");
+        compile(&assembled, &self.dim_options(), &origin, |_| String::new())
+            .map(|c| c.typed.sizes)
+            .unwrap_or_default()
+    }
+
+    /// The sizes set by `--dim` and `:dim`.
+    pub fn dim_flags(&self) -> &crate::types::dims::DimFlags {
+        &self.opts.dims
+    }
+
+    /// `:dim D=8`: sets sizes and checks the session's definitions again
+    /// with them (params whose shape changes start again from their
+    /// initialisers). On an error, nothing changes. Gives the sizes the
+    /// session's `dim`s now have.
+    pub fn set_dims(&mut self, flags: &[(String, usize)]) -> Result<Vec<(String, usize)>, Error> {
+        let before = self.opts.dims.clone();
+        driver::dims::merge(&mut self.opts.dims, flags);
+        let assembled = Assembled::new(&self.entries, true);
+        let origin = Origin::typed("");
+        match compile(&assembled, &self.dim_options(), &origin, |k| {
+            format!("in `{}`, defined earlier", k.describe())
+        }) {
+            Ok(c) => {
+                self.adopt(&c, &HashSet::new());
+                Ok(c.typed.sizes.clone())
+            }
+            Err(e) => {
+                self.opts.dims = before;
+                Err(e)
+            }
+        }
     }
 
     /// Forgets every definition and value.
@@ -199,7 +248,7 @@ impl Session {
             }
         }
         let assembled = Assembled::new(&candidate, true);
-        let c = compile(&assembled, &origin, |k| {
+        let c = compile(&assembled, &self.dim_options(), &origin, |k| {
             let d = k.describe();
             format!(
                 "`{d}` was defined earlier, and this input breaks it: change both in one input, or `:forget {d}` first"
@@ -264,6 +313,12 @@ impl Session {
                 }
                 Kind::Input => {
                     d.value = self.inputs.get(name).cloned().map(Ok);
+                    None
+                }
+                Kind::Dim => {
+                    d.value = c.typed.sizes.iter().find(|(n, _)| n == name).map(|(_, v)| {
+                        Ok(Tensor::scalar(*v as f64))
+                    });
                     None
                 }
                 Kind::Fn | Kind::Train => None,
@@ -355,7 +410,7 @@ impl Session {
         let mut candidate = self.entries.clone();
         let gone = candidate.remove(i);
         let assembled = Assembled::new(&candidate, true);
-        let c = compile(&assembled, &gone.origin, |k| {
+        let c = compile(&assembled, &self.dim_options(), &gone.origin, |k| {
             let d = k.describe();
             format!("`{d}` uses `{name}`: `:forget {d}` first, or redefine it")
         })?;
@@ -389,7 +444,7 @@ impl Session {
         crate::syntax::parser::parse_expr(text).map_err(|d| at(d, origin, base))?;
         let mut assembled = Assembled::new(&self.entries, false);
         assembled.push("output _ = ", text, origin, base, None);
-        let c = compile(&assembled, origin, |k| {
+        let c = compile(&assembled, &self.dim_options(), origin, |k| {
             format!("in `{}`, defined earlier", k.describe())
         })?;
         Ok((c, assembled))
@@ -450,7 +505,7 @@ impl Session {
     pub fn whole(&self) -> Result<Whole, Error> {
         let assembled = Assembled::new(&self.entries, true);
         let origin = Origin::typed("");
-        let compiled = compile(&assembled, &origin, |_| String::new())?;
+        let compiled = compile(&assembled, &self.dim_options(), &origin, |_| String::new())?;
         let dir = self.train_dir();
         let (params, _) = self.point(&compiled.ir);
         Ok(Whole {

@@ -9,6 +9,7 @@ mod axes;
 pub mod builtins;
 mod call;
 pub mod check;
+pub mod dims;
 mod expr;
 mod index;
 pub mod init;
@@ -26,6 +27,8 @@ pub use check::{check, CheckOptions};
 /// A checked program: the declarations in order, and the typed expressions.
 #[derive(Clone, Debug, Default)]
 pub struct Program {
+    /// The sizes (`dim D`) and the values they were bound to, in order.
+    pub sizes: Vec<(String, usize)>,
     pub params: Vec<ParamDecl>,
     pub inputs: Vec<InputDecl>,
     /// `let` bindings, in source order; later ones may refer to earlier ones.

@@ -14,7 +14,7 @@ fn check(src: &str) -> Result<(Init, Shape), Diagnostic> {
     };
     let declared = shape
         .as_ref()
-        .map(|s| Shape(s.dims.iter().map(|(d, _)| d.parse().unwrap()).collect()));
+        .map(|s| Shape(s.dims.iter().map(|d| match &d.kind { crate::syntax::ast::ExprKind::Number(n) => n.parse().unwrap(), _ => panic!("a literal size") }).collect()));
     check_init(init.as_ref(), declared.as_ref(), name.span)
 }
 
