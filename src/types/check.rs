@@ -87,6 +87,8 @@ pub(crate) struct Checker<'a> {
     pub ranges: HashMap<usize, (i64, i64)>,
     /// The sizes, bound before checking.
     pub sizes: Sizes,
+    /// The `dim` items, by name: where each is declared.
+    pub dim_items: HashMap<String, Span>,
 }
 
 impl Checker<'_> {
@@ -177,10 +179,11 @@ impl Checker<'_> {
         match self.globals.get(name) {
             Some(&(Binding::Dim(v), def)) if def.lo < span.lo => Ok(v),
             Some(&(Binding::Dim(_), def)) => Err(used_before_dim(name, span, def)),
-            Some(&(_, def)) => Err(Diagnostic::error(span, format!("`{name}` is not a size"))
-                .label(span, "used as a size")
-                .label(def, "defined here, not with `dim`")
-                .hint(format!("declare a size with `dim {name}` above its first use"))),
+            Some(&(_, def)) => Err(not_a_size(name, span, def)),
+            None if self.dim_items.contains_key(name) => {
+                Err(used_before_dim(name, span, self.dim_items[name]))
+            }
+            None if self.later.contains_key(name) => Err(not_a_size(name, span, self.later[name])),
             None => {
                 let mut d = Diagnostic::error(span, format!("unknown size `{name}`"))
                     .label(span, "not declared with `dim`");
@@ -239,6 +242,7 @@ pub fn check(program: &ast::Program, opts: &CheckOptions) -> Result<Program, Vec
         locals: 0,
         ranges: HashMap::new(),
         sizes,
+        dim_items: HashMap::new(),
     };
     for item in &program.items {
         match &item.kind {
@@ -249,6 +253,9 @@ pub fn check(program: &ast::Program, opts: &CheckOptions) -> Result<Program, Vec
                 for name in names {
                     c.later.entry(name.name.clone()).or_insert(name.span);
                 }
+            }
+            ItemKind::Dim { name, .. } => {
+                c.dim_items.entry(name.name.clone()).or_insert(name.span);
             }
             ItemKind::Output { name, .. } => {
                 c.reported
@@ -578,6 +585,14 @@ fn resolve_names(c: &mut Checker<'_>, e: &ast::Expr, params: &[String]) {
             other => stack.extend(ast::children(other)),
         }
     }
+}
+
+/// A name that is not a size, used in a shape.
+fn not_a_size(name: &str, span: Span, def: Span) -> Diagnostic {
+    Diagnostic::error(span, format!("`{name}` is not a size"))
+        .label(span, "used as a size")
+        .label(def, "defined here, not with `dim`")
+        .hint(format!("shapes use sizes: declare one with `dim {name} = ...`"))
 }
 
 /// A size used above its `dim` item.

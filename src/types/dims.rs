@@ -44,6 +44,8 @@ pub struct DimOptions {
 struct DimItem<'a> {
     name: &'a ast::Ident,
     default: Option<usize>,
+    /// Its default was not a positive integer (reported).
+    bad_default: bool,
 }
 
 /// What bound a size.
@@ -84,7 +86,7 @@ pub fn resolve(program: &ast::Program, opts: &DimOptions) -> Result<Sizes, Vec<D
         }
     }
     for d in &items {
-        if !bound.contains_key(d.name.name.as_str()) {
+        if !bound.contains_key(d.name.name.as_str()) && !d.bad_default {
             let n = &d.name.name;
             diags.push(
                 Diagnostic::error(d.name.span, format!("the size `{n}` is not bound"))
@@ -145,7 +147,8 @@ pub fn eval_size(
     let v = eval_int(e, lookup)?;
     if v < 1 {
         return Err(Diagnostic::error(e.span, "a size must be a positive integer")
-            .label(e.span, format!("this is {v}")));
+            .label(e.span, format!("this is {v}"))
+            .hint("every dimension of a shape is at least 1"));
     }
     usize::try_from(v).map_err(|_| too_large(e.span))
 }
@@ -199,6 +202,7 @@ fn dim_items<'a>(program: &'a ast::Program, diags: &mut Vec<Diagnostic>) -> Vec<
         let ItemKind::Dim { name, default } = &item.kind else {
             continue;
         };
+        let item_default = default;
         let default = default.as_ref().and_then(|(text, span)| match text.parse::<usize>() {
             Ok(n) if n >= 1 => Some(n),
             _ => {
@@ -210,7 +214,12 @@ fn dim_items<'a>(program: &'a ast::Program, diags: &mut Vec<Diagnostic>) -> Vec<
                 None
             }
         });
-        out.push(DimItem { name, default });
+        let bad_default = default.is_none() && item_default.is_some();
+        out.push(DimItem {
+            name,
+            default,
+            bad_default,
+        });
     }
     out
 }
@@ -218,6 +227,7 @@ fn dim_items<'a>(program: &'a ast::Program, diags: &mut Vec<Diagnostic>) -> Vec<
 /// An input of the train block's `data` source, with the shape its data
 /// gives one example.
 struct Mapping<'a> {
+    input: &'a str,
     /// The input's declared shape.
     shape: &'a ast::ShapeAnn,
     /// `x = 0..4`.
@@ -271,7 +281,7 @@ fn data_mappings<'a>(
     let mut out = Vec::new();
     for a in args {
         let Some(name) = &a.name else { continue };
-        let Some(&shape) = shapes.get(name.name.as_str()) else {
+        let Some((&input, &shape)) = shapes.get_key_value(name.name.as_str()) else {
             continue;
         };
         let span = name.span.to(a.value.span);
@@ -308,6 +318,7 @@ fn data_mappings<'a>(
             _ => continue,
         };
         out.push(Mapping {
+            input,
             shape,
             span,
             data,
@@ -415,9 +426,11 @@ fn check_fit(
     let mut d = Diagnostic::error(
         m.span,
         format!(
-            "the data does not fit the shape [{}] declared with sizes ({})",
+            "the data gives `{}` {}, but its shape is [{}] with {}",
+            m.input,
+            what_data(m, got.iter().product()),
             dims.join(", "),
-            why.join(", ")
+            why.join(" and ")
         ),
     )
     .label(m.span, what_data(m, got.iter().product()))
@@ -436,12 +449,12 @@ fn names(e: &ast::Expr, name: &str) -> bool {
     }
 }
 
-/// "from `--dim D=4`", "from the data", "by its default".
+/// "(from `--dim D=4`)", "(from the data)", "(its default)".
 fn from(source: &Source, name: &str, v: usize) -> String {
     match source {
-        Source::Flag => format!("from `--dim {name}={v}`"),
-        Source::Data(_) => "from other data".to_string(),
-        Source::Default => "by its default".to_string(),
+        Source::Flag => format!("(from `--dim {name}={v}`)"),
+        Source::Data(_) => "(from the data)".to_string(),
+        Source::Default => "(its default)".to_string(),
     }
 }
 

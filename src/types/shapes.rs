@@ -42,7 +42,12 @@ impl Checker<'_> {
                     ExprKind::Number(n) => n.parse::<i64>().ok().map(|v| -v),
                     _ => None,
                 },
-                _ => None,
+                // A size (`[D, -1]`, `[2 * D]`), or another constant.
+                _ => self
+                    .expr(item, env)
+                    .and_then(|t| self.const_value(&t))
+                    .filter(|v| v.fract() == 0.0 && v.abs() < 1e15)
+                    .map(|v| v as i64),
             };
             match value {
                 Some(d) if d >= 1 || d == -1 => dims.push(d),
