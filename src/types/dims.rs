@@ -76,7 +76,12 @@ pub fn resolve(program: &ast::Program, opts: &DimOptions) -> Result<Sizes, Vec<D
             bound.insert(name, (*value, Source::Flag));
         }
     }
+    let before = diags.len();
     let mappings = data_mappings(program, opts, &mut diags);
+    if diags.len() > before {
+        // A header that cannot be read leaves sizes unbound: that is said.
+        return Err(diags);
+    }
     for m in &mappings {
         bind_from_data(m, &items, &mut bound, &mut diags);
     }
