@@ -15,7 +15,7 @@ pub fn parse_dims(text: &str) -> Result<DimFlags, String> {
     text.split(',')
         .map(|part| {
             let (name, value) = part.split_once('=').ok_or_else(|| {
-                format!("`{part}` is not NAME=N: write a size as `--dim D=64`")
+                format!("`{part}` is not NAME=N: write a size as `D=64`")
             })?;
             let name = name.trim();
             let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')

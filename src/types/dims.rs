@@ -376,9 +376,13 @@ fn bind_from_data<'a>(
                 if let Source::Data(first) = source {
                     d = d.label(*first, format!("`{name}` = {v} from this data"));
                 }
-                diags.push(d.hint(format!(
-                    "make the data and the sizes agree, or set `{name}` with `--dim {name}=...`"
-                )));
+                let hint = match source {
+                    Source::Flag => format!(
+                        "leave out `--dim {name}={v}` (the data gives {n}), or map data of that size"
+                    ),
+                    _ => format!("the inputs declared with `{name}` need data of one size"),
+                };
+                diags.push(d.hint(hint));
             }
         }
     }

@@ -14,6 +14,7 @@ mod autodiff;
 mod cases;
 mod clif;
 mod data;
+mod dims;
 mod examples;
 mod fuzz;
 mod gather;
