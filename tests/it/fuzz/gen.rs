@@ -71,6 +71,9 @@ struct Gen<'r> {
     /// names (carried values, steps, block lets) were made.
     steps: Vec<(String, usize)>,
     locals: usize,
+    /// Sizes declared with `dim` (with a default), by name: shapes write
+    /// some of their dimensions with them.
+    sizes: Vec<(String, usize)>,
 }
 
 /// A random program.
@@ -84,20 +87,28 @@ pub fn program(r: &mut R) -> String {
         scale: 1,
         steps: Vec::new(),
         locals: 0,
+        sizes: Vec::new(),
     };
     if g.r.chance(0.1) {
         g.scale = 4;
     }
     let mut out = String::new();
+    if g.r.chance(0.3) {
+        for i in 0..g.r.range(1, 3) {
+            let v = g.dim(4);
+            out += &format!("dim D{i} = {v}\n");
+            g.sizes.push((format!("D{i}"), v));
+        }
+    }
     for i in 0..g.r.range(1, 4) {
         let s = g.shape();
         let init = g.init(&s);
-        out += &format!("param p{i}{}{init}\n", decl(&s));
+        out += &format!("param p{i}{}{init}\n", g.decl(&s));
         g.vars.push((format!("p{i}"), s));
     }
     for i in 0..g.r.range(0, 3) {
         let s = g.shape();
-        out += &format!("input x{i}{}\n", decl(&s));
+        out += &format!("input x{i}{}\n", g.decl(&s));
         g.vars.push((format!("x{i}"), s));
     }
     if g.r.chance(0.4) {
@@ -171,16 +182,28 @@ pub fn program(r: &mut R) -> String {
     out
 }
 
-/// `: [2, 3]`, or nothing for a scalar (now and then `: []`).
-fn decl(s: &[usize]) -> String {
-    if s.is_empty() {
-        return String::new();
-    }
-    let dims: Vec<String> = s.iter().map(|d| d.to_string()).collect();
-    format!(": [{}]", dims.join(", "))
-}
-
 impl Gen<'_> {
+    /// `: [2, 3]`, or nothing for a scalar; a dimension equal to a size (or
+    /// to twice one) is written with it now and then: `[D0, 2 * D1]`.
+    fn decl(&mut self, s: &[usize]) -> String {
+        if s.is_empty() {
+            return String::new();
+        }
+        let dims: Vec<String> = s
+            .iter()
+            .map(|&d| {
+                let named = self.sizes.iter().find(|(_, v)| *v == d).cloned();
+                let twice = self.sizes.iter().find(|(_, v)| 2 * v == d).cloned();
+                match (named, twice) {
+                    (Some((n, _)), _) if self.r.chance(0.6) => n,
+                    (_, Some((n, _))) if self.r.chance(0.6) => format!("2 * {n}"),
+                    _ => d.to_string(),
+                }
+            })
+            .collect();
+        format!(": [{}]", dims.join(", "))
+    }
+
     fn shape(&mut self) -> Shape {
         match self.r.below(10) {
             0..=2 => vec![],
@@ -284,6 +307,11 @@ impl Gen<'_> {
                         .collect();
                     return format!("{v}[{}]", idx.join(", "));
                 }
+            }
+            if !self.sizes.is_empty() && self.r.chance(0.1) {
+                // A size as a number.
+                let i = self.r.below(self.sizes.len());
+                return self.sizes[i].0.clone();
             }
             return self.number();
         }
