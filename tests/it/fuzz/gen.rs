@@ -859,8 +859,16 @@ mod tests {
     #[test]
     fn generated_programs_compile() {
         let mut failures = Vec::new();
+        // Programs whose shapes use sizes, and whose expressions do.
+        let (mut in_shapes, mut as_numbers) = (0, 0);
         for seed in 0..200 {
             let p = program(&mut R::new(seed));
+            let (decls, rest) = p.split_at(p.find("loss").unwrap_or(0));
+            in_shapes += usize::from(decls.contains(": [D") || decls.contains("* D"));
+            as_numbers += usize::from(
+                rest.split(|c: char| !c.is_alphanumeric())
+                    .any(|w| w == "D0" || w == "D1"),
+            );
             if let Err(d) = gradc::compile(&p) {
                 failures.push(format!(
                     "{p}\n{}",
@@ -869,5 +877,7 @@ mod tests {
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+        assert!(in_shapes >= 10, "{in_shapes} programs with sizes in shapes");
+        assert!(as_numbers >= 2, "{as_numbers} programs with sizes as numbers");
     }
 }
