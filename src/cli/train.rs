@@ -11,12 +11,12 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Map, Value as Json};
 
 use super::{compile, counted, tensor_json};
-use crate::types::dims::DimFlags;
 use crate::diagnostic::Error;
 use crate::driver::{self, point, Overrides};
 use crate::eval::Backend;
 use crate::runtime::{self, checkpoint, EpochRecord, Observer, Options, Plan, StepEvent, Stop};
 use crate::shape::{fmt_num, fmt_short, fmt_tensor, Shape, Tensor};
+use crate::types::dims::DimFlags;
 use crate::Compiled;
 
 /// `gradc train`: the options override the train block.

@@ -14,11 +14,14 @@ use crate::Compiled;
 pub fn parse_dims(text: &str) -> Result<DimFlags, String> {
     text.split(',')
         .map(|part| {
-            let (name, value) = part.split_once('=').ok_or_else(|| {
-                format!("`{part}` is not NAME=N: write a size as `D=64`")
-            })?;
+            let (name, value) = part
+                .split_once('=')
+                .ok_or_else(|| format!("`{part}` is not NAME=N: write a size as `D=64`"))?;
             let name = name.trim();
-            let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            let valid = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
                 return Err(format!("`{name}` is not the name of a size"));

@@ -290,7 +290,10 @@ fn dim(session: &mut Session, arg: &str) -> Result<String, Error> {
         let flags = crate::driver::parse_dims(arg).map_err(Error::new)?;
         session.set_dims(&flags)?
     };
-    let mut lines: Vec<String> = sizes.iter().map(|(n, v)| format!("dim {n} = {v}")).collect();
+    let mut lines: Vec<String> = sizes
+        .iter()
+        .map(|(n, v)| format!("dim {n} = {v}"))
+        .collect();
     let unused: Vec<String> = session
         .dim_flags()
         .iter()
@@ -298,7 +301,10 @@ fn dim(session: &mut Session, arg: &str) -> Result<String, Error> {
         .map(|(n, v)| format!("{n} = {v}"))
         .collect();
     if !unused.is_empty() {
-        lines.push(format!("(set, for a `dim` not declared yet: {})", unused.join(", ")));
+        lines.push(format!(
+            "(set, for a `dim` not declared yet: {})",
+            unused.join(", ")
+        ));
     }
     Ok(if lines.is_empty() {
         "(no sizes)".to_string()

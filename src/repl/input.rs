@@ -16,8 +16,8 @@ use crate::syntax::lexer::Token;
 
 /// Keywords offered by completion.
 const KEYWORDS: &[&str] = &[
-    "param", "input", "dim", "let", "fn", "loss", "metric", "output", "train", "if", "then", "else",
-    "loop", "for", "in",
+    "param", "input", "dim", "let", "fn", "loss", "metric", "output", "train", "if", "then",
+    "else", "loop", "for", "in",
 ];
 
 /// Whether `text` is unfinished and the next line continues it: an open

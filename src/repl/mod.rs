@@ -4,7 +4,8 @@
 //!
 //! - [`source`]: the definitions, assembled into one program, and the map
 //!   from that program back to the text each definition came from.
-//! - [`session`]: the definitions and the current values; every operation.
+//! - [`session`]: the definitions and the current values; every operation
+//!   (`sizes`: the session's `dim`s and `:dim`).
 //! - [`commands`]: one input (a definition, an expression or a `:command`)
 //!   to the text to print.
 //! - [`input`]: when a line continues, completion, and the history file.
@@ -19,6 +20,7 @@ pub mod commands;
 pub mod error;
 pub mod input;
 pub mod session;
+mod sizes;
 pub mod source;
 pub mod train;
 

@@ -72,7 +72,7 @@ pub struct Session {
     pub(super) entries: Vec<Entry>,
     params: HashMap<String, Tensor>,
     inputs: HashMap<String, Tensor>,
-    opts: Options,
+    pub(super) opts: Options,
 }
 
 impl Session {
@@ -87,52 +87,6 @@ impl Session {
 
     pub fn backend(&self) -> Backend {
         self.opts.backend
-    }
-
-    /// What binds the session's sizes: `--dim` and `:dim`, and the train
-    /// block's directory for array headers.
-    pub(super) fn dim_options(&self) -> crate::types::dims::DimOptions {
-        crate::types::dims::DimOptions {
-            flags: self.opts.dims.clone(),
-            data_dir: Some(self.train_dir().unwrap_or_default()),
-        }
-    }
-
-    /// The sizes of the session's `dim`s, as bound now.
-    pub fn sizes(&self) -> Vec<(String, usize)> {
-        let assembled = Assembled::new(&self.entries, true);
-        let origin = Origin::typed("");
-        compile(&assembled, &self.dim_options(), &origin, |_| String::new())
-            .map(|c| c.typed.sizes)
-            .unwrap_or_default()
-    }
-
-    /// The sizes set by `--dim` and `:dim`.
-    pub fn dim_flags(&self) -> &crate::types::dims::DimFlags {
-        &self.opts.dims
-    }
-
-    /// `:dim D=8`: sets sizes and checks the session's definitions again
-    /// with them (params whose shape changes start again from their
-    /// initialisers). On an error, nothing changes. Gives the sizes the
-    /// session's `dim`s now have.
-    pub fn set_dims(&mut self, flags: &[(String, usize)]) -> Result<Vec<(String, usize)>, Error> {
-        let before = self.opts.dims.clone();
-        driver::dims::merge(&mut self.opts.dims, flags);
-        let assembled = Assembled::new(&self.entries, true);
-        let origin = Origin::typed("");
-        match compile(&assembled, &self.dim_options(), &origin, |k| {
-            format!("in `{}`, defined earlier", k.describe())
-        }) {
-            Ok(c) => {
-                self.adopt(&c, &HashSet::new());
-                Ok(c.typed.sizes.clone())
-            }
-            Err(e) => {
-                self.opts.dims = before;
-                Err(e)
-            }
-        }
     }
 
     /// Forgets every definition and value.
@@ -263,7 +217,7 @@ impl Session {
     /// Takes the declarations of a newly compiled session: params keep their
     /// values unless they were just (re)defined or changed shape; new ones
     /// take their initialisers' values. Inputs likewise, starting at zeros.
-    fn adopt(&mut self, c: &Compiled, fresh: &HashSet<Key>) {
+    pub(super) fn adopt(&mut self, c: &Compiled, fresh: &HashSet<Key>) {
         let seed = self.opts.seed.unwrap_or_else(|| c.seed());
         let initial = c.initial_params(seed);
         let keep = |old: &HashMap<String, Tensor>, name: &str, shape: &Shape| {
@@ -316,9 +270,12 @@ impl Session {
                     None
                 }
                 Kind::Dim => {
-                    d.value = c.typed.sizes.iter().find(|(n, _)| n == name).map(|(_, v)| {
-                        Ok(Tensor::scalar(*v as f64))
-                    });
+                    d.value = c
+                        .typed
+                        .sizes
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, v)| Ok(Tensor::scalar(*v as f64)));
                     None
                 }
                 Kind::Fn | Kind::Train => None,

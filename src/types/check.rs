@@ -187,9 +187,10 @@ impl Checker<'_> {
             None => {
                 let mut d = Diagnostic::error(span, format!("unknown size `{name}`"))
                     .label(span, "not declared with `dim`");
-                let sizes = self.globals.iter().filter_map(|(n, (b, _))| {
-                    matches!(b, Binding::Dim(_)).then_some(n.as_str())
-                });
+                let sizes = self
+                    .globals
+                    .iter()
+                    .filter_map(|(n, (b, _))| matches!(b, Binding::Dim(_)).then_some(n.as_str()));
                 d = match closest(name, sizes) {
                     Some(c) => d.hint(format!("did you mean `{c}`?")),
                     None => d.hint(format!("declare it above its first use: `dim {name}`")),
@@ -592,15 +593,20 @@ fn not_a_size(name: &str, span: Span, def: Span) -> Diagnostic {
     Diagnostic::error(span, format!("`{name}` is not a size"))
         .label(span, "used as a size")
         .label(def, "defined here, not with `dim`")
-        .hint(format!("shapes use sizes: declare one with `dim {name} = ...`"))
+        .hint(format!(
+            "shapes use sizes: declare one with `dim {name} = ...`"
+        ))
 }
 
 /// A size used above its `dim` item.
 pub(crate) fn used_before_dim(name: &str, span: Span, def: Span) -> Diagnostic {
-    Diagnostic::error(span, format!("the size `{name}` is used before its `dim` item"))
-        .label(span, "used here")
-        .label(def, "declared later, here")
-        .hint(format!("move `dim {name}` above its first use"))
+    Diagnostic::error(
+        span,
+        format!("the size `{name}` is used before its `dim` item"),
+    )
+    .label(span, "used here")
+    .label(def, "declared later, here")
+    .hint(format!("move `dim {name}` above its first use"))
 }
 
 /// "an output", "a metric".

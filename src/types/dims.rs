@@ -104,13 +104,19 @@ pub fn resolve(program: &ast::Program, opts: &DimOptions) -> Result<Sizes, Vec<D
         }
     }
     if diags.is_empty() {
-        let sizes: Sizes = bound.iter().map(|(k, (v, _))| (k.to_string(), *v)).collect();
+        let sizes: Sizes = bound
+            .iter()
+            .map(|(k, (v, _))| (k.to_string(), *v))
+            .collect();
         for m in &mappings {
             check_fit(m, &items, &sizes, &bound, &mut diags);
         }
     }
     if diags.is_empty() {
-        Ok(bound.into_iter().map(|(k, (v, _))| (k.to_string(), v)).collect())
+        Ok(bound
+            .into_iter()
+            .map(|(k, (v, _))| (k.to_string(), v))
+            .collect())
     } else {
         Err(diags)
     }
@@ -151,9 +157,11 @@ pub fn eval_size(
 ) -> Result<usize, Diagnostic> {
     let v = eval_int(e, lookup)?;
     if v < 1 {
-        return Err(Diagnostic::error(e.span, "a size must be a positive integer")
-            .label(e.span, format!("this is {v}"))
-            .hint("every dimension of a shape is at least 1"));
+        return Err(
+            Diagnostic::error(e.span, "a size must be a positive integer")
+                .label(e.span, format!("this is {v}"))
+                .hint("every dimension of a shape is at least 1"),
+        );
     }
     usize::try_from(v).map_err(|_| too_large(e.span))
 }
@@ -188,11 +196,14 @@ fn eval_int(
                 }
                 _ => Some(a / b),
             };
-            v.filter(|v| v.abs() < 1 << 53).ok_or_else(|| too_large(e.span))
+            v.filter(|v| v.abs() < 1 << 53)
+                .ok_or_else(|| too_large(e.span))
         }
-        _ => Err(Diagnostic::error(e.span, "a size must be an integer expression")
-            .label(e.span, "not a size")
-            .hint("sizes are integers, `dim` names and `+ - * /` of them: [3], [D, 2 * H]")),
+        _ => Err(
+            Diagnostic::error(e.span, "a size must be an integer expression")
+                .label(e.span, "not a size")
+                .hint("sizes are integers, `dim` names and `+ - * /` of them: [3], [D, 2 * H]"),
+        ),
     }
 }
 
@@ -208,17 +219,19 @@ fn dim_items<'a>(program: &'a ast::Program, diags: &mut Vec<Diagnostic>) -> Vec<
             continue;
         };
         let item_default = default;
-        let default = default.as_ref().and_then(|(text, span)| match text.parse::<usize>() {
-            Ok(n) if n >= 1 => Some(n),
-            _ => {
-                diags.push(
-                    Diagnostic::error(*span, format!("bad size `{text}`"))
-                        .label(*span, "not a positive integer")
-                        .hint(format!("write a default like `dim {} = 64`", name.name)),
-                );
-                None
-            }
-        });
+        let default = default
+            .as_ref()
+            .and_then(|(text, span)| match text.parse::<usize>() {
+                Ok(n) if n >= 1 => Some(n),
+                _ => {
+                    diags.push(
+                        Diagnostic::error(*span, format!("bad size `{text}`"))
+                            .label(*span, "not a positive integer")
+                            .hint(format!("write a default like `dim {} = 64`", name.name)),
+                    );
+                    None
+                }
+            });
         let bad_default = default.is_none() && item_default.is_some();
         out.push(DimItem {
             name,
@@ -367,12 +380,13 @@ fn bind_from_data<'a>(
                     Source::Flag => format!("`--dim {name}={v}` sets it to {v}"),
                     _ => format!("other data gives {v}"),
                 };
-                let mut d = Diagnostic::error(
-                    m.span,
-                    format!("the data gives `{name}` = {n}, but {set}"),
-                )
-                .label(m.span, format!("{} for `{name}`", what_data(m, n)))
-                .label(item.name.span, format!("the size `{name}` is declared here"));
+                let mut d =
+                    Diagnostic::error(m.span, format!("the data gives `{name}` = {n}, but {set}"))
+                        .label(m.span, format!("{} for `{name}`", what_data(m, n)))
+                        .label(
+                            item.name.span,
+                            format!("the size `{name}` is declared here"),
+                        );
                 if let Source::Data(first) = source {
                     d = d.label(*first, format!("`{name}` = {v} from this data"));
                 }
@@ -398,7 +412,10 @@ fn check_fit(
     diags: &mut Vec<Diagnostic>,
 ) {
     let mut lookup = |n: &str, span: Span| {
-        sizes.get(n).copied().ok_or_else(|| Diagnostic::error(span, "not a size"))
+        sizes
+            .get(n)
+            .copied()
+            .ok_or_else(|| Diagnostic::error(span, "not a size"))
     };
     let Ok(shape) = m
         .shape
@@ -428,7 +445,11 @@ fn check_fit(
         .iter()
         .filter_map(|d| {
             let (v, s) = bound.get(d.name.name.as_str())?;
-            Some(format!("`{}` = {v} {}", d.name.name, from(s, &d.name.name, *v)))
+            Some(format!(
+                "`{}` = {v} {}",
+                d.name.name,
+                from(s, &d.name.name, *v)
+            ))
         })
         .collect();
     let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
@@ -445,7 +466,10 @@ fn check_fit(
     .label(m.span, what_data(m, got.iter().product()))
     .label(m.shape.span, format!("shape [{}]", dims.join(", ")));
     for item in &named {
-        d = d.label(item.name.span, format!("the size `{}` is declared here", item.name.name));
+        d = d.label(
+            item.name.span,
+            format!("the size `{}` is declared here", item.name.name),
+        );
     }
     diags.push(d.hint("make the data and the sizes agree (a flag `--dim` wins over the data)"));
 }

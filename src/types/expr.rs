@@ -174,9 +174,10 @@ impl Checker<'_> {
                 typed(TKind::LetPart(i, k), &parts[k])
             }
             Some((Binding::Failed, _)) => None,
-            Some((Binding::Dim(v), def)) if def.lo < span.lo => {
-                typed(TKind::Const(crate::shape::Tensor::scalar(v as f64)), &Shape::scalar())
-            }
+            Some((Binding::Dim(v), def)) if def.lo < span.lo => typed(
+                TKind::Const(crate::shape::Tensor::scalar(v as f64)),
+                &Shape::scalar(),
+            ),
             Some((Binding::Dim(_), def)) => {
                 self.error(crate::types::check::used_before_dim(name, span, def));
                 None

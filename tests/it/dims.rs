@@ -81,7 +81,8 @@ fn a_size_from_the_data_or_the_flag_trains_as_the_number_written_out() {
 }
 
 /// `dim D` bound by nothing, for commands that need no data.
-const BARE: &str = "dim D\ninput x: [D]\nparam w: [D] = ones\nloss sum(w * x) / D\noutput p = w * 2\n";
+const BARE: &str =
+    "dim D\ninput x: [D]\nparam w: [D] = ones\nloss sum(w * x) / D\noutput p = w * 2\n";
 
 #[test]
 fn every_command_takes_dim() {
@@ -147,7 +148,9 @@ fn every_command_takes_dim() {
     assert!(!ok);
     assert!(err.contains("must be a positive integer"), "{err}");
     // `--help` of every command says what --dim does.
-    for name in ["ir", "clif", "grad", "check", "eval", "train", "predict", "repl"] {
+    for name in [
+        "ir", "clif", "grad", "check", "eval", "train", "predict", "repl",
+    ] {
         let (_, out, _) = gradc(&[name, "--help"]);
         assert!(out.contains("--dim <NAME=N>"), "{name} --help:\n{out}");
     }
@@ -169,13 +172,21 @@ fn binding_errors_name_both_sources() {
     let dir = temp_dir("dims-errors");
     let mut text = String::new();
     let cases: [(&str, String, &[&str]); 4] = [
-        ("the flag against the data", model("dim D\n", "D"), &["--dim", "D=6"]),
+        (
+            "the flag against the data",
+            model("dim D\n", "D"),
+            &["--dim", "D=6"],
+        ),
         (
             "a flag for a shape written with the size",
             model("dim D\n", "D").replace("[D]", "[2 * D]"),
             &["--dim", "D=3"],
         ),
-        ("a flag naming no size", model("dim Width\n", "Width"), &["--dim", "Widht=4"]),
+        (
+            "a flag naming no size",
+            model("dim Width\n", "Width"),
+            &["--dim", "Widht=4"],
+        ),
         (
             "an array whose examples do not fit the flag",
             "dim H\ndim W\ninput x: [H, W]\nloss sum(x)\n\
@@ -184,13 +195,12 @@ fn binding_errors_name_both_sources() {
             &["--dim", "W=2"],
         ),
     ];
-    std::fs::write(
-        dir.join("x.npy"),
-        npy_f64(&[5, 2, 3]),
-    )
-    .unwrap();
+    std::fs::write(dir.join("x.npy"), npy_f64(&[5, 2, 3])).unwrap();
     for (title, src, args) in &cases {
-        text.push_str(&format!("== {title}: {args:?}\n{}\n", rendered(&dir, src, args)));
+        text.push_str(&format!(
+            "== {title}: {args:?}\n{}\n",
+            rendered(&dir, src, args)
+        ));
     }
     insta::with_settings!({
         snapshot_path => snapshots("dims"),

@@ -39,7 +39,10 @@ const CSV: &str = "dim D = 2\ninput x: [D]\ninput y\nloss sum(x) - y\n\
 
 #[test]
 fn a_default_binds_when_nothing_else_does() {
-    assert_eq!(ok("dim D = 7\ndim H = 2\n", &flags(&[])), pairs(&[("D", 7), ("H", 2)]));
+    assert_eq!(
+        ok("dim D = 7\ndim H = 2\n", &flags(&[])),
+        pairs(&[("D", 7), ("H", 2)])
+    );
 }
 
 #[test]
@@ -104,7 +107,10 @@ fn a_shape_with_arithmetic_is_checked_against_the_data_not_solved() {
 #[test]
 fn a_size_bound_by_nothing_says_how_to_bind_it() {
     let e = errs("dim D\ndim H = 2\n", &flags(&[]));
-    assert_eq!(e, vec![("the size `D` is not bound".to_string(), "D".to_string())]);
+    assert_eq!(
+        e,
+        vec![("the size `D` is not bound".to_string(), "D".to_string())]
+    );
     let e = errs("dim D = 2.5\n", &flags(&[]));
     assert_eq!(e, vec![("bad size `2.5`".to_string(), "2.5".to_string())]);
 }
@@ -143,7 +149,13 @@ fn size_expressions_evaluate_exactly() {
     assert_eq!(value("D / 2"), Ok(2));
     assert_eq!(value("(D - 1) * (D + 1)"), Ok(15));
     assert_eq!(value("D / 3"), Err("a size must be an integer".to_string()));
-    assert_eq!(value("D - 4"), Err("a size must be a positive integer".to_string()));
+    assert_eq!(
+        value("D - 4"),
+        Err("a size must be a positive integer".to_string())
+    );
     assert_eq!(value("E"), Err("unknown".to_string()));
-    assert_eq!(value("D ^ 2"), Err("a size must be an integer expression".to_string()));
+    assert_eq!(
+        value("D ^ 2"),
+        Err("a size must be an integer expression".to_string())
+    );
 }

@@ -878,6 +878,9 @@ mod tests {
         }
         assert!(failures.is_empty(), "{}", failures.join("\n\n"));
         assert!(in_shapes >= 10, "{in_shapes} programs with sizes in shapes");
-        assert!(as_numbers >= 2, "{as_numbers} programs with sizes as numbers");
+        assert!(
+            as_numbers >= 2,
+            "{as_numbers} programs with sizes as numbers"
+        );
     }
 }

@@ -20,8 +20,13 @@ pub fn example_shape(
     array: Option<&str>,
 ) -> Result<Vec<usize>, String> {
     let path = dir.join(file);
-    let open = File::open(&path)
-        .map_err(|e| format!("cannot open `{}`: {}", path.display(), crate::diagnostic::io_reason(&e)))?;
+    let open = File::open(&path).map_err(|e| {
+        format!(
+            "cannot open `{}`: {}",
+            path.display(),
+            crate::diagnostic::io_reason(&e)
+        )
+    })?;
     let reader = BufReader::new(open);
     let shape = match (format, array) {
         (Format::Npz, Some(name)) => {
@@ -43,14 +48,18 @@ pub fn example_shape(
 
 /// The shape in an `.npy` header.
 fn npy_shape(r: impl Read) -> Result<Vec<usize>, String> {
-    let header = npyz::NpyHeader::from_reader(r).map_err(|e| format!("not a valid .npy file: {e}"))?;
+    let header =
+        npyz::NpyHeader::from_reader(r).map_err(|e| format!("not a valid .npy file: {e}"))?;
     Ok(header.shape().iter().map(|&d| d as usize).collect())
 }
 
 /// The dimensions in an IDX header (gzipped or not).
 fn idx_shape(mut r: BufReader<File>) -> Result<Vec<usize>, String> {
     use std::io::BufRead;
-    let gz = r.fill_buf().map_err(|e| e.to_string())?.starts_with(&[0x1f, 0x8b]);
+    let gz = r
+        .fill_buf()
+        .map_err(|e| e.to_string())?
+        .starts_with(&[0x1f, 0x8b]);
     let mut r: Box<dyn Read> = if gz {
         Box::new(flate2::read::GzDecoder::new(r))
     } else {
