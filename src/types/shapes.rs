@@ -16,8 +16,8 @@ type Bound<'e> = [Option<&'e ast::Expr>];
 
 impl Checker<'_> {
     /// `reshape(x, [a, b, ...])`: the same elements in row-major order, in
-    /// the shape listed (constant integers, at least 1, one of them maybe -1
-    /// for what the others leave), as `numpy.reshape`.
+    /// the shape listed (constant integers or sizes, `[D, -1]`, at least 1,
+    /// one of them maybe -1 for what the others leave), as `numpy.reshape`.
     pub(crate) fn reshape_call(
         &mut self,
         bound: &Bound<'_>,
@@ -43,11 +43,12 @@ impl Checker<'_> {
                     _ => None,
                 },
                 // A size (`[D, -1]`, `[2 * D]`), or another constant.
-                _ => self
-                    .expr(item, env)
-                    .and_then(|t| self.const_value(&t))
-                    .filter(|v| v.fract() == 0.0 && v.abs() < 1e15)
-                    .map(|v| v as i64),
+                _ => {
+                    let t = self.expr(item, env)?;
+                    self.const_value(&t)
+                        .filter(|v| v.fract() == 0.0 && v.abs() < 1e15)
+                        .map(|v| v as i64)
+                }
             };
             match value {
                 Some(d) if d >= 1 || d == -1 => dims.push(d),
