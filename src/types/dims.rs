@@ -97,8 +97,9 @@ pub fn resolve(program: &ast::Program, opts: &DimOptions) -> Result<Sizes, Vec<D
                 Diagnostic::error(d.name.span, format!("the size `{n}` is not bound"))
                     .label(d.name.span, "no value for this size")
                     .hint(format!(
-                        "give it a value: `--dim {n}=...` on the command line, a default \
-                         `dim {n} = 64`, or data for an input declared with `{n}` in its shape"
+                        "give it a value: `--dim {n}=...` on the command line (`:dim {n}=...` \
+                         in the REPL), a default `dim {n} = 64`, or data for an input declared \
+                         with `{n}` in its shape"
                     )),
             );
         }
