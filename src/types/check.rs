@@ -200,6 +200,21 @@ impl Checker<'_> {
         }
     }
 
+    /// The value of `e` if it is an integer written with integers and sizes
+    /// (`D - 1`, `2 * H`), without reporting anything: a local or an
+    /// argument of the same name hides a size.
+    pub(crate) fn size_int(&self, e: &ast::Expr, env: Env<'_>) -> Option<i64> {
+        let mut lookup = |n: &str, span: Span| {
+            let hidden =
+                env.locals.iter().any(|l| l.name == n) || env.args.iter().any(|(a, _)| a == n);
+            if hidden {
+                return Err(Diagnostic::error(span, "a local name"));
+            }
+            self.size_of(n, span)
+        };
+        dims::eval_int(e, &mut lookup).ok()
+    }
+
     /// Refuses shapes of more than [`MAX_ELEMENTS`] elements (reported).
     pub(crate) fn too_large(&mut self, shape: &Shape, span: Span) -> bool {
         let size = shape

@@ -167,7 +167,9 @@ pub fn eval_size(
     usize::try_from(v).map_err(|_| too_large(e.span))
 }
 
-fn eval_int(
+/// The value of an integer expression of integers and sizes (`D - 1`),
+/// as [`eval_size`] but of any sign.
+pub fn eval_int(
     e: &ast::Expr,
     lookup: &mut dyn FnMut(&str, Span) -> Result<usize, Diagnostic>,
 ) -> Result<i64, Diagnostic> {

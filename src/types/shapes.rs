@@ -225,19 +225,21 @@ impl Checker<'_> {
                     Some(t) => tensors.push(t),
                     None => ok = false,
                 },
-                Some(n) if n.name == "axis" => match int(&a.value) {
-                    Some(k) => axis = Some((k, a.value.span)),
-                    None => {
-                        self.error(
-                            Diagnostic::error(
-                                a.value.span,
-                                format!("the `axis` of `{name}` must be a constant integer"),
-                            )
-                            .label(a.value.span, "not a constant axis"),
-                        );
-                        ok = false;
+                Some(n) if n.name == "axis" => {
+                    match int(&a.value).or_else(|| self.size_int(&a.value, env)) {
+                        Some(k) => axis = Some((k, a.value.span)),
+                        None => {
+                            self.error(
+                                Diagnostic::error(
+                                    a.value.span,
+                                    format!("the `axis` of `{name}` must be a constant integer"),
+                                )
+                                .label(a.value.span, "not a constant axis"),
+                            );
+                            ok = false;
+                        }
                     }
-                },
+                }
                 Some(n) => {
                     self.error(
                         Diagnostic::error(
@@ -378,7 +380,7 @@ impl Checker<'_> {
         let name = if upper { "triu" } else { "tril" };
         let x = self.expr(bound[0].expect("a required argument"), env)?;
         let k = match bound[1] {
-            Some(e) => match int(e) {
+            Some(e) => match int(e).or_else(|| self.size_int(e, env)) {
                 Some(k) => k,
                 None => {
                     self.error(
