@@ -18,6 +18,8 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    dims: gradc::cli::DimArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -31,9 +33,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
-        Command::Repl(args) => gradc::repl::run(args),
-        Command::Batch(command) => match gradc::cli::run(command) {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Repl(args) => gradc::repl::run(args, cli.dims.flags()),
+        Command::Batch(command) => match gradc::cli::run(command, &cli.dims) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 let color =

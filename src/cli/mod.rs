@@ -19,6 +19,27 @@ use crate::shape::Tensor;
 use crate::span::{LineIndex, Span};
 use crate::Compiled;
 
+/// `--dim NAME=N`: the sizes every command (and the REPL) takes.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct DimArgs {
+    /// Set the size NAME (declared `dim NAME` in the program) to N, over its
+    /// default and over the size the data gives; repeatable, or several at
+    /// once: `--dim D=128,H=64`. Sizes are bound before the program is checked.
+    #[arg(long = "dim", value_name = "NAME=N", value_parser = driver::parse_dims, global = true)]
+    pub dims: Vec<crate::types::dims::DimFlags>,
+}
+
+impl DimArgs {
+    /// Every size set, a later one of a name replacing an earlier one.
+    pub fn flags(&self) -> crate::types::dims::DimFlags {
+        let mut out = Vec::new();
+        for d in &self.dims {
+            driver::dims::merge(&mut out, d);
+        }
+        out
+    }
+}
+
 /// Where the values of a model come from: `--input` and `--seed`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Point {
@@ -152,8 +173,10 @@ pub enum Emit {
     Ir,
 }
 
-/// Runs a command; its output is printed, its failure returned.
-pub fn run(command: Command) -> Result<(), Error> {
+/// Runs a command with the sizes of `--dim`; its output is printed, its
+/// failure returned.
+pub fn run(command: Command, dims: &DimArgs) -> Result<(), Error> {
+    let dims = &dims.flags();
     match command {
         Command::Ir { file, emit } => {
             let text = match emit {
@@ -163,14 +186,14 @@ pub fn run(command: Command) -> Result<(), Error> {
                         .map_err(|d| counted(Error::in_source(&source, d)))?;
                     crate::syntax::printer::print(&ast)
                 }
-                Emit::RawIr => compile(&file)?.raw.to_string(),
-                Emit::Ir => compile(&file)?.ir.to_string(),
+                Emit::RawIr => compile(&file, dims)?.raw.to_string(),
+                Emit::Ir => compile(&file, dims)?.ir.to_string(),
             };
             out!("{text}");
             Ok(())
         }
         Command::Clif { file } => {
-            let c = compile(&file)?;
+            let c = compile(&file, dims)?;
             let g = gradient(&c)?;
             for (name, f) in [("forward", &c.ir), ("gradient", &g)] {
                 let text = crate::backend::clif_text(f).map_err(crate::eval::compile_failed)?;
@@ -188,7 +211,7 @@ pub fn run(command: Command) -> Result<(), Error> {
             point,
             json,
         } => {
-            let c = compile(&file)?;
+            let c = compile(&file, dims)?;
             let g = gradient(&c)?;
             if jacobian {
                 let p = at_point(&c, &point, Missing::Zeros)?;
@@ -245,7 +268,7 @@ pub fn run(command: Command) -> Result<(), Error> {
             tol,
             perturbations,
         } => {
-            let c = compile(&file)?;
+            let c = compile(&file, dims)?;
             let g = gradient(&c)?;
             let p = at_point(&c, &point, Missing::Random)?;
             let settings = CheckSettings {
@@ -265,7 +288,7 @@ pub fn run(command: Command) -> Result<(), Error> {
             weights,
             data,
         } => {
-            let c = compile(&file)?;
+            let c = compile(&file, dims)?;
             if weights.is_some() || data.is_some() {
                 let (w, d) = (weights.as_deref(), data.as_ref().map(Option::as_deref));
                 return train::eval(&file, &c, &point, w, d, json);
@@ -279,8 +302,8 @@ pub fn run(command: Command) -> Result<(), Error> {
             ));
             Ok(())
         }
-        Command::Train(args) => train::train(args),
-        Command::Predict(args) => train::predict(args),
+        Command::Train(args) => train::train(args, dims),
+        Command::Predict(args) => train::predict(args, dims),
     }
 }
 
@@ -480,9 +503,9 @@ pub fn tensor_json(t: &Tensor) -> Json {
     go(t.shape.dims(), &t.data)
 }
 
-/// Reads and compiles a .grad file.
-fn compile(path: &Path) -> Result<Compiled, Error> {
-    driver::load(path).map_err(counted)
+/// Reads and compiles a .grad file with the sizes of `--dim`.
+fn compile(path: &Path, dims: &crate::types::dims::DimFlags) -> Result<Compiled, Error> {
+    driver::load_with_dims(path, dims).map_err(counted)
 }
 
 /// The program's gradient program; a failure points into its source.

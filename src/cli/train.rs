@@ -16,6 +16,7 @@ use crate::driver::{self, point, Overrides};
 use crate::eval::Backend;
 use crate::runtime::{self, checkpoint, EpochRecord, Observer, Options, Plan, StepEvent, Stop};
 use crate::shape::{fmt_num, fmt_short, fmt_tensor, Shape, Tensor};
+use crate::types::dims::DimFlags;
 use crate::Compiled;
 
 /// `gradc train`: the options override the train block.
@@ -132,9 +133,9 @@ impl TrainArgs {
 }
 
 /// `gradc train FILE`.
-pub fn train(args: TrainArgs) -> Result<(), Error> {
+pub fn train(args: TrainArgs, dims: &DimFlags) -> Result<(), Error> {
     check_outputs(&args)?;
-    let c = compile(&args.file)?;
+    let c = compile(&args.file, dims)?;
     let cfg = driver::train_config(&c, &args.overrides()).map_err(counted)?;
     let decls = point::param_decls(&c);
     let resume = match &args.resume {
@@ -634,8 +635,8 @@ pub fn eval(
 
 /// `gradc predict FILE --weights W [--data [CSV]]`: the outputs of every
 /// example as CSV.
-pub fn predict(args: PredictArgs) -> Result<(), Error> {
-    let c = compile(&args.file)?;
+pub fn predict(args: PredictArgs, dims: &DimFlags) -> Result<(), Error> {
+    let c = compile(&args.file, dims)?;
     let params = point::params(&c, Some(&args.weights), c.seed())?;
     let needed = runtime::infer::predict_inputs(&c);
     let data = args.data.flatten();

@@ -13,6 +13,8 @@
 //!   random inputs, initial or saved parameters.
 //! - [`check`]: reverse mode against central differences at several points.
 //! - [`mod@hessian`]: Hessians, with their one size limit.
+//! - [`mod@dims`]: sizes from `--dim D=N` and `:dim D=N`, parsed once; a
+//!   file compiled with them.
 //! - [`config`]: a train block with overrides (`--epochs`, `--lr`,
 //!   `--optimizer`, `--data`, ...).
 //! - here: reading and compiling a file, evaluating a function or its
@@ -23,6 +25,7 @@
 
 pub mod check;
 pub mod config;
+pub mod dims;
 pub mod hessian;
 pub mod jacobian;
 pub mod point;
@@ -39,6 +42,7 @@ use crate::Compiled;
 
 pub use check::{check_gradients, CheckReport, CheckSettings};
 pub use config::{train_config, Overrides};
+pub use dims::{load_with_dims, parse_dims};
 pub use hessian::{hessian, Hessian, MAX_HESSIAN};
 pub use point::{Missing, Point};
 

@@ -97,7 +97,7 @@ impl Session {
             Some(base) => Ok(self.compile_expr(&origin, base)?.0.ir),
             None => {
                 let assembled = Assembled::new(&self.entries, true);
-                let c = compile(&assembled, &origin, |_| String::new())?;
+                let c = compile(&assembled, &self.dim_options(), &origin, |_| String::new())?;
                 Ok(c.ir)
             }
         }
@@ -142,7 +142,7 @@ impl Session {
             }
             None => {
                 let assembled = Assembled::new(&self.entries, true);
-                let c = compile(&assembled, &origin, |_| String::new())?;
+                let c = compile(&assembled, &self.dim_options(), &origin, |_| String::new())?;
                 let source = c.source.clone();
                 let mut f = c.ir;
                 if f.output(&Role::Loss).is_none() {

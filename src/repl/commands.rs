@@ -14,8 +14,8 @@ use crate::syntax::lexer::Token;
 
 /// Every command, for `:help` and completion.
 pub const COMMANDS: &[&str] = &[
-    ":grad", ":hessian", ":check", ":ir", ":clif", ":set", ":params", ":inputs", ":load", ":train",
-    ":forget", ":source", ":save", ":reset", ":help", ":quit",
+    ":grad", ":hessian", ":check", ":ir", ":clif", ":set", ":dim", ":params", ":inputs", ":load",
+    ":train", ":forget", ":source", ":save", ":reset", ":help", ":quit",
 ];
 
 /// The commands whose argument is an expression (it may span lines).
@@ -25,6 +25,7 @@ pub const HELP: &str = "\
 Definitions are written as in a .grad file; one with the name of an earlier
 definition replaces it (and everything using it must still check):
   param w: [2] = normal(0, 0.1)    input x: [2]      let z = dot(w, x) + 1
+  dim D = 4 (a size: input x: [D], ranges 0..D, x / D; set it with :dim D=8)
   fn f(a, b) = a * b + 1           loss (z - 1)^2    metric m = ...   output p = ...
   train { optimizer = sgd(lr = 0.1)  steps = 10 }
 An expression prints its value and its shape:  [1, 2] * 0.5  ->  [0.5, 1] : [2]
@@ -41,6 +42,9 @@ Commands:
   :clif [EXPR]        the Cranelift IR of EXPR, or of the whole session
   :set NAME = VALUE   a param's or an input's value: an expression (a scalar
                       fills the shape) or numbers, rows separated by `;`: 1, 2; 3, 4
+  :dim D=8            sets sizes (`dim D`; several: `:dim D=8,H=4`), over their
+                      defaults and the data, as --dim; the definitions are
+                      checked again. Without an argument: the sizes now
   :params             the params' current values
   :inputs             the inputs' current values
   :load FILE          a .grad file's definitions join the session
@@ -151,6 +155,7 @@ fn starts_with_keyword(text: &str) -> bool {
         Token::lexer(text).next(),
         Some(Ok(Token::Param
             | Token::Input
+            | Token::Dim
             | Token::Let
             | Token::Fn
             | Token::Loss
@@ -200,6 +205,7 @@ fn command(
         "ir" => session.ir(origin, arg_base).map(|f| f.to_string()),
         "clif" => session.clif(origin, arg_base),
         "set" => set(session, origin, input, arg_start),
+        "dim" => dim(session, arg),
         "params" => Ok(values_text("param", &session.params())),
         "inputs" => Ok(values_text("input", &session.inputs())),
         "load" => match arg {
@@ -274,6 +280,37 @@ fn set(
     let value_base = input.len() - input[value_start..].trim_start().len();
     let t = session.set(name, origin, value_base)?;
     Ok(format!("{name} = {}", fmt_value(&t)))
+}
+
+/// `:dim D=8[,H=4]`, or `:dim` for the sizes now.
+fn dim(session: &mut Session, arg: &str) -> Result<String, Error> {
+    let sizes = if arg.is_empty() {
+        session.sizes()
+    } else {
+        let flags = crate::driver::parse_dims(arg).map_err(Error::new)?;
+        session.set_dims(&flags)?
+    };
+    let mut lines: Vec<String> = sizes
+        .iter()
+        .map(|(n, v)| format!("dim {n} = {v}"))
+        .collect();
+    let unused: Vec<String> = session
+        .dim_flags()
+        .iter()
+        .filter(|(n, _)| !sizes.iter().any(|(m, _)| m == n))
+        .map(|(n, v)| format!("{n} = {v}"))
+        .collect();
+    if !unused.is_empty() {
+        lines.push(format!(
+            "(set, for a `dim` not declared yet: {})",
+            unused.join(", ")
+        ));
+    }
+    Ok(if lines.is_empty() {
+        "(no sizes)".to_string()
+    } else {
+        lines.join("\n")
+    })
 }
 
 fn save(session: &Session, path: &Path) -> Result<String, Error> {

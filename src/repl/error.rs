@@ -9,6 +9,7 @@ pub use crate::diagnostic::Error;
 use crate::diagnostic::{Diagnostic, Location, Note, Report, Source};
 use crate::repl::source::{Assembled, Key, Origin};
 use crate::span::Span;
+use crate::types::dims::DimOptions;
 use crate::types::CheckOptions;
 use crate::Compiled;
 
@@ -57,19 +58,20 @@ fn unclosed(text: &str) -> Option<Span> {
     open.pop()
 }
 
-const NO_LOSS: CheckOptions = CheckOptions {
-    require_loss: false,
-};
-
 /// Checks and compiles an assembled program; errors are placed in the text
 /// they point into, and `note` says which definition when it is not in the
 /// current input.
 pub(super) fn compile(
     assembled: &Assembled,
+    dims: &DimOptions,
     current: &Rc<Origin>,
     note: impl Fn(&Key) -> String,
 ) -> Result<Compiled, Error> {
-    crate::compile_with(&assembled.src, &NO_LOSS).map_err(|d| locate(assembled, d, current, note))
+    let opts = CheckOptions {
+        require_loss: false,
+        dims: dims.clone(),
+    };
+    crate::compile_with(&assembled.src, &opts).map_err(|d| locate(assembled, d, current, note))
 }
 
 /// Diagnostics on an assembled program, each moved into the text it points

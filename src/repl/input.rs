@@ -16,8 +16,8 @@ use crate::syntax::lexer::Token;
 
 /// Keywords offered by completion.
 const KEYWORDS: &[&str] = &[
-    "param", "input", "let", "fn", "loss", "metric", "output", "train", "if", "then", "else",
-    "loop", "for", "in",
+    "param", "input", "dim", "let", "fn", "loss", "metric", "output", "train", "if", "then",
+    "else", "loop", "for", "in",
 ];
 
 /// Whether `text` is unfinished and the next line continues it: an open
@@ -58,6 +58,7 @@ pub fn needs_more(text: &str) -> bool {
                 | Token::Input
                 | Token::Let
                 | Token::Fn
+                | Token::Dim
                 | Token::Loss
                 | Token::Metric
                 | Token::Output
@@ -91,8 +92,8 @@ pub fn needs_more(text: &str) -> bool {
 }
 
 /// Whether `line` cannot continue an unfinished input, and so starts a new
-/// one: its first token is an item keyword (`param`, `input`, `let`, `fn`,
-/// `loss`, `metric`, `output`, `train`), which the grammar allows only at
+/// one: its first token is an item keyword (`param`, `input`, `dim`, `let`,
+/// `fn`, `loss`, `metric`, `output`, `train`), which the grammar allows only at
 /// the start of a definition, never inside brackets, a train block or an
 /// expression, except a `let` directly inside the braces of a loop or a
 /// block of `pending`, the input so far; or it is a `:command` (a `:` at
@@ -102,8 +103,11 @@ pub fn starts_new_input(pending: &str, line: &str) -> bool {
     if let Some(rest) = line.strip_prefix(':') {
         return rest.starts_with(|c: char| c.is_alphabetic() || c == '?');
     }
-    match Token::lexer(line).next() {
+    let mut tokens = Token::lexer(line);
+    match tokens.next() {
         Some(Ok(Token::Let)) => !in_block(pending),
+        // `dim D`, not the keyword argument `dim = 0` of a call continued.
+        Some(Ok(Token::Dim)) => matches!(tokens.next(), Some(Ok(Token::Name(_)))),
         first => matches!(
             first,
             Some(Ok(Token::Param
@@ -294,6 +298,7 @@ mod tests {
             "metric m = 1",
             "output o = 1",
             "input x",
+            "dim D = 4",
             "fn f(a) = a",
             ":params",
             ":q",
@@ -318,6 +323,7 @@ mod tests {
             " :params",
             ": [2]",
             "lossy + 1",
+            "dim = 0)",
         ] {
             assert!(!starts_new_input("let a = (1 +\n", line), "{line}");
         }

@@ -4,7 +4,8 @@
 //!
 //! - [`source`]: the definitions, assembled into one program, and the map
 //!   from that program back to the text each definition came from.
-//! - [`session`]: the definitions and the current values; every operation.
+//! - [`session`]: the definitions and the current values; every operation
+//!   (`sizes`: the session's `dim`s and `:dim`).
 //! - [`commands`]: one input (a definition, an expression or a `:command`)
 //!   to the text to print.
 //! - [`input`]: when a line continues, completion, and the history file.
@@ -19,6 +20,7 @@ pub mod commands;
 pub mod error;
 pub mod input;
 pub mod session;
+mod sizes;
 pub mod source;
 pub mod train;
 
@@ -56,10 +58,12 @@ pub struct ReplArgs {
 
 /// Runs the REPL until `:quit`, Ctrl-D or the end of the input. The exit
 /// code is 1 when input was piped and any input failed.
-pub fn run(args: ReplArgs) -> ExitCode {
+/// `dims`: the sizes of `--dim`, for the `dim`s the session declares.
+pub fn run(args: ReplArgs, dims: crate::types::dims::DimFlags) -> ExitCode {
     let mut session = Session::new(Options {
         backend: args.backend,
         seed: args.seed,
+        dims,
     });
     let piped = !std::io::stdin().is_terminal();
     let style = Style {

@@ -28,6 +28,9 @@ pub struct Options {
     pub backend: Backend,
     /// Seed of the params' initialisers; default the train block's seed, or 0.
     pub seed: Option<u64>,
+    /// Sizes set by `--dim` and `:dim`, for the `dim`s the session declares
+    /// (now or later).
+    pub dims: crate::types::dims::DimFlags,
 }
 
 pub use crate::repl::error::Error;
@@ -69,7 +72,7 @@ pub struct Session {
     pub(super) entries: Vec<Entry>,
     params: HashMap<String, Tensor>,
     inputs: HashMap<String, Tensor>,
-    opts: Options,
+    pub(super) opts: Options,
 }
 
 impl Session {
@@ -199,7 +202,7 @@ impl Session {
             }
         }
         let assembled = Assembled::new(&candidate, true);
-        let c = compile(&assembled, &origin, |k| {
+        let c = compile(&assembled, &self.dim_options(), &origin, |k| {
             let d = k.describe();
             format!(
                 "`{d}` was defined earlier, and this input breaks it: change both in one input, or `:forget {d}` first"
@@ -214,7 +217,7 @@ impl Session {
     /// Takes the declarations of a newly compiled session: params keep their
     /// values unless they were just (re)defined or changed shape; new ones
     /// take their initialisers' values. Inputs likewise, starting at zeros.
-    fn adopt(&mut self, c: &Compiled, fresh: &HashSet<Key>) {
+    pub(super) fn adopt(&mut self, c: &Compiled, fresh: &HashSet<Key>) {
         let seed = self.opts.seed.unwrap_or_else(|| c.seed());
         let initial = c.initial_params(seed);
         let keep = |old: &HashMap<String, Tensor>, name: &str, shape: &Shape| {
@@ -264,6 +267,15 @@ impl Session {
                 }
                 Kind::Input => {
                     d.value = self.inputs.get(name).cloned().map(Ok);
+                    None
+                }
+                Kind::Dim => {
+                    d.value = c
+                        .typed
+                        .sizes
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, v)| Ok(Tensor::scalar(*v as f64)));
                     None
                 }
                 Kind::Fn | Kind::Train => None,
@@ -361,7 +373,7 @@ impl Session {
         let mut candidate = self.entries.clone();
         let gone = candidate.remove(i);
         let assembled = Assembled::new(&candidate, true);
-        let c = compile(&assembled, &gone.origin, |k| {
+        let c = compile(&assembled, &self.dim_options(), &gone.origin, |k| {
             let d = k.describe();
             format!("`{d}` uses `{name}`: `:forget {d}` first, or redefine it")
         })?;
@@ -395,7 +407,7 @@ impl Session {
         crate::syntax::parser::parse_expr(text).map_err(|d| at(d, origin, base))?;
         let mut assembled = Assembled::new(&self.entries, false);
         assembled.push("output _ = ", text, origin, base, None);
-        let c = compile(&assembled, origin, |k| {
+        let c = compile(&assembled, &self.dim_options(), origin, |k| {
             format!("in `{}`, defined earlier", k.describe())
         })?;
         Ok((c, assembled))
@@ -456,7 +468,7 @@ impl Session {
     pub fn whole(&self) -> Result<Whole, Error> {
         let assembled = Assembled::new(&self.entries, true);
         let origin = Origin::typed("");
-        let compiled = compile(&assembled, &origin, |_| String::new())?;
+        let compiled = compile(&assembled, &self.dim_options(), &origin, |_| String::new())?;
         let dir = self.train_dir();
         let (params, _) = self.point(&compiled.ir);
         Ok(Whole {

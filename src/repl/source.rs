@@ -73,6 +73,7 @@ impl Key {
 /// The item keyword of an entry.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
+    Dim,
     Param,
     Input,
     Let,
@@ -86,6 +87,7 @@ pub enum Kind {
 impl Kind {
     pub fn keyword(self) -> &'static str {
         match self {
+            Kind::Dim => "dim",
             Kind::Param => "param",
             Kind::Input => "input",
             Kind::Let => "let",
@@ -102,7 +104,7 @@ impl Kind {
     /// refer to.
     fn rank(self) -> u8 {
         match self {
-            Kind::Param | Kind::Input => 0,
+            Kind::Dim | Kind::Param | Kind::Input => 0,
             Kind::Let | Kind::Fn => 1,
             Kind::Loss | Kind::Metric | Kind::Output => 2,
             Kind::Train => 3,
@@ -140,6 +142,7 @@ impl Entry {
                 init.iter().flat_map(names).collect(),
             ),
             ItemKind::Input { name, .. } => (Key::Global(name.name.clone()), Kind::Input, vec![]),
+            ItemKind::Dim { name, .. } => (Key::Global(name.name.clone()), Kind::Dim, vec![]),
             ItemKind::Let { name, value } => {
                 (Key::Global(name.name.clone()), Kind::Let, names(value))
             }
@@ -205,7 +208,8 @@ fn names(e: &Expr) -> Vec<String> {
 /// session order. A cycle keeps session order, and the checker reports it.
 pub fn order(entries: &[Entry]) -> Vec<usize> {
     let mut by_rank: Vec<usize> = (0..entries.len()).collect();
-    by_rank.sort_by_key(|&i| entries[i].kind.rank());
+    // Sizes first among the declarations: shapes use them.
+    by_rank.sort_by_key(|&i| (entries[i].kind.rank(), entries[i].kind != Kind::Dim));
     let bindings: Vec<usize> = by_rank
         .iter()
         .copied()

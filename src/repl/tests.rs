@@ -197,6 +197,7 @@ fn params_keep_their_values_until_redefined() {
         &s.source(),
         &crate::types::CheckOptions {
             require_loss: false,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -395,7 +396,7 @@ fn the_interpreter_agrees_with_the_jit() {
     let mut jit = session();
     let mut interp = Session::new(Options {
         backend: Backend::Interp,
-        seed: None,
+        ..Options::default()
     });
     let inputs = [
         "param W: [2, 3] = normal(0, 1)",

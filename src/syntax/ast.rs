@@ -20,10 +20,11 @@ pub struct Ident {
     pub span: Span,
 }
 
-/// A shape annotation such as `[4, 3]`; each dimension is an unchecked literal.
+/// A shape annotation such as `[4, 3]` or `[2 * D, H]`; each dimension is
+/// an unchecked size expression (evaluated by `types::dims`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ShapeAnn {
-    pub dims: Vec<(String, Span)>,
+    pub dims: Vec<Expr>,
     pub span: Span,
 }
 
@@ -45,6 +46,12 @@ pub enum ItemKind {
     Input {
         name: Ident,
         shape: Option<ShapeAnn>,
+    },
+    /// `dim D` or `dim D = 64`: a size, bound before checking (from
+    /// `--dim`, the data, or this default, as written).
+    Dim {
+        name: Ident,
+        default: Option<(String, Span)>,
     },
     /// `let z = expr`
     Let { name: Ident, value: Expr },

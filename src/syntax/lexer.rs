@@ -16,6 +16,8 @@ pub enum Token<'s> {
     Param,
     #[token("input")]
     Input,
+    #[token("dim")]
+    Dim,
     #[token("let")]
     Let,
     #[token("fn")]
@@ -116,6 +118,7 @@ impl Token<'_> {
         match self {
             Token::Param => "param",
             Token::Input => "input",
+            Token::Dim => "dim",
             Token::Let => "let",
             Token::Fn => "fn",
             Token::Loss => "loss",

@@ -55,6 +55,12 @@ fn item_text(out: &mut String, item: &Item) {
                 shape_ann(out, s);
             }
         }
+        ItemKind::Dim { name, default } => {
+            let _ = write!(out, "dim {}", name.name);
+            if let Some((n, _)) = default {
+                let _ = write!(out, " = {n}");
+            }
+        }
         ItemKind::Let { name, value } => {
             let _ = write!(out, "let {} = ", name.name);
             expr(out, value);
@@ -95,8 +101,14 @@ fn item_text(out: &mut String, item: &Item) {
 }
 
 fn shape_ann(out: &mut String, s: &ShapeAnn) {
-    let dims: Vec<&str> = s.dims.iter().map(|(d, _)| d.as_str()).collect();
-    let _ = write!(out, "[{}]", dims.join(", "));
+    out.push('[');
+    for (i, d) in s.dims.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        expr(out, d);
+    }
+    out.push(']');
 }
 
 fn pattern(out: &mut String, p: &Pattern) {
@@ -371,6 +383,16 @@ mod tests {
                     optimizer = adam(lr = 1e-3, beta1 = 0.9)\n  batch = full\n  seed = 7\n  \
                     shuffle = false\n  columns = [0, \"a\"]\n  lr = -1\n}\n";
         assert_eq!(program_text(src), want);
+    }
+
+    #[test]
+    fn dim_items_and_sizes_print_as_written() {
+        let src = "dim D\ndim H = 64\ninput x: [D]\nparam W: [H, 2*D + 1] = zeros\n\
+                   loss sum(W) / D + concat(x, x, dim = 0)[0]\n";
+        let want = "dim D\ndim H = 64\ninput x: [D]\nparam W: [H, ((2 * D) + 1)] = zeros\n\
+                    loss ((sum(W) / D) + concat(x, x, dim = 0)[0])\n";
+        assert_eq!(program_text(src), want);
+        assert_eq!(program_text(want), want);
     }
 
     #[test]

@@ -2,11 +2,12 @@
 
 use std::collections::HashMap;
 
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{closest, Diagnostic};
 use crate::shape::Shape;
 use crate::span::Span;
 use crate::syntax::ast::{self, ExprKind, ItemKind};
 use crate::types::builtins;
+use crate::types::dims::{self, DimOptions, Sizes};
 use crate::types::expr::Env;
 use crate::types::init::check_init;
 use crate::types::train::check_train;
@@ -20,11 +21,17 @@ pub const MAX_ELEMENTS: usize = 1 << 26;
 pub struct CheckOptions {
     /// A file must have a `loss`; a REPL session need not.
     pub require_loss: bool,
+    /// What binds the sizes (`dim D`) besides their defaults: `--dim`, and
+    /// where the data is (see [`crate::types::dims`]).
+    pub dims: DimOptions,
 }
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        CheckOptions { require_loss: true }
+        CheckOptions {
+            require_loss: true,
+            dims: DimOptions::default(),
+        }
     }
 }
 
@@ -40,6 +47,9 @@ pub(crate) enum Binding {
     LetPending,
     /// A definition that had errors, already reported: uses are not errors.
     Failed,
+    /// A size (`dim D`), bound to its value before checking; a use before
+    /// the item is an error.
+    Dim(usize),
     Fn(usize),
 }
 
@@ -75,6 +85,10 @@ pub(crate) struct Checker<'a> {
     pub locals: usize,
     /// The values a local integer (a loop's step) takes, by local.
     pub ranges: HashMap<usize, (i64, i64)>,
+    /// The sizes, bound before checking.
+    pub sizes: Sizes,
+    /// The `dim` items, by name: where each is declared.
+    pub dim_items: HashMap<String, Span>,
 }
 
 impl Checker<'_> {
@@ -143,15 +157,11 @@ impl Checker<'_> {
 
     fn shape_ann(&mut self, ann: &ast::ShapeAnn) -> Option<Shape> {
         let mut dims = Vec::new();
-        for (text, span) in &ann.dims {
-            match text.parse::<usize>() {
-                Ok(n) if n >= 1 => dims.push(n),
-                _ => {
-                    self.error(
-                        Diagnostic::error(*span, format!("bad dimension `{text}`"))
-                            .label(*span, "not a positive integer")
-                            .hint("shapes are written like [3] or [4, 3]"),
-                    );
+        for e in &ann.dims {
+            match dims::eval_size(e, &mut |n, span| self.size_of(n, span)) {
+                Ok(n) => dims.push(n),
+                Err(d) => {
+                    self.error(d);
                     return None;
                 }
             }
@@ -161,6 +171,48 @@ impl Checker<'_> {
             return None;
         }
         Some(shape)
+    }
+
+    /// The value of the size `name` used in a shape at `span`: a `dim`
+    /// above it, or an error.
+    fn size_of(&self, name: &str, span: Span) -> Result<usize, Diagnostic> {
+        match self.globals.get(name) {
+            Some(&(Binding::Dim(v), def)) if def.lo < span.lo => Ok(v),
+            Some(&(Binding::Dim(_), def)) => Err(used_before_dim(name, span, def)),
+            Some(&(_, def)) => Err(not_a_size(name, span, def)),
+            None if self.dim_items.contains_key(name) => {
+                Err(used_before_dim(name, span, self.dim_items[name]))
+            }
+            None if self.later.contains_key(name) => Err(not_a_size(name, span, self.later[name])),
+            None => {
+                let mut d = Diagnostic::error(span, format!("unknown size `{name}`"))
+                    .label(span, "not declared with `dim`");
+                let sizes = self
+                    .globals
+                    .iter()
+                    .filter_map(|(n, (b, _))| matches!(b, Binding::Dim(_)).then_some(n.as_str()));
+                d = match closest(name, sizes) {
+                    Some(c) => d.hint(format!("did you mean `{c}`?")),
+                    None => d.hint(format!("declare it above its first use: `dim {name}`")),
+                };
+                Err(d)
+            }
+        }
+    }
+
+    /// The value of `e` if it is an integer written with integers and sizes
+    /// (`D - 1`, `2 * H`), without reporting anything: a local or an
+    /// argument of the same name hides a size.
+    pub(crate) fn size_int(&self, e: &ast::Expr, env: Env<'_>) -> Option<i64> {
+        let mut lookup = |n: &str, span: Span| {
+            let hidden =
+                env.locals.iter().any(|l| l.name == n) || env.args.iter().any(|(a, _)| a == n);
+            if hidden {
+                return Err(Diagnostic::error(span, "a local name"));
+            }
+            self.size_of(n, span)
+        };
+        dims::eval_int(e, &mut lookup).ok()
     }
 
     /// Refuses shapes of more than [`MAX_ELEMENTS`] elements (reported).
@@ -193,6 +245,7 @@ impl Checker<'_> {
 /// Checks a parsed program: every name bound, every shape known and consistent.
 /// Returns every error found, not only the first.
 pub fn check(program: &ast::Program, opts: &CheckOptions) -> Result<Program, Vec<Diagnostic>> {
+    let sizes = dims::resolve(program, &opts.dims)?;
     let mut c = Checker {
         diags: Vec::new(),
         prog: Program::default(),
@@ -204,6 +257,8 @@ pub fn check(program: &ast::Program, opts: &CheckOptions) -> Result<Program, Vec
         reported: HashMap::new(),
         locals: 0,
         ranges: HashMap::new(),
+        sizes,
+        dim_items: HashMap::new(),
     };
     for item in &program.items {
         match &item.kind {
@@ -214,6 +269,9 @@ pub fn check(program: &ast::Program, opts: &CheckOptions) -> Result<Program, Vec
                 for name in names {
                     c.later.entry(name.name.clone()).or_insert(name.span);
                 }
+            }
+            ItemKind::Dim { name, .. } => {
+                c.dim_items.entry(name.name.clone()).or_insert(name.span);
             }
             ItemKind::Output { name, .. } => {
                 c.reported
@@ -234,7 +292,10 @@ pub fn check(program: &ast::Program, opts: &CheckOptions) -> Result<Program, Vec
     let mut metric_names: HashMap<String, Span> = HashMap::new();
     for item in &program.items {
         match &item.kind {
-            ItemKind::Param { .. } | ItemKind::Input { .. } | ItemKind::Error => {}
+            ItemKind::Param { .. }
+            | ItemKind::Input { .. }
+            | ItemKind::Dim { .. }
+            | ItemKind::Error => {}
             ItemKind::Let { name, value } => {
                 let bound = c.bind(name, Binding::LetPending);
                 let env = c.env();
@@ -402,6 +463,13 @@ pub fn check(program: &ast::Program, opts: &CheckOptions) -> Result<Program, Vec
 fn declarations(c: &mut Checker<'_>, program: &ast::Program) {
     for item in &program.items {
         match &item.kind {
+            ItemKind::Dim { name, .. } => {
+                if let Some(&v) = c.sizes.get(&name.name) {
+                    if c.bind(name, Binding::Dim(v)) {
+                        c.prog.sizes.push((name.name.clone(), v));
+                    }
+                }
+            }
             ItemKind::Param { name, shape, init } => {
                 let declared = match shape {
                     Some(ann) => match c.shape_ann(ann) {
@@ -533,6 +601,27 @@ fn resolve_names(c: &mut Checker<'_>, e: &ast::Expr, params: &[String]) {
             other => stack.extend(ast::children(other)),
         }
     }
+}
+
+/// A name that is not a size, used in a shape.
+fn not_a_size(name: &str, span: Span, def: Span) -> Diagnostic {
+    Diagnostic::error(span, format!("`{name}` is not a size"))
+        .label(span, "used as a size")
+        .label(def, "defined here, not with `dim`")
+        .hint(format!(
+            "shapes use sizes: declare one with `dim {name} = ...`"
+        ))
+}
+
+/// A size used above its `dim` item.
+pub(crate) fn used_before_dim(name: &str, span: Span, def: Span) -> Diagnostic {
+    Diagnostic::error(
+        span,
+        format!("the size `{name}` is used before its `dim` item"),
+    )
+    .label(span, "used here")
+    .label(def, "declared later, here")
+    .hint(format!("move `dim {name}` above its first use"))
 }
 
 /// "an output", "a metric".

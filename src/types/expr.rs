@@ -185,6 +185,14 @@ impl Checker<'_> {
                 typed(TKind::LetPart(i, k), &parts[k])
             }
             Some((Binding::Failed, _)) => None,
+            Some((Binding::Dim(v), def)) if def.lo < span.lo => typed(
+                TKind::Const(crate::shape::Tensor::scalar(v as f64)),
+                &Shape::scalar(),
+            ),
+            Some((Binding::Dim(_), def)) => {
+                self.error(crate::types::check::used_before_dim(name, span, def));
+                None
+            }
             Some((Binding::LetPending, def)) => {
                 self.error(
                     Diagnostic::error(span, format!("`{name}` is used in its own definition"))
@@ -444,7 +452,7 @@ impl Checker<'_> {
             }
             Builtin::OneHot => {
                 let classes = arg(1);
-                let n = self.const_index(classes)?;
+                let n = self.const_index(classes, env)?;
                 if n < 1 {
                     self.error(
                         Diagnostic::error(classes.span, "`one_hot` needs at least 1 class")
@@ -587,24 +595,25 @@ impl Checker<'_> {
         })
     }
 
-    /// An integer written as a literal, possibly negated: indices and counts
-    /// must be known when the program is compiled.
-    pub(super) fn const_index(&mut self, e: &ast::Expr) -> Option<i64> {
+    /// An integer written as a literal, possibly negated, or with sizes
+    /// (`D - 1`): indices and counts must be known when the program is
+    /// compiled.
+    pub(super) fn const_index(&mut self, e: &ast::Expr, env: Env<'_>) -> Option<i64> {
         let (neg, lit) = match &e.kind {
             ExprKind::Unary(UnOp::Neg, inner) => (true, &inner.kind),
             other => (false, other),
         };
         let value = match lit {
-            ExprKind::Number(text) => text.parse::<i64>().ok(),
-            _ => None,
+            ExprKind::Number(text) => text.parse::<i64>().ok().map(|v| if neg { -v } else { v }),
+            _ => self.size_int(e, env),
         };
         match value {
-            Some(v) => Some(if neg { -v } else { v }),
+            Some(v) => Some(v),
             None => {
                 self.error(
                     Diagnostic::error(e.span, "expected a constant integer")
                         .label(e.span, "not an integer literal")
-                        .hint("indices, slice bounds and class counts are fixed when the program is compiled"),
+                        .hint("indices, slice bounds and class counts are fixed when the program is compiled: integers or sizes (`dim`)"),
                 );
                 None
             }

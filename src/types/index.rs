@@ -1,5 +1,5 @@
 //! Indexing: constant positions and slices (negative ones count from the
-//! end), and indices computed at run time on the leading axes (`x[t]`,
+//! end; integers or sizes, `x[D - 1]`, `x[0:D]`), and indices computed at run time on the leading axes (`x[t]`,
 //! `logits[y]`, a tensor of indices `E[toks]`), proved in range from a
 //! loop's steps where they can be.
 
@@ -25,7 +25,7 @@ impl Checker<'_> {
         let mut x = x;
         let mut k = 0;
         while let Some(IndexItem::At(e)) = items.get(k) {
-            if is_literal(e) {
+            if is_literal(e) || self.size_int(e, env).is_some() {
                 break;
             }
             x = self.row(x, e, span, env)?;
@@ -36,7 +36,7 @@ impl Checker<'_> {
             return Some(x);
         }
         if let Some(e) = items.iter().find_map(|ix| match ix {
-            IndexItem::At(e) if !is_literal(e) => Some(e),
+            IndexItem::At(e) if !is_literal(e) && self.size_int(e, env).is_none() => Some(e),
             _ => None,
         }) {
             self.error(
@@ -49,11 +49,17 @@ impl Checker<'_> {
             );
             return None;
         }
-        self.const_index_items(x, items, span)
+        self.const_index_items(x, items, span, env)
     }
 
     /// Constant positions and slices.
-    fn const_index_items(&mut self, x: TExpr, items: &[IndexItem], span: Span) -> Option<TExpr> {
+    fn const_index_items(
+        &mut self,
+        x: TExpr,
+        items: &[IndexItem],
+        span: Span,
+        env: Env<'_>,
+    ) -> Option<TExpr> {
         let dims = x.shape.dims().to_vec();
         if items.len() > dims.len() {
             self.error(
@@ -71,13 +77,13 @@ impl Checker<'_> {
             let ax = match items.get(axis) {
                 None => SliceAxis::Range(0, n),
                 Some(IndexItem::At(e)) => {
-                    let i = self.const_index(e)?;
+                    let i = self.const_index(e, env)?;
                     SliceAxis::At(self.position(i, n, axis, e.span, false)?)
                 }
                 Some(IndexItem::Range { start, end, span }) => {
                     let mut bound = |e: &Option<ast::Expr>, default: usize| match e {
                         Some(e) => {
-                            let i = self.const_index(e)?;
+                            let i = self.const_index(e, env)?;
                             self.position(i, n, axis, e.span, true)
                         }
                         None => Some(default),

@@ -10,6 +10,7 @@ pub mod builtins;
 mod call;
 pub mod check;
 mod derivative;
+pub mod dims;
 mod einsum;
 mod expr;
 mod index;
@@ -29,6 +30,8 @@ pub use check::{check, CheckOptions};
 /// A checked program: the declarations in order, and the typed expressions.
 #[derive(Clone, Debug, Default)]
 pub struct Program {
+    /// The sizes (`dim D`) and the values they were bound to, in order.
+    pub sizes: Vec<(String, usize)>,
     pub params: Vec<ParamDecl>,
     pub inputs: Vec<InputDecl>,
     /// `let` bindings, in source order; later ones may refer to earlier ones.

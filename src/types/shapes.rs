@@ -16,8 +16,8 @@ type Bound<'e> = [Option<&'e ast::Expr>];
 
 impl Checker<'_> {
     /// `reshape(x, [a, b, ...])`: the same elements in row-major order, in
-    /// the shape listed (constant integers, at least 1, one of them maybe -1
-    /// for what the others leave), as `numpy.reshape`.
+    /// the shape listed (constant integers or sizes, `[D, -1]`, at least 1,
+    /// one of them maybe -1 for what the others leave), as `numpy.reshape`.
     pub(crate) fn reshape_call(
         &mut self,
         bound: &Bound<'_>,
@@ -42,7 +42,13 @@ impl Checker<'_> {
                     ExprKind::Number(n) => n.parse::<i64>().ok().map(|v| -v),
                     _ => None,
                 },
-                _ => None,
+                // A size (`[D, -1]`, `[2 * D]`), or another constant.
+                _ => {
+                    let t = self.expr(item, env)?;
+                    self.const_value(&t)
+                        .filter(|v| v.fract() == 0.0 && v.abs() < 1e15)
+                        .map(|v| v as i64)
+                }
             };
             match value {
                 Some(d) if d >= 1 || d == -1 => dims.push(d),
@@ -219,19 +225,21 @@ impl Checker<'_> {
                     Some(t) => tensors.push(t),
                     None => ok = false,
                 },
-                Some(n) if n.name == "axis" => match int(&a.value) {
-                    Some(k) => axis = Some((k, a.value.span)),
-                    None => {
-                        self.error(
-                            Diagnostic::error(
-                                a.value.span,
-                                format!("the `axis` of `{name}` must be a constant integer"),
-                            )
-                            .label(a.value.span, "not a constant axis"),
-                        );
-                        ok = false;
+                Some(n) if n.name == "axis" => {
+                    match int(&a.value).or_else(|| self.size_int(&a.value, env)) {
+                        Some(k) => axis = Some((k, a.value.span)),
+                        None => {
+                            self.error(
+                                Diagnostic::error(
+                                    a.value.span,
+                                    format!("the `axis` of `{name}` must be a constant integer"),
+                                )
+                                .label(a.value.span, "not a constant axis"),
+                            );
+                            ok = false;
+                        }
                     }
-                },
+                }
                 Some(n) => {
                     self.error(
                         Diagnostic::error(
@@ -372,7 +380,7 @@ impl Checker<'_> {
         let name = if upper { "triu" } else { "tril" };
         let x = self.expr(bound[0].expect("a required argument"), env)?;
         let k = match bound[1] {
-            Some(e) => match int(e) {
+            Some(e) => match int(e).or_else(|| self.size_int(e, env)) {
                 Some(k) => k,
                 None => {
                     self.error(

@@ -176,6 +176,9 @@ fn spans_within(name: &str, d: &Diagnostic, src: &str) {
 /// The parameters with their initialisers, the inputs, and the train block.
 fn declarations(c: &gradc::Compiled) -> String {
     let mut out = String::new();
+    for (name, value) in &c.typed.sizes {
+        let _ = writeln!(out, "dim {name} = {value}");
+    }
     for p in &c.typed.params {
         let _ = writeln!(out, "param {}: {} = {}", p.name, p.shape, p.init);
     }

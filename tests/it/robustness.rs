@@ -126,6 +126,7 @@ fn bytes_front_end(bytes: &[u8]) {
 const TOKENS: &[&str] = &[
     "param",
     "input",
+    "dim",
     "let",
     "fn",
     "loss",

@@ -12,9 +12,17 @@ fn check(src: &str) -> Result<(Init, Shape), Diagnostic> {
     let ItemKind::Param { name, shape, init } = &program.items[0].kind else {
         panic!("not a param: {src}");
     };
-    let declared = shape
-        .as_ref()
-        .map(|s| Shape(s.dims.iter().map(|(d, _)| d.parse().unwrap()).collect()));
+    let declared = shape.as_ref().map(|s| {
+        Shape(
+            s.dims
+                .iter()
+                .map(|d| match &d.kind {
+                    crate::syntax::ast::ExprKind::Number(n) => n.parse().unwrap(),
+                    _ => panic!("a literal size"),
+                })
+                .collect(),
+        )
+    });
     check_init(init.as_ref(), declared.as_ref(), name.span)
 }
 

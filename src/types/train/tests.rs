@@ -15,7 +15,13 @@ fn run(src: &str) -> (TrainConfig, Vec<Diagnostic>) {
         match &item.kind {
             ItemKind::Input { name, shape } => {
                 let dims = shape.as_ref().map_or(Vec::new(), |s| {
-                    s.dims.iter().map(|(d, _)| d.parse().unwrap()).collect()
+                    s.dims
+                        .iter()
+                        .map(|d| match &d.kind {
+                            crate::syntax::ast::ExprKind::Number(n) => n.parse().unwrap(),
+                            _ => panic!("a literal size"),
+                        })
+                        .collect()
                 });
                 inputs.push((name.name.clone(), Shape(dims)));
             }

@@ -77,6 +77,9 @@ struct Gen<'r> {
     /// names (carried values, steps, block lets) were made.
     steps: Vec<(String, usize)>,
     locals: usize,
+    /// Sizes declared with `dim` (with a default), by name: shapes write
+    /// some of their dimensions with them.
+    sizes: Vec<(String, usize)>,
 }
 
 /// A random program.
@@ -90,20 +93,28 @@ pub fn program(r: &mut R) -> String {
         scale: 1,
         steps: Vec::new(),
         locals: 0,
+        sizes: Vec::new(),
     };
     if g.r.chance(0.1) {
         g.scale = 4;
     }
     let mut out = String::new();
+    if g.r.chance(0.3) {
+        for i in 0..g.r.range(1, 3) {
+            let v = g.dim(4);
+            out += &format!("dim D{i} = {v}\n");
+            g.sizes.push((format!("D{i}"), v));
+        }
+    }
     for i in 0..g.r.range(1, 4) {
         let s = g.shape();
         let init = g.init(&s);
-        out += &format!("param p{i}{}{init}\n", decl(&s));
+        out += &format!("param p{i}{}{init}\n", g.decl(&s));
         g.vars.push((format!("p{i}"), s));
     }
     for i in 0..g.r.range(0, 3) {
         let s = g.shape();
-        out += &format!("input x{i}{}\n", decl(&s));
+        out += &format!("input x{i}{}\n", g.decl(&s));
         g.vars.push((format!("x{i}"), s));
     }
     if g.r.chance(0.4) {
@@ -177,16 +188,28 @@ pub fn program(r: &mut R) -> String {
     out
 }
 
-/// `: [2, 3]`, or nothing for a scalar (now and then `: []`).
-fn decl(s: &[usize]) -> String {
-    if s.is_empty() {
-        return String::new();
-    }
-    let dims: Vec<String> = s.iter().map(|d| d.to_string()).collect();
-    format!(": [{}]", dims.join(", "))
-}
-
 impl Gen<'_> {
+    /// `: [2, 3]`, or nothing for a scalar; a dimension equal to a size (or
+    /// to twice one) is written with it now and then: `[D0, 2 * D1]`.
+    fn decl(&mut self, s: &[usize]) -> String {
+        if s.is_empty() {
+            return String::new();
+        }
+        let dims: Vec<String> = s
+            .iter()
+            .map(|&d| {
+                let named = self.sizes.iter().find(|(_, v)| *v == d).cloned();
+                let twice = self.sizes.iter().find(|(_, v)| 2 * v == d).cloned();
+                match (named, twice) {
+                    (Some((n, _)), _) if self.r.chance(0.6) => n,
+                    (_, Some((n, _))) if self.r.chance(0.6) => format!("2 * {n}"),
+                    _ => d.to_string(),
+                }
+            })
+            .collect();
+        format!(": [{}]", dims.join(", "))
+    }
+
     fn shape(&mut self) -> Shape {
         match self.r.below(10) {
             0..=2 => vec![],
@@ -290,6 +313,11 @@ impl Gen<'_> {
                         .collect();
                     return format!("{v}[{}]", idx.join(", "));
                 }
+            }
+            if !self.sizes.is_empty() && self.r.chance(0.1) {
+                // A size as a number.
+                let i = self.r.below(self.sizes.len());
+                return self.sizes[i].0.clone();
             }
             return self.number();
         }
@@ -953,8 +981,16 @@ mod tests {
     #[test]
     fn generated_programs_compile() {
         let mut failures = Vec::new();
+        // Programs whose shapes use sizes, and whose expressions do.
+        let (mut in_shapes, mut as_numbers) = (0, 0);
         for seed in 0..200 {
             let p = program(&mut R::new(seed));
+            let (decls, rest) = p.split_at(p.find("loss").unwrap_or(0));
+            in_shapes += usize::from(decls.contains(": [D") || decls.contains("* D"));
+            as_numbers += usize::from(
+                rest.split(|c: char| !c.is_alphanumeric())
+                    .any(|w| w == "D0" || w == "D1"),
+            );
             if let Err(d) = gradc::compile(&p) {
                 failures.push(format!(
                     "{p}\n{}",
@@ -963,5 +999,10 @@ mod tests {
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+        assert!(in_shapes >= 10, "{in_shapes} programs with sizes in shapes");
+        assert!(
+            as_numbers >= 2,
+            "{as_numbers} programs with sizes as numbers"
+        );
     }
 }

@@ -87,7 +87,7 @@ const PUNCTUATION: &[&str] = &[
     "*", "/", "^", "@", ".", "..", "\"", "#", "\n",
 ];
 const KEYWORDS: &[&str] = &[
-    "param", "input", "let", "fn", "loss", "metric", "output", "train", "if", "then", "else",
+    "param", "input", "dim", "let", "fn", "loss", "metric", "output", "train", "if", "then", "else",
 ];
 const WORDS: &[&str] = &[
     "T",

@@ -37,7 +37,7 @@ pub fn check_script(bytes: &[u8], counts: &mut Counts) -> Result<(), String> {
     let session = |backend| {
         Session::new(Options {
             backend,
-            seed: None,
+            ..Options::default()
         })
     };
     let mut sessions = [session(Backend::Jit), session(Backend::Interp)];

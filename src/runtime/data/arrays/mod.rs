@@ -8,6 +8,10 @@
 //! allocated, so a truncated file or a header that claims too much is an
 //! error with the entry and byte offset where the data ends.
 
+mod header;
+
+pub use header::example_shape;
+
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::PathBuf;

@@ -297,3 +297,53 @@ fn idx_files_feed_image_inputs() {
         "{text}"
     );
 }
+
+/// The shape of one example, from the header alone: an `.npy` file, an
+/// `.npz` member (stored or deflated), an IDX file (plain or gzipped).
+#[test]
+fn an_example_shape_is_read_from_the_header() {
+    use super::example_shape;
+    let d = TempDir::new("example-shape");
+    std::fs::write(d.path("x.npy"), npy(&[4, 2, 3], &[0f32; 24])).unwrap();
+    assert_eq!(
+        example_shape(&d.0, Format::Npy, "x.npy", None),
+        Ok(vec![2, 3])
+    );
+    for deflate in [false, true] {
+        write_npz(
+            &d.path("m.npz"),
+            &[
+                ("x", npy(&[5, 7], &[0u8; 35])),
+                ("y", npy(&[5], &[0i64; 5])),
+            ],
+            deflate,
+        );
+        assert_eq!(
+            example_shape(&d.0, Format::Npz, "m.npz", Some("x")),
+            Ok(vec![7])
+        );
+        assert_eq!(
+            example_shape(&d.0, Format::Npz, "m.npz", Some("y")),
+            Ok(vec![])
+        );
+        let e = example_shape(&d.0, Format::Npz, "m.npz", Some("z")).unwrap_err();
+        assert!(e.ends_with("has no array `z`"), "{e}");
+    }
+    let idx = crate::runtime::data::idx::write_u8(&[3, 28, 28], &[0; 3 * 28 * 28]);
+    std::fs::write(d.path("i.idx"), &idx).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &idx).unwrap();
+    std::fs::write(d.path("i.idx.gz"), gz.finish().unwrap()).unwrap();
+    for f in ["i.idx", "i.idx.gz"] {
+        assert_eq!(
+            example_shape(&d.0, Format::Idx, f, None),
+            Ok(vec![28, 28]),
+            "{f}"
+        );
+    }
+    std::fs::write(d.path("short.idx"), [0u8, 0, 8, 3, 0, 0]).unwrap();
+    let e = example_shape(&d.0, Format::Idx, "short.idx", None).unwrap_err();
+    assert_eq!(e, "the file ends inside the IDX header");
+    let e = example_shape(&d.0, Format::Npy, "none.npy", None).unwrap_err();
+    assert!(e.starts_with("cannot open"), "{e}");
+}
