@@ -61,6 +61,7 @@ pub fn needs_more(text: &str) -> bool {
                 | Token::Loss
                 | Token::Metric
                 | Token::Output
+                | Token::Residual
                 | Token::Train
                 | Token::If
                 | Token::Then
@@ -112,6 +113,7 @@ pub fn starts_new_input(pending: &str, line: &str) -> bool {
                 | Token::Loss
                 | Token::Metric
                 | Token::Output
+                | Token::Residual
                 | Token::Train))
         ),
     }

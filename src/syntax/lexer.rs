@@ -26,6 +26,8 @@ pub enum Token<'s> {
     Metric,
     #[token("output")]
     Output,
+    #[token("residual")]
+    Residual,
     #[token("train")]
     Train,
     #[token("if")]
@@ -121,6 +123,7 @@ impl Token<'_> {
             Token::Loss => "loss",
             Token::Metric => "metric",
             Token::Output => "output",
+            Token::Residual => "residual",
             Token::Train => "train",
             Token::If => "if",
             Token::Then => "then",
