@@ -32,6 +32,7 @@ use crate::Compiled;
 
 use super::checkpoint::{Checkpoint, SavedOptimizer};
 use super::data::{self, shuffle, Dataset};
+use super::full_batch;
 use super::engine::{eval_program, trace_rows, train_program, Engine, Mode};
 use super::optim::{learning_rate, State};
 use super::{EpochRecord, Error, Evaluation, Observer, Options, Plan, Report, StepEvent, Stop};
@@ -108,6 +109,12 @@ pub fn train_with(
     observer.start(&run.plan());
 
     let mut history: Vec<EpochRecord> = Vec::new();
+    if cfg.optimizer.is_full_batch() {
+        let (stop, norm) = full_batch::train(c, &mut run, mode, observer, &mut history)?;
+        let mut report = run.finish(stop, history, notes, step0)?;
+        report.grad_norm = Some(norm);
+        return Ok(report);
+    }
     let mut best: Option<Best> = None;
     let stop = loop {
         if let Some(stop) = run.limit_reached() {
@@ -179,23 +186,23 @@ impl Sums {
 
 /// A run in progress: the data, the compiled programs, the parameters and
 /// the optimizer, and the counters.
-struct Run<'a> {
-    cfg: &'a TrainConfig,
+pub(super) struct Run<'a> {
+    pub(super) cfg: &'a TrainConfig,
     /// The program's source, which faults are placed in.
-    source: Arc<Source>,
+    pub(super) source: Arc<Source>,
     decls: Vec<(String, Shape)>,
-    data: Option<Dataset>,
+    pub(super) data: Option<Dataset>,
     /// The train block's `test` set, evaluated at the end.
     test: Option<Dataset>,
-    train_rows: Vec<usize>,
+    pub(super) train_rows: Vec<usize>,
     val_rows: Vec<usize>,
     /// The gradient program.
-    trainer: Engine,
+    pub(super) trainer: Engine,
     /// The forward program (loss and metrics).
     evaluator: Engine,
     metric_names: Vec<String>,
     state: State,
-    params: Vec<Tensor>,
+    pub(super) params: Vec<Tensor>,
     /// The parameters before the current update, to undo it.
     backup: Vec<Tensor>,
     /// The training rows in this epoch's order.
@@ -208,11 +215,11 @@ struct Run<'a> {
     /// The learning rate before the schedule.
     base_lr: f64,
     /// Steps and complete epochs so far (a resumed run starts past 0).
-    step: u64,
-    epoch: u64,
+    pub(super) step: u64,
+    pub(super) epoch: u64,
     first_step: u64,
-    start: Instant,
-    stop_flag: Option<&'a AtomicBool>,
+    pub(super) start: Instant,
+    pub(super) stop_flag: Option<&'a AtomicBool>,
 }
 
 impl<'a> Run<'a> {
@@ -351,7 +358,7 @@ impl<'a> Run<'a> {
     }
 
     /// `epochs` or `steps`, if reached.
-    fn limit_reached(&self) -> Option<Stop> {
+    pub(super) fn limit_reached(&self) -> Option<Stop> {
         if self.cfg.epochs.is_some_and(|e| self.epoch >= e) {
             Some(Stop::Epochs)
         } else if self.step_limit.is_some_and(|s| self.step >= s) {
@@ -592,6 +599,7 @@ impl<'a> Run<'a> {
             metrics: self.metric_names,
             wall,
             notes,
+            grad_norm: None,
         })
     }
 
@@ -627,6 +635,19 @@ fn check_settings(cfg: &TrainConfig, has_data: bool) -> Result<(), Error> {
                 "`{key}` needs data, but the model has no inputs"
             )));
         }
+    }
+    let o = &cfg.optimizer;
+    if o.is_full_batch() && matches!(cfg.batch, Batch::Size(_)) {
+        return Err(Error::new(format!(
+            "`{}` is a full-batch method: it cannot train on mini-batches (remove `batch`, or write `batch = full`)",
+            o.name()
+        )));
+    }
+    if o.is_full_batch() && cfg.patience.is_some() {
+        return Err(Error::new(format!(
+            "`{}` takes no `patience`: early stopping is for stochastic training",
+            o.name()
+        )));
     }
     if cfg.patience.is_some() && cfg.validate.is_none() {
         return Err(Error::new(

@@ -410,6 +410,9 @@ pub fn check(program: &ast::Program, opts: &CheckOptions) -> Result<Program, Vec
             }
         }
     }
+    if let Some(d) = c.prog.train.as_ref().and_then(|t| residual::needed(t, residual_span)) {
+        c.error(d);
+    }
     if opts.require_loss && loss_span.is_none() && residual_span.is_none() && c.diags.is_empty() {
         let end = program.items.last().map_or(0, |i| i.span.hi as usize);
         c.error(

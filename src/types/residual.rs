@@ -8,6 +8,25 @@
 
 use crate::diagnostic::Diagnostic;
 use crate::span::Span;
+use crate::types::train::TrainConfig;
+
+/// The error for a least-squares optimizer (`levenberg_marquardt`,
+/// `gauss_newton`) in a program without a `residual` (whose span is
+/// `residual`).
+pub(crate) fn needed(cfg: &TrainConfig, residual: Option<Span>) -> Option<Diagnostic> {
+    if residual.is_some() || !cfg.optimizer.needs_residual() {
+        return None;
+    }
+    let span = cfg.optimizer_span.or(cfg.span)?;
+    let name = cfg.optimizer.name();
+    Some(
+        Diagnostic::error(span, format!("`{name}` needs a `residual`"))
+            .label(span, "a least-squares method")
+            .hint(format!(
+                "`{name}` fits a residual through its Jacobian: declare it, e.g. `residual r = model(x) - y` in place of the `loss` (or choose `newton` or `lbfgs`, which minimise any loss)"
+            )),
+    )
+}
 
 /// The error for an item at `span` (a `residual` if `is_residual`, else a
 /// `loss`) after a `residual` at `residual` or a `loss` at `loss`; `None`
