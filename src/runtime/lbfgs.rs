@@ -10,8 +10,8 @@
 use std::collections::VecDeque;
 
 use super::full_batch::{Method, Point, Problem};
-use super::line_search::strong_wolfe;
 use super::linalg::{dot, norm};
+use super::line_search::strong_wolfe;
 use super::Error;
 
 pub(super) struct Lbfgs {

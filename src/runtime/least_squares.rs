@@ -47,13 +47,12 @@ fn element_programs(c: &Compiled) -> Result<Vec<Function>, Error> {
             "the least-squares methods (`levenberg_marquardt`, `gauss_newton`) need a `residual r = ...` in the program; `newton` and `lbfgs` minimise any loss",
         ));
     };
-    let r = c
-        .ir
-        .outputs
-        .iter()
-        .find(|o| o.role == Role::Output && o.name == residual.name)
-        .expect("lowering makes the residual an output")
-        .value;
+    let r =
+        c.ir.outputs
+            .iter()
+            .find(|o| o.role == Role::Output && o.name == residual.name)
+            .expect("lowering makes the residual an output")
+            .value;
     let shape = c.ir.shape(r).clone();
     let mut programs = Vec::with_capacity(shape.size());
     for k in 0..shape.size() {

@@ -109,7 +109,10 @@ mod tests {
         assert_eq!(solve_damped(&a, 0.0, &[2.0, 1.0]).unwrap(), [0.5, 0.0]);
         // With mu = 1: [[5, 2], [2, 4]] x = [8, 10]: x = [0.75, 2.125].
         let x = solve_damped(&a, 1.0, &[8.0, 10.0]).unwrap();
-        assert!((x[0] - 0.75).abs() < 1e-15 && (x[1] - 2.125).abs() < 1e-15, "{x:?}");
+        assert!(
+            (x[0] - 0.75).abs() < 1e-15 && (x[1] - 2.125).abs() < 1e-15,
+            "{x:?}"
+        );
     }
 
     #[test]

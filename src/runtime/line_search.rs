@@ -182,20 +182,27 @@ mod tests {
             tried.push(a);
             Ok::<_, Never>((a - 0.1) * (a - 0.1))
         });
-        assert_eq!(r.unwrap(), Some((0.125, 0.025f64.powi(2))));
+        assert_eq!(r.unwrap(), Some((0.125, (0.125 - 0.1) * (0.125 - 0.1))));
         assert_eq!(tried, [1.0, 0.5, 0.25, 0.125]);
         // A non-finite loss is too far; an ascent direction is refused.
-        let r = backtracking(1.0, -1.0, |a| Ok::<_, Never>(if a > 0.3 { f64::NAN } else { 0.5 }));
+        let r = backtracking(1.0, -1.0, |a| {
+            Ok::<_, Never>(if a > 0.3 { f64::NAN } else { 0.5 })
+        });
         assert_eq!(r.unwrap(), Some((0.25, 0.5)));
-        assert_eq!(backtracking(1.0, 0.5, |_| Ok::<_, Never>(0.0)).unwrap(), None);
+        assert_eq!(
+            backtracking(1.0, 0.5, |_| Ok::<_, Never>(0.0)).unwrap(),
+            None
+        );
     }
 
     #[test]
     fn strong_wolfe_on_a_quadratic_takes_the_exact_step() {
         // f(a) = (a - 1)^2 - 1: the full step is the minimiser (slope 0).
-        let s = strong_wolfe(0.0, -2.0, |a| Ok::<_, Never>(((a - 1.0).powi(2) - 1.0, 2.0 * (a - 1.0))))
-            .unwrap()
-            .unwrap();
+        let s = strong_wolfe(0.0, -2.0, |a| {
+            Ok::<_, Never>(((a - 1.0).powi(2) - 1.0, 2.0 * (a - 1.0)))
+        })
+        .unwrap()
+        .unwrap();
         assert_eq!((s.alpha, s.f, s.slope), (1.0, -1.0, 0.0));
     }
 
@@ -216,11 +223,18 @@ mod tests {
             assert!(s.slope.abs() <= C2 * s0.abs(), "{m} {k}: {s:?}");
         }
         let s = strong_wolfe(1.0, -1.0, |a| {
-            Ok::<_, Never>(if a > 0.7 { (f64::NAN, f64::NAN) } else { ((a - 0.6).powi(2), 2.0 * (a - 0.6)) })
+            Ok::<_, Never>(if a > 0.7 {
+                (f64::NAN, f64::NAN)
+            } else {
+                ((a - 0.6).powi(2), 2.0 * (a - 0.6))
+            })
         })
         .unwrap()
         .unwrap();
         assert!(s.alpha <= 0.7 && s.f < 1.0 && s.slope.abs() <= 0.9, "{s:?}");
-        assert_eq!(strong_wolfe(0.0, 1.0, |_| Ok::<_, Never>((0.0, 0.0))).unwrap(), None);
+        assert_eq!(
+            strong_wolfe(0.0, 1.0, |_| Ok::<_, Never>((0.0, 0.0))).unwrap(),
+            None
+        );
     }
 }

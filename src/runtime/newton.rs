@@ -16,8 +16,8 @@ use crate::Compiled;
 
 use super::engine::{Engine, Mode};
 use super::full_batch::{Method, Point, Problem};
-use super::line_search::backtracking;
 use super::linalg::{dot, solve_damped, Matrix};
+use super::line_search::backtracking;
 
 /// Parameter elements above which `newton` is refused: each is a Hessian
 /// row program of its own, compiled and run every step.
@@ -101,7 +101,8 @@ pub(super) fn descend(
     d: &[f64],
 ) -> Result<Option<Point>, Error> {
     let slope = dot(&at.g, d);
-    let trial = |alpha: f64| -> Vec<f64> { at.x.iter().zip(d).map(|(x, d)| x + alpha * d).collect() };
+    let trial =
+        |alpha: f64| -> Vec<f64> { at.x.iter().zip(d).map(|(x, d)| x + alpha * d).collect() };
     let mut last: Option<Point> = None;
     let found = backtracking(at.f, slope, |alpha| {
         let pt = p.eval(&trial(alpha))?;

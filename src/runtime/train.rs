@@ -32,8 +32,8 @@ use crate::Compiled;
 
 use super::checkpoint::{Checkpoint, SavedOptimizer};
 use super::data::{self, shuffle, Dataset};
-use super::full_batch;
 use super::engine::{eval_program, trace_rows, train_program, Engine, Mode};
+use super::full_batch;
 use super::optim::{learning_rate, State};
 use super::{EpochRecord, Error, Evaluation, Observer, Options, Plan, Report, StepEvent, Stop};
 

@@ -301,6 +301,16 @@ pub fn check(program: &ast::Program, opts: &CheckOptions) -> Result<Program, Vec
                     continue;
                 }
                 residual_span = Some(item.span);
+                // The residual is an output of the program too (`eval`
+                // shows it): its name is taken among the outputs.
+                if let Some(first) = metric_names.insert(format!("output {}", name.name), name.span)
+                {
+                    c.error(
+                        Diagnostic::error(name.span, format!("`{}` is defined twice", name.name))
+                            .label(name.span, "defined again here")
+                            .label(first, "first defined here"),
+                    );
+                }
                 let env = c.env();
                 if let Some(v) = c.expr(value, env) {
                     c.prog.residual = Some(Named {
@@ -410,7 +420,12 @@ pub fn check(program: &ast::Program, opts: &CheckOptions) -> Result<Program, Vec
             }
         }
     }
-    if let Some(d) = c.prog.train.as_ref().and_then(|t| residual::needed(t, residual_span)) {
+    if let Some(d) = c
+        .prog
+        .train
+        .as_ref()
+        .and_then(|t| residual::needed(t, residual_span))
+    {
         c.error(d);
     }
     if opts.require_loss && loss_span.is_none() && residual_span.is_none() && c.diags.is_empty() {

@@ -220,6 +220,7 @@ fn full_batch_only(o: &Optimizer, by_key: &HashMap<&str, &Setting>, diags: &mut 
                     format!("`{name}` is a full-batch method: it cannot train on mini-batches"),
                 )
                 .label(s.span, "mini-batches")
+                .label(by_key["optimizer"].value.span, "a full-batch method")
                 .hint(format!(
                     "each `{name}` step uses the loss over all the training data: remove `batch` (or write `batch = full`), or choose a stochastic optimizer such as `adam`"
                 )),
@@ -233,7 +234,10 @@ fn full_batch_only(o: &Optimizer, by_key: &HashMap<&str, &Setting>, diags: &mut 
                 format!("`{name}` has no learning rate to schedule"),
             )
             .label(s.span, "a learning-rate schedule")
-            .hint(format!("the step of `{name}` is set by its line search or damping: remove `schedule`")),
+            .label(by_key["optimizer"].value.span, "no learning rate")
+            .hint(format!(
+                "the step of `{name}` is set by its line search or damping: remove `schedule`"
+            )),
         );
     }
 }
