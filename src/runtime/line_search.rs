@@ -43,7 +43,8 @@ pub fn backtracking<E>(
     slope0: f64,
     mut phi: impl FnMut(f64) -> Result<f64, E>,
 ) -> Result<Option<(f64, f64)>, E> {
-    if !(slope0 < 0.0) {
+    // (A NaN slope is not a descent either.)
+    if slope0.is_nan() || slope0 >= 0.0 {
         return Ok(None);
     }
     let mut alpha = 1.0;
@@ -67,7 +68,8 @@ pub fn strong_wolfe<E>(
     slope0: f64,
     mut phi: impl FnMut(f64) -> Result<(f64, f64), E>,
 ) -> Result<Option<Sample>, E> {
-    if !(slope0 < 0.0) {
+    // (A NaN slope is not a descent either.)
+    if slope0.is_nan() || slope0 >= 0.0 {
         return Ok(None);
     }
     let mut eval = |alpha: f64| -> Result<Sample, E> {
@@ -154,7 +156,7 @@ fn interpolate(a: &Sample, b: &Sample) -> f64 {
     // Nocedal & Wright (3.59).
     let d1 = a.slope + b.slope - 3.0 * (a.f - b.f) / (a.alpha - b.alpha);
     let disc = d1 * d1 - a.slope * b.slope;
-    if !(disc >= 0.0) {
+    if disc.is_nan() || disc < 0.0 {
         return mid;
     }
     let d2 = (b.alpha - a.alpha).signum() * disc.sqrt();
