@@ -26,7 +26,7 @@ use crate::Compiled;
 use super::engine::{Engine, Mode};
 use super::linalg::norm;
 use super::train::Run;
-use super::{lbfgs, least_squares, newton};
+use super::{lbfgs, least_squares, newton, newton_cg};
 use super::{EpochRecord, Error, Observer, StepEvent, Stop};
 
 /// A point with its loss and gradient over the training data (all the
@@ -82,6 +82,21 @@ impl<'r, 'a> Problem<'r, 'a> {
         })
     }
 
+    /// The mean of `engine`'s gradients over the training rows at `params`
+    /// (all of the engine's parameters), flattened.
+    pub fn run_engine(
+        &mut self,
+        engine: &mut Engine,
+        params: &[Tensor],
+    ) -> Result<Vec<f64>, Error> {
+        let run = &*self.run;
+        let data = run.data.as_ref();
+        engine
+            .run(params, data, &run.train_rows)
+            .map_err(|e| e.to_error(&run.source, data))?;
+        Ok(engine.grads().concat())
+    }
+
     /// The mean of `engine`'s gradients over the training rows at `x`,
     /// flattened (a Hessian row program gives that row).
     pub fn mean_grads(&mut self, engine: &mut Engine, x: &[f64]) -> Result<Vec<f64>, Error> {
@@ -115,10 +130,21 @@ pub(super) trait Method {
 }
 
 /// The method of `o`, compiled for `c` (a Hessian or Jacobian program) in
-/// `mode`.
-fn method(c: &Compiled, o: &Optimizer, mode: Mode, size: usize) -> Result<Box<dyn Method>, Error> {
+/// `mode`, for parameters of the shapes of `params`: Newton's method on the
+/// exact Hessian up to [`newton::MAX_NEWTON`] parameter elements, on
+/// Hessian-vector products beyond.
+fn method(
+    c: &Compiled,
+    o: &Optimizer,
+    mode: Mode,
+    params: &[Tensor],
+) -> Result<Box<dyn Method>, Error> {
+    let size: usize = params.iter().map(|t| t.data.len()).sum();
     Ok(match *o {
-        Optimizer::Newton { damping } => Box::new(newton::Newton::new(c, damping, mode, size)?),
+        Optimizer::Newton { damping } if size > newton::MAX_NEWTON => {
+            Box::new(newton_cg::NewtonCg::new(c, damping, mode, params)?)
+        }
+        Optimizer::Newton { damping } => Box::new(newton::Newton::new(c, damping, mode)?),
         Optimizer::Lbfgs { memory } => Box::new(lbfgs::Lbfgs::new(memory as usize)),
         Optimizer::LevenbergMarquardt { damping } => {
             Box::new(least_squares::LeastSquares::new(c, Some(damping), mode)?)
@@ -139,7 +165,7 @@ pub(super) fn train(
 ) -> Result<(Stop, f64), Error> {
     let cfg = run.cfg;
     let x0 = flatten(&run.params);
-    let mut m = method(c, &cfg.optimizer, mode, x0.len())?;
+    let mut m = method(c, &cfg.optimizer, mode, &run.params)?;
     let mut p = Problem::new(run);
     let mut at = p.eval(&x0)?;
     if !at.is_finite() {

@@ -40,6 +40,7 @@ mod least_squares;
 pub mod linalg;
 mod line_search;
 mod newton;
+pub mod newton_cg;
 pub mod optim;
 pub mod train;
 

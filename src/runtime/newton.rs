@@ -19,8 +19,9 @@ use super::full_batch::{Method, Point, Problem};
 use super::linalg::{dot, solve_damped, Matrix};
 use super::line_search::backtracking;
 
-/// Parameter elements above which `newton` is refused: each is a Hessian
-/// row program of its own, compiled and run every step.
+/// Parameter elements above which `newton` works on Hessian-vector products
+/// ([`super::newton_cg`]) instead of the Hessian: each row is a program of
+/// its own, compiled once and run every step.
 pub const MAX_NEWTON: usize = 200;
 
 /// Tries of a larger damping before a step gives up.
@@ -32,12 +33,7 @@ pub(super) struct Newton {
 }
 
 impl Newton {
-    pub fn new(c: &Compiled, damping: f64, mode: Mode, size: usize) -> Result<Newton, Error> {
-        if size > MAX_NEWTON {
-            return Err(Error::new(format!(
-                "`newton` needs the Hessian over {size} parameter elements, more than {MAX_NEWTON}: use `lbfgs`, which needs only gradients"
-            )));
-        }
+    pub fn new(c: &Compiled, damping: f64, mode: Mode) -> Result<Newton, Error> {
         let programs = crate::autodiff::hessian_rows(&c.ir).map_err(|e| {
             let d = Diagnostic::error(e.span, e.message).label(e.span, "here");
             Error::in_source(&c.source, vec![d])

@@ -397,3 +397,84 @@ fn overrides_that_do_not_fit_a_full_batch_method_are_errors() {
     assert_eq!(doc["stop"], "gradient norm below grad_tol");
     assert!(doc["grad_norm"].as_f64().unwrap() < 1e-14, "{doc}");
 }
+
+#[test]
+fn newton_on_hessian_vector_products_for_many_parameters() {
+    // The extended Rosenbrock function (Moré, Garbow & Hillstrom 21) with
+    // n = 250, above the 200 elements of the exact Hessian: Newton-CG. The
+    // parameters are shifted so that zeros are the starting point
+    // (-1.2, 1, -1.2, 1, ...) and (2.2, 0, 2.2, 0, ...) the minimum.
+    let c = compile(
+        "param z: [125, 2]\n\
+         let x = z[:, 0] - 1.2\n\
+         let y = z[:, 1] + 1\n\
+         residual r = concat(10 * (y - x^2), 1 - x)\n",
+    );
+    for o in [NEWTON, LBFGS] {
+        let cfg = TrainConfig {
+            optimizer: o.clone(),
+            steps: Some(100),
+            grad_tol: Some(1e-10),
+            ..TrainConfig::default()
+        };
+        let r = runtime::train(&c, &cfg, &Options::default(), &mut ()).unwrap();
+        assert_eq!(r.stop, Stop::GradTol, "{}", o.name());
+        let z = &r.params[0].data;
+        let err = z
+            .chunks(2)
+            .map(|p| (p[0] - 2.2).abs().max(p[1].abs()))
+            .fold(0.0, f64::max);
+        assert!(err < 1e-10, "{}: {err}", o.name());
+        let losses: Vec<f64> = r.history.iter().map(|h| h.loss).collect();
+        assert!(losses.windows(2).all(|w| w[1] < w[0]), "{}", o.name());
+    }
+}
+
+#[test]
+fn the_engines_give_the_same_iterates() {
+    // The interpreter, the JIT per example and the batched JIT: the same
+    // parameters, bit for bit, after every method (the Hessian, Jacobian
+    // and Hessian-vector programs included).
+    let curve = std::fs::read_to_string(root().join("examples/curve_fit.grad")).unwrap();
+    let rosen = std::fs::read_to_string(root().join("examples/rosenbrock.grad")).unwrap();
+    let extended = "param z: [125, 2]\nlet x = z[:, 0] - 1.2\nlet y = z[:, 1] + 1\n\
+                    residual r = concat(10 * (y - x^2), 1 - x)\n"
+        .to_string();
+    let cases = [
+        (&curve, LM),
+        (&curve, GN),
+        (&curve, NEWTON),
+        (&rosen, LBFGS),
+        (&extended, NEWTON),
+    ];
+    for (src, o) in cases {
+        let c = compile(src);
+        let cfg = TrainConfig {
+            optimizer: o.clone(),
+            steps: Some(6),
+            epochs: None,
+            grad_tol: None,
+            ..c.typed.train.clone().unwrap_or_default()
+        };
+        let opts = Options {
+            base_dir: root().join("examples"),
+            ..Options::default()
+        };
+        let runs: Vec<Vec<f64>> = [
+            runtime::Mode::Interp,
+            runtime::Mode::PerExample,
+            runtime::Mode::Batched,
+        ]
+        .into_iter()
+        .map(|m| {
+            flat(
+                &runtime::train_with(&c, &cfg, &opts, m, &mut ())
+                    .unwrap()
+                    .params,
+            )
+        })
+        .collect();
+        assert_eq!(runs[0], runs[1], "{}", o.name());
+        assert_eq!(runs[0], runs[2], "{}", o.name());
+    }
+}
