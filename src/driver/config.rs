@@ -50,6 +50,12 @@ pub fn train_config(c: &Compiled, o: &Overrides) -> Result<TrainConfig, Error> {
                 "--lr must be a positive number, not {lr}"
             )));
         }
+        if cfg.optimizer.is_full_batch() {
+            return Err(Error::new(format!(
+                "--lr: `{}` has no learning rate (its line search or damping sets the step)",
+                cfg.optimizer.name()
+            )));
+        }
         cfg.optimizer = crate::runtime::optim::with_lr(&cfg.optimizer, lr);
     }
     if let Some(b) = &o.batch {

@@ -390,6 +390,9 @@ fn overrides_that_do_not_fit_a_full_batch_method_are_errors() {
     ]);
     assert!(!ok);
     assert!(err.contains("need a `residual"), "{err}");
+    let (ok, _, err) = run_gradc(&["train", file, "--optimizer", "newton", "--lr", "0.1"]);
+    assert!(!ok);
+    assert!(err.contains("--lr: `newton` has no learning rate"), "{err}");
     let curve = root().join("examples/curve_fit.grad");
     let (ok, out, err) = run_gradc(&["train", curve.to_str().unwrap(), "--json"]);
     assert!(ok, "{err}");
