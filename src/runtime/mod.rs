@@ -202,10 +202,7 @@ impl fmt::Display for Stop {
             Stop::LossTol => write!(f, "training loss below loss_tol"),
             Stop::GradTol => write!(f, "gradient norm below grad_tol"),
             Stop::RelTol => write!(f, "relative change of the loss below rel_tol"),
-            Stop::NoProgress => write!(
-                f,
-                "no step lowers the loss further (a minimum, to the precision of the arithmetic)"
-            ),
+            Stop::NoProgress => write!(f, "no step lowers the loss further"),
             Stop::EarlyStop { best_epoch } => write!(
                 f,
                 "early stopping: no better validation loss since epoch {best_epoch}, whose parameters were restored"

@@ -227,7 +227,6 @@ fn tolerances(m: &Mgh) -> (f64, f64) {
     match m.name {
         "Powell singular (13)" => (1e-20, 1e-4),
         "Freudenstein and Roth (2)" => (1e-9, 1e-6),
-        "Powell badly scaled (3)" => (1e-20, 1e-9),
         _ => (1e-20, 1e-9),
     }
 }
