@@ -20,7 +20,7 @@
 use std::sync::atomic::Ordering;
 
 use crate::shape::Tensor;
-use crate::types::train::Optimizer;
+use crate::types::train::{Batch, Optimizer, Schedule, TrainConfig};
 use crate::Compiled;
 
 use super::engine::{Engine, Mode};
@@ -152,6 +152,32 @@ fn method(
         Optimizer::GaussNewton => Box::new(least_squares::LeastSquares::new(c, None, mode)?),
         _ => unreachable!("called for the full-batch methods only"),
     })
+}
+
+/// The settings a full-batch method cannot take (the train block's checker
+/// catches these in the source; command-line overrides come here).
+pub(super) fn check_settings(cfg: &TrainConfig) -> Result<(), Error> {
+    let o = &cfg.optimizer;
+    if !o.is_full_batch() {
+        return Ok(());
+    }
+    let name = o.name();
+    if matches!(cfg.batch, Batch::Size(_)) {
+        return Err(Error::new(format!(
+            "`{name}` is a full-batch method: it cannot train on mini-batches (remove `batch`, or write `batch = full`)"
+        )));
+    }
+    if cfg.patience.is_some() {
+        return Err(Error::new(format!(
+            "`{name}` takes no `patience`: early stopping is for stochastic training"
+        )));
+    }
+    if cfg.schedule != Schedule::Constant {
+        return Err(Error::new(format!(
+            "`{name}` has no learning rate to schedule: remove the schedule"
+        )));
+    }
+    Ok(())
 }
 
 /// Runs the full-batch method of the run's config until a stop rule holds;

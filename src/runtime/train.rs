@@ -636,19 +636,7 @@ fn check_settings(cfg: &TrainConfig, has_data: bool) -> Result<(), Error> {
             )));
         }
     }
-    let o = &cfg.optimizer;
-    if o.is_full_batch() && matches!(cfg.batch, Batch::Size(_)) {
-        return Err(Error::new(format!(
-            "`{}` is a full-batch method: it cannot train on mini-batches (remove `batch`, or write `batch = full`)",
-            o.name()
-        )));
-    }
-    if o.is_full_batch() && cfg.patience.is_some() {
-        return Err(Error::new(format!(
-            "`{}` takes no `patience`: early stopping is for stochastic training",
-            o.name()
-        )));
-    }
+    full_batch::check_settings(cfg)?;
     if cfg.patience.is_some() && cfg.validate.is_none() {
         return Err(Error::new(
             "`patience` needs a validation split (`validate`)",

@@ -209,7 +209,8 @@ pub fn check_train(
 }
 
 /// The settings a full-batch method (`newton`, `lbfgs`, ...) cannot take:
-/// mini-batches, and a learning-rate schedule (it has no learning rate).
+/// mini-batches, early stopping, and a learning-rate schedule (it has no
+/// learning rate).
 fn full_batch_only(o: &Optimizer, by_key: &HashMap<&str, &Setting>, diags: &mut Vec<Diagnostic>) {
     let name = o.name();
     if let Some(s) = by_key.get("batch") {
@@ -226,6 +227,14 @@ fn full_batch_only(o: &Optimizer, by_key: &HashMap<&str, &Setting>, diags: &mut 
                 )),
             );
         }
+    }
+    if let Some(s) = by_key.get("patience") {
+        diags.push(
+            Diagnostic::error(s.key.span, format!("`{name}` takes no `patience`"))
+                .label(s.span, "early stopping")
+                .label(by_key["optimizer"].value.span, "a full-batch method")
+                .hint("early stopping is for stochastic training: stop with `grad_tol`, `loss_tol` or `rel_tol` instead"),
+        );
     }
     if let Some(s) = by_key.get("schedule") {
         diags.push(
