@@ -27,7 +27,7 @@ use super::engine::{Engine, Mode};
 use super::linalg::norm;
 use super::train::Run;
 use super::{lbfgs, least_squares, newton, newton_cg};
-use super::{EpochRecord, Error, Observer, StepEvent, Stop};
+use super::{EpochRecord, Error, Observer, Report, StepEvent, Stop};
 
 /// A point with its loss and gradient over the training data (all the
 /// parameters as one vector, in declaration order).
@@ -180,9 +180,25 @@ pub(super) fn check_settings(cfg: &TrainConfig) -> Result<(), Error> {
     Ok(())
 }
 
-/// Runs the full-batch method of the run's config until a stop rule holds;
-/// the run's parameters are left at the last point.
+/// Runs the full-batch method of the run's config until a stop rule
+/// holds, and reports (with the gradient norm at the final parameters).
 pub(super) fn train(
+    c: &Compiled,
+    mut run: Run<'_>,
+    mode: Mode,
+    observer: &mut dyn Observer,
+    notes: Vec<String>,
+    step0: u64,
+) -> Result<Report, Error> {
+    let mut history = Vec::new();
+    let (stop, norm) = steps(c, &mut run, mode, observer, &mut history)?;
+    let mut report = run.finish(stop, history, notes, step0)?;
+    report.grad_norm = Some(norm);
+    Ok(report)
+}
+
+/// The steps of [`train`]: the run's parameters are left at the last point.
+fn steps(
     c: &Compiled,
     run: &mut Run<'_>,
     mode: Mode,

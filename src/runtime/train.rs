@@ -108,13 +108,10 @@ pub fn train_with(
     }
     observer.start(&run.plan());
 
-    let mut history: Vec<EpochRecord> = Vec::new();
     if cfg.optimizer.is_full_batch() {
-        let (stop, norm) = full_batch::train(c, &mut run, mode, observer, &mut history)?;
-        let mut report = run.finish(stop, history, notes, step0)?;
-        report.grad_norm = Some(norm);
-        return Ok(report);
+        return full_batch::train(c, run, mode, observer, notes, step0);
     }
+    let mut history: Vec<EpochRecord> = Vec::new();
     let mut best: Option<Best> = None;
     let stop = loop {
         if let Some(stop) = run.limit_reached() {
@@ -554,7 +551,7 @@ impl<'a> Run<'a> {
 
     /// The report: the loss and metrics at the final parameters over the
     /// training and validation rows, and a checkpoint to resume from.
-    fn finish(
+    pub(super) fn finish(
         mut self,
         stop: Stop,
         history: Vec<EpochRecord>,
