@@ -10,6 +10,10 @@
 //! - [`engine`]: a compiled program (JIT or interpreter) run over a batch of
 //!   examples, giving the mean loss, metrics and gradients.
 //! - [`optim`]: the update rules and learning-rate schedules.
+//! - `full_batch`: the loop of the full-batch methods, Newton's method
+//!   (`newton`, and [`newton_cg`] for many parameters), L-BFGS (`lbfgs`)
+//!   and the least-squares methods (`least_squares`), with their line
+//!   searches (`line_search`) and [`linalg`].
 //! - [`mod@train`]: the training loop and its stop rules.
 //! - [`infer`]: trained parameters on data: evaluation and prediction.
 //! - [`checkpoint`]: parameters (and optimizer state) as safetensors.
