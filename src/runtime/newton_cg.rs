@@ -1,7 +1,7 @@
 //! Newton's method for many parameters: the Newton system `(H + mu I) d =
 //! -g` solved by conjugate gradients on Hessian-vector products, never
 //! forming `H` (Nocedal & Wright, Algorithm 7.1, line-search Newton-CG),
-//! then the backtracking line search of [`super::newton`].
+//! then the backtracking line search of `newton`.
 //!
 //! `H v` is the gradient of `gᵀv` with respect to the parameters: the
 //! gradient program with one more parameter `v_p` per parameter `p` (the
