@@ -85,6 +85,17 @@ pub fn lower(p: &Program) -> Result<Function, Vec<Diagnostic>> {
         let v = l.expr(loss, &[]);
         l.output(Role::Loss, "loss", v);
     }
+    if let Some(r) = &p.residual {
+        // The loss of a least-squares fit: 0.5 * sum(r * r) per example.
+        let v = l.expr(&r.value, &[]);
+        let span = r.span;
+        let sq = l.bin(Binary::Mul, v, v, span);
+        let sum = l.f.push(Op::Sum, vec![sq], span);
+        let half = l.konst(0.5, span);
+        let loss = l.bin(Binary::Mul, half, sum, span);
+        l.output(Role::Loss, "loss", loss);
+        l.output(Role::Output, &r.name, v);
+    }
     for m in &p.metrics {
         let v = l.expr(&m.value, &[]);
         l.output(Role::Metric, &m.name, v);

@@ -36,7 +36,7 @@ pub struct TrainArgs {
     /// The learning rate (of the train block's optimizer, or of --optimizer).
     #[arg(long)]
     pub lr: Option<f64>,
-    /// The optimizer, as in a train block: `adam`, `momentum(lr = 0.1, beta = 0.8)`.
+    /// The optimizer, as in a train block: `adam`, `momentum(lr = 0.1, beta = 0.8)`; full batch: `newton`, `lbfgs(memory = 10)`, `levenberg_marquardt`, `gauss_newton`.
     #[arg(long, value_name = "OPTIMIZER")]
     pub optimizer: Option<String>,
     /// The learning-rate schedule, as in a train block: `cosine`, `step(every = 100)`.
@@ -60,6 +60,9 @@ pub struct TrainArgs {
     /// Stop when the gradient norm is below this.
     #[arg(long)]
     pub grad_tol: Option<f64>,
+    /// Full-batch optimizers: stop when a step changes the loss by less than this fraction of it.
+    #[arg(long)]
+    pub rel_tol: Option<f64>,
     /// Train on this CSV file (relative to the current directory) instead of
     /// the train block's, with the train block's column mapping.
     #[arg(long, value_name = "CSV")]
@@ -127,6 +130,7 @@ impl TrainArgs {
             patience: self.patience,
             loss_tol: self.loss_tol,
             grad_tol: self.grad_tol,
+            rel_tol: self.rel_tol,
             data: self.data.clone(),
         }
     }
@@ -327,6 +331,9 @@ fn print_summary(c: &Compiled, rep: &runtime::Report, batch: Option<&str>, wrote
         }
         None => outln!("at the final parameters: {}", evaluation_line(&rep.train)),
     }
+    if let Some(g) = rep.grad_norm {
+        outln!("gradient norm at the final parameters: {}", fmt_short(g));
+    }
     let total: usize = rep.params.iter().map(|p| p.data.len()).sum();
     if total <= SHOW_PARAMS {
         for (p, t) in c.typed.params.iter().zip(&rep.params) {
@@ -355,6 +362,7 @@ fn print_json(c: &Compiled, rep: &runtime::Report, wrote: &[String]) {
         "steps": rep.steps,
         "epochs": rep.epochs,
         "stop": rep.stop.to_string(),
+        "grad_norm": rep.grad_norm,
         "seconds": rep.wall.as_secs_f64(),
         "train": evaluation_json(&rep.train),
         "validation": rep.validation.as_ref().map(evaluation_json),

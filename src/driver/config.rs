@@ -29,6 +29,7 @@ pub struct Overrides {
     pub patience: Option<u64>,
     pub loss_tol: Option<f64>,
     pub grad_tol: Option<f64>,
+    pub rel_tol: Option<f64>,
     /// A CSV file (relative to the current directory) read with the block's
     /// column mapping instead of the block's file.
     pub data: Option<PathBuf>,
@@ -47,6 +48,12 @@ pub fn train_config(c: &Compiled, o: &Overrides) -> Result<TrainConfig, Error> {
         if !(lr > 0.0 && lr.is_finite()) {
             return Err(Error::new(format!(
                 "--lr must be a positive number, not {lr}"
+            )));
+        }
+        if cfg.optimizer.is_full_batch() {
+            return Err(Error::new(format!(
+                "--lr: `{}` has no learning rate (its line search or damping sets the step)",
+                cfg.optimizer.name()
             )));
         }
         cfg.optimizer = crate::runtime::optim::with_lr(&cfg.optimizer, lr);
@@ -86,6 +93,9 @@ pub fn train_config(c: &Compiled, o: &Overrides) -> Result<TrainConfig, Error> {
     }
     if o.grad_tol.is_some() {
         cfg.grad_tol = o.grad_tol;
+    }
+    if o.rel_tol.is_some() {
+        cfg.rel_tol = o.rel_tol;
     }
     if let Some(path) = &o.data {
         let inputs = inputs_of(c);

@@ -161,6 +161,7 @@ fn starts_with_keyword(text: &str) -> bool {
             | Token::Loss
             | Token::Metric
             | Token::Output
+            | Token::Residual
             | Token::Train))
     )
 }

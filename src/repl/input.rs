@@ -62,6 +62,7 @@ pub fn needs_more(text: &str) -> bool {
                 | Token::Loss
                 | Token::Metric
                 | Token::Output
+                | Token::Residual
                 | Token::Train
                 | Token::If
                 | Token::Then
@@ -116,6 +117,7 @@ pub fn starts_new_input(pending: &str, line: &str) -> bool {
                 | Token::Loss
                 | Token::Metric
                 | Token::Output
+                | Token::Residual
                 | Token::Train))
         ),
     }

@@ -166,6 +166,8 @@ impl Entry {
             ItemKind::Output { name, value } => {
                 (Key::Output(name.name.clone()), Kind::Output, names(value))
             }
+            // A residual defines the loss: one of the two per session.
+            ItemKind::Residual { value, .. } => (Key::Loss, Kind::Loss, names(value)),
             ItemKind::Train { .. } => (Key::Train, Kind::Train, vec![]),
             ItemKind::Error => return None,
         };

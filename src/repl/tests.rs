@@ -260,6 +260,39 @@ fn without_a_loss_the_commands_say_so() {
 }
 
 #[test]
+fn a_residual_is_the_loss_of_a_session() {
+    // The loss of `residual r = p - 2` is (p - 2)^2 / 2; Gauss-Newton
+    // solves the linear residual in one step, and a `loss` replaces the
+    // residual (one of the two per session).
+    let mut s = session();
+    run(&mut s, &["param p = 0", "residual r = p - 2"]);
+    let g = s.grad(Origin::typed(":grad"), None).unwrap();
+    assert_eq!(g.grads[0].1.data, vec![-2.0]);
+    run(
+        &mut s,
+        &["train { optimizer = gauss_newton  steps = 1 }", ":train"],
+    );
+    assert_eq!(eval(&s, "p").item(), 2.0);
+    // Without the residual, the train block's optimizer has nothing to fit.
+    let r = fails(&mut s, "loss p^2");
+    assert!(
+        r.err.contains("`gauss_newton` needs a `residual`"),
+        "{}",
+        r.err
+    );
+    run(
+        &mut s,
+        &["train { optimizer = newton  steps = 1 }", "loss p^2"],
+    );
+    assert_eq!(
+        s.grad(Origin::typed(":grad"), None).unwrap().grads[0]
+            .1
+            .data,
+        vec![4.0]
+    );
+}
+
+#[test]
 fn ir_and_clif_of_an_expression() {
     let mut s = session();
     run(&mut s, &["param w: [2] = [1, 2]"]);

@@ -19,9 +19,9 @@ use crate::shape::{fmt_short, fmt_value};
 pub fn train(session: &mut Session, style: Style) -> Result<String, Error> {
     let whole = session.whole()?;
     let c = &whole.compiled;
-    if c.typed.loss.is_none() {
+    if c.typed.loss.is_none() && c.typed.residual.is_none() {
         return Err(Error::new(
-            "the session has no `loss` to train: define one with `loss EXPR`".to_string(),
+            "the session has no `loss` to train: define one with `loss EXPR` (or `residual NAME = EXPR`)".to_string(),
         ));
     }
     let cfg = c.typed.train.clone().unwrap_or_default();

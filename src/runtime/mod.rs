@@ -10,6 +10,10 @@
 //! - [`engine`]: a compiled program (JIT or interpreter) run over a batch of
 //!   examples, giving the mean loss, metrics and gradients.
 //! - [`optim`]: the update rules and learning-rate schedules.
+//! - `full_batch`: the loop of the full-batch methods, Newton's method
+//!   (`newton`, and [`newton_cg`] for many parameters), L-BFGS (`lbfgs`)
+//!   and the least-squares methods (`least_squares`), with their line
+//!   searches (`line_search`) and [`linalg`].
 //! - [`mod@train`]: the training loop and its stop rules.
 //! - [`infer`]: trained parameters on data: evaluation and prediction.
 //! - [`checkpoint`]: parameters (and optimizer state) as safetensors.
@@ -32,8 +36,15 @@
 pub mod checkpoint;
 pub mod data;
 pub mod engine;
+mod full_batch;
 pub mod history;
 pub mod infer;
+mod lbfgs;
+mod least_squares;
+pub mod linalg;
+mod line_search;
+mod newton;
+pub mod newton_cg;
 pub mod optim;
 pub mod train;
 
@@ -160,6 +171,13 @@ pub enum Stop {
     LossTol,
     /// The gradient norm fell below `grad_tol`.
     GradTol,
+    /// A step of a full-batch method changed the loss by less than
+    /// `rel_tol` of it.
+    RelTol,
+    /// A full-batch method found no step that lowers the loss (a minimum,
+    /// to the precision of the arithmetic, or a direction that does not
+    /// descend).
+    NoProgress,
     /// No improvement of the validation loss for `patience` epochs; the
     /// parameters are those of `best_epoch`.
     EarlyStop { best_epoch: u64 },
@@ -187,6 +205,8 @@ impl fmt::Display for Stop {
             Stop::Epochs => write!(f, "epoch limit reached"),
             Stop::LossTol => write!(f, "training loss below loss_tol"),
             Stop::GradTol => write!(f, "gradient norm below grad_tol"),
+            Stop::RelTol => write!(f, "relative change of the loss below rel_tol"),
+            Stop::NoProgress => write!(f, "no step lowers the loss further"),
             Stop::EarlyStop { best_epoch } => write!(
                 f,
                 "early stopping: no better validation loss since epoch {best_epoch}, whose parameters were restored"
@@ -234,4 +254,7 @@ pub struct Report {
     pub wall: Duration,
     /// Things the user should know that did not stop the run.
     pub notes: Vec<String>,
+    /// The full-batch methods (`newton`, `lbfgs`, ...): the norm of the
+    /// gradient of the loss over the training data at the final parameters.
+    pub grad_norm: Option<f64>,
 }

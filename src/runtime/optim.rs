@@ -40,6 +40,11 @@ pub fn with_lr(o: &Optimizer, new: f64) -> Optimizer {
         | Optimizer::AdaDelta { lr, .. }
         | Optimizer::Adam { lr, .. }
         | Optimizer::AdamW { lr, .. } => *lr = new,
+        // No learning rate: the line search or the damping sets the step.
+        Optimizer::Newton { .. }
+        | Optimizer::Lbfgs { .. }
+        | Optimizer::LevenbergMarquardt { .. }
+        | Optimizer::GaussNewton => {}
     }
     o
 }
@@ -53,6 +58,11 @@ pub fn buffer_names(o: &Optimizer) -> &'static [&'static str] {
         Optimizer::Adagrad { .. } | Optimizer::RmsProp { .. } => &["square_avg"],
         Optimizer::AdaDelta { .. } => &["square_avg", "delta_avg"],
         Optimizer::Adam { .. } | Optimizer::AdamW { .. } => &["exp_avg", "exp_avg_sq"],
+        // Their state lives in their own loops, for one run.
+        Optimizer::Newton { .. }
+        | Optimizer::Lbfgs { .. }
+        | Optimizer::LevenbergMarquardt { .. }
+        | Optimizer::GaussNewton => &[],
     }
 }
 
@@ -186,6 +196,12 @@ fn update(
                 b.expect(BUF),
             )
         }
+        // The full-batch methods run their own loops (`runtime::newton`,
+        // `lbfgs`, `least_squares`), never this update.
+        Optimizer::Newton { .. }
+        | Optimizer::Lbfgs { .. }
+        | Optimizer::LevenbergMarquardt { .. }
+        | Optimizer::GaussNewton => {}
     }
 }
 

@@ -33,6 +33,7 @@ use crate::Compiled;
 use super::checkpoint::{Checkpoint, SavedOptimizer};
 use super::data::{self, shuffle, Dataset};
 use super::engine::{eval_program, trace_rows, train_program, Engine, Mode};
+use super::full_batch;
 use super::optim::{learning_rate, State};
 use super::{EpochRecord, Error, Evaluation, Observer, Options, Plan, Report, StepEvent, Stop};
 
@@ -107,6 +108,9 @@ pub fn train_with(
     }
     observer.start(&run.plan());
 
+    if cfg.optimizer.is_full_batch() {
+        return full_batch::train(c, run, mode, observer, notes, step0);
+    }
     let mut history: Vec<EpochRecord> = Vec::new();
     let mut best: Option<Best> = None;
     let stop = loop {
@@ -179,23 +183,23 @@ impl Sums {
 
 /// A run in progress: the data, the compiled programs, the parameters and
 /// the optimizer, and the counters.
-struct Run<'a> {
-    cfg: &'a TrainConfig,
+pub(super) struct Run<'a> {
+    pub(super) cfg: &'a TrainConfig,
     /// The program's source, which faults are placed in.
-    source: Arc<Source>,
+    pub(super) source: Arc<Source>,
     decls: Vec<(String, Shape)>,
-    data: Option<Dataset>,
+    pub(super) data: Option<Dataset>,
     /// The train block's `test` set, evaluated at the end.
     test: Option<Dataset>,
-    train_rows: Vec<usize>,
+    pub(super) train_rows: Vec<usize>,
     val_rows: Vec<usize>,
     /// The gradient program.
-    trainer: Engine,
+    pub(super) trainer: Engine,
     /// The forward program (loss and metrics).
     evaluator: Engine,
     metric_names: Vec<String>,
     state: State,
-    params: Vec<Tensor>,
+    pub(super) params: Vec<Tensor>,
     /// The parameters before the current update, to undo it.
     backup: Vec<Tensor>,
     /// The training rows in this epoch's order.
@@ -208,11 +212,11 @@ struct Run<'a> {
     /// The learning rate before the schedule.
     base_lr: f64,
     /// Steps and complete epochs so far (a resumed run starts past 0).
-    step: u64,
-    epoch: u64,
+    pub(super) step: u64,
+    pub(super) epoch: u64,
     first_step: u64,
-    start: Instant,
-    stop_flag: Option<&'a AtomicBool>,
+    pub(super) start: Instant,
+    pub(super) stop_flag: Option<&'a AtomicBool>,
 }
 
 impl<'a> Run<'a> {
@@ -351,7 +355,7 @@ impl<'a> Run<'a> {
     }
 
     /// `epochs` or `steps`, if reached.
-    fn limit_reached(&self) -> Option<Stop> {
+    pub(super) fn limit_reached(&self) -> Option<Stop> {
         if self.cfg.epochs.is_some_and(|e| self.epoch >= e) {
             Some(Stop::Epochs)
         } else if self.step_limit.is_some_and(|s| self.step >= s) {
@@ -547,7 +551,7 @@ impl<'a> Run<'a> {
 
     /// The report: the loss and metrics at the final parameters over the
     /// training and validation rows, and a checkpoint to resume from.
-    fn finish(
+    pub(super) fn finish(
         mut self,
         stop: Stop,
         history: Vec<EpochRecord>,
@@ -592,6 +596,7 @@ impl<'a> Run<'a> {
             metrics: self.metric_names,
             wall,
             notes,
+            grad_norm: None,
         })
     }
 
@@ -628,6 +633,7 @@ fn check_settings(cfg: &TrainConfig, has_data: bool) -> Result<(), Error> {
             )));
         }
     }
+    full_batch::check_settings(cfg)?;
     if cfg.patience.is_some() && cfg.validate.is_none() {
         return Err(Error::new(
             "`patience` needs a validation split (`validate`)",

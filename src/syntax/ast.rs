@@ -69,6 +69,8 @@ pub enum ItemKind {
     Metric { name: Ident, value: Expr },
     /// `output p = expr`
     Output { name: Ident, value: Expr },
+    /// `residual r = expr`: the per-example residual of a least-squares fit
+    Residual { name: Ident, value: Expr },
     /// `train { key = value ... }`
     Train { settings: Vec<Setting> },
     /// A region the parser skipped after a syntax error.

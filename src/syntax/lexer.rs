@@ -28,6 +28,8 @@ pub enum Token<'s> {
     Metric,
     #[token("output")]
     Output,
+    #[token("residual")]
+    Residual,
     #[token("train")]
     Train,
     #[token("if")]
@@ -124,6 +126,7 @@ impl Token<'_> {
             Token::Loss => "loss",
             Token::Metric => "metric",
             Token::Output => "output",
+            Token::Residual => "residual",
             Token::Train => "train",
             Token::If => "if",
             Token::Then => "then",

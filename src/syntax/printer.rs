@@ -87,6 +87,10 @@ fn item_text(out: &mut String, item: &Item) {
             let _ = write!(out, "output {} = ", name.name);
             expr(out, value);
         }
+        ItemKind::Residual { name, value } => {
+            let _ = write!(out, "residual {} = ", name.name);
+            expr(out, value);
+        }
         ItemKind::Train { settings } => {
             out.push_str("train {\n");
             for s in settings {

@@ -10,6 +10,7 @@ use crate::types::builtins;
 use crate::types::dims::{self, DimOptions, Sizes};
 use crate::types::expr::Env;
 use crate::types::init::check_init;
+use crate::types::residual;
 use crate::types::train::check_train;
 use crate::types::{InputDecl, Named, ParamDecl, Program};
 
@@ -283,11 +284,17 @@ pub fn check(program: &ast::Program, opts: &CheckOptions) -> Result<Program, Vec
                     .entry(name.name.clone())
                     .or_insert(("metric", name.span));
             }
+            ItemKind::Residual { name, .. } => {
+                c.reported
+                    .entry(name.name.clone())
+                    .or_insert(("residual", name.span));
+            }
             _ => {}
         }
     }
     declarations(&mut c, program);
     let mut loss_span = None;
+    let mut residual_span = None;
     let mut train_span = None;
     let mut metric_names: HashMap<String, Span> = HashMap::new();
     for item in &program.items {
@@ -349,7 +356,37 @@ pub fn check(program: &ast::Program, opts: &CheckOptions) -> Result<Program, Vec
                 }
             }
             ItemKind::Fn { name, params, body } => function(&mut c, name, params, body, item.span),
+            ItemKind::Residual { name, value } => {
+                if let Some(d) = residual::conflict(residual_span, loss_span, item.span, true) {
+                    c.error(d);
+                    continue;
+                }
+                residual_span = Some(item.span);
+                // The residual is an output of the program too (`eval`
+                // shows it): its name is taken among the outputs.
+                if let Some(first) = metric_names.insert(format!("output {}", name.name), name.span)
+                {
+                    c.error(
+                        Diagnostic::error(name.span, format!("`{}` is defined twice", name.name))
+                            .label(name.span, "defined again here")
+                            .label(first, "first defined here"),
+                    );
+                }
+                let env = c.env();
+                if let Some(v) = c.expr(value, env) {
+                    c.prog.residual = Some(Named {
+                        name: name.name.clone(),
+                        value: v,
+                        span: item.span,
+                        parts: Vec::new(),
+                    });
+                }
+            }
             ItemKind::Loss { value } => {
+                if let Some(d) = residual::conflict(residual_span, None, item.span, false) {
+                    c.error(d);
+                    continue;
+                }
                 if let Some(first) = loss_span {
                     c.error(
                         Diagnostic::error(item.span, "a second `loss`")
@@ -444,7 +481,15 @@ pub fn check(program: &ast::Program, opts: &CheckOptions) -> Result<Program, Vec
             }
         }
     }
-    if opts.require_loss && loss_span.is_none() && c.diags.is_empty() {
+    if let Some(d) = c
+        .prog
+        .train
+        .as_ref()
+        .and_then(|t| residual::needed(t, residual_span))
+    {
+        c.error(d);
+    }
+    if opts.require_loss && loss_span.is_none() && residual_span.is_none() && c.diags.is_empty() {
         let end = program.items.last().map_or(0, |i| i.span.hi as usize);
         c.error(
             Diagnostic::error(Span::new(end, end), "the program has no `loss`")

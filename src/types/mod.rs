@@ -16,6 +16,7 @@ mod expr;
 mod index;
 pub mod init;
 mod loops;
+mod residual;
 mod shapes;
 pub mod train;
 mod window;
@@ -39,6 +40,11 @@ pub struct Program {
     pub loss: Option<TExpr>,
     pub metrics: Vec<Named>,
     pub outputs: Vec<Named>,
+    /// `residual r = expr`: the per-example residual of a least-squares fit
+    /// (scalar or any shape). A program with one has no `loss` item: its
+    /// loss is `0.5 * sum(r^2)` per example (half the mean squared residual
+    /// over the examples), added by lowering.
+    pub residual: Option<Named>,
     pub train: Option<train::TrainConfig>,
 }
 

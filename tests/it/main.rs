@@ -25,6 +25,7 @@ mod interp;
 mod jit;
 mod loops;
 mod nan;
+mod optimizers;
 mod repl;
 mod robustness;
 mod shapes;

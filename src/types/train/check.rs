@@ -94,6 +94,7 @@ pub fn check_train(
     }
     if let Some(v) = get("optimizer") {
         c.optimizer = ck.optimizer(v).unwrap_or_default();
+        c.optimizer_span = Some(v.span);
     }
     if let Some(v) = get("schedule") {
         c.schedule = ck.schedule(v).unwrap_or_default();
@@ -140,6 +141,17 @@ pub fn check_train(
     if let Some(v) = get("loss_tol") {
         c.loss_tol = ck.number(v, "`loss_tol`");
     }
+    if let Some(v) = get("rel_tol") {
+        c.rel_tol = ck.number(v, "`rel_tol`").and_then(|x| {
+            ck.require(
+                x > 0.0,
+                v,
+                "`rel_tol` must be positive",
+                "a small number such as 1e-12",
+            )
+            .then_some(x)
+        });
+    }
     if let Some(v) = get("grad_tol") {
         c.grad_tol = ck.number(v, "`grad_tol`").and_then(|x| {
             ck.require(
@@ -167,6 +179,9 @@ pub fn check_train(
             }
         }
     }
+    if c.optimizer.is_full_batch() {
+        full_batch_only(&c.optimizer, &by_key, ck.diags);
+    }
     if let (Some(p), None) = (by_key.get("patience"), by_key.get("validate")) {
         ck.diags.push(
             Diagnostic::error(p.key.span, "`patience` needs `validate`")
@@ -191,6 +206,49 @@ pub fn check_train(
         }
     }
     c
+}
+
+/// The settings a full-batch method (`newton`, `lbfgs`, ...) cannot take:
+/// mini-batches, early stopping, and a learning-rate schedule (it has no
+/// learning rate).
+fn full_batch_only(o: &Optimizer, by_key: &HashMap<&str, &Setting>, diags: &mut Vec<Diagnostic>) {
+    let name = o.name();
+    if let Some(s) = by_key.get("batch") {
+        if !matches!(&s.value.kind, SValueKind::Name(n) if n == "full") {
+            diags.push(
+                Diagnostic::error(
+                    s.value.span,
+                    format!("`{name}` is a full-batch method: it cannot train on mini-batches"),
+                )
+                .label(s.span, "mini-batches")
+                .label(by_key["optimizer"].value.span, "a full-batch method")
+                .hint(format!(
+                    "each `{name}` step uses the loss over all the training data: remove `batch` (or write `batch = full`), or choose a stochastic optimizer such as `adam`"
+                )),
+            );
+        }
+    }
+    if let Some(s) = by_key.get("patience") {
+        diags.push(
+            Diagnostic::error(s.key.span, format!("`{name}` takes no `patience`"))
+                .label(s.span, "early stopping")
+                .label(by_key["optimizer"].value.span, "a full-batch method")
+                .hint("early stopping is for stochastic training: stop with `grad_tol`, `loss_tol` or `rel_tol` instead"),
+        );
+    }
+    if let Some(s) = by_key.get("schedule") {
+        diags.push(
+            Diagnostic::error(
+                s.value.span,
+                format!("`{name}` has no learning rate to schedule"),
+            )
+            .label(s.span, "a learning-rate schedule")
+            .label(by_key["optimizer"].value.span, "no learning rate")
+            .hint(format!(
+                "the step of `{name}` is set by its line search or damping: remove `schedule`"
+            )),
+        );
+    }
 }
 
 pub(super) fn unknown_key(key: &Ident) -> Diagnostic {
@@ -388,6 +446,12 @@ impl Checker<'_> {
                     arg,
                     &format!("{what} must be at least 0 and below 1"),
                     "a number such as 0.9",
+                ),
+                "memory" => self.require(
+                    x >= 1.0 && x.fract() == 0.0 && x <= 1e6,
+                    arg,
+                    "`memory` must be a whole number of at least 1",
+                    "a number of pairs such as 10",
                 ),
                 "eps" => self.require(
                     x > 0.0,

@@ -41,6 +41,7 @@ const KEYS: &[&str] = &[
     "patience",
     "loss_tol",
     "grad_tol",
+    "rel_tol",
     "checkpoint",
     "test",
 ];
@@ -81,6 +82,11 @@ pub struct TrainConfig {
     /// Stop when the gradient norm (all parameters as one vector, at the last
     /// step of an epoch) is below this.
     pub grad_tol: Option<f64>,
+    /// Full-batch methods (`newton`, `lbfgs`, `levenberg_marquardt`,
+    /// `gauss_newton`): stop when a step changes the loss by less than this
+    /// fraction of it, `|f_old - f_new| <= rel_tol * max(|f_old|, |f_new|)`
+    /// (scipy's `ftol`).
+    pub rel_tol: Option<f64>,
     /// Checkpointing of loops in the gradient: a loop of more steps is
     /// differentiated in segments of this many, each computed again in the
     /// reverse rather than kept (see `autodiff::checkpoint`).
@@ -91,6 +97,8 @@ pub struct TrainConfig {
     pub test: Option<DataSource>,
     /// The train block, for diagnostics; `None` for the default config.
     pub span: Option<Span>,
+    /// The `optimizer` setting's value, for diagnostics.
+    pub optimizer_span: Option<Span>,
 }
 
 impl Default for TrainConfig {
@@ -108,9 +116,11 @@ impl Default for TrainConfig {
             patience: None,
             loss_tol: None,
             grad_tol: None,
+            rel_tol: None,
             checkpoint: None,
             test: None,
             span: None,
+            optimizer_span: None,
         }
     }
 }
@@ -314,6 +324,24 @@ pub enum Optimizer {
         eps: f64,
         weight_decay: f64,
     },
+    /// Newton's method on the exact Hessian of the mean loss over all the
+    /// training data, `(H + mu I) d = -g`, with a backtracking (Armijo) line
+    /// search: the loss never increases. `mu` starts at `damping` and grows
+    /// while `H + mu I` is not positive definite. Default damping 0. Full
+    /// batch; see `runtime::newton`.
+    Newton { damping: f64 },
+    /// L-BFGS keeping the last `memory` pairs, with a strong-Wolfe line
+    /// search (c1 = 1e-4, c2 = 0.9). Default memory 10. Full batch; see
+    /// `runtime::lbfgs`.
+    Lbfgs { memory: f64 },
+    /// Levenberg-Marquardt on the `residual`'s Jacobian: `(JᵀJ + mu I) d =
+    /// -Jᵀr`, `mu` starting at `damping` times the largest diagonal element
+    /// of JᵀJ and updated by Nielsen's rule. Default damping 1e-3. Full
+    /// batch; see `runtime::least_squares`.
+    LevenbergMarquardt { damping: f64 },
+    /// Gauss-Newton on the `residual`'s Jacobian, `JᵀJ d = -Jᵀr`, with a
+    /// backtracking line search. Full batch; see `runtime::least_squares`.
+    GaussNewton,
 }
 
 impl Default for Optimizer {
@@ -324,7 +352,18 @@ impl Default for Optimizer {
 
 /// Optimizer names, for hints.
 const OPTIMIZERS: &[&str] = &[
-    "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "adamw",
+    "sgd",
+    "momentum",
+    "nesterov",
+    "adagrad",
+    "rmsprop",
+    "adadelta",
+    "adam",
+    "adamw",
+    "newton",
+    "lbfgs",
+    "levenberg_marquardt",
+    "gauss_newton",
 ];
 
 impl Optimizer {
@@ -339,11 +378,39 @@ impl Optimizer {
             Optimizer::AdaDelta { .. } => "adadelta",
             Optimizer::Adam { .. } => "adam",
             Optimizer::AdamW { .. } => "adamw",
+            Optimizer::Newton { .. } => "newton",
+            Optimizer::Lbfgs { .. } => "lbfgs",
+            Optimizer::LevenbergMarquardt { .. } => "levenberg_marquardt",
+            Optimizer::GaussNewton => "gauss_newton",
         }
     }
 
-    /// The base learning rate (before any schedule).
+    /// Whether this is a full-batch method with a loop of its own (Newton,
+    /// L-BFGS, the least-squares methods): no mini-batches, no learning rate.
+    pub fn is_full_batch(&self) -> bool {
+        matches!(
+            self,
+            Optimizer::Newton { .. }
+                | Optimizer::Lbfgs { .. }
+                | Optimizer::LevenbergMarquardt { .. }
+                | Optimizer::GaussNewton
+        )
+    }
+
+    /// Whether this method needs the program's `residual`.
+    pub fn needs_residual(&self) -> bool {
+        matches!(
+            self,
+            Optimizer::LevenbergMarquardt { .. } | Optimizer::GaussNewton
+        )
+    }
+
+    /// The base learning rate (before any schedule); 1 for the full-batch
+    /// methods, which have none (their line search or damping sets the step).
     pub fn lr(&self) -> f64 {
+        if self.is_full_batch() {
+            return 1.0;
+        }
         *self.args().first().map(|(_, v)| v).unwrap_or(&0.0)
     }
 
@@ -377,6 +444,11 @@ impl Optimizer {
                 ("eps", eps),
                 ("weight_decay", weight_decay),
             ],
+            Optimizer::Newton { damping } | Optimizer::LevenbergMarquardt { damping } => {
+                vec![("damping", damping)]
+            }
+            Optimizer::Lbfgs { memory } => vec![("memory", memory)],
+            Optimizer::GaussNewton => vec![],
         }
     }
 
@@ -419,6 +491,10 @@ impl Optimizer {
                 eps: 1e-8,
                 weight_decay: 0.01,
             },
+            "newton" => Optimizer::Newton { damping: 0.0 },
+            "lbfgs" => Optimizer::Lbfgs { memory: 10.0 },
+            "levenberg_marquardt" => Optimizer::LevenbergMarquardt { damping: 1e-3 },
+            "gauss_newton" => Optimizer::GaussNewton,
             _ => return None,
         })
     }
@@ -462,6 +538,10 @@ impl Optimizer {
                 eps: v[3],
                 weight_decay: v[4],
             },
+            Optimizer::Newton { .. } => Optimizer::Newton { damping: v[0] },
+            Optimizer::Lbfgs { .. } => Optimizer::Lbfgs { memory: v[0] },
+            Optimizer::LevenbergMarquardt { .. } => Optimizer::LevenbergMarquardt { damping: v[0] },
+            Optimizer::GaussNewton => Optimizer::GaussNewton,
         }
     }
 }

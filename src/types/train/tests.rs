@@ -311,14 +311,47 @@ fn wrong_kinds() {
 }
 
 #[test]
+fn full_batch_optimizers_and_their_defaults() {
+    assert_eq!(
+        ok("train { optimizer = newton }").optimizer,
+        Optimizer::Newton { damping: 0.0 }
+    );
+    assert_eq!(
+        ok("train { optimizer = lbfgs(5)  rel_tol = 1e-9 }").optimizer,
+        Optimizer::Lbfgs { memory: 5.0 }
+    );
+    assert_eq!(ok("train { rel_tol = 1e-9 }").rel_tol, Some(1e-9));
+    assert_eq!(
+        ok("train { optimizer = levenberg_marquardt() }").optimizer,
+        Optimizer::LevenbergMarquardt { damping: 1e-3 }
+    );
+    assert_eq!(
+        ok("train { optimizer = gauss_newton }").optimizer,
+        Optimizer::GaussNewton
+    );
+    assert!(
+        Optimizer::GaussNewton.needs_residual()
+            && !Optimizer::Lbfgs { memory: 1.0 }.needs_residual()
+    );
+    let (d, at) = err("train { optimizer = newton(damping = -1) }");
+    assert_eq!(
+        (d.message.as_str(), at.as_str()),
+        ("`damping` must not be negative", "-1")
+    );
+    let (d, at) = err("train { optimizer = gauss_newton(1) }");
+    assert_eq!(d.message, "unexpected unnamed argument to `gauss_newton`");
+    assert_eq!(at, "1");
+}
+
+#[test]
 fn unknown_optimizer_and_schedule() {
     let src = "train { optimizer = adamm(lr = 0.1) }";
     let (d, at) = err(src);
     assert_eq!(d.message, "unknown optimizer `adamm`");
     assert_eq!(at, "adamm");
     assert_eq!(d.hint.as_deref(), Some("did you mean `adam`?"));
-    let (d, _) = err("train { optimizer = lbfgs }");
-    assert_eq!(d.message, "unknown optimizer `lbfgs`");
+    let (d, _) = err("train { optimizer = genetic }");
+    assert_eq!(d.message, "unknown optimizer `genetic`");
     assert!(d.hint.unwrap().starts_with("the optimizers are: sgd"));
     let (d, at) = err("train { schedule = cosin }");
     assert_eq!(d.message, "unknown schedule `cosin`");
