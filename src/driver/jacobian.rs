@@ -52,6 +52,15 @@ pub struct Jacobian {
     pub rows: Vec<Vec<f64>>,
 }
 
+/// Where the programs run: the point, the engine, and the source that
+/// errors are placed in.
+struct At<'a> {
+    source: &'a Arc<Source>,
+    params: &'a [Tensor],
+    inputs: &'a [Tensor],
+    backend: Backend,
+}
+
 /// The Jacobian of every `output` of `f` (compiled from `source`) with
 /// respect to the parameters, at a point.
 pub fn jacobians(
@@ -71,6 +80,12 @@ pub fn jacobians(
             "the program has no `output` to take the Jacobian of (declare one: `output y = ...`)",
         ));
     }
+    let at = At {
+        source,
+        params,
+        inputs,
+        backend,
+    };
     let columns = labels(f);
     let n = columns.len();
     let mut out = Vec::new();
@@ -84,15 +99,9 @@ pub fn jacobians(
             )));
         }
         let (mode, rows) = if m <= n {
-            (
-                Mode::Reverse,
-                reverse_rows(f, o.value, source, params, inputs, backend)?,
-            )
+            (Mode::Reverse, reverse_rows(f, o.value, &at)?)
         } else {
-            (
-                Mode::Forward,
-                forward_rows(f, o.value, source, params, inputs, backend)?,
-            )
+            (Mode::Forward, forward_rows(f, o.value, &at)?)
         };
         out.push(Jacobian {
             output: o.name.clone(),
@@ -121,31 +130,18 @@ fn element(f: &mut Function, v: Value, k: usize) -> Value {
 }
 
 /// Runs a program whose outputs are all wanted, flattened into one row.
-fn run_flat(
-    g: &Function,
-    source: &Arc<Source>,
-    params: &[Tensor],
-    inputs: &[Tensor],
-    backend: Backend,
-) -> Result<Vec<f64>, Error> {
+fn run_flat(g: &Function, at: &At) -> Result<Vec<f64>, Error> {
     let mut g = g.clone();
     crate::passes::simplify(&mut g);
-    let e = Evaluator::new(&g, backend).map_err(compile_failed)?;
+    let e = Evaluator::new(&g, at.backend).map_err(compile_failed)?;
     let outs = e
-        .outputs(params, inputs)
-        .map_err(|e| run_error(source, &e))?;
+        .outputs(at.params, at.inputs)
+        .map_err(|e| run_error(at.source, &e))?;
     Ok(outs.into_iter().flat_map(|t| t.data).collect())
 }
 
 /// A gradient per element of `of`: the rows.
-fn reverse_rows(
-    f: &Function,
-    of: Value,
-    source: &Arc<Source>,
-    params: &[Tensor],
-    inputs: &[Tensor],
-    backend: Backend,
-) -> Result<Vec<Vec<f64>>, Error> {
+fn reverse_rows(f: &Function, of: Value, at: &At) -> Result<Vec<Vec<f64>>, Error> {
     let m = f.shape(of).size();
     let mut rows = Vec::with_capacity(m);
     for k in 0..m {
@@ -154,24 +150,17 @@ fn reverse_rows(
         let e = element(&mut h, of, k);
         let mut g = differentiate(&h, e).map_err(|e| {
             let d = Diagnostic::error(e.span, e.message).label(e.span, "here");
-            Error::in_source(source, vec![d])
+            Error::in_source(at.source, vec![d])
         })?;
         g.outputs.retain(|o| matches!(o.role, Role::Grad(_)));
-        rows.push(run_flat(&g, source, params, inputs, backend)?);
+        rows.push(run_flat(&g, at)?);
     }
     Ok(rows)
 }
 
 /// A tangent of `of` per parameter element, seeded with that element's
 /// unit vector: the columns, transposed into rows.
-fn forward_rows(
-    f: &Function,
-    of: Value,
-    source: &Arc<Source>,
-    params: &[Tensor],
-    inputs: &[Tensor],
-    backend: Backend,
-) -> Result<Vec<Vec<f64>>, Error> {
+fn forward_rows(f: &Function, of: Value, at: &At) -> Result<Vec<Vec<f64>>, Error> {
     let m = f.shape(of).size();
     let mut columns = Vec::new();
     for (p, slot) in f.params.iter().enumerate() {
@@ -179,7 +168,7 @@ fn forward_rows(
             let mut unit = Tensor::zeros(slot.shape.clone());
             unit.data[k] = 1.0;
             let column = tangent_program(f, &[(p, unit)], &[of])
-                .map(|g| run_flat(&g, source, params, inputs, backend))
+                .map(|g| run_flat(&g, at))
                 .transpose()?
                 .unwrap_or_else(|| vec![0.0; m]);
             columns.push(column);
@@ -232,8 +221,14 @@ pub fn hvp(
         .map(|p| g.output(&Role::Grad(p)).expect("a gradient per parameter"))
         .collect();
     let directions: Vec<(usize, Tensor)> = direction.iter().cloned().enumerate().collect();
+    let at = At {
+        source,
+        params,
+        inputs,
+        backend,
+    };
     let flat = match tangent_program(g, &directions, &grads) {
-        Some(h) => run_flat(&h, source, params, inputs, backend)?,
+        Some(h) => run_flat(&h, &at)?,
         None => vec![0.0; g.params.iter().map(|s| s.shape.size()).sum()],
     };
     let mut at = 0;
