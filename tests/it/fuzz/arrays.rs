@@ -345,11 +345,11 @@ fn npy_header_mutated(bytes: &[u8], r: &mut R) -> Vec<u8> {
     };
     let new = match r.below(7) {
         0 => replace(&header, "'descr': ", &format!("'{}'", *r.pick(DESCRS))),
-        1 | 2 => replace(&header, "'shape': ", *r.pick(SHAPES)),
+        1 | 2 => replace(&header, "'shape': ", r.pick::<&str>(SHAPES)),
         3 => replace(
             &header,
             "'fortran_order': ",
-            *r.pick(&["True", "False", "1", "None"]),
+            r.pick::<&str>(&["True", "False", "1", "None"]),
         ),
         4 => {
             let l = *r.pick(&[0u16, 1, 9, 63, 200, 4000, u16::MAX]);
