@@ -94,7 +94,8 @@ pub fn npy(descr: &str, fortran: bool, shape: &[usize], body: &[u8]) -> Vec<u8> 
     out
 }
 
-/// A zip of `entries` (name, bytes), deflated or stored.
+/// A zip of `entries` (name, bytes), deflated or stored; an entry whose
+/// name comes again is left out.
 pub fn zip(entries: &[(&str, Vec<u8>)], deflate: bool) -> Vec<u8> {
     let mut out = std::io::Cursor::new(Vec::new());
     let mut z = zip::ZipWriter::new(&mut out);
@@ -105,8 +106,10 @@ pub fn zip(entries: &[(&str, Vec<u8>)], deflate: bool) -> Vec<u8> {
     };
     let options = zip::write::SimpleFileOptions::default().compression_method(method);
     for (name, bytes) in entries {
-        z.start_file(*name, options).expect("a zip entry");
-        z.write_all(bytes).expect("zip data");
+        // The zip crate refuses a name twice: the archive goes without it.
+        if z.start_file(*name, options).is_ok() {
+            z.write_all(bytes).expect("zip data");
+        }
     }
     z.finish().expect("a zip");
     out.into_inner()
