@@ -15,8 +15,6 @@
 //! - The result does not depend on the number of threads: every line is
 //!   parsed alone, and the pieces are joined in order.
 
-use super::csv::parse;
-
 /// Where the cells of a row go.
 pub struct Plan {
     /// For each column, the (input, position in the input's example) of
@@ -198,14 +196,21 @@ fn fill_row(line: &[u8], plan: &Plan, data: &mut [Vec<f64>], bases: &[usize]) ->
     let mut field = 0;
     let mut a = 0;
     loop {
-        let b = memchr::memchr(b',', &line[a..]).map_or(line.len(), |i| a + i);
-        if let Some(dests) = plan.dests.get(field) {
-            for &(k, pos) in dests {
-                match parse(&line[a..b]) {
-                    Some(x) if x.is_finite() => data[k][bases[k] + pos] = x,
-                    _ => return false,
-                }
-            }
+        let dests = plan.dests.get(field).map_or(&[][..], |d| &d[..]);
+        // A cell that is read: the number parsed where it starts, and its
+        // end found after it; any other cell: its end found by `memchr`.
+        let (x, b) = match dests {
+            [] => (
+                0.0,
+                memchr::memchr(b',', &line[a..]).map_or(line.len(), |i| a + i),
+            ),
+            _ => match number(line, a) {
+                Some((x, b)) if x.is_finite() => (x, b),
+                _ => return false,
+            },
+        };
+        for &(k, pos) in dests {
+            data[k][bases[k] + pos] = x;
         }
         field += 1;
         if b == line.len() {
@@ -216,8 +221,28 @@ fn fill_row(line: &[u8], plan: &Plan, data: &mut [Vec<f64>], bases: &[usize]) ->
     field == plan.width && plan.dests.len() <= field
 }
 
+/// The number of the cell of `line` that starts at `a`, and where the cell
+/// ends (a comma or the line's end): the same as [`parse`] of the whole
+/// cell, without a pass to find its end first.
+fn number(line: &[u8], a: usize) -> Option<(f64, usize)> {
+    let mut at = a;
+    while line.get(at).is_some_and(u8::is_ascii_whitespace) {
+        at += 1;
+    }
+    let (x, used) = fast_float2::parse_partial::<f64, _>(&line[at..]).ok()?;
+    at += used;
+    while line.get(at).is_some_and(u8::is_ascii_whitespace) {
+        at += 1;
+    }
+    match line.get(at) {
+        None | Some(b',') => Some((x, at)),
+        Some(_) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::csv::parse;
     use super::*;
 
     /// x reads columns 2, 0; y reads column 1; rows of 3 fields.
@@ -291,6 +316,53 @@ mod tests {
         let text = text.replace("\n1,2\n", "\n1,\"2\",3\n");
         let pieces = parse_block(text.as_bytes(), &plan());
         assert_eq!(pieces.last().unwrap().stop, Some(Stop::Fallback));
+    }
+
+    /// A cell parsed where it starts reads what the whole cell trimmed
+    /// and parsed reads, and fails where that fails.
+    #[test]
+    fn numbers_read_in_place_as_whole_cells() {
+        let cells = [
+            "1",
+            " 2.5 ",
+            "\t-3e2",
+            "+4",
+            ".5",
+            "5.",
+            "1e",
+            "1e5x",
+            "1 2",
+            "",
+            " ",
+            "nan",
+            "inf",
+            "-Infinity",
+            "1e309",
+            "0x10",
+            "1_000",
+            "1.5.2",
+            "e5",
+            "-",
+            ".",
+            "１",
+            "é",
+            "7\t",
+        ];
+        for cell in cells {
+            let line = format!("{cell},9");
+            let got = number(line.as_bytes(), 0);
+            let want = parse(cell.as_bytes()).map(|x| (x, cell.len()));
+            assert_eq!(
+                got.map(|(x, b)| (x.to_bits(), b)),
+                want.map(|(x, b)| (x.to_bits(), b)),
+                "{cell:?}"
+            );
+            assert_eq!(
+                parse(cell.as_bytes()).map(f64::to_bits),
+                cell.trim().parse::<f64>().ok().map(f64::to_bits),
+                "{cell:?}"
+            );
+        }
     }
 
     #[test]
