@@ -326,7 +326,7 @@ pub fn read_npy<R: Read>(
             let have = bytes.saturating_sub(header_bytes);
             return Err(format!(
                 "the data is truncated: the header declares shape {dims} of `{descr}` ({data_bytes} bytes from byte offset {header_bytes}), but there are {have}: it ends in entry {} of the first axis (element {}, counting from 0)",
-                (have / item) as usize / (count / shape[0].max(1)).max(1),
+                (have / item) as usize / (count / shape.first().map_or(1, |&n| n.max(1))).max(1),
                 have / item
             ));
         }

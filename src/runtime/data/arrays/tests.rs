@@ -151,6 +151,11 @@ fn huge_declared_shapes_are_errors() {
             "{shape}: {text}"
         );
     }
+    // A 0-d array without its one number (found by the fuzzer: a panic on
+    // the first axis of an empty shape).
+    let bytes = npy_raw("|u1", "()", false, &[]);
+    let text = npy_error("npy-0d", &bytes, Shape::scalar());
+    assert!(text.contains("the data is truncated"), "{text}");
     // In an archive, too.
     let d = TempDir::new("npz-huge");
     let member = npy_raw("|u1", "(18446744073709551615,)", false, &[1, 2, 3]);
