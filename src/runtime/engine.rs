@@ -372,7 +372,19 @@ impl Engine {
         };
         let (gather, written) = (&mut self.gather, &self.written);
         let n = if data.is_some() { rows.len() } else { 1 };
-        if let Some(d) = data {
+        // Consecutive rows (an evaluation over the whole data) are read in
+        // place: no copy of the data set.
+        let in_place =
+            data.filter(|_| !rows.is_empty() && rows.windows(2).all(|w| w[1] == w[0] + 1));
+        if let Some(d) = in_place {
+            // Room for a gathered batch of this size all the same, so that
+            // a later one allocates nothing (untouched, it is not resident).
+            for (k, buf) in gather.iter_mut().enumerate() {
+                buf.clear();
+                buf.reserve(n * d.sizes[k]);
+            }
+        }
+        if let Some(d) = data.filter(|_| in_place.is_none()) {
             for (k, buf) in gather.iter_mut().enumerate() {
                 buf.clear();
                 for &r in rows {
@@ -384,7 +396,13 @@ impl Engine {
         let mut ins: Vec<&[f64]> = recycle(std::mem::take(&mut self.input_ptrs));
         let mut os: Vec<&mut [f64]> = recycle(std::mem::take(&mut self.out_ptrs));
         ps.extend(params.iter().map(|p| &p.data[..]));
-        ins.extend(gather.iter().map(|g| &g[..]));
+        match in_place {
+            Some(d) => ins.extend((0..gather.len()).map(|k| {
+                let size = d.sizes[k];
+                &d.inputs[k][rows[0] * size..(rows[0] + n) * size]
+            })),
+            None => ins.extend(gather.iter().map(|g| &g[..])),
+        }
         os.extend(
             self.outs
                 .iter_mut()

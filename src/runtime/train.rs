@@ -25,7 +25,7 @@ use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use crate::diagnostic::Source;
-use crate::ir::{nonfinite, Output, Role};
+use crate::ir::{nonfinite, Output, Role, RunError};
 use crate::shape::{Shape, Tensor};
 use crate::types::train::{Batch, TrainConfig, DEFAULT_STEPS};
 use crate::Compiled;
@@ -399,10 +399,6 @@ impl<'a> Run<'a> {
     ) -> Result<Option<Stop>, Error> {
         let rows = &self.order[range];
         let data = self.data.as_ref();
-        self.trainer
-            .run(&self.params, data, rows)
-            .map_err(|e| e.to_error(&self.source, data))?;
-        let (loss, grads) = (self.trainer.loss(), self.trainer.grads());
         let step = self.step + 1;
         let fault = |message: String, origin: Option<Box<Error>>| {
             Ok(Some(Stop::Fault {
@@ -411,6 +407,20 @@ impl<'a> Run<'a> {
                 origin,
             }))
         };
+        if let Err(e) = self.trainer.run(&self.params, data, rows) {
+            // A fault of the model at these parameters (an index computed
+            // from a parameter out of range): a stop like a NaN's, which
+            // keeps the last good parameters; a misuse is an error.
+            if !matches!(e.error, RunError::Fault { .. }) {
+                return Err(e.to_error(&self.source, data));
+            }
+            let origin = e.to_error(&self.source, data);
+            for (p, b) in self.params.iter_mut().zip(&self.backup) {
+                p.data.copy_from_slice(&b.data);
+            }
+            return fault(e.error.to_string(), Some(Box::new(origin)));
+        }
+        let (loss, grads) = (self.trainer.loss(), self.trainer.grads());
         let bad = if !loss.is_finite() {
             Some(format!("the loss is {loss}"))
         } else {
@@ -555,21 +565,21 @@ impl<'a> Run<'a> {
         mut self,
         stop: Stop,
         history: Vec<EpochRecord>,
-        notes: Vec<String>,
+        mut notes: Vec<String>,
         step0: u64,
     ) -> Result<Report, Error> {
         let wall = self.start.elapsed();
-        let train = self.evaluation(&self.train_rows.clone())?;
+        let train = self.final_evaluation(&self.train_rows.clone(), &stop, &mut notes)?;
         let validation = if self.val_rows.is_empty() {
             None
         } else {
-            Some(self.evaluation(&self.val_rows.clone())?)
+            Some(self.final_evaluation(&self.val_rows.clone(), &stop, &mut notes)?)
         };
         let test = match self.test.take() {
             Some(t) => {
                 let rows: Vec<usize> = (0..t.len()).collect();
                 let data = self.data.replace(t);
-                let e = self.evaluation(&rows);
+                let e = self.final_evaluation(&rows, &stop, &mut notes);
                 self.data = data;
                 Some(e?)
             }
@@ -598,6 +608,35 @@ impl<'a> Run<'a> {
             notes,
             grad_norm: None,
         })
+    }
+
+    /// [`evaluation`](Self::evaluation) after the run; after a fault, one
+    /// that fails again is a note and NaNs, so that the report (and the
+    /// parameters) are not lost.
+    fn final_evaluation(
+        &mut self,
+        rows: &[usize],
+        stop: &Stop,
+        notes: &mut Vec<String>,
+    ) -> Result<Evaluation, Error> {
+        match self.evaluation(rows) {
+            Err(e) if matches!(stop, Stop::Fault { .. }) => {
+                notes.push(format!(
+                    "the loss and metrics at the final parameters cannot be evaluated: {}",
+                    e.render(false).lines().next().unwrap_or_default()
+                ));
+                Ok(Evaluation {
+                    loss: f64::NAN,
+                    metrics: self
+                        .metric_names
+                        .iter()
+                        .map(|m| (m.clone(), f64::NAN))
+                        .collect(),
+                    examples: rows.len(),
+                })
+            }
+            result => result,
+        }
     }
 
     fn evaluation(&mut self, rows: &[usize]) -> Result<Evaluation, Error> {

@@ -248,3 +248,110 @@ train {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// An IDX file of unsigned bytes read by hand: its dimensions and bytes.
+fn read_idx_u8(path: &Path) -> (Vec<usize>, Vec<u8>) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(
+        &bytes[..3],
+        &[0, 0, 0x08],
+        "{}: unsigned bytes",
+        path.display()
+    );
+    let rank = usize::from(bytes[3]);
+    let dims: Vec<usize> = (0..rank)
+        .map(|i| {
+            let b = &bytes[4 + 4 * i..8 + 4 * i];
+            u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize
+        })
+        .collect();
+    let body = bytes[4 + 4 * rank..].to_vec();
+    assert_eq!(
+        body.len(),
+        dims.iter().product::<usize>(),
+        "{}",
+        path.display()
+    );
+    (dims, body)
+}
+
+const DIGITS: &str = "input x: [1, 8, 8]
+input y
+param W: [10, 64] = zeros
+param b: [10] = zeros
+let logits = W @ reshape(x, [64]) + b
+loss cross_entropy(logits, y)
+metric accuracy = argmax(logits) == y
+train {
+  data = idx(x = \"digits-train-images-idx3-ubyte\", y = \"digits-train-labels-idx1-ubyte\", scale = 1/16)
+  test = idx(x = \"digits-test-images-idx3-ubyte\", y = \"digits-test-labels-idx1-ubyte\", scale = 1/16)
+  optimizer = adam(lr = 0.05)
+  batch = 32
+  epochs = 5
+  seed = 1
+}
+";
+
+/// scikit-learn's digits in `examples/data/` (`make_digits.py`): the
+/// training and test parts load with `scale = 1/16` as the files say when
+/// read by hand, hold every class, and a softmax regression trained on one
+/// part classifies the other.
+#[test]
+fn the_digits_load_as_their_idx_files_say_and_can_be_learnt() {
+    let dir = crate::common::root().join("examples/data");
+    for (part, n, data) in [("train", 1437, "data"), ("test", 360, "test")] {
+        let (dims, pixels) = read_idx_u8(&dir.join(format!("digits-{part}-images-idx3-ubyte")));
+        let (ldims, labels) = read_idx_u8(&dir.join(format!("digits-{part}-labels-idx1-ubyte")));
+        assert_eq!((dims, ldims), (vec![n, 8, 8], vec![n]), "{part}");
+        assert!(pixels.iter().all(|&p| p <= 16), "{part}");
+        let mut counts = [0; 10];
+        for &l in &labels {
+            counts[usize::from(l)] += 1;
+        }
+        assert!(counts.iter().all(|&c| c > 20), "{part}: {counts:?}");
+        // The loader through the program's `data` (the training part) or
+        // its `test` setting renamed to `data`.
+        let src = if data == "data" {
+            DIGITS.to_string()
+        } else {
+            DIGITS
+                .replace("  data = idx(", "  train_part = idx(")
+                .replace("  test = idx(", "  data = idx(")
+                .replace("  train_part = idx(", "  test = idx(")
+        };
+        let c = gradc::compile(&src).unwrap();
+        let ds = runtime::load_data(&c, None, &dir, &[true, true], &mut |_| {})
+            .unwrap()
+            .unwrap();
+        assert_eq!((ds.len(), ds.sizes.clone()), (n, vec![64, 1]), "{part}");
+        let want: Vec<f64> = pixels.iter().map(|&p| f64::from(p) / 16.0).collect();
+        assert_eq!(ds.inputs[0], want, "{part}");
+        let want: Vec<f64> = labels.iter().map(|&l| f64::from(l)).collect();
+        assert_eq!(ds.inputs[1], want, "{part}");
+    }
+    // A few pixels and labels as make_digits.py printed them.
+    let c = gradc::compile(DIGITS).unwrap();
+    let ds = runtime::load_data(&c, None, &dir, &[true, true], &mut |_| {})
+        .unwrap()
+        .unwrap();
+    let row3: Vec<f64> = [0, 0, 7, 14, 5, 1, 0, 0]
+        .iter()
+        .map(|&p| f64::from(p) / 16.0)
+        .collect();
+    assert_eq!(&ds.example(0, 0)[24..32], &row3[..]);
+    assert_eq!(ds.example(1, 0), &[6.0]);
+
+    let cfg = c.typed.train.clone().unwrap();
+    let opts = Options {
+        base_dir: dir,
+        ..Options::default()
+    };
+    let rep = runtime::train(&c, &cfg, &opts, &mut ()).unwrap();
+    let test = rep.test.expect("a test evaluation");
+    assert_eq!((rep.train.examples, test.examples), (1437, 360));
+    assert!(
+        test.metrics[0].1 > 0.9,
+        "test accuracy {}",
+        test.metrics[0].1
+    );
+}

@@ -48,10 +48,19 @@ fn every_example_compiles_verifies_and_has_a_finite_loss() {
         verify(&c.ir).unwrap_or_else(|e| panic!("{name}: optimised IR: {e}\n{}", c.ir));
         let loss = initial_loss(&c);
         assert!(loss.is_finite(), "{name}: initial loss {loss}");
-        // The data file a train block names is shipped beside the example.
-        if let Some(data) = c.typed.train.as_ref().and_then(|t| t.data.as_ref()) {
-            let csv = path.parent().unwrap().join(&data.path);
-            assert!(csv.is_file(), "{name}: no data file {}", csv.display());
+        // The data files a train block names are shipped beside the
+        // example: a CSV or `.npz` file, or a file per input (`npy`, `idx`).
+        let train = c.typed.train.as_ref();
+        for data in train.iter().flat_map(|t| t.data.iter().chain(&t.test)) {
+            let files: Vec<&str> = if data.path.is_empty() {
+                data.arrays.iter().map(|a| a.name.as_str()).collect()
+            } else {
+                vec![data.path.as_str()]
+            };
+            for file in files {
+                let file = path.parent().unwrap().join(file);
+                assert!(file.is_file(), "{name}: no data file {}", file.display());
+            }
         }
     });
 }
@@ -245,4 +254,33 @@ fn the_gmm_example_finds_the_mixtures_means_and_weights() {
             "{mean:?}: weight {found}, not {weight}"
         );
     }
+}
+
+/// `examples/cnn.grad`: a convolution, max pooling and a read-out, trained
+/// on the 8x8 digits read from IDX files, classifies the held-out digits.
+#[test]
+fn the_cnn_example_classifies_held_out_digits() {
+    let path = root().join("examples/cnn.grad");
+    let (_, c) = compile(&path);
+    let cfg = c.typed.train.clone().unwrap();
+    let opts = gradc::runtime::Options {
+        base_dir: root().join("examples"),
+        ..Default::default()
+    };
+    let r = gradc::runtime::train(&c, &cfg, &opts, &mut ()).unwrap_or_else(|e| panic!("{e}"));
+    let accuracy = |e: &gradc::runtime::Evaluation| {
+        e.metrics
+            .iter()
+            .find(|(n, _)| n == "accuracy")
+            .map(|(_, a)| *a)
+            .unwrap()
+    };
+    let test = r.test.as_ref().expect("a test set");
+    assert_eq!(test.examples, 360);
+    assert!(accuracy(test) >= 0.95, "test accuracy {}", accuracy(test));
+    assert!(
+        accuracy(&r.train) >= 0.99,
+        "training accuracy {}",
+        accuracy(&r.train)
+    );
 }

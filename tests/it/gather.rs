@@ -110,3 +110,110 @@ fn an_index_out_of_range_is_a_fault_at_the_gather() {
         }
     }
 }
+
+/// `gradc train FILE ARGS` in `dir`: its exit code, stdout and stderr.
+fn train_in(dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gradc"))
+        .arg("train")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The parameters of a safetensors file written by `--save`.
+fn saved(path: &std::path::Path, decls: &[(&str, Shape)]) -> Vec<Vec<f64>> {
+    let decls: Vec<(String, Shape)> = decls
+        .iter()
+        .map(|(n, s)| (n.to_string(), s.clone()))
+        .collect();
+    let ck = gradc::runtime::checkpoint::load(path, &decls)
+        .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.render(false)));
+    ck.params.into_iter().map(|t| t.data).collect()
+}
+
+/// An embedding's index out of range in one row of the training data: the
+/// run stops with the gather's line and column in the program and the
+/// row's line in the data file, exits non-zero, and loses nothing: a run
+/// resumed from saved parameters onto the bad data leaves them as they were
+/// (the bad row is found before any training).
+#[test]
+fn an_index_out_of_range_in_the_training_data_stops_the_run_losing_nothing() {
+    let dir = crate::common::temp_dir("gather-data");
+    std::fs::write(
+        dir.join("emb.grad"),
+        "input tok\ninput y\nparam E: [4, 2] = normal(0, 1)\nparam w: [2] = normal(0, 1)\n\
+         let e = E[tok]\nloss (dot(w, e) - y)^2\n\
+         train { data = csv(\"toks.csv\", tok = 0, y = 1) batch = 2 epochs = 3 }\n",
+    )
+    .unwrap();
+    let mut rows: Vec<String> = (0..40).map(|i| format!("{},{}", i % 4, i % 3)).collect();
+    rows.insert(0, "tok,y".into());
+    std::fs::write(dir.join("toks.csv"), rows.join("\n") + "\n").unwrap();
+    let decls = [("E", Shape::matrix(4, 2)), ("w", Shape(vec![2]))];
+    let (code, _, err) = train_in(&dir, &["emb.grad", "--save", "w.safetensors"]);
+    assert_eq!(code, Some(0), "{err}");
+    let good = saved(&dir.join("w.safetensors"), &decls);
+
+    rows[32] = "7,1".into();
+    std::fs::write(dir.join("toks.csv"), rows.join("\n") + "\n").unwrap();
+    let args = [
+        "emb.grad",
+        "--resume",
+        "w.safetensors",
+        "--save",
+        "w.safetensors",
+    ];
+    let (code, out, err) = train_in(&dir, &args);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        err.starts_with("emb.grad:5:9: error: index 7 is out of range for an axis of length 4"),
+        "{err}"
+    );
+    assert!(
+        err.contains("note: toks.csv:33: in the example on this line"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(saved(&dir.join("w.safetensors"), &decls), good);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An index computed from a parameter that leaves the range during
+/// training: the run stops at that step with the gather's place and the
+/// example's line, exits non-zero, and `--save` writes the last good
+/// parameters (those before the update that led there).
+#[test]
+fn an_index_that_leaves_its_range_during_training_saves_the_last_good_parameters() {
+    let dir = crate::common::temp_dir("gather-train");
+    // w grows by 0.1 a step; floor(3 w) reaches 4 at w = 1.4, after 4 steps.
+    std::fs::write(
+        dir.join("p.grad"),
+        "input x\nparam E: [4] = [1, 2, 3, 4]\nparam w = 1\nloss E[floor(w * x)]^2 - w\n\
+         train { data = csv(\"threes.csv\", x = 0) optimizer = sgd(lr = 0.1) batch = 2 steps = 20 shuffle = false }\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("threes.csv"), "x\n3\n3\n3\n3\n2\n3\n").unwrap();
+    let (code, out, err) = train_in(&dir, &["p.grad", "--save", "p.safetensors"]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(out.contains("step 5: index 4 is out of range"), "{out}");
+    assert!(
+        err.contains("p.grad:4:6: error: index 4 is out of range for an axis of length 4"),
+        "{err}"
+    );
+    assert!(
+        err.contains("note: threes.csv:4: in the example on this line"),
+        "{err}"
+    );
+    let params = saved(
+        &dir.join("p.safetensors"),
+        &[("E", Shape(vec![4])), ("w", Shape::scalar())],
+    );
+    assert!((params[1][0] - 1.3).abs() < 1e-12, "{params:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

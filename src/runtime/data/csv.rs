@@ -22,7 +22,8 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 
-use super::records::{Next, Reader, Rec};
+use super::lines::{self, Plan, Stop};
+use super::records::{Block, Next, Reader, Rec};
 use super::{Dataset, Loading, Progress, Request, Rows};
 use crate::diagnostic::{closest, Error, Location};
 use crate::types::train::{Column, InputColumns};
@@ -136,35 +137,52 @@ fn load_with(
         row.add(&first, &mut data, &mut lines)?;
     }
     let start = first.offset;
-    loop {
-        match reader.read(&mut record, &shown)? {
-            Next::End => break,
-            Next::Fallback => return Ok(None),
-            Next::Record => {}
-        }
-        if blank(&record) {
-            continue;
-        }
-        if lines.len() == lines.capacity() {
-            let done = record.offset;
-            grow(
-                &mut data,
-                &mut lines,
-                &sizes,
-                done.saturating_sub(start),
-                total - done.min(total),
-            );
-        }
-        row.add(&record, &mut data, &mut lines)?;
-        if lines.len().is_multiple_of(REPORT_EVERY) {
-            let done = record.offset;
+    let mut rows = Buffers {
+        data,
+        lines,
+        start,
+        total,
+    };
+    if let Reader::Fast(fast) = &mut reader {
+        let plan = Plan::new(&reads, &sizes, width);
+        while let Some(block) = fast.block(&shown)? {
+            if !rows.add_block(&block, &plan, &row)? {
+                return Ok(None);
+            }
             progress(&Loading {
                 path: &shown,
-                done,
+                done: block.offset + block.bytes.len() as u64,
                 total,
             });
         }
+    } else {
+        loop {
+            match reader.read(&mut record, &shown)? {
+                Next::End => break,
+                Next::Fallback => return Ok(None),
+                Next::Record => {}
+            }
+            if blank(&record) {
+                continue;
+            }
+            if rows.lines.len() == rows.lines.capacity() {
+                rows.grow(&sizes, record.offset, 1);
+            }
+            row.add(&record, &mut rows.data, &mut rows.lines)?;
+            if rows.lines.len().is_multiple_of(REPORT_EVERY) {
+                progress(&Loading {
+                    path: &shown,
+                    done: record.offset,
+                    total,
+                });
+            }
+        }
     }
+    let Buffers {
+        mut data,
+        mut lines,
+        ..
+    } = rows;
     if lines.is_empty() {
         return Err(at_path(
             Error::at(
@@ -192,16 +210,66 @@ fn load_with(
     }))
 }
 
-/// Reserves room for the rows the rest of the file is expected to hold: its
-/// `left` bytes at the bytes per row of the `done` ones so far, and a tenth
-/// more (a doubling `Vec` could end at twice the data's size).
-fn grow(data: &mut [Vec<f64>], lines: &mut Vec<u32>, sizes: &[usize], done: u64, left: u64) {
-    let rows = lines.len().max(1) as u64;
-    let per_row = (done / rows).max(1);
-    let more = (left / per_row + left / per_row / 10 + 1024) as usize;
-    lines.reserve_exact(more);
-    for (d, &n) in data.iter_mut().zip(sizes) {
-        d.reserve_exact(more * n);
+/// The buffers rows are read into.
+struct Buffers {
+    data: Vec<Vec<f64>>,
+    lines: Vec<u32>,
+    /// The file offset of the first record.
+    start: u64,
+    /// The file's size.
+    total: u64,
+}
+
+impl Buffers {
+    /// Reserves room for `at_least` rows more, and for the rows the rest of
+    /// the file is expected to hold: the bytes after `done` at the bytes
+    /// per row so far, and a tenth more (a doubling `Vec` could end at
+    /// twice the data's size).
+    fn grow(&mut self, sizes: &[usize], done: u64, at_least: usize) {
+        let read = done.saturating_sub(self.start);
+        let left = self.total - done.min(self.total);
+        let rows = self.lines.len().max(1) as u64;
+        let per_row = (read / rows).max(1);
+        let more = ((left / per_row + left / per_row / 10 + 1024) as usize).max(at_least);
+        self.lines.reserve_exact(more);
+        for (d, &n) in self.data.iter_mut().zip(sizes) {
+            d.reserve_exact(more * n);
+        }
+    }
+
+    /// Appends the rows of `block`, parsed in pieces; `Ok(false)` when the
+    /// file needs the csv crate. A bad line is read again as a record, for
+    /// its error.
+    fn add_block(&mut self, block: &Block<'_>, plan: &Plan, row: &Row<'_>) -> Result<bool, Error> {
+        for piece in lines::parse_block(block.bytes, plan) {
+            let n = piece.lines.len();
+            if self.lines.capacity() - self.lines.len() < n {
+                let done = block.offset + block.bytes.len() as u64;
+                self.grow(row.sizes, done, n);
+            }
+            for (d, p) in self.data.iter_mut().zip(&piece.data) {
+                d.extend_from_slice(p);
+            }
+            let line = |i: usize| u32::try_from(block.line + i).unwrap_or(u32::MAX);
+            self.lines.extend(piece.lines.iter().map(|&i| line(i)));
+            match piece.stop {
+                None => {}
+                Some(Stop::Fallback) => return Ok(false),
+                Some(Stop::Bad { at, line }) => {
+                    let text = &block.bytes[at..];
+                    let end = memchr::memchr(b'\n', text).unwrap_or(text.len());
+                    let text = text[..end].strip_suffix(b"\r").unwrap_or(&text[..end]);
+                    let mut record = Rec::default();
+                    record.set_line(text, block.line + line, block.offset + at as u64);
+                    row.add(&record, &mut self.data, &mut self.lines)?;
+                    return Err(Error::new(format!(
+                        "the CSV reader found no error on line {} that its fast path stopped at",
+                        block.line + line
+                    )));
+                }
+            }
+        }
+        Ok(true)
     }
 }
 
@@ -212,11 +280,8 @@ fn blank(record: &Rec) -> bool {
 
 /// A cell as a number, if it is one (finite or not). Cells are trimmed here,
 /// not by the reader (whose `Trim` copies every record).
-fn parse(cell: &[u8]) -> Option<f64> {
-    std::str::from_utf8(cell.trim_ascii())
-        .ok()?
-        .parse::<f64>()
-        .ok()
+pub(super) fn parse(cell: &[u8]) -> Option<f64> {
+    fast_float2::parse(cell.trim_ascii()).ok()
 }
 
 /// What reading a row needs.

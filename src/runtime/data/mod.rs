@@ -24,6 +24,7 @@
 pub mod arrays;
 pub mod csv;
 pub mod idx;
+mod lines;
 mod records;
 
 use std::path::{Path, PathBuf};

@@ -33,6 +33,35 @@ impl Rec {
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
         self.spans.iter().map(|&(a, b)| &self.bytes[a..b])
     }
+
+    /// The record of `text`, a line without quotes and without its line
+    /// end, which is line `line` of the file and starts at byte `offset`.
+    pub fn set_line(&mut self, text: &[u8], line: usize, offset: u64) {
+        self.bytes.clear();
+        self.bytes.extend_from_slice(text);
+        self.spans.clear();
+        let mut a = 0;
+        for comma in memchr::memchr_iter(b',', text) {
+            self.spans.push((a, comma));
+            a = comma + 1;
+        }
+        self.spans.push((a, text.len()));
+        self.line = line;
+        self.offset = offset;
+    }
+}
+
+/// The most bytes of a [`Block`] (unless one line is longer): the loader
+/// reports its progress after each.
+pub const BLOCK: usize = 1 << 18;
+
+/// Whole lines of a file, read on the fast path.
+pub struct Block<'a> {
+    pub bytes: &'a [u8],
+    /// The 1-based line of the first line.
+    pub line: usize,
+    /// The file offset of `bytes[0]`.
+    pub offset: u64,
 }
 
 /// What reading gave.
@@ -142,18 +171,45 @@ impl Fast {
             if line.is_empty() {
                 continue;
             }
-            rec.bytes.clear();
-            rec.bytes.extend_from_slice(line);
-            rec.spans.clear();
-            let mut a = 0;
-            for comma in memchr::memchr_iter(b',', line) {
-                rec.spans.push((a, comma));
-                a = comma + 1;
-            }
-            rec.spans.push((a, line.len()));
-            rec.line = self.line;
-            rec.offset = self.offset + at as u64;
+            rec.set_line(line, self.line, self.offset + at as u64);
             return Ok(Next::Record);
+        }
+    }
+
+    /// The whole lines the buffer holds after the records read, up to
+    /// [`BLOCK`] bytes unless a line is longer (at the end of the file, the
+    /// last line may have no line end), refilled first when less than a
+    /// block is left; `None` at the end of the file.
+    pub fn block(&mut self, shown: &str) -> Result<Option<Block<'_>>, Error> {
+        if !self.eof && self.start > 0 && self.end - self.start < BLOCK {
+            self.fill(shown)?;
+        }
+        loop {
+            let unread = &self.buf[self.start..self.end];
+            let window = &unread[..unread.len().min(BLOCK)];
+            let newline = memchr::memrchr(b'\n', window).or_else(|| memchr::memchr(b'\n', unread));
+            let len = match newline {
+                Some(i) => i + 1,
+                None if self.eof && unread.is_empty() => return Ok(None),
+                None if self.eof => unread.len(),
+                None => {
+                    self.fill(shown)?;
+                    continue;
+                }
+            };
+            let at = self.start;
+            let bytes = &self.buf[at..at + len];
+            let line = self.line + 1;
+            self.line += memchr::memchr_iter(b'\n', bytes).count();
+            if bytes.last() != Some(&b'\n') {
+                self.line += 1;
+            }
+            self.start += len;
+            return Ok(Some(Block {
+                bytes,
+                line,
+                offset: self.offset + at as u64,
+            }));
         }
     }
 

@@ -9,6 +9,9 @@
 //! - `csv`: the CSV data files mutated at the field and byte level, loaded
 //!   through the runtime against a matching program, and trained on
 //!   ([`data`]; another format is another [`data::Format`]);
+//! - `arrays`: `.npy`, `.npz` and IDX files written here, mutated in their
+//!   headers, sizes, zip entries and bytes, loaded and trained on the same
+//!   way ([`arrays`]);
 //! - `repl`: the REPL scripts (and corpus files) mutated like the programs,
 //!   fed to a JIT session and an interpreter session, whose replies must be
 //!   the same text ([`repl`]).
@@ -34,6 +37,7 @@
 //! - `replay` (ignored): `GRADC_FUZZ_REPLAY=FILE_OR_DIR cargo test --test it
 //!   fuzz::replay -- --ignored --nocapture`.
 
+mod arrays;
 mod data;
 mod gen;
 mod mutate;
@@ -59,10 +63,17 @@ pub enum Target {
     Generate,
     Csv,
     Repl,
+    Arrays,
 }
 
 impl Target {
-    const ALL: [Target; 4] = [Target::Mutate, Target::Generate, Target::Csv, Target::Repl];
+    const ALL: [Target; 5] = [
+        Target::Mutate,
+        Target::Generate,
+        Target::Csv,
+        Target::Repl,
+        Target::Arrays,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -70,6 +81,7 @@ impl Target {
             Target::Generate => "generate",
             Target::Csv => "csv",
             Target::Repl => "repl",
+            Target::Arrays => "arrays",
         }
     }
 }
@@ -91,6 +103,9 @@ impl Input {
             Target::Mutate | Target::Generate => "grad",
             Target::Csv => data::CSV.extension(),
             Target::Repl => "repl",
+            Target::Arrays => {
+                arrays::Kind::of_program(self.program.as_deref().unwrap_or("")).extension()
+            }
         }
     }
 }
@@ -225,6 +240,14 @@ fn make_input(target: Target, seed: u64, corpus: &mutate::Corpus) -> Input {
                 program: Some(program),
             }
         }
+        Target::Arrays => {
+            let (bytes, program) = arrays::input(&mut r);
+            Input {
+                target,
+                bytes,
+                program: Some(program),
+            }
+        }
     }
 }
 
@@ -242,6 +265,16 @@ pub fn run_input(input: &Input, counts: &mut Counts, scratch: &Path) -> Result<(
             scratch,
             counts,
         ),
+        Target::Arrays => {
+            let program = input.program.as_deref().unwrap_or("");
+            data::check(
+                arrays::format(arrays::Kind::of_program(program)),
+                &input.bytes,
+                program,
+                scratch,
+                counts,
+            )
+        }
     }
 }
 
@@ -423,7 +456,8 @@ fn sidecar(file: &Path, ext: &str) -> PathBuf {
 fn remove_in_progress() {
     let in_progress = failures_dir().join("in-progress");
     for ext in [
-        "grad", "grad.txt", "csv", "csv.txt", "csv.grad", "repl", "repl.txt",
+        "grad", "grad.txt", "csv", "csv.txt", "csv.grad", "repl", "repl.txt", "npy", "npy.txt",
+        "npy.grad", "npz", "npz.txt", "npz.grad", "idx", "idx.txt", "idx.grad",
     ] {
         let _ = std::fs::remove_file(sidecar(&in_progress, ext));
     }
@@ -615,7 +649,9 @@ fn smoke() {
             // Most generated programs compile and run.
             Target::Generate => assert!(c.runs >= per_target, "{}: {c}", t.name()),
             Target::Mutate => assert!(c.compiled > 0 && c.diagnostics > 0, "{}: {c}", t.name()),
-            Target::Csv => assert!(c.loaded > 0 && c.diagnostics > 0, "{}: {c}", t.name()),
+            Target::Csv | Target::Arrays => {
+                assert!(c.loaded > 0 && c.diagnostics > 0, "{}: {c}", t.name())
+            }
             Target::Repl => assert!(c.compiled > 0 && c.diagnostics > 0, "{}: {c}", t.name()),
         }
     }
@@ -675,13 +711,14 @@ fn replay() {
     for file in files {
         let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("");
         let target = match ext {
-            "grad" if !file.to_string_lossy().ends_with(".csv.grad") => Target::Mutate,
+            "grad" if file.with_extension("").extension().is_none() => Target::Mutate,
             "csv" => Target::Csv,
+            "npy" | "npz" | "idx" => Target::Arrays,
             "repl" => Target::Repl,
             _ => continue,
         };
         let bytes = std::fs::read(&file).expect("the failure file");
-        let program = (target == Target::Csv).then(|| {
+        let program = matches!(target, Target::Csv | Target::Arrays).then(|| {
             std::fs::read_to_string(sidecar(&file, "grad")).expect("the program beside the data")
         });
         let input = Input {

@@ -270,8 +270,9 @@ pub fn read_npy<R: Read>(
     bytes: Option<u64>,
     report: &mut dyn FnMut(u64),
 ) -> Result<Array, String> {
+    let (prefix, reader) = header_checked(reader)?;
     let mut counting = Counting {
-        inner: reader,
+        inner: std::io::Cursor::new(prefix).chain(reader),
         count: 0,
     };
     let header = npyz::NpyHeader::from_reader(&mut counting).map_err(|e| {
@@ -316,22 +317,28 @@ pub fn read_npy<R: Read>(
     let count = shape
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .filter(|n| n.checked_mul(item as usize).is_some())
+        // As f64, the numbers must fit in memory's address range.
+        .filter(|&n| n <= isize::MAX as usize / 8)
         .ok_or_else(|| format!("the header's shape {shape:?} is too large"))?;
     let dims = shape_text(&shape);
     let data_bytes = count as u64 * item;
     if let Some(bytes) = bytes {
-        if header_bytes + data_bytes > bytes {
+        if header_bytes
+            .checked_add(data_bytes)
+            .is_none_or(|end| end > bytes)
+        {
             let have = bytes.saturating_sub(header_bytes);
             return Err(format!(
                 "the data is truncated: the header declares shape {dims} of `{descr}` ({data_bytes} bytes from byte offset {header_bytes}), but there are {have}: it ends in entry {} of the first axis (element {}, counting from 0)",
-                (have / item) as usize / (count / shape[0].max(1)).max(1),
+                (have / item) as usize / (count / shape.first().map_or(1, |&n| n.max(1))).max(1),
                 have / item
             ));
         }
     }
     let fortran = npy.order() == npyz::Order::Fortran;
-    let mut data: Vec<f64> = Vec::with_capacity(count);
+    // Room for what the header declares only when the file's size vouches
+    // for it; else the buffer grows with what is read.
+    let mut data: Vec<f64> = Vec::with_capacity(if bytes.is_some() { count } else { 0 });
     macro_rules! read_as {
         ($t:ty, $f:expr) => {{
             let reader = npy
@@ -376,6 +383,48 @@ pub fn read_npy<R: Read>(
         data = c_order(&data, &shape);
     }
     Ok(Array { shape, data })
+}
+
+/// The start of a `.npy` stream read up to the end of its header (or of
+/// what there is of it), after checking that the header's shape has a
+/// number of elements that fits in 64 bits (npyz multiplies them without
+/// checking); the stream's rest.
+fn header_checked<R: Read>(mut reader: R) -> Result<(Vec<u8>, R), String> {
+    let mut prefix = Vec::new();
+    (&mut reader)
+        .take(12)
+        .read_to_end(&mut prefix)
+        .map_err(|e| format!("cannot read the .npy header: {e}"))?;
+    let len = match prefix.get(6) {
+        Some(1) if prefix.len() >= 10 => u64::from(u16::from_le_bytes([prefix[8], prefix[9]])),
+        Some(2 | 3) if prefix.len() >= 12 => u64::from(u32::from_le_bytes([
+            prefix[8], prefix[9], prefix[10], prefix[11],
+        ])),
+        _ => return Ok((prefix, reader)),
+    };
+    let start = if prefix[6] == 1 { 10 } else { 12 };
+    (&mut reader)
+        .take((start + len).saturating_sub(prefix.len() as u64))
+        .read_to_end(&mut prefix)
+        .map_err(|e| format!("cannot read the .npy header: {e}"))?;
+    let text = String::from_utf8_lossy(&prefix[start.min(prefix.len() as u64) as usize..]);
+    if let Some(shape) = text.split("'shape'").nth(1) {
+        let tuple = shape.split(')').next().unwrap_or("");
+        let dims = tuple
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|d| !d.is_empty());
+        let fits = dims
+            .map(|d| d.parse::<u64>().ok())
+            .try_fold(1u64, |a, d| d.and_then(|d| a.checked_mul(d)))
+            .is_some();
+        if !fits {
+            return Err(format!(
+                "the header's shape {}) is too large",
+                tuple.trim_start_matches([':', ' '])
+            ));
+        }
+    }
+    Ok((prefix, reader))
 }
 
 /// The element types read.

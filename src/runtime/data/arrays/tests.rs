@@ -133,6 +133,44 @@ fn npy_error(name: &str, bytes: &[u8], shape: Shape) -> String {
     text
 }
 
+/// Shapes whose byte count overflows, or whose numbers would not fit in
+/// memory as f64, are errors before anything is allocated (found by the
+/// fuzzer: a panic on a capacity overflow).
+#[test]
+fn huge_declared_shapes_are_errors() {
+    for (shape, descr) in [
+        ("(18446744073709551615,)", "|u1"),
+        ("(18446744073709551615,)", "<f8"),
+        ("(4294967296, 4294967296)", "|u1"),
+        ("(2305843009213693951,)", "|u1"),
+    ] {
+        let bytes = npy_raw(descr, shape, false, &[1, 2, 3, 4, 5, 6, 7, 8]);
+        let text = npy_error("npy-huge", &bytes, Shape::scalar());
+        assert!(
+            text.contains("is too large") || text.contains("the data is truncated"),
+            "{shape}: {text}"
+        );
+    }
+    // A 0-d array without its one number (found by the fuzzer: a panic on
+    // the first axis of an empty shape).
+    let bytes = npy_raw("|u1", "()", false, &[]);
+    let text = npy_error("npy-0d", &bytes, Shape::scalar());
+    assert!(text.contains("the data is truncated"), "{text}");
+    // In an archive, too.
+    let d = TempDir::new("npz-huge");
+    let member = npy_raw("|u1", "(18446744073709551615,)", false, &[1, 2, 3]);
+    write_npz(&d.path("a.npz"), &[("x", member)], true);
+    let r = load_arrays(
+        &d.0,
+        Format::Npz,
+        "a.npz",
+        &[("x", "x")],
+        &[("x", Shape::scalar())],
+        None,
+    );
+    assert!(r.is_err());
+}
+
 #[test]
 fn truncated_npy_files_are_located_errors() {
     let good = npy(&[4, 2], &[1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
