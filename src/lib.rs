@@ -40,6 +40,7 @@ pub mod cli;
 pub mod diagnostic;
 pub mod driver;
 pub mod eval;
+pub mod gradbench;
 pub mod ir;
 pub mod lower;
 pub mod passes;

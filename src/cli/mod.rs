@@ -160,6 +160,17 @@ pub enum Command {
     /// Print the `output`s of a trained model for every example of a data
     /// set, as CSV.
     Predict(train::PredictArgs),
+    /// Serve GradBench's protocol on standard input and output (one JSON
+    /// message a line), as a tool of its `run` command: `--tool "gradc
+    /// gradbench"`. Answers the evals hello, lse, llsq and gmm with the
+    /// programs of gradbench/, each compiled once per distinct set of
+    /// sizes; the others' `define` fails with the reason.
+    Gradbench {
+        /// What evaluates the programs: the Cranelift JIT, or the reference
+        /// interpreter.
+        #[arg(long, value_enum, default_value_t = Backend::Jit)]
+        backend: Backend,
+    },
 }
 
 /// Stages `gradc ir --emit` can print.
@@ -191,6 +202,15 @@ pub fn run(command: Command, dims: &DimArgs) -> Result<(), Error> {
             };
             out!("{text}");
             Ok(())
+        }
+        Command::Gradbench { backend } => {
+            let (stdin, stdout) = (std::io::stdin(), std::io::stdout());
+            crate::gradbench::serve(stdin.lock(), stdout.lock(), backend).map_err(|e| {
+                Error::new(format!(
+                    "gradbench: cannot read or write a message: {}",
+                    crate::diagnostic::io_reason(&e)
+                ))
+            })
         }
         Command::Clif { file } => {
             let c = compile(&file, dims)?;

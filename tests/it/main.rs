@@ -21,6 +21,7 @@ mod examples;
 mod fuzz;
 mod gather;
 mod grad_cases;
+mod gradbench;
 mod interp;
 mod jit;
 mod loops;

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Times `gradc gradbench` on GradBench's default sizes of the evals it
+answers: writes the messages GradBench's evals would send (inputs drawn as
+their generators draw them, with Python's `random`), pipes them through the
+tool, and prints a Markdown table of the compile time and the ratio of the
+derivative's time to the primal's (medians of the "evaluate" timings).
+
+    cargo build --release
+    python3 gradbench/measure.py target/release/gradc [EVAL ...]
+"""
+import json
+import random
+import statistics
+import subprocess
+import sys
+
+RUNS = {"min_runs": 3, "min_seconds": 0.5}
+
+
+def lse():
+    for n in [2500, 5000, 10000, 20000, 40000, 80000, 160000, 320000, 640000, 1280000]:
+        yield f"n={n}", {"x": [random.random() for _ in range(n)]}
+
+
+def llsq():
+    for n in [16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8196, 16392]:
+        yield f"n={n},m=128", {"x": [random.random() for _ in range(128)], "n": n}
+
+
+def gmm():
+    # GradBench's d in [2, 10, 20, 32, 64] and k in [5, 10, 25, 50, 100]: the
+    # program's einsum materialises n k d d products, so the sizes here stop
+    # where that outgrows this machine's memory.
+    n = 1000
+    combos = sorted([(d, k) for d in [2, 10, 20] for k in [5, 10, 25]],
+                    key=lambda v: v[0] * v[1])
+    for d, k in combos:
+        yield f"d={d},k={k},n={n}", {
+            "d": d, "k": k, "n": n, "m": 0, "gamma": 1.0,
+            "x": [[random.gauss(0, 1) for _ in range(d)] for _ in range(n)],
+            "mu": [[random.random() for _ in range(d)] for _ in range(k)],
+            "q": [[random.gauss(0, 1) for _ in range(d)] for _ in range(k)],
+            "l": [[random.gauss(0, 1) for _ in range(d * (d - 1) // 2)] for _ in range(k)],
+            "alpha": [random.gauss(0, 1) for _ in range(k)],
+        }
+
+
+EVALS = {"lse": (lse, "primal", "gradient"),
+         "llsq": (llsq, "primal", "gradient"),
+         "gmm": (gmm, "objective", "jacobian")}
+
+
+def run(gradc, name):
+    inputs, primal, gradient = EVALS[name]
+    random.seed(31337)
+    sizes, messages = [], [{"kind": "start", "eval": name}, {"kind": "define", "module": name}]
+    for size, input in inputs():
+        sizes.append(size)
+        for function in (primal, gradient):
+            messages.append({"kind": "evaluate", "module": name, "function": function,
+                             "input": input | RUNS})
+    text = "".join(json.dumps({"id": i} | m) + "\n" for i, m in enumerate(messages))
+    out = subprocess.run([gradc, "gradbench"], input=text, capture_output=True, text=True, check=True)
+    responses = [json.loads(line) for line in out.stdout.splitlines()][2:]
+    for i, size in enumerate(sizes):
+        p, g = responses[2 * i], responses[2 * i + 1]
+        if not (p["success"] and g["success"]):
+            print(f"| {name} | {size} | failed: {p.get('error') or g.get('error')} | | | |")
+            continue
+        med = lambda r: statistics.median(t["nanoseconds"] for t in r["timings"] if t["name"] == "evaluate")
+        comp = lambda r: sum(t["nanoseconds"] for t in r["timings"] if t["name"] == "compile") / 1e6
+        print(f"| {name} | {size} | {med(p) / 1e3:.1f} | {med(g) / 1e3:.1f} | {med(g) / med(p):.2f} "
+              f"| {comp(p):.0f} / {comp(g):.0f} |", flush=True)
+
+
+def main():
+    gradc = sys.argv[1]
+    names = sys.argv[2:] or list(EVALS)
+    print("| eval | size | primal (us) | derivative (us) | ratio | compile (ms): primal / derivative |")
+    print("|---|---|---|---|---|---|")
+    for name in names:
+        run(gradc, name)
+
+
+if __name__ == "__main__":
+    main()

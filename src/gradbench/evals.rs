@@ -1,0 +1,231 @@
+//! The evals gradc answers, each a program of `gradbench/` (kept in the
+//! binary) and the reading of its input: the sizes it binds (`dim`s) and
+//! the value of every parameter and input, by name. The eval's primal
+//! function is the program's loss; its derivative, the gradient of the loss
+//! in the parameters (the quantities the derivative is taken in are
+//! `param`s, the others `input`s).
+//!
+//! The evals gradc cannot express yet answer `define` with the reason
+//! ([`UNSUPPORTED`]).
+
+use serde_json::Value;
+
+use crate::shape::{Shape, Tensor};
+use crate::types::dims::DimFlags;
+
+/// An eval gradc answers.
+pub struct Eval {
+    /// The module's name in GradBench.
+    pub name: &'static str,
+    /// The .grad program.
+    pub source: &'static str,
+    /// The name of the function that is the loss.
+    pub primal: &'static str,
+    /// The name of the function that is its gradient.
+    pub gradient: &'static str,
+    /// The sizes and values of an `input`.
+    pub read: fn(&Value) -> Result<Point, String>,
+}
+
+/// An input read: the sizes, and a value for every parameter and input of
+/// the program by name.
+pub struct Point {
+    pub dims: DimFlags,
+    pub values: Vec<(&'static str, Tensor)>,
+}
+
+/// The evals gradc answers, in GradBench's order.
+pub const EVALS: &[Eval] = &[
+    Eval {
+        name: "hello",
+        source: include_str!("../../gradbench/hello.grad"),
+        primal: "square",
+        gradient: "double",
+        read: read_hello,
+    },
+    Eval {
+        name: "lse",
+        source: include_str!("../../gradbench/lse.grad"),
+        primal: "primal",
+        gradient: "gradient",
+        read: read_lse,
+    },
+    Eval {
+        name: "llsq",
+        source: include_str!("../../gradbench/llsq.grad"),
+        primal: "primal",
+        gradient: "gradient",
+        read: read_llsq,
+    },
+    Eval {
+        name: "gmm",
+        source: include_str!("../../gradbench/gmm.grad"),
+        primal: "objective",
+        gradient: "jacobian",
+        read: read_gmm,
+    },
+];
+
+/// GradBench's other evals, and why gradc does not answer them yet.
+pub const UNSUPPORTED: &[(&str, &str)] = &[
+    ("ode", "gradc has no program for `ode` yet (a Runge-Kutta loop whose Jacobian GradBench asks for)"),
+    ("kmeans", "gradc has no program for `kmeans` yet (its Newton direction needs the Hessian's diagonal as an output)"),
+    ("lstm", "gradc has no program for `lstm` yet"),
+    ("det", "gradc has no program for `det` yet (a determinant by minors of a size given at run time)"),
+    ("ba", "gradc has no program for `ba` yet (its output is a sparse Jacobian)"),
+    ("ht", "gradc has no program for `ht` yet (its output is a Jacobian)"),
+    ("saddle", "gradc has no program for `saddle` yet (nested derivatives with an optimisation loop of data-dependent length)"),
+    ("particle", "gradc has no program for `particle` yet (nested derivatives with an optimisation loop of data-dependent length)"),
+];
+
+/// The eval of a module, or why there is none.
+pub fn find(module: &str) -> Result<&'static Eval, String> {
+    if let Some(eval) = EVALS.iter().find(|e| e.name == module) {
+        return Ok(eval);
+    }
+    match UNSUPPORTED.iter().find(|(name, _)| *name == module) {
+        Some((_, reason)) => Err(reason.to_string()),
+        None => Err(format!("gradc does not know the module `{module}`")),
+    }
+}
+
+/// `hello`: the input is x itself.
+fn read_hello(input: &Value) -> Result<Point, String> {
+    let x = input
+        .as_f64()
+        .ok_or_else(|| format!("`hello`'s input must be a number, not {input}"))?;
+    Ok(Point {
+        dims: Vec::new(),
+        values: vec![("x", Tensor::scalar(x))],
+    })
+}
+
+/// `lse`: `x`, of length N.
+fn read_lse(input: &Value) -> Result<Point, String> {
+    let x = vector(input, "x")?;
+    Ok(Point {
+        dims: vec![("N".into(), nonempty(x.len(), "x")?)],
+        values: vec![("x", Tensor::new(Shape::vector(x.len()), x))],
+    })
+}
+
+/// `llsq`: `x` of length M, and `n` points.
+fn read_llsq(input: &Value) -> Result<Point, String> {
+    let x = vector(input, "x")?;
+    let n = count(input, "n")?;
+    if n < 2 {
+        return Err(format!(
+            "`n` must be 2 at least (t_i divides by n - 1), not {n}"
+        ));
+    }
+    Ok(Point {
+        dims: vec![("N".into(), n), ("M".into(), nonempty(x.len(), "x")?)],
+        values: vec![("x", Tensor::new(Shape::vector(x.len()), x))],
+    })
+}
+
+/// `gmm`: `n` points `x` in `d` dimensions, `k` components (`alpha`, `mu`,
+/// `q`, `l`), the Wishart prior's `gamma` and `m`.
+fn read_gmm(input: &Value) -> Result<Point, String> {
+    let (d, k, n) = (count(input, "d")?, count(input, "k")?, count(input, "n")?);
+    if d < 2 {
+        return Err(format!("`d` must be 2 at least, not {d}"));
+    }
+    let gamma = number(input, "gamma")?;
+    let m = number(input, "m")?;
+    let values = vec![
+        ("x", matrix(input, "x", n, d)?),
+        ("gamma", Tensor::scalar(gamma)),
+        ("m", Tensor::scalar(m)),
+        (
+            "alpha",
+            Tensor::new(
+                Shape::vector(k),
+                sized(vector(input, "alpha")?, k, "alpha")?,
+            ),
+        ),
+        ("mu", matrix(input, "mu", k, d)?),
+        ("q", matrix(input, "q", k, d)?),
+        ("l", matrix(input, "l", k, d * (d - 1) / 2)?),
+    ];
+    Ok(Point {
+        dims: vec![("N".into(), n), ("D".into(), d), ("K".into(), k)],
+        values,
+    })
+}
+
+fn number(input: &Value, name: &str) -> Result<f64, String> {
+    match input.get(name) {
+        Some(v) => v
+            .as_f64()
+            .ok_or_else(|| format!("`{name}` must be a number, not {v}")),
+        None => Err(format!("the input has no `{name}`")),
+    }
+}
+
+fn count(input: &Value, name: &str) -> Result<usize, String> {
+    match input.get(name) {
+        Some(v) => v
+            .as_u64()
+            .filter(|&n| n >= 1)
+            .map(|n| n as usize)
+            .ok_or_else(|| format!("`{name}` must be a positive integer, not {v}")),
+        None => Err(format!("the input has no `{name}`")),
+    }
+}
+
+fn numbers(v: &Value, name: &str) -> Result<Vec<f64>, String> {
+    let items = v
+        .as_array()
+        .ok_or_else(|| format!("`{name}` must be an array of numbers"))?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, x)| {
+            x.as_f64()
+                .ok_or_else(|| format!("`{name}[{i}]` must be a number, not {x}"))
+        })
+        .collect()
+}
+
+fn vector(input: &Value, name: &str) -> Result<Vec<f64>, String> {
+    numbers(
+        input
+            .get(name)
+            .ok_or_else(|| format!("the input has no `{name}`"))?,
+        name,
+    )
+}
+
+/// An array of `rows` rows of `cols` numbers each, row-major.
+fn matrix(input: &Value, name: &str, rows: usize, cols: usize) -> Result<Tensor, String> {
+    let v = input
+        .get(name)
+        .ok_or_else(|| format!("the input has no `{name}`"))?;
+    let items = v
+        .as_array()
+        .ok_or_else(|| format!("`{name}` must be an array of rows"))?;
+    let items = sized(items.clone(), rows, name)?;
+    let mut data = Vec::with_capacity(rows * cols);
+    for (i, row) in items.iter().enumerate() {
+        let row_name = format!("{name}[{i}]");
+        data.extend(sized(numbers(row, &row_name)?, cols, &row_name)?);
+    }
+    Ok(Tensor::new(Shape::matrix(rows, cols), data))
+}
+
+fn sized<T>(v: Vec<T>, len: usize, name: &str) -> Result<Vec<T>, String> {
+    if v.len() == len {
+        Ok(v)
+    } else {
+        Err(format!("`{name}` has {} elements, not {len}", v.len()))
+    }
+}
+
+fn nonempty(len: usize, name: &str) -> Result<usize, String> {
+    if len == 0 {
+        Err(format!("`{name}` is empty"))
+    } else {
+        Ok(len)
+    }
+}

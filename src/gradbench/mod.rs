@@ -1,0 +1,299 @@
+//! `gradc gradbench`: a tool for GradBench (the successor of ADBench), which
+//! speaks its protocol on standard input and output: one JSON message a
+//! line from the eval, one JSON response a line from the tool.
+//!
+//! - `start`: the tool's name.
+//! - `define` of a module (an eval): `success` when gradc has a program for
+//!   it ([`evals`]), else `success: false` and the reason.
+//! - `evaluate` of a function of the module on an `input`: the program,
+//!   compiled for the input's sizes (once per distinct set of sizes, then
+//!   kept), run `min_runs` times and for `min_seconds` at least (GradBench's
+//!   `Runs`), with one `"evaluate"` timing per run and a `"compile"` timing
+//!   when this message compiled it; the `output` is the loss (the primal
+//!   function) or the gradient of the loss in every parameter.
+//! - `analysis` (the eval's verdict on an output): acknowledged.
+//! - `end`: the loop stops.
+//!
+//! A message that cannot be read (not JSON, no `kind`, an input of the
+//! wrong shape) gets a response with `success: false` and the reason; the
+//! loop goes on.
+
+pub mod evals;
+
+use std::collections::HashMap;
+use std::io::{self, BufRead, Write};
+use std::time::Instant;
+
+use serde_json::{json, Map, Value};
+
+use crate::diagnostic::Source;
+use crate::eval::{Backend, Evaluator};
+use crate::ir::{Function, Role};
+use crate::shape::Tensor;
+use crate::types::dims::{DimFlags, DimOptions};
+use crate::types::CheckOptions;
+
+use evals::{Eval, Point};
+
+/// What the tool calls itself in its response to `start`.
+pub const TOOL_NAME: &str = "gradc";
+
+/// Answers the messages of `input` on `output` until `end` or the end of
+/// the input. Only a failure to read or write is an error.
+pub fn serve(input: impl BufRead, mut output: impl Write, backend: Backend) -> io::Result<()> {
+    let mut tool = Tool::new(backend);
+    for line in input.lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match tool.respond(&line) {
+            Some(response) => {
+                writeln!(output, "{response}")?;
+                output.flush()?;
+            }
+            None => break,
+        }
+    }
+    Ok(())
+}
+
+/// Which function of a module: the loss, or its gradient.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+enum Which {
+    Primal,
+    Gradient,
+}
+
+/// The tool's state: the programs compiled so far, by module, sizes and
+/// function.
+pub struct Tool {
+    backend: Backend,
+    programs: HashMap<(&'static str, DimFlags, Which), Evaluator>,
+}
+
+impl Tool {
+    pub fn new(backend: Backend) -> Tool {
+        Tool {
+            backend,
+            programs: HashMap::new(),
+        }
+    }
+
+    /// The response to one line, or `None` for `end`.
+    pub fn respond(&mut self, line: &str) -> Option<Value> {
+        let message: Value = match serde_json::from_str(line) {
+            Ok(m) => m,
+            Err(e) => return Some(failure(Value::Null, format!("not a JSON message: {e}"))),
+        };
+        let id = message.get("id").cloned().unwrap_or(Value::Null);
+        if id.is_null() {
+            return Some(failure(id, "the message has no `id`".to_string()));
+        }
+        let kind = message.get("kind").and_then(Value::as_str);
+        Some(match kind {
+            Some("start") => json!({ "id": id, "tool": TOOL_NAME }),
+            Some("define") => match text_field(&message, "module").and_then(evals::find) {
+                Ok(_) => json!({ "id": id, "success": true }),
+                Err(reason) => failure(id, reason),
+            },
+            Some("evaluate") => match self.evaluate(&message) {
+                Ok((output, timings)) => json!({
+                    "id": id,
+                    "success": true,
+                    "output": output,
+                    "timings": timings,
+                }),
+                Err(reason) => failure(id, reason),
+            },
+            Some("analysis") => json!({ "id": id }),
+            Some("end") => return None,
+            Some(other) => failure(id, format!("unknown message kind `{other}`")),
+            None => failure(id, "the message has no `kind`".to_string()),
+        })
+    }
+
+    /// An `evaluate` message's output and timings.
+    fn evaluate(&mut self, message: &Value) -> Result<(Value, Vec<Value>), String> {
+        let eval = evals::find(text_field(message, "module")?)?;
+        let function = text_field(message, "function")?;
+        let which = if function == eval.primal {
+            Which::Primal
+        } else if function == eval.gradient {
+            Which::Gradient
+        } else {
+            return Err(format!(
+                "`{}` has no function `{function}` (it has `{}` and `{}`)",
+                eval.name, eval.primal, eval.gradient
+            ));
+        };
+        let input = message.get("input").ok_or("the message has no `input`")?;
+        let runs = Runs::of(input)?;
+        let point = (eval.read)(input)?;
+        let mut timings = Vec::new();
+        let key = (eval.name, point.dims.clone(), which);
+        if !self.programs.contains_key(&key) {
+            let start = Instant::now();
+            let program = compile(eval, &point.dims, which, self.backend)?;
+            timings.push(timing("compile", start));
+            self.programs.insert(key.clone(), program);
+        }
+        let program = &self.programs[&key];
+        let f = program.function();
+        let params = arrange(&f.params, &point, "parameter")?;
+        let inputs = arrange(&f.inputs, &point, "input")?;
+        let mut outputs = Vec::new();
+        let mut seconds = 0.0;
+        let mut run = 0;
+        while run < runs.min_runs || seconds < runs.min_seconds {
+            let start = Instant::now();
+            outputs = program
+                .outputs(&params, &inputs)
+                .map_err(|e| format!("running `{}`: {e}", eval.name))?;
+            let elapsed = start.elapsed();
+            seconds += elapsed.as_secs_f64();
+            timings.push(json!({ "name": "evaluate", "nanoseconds": elapsed.as_nanos() as u64 }));
+            run += 1;
+        }
+        Ok((answer(f, &outputs, which)?, timings))
+    }
+}
+
+/// GradBench's `Runs`: how often to run a function, at least.
+struct Runs {
+    min_runs: usize,
+    min_seconds: f64,
+}
+
+impl Runs {
+    /// From an input's `min_runs` and `min_seconds` (once and no time when
+    /// absent, as `hello`'s input, a number, has neither).
+    fn of(input: &Value) -> Result<Runs, String> {
+        let min_runs = match input.get("min_runs") {
+            None => 1,
+            Some(v) => v
+                .as_u64()
+                .filter(|&n| n >= 1)
+                .ok_or_else(|| format!("`min_runs` must be a positive integer, not {v}"))?
+                as usize,
+        };
+        let min_seconds = match input.get("min_seconds") {
+            None => 0.0,
+            Some(v) => v
+                .as_f64()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .ok_or_else(|| format!("`min_seconds` must be a number of seconds, not {v}"))?,
+        };
+        Ok(Runs {
+            min_runs,
+            min_seconds,
+        })
+    }
+}
+
+/// The eval's program compiled for these sizes: its loss, or its gradient
+/// program.
+fn compile(
+    eval: &Eval,
+    dims: &DimFlags,
+    which: Which,
+    backend: Backend,
+) -> Result<Evaluator, String> {
+    let source = Source::new(format!("gradbench/{}.grad", eval.name), eval.source);
+    let opts = CheckOptions {
+        dims: DimOptions {
+            flags: dims.clone(),
+            data_dir: None,
+        },
+        ..CheckOptions::default()
+    };
+    let compiled = crate::compile_source(&source, &opts).map_err(|e| e.render(false))?;
+    let f = match which {
+        Which::Primal => compiled.ir,
+        Which::Gradient => compiled
+            .gradient()
+            .map_err(|d| d.render(&source.name, &source.text, false))?,
+    };
+    Evaluator::new(&f, backend).map_err(|e| crate::eval::compile_failed(e).render(false))
+}
+
+/// The values of `slots` (the function's parameters or inputs) taken from
+/// the point by name, checked against their shapes.
+fn arrange(slots: &[crate::ir::Slot], point: &Point, what: &str) -> Result<Vec<Tensor>, String> {
+    slots
+        .iter()
+        .map(|slot| {
+            let t = point
+                .values
+                .iter()
+                .find(|(name, _)| *name == slot.name)
+                .map(|(_, t)| t)
+                .ok_or_else(|| {
+                    format!("the input gives no value for the {what} `{}`", slot.name)
+                })?;
+            if t.shape != slot.shape {
+                return Err(format!(
+                    "`{}` has shape {}, the program's {what} is {}",
+                    slot.name, t.shape, slot.shape
+                ));
+            }
+            Ok(t.clone())
+        })
+        .collect()
+}
+
+/// The output GradBench expects: the loss as a number; the gradient of the
+/// one parameter as its nested arrays, or of several as an object by name.
+fn answer(f: &Function, outputs: &[Tensor], which: Which) -> Result<Value, String> {
+    let of = |role: Role| {
+        f.outputs
+            .iter()
+            .position(|o| o.role == role)
+            .map(|k| nested(&outputs[k]))
+            .ok_or_else(|| format!("the program computes no {role:?}"))
+    };
+    match which {
+        Which::Primal => of(Role::Loss),
+        Which::Gradient if f.params.len() == 1 => of(Role::Grad(0)),
+        Which::Gradient => {
+            let mut object = Map::new();
+            for (i, p) in f.params.iter().enumerate() {
+                object.insert(p.name.clone(), of(Role::Grad(i))?);
+            }
+            Ok(Value::Object(object))
+        }
+    }
+}
+
+/// A tensor as JSON: a number, or arrays of rows nested by its shape.
+pub fn nested(t: &Tensor) -> Value {
+    fn level(dims: &[usize], data: &[f64]) -> Value {
+        match dims.split_first() {
+            None => json!(data[0]),
+            Some((&n, rest)) => {
+                let step = rest.iter().product::<usize>();
+                Value::Array(
+                    (0..n)
+                        .map(|i| level(rest, &data[i * step..(i + 1) * step]))
+                        .collect(),
+                )
+            }
+        }
+    }
+    level(t.shape.dims(), &t.data)
+}
+
+fn timing(name: &str, start: Instant) -> Value {
+    json!({ "name": name, "nanoseconds": start.elapsed().as_nanos() as u64 })
+}
+
+fn failure(id: Value, error: String) -> Value {
+    json!({ "id": id, "success": false, "error": error })
+}
+
+fn text_field<'a>(message: &'a Value, name: &str) -> Result<&'a str, String> {
+    message
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("the message has no `{name}` string"))
+}
