@@ -22,7 +22,8 @@ several repetitions, compilation and warm-up excluded:
                --torch-compile (slow to compile on a small machine)
 Every step gathers its batch from the data by a row index, as gradc does;
 batches are whole (the index stream runs on across epochs). JAX and PyTorch
-run with their default thread pools (all cores); gradc has no threads yet.
+run with their default thread pools (all cores; --peer-threads 1 for one);
+gradc has no threads yet.
 
 The data is written to target/bench-data/ by the same generator as
 benches/workloads/data.rs (the files are identical): an LCG and only
@@ -36,6 +37,7 @@ can. To install them (never into the repository):
 """
 import argparse
 import json
+import os
 import statistics
 import struct
 import subprocess
@@ -49,6 +51,8 @@ WORKLOADS = ROOT / "benches" / "workloads"
 
 BLOBS, BLOB_FEATURES, MNIST_LIKE, DIGITS = 20_000, 20, 2_048, 1_437
 ROSENBROCK = (2, 100, 10_000)
+# The peers' thread count, 0 for their default (--peer-threads).
+PEER_THREADS = [0]
 
 # name: (batch, steps, optimizer, learning rate, pixel scale); the trained
 # workloads, as their train blocks say.
@@ -342,6 +346,8 @@ def torch_peers(results, reps, np, compile_too):
         print(f"PyTorch cannot be imported ({str(e)[:120]}): no PyTorch figures", file=sys.stderr)
         return None
     torch.set_default_dtype(torch.float64)
+    if PEER_THREADS[0]:
+        torch.set_num_threads(PEER_THREADS[0])
     F = torch.nn.functional
 
     def loss_fn(name):
@@ -389,6 +395,20 @@ def torch_peers(results, reps, np, compile_too):
 # ---------------------------------------------------------------- report
 
 
+def machine():
+    """Cores, architecture and the vector extensions that matter here."""
+    flags = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    ext = "+".join(f.upper() for f in ("avx2", "fma", "avx512f") if f in flags)
+    return f"{os.cpu_count()} cores, {os.uname().machine}" + (f" {ext}" if ext else "")
+
+
 def fmt_time(s):
     if s is None:
         return "-"
@@ -434,8 +454,16 @@ def main():
                     help="use the criterion results already in target/criterion instead of running cargo bench")
     ap.add_argument("--no-cli", action="store_true", help="skip the gradc train runs of the release binary")
     ap.add_argument("--torch-compile", action="store_true", help="also time torch.compile (slow to compile)")
+    ap.add_argument("--peer-threads", type=int, default=0,
+                    help="threads of JAX and PyTorch (default 0: their own default, all cores)")
     args = ap.parse_args()
+    if args.peer_threads:
+        # Read by XLA when JAX is first imported; PyTorch's is set on import.
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                   f" --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={args.peer_threads}")
+        PEER_THREADS[0] = args.peer_threads
 
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     real = generate()
     print(f"data in {DATA}; digits: {'examples/data' if real else 'random 8x8 stand-in'}", file=sys.stderr)
     results = {}
@@ -457,8 +485,9 @@ def main():
         v = torch_peers(results, args.reps, np, args.torch_compile)
         if v:
             versions.append(f"torch {v}")
-    print(f"# {time.strftime('%Y-%m-%d')}; {', '.join(versions) or 'no peers'}; "
-          f"digits: {'real' if real else 'stand-in'}")
+    print(f"# {time.strftime('%Y-%m-%d')}; {machine()}; load average {load}")
+    print(f"# {', '.join(versions) or 'no peers'}; peers' threads: {args.peer_threads or 'default'}; "
+          f"digits: {'examples/data' if real else 'random stand-in'}")
     report(results)
 
 

@@ -58,15 +58,25 @@ fn rosenbrock_source(n: usize) -> String {
 /// A training run reduced to its steps: the program compiled, its data
 /// loaded, the parameters and the optimizer state, the examples in a
 /// shuffled order cut into whole batches.
+///
+/// After as many steps as the train block's run has, the parameters and
+/// the optimizer state start again from the initial ones: the time of a
+/// step depends on the numbers (a logistic regression on separable data
+/// drives its logits far out), so the mean over many steps should be that
+/// of the real run, not of one much longer.
 struct Trainer {
     engine: Engine,
     data: Dataset,
     params: Vec<Tensor>,
     state: State,
+    initial: (Vec<Tensor>, State),
     lr: f64,
     order: Vec<usize>,
     batch: usize,
     next: usize,
+    /// Steps since the start, and the run's number of steps.
+    done: u64,
+    run: u64,
 }
 
 impl Trainer {
@@ -75,7 +85,11 @@ impl Trainer {
         let path = dir.join(format!("{name}.grad"));
         let src = std::fs::read_to_string(&path).expect("reads the workload");
         let c = gradc::compile(&src).expect("the workload compiles");
-        let cfg: TrainConfig = c.typed.train.clone().expect("the workload has a train block");
+        let cfg: TrainConfig = c
+            .typed
+            .train
+            .clone()
+            .expect("the workload has a train block");
         let f = train_program(&c).expect("differentiates");
         let needed = vec![true; f.inputs.len()];
         let data = runtime::load_data(&c, None, &dir, &needed, &mut |_| {})
@@ -89,9 +103,15 @@ impl Trainer {
         let mut order: Vec<usize> = (0..data.len()).collect();
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(cfg.seed);
         runtime::data::shuffle(&mut order, &mut rng);
+        let state = State::new(&cfg.optimizer, &sizes);
+        let run = cfg.epochs.expect("the workload's train block sets epochs")
+            * data.len().div_ceil(batch) as u64;
         Trainer {
             engine: Engine::new(&f, Mode::Batched).expect("the JIT compiles"),
-            state: State::new(&cfg.optimizer, &sizes),
+            initial: (params.clone(), state.clone()),
+            state,
+            done: 0,
+            run,
             params,
             lr: cfg.optimizer.lr(),
             data,
@@ -104,6 +124,10 @@ impl Trainer {
     /// One optimizer step on the next batch (from the first again after
     /// the last whole one).
     fn step(&mut self) {
+        if self.done == self.run {
+            self.restart();
+        }
+        self.done += 1;
         if self.next + self.batch > self.order.len() {
             self.next = 0;
         }
@@ -112,7 +136,19 @@ impl Trainer {
         self.engine
             .run(&self.params, Some(&self.data), black_box(rows))
             .expect("runs");
-        self.state.step(self.lr, &mut self.params, self.engine.grads());
+        self.state
+            .step(self.lr, &mut self.params, self.engine.grads());
+    }
+
+    /// Back to the initial parameters and optimizer state, and the first
+    /// batch.
+    fn restart(&mut self) {
+        for (p, q) in self.params.iter_mut().zip(&self.initial.0) {
+            p.data.copy_from_slice(&q.data);
+        }
+        self.state.clone_from(&self.initial.1);
+        self.done = 0;
+        self.next = 0;
     }
 }
 

@@ -86,7 +86,10 @@ fn blobs() {
         }
         ys.push(y as u8);
     }
-    write("blobs-x-idx2-double", &idx(0x0E, &[BLOBS, BLOB_FEATURES], &xs));
+    write(
+        "blobs-x-idx2-double",
+        &idx(0x0E, &[BLOBS, BLOB_FEATURES], &xs),
+    );
     write("blobs-y-idx1-ubyte", &idx(0x08, &[BLOBS], &ys));
 }
 
@@ -124,7 +127,10 @@ fn digits() -> bool {
     let real = names.iter().all(|n| examples.join(n).is_file());
     if real {
         for n in names {
-            write(n, &std::fs::read(examples.join(n)).expect("reads the digits"));
+            write(
+                n,
+                &std::fs::read(examples.join(n)).expect("reads the digits"),
+            );
         }
     } else {
         images("digits-train", 3, DIGITS, 8, 17);
