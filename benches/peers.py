@@ -15,7 +15,8 @@ several repetitions, compilation and warm-up excluded:
                the batched gradient call on a batch already in memory and the
                optimizer update, at 1 thread); and `gradc train FILE --json
                --quiet` (the release binary's "seconds" over its steps: the
-               whole training loop with its checks and epoch records)
+               whole training loop with its checks, epoch records and the
+               final evaluation on the training data)
   JAX          jax.jit of one step (gather, value and gradient, update) called
                in a Python loop; and the whole loop in one lax.scan
   PyTorch      eager (autograd, torch.optim); torch.compile of the loss with
@@ -34,6 +35,8 @@ The peers are optional; without them the script says so and prints what it
 can. To install them (never into the repository):
     python3 -m venv /tmp/peers && /tmp/peers/bin/pip install numpy jax torch
     /tmp/peers/bin/python benches/peers.py
+(torch from PyPI on Linux is the CUDA build, about 4 GB with the NVIDIA
+libraries it needs to import; it runs on the CPU all the same.)
 """
 import argparse
 import json
