@@ -392,7 +392,7 @@ def torch_peers(results, reps, np, compile_too):
                 (g,) = torch.autograd.grad(value, z)
 
         results.setdefault(f"rosenbrock n={n}", {})["torch"] = median_time(run, reps) / calls
-    return f"{torch.__version__}, {torch.get_num_threads()} threads"
+    return f"{torch.__version__} ({torch.get_num_threads()} threads)"
 
 
 # ---------------------------------------------------------------- report
