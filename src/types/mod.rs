@@ -16,6 +16,7 @@ mod expr;
 mod index;
 pub mod init;
 mod loops;
+mod prim;
 mod residual;
 mod shapes;
 pub mod train;
