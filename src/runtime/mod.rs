@@ -46,6 +46,7 @@ mod line_search;
 mod newton;
 pub mod newton_cg;
 pub mod optim;
+mod setup;
 pub mod train;
 
 use std::fmt;
