@@ -23,6 +23,10 @@ pub struct Eval {
     pub primal: &'static str,
     /// The name of the function that is its gradient.
     pub gradient: &'static str,
+    /// The `output` the primal function answers, when it is not the loss
+    /// (`ode`'s primal is the final state, its derivative that of one
+    /// element).
+    pub output: Option<&'static str>,
     /// The sizes and values of an `input`.
     pub read: fn(&Value) -> Result<Point, String>,
 }
@@ -41,6 +45,7 @@ pub const EVALS: &[Eval] = &[
         source: include_str!("../../gradbench/hello.grad"),
         primal: "square",
         gradient: "double",
+        output: None,
         read: read_hello,
     },
     Eval {
@@ -48,6 +53,7 @@ pub const EVALS: &[Eval] = &[
         source: include_str!("../../gradbench/lse.grad"),
         primal: "primal",
         gradient: "gradient",
+        output: None,
         read: read_lse,
     },
     Eval {
@@ -55,6 +61,7 @@ pub const EVALS: &[Eval] = &[
         source: include_str!("../../gradbench/llsq.grad"),
         primal: "primal",
         gradient: "gradient",
+        output: None,
         read: read_llsq,
     },
     Eval {
@@ -62,13 +69,21 @@ pub const EVALS: &[Eval] = &[
         source: include_str!("../../gradbench/gmm.grad"),
         primal: "objective",
         gradient: "jacobian",
+        output: None,
         read: read_gmm,
+    },
+    Eval {
+        name: "ode",
+        source: include_str!("../../gradbench/ode.grad"),
+        primal: "primal",
+        gradient: "gradient",
+        output: Some("y"),
+        read: read_ode,
     },
 ];
 
 /// GradBench's other evals, and why gradc does not answer them yet.
 pub const UNSUPPORTED: &[(&str, &str)] = &[
-    ("ode", "gradc has no program for `ode` yet (a Runge-Kutta loop whose Jacobian GradBench asks for)"),
     ("kmeans", "gradc has no program for `kmeans` yet (its Newton direction needs the Hessian's diagonal as an output)"),
     ("lstm", "gradc has no program for `lstm` yet"),
     ("det", "gradc has no program for `det` yet (a determinant by minors of a size given at run time)"),
@@ -151,6 +166,21 @@ fn read_gmm(input: &Value) -> Result<Point, String> {
     Ok(Point {
         dims: vec![("N".into(), n), ("D".into(), d), ("K".into(), k)],
         values,
+    })
+}
+
+/// `ode`: `x` of length N (2 at least: y_i' reads y_{i-1}) and `s` steps.
+fn read_ode(input: &Value) -> Result<Point, String> {
+    let x = vector(input, "x")?;
+    if x.len() < 2 {
+        return Err(format!(
+            "`x` must have 2 elements at least, not {}",
+            x.len()
+        ));
+    }
+    Ok(Point {
+        dims: vec![("N".into(), x.len()), ("S".into(), count(input, "s")?)],
+        values: vec![("x", Tensor::new(Shape::vector(x.len()), x))],
     })
 }
 

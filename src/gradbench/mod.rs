@@ -155,7 +155,7 @@ impl Tool {
             timings.push(json!({ "name": "evaluate", "nanoseconds": elapsed.as_nanos() as u64 }));
             run += 1;
         }
-        Ok((answer(f, &outputs, which)?, timings))
+        Ok((answer(eval, f, &outputs, which)?, timings))
     }
 }
 
@@ -242,9 +242,10 @@ fn arrange(slots: &[crate::ir::Slot], point: &Point, what: &str) -> Result<Vec<T
         .collect()
 }
 
-/// The output GradBench expects: the loss as a number; the gradient of the
+/// The output GradBench expects: the loss as a number (or the eval's
+/// `output`, nested arrays, when it names one); the gradient of the
 /// one parameter as its nested arrays, or of several as an object by name.
-fn answer(f: &Function, outputs: &[Tensor], which: Which) -> Result<Value, String> {
+fn answer(eval: &Eval, f: &Function, outputs: &[Tensor], which: Which) -> Result<Value, String> {
     let of = |role: Role| {
         f.outputs
             .iter()
@@ -253,7 +254,15 @@ fn answer(f: &Function, outputs: &[Tensor], which: Which) -> Result<Value, Strin
             .ok_or_else(|| format!("the program computes no {role:?}"))
     };
     match which {
-        Which::Primal => of(Role::Loss),
+        Which::Primal => match eval.output {
+            None => of(Role::Loss),
+            Some(name) => f
+                .outputs
+                .iter()
+                .position(|o| o.role == Role::Output && o.name == name)
+                .map(|k| nested(&outputs[k]))
+                .ok_or_else(|| format!("the program has no output `{name}`")),
+        },
         Which::Gradient if f.params.len() == 1 => of(Role::Grad(0)),
         Which::Gradient => {
             let mut object = Map::new();
