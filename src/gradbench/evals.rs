@@ -27,6 +27,10 @@ pub struct Eval {
     /// (`ode`'s primal is the final state, its derivative that of one
     /// element).
     pub output: Option<&'static str>,
+    /// Whether the gradient is answered as one flat vector, every
+    /// parameter's elements row by row in the program's order (`lstm`),
+    /// rather than by parameter.
+    pub flat: bool,
     /// The sizes and values of an `input`.
     pub read: fn(&Value) -> Result<Point, String>,
 }
@@ -46,6 +50,7 @@ pub const EVALS: &[Eval] = &[
         primal: "square",
         gradient: "double",
         output: None,
+        flat: false,
         read: read_hello,
     },
     Eval {
@@ -54,6 +59,7 @@ pub const EVALS: &[Eval] = &[
         primal: "primal",
         gradient: "gradient",
         output: None,
+        flat: false,
         read: read_lse,
     },
     Eval {
@@ -62,6 +68,7 @@ pub const EVALS: &[Eval] = &[
         primal: "primal",
         gradient: "gradient",
         output: None,
+        flat: false,
         read: read_llsq,
     },
     Eval {
@@ -70,6 +77,7 @@ pub const EVALS: &[Eval] = &[
         primal: "objective",
         gradient: "jacobian",
         output: None,
+        flat: false,
         read: read_gmm,
     },
     Eval {
@@ -78,14 +86,23 @@ pub const EVALS: &[Eval] = &[
         primal: "primal",
         gradient: "gradient",
         output: Some("y"),
+        flat: false,
         read: read_ode,
+    },
+    Eval {
+        name: "lstm",
+        source: include_str!("../../gradbench/lstm.grad"),
+        primal: "objective",
+        gradient: "jacobian",
+        output: None,
+        flat: true,
+        read: read_lstm,
     },
 ];
 
 /// GradBench's other evals, and why gradc does not answer them yet.
 pub const UNSUPPORTED: &[(&str, &str)] = &[
     ("kmeans", "gradc has no program for `kmeans` yet (its Newton direction needs the Hessian's diagonal as an output)"),
-    ("lstm", "gradc has no program for `lstm` yet"),
     ("det", "gradc has no program for `det` yet (a determinant by minors of a size given at run time)"),
     ("ba", "gradc has no program for `ba` yet (its output is a sparse Jacobian)"),
     ("ht", "gradc has no program for `ht` yet (its output is a Jacobian)"),
@@ -182,6 +199,47 @@ fn read_ode(input: &Value) -> Result<Point, String> {
         dims: vec![("N".into(), x.len()), ("S".into(), count(input, "s")?)],
         values: vec![("x", Tensor::new(Shape::vector(x.len()), x))],
     })
+}
+
+/// `lstm`: `main_params` (2 rows a layer, of 4 B numbers), `extra_params`
+/// (3 rows of B), `state` (2 rows a layer, of B) and `sequence` (C rows of
+/// B, 2 at least: each character but the first is predicted).
+fn read_lstm(input: &Value) -> Result<Point, String> {
+    let (rows, cols) = outer(input, "main_params")?;
+    if rows % 2 != 0 || cols % 4 != 0 {
+        return Err(format!(
+            "`main_params` must have 2 rows a layer of 4 numbers a cell, not {rows} rows of {cols}"
+        ));
+    }
+    let (l, b) = (rows / 2, cols / 4);
+    let (c, _) = outer(input, "sequence")?;
+    if c < 2 {
+        return Err(format!("`sequence` must have 2 rows at least, not {c}"));
+    }
+    Ok(Point {
+        dims: vec![("L".into(), l), ("B".into(), b), ("C".into(), c)],
+        values: vec![
+            ("main", matrix(input, "main_params", 2 * l, 4 * b)?),
+            ("extra", matrix(input, "extra_params", 3, b)?),
+            ("state", matrix(input, "state", 2 * l, b)?),
+            ("sequence", matrix(input, "sequence", c, b)?),
+        ],
+    })
+}
+
+/// The number of rows of an array of rows, and the length of its first.
+fn outer(input: &Value, name: &str) -> Result<(usize, usize), String> {
+    let rows = input
+        .get(name)
+        .ok_or_else(|| format!("the input has no `{name}`"))?
+        .as_array()
+        .ok_or_else(|| format!("`{name}` must be an array of rows"))?;
+    let first = rows
+        .first()
+        .ok_or_else(|| format!("`{name}` is empty"))?
+        .as_array()
+        .ok_or_else(|| format!("`{name}[0]` must be an array of numbers"))?;
+    Ok((rows.len(), nonempty(first.len(), &format!("{name}[0]"))?))
 }
 
 fn number(input: &Value, name: &str) -> Result<f64, String> {

@@ -1,4 +1,4 @@
-//! `gradc gradbench`'s evals whose primal function is not a scalar loss,
+//! `gradc gradbench`'s evals with loops (`ode`, `lstm`) and after them,
 //! replayed from `tests/gradbench/` as in `gradbench.rs`: each primal
 //! output checked against the eval's definition written here in Rust, each
 //! gradient against central finite differences of that definition (the JIT
@@ -55,5 +55,67 @@ fn odes_outputs_are_vectors_of_xs_length() {
         let len = input["x"].as_array().unwrap().len();
         assert_eq!(output.as_array().map(Vec::len), Some(len), "{output}");
         assert!(output.as_array().unwrap().iter().all(Value::is_f64));
+    }
+}
+
+/// `lstm`'s objective as GradBench's C++ reference computes it (after
+/// ADBench): `main` and `extra` flat, row by row, as the jacobian's order.
+fn lstm(main: &[f64], extra: &[f64], state: &[f64], seq: &[f64], l: usize, b: usize) -> f64 {
+    let c = seq.len() / b;
+    let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+    let mut state = state.to_vec();
+    let mut total = 0.0;
+    for t in 0..c - 1 {
+        let mut x: Vec<f64> = (0..b).map(|i| seq[t * b + i] * extra[i]).collect();
+        for layer in 0..l {
+            let w = &main[2 * layer * 4 * b..];
+            let bias = &main[(2 * layer + 1) * 4 * b..];
+            for i in 0..b {
+                let hidden = state[2 * layer * b + i];
+                let forget = sigmoid(x[i] * w[i] + bias[i]);
+                let ingate = sigmoid(hidden * w[b + i] + bias[b + i]);
+                let outgate = sigmoid(x[i] * w[2 * b + i] + bias[2 * b + i]);
+                let change = (hidden * w[3 * b + i] + bias[3 * b + i]).tanh();
+                let cell = &mut state[(2 * layer + 1) * b + i];
+                *cell = *cell * forget + ingate * change;
+                let h = outgate * cell.tanh();
+                state[2 * layer * b + i] = h;
+            }
+            x = state[2 * layer * b..2 * layer * b + b].to_vec();
+        }
+        let ypred: Vec<f64> = (0..b)
+            .map(|i| x[i] * extra[b + i] + extra[2 * b + i])
+            .collect();
+        let lse = (ypred.iter().map(|y| y.exp()).sum::<f64>() + 2.0).ln();
+        total += (0..b)
+            .map(|i| seq[(t + 1) * b + i] * (ypred[i] - lse))
+            .sum::<f64>();
+    }
+    -total / ((c - 1) * b) as f64
+}
+
+#[test]
+fn lstm_is_adbenchs_diagonal_lstm() {
+    let evals = evaluations("lstm.jsonl");
+    assert!(evals.len() >= 6, "{} evaluations", evals.len());
+    for (function, input, output) in evals {
+        let rows = |name: &str| input[name].as_array().unwrap().len();
+        let l = rows("main_params") / 2;
+        let b = input["extra_params"][0].as_array().unwrap().len();
+        let (main, extra) = (floats(&input["main_params"]), floats(&input["extra_params"]));
+        let (state, seq) = (floats(&input["state"]), floats(&input["sequence"]));
+        // The objective at the parameters `p`: main's elements, then extra's.
+        let at = |p: &[f64]| {
+            let (m, e) = p.split_at(main.len());
+            lstm(m, e, &state, &seq, l, b)
+        };
+        let flat: Vec<f64> = main.iter().chain(&extra).copied().collect();
+        if function == "objective" {
+            assert_close(&[output.as_f64().unwrap()], &[at(&flat)], 1e-12, "objective");
+        } else {
+            // One flat vector, main's gradient row by row then extra's.
+            assert!(output.as_array().unwrap().iter().all(Value::is_f64));
+            assert_close(&floats(&output), &central(&at, &flat), 1e-6, "jacobian");
+        }
     }
 }
