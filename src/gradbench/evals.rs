@@ -98,12 +98,20 @@ pub const EVALS: &[Eval] = &[
         flat: true,
         read: read_lstm,
     },
+    Eval {
+        name: "det",
+        source: include_str!("../../gradbench/det.grad"),
+        primal: "primal",
+        gradient: "gradient",
+        output: None,
+        flat: true,
+        read: read_det,
+    },
 ];
 
 /// GradBench's other evals, and why gradc does not answer them yet.
 pub const UNSUPPORTED: &[(&str, &str)] = &[
     ("kmeans", "gradc has no program for `kmeans` yet (its Newton direction needs the Hessian's diagonal as an output)"),
-    ("det", "gradc has no program for `det` yet (a determinant by minors of a size given at run time)"),
     ("ba", "gradc has no program for `ba` yet (its output is a sparse Jacobian)"),
     ("ht", "gradc has no program for `ht` yet (its output is a Jacobian)"),
     ("saddle", "gradc has no program for `saddle` yet (nested derivatives with an optimisation loop of data-dependent length)"),
@@ -224,6 +232,25 @@ fn read_lstm(input: &Value) -> Result<Point, String> {
             ("state", matrix(input, "state", 2 * l, b)?),
             ("sequence", matrix(input, "sequence", c, b)?),
         ],
+    })
+}
+
+/// The largest `ell` of `det`: its program keeps a determinant for each of
+/// the 2^ell subsets of the columns.
+pub const DET_MAX_ELL: usize = 16;
+
+/// `det`: `A`, `ell` x `ell` numbers row by row.
+fn read_det(input: &Value) -> Result<Point, String> {
+    let ell = count(input, "ell")?;
+    if ell > DET_MAX_ELL {
+        return Err(format!(
+            "`ell` is {ell}: gradc's det keeps 2^ell minors, and answers ell up to {DET_MAX_ELL}"
+        ));
+    }
+    let a = sized(vector(input, "A")?, ell * ell, "A")?;
+    Ok(Point {
+        dims: vec![("L".into(), ell), ("P".into(), 1 << ell)],
+        values: vec![("A", Tensor::new(Shape::matrix(ell, ell), a))],
     })
 }
 

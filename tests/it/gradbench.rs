@@ -25,7 +25,7 @@ pub(crate) fn replay(file: &str, backend: Backend) -> (Vec<Value>, Vec<Value>) {
     (messages, respond(&text, backend))
 }
 
-fn respond(text: &str, backend: Backend) -> Vec<Value> {
+pub(crate) fn respond(text: &str, backend: Backend) -> Vec<Value> {
     let mut out = Vec::new();
     serve(Cursor::new(text.as_bytes()), &mut out, backend).unwrap();
     String::from_utf8(out)

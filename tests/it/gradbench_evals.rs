@@ -6,7 +6,9 @@
 
 use serde_json::Value;
 
-use crate::gradbench::{assert_close, central, evaluations, floats};
+use gradc::eval::Backend;
+
+use crate::gradbench::{assert_close, central, evaluations, floats, respond};
 
 /// `ode`'s final state: GradBench's C++ reference, step for step (RK4 to
 /// t = 2 in `s` steps, y_0' = x_0, y_i' = x_i y_{i-1}).
@@ -118,4 +120,69 @@ fn lstm_is_adbenchs_diagonal_lstm() {
             assert_close(&floats(&output), &central(&at, &flat), 1e-6, "jacobian");
         }
     }
+}
+
+/// The determinant by expansion by minors, as cmpad's recursion: along the
+/// first row, column by column, signs alternating.
+fn det_by_minors(a: &[f64], ell: usize, rows: &[usize], cols: &[usize]) -> f64 {
+    if cols.len() == 1 {
+        return a[rows[0] * ell + cols[0]];
+    }
+    let mut det = 0.0;
+    for (j, &c) in cols.iter().enumerate() {
+        let rest: Vec<usize> = cols.iter().copied().filter(|&x| x != c).collect();
+        let term = a[rows[0] * ell + c] * det_by_minors(a, ell, &rows[1..], &rest);
+        det = if j % 2 == 0 { det + term } else { det - term };
+    }
+    det
+}
+
+#[test]
+fn det_is_the_determinant_by_minors() {
+    let evals = evaluations("det.jsonl");
+    assert!(evals.len() >= 8, "{} evaluations", evals.len());
+    for (function, input, output) in evals {
+        let ell = input["ell"].as_u64().unwrap() as usize;
+        let all: Vec<usize> = (0..ell).collect();
+        let det = |a: &[f64]| det_by_minors(a, ell, &all, &all);
+        let a = floats(&input["A"]);
+        if function == "primal" {
+            // The same sums in the same order: the same bits.
+            assert_eq!(output.as_f64().unwrap().to_bits(), det(&a).to_bits(), "{output}");
+        } else {
+            assert_eq!(output.as_array().unwrap().len(), ell * ell);
+            assert_close(&floats(&output), &central(&det, &a), 1e-6, "gradient");
+        }
+    }
+}
+
+/// The gradient of the determinant is the cofactor matrix: det(A) A^-T,
+/// here for a 3 x 3 matrix against its adjugate written out.
+#[test]
+fn dets_gradient_is_the_cofactor_matrix() {
+    let evals = evaluations("det.jsonl");
+    let (_, input, output) = evals
+        .iter()
+        .find(|(f, i, _)| f == "gradient" && i["ell"] == 3)
+        .unwrap();
+    let a = floats(&input["A"]);
+    let m = |r: usize, c: usize| a[r * 3 + c];
+    let cofactor = |r: usize, c: usize| {
+        let (r1, r2) = ((r + 1) % 3, (r + 2) % 3);
+        let (c1, c2) = ((c + 1) % 3, (c + 2) % 3);
+        m(r1, c1) * m(r2, c2) - m(r1, c2) * m(r2, c1)
+    };
+    let want: Vec<f64> = (0..9).map(|k| cofactor(k / 3, k % 3)).collect();
+    assert_close(&floats(output), &want, 1e-12, "cofactor");
+}
+
+/// A matrix too large for the table of minors is refused with the reason.
+#[test]
+fn a_det_too_large_is_refused_with_the_reason() {
+    let message = serde_json::json!({"id": 0, "kind": "evaluate", "module": "det",
+        "function": "primal", "input": {"A": vec![0.5; 17 * 17], "ell": 17}});
+    let responses = respond(&message.to_string(), Backend::Jit);
+    assert_eq!(responses[0]["success"], false, "{}", responses[0]);
+    let error = responses[0]["error"].as_str().unwrap();
+    assert!(error.contains("`ell` is 17") && error.contains("16"), "{error}");
 }
