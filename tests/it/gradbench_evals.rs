@@ -104,7 +104,10 @@ fn lstm_is_adbenchs_diagonal_lstm() {
         let rows = |name: &str| input[name].as_array().unwrap().len();
         let l = rows("main_params") / 2;
         let b = input["extra_params"][0].as_array().unwrap().len();
-        let (main, extra) = (floats(&input["main_params"]), floats(&input["extra_params"]));
+        let (main, extra) = (
+            floats(&input["main_params"]),
+            floats(&input["extra_params"]),
+        );
         let (state, seq) = (floats(&input["state"]), floats(&input["sequence"]));
         // The objective at the parameters `p`: main's elements, then extra's.
         let at = |p: &[f64]| {
@@ -113,7 +116,12 @@ fn lstm_is_adbenchs_diagonal_lstm() {
         };
         let flat: Vec<f64> = main.iter().chain(&extra).copied().collect();
         if function == "objective" {
-            assert_close(&[output.as_f64().unwrap()], &[at(&flat)], 1e-12, "objective");
+            assert_close(
+                &[output.as_f64().unwrap()],
+                &[at(&flat)],
+                1e-12,
+                "objective",
+            );
         } else {
             // One flat vector, main's gradient row by row then extra's.
             assert!(output.as_array().unwrap().iter().all(Value::is_f64));
@@ -148,7 +156,11 @@ fn det_is_the_determinant_by_minors() {
         let a = floats(&input["A"]);
         if function == "primal" {
             // The same sums in the same order: the same bits.
-            assert_eq!(output.as_f64().unwrap().to_bits(), det(&a).to_bits(), "{output}");
+            assert_eq!(
+                output.as_f64().unwrap().to_bits(),
+                det(&a).to_bits(),
+                "{output}"
+            );
         } else {
             assert_eq!(output.as_array().unwrap().len(), ell * ell);
             assert_close(&floats(&output), &central(&det, &a), 1e-6, "gradient");
@@ -184,5 +196,8 @@ fn a_det_too_large_is_refused_with_the_reason() {
     let responses = respond(&message.to_string(), Backend::Jit);
     assert_eq!(responses[0]["success"], false, "{}", responses[0]);
     let error = responses[0]["error"].as_str().unwrap();
-    assert!(error.contains("`ell` is 17") && error.contains("16"), "{error}");
+    assert!(
+        error.contains("`ell` is 17") && error.contains("16"),
+        "{error}"
+    );
 }
