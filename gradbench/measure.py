@@ -28,11 +28,9 @@ def llsq():
 
 
 def gmm():
-    # GradBench's d in [2, 10, 20, 32, 64] and k in [5, 10, 25, 50, 100]: the
-    # program's einsum materialises n k d d products, so the sizes here stop
-    # where that outgrows this machine's memory.
+    # GradBench's d in [2, 10, 20, 32, 64] and k in [5, 10, 25, 50, 100].
     n = 1000
-    combos = sorted([(d, k) for d in [2, 10, 20] for k in [5, 10, 25]],
+    combos = sorted([(d, k) for d in [2, 10, 20, 32, 64] for k in [5, 10, 25, 50, 100]],
                     key=lambda v: v[0] * v[1])
     for d, k in combos:
         yield f"d={d},k={k},n={n}", {
@@ -45,9 +43,35 @@ def gmm():
         }
 
 
+def ode():
+    combos = sorted([(n, s) for n in [1000, 10000, 100000] for s in [1, 10, 100]],
+                    key=lambda v: v[0] * v[1])
+    for n, s in combos:
+        yield f"n={n},s={s}", {"x": [random.random() for _ in range(n)], "s": s}
+
+
+def lstm():
+    # GradBench reads ADBench's files (l layers, c characters of b = 14
+    # numbers); the same sizes here, drawn at random.
+    b = 14
+    rows = lambda r, c: [[random.uniform(-1, 1) for _ in range(c)] for _ in range(r)]
+    for l in [2, 4]:
+        for c in [1024, 4096]:
+            yield f"l={l},c={c}", {"main_params": rows(2 * l, 4 * b), "extra_params": rows(3, b),
+                                   "state": rows(2 * l, b), "sequence": rows(c, b)}
+
+
+def det():
+    for ell in [5, 6, 7, 8, 9, 10, 11]:
+        yield f"ell={ell}", {"A": [random.random() for _ in range(ell * ell)], "ell": ell}
+
+
 EVALS = {"lse": (lse, "primal", "gradient"),
          "llsq": (llsq, "primal", "gradient"),
-         "gmm": (gmm, "objective", "jacobian")}
+         "gmm": (gmm, "objective", "jacobian"),
+         "ode": (ode, "primal", "gradient"),
+         "lstm": (lstm, "objective", "jacobian"),
+         "det": (det, "primal", "gradient")}
 
 
 def run(gradc, name):

@@ -23,6 +23,14 @@ pub struct Eval {
     pub primal: &'static str,
     /// The name of the function that is its gradient.
     pub gradient: &'static str,
+    /// The `output` the primal function answers, when it is not the loss
+    /// (`ode`'s primal is the final state, its derivative that of one
+    /// element).
+    pub output: Option<&'static str>,
+    /// Whether the gradient is answered as one flat vector, every
+    /// parameter's elements row by row in the program's order (`lstm`),
+    /// rather than by parameter.
+    pub flat: bool,
     /// The sizes and values of an `input`.
     pub read: fn(&Value) -> Result<Point, String>,
 }
@@ -41,6 +49,8 @@ pub const EVALS: &[Eval] = &[
         source: include_str!("../../gradbench/hello.grad"),
         primal: "square",
         gradient: "double",
+        output: None,
+        flat: false,
         read: read_hello,
     },
     Eval {
@@ -48,6 +58,8 @@ pub const EVALS: &[Eval] = &[
         source: include_str!("../../gradbench/lse.grad"),
         primal: "primal",
         gradient: "gradient",
+        output: None,
+        flat: false,
         read: read_lse,
     },
     Eval {
@@ -55,6 +67,8 @@ pub const EVALS: &[Eval] = &[
         source: include_str!("../../gradbench/llsq.grad"),
         primal: "primal",
         gradient: "gradient",
+        output: None,
+        flat: false,
         read: read_llsq,
     },
     Eval {
@@ -62,16 +76,42 @@ pub const EVALS: &[Eval] = &[
         source: include_str!("../../gradbench/gmm.grad"),
         primal: "objective",
         gradient: "jacobian",
+        output: None,
+        flat: false,
         read: read_gmm,
+    },
+    Eval {
+        name: "ode",
+        source: include_str!("../../gradbench/ode.grad"),
+        primal: "primal",
+        gradient: "gradient",
+        output: Some("y"),
+        flat: false,
+        read: read_ode,
+    },
+    Eval {
+        name: "lstm",
+        source: include_str!("../../gradbench/lstm.grad"),
+        primal: "objective",
+        gradient: "jacobian",
+        output: None,
+        flat: true,
+        read: read_lstm,
+    },
+    Eval {
+        name: "det",
+        source: include_str!("../../gradbench/det.grad"),
+        primal: "primal",
+        gradient: "gradient",
+        output: None,
+        flat: true,
+        read: read_det,
     },
 ];
 
 /// GradBench's other evals, and why gradc does not answer them yet.
 pub const UNSUPPORTED: &[(&str, &str)] = &[
-    ("ode", "gradc has no program for `ode` yet (a Runge-Kutta loop whose Jacobian GradBench asks for)"),
     ("kmeans", "gradc has no program for `kmeans` yet (its Newton direction needs the Hessian's diagonal as an output)"),
-    ("lstm", "gradc has no program for `lstm` yet"),
-    ("det", "gradc has no program for `det` yet (a determinant by minors of a size given at run time)"),
     ("ba", "gradc has no program for `ba` yet (its output is a sparse Jacobian)"),
     ("ht", "gradc has no program for `ht` yet (its output is a Jacobian)"),
     ("saddle", "gradc has no program for `saddle` yet (nested derivatives with an optimisation loop of data-dependent length)"),
@@ -152,6 +192,81 @@ fn read_gmm(input: &Value) -> Result<Point, String> {
         dims: vec![("N".into(), n), ("D".into(), d), ("K".into(), k)],
         values,
     })
+}
+
+/// `ode`: `x` of length N (2 at least: y_i' reads y_{i-1}) and `s` steps.
+fn read_ode(input: &Value) -> Result<Point, String> {
+    let x = vector(input, "x")?;
+    if x.len() < 2 {
+        return Err(format!(
+            "`x` must have 2 elements at least, not {}",
+            x.len()
+        ));
+    }
+    Ok(Point {
+        dims: vec![("N".into(), x.len()), ("S".into(), count(input, "s")?)],
+        values: vec![("x", Tensor::new(Shape::vector(x.len()), x))],
+    })
+}
+
+/// `lstm`: `main_params` (2 rows a layer, of 4 B numbers), `extra_params`
+/// (3 rows of B), `state` (2 rows a layer, of B) and `sequence` (C rows of
+/// B, 2 at least: each character but the first is predicted).
+fn read_lstm(input: &Value) -> Result<Point, String> {
+    let (rows, cols) = outer(input, "main_params")?;
+    if rows % 2 != 0 || cols % 4 != 0 {
+        return Err(format!(
+            "`main_params` must have 2 rows a layer of 4 numbers a cell, not {rows} rows of {cols}"
+        ));
+    }
+    let (l, b) = (rows / 2, cols / 4);
+    let (c, _) = outer(input, "sequence")?;
+    if c < 2 {
+        return Err(format!("`sequence` must have 2 rows at least, not {c}"));
+    }
+    Ok(Point {
+        dims: vec![("L".into(), l), ("B".into(), b), ("C".into(), c)],
+        values: vec![
+            ("main", matrix(input, "main_params", 2 * l, 4 * b)?),
+            ("extra", matrix(input, "extra_params", 3, b)?),
+            ("state", matrix(input, "state", 2 * l, b)?),
+            ("sequence", matrix(input, "sequence", c, b)?),
+        ],
+    })
+}
+
+/// The largest `ell` of `det`: its program keeps a determinant for each of
+/// the 2^ell subsets of the columns.
+pub const DET_MAX_ELL: usize = 16;
+
+/// `det`: `A`, `ell` x `ell` numbers row by row.
+fn read_det(input: &Value) -> Result<Point, String> {
+    let ell = count(input, "ell")?;
+    if ell > DET_MAX_ELL {
+        return Err(format!(
+            "`ell` is {ell}: gradc's det keeps 2^ell minors, and answers ell up to {DET_MAX_ELL}"
+        ));
+    }
+    let a = sized(vector(input, "A")?, ell * ell, "A")?;
+    Ok(Point {
+        dims: vec![("L".into(), ell), ("P".into(), 1 << ell)],
+        values: vec![("A", Tensor::new(Shape::matrix(ell, ell), a))],
+    })
+}
+
+/// The number of rows of an array of rows, and the length of its first.
+fn outer(input: &Value, name: &str) -> Result<(usize, usize), String> {
+    let rows = input
+        .get(name)
+        .ok_or_else(|| format!("the input has no `{name}`"))?
+        .as_array()
+        .ok_or_else(|| format!("`{name}` must be an array of rows"))?;
+    let first = rows
+        .first()
+        .ok_or_else(|| format!("`{name}` is empty"))?
+        .as_array()
+        .ok_or_else(|| format!("`{name}[0]` must be an array of numbers"))?;
+    Ok((rows.len(), nonempty(first.len(), &format!("{name}[0]"))?))
 }
 
 fn number(input: &Value, name: &str) -> Result<f64, String> {

@@ -155,7 +155,7 @@ impl Tool {
             timings.push(json!({ "name": "evaluate", "nanoseconds": elapsed.as_nanos() as u64 }));
             run += 1;
         }
-        Ok((answer(f, &outputs, which)?, timings))
+        Ok((answer(eval, f, &outputs, which)?, timings))
     }
 }
 
@@ -242,18 +242,36 @@ fn arrange(slots: &[crate::ir::Slot], point: &Point, what: &str) -> Result<Vec<T
         .collect()
 }
 
-/// The output GradBench expects: the loss as a number; the gradient of the
+/// The output GradBench expects: the loss as a number (or the eval's
+/// `output`, nested arrays, when it names one); the gradient all in one
+/// flat vector when the eval asks for that, else the gradient of the
 /// one parameter as its nested arrays, or of several as an object by name.
-fn answer(f: &Function, outputs: &[Tensor], which: Which) -> Result<Value, String> {
-    let of = |role: Role| {
+fn answer(eval: &Eval, f: &Function, outputs: &[Tensor], which: Which) -> Result<Value, String> {
+    let find = |role: Role| {
         f.outputs
             .iter()
             .position(|o| o.role == role)
-            .map(|k| nested(&outputs[k]))
             .ok_or_else(|| format!("the program computes no {role:?}"))
     };
+    let of = |role: Role| find(role).map(|k| nested(&outputs[k]));
     match which {
-        Which::Primal => of(Role::Loss),
+        Which::Primal => match eval.output {
+            None => of(Role::Loss),
+            Some(name) => f
+                .outputs
+                .iter()
+                .position(|o| o.role == Role::Output && o.name == name)
+                .map(|k| nested(&outputs[k]))
+                .ok_or_else(|| format!("the program has no output `{name}`")),
+        },
+        Which::Gradient if eval.flat => {
+            let mut flat = Vec::new();
+            for i in 0..f.params.len() {
+                let k = find(Role::Grad(i))?;
+                flat.extend(outputs[k].data.iter().map(|&x| json!(x)));
+            }
+            Ok(Value::Array(flat))
+        }
         Which::Gradient if f.params.len() == 1 => of(Role::Grad(0)),
         Which::Gradient => {
             let mut object = Map::new();

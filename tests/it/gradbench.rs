@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use crate::common::root;
 
 /// The messages of a recorded file and the tool's responses to them.
-fn replay(file: &str, backend: Backend) -> (Vec<Value>, Vec<Value>) {
+pub(crate) fn replay(file: &str, backend: Backend) -> (Vec<Value>, Vec<Value>) {
     let text = std::fs::read_to_string(root().join("tests/gradbench").join(file)).unwrap();
     let messages = text
         .lines()
@@ -25,7 +25,7 @@ fn replay(file: &str, backend: Backend) -> (Vec<Value>, Vec<Value>) {
     (messages, respond(&text, backend))
 }
 
-fn respond(text: &str, backend: Backend) -> Vec<Value> {
+pub(crate) fn respond(text: &str, backend: Backend) -> Vec<Value> {
     let mut out = Vec::new();
     serve(Cursor::new(text.as_bytes()), &mut out, backend).unwrap();
     String::from_utf8(out)
@@ -37,7 +37,7 @@ fn respond(text: &str, backend: Backend) -> Vec<Value> {
 
 /// Every message but `end` answered with its id; `start` names the tool,
 /// `define` succeeds; each evaluation succeeds and is returned with its input.
-fn evaluations(file: &str) -> Vec<(String, Value, Value)> {
+pub(crate) fn evaluations(file: &str) -> Vec<(String, Value, Value)> {
     let (messages, responses) = replay(file, Backend::Jit);
     let answered: Vec<&Value> = messages.iter().filter(|m| m["kind"] != "end").collect();
     assert_eq!(answered.len(), responses.len(), "{responses:?}");
@@ -71,7 +71,7 @@ fn evaluations(file: &str) -> Vec<(String, Value, Value)> {
     out
 }
 
-fn floats(v: &Value) -> Vec<f64> {
+pub(crate) fn floats(v: &Value) -> Vec<f64> {
     match v {
         Value::Array(items) => items.iter().flat_map(floats).collect(),
         v => vec![v.as_f64().unwrap()],
@@ -80,7 +80,7 @@ fn floats(v: &Value) -> Vec<f64> {
 
 /// The relative error of `got` against `want`, each element scaled by the
 /// larger of its magnitude and 1.
-fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
+pub(crate) fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         let err = (g - w).abs() / w.abs().max(1.0);
@@ -89,7 +89,7 @@ fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
 }
 
 /// Central differences of `f` at `x`.
-fn central(f: &dyn Fn(&[f64]) -> f64, x: &[f64]) -> Vec<f64> {
+pub(crate) fn central(f: &dyn Fn(&[f64]) -> f64, x: &[f64]) -> Vec<f64> {
     let h = 1e-6;
     (0..x.len())
         .map(|i| {
@@ -132,7 +132,7 @@ fn check_eval(file: &str, params: &[&str], primal: &dyn Fn(&Value) -> f64) {
 }
 
 /// `v`'s numbers replaced, in order, by the first of `rest`.
-fn fill(v: &mut Value, rest: &mut &[f64]) {
+pub(crate) fn fill(v: &mut Value, rest: &mut &[f64]) {
     match v {
         Value::Array(items) => items.iter_mut().for_each(|x| fill(x, rest)),
         v => {
@@ -142,7 +142,7 @@ fn fill(v: &mut Value, rest: &mut &[f64]) {
     }
 }
 
-fn logsumexp(v: &[f64]) -> f64 {
+pub(crate) fn logsumexp(v: &[f64]) -> f64 {
     let mx = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     v.iter().map(|a| (a - mx).exp()).sum::<f64>().ln() + mx
 }
@@ -251,7 +251,15 @@ fn gmm_objective(input: &Value) -> f64 {
 
 #[test]
 fn the_jit_answers_as_the_interpreter_bit_for_bit() {
-    for file in ["hello.jsonl", "lse.jsonl", "llsq.jsonl", "gmm.jsonl"] {
+    let mut files: Vec<String> = std::fs::read_dir(root().join("tests/gradbench"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|f| f.ends_with(".jsonl"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 7, "{files:?}");
+    for file in &files {
+        let file = file.as_str();
         let (_, jit) = replay(file, Backend::Jit);
         let (_, interp) = replay(file, Backend::Interp);
         assert_eq!(jit.len(), interp.len(), "{file}");

@@ -22,6 +22,7 @@ mod fuzz;
 mod gather;
 mod grad_cases;
 mod gradbench;
+mod gradbench_evals;
 mod interp;
 mod jit;
 mod loops;

@@ -1,0 +1,203 @@
+//! `gradc gradbench`'s evals with loops (`ode`, `lstm`) and after them,
+//! replayed from `tests/gradbench/` as in `gradbench.rs`: each primal
+//! output checked against the eval's definition written here in Rust, each
+//! gradient against central finite differences of that definition (the JIT
+//! against the interpreter is checked there for every recorded file).
+
+use serde_json::Value;
+
+use gradc::eval::Backend;
+
+use crate::gradbench::{assert_close, central, evaluations, floats, respond};
+
+/// `ode`'s final state: GradBench's C++ reference, step for step (RK4 to
+/// t = 2 in `s` steps, y_0' = x_0, y_i' = x_i y_{i-1}).
+fn ode(x: &[f64], s: usize) -> Vec<f64> {
+    let n = x.len();
+    let f = |y: &[f64]| -> Vec<f64> {
+        (0..n)
+            .map(|i| if i == 0 { x[0] } else { x[i] * y[i - 1] })
+            .collect()
+    };
+    let h = 2.0 / s as f64;
+    let mut y = vec![0.0; n];
+    for _ in 0..s {
+        let k1 = f(&y);
+        let k2 = f(&(0..n).map(|i| y[i] + h * k1[i] / 2.0).collect::<Vec<_>>());
+        let k3 = f(&(0..n).map(|i| y[i] + h * k2[i] / 2.0).collect::<Vec<_>>());
+        let k4 = f(&(0..n).map(|i| y[i] + h * k3[i]).collect::<Vec<_>>());
+        for i in 0..n {
+            y[i] += h * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]) / 6.0;
+        }
+    }
+    y
+}
+
+#[test]
+fn ode_is_cmpads_runge_kutta_solution() {
+    let evals = evaluations("ode.jsonl");
+    assert!(evals.len() >= 6, "{} evaluations", evals.len());
+    for (function, input, output) in evals {
+        let x = floats(&input["x"]);
+        let s = input["s"].as_u64().unwrap() as usize;
+        let got = floats(&output);
+        if function == "primal" {
+            assert_close(&got, &ode(&x, s), 1e-12, "primal");
+        } else {
+            let last = |x: &[f64]| *ode(x, s).last().unwrap();
+            assert_close(&got, &central(&last, &x), 1e-6, "gradient");
+        }
+    }
+}
+
+/// The output's shape is the input's: a vector for a vector.
+#[test]
+fn odes_outputs_are_vectors_of_xs_length() {
+    for (_, input, output) in evaluations("ode.jsonl") {
+        let len = input["x"].as_array().unwrap().len();
+        assert_eq!(output.as_array().map(Vec::len), Some(len), "{output}");
+        assert!(output.as_array().unwrap().iter().all(Value::is_f64));
+    }
+}
+
+/// `lstm`'s objective as GradBench's C++ reference computes it (after
+/// ADBench): `main` and `extra` flat, row by row, as the jacobian's order.
+fn lstm(main: &[f64], extra: &[f64], state: &[f64], seq: &[f64], l: usize, b: usize) -> f64 {
+    let c = seq.len() / b;
+    let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+    let mut state = state.to_vec();
+    let mut total = 0.0;
+    for t in 0..c - 1 {
+        let mut x: Vec<f64> = (0..b).map(|i| seq[t * b + i] * extra[i]).collect();
+        for layer in 0..l {
+            let w = &main[2 * layer * 4 * b..];
+            let bias = &main[(2 * layer + 1) * 4 * b..];
+            for i in 0..b {
+                let hidden = state[2 * layer * b + i];
+                let forget = sigmoid(x[i] * w[i] + bias[i]);
+                let ingate = sigmoid(hidden * w[b + i] + bias[b + i]);
+                let outgate = sigmoid(x[i] * w[2 * b + i] + bias[2 * b + i]);
+                let change = (hidden * w[3 * b + i] + bias[3 * b + i]).tanh();
+                let cell = &mut state[(2 * layer + 1) * b + i];
+                *cell = *cell * forget + ingate * change;
+                let h = outgate * cell.tanh();
+                state[2 * layer * b + i] = h;
+            }
+            x = state[2 * layer * b..2 * layer * b + b].to_vec();
+        }
+        let ypred: Vec<f64> = (0..b)
+            .map(|i| x[i] * extra[b + i] + extra[2 * b + i])
+            .collect();
+        let lse = (ypred.iter().map(|y| y.exp()).sum::<f64>() + 2.0).ln();
+        total += (0..b)
+            .map(|i| seq[(t + 1) * b + i] * (ypred[i] - lse))
+            .sum::<f64>();
+    }
+    -total / ((c - 1) * b) as f64
+}
+
+#[test]
+fn lstm_is_adbenchs_diagonal_lstm() {
+    let evals = evaluations("lstm.jsonl");
+    assert!(evals.len() >= 6, "{} evaluations", evals.len());
+    for (function, input, output) in evals {
+        let rows = |name: &str| input[name].as_array().unwrap().len();
+        let l = rows("main_params") / 2;
+        let b = input["extra_params"][0].as_array().unwrap().len();
+        let (main, extra) = (
+            floats(&input["main_params"]),
+            floats(&input["extra_params"]),
+        );
+        let (state, seq) = (floats(&input["state"]), floats(&input["sequence"]));
+        // The objective at the parameters `p`: main's elements, then extra's.
+        let at = |p: &[f64]| {
+            let (m, e) = p.split_at(main.len());
+            lstm(m, e, &state, &seq, l, b)
+        };
+        let flat: Vec<f64> = main.iter().chain(&extra).copied().collect();
+        if function == "objective" {
+            assert_close(
+                &[output.as_f64().unwrap()],
+                &[at(&flat)],
+                1e-12,
+                "objective",
+            );
+        } else {
+            // One flat vector, main's gradient row by row then extra's.
+            assert!(output.as_array().unwrap().iter().all(Value::is_f64));
+            assert_close(&floats(&output), &central(&at, &flat), 1e-6, "jacobian");
+        }
+    }
+}
+
+/// The determinant by expansion by minors, as cmpad's recursion: along the
+/// first row, column by column, signs alternating.
+fn det_by_minors(a: &[f64], ell: usize, rows: &[usize], cols: &[usize]) -> f64 {
+    if cols.len() == 1 {
+        return a[rows[0] * ell + cols[0]];
+    }
+    let mut det = 0.0;
+    for (j, &c) in cols.iter().enumerate() {
+        let rest: Vec<usize> = cols.iter().copied().filter(|&x| x != c).collect();
+        let term = a[rows[0] * ell + c] * det_by_minors(a, ell, &rows[1..], &rest);
+        det = if j % 2 == 0 { det + term } else { det - term };
+    }
+    det
+}
+
+#[test]
+fn det_is_the_determinant_by_minors() {
+    let evals = evaluations("det.jsonl");
+    assert!(evals.len() >= 8, "{} evaluations", evals.len());
+    for (function, input, output) in evals {
+        let ell = input["ell"].as_u64().unwrap() as usize;
+        let all: Vec<usize> = (0..ell).collect();
+        let det = |a: &[f64]| det_by_minors(a, ell, &all, &all);
+        let a = floats(&input["A"]);
+        if function == "primal" {
+            // The same sums in the same order: the same bits.
+            assert_eq!(
+                output.as_f64().unwrap().to_bits(),
+                det(&a).to_bits(),
+                "{output}"
+            );
+        } else {
+            assert_eq!(output.as_array().unwrap().len(), ell * ell);
+            assert_close(&floats(&output), &central(&det, &a), 1e-6, "gradient");
+        }
+    }
+}
+
+/// The gradient of the determinant is the cofactor matrix: det(A) A^-T,
+/// here for a 3 x 3 matrix against its adjugate written out.
+#[test]
+fn dets_gradient_is_the_cofactor_matrix() {
+    let evals = evaluations("det.jsonl");
+    let (_, input, output) = evals
+        .iter()
+        .find(|(f, i, _)| f == "gradient" && i["ell"] == 3)
+        .unwrap();
+    let a = floats(&input["A"]);
+    let m = |r: usize, c: usize| a[r * 3 + c];
+    let cofactor = |r: usize, c: usize| {
+        let (r1, r2) = ((r + 1) % 3, (r + 2) % 3);
+        let (c1, c2) = ((c + 1) % 3, (c + 2) % 3);
+        m(r1, c1) * m(r2, c2) - m(r1, c2) * m(r2, c1)
+    };
+    let want: Vec<f64> = (0..9).map(|k| cofactor(k / 3, k % 3)).collect();
+    assert_close(&floats(output), &want, 1e-12, "cofactor");
+}
+
+/// A matrix too large for the table of minors is refused with the reason.
+#[test]
+fn a_det_too_large_is_refused_with_the_reason() {
+    let message = serde_json::json!({"id": 0, "kind": "evaluate", "module": "det",
+        "function": "primal", "input": {"A": vec![0.5; 17 * 17], "ell": 17}});
+    let responses = respond(&message.to_string(), Backend::Jit);
+    assert_eq!(responses[0]["success"], false, "{}", responses[0]);
+    let error = responses[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("`ell` is 17") && error.contains("16"),
+        "{error}"
+    );
+}
