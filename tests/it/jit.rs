@@ -124,12 +124,25 @@ fn batched(f: &Function) -> Result<[BatchedFunction; 2], String> {
     ])
 }
 
-/// Runs `jit` on `examples` as one batch, and the interpreter on each
-/// example; `Err` describes the first disagreement.
+/// The interpreter's outputs for each example, or its first error, placed
+/// in its example: what every batched JIT of `f` must give.
+type Interpreted = Result<Vec<Vec<(gradc::ir::Output, Tensor)>>, gradc::ir::RunError>;
+
+fn interpret(f: &Function, params: &[Tensor], examples: &[Vec<Tensor>]) -> Interpreted {
+    examples
+        .iter()
+        .enumerate()
+        .map(|(b, x)| interp::run_outputs(f, params, x).map_err(|w| w.in_example(Some(b))))
+        .collect()
+}
+
+/// Runs `jit` on `examples` as one batch against the interpreter's
+/// outputs for each example; `Err` describes the first disagreement.
 fn compare_batch(
     jit: &BatchedFunction,
     params: &[Tensor],
     examples: &[Vec<Tensor>],
+    interpreted: &Interpreted,
     inexact: &mut usize,
 ) -> Result<(), String> {
     let f = jit.function();
@@ -139,19 +152,15 @@ fn compare_batch(
         .collect();
     let rows: Vec<&[f64]> = rows.iter().map(|r| &r[..]).collect();
     let got = jit.run(params, &rows, n);
-    let mut per_example = Vec::with_capacity(n);
-    for (b, x) in examples.iter().enumerate() {
-        match interp::run_outputs(f, params, x) {
-            Ok(outs) => per_example.push(outs),
-            Err(w) => {
-                let w = w.in_example(Some(b));
-                return match got {
-                    Err(g) if g == w => Ok(()),
-                    g => Err(format!("interpreter error {w:?}, JIT {:?}", g.map(|_| ()))),
-                };
-            }
+    let per_example = match interpreted {
+        Ok(outs) => outs,
+        Err(w) => {
+            return match got {
+                Err(g) if &g == w => Ok(()),
+                g => Err(format!("interpreter error {w:?}, JIT {:?}", g.map(|_| ()))),
+            };
         }
-    }
+    };
     let got = got.map_err(|g| format!("JIT error {g:?}, the interpreter ran"))?;
     for (o, g) in jit.outputs().iter().zip(&got) {
         let out = &f.outputs[o.index];
@@ -261,9 +270,13 @@ fn batches_of_examples_and_check_cases_agree_with_the_interpreter() {
             for &n in sizes {
                 for params in &param_sets {
                     let examples = random_examples(f, n, &mut rng);
+                    // (Both JITs against one run of the interpreter.)
+                    let interpreted = interpret(f, params, &examples);
                     for jit in &jits {
                         batches += 1;
-                        if let Err(e) = compare_batch(jit, params, &examples, &mut inexact) {
+                        if let Err(e) =
+                            compare_batch(jit, params, &examples, &interpreted, &mut inexact)
+                        {
                             failures.push(format!("{} ({kind}): {e}", path.display()));
                             continue 'program;
                         }
@@ -315,8 +328,9 @@ fn a_wide_mlp_on_large_batches_agrees_with_the_interpreter() {
             for n in [1, 7, 255, 256, 257, 600] {
                 for p in &params {
                     let examples = random_examples(f, n, &mut rng);
+                    let interpreted = interpret(f, p, &examples);
                     for jit in &jits {
-                        compare_batch(jit, p, &examples, &mut inexact)
+                        compare_batch(jit, p, &examples, &interpreted, &mut inexact)
                             .unwrap_or_else(|e| panic!("{kind}, n = {n}: {e}"));
                     }
                 }
@@ -552,8 +566,9 @@ proptest! {
             let n = 1 + (seed % 9) as usize;
             let examples = random_examples(f, n, &mut rng);
             let jits = batched(f).map_err(TestCaseError::fail)?;
+            let interpreted = interpret(f, &params, &examples);
             for jit in &jits {
-                if let Err(e) = compare_batch(jit, &params, &examples, &mut inexact) {
+                if let Err(e) = compare_batch(jit, &params, &examples, &interpreted, &mut inexact) {
                     return Err(TestCaseError::fail(format!("{kind} batch: {e}\n{src}\n{f}")));
                 }
             }
