@@ -10,6 +10,7 @@ use gradc::ir::Role;
 use gradc::shape::Tensor;
 
 use crate::common::{compile_as, each_case, examples, gradc, root};
+use crate::reference::Gmm;
 
 fn compile(path: &Path) -> (String, gradc::Compiled) {
     let bytes = std::fs::read(path).unwrap();
@@ -115,65 +116,6 @@ fn mixture_points() -> Vec<[f64; 3]> {
     text.lines().skip(1).map(row).collect()
 }
 
-/// GradBench's gmm objective (the log posterior), written from its
-/// definition as its C++ reference computes it: `l` packed column by
-/// column, Q (x - mu) with Q lower triangular, the Wishart prior with
-/// `log Gamma_D` from `lgamma`.
-#[allow(clippy::too_many_arguments)]
-fn gradbench_gmm(
-    (d, k): (usize, usize),
-    alpha: &[f64],
-    mu: &[f64],
-    q: &[f64],
-    l: &[f64],
-    x: &[[f64; 3]],
-    gamma: f64,
-    m: usize,
-) -> f64 {
-    let logsumexp = |v: &[f64]| {
-        let mx = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        v.iter().map(|a| (a - mx).exp()).sum::<f64>().ln() + mx
-    };
-    let ls = d * (d - 1) / 2;
-    let n = x.len() as f64;
-    let sum_q: Vec<f64> = (0..k).map(|c| q[c * d..(c + 1) * d].iter().sum()).collect();
-    let mut slse = 0.0;
-    for xi in x {
-        let mut main = vec![0.0; k];
-        for c in 0..k {
-            let z: Vec<f64> = (0..d).map(|j| xi[j] - mu[c * d + j]).collect();
-            let mut qz: Vec<f64> = (0..d).map(|j| q[c * d + j].exp() * z[j]).collect();
-            // Column i of the strictly lower part, rows i + 1.., then the next.
-            let mut packed = l[c * ls..(c + 1) * ls].iter();
-            for (i, zi) in z.iter().enumerate() {
-                for qzj in &mut qz[i + 1..] {
-                    *qzj += packed.next().unwrap() * zi;
-                }
-            }
-            main[c] = alpha[c] + sum_q[c] - 0.5 * qz.iter().map(|v| v * v).sum::<f64>();
-        }
-        slse += logsumexp(&main);
-    }
-    let dof = (d + m + 1) as f64;
-    let log_multigamma = 0.25 * (d * (d - 1)) as f64 * std::f64::consts::PI.ln()
-        + (1..=d)
-            .map(|j| libm::lgamma(0.5 * dof + 0.5 * (1.0 - j as f64)))
-            .sum::<f64>();
-    let c_const = dof * d as f64 * (gamma.ln() - 0.5 * 2f64.ln()) - log_multigamma;
-    let mut out = 0.0;
-    for c in 0..k {
-        let frobenius = q[c * d..(c + 1) * d]
-            .iter()
-            .map(|v| v.exp().powi(2))
-            .sum::<f64>()
-            + l[c * ls..(c + 1) * ls].iter().map(|v| v * v).sum::<f64>();
-        out += 0.5 * gamma * gamma * frobenius - m as f64 * sum_q[c];
-    }
-    let log_prior = -out + k as f64 * c_const;
-    let constant = -n * d as f64 * 0.5 * (2.0 * std::f64::consts::PI).ln();
-    constant + slse - n * logsumexp(alpha) + log_prior
-}
-
 /// Values spread over [-scale, scale], different for each `seed`.
 fn spread(len: usize, seed: f64, scale: f64) -> Vec<f64> {
     (0..len)
@@ -207,7 +149,18 @@ fn the_gmm_example_is_gradbenchs_objective() {
         let (_, loss) = outputs.iter().find(|(o, _)| o.role == Role::Loss).unwrap();
         total += loss.item();
     }
-    let want = gradbench_gmm((3, 3), &alpha, &mu, &q, &l, &points, 0.8, 2);
+    let rows = |v: &[f64]| -> Vec<Vec<f64>> { v.chunks(3).map(<[f64]>::to_vec).collect() };
+    let x: Vec<Vec<f64>> = points.iter().map(|p| p.to_vec()).collect();
+    let want = Gmm {
+        alpha: &alpha,
+        mu: &rows(&mu),
+        q: &rows(&q),
+        l: &rows(&l),
+        x: &x,
+        gamma: 0.8,
+        m: 2.0,
+    }
+    .log_posterior();
     let got = -total;
     let rel = (got - want).abs() / want.abs();
     assert!(rel < 1e-10, "objective {got}, GradBench's {want}: {rel:e}");

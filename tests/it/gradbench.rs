@@ -14,6 +14,7 @@ use gradc::gradbench::serve;
 use serde_json::{json, Value};
 
 use crate::common::root;
+use crate::reference::Gmm;
 
 /// The messages of a recorded file and the tool's responses to them.
 pub(crate) fn replay(file: &str, backend: Backend) -> (Vec<Value>, Vec<Value>) {
@@ -142,11 +143,6 @@ pub(crate) fn fill(v: &mut Value, rest: &mut &[f64]) {
     }
 }
 
-pub(crate) fn logsumexp(v: &[f64]) -> f64 {
-    let mx = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    v.iter().map(|a| (a - mx).exp()).sum::<f64>().ln() + mx
-}
-
 #[test]
 fn hello_squares_and_doubles() {
     let evals = evaluations("hello.jsonl");
@@ -200,53 +196,21 @@ fn gmm_is_gradbenchs_log_posterior() {
     check_eval("gmm.jsonl", &["alpha", "mu", "q", "l"], &gmm_objective);
 }
 
-/// GradBench's gmm objective as its C++ reference computes it: `l` packed
-/// column by column, the Wishart prior's log Gamma_D from `lgamma`.
+/// GradBench's gmm objective of a message's input, by the reference.
 fn gmm_objective(input: &Value) -> f64 {
-    let int = |name: &str| input[name].as_u64().unwrap() as usize;
-    let (d, k) = (int("d"), int("k"));
-    let (gamma, m) = (
-        input["gamma"].as_f64().unwrap(),
-        input["m"].as_f64().unwrap(),
-    );
     let rows = |name: &str| -> Vec<Vec<f64>> {
         input[name].as_array().unwrap().iter().map(floats).collect()
     };
-    let (x, mu, q, l) = (rows("x"), rows("mu"), rows("q"), rows("l"));
-    let alpha = floats(&input["alpha"]);
-    let n = x.len() as f64;
-    let sum_q: Vec<f64> = q.iter().map(|qk| qk.iter().sum()).collect();
-    let mut slse = 0.0;
-    for xi in &x {
-        let main: Vec<f64> = (0..k)
-            .map(|c| {
-                let z: Vec<f64> = (0..d).map(|j| xi[j] - mu[c][j]).collect();
-                let mut qz: Vec<f64> = (0..d).map(|j| q[c][j].exp() * z[j]).collect();
-                let mut packed = l[c].iter();
-                for i in 0..d {
-                    for qzj in &mut qz[i + 1..] {
-                        *qzj += packed.next().unwrap() * z[i];
-                    }
-                }
-                alpha[c] + sum_q[c] - 0.5 * qz.iter().map(|v| v * v).sum::<f64>()
-            })
-            .collect();
-        slse += logsumexp(&main);
+    Gmm {
+        alpha: &floats(&input["alpha"]),
+        mu: &rows("mu"),
+        q: &rows("q"),
+        l: &rows("l"),
+        x: &rows("x"),
+        gamma: input["gamma"].as_f64().unwrap(),
+        m: input["m"].as_f64().unwrap(),
     }
-    let dof = d as f64 + m + 1.0;
-    let log_multigamma = 0.25 * (d * (d - 1)) as f64 * std::f64::consts::PI.ln()
-        + (1..=d)
-            .map(|j| libm::lgamma(0.5 * dof + 0.5 * (1.0 - j as f64)))
-            .sum::<f64>();
-    let c_const = dof * d as f64 * (gamma.ln() - 0.5 * 2f64.ln()) - log_multigamma;
-    let mut out = 0.0;
-    for c in 0..k {
-        let frobenius = q[c].iter().map(|v| v.exp().powi(2)).sum::<f64>()
-            + l[c].iter().map(|v| v * v).sum::<f64>();
-        out += 0.5 * gamma * gamma * frobenius - m * sum_q[c];
-    }
-    let constant = -n * d as f64 * 0.5 * (2.0 * std::f64::consts::PI).ln();
-    constant + slse - n * logsumexp(&alpha) - out + k as f64 * c_const
+    .log_posterior()
 }
 
 #[test]

@@ -28,6 +28,7 @@ mod jit;
 mod loops;
 mod nan;
 mod optimizers;
+mod reference;
 mod repl;
 mod robustness;
 mod shapes;
