@@ -5,24 +5,54 @@
 //! pattern) are shared too. For commutative operations the arguments are
 //! compared as a set: `a + b` is `b + a`.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 
 use crate::ir::{Binary, Function, Op, Value};
 
 pub fn run(f: &mut Function) -> bool {
-    let mut seen: HashMap<(Op, Vec<Value>), Value> = HashMap::new();
+    // Instructions by a fingerprint of their operation and arguments, each
+    // candidate then compared whole: a loop is fingerprinted by its shape,
+    // not its body, so that neither its body is cloned nor hashed for the
+    // table (nested loops made that the cost of the whole pass).
+    let mut seen: HashMap<u64, Vec<Value>> = HashMap::new();
     f.rewrite(|out, inst| {
         let mut args = inst.args.clone();
         if commutative(&inst.op) {
             args.sort();
         }
-        let key = (inst.op.clone(), args);
-        if let Some(&v) = seen.get(&key) {
+        let key = fingerprint(&inst.op, &args);
+        let candidates = seen.entry(key).or_default();
+        let same = |v: &Value| {
+            let earlier = out.inst(*v);
+            let mut earlier_args = earlier.args.clone();
+            if commutative(&earlier.op) {
+                earlier_args.sort();
+            }
+            earlier_args == args && earlier.op == inst.op
+        };
+        if let Some(&v) = candidates.iter().find(|v| same(v)) {
             return Some(v);
         }
-        seen.insert(key, out.next_value());
+        candidates.push(out.next_value());
         None
     })
+}
+
+/// A hash of an operation and its arguments; a loop's by its trip count,
+/// carried values and body length only.
+fn fingerprint(op: &Op, args: &[Value]) -> u64 {
+    let mut h = DefaultHasher::new();
+    match op {
+        Op::Loop(l) => {
+            "loop".hash(&mut h);
+            (l.trips, l.carries, l.body.len(), l.recompute).hash(&mut h);
+        }
+        op => op.hash(&mut h),
+    }
+    args.hash(&mut h);
+    h.finish()
 }
 
 fn commutative(op: &Op) -> bool {
