@@ -1,14 +1,16 @@
 //! `gradc gradbench`'s evals with loops (`ode`, `lstm`) and after them,
 //! replayed from `tests/gradbench/` as in `gradbench.rs`: each primal
-//! output checked against the eval's definition written here in Rust, each
-//! gradient against central finite differences of that definition (the JIT
-//! against the interpreter is checked there for every recorded file).
+//! output checked against the eval's definition written in Rust (here, or in
+//! `reference.rs`), each gradient against central finite differences of that
+//! definition (the JIT against the interpreter is checked there for every
+//! recorded file).
 
 use serde_json::Value;
 
 use gradc::eval::Backend;
 
 use crate::gradbench::{assert_close, central, evaluations, floats, respond};
+use crate::reference::lstm;
 
 /// `ode`'s final state: GradBench's C++ reference, step for step (RK4 to
 /// t = 2 in `s` steps, y_0' = x_0, y_i' = x_i y_{i-1}).
@@ -58,42 +60,6 @@ fn odes_outputs_are_vectors_of_xs_length() {
         assert_eq!(output.as_array().map(Vec::len), Some(len), "{output}");
         assert!(output.as_array().unwrap().iter().all(Value::is_f64));
     }
-}
-
-/// `lstm`'s objective as GradBench's C++ reference computes it (after
-/// ADBench): `main` and `extra` flat, row by row, as the jacobian's order.
-fn lstm(main: &[f64], extra: &[f64], state: &[f64], seq: &[f64], l: usize, b: usize) -> f64 {
-    let c = seq.len() / b;
-    let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
-    let mut state = state.to_vec();
-    let mut total = 0.0;
-    for t in 0..c - 1 {
-        let mut x: Vec<f64> = (0..b).map(|i| seq[t * b + i] * extra[i]).collect();
-        for layer in 0..l {
-            let w = &main[2 * layer * 4 * b..];
-            let bias = &main[(2 * layer + 1) * 4 * b..];
-            for i in 0..b {
-                let hidden = state[2 * layer * b + i];
-                let forget = sigmoid(x[i] * w[i] + bias[i]);
-                let ingate = sigmoid(hidden * w[b + i] + bias[b + i]);
-                let outgate = sigmoid(x[i] * w[2 * b + i] + bias[2 * b + i]);
-                let change = (hidden * w[3 * b + i] + bias[3 * b + i]).tanh();
-                let cell = &mut state[(2 * layer + 1) * b + i];
-                *cell = *cell * forget + ingate * change;
-                let h = outgate * cell.tanh();
-                state[2 * layer * b + i] = h;
-            }
-            x = state[2 * layer * b..2 * layer * b + b].to_vec();
-        }
-        let ypred: Vec<f64> = (0..b)
-            .map(|i| x[i] * extra[b + i] + extra[2 * b + i])
-            .collect();
-        let lse = (ypred.iter().map(|y| y.exp()).sum::<f64>() + 2.0).ln();
-        total += (0..b)
-            .map(|i| seq[(t + 1) * b + i] * (ypred[i] - lse))
-            .sum::<f64>();
-    }
-    -total / ((c - 1) * b) as f64
 }
 
 #[test]

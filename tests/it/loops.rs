@@ -736,52 +736,20 @@ let (final, total) = loop (s, total) = (state, 0) for t in 0..C - 1 {
 loss -total / ((C - 1) * B)
 ";
 
-/// The same objective computed directly in Rust, as in GradBench's C++.
-fn gradbench_lstm_objective(main: &[f64], extra: &[f64], state: &[f64], seq: &[f64]) -> f64 {
-    let (l, b, c) = (2, 3, 4);
-    let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
-    let mut state = state.to_vec();
-    let mut total = 0.0;
-    for t in 0..c - 1 {
-        let mut x: Vec<f64> = (0..b).map(|i| seq[t * b + i] * extra[i]).collect();
-        for layer in 0..l {
-            let w = &main[2 * layer * 4 * b..];
-            let bias = &main[(2 * layer + 1) * 4 * b..];
-            for i in 0..b {
-                let hidden = state[2 * layer * b + i];
-                let forget = sigmoid(x[i] * w[i] + bias[i]);
-                let ingate = sigmoid(hidden * w[b + i] + bias[b + i]);
-                let outgate = sigmoid(x[i] * w[2 * b + i] + bias[2 * b + i]);
-                let change = (hidden * w[3 * b + i] + bias[3 * b + i]).tanh();
-                let cell = &mut state[(2 * layer + 1) * b + i];
-                *cell = *cell * forget + ingate * change;
-                let h = outgate * cell.tanh();
-                state[2 * layer * b + i] = h;
-            }
-            x = state[2 * layer * b..2 * layer * b + b].to_vec();
-        }
-        let ypred: Vec<f64> = (0..b)
-            .map(|i| x[i] * extra[b + i] + extra[2 * b + i])
-            .collect();
-        let lse = (ypred.iter().map(|y| y.exp()).sum::<f64>() + 2.0).ln();
-        total += (0..b)
-            .map(|i| seq[(t + 1) * b + i] * (ypred[i] - lse))
-            .sum::<f64>();
-    }
-    -total / ((c - 1) * b) as f64
-}
-
 #[test]
 fn the_gradbench_lstm_objective_and_its_gradient() {
     let [f, g] = programs(GRADBENCH_LSTM);
     for seed in 0..2 {
         let (params, inputs) = point(&f, seed);
         let loss = check::loss(&f, &params, &inputs).unwrap();
-        let want = gradbench_lstm_objective(
+        // L = 2 layers of B = 3 cells.
+        let want = crate::reference::lstm(
             &params[0].data,
             &params[1].data,
             &inputs[0].data,
             &inputs[1].data,
+            2,
+            3,
         );
         assert!(
             check::relative_error(loss, want) <= 1e-12,

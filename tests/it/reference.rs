@@ -64,3 +64,40 @@ impl Gmm<'_> {
         constant + slse - n * logsumexp(self.alpha) - out + k as f64 * c_const
     }
 }
+
+/// The objective of GradBench's `lstm` eval as its C++ reference computes
+/// it (after ADBench): `l` layers of `b` cells, `main` and `extra` flat,
+/// row by row (the jacobian's order), `state` and `seq` likewise.
+pub fn lstm(main: &[f64], extra: &[f64], state: &[f64], seq: &[f64], l: usize, b: usize) -> f64 {
+    let c = seq.len() / b;
+    let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+    let mut state = state.to_vec();
+    let mut total = 0.0;
+    for t in 0..c - 1 {
+        let mut x: Vec<f64> = (0..b).map(|i| seq[t * b + i] * extra[i]).collect();
+        for layer in 0..l {
+            let w = &main[2 * layer * 4 * b..];
+            let bias = &main[(2 * layer + 1) * 4 * b..];
+            for i in 0..b {
+                let hidden = state[2 * layer * b + i];
+                let forget = sigmoid(x[i] * w[i] + bias[i]);
+                let ingate = sigmoid(hidden * w[b + i] + bias[b + i]);
+                let outgate = sigmoid(x[i] * w[2 * b + i] + bias[2 * b + i]);
+                let change = (hidden * w[3 * b + i] + bias[3 * b + i]).tanh();
+                let cell = &mut state[(2 * layer + 1) * b + i];
+                *cell = *cell * forget + ingate * change;
+                let h = outgate * cell.tanh();
+                state[2 * layer * b + i] = h;
+            }
+            x = state[2 * layer * b..2 * layer * b + b].to_vec();
+        }
+        let ypred: Vec<f64> = (0..b)
+            .map(|i| x[i] * extra[b + i] + extra[2 * b + i])
+            .collect();
+        let lse = (ypred.iter().map(|y| y.exp()).sum::<f64>() + 2.0).ln();
+        total += (0..b)
+            .map(|i| seq[(t + 1) * b + i] * (ypred[i] - lse))
+            .sum::<f64>();
+    }
+    -total / ((c - 1) * b) as f64
+}
