@@ -6,14 +6,11 @@
 
 use gradc::autodiff::check;
 use gradc::eval::{Evaluator, Mode};
-use gradc::ir::Function;
 use gradc::runtime::{self, Options};
 use gradc::shape::Tensor;
 use gradc::Compiled;
 
-use crate::common::{compile, temp_dir};
-
-const MODES: [Mode; 3] = [Mode::Interp, Mode::PerExample, Mode::Batched];
+use crate::common::{compile, same_bits_on_every_engine, temp_dir};
 
 /// The multi-index of the `i`-th element, row-major, of a tensor of `dims`.
 fn unravel(mut i: usize, dims: &[usize]) -> Vec<usize> {
@@ -49,24 +46,6 @@ fn reference(out: &[usize], xs: &[&Tensor], f: impl Fn(&[f64]) -> f64) -> Vec<f6
             f(&vals)
         })
         .collect()
-}
-
-/// The outputs of `f` on every engine, as bits; each must equal the
-/// interpreter's.
-fn same_bits_on_every_engine(f: &Function, params: &[Tensor], inputs: &[Tensor]) {
-    let run = |mode| {
-        Evaluator::compile(f, mode)
-            .unwrap()
-            .outputs(params, inputs)
-            .unwrap()
-            .iter()
-            .flat_map(|t| t.data.iter().map(|v| v.to_bits()))
-            .collect::<Vec<u64>>()
-    };
-    let want = run(Mode::Interp);
-    for mode in MODES {
-        assert_eq!(run(mode), want, "{mode:?}");
-    }
 }
 
 /// Gradients against central differences at the initial parameters and

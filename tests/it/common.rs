@@ -134,3 +134,26 @@ fn message(panic: &(dyn Any + Send)) -> &str {
         .unwrap_or("(a panic without a message)");
     text.lines().next().unwrap_or("")
 }
+
+/// The outputs of `f` on every engine, as bits; each must equal the
+/// interpreter's.
+pub fn same_bits_on_every_engine(
+    f: &gradc::ir::Function,
+    params: &[gradc::shape::Tensor],
+    inputs: &[gradc::shape::Tensor],
+) {
+    use gradc::eval::{Evaluator, Mode};
+    let run = |mode| {
+        Evaluator::compile(f, mode)
+            .unwrap()
+            .outputs(params, inputs)
+            .unwrap()
+            .iter()
+            .flat_map(|t| t.data.iter().map(|v| v.to_bits()))
+            .collect::<Vec<u64>>()
+    };
+    let want = run(Mode::Interp);
+    for mode in [Mode::PerExample, Mode::Batched] {
+        assert_eq!(run(mode), want, "{mode:?}");
+    }
+}

@@ -6,9 +6,7 @@ use gradc::autodiff::check;
 use gradc::eval::{Evaluator, Mode};
 use gradc::shape::Tensor;
 
-use crate::common::compile;
-
-const MODES: [Mode; 3] = [Mode::Interp, Mode::PerExample, Mode::Batched];
+use crate::common::{compile, same_bits_on_every_engine};
 
 const PROGRAM: &str = "param A: [2, 3, 4] = normal(0, 1)\n\
                        param M: [2, 3] = normal(0, 1)\n\
@@ -60,19 +58,7 @@ fn transpose_and_reshape_differentiate_on_every_engine() {
         assert!(e.max_rel_error < 1e-6, "{e:?}");
     }
     for f in [&c.ir, &g] {
-        let run = |mode| {
-            let outs = Evaluator::compile(f, mode)
-                .unwrap()
-                .outputs(&params, &inputs)
-                .unwrap();
-            outs.iter()
-                .flat_map(|t| t.data.iter().map(|v| v.to_bits()))
-                .collect::<Vec<u64>>()
-        };
-        let want = run(Mode::Interp);
-        for mode in MODES {
-            assert_eq!(run(mode), want, "{mode:?}");
-        }
+        same_bits_on_every_engine(f, &params, &inputs);
     }
 }
 
@@ -111,19 +97,7 @@ fn stack_and_concat_join_along_any_axis() {
         assert!(e.max_rel_error < 1e-6, "{e:?}");
     }
     for f in [&c.ir, &g] {
-        let run = |mode| {
-            Evaluator::compile(f, mode)
-                .unwrap()
-                .outputs(&params, &[])
-                .unwrap()
-                .iter()
-                .flat_map(|t| t.data.iter().map(|v| v.to_bits()))
-                .collect::<Vec<u64>>()
-        };
-        let want = run(Mode::Interp);
-        for mode in MODES {
-            assert_eq!(run(mode), want, "{mode:?}");
-        }
+        same_bits_on_every_engine(f, &params, &[]);
     }
 }
 
