@@ -8,6 +8,9 @@ use cranelift_codegen::ir::{self as cl, types, InstBuilder};
 use super::{Bound, Ix, Opnd, Translator};
 use crate::backend::plan::UNROLL;
 
+/// A loop over one axis: runs its body for every index in `0..n`.
+type Axis<T> = fn(&mut T, usize, &mut dyn FnMut(&mut T, Ix));
+
 impl Translator<'_, '_> {
     /// Runs `body` for every index in `0..n` with a step of `step`: unrolled
     /// when short, else a counted loop (`n` is a multiple of `step`).
@@ -67,22 +70,34 @@ impl Translator<'_, '_> {
 
     /// Runs `body` for every multi-index of `dims`, in row-major order.
     pub(super) fn nest(&mut self, dims: &[usize], body: &mut dyn FnMut(&mut Self, &[Ix])) {
+        self.nest_with(dims, Self::for_each, body);
+    }
+
+    /// [`Translator::nest`], each axis a loop of `axis` (`for_each`, which
+    /// unrolls short ones, or a loop that never does).
+    pub(super) fn nest_with(
+        &mut self,
+        dims: &[usize],
+        axis: Axis<Self>,
+        body: &mut dyn FnMut(&mut Self, &[Ix]),
+    ) {
         let mut idx = Vec::with_capacity(dims.len());
-        self.nest_rec(dims, &mut idx, body);
+        self.nest_rec(dims, axis, &mut idx, body);
     }
 
     /// The loops over `dims` inside the loops of `idx`.
     fn nest_rec(
         &mut self,
         dims: &[usize],
+        axis: Axis<Self>,
         idx: &mut Vec<Ix>,
         body: &mut dyn FnMut(&mut Self, &[Ix]),
     ) {
         match dims.split_first() {
             None => body(self, idx),
-            Some((&d, rest)) => self.for_each(d, &mut |t, i| {
+            Some((&d, rest)) => axis(self, d, &mut |t, i| {
                 idx.push(i);
-                t.nest_rec(rest, idx, body);
+                t.nest_rec(rest, axis, idx, body);
                 idx.pop();
             }),
         }

@@ -303,24 +303,7 @@ impl Translator<'_, '_> {
     /// Runs `body` for every multi-index of `dims` in row-major order, each
     /// axis a loop of [`Translator::each`].
     fn loops(&mut self, dims: &[usize], body: &mut dyn FnMut(&mut Self, &[Ix])) {
-        let mut idx = Vec::with_capacity(dims.len());
-        self.loops_in(dims, &mut idx, body);
-    }
-
-    fn loops_in(
-        &mut self,
-        dims: &[usize],
-        idx: &mut Vec<Ix>,
-        body: &mut dyn FnMut(&mut Self, &[Ix]),
-    ) {
-        match dims.split_first() {
-            None => body(self, idx),
-            Some((&d, rest)) => self.each(d, &mut |t, i| {
-                idx.push(i);
-                t.loops_in(rest, idx, body);
-                idx.pop();
-            }),
-        }
+        self.nest_with(dims, Self::each, body);
     }
 
     /// The index `ix` as an integer value.
