@@ -157,3 +157,51 @@ pub fn same_bits_on_every_engine(
         assert_eq!(run(mode), want, "{mode:?}");
     }
 }
+
+/// The batched JIT on `examples` against the interpreter on each: per-example
+/// outputs row by row, means summed in example order and divided by `n`.
+pub fn batch_agrees(
+    f: &gradc::ir::Function,
+    params: &[gradc::shape::Tensor],
+    examples: &[Vec<gradc::shape::Tensor>],
+) {
+    use gradc::backend::{compile_batched_with, BatchOptions, Reduce};
+    use gradc::ir::interp;
+    let per_example = BatchOptions {
+        per_example_outputs: true,
+    };
+    let jit = compile_batched_with(f, per_example).unwrap_or_else(|e| panic!("{e:?}\n{f}"));
+    let n = examples.len();
+    let rows: Vec<Vec<f64>> = (0..f.inputs.len())
+        .map(|k| examples.iter().flat_map(|x| x[k].data.clone()).collect())
+        .collect();
+    let rows: Vec<&[f64]> = rows.iter().map(|r| &r[..]).collect();
+    let got = jit.run(params, &rows, n).unwrap();
+    let each: Vec<_> = examples
+        .iter()
+        .map(|x| interp::run_outputs(f, params, x).unwrap())
+        .collect();
+    for (o, g) in jit.outputs().iter().zip(&got) {
+        let values = each.iter().map(|outs| &outs[o.index].1.data);
+        let want: Vec<f64> = match o.reduce {
+            Reduce::PerExample => values.flatten().copied().collect(),
+            Reduce::Mean => {
+                let mut acc = vec![-0.0; f.shape(f.outputs[o.index].value).size()];
+                for v in values {
+                    for (a, x) in acc.iter_mut().zip(v) {
+                        *a += x;
+                    }
+                }
+                acc.iter().map(|a| a / n as f64).collect()
+            }
+        };
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&g.data),
+            bits(&want),
+            "{} ({:?}, n = {n})\n{f}",
+            f.outputs[o.index].name,
+            o.reduce
+        );
+    }
+}

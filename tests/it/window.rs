@@ -7,7 +7,6 @@
 //! against the interpreter bit for bit; and a conv layer that trains.
 
 use gradc::autodiff::{self, check};
-use gradc::backend::{BatchOptions, Reduce};
 use gradc::ir::interp::{self, eval_op};
 use gradc::ir::{Function, Op, Window};
 use gradc::runtime::{self, Observer, Options, StepEvent};
@@ -16,7 +15,7 @@ use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use crate::common::{compile, gradc, temp_dir};
+use crate::common::{batch_agrees, compile, gradc, temp_dir};
 
 fn t(dims: &[usize], data: Vec<f64>) -> Tensor {
     Tensor::new(Shape(dims.to_vec()), data)
@@ -575,47 +574,14 @@ fn the_batched_jit_agrees_with_the_interpreter_bit_for_bit() {
     for src in jit_sources() {
         let c = compile(&src);
         let f = c.gradient().unwrap();
-        let options = BatchOptions {
-            per_example_outputs: true,
-        };
-        let jit = gradc::backend::compile_batched_with(&f, options).unwrap();
         let params: Vec<Tensor> = f
             .params
             .iter()
             .map(|s| random(s.shape.dims(), &mut rng))
             .collect();
-        let n = 5;
         let examples: Vec<Vec<Tensor>> =
-            (0..n).map(|_| check::random_inputs(&f, &mut rng)).collect();
-        let rows: Vec<Vec<f64>> = (0..f.inputs.len())
-            .map(|k| examples.iter().flat_map(|x| x[k].data.clone()).collect())
-            .collect();
-        let rows: Vec<&[f64]> = rows.iter().map(|r| &r[..]).collect();
-        let got = jit.run(&params, &rows, n).unwrap();
-        let each: Vec<_> = examples
-            .iter()
-            .map(|x| interp::run_outputs(&f, &params, x).unwrap())
-            .collect();
-        for (o, g) in jit.outputs().iter().zip(&got) {
-            let values = each.iter().map(|outs| &outs[o.index].1.data);
-            let want: Vec<f64> = match o.reduce {
-                Reduce::PerExample => values.flatten().copied().collect(),
-                Reduce::Mean => {
-                    let mut acc = vec![-0.0; g.data.len()];
-                    for v in values {
-                        for (a, x) in acc.iter_mut().zip(v) {
-                            *a += x;
-                        }
-                    }
-                    acc.iter().map(|a| a / n as f64).collect()
-                }
-            };
-            same(
-                &format!("{} of\n{src}", f.outputs[o.index].name),
-                &want,
-                &g.data,
-            );
-        }
+            (0..5).map(|_| check::random_inputs(&f, &mut rng)).collect();
+        batch_agrees(&f, &params, &examples);
     }
 }
 
