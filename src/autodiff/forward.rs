@@ -16,6 +16,7 @@
 use crate::ir::{
     Binary, ConstData, Function, Loop, Op, Reduce, Slot, Unary, Value, ValueMap, Window,
 };
+use crate::passes::splat;
 use crate::shape::{Shape, Tensor};
 use crate::span::Span;
 
@@ -44,7 +45,10 @@ pub fn jvp_many(
     of.iter()
         .map(|&v| match t.of(v) {
             Some(d) => d,
-            None => zeros(f, f.shape(v).clone(), span),
+            None => {
+                let shape = f.shape(v).clone();
+                splat(f, 0.0, &shape, span)
+            }
         })
         .collect()
 }
@@ -149,7 +153,7 @@ impl Emit<'_> {
             Some(t) => t,
             None => {
                 let shape = self.shape(like);
-                zeros(self.f, shape, self.span)
+                splat(self.f, 0.0, &shape, self.span)
             }
         }
     }
@@ -162,16 +166,6 @@ impl Emit<'_> {
         }
         let s = self.push(Op::ReduceAxes(Reduce::Sum, vec![axis]), vec![v]);
         self.push(Op::BroadcastAxes(vec![axis], shape), vec![s])
-    }
-}
-
-/// Zeros of a shape.
-fn zeros(f: &mut Function, shape: Shape, span: Span) -> Value {
-    let z = f.push(Op::Const(ConstData(Tensor::scalar(0.0))), vec![], span);
-    if shape.is_scalar() {
-        z
-    } else {
-        f.push(Op::Broadcast(shape), vec![z], span)
     }
 }
 
@@ -535,7 +529,7 @@ fn loop_tangent(e: &mut Emit, l: &Loop, args: &[Value], d: &[Option<Value>]) -> 
             Some(dv) => dv,
             None => {
                 let shape = nb.shape(v).clone();
-                zeros(&mut nb, shape, e.span)
+                splat(&mut nb, 0.0, &shape, e.span)
             }
         };
         tangents_out.push(dv);

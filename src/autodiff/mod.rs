@@ -132,15 +132,7 @@ fn differentiate_from(
                 Some(g) => g,
                 None => ad.adjoint(v).value,
             },
-            _ => {
-                let span = Span::default();
-                let z = out.push(Op::Const(ConstData(Tensor::scalar(0.0))), vec![], span);
-                if slot.shape.is_scalar() {
-                    z
-                } else {
-                    out.push(Op::Broadcast(slot.shape.clone()), vec![z], span)
-                }
-            }
+            _ => crate::passes::splat(&mut out, 0.0, &slot.shape, Span::default()),
         };
         out.outputs.push(Output {
             role: Role::Grad(p),

@@ -26,7 +26,8 @@ pub fn derivative(f: &mut Function, of: Value, wrt: Value, span: Span) -> Result
         depends[v] = inst.args.iter().any(|a| depends[*a]);
     }
     if !depends[of] {
-        return Ok(zeros(f, wrt, span));
+        let shape = f.shape(wrt).clone();
+        return Ok(crate::passes::splat(f, 0.0, &shape, span));
     }
     // The slice, and the values it reads from outside it, in order.
     let slice: Vec<Value> = f
@@ -85,19 +86,4 @@ pub fn derivative(f: &mut Function, of: Value, wrt: Value, span: Span) -> Result
     g.clear_backward_names();
     let out = f.inline(&g, &[wrt], &captured);
     Ok(out[0])
-}
-
-/// Zeros shaped like `v`.
-fn zeros(f: &mut Function, v: Value, span: Span) -> Value {
-    let shape = f.shape(v).clone();
-    let z = f.push(
-        Op::Const(crate::ir::ConstData(crate::shape::Tensor::scalar(0.0))),
-        vec![],
-        span,
-    );
-    if shape.is_scalar() {
-        z
-    } else {
-        f.push(Op::Broadcast(shape), vec![z], span)
-    }
 }
