@@ -27,6 +27,10 @@ pub struct Eval {
     /// (`ode`'s primal is the final state, its derivative that of one
     /// element).
     pub output: Option<&'static str>,
+    /// The `output` the derivative function answers, when the program
+    /// computes its derivative itself (`grad` and `jvp` in the language:
+    /// `kmeans`' Newton direction) rather than by its gradient program.
+    pub derivative: Option<&'static str>,
     /// Whether the gradient is answered as one flat vector, every
     /// parameter's elements row by row in the program's order (`lstm`),
     /// rather than by parameter.
@@ -50,6 +54,7 @@ pub const EVALS: &[Eval] = &[
         primal: "square",
         gradient: "double",
         output: None,
+        derivative: None,
         flat: false,
         read: read_hello,
     },
@@ -59,6 +64,7 @@ pub const EVALS: &[Eval] = &[
         primal: "primal",
         gradient: "gradient",
         output: None,
+        derivative: None,
         flat: false,
         read: read_lse,
     },
@@ -68,6 +74,7 @@ pub const EVALS: &[Eval] = &[
         primal: "primal",
         gradient: "gradient",
         output: None,
+        derivative: None,
         flat: false,
         read: read_llsq,
     },
@@ -77,6 +84,7 @@ pub const EVALS: &[Eval] = &[
         primal: "objective",
         gradient: "jacobian",
         output: None,
+        derivative: None,
         flat: false,
         read: read_gmm,
     },
@@ -86,6 +94,7 @@ pub const EVALS: &[Eval] = &[
         primal: "primal",
         gradient: "gradient",
         output: Some("y"),
+        derivative: None,
         flat: false,
         read: read_ode,
     },
@@ -95,6 +104,7 @@ pub const EVALS: &[Eval] = &[
         primal: "objective",
         gradient: "jacobian",
         output: None,
+        derivative: None,
         flat: true,
         read: read_lstm,
     },
@@ -104,14 +114,24 @@ pub const EVALS: &[Eval] = &[
         primal: "primal",
         gradient: "gradient",
         output: None,
+        derivative: None,
         flat: true,
         read: read_det,
+    },
+    Eval {
+        name: "kmeans",
+        source: include_str!("../../gradbench/kmeans.grad"),
+        primal: "cost",
+        gradient: "dir",
+        output: None,
+        derivative: Some("dir"),
+        flat: false,
+        read: read_kmeans,
     },
 ];
 
 /// GradBench's other evals, and why gradc does not answer them yet.
 pub const UNSUPPORTED: &[(&str, &str)] = &[
-    ("kmeans", "gradc has no program for `kmeans` yet (its Newton direction needs the Hessian's diagonal as an output)"),
     ("ba", "gradc has no program for `ba` yet (its output is a sparse Jacobian)"),
     ("ht", "gradc has no program for `ht` yet (its output is a Jacobian)"),
     ("saddle", "gradc has no program for `saddle` yet (nested derivatives with an optimisation loop of data-dependent length)"),
@@ -251,6 +271,19 @@ fn read_det(input: &Value) -> Result<Point, String> {
     Ok(Point {
         dims: vec![("L".into(), ell), ("P".into(), 1 << ell)],
         values: vec![("A", Tensor::new(Shape::matrix(ell, ell), a))],
+    })
+}
+
+/// `kmeans`: `points`, N rows of D numbers, and `centroids`, K rows of D.
+fn read_kmeans(input: &Value) -> Result<Point, String> {
+    let (n, d) = outer(input, "points")?;
+    let (k, _) = outer(input, "centroids")?;
+    Ok(Point {
+        dims: vec![("N".into(), n), ("K".into(), k), ("D".into(), d)],
+        values: vec![
+            ("points", matrix(input, "points", n, d)?),
+            ("C", matrix(input, "centroids", k, d)?),
+        ],
     })
 }
 

@@ -10,7 +10,9 @@
 //!   kept), run `min_runs` times and for `min_seconds` at least (GradBench's
 //!   `Runs`), with one `"evaluate"` timing per run and a `"compile"` timing
 //!   when this message compiled it; the `output` is the loss (the primal
-//!   function) or the gradient of the loss in every parameter.
+//!   function) or the gradient of the loss in every parameter, or an
+//!   `output` of the program when the eval names one. An output that is not
+//!   finite (JSON has no NaN) is answered as a failure with the reason.
 //! - `analysis` (the eval's verdict on an output): acknowledged.
 //! - `end`: the loop stops.
 //!
@@ -155,7 +157,14 @@ impl Tool {
             timings.push(json!({ "name": "evaluate", "nanoseconds": elapsed.as_nanos() as u64 }));
             run += 1;
         }
-        Ok((answer(eval, f, &outputs, which)?, timings))
+        let output = answer(eval, f, &outputs, which)?;
+        if has_null(&output) {
+            return Err(format!(
+                "`{}`'s `{function}` is not finite at this input (a NaN or an infinity, which JSON cannot carry)",
+                eval.name
+            ));
+        }
+        Ok((output, timings))
     }
 }
 
@@ -208,13 +217,27 @@ fn compile(
         ..CheckOptions::default()
     };
     let compiled = crate::compile_source(&source, &opts).map_err(|e| e.render(false))?;
-    let f = match which {
-        Which::Primal => compiled.ir,
-        Which::Gradient => compiled
+    let f = match (which, eval.derivative) {
+        // The program computes its derivative itself: each function is the
+        // program with only the output it answers.
+        (Which::Primal, Some(_)) => only(compiled.ir, |o| o.role == Role::Loss),
+        (Which::Gradient, Some(name)) => only(compiled.ir, |o| {
+            o.role == Role::Output && o.name == name
+        }),
+        (Which::Primal, None) => compiled.ir,
+        (Which::Gradient, None) => compiled
             .gradient()
             .map_err(|d| d.render(&source.name, &source.text, false))?,
     };
     Evaluator::new(&f, backend).map_err(|e| crate::eval::compile_failed(e).render(false))
+}
+
+/// `f` with only the outputs `keep` chooses, and without the work of the
+/// others.
+fn only(mut f: Function, keep: impl Fn(&crate::ir::Output) -> bool) -> Function {
+    f.outputs.retain(keep);
+    crate::passes::simplify(&mut f);
+    f
 }
 
 /// The values of `slots` (the function's parameters or inputs) taken from
@@ -254,17 +277,20 @@ fn answer(eval: &Eval, f: &Function, outputs: &[Tensor], which: Which) -> Result
             .ok_or_else(|| format!("the program computes no {role:?}"))
     };
     let of = |role: Role| find(role).map(|k| nested(&outputs[k]));
-    match which {
-        Which::Primal => match eval.output {
+    let named = |name: &str| {
+        f.outputs
+            .iter()
+            .position(|o| o.role == Role::Output && o.name == name)
+            .map(|k| nested(&outputs[k]))
+            .ok_or_else(|| format!("the program has no output `{name}`"))
+    };
+    match (which, eval.derivative) {
+        (Which::Primal, _) => match eval.output {
             None => of(Role::Loss),
-            Some(name) => f
-                .outputs
-                .iter()
-                .position(|o| o.role == Role::Output && o.name == name)
-                .map(|k| nested(&outputs[k]))
-                .ok_or_else(|| format!("the program has no output `{name}`")),
+            Some(name) => named(name),
         },
-        Which::Gradient if eval.flat => {
+        (Which::Gradient, Some(name)) => named(name),
+        (Which::Gradient, None) if eval.flat => {
             let mut flat = Vec::new();
             for i in 0..f.params.len() {
                 let k = find(Role::Grad(i))?;
@@ -272,8 +298,8 @@ fn answer(eval: &Eval, f: &Function, outputs: &[Tensor], which: Which) -> Result
             }
             Ok(Value::Array(flat))
         }
-        Which::Gradient if f.params.len() == 1 => of(Role::Grad(0)),
-        Which::Gradient => {
+        (Which::Gradient, None) if f.params.len() == 1 => of(Role::Grad(0)),
+        (Which::Gradient, None) => {
             let mut object = Map::new();
             for (i, p) in f.params.iter().enumerate() {
                 object.insert(p.name.clone(), of(Role::Grad(i))?);
@@ -299,6 +325,17 @@ pub fn nested(t: &Tensor) -> Value {
         }
     }
     level(t.shape.dims(), &t.data)
+}
+
+/// Whether a number of the answer was not finite (serde_json writes NaN
+/// and the infinities as `null`).
+fn has_null(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Array(items) => items.iter().any(has_null),
+        Value::Object(o) => o.values().any(has_null),
+        _ => false,
+    }
 }
 
 fn timing(name: &str, start: Instant) -> Value {

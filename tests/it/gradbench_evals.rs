@@ -167,3 +167,79 @@ fn a_det_too_large_is_refused_with_the_reason() {
         "{error}"
     );
 }
+
+/// `kmeans`' cost by its definition: each point's squared distance to its
+/// nearest centroid (`c` and `p` rows of `d` numbers), summed.
+fn kmeans_cost(c: &[f64], p: &[f64], d: usize) -> f64 {
+    p.chunks(d)
+        .map(|pi| {
+            c.chunks(d)
+                .map(|cj| cj.iter().zip(pi).map(|(a, b)| (a - b) * (a - b)).sum::<f64>())
+                .fold(f64::INFINITY, f64::min)
+        })
+        .sum()
+}
+
+/// The Newton direction written out: the gradient of a centroid's cost,
+/// 2 sum (c - p) over its points, over the Hessian's diagonal, 2 times its
+/// count of points; that is, the centroid minus its points' mean.
+fn kmeans_dir(c: &[f64], p: &[f64], d: usize) -> Vec<f64> {
+    let k = c.len() / d;
+    let (mut sum, mut count) = (vec![0.0; c.len()], vec![0.0; k]);
+    for pi in p.chunks(d) {
+        let dist = |j: usize| -> f64 { (0..d).map(|e| (c[j * d + e] - pi[e]).powi(2)).sum() };
+        let nearest = (0..k).min_by(|&a, &b| dist(a).total_cmp(&dist(b))).unwrap();
+        count[nearest] += 1.0;
+        (0..d).for_each(|e| sum[nearest * d + e] += pi[e]);
+    }
+    (0..c.len()).map(|i| c[i] - sum[i] / count[i / d]).collect()
+}
+
+#[test]
+fn kmeans_is_the_cost_to_the_nearest_centroid_and_its_newton_direction() {
+    let evals = evaluations("kmeans.jsonl");
+    assert!(evals.len() >= 8, "{} evaluations", evals.len());
+    for (function, input, output) in evals {
+        let d = input["points"][0].as_array().unwrap().len();
+        let (c, p) = (floats(&input["centroids"]), floats(&input["points"]));
+        let cost = |c: &[f64]| kmeans_cost(c, &p, d);
+        if function == "cost" {
+            assert_close(&[output.as_f64().unwrap()], &[cost(&c)], 1e-12, "cost");
+            continue;
+        }
+        // Rows of d numbers, one a centroid.
+        let rows = output.as_array().unwrap();
+        assert_eq!(rows.len(), c.len() / d);
+        assert!(rows.iter().all(|r| r.as_array().unwrap().len() == d));
+        let got = floats(&output);
+        assert_close(&got, &kmeans_dir(&c, &p, d), 1e-9, "dir");
+        // The gradient over the Hessian's diagonal, both by central
+        // differences of the cost (exact for a quadratic but for rounding).
+        let h = 1e-3;
+        let second = |i: usize| {
+            let (mut up, mut down) = (c.to_vec(), c.to_vec());
+            up[i] += h;
+            down[i] -= h;
+            (cost(&up) - 2.0 * cost(&c) + cost(&down)) / (h * h)
+        };
+        let want: Vec<f64> = central(&cost, &c)
+            .iter()
+            .enumerate()
+            .map(|(i, g)| g / second(i))
+            .collect();
+        assert_close(&got, &want, 1e-6, "dir by differences");
+    }
+}
+
+/// A centroid nearest to no point has no Newton direction (0 / 0): the
+/// answer is a failure with the reason, not a null.
+#[test]
+fn a_kmeans_direction_that_is_not_finite_is_refused() {
+    let message = serde_json::json!({"id": 0, "kind": "evaluate", "module": "kmeans",
+        "function": "dir", "input": {"points": [[0.0, 0.0], [1.0, 1.0]],
+        "centroids": [[0.0, 0.0], [9.0, 9.0]]}});
+    let responses = respond(&message.to_string(), Backend::Jit);
+    assert_eq!(responses[0]["success"], false, "{}", responses[0]);
+    let error = responses[0]["error"].as_str().unwrap();
+    assert!(error.contains("not finite"), "{error}");
+}
