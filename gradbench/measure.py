@@ -66,12 +66,23 @@ def det():
         yield f"ell={ell}", {"A": [random.random() for _ in range(ell * ell)], "ell": ell}
 
 
+def kmeans():
+    # GradBench's k in [10, 100, 1000], n in [1000, 10000, 100000], d in [8, 16];
+    # the centroids the last k points, so that none is without a point.
+    combos = sorted([(k, n, d) for k in [10, 100, 1000] for n in [1000, 10000, 100000] for d in [8, 16]],
+                    key=lambda v: v[0] * v[1] * v[2])
+    for k, n, d in combos:
+        points = [[random.random() for _ in range(d)] for _ in range(n)]
+        yield f"k={k},n={n},d={d}", {"points": points, "centroids": points[-k:]}
+
+
 EVALS = {"lse": (lse, "primal", "gradient"),
          "llsq": (llsq, "primal", "gradient"),
          "gmm": (gmm, "objective", "jacobian"),
          "ode": (ode, "primal", "gradient"),
          "lstm": (lstm, "objective", "jacobian"),
-         "det": (det, "primal", "gradient")}
+         "det": (det, "primal", "gradient"),
+         "kmeans": (kmeans, "cost", "dir")}
 
 
 def run(gradc, name):

@@ -13,6 +13,8 @@ use serde_json::Value;
 use crate::shape::{Shape, Tensor};
 use crate::types::dims::DimFlags;
 
+mod ba;
+
 /// An eval gradc answers.
 pub struct Eval {
     /// The module's name in GradBench.
@@ -31,12 +33,21 @@ pub struct Eval {
     /// computes its derivative itself (`grad` and `jvp` in the language:
     /// `kmeans`' Newton direction) rather than by its gradient program.
     pub derivative: Option<&'static str>,
+    /// How the outputs named by `output` and `derivative` are answered,
+    /// when not as their nested arrays (`ba`'s sparse Jacobian).
+    pub format: Option<Format>,
     /// Whether the gradient is answered as one flat vector, every
     /// parameter's elements row by row in the program's order (`lstm`),
     /// rather than by parameter.
     pub flat: bool,
     /// The sizes and values of an `input`.
     pub read: fn(&Value) -> Result<Point, String>,
+}
+
+/// An eval's answers built from its program's outputs and its input.
+pub struct Format {
+    pub primal: fn(&Tensor, &Point) -> Result<Value, String>,
+    pub derivative: fn(&Tensor, &Point) -> Result<Value, String>,
 }
 
 /// An input read: the sizes, and a value for every parameter and input of
@@ -55,6 +66,7 @@ pub const EVALS: &[Eval] = &[
         gradient: "double",
         output: None,
         derivative: None,
+        format: None,
         flat: false,
         read: read_hello,
     },
@@ -65,6 +77,7 @@ pub const EVALS: &[Eval] = &[
         gradient: "gradient",
         output: None,
         derivative: None,
+        format: None,
         flat: false,
         read: read_lse,
     },
@@ -75,6 +88,7 @@ pub const EVALS: &[Eval] = &[
         gradient: "gradient",
         output: None,
         derivative: None,
+        format: None,
         flat: false,
         read: read_llsq,
     },
@@ -85,6 +99,7 @@ pub const EVALS: &[Eval] = &[
         gradient: "jacobian",
         output: None,
         derivative: None,
+        format: None,
         flat: false,
         read: read_gmm,
     },
@@ -95,6 +110,7 @@ pub const EVALS: &[Eval] = &[
         gradient: "gradient",
         output: Some("y"),
         derivative: None,
+        format: None,
         flat: false,
         read: read_ode,
     },
@@ -105,6 +121,7 @@ pub const EVALS: &[Eval] = &[
         gradient: "jacobian",
         output: None,
         derivative: None,
+        format: None,
         flat: true,
         read: read_lstm,
     },
@@ -115,6 +132,7 @@ pub const EVALS: &[Eval] = &[
         gradient: "gradient",
         output: None,
         derivative: None,
+        format: None,
         flat: true,
         read: read_det,
     },
@@ -125,14 +143,28 @@ pub const EVALS: &[Eval] = &[
         gradient: "dir",
         output: None,
         derivative: Some("dir"),
+        format: None,
         flat: false,
         read: read_kmeans,
+    },
+    Eval {
+        name: "ba",
+        source: include_str!("../../gradbench/ba.grad"),
+        primal: "objective",
+        gradient: "jacobian",
+        output: Some("err"),
+        derivative: Some("jac"),
+        format: Some(Format {
+            primal: ba::objective,
+            derivative: ba::jacobian,
+        }),
+        flat: false,
+        read: ba::read,
     },
 ];
 
 /// GradBench's other evals, and why gradc does not answer them yet.
 pub const UNSUPPORTED: &[(&str, &str)] = &[
-    ("ba", "gradc has no program for `ba` yet (its output is a sparse Jacobian)"),
     ("ht", "gradc has no program for `ht` yet (its output is a Jacobian)"),
     ("saddle", "gradc has no program for `saddle` yet (nested derivatives with an optimisation loop of data-dependent length)"),
     ("particle", "gradc has no program for `particle` yet (nested derivatives with an optimisation loop of data-dependent length)"),

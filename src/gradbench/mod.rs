@@ -157,7 +157,7 @@ impl Tool {
             timings.push(json!({ "name": "evaluate", "nanoseconds": elapsed.as_nanos() as u64 }));
             run += 1;
         }
-        let output = answer(eval, f, &outputs, which)?;
+        let output = answer(eval, f, &outputs, which, &point)?;
         if has_null(&output) {
             return Err(format!(
                 "`{}`'s `{function}` is not finite at this input (a NaN or an infinity, which JSON cannot carry)",
@@ -220,10 +220,13 @@ fn compile(
     let f = match (which, eval.derivative) {
         // The program computes its derivative itself: each function is the
         // program with only the output it answers.
-        (Which::Primal, Some(_)) => only(compiled.ir, |o| o.role == Role::Loss),
-        (Which::Gradient, Some(name)) => only(compiled.ir, |o| {
-            o.role == Role::Output && o.name == name
+        (Which::Primal, Some(_)) => only(compiled.ir, |o| match eval.output {
+            Some(name) => o.role == Role::Output && o.name == name,
+            None => o.role == Role::Loss,
         }),
+        (Which::Gradient, Some(name)) => {
+            only(compiled.ir, |o| o.role == Role::Output && o.name == name)
+        }
         (Which::Primal, None) => compiled.ir,
         (Which::Gradient, None) => compiled
             .gradient()
@@ -266,10 +269,16 @@ fn arrange(slots: &[crate::ir::Slot], point: &Point, what: &str) -> Result<Vec<T
 }
 
 /// The output GradBench expects: the loss as a number (or the eval's
-/// `output`, nested arrays, when it names one); the gradient all in one
+/// `output`, nested arrays or in the eval's `format`, when it names one); the gradient all in one
 /// flat vector when the eval asks for that, else the gradient of the
 /// one parameter as its nested arrays, or of several as an object by name.
-fn answer(eval: &Eval, f: &Function, outputs: &[Tensor], which: Which) -> Result<Value, String> {
+fn answer(
+    eval: &Eval,
+    f: &Function,
+    outputs: &[Tensor],
+    which: Which,
+    point: &Point,
+) -> Result<Value, String> {
     let find = |role: Role| {
         f.outputs
             .iter()
@@ -278,11 +287,16 @@ fn answer(eval: &Eval, f: &Function, outputs: &[Tensor], which: Which) -> Result
     };
     let of = |role: Role| find(role).map(|k| nested(&outputs[k]));
     let named = |name: &str| {
-        f.outputs
+        let k = f
+            .outputs
             .iter()
             .position(|o| o.role == Role::Output && o.name == name)
-            .map(|k| nested(&outputs[k]))
-            .ok_or_else(|| format!("the program has no output `{name}`"))
+            .ok_or_else(|| format!("the program has no output `{name}`"))?;
+        match (&eval.format, which) {
+            (Some(format), Which::Primal) => (format.primal)(&outputs[k], point),
+            (Some(format), Which::Gradient) => (format.derivative)(&outputs[k], point),
+            (None, _) => Ok(nested(&outputs[k])),
+        }
     };
     match (which, eval.derivative) {
         (Which::Primal, _) => match eval.output {

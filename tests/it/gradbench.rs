@@ -72,9 +72,11 @@ pub(crate) fn evaluations(file: &str) -> Vec<(String, Value, Value)> {
     out
 }
 
+/// The numbers of a JSON value in order (an object's by key).
 pub(crate) fn floats(v: &Value) -> Vec<f64> {
     match v {
         Value::Array(items) => items.iter().flat_map(floats).collect(),
+        Value::Object(o) => o.values().flat_map(floats).collect(),
         v => vec![v.as_f64().unwrap()],
     }
 }

@@ -174,7 +174,12 @@ fn kmeans_cost(c: &[f64], p: &[f64], d: usize) -> f64 {
     p.chunks(d)
         .map(|pi| {
             c.chunks(d)
-                .map(|cj| cj.iter().zip(pi).map(|(a, b)| (a - b) * (a - b)).sum::<f64>())
+                .map(|cj| {
+                    cj.iter()
+                        .zip(pi)
+                        .map(|(a, b)| (a - b) * (a - b))
+                        .sum::<f64>()
+                })
                 .fold(f64::INFINITY, f64::min)
         })
         .sum()
@@ -242,4 +247,120 @@ fn a_kmeans_direction_that_is_not_finite_is_refused() {
     assert_eq!(responses[0]["success"], false, "{}", responses[0]);
     let error = responses[0]["error"].as_str().unwrap();
     assert!(error.contains("not finite"), "{error}");
+}
+
+/// ADBench's bundle-adjustment residual of one observation: `w` times the
+/// projection of point `x` by camera `cam` (Rodrigues' rotation about the
+/// camera's centre, perspective division, radial distortion, focal length
+/// and principal point) minus the feature.
+fn ba_residual(cam: &[f64], x: &[f64], w: f64, feat: &[f64]) -> [f64; 2] {
+    let cross = |a: &[f64], b: &[f64]| {
+        [
+            a[1] * b[2] - a[2] * b[1],
+            a[2] * b[0] - a[0] * b[2],
+            a[0] * b[1] - a[1] * b[0],
+        ]
+    };
+    let rot = &cam[0..3];
+    let v: Vec<f64> = (0..3).map(|i| x[i] - cam[3 + i]).collect();
+    let sq: f64 = rot.iter().map(|r| r * r).sum();
+    let y: Vec<f64> = if sq != 0.0 {
+        let theta = sq.sqrt();
+        let k: Vec<f64> = rot.iter().map(|r| r / theta).collect();
+        let kx = cross(&k, &v);
+        let dot: f64 = (0..3).map(|i| k[i] * v[i]).sum();
+        (0..3)
+            .map(|i| v[i] * theta.cos() + kx[i] * theta.sin() + k[i] * dot * (1.0 - theta.cos()))
+            .collect()
+    } else {
+        let rx = cross(rot, &v);
+        (0..3).map(|i| v[i] + rx[i]).collect()
+    };
+    let p = [y[0] / y[2], y[1] / y[2]];
+    let rsq = p[0] * p[0] + p[1] * p[1];
+    let l = 1.0 + cam[9] * rsq + cam[10] * rsq * rsq;
+    [0, 1].map(|i| w * (p[i] * l * cam[6] + cam[7 + i] - feat[i]))
+}
+
+#[test]
+fn ba_is_adbenchs_bundle_adjustment_with_its_sparse_jacobian() {
+    let evals = evaluations("ba.jsonl");
+    assert!(evals.len() >= 6, "{} evaluations", evals.len());
+    for (function, input, output) in evals {
+        let size = |name: &str| input[name].as_u64().unwrap() as usize;
+        let (n, m, p) = (size("n"), size("m"), size("p"));
+        let (cam, x, feat) = (
+            floats(&input["cam"]),
+            floats(&input["x"]),
+            floats(&input["feat"]),
+        );
+        let w = input["w"].as_f64().unwrap();
+        if function == "objective" {
+            let r = output["reproj_error"]["elements"].clone();
+            assert_close(
+                &floats(&r),
+                &ba_residual(&cam, &x, w, &feat),
+                1e-12,
+                "reproj_error",
+            );
+            assert_eq!(output["reproj_error"]["repeated"], p);
+            let werr = output["w_err"]["element"].as_f64().unwrap();
+            assert_close(&[werr], &[1.0 - w * w], 1e-15, "w_err");
+            assert_eq!(output["w_err"]["repeated"], p);
+            continue;
+        }
+        let ints = |name: &str| -> Vec<usize> {
+            output[name]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as usize)
+                .collect()
+        };
+        let (rows, cols, vals) = (ints("rows"), ints("cols"), floats(&output["vals"]));
+        // Two rows of 15 an observation, then one a weight.
+        let mut want_rows = vec![0];
+        want_rows.extend((1..=2 * p).map(|r| 15 * r));
+        want_rows.extend((1..=p).map(|r| 30 * p + r));
+        assert_eq!(rows, want_rows);
+        // The derivatives in the observation's camera, point and weight, by
+        // central differences of the residual in those 15 numbers.
+        let at = |v: &[f64], k: usize| ba_residual(&v[0..11], &v[11..14], v[14], &feat)[k];
+        let mut v = cam.clone();
+        v.extend(&x);
+        v.push(w);
+        for i in 0..p {
+            let columns: Vec<usize> = (0..11)
+                .map(|c| 11 * (i % n) + c)
+                .chain((0..3).map(|c| 11 * n + 3 * (i % m) + c))
+                .chain([11 * n + 3 * m + i])
+                .collect();
+            for k in 0..2 {
+                let row = 2 * i + k;
+                assert_eq!(cols[rows[row]..rows[row + 1]], columns[..], "row {row}");
+                let got = &vals[rows[row]..rows[row + 1]];
+                assert_close(got, &central(&|v| at(v, k), &v), 1e-6, "reprojection row");
+            }
+            let row = 2 * p + i;
+            assert_eq!(cols[rows[row]..rows[row + 1]], [11 * n + 3 * m + i]);
+            assert_close(
+                &vals[rows[row]..rows[row + 1]],
+                &[-2.0 * w],
+                1e-12,
+                "weight row",
+            );
+        }
+    }
+}
+
+/// A camera of the wrong length is refused with the reason.
+#[test]
+fn a_ba_camera_of_the_wrong_length_is_refused() {
+    let message = serde_json::json!({"id": 0, "kind": "evaluate", "module": "ba",
+        "function": "objective", "input": {"n": 1, "m": 1, "p": 1, "cam": vec![0.1; 10],
+        "x": [0.0, 0.0, 1.0], "w": 1.0, "feat": [0.0, 0.0]}});
+    let responses = respond(&message.to_string(), Backend::Jit);
+    assert_eq!(responses[0]["success"], false, "{}", responses[0]);
+    let error = responses[0]["error"].as_str().unwrap();
+    assert!(error.contains("`cam` has 10 elements, not 11"), "{error}");
 }
