@@ -76,13 +76,26 @@ def kmeans():
         yield f"k={k},n={n},d={d}", {"points": points, "centroids": points[-k:]}
 
 
+def ba():
+    # GradBench runs ADBench's two smallest files, ba1 (n=49, m=7776,
+    # p=31843) and ba2 (n=21, m=11315, p=36455): one camera, point, weight
+    # and feature repeated. Their sizes here, the numbers of ba1's kind.
+    for n, m, p in [(49, 7776, 31843), (21, 11315, 36455)]:
+        cam = [random.uniform(-0.02, 0.02) for _ in range(3)] + [random.uniform(-0.1, 0.1) for _ in range(2)] \
+            + [random.uniform(1, 1.5), random.uniform(300, 500), 0.0, 0.0, -3e-7, 6e-13]
+        x = [random.uniform(-1, 1), random.uniform(-1, 1), random.uniform(-2, -1)]
+        feat = [random.uniform(-400, 400), random.uniform(-400, 400)]
+        yield f"n={n},m={m},p={p}", {"n": n, "m": m, "p": p, "cam": cam, "x": x, "w": random.random(), "feat": feat}
+
+
 EVALS = {"lse": (lse, "primal", "gradient"),
          "llsq": (llsq, "primal", "gradient"),
          "gmm": (gmm, "objective", "jacobian"),
          "ode": (ode, "primal", "gradient"),
          "lstm": (lstm, "objective", "jacobian"),
          "det": (det, "primal", "gradient"),
-         "kmeans": (kmeans, "cost", "dir")}
+         "kmeans": (kmeans, "cost", "dir"),
+         "ba": (ba, "objective", "jacobian")}
 
 
 def run(gradc, name):

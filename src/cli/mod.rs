@@ -162,8 +162,8 @@ pub enum Command {
     Predict(train::PredictArgs),
     /// Serve GradBench's protocol on standard input and output (one JSON
     /// message a line), as a tool of its `run` command: `--tool "gradc
-    /// gradbench"`. Answers the evals hello, lse, llsq, gmm, ode, lstm, det
-    /// and kmeans with the programs of gradbench/, each compiled once per distinct set of
+    /// gradbench"`. Answers the evals hello, lse, llsq, gmm, ode, lstm, det,
+    /// kmeans and ba with the programs of gradbench/, each compiled once per distinct set of
     /// sizes; the others' `define` fails with the reason.
     Gradbench {
         /// What evaluates the programs: the Cranelift JIT, or the reference

@@ -3,7 +3,9 @@
 //! the value of every parameter and input, by name. The eval's primal
 //! function is the program's loss; its derivative, the gradient of the loss
 //! in the parameters (the quantities the derivative is taken in are
-//! `param`s, the others `input`s).
+//! `param`s, the others `input`s), or an `output` that the program computes
+//! with `grad` and `jvp` (`kmeans`' Newton direction, `ba`'s Jacobian
+//! blocks, answered in GradBench's sparse form by [`ba`]).
 //!
 //! The evals gradc cannot express yet answer `define` with the reason
 //! ([`UNSUPPORTED`]).
