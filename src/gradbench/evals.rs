@@ -16,6 +16,7 @@ use crate::shape::{Shape, Tensor};
 use crate::types::dims::DimFlags;
 
 mod ba;
+mod ht;
 
 /// An eval gradc answers.
 pub struct Eval {
@@ -163,11 +164,24 @@ pub const EVALS: &[Eval] = &[
         flat: false,
         read: ba::read,
     },
+    Eval {
+        name: "ht",
+        source: include_str!("../../gradbench/ht.grad"),
+        primal: "objective",
+        gradient: "jacobian",
+        output: Some("e"),
+        derivative: Some("J"),
+        format: Some(Format {
+            primal: ht::objective,
+            derivative: ht::jacobian,
+        }),
+        flat: false,
+        read: ht::read,
+    },
 ];
 
 /// GradBench's other evals, and why gradc does not answer them yet.
 pub const UNSUPPORTED: &[(&str, &str)] = &[
-    ("ht", "gradc has no program for `ht` yet (its output is a Jacobian)"),
     ("saddle", "gradc has no program for `saddle` yet (nested derivatives with an optimisation loop of data-dependent length)"),
     ("particle", "gradc has no program for `particle` yet (nested derivatives with an optimisation loop of data-dependent length)"),
 ];

@@ -364,3 +364,226 @@ fn a_ba_camera_of_the_wrong_length_is_refused() {
     let error = responses[0]["error"].as_str().unwrap();
     assert!(error.contains("`cam` has 10 elements, not 11"), "{error}");
 }
+
+type M4 = [[f64; 4]; 4];
+
+fn mul4(a: &M4, b: &M4) -> M4 {
+    let mut c = [[0.0; 4]; 4];
+    for i in 0..4 {
+        for j in 0..4 {
+            c[i][j] = (0..4).map(|k| a[i][k] * b[k][j]).sum();
+        }
+    }
+    c
+}
+
+fn mul3(a: &[[f64; 3]; 3], b: &[[f64; 3]; 3]) -> [[f64; 3]; 3] {
+    let mut c = [[0.0; 3]; 3];
+    for i in 0..3 {
+        for j in 0..3 {
+            c[i][j] = (0..3).map(|k| a[i][k] * b[k][j]).sum();
+        }
+    }
+    c
+}
+
+/// ADBench's hand-tracking errors (its C++ definition) of an `ht` input at
+/// the pose `theta` and, when `us` is not empty, the complicated variant.
+fn ht_errors(input: &Value, theta: &[f64], us: &[f64]) -> Vec<f64> {
+    let model = &input["data"]["model"];
+    let m4 = |v: &Value| -> M4 {
+        let f = floats(v);
+        std::array::from_fn(|i| std::array::from_fn(|j| f[4 * i + j]))
+    };
+    let list = |v: &Value| v.as_array().unwrap().clone();
+    let bones = model["bone_count"].as_u64().unwrap() as usize;
+    // The pose: global rotation, scale, translation, then each bone's angles.
+    let mut pose = vec![[0.0; 3]; bones + 3];
+    pose[0].copy_from_slice(&theta[0..3]);
+    pose[1] = [1.0; 3];
+    pose[2].copy_from_slice(&theta[3..6]);
+    let (mut t, mut row) = (6, 5);
+    for _finger in 0..5 {
+        for i in 0..3 {
+            pose[row][0] = theta[t];
+            t += 1;
+            if i == 0 {
+                pose[row][1] = theta[t];
+                t += 1;
+            }
+            row += 1;
+        }
+        row += 1;
+    }
+    let parents: Vec<i64> = list(&model["parents"])
+        .iter()
+        .map(|p| p.as_i64().unwrap())
+        .collect();
+    let (rels, ibas) = (
+        list(&model["base_relatives"]),
+        list(&model["inverse_base_absolutes"]),
+    );
+    let mut absolutes: Vec<M4> = Vec::new();
+    for b in 0..bones {
+        let [tx, tz, ty] = pose[b + 3];
+        let rx = [
+            [1.0, 0.0, 0.0],
+            [0.0, tx.cos(), -tx.sin()],
+            [0.0, tx.sin(), tx.cos()],
+        ];
+        let ry = [
+            [ty.cos(), 0.0, ty.sin()],
+            [0.0, 1.0, 0.0],
+            [-ty.sin(), 0.0, ty.cos()],
+        ];
+        let rz = [
+            [tz.cos(), -tz.sin(), 0.0],
+            [tz.sin(), tz.cos(), 0.0],
+            [0.0, 0.0, 1.0],
+        ];
+        let r = mul3(&mul3(&rz, &ry), &rx);
+        let mut tr = [[0.0; 4]; 4];
+        tr[3][3] = 1.0;
+        (0..3).for_each(|i| tr[i][..3].copy_from_slice(&r[i]));
+        let rel = mul4(&m4(&rels[b]), &tr);
+        let abs = match parents[b] {
+            -1 => rel,
+            p => mul4(&absolutes[p as usize], &rel),
+        };
+        absolutes.push(abs);
+    }
+    let transforms: Vec<M4> = (0..bones)
+        .map(|b| mul4(&absolutes[b], &m4(&ibas[b])))
+        .collect();
+    let mirror = if model["is_mirrored"].as_bool().unwrap() {
+        -1.0
+    } else {
+        1.0
+    };
+    let aa = pose[0];
+    let n = aa.iter().map(|a| a * a).sum::<f64>().sqrt();
+    let r0 = if n < 1e-4 {
+        [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    } else {
+        let [x, y, z] = aa.map(|a| a / n);
+        let (s, c) = (n.sin(), n.cos());
+        [
+            [
+                x * x + (1.0 - x * x) * c,
+                x * y * (1.0 - c) - z * s,
+                x * z * (1.0 - c) + y * s,
+            ],
+            [
+                x * y * (1.0 - c) + z * s,
+                y * y + (1.0 - y * y) * c,
+                y * z * (1.0 - c) - x * s,
+            ],
+            [
+                x * z * (1.0 - c) - y * s,
+                z * y * (1.0 - c) + x * s,
+                z * z + (1.0 - z * z) * c,
+            ],
+        ]
+    };
+    let weights = list(&model["weights"]);
+    let vertices: Vec<[f64; 3]> = list(&model["base_positions"])
+        .iter()
+        .zip(&weights)
+        .map(|(p, w)| {
+            let (p, w) = (floats(p), floats(w));
+            let mut skinned = [0.0; 3];
+            for (b, tr) in transforms.iter().enumerate() {
+                for (j, s) in skinned.iter_mut().enumerate() {
+                    *s += (0..4).map(|k| tr[j][k] * p[k]).sum::<f64>() * w[b];
+                }
+            }
+            skinned[0] *= mirror;
+            std::array::from_fn(|i| {
+                (0..3)
+                    .map(|j| r0[i][j] * pose[1][j] * skinned[j])
+                    .sum::<f64>()
+                    + pose[2][i]
+            })
+        })
+        .collect();
+    let triangles = list(&model["triangles"]);
+    let corr = list(&input["data"]["correspondences"]);
+    let points = list(&input["data"]["points"]);
+    let mut err = Vec::new();
+    for (i, (c, p)) in corr.iter().zip(&points).enumerate() {
+        let c = c.as_u64().unwrap() as usize;
+        let hand: [f64; 3] = if us.is_empty() {
+            vertices[c]
+        } else {
+            let t: Vec<usize> = floats(&triangles[c]).iter().map(|&v| v as usize).collect();
+            let (u0, u1) = (us[2 * i], us[2 * i + 1]);
+            std::array::from_fn(|j| {
+                u0 * vertices[t[0]][j]
+                    + u1 * vertices[t[1]][j]
+                    + (1.0 - u0 - u1) * vertices[t[2]][j]
+            })
+        };
+        err.extend((0..3).map(|j| floats(p)[j] - hand[j]));
+    }
+    err
+}
+
+#[test]
+fn ht_is_adbenchs_hand_tracking_in_both_variants() {
+    let evals = evaluations("ht.jsonl");
+    assert!(evals.len() >= 8, "{} evaluations", evals.len());
+    let mut variants = [false, false];
+    for (function, input, output) in evals {
+        let (theta, us) = (floats(&input["theta"]), floats(&input["us"]));
+        let complicated = !us.is_empty();
+        variants[complicated as usize] = true;
+        let want = ht_errors(&input, &theta, &us);
+        if function == "objective" {
+            assert_close(&floats(&output), &want, 1e-12, "objective");
+            continue;
+        }
+        // A row an error: d/dus of its point (complicated only), d/dtheta.
+        let rows = output.as_array().unwrap();
+        assert_eq!(rows.len(), want.len());
+        let width = if complicated { 28 } else { 26 };
+        assert!(rows.iter().all(|r| r.as_array().unwrap().len() == width));
+        let errs = |k: usize| {
+            let (us, input) = (us.clone(), input.clone());
+            move |v: &[f64]| -> f64 {
+                let (du, dt) = v.split_at(us.len());
+                ht_errors(&input, dt, du)[k]
+            }
+        };
+        let x: Vec<f64> = us.iter().chain(&theta).copied().collect();
+        for (k, row) in rows.iter().enumerate() {
+            let all = central(&errs(k), &x);
+            let (du, dt) = all.split_at(us.len());
+            let mut want_row = Vec::new();
+            if complicated {
+                want_row.extend_from_slice(&du[2 * (k / 3)..2 * (k / 3) + 2]);
+                // The other points' us do not move this error.
+                assert!(du
+                    .iter()
+                    .enumerate()
+                    .all(|(c, d)| c / 2 == k / 3 || *d == 0.0));
+            }
+            want_row.extend_from_slice(dt);
+            assert_close(&floats(row), &want_row, 1e-6, "jacobian row");
+        }
+    }
+    assert_eq!(variants, [true, true], "both variants recorded");
+}
+
+/// A model that is not ADBench's hand of 22 bones is refused with the
+/// reason.
+#[test]
+fn an_ht_model_of_another_bone_count_is_refused() {
+    let text =
+        std::fs::read_to_string(crate::common::root().join("tests/gradbench/ht.jsonl")).unwrap();
+    let mut message: Value = serde_json::from_str(text.lines().nth(2).unwrap()).unwrap();
+    message["input"]["data"]["model"]["bone_count"] = 21.into();
+    let responses = respond(&message.to_string(), Backend::Jit);
+    assert_eq!(responses[0]["success"], false, "{}", responses[0]);
+    let error = responses[0]["error"].as_str().unwrap();
+    assert!(error.contains("22 bones"), "{error}");
+}
