@@ -5,7 +5,8 @@
 //! in the parameters (the quantities the derivative is taken in are
 //! `param`s, the others `input`s), or an `output` that the program computes
 //! with `grad` and `jvp` (`kmeans`' Newton direction, `ba`'s Jacobian
-//! blocks, answered in GradBench's sparse form by [`ba`]).
+//! blocks, answered in GradBench's sparse form by [`ba`], `ht`'s Jacobian,
+//! its rows answered by [`ht`]).
 //!
 //! The evals gradc cannot express yet answer `define` with the reason
 //! ([`UNSUPPORTED`]).
