@@ -183,8 +183,8 @@ pub const EVALS: &[Eval] = &[
 
 /// GradBench's other evals, and why gradc does not answer them yet.
 pub const UNSUPPORTED: &[(&str, &str)] = &[
-    ("saddle", "gradc has no program for `saddle` yet (nested derivatives with an optimisation loop of data-dependent length)"),
-    ("particle", "gradc has no program for `particle` yet (nested derivatives with an optimisation loop of data-dependent length)"),
+    ("saddle", "gradc has no program for `saddle` yet: its gradient descents (an argmax nested in an argmin) run until their steps are small, loops of data-dependent length, and gradc's loops have a number of steps fixed when the program is compiled (whether a fixed number reproduces GradBench's answer to its checker's tolerance is not yet established)"),
+    ("particle", "gradc has no program for `particle` yet: its Euler integration runs until the particle crosses the x-axis and its gradient descent on w until the step is small, loops of data-dependent length, and gradc's loops have a number of steps fixed when the program is compiled (whether a fixed number reproduces GradBench's answer to its checker's tolerance is not yet established)"),
 ];
 
 /// The eval of a module, or why there is none.
