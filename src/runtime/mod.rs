@@ -43,6 +43,7 @@ mod lbfgs;
 mod least_squares;
 pub mod linalg;
 mod line_search;
+mod narrow;
 mod newton;
 pub mod newton_cg;
 pub mod optim;
