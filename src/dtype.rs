@@ -11,7 +11,7 @@ use std::fmt;
 
 /// The float type of a compiled batched function and of the buffers it
 /// reads and writes.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Dtype {
     /// IEEE double precision: every engine's reference arithmetic.
     #[default]
