@@ -617,6 +617,8 @@ mod check;
 mod data;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_dtype;
 
 pub use check::check_train;
 use check::example_csv;
