@@ -1,0 +1,162 @@
+//! `dtype = f32`: the batched JIT in f32 against the f64 arithmetic, and
+//! training in f32 against training in f64.
+//!
+//! - The JIT: for every example and `tests/cases/check` program, forward
+//!   and gradient, the f32 batched function (per-example outputs and
+//!   means) against the f64 one (the interpreter's bits) run on the same
+//!   f32-rounded parameters and inputs: every buffer within
+//!   [`JIT_ULPS`] f32 epsilons of its largest magnitude (a mean of n
+//!   examples n more; a normwise bound:
+//!   a sum's rounding error scales with its terms, not with its result).
+//! - Training: every example trained in f32 and in f64 as its train block
+//!   says, the loss over the training data at the final parameters within
+//!   [`LOSS_TOL`] relative (the README states it).
+//! - The CLI: `--dtype`, its errors, and the JSON summary's `dtype`.
+
+use gradc::autodiff::check::random_inputs;
+use gradc::backend::{compile_batched_with, BatchOptions, BatchedFunction, Reduce};
+use gradc::dtype::Dtype;
+use gradc::ir::{interp, Function};
+use gradc::shape::Tensor;
+use rand::{Rng, RngExt, SeedableRng};
+use rand_distr::StandardNormal;
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+use crate::common::{examples, files, gradc, root};
+
+/// How far an f32 buffer may be from the f64 one, in f32 epsilons of the
+/// buffer's largest magnitude.
+const JIT_ULPS: f64 = 64.0;
+
+/// The loss after training in f32, relative to f64's.
+const LOSS_TOL: f64 = 1e-4;
+
+/// `xs` rounded to f32 and back.
+fn rounded(xs: &[f64]) -> Vec<f64> {
+    xs.iter().map(|&x| f64::from(x as f32)).collect()
+}
+
+/// Standard-normal parameters of `f`'s shapes, rounded to f32.
+fn random_params(f: &Function, rng: &mut impl Rng) -> Vec<Tensor> {
+    f.params
+        .iter()
+        .map(|s| {
+            let data: Vec<f64> = (0..s.shape.size())
+                .map(|_| rng.sample(StandardNormal))
+                .collect();
+            Tensor::new(s.shape.clone(), rounded(&data))
+        })
+        .collect()
+}
+
+/// The f64 and the f32 batched functions of `f`, with per-example outputs.
+fn both(f: &Function) -> (BatchedFunction, BatchedFunction) {
+    let options = |dtype| BatchOptions {
+        per_example_outputs: true,
+        dtype,
+    };
+    let compile = |dtype| compile_batched_with(f, options(dtype)).unwrap();
+    (compile(Dtype::F64), compile(Dtype::F32))
+}
+
+/// The largest magnitude of the finite numbers of `xs`, at least the
+/// smallest normal f32.
+fn magnitude<'a>(xs: impl IntoIterator<Item = &'a f64>) -> f64 {
+    xs.into_iter()
+        .filter(|x| x.is_finite())
+        .fold(f64::from(f32::MIN_POSITIVE), |m, x| m.max(x.abs()))
+}
+
+/// The largest error of `got` from `want` in f32 epsilons of `scale`;
+/// `None` if one is finite where the other is not.
+fn ulps(want: &[f64], got: &[f64], scale: f64) -> Option<f64> {
+    let mut worst: f64 = 0.0;
+    for (&w, &g) in want.iter().zip(got) {
+        if w.is_finite() != g.is_finite() {
+            return None;
+        }
+        if w.is_finite() {
+            worst = worst.max((w - g).abs() / (scale * Dtype::F32.epsilon()));
+        }
+    }
+    Some(worst)
+}
+
+#[test]
+fn the_f32_jit_is_the_f64_arithmetic_within_f32_rounding() {
+    let files: Vec<_> = examples()
+        .into_iter()
+        .chain(files("tests/cases/check", "grad"))
+        .collect();
+    let (mut batches, mut worst) = (0, (0.0, String::new()));
+    let mut failures = Vec::new();
+    for (name, path) in &files {
+        let src = std::fs::read_to_string(path).unwrap();
+        let Ok(compiled) = gradc::compile(&src) else {
+            continue;
+        };
+        let mut programs = vec![("forward", compiled.ir.clone())];
+        programs.extend(compiled.gradient().ok().map(|g| ("gradient", g)));
+        for (kind, f) in &programs {
+            let (f64s, f32s) = both(f);
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+            let initial: Vec<Tensor> = compiled
+                .initial_params(compiled.seed())
+                .iter()
+                .map(|t| Tensor::new(t.shape.clone(), rounded(&t.data)))
+                .collect();
+            for params in [initial, random_params(f, &mut rng)] {
+                for n in [1, 7, 257] {
+                    let examples: Vec<Vec<Tensor>> = (0..n)
+                        .map(|_| {
+                            let x = random_inputs(f, &mut rng);
+                            x.iter().map(|t| Tensor::new(t.shape.clone(), rounded(&t.data))).collect()
+                        })
+                        .collect();
+                    let rows: Vec<Vec<f64>> = (0..f.inputs.len())
+                        .map(|k| examples.iter().flat_map(|x| x[k].data.clone()).collect())
+                        .collect();
+                    let rows: Vec<&[f64]> = rows.iter().map(|r| &r[..]).collect();
+                    batches += 1;
+                    let (want, got) = match (f64s.run(&params, &rows, n), f32s.run(&params, &rows, n)) {
+                        (Ok(w), Ok(g)) => (w, g),
+                        (Err(w), Err(g)) => {
+                            assert_eq!(w, g, "{name} ({kind}): the same fault");
+                            continue;
+                        }
+                        (w, g) => {
+                            failures.push(format!("{name} ({kind}): f64 {:?}, f32 {:?}", w.err(), g.err()));
+                            continue;
+                        }
+                    };
+                    // The examples' own values: a mean's rounding errors
+                    // scale with its terms, not with the mean.
+                    let each: Vec<_> = examples
+                        .iter()
+                        .map(|x| interp::run_outputs(f, &params, x).unwrap())
+                        .collect();
+                    for ((o, w), g) in f64s.outputs().iter().zip(&want).zip(&got) {
+                        let scale = magnitude(each.iter().flat_map(|outs| &outs[o.index].1.data));
+                        let out = format!("{name} ({kind}) {} ({:?}, n = {n})", f.outputs[o.index].name, o.reduce);
+                        // A mean over n examples adds up to n more roundings.
+                        let bound = match o.reduce {
+                            Reduce::PerExample => JIT_ULPS,
+                            Reduce::Mean => JIT_ULPS + n as f64,
+                        };
+                        match ulps(&w.data, &g.data, scale) {
+                            Some(e) if e <= bound => {
+                                if e > worst.0 {
+                                    worst = (e, out);
+                                }
+                            }
+                            e => failures.push(format!("{out}: {e:?} epsilons\n  f64 {:?}\n  f32 {:?}", &w.data[..w.data.len().min(8)], &g.data[..g.data.len().min(8)])),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(batches >= 2 * 7 * 6, "only {batches} batches ran");
+    eprintln!("{batches} batches within {JIT_ULPS} epsilons; the worst {:.1}: {}", worst.0, worst.1);
+}
