@@ -8,10 +8,13 @@
 //!   [`JIT_ULPS`] f32 epsilons of its largest magnitude (a mean of n
 //!   examples n more; a normwise bound:
 //!   a sum's rounding error scales with its terms, not with its result).
-//! - Training: every example trained in f32 and in f64 as its train block
-//!   says, the loss over the training data at the final parameters within
-//!   [`LOSS_TOL`] relative (the README states it).
+//! - Training: every example and bench workload trained in f32 and in f64
+//!   as its train block says, the loss over the training data at the final
+//!   parameters within [`LOSS_TOL`] relative (the README states it), or
+//!   both at 0 as far as f32 resolves it.
 //! - The CLI: `--dtype`, its errors, and the JSON summary's `dtype`.
+
+use std::path::{Path, PathBuf};
 
 use gradc::autodiff::check::random_inputs;
 use gradc::backend::{compile_batched_with, BatchOptions, BatchedFunction, Reduce};
@@ -23,6 +26,10 @@ use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use crate::common::{examples, files, gradc, root};
+
+#[path = "../../benches/workloads/data.rs"]
+#[allow(dead_code)]
+mod bench_data;
 
 /// How far an f32 buffer may be from the f64 one, in f32 epsilons of the
 /// buffer's largest magnitude.
@@ -159,4 +166,57 @@ fn the_f32_jit_is_the_f64_arithmetic_within_f32_rounding() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(batches >= 2 * 7 * 6, "only {batches} batches ran");
     eprintln!("{batches} batches within {JIT_ULPS} epsilons; the worst {:.1}: {}", worst.0, worst.1);
+}
+
+/// The program at `path` trained as its train block says, in `dtype`.
+fn train(path: &Path, dtype: Dtype) -> Result<gradc::runtime::Report, String> {
+    let src = std::fs::read_to_string(path).unwrap();
+    let c = gradc::compile(&src).map_err(|e| format!("{e:?}"))?;
+    let cfg = c.typed.train.clone().unwrap_or_default();
+    let opts = gradc::runtime::Options {
+        base_dir: path.parent().unwrap().to_path_buf(),
+        dtype: Some(dtype),
+        ..Default::default()
+    };
+    gradc::runtime::train(&c, &cfg, &opts, &mut ()).map_err(|e| e.to_string())
+}
+
+/// Every example (but the full-batch methods', which stay f64) and every
+/// training workload of the benches: the loss over the training data after
+/// training in f32 within [`LOSS_TOL`] of f64's, relative.
+#[test]
+fn every_example_and_workload_trains_in_f32_to_the_f64_loss() {
+    bench_data::generate();
+    let mut files: Vec<PathBuf> = examples().into_iter().map(|(_, path)| path).collect();
+    for w in ["logistic20", "digits_mlp", "mlp784"] {
+        files.push(root().join(format!("benches/workloads/{w}.grad")));
+    }
+    let mut failures = Vec::new();
+    let mut trained = 0;
+    for path in &files {
+        let file = path.strip_prefix(root()).unwrap_or(path).display().to_string();
+        let f64s = train(path, Dtype::F64).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let f32s = match train(path, Dtype::F32) {
+            Ok(r) => r,
+            Err(e) if e.contains("is a full-batch method and runs in f64") => continue,
+            Err(e) => {
+                failures.push(format!("{file}: {e}"));
+                continue;
+            }
+        };
+        trained += 1;
+        assert_eq!((f64s.dtype, f32s.dtype), (Dtype::F64, Dtype::F32));
+        let (a, b) = (f64s.train.loss, f32s.train.loss);
+        let rel = (a - b).abs() / a.abs().max(f64::MIN_POSITIVE);
+        // A loss trained to its minimum of 0 (Rosenbrock's) ends at f32's
+        // resolution: both below epsilon times the first epoch's loss.
+        let floor = f64s.history[0].loss.abs() * Dtype::F32.epsilon();
+        let at_zero = a.abs() <= floor && b.abs() <= floor;
+        eprintln!("{file}: f64 {a:e}, f32 {b:e}, relative {rel:.1e}");
+        if !(rel <= LOSS_TOL || at_zero) {
+            failures.push(format!("{file}: f64 loss {a:e}, f32 {b:e} ({rel:.1e} relative)"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(trained >= 10, "only {trained} programs trained in f32");
 }
