@@ -220,3 +220,91 @@ fn every_example_and_workload_trains_in_f32_to_the_f64_loss() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(trained >= 10, "only {trained} programs trained in f32");
 }
+
+#[test]
+fn the_dtype_flag_overrides_the_block_and_the_summary_says_it() {
+    let json = |args: &[&str]| {
+        let (ok, out, err) = gradc(args);
+        assert!(ok, "{args:?}: {err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    let base = ["train", "examples/logistic.grad", "-q", "--json"];
+    let f64s = json(&base);
+    let f32s = json(&[&base[..], &["--dtype", "f32"]].concat());
+    assert_eq!(f64s["dtype"], "f64");
+    assert_eq!(f32s["dtype"], "f32");
+    let loss = |v: &serde_json::Value| v["train"]["loss"].as_f64().unwrap();
+    let (a, b) = (loss(&f64s), loss(&f32s));
+    assert_ne!(a, b, "the f32 run rounds differently");
+    assert!((a - b).abs() <= LOSS_TOL * a, "{a} vs {b}");
+    // The text summary says f32 (and nothing for the default).
+    let (ok, out, _) = gradc(&["train", "examples/logistic.grad", "-q", "--dtype", "f32"]);
+    assert!(ok && out.lines().next().unwrap().contains(", in f32: "), "{out}");
+    let (ok, out, _) = gradc(&["train", "examples/logistic.grad", "-q"]);
+    assert!(ok && !out.contains("f32"), "{out}");
+}
+
+#[test]
+fn a_block_with_dtype_f32_trains_in_f32_unless_the_flag_says_f64() {
+    let dir = crate::common::temp_dir("f32_block");
+    let src = std::fs::read_to_string(root().join("examples/logistic.grad")).unwrap();
+    let src = src.replace("train {", "train {\n  dtype = f32");
+    assert!(src.contains("dtype = f32"));
+    let file = dir.join("logistic.grad");
+    std::fs::write(&file, src).unwrap();
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::copy(root().join("examples/data/blobs.csv"), dir.join("data/blobs.csv")).unwrap();
+    let file = file.to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let (ok, out, err) = gradc(&[&["train", file, "-q", "--json"], extra].concat());
+        assert!(ok, "{err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["dtype"].clone()
+    };
+    assert_eq!(run(&[]), "f32");
+    assert_eq!(run(&["--dtype", "f64"]), "f64");
+}
+
+#[test]
+fn f32_on_the_interpreter_or_a_full_batch_method_is_a_clear_error() {
+    let (ok, _, err) = gradc(&["train", "examples/logistic.grad", "--dtype", "f32", "--backend", "interp"]);
+    assert!(!ok);
+    assert!(err.contains("`dtype = f32` runs on the JIT only"), "{err}");
+    let (ok, _, err) = gradc(&["train", "examples/curve_fit.grad", "--dtype", "f32"]);
+    assert!(!ok);
+    assert!(err.contains("is a full-batch method and runs in f64"), "{err}");
+    let (ok, _, err) = gradc(&["train", "examples/logistic.grad", "--dtype", "f16"]);
+    assert!(!ok);
+    assert!(err.contains("possible values: f64, f32"), "{err}");
+}
+
+#[test]
+fn eval_and_predict_run_the_data_in_f32() {
+    let dir = crate::common::temp_dir("f32_eval");
+    let weights = dir.join("w.safetensors");
+    let weights = weights.to_str().unwrap();
+    let (ok, _, err) = gradc(&["train", "examples/logistic.grad", "-q", "--save", weights]);
+    assert!(ok, "{err}");
+    let eval = |dtype: &str| {
+        let args = ["eval", "examples/logistic.grad", "--weights", weights, "--json", "--dtype", dtype];
+        let (ok, out, err) = gradc(&args);
+        assert!(ok, "{err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["loss"].as_f64().unwrap()
+    };
+    let (a, b) = (eval("f64"), eval("f32"));
+    assert_ne!(a, b);
+    assert!((a - b).abs() <= 1e-6 * a, "{a} vs {b}");
+    // Each f32 result is an f32 widened: it survives a round trip.
+    assert_eq!(f64::from(b as f32), b);
+    let predict = |dtype: &str| {
+        let args = ["predict", "examples/logistic.grad", "--weights", weights, "--data", "--dtype", dtype];
+        let (ok, out, err) = gradc(&args);
+        assert!(ok, "{err}");
+        out.lines().skip(1).map(|l| l.parse::<f64>().unwrap()).collect::<Vec<f64>>()
+    };
+    let (p, q) = (predict("f64"), predict("f32"));
+    assert_eq!(p.len(), q.len());
+    for (x, y) in p.iter().zip(&q) {
+        assert!((x - y).abs() <= 1e-6, "{x} vs {y}");
+        assert_eq!(f64::from(*y as f32), *y);
+    }
+}
