@@ -308,3 +308,51 @@ fn eval_and_predict_run_the_data_in_f32() {
         assert_eq!(f64::from(*y as f32), *y);
     }
 }
+
+/// A model of width `s`: products, elementwise runs, reductions, softmax,
+/// argmax and a class index, so that the f32 code's four-lane loops meet
+/// every remainder (`s` mod 4) on each path.
+fn of_width(s: usize) -> String {
+    format!(
+        "input x: [{s}]\ninput c\n\
+         param W: [{s}, {s}] = normal(0, 1)\nparam V: [3, {s}, {s}] = normal(0, 1)\nparam b: [{s}] = normal(0, 1)\n\
+         let h = tanh(W @ x + b) * 2 - x / 3\n\
+         let g = relu(V[0] @ h) + outer(h, x)[0] + sum(V, axis = 0)[0]\n\
+         let p = softmax(g + one_hot(c, {s}))\n\
+         loss sum(p * log(p + 1)) + max(h) + norm(g) + logsumexp(h)\n\
+         metric best = argmax(g) == c\n\
+         output p = p\n"
+    )
+}
+
+#[test]
+fn every_width_agrees_and_a_bad_class_is_the_same_fault() {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+    for s in 1..=9 {
+        let src = of_width(s);
+        let c = gradc::compile(&src).unwrap_or_else(|e| panic!("{src}\n{e:?}"));
+        for (kind, f) in [("forward", c.ir.clone()), ("gradient", c.gradient().unwrap())] {
+            let (f64s, f32s) = both(&f);
+            let params = random_params(&f, &mut rng);
+            let n = 5;
+            let x: Vec<f64> = (0..n * s).map(|_| rng.sample(StandardNormal)).collect();
+            let x = rounded(&x);
+            let mut classes: Vec<f64> = (0..n).map(|k| (k % s) as f64).collect();
+            let rows = [&x[..], &classes[..]];
+            let (want, got) = (f64s.run(&params, &rows, n).unwrap(), f32s.run(&params, &rows, n).unwrap());
+            for ((o, w), g) in f64s.outputs().iter().zip(&want).zip(&got) {
+                let name = &f.outputs[o.index].name;
+                let scale = magnitude(&w.data).max(1.0);
+                let e = ulps(&w.data, &g.data, scale);
+                assert!(e.is_some_and(|e| e <= JIT_ULPS), "width {s} ({kind}) {name}: {e:?}\n{:?}\n{:?}", w.data, g.data);
+            }
+            // The fourth example's class is out of range: the same fault
+            // (instruction, class and example) from both.
+            classes[3] = s as f64 + 0.5;
+            let rows = [&x[..], &classes[..]];
+            let (w, g) = (f64s.run(&params, &rows, n), f32s.run(&params, &rows, n));
+            assert!(w.is_err(), "width {s} ({kind})");
+            assert_eq!(w.unwrap_err(), g.unwrap_err(), "width {s} ({kind})");
+        }
+    }
+}
