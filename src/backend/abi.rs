@@ -42,9 +42,9 @@ use super::plan::{
     ERROR_SLOT, EXAMPLE_SLOT, FAULT_CLASS, FAULT_HI_SLOT, FAULT_INDEX, FAULT_KIND_SLOT,
     FAULT_LEN_SLOT, FAULT_LO_SLOT,
 };
-use crate::dtype::Element;
 #[cfg(doc)]
 use crate::dtype::Dtype;
+use crate::dtype::Element;
 use crate::ir::{Fault, Function, Op, RunError, Slot};
 use crate::span::Span;
 

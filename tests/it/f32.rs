@@ -117,7 +117,9 @@ fn the_f32_jit_is_the_f64_arithmetic_within_f32_rounding() {
                     let examples: Vec<Vec<Tensor>> = (0..n)
                         .map(|_| {
                             let x = random_inputs(f, &mut rng);
-                            x.iter().map(|t| Tensor::new(t.shape.clone(), rounded(&t.data))).collect()
+                            x.iter()
+                                .map(|t| Tensor::new(t.shape.clone(), rounded(&t.data)))
+                                .collect()
                         })
                         .collect();
                     let rows: Vec<Vec<f64>> = (0..f.inputs.len())
@@ -125,17 +127,22 @@ fn the_f32_jit_is_the_f64_arithmetic_within_f32_rounding() {
                         .collect();
                     let rows: Vec<&[f64]> = rows.iter().map(|r| &r[..]).collect();
                     batches += 1;
-                    let (want, got) = match (f64s.run(&params, &rows, n), f32s.run(&params, &rows, n)) {
-                        (Ok(w), Ok(g)) => (w, g),
-                        (Err(w), Err(g)) => {
-                            assert_eq!(w, g, "{name} ({kind}): the same fault");
-                            continue;
-                        }
-                        (w, g) => {
-                            failures.push(format!("{name} ({kind}): f64 {:?}, f32 {:?}", w.err(), g.err()));
-                            continue;
-                        }
-                    };
+                    let (want, got) =
+                        match (f64s.run(&params, &rows, n), f32s.run(&params, &rows, n)) {
+                            (Ok(w), Ok(g)) => (w, g),
+                            (Err(w), Err(g)) => {
+                                assert_eq!(w, g, "{name} ({kind}): the same fault");
+                                continue;
+                            }
+                            (w, g) => {
+                                failures.push(format!(
+                                    "{name} ({kind}): f64 {:?}, f32 {:?}",
+                                    w.err(),
+                                    g.err()
+                                ));
+                                continue;
+                            }
+                        };
                     // The examples' own values: a mean's rounding errors
                     // scale with its terms, not with the mean.
                     let each: Vec<_> = examples
@@ -144,7 +151,10 @@ fn the_f32_jit_is_the_f64_arithmetic_within_f32_rounding() {
                         .collect();
                     for ((o, w), g) in f64s.outputs().iter().zip(&want).zip(&got) {
                         let scale = magnitude(each.iter().flat_map(|outs| &outs[o.index].1.data));
-                        let out = format!("{name} ({kind}) {} ({:?}, n = {n})", f.outputs[o.index].name, o.reduce);
+                        let out = format!(
+                            "{name} ({kind}) {} ({:?}, n = {n})",
+                            f.outputs[o.index].name, o.reduce
+                        );
                         // A mean over n examples adds up to n more roundings.
                         let bound = match o.reduce {
                             Reduce::PerExample => JIT_ULPS,
@@ -156,7 +166,11 @@ fn the_f32_jit_is_the_f64_arithmetic_within_f32_rounding() {
                                     worst = (e, out);
                                 }
                             }
-                            e => failures.push(format!("{out}: {e:?} epsilons\n  f64 {:?}\n  f32 {:?}", &w.data[..w.data.len().min(8)], &g.data[..g.data.len().min(8)])),
+                            e => failures.push(format!(
+                                "{out}: {e:?} epsilons\n  f64 {:?}\n  f32 {:?}",
+                                &w.data[..w.data.len().min(8)],
+                                &g.data[..g.data.len().min(8)]
+                            )),
                         }
                     }
                 }
@@ -165,7 +179,10 @@ fn the_f32_jit_is_the_f64_arithmetic_within_f32_rounding() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(batches >= 2 * 7 * 6, "only {batches} batches ran");
-    eprintln!("{batches} batches within {JIT_ULPS} epsilons; the worst {:.1}: {}", worst.0, worst.1);
+    eprintln!(
+        "{batches} batches within {JIT_ULPS} epsilons; the worst {:.1}: {}",
+        worst.0, worst.1
+    );
 }
 
 /// The program at `path` trained as its train block says, in `dtype`.
@@ -194,7 +211,11 @@ fn every_example_and_workload_trains_in_f32_to_the_f64_loss() {
     let mut failures = Vec::new();
     let mut trained = 0;
     for path in &files {
-        let file = path.strip_prefix(root()).unwrap_or(path).display().to_string();
+        let file = path
+            .strip_prefix(root())
+            .unwrap_or(path)
+            .display()
+            .to_string();
         let f64s = train(path, Dtype::F64).unwrap_or_else(|e| panic!("{file}: {e}"));
         let f32s = match train(path, Dtype::F32) {
             Ok(r) => r,
@@ -214,7 +235,9 @@ fn every_example_and_workload_trains_in_f32_to_the_f64_loss() {
         let at_zero = a.abs() <= floor && b.abs() <= floor;
         eprintln!("{file}: f64 {a:e}, f32 {b:e}, relative {rel:.1e}");
         if !(rel <= LOSS_TOL || at_zero) {
-            failures.push(format!("{file}: f64 loss {a:e}, f32 {b:e} ({rel:.1e} relative)"));
+            failures.push(format!(
+                "{file}: f64 loss {a:e}, f32 {b:e} ({rel:.1e} relative)"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -239,7 +262,10 @@ fn the_dtype_flag_overrides_the_block_and_the_summary_says_it() {
     assert!((a - b).abs() <= LOSS_TOL * a, "{a} vs {b}");
     // The text summary says f32 (and nothing for the default).
     let (ok, out, _) = gradc(&["train", "examples/logistic.grad", "-q", "--dtype", "f32"]);
-    assert!(ok && out.lines().next().unwrap().contains(", in f32: "), "{out}");
+    assert!(
+        ok && out.lines().next().unwrap().contains(", in f32: "),
+        "{out}"
+    );
     let (ok, out, _) = gradc(&["train", "examples/logistic.grad", "-q"]);
     assert!(ok && !out.contains("f32"), "{out}");
 }
@@ -253,7 +279,11 @@ fn a_block_with_dtype_f32_trains_in_f32_unless_the_flag_says_f64() {
     let file = dir.join("logistic.grad");
     std::fs::write(&file, src).unwrap();
     std::fs::create_dir_all(dir.join("data")).unwrap();
-    std::fs::copy(root().join("examples/data/blobs.csv"), dir.join("data/blobs.csv")).unwrap();
+    std::fs::copy(
+        root().join("examples/data/blobs.csv"),
+        dir.join("data/blobs.csv"),
+    )
+    .unwrap();
     let file = file.to_str().unwrap();
     let run = |extra: &[&str]| {
         let (ok, out, err) = gradc(&[&["train", file, "-q", "--json"], extra].concat());
@@ -266,12 +296,22 @@ fn a_block_with_dtype_f32_trains_in_f32_unless_the_flag_says_f64() {
 
 #[test]
 fn f32_on_the_interpreter_or_a_full_batch_method_is_a_clear_error() {
-    let (ok, _, err) = gradc(&["train", "examples/logistic.grad", "--dtype", "f32", "--backend", "interp"]);
+    let (ok, _, err) = gradc(&[
+        "train",
+        "examples/logistic.grad",
+        "--dtype",
+        "f32",
+        "--backend",
+        "interp",
+    ]);
     assert!(!ok);
     assert!(err.contains("`dtype = f32` runs on the JIT only"), "{err}");
     let (ok, _, err) = gradc(&["train", "examples/curve_fit.grad", "--dtype", "f32"]);
     assert!(!ok);
-    assert!(err.contains("is a full-batch method and runs in f64"), "{err}");
+    assert!(
+        err.contains("is a full-batch method and runs in f64"),
+        "{err}"
+    );
     let (ok, _, err) = gradc(&["train", "examples/logistic.grad", "--dtype", "f16"]);
     assert!(!ok);
     assert!(err.contains("possible values: f64, f32"), "{err}");
@@ -285,10 +325,20 @@ fn eval_and_predict_run_the_data_in_f32() {
     let (ok, _, err) = gradc(&["train", "examples/logistic.grad", "-q", "--save", weights]);
     assert!(ok, "{err}");
     let eval = |dtype: &str| {
-        let args = ["eval", "examples/logistic.grad", "--weights", weights, "--json", "--dtype", dtype];
+        let args = [
+            "eval",
+            "examples/logistic.grad",
+            "--weights",
+            weights,
+            "--json",
+            "--dtype",
+            dtype,
+        ];
         let (ok, out, err) = gradc(&args);
         assert!(ok, "{err}");
-        serde_json::from_str::<serde_json::Value>(&out).unwrap()["loss"].as_f64().unwrap()
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["loss"]
+            .as_f64()
+            .unwrap()
     };
     let (a, b) = (eval("f64"), eval("f32"));
     assert_ne!(a, b);
@@ -296,10 +346,21 @@ fn eval_and_predict_run_the_data_in_f32() {
     // Each f32 result is an f32 widened: it survives a round trip.
     assert_eq!(f64::from(b as f32), b);
     let predict = |dtype: &str| {
-        let args = ["predict", "examples/logistic.grad", "--weights", weights, "--data", "--dtype", dtype];
+        let args = [
+            "predict",
+            "examples/logistic.grad",
+            "--weights",
+            weights,
+            "--data",
+            "--dtype",
+            dtype,
+        ];
         let (ok, out, err) = gradc(&args);
         assert!(ok, "{err}");
-        out.lines().skip(1).map(|l| l.parse::<f64>().unwrap()).collect::<Vec<f64>>()
+        out.lines()
+            .skip(1)
+            .map(|l| l.parse::<f64>().unwrap())
+            .collect::<Vec<f64>>()
     };
     let (p, q) = (predict("f64"), predict("f32"));
     assert_eq!(p.len(), q.len());
@@ -331,7 +392,10 @@ fn every_width_agrees_and_a_bad_class_is_the_same_fault() {
     for s in 1..=9 {
         let src = of_width(s);
         let c = gradc::compile(&src).unwrap_or_else(|e| panic!("{src}\n{e:?}"));
-        for (kind, f) in [("forward", c.ir.clone()), ("gradient", c.gradient().unwrap())] {
+        for (kind, f) in [
+            ("forward", c.ir.clone()),
+            ("gradient", c.gradient().unwrap()),
+        ] {
             let (f64s, f32s) = both(&f);
             let params = random_params(&f, &mut rng);
             let n = 5;
@@ -339,12 +403,20 @@ fn every_width_agrees_and_a_bad_class_is_the_same_fault() {
             let x = rounded(&x);
             let mut classes: Vec<f64> = (0..n).map(|k| (k % s) as f64).collect();
             let rows = [&x[..], &classes[..]];
-            let (want, got) = (f64s.run(&params, &rows, n).unwrap(), f32s.run(&params, &rows, n).unwrap());
+            let (want, got) = (
+                f64s.run(&params, &rows, n).unwrap(),
+                f32s.run(&params, &rows, n).unwrap(),
+            );
             for ((o, w), g) in f64s.outputs().iter().zip(&want).zip(&got) {
                 let name = &f.outputs[o.index].name;
                 let scale = magnitude(&w.data).max(1.0);
                 let e = ulps(&w.data, &g.data, scale);
-                assert!(e.is_some_and(|e| e <= JIT_ULPS), "width {s} ({kind}) {name}: {e:?}\n{:?}\n{:?}", w.data, g.data);
+                assert!(
+                    e.is_some_and(|e| e <= JIT_ULPS),
+                    "width {s} ({kind}) {name}: {e:?}\n{:?}\n{:?}",
+                    w.data,
+                    g.data
+                );
             }
             // The fourth example's class is out of range: the same fault
             // (instruction, class and example) from both.

@@ -66,17 +66,15 @@ impl Translator<'_, '_> {
             let st = self.st;
             let whole = m - m % BLOCK;
             self.for_each_step(whole, BLOCK, &mut |t, row| {
-                let cells: Vec<(Ix, Ix, cl::Type)> = (0..BLOCK)
-                    .map(|r| (row.plus(r), Ix::c(0), st))
-                    .collect();
+                let cells: Vec<(Ix, Ix, cl::Type)> =
+                    (0..BLOCK).map(|r| (row.plus(r), Ix::c(0), st)).collect();
                 let d = t.dots(x, y, k, n, &cells);
                 for (r, v) in d.into_iter().enumerate() {
                     t.write(dst, row.plus(r), v);
                 }
             });
-            let cells: Vec<(Ix, Ix, cl::Type)> = (whole..m)
-                .map(|r| (Ix::c(r), Ix::c(0), st))
-                .collect();
+            let cells: Vec<(Ix, Ix, cl::Type)> =
+                (whole..m).map(|r| (Ix::c(r), Ix::c(0), st)).collect();
             if !cells.is_empty() {
                 let d = self.dots(x, y, k, n, &cells);
                 for (r, v) in (whole..m).zip(d) {
@@ -138,9 +136,8 @@ impl Translator<'_, '_> {
         let (lanes, vt, st) = (self.lanes, self.vt, self.st);
         let whole = n - n % (lanes * BLOCK);
         self.for_each_step(whole, lanes * BLOCK, &mut |t, col| {
-            let cells: Vec<(Ix, Ix, cl::Type)> = (0..BLOCK)
-                .map(|c| (row, col.plus(lanes * c), vt))
-                .collect();
+            let cells: Vec<(Ix, Ix, cl::Type)> =
+                (0..BLOCK).map(|c| (row, col.plus(lanes * c), vt)).collect();
             put(t, &cells);
         });
         let mut cells = Vec::new();

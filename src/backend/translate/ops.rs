@@ -89,7 +89,10 @@ impl Translator<'_, '_> {
             // The example's row: `size` numbers from `example * size` on.
             let size = self.f.inputs[k].shape.size();
             let base = self.table_entry(INPUTS, k);
-            let bytes = self.b.ins().imul_imm_s(example, (size << self.shift) as i64);
+            let bytes = self
+                .b
+                .ins()
+                .imul_imm_s(example, (size << self.shift) as i64);
             loc = Loc::Ptr(self.b.ins().iadd(base, bytes), 0);
         }
         if scalar {
@@ -118,7 +121,9 @@ impl Translator<'_, '_> {
         let bytes: Vec<u8> = if self.st == types::F64 {
             data.iter().flat_map(|x| x.to_le_bytes()).collect()
         } else {
-            data.iter().flat_map(|&x| (x as f32).to_le_bytes()).collect()
+            data.iter()
+                .flat_map(|&x| (x as f32).to_le_bytes())
+                .collect()
         };
         desc.define(bytes.into_boxed_slice());
         desc.set_align(16);

@@ -7,8 +7,14 @@ use super::*;
 fn dtype_defaults_to_f64_and_takes_f32() {
     assert_eq!(ok(&with_xy("epochs = 1")).dtype, Dtype::F64);
     assert_eq!(ok(&with_xy("dtype = f64")).dtype, Dtype::F64);
-    assert_eq!(ok(&with_xy("dtype = f32  optimizer = adam")).dtype, Dtype::F32);
-    assert_eq!(ok("param x = 1\nloss x^2\ntrain { dtype = f32 }").dtype, Dtype::F32);
+    assert_eq!(
+        ok(&with_xy("dtype = f32  optimizer = adam")).dtype,
+        Dtype::F32
+    );
+    assert_eq!(
+        ok("param x = 1\nloss x^2\ntrain { dtype = f32 }").dtype,
+        Dtype::F32
+    );
 }
 
 #[test]
@@ -22,7 +28,10 @@ fn an_unknown_dtype_is_located_with_a_suggestion() {
     assert_eq!(at, "bfloat16");
     assert!(d.hint.unwrap().contains("`f64` (the default) or `f32`"));
     let (d, at) = err(&with_xy("dtype = 32"));
-    assert_eq!(d.message, "`dtype` expects `f64` or `f32`, found the number 32");
+    assert_eq!(
+        d.message,
+        "`dtype` expects `f64` or `f32`, found the number 32"
+    );
     assert_eq!(at, "32");
 }
 
@@ -33,5 +42,8 @@ fn f32_is_not_for_the_full_batch_methods() {
     assert_eq!(at, "f32");
     assert!(d.hint.unwrap().contains("first-order"));
     // f64 is fine with them.
-    assert_eq!(ok(&with_xy("optimizer = lbfgs  dtype = f64")).dtype, Dtype::F64);
+    assert_eq!(
+        ok(&with_xy("optimizer = lbfgs  dtype = f64")).dtype,
+        Dtype::F64
+    );
 }

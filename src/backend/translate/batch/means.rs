@@ -66,7 +66,10 @@ impl Translator<'_, '_> {
             }
             None => {
                 let base = self.table_entry(OUTPUTS, k);
-                let bytes = self.b.ins().imul_imm_s(example, (size << self.shift) as i64);
+                let bytes = self
+                    .b
+                    .ins()
+                    .imul_imm_s(example, (size << self.shift) as i64);
                 let row = self.b.ins().iadd(base, bytes);
                 let dst = Opnd::Mem {
                     ptr: row,
