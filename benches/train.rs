@@ -9,6 +9,7 @@
 //! - `train/logistic20`: logistic regression, 20 features, SGD, batch 32;
 //! - `train/digits_mlp`: a 64-32-10 relu MLP on the 8x8 digits, Adam, batch 32;
 //! - `train/mlp784`: a 784-256-10 relu MLP, SGD, batch 128 (MNIST-sized);
+//! - `train/digits_mlp-f32`, `train/mlp784-f32`: the same in f32;
 //! - `rosenbrock/n=...`: one value-and-gradient call of the Rosenbrock
 //!   function of n = 2, 100 and 10,000 parameters (no data: the program
 //!   run once, as training runs a program without inputs).
@@ -26,6 +27,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use gradc::dtype::Dtype;
 use gradc::runtime::engine::{train_program, Engine};
 use gradc::runtime::optim::State;
 use gradc::runtime::{self, Dataset, Mode};
@@ -43,6 +45,10 @@ const THREADS: &[usize] = &[1];
 
 /// The trained workloads: a file of `benches/workloads/`.
 const WORKLOADS: &[&str] = &["logistic20", "digits_mlp", "mlp784"];
+
+/// The workloads measured in f32 too (`train/<name>-f32`): the parameters
+/// rounded to f32 for each step, the rows as they are gathered.
+const F32_WORKLOADS: &[&str] = &["digits_mlp", "mlp784"];
 
 /// The generalised Rosenbrock function of `n` parameters.
 fn rosenbrock_source(n: usize) -> String {
@@ -80,7 +86,7 @@ struct Trainer {
 }
 
 impl Trainer {
-    fn new(name: &str) -> Trainer {
+    fn new(name: &str, dtype: Dtype) -> Trainer {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/workloads");
         let path = dir.join(format!("{name}.grad"));
         let src = std::fs::read_to_string(&path).expect("reads the workload");
@@ -107,7 +113,7 @@ impl Trainer {
         let run = cfg.epochs.expect("the workload's train block sets epochs")
             * data.len().div_ceil(batch) as u64;
         Trainer {
-            engine: Engine::new(&f, Mode::Batched).expect("the JIT compiles"),
+            engine: Engine::with_dtype(&f, Mode::Batched, dtype).expect("the JIT compiles"),
             initial: (params.clone(), state.clone()),
             state,
             done: 0,
@@ -158,10 +164,15 @@ fn train(c: &mut Criterion) {
         eprintln!("note: examples/data has no digits files; random 8x8 images stand in");
     }
     let mut group = c.benchmark_group("train");
-    for name in WORKLOADS {
+    let f32s = F32_WORKLOADS.iter().map(|w| (*w, Dtype::F32));
+    for (name, dtype) in WORKLOADS.iter().map(|w| (*w, Dtype::F64)).chain(f32s) {
+        let id = match dtype {
+            Dtype::F64 => name.to_string(),
+            Dtype::F32 => format!("{name}-f32"),
+        };
         for &threads in THREADS {
-            let mut trainer = Trainer::new(name);
-            group.bench_function(BenchmarkId::new(*name, format!("threads={threads}")), |b| {
+            let mut trainer = Trainer::new(name, dtype);
+            group.bench_function(BenchmarkId::new(&id, format!("threads={threads}")), |b| {
                 b.iter(|| trainer.step())
             });
         }

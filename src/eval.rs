@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use crate::backend::{self, BatchOptions, BatchedFunction, CompileError, JitFunction, Scratch};
 use crate::diagnostic::{Error, Location, Source};
+use crate::dtype::Dtype;
 use crate::ir::{interp, nonfinite, Backward, Fault, Function, Role, RunError};
 use crate::shape::Tensor;
 use crate::span::Span;
@@ -76,12 +77,19 @@ impl Evaluator {
 
     /// `f` compiled (or kept, for the interpreter) to run as `mode` says.
     pub fn compile(f: &Function, mode: Mode) -> Result<Evaluator, CompileError> {
+        Evaluator::compile_with(f, mode, Dtype::F64)
+    }
+
+    /// [`Self::compile`], the batched function computing in `dtype` (the
+    /// other modes compute in f64 whatever `dtype` says).
+    pub fn compile_with(f: &Function, mode: Mode, dtype: Dtype) -> Result<Evaluator, CompileError> {
         Ok(match mode {
             Mode::Interp => Evaluator::Interp(f.clone()),
             Mode::PerExample => Evaluator::Jit(Box::new(backend::compile(f)?)),
             Mode::Batched => {
                 let options = BatchOptions {
                     per_example_outputs: f.outputs.iter().any(|o| o.role == Role::Output),
+                    dtype,
                 };
                 Evaluator::Batched(Box::new(backend::compile_batched_with(f, options)?))
             }

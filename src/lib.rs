@@ -39,6 +39,7 @@ pub mod backend;
 pub mod cli;
 pub mod diagnostic;
 pub mod driver;
+pub mod dtype;
 pub mod eval;
 pub mod gradbench;
 pub mod ir;

@@ -11,7 +11,9 @@
 //! ```
 //!
 //! - `params[k]`, `inputs[k]` point to the row-major data of the k-th
-//!   parameter and input, `outputs[k]` to the buffer of the k-th entry of
+//!   parameter and input (f64s; f32s for a batched function compiled for
+//!   [`Dtype::F32`], whose elements in scratch are f32s too, after the f64
+//!   fault slots), `outputs[k]` to the buffer of the k-th entry of
 //!   `Function::outputs`; each holds exactly `shape.size()` numbers (checked on
 //!   the Rust side before every call). Parameters and inputs are only read.
 //! - `scratch` holds [`Layout::scratch_len`] numbers: the fault slots
@@ -40,6 +42,9 @@ use super::plan::{
     ERROR_SLOT, EXAMPLE_SLOT, FAULT_CLASS, FAULT_HI_SLOT, FAULT_INDEX, FAULT_KIND_SLOT,
     FAULT_LEN_SLOT, FAULT_LO_SLOT,
 };
+#[cfg(doc)]
+use crate::dtype::Dtype;
+use crate::dtype::Element;
 use crate::ir::{Fault, Function, Op, RunError, Slot};
 use crate::span::Span;
 
@@ -129,12 +134,13 @@ impl Scratch {
     /// Fills the pointer tables with the buffers' addresses, after checking
     /// that this scratch was made for a function of `scratch_len` numbers
     /// and these many buffers, and returns the call's pointer arguments.
-    pub(super) fn bind(
+    /// The buffers hold elements of `T` (the tables are only addresses).
+    pub(super) fn bind<T: Element>(
         &mut self,
         scratch_len: usize,
-        params: &[&[f64]],
-        inputs: &[&[f64]],
-        outputs: &mut [&mut [f64]],
+        params: &[&[T]],
+        inputs: &[&[T]],
+        outputs: &mut [&mut [T]],
     ) -> Result<Tables, RunError> {
         let (np, ni) = (params.len(), inputs.len());
         if self.data.len() != scratch_len || self.ptrs.len() != np + ni + outputs.len() {

@@ -21,6 +21,7 @@ use super::jit::{check_sizes, define_entry, Code, CompileError};
 use super::plan::batch::batch_plan;
 use super::plan::{BatchOutput, BatchPlan, Reduce};
 use super::translate::batch::translate_batched;
+use crate::dtype::{convert, Dtype, Element};
 use crate::ir::interp::check_slots;
 use crate::ir::{verify, Function, RunError};
 use crate::shape::{Shape, Tensor};
@@ -31,6 +32,10 @@ pub struct BatchOptions {
     /// Also return every `Role::Output` value, one row per example (what
     /// prediction needs). Without it those values are not computed at all.
     pub per_example_outputs: bool,
+    /// The element type of the arithmetic and of every buffer (parameters,
+    /// inputs, outputs): f64, or f32 (the host math functions then run in
+    /// f64 on the widened argument and round back).
+    pub dtype: Dtype,
 }
 
 /// A function compiled to machine code that runs a whole batch per call.
@@ -45,6 +50,7 @@ pub struct BatchedFunction {
     f: Function,
     outputs: Vec<BatchOutput>,
     scratch_len: usize,
+    dtype: Dtype,
 }
 
 /// Compiles `f` to a batched function that returns the mean of every loss,
@@ -73,6 +79,7 @@ pub fn compile_batched_with(
         f: f.clone(),
         outputs: plan.outputs,
         scratch_len: plan.layout.scratch_len,
+        dtype: options.dtype,
     })
 }
 
@@ -99,7 +106,7 @@ fn build(
     let plan = batch_plan(f, options.per_example_outputs);
     ctx.func.signature = abi::batch_signature(module);
     let mut fctx = FunctionBuilderContext::new();
-    translate_batched(module, f, &plan, &mut ctx.func, &mut fctx)?;
+    translate_batched(module, f, &plan, options.dtype, &mut ctx.func, &mut fctx)?;
     Ok(plan)
 }
 
@@ -107,6 +114,11 @@ impl BatchedFunction {
     /// The function this was compiled from.
     pub fn function(&self) -> &Function {
         &self.f
+    }
+
+    /// The element type of the arithmetic and of the buffers.
+    pub fn dtype(&self) -> Dtype {
+        self.dtype
     }
 
     /// The buffers [`Self::run_batch`] writes, in order: which entry of
@@ -144,18 +156,26 @@ impl BatchedFunction {
     /// size, row-major); `out[k]` receives the `k`-th entry of
     /// [`Self::outputs`] (see [`Self::output_shape`]). One call into the
     /// machine code; allocates nothing. Every buffer's length is checked
-    /// first (a [`RunError::Misuse`] if one does not fit). A `one_hot` with
+    /// first (a [`RunError::Misuse`] if one does not fit), and `T` must be
+    /// the function's [`Self::dtype`] (a misuse otherwise). A `one_hot` with
     /// a bad class fails with the interpreter's [`RunError::Fault`], with the
     /// example of the batch it failed on; `out` is then unspecified.
-    pub fn run_batch(
+    pub fn run_batch<T: Element>(
         &self,
         scratch: &mut Scratch,
-        params: &[&[f64]],
-        inputs: &[&[f64]],
+        params: &[&[T]],
+        inputs: &[&[T]],
         n: usize,
-        out: &mut [&mut [f64]],
+        out: &mut [&mut [T]],
     ) -> Result<(), RunError> {
         let f = &self.f;
+        if T::DTYPE != self.dtype {
+            return Err(RunError::Misuse(format!(
+                "the function computes in {} but was given {} buffers",
+                self.dtype,
+                T::DTYPE
+            )));
+        }
         check_lengths("parameter", &f.params, params.iter().map(|p| p.len()))?;
         self.check_inputs(inputs, n)?;
         if out.len() != self.outputs.len() {
@@ -187,7 +207,8 @@ impl BatchedFunction {
         // `self.code`). The tables, filled by `Scratch::bind` above (which
         // checked the scratch), hold exactly one pointer per parameter,
         // input and output buffer, each to a live buffer of exactly the
-        // length checked above: a parameter's size, `n` rows of an input's
+        // length checked above (of elements of `T`, the function's dtype,
+        // checked above too): a parameter's size, `n` rows of an input's
         // size, a mean's size or `n` rows of a per-example output's size.
         // With `n >= 1` examples the generated code reads and writes no
         // further than those lengths, and besides the output buffers writes
@@ -202,7 +223,7 @@ impl BatchedFunction {
     }
 
     /// Requires `n >= 1` and `n` rows of every input.
-    fn check_inputs(&self, inputs: &[&[f64]], n: usize) -> Result<(), RunError> {
+    fn check_inputs<T>(&self, inputs: &[&[T]], n: usize) -> Result<(), RunError> {
         let f = &self.f;
         let misuse = |m: String| Err(RunError::Misuse(m));
         if n == 0 {
@@ -231,7 +252,8 @@ impl BatchedFunction {
 
     /// Runs on `n` examples (see [`Self::run_batch`]) and returns the
     /// buffers as tensors of [`Self::output_shape`]. Allocates them, and a
-    /// scratch buffer.
+    /// scratch buffer. For an f32 function, parameters and inputs are
+    /// rounded to f32 first and the results widened back.
     pub fn run(
         &self,
         params: &[Tensor],
@@ -240,15 +262,40 @@ impl BatchedFunction {
     ) -> Result<Vec<Tensor>, RunError> {
         check_slots("parameter", &self.f.params, params)?;
         self.check_inputs(inputs, n)?;
-        let mut outs: Vec<Tensor> = (0..self.outputs.len())
-            .map(|k| {
-                let shape = self.output_shape(k, n);
-                Tensor::zeros(shape)
-            })
+        match self.dtype {
+            Dtype::F64 => {
+                let p: Vec<&[f64]> = params.iter().map(|t| &t.data[..]).collect();
+                self.run_as(&p, inputs, n)
+            }
+            Dtype::F32 => {
+                let p: Vec<Vec<f32>> = params.iter().map(|t| convert(&t.data)).collect();
+                let x: Vec<Vec<f32>> = inputs.iter().map(|x| convert(x)).collect();
+                let p: Vec<&[f32]> = p.iter().map(|v| &v[..]).collect();
+                let x: Vec<&[f32]> = x.iter().map(|v| &v[..]).collect();
+                self.run_as(&p, &x, n)
+            }
+        }
+    }
+
+    /// [`Self::run`] on buffers of `T`.
+    fn run_as<T: Element>(
+        &self,
+        params: &[&[T]],
+        inputs: &[&[T]],
+        n: usize,
+    ) -> Result<Vec<Tensor>, RunError> {
+        let mut bufs: Vec<Vec<T>> = (0..self.outputs.len())
+            .map(|k| vec![T::default(); self.output_shape(k, n).size()])
             .collect();
-        let p: Vec<&[f64]> = params.iter().map(|t| &t.data[..]).collect();
-        let mut o: Vec<&mut [f64]> = outs.iter_mut().map(|t| &mut t.data[..]).collect();
-        self.run_batch(&mut self.scratch(), &p, inputs, n, &mut o)?;
-        Ok(outs)
+        let mut o: Vec<&mut [T]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
+        self.run_batch(&mut self.scratch(), params, inputs, n, &mut o)?;
+        Ok(bufs
+            .into_iter()
+            .enumerate()
+            .map(|(k, b)| {
+                let data = b.into_iter().map(T::to_f64).collect();
+                Tensor::new(self.output_shape(k, n), data)
+            })
+            .collect())
     }
 }

@@ -146,6 +146,11 @@ pub enum Command {
         /// without a file name, over the train block's data.
         #[arg(long, value_name = "CSV", num_args = 0..=1)]
         data: Option<Option<PathBuf>>,
+        /// The float type to run the data in (with --data or --weights),
+        /// overriding the train block's `dtype` (default f64; f32 needs the
+        /// JIT).
+        #[arg(long, value_enum)]
+        dtype: Option<crate::dtype::Dtype>,
     },
     /// Train the parameters as the train block says; the options override it.
     /// Prints progress, then a summary.
@@ -308,11 +313,12 @@ pub fn run(command: Command, dims: &DimArgs) -> Result<(), Error> {
             json,
             weights,
             data,
+            dtype,
         } => {
             let c = compile(&file, dims)?;
             if weights.is_some() || data.is_some() {
                 let (w, d) = (weights.as_deref(), data.as_ref().map(Option::as_deref));
-                return train::eval(&file, &c, &point, w, d, json);
+                return train::eval(&file, &c, &point, w, d, json, dtype);
             }
             let p = at_point(&c, &point, Missing::Zeros)?;
             let outs = driver::evaluate(&c.ir, &c.source, point.backend, &p.params, &p.inputs)?;

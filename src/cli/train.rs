@@ -13,6 +13,7 @@ use serde_json::{json, Map, Value as Json};
 use super::{compile, counted, tensor_json};
 use crate::diagnostic::Error;
 use crate::driver::{self, point, Overrides};
+use crate::dtype::Dtype;
 use crate::eval::Backend;
 use crate::runtime::{self, checkpoint, EpochRecord, Observer, Options, Plan, StepEvent, Stop};
 use crate::shape::{fmt_num, fmt_short, fmt_tensor, Shape, Tensor};
@@ -94,6 +95,10 @@ pub struct TrainArgs {
     /// What evaluates the program: the Cranelift JIT, or the reference interpreter.
     #[arg(long, value_enum, default_value_t = Backend::Jit)]
     pub backend: Backend,
+    /// The float type to train in, overriding the train block's `dtype`
+    /// (default f64; f32 needs the JIT and a first-order optimizer).
+    #[arg(long, value_enum)]
+    pub dtype: Option<Dtype>,
 }
 
 /// `gradc predict`.
@@ -112,6 +117,10 @@ pub struct PredictArgs {
     /// What evaluates the program: the Cranelift JIT, or the reference interpreter.
     #[arg(long, value_enum, default_value_t = Backend::Jit)]
     pub backend: Backend,
+    /// The float type to run the data in, overriding the train block's
+    /// `dtype` (default f64; f32 needs the JIT).
+    #[arg(long, value_enum)]
+    pub dtype: Option<Dtype>,
 }
 
 impl TrainArgs {
@@ -160,6 +169,7 @@ pub fn train(args: TrainArgs, dims: &DimFlags) -> Result<(), Error> {
     let opts = Options {
         base_dir: driver::base_dir(&args.file),
         backend: args.backend,
+        dtype: args.dtype,
         resume,
         stop: Some(stop),
         ..Options::default()
@@ -288,6 +298,11 @@ fn print_summary(c: &Compiled, rep: &runtime::Report, batch: Option<&str>, wrote
     } else {
         String::new()
     };
+    // f64 is the default and goes unsaid.
+    let dtype = match rep.dtype {
+        Dtype::F64 => "",
+        Dtype::F32 => ", in f32",
+    };
     let epochs = match batch {
         Some(b) => format!(
             " ({} epoch{}, {b})",
@@ -297,7 +312,7 @@ fn print_summary(c: &Compiled, rep: &runtime::Report, batch: Option<&str>, wrote
         None => String::new(),
     };
     outln!(
-        "trained {} step{}{epochs} in {}{per_step}: {}",
+        "trained {} step{}{epochs} in {}{per_step}{dtype}: {}",
         rep.steps,
         if rep.steps == 1 { "" } else { "s" },
         duration(rep.wall),
@@ -364,6 +379,7 @@ fn print_json(c: &Compiled, rep: &runtime::Report, wrote: &[String]) {
         "stop": rep.stop.to_string(),
         "grad_norm": rep.grad_norm,
         "seconds": rep.wall.as_secs_f64(),
+        "dtype": rep.dtype.name(),
         "train": evaluation_json(&rep.train),
         "validation": rep.validation.as_ref().map(evaluation_json),
         "test": rep.test.as_ref().map(evaluation_json),
@@ -588,6 +604,7 @@ pub fn eval(
     weights: Option<&Path>,
     data: Option<Option<&Path>>,
     json: bool,
+    dtype: Option<Dtype>,
 ) -> Result<(), Error> {
     let params = point::params(c, weights, at.seed.unwrap_or_else(|| c.seed()))?;
     let has_train_data = c.typed.train.as_ref().is_some_and(|t| t.data.is_some());
@@ -621,7 +638,8 @@ pub fn eval(
     });
     bar.finish();
     let ds = ds?;
-    let e = runtime::evaluate(c, &params, ds.as_ref(), at.backend.into())?;
+    let dtype = dtype.unwrap_or_else(|| block_dtype(c));
+    let e = runtime::evaluate(c, &params, ds.as_ref(), at.backend.into(), dtype)?;
     if json {
         outln!(
             "{}",
@@ -641,6 +659,11 @@ pub fn eval(
     Ok(())
 }
 
+/// The train block's `dtype` (f64 without a block).
+fn block_dtype(c: &Compiled) -> Dtype {
+    c.typed.train.as_ref().map_or(Dtype::F64, |t| t.dtype)
+}
+
 /// `gradc predict FILE --weights W [--data [CSV]]`: the outputs of every
 /// example as CSV.
 pub fn predict(args: PredictArgs, dims: &DimFlags) -> Result<(), Error> {
@@ -658,7 +681,8 @@ pub fn predict(args: PredictArgs, dims: &DimFlags) -> Result<(), Error> {
     );
     bar.finish();
     let ds = ds?;
-    let p = runtime::predict(&c, &params, ds.as_ref(), args.backend.into())?;
+    let dtype = args.dtype.unwrap_or_else(|| block_dtype(&c));
+    let p = runtime::predict(&c, &params, ds.as_ref(), args.backend.into(), dtype)?;
     let mut out = String::new();
     out.push_str(
         &p.columns

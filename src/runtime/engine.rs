@@ -20,6 +20,9 @@
 use crate::backend::{Reduce, Scratch};
 use std::sync::Arc;
 
+use super::narrow::Narrow;
+use crate::dtype::Dtype;
+
 use crate::diagnostic::{Error, Source};
 use crate::eval::{compile_failed, run_error, trace_non_finite, Evaluator};
 pub use crate::eval::{Backend, Mode};
@@ -160,13 +163,15 @@ pub struct Engine {
     param_ptrs: Vec<&'static [f64]>,
     input_ptrs: Vec<&'static [f64]>,
     out_ptrs: Vec<&'static mut [f64]>,
+    /// In f32 (batched mode only): the f32 buffers the code reads and writes.
+    narrow: Option<Narrow>,
 }
 
 /// The allocation of an emptied vector, for elements of another lifetime
 /// (or type of the same layout). Nothing is carried over, since the vector
 /// is emptied first; the standard library collects in place here, so the
 /// memory is reused and nothing is allocated.
-fn recycle<A, B>(mut v: Vec<A>) -> Vec<B> {
+pub(super) fn recycle<A, B>(mut v: Vec<A>) -> Vec<B> {
     v.clear();
     v.into_iter()
         .map(|_| unreachable!("the vector is empty"))
@@ -177,7 +182,20 @@ impl Engine {
     /// Compiles `f` to run as `mode` says (in batched mode, a program with
     /// `output`s computes them per example: prediction).
     pub fn new(f: &Function, mode: Mode) -> Result<Engine, Error> {
-        let program = Evaluator::compile(f, mode).map_err(compile_failed)?;
+        Engine::with_dtype(f, mode, Dtype::F64)
+    }
+
+    /// [`Self::new`], computing in `dtype`: f32 runs only in batched mode
+    /// (the interpreter and the per-example JIT compute in f64), an error
+    /// otherwise.
+    pub fn with_dtype(f: &Function, mode: Mode, dtype: Dtype) -> Result<Engine, Error> {
+        if dtype != Dtype::F64 && mode != Mode::Batched {
+            return Err(Error::new(format!(
+                "`dtype = {dtype}` runs on the JIT only: the interpreter computes in f64"
+            ))
+            .hint("drop `--backend interp`, or use `--dtype f64`"));
+        }
+        let program = Evaluator::compile_with(f, mode, dtype).map_err(compile_failed)?;
         let mut written = vec![false; f.outputs.len()];
         if let Evaluator::Batched(b) = &program {
             let mut last = None;
@@ -227,6 +245,7 @@ impl Engine {
             param_ptrs: Vec::new(),
             input_ptrs: Vec::new(),
             out_ptrs: Vec::new(),
+            narrow: (dtype == Dtype::F32).then(Narrow::default),
         })
     }
 
@@ -371,6 +390,19 @@ impl Engine {
             unreachable!("called in batched mode only");
         };
         let (gather, written) = (&mut self.gather, &self.written);
+        if let Some(narrow) = &mut self.narrow {
+            let mut os: Vec<&mut [f64]> = recycle(std::mem::take(&mut self.out_ptrs));
+            os.extend(
+                self.outs
+                    .iter_mut()
+                    .zip(written.iter())
+                    .filter(|(_, w)| **w)
+                    .map(|(o, _)| &mut o[..]),
+            );
+            let result = narrow.call(f, scratch, params, data, rows, &mut os);
+            self.out_ptrs = recycle(os);
+            return result;
+        }
         let n = if data.is_some() { rows.len() } else { 1 };
         // Consecutive rows (an evaluation over the whole data) are read in
         // place: no copy of the data set.

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use crate::dtype::Dtype;
 use crate::ir::nonfinite::Origin;
 use crate::ir::{Output, Role};
 use crate::shape::Tensor;
@@ -70,8 +71,9 @@ pub fn evaluate(
     params: &[Tensor],
     data: Option<&Dataset>,
     mode: Mode,
+    dtype: Dtype,
 ) -> Result<Evaluation, Error> {
-    let mut ev = Engine::new(&eval_program(c), mode)?;
+    let mut ev = Engine::with_dtype(&eval_program(c), mode, dtype)?;
     let rows: Vec<usize> = (0..data.map_or(1, Dataset::len)).collect();
     ev.run(params, data, &rows)
         .map_err(|e| e.to_error(&c.source, data))?;
@@ -126,6 +128,7 @@ pub fn predict(
     params: &[Tensor],
     data: Option<&Dataset>,
     mode: Mode,
+    dtype: Dtype,
 ) -> Result<Predictions, Error> {
     let (f, _) = predict_program(c);
     if f.outputs.is_empty() {
@@ -151,7 +154,7 @@ pub fn predict(
             }
         }
     }
-    let mut engine = Engine::new(&f, mode)?;
+    let mut engine = Engine::with_dtype(&f, mode, dtype)?;
     let n = data.map_or(1, Dataset::len);
     let mut rows = Vec::with_capacity(n);
     for r in 0..n {

@@ -43,6 +43,7 @@ mod lbfgs;
 mod least_squares;
 pub mod linalg;
 mod line_search;
+mod narrow;
 mod newton;
 pub mod newton_cg;
 pub mod optim;
@@ -56,6 +57,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::diagnostic::Error;
+use crate::dtype::Dtype;
 use crate::shape::Tensor;
 
 pub use checkpoint::Checkpoint;
@@ -73,6 +75,9 @@ pub struct Options {
     /// What evaluates the programs (the JIT runs one call per batch; see
     /// [`train::train_with`] for the other modes).
     pub backend: Backend,
+    /// The float type to train in, overriding the train block's `dtype`
+    /// (`--dtype`); f32 needs the JIT and a first-order optimizer.
+    pub dtype: Option<Dtype>,
     /// Start from these parameters (and optimizer state) instead of the
     /// initialisers: `--resume`. The step and epoch counters continue.
     pub resume: Option<Checkpoint>,
@@ -258,4 +263,6 @@ pub struct Report {
     /// The full-batch methods (`newton`, `lbfgs`, ...): the norm of the
     /// gradient of the loss over the training data at the final parameters.
     pub grad_norm: Option<f64>,
+    /// The float type the run computed in.
+    pub dtype: Dtype,
 }

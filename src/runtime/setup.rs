@@ -9,7 +9,8 @@ use super::checkpoint::Checkpoint;
 use super::data::{shuffle, Dataset};
 use super::full_batch;
 use super::train::stream_rng;
-use super::Error;
+use super::{Error, Options};
+use crate::dtype::Dtype;
 
 /// Settings that need data, or one another (the train block's checker
 /// catches these in the source; command-line overrides come here).
@@ -40,6 +41,22 @@ pub(super) fn check_settings(cfg: &TrainConfig, has_data: bool) -> Result<(), Er
         }
     }
     Ok(())
+}
+
+/// The float type of the run: `--dtype`, else the train block's. f32 is
+/// for the first-order optimizers: the full-batch methods' line searches
+/// and linear solves stay in f64 (the block's checker says so at the
+/// setting; an override comes here).
+pub(super) fn dtype_of(cfg: &TrainConfig, opts: &Options) -> Result<Dtype, Error> {
+    let dtype = opts.dtype.unwrap_or(cfg.dtype);
+    if dtype == Dtype::F32 && cfg.optimizer.is_full_batch() {
+        return Err(Error::new(format!(
+            "`{}` is a full-batch method and runs in f64: f32 is for the first-order optimizers",
+            cfg.optimizer.name()
+        ))
+        .hint("drop `--dtype f32`, or choose an optimizer such as `adam`"));
+    }
+    Ok(dtype)
 }
 
 /// The training and validation rows, each in file order.

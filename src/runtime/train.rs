@@ -25,6 +25,7 @@ use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use crate::diagnostic::Source;
+use crate::dtype::Dtype;
 use crate::ir::{nonfinite, Output, Role, RunError};
 use crate::shape::{Shape, Tensor};
 use crate::types::train::{Batch, TrainConfig, DEFAULT_STEPS};
@@ -35,7 +36,7 @@ use super::data::{self, shuffle, Dataset};
 use super::engine::{eval_program, trace_rows, train_program, Engine, Mode};
 use super::full_batch;
 use super::optim::{learning_rate, State};
-use super::setup::{check_initial, check_resume, check_settings, split};
+use super::setup::{check_initial, check_resume, check_settings, dtype_of, split};
 use super::{EpochRecord, Error, Evaluation, Observer, Options, Plan, Report, StepEvent, Stop};
 
 /// A generator for one purpose (`stream`) of a run seeded with `seed`.
@@ -218,6 +219,8 @@ pub(super) struct Run<'a> {
     first_step: u64,
     pub(super) start: Instant,
     pub(super) stop_flag: Option<&'a AtomicBool>,
+    /// The float type the programs compute in.
+    dtype: Dtype,
 }
 
 impl<'a> Run<'a> {
@@ -281,8 +284,9 @@ impl<'a> Run<'a> {
             },
         };
 
-        let trainer = Engine::new(&train_program(c)?, mode)?;
-        let mut evaluator = Engine::new(&eval_program(c), mode)?;
+        let dtype = dtype_of(cfg, opts)?;
+        let trainer = Engine::with_dtype(&train_program(c)?, mode, dtype)?;
+        let mut evaluator = Engine::with_dtype(&eval_program(c), mode, dtype)?;
         let all_rows: Vec<usize> = (0..n).collect();
         evaluator
             .run(&params, data.as_ref(), &all_rows)
@@ -335,6 +339,7 @@ impl<'a> Run<'a> {
             first_step: step,
             start: Instant::now(),
             stop_flag: opts.stop.as_deref(),
+            dtype,
         })
     }
 
@@ -608,6 +613,7 @@ impl<'a> Run<'a> {
             wall,
             notes,
             grad_norm: None,
+            dtype: self.dtype,
         })
     }
 

@@ -18,6 +18,7 @@ mod data;
 mod derivative;
 mod dims;
 mod examples;
+mod f32;
 mod fuzz;
 mod gather;
 mod grad_cases;

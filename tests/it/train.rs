@@ -901,8 +901,13 @@ fn a_training_step_allocates_nothing() {
     let sizes: Vec<usize> = params.iter().map(|p| p.data.len()).collect();
     let mut state = State::new(&cfg.optimizer, &sizes);
     let g = train_program(&c).unwrap();
-    for mode in [Mode::Batched, Mode::PerExample] {
-        let mut e = Engine::new(&g, mode).unwrap();
+    use gradc::dtype::Dtype;
+    for (mode, dtype) in [
+        (Mode::Batched, Dtype::F64),
+        (Mode::PerExample, Dtype::F64),
+        (Mode::Batched, Dtype::F32),
+    ] {
+        let mut e = Engine::with_dtype(&g, mode, dtype).unwrap();
         let rows: Vec<usize> = (0..16).collect();
         e.run(&params, Some(&data), &rows).unwrap();
         let before = allocations();
@@ -911,7 +916,7 @@ fn a_training_step_allocates_nothing() {
             e.run(&params, Some(&data), rows).unwrap();
             state.step(0.01, &mut params, e.grads());
         }
-        assert_eq!(allocations() - before, 0, "{mode:?}");
+        assert_eq!(allocations() - before, 0, "{mode:?} {dtype}");
     }
 }
 

@@ -13,7 +13,7 @@
 //! the status of the loop of the function being generated, with what failed
 //! in the fault slots.
 
-use cranelift_codegen::ir::{types, InstBuilder};
+use cranelift_codegen::ir::InstBuilder;
 
 use super::{dst_loc, Ix, Loc, Opnd, Translator};
 use crate::ir::{Loop, Value, ValueMap};
@@ -88,8 +88,8 @@ impl<'a> Translator<'a, '_> {
                     crate::ir::Op::Param(i) => captured[i - k],
                     crate::ir::Op::Input(_) => {
                         let x = match step.dynamic {
-                            Some(i) => t.b.ins().fcvt_from_sint(types::F64, i),
-                            None => t.b.ins().f64const(step.konst as f64),
+                            Some(i) => t.b.ins().fcvt_from_sint(t.st, i),
+                            None => t.fconst(step.konst as f64),
                         };
                         Loc::Reg(x)
                     }
@@ -122,7 +122,7 @@ impl<'a> Translator<'a, '_> {
                     let row = t.lin(&[(step, n)], offsets[j]);
                     let to = match (dst, row.dynamic) {
                         (Opnd::Mem { ptr, off, readonly }, Some(d)) => {
-                            let bytes = t.b.ins().ishl_imm_u(d, 3);
+                            let bytes = t.b.ins().ishl_imm_u(d, t.shift);
                             Opnd::Mem {
                                 ptr: t.b.ins().iadd(ptr, bytes),
                                 off,

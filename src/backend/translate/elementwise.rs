@@ -2,7 +2,7 @@
 //! and the loops of an elementwise operation over its result.
 
 use cranelift_codegen::ir::condcodes::FloatCC;
-use cranelift_codegen::ir::{self as cl, types, InstBuilder};
+use cranelift_codegen::ir::{self as cl, InstBuilder};
 
 use super::{dst_loc, Ix, Loc, Opnd, Translator};
 use crate::backend::libm::Callee;
@@ -38,9 +38,9 @@ impl Translator<'_, '_> {
             Unary::Abs => self.b.ins().fabs(x),
             Unary::Sign => {
                 // x > 0: 1, x < 0: -1, x == 0: +0, NaN: x.
-                let zero = self.b.ins().f64const(0.0);
-                let one = self.b.ins().f64const(1.0);
-                let minus = self.b.ins().f64const(-1.0);
+                let zero = self.fconst(0.0);
+                let one = self.fconst(1.0);
+                let minus = self.fconst(-1.0);
                 let is_zero = self.b.ins().fcmp(FloatCC::Equal, x, zero);
                 let r = self.b.ins().select(is_zero, zero, x);
                 let neg = self.b.ins().fcmp(FloatCC::LessThan, x, zero);
@@ -50,7 +50,7 @@ impl Translator<'_, '_> {
             }
             Unary::Relu => {
                 // x if x > 0 or NaN, else +0.
-                let zero = self.b.ins().f64const(0.0);
+                let zero = self.fconst(0.0);
                 let keep = self.b.ins().fcmp(FloatCC::UnorderedOrGreaterThan, x, zero);
                 self.b.ins().select(keep, x, zero)
             }
@@ -97,14 +97,14 @@ impl Translator<'_, '_> {
 
     /// 1 if `c` holds, else 0.
     fn truth(&mut self, c: cl::Value) -> cl::Value {
-        let one = self.b.ins().f64const(1.0);
-        let zero = self.b.ins().f64const(0.0);
+        let one = self.fconst(1.0);
+        let zero = self.fconst(0.0);
         self.b.ins().select(c, one, zero)
     }
 
     /// `if c != 0 then a else b`; a NaN `c` is true, like `!= 0` in Rust.
     fn select_nonzero(&mut self, c: cl::Value, a: cl::Value, b: cl::Value) -> cl::Value {
-        let zero = self.b.ins().f64const(0.0);
+        let zero = self.fconst(0.0);
         let nonzero = self.b.ins().fcmp(FloatCC::NotEqual, c, zero);
         self.b.ins().select(nonzero, a, b)
     }
@@ -146,29 +146,30 @@ impl Translator<'_, '_> {
         op: &mut dyn FnMut(&mut Self, &[cl::Value]) -> cl::Value,
     ) -> Loc {
         let n = self.f.shape(v).size();
-        if n < 2 {
+        let (lanes, vt) = (self.lanes, self.vt);
+        if n < lanes {
             return self.map(v, args, op);
         }
         let opnds: Vec<Opnd> = args.iter().map(|&a| self.operand(a)).collect();
         let splats: Vec<Opnd> = opnds
             .iter()
             .map(|&o| match o {
-                Opnd::Reg(x) => Opnd::Reg(self.b.ins().splat(types::F64X2, x)),
+                Opnd::Reg(x) => Opnd::Reg(self.b.ins().splat(vt, x)),
                 mem => mem,
             })
             .collect();
         let dst = self.dest(v);
         let mut xs = Vec::with_capacity(opnds.len());
-        self.for_each_step(n - n % 2, 2, &mut |t, ix| {
+        self.for_each_step(n - n % lanes, lanes, &mut |t, ix| {
             xs.clear();
             for &o in &splats {
-                xs.push(t.read_as(types::F64X2, o, ix));
+                xs.push(t.read_as(vt, o, ix));
             }
             let y = op(t, &xs);
             t.write(dst, ix, y);
         });
-        if n % 2 == 1 {
-            let ix = Ix::c(n - 1);
+        for k in n - n % lanes..n {
+            let ix = Ix::c(k);
             let xs: Vec<cl::Value> = opnds.iter().map(|&o| self.read(o, ix)).collect();
             let y = op(self, &xs);
             self.write(dst, ix, y);

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use cranelift_codegen::ir::{self as cl, types, InstBuilder};
+use cranelift_codegen::ir::{self as cl, InstBuilder};
 use cranelift_frontend::Variable;
 
 use super::elementwise::lane_wise;
@@ -39,7 +39,7 @@ impl Translator<'_, '_> {
             .iter()
             .map(|&v| Member::of(&f.inst(v).op).expect("plan::fuse::steps runs members only"))
             .collect();
-        let simd = n >= 2
+        let simd = n >= self.lanes
             && members.iter().all(|&m| match m {
                 Member::Map(op) => lane_wise(op),
                 Member::Sum => true,
@@ -53,13 +53,14 @@ impl Translator<'_, '_> {
             dests,
             sums,
         };
+        let (lanes, vt, st) = (self.lanes, self.vt, self.st);
         if simd {
-            self.for_each_step(n - n % 2, 2, &mut |t, ix| t.element(&r, ix, types::F64X2));
-            if n % 2 == 1 {
-                self.element(&r, Ix::c(n - 1), types::F64);
+            self.for_each_step(n - n % lanes, lanes, &mut |t, ix| t.element(&r, ix, vt));
+            for k in n - n % lanes..n {
+                self.element(&r, Ix::c(k), st);
             }
         } else {
-            self.for_each(n, &mut |t, ix| t.element(&r, ix, types::F64));
+            self.for_each(n, &mut |t, ix| t.element(&r, ix, st));
         }
         for &v in run {
             if let Some(&acc) = r.sums.get(&v) {
@@ -85,7 +86,7 @@ impl Translator<'_, '_> {
                 let pair = if f.shape(a).is_scalar() {
                     let x = self.read(o, Ix::c(0));
                     let wide = if simd {
-                        self.b.ins().splat(types::F64X2, x)
+                        self.b.ins().splat(self.vt, x)
                     } else {
                         x
                     };
@@ -136,7 +137,7 @@ impl Translator<'_, '_> {
                     Some(&x) => x,
                     None => {
                         let (narrow, wide) = r.outside[&a];
-                        let o = if ty == types::F64 { narrow } else { wide };
+                        let o = if ty.is_vector() { wide } else { narrow };
                         let x = self.read_as(ty, o, ix);
                         vals.insert(a, x);
                         x
@@ -160,9 +161,8 @@ impl Translator<'_, '_> {
     /// Adds the lanes of `x` (an f64, or an f64x2) to `acc` in order, as
     /// `Translator::sum` adds elements.
     fn add_lanes(&mut self, acc: Variable, ty: cl::Type, x: cl::Value) {
-        let lanes = if ty == types::F64 { 1 } else { 2 };
-        for lane in 0..lanes {
-            let x = if ty == types::F64 {
+        for lane in 0..ty.lane_count() {
+            let x = if !ty.is_vector() {
                 x
             } else {
                 self.b.ins().extractlane(x, lane as u8)

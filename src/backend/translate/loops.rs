@@ -3,7 +3,7 @@
 //! copy and fill memory two elements at a time.
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{self as cl, types, InstBuilder};
+use cranelift_codegen::ir::{self as cl, InstBuilder};
 
 use super::{Bound, Ix, Opnd, Translator};
 use crate::backend::plan::UNROLL;
@@ -108,56 +108,59 @@ impl Translator<'_, '_> {
         self.counted_loop(1, Bound::Value(count), body);
     }
 
-    /// Runs `body` over the columns `0..n` of a row: pairs as f64x2, then the
-    /// last column as f64 if `n` is odd.
+    /// Runs `body` over the columns `0..n` of a row: vectors of the
+    /// element type's lanes (pairs of f64, fours of f32), then the last
+    /// columns one by one.
     pub(super) fn columns(&mut self, n: usize, body: &mut dyn FnMut(&mut Self, Ix, cl::Type)) {
-        self.for_each_step(n - n % 2, 2, &mut |t, col| body(t, col, types::F64X2));
-        if n % 2 == 1 {
-            body(self, Ix::c(n - 1), types::F64);
+        let (lanes, vt, st) = (self.lanes, self.vt, self.st);
+        self.for_each_step(n - n % lanes, lanes, &mut |t, col| body(t, col, vt));
+        for col in n - n % lanes..n {
+            body(self, Ix::c(col), st);
         }
     }
 
-    /// The columns `from..n` of a row, unrolled: pairs as f64x2, then the
-    /// last column as f64 if one is left (the tail after a blocked loop).
-    pub(super) fn tail_columns(from: usize, n: usize) -> Vec<(Ix, cl::Type)> {
-        let mut cols: Vec<(Ix, cl::Type)> = (from..n)
-            .step_by(2)
-            .take((n - from) / 2)
-            .map(|col| (Ix::c(col), types::F64X2))
+    /// The columns `from..n` of a row, unrolled: vectors, then the last
+    /// columns one by one (the tail after a blocked loop).
+    pub(super) fn tail_columns(&self, from: usize, n: usize) -> Vec<(Ix, cl::Type)> {
+        let lanes = self.lanes;
+        let whole = from + (n - from) / lanes * lanes;
+        let mut cols: Vec<(Ix, cl::Type)> = (from..whole)
+            .step_by(lanes)
+            .map(|col| (Ix::c(col), self.vt))
             .collect();
-        if (n - from) % 2 == 1 {
-            cols.push((Ix::c(n - 1), types::F64));
-        }
+        cols.extend((whole..n).map(|col| (Ix::c(col), self.st)));
         cols
     }
 
-    /// Copies `n` elements of `src` to `dst` from element `to` on, two at a
-    /// time; a register `src` is one scalar, stored once.
+    /// Copies `n` elements of `src` to `dst` from element `to` on, a vector
+    /// at a time; a register `src` is one scalar, stored once.
     pub(super) fn copy(&mut self, src: Opnd, dst: Opnd, to: usize, n: usize) {
         if let Opnd::Reg(x) = src {
             self.write(dst, Ix::c(to), x);
             return;
         }
-        self.for_each_step(n - n % 2, 2, &mut |t, ix| {
-            let x = t.read_as(types::F64X2, src, ix);
+        let (lanes, vt) = (self.lanes, self.vt);
+        self.for_each_step(n - n % lanes, lanes, &mut |t, ix| {
+            let x = t.read_as(vt, src, ix);
             let at = t.lin(&[(ix, 1)], to);
             t.write(dst, at, x);
         });
-        if n % 2 == 1 {
-            let x = self.read(src, Ix::c(n - 1));
-            self.write(dst, Ix::c(to + n - 1), x);
+        for k in n - n % lanes..n {
+            let x = self.read(src, Ix::c(k));
+            self.write(dst, Ix::c(to + k), x);
         }
     }
 
-    /// Sets `n` elements of `dst` to `x`, two at a time.
+    /// Sets `n` elements of `dst` to `x`, a vector at a time.
     pub(super) fn fill(&mut self, dst: Opnd, n: usize, x: f64) {
-        let v = self.b.ins().f64const(x);
-        if n >= 2 {
-            let v2 = self.b.ins().splat(types::F64X2, v);
-            self.for_each_step(n - n % 2, 2, &mut |t, ix| t.write(dst, ix, v2));
+        let (lanes, vt) = (self.lanes, self.vt);
+        let v = self.fconst(x);
+        if n >= lanes {
+            let v2 = self.b.ins().splat(vt, v);
+            self.for_each_step(n - n % lanes, lanes, &mut |t, ix| t.write(dst, ix, v2));
         }
-        if n % 2 == 1 {
-            self.write(dst, Ix::c(n - 1), v);
+        for k in n - n % lanes..n {
+            self.write(dst, Ix::c(k), v);
         }
     }
 }

@@ -2,7 +2,7 @@
 //! product) in the interpreter's order; several independent dot products
 //! share one loop, so that their additions overlap.
 
-use cranelift_codegen::ir::{self as cl, types, InstBuilder};
+use cranelift_codegen::ir::{self as cl, InstBuilder};
 use cranelift_frontend::Variable;
 
 use super::{dst_loc, Ix, Loc, Opnd, Translator};
@@ -39,7 +39,8 @@ impl Translator<'_, '_> {
         };
         if self.f.shape(v).is_scalar() {
             let (x, y) = (self.operand(a), self.operand(b));
-            let d = self.dots(x, y, k, n, &[(Ix::c(0), Ix::c(0), types::F64)]);
+            let st = self.st;
+            let d = self.dots(x, y, k, n, &[(Ix::c(0), Ix::c(0), st)]);
             return Loc::Reg(d[0]);
         }
         let dst = self.dest(v);
@@ -62,19 +63,18 @@ impl Translator<'_, '_> {
         }
         let (x, y) = (self.operand(a), self.operand(b));
         if blocked && n == 1 {
+            let st = self.st;
             let whole = m - m % BLOCK;
             self.for_each_step(whole, BLOCK, &mut |t, row| {
-                let cells: Vec<(Ix, Ix, cl::Type)> = (0..BLOCK)
-                    .map(|r| (row.plus(r), Ix::c(0), types::F64))
-                    .collect();
+                let cells: Vec<(Ix, Ix, cl::Type)> =
+                    (0..BLOCK).map(|r| (row.plus(r), Ix::c(0), st)).collect();
                 let d = t.dots(x, y, k, n, &cells);
                 for (r, v) in d.into_iter().enumerate() {
                     t.write(dst, row.plus(r), v);
                 }
             });
-            let cells: Vec<(Ix, Ix, cl::Type)> = (whole..m)
-                .map(|r| (Ix::c(r), Ix::c(0), types::F64))
-                .collect();
+            let cells: Vec<(Ix, Ix, cl::Type)> =
+                (whole..m).map(|r| (Ix::c(r), Ix::c(0), st)).collect();
             if !cells.is_empty() {
                 let d = self.dots(x, y, k, n, &cells);
                 for (r, v) in (whole..m).zip(d) {
@@ -133,21 +133,22 @@ impl Translator<'_, '_> {
             self.columns(n, &mut |t, col, ty| put(t, &[(row, col, ty)]));
             return;
         }
-        let whole = n - n % (2 * BLOCK);
-        self.for_each_step(whole, 2 * BLOCK, &mut |t, col| {
-            let cells: Vec<(Ix, Ix, cl::Type)> = (0..BLOCK)
-                .map(|c| (row, col.plus(2 * c), types::F64X2))
-                .collect();
+        let (lanes, vt, st) = (self.lanes, self.vt, self.st);
+        let whole = n - n % (lanes * BLOCK);
+        self.for_each_step(whole, lanes * BLOCK, &mut |t, col| {
+            let cells: Vec<(Ix, Ix, cl::Type)> =
+                (0..BLOCK).map(|c| (row, col.plus(lanes * c), vt)).collect();
             put(t, &cells);
         });
         let mut cells = Vec::new();
         let mut col = whole;
-        while col + 2 <= n {
-            cells.push((row, Ix::c(col), types::F64X2));
-            col += 2;
+        while col + lanes <= n {
+            cells.push((row, Ix::c(col), vt));
+            col += lanes;
         }
-        if col < n {
-            cells.push((row, Ix::c(col), types::F64));
+        while col < n {
+            cells.push((row, Ix::c(col), st));
+            col += 1;
         }
         if !cells.is_empty() {
             put(self, &cells);

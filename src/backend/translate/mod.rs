@@ -50,7 +50,8 @@ use cranelift_module::{Linkage, Module};
 
 use super::abi::OUTPUTS;
 use super::libm::Callee;
-use super::plan::Layout;
+use super::plan::{Layout, FIRST_FREE};
+use crate::dtype::Dtype;
 use crate::ir::{Function, Value, ValueMap};
 
 /// The end of a generated loop: known when compiling, or a value at run time.
@@ -61,12 +62,12 @@ enum Bound {
 }
 
 /// Where a translated IR value lives. The last field of a memory location
-/// is an offset in f64s: a contiguous slice is a view of its argument.
+/// is an offset in elements: a contiguous slice is a view of its argument.
 #[derive(Copy, Clone, Debug)]
 enum Loc {
     /// A scalar, in a register.
     Reg(cl::Value),
-    /// At this offset (in f64s) of the scratch buffer.
+    /// At this offset (in elements) of the scratch buffer.
     Scratch(usize),
     /// In the caller's buffer: a pointer table (see [`super::abi::PARAMS`])
     /// and a position in it.
@@ -95,7 +96,7 @@ impl Loc {
 }
 
 /// A value ready for element access: a register that stands for every
-/// element, or memory at `ptr + 8 * off`.
+/// element, or memory at `ptr + size * off` (`size` that of an element).
 #[derive(Copy, Clone, Debug)]
 enum Opnd {
     Reg(cl::Value),
@@ -161,7 +162,18 @@ struct Translator<'a, 'b> {
     ptr: cl::Type,
     /// The `params`, `inputs` and `outputs` pointer tables.
     tables: [cl::Value; 3],
+    /// The scratch buffer's elements: element `off` is at `scratch + size *
+    /// off` (for f32 past the fault slots, which stay f64s at `slots`).
     scratch: cl::Value,
+    /// The scratch buffer itself, whose first [`FIRST_FREE`] f64s are the
+    /// fault slots.
+    slots: cl::Value,
+    /// The element type: its scalar (`st`) and vector (`vt`) Cranelift
+    /// types, the vector's lanes, and log2 of its size in bytes.
+    st: cl::Type,
+    vt: cl::Type,
+    lanes: usize,
+    shift: i64,
     /// Where each translated value lives.
     locs: ValueMap<Option<Loc>>,
     callees: HashMap<Callee, cl::FuncRef>,
@@ -182,16 +194,28 @@ fn readonly() -> MemFlagsData {
 
 impl<'a, 'b> Translator<'a, 'b> {
     /// A translator over a function whose entry block is current, with the
-    /// entry's first four parameters (`params`, `inputs`, `outputs`, `scratch`).
+    /// entry's first four parameters (`params`, `inputs`, `outputs`,
+    /// `scratch`), computing in `dtype`.
     fn new(
-        b: FunctionBuilder<'b>,
+        mut b: FunctionBuilder<'b>,
         module: &'a mut dyn Module,
         f: &'a Function,
         layout: &'a Layout,
         entry_params: &[cl::Value],
+        dtype: Dtype,
     ) -> Self {
         let ptr = module.target_config().pointer_type();
         let p = entry_params;
+        let (st, vt, lanes, shift, scratch) = match dtype {
+            Dtype::F64 => (types::F64, types::F64X2, 2, 3, p[3]),
+            // The f32 elements start after the f64 fault slots: element
+            // `FIRST_FREE` (the first of the layout) at byte `8 * FIRST_FREE`.
+            Dtype::F32 => {
+                let past = (4 * FIRST_FREE) as i64;
+                let s = b.ins().iadd_imm_s(p[3], past);
+                (types::F32, types::F32X4, 4, 2, s)
+            }
+        };
         Translator {
             b,
             module,
@@ -199,7 +223,12 @@ impl<'a, 'b> Translator<'a, 'b> {
             layout,
             ptr,
             tables: [p[0], p[1], p[2]],
-            scratch: p[3],
+            scratch,
+            slots: p[3],
+            st,
+            vt,
+            lanes,
+            shift,
             locs: ValueMap::new(f, None),
             callees: HashMap::new(),
             example: None,
@@ -286,11 +315,11 @@ impl<'a, 'b> Translator<'a, 'b> {
         let base = match ix.dynamic {
             None => ptr,
             Some(d) => {
-                let bytes = self.b.ins().ishl_imm_u(d, 3);
+                let bytes = self.b.ins().ishl_imm_u(d, self.shift);
                 self.b.ins().iadd(ptr, bytes)
             }
         };
-        let k = (off + ix.konst) * 8;
+        let k = (off + ix.konst) << self.shift;
         match i32::try_from(k) {
             Ok(k) => (base, k),
             Err(_) => {
@@ -300,12 +329,12 @@ impl<'a, 'b> Translator<'a, 'b> {
         }
     }
 
-    /// Loads the f64 at element `ix`; a register operand is returned as it is.
+    /// Loads the element at `ix`; a register operand is returned as it is.
     fn read(&mut self, o: Opnd, ix: Ix) -> cl::Value {
-        self.read_as(types::F64, o, ix)
+        self.read_as(self.st, o, ix)
     }
 
-    /// Loads one `ty` (f64 or f64x2) at element `ix`; a register operand is
+    /// Loads one `ty` (an element or a vector) at element `ix`; a register operand is
     /// returned as it is.
     fn read_as(&mut self, ty: cl::Type, o: Opnd, ix: Ix) -> cl::Value {
         match o {
@@ -317,7 +346,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         }
     }
 
-    /// Stores `x` (an f64 or an f64x2) at element `ix` of memory operand `o`.
+    /// Stores `x` (an element or a vector) at element `ix` of memory operand `o`.
     fn write(&mut self, o: Opnd, ix: Ix, x: cl::Value) {
         match o {
             Opnd::Reg(_) => unreachable!("results are written to memory"),
@@ -349,31 +378,55 @@ impl<'a, 'b> Translator<'a, 'b> {
         out
     }
 
-    /// An f64 variable, for values carried around a loop.
+    /// An element variable, for values carried around a loop.
     fn var(&mut self, init: f64) -> Variable {
-        self.var_of(types::F64, init)
+        self.var_of(self.st, init)
     }
 
-    /// A variable of type `ty` (f64 or f64x2), every lane `init`.
+    /// A variable of type `ty` (an element or a vector), every lane `init`.
     fn var_of(&mut self, ty: cl::Type, init: f64) -> Variable {
         let v = self.b.declare_var(ty);
-        let x = self.b.ins().f64const(init);
+        let x = self.fconst(init);
         let x = self.splat_as(ty, x);
         self.b.def_var(v, x);
         v
     }
 
-    /// `x` as a value of type `ty`: itself, or splat to f64x2.
+    /// The constant `x` as an element (rounded to f32 in an f32 function).
+    fn fconst(&mut self, x: f64) -> cl::Value {
+        if self.st == types::F64 {
+            self.b.ins().f64const(x)
+        } else {
+            self.b.ins().f32const(x as f32)
+        }
+    }
+
+    /// `x` as a value of type `ty`: itself, or splat to a vector.
     fn splat_as(&mut self, ty: cl::Type, x: cl::Value) -> cl::Value {
-        if ty == types::F64 {
+        if !ty.is_vector() {
             x
         } else {
             self.b.ins().splat(ty, x)
         }
     }
 
-    /// Calls a host function.
+    /// Calls a host function. The host functions are the interpreter's f64
+    /// ones: in an f32 function the arguments are widened and the result
+    /// rounded back to f32.
     fn call(&mut self, callee: Callee, args: &[cl::Value]) -> cl::Value {
+        if self.st == types::F32 {
+            let wide: Vec<cl::Value> = args
+                .iter()
+                .map(|&x| self.b.ins().fpromote(types::F64, x))
+                .collect();
+            let y = self.call_f64(callee, &wide);
+            return self.b.ins().fdemote(types::F32, y);
+        }
+        self.call_f64(callee, args)
+    }
+
+    /// Calls a host function on f64s.
+    fn call_f64(&mut self, callee: Callee, args: &[cl::Value]) -> cl::Value {
         let fref = match self.callees.get(&callee) {
             Some(&r) => r,
             None => {
@@ -410,10 +463,11 @@ fn offset_bytes(k: usize) -> i32 {
     i32::try_from(k * 8).expect("pointer tables are small")
 }
 
-/// Scalar f64 accesses are aligned (the buffers are `Vec<f64>`s); vector
-/// accesses may not be 16-byte aligned, so they are not marked `aligned`.
+/// Scalar accesses are aligned (the buffers are `Vec<f64>`s or
+/// `Vec<f32>`s); vector accesses may not be 16-byte aligned, so they are
+/// not marked `aligned`.
 fn mem_flags(ty: cl::Type, readonly: bool) -> MemFlagsData {
-    let flags = if ty == types::F64 {
+    let flags = if !ty.is_vector() {
         MemFlagsData::trusted()
     } else {
         MemFlagsData::new().with_notrap()

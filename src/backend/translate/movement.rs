@@ -130,7 +130,7 @@ impl Translator<'_, '_> {
         match x {
             Opnd::Reg(_) => x,
             Opnd::Mem { ptr, off, readonly } => {
-                let bytes = self.b.ins().imul_imm_s(k, (row * 8) as i64);
+                let bytes = self.b.ins().imul_imm_s(k, (row << self.shift) as i64);
                 Opnd::Mem {
                     ptr: self.b.ins().iadd(ptr, bytes),
                     off,

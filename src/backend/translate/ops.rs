@@ -42,7 +42,7 @@ impl Translator<'_, '_> {
             Op::Input(k) => self.slot_value(INPUTS, *k, scalar),
             Op::Const(c) => {
                 if scalar {
-                    Loc::Reg(self.b.ins().f64const(c.0.data[0]))
+                    Loc::Reg(self.fconst(c.0.data[0]))
                 } else {
                     self.constant(v, &c.0.data)?
                 }
@@ -89,7 +89,10 @@ impl Translator<'_, '_> {
             // The example's row: `size` numbers from `example * size` on.
             let size = self.f.inputs[k].shape.size();
             let base = self.table_entry(INPUTS, k);
-            let bytes = self.b.ins().imul_imm_s(example, (size * 8) as i64);
+            let bytes = self
+                .b
+                .ins()
+                .imul_imm_s(example, (size << self.shift) as i64);
             loc = Loc::Ptr(self.b.ins().iadd(base, bytes), 0);
         }
         if scalar {
@@ -115,7 +118,13 @@ impl Translator<'_, '_> {
             .declare_data(&name, Linkage::Local, false, false)
             .map_err(|e| format!("declaring {name}: {e}"))?;
         let mut desc = DataDescription::new();
-        let bytes: Vec<u8> = data.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let bytes: Vec<u8> = if self.st == types::F64 {
+            data.iter().flat_map(|x| x.to_le_bytes()).collect()
+        } else {
+            data.iter()
+                .flat_map(|&x| (x as f32).to_le_bytes())
+                .collect()
+        };
         desc.define(bytes.into_boxed_slice());
         desc.set_align(16);
         self.module
@@ -132,7 +141,7 @@ impl Translator<'_, '_> {
         let dst = self.dest(v);
         self.fill(dst, n, 0.0);
         let k = self.checked_index(v, c, n, FAULT_CLASS);
-        let one = self.b.ins().f64const(1.0);
+        let one = self.fconst(1.0);
         self.write(
             dst,
             Ix {
@@ -168,12 +177,12 @@ impl Translator<'_, '_> {
     ) -> cl::Value {
         // In range and whole: 0 <= c < n and c == (c as i64) as f64. NaN fails
         // the first test; the conversion saturates, never traps.
-        let zero = self.b.ins().f64const(0.0);
-        let top = self.b.ins().f64const(n as f64);
+        let zero = self.fconst(0.0);
+        let top = self.fconst(n as f64);
         let ge = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, c, zero);
         let lt = self.b.ins().fcmp(FloatCC::LessThan, c, top);
         let k = self.b.ins().fcvt_to_sint_sat(self.ptr, c);
-        let back = self.b.ins().fcvt_from_sint(types::F64, k);
+        let back = self.b.ins().fcvt_from_sint(self.st, k);
         let whole = self.b.ins().fcmp(FloatCC::Equal, c, back);
         let ok = self.b.ins().band(ge, lt);
         let ok = self.b.ins().band(ok, whole);
@@ -181,11 +190,17 @@ impl Translator<'_, '_> {
         let bad = self.b.create_block();
         self.b.ins().brif(ok, good, &[], bad, &[]);
         self.b.switch_to_block(bad);
+        // The fault slots are f64s whatever the element type.
         let store = |t: &mut Self, x: cl::Value, slot: usize| {
             let at = offset_bytes(slot);
-            t.b.ins().store(MemFlagsData::trusted(), x, t.scratch, at);
+            t.b.ins().store(MemFlagsData::trusted(), x, t.slots, at);
         };
-        store(self, c, ERROR_SLOT);
+        let wide = if self.st == types::F64 {
+            c
+        } else {
+            self.b.ins().fpromote(types::F64, c)
+        };
+        store(self, wide, ERROR_SLOT);
         if let Some(example) = self.example {
             let e = self.b.ins().fcvt_from_uint(types::F64, example);
             store(self, e, EXAMPLE_SLOT);

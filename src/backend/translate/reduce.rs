@@ -3,7 +3,7 @@
 //! interpreter's order: a slice's elements in row-major order, sums from -0.
 
 use cranelift_codegen::ir::condcodes::FloatCC;
-use cranelift_codegen::ir::{self as cl, types, InstBuilder};
+use cranelift_codegen::ir::{self as cl, InstBuilder};
 
 use super::{dst_loc, Ix, Loc, Opnd, Translator};
 use crate::backend::libm::Callee;
@@ -122,8 +122,8 @@ impl Translator<'_, '_> {
         });
         let root = self.b.ins().sqrt(s);
         let r = self.b.ins().fmul(scale, root);
-        let zero = self.b.ins().f64const(0.0);
-        let inf = self.b.ins().f64const(f64::INFINITY);
+        let zero = self.fconst(0.0);
+        let inf = self.fconst(f64::INFINITY);
         let is_zero = self.b.ins().fcmp(FloatCC::Equal, scale, zero);
         let not_finite = self
             .b
@@ -146,7 +146,7 @@ impl Translator<'_, '_> {
         });
         let l = self.call(Callee::Unary(Unary::Log), &[s]);
         let r = self.b.ins().fadd(m, l);
-        let inf = self.b.ins().f64const(f64::INFINITY);
+        let inf = self.fconst(f64::INFINITY);
         let mag = self.b.ins().fabs(m);
         let finite = self.b.ins().fcmp(FloatCC::LessThan, mag, inf);
         self.b.ins().select(finite, r, m)
@@ -258,10 +258,10 @@ impl Translator<'_, '_> {
     /// The index `ix` as an f64.
     fn index_f64(&mut self, ix: Ix) -> cl::Value {
         match ix.dynamic {
-            None => self.b.ins().f64const(ix.konst as f64),
+            None => self.fconst(ix.konst as f64),
             Some(d) => {
                 let i = self.b.ins().iadd_imm_s(d, ix.konst as i64);
-                self.b.ins().fcvt_from_uint(types::F64, i)
+                self.b.ins().fcvt_from_uint(self.st, i)
             }
         }
     }

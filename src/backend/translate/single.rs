@@ -9,6 +9,7 @@ use cranelift_module::Module;
 use super::{Loc, Translator};
 use crate::backend::abi::OUTPUTS;
 use crate::backend::plan::Layout;
+use crate::dtype::Dtype;
 use crate::ir::Function;
 
 /// Builds the body of `func` (whose signature is
@@ -26,7 +27,7 @@ pub(in crate::backend) fn translate(
     b.append_block_params_for_function_params(entry);
     b.switch_to_block(entry);
     let p = b.block_params(entry).to_vec();
-    let mut t = Translator::new(b, module, f, layout, &p);
+    let mut t = Translator::new(b, module, f, layout, &p, Dtype::F64);
     for step in &layout.steps {
         t.step(step)?;
     }

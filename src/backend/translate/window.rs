@@ -264,7 +264,7 @@ impl Translator<'_, '_> {
                 t.b.def_var(acc, s);
             });
             let s = t.b.use_var(acc);
-            let n = t.b.ins().f64const((g.kh * g.kw) as f64);
+            let n = t.fconst((g.kh * g.kw) as f64);
             let mean = t.b.ins().fdiv(s, n);
             let out = t.lin(&[(ix[0], g.oh * g.ow), (ix[1], g.ow), (ix[2], 1)], 0);
             t.write(dst, out, mean);
@@ -278,7 +278,7 @@ impl Translator<'_, '_> {
         self.loops(&[g.c, g.oh, g.ow], &mut |t, ix| {
             let out = t.lin(&[(ix[0], g.oh * g.ow), (ix[1], g.ow), (ix[2], 1)], 0);
             let gv = t.read(gr, out);
-            let n = t.b.ins().f64const((g.kh * g.kw) as f64);
+            let n = t.fconst((g.kh * g.kw) as f64);
             let q = t.b.ins().fdiv(gv, n);
             let x0 = t.lin(&[(ix[0], plane)], 0);
             t.taps(&g, ix[1], ix[2], &mut |t, off, _, _| {

@@ -120,6 +120,9 @@ pub fn check_train(
     if let Some(v) = get("seed") {
         c.seed = ck.count(v, "`seed`", 0).unwrap_or(0);
     }
+    if let Some(v) = get("dtype") {
+        c.dtype = ck.dtype(v);
+    }
     if let Some(v) = get("shuffle") {
         c.shuffle = ck.boolean(v, "`shuffle`").unwrap_or(true);
     }
@@ -228,6 +231,19 @@ fn full_batch_only(o: &Optimizer, by_key: &HashMap<&str, &Setting>, diags: &mut 
             );
         }
     }
+    if let Some(s) = by_key.get("dtype") {
+        if matches!(&s.value.kind, SValueKind::Name(n) if n == "f32") {
+            diags.push(
+                Diagnostic::error(
+                    s.value.span,
+                    format!("`{name}` is a full-batch method and runs in f64"),
+                )
+                .label(s.span, "f32")
+                .label(by_key["optimizer"].value.span, "a full-batch method")
+                .hint("f32 is for the first-order optimizers: remove `dtype`, or choose one such as `adam`"),
+            );
+        }
+    }
     if let Some(s) = by_key.get("patience") {
         diags.push(
             Diagnostic::error(s.key.span, format!("`{name}` takes no `patience`"))
@@ -322,6 +338,27 @@ impl Checker<'_> {
             return None;
         }
         Some(n)
+    }
+
+    /// `dtype = f64` or `f32`; anything else is an error, and f64.
+    pub(super) fn dtype(&mut self, v: &SValue) -> Dtype {
+        let names = Dtype::ALL.map(Dtype::name);
+        match &v.kind {
+            SValueKind::Name(n) => Dtype::parse(n).unwrap_or_else(|| {
+                let mut d = Diagnostic::error(v.span, format!("unknown dtype `{n}`"))
+                    .label(v.span, "expected `f64` or `f32`");
+                d = match closest(n, names) {
+                    Some(c) => d.hint(format!("did you mean `{c}`?")),
+                    None => d.hint("`f64` (the default) or `f32` (faster, less precise)"),
+                };
+                self.diags.push(d);
+                Dtype::F64
+            }),
+            _ => {
+                self.diags.push(wrong_kind(v, "`dtype`", "`f64` or `f32`"));
+                Dtype::F64
+            }
+        }
     }
 
     pub(super) fn boolean(&mut self, v: &SValue, what: &str) -> Option<bool> {

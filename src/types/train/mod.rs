@@ -21,6 +21,7 @@
 use std::fmt;
 
 use crate::diagnostic::{closest, Diagnostic};
+use crate::dtype::Dtype;
 use crate::shape::{fmt_num, Shape};
 use crate::span::Span;
 
@@ -44,6 +45,7 @@ const KEYS: &[&str] = &[
     "rel_tol",
     "checkpoint",
     "test",
+    "dtype",
 ];
 
 /// How to train: what a `train { }` block says, with the defaults filled in.
@@ -95,6 +97,9 @@ pub struct TrainConfig {
     /// reported beside the training data; loaded (and checked) before
     /// training starts.
     pub test: Option<DataSource>,
+    /// The float type training computes in (`dtype = f32`); default f64.
+    /// `--dtype` overrides it (see [`crate::runtime::Options::dtype`]).
+    pub dtype: Dtype,
     /// The train block, for diagnostics; `None` for the default config.
     pub span: Option<Span>,
     /// The `optimizer` setting's value, for diagnostics.
@@ -119,6 +124,7 @@ impl Default for TrainConfig {
             rel_tol: None,
             checkpoint: None,
             test: None,
+            dtype: Dtype::F64,
             span: None,
             optimizer_span: None,
         }
@@ -611,6 +617,8 @@ mod check;
 mod data;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_dtype;
 
 pub use check::check_train;
 use check::example_csv;

@@ -34,14 +34,14 @@ fn run(src: &str) -> (TrainConfig, Vec<Diagnostic>) {
     (config, diags)
 }
 
-fn ok(src: &str) -> TrainConfig {
+pub(super) fn ok(src: &str) -> TrainConfig {
     let (c, diags) = run(src);
     assert!(diags.is_empty(), "{src}: {diags:#?}");
     c
 }
 
 /// The only diagnostic, and the source text under its span.
-fn err(src: &str) -> (Diagnostic, String) {
+pub(super) fn err(src: &str) -> (Diagnostic, String) {
     let (_, diags) = run(src);
     assert_eq!(diags.len(), 1, "{src}: {diags:#?}");
     let d = diags.into_iter().next().unwrap();
@@ -51,7 +51,7 @@ fn err(src: &str) -> (Diagnostic, String) {
 
 const XY: &str = "input x: [2]\ninput y\n";
 
-fn with_xy(block: &str) -> String {
+pub(super) fn with_xy(block: &str) -> String {
     format!("{XY}train {{ {block} }}")
 }
 

@@ -3,7 +3,7 @@
 //! kept between stages, and the transposes made before the loop over the
 //! examples.
 
-use cranelift_codegen::ir::{self as cl, types, InstBuilder};
+use cranelift_codegen::ir::{self as cl, InstBuilder};
 
 use crate::backend::abi::INPUTS;
 use crate::backend::plan::{BatchPlan, ChunkProduct};
@@ -78,7 +78,7 @@ impl Translator<'_, '_> {
         let f = self.f;
         let x = if let Op::Input(input) = f.inst(xv).op {
             let base = self.table_entry(INPUTS, input);
-            let bytes = self.b.ins().imul_imm_s(first, (k * 8) as i64);
+            let bytes = self.b.ins().imul_imm_s(first, (k << self.shift) as i64);
             Opnd::Mem {
                 ptr: self.b.ins().iadd(base, bytes),
                 off: 0,
@@ -106,15 +106,16 @@ impl Translator<'_, '_> {
                 t.write(y, at, v);
             }
         };
-        let whole = m - m % (2 * BLOCK);
-        self.for_each_step(whole, 2 * BLOCK, &mut |t, col| {
+        let (lanes, vt) = (self.lanes, self.vt);
+        let whole = m - m % (lanes * BLOCK);
+        self.for_each_step(whole, lanes * BLOCK, &mut |t, col| {
             let cells: Vec<(Ix, Ix, cl::Type)> = rows
                 .iter()
-                .flat_map(|&row| (0..BLOCK).map(move |c| (row, col.plus(2 * c), types::F64X2)))
+                .flat_map(|&row| (0..BLOCK).map(move |c| (row, col.plus(lanes * c), vt)))
                 .collect();
             put(t, &cells);
         });
-        let cols = Translator::tail_columns(whole, m);
+        let cols = self.tail_columns(whole, m);
         if !cols.is_empty() {
             let cells: Vec<(Ix, Ix, cl::Type)> = rows
                 .iter()
@@ -128,7 +129,7 @@ impl Translator<'_, '_> {
     /// `Y`, copied to the instruction's slot.
     pub(super) fn product_row(&mut self, o: &ChunkProduct, r: cl::Value) {
         let m = self.f.shape(o.inst).size();
-        let at = self.b.ins().imul_imm_s(r, (m * 8) as i64);
+        let at = self.b.ins().imul_imm_s(r, (m << self.shift) as i64);
         let ptr = self.b.ins().iadd(self.scratch, at);
         let src = Opnd::Mem {
             ptr,
@@ -144,7 +145,7 @@ impl Translator<'_, '_> {
     pub(super) fn keep_row(&mut self, v: Value, off: usize, r: cl::Value) {
         let size = self.f.shape(v).size();
         let src = self.operand(v);
-        let at = self.b.ins().imul_imm_s(r, (size * 8) as i64);
+        let at = self.b.ins().imul_imm_s(r, (size << self.shift) as i64);
         let ptr = self.b.ins().iadd(self.scratch, at);
         let dst = Opnd::Mem {
             ptr,
@@ -158,7 +159,7 @@ impl Translator<'_, '_> {
     /// scalar loaded, a tensor read in place.
     pub(super) fn kept_row(&mut self, v: Value, off: usize, r: cl::Value) {
         let size = self.f.shape(v).size();
-        let at = self.b.ins().imul_imm_s(r, (size * 8) as i64);
+        let at = self.b.ins().imul_imm_s(r, (size << self.shift) as i64);
         let ptr = self.b.ins().iadd(self.scratch, at);
         let loc = if self.f.shape(v).is_scalar() {
             let src = Opnd::Mem {

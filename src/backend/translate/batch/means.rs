@@ -4,7 +4,7 @@
 //! rows; and the weight gradients computed over a chunk as one `G^T X`
 //! (see [`crate::backend::plan::OuterMean`]).
 
-use cranelift_codegen::ir::{self as cl, types, InstBuilder};
+use cranelift_codegen::ir::{self as cl, InstBuilder};
 use cranelift_frontend::Variable;
 
 use crate::backend::abi::OUTPUTS;
@@ -66,7 +66,10 @@ impl Translator<'_, '_> {
             }
             None => {
                 let base = self.table_entry(OUTPUTS, k);
-                let bytes = self.b.ins().imul_imm_s(example, (size * 8) as i64);
+                let bytes = self
+                    .b
+                    .ins()
+                    .imul_imm_s(example, (size << self.shift) as i64);
                 let row = self.b.ins().iadd(base, bytes);
                 let dst = Opnd::Mem {
                     ptr: row,
@@ -85,7 +88,7 @@ impl Translator<'_, '_> {
         for (v, off) in [(args[0], o.g), (args[1], o.x)] {
             let size = self.f.shape(v).size();
             let src = self.operand(v);
-            let at = self.b.ins().imul_imm_s(r, (size * 8) as i64);
+            let at = self.b.ins().imul_imm_s(r, (size << self.shift) as i64);
             let ptr = self.b.ins().iadd(self.scratch, at);
             let dst = Opnd::Mem {
                 ptr,
@@ -107,13 +110,13 @@ impl Translator<'_, '_> {
         let block = |t: &mut Self, cols: &[(Ix, cl::Type)]| {
             t.outer_columns(o, dst, rows, (m, n), cols);
         };
-        let whole = n - n % 8;
-        self.for_each_step(whole, 8, &mut |t, col| {
-            let cols: Vec<(Ix, cl::Type)> =
-                (0..4).map(|c| (col.plus(2 * c), types::F64X2)).collect();
+        let (lanes, vt) = (self.lanes, self.vt);
+        let whole = n - n % (4 * lanes);
+        self.for_each_step(whole, 4 * lanes, &mut |t, col| {
+            let cols: Vec<(Ix, cl::Type)> = (0..4).map(|c| (col.plus(lanes * c), vt)).collect();
             block(t, &cols);
         });
-        let cols = Translator::tail_columns(whole, n);
+        let cols = self.tail_columns(whole, n);
         if !cols.is_empty() {
             block(self, &cols);
         }
@@ -153,7 +156,7 @@ impl Translator<'_, '_> {
                 let u = t.read(mem(g), ig);
                 let mut wide = None;
                 for (&(col, ty), &(acc, _)) in cols.iter().zip(&accs) {
-                    let u = if ty == types::F64 {
+                    let u = if !ty.is_vector() {
                         u
                     } else {
                         *wide.get_or_insert_with(|| t.b.ins().splat(ty, u))
@@ -200,18 +203,19 @@ impl Translator<'_, '_> {
         n: usize,
         op: &mut dyn FnMut(&mut Self, cl::Value, cl::Value) -> cl::Value,
     ) {
+        let (lanes, vt) = (self.lanes, self.vt);
         let wide = match src {
-            Opnd::Reg(x) if n >= 2 => Opnd::Reg(self.b.ins().splat(types::F64X2, x)),
+            Opnd::Reg(x) if n >= lanes => Opnd::Reg(self.b.ins().splat(vt, x)),
             other => other,
         };
-        self.for_each_step(n - n % 2, 2, &mut |t, ix| {
-            let a = t.read_as(types::F64X2, dst, ix);
-            let x = t.read_as(types::F64X2, wide, ix);
+        self.for_each_step(n - n % lanes, lanes, &mut |t, ix| {
+            let a = t.read_as(vt, dst, ix);
+            let x = t.read_as(vt, wide, ix);
             let y = op(t, a, x);
             t.write(dst, ix, y);
         });
-        if n % 2 == 1 {
-            let ix = Ix::c(n - 1);
+        for k in n - n % lanes..n {
+            let ix = Ix::c(k);
             let a = self.read(dst, ix);
             let x = self.read(src, ix);
             let y = op(self, a, x);

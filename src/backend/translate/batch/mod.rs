@@ -52,15 +52,18 @@ use self::means::Acc;
 use crate::backend::abi::OUTPUTS;
 use crate::backend::plan::{BatchPlan, CHUNK};
 use crate::backend::translate::{Loc, Translator};
+use crate::dtype::Dtype;
 use crate::ir::{Function, Op};
 
 /// Builds the body of `func` (whose signature is
 /// [`crate::backend::abi::batch_signature`]) from `f` and its plan,
-/// declaring in `module` the host functions and data objects it uses.
+/// computing in `dtype`, declaring in `module` the host functions and data
+/// objects it uses.
 pub(in crate::backend) fn translate_batched(
     module: &mut dyn Module,
     f: &Function,
     plan: &BatchPlan,
+    dtype: Dtype,
     func: &mut cl::Function,
     fctx: &mut FunctionBuilderContext,
 ) -> Result<(), String> {
@@ -70,7 +73,7 @@ pub(in crate::backend) fn translate_batched(
     b.switch_to_block(entry);
     let p = b.block_params(entry).to_vec();
     let n = p[4];
-    let mut t = Translator::new(b, module, f, &plan.layout, &p);
+    let mut t = Translator::new(b, module, f, &plan.layout, &p, dtype);
     let accs = t.before_the_examples(plan)?;
     t.chunks(plan, &accs, n)?;
     t.means(plan, &accs, n);
@@ -218,7 +221,7 @@ impl Translator<'_, '_> {
     /// buffer (a batch of one skips the buffers: dividing by 1 changes
     /// nothing).
     fn means(&mut self, plan: &BatchPlan, accs: &[Option<Acc>], n: cl::Value) {
-        let count = self.b.ins().fcvt_from_uint(types::F64, n);
+        let count = self.b.ins().fcvt_from_uint(self.st, n);
         let divide = self.b.create_block();
         let done = self.b.create_block();
         let several = self.b.ins().icmp_imm_u(IntCC::NotEqual, n, 1);
