@@ -117,20 +117,6 @@ impl Translator<'_, '_> {
         }
     }
 
-    /// The columns `from..n` of a row, unrolled: pairs as f64x2, then the
-    /// last column as f64 if one is left (the tail after a blocked loop).
-    pub(super) fn tail_columns(from: usize, n: usize) -> Vec<(Ix, cl::Type)> {
-        let mut cols: Vec<(Ix, cl::Type)> = (from..n)
-            .step_by(2)
-            .take((n - from) / 2)
-            .map(|col| (Ix::c(col), types::F64X2))
-            .collect();
-        if (n - from) % 2 == 1 {
-            cols.push((Ix::c(n - 1), types::F64));
-        }
-        cols
-    }
-
     /// Copies `n` elements of `src` to `dst` from element `to` on, two at a
     /// time; a register `src` is one scalar, stored once.
     pub(super) fn copy(&mut self, src: Opnd, dst: Opnd, to: usize, n: usize) {
