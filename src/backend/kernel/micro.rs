@@ -21,7 +21,8 @@ use super::MR;
 ///
 /// `a` holds `kc * MR` numbers, `b` `kc * NR`, `c` an `MR` x `NR` tile with
 /// rows `ldc` apart; the kernel's target features are present.
-pub(super) type Micro<T> = unsafe fn(kc: usize, a: *const T, b: *const T, c: *mut T, ldc: usize, load: bool);
+pub(super) type Micro<T> =
+    unsafe fn(kc: usize, a: *const T, b: *const T, c: *mut T, ldc: usize, load: bool);
 
 /// The width of the portable kernel's tile.
 pub(super) const PORTABLE_NR: usize = 8;
@@ -118,7 +119,47 @@ macro_rules! simd_kernel {
     };
 }
 
-simd_kernel!(avx512_f64, f64, "avx512f", 8, _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_mul_pd, _mm512_add_pd);
-simd_kernel!(avx512_f32, f32, "avx512f", 16, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_mul_ps, _mm512_add_ps);
-simd_kernel!(avx2_f64, f64, "avx2", 4, _mm256_loadu_pd, _mm256_storeu_pd, _mm256_set1_pd, _mm256_mul_pd, _mm256_add_pd);
-simd_kernel!(avx2_f32, f32, "avx2", 8, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_mul_ps, _mm256_add_ps);
+simd_kernel!(
+    avx512_f64,
+    f64,
+    "avx512f",
+    8,
+    _mm512_loadu_pd,
+    _mm512_storeu_pd,
+    _mm512_set1_pd,
+    _mm512_mul_pd,
+    _mm512_add_pd
+);
+simd_kernel!(
+    avx512_f32,
+    f32,
+    "avx512f",
+    16,
+    _mm512_loadu_ps,
+    _mm512_storeu_ps,
+    _mm512_set1_ps,
+    _mm512_mul_ps,
+    _mm512_add_ps
+);
+simd_kernel!(
+    avx2_f64,
+    f64,
+    "avx2",
+    4,
+    _mm256_loadu_pd,
+    _mm256_storeu_pd,
+    _mm256_set1_pd,
+    _mm256_mul_pd,
+    _mm256_add_pd
+);
+simd_kernel!(
+    avx2_f32,
+    f32,
+    "avx2",
+    8,
+    _mm256_loadu_ps,
+    _mm256_storeu_ps,
+    _mm256_set1_ps,
+    _mm256_mul_ps,
+    _mm256_add_ps
+);

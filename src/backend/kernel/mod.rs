@@ -284,7 +284,6 @@ impl<T: Element> Block<T> {
 ///
 /// As [`gemm`]; the generated code passes buffers checked against their
 /// shapes before it runs.
-#[expect(clippy::too_many_arguments, reason = "the operands of a product")]
 pub(crate) unsafe extern "C" fn gemm_f64(
     m: usize,
     n: usize,
@@ -301,7 +300,17 @@ pub(crate) unsafe extern "C" fn gemm_f64(
 ) {
     // SAFETY: the caller's contract; the host's path is available.
     unsafe {
-        gemm(Isa::host(), (m, n, k), a, (rsa, csa), b, (rsb, csb), c, rsc, resume != 0);
+        gemm(
+            Isa::host(),
+            (m, n, k),
+            a,
+            (rsa, csa),
+            b,
+            (rsb, csb),
+            c,
+            rsc,
+            resume != 0,
+        );
     }
 }
 
@@ -310,7 +319,6 @@ pub(crate) unsafe extern "C" fn gemm_f64(
 /// # Safety
 ///
 /// As [`gemm_f64`].
-#[expect(clippy::too_many_arguments, reason = "the operands of a product")]
 pub(crate) unsafe extern "C" fn gemm_f32(
     m: usize,
     n: usize,
@@ -327,7 +335,17 @@ pub(crate) unsafe extern "C" fn gemm_f32(
 ) {
     // SAFETY: the caller's contract; the host's path is available.
     unsafe {
-        gemm(Isa::host(), (m, n, k), a, (rsa, csa), b, (rsb, csb), c, rsc, resume != 0);
+        gemm(
+            Isa::host(),
+            (m, n, k),
+            a,
+            (rsa, csa),
+            b,
+            (rsb, csb),
+            c,
+            rsc,
+            resume != 0,
+        );
     }
 }
 

@@ -20,7 +20,11 @@ pub(super) unsafe fn pack_a<T: Element>(
     mc: usize,
     kc: usize,
 ) {
-    for (q, panel) in dst.chunks_exact_mut(MR * kc).take(mc.div_ceil(MR)).enumerate() {
+    for (q, panel) in dst
+        .chunks_exact_mut(MR * kc)
+        .take(mc.div_ceil(MR))
+        .enumerate()
+    {
         let rows = MR.min(mc - q * MR);
         // SAFETY: rows `q * MR..q * MR + rows` and columns `0..kc` are in
         // the block.
@@ -29,7 +33,11 @@ pub(super) unsafe fn pack_a<T: Element>(
             if rsa == 1 {
                 for (p, col) in panel.chunks_exact_mut(MR).enumerate() {
                     for (i, x) in col.iter_mut().enumerate() {
-                        *x = if i < rows { *a.add(i + p * csa) } else { T::ZERO };
+                        *x = if i < rows {
+                            *a.add(i + p * csa)
+                        } else {
+                            T::ZERO
+                        };
                     }
                 }
             } else {
@@ -63,7 +71,11 @@ pub(super) unsafe fn pack_b<T: Element>(
     nc: usize,
     nr: usize,
 ) {
-    for (q, panel) in dst.chunks_exact_mut(nr * kc).take(nc.div_ceil(nr)).enumerate() {
+    for (q, panel) in dst
+        .chunks_exact_mut(nr * kc)
+        .take(nc.div_ceil(nr))
+        .enumerate()
+    {
         let cols = nr.min(nc - q * nr);
         // SAFETY: rows `0..kc` and columns `q * nr..q * nr + cols` are in
         // the block.
@@ -72,7 +84,11 @@ pub(super) unsafe fn pack_b<T: Element>(
             if csb == 1 || rsb != 1 {
                 for (p, row) in panel.chunks_exact_mut(nr).enumerate() {
                     for (j, x) in row.iter_mut().enumerate() {
-                        *x = if j < cols { *b.add(p * rsb + j * csb) } else { T::ZERO };
+                        *x = if j < cols {
+                            *b.add(p * rsb + j * csb)
+                        } else {
+                            T::ZERO
+                        };
                     }
                 }
             } else {

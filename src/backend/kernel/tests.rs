@@ -23,7 +23,7 @@ impl Numbers {
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         let r = self.0 >> 11;
-        if specials && r % 12 == 0 {
+        if specials && r.is_multiple_of(12) {
             return [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, -0.0][(r / 12 % 5) as usize];
         }
         (r as f64 / (1u64 << 53) as f64) * 4.0 - 2.0
@@ -83,7 +83,13 @@ impl Lay {
 
 /// One product checked on one path: the kernel against the naive loop, and
 /// the padding between `C`'s rows left as it was.
-fn check<T: Num>(isa: Isa, (m, n, k): (usize, usize, usize), (la, lb): (Lay, Lay), resume: bool, seed: u64) {
+fn check<T: Num>(
+    isa: Isa,
+    (m, n, k): (usize, usize, usize),
+    (la, lb): (Lay, Lay),
+    resume: bool,
+    seed: u64,
+) {
     let mut g = Numbers(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let ((rsa, csa), alen) = la.strides(m, k);
     let ((rsb, csb), blen) = lb.strides(k, n);
@@ -170,9 +176,13 @@ fn every_small_k() {
 fn shapes_across_the_blocks() {
     // Every dimension over its block (A's rows over MC, k over KC, B's
     // columns over NC), two at a time.
-    for (i, shape) in [(MC + 7, 19, KC + 3), (5, NC + 5, KC + 3), (MC + 1, NC + 1, 3)]
-        .into_iter()
-        .enumerate()
+    for (i, shape) in [
+        (MC + 7, 19, KC + 3),
+        (5, NC + 5, KC + 3),
+        (MC + 1, NC + 1, 3),
+    ]
+    .into_iter()
+    .enumerate()
     {
         for isa in paths() {
             check::<f64>(isa, shape, (Lay::Rows, Lay::Columns), i == 1, i as u64);

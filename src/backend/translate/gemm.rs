@@ -22,7 +22,11 @@ pub(super) struct Strided {
 impl Strided {
     /// A row-major matrix of `cols` columns.
     pub(super) fn rows(at: Opnd, cols: usize) -> Strided {
-        Strided { at, rows: cols, cols: 1 }
+        Strided {
+            at,
+            rows: cols,
+            cols: 1,
+        }
     }
 
     /// The transpose of a row-major matrix of `cols` columns.
