@@ -116,6 +116,9 @@ fn new_module() -> Result<JITModule, String> {
             builder.symbol(name, addr);
         }
     }
+    for (name, addr) in super::kernel::symbols() {
+        builder.symbol(name, addr);
+    }
     Ok(JITModule::new(builder))
 }
 

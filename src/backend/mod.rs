@@ -6,6 +6,9 @@
 //! children), so that the imports form a tree without cycles:
 //!
 //! - [`libm`]: the host math functions the generated code calls.
+//! - [`kernel`]: the matrix-product kernel the generated code calls for its
+//!   large products (packed panels, SIMD micro-kernels chosen at run time),
+//!   in the interpreter's order of additions.
 //! - [`plan`]: what runs in which order and where every value lives, decided
 //!   before translation, with no Cranelift in it: the fusion schedule
 //!   (`plan::fuse`), the scratch layout (`plan::layout`), and the plan of a
@@ -23,14 +26,14 @@
 //!   mini-batch's examples inside the machine code, returning the mean of
 //!   every loss, metric and gradient in one call.
 //!
-//! In short: `libm, plan <- abi <- translate(ops, fuse, single, batch) <-
+//! In short: `libm, kernel, plan <- abi <- translate(ops, fuse, single, batch) <-
 //! jit <- batch`.
 //!
 //! The generated code computes what [`crate::ir::interp`] computes, in the
 //! same order, so the results are the same bits (a NaN's payload aside).
-//! `unsafe` lives only in the two entry points, [`jit`] and [`batch`]: user
-//! input cannot reach it, since every buffer is checked against its shape
-//! before a call.
+//! `unsafe` lives only in the two entry points, [`jit`] and [`batch`], and
+//! in the [`kernel`] they call: user input cannot reach it, since every
+//! buffer is checked against its shape before a call.
 //!
 //! ```
 //! let compiled = gradc::compile("param w: [2] = [1, 2]\ninput x: [2]\nloss dot(w, x)\n").unwrap();
@@ -43,6 +46,7 @@
 pub mod abi;
 pub mod batch;
 pub mod jit;
+pub mod kernel;
 pub mod libm;
 pub mod plan;
 mod translate;

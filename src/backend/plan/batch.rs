@@ -1,7 +1,7 @@
 //! The plan of a batched function ([`BatchPlan`]): a short driver over the
 //! steps of `example` (liveness, hoisting, stages, the memory budget),
-//! [`super::layout`] (the slots) and `buffers` (transposes, weight
-//! gradients, chunk products, kept rows).
+//! [`super::layout`] (the slots) and `buffers` (chunk products, transposes,
+//! weight gradients, kept rows).
 
 use super::example::{self, Split};
 use super::{buffers, layout};
@@ -18,9 +18,9 @@ pub fn batch_plan(f: &Function, per_example: bool) -> BatchPlan {
     let stage = stages(f, &split, &results);
     let body = example::by_stage(&split.body, &stage);
     let mut layout = layout::schedule(f, &split.pre, &body, &results, FIRST_FREE);
-    buffers::transposes(f, &split, &mut layout);
-    let outer_means = buffers::outer_means(f, &split, &outputs, &results, &mut layout);
     let products = buffers::chunk_products(f, &split, &stage, &mut layout);
+    buffers::transposes(f, &split, &products, &mut layout);
+    let outer_means = buffers::outer_means(f, &split, &outputs, &results, &mut layout);
     let kept = buffers::kept(f, &split, &results, &stage, &outer_means, &mut layout);
     layout::plan_bodies(f, &mut layout);
     BatchPlan {

@@ -1,8 +1,9 @@
 //! The scratch buffers a batched function needs besides its values' slots,
 //! each appended to the layout in this order (slots of their own, never
-//! reused): the transposes of the matrices that `W @ x` reads, the rows
-//! `G` and `X` of the weight gradients computed as `G^T X`, the rows `Y` of
-//! the chunk products, and the rows of the values kept between stages.
+//! reused): the rows `Y` of the chunk products, the transposes of the
+//! matrices that the other `W @ x` read, the rows `G` and `X` of the weight
+//! gradients computed as `G^T X`, and the rows of the values kept between
+//! stages.
 //!
 //! Operations are named here only where that one operation matters
 //! (`input`, `matmul`, `outer`); any other operation, a new one too, gets no
@@ -20,13 +21,19 @@ fn take(layout: &mut Layout, size: usize) -> usize {
 }
 
 /// `W @ x` per example, `W` fixed over the batch, with two rows or more and
-/// a loop over each: `W`'s transpose, made once per call, before the loop.
-/// (Only a `matmul` is looked at: no buffer is the safe answer for any other
-/// operation.)
-pub(super) fn transposes(f: &Function, split: &Split, layout: &mut Layout) {
+/// a loop over each, unless it is a chunk product (the kernel reads `W`
+/// through its strides): `W`'s transpose, made once per call, before the
+/// loop. (Only a `matmul` is looked at: no buffer is the safe answer for
+/// any other operation.)
+pub(super) fn transposes(
+    f: &Function,
+    split: &Split,
+    products: &[ChunkProduct],
+    layout: &mut Layout,
+) {
     for &v in &split.body {
         let inst = f.inst(v);
-        if !matches!(inst.op, Op::MatMul) {
+        if !matches!(inst.op, Op::MatMul) || products.iter().any(|o| o.inst == v) {
             continue;
         }
         let (w, x) = (inst.args[0], inst.args[1]);
@@ -85,8 +92,8 @@ pub(super) fn outer_means(
 }
 
 /// The products computed a chunk at a time, each with its rows `Y`: `x` an
-/// input (in the first stage), or computed in an earlier stage; `W @ x`
-/// only if `W`'s transpose is made. (An input is named: it is read in place.)
+/// input (in the first stage), or computed in an earlier stage. (An input
+/// is named: it is read in place.)
 pub(super) fn chunk_products(
     f: &Function,
     split: &Split,
@@ -98,11 +105,8 @@ pub(super) fn chunk_products(
         let Some(x) = chunk_vector(f, &split.varies, v) else {
             continue;
         };
-        let w = f.inst(v).args[0];
         let input = matches!(f.inst(x).op, Op::Input(_));
-        // `W @ x` reads `W`'s transpose.
-        let ready = w == x || layout.transposed_of(w).is_some();
-        if (input || stage[x] < stage[v]) && ready {
+        if input || stage[x] < stage[v] {
             let y = take(layout, CHUNK * f.shape(v).size());
             products.push(ChunkProduct {
                 inst: v,

@@ -247,7 +247,8 @@ impl BatchPlan {
 /// fixed over the batch and `x` is an input or a value of an earlier stage
 /// (kept per example): before its stage runs for the examples of a chunk,
 /// the chunk's rows of `X W^T` are computed at once into `Y` (`[CHUNK, m]`,
-/// in the scratch buffer), reading `W`'s transpose; the instruction then
+/// in the scratch buffer) by the kernel ([`crate::backend::kernel`]), which
+/// reads `W` through its strides; the instruction then
 /// copies row `r` of `Y` (the example's row in its chunk). Each element is
 /// the same dot product, summed from -0 in the same order over `k`, as the
 /// example's own `W @ x`. A product `x @ W` (`W` is `[k, m]`) likewise, as
@@ -266,7 +267,8 @@ pub struct ChunkProduct {
 /// example copies `g` and `x` to row `r` of `G` (`[CHUNK, m]`) and of `X`
 /// (`[CHUNK, k]`), `r` counting the examples of the current chunk; after the
 /// last example of a chunk, each element of the output buffer (set to -0 at
-/// the start) adds `G[r, i] * X[r, j]` for `r` in order. That is the sum of
+/// the start) adds `G[r, i] * X[r, j]` for `r` in order (one call of the
+/// kernel). That is the sum of
 /// the examples' products in example order from -0, the same bits as
 /// adding each example's `outer`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

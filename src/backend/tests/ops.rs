@@ -139,6 +139,9 @@ fn matmul_outer_transpose() {
         (Shape::matrix(16, 5), Shape::vector(5)),
         (Shape::matrix(2, 6), Shape::vector(6)),
         (Shape::matrix(19, 9), Shape::vector(9)),
+        // Large enough for the kernel: edge tiles, and k over a block.
+        (Shape::matrix(13, 21), Shape::matrix(21, 35)),
+        (Shape::matrix(7, 300), Shape::matrix(300, 3)),
     ];
     for (a, b) in cases {
         let (mut f, p, x) = function(&[a], &[b]);

@@ -119,21 +119,8 @@ impl Translator<'_, '_> {
         }
     }
 
-    /// The columns `from..n` of a row, unrolled: vectors, then the last
-    /// columns one by one (the tail after a blocked loop).
-    pub(super) fn tail_columns(&self, from: usize, n: usize) -> Vec<(Ix, cl::Type)> {
-        let lanes = self.lanes;
-        let whole = from + (n - from) / lanes * lanes;
-        let mut cols: Vec<(Ix, cl::Type)> = (from..whole)
-            .step_by(lanes)
-            .map(|col| (Ix::c(col), self.vt))
-            .collect();
-        cols.extend((whole..n).map(|col| (Ix::c(col), self.st)));
-        cols
-    }
-
-    /// Copies `n` elements of `src` to `dst` from element `to` on, a vector
-    /// at a time; a register `src` is one scalar, stored once.
+    /// Copies `n` elements of `src` to `dst` from element `to` on, two at a
+    /// time; a register `src` is one scalar, stored once.
     pub(super) fn copy(&mut self, src: Opnd, dst: Opnd, to: usize, n: usize) {
         if let Opnd::Reg(x) = src {
             self.write(dst, Ix::c(to), x);

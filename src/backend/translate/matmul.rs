@@ -5,6 +5,7 @@
 use cranelift_codegen::ir::{self as cl, InstBuilder};
 use cranelift_frontend::Variable;
 
+use super::gemm::{Size, Strided};
 use super::{dst_loc, Ix, Loc, Opnd, Translator};
 use crate::backend::plan::UNROLL;
 use crate::ir::Value;
@@ -12,7 +13,12 @@ use crate::ir::Value;
 /// How many dot products (or pairs of them) a blocked product computes in
 /// one loop: enough independent additions to keep the adders busy, few
 /// enough to keep the accumulators in registers.
-pub(super) const BLOCK: usize = 4;
+const BLOCK: usize = 4;
+
+/// The fewest products (`m * n * k`) of a matrix-matrix product that the
+/// kernel ([`crate::backend::kernel`]) computes instead of the generated
+/// loops: below it, packing the operands costs more than it saves.
+const KERNEL_WORK: usize = 1 << 12;
 
 impl Translator<'_, '_> {
     /// The four forms of `@`, each element a dot product summed left to right
@@ -22,7 +28,9 @@ impl Translator<'_, '_> {
     /// independent ones share one loop, so that their additions overlap
     /// instead of waiting on each other: [`BLOCK`] rows at a time for a
     /// matrix-vector product, [`BLOCK`] f64x2 pairs of columns at a time
-    /// otherwise. In a batched function, `W @ x` with `W` fixed over the
+    /// otherwise. A product of two matrices of [`KERNEL_WORK`] products or
+    /// more is one call of the kernel, which adds in the same order. In a
+    /// batched function, `W @ x` with `W` fixed over the
     /// batch reads `W`'s transpose, made once per call (see
     /// [`crate::backend::plan::Layout::transposed`]), and is computed as
     /// `x @ W^T`, two rows of `W` per f64x2. Each element still adds the same
@@ -45,6 +53,17 @@ impl Translator<'_, '_> {
         }
         let dst = self.dest(v);
         let blocked = k > UNROLL;
+        if let ([_, _], [_, _], true) = (
+            self.f.shape(a).dims(),
+            self.f.shape(b).dims(),
+            blocked && m * n * k >= KERNEL_WORK,
+        ) {
+            let (x, y) = (self.operand(a), self.operand(b));
+            let dims = (Size::Const(m), Size::Const(n), Size::Const(k));
+            let operands = (Strided::rows(x, k), Strided::rows(y, n));
+            self.gemm(dims, operands, (dst, n), false);
+            return dst_loc(dst);
+        }
         // The transpose is made before the loop over the examples, for it.
         let transposed = match (self.example, self.f.shape(b).dims()) {
             (Some(_), [_]) => self.layout.transposed_of(a),

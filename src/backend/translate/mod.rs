@@ -18,6 +18,7 @@
 //! - `loops`: the loop builders, and copies and fills of memory.
 //! - `elementwise`: the arithmetic of one element, and elementwise loops.
 //! - `reduce`: sums, maxima, norms, `logsumexp`, `softmax`.
+//! - `gemm`: calls of the matrix-product kernel ([`super::kernel`]).
 //! - `matmul`: `@` and `outer`, dot products in blocks.
 //! - `movement`: `transpose`, slices, `unslice`, `pack` and `concat`,
 //!   computed indices (`index`, `index_add`), `reshape`, `permute`.
@@ -34,6 +35,7 @@ pub(super) mod batch;
 mod body;
 mod elementwise;
 mod fuse;
+mod gemm;
 mod loops;
 mod matmul;
 mod movement;

@@ -1,23 +1,22 @@
 //! The products of a batched function computed for a chunk of examples at
-//! once (see [`crate::backend::plan::ChunkProduct`]), the rows of the values
-//! kept between stages, and the transposes made before the loop over the
-//! examples.
+//! once by the kernel (see [`crate::backend::plan::ChunkProduct`]), the rows
+//! of the values kept between stages, and the transposes made before the
+//! loop over the examples (for the products done per example).
 
 use cranelift_codegen::ir::{self as cl, InstBuilder};
 
 use crate::backend::abi::INPUTS;
 use crate::backend::plan::{BatchPlan, ChunkProduct};
-use crate::backend::translate::matmul::BLOCK;
+use crate::backend::translate::gemm::{Size, Strided};
 use crate::backend::translate::{dst_loc, Ix, Loc, Opnd, Translator};
 use crate::ir::{Op, Value};
 
 impl Translator<'_, '_> {
     /// The rows of `Y = X W^T` (or `X W`) of `o` for the `rows` examples (at
     /// least one) from `first` on, `X` the inputs' rows or the kept ones:
-    /// pairs of rows (the last row twice if `rows` is odd) times eight
-    /// columns (four f64x2 accumulators per row), then the rest of the
-    /// columns, each element summed from -0 over `k` in order, as the
-    /// example's own `W @ x` sums it.
+    /// one call of the kernel, which reads `W` through its strides and sums
+    /// each element from -0 over `k` in order, as the example's own `W @ x`
+    /// sums it.
     pub(super) fn chunk_product(
         &mut self,
         o: &ChunkProduct,
@@ -25,26 +24,14 @@ impl Translator<'_, '_> {
         rows: cl::Value,
         plan: &BatchPlan,
     ) {
-        let (x, wt, m, k) = self.chunk_operands(o, first, plan);
+        let (x, w, m, k) = self.chunk_operands(o, first, plan);
         let y = Opnd::Mem {
             ptr: self.scratch,
             off: o.y,
             readonly: false,
         };
-        let pairs = self.b.ins().iadd_imm_s(rows, 1);
-        let pairs = self.b.ins().ushr_imm_u(pairs, 1);
-        let last = self.b.ins().iadd_imm_s(rows, -1);
-        self.for_count(pairs, &mut |t, q| {
-            let r0 = t.lin(&[(q, 2)], 0);
-            let r0v = r0.dynamic.expect("a loop counter");
-            let next = t.b.ins().iadd_imm_s(r0v, 1);
-            let r1v = t.b.ins().umin(next, last);
-            let r1 = Ix {
-                dynamic: Some(r1v),
-                konst: 0,
-            };
-            t.two_rows([r0, r1], x, wt, y, (k, m));
-        });
+        let dims = (Size::Value(rows), Size::Const(m), Size::Const(k));
+        self.gemm(dims, (Strided::rows(x, k), w), (y, m), false);
     }
 
     /// The operands of `o`'s chunk product, `X` and a `[k, m]` matrix, with
@@ -55,22 +42,12 @@ impl Translator<'_, '_> {
         o: &ChunkProduct,
         first: cl::Value,
         plan: &BatchPlan,
-    ) -> (Opnd, Opnd, usize, usize) {
+    ) -> (Opnd, Strided, usize, usize) {
         let args = &self.f.inst(o.inst).args;
         let (a, b) = (args[0], args[1]);
-        let (xv, wt, m, k) = match (self.f.shape(a).dims(), self.f.shape(b).dims()) {
-            ([m, k], [_]) => {
-                let wt = Opnd::Mem {
-                    ptr: self.scratch,
-                    off: self.layout.transposed_of(a).expect("planned with it"),
-                    readonly: false,
-                };
-                (b, wt, *m, *k)
-            }
-            ([k], [_, m]) => {
-                let (m, k) = (*m, *k);
-                (a, self.operand(b), m, k)
-            }
+        let (xv, w, m, k) = match (self.f.shape(a).dims(), self.f.shape(b).dims()) {
+            ([m, k], [_]) => (b, Strided::transposed(self.operand(a), *k), *m, *k),
+            ([k], [_, m]) => (a, Strided::rows(self.operand(b), *m), *m, *k),
             _ => unreachable!("a matrix-vector product"),
         };
         // The vector is an input, or else kept (by the plan's construction):
@@ -92,37 +69,7 @@ impl Translator<'_, '_> {
                 readonly: false,
             }
         };
-        (x, wt, m, k)
-    }
-
-    /// Rows `rows` of `Y = X W` (`X` is `[_, k]`, `W` is `[k, m]`): eight
-    /// columns at a time for both rows in one loop over `k`, then the rest
-    /// of the columns.
-    fn two_rows(&mut self, rows: [Ix; 2], x: Opnd, w: Opnd, y: Opnd, (k, m): (usize, usize)) {
-        let put = |t: &mut Self, cells: &[(Ix, Ix, cl::Type)]| {
-            let d = t.dots(x, w, k, m, cells);
-            for (&(row, col, _), v) in cells.iter().zip(d) {
-                let at = t.lin(&[(row, m), (col, 1)], 0);
-                t.write(y, at, v);
-            }
-        };
-        let (lanes, vt) = (self.lanes, self.vt);
-        let whole = m - m % (lanes * BLOCK);
-        self.for_each_step(whole, lanes * BLOCK, &mut |t, col| {
-            let cells: Vec<(Ix, Ix, cl::Type)> = rows
-                .iter()
-                .flat_map(|&row| (0..BLOCK).map(move |c| (row, col.plus(lanes * c), vt)))
-                .collect();
-            put(t, &cells);
-        });
-        let cols = self.tail_columns(whole, m);
-        if !cols.is_empty() {
-            let cells: Vec<(Ix, Ix, cl::Type)> = rows
-                .iter()
-                .flat_map(|&row| cols.iter().map(move |&(col, ty)| (row, col, ty)))
-                .collect();
-            put(self, &cells);
-        }
+        (x, w, m, k)
     }
 
     /// The value of `o`'s product for the current example: row `r` of its

@@ -2,13 +2,14 @@
 //! gradient, added to example by example in order from -0 and divided by
 //! the number of examples at the end; per-example outputs copied to their
 //! rows; and the weight gradients computed over a chunk as one `G^T X`
-//! (see [`crate::backend::plan::OuterMean`]).
+//! by the kernel (see [`crate::backend::plan::OuterMean`]).
 
 use cranelift_codegen::ir::{self as cl, InstBuilder};
 use cranelift_frontend::Variable;
 
 use crate::backend::abi::OUTPUTS;
 use crate::backend::plan::{BatchOutput, OuterMean, Reduce};
+use crate::backend::translate::gemm::{Size, Strided};
 use crate::backend::translate::{Ix, Loc, Opnd, Translator};
 
 /// The accumulator of a mean.
@@ -100,80 +101,22 @@ impl Translator<'_, '_> {
     }
 
     /// Adds `G^T X` of `o`'s first `rows` rows (at least one) to its output
-    /// buffer: element `(i, j)` adds `G[r, i] * X[r, j]` for `r` in order.
-    /// Columns eight at a time (four f64x2 accumulators) over the rows of
-    /// the result, then the rest of the columns together.
+    /// buffer: element `(i, j)` adds `G[r, i] * X[r, j]` for `r` in order,
+    /// one call of the kernel resuming the sums in the buffer (`G` read
+    /// through its strides as `G^T`).
     pub(super) fn outer_mean(&mut self, o: &OuterMean, rows: cl::Value) {
         let args = &self.f.inst(o.inst).args;
         let (m, n) = (self.f.shape(args[0]).size(), self.f.shape(args[1]).size());
         let dst = self.opnd_of(Loc::Table(OUTPUTS, o.output, 0));
-        let block = |t: &mut Self, cols: &[(Ix, cl::Type)]| {
-            t.outer_columns(o, dst, rows, (m, n), cols);
+        let mem = |t: &Self, off| Opnd::Mem {
+            ptr: t.scratch,
+            off,
+            readonly: false,
         };
-        let (lanes, vt) = (self.lanes, self.vt);
-        let whole = n - n % (4 * lanes);
-        self.for_each_step(whole, 4 * lanes, &mut |t, col| {
-            let cols: Vec<(Ix, cl::Type)> = (0..4).map(|c| (col.plus(lanes * c), vt)).collect();
-            block(t, &cols);
-        });
-        let cols = self.tail_columns(whole, n);
-        if !cols.is_empty() {
-            block(self, &cols);
-        }
-    }
-
-    /// Columns `cols` (each an f64 or an f64x2 pair) of every row `i` of
-    /// `o`'s `G^T X` added to `dst`, `G` being `[rows, m]` and `X`
-    /// `[rows, n]`: the accumulators in registers over the rows `r`.
-    fn outer_columns(
-        &mut self,
-        o: &OuterMean,
-        dst: Opnd,
-        rows: cl::Value,
-        (m, n): (usize, usize),
-        cols: &[(Ix, cl::Type)],
-    ) {
-        let (g, x) = (o.g, o.x);
-        self.for_each(m, &mut |t, i| {
-            let accs: Vec<(Variable, Ix)> = cols
-                .iter()
-                .map(|&(col, ty)| {
-                    let at = t.lin(&[(i, n), (col, 1)], 0);
-                    let a = t.read_as(ty, dst, at);
-                    let v = t.b.declare_var(ty);
-                    t.b.def_var(v, a);
-                    (v, at)
-                })
-                .collect();
-            t.for_count(rows, &mut |t, r| {
-                let scratch = t.scratch;
-                let mem = |off| Opnd::Mem {
-                    ptr: scratch,
-                    off,
-                    readonly: false,
-                };
-                let ig = t.lin(&[(r, m), (i, 1)], 0);
-                let u = t.read(mem(g), ig);
-                let mut wide = None;
-                for (&(col, ty), &(acc, _)) in cols.iter().zip(&accs) {
-                    let u = if !ty.is_vector() {
-                        u
-                    } else {
-                        *wide.get_or_insert_with(|| t.b.ins().splat(ty, u))
-                    };
-                    let ix = t.lin(&[(r, n), (col, 1)], 0);
-                    let v = t.read_as(ty, mem(x), ix);
-                    let prod = t.b.ins().fmul(u, v);
-                    let a = t.b.use_var(acc);
-                    let s = t.b.ins().fadd(a, prod);
-                    t.b.def_var(acc, s);
-                }
-            });
-            for &(acc, at) in &accs {
-                let a = t.b.use_var(acc);
-                t.write(dst, at, a);
-            }
-        });
+        let (g, x) = (mem(self, o.g), mem(self, o.x));
+        let dims = (Size::Const(m), Size::Const(n), Size::Value(rows));
+        let operands = (Strided::transposed(g, m), Strided::rows(x, n));
+        self.gemm(dims, operands, (dst, n), true);
     }
 
     /// Divides the `k`-th accumulator by the number of examples and leaves

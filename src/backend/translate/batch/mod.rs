@@ -24,21 +24,23 @@
 //! Three products with a weight matrix fixed over the batch are done
 //! differently, with the same arithmetic:
 //!
-//! - `W @ x` of each example reads `W`'s transpose, made once per call
-//!   before the loop, so that pairs of rows of `W` are f64x2 loads (see
-//!   `Translator::matmul`).
 //! - `W @ x` (or `x @ W`) where `x` is an input, or a value of an earlier
 //!   stage, is computed for a chunk of examples at once, before its stage
 //!   runs: the chunk's rows of `X W^T` (or `X W`), from the inputs' rows or
-//!   the kept rows of `x`, two rows and eight columns at a time, each element
-//!   the same dot product in the same order as the example's own; the
-//!   instruction copies its row (see [`crate::backend::plan::ChunkProduct`]).
+//!   the kept rows of `x`, by one call of the kernel
+//!   ([`crate::backend::kernel`]), each element the same dot product in the
+//!   same order as the example's own; the instruction copies its row (see
+//!   [`crate::backend::plan::ChunkProduct`]).
+//! - Another `W @ x` of an example reads `W`'s transpose, made once per call
+//!   before the loop, so that pairs of rows of `W` are f64x2 loads (see
+//!   `Translator::matmul`).
 //! - A mean of `outer(g, x)` that nothing else reads (the gradient of a
 //!   weight matrix) is one product `G^T X` over the batch: each example only
 //!   copies `g` and `x` to its row of `G` and `X`, and after the last example
 //!   (or every [`CHUNK`] examples) each element of the output buffer, set to
-//!   -0 first, adds its products over the rows in example order, with the
-//!   accumulators in registers (see [`crate::backend::plan::OuterMean`]).
+//!   -0 first, adds its products over the rows in example order, by one call
+//!   of the kernel that resumes the sums in the buffer (see
+//!   [`crate::backend::plan::OuterMean`]).
 
 mod chunks;
 mod means;

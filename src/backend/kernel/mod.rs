@@ -1,0 +1,392 @@
+//! The matrix-product kernel the generated code calls for its large
+//! products: `C = A B` (or `C += A B`) of strided operands, f64 or f32.
+//!
+//! Its arithmetic is the interpreter's: element `(i, j)` is
+//! `(((c + a[i,0] b[0,j]) + a[i,1] b[1,j]) + ...)` in `k` order, `c` being
+//! -0 (or the element's value, to resume a sum), every product rounded and
+//! then added, with no fused multiply-add. So results are the same bits as
+//! the naive loop's and the interpreter's (except for the payload of a
+//! NaN). The well-kept crates `matrixmultiply` and `gemm` cannot give that
+//! order: both sum each block of `k` into a fresh partial from zero and add
+//! it to `C` (times `alpha`) afterwards, and use fused multiply-add where
+//! the CPU has it.
+//!
+//! The blocking is the usual one (BLIS's): `B` is packed a block of
+//! [`KC`] x [`NC`] at a time, `A` a block of [`MC`] x [`KC`], into panels
+//! (`pack`, which reads through the strides, so a transposed operand is
+//! packed as cheaply as another); a micro-kernel (`micro`) computes an
+//! [`MR`] x `NR` tile of `C` in registers. The blocks of `k` run in order
+//! and each resumes the tile the previous one stored, which continues the
+//! same chain of additions. The packing space is a buffer allocated once
+//! per thread, on the first call, so that calls allocate nothing and
+//! several threads may call at once.
+//!
+//! The code path (AVX-512F, AVX2 or portable) is chosen once, at run time
+//! ([`Isa::host`]); [`gemm`] takes it as an argument, so that the tests
+//! can force each one.
+
+mod micro;
+mod pack;
+#[cfg(test)]
+mod tests;
+
+use std::cell::RefCell;
+use std::fmt::Debug;
+use std::ops::{Add, Mul};
+use std::sync::OnceLock;
+
+use self::micro::{Micro, PORTABLE_NR};
+
+/// The rows of a micro-kernel's tile (every code path).
+pub(crate) const MR: usize = 6;
+
+/// The columns of the widest tile (AVX-512F, f32).
+const MAX_NR: usize = 32;
+
+/// The depth of a block of `k`, the rows of a block of `A` and the
+/// columns of a block of `B`: a block of `A` stays in the L2 cache, one of
+/// `B` in the L3. `NC` is a multiple of every tile's width, `MC` of [`MR`].
+const KC: usize = 256;
+const MC: usize = 96;
+const NC: usize = 1024;
+
+/// The packing space, in bytes: a block of `A` and one of `B`, of f64.
+const PACK_BYTES: usize = (MC * KC + KC * NC) * 8;
+
+/// A code path of the kernel.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Isa {
+    Avx512,
+    Avx2,
+    Portable,
+}
+
+impl Isa {
+    /// The best path of this CPU, detected once.
+    pub fn host() -> Isa {
+        static HOST: OnceLock<Isa> = OnceLock::new();
+        *HOST.get_or_init(|| {
+            [Isa::Avx512, Isa::Avx2]
+                .into_iter()
+                .find(|isa| isa.available())
+                .unwrap_or(Isa::Portable)
+        })
+    }
+
+    /// Whether this CPU can run the path.
+    pub fn available(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx512 | Isa::Avx2 => false,
+            Isa::Portable => true,
+        }
+    }
+}
+
+/// A number the kernel multiplies: f64 or f32 (any bit pattern is a
+/// valid one, which the packing space relies on).
+pub trait Element:
+    Copy + Debug + PartialEq + Add<Output = Self> + Mul<Output = Self> + 'static + private::Sealed
+{
+    const ZERO: Self;
+    const NEG_ZERO: Self;
+
+    /// The micro-kernel of a path for this type, and its tile's width.
+    fn micro(isa: Isa) -> (Micro<Self>, usize);
+}
+
+mod private {
+    pub trait Sealed {}
+    impl Sealed for f64 {}
+    impl Sealed for f32 {}
+}
+
+impl Element for f64 {
+    const ZERO: f64 = 0.0;
+    const NEG_ZERO: f64 = -0.0;
+
+    fn micro(isa: Isa) -> (Micro<f64>, usize) {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => (micro::avx512_f64, 16),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => (micro::avx2_f64, 8),
+            _ => (micro::portable::<f64>, PORTABLE_NR),
+        }
+    }
+}
+
+impl Element for f32 {
+    const ZERO: f32 = 0.0;
+    const NEG_ZERO: f32 = -0.0;
+
+    fn micro(isa: Isa) -> (Micro<f32>, usize) {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => (micro::avx512_f32, 32),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => (micro::avx2_f32, 16),
+            _ => (micro::portable::<f32>, PORTABLE_NR),
+        }
+    }
+}
+
+/// A 64-byte line of the packing space (its alignment is the vectors').
+#[derive(Copy, Clone)]
+#[repr(C, align(64))]
+struct Line([u8; 64]);
+
+thread_local! {
+    static PACK: RefCell<Vec<Line>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's packing space as numbers of type `T`: a block
+/// of `A` ([`MC`] x [`KC`]) and one of `B` ([`KC`] x [`NC`]).
+fn with_pack<T: Element, R>(f: impl FnOnce(&mut [T], &mut [T]) -> R) -> R {
+    PACK.with_borrow_mut(|lines| {
+        if lines.is_empty() {
+            *lines = vec![Line([0; 64]); PACK_BYTES / 64];
+        }
+        let len = PACK_BYTES / size_of::<T>();
+        // SAFETY: the lines are `len` numbers of `T` (f64 or f32: aligned
+        // by the lines' 64 bytes, and any bytes are a valid number),
+        // borrowed mutably for as long as the slice lives.
+        let all = unsafe { std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast::<T>(), len) };
+        let (a, b) = all.split_at_mut(MC * KC);
+        f(a, b)
+    })
+}
+
+/// `C = A B` (or `C += A B` if `resume`), `A` being `m` x `k`, `B` `k` x `n`
+/// and `C` `m` x `n`, on the code path `isa`, every element summed in `k`
+/// order (see the module's doc). Element `(i, p)` of `A` is at
+/// `a + i * rsa + p * csa`, `(p, j)` of `B` at `b + p * rsb + j * csb`,
+/// `(i, j)` of `C` at `c + i * rsc + j`.
+///
+/// # Safety
+///
+/// Every element of `A` and `B` is readable, every element of `C` readable
+/// and writable, `C` overlaps neither; `isa` is [`Isa::available`].
+#[expect(clippy::too_many_arguments, reason = "the operands of a product")]
+pub unsafe fn gemm<T: Element>(
+    isa: Isa,
+    (m, n, k): (usize, usize, usize),
+    a: *const T,
+    (rsa, csa): (usize, usize),
+    b: *const T,
+    (rsb, csb): (usize, usize),
+    c: *mut T,
+    rsc: usize,
+    resume: bool,
+) {
+    debug_assert!(isa.available());
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !resume {
+            for i in 0..m {
+                for j in 0..n {
+                    // SAFETY: `(i, j)` is an element of `C`.
+                    unsafe { *c.add(i * rsc + j) = T::NEG_ZERO };
+                }
+            }
+        }
+        return;
+    }
+    let (micro, nr) = T::micro(isa);
+    with_pack::<T, ()>(|pa, pb| {
+        for jc in (0..n).step_by(NC) {
+            let nc = NC.min(n - jc);
+            for pc in (0..k).step_by(KC) {
+                let kc = KC.min(k - pc);
+                // SAFETY: the block is inside `B`, the space holds it.
+                unsafe { pack::pack_b(pb, b.add(pc * rsb + jc * csb), (rsb, csb), kc, nc, nr) };
+                for ic in (0..m).step_by(MC) {
+                    let mc = MC.min(m - ic);
+                    // SAFETY: the block is inside `A`, the space holds it.
+                    unsafe { pack::pack_a(pa, a.add(ic * rsa + pc * csa), (rsa, csa), mc, kc) };
+                    let block = Block {
+                        micro,
+                        nr,
+                        kc,
+                        load: resume || pc > 0,
+                    };
+                    // SAFETY: the tiles of this block are inside `C`.
+                    unsafe { block.run(pa, pb, c.add(ic * rsc + jc), rsc, (mc, nc)) };
+                }
+            }
+        }
+    });
+}
+
+/// The micro-kernel's work on one packed block of `A` and one of `B`.
+struct Block<T> {
+    micro: Micro<T>,
+    nr: usize,
+    kc: usize,
+    /// Whether the tiles resume the values in `C` (else they start at -0).
+    load: bool,
+}
+
+impl<T: Element> Block<T> {
+    /// Every tile of the `mc` x `nc` block of `C` at `c` (rows `rsc`
+    /// apart): a whole tile in place, one at an edge through a tile of its
+    /// own whose elements outside `C` are dropped.
+    ///
+    /// # Safety
+    ///
+    /// The block is inside `C`; `pa` and `pb` hold the packed blocks; the
+    /// micro-kernel's features are present.
+    unsafe fn run(&self, pa: &[T], pb: &[T], c: *mut T, rsc: usize, (mc, nc): (usize, usize)) {
+        let (kc, nr) = (self.kc, self.nr);
+        for jr in (0..nc).step_by(nr) {
+            let cols = nr.min(nc - jr);
+            let bp = pb[jr * kc..].as_ptr();
+            for ir in (0..mc).step_by(MR) {
+                let rows = MR.min(mc - ir);
+                let ap = pa[ir * kc..].as_ptr();
+                // SAFETY: the tile's elements inside the block are in `C`;
+                // the packed panels hold `kc` steps of the tile.
+                unsafe {
+                    let ct = c.add(ir * rsc + jr);
+                    if rows == MR && cols == nr {
+                        (self.micro)(kc, ap, bp, ct, rsc, self.load);
+                    } else {
+                        let mut tile = [T::NEG_ZERO; MR * MAX_NR];
+                        let t = tile.as_mut_ptr();
+                        for i in 0..rows {
+                            for j in 0..cols {
+                                *t.add(i * nr + j) = *ct.add(i * rsc + j);
+                            }
+                        }
+                        (self.micro)(kc, ap, bp, t, nr, self.load);
+                        for i in 0..rows {
+                            for j in 0..cols {
+                                *ct.add(i * rsc + j) = *t.add(i * nr + j);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The kernel as the generated code calls it (f64, on the host's path):
+/// the arguments of [`gemm`] flattened, `resume` 0 or 1.
+///
+/// # Safety
+///
+/// As [`gemm`]; the generated code passes buffers checked against their
+/// shapes before it runs.
+pub(crate) unsafe extern "C" fn gemm_f64(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const f64,
+    rsa: usize,
+    csa: usize,
+    b: *const f64,
+    rsb: usize,
+    csb: usize,
+    c: *mut f64,
+    rsc: usize,
+    resume: usize,
+) {
+    // SAFETY: the caller's contract; the host's path is available.
+    unsafe {
+        gemm(
+            Isa::host(),
+            (m, n, k),
+            a,
+            (rsa, csa),
+            b,
+            (rsb, csb),
+            c,
+            rsc,
+            resume != 0,
+        );
+    }
+}
+
+/// [`gemm_f64`] for f32.
+///
+/// # Safety
+///
+/// As [`gemm_f64`].
+pub(crate) unsafe extern "C" fn gemm_f32(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const f32,
+    rsa: usize,
+    csa: usize,
+    b: *const f32,
+    rsb: usize,
+    csb: usize,
+    c: *mut f32,
+    rsc: usize,
+    resume: usize,
+) {
+    // SAFETY: the caller's contract; the host's path is available.
+    unsafe {
+        gemm(
+            Isa::host(),
+            (m, n, k),
+            a,
+            (rsa, csa),
+            b,
+            (rsb, csb),
+            c,
+            rsc,
+            resume != 0,
+        );
+    }
+}
+
+/// The symbols the kernels are registered and imported under, with their
+/// addresses (for `JITBuilder::symbol`); both take the twelve pointer-sized
+/// arguments of [`gemm_f64`] and return nothing.
+pub(crate) const GEMM_F64: &str = "gradc_gemm_f64";
+pub(crate) const GEMM_F32: &str = "gradc_gemm_f32";
+
+/// The kernels' symbols and addresses.
+pub(crate) fn symbols() -> [(&'static str, *const u8); 2] {
+    type F64 = unsafe extern "C" fn(
+        usize,
+        usize,
+        usize,
+        *const f64,
+        usize,
+        usize,
+        *const f64,
+        usize,
+        usize,
+        *mut f64,
+        usize,
+        usize,
+    );
+    type F32 = unsafe extern "C" fn(
+        usize,
+        usize,
+        usize,
+        *const f32,
+        usize,
+        usize,
+        *const f32,
+        usize,
+        usize,
+        *mut f32,
+        usize,
+        usize,
+    );
+    [
+        (GEMM_F64, gemm_f64 as F64 as *const u8),
+        (GEMM_F32, gemm_f32 as F32 as *const u8),
+    ]
+}

@@ -1,0 +1,207 @@
+//! The kernel against the naive loop, bit for bit, on every code path this
+//! CPU has: many shapes (every size 1..=40 of each dimension, and sizes
+//! across the blocks), operands row-major, transposed and strided, data
+//! with NaN, infinities and signed zeros, fresh and resumed sums.
+
+use super::{gemm, Element, Isa, KC, MC, NC};
+
+/// The paths to test: every one this CPU can run.
+fn paths() -> Vec<Isa> {
+    [Isa::Avx512, Isa::Avx2, Isa::Portable]
+        .into_iter()
+        .filter(|isa| isa.available())
+        .collect()
+}
+
+/// A small deterministic generator: numbers in [-2, 2), with about one in
+/// twelve a special value (NaN, +-inf, +-0) when `specials` is set.
+struct Numbers(u64);
+
+impl Numbers {
+    fn next(&mut self, specials: bool) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        let r = self.0 >> 11;
+        if specials && r.is_multiple_of(12) {
+            return [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, -0.0][(r / 12 % 5) as usize];
+        }
+        (r as f64 / (1u64 << 53) as f64) * 4.0 - 2.0
+    }
+}
+
+/// Conversion of the test's f64 data to the element type.
+trait Num: Element {
+    fn of(x: f64) -> Self;
+    fn bits(self) -> u64;
+    fn is_nan(self) -> bool;
+}
+
+impl Num for f64 {
+    fn of(x: f64) -> f64 {
+        x
+    }
+    fn bits(self) -> u64 {
+        self.to_bits()
+    }
+    fn is_nan(self) -> bool {
+        f64::is_nan(self)
+    }
+}
+
+impl Num for f32 {
+    fn of(x: f64) -> f32 {
+        x as f32
+    }
+    fn bits(self) -> u64 {
+        u64::from(self.to_bits())
+    }
+    fn is_nan(self) -> bool {
+        f32::is_nan(self)
+    }
+}
+
+/// How an operand is laid out: row-major, transposed (column-major), or
+/// row-major with rows further apart than their length.
+#[derive(Copy, Clone, Debug)]
+enum Lay {
+    Rows,
+    Columns,
+    Padded,
+}
+
+impl Lay {
+    /// The strides of an `r` x `c` matrix, and the length of its buffer.
+    fn strides(self, r: usize, c: usize) -> ((usize, usize), usize) {
+        match self {
+            Lay::Rows => ((c, 1), r * c),
+            Lay::Columns => ((1, r), r * c),
+            Lay::Padded => ((c + 3, 1), r * (c + 3)),
+        }
+    }
+}
+
+/// One product checked on one path: the kernel against the naive loop, and
+/// the padding between `C`'s rows left as it was.
+fn check<T: Num>(
+    isa: Isa,
+    (m, n, k): (usize, usize, usize),
+    (la, lb): (Lay, Lay),
+    resume: bool,
+    seed: u64,
+) {
+    let mut g = Numbers(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let ((rsa, csa), alen) = la.strides(m, k);
+    let ((rsb, csb), blen) = lb.strides(k, n);
+    let a: Vec<T> = (0..alen).map(|_| T::of(g.next(true))).collect();
+    let b: Vec<T> = (0..blen).map(|_| T::of(g.next(true))).collect();
+    let rsc = n + 2;
+    let c0: Vec<T> = (0..m * rsc).map(|_| T::of(g.next(true))).collect();
+    let mut want = c0.clone();
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = if resume { c0[i * rsc + j] } else { T::NEG_ZERO };
+            for p in 0..k {
+                s = s + a[i * rsa + p * csa] * b[p * rsb + j * csb];
+            }
+            want[i * rsc + j] = s;
+        }
+    }
+    let mut got = c0.clone();
+    // SAFETY: the buffers hold the operands with these strides; the path
+    // is available.
+    unsafe {
+        gemm(
+            isa,
+            (m, n, k),
+            a.as_ptr(),
+            (rsa, csa),
+            b.as_ptr(),
+            (rsb, csb),
+            got.as_mut_ptr(),
+            rsc,
+            resume,
+        );
+    }
+    for (e, (w, g)) in want.iter().zip(&got).enumerate() {
+        let same = w.bits() == g.bits() || (w.is_nan() && g.is_nan());
+        assert!(
+            same,
+            "{isa:?} {m}x{n}x{k} {la:?} {lb:?} resume={resume}: element ({}, {}) is {g:?}, the loop's {w:?}",
+            e / rsc,
+            e % rsc
+        );
+    }
+}
+
+/// Every path, both layouts of each operand, fresh and resumed.
+fn check_all<T: Num>(shape: (usize, usize, usize), seed: u64) {
+    for isa in paths() {
+        for (s, lays) in [
+            (Lay::Rows, Lay::Rows),
+            (Lay::Columns, Lay::Columns),
+            (Lay::Padded, Lay::Columns),
+            (Lay::Rows, Lay::Padded),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            check::<T>(isa, shape, lays, s % 2 == 1, seed + s as u64);
+        }
+    }
+}
+
+#[test]
+fn every_small_m_and_n() {
+    for m in 1..=40 {
+        for n in 1..=40 {
+            let k = [1, 3, 17][(m + n) % 3];
+            check_all::<f64>((m, n, k), (m * 100 + n) as u64);
+            check_all::<f32>((m, n, k), (m * 100 + n) as u64);
+        }
+    }
+}
+
+#[test]
+fn every_small_k() {
+    for k in 1..=40 {
+        for (m, n) in [(1, 1), (6, 16), (7, 33), (13, 8), (40, 40)] {
+            check_all::<f64>((m, n, k), k as u64);
+            check_all::<f32>((m, n, k), k as u64);
+        }
+    }
+}
+
+#[test]
+fn shapes_across_the_blocks() {
+    // Every dimension over its block (A's rows over MC, k over KC, B's
+    // columns over NC), two at a time.
+    for (i, shape) in [
+        (MC + 7, 19, KC + 3),
+        (5, NC + 5, KC + 3),
+        (MC + 1, NC + 1, 3),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for isa in paths() {
+            check::<f64>(isa, shape, (Lay::Rows, Lay::Columns), i == 1, i as u64);
+            check::<f32>(isa, shape, (Lay::Columns, Lay::Rows), i != 1, i as u64);
+        }
+    }
+}
+
+#[test]
+fn an_empty_sum_is_negative_zero_or_unchanged() {
+    for isa in paths() {
+        check::<f64>(isa, (3, 5, 0), (Lay::Rows, Lay::Rows), false, 1);
+        check::<f64>(isa, (3, 5, 0), (Lay::Rows, Lay::Rows), true, 2);
+        check::<f32>(isa, (0, 5, 4), (Lay::Rows, Lay::Rows), false, 3);
+    }
+}
+
+#[test]
+fn the_host_path_is_available() {
+    assert!(Isa::host().available());
+    assert!(paths().contains(&Isa::Portable));
+}
