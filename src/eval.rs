@@ -82,6 +82,7 @@ impl Evaluator {
             Mode::Batched => {
                 let options = BatchOptions {
                     per_example_outputs: f.outputs.iter().any(|o| o.role == Role::Output),
+                    ..BatchOptions::default()
                 };
                 Evaluator::Batched(Box::new(backend::compile_batched_with(f, options)?))
             }

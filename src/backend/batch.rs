@@ -31,6 +31,11 @@ pub struct BatchOptions {
     /// Also return every `Role::Output` value, one row per example (what
     /// prediction needs). Without it those values are not computed at all.
     pub per_example_outputs: bool,
+    /// Return every loss, metric and gradient summed over the batch (the
+    /// accumulators, `(((-0 + v0) + v1) + ...)`), not divided by `n`: what
+    /// a shard of a larger batch gives, the shards' sums then added and
+    /// divided by the caller ([`crate::runtime::shards`]).
+    pub sums: bool,
 }
 
 /// A function compiled to machine code that runs a whole batch per call.
@@ -99,7 +104,7 @@ fn build(
     let plan = batch_plan(f, options.per_example_outputs);
     ctx.func.signature = abi::batch_signature(module);
     let mut fctx = FunctionBuilderContext::new();
-    translate_batched(module, f, &plan, &mut ctx.func, &mut fctx)?;
+    translate_batched(module, f, &plan, options.sums, &mut ctx.func, &mut fctx)?;
     Ok(plan)
 }
 

@@ -46,6 +46,7 @@ mod line_search;
 mod newton;
 pub mod newton_cg;
 pub mod optim;
+pub mod shards;
 mod setup;
 pub mod train;
 

@@ -169,6 +169,7 @@ pub fn batch_agrees(
     use gradc::ir::interp;
     let per_example = BatchOptions {
         per_example_outputs: true,
+        ..Default::default()
     };
     let jit = compile_batched_with(f, per_example).unwrap_or_else(|e| panic!("{e:?}\n{f}"));
     let n = examples.len();

@@ -116,6 +116,7 @@ fn compare_numbers(
 fn batched(f: &Function) -> Result<[BatchedFunction; 2], String> {
     let per_example = BatchOptions {
         per_example_outputs: true,
+        ..Default::default()
     };
     Ok([
         gradc::backend::compile_batched(f).map_err(|e| format!("JIT compile: {e}"))?,

@@ -85,6 +85,7 @@ fn batched_buffers_are_checked_before_the_call() {
         &f,
         BatchOptions {
             per_example_outputs: true,
+            ..Default::default()
         },
     )
     .unwrap();

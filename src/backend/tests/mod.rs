@@ -201,6 +201,7 @@ fn agree_batched(f: &Function, params: &[Tensor], examples: &[Vec<Tensor>]) {
     let rows: Vec<&[f64]> = rows.iter().map(|r| &r[..]).collect();
     let per_example = BatchOptions {
         per_example_outputs: true,
+        ..Default::default()
     };
     let jits = [
         compile_batched_with(f, per_example).expect("compiles"),
