@@ -2,6 +2,7 @@
 //! set (`gradc eval --data`), and every example's `output`s (`gradc
 //! predict`).
 
+use super::shards::Threads;
 use std::path::Path;
 
 use crate::ir::nonfinite::Origin;
@@ -71,7 +72,18 @@ pub fn evaluate(
     data: Option<&Dataset>,
     mode: Mode,
 ) -> Result<Evaluation, Error> {
-    let mut ev = Engine::new(&eval_program(c), mode)?;
+    evaluate_on(c, params, data, mode, &Threads::default())
+}
+
+/// [`evaluate`], the shards of the data on `threads` (the same numbers).
+pub fn evaluate_on(
+    c: &Compiled,
+    params: &[Tensor],
+    data: Option<&Dataset>,
+    mode: Mode,
+    threads: &Threads,
+) -> Result<Evaluation, Error> {
+    let mut ev = Engine::with_threads(&eval_program(c), mode, threads.clone())?;
     let rows: Vec<usize> = (0..data.map_or(1, Dataset::len)).collect();
     ev.run(params, data, &rows)
         .map_err(|e| e.to_error(&c.source, data))?;

@@ -67,6 +67,8 @@ impl Threads {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .thread_name(|i| format!("gradc-worker-{i}"))
+            // A run goes on a worker: the main thread's stack.
+            .stack_size(8 << 20)
             .build()
             .map_err(|e| Error::new(format!("cannot start {n} threads: {e}")))?;
         Ok(Threads {
@@ -79,7 +81,11 @@ impl Threads {
         self.pool.as_ref().map_or(1, |p| p.current_num_threads())
     }
 
-    /// The pool, if there is one (more than one thread).
+    /// The pool, if there is one (more than one thread). A batch run from
+    /// one of its threads shares its shards out with `join` (nothing
+    /// allocated); from another thread, it queues a job on the pool, whose
+    /// queue allocates a block every 63 jobs: a training run therefore runs
+    /// on the pool ([`crate::runtime::train_with`]).
     pub fn pool(&self) -> Option<&rayon::ThreadPool> {
         self.pool.as_deref()
     }

@@ -99,6 +99,23 @@ pub fn train_with(
     mode: Mode,
     observer: &mut dyn Observer,
 ) -> Result<Report, Error> {
+    // On several threads, the whole run is on a thread of the pool, so
+    // that a step's shards are shared out from inside it (rayon's `join`:
+    // nothing allocated, no job queued from outside the pool).
+    match opts.threads.pool() {
+        Some(pool) => pool.install(|| train_here(c, cfg, opts, mode, observer)),
+        None => train_here(c, cfg, opts, mode, observer),
+    }
+}
+
+/// [`train_with`] on the current thread.
+fn train_here(
+    c: &Compiled,
+    cfg: &TrainConfig,
+    opts: &Options,
+    mode: Mode,
+    observer: &mut dyn Observer,
+) -> Result<Report, Error> {
     let mut notes = Vec::new();
     let mut run = Run::new(c, cfg, opts, mode, &mut notes, observer)?;
     let (step0, epoch0) = (run.step, run.epoch);
@@ -281,8 +298,9 @@ impl<'a> Run<'a> {
             },
         };
 
-        let trainer = Engine::new(&train_program(c)?, mode)?;
-        let mut evaluator = Engine::new(&eval_program(c), mode)?;
+        let threads = opts.threads.clone();
+        let trainer = Engine::with_threads(&train_program(c)?, mode, threads.clone())?;
+        let mut evaluator = Engine::with_threads(&eval_program(c), mode, threads)?;
         let all_rows: Vec<usize> = (0..n).collect();
         evaluator
             .run(&params, data.as_ref(), &all_rows)
