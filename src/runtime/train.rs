@@ -69,7 +69,9 @@ fn non_finite<'a, 'b>(
     names
         .iter()
         .zip(values)
-        .find(|(_, v)| v.iter().any(|x| !x.is_finite()))
+        // Every element tested, not the first bad one sought: the loop
+        // vectorises, and finite values (the usual case) are all read anyway.
+        .find(|(_, v)| v.iter().fold(false, |bad, x| bad | !x.is_finite()))
         .map(|((n, _), _)| n.as_str())
 }
 
@@ -440,11 +442,21 @@ impl<'a> Run<'a> {
             return fault(e.error.to_string(), Some(Box::new(origin)));
         }
         let (loss, grads) = (self.trainer.loss(), self.trainer.grads());
+        let norm = grads
+            .iter()
+            .flat_map(|g| g.iter())
+            .map(|x| x * x)
+            .sum::<f64>()
+            .sqrt();
+        // A NaN or an infinity in a gradient makes the norm one: only then
+        // (or when the sum overflows) are the gradients searched.
         let bad = if !loss.is_finite() {
             Some(format!("the loss is {loss}"))
-        } else {
+        } else if !norm.is_finite() {
             non_finite(&self.decls, grads.iter().map(|g| &g[..]))
                 .map(|name| format!("the gradient of `{name}` is not finite"))
+        } else {
+            None
         };
         if let Some(message) = bad {
             // The checked re-run, at the parameters of the step.
@@ -458,12 +470,6 @@ impl<'a> Run<'a> {
             return fault(message, origin);
         }
         let lr = learning_rate(self.base_lr, &self.cfg.schedule, self.step, self.planned);
-        let norm = grads
-            .iter()
-            .flat_map(|g| g.iter())
-            .map(|x| x * x)
-            .sum::<f64>()
-            .sqrt();
         observer.step(&StepEvent {
             step,
             epoch: self.epoch + 1,
