@@ -107,6 +107,10 @@ pub fn trace_rows(
     })
 }
 
+/// The elements of a gradient whose shards' sums are added together: a
+/// block's means stay in the first level of cache.
+const BLOCK: usize = 2048;
+
 /// A failure on one example.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RowError {
@@ -380,36 +384,39 @@ impl Engine {
     }
 
     /// The means from the sums of the first `k` shards of a batch of `n`:
-    /// added in shard order from -0, divided by `n`.
+    /// added in shard order from -0, divided by `n`. The gradients go in
+    /// blocks of elements (on the engine's threads, for large ones), each
+    /// element's sums in shard order all the same.
     fn combine(&mut self, k: usize, n: usize) {
-        self.loss_mean = -0.0;
-        self.metric_means.fill(-0.0);
-        for g in &mut self.grad_means {
-            g.fill(-0.0);
-        }
         let batched = matches!(self.program, Evaluator::Batched(_));
-        for s in &self.shards[..k] {
-            let sums = if batched { &s.outs } else { &s.sums };
-            if let Some(l) = self.loss {
-                self.loss_mean += sums[l][0];
-            }
-            for (m, &j) in self.metric_means.iter_mut().zip(&self.metrics) {
-                *m += sums[j][0];
-            }
-            for (g, &j) in self.grad_means.iter_mut().zip(&self.grads) {
-                for (a, b) in g.iter_mut().zip(&sums[j]) {
-                    *a += b;
-                }
-            }
-        }
+        let shards = &self.shards[..k];
+        let sums = |s| Shard::sums(s, batched);
         let scale = n as f64;
-        self.loss_mean /= scale;
-        for m in &mut self.metric_means {
-            *m /= scale;
+        let mean = |j: usize| shards.iter().fold(-0.0, |a, s| a + sums(s)[j][0]) / scale;
+        if let Some(l) = self.loss {
+            self.loss_mean = mean(l);
         }
-        for g in &mut self.grad_means {
-            for a in g {
-                *a /= scale;
+        for (m, &j) in self.metric_means.iter_mut().zip(&self.metrics) {
+            *m = mean(j);
+        }
+        for (g, &j) in self.grad_means.iter_mut().zip(&self.grads) {
+            let block = |(b, out): (usize, &mut [f64])| {
+                let from = b * BLOCK;
+                out.fill(-0.0);
+                for s in shards {
+                    for (a, x) in out.iter_mut().zip(&sums(s)[j][from..]) {
+                        *a += x;
+                    }
+                }
+                for a in out {
+                    *a /= scale;
+                }
+            };
+            match self.threads.pool() {
+                Some(pool) if k > 1 && g.len() >= 4 * BLOCK => pool.install(|| {
+                    g.par_chunks_mut(BLOCK).enumerate().for_each(block);
+                }),
+                _ => g.chunks_mut(BLOCK).enumerate().for_each(block),
             }
         }
     }
@@ -427,6 +434,16 @@ impl Engine {
 }
 
 impl Shard {
+    /// Where the shard's sums are: in the batched code's output buffers,
+    /// or in `sums`.
+    fn sums(&self, batched: bool) -> &[Vec<f64>] {
+        if batched {
+            &self.outs
+        } else {
+            &self.sums
+        }
+    }
+
     /// The shard's sums over `rows` (one example without data) of the
     /// `reduced` outputs: in the batched code's output buffers, or in
     /// `sums`.

@@ -15,8 +15,12 @@ use crate::common::{compile, root};
 const MODES: [Mode; 3] = [Mode::Batched, Mode::PerExample, Mode::Interp];
 
 fn iris() -> (Compiled, TrainConfig, Dataset) {
-    let src = std::fs::read_to_string(root().join("examples/mlp.grad")).unwrap();
-    let c = compile(&src);
+    iris_with(&std::fs::read_to_string(root().join("examples/mlp.grad")).unwrap())
+}
+
+/// A program on the iris data of `examples/mlp.grad` (its train block).
+fn iris_with(src: &str) -> (Compiled, TrainConfig, Dataset) {
+    let c = compile(src);
     let cfg = c.typed.train.clone().unwrap();
     let data = runtime::load_data(&c, None, &root().join("examples"), &[true, true], &mut |_| {})
         .unwrap()
@@ -82,7 +86,20 @@ fn by_hand(g: &gradc::ir::Function, params: &[Tensor], data: &Dataset, rows: &[u
 /// shards, gathered (rows out of order) or read in place (consecutive).
 #[test]
 fn batch_means_follow_the_shard_rule_on_every_engine_at_any_thread_count() {
-    let (c, cfg, data) = iris();
+    means_follow_the_rule(iris(), &[1, 10, 16, 31, 32, 33, 50, 129, 150]);
+}
+
+/// The same with a gradient of 8,400 elements, whose shards' sums are
+/// added in blocks on several threads.
+#[test]
+fn a_large_gradient_follows_the_shard_rule_at_any_thread_count() {
+    let src = "input x: [4]\ninput species\nparam W: [2100, 4] = glorot\n\
+               loss mean(tanh(W @ x)^2) + species\n\
+               train { data = csv(\"data/iris.csv\", x = 0..4, species = 4) }\n";
+    means_follow_the_rule(iris_with(src), &[40]);
+}
+
+fn means_follow_the_rule((c, cfg, data): (Compiled, TrainConfig, Dataset), sizes: &[usize]) {
     let g = train_program(&c).unwrap();
     let params = c.initial_params(cfg.seed);
     let mut differs = false;
@@ -92,7 +109,7 @@ fn batch_means_follow_the_shard_rule_on_every_engine_at_any_thread_count() {
         .map(|(m, t)| (m, t, Engine::with_threads(&g, m, Threads::new(t).unwrap()).unwrap()))
         .collect();
     let mut engines = engines;
-    for n in [1, 10, 16, 31, 32, 33, 50, 129, 150] {
+    for &n in sizes {
         for gathered in [true, false] {
             let rows: Vec<usize> = match gathered {
                 true => (0..n).map(|i| (i * 7 + 3) % data.len()).collect(),
