@@ -46,8 +46,8 @@ mod line_search;
 mod newton;
 pub mod newton_cg;
 pub mod optim;
-pub mod shards;
 mod setup;
+pub mod shards;
 pub mod train;
 
 use std::fmt;

@@ -22,9 +22,15 @@ fn iris() -> (Compiled, TrainConfig, Dataset) {
 fn iris_with(src: &str) -> (Compiled, TrainConfig, Dataset) {
     let c = compile(src);
     let cfg = c.typed.train.clone().unwrap();
-    let data = runtime::load_data(&c, None, &root().join("examples"), &[true, true], &mut |_| {})
-        .unwrap()
-        .unwrap();
+    let data = runtime::load_data(
+        &c,
+        None,
+        &root().join("examples"),
+        &[true, true],
+        &mut |_| {},
+    )
+    .unwrap()
+    .unwrap();
     (c, cfg, data)
 }
 
@@ -44,7 +50,13 @@ fn means(e: &Engine) -> Vec<u64> {
 
 /// The means of `rows` by the rule, from the interpreter's values of each
 /// example: `sharded` follows the shards, otherwise one sum over the batch.
-fn by_hand(g: &gradc::ir::Function, params: &[Tensor], data: &Dataset, rows: &[usize], sharded: bool) -> Vec<u64> {
+fn by_hand(
+    g: &gradc::ir::Function,
+    params: &[Tensor],
+    data: &Dataset,
+    rows: &[usize],
+    sharded: bool,
+) -> Vec<u64> {
     let interp = Evaluator::new(g, Backend::Interp).unwrap();
     // Outputs in the order `means` lists them: loss, metrics, gradients.
     let order: Vec<usize> = g
@@ -52,8 +64,18 @@ fn by_hand(g: &gradc::ir::Function, params: &[Tensor], data: &Dataset, rows: &[u
         .iter()
         .enumerate()
         .filter(|(_, o)| matches!(o.role, gradc::ir::Role::Loss))
-        .chain(g.outputs.iter().enumerate().filter(|(_, o)| matches!(o.role, gradc::ir::Role::Metric)))
-        .chain(g.outputs.iter().enumerate().filter(|(_, o)| matches!(o.role, gradc::ir::Role::Grad(_))))
+        .chain(
+            g.outputs
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| matches!(o.role, gradc::ir::Role::Metric)),
+        )
+        .chain(
+            g.outputs
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| matches!(o.role, gradc::ir::Role::Grad(_))),
+        )
         .map(|(i, _)| i)
         .collect();
     let values: Vec<Vec<f64>> = rows
@@ -106,7 +128,13 @@ fn means_follow_the_rule((c, cfg, data): (Compiled, TrainConfig, Dataset), sizes
     let engines: Vec<(Mode, usize, Engine)> = MODES
         .iter()
         .flat_map(|&m| [1, 2, 3].map(|t| (m, t)))
-        .map(|(m, t)| (m, t, Engine::with_threads(&g, m, Threads::new(t).unwrap()).unwrap()))
+        .map(|(m, t)| {
+            (
+                m,
+                t,
+                Engine::with_threads(&g, m, Threads::new(t).unwrap()).unwrap(),
+            )
+        })
         .collect();
     let mut engines = engines;
     for &n in sizes {
@@ -159,7 +187,12 @@ fn training_gives_the_same_bits_at_1_2_and_3_threads_on_every_engine() {
                 assert_eq!(r.params, first.params, "{what}");
                 assert_eq!(r.train.loss.to_bits(), first.train.loss.to_bits(), "{what}");
                 assert_eq!(r.validation, first.validation, "{what}");
-                let losses = |r: &Report| r.history.iter().map(|h| h.loss.to_bits()).collect::<Vec<_>>();
+                let losses = |r: &Report| {
+                    r.history
+                        .iter()
+                        .map(|h| h.loss.to_bits())
+                        .collect::<Vec<_>>()
+                };
                 assert_eq!(losses(&r), losses(&first), "{what}");
             }
         }

@@ -948,7 +948,8 @@ fn a_training_step_on_several_threads_allocates_nothing() {
             pool.install(|| {
                 for step in 0..130 {
                     let start = step % 30;
-                    e.run(&params, Some(&data), &rows[start..start + 64]).unwrap();
+                    e.run(&params, Some(&data), &rows[start..start + 64])
+                        .unwrap();
                     state.step(0.01, &mut params, e.grads());
                 }
             });
