@@ -40,6 +40,9 @@ pub fn shard(n: usize, k: usize, i: usize) -> Range<usize> {
     i * n / k..(i + 1) * n / k
 }
 
+/// The most threads a pool may have.
+pub const MAX_THREADS: usize = 1024;
+
 /// The threads a run evaluates batches on: none besides the calling one
 /// (one thread), or a pool built once per run.
 #[derive(Clone, Default)]
@@ -63,6 +66,11 @@ impl Threads {
         };
         if n == 1 {
             return Ok(Threads::default());
+        }
+        if n > MAX_THREADS {
+            return Err(Error::new(format!(
+                "--threads {n} is too many: at most {MAX_THREADS} (0 for one per core)"
+            )));
         }
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(n)
@@ -132,5 +140,7 @@ mod tests {
         let t = Threads::new(3).unwrap();
         assert_eq!(t.count(), 3);
         assert!(Threads::new(0).unwrap().count() >= 1);
+        let e = Threads::new(MAX_THREADS + 1).unwrap_err().render(false);
+        assert!(e.contains("--threads 1025 is too many: at most 1024"), "{e}");
     }
 }
