@@ -141,6 +141,9 @@ mod tests {
         assert_eq!(t.count(), 3);
         assert!(Threads::new(0).unwrap().count() >= 1);
         let e = Threads::new(MAX_THREADS + 1).unwrap_err().render(false);
-        assert!(e.contains("--threads 1025 is too many: at most 1024"), "{e}");
+        assert!(
+            e.contains("--threads 1025 is too many: at most 1024"),
+            "{e}"
+        );
     }
 }
