@@ -17,7 +17,8 @@
 //! The programs are `benches/workloads/*.grad` (their train blocks give the
 //! optimizer, the batch size and the seed); the data is generated into
 //! `target/bench-data/` by `workloads/data.rs`. Every case is measured per
-//! thread count in [`THREADS`].
+//! thread count in [`THREADS`], on the pool's threads as `gradc train`
+//! runs (the steps from inside the pool).
 
 #[path = "workloads/data.rs"]
 mod data;
@@ -30,18 +31,16 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use gradc::dtype::Dtype;
 use gradc::runtime::engine::{train_program, Engine};
 use gradc::runtime::optim::State;
+use gradc::runtime::shards::Threads;
 use gradc::runtime::{self, Dataset, Mode};
 use gradc::shape::Tensor;
 use gradc::types::train::{Batch, TrainConfig};
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-/// The thread counts every case is measured at.
-///
-/// TODO: the runtime has no thread-count setting yet (everything runs on
-/// the calling thread); when it has one, add `0` (all cores) here and set
-/// the count in [`Trainer::new`] and [`rosenbrock`] from `threads`.
-const THREADS: &[usize] = &[1];
+/// The thread counts every case is measured at (0: one per core, as
+/// `gradc train --threads` has it).
+const THREADS: &[usize] = &[1, 0];
 
 /// The trained workloads: a file of `benches/workloads/`.
 const WORKLOADS: &[&str] = &["logistic20", "digits_mlp", "mlp784"];
@@ -86,7 +85,7 @@ struct Trainer {
 }
 
 impl Trainer {
-    fn new(name: &str, dtype: Dtype) -> Trainer {
+    fn new(name: &str, dtype: Dtype, threads: &Threads) -> Trainer {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/workloads");
         let path = dir.join(format!("{name}.grad"));
         let src = std::fs::read_to_string(&path).expect("reads the workload");
@@ -113,7 +112,8 @@ impl Trainer {
         let run = cfg.epochs.expect("the workload's train block sets epochs")
             * data.len().div_ceil(batch) as u64;
         Trainer {
-            engine: Engine::with_dtype(&f, Mode::Batched, dtype).expect("the JIT compiles"),
+            engine: Engine::with(&f, Mode::Batched, dtype, threads.clone())
+                .expect("the JIT compiles"),
             initial: (params.clone(), state.clone()),
             state,
             done: 0,
@@ -158,6 +158,14 @@ impl Trainer {
     }
 }
 
+/// Runs `f` on a thread of the pool (as a training run is), or here.
+fn on(threads: &Threads, f: impl FnOnce() + Send) {
+    match threads.pool() {
+        Some(pool) => pool.install(f),
+        None => f(),
+    }
+}
+
 fn train(c: &mut Criterion) {
     let real = data::generate();
     if !real {
@@ -171,10 +179,10 @@ fn train(c: &mut Criterion) {
             Dtype::F32 => format!("{name}-f32"),
         };
         for &threads in THREADS {
-            let mut trainer = Trainer::new(name, dtype);
-            group.bench_function(BenchmarkId::new(&id, format!("threads={threads}")), |b| {
-                b.iter(|| trainer.step())
-            });
+            let pool = Threads::new(threads).expect("starts the threads");
+            let mut trainer = Trainer::new(name, dtype, &pool);
+            let id = BenchmarkId::new(&id, format!("threads={threads}"));
+            group.bench_function(id, |b| on(&pool, || b.iter(|| trainer.step())));
         }
     }
     group.finish();
@@ -187,10 +195,16 @@ fn rosenbrock(c: &mut Criterion) {
         let f = train_program(&compiled).expect("differentiates");
         let params = compiled.initial_params(compiled.seed());
         for &threads in THREADS {
-            let mut engine = Engine::new(&f, Mode::Batched).expect("the JIT compiles");
+            let pool = Threads::new(threads).expect("starts the threads");
+            let mut engine =
+                Engine::with(&f, Mode::Batched, Dtype::F64, pool.clone()).expect("the JIT compiles");
             group.bench_function(
                 BenchmarkId::new(format!("n={n}"), format!("threads={threads}")),
-                |b| b.iter(|| engine.run(black_box(&params), None, &[]).expect("runs")),
+                |b| {
+                    on(&pool, || {
+                        b.iter(|| engine.run(black_box(&params), None, &[]).expect("runs"))
+                    })
+                },
             );
         }
     }

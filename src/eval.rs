@@ -90,6 +90,7 @@ impl Evaluator {
                 let options = BatchOptions {
                     per_example_outputs: f.outputs.iter().any(|o| o.role == Role::Output),
                     dtype,
+                    ..BatchOptions::default()
                 };
                 Evaluator::Batched(Box::new(backend::compile_batched_with(f, options)?))
             }

@@ -36,6 +36,11 @@ pub struct BatchOptions {
     /// inputs, outputs): f64, or f32 (the host math functions then run in
     /// f64 on the widened argument and round back).
     pub dtype: Dtype,
+    /// Return every loss, metric and gradient summed over the batch (the
+    /// accumulators, `(((-0 + v0) + v1) + ...)`), not divided by `n`: what
+    /// a shard of a larger batch gives, the shards' sums then added and
+    /// divided by the caller ([`crate::runtime::shards`]).
+    pub sums: bool,
 }
 
 /// A function compiled to machine code that runs a whole batch per call.
@@ -106,7 +111,7 @@ fn build(
     let plan = batch_plan(f, options.per_example_outputs);
     ctx.func.signature = abi::batch_signature(module);
     let mut fctx = FunctionBuilderContext::new();
-    translate_batched(module, f, &plan, options.dtype, &mut ctx.func, &mut fctx)?;
+    translate_batched(module, f, &plan, options.dtype, options.sums, &mut ctx.func, &mut fctx)?;
     Ok(plan)
 }
 

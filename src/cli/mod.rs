@@ -151,6 +151,10 @@ pub enum Command {
         /// JIT).
         #[arg(long, value_enum)]
         dtype: Option<crate::dtype::Dtype>,
+        /// Threads the examples of --data are split over (0: one per core,
+        /// the default); the results are the same bits at any count.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        threads: usize,
     },
     /// Train the parameters as the train block says; the options override it.
     /// Prints progress, then a summary.
@@ -314,11 +318,12 @@ pub fn run(command: Command, dims: &DimArgs) -> Result<(), Error> {
             weights,
             data,
             dtype,
+            threads,
         } => {
             let c = compile(&file, dims)?;
             if weights.is_some() || data.is_some() {
                 let (w, d) = (weights.as_deref(), data.as_ref().map(Option::as_deref));
-                return train::eval(&file, &c, &point, w, d, json, dtype);
+                return train::eval(&file, &c, &point, w, d, json, dtype, threads);
             }
             let p = at_point(&c, &point, Missing::Zeros)?;
             let outs = driver::evaluate(&c.ir, &c.source, point.backend, &p.params, &p.inputs)?;

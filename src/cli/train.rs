@@ -1,6 +1,7 @@
 //! `gradc train`, `gradc predict`, and `gradc eval --weights/--data`: the
 //! training runtime's commands, with the progress display and the summary.
 
+use crate::runtime::shards::Threads;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -99,6 +100,10 @@ pub struct TrainArgs {
     /// (default f64; f32 needs the JIT and a first-order optimizer).
     #[arg(long, value_enum)]
     pub dtype: Option<Dtype>,
+    /// Threads the examples of a batch are split over (0: one per core, the
+    /// default); the results are the same bits at any count.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub threads: usize,
 }
 
 /// `gradc predict`.
@@ -172,6 +177,7 @@ pub fn train(args: TrainArgs, dims: &DimFlags) -> Result<(), Error> {
         dtype: args.dtype,
         resume,
         stop: Some(stop),
+        threads: Threads::new(args.threads)?,
         ..Options::default()
     };
     let mut progress = Progress::new(&args, &decls);
@@ -213,7 +219,7 @@ pub fn train(args: TrainArgs, dims: &DimFlags) -> Result<(), Error> {
         }
     }
     if args.json {
-        print_json(&c, &rep, &wrote);
+        print_json(&c, &rep, &wrote, opts.threads.count());
     } else {
         print_summary(&c, &rep, progress.batch_text.as_deref(), &wrote);
     }
@@ -368,7 +374,7 @@ fn evaluation_json(e: &runtime::Evaluation) -> Json {
     json!({ "loss": tensor_json(&Tensor::scalar(e.loss)), "metrics": metrics, "examples": e.examples })
 }
 
-fn print_json(c: &Compiled, rep: &runtime::Report, wrote: &[String]) {
+fn print_json(c: &Compiled, rep: &runtime::Report, wrote: &[String], threads: usize) {
     let mut params = Map::new();
     for (p, t) in c.typed.params.iter().zip(&rep.params) {
         params.insert(p.name.clone(), tensor_json(t));
@@ -380,6 +386,7 @@ fn print_json(c: &Compiled, rep: &runtime::Report, wrote: &[String]) {
         "grad_norm": rep.grad_norm,
         "seconds": rep.wall.as_secs_f64(),
         "dtype": rep.dtype.name(),
+        "threads": threads,
         "train": evaluation_json(&rep.train),
         "validation": rep.validation.as_ref().map(evaluation_json),
         "test": rep.test.as_ref().map(evaluation_json),
@@ -605,6 +612,7 @@ pub fn eval(
     data: Option<Option<&Path>>,
     json: bool,
     dtype: Option<Dtype>,
+    threads: usize,
 ) -> Result<(), Error> {
     let params = point::params(c, weights, at.seed.unwrap_or_else(|| c.seed()))?;
     let has_train_data = c.typed.train.as_ref().is_some_and(|t| t.data.is_some());
@@ -639,7 +647,9 @@ pub fn eval(
     bar.finish();
     let ds = ds?;
     let dtype = dtype.unwrap_or_else(|| block_dtype(c));
-    let e = runtime::evaluate(c, &params, ds.as_ref(), at.backend.into(), dtype)?;
+    let threads = Threads::new(threads)?;
+    let mode = at.backend.into();
+    let e = runtime::infer::evaluate_on(c, &params, ds.as_ref(), mode, dtype, &threads)?;
     if json {
         outln!(
             "{}",

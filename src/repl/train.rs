@@ -35,6 +35,9 @@ pub fn train(session: &mut Session, style: Style) -> Result<String, Error> {
         backend: session.backend(),
         initial: Some(whole.params.clone()),
         stop,
+        // On every core, as `gradc train` (the same bits on one, to which
+        // a pool that cannot start falls back).
+        threads: runtime::shards::Threads::new(0).unwrap_or_default(),
         ..runtime::Options::default()
     };
     let mut progress = Progress::new(style.interactive);

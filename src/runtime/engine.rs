@@ -14,12 +14,18 @@
 //! - [`Mode::Interp`]: the reference interpreter, with tensors (it
 //!   allocates, being the slow path).
 //!
-//! Every mean is `(((-0 + v0) + v1) + ...) / n` in batch order, so a run's
-//! numbers depend only on the data, the parameters and the order.
+//! A batch is cut into shards by the rule of [`super::shards`], which
+//! depends on the batch's size only: each shard's sums in example order
+//! from -0, the shards' sums added in shard order from -0, the total divided
+//! by `n`. The shards run on the run's [`Threads`] (each with its own
+//! scratch and buffers, allocated once), so a run's numbers depend only on
+//! the data, the parameters and the order, never on the engine or the
+//! thread count.
 
-use crate::backend::{Reduce, Scratch};
+use rayon::prelude::*;
 use std::sync::Arc;
 
+use crate::backend::{self, BatchOptions, Reduce, Scratch};
 use super::narrow::Narrow;
 use crate::dtype::Dtype;
 
@@ -31,6 +37,7 @@ use crate::ir::{interp, Function, Op, Output, Role, RunError};
 use crate::shape::Tensor;
 use crate::{passes, Compiled};
 
+use super::shards::{shard, shard_count, Threads, MAX_SHARDS};
 use super::Dataset;
 
 /// The forward program without its `output`s: the loss and the metrics.
@@ -102,6 +109,10 @@ pub fn trace_rows(
     })
 }
 
+/// The elements of a gradient whose shards' sums are added together: a
+/// block's means stay in the first level of cache.
+const BLOCK: usize = 2048;
+
 /// A failure on one example.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RowError {
@@ -136,28 +147,46 @@ impl RowError {
     }
 }
 
-/// A program ready to run on examples, with its output buffers and the
-/// means of the last batch.
+/// A program ready to run on examples, with a shard's buffers per shard of
+/// the largest batch so far and the means of the last batch.
 pub struct Engine {
     program: Evaluator,
-    /// The compiled code's scratch (`None` for the interpreter).
-    scratch: Option<Scratch>,
-    /// Batched mode: per input, the rows of the current batch, one after
-    /// the other.
-    gather: Vec<Vec<f64>>,
+    threads: Threads,
+    /// The shards' buffers, made for the first batch that needs them.
+    shards: Vec<Shard>,
     /// Batched mode: per output of the function, whether the batched code
     /// writes it.
     written: Vec<bool>,
-    /// One buffer per output of the program, in `Function::outputs` order:
-    /// the values of the last example run (the means, after a batched run).
-    outs: Vec<Vec<f64>>,
     loss: Option<usize>,
     metrics: Vec<usize>,
     grads: Vec<usize>,
+    /// The outputs summed over a batch: the loss, the metrics, the
+    /// gradients.
+    reduced: Vec<usize>,
     /// Means over the last batch.
     loss_mean: f64,
     metric_means: Vec<f64>,
     grad_means: Vec<Vec<f64>>,
+    /// The element type the batched code computes in.
+    dtype: Dtype,
+}
+
+/// What one shard of a batch runs with: its scratch, its gathered rows,
+/// the values of its last example and its sums.
+struct Shard {
+    /// The compiled code's scratch (`None` for the interpreter).
+    scratch: Option<Scratch>,
+    /// Batched mode: per input, the shard's rows, one after the other.
+    gather: Vec<Vec<f64>>,
+    /// One buffer per output of the program, in `Function::outputs` order:
+    /// the values of the last example run (the sums of the shard, after a
+    /// batched run).
+    outs: Vec<Vec<f64>>,
+    /// Per output of the program, the shard's sums (per-example and
+    /// interpreter modes; only the reduced outputs).
+    sums: Vec<Vec<f64>>,
+    /// The last run's result.
+    result: Result<(), RowError>,
     /// Pointer vectors kept between calls for their allocations (always
     /// empty between calls).
     param_ptrs: Vec<&'static [f64]>,
@@ -179,23 +208,35 @@ pub(super) fn recycle<A, B>(mut v: Vec<A>) -> Vec<B> {
 }
 
 impl Engine {
-    /// Compiles `f` to run as `mode` says (in batched mode, a program with
-    /// `output`s computes them per example: prediction).
+    /// Compiles `f` to run as `mode` says, on the calling thread (in
+    /// batched mode, a program with `output`s computes them per example:
+    /// prediction).
     pub fn new(f: &Function, mode: Mode) -> Result<Engine, Error> {
-        Engine::with_dtype(f, mode, Dtype::F64)
+        Engine::with(f, mode, Dtype::F64, Threads::default())
     }
 
-    /// [`Self::new`], computing in `dtype`: f32 runs only in batched mode
-    /// (the interpreter and the per-example JIT compute in f64), an error
-    /// otherwise.
-    pub fn with_dtype(f: &Function, mode: Mode, dtype: Dtype) -> Result<Engine, Error> {
+    /// [`Self::new`], computing in `dtype`, the shards of a batch on
+    /// `threads`. f32 runs only in batched mode (the interpreter and the
+    /// per-example JIT compute in f64), an error otherwise.
+    pub fn with(f: &Function, mode: Mode, dtype: Dtype, threads: Threads) -> Result<Engine, Error> {
         if dtype != Dtype::F64 && mode != Mode::Batched {
             return Err(Error::new(format!(
                 "`dtype = {dtype}` runs on the JIT only: the interpreter computes in f64"
             ))
             .hint("drop `--backend interp`, or use `--dtype f64`"));
         }
-        let program = Evaluator::compile_with(f, mode, dtype).map_err(compile_failed)?;
+        let program = match mode {
+            Mode::Batched => {
+                let options = BatchOptions {
+                    per_example_outputs: f.outputs.iter().any(|o| o.role == Role::Output),
+                    dtype,
+                    sums: true,
+                };
+                let b = backend::compile_batched_with(f, options).map_err(compile_failed)?;
+                Evaluator::Batched(Box::new(b))
+            }
+            mode => Evaluator::compile(f, mode).map_err(compile_failed)?,
+        };
         let mut written = vec![false; f.outputs.len()];
         if let Evaluator::Batched(b) = &program {
             let mut last = None;
@@ -212,11 +253,6 @@ impl Engine {
                 debug_assert!(f.outputs[o.index].role == Role::Output || o.reduce == Reduce::Mean);
             }
         }
-        let outs: Vec<Vec<f64>> = f
-            .outputs
-            .iter()
-            .map(|o| vec![0.0; f.shape(o.value).size()])
-            .collect();
         let find = |role: &Role| f.outputs.iter().position(|o| &o.role == role);
         let metrics: Vec<usize> = (0..f.outputs.len())
             .filter(|&i| f.outputs[i].role == Role::Metric)
@@ -225,33 +261,67 @@ impl Engine {
             .map_while(|p| find(&Role::Grad(p)))
             .collect();
         let has_grads = !f.params.is_empty() && grads.len() == f.params.len();
-        let grad_means = if has_grads {
-            f.params.iter().map(|s| vec![0.0; s.shape.size()]).collect()
+        let (grads, grad_means) = if has_grads {
+            let means = f.params.iter().map(|s| vec![0.0; s.shape.size()]).collect();
+            (grads, means)
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
-        Ok(Engine {
-            scratch: program.scratch(),
-            gather: f.inputs.iter().map(|_| Vec::new()).collect(),
+        let loss = find(&Role::Loss);
+        let reduced = loss.iter().chain(&metrics).chain(&grads).copied().collect();
+        let mut engine = Engine {
+            threads,
             written,
             program,
-            loss: find(&Role::Loss),
+            loss,
             metric_means: vec![0.0; metrics.len()],
             metrics,
-            grads: if has_grads { grads } else { Vec::new() },
+            grads,
+            reduced,
             grad_means,
             loss_mean: 0.0,
-            outs,
-            param_ptrs: Vec::new(),
-            input_ptrs: Vec::new(),
-            out_ptrs: Vec::new(),
-            narrow: (dtype == Dtype::F32).then(Narrow::default),
-        })
+            shards: Vec::new(),
+            dtype,
+        };
+        engine.grow(1);
+        Ok(engine)
+    }
+
+    /// At least `k` shards' buffers.
+    fn grow(&mut self, k: usize) {
+        while self.shards.len() < k.min(MAX_SHARDS) {
+            let f = self.program.function();
+            let outs: Vec<Vec<f64>> = f
+                .outputs
+                .iter()
+                .map(|o| vec![0.0; f.shape(o.value).size()])
+                .collect();
+            let sums = match self.program {
+                Evaluator::Batched(_) => Vec::new(),
+                _ => outs.clone(),
+            };
+            self.shards.push(Shard {
+                scratch: self.program.scratch(),
+                gather: f.inputs.iter().map(|_| Vec::new()).collect(),
+                outs,
+                sums,
+                result: Ok(()),
+                param_ptrs: Vec::new(),
+                input_ptrs: Vec::new(),
+                out_ptrs: Vec::new(),
+                narrow: (self.dtype == Dtype::F32).then(Narrow::default),
+            });
+        }
     }
 
     /// The program this runs.
     pub fn function(&self) -> &Function {
         self.program.function()
+    }
+
+    /// The threads the shards of a batch run on.
+    pub fn threads(&self) -> &Threads {
+        &self.threads
     }
 
     /// The metrics' names, in the order of [`Self::metrics`].
@@ -278,14 +348,16 @@ impl Engine {
         &self.grad_means
     }
 
-    /// The k-th output of the last example run.
+    /// The k-th output of the example [`Self::example`] ran last.
     pub fn output(&self, k: usize) -> &[f64] {
-        &self.outs[k]
+        &self.shards[0].outs[k]
     }
 
     /// Runs every example of `rows` (or, without data, the program once) and
-    /// sets the means. Allocates nothing on the JIT (the batched mode's
-    /// gather buffers grow to the largest batch once).
+    /// sets the means, the shards of the batch on the engine's threads.
+    /// Allocates nothing on the JIT once the shards' buffers are made (the
+    /// batched mode's gather buffers grow to the largest shard once). On a
+    /// failure, the first example in batch order that fails.
     pub fn run(
         &mut self,
         params: &[Tensor],
@@ -304,37 +376,117 @@ impl Engine {
             }
             return Ok(());
         }
-        if let Evaluator::Batched(_) = self.program {
-            return self.run_batched(params, data, rows);
+        let k = shard_count(n);
+        self.grow(k);
+        let (program, written, reduced) = (&self.program, &self.written[..], &self.reduced[..]);
+        let work = |(i, s): (usize, &mut Shard)| {
+            let rows = match data {
+                Some(_) => &rows[shard(n, k, i)],
+                None => &[],
+            };
+            s.result = s.run(program, written, reduced, params, data, rows);
+        };
+        let shards = &mut self.shards[..k];
+        match self.threads.pool() {
+            Some(pool) if k > 1 => {
+                pool.install(|| shards.par_iter_mut().enumerate().for_each(work))
+            }
+            _ => shards.iter_mut().enumerate().for_each(work),
         }
-        self.loss_mean = -0.0;
-        self.metric_means.fill(-0.0);
-        for g in &mut self.grad_means {
-            g.fill(-0.0);
+        for s in shards.iter_mut() {
+            std::mem::replace(&mut s.result, Ok(()))?;
         }
+        self.combine(k, n);
+        Ok(())
+    }
+
+    /// The means from the sums of the first `k` shards of a batch of `n`:
+    /// added in shard order from -0, divided by `n`. The gradients go in
+    /// blocks of elements (on the engine's threads, for large ones), each
+    /// element's sums in shard order all the same.
+    fn combine(&mut self, k: usize, n: usize) {
+        let batched = matches!(self.program, Evaluator::Batched(_));
+        let shards = &self.shards[..k];
+        let sums = |s| Shard::sums(s, batched);
+        let scale = n as f64;
+        let mean = |j: usize| shards.iter().fold(-0.0, |a, s| a + sums(s)[j][0]) / scale;
+        if let Some(l) = self.loss {
+            self.loss_mean = mean(l);
+        }
+        for (m, &j) in self.metric_means.iter_mut().zip(&self.metrics) {
+            *m = mean(j);
+        }
+        for (g, &j) in self.grad_means.iter_mut().zip(&self.grads) {
+            let block = |(b, out): (usize, &mut [f64])| {
+                let from = b * BLOCK;
+                out.fill(-0.0);
+                for s in shards {
+                    for (a, x) in out.iter_mut().zip(&sums(s)[j][from..]) {
+                        *a += x;
+                    }
+                }
+                for a in out {
+                    *a /= scale;
+                }
+            };
+            match self.threads.pool() {
+                Some(pool) if k > 1 && g.len() >= 4 * BLOCK => pool.install(|| {
+                    g.par_chunks_mut(BLOCK).enumerate().for_each(block);
+                }),
+                _ => g.chunks_mut(BLOCK).enumerate().for_each(block),
+            }
+        }
+    }
+
+    /// Runs one example (`row` of `data`, or none without data), leaving its
+    /// outputs in [`Self::output`].
+    pub fn example(
+        &mut self,
+        params: &[Tensor],
+        data: Option<&Dataset>,
+        row: Option<usize>,
+    ) -> Result<(), RowError> {
+        self.shards[0].example(&self.program, &self.written, params, data, row)
+    }
+}
+
+impl Shard {
+    /// Where the shard's sums are: in the batched code's output buffers,
+    /// or in `sums`.
+    fn sums(&self, batched: bool) -> &[Vec<f64>] {
+        if batched {
+            &self.outs
+        } else {
+            &self.sums
+        }
+    }
+
+    /// The shard's sums over `rows` (one example without data) of the
+    /// `reduced` outputs: in the batched code's output buffers, or in
+    /// `sums`.
+    fn run(
+        &mut self,
+        program: &Evaluator,
+        written: &[bool],
+        reduced: &[usize],
+        params: &[Tensor],
+        data: Option<&Dataset>,
+        rows: &[usize],
+    ) -> Result<(), RowError> {
+        if let Evaluator::Batched(_) = program {
+            return self.run_batched(program, written, params, data, rows);
+        }
+        for &k in reduced {
+            self.sums[k].fill(-0.0);
+        }
+        let n = if data.is_some() { rows.len() } else { 1 };
         for i in 0..n {
             let row = data.and(rows.get(i).copied());
-            self.example(params, data, row)?;
-            if let Some(l) = self.loss {
-                self.loss_mean += self.outs[l][0];
-            }
-            for (m, &k) in self.metric_means.iter_mut().zip(&self.metrics) {
-                *m += self.outs[k][0];
-            }
-            for (g, &k) in self.grad_means.iter_mut().zip(&self.grads) {
-                for (a, b) in g.iter_mut().zip(&self.outs[k]) {
+            self.example(program, written, params, data, row)?;
+            for &k in reduced {
+                for (a, b) in self.sums[k].iter_mut().zip(&self.outs[k]) {
                     *a += b;
                 }
-            }
-        }
-        let scale = n as f64;
-        self.loss_mean /= scale;
-        for m in &mut self.metric_means {
-            *m /= scale;
-        }
-        for g in &mut self.grad_means {
-            for a in g {
-                *a /= scale;
             }
         }
         Ok(())
@@ -344,18 +496,20 @@ impl Engine {
     /// are run one by one to find the example that fails.
     fn run_batched(
         &mut self,
+        program: &Evaluator,
+        written: &[bool],
         params: &[Tensor],
         data: Option<&Dataset>,
         rows: &[usize],
     ) -> Result<(), RowError> {
-        let result = self.call_batched(params, data, rows);
+        let result = self.call_batched(program, written, params, data, rows);
         if let Err(error) = result {
             // The first example in batch order that fails alone, as the
             // other modes find it (the batched code may meet a later one
             // first, in an earlier stage).
             if let Some(d) = data {
                 for &r in rows {
-                    if let Err(e) = self.call_batched(params, Some(d), &[r]) {
+                    if let Err(e) = self.call_batched(program, written, params, Some(d), &[r]) {
                         return Err(RowError {
                             row: Some(r),
                             error: e.in_example(None),
@@ -368,28 +522,21 @@ impl Engine {
                 error: error.in_example(None),
             });
         }
-        if let Some(l) = self.loss {
-            self.loss_mean = self.outs[l][0];
-        }
-        for (m, &k) in self.metric_means.iter_mut().zip(&self.metrics) {
-            *m = self.outs[k][0];
-        }
-        for (g, &k) in self.grad_means.iter_mut().zip(&self.grads) {
-            g.copy_from_slice(&self.outs[k]);
-        }
         Ok(())
     }
 
     fn call_batched(
         &mut self,
+        program: &Evaluator,
+        written: &[bool],
         params: &[Tensor],
         data: Option<&Dataset>,
         rows: &[usize],
     ) -> Result<(), RunError> {
-        let (Evaluator::Batched(f), Some(scratch)) = (&self.program, &mut self.scratch) else {
+        let (Evaluator::Batched(f), Some(scratch)) = (program, &mut self.scratch) else {
             unreachable!("called in batched mode only");
         };
-        let (gather, written) = (&mut self.gather, &self.written);
+        let gather = &mut self.gather;
         if let Some(narrow) = &mut self.narrow {
             let mut os: Vec<&mut [f64]> = recycle(std::mem::take(&mut self.out_ptrs));
             os.extend(
@@ -450,9 +597,11 @@ impl Engine {
     }
 
     /// Runs one example (`row` of `data`, or none without data), leaving its
-    /// outputs in [`Self::output`].
-    pub fn example(
+    /// outputs in `outs`.
+    fn example(
         &mut self,
+        program: &Evaluator,
+        written: &[bool],
         params: &[Tensor],
         data: Option<&Dataset>,
         row: Option<usize>,
@@ -461,10 +610,11 @@ impl Engine {
             row,
             error: error.in_example(None),
         };
-        match (&self.program, &mut self.scratch) {
+        match (program, &mut self.scratch) {
             (Evaluator::Batched(_), _) => {
                 let rows = [row.unwrap_or(0)];
-                self.call_batched(params, data, &rows).map_err(fail)
+                self.call_batched(program, written, params, data, &rows)
+                    .map_err(fail)
             }
             (Evaluator::Jit(jit), scratch) => {
                 let scratch = scratch.as_mut().expect("compiled code has a scratch");

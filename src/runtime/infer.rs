@@ -2,6 +2,7 @@
 //! set (`gradc eval --data`), and every example's `output`s (`gradc
 //! predict`).
 
+use super::shards::Threads;
 use std::path::Path;
 
 use crate::dtype::Dtype;
@@ -73,7 +74,19 @@ pub fn evaluate(
     mode: Mode,
     dtype: Dtype,
 ) -> Result<Evaluation, Error> {
-    let mut ev = Engine::with_dtype(&eval_program(c), mode, dtype)?;
+    evaluate_on(c, params, data, mode, dtype, &Threads::default())
+}
+
+/// [`evaluate`], the shards of the data on `threads` (the same numbers).
+pub fn evaluate_on(
+    c: &Compiled,
+    params: &[Tensor],
+    data: Option<&Dataset>,
+    mode: Mode,
+    dtype: Dtype,
+    threads: &Threads,
+) -> Result<Evaluation, Error> {
+    let mut ev = Engine::with(&eval_program(c), mode, dtype, threads.clone())?;
     let rows: Vec<usize> = (0..data.map_or(1, Dataset::len)).collect();
     ev.run(params, data, &rows)
         .map_err(|e| e.to_error(&c.source, data))?;
@@ -154,7 +167,7 @@ pub fn predict(
             }
         }
     }
-    let mut engine = Engine::with_dtype(&f, mode, dtype)?;
+    let mut engine = Engine::with(&f, mode, dtype, Threads::default())?;
     let n = data.map_or(1, Dataset::len);
     let mut rows = Vec::with_capacity(n);
     for r in 0..n {

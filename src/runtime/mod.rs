@@ -48,6 +48,7 @@ mod newton;
 pub mod newton_cg;
 pub mod optim;
 mod setup;
+pub mod shards;
 pub mod train;
 
 use std::fmt;
@@ -89,6 +90,10 @@ pub struct Options {
     /// Set from another thread (a Ctrl-C handler) to stop at the next step;
     /// the run then ends with [`Stop::Interrupted`].
     pub stop: Option<Arc<AtomicBool>>,
+    /// The threads the shards of a batch run on (by default the calling
+    /// thread alone): the numbers are the same at any count
+    /// ([`shards`]).
+    pub threads: shards::Threads,
 }
 
 /// What the run will do, told to the observer before the first step.
@@ -154,8 +159,9 @@ pub struct EpochRecord {
 }
 
 /// Receives progress while training runs. Every method has a default that
-/// does nothing, and `()` is an observer that ignores everything.
-pub trait Observer {
+/// does nothing, and `()` is an observer that ignores everything. It is
+/// `Send`: a run on several threads runs on a thread of its pool.
+pub trait Observer: Send {
     fn start(&mut self, _plan: &Plan) {}
     fn step(&mut self, _event: &StepEvent<'_>) {}
     fn epoch(&mut self, _record: &EpochRecord) {}

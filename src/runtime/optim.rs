@@ -170,7 +170,7 @@ fn update(
         } => adam(
             lr,
             t,
-            [beta1, beta2, eps],
+            [beta1, beta2, eps, 0.0],
             p,
             g,
             a.expect(BUF),
@@ -182,20 +182,15 @@ fn update(
             eps,
             weight_decay,
             ..
-        } => {
-            for p in p.iter_mut() {
-                *p -= lr * weight_decay * *p;
-            }
-            adam(
-                lr,
-                t,
-                [beta1, beta2, eps],
-                p,
-                g,
-                a.expect(BUF),
-                b.expect(BUF),
-            )
-        }
+        } => adam(
+            lr,
+            t,
+            [beta1, beta2, eps, weight_decay],
+            p,
+            g,
+            a.expect(BUF),
+            b.expect(BUF),
+        ),
         // The full-batch methods run their own loops (`runtime::newton`,
         // `lbfgs`, `least_squares`), never this update.
         Optimizer::Newton { .. }
@@ -205,11 +200,14 @@ fn update(
     }
 }
 
-/// Adam's update; `m` and `v` are the first and second moment estimates.
+/// Adam's update (AdamW's with a `weight_decay`, applied to each element
+/// before its Adam step, in the same loop); `m` and `v` are the first and
+/// second moment estimates. One loop over the elements (the test of the
+/// decay does not change within it, and is hoisted out): it vectorises.
 fn adam(
     lr: f64,
     t: u64,
-    [beta1, beta2, eps]: [f64; 3],
+    [beta1, beta2, eps, weight_decay]: [f64; 4],
     p: &mut [f64],
     g: &[f64],
     m: &mut [f64],
@@ -217,7 +215,13 @@ fn adam(
 ) {
     let c1 = 1.0 - beta1.powf(t as f64);
     let c2 = 1.0 - beta2.powf(t as f64);
+    // `lr * weight_decay * p` as AdamW has always computed it; with 0 it
+    // is skipped (`p - 0 * p` is not `p` for an infinite `p`).
+    let decay = weight_decay != 0.0;
     for (((p, g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
+        if decay {
+            *p -= lr * weight_decay * *p;
+        }
         *m = beta1 * *m + (1.0 - beta1) * g;
         *v = beta2 * *v + (1.0 - beta2) * g * g;
         let m_hat = *m / c1;

@@ -70,7 +70,9 @@ fn non_finite<'a, 'b>(
     names
         .iter()
         .zip(values)
-        .find(|(_, v)| v.iter().any(|x| !x.is_finite()))
+        // Every element tested, not the first bad one sought: the loop
+        // vectorises, and finite values (the usual case) are all read anyway.
+        .find(|(_, v)| v.iter().fold(false, |bad, x| bad | !x.is_finite()))
         .map(|((n, _), _)| n.as_str())
 }
 
@@ -94,6 +96,23 @@ pub fn train(
 /// `opts.backend` (the JIT one example per call is the batched code's
 /// reference).
 pub fn train_with(
+    c: &Compiled,
+    cfg: &TrainConfig,
+    opts: &Options,
+    mode: Mode,
+    observer: &mut dyn Observer,
+) -> Result<Report, Error> {
+    // On several threads, the whole run is on a thread of the pool, so
+    // that a step's shards are shared out from inside it (rayon's `join`:
+    // nothing allocated, no job queued from outside the pool).
+    match opts.threads.pool() {
+        Some(pool) => pool.install(|| train_here(c, cfg, opts, mode, observer)),
+        None => train_here(c, cfg, opts, mode, observer),
+    }
+}
+
+/// [`train_with`] on the current thread.
+fn train_here(
     c: &Compiled,
     cfg: &TrainConfig,
     opts: &Options,
@@ -285,8 +304,9 @@ impl<'a> Run<'a> {
         };
 
         let dtype = dtype_of(cfg, opts)?;
-        let trainer = Engine::with_dtype(&train_program(c)?, mode, dtype)?;
-        let mut evaluator = Engine::with_dtype(&eval_program(c), mode, dtype)?;
+        let threads = opts.threads.clone();
+        let trainer = Engine::with(&train_program(c)?, mode, dtype, threads.clone())?;
+        let mut evaluator = Engine::with(&eval_program(c), mode, dtype, threads)?;
         let all_rows: Vec<usize> = (0..n).collect();
         evaluator
             .run(&params, data.as_ref(), &all_rows)
@@ -427,11 +447,21 @@ impl<'a> Run<'a> {
             return fault(e.error.to_string(), Some(Box::new(origin)));
         }
         let (loss, grads) = (self.trainer.loss(), self.trainer.grads());
+        let norm = grads
+            .iter()
+            .flat_map(|g| g.iter())
+            .map(|x| x * x)
+            .sum::<f64>()
+            .sqrt();
+        // A NaN or an infinity in a gradient makes the norm one: only then
+        // (or when the sum overflows) are the gradients searched.
         let bad = if !loss.is_finite() {
             Some(format!("the loss is {loss}"))
-        } else {
+        } else if !norm.is_finite() {
             non_finite(&self.decls, grads.iter().map(|g| &g[..]))
                 .map(|name| format!("the gradient of `{name}` is not finite"))
+        } else {
+            None
         };
         if let Some(message) = bad {
             // The checked re-run, at the parameters of the step.
@@ -445,12 +475,6 @@ impl<'a> Run<'a> {
             return fault(message, origin);
         }
         let lr = learning_rate(self.base_lr, &self.cfg.schedule, self.step, self.planned);
-        let norm = grads
-            .iter()
-            .flat_map(|g| g.iter())
-            .map(|x| x * x)
-            .sum::<f64>()
-            .sqrt();
         observer.step(&StepEvent {
             step,
             epoch: self.epoch + 1,

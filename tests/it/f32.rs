@@ -61,6 +61,7 @@ fn both(f: &Function) -> (BatchedFunction, BatchedFunction) {
     let options = |dtype| BatchOptions {
         per_example_outputs: true,
         dtype,
+        ..BatchOptions::default()
     };
     let compile = |dtype| compile_batched_with(f, options(dtype)).unwrap();
     (compile(Dtype::F64), compile(Dtype::F32))
@@ -343,8 +344,9 @@ fn eval_and_predict_run_the_data_in_f32() {
     let (a, b) = (eval("f64"), eval("f32"));
     assert_ne!(a, b);
     assert!((a - b).abs() <= 1e-6 * a, "{a} vs {b}");
-    // Each f32 result is an f32 widened: it survives a round trip.
-    assert_eq!(f64::from(b as f32), b);
+    // The shards' f32 sums are added in f64 (the shard rule), so the mean
+    // is not one f32 widened: it keeps digits beyond f32's.
+    assert_ne!(f64::from(b as f32), b);
     let predict = |dtype: &str| {
         let args = [
             "predict",

@@ -33,6 +33,7 @@ mod reference;
 mod repl;
 mod robustness;
 mod shapes;
+mod threads;
 mod train;
 mod window;
 

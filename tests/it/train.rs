@@ -13,6 +13,7 @@ use std::sync::Arc;
 use gradc::diagnostic::Location;
 use gradc::runtime::engine::{train_program, Engine};
 use gradc::runtime::optim::{learning_rate, with_lr, State};
+use gradc::runtime::shards::Threads;
 use gradc::runtime::{
     self, checkpoint, Error, Mode, Observer, Options, Plan, Report, StepEvent, Stop,
 };
@@ -907,7 +908,7 @@ fn a_training_step_allocates_nothing() {
         (Mode::PerExample, Dtype::F64),
         (Mode::Batched, Dtype::F32),
     ] {
-        let mut e = Engine::with_dtype(&g, mode, dtype).unwrap();
+        let mut e = Engine::with(&g, mode, dtype, Threads::default()).unwrap();
         let rows: Vec<usize> = (0..16).collect();
         e.run(&params, Some(&data), &rows).unwrap();
         let before = allocations();
@@ -917,6 +918,48 @@ fn a_training_step_allocates_nothing() {
             state.step(0.01, &mut params, e.grads());
         }
         assert_eq!(allocations() - before, 0, "{mode:?} {dtype}");
+    }
+}
+
+/// At 2 and 3 threads too, with batches of several shards (the first
+/// batch of a size makes the shards' buffers), the steps run on the pool as
+/// a training run's are: nothing is allocated on its threads, more steps
+/// than a block of rayon's queue of jobs holds (63).
+#[test]
+fn a_training_step_on_several_threads_allocates_nothing() {
+    let (c, cfg, _) = example("mlp.grad");
+    let data = runtime::load_data(
+        &c,
+        None,
+        &root().join("examples"),
+        &[true, true],
+        &mut |_| {},
+    )
+    .unwrap()
+    .unwrap();
+    let g = train_program(&c).unwrap();
+    for threads in [2, 3] {
+        for mode in [Mode::Batched, Mode::PerExample] {
+            let mut params = c.initial_params(cfg.seed);
+            let sizes: Vec<usize> = params.iter().map(|p| p.data.len()).collect();
+            let mut state = State::new(&cfg.optimizer, &sizes);
+            let t = Threads::new(threads).unwrap();
+            let mut e = Engine::with(&g, mode, gradc::dtype::Dtype::F64, t.clone()).unwrap();
+            let rows: Vec<usize> = (0..100).map(|i| (i * 7) % 150).collect();
+            let pool = t.pool().expect("a pool of several threads");
+            pool.install(|| e.run(&params, Some(&data), &rows).unwrap());
+            let workers = || pool.broadcast(|_| allocations()).iter().sum::<u64>();
+            let before = workers();
+            pool.install(|| {
+                for step in 0..130 {
+                    let start = step % 30;
+                    e.run(&params, Some(&data), &rows[start..start + 64])
+                        .unwrap();
+                    state.step(0.01, &mut params, e.grads());
+                }
+            });
+            assert_eq!(workers() - before, 0, "{mode:?}, {threads} threads");
+        }
     }
 }
 

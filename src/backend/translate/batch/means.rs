@@ -137,6 +137,14 @@ impl Translator<'_, '_> {
         }
     }
 
+    /// Leaves the scalar accumulator `v` of the `k`-th output, undivided,
+    /// in its output buffer (a batched function that returns sums).
+    pub(super) fn store_sum(&mut self, k: usize, v: Variable) {
+        let dst = self.opnd_of(Loc::Table(OUTPUTS, k, 0));
+        let a = self.b.use_var(v);
+        self.write(dst, Ix::c(0), a);
+    }
+
     /// `dst[j] = op(dst[j], src[j])` for `j` in `0..n`, two at a time (a
     /// register `src` stands for every element).
     fn pairwise(

@@ -60,12 +60,13 @@ use crate::ir::{Function, Op};
 /// Builds the body of `func` (whose signature is
 /// [`crate::backend::abi::batch_signature`]) from `f` and its plan,
 /// computing in `dtype`, declaring in `module` the host functions and data
-/// objects it uses.
+/// objects it uses; with `sums`, the accumulators are left undivided.
 pub(in crate::backend) fn translate_batched(
     module: &mut dyn Module,
     f: &Function,
     plan: &BatchPlan,
     dtype: Dtype,
+    sums: bool,
     func: &mut cl::Function,
     fctx: &mut FunctionBuilderContext,
 ) -> Result<(), String> {
@@ -78,7 +79,11 @@ pub(in crate::backend) fn translate_batched(
     let mut t = Translator::new(b, module, f, &plan.layout, &p, dtype);
     let accs = t.before_the_examples(plan)?;
     t.chunks(plan, &accs, n)?;
-    t.means(plan, &accs, n);
+    if sums {
+        t.sums(&accs);
+    } else {
+        t.means(plan, &accs, n);
+    }
     let ok = t.b.ins().iconst(types::I64, 0);
     t.b.ins().return_(&[ok]);
     t.finish();
@@ -239,6 +244,16 @@ impl Translator<'_, '_> {
         for (k, acc) in accs.iter().enumerate() {
             if let Some(Acc::Reg(v)) = acc {
                 self.divide(k, plan.outputs[k], Acc::Reg(*v), count);
+            }
+        }
+    }
+
+    /// After the examples, without dividing: every scalar accumulator into
+    /// its output buffer (a tensor one is already there).
+    fn sums(&mut self, accs: &[Option<Acc>]) {
+        for (k, acc) in accs.iter().enumerate() {
+            if let Some(Acc::Reg(v)) = acc {
+                self.store_sum(k, *v);
             }
         }
     }
