@@ -89,6 +89,11 @@ pub enum Command {
         /// Print operation and FLOP counts of the forward and gradient programs.
         #[arg(long, conflicts_with_all = ["values", "hessian"])]
         stats: bool,
+        /// Print the compile time of each stage (parse, check, lower,
+        /// simplify, autodiff, simplify, and the JIT of the forward and
+        /// gradient functions), each run once more on its own.
+        #[arg(long, conflicts_with_all = ["values", "hessian", "stats", "jacobian", "hvp"])]
+        timings: bool,
         /// Print the Jacobian of every `output` with respect to the
         /// parameters (a row per output element, a column per parameter
         /// element): by reverse mode (a gradient per row) when the output
@@ -104,7 +109,8 @@ pub enum Command {
         hvp: Vec<String>,
         #[command(flatten)]
         point: Point,
-        /// Print JSON instead of text (with --values, --hessian or --stats).
+        /// Print JSON instead of text (with --values, --hessian, --stats or
+        /// --timings).
         #[arg(long)]
         json: bool,
     },
@@ -236,6 +242,7 @@ pub fn run(command: Command, dims: &DimArgs) -> Result<(), Error> {
             values,
             hessian,
             stats,
+            timings,
             jacobian,
             hvp,
             point,
@@ -282,6 +289,9 @@ pub fn run(command: Command, dims: &DimArgs) -> Result<(), Error> {
                 print_hessian(&h.rows, json);
             } else if stats {
                 print_stats(&c.ir, &g, json);
+            } else if timings {
+                let opts = driver::dims::check_options(&file, dims);
+                print_timings(&driver::timings::stages(&c, &opts)?, json);
             } else {
                 let src = &c.source.text;
                 let lines = LineIndex::new(src);
@@ -476,6 +486,28 @@ fn print_stats(f: &crate::ir::Function, g: &crate::ir::Function, json: bool) {
                 b.saved * 8 / 1024
             );
         }
+    }
+}
+
+fn print_timings(stages: &[driver::timings::Stage], json: bool) {
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    let total: std::time::Duration = stages.iter().map(|s| s.time).sum();
+    if json {
+        let mut doc = Map::new();
+        for s in stages {
+            doc.insert(s.name.to_string(), json!(ms(s.time)));
+        }
+        doc.insert("total".to_string(), json!(ms(total)));
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&Json::Object(doc)).unwrap_or_default()
+        );
+    } else {
+        outln!("{:22} {:>9}", "stage", "ms");
+        for s in stages {
+            outln!("{:22} {:>9.3}", s.name, ms(s.time));
+        }
+        outln!("{:22} {:>9.3}", "total", ms(total));
     }
 }
 

@@ -62,14 +62,19 @@ pub fn load_with_dims(path: &Path, flags: &DimFlags) -> Result<Compiled, Error> 
             });
         }
     }
-    let opts = CheckOptions {
+    crate::compile_source(&source, &check_options(path, flags))
+}
+
+/// The options `path` is checked with: sizes from `--dim`, data read
+/// relative to the file.
+pub fn check_options(path: &Path, flags: &DimFlags) -> CheckOptions {
+    CheckOptions {
         dims: DimOptions {
             flags: flags.clone(),
             data_dir: Some(super::base_dir(path)),
         },
         ..CheckOptions::default()
-    };
-    crate::compile_source(&source, &opts)
+    }
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 //!   file compiled with them.
 //! - [`config`]: a train block with overrides (`--epochs`, `--lr`,
 //!   `--optimizer`, `--data`, ...).
+//! - [`timings`]: the compile time of each stage (`gradc grad --timings`).
 //! - here: reading and compiling a file, evaluating a function or its
 //!   gradient at a point on either backend.
 //!
@@ -29,6 +30,7 @@ pub mod dims;
 pub mod hessian;
 pub mod jacobian;
 pub mod point;
+pub mod timings;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

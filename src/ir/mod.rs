@@ -505,6 +505,16 @@ impl Function {
             .map(|(i, inst)| (Value::at(i), inst))
     }
 
+    /// The loops of the function, to change their bodies in place (the
+    /// simplifier's): a body must keep the shapes of its parameters and
+    /// outputs, which the loop's own shape and arguments depend on.
+    pub fn loops_mut(&mut self) -> impl Iterator<Item = &mut Loop> {
+        self.insts.iter_mut().filter_map(|i| match &mut i.op {
+            Op::Loop(l) => Some(&mut **l),
+            _ => None,
+        })
+    }
+
     /// The value at `index`, or `None` past the last instruction.
     pub fn value(&self, index: usize) -> Option<Value> {
         (index < self.insts.len()).then(|| Value::at(index))

@@ -3,7 +3,8 @@
 //! algebraic rules can use it), a captured value the body does not read is
 //! no longer captured, and the body's loop-invariant work is hoisted out of
 //! it ([`hoist`]); unread saved values at the end of a loop's results are
-//! trimmed ([`trim`]).
+//! trimmed ([`trim`]). Each simplifies the new body it makes (see
+//! [`super::simplify`]).
 
 use crate::ir::{Function, Inst, Loop, Op, SliceAxis, Value};
 use crate::shape::Shape;
@@ -78,6 +79,7 @@ pub fn captures(out: &mut Function, inst: &Inst, l: &Loop) -> Option<Value> {
             _ => splat(b, 0.0, &i.shape, i.span),
         })
     });
+    super::simplify_rounds(&mut new);
     let l = Loop {
         trips: l.trips,
         carries: k,
@@ -130,6 +132,7 @@ pub fn trim(f: &mut Function) -> bool {
         }
         let mut body = l.body.clone();
         body.outputs.truncate(keep);
+        super::simplify_rounds(&mut body);
         let short = Loop {
             trips: l.trips,
             carries: l.carries,
@@ -169,8 +172,13 @@ pub fn hoist(out: &mut Function, inst: &Inst, l: &Loop) -> Option<Value> {
             op => !can_fail(op) && i.args.iter().all(|a| invariant[a.index()]),
         };
     }
-    let computed =
-        |v: Value| invariant[v.index()] && !matches!(body.inst(v).op, Op::Param(_) | Op::Const(_));
+    // A filled constant is not worth hoisting: `captures` would copy it
+    // back in, and the two would undo each other round after round.
+    let computed = |v: Value| {
+        invariant[v.index()]
+            && !matches!(body.inst(v).op, Op::Param(_) | Op::Const(_))
+            && splat_value(body, v).is_none()
+    };
     if !body.values().any(computed) {
         return None;
     }
@@ -221,6 +229,7 @@ pub fn hoist(out: &mut Function, inst: &Inst, l: &Loop) -> Option<Value> {
         let w = b.push(Op::Param(p), vec![], i.span);
         Some(w)
     });
+    super::simplify_rounds(&mut new);
     let l = Loop {
         trips: l.trips,
         carries: k,

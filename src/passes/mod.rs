@@ -32,9 +32,9 @@ const MAX_ROUNDS: usize = 16;
 /// A pass: rewrites a function in place and says whether it changed it.
 pub type Pass = fn(&mut Function) -> bool;
 
-/// The passes `simplify` runs, in order, with their names.
-pub const PASSES: [(&str, Pass); 6] = [
-    ("bodies", simplify_bodies),
+/// The passes `simplify` runs on a function, in order, with their names,
+/// after its loops' bodies have been simplified (see [`simplify`]).
+pub const PASSES: [(&str, Pass); 5] = [
     ("fold", fold::run),
     ("algebra", algebra::run),
     ("cse", cse::run),
@@ -42,9 +42,24 @@ pub const PASSES: [(&str, Pass); 6] = [
     ("dce", dce::run),
 ];
 
-/// Runs every pass until none changes anything (at most [`MAX_ROUNDS`]
-/// rounds). In debug builds the function is verified after each pass.
+/// Simplifies every loop body of `f` (each a function of its own, and
+/// recursively), then `f` itself ([`simplify_rounds`]).
+///
+/// A body is simplified once: the rewrites that make a new body from a
+/// simplified one (a constant copied in, invariant work hoisted out, saved
+/// values trimmed, in [`loops`]) simplify it themselves, with
+/// [`simplify_rounds`] (the loops inside it are simplified already), so
+/// that no body is simplified again at every round of the function around
+/// it, a cost that would multiply with every level of nested loops.
 pub fn simplify(f: &mut Function) {
+    simplify_bodies(f);
+    simplify_rounds(f);
+}
+
+/// Runs [`PASSES`] on `f` until none changes anything (at most
+/// [`MAX_ROUNDS`] rounds), its loops' bodies taken as simplified. In debug
+/// builds the function is verified after each pass.
+fn simplify_rounds(f: &mut Function) {
     for _ in 0..MAX_ROUNDS {
         let mut changed = false;
         for (name, pass) in PASSES {
@@ -61,22 +76,11 @@ pub fn simplify(f: &mut Function) {
     }
 }
 
-/// Simplifies the body of every loop of `f`, each a function of its own.
-fn simplify_bodies(f: &mut Function) -> bool {
-    if !f.insts().iter().any(|i| matches!(i.op, Op::Loop(_))) {
-        return false;
-    }
-    f.rewrite(|out, inst| {
-        let Op::Loop(l) = &inst.op else { return None };
-        let mut l = l.clone();
+/// Simplifies the body of every loop of `f`, in place.
+fn simplify_bodies(f: &mut Function) {
+    for l in f.loops_mut() {
         simplify(&mut l.body);
-        (l.body
-            != *match &inst.op {
-                Op::Loop(old) => &old.body,
-                _ => unreachable!("a loop"),
-            })
-        .then(|| out.push(Op::Loop(l), inst.args.clone(), inst.span))
-    })
+    }
 }
 
 /// The number every element of `v` holds, if `v` is a constant filled with
