@@ -95,6 +95,14 @@ fn cases() -> Vec<(String, Case)> {
             None,
         ),
         case(
+            "with respect to a carried value, in a loop in its loop",
+            "loop x = th for t in 0..2 { let y = sin(x) * e[0]; \
+             x - 0.1 * sum([grad(y[k]^2 * x[k], x) for k in 0..3], axis = 0) }",
+            "loop x = th for t in 0..2 { let y = sin(x) * e[0]; \
+             x - 0.1 * grad(sum(y^2 * x), x) }",
+            None,
+        ),
+        case(
             "with respect to a let, of partly in the loop",
             "[grad(sum(u * e[k]) * th[k], u) for k in 0..2]",
             "[grad(sum(u * e[0]) * th[0], u), grad(sum(u * e[1]) * th[1], u)]",
@@ -255,4 +263,43 @@ fn a_derivative_through_a_carried_value_that_depends_on_wrt_is_an_error() {
         crate::common::gradc(&["eval", &file.to_string_lossy()])
     };
     assert!(!ok && err.contains("carried.grad:4:"), "{err}");
+}
+
+/// With respect to an input, in a comprehension of a value computed from it
+/// before: the batched JIT, over several examples, against the interpreter
+/// on each, and the derivatives written out without the loop.
+#[test]
+fn derivatives_in_loops_with_respect_to_an_input_on_every_engine() {
+    let prelude = "param w: [2] = [0.3, -0.7]\ninput x: [2]\n\
+                   let e = [tanh(w[0] * x[0] + x[1]), x[0] * x[1] * w[1]]\nloss sum(e)\n";
+    let c = compile(&format!(
+        "{prelude}output d = [grad(e[k], x) for k in 0..2]\n\
+         output t = [jvp(e, x, one_hot(k, 2)) for k in 0..2]\n\
+         output u = [grad(e[0], x), grad(e[1], x)]\n"
+    ));
+    let params = c.initial_params(0);
+    let examples: Vec<Vec<Tensor>> = [[0.4, -1.1], [1.3, 0.2], [-0.6, 0.9]]
+        .iter()
+        .map(|x| vec![Tensor::new(gradc::shape::Shape::vector(2), x.to_vec())])
+        .collect();
+    for inputs in &examples {
+        let outs = Evaluator::compile(&c.ir, Mode::Interp)
+            .unwrap()
+            .outputs(&params, inputs)
+            .unwrap();
+        let (d, t, u) = (&outs[1], &outs[2], &outs[3]);
+        assert!(d.data.iter().all(|x| *x != 0.0), "{d:?}");
+        for (&a, &b) in d.data.iter().zip(&u.data) {
+            assert!(relative_error(a, b) < 1e-12, "{a} looped, {b} unrolled");
+        }
+        // The jvp along each axis is a column of the Jacobian.
+        for i in 0..2 {
+            for k in 0..2 {
+                let (a, b) = (t.data[k * 2 + i], d.data[i * 2 + k]);
+                assert!(relative_error(a, b) < 1e-12, "{a} against {b}");
+            }
+        }
+        same_bits_on_every_engine(&c.ir, &params, inputs);
+    }
+    crate::common::batch_agrees(&c.ir, &params, &examples);
 }
