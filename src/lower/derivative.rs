@@ -23,8 +23,8 @@ use crate::diagnostic::Diagnostic;
 use crate::ir::{Function, Op, Value, ValueMap};
 use crate::span::Span;
 
-/// A derivative in a body that read a value carried by a loop (the body at
-/// `depth`, its `carry`-th value) taken as not depending on `wrt`: checked
+/// A derivative that read the `carry`-th value carried by a loop around it
+/// (kept with that loop's body), taken as not depending on `wrt`: checked
 /// when the loop is complete.
 pub(super) struct Assumed {
     carry: usize,
