@@ -21,6 +21,7 @@ use crate::span::Span;
 use crate::types::builtins::{Axes, Reduction};
 use crate::types::{Prim, Program, TExpr, TKind, TLoop};
 
+mod derivative;
 mod prim;
 
 /// The lower bound of the logarithms in `bce`.
@@ -127,6 +128,12 @@ struct Body {
     /// The captured values, in the function around the body: the loop's
     /// arguments after the carried values.
     args: Vec<Value>,
+    /// The carried values' initial values, in the function around the body.
+    inits: Vec<Value>,
+    /// Derivatives in the body that read a carried value, taken as not
+    /// depending on what they differentiate with respect to: checked when
+    /// the body is complete.
+    assumed: Vec<derivative::Assumed>,
 }
 
 struct Lowerer {
@@ -353,7 +360,10 @@ impl Lowerer {
             }],
         );
         self.stack.push(std::mem::replace(&mut self.f, body));
-        self.bodies.push(Body::default());
+        self.bodies.push(Body {
+            inits: inits.clone(),
+            ..Body::default()
+        });
         let d = self.depth();
         for (k, (id, name)) in l.carries.iter().zip(&l.names).enumerate() {
             let p = self.f.push(Op::Param(k), vec![], span);
@@ -380,6 +390,7 @@ impl Lowerer {
                 value: v,
             });
         }
+        self.check_assumed(span);
         let outer = self.stack.pop().expect("the function around the body");
         let body = std::mem::replace(&mut self.f, outer);
         let captured = self.bodies.pop().expect("the body's captures");
@@ -433,6 +444,7 @@ impl Lowerer {
             }
             TKind::Grad(of, wrt) => {
                 let (of, wrt) = (self.expr(of, args), self.expr(wrt, args));
+                let of = self.through_captures(of, wrt, span);
                 match crate::autodiff::nested::derivative(&mut self.f, of, wrt, span) {
                     Ok(d) => d,
                     Err(e) => {
@@ -449,6 +461,7 @@ impl Lowerer {
             TKind::Jvp(of, wrt, direction) => {
                 let (of, wrt) = (self.expr(of, args), self.expr(wrt, args));
                 let direction = self.expr(direction, args);
+                let of = self.through_captures(of, wrt, span);
                 crate::autodiff::forward::jvp(&mut self.f, of, wrt, direction, span)
             }
             TKind::Tuple(_) => unreachable!("a tuple is lowered by parts"),

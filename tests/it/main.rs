@@ -16,6 +16,7 @@ mod cases;
 mod clif;
 mod data;
 mod derivative;
+mod derivative_loops;
 mod dims;
 mod examples;
 mod f32;
