@@ -196,8 +196,8 @@ fn rosenbrock(c: &mut Criterion) {
         let params = compiled.initial_params(compiled.seed());
         for &threads in THREADS {
             let pool = Threads::new(threads).expect("starts the threads");
-            let mut engine =
-                Engine::with(&f, Mode::Batched, Dtype::F64, pool.clone()).expect("the JIT compiles");
+            let mut engine = Engine::with(&f, Mode::Batched, Dtype::F64, pool.clone())
+                .expect("the JIT compiles");
             group.bench_function(
                 BenchmarkId::new(format!("n={n}"), format!("threads={threads}")),
                 |b| {

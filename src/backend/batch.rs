@@ -111,7 +111,15 @@ fn build(
     let plan = batch_plan(f, options.per_example_outputs);
     ctx.func.signature = abi::batch_signature(module);
     let mut fctx = FunctionBuilderContext::new();
-    translate_batched(module, f, &plan, options.dtype, options.sums, &mut ctx.func, &mut fctx)?;
+    translate_batched(
+        module,
+        f,
+        &plan,
+        options.dtype,
+        options.sums,
+        &mut ctx.func,
+        &mut fctx,
+    )?;
     Ok(plan)
 }
 

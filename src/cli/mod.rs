@@ -333,7 +333,7 @@ pub fn run(command: Command, dims: &DimArgs) -> Result<(), Error> {
             let c = compile(&file, dims)?;
             if weights.is_some() || data.is_some() {
                 let (w, d) = (weights.as_deref(), data.as_ref().map(Option::as_deref));
-                return train::eval(&file, &c, &point, w, d, json, dtype, threads);
+                return train::eval(&file, &c, &point, (w, d), json, (dtype, threads));
             }
             let p = at_point(&c, &point, Missing::Zeros)?;
             let outs = driver::evaluate(&c.ir, &c.source, point.backend, &p.params, &p.inputs)?;

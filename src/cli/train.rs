@@ -603,16 +603,14 @@ impl Observer for Progress {
 /// mean over the data's examples. Without --data, over the train block's
 /// data, as `gradc predict` does; at the --input point when inputs are
 /// given, or when the program has inputs but the train block no data (a
-/// note says so).
+/// note says so). Over data, in `dtype` on `threads` threads.
 pub fn eval(
     file: &Path,
     c: &Compiled,
     at: &super::Point,
-    weights: Option<&Path>,
-    data: Option<Option<&Path>>,
+    (weights, data): (Option<&Path>, Option<Option<&Path>>),
     json: bool,
-    dtype: Option<Dtype>,
-    threads: usize,
+    (dtype, threads): (Option<Dtype>, usize),
 ) -> Result<(), Error> {
     let params = point::params(c, weights, at.seed.unwrap_or_else(|| c.seed()))?;
     let has_train_data = c.typed.train.as_ref().is_some_and(|t| t.data.is_some());

@@ -25,8 +25,8 @@
 use rayon::prelude::*;
 use std::sync::Arc;
 
-use crate::backend::{self, BatchOptions, Reduce, Scratch};
 use super::narrow::Narrow;
+use crate::backend::{self, BatchOptions, Reduce, Scratch};
 use crate::dtype::Dtype;
 
 use crate::diagnostic::{Error, Source};

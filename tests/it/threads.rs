@@ -2,9 +2,9 @@
 //! rule on every engine, and training gives the same bits at 1, 2 and 3
 //! threads, with shards of unequal sizes and batches smaller than a shard.
 
+use gradc::dtype::Dtype;
 use gradc::eval::{Backend, Evaluator};
 use gradc::runtime::engine::{train_program, Engine};
-use gradc::dtype::Dtype;
 use gradc::runtime::shards::{shard, shard_count, Threads};
 use gradc::runtime::{self, Dataset, Mode, Options, Report};
 use gradc::shape::Tensor;
