@@ -152,6 +152,8 @@ impl RowError {
 pub struct Engine {
     program: Evaluator,
     threads: Threads,
+    /// The floating-point operations of one example ([`crate::ir::stats`]).
+    example_flops: u64,
     /// The shards' buffers, made for the first batch that needs them.
     shards: Vec<Shard>,
     /// Batched mode: per output of the function, whether the batched code
@@ -271,6 +273,7 @@ impl Engine {
         let reduced = loss.iter().chain(&metrics).chain(&grads).copied().collect();
         let mut engine = Engine {
             threads,
+            example_flops: crate::ir::stats::stats(f).flops,
             written,
             program,
             loss,
@@ -387,8 +390,9 @@ impl Engine {
             s.result = s.run(program, written, reduced, params, data, rows);
         };
         let shards = &mut self.shards[..k];
+        let parallel = k > 1 && self.example_flops * (n / k) as u64 >= self.threads.min_flops();
         match self.threads.pool() {
-            Some(pool) if k > 1 => {
+            Some(pool) if parallel => {
                 pool.install(|| shards.par_iter_mut().enumerate().for_each(work))
             }
             _ => shards.iter_mut().enumerate().for_each(work),

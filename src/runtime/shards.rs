@@ -43,11 +43,20 @@ pub fn shard(n: usize, k: usize, i: usize) -> Range<usize> {
 /// The most threads a pool may have.
 pub const MAX_THREADS: usize = 1024;
 
+/// The least work (floating-point operations, [`crate::ir::stats`]) of a
+/// shard for the shards of a batch to run on the pool: handing shards to
+/// other threads and waiting for them costs microseconds, more than a small
+/// model's whole shard. Below it they run one after another on the calling
+/// thread, with the same bits (the thread count never changes the sums).
+pub const PARALLEL_FLOPS: u64 = 1 << 20;
+
 /// The threads a run evaluates batches on: none besides the calling one
 /// (one thread), or a pool built once per run.
 #[derive(Clone, Default)]
 pub struct Threads {
     pool: Option<Arc<rayon::ThreadPool>>,
+    /// The least work of a shard for a batch's shards to go to the pool.
+    min_flops: u64,
 }
 
 impl std::fmt::Debug for Threads {
@@ -77,11 +86,29 @@ impl Threads {
             .thread_name(|i| format!("gradc-worker-{i}"))
             // A run goes on a worker: the main thread's stack.
             .stack_size(8 << 20)
+            // The matrix-product kernel's packing space, before any step.
+            .start_handler(|_| crate::backend::kernel::reserve())
             .build()
             .map_err(|e| Error::new(format!("cannot start {n} threads: {e}")))?;
         Ok(Threads {
             pool: Some(Arc::new(pool)),
+            min_flops: PARALLEL_FLOPS,
         })
+    }
+
+    /// These threads, taking every batch of more than one shard whatever
+    /// its work (tests of the pool with small programs).
+    pub fn eager(self) -> Threads {
+        Threads {
+            min_flops: 0,
+            ..self
+        }
+    }
+
+    /// The least work of a shard ([`PARALLEL_FLOPS`], 0 when eager) for the
+    /// shards of a batch to run on the pool.
+    pub fn min_flops(&self) -> u64 {
+        self.min_flops
     }
 
     /// How many threads run shards.

@@ -133,7 +133,7 @@ fn means_follow_the_rule((c, cfg, data): (Compiled, TrainConfig, Dataset), sizes
             (
                 m,
                 t,
-                Engine::with(&g, m, Dtype::F64, Threads::new(t).unwrap()).unwrap(),
+                Engine::with(&g, m, Dtype::F64, Threads::new(t).unwrap().eager()).unwrap(),
             )
         })
         .collect();
@@ -159,7 +159,7 @@ fn means_follow_the_rule((c, cfg, data): (Compiled, TrainConfig, Dataset), sizes
 fn run(c: &Compiled, cfg: &TrainConfig, mode: Mode, threads: usize) -> Report {
     let opts = Options {
         base_dir: root().join("examples"),
-        threads: Threads::new(threads).unwrap(),
+        threads: Threads::new(threads).unwrap().eager(),
         ..Options::default()
     };
     runtime::train_with(c, cfg, &opts, mode, &mut ()).unwrap_or_else(|e| panic!("{e}"))

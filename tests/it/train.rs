@@ -943,7 +943,7 @@ fn a_training_step_on_several_threads_allocates_nothing() {
             let mut params = c.initial_params(cfg.seed);
             let sizes: Vec<usize> = params.iter().map(|p| p.data.len()).collect();
             let mut state = State::new(&cfg.optimizer, &sizes);
-            let t = Threads::new(threads).unwrap();
+            let t = Threads::new(threads).unwrap().eager();
             let mut e = Engine::with(&g, mode, gradc::dtype::Dtype::F64, t.clone()).unwrap();
             let rows: Vec<usize> = (0..100).map(|i| (i * 7) % 150).collect();
             let pool = t.pool().expect("a pool of several threads");

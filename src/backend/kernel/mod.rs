@@ -144,6 +144,13 @@ thread_local! {
     static PACK: RefCell<Vec<Line>> = const { RefCell::new(Vec::new()) };
 }
 
+/// This thread's packing space, allocated now rather than on its first
+/// product: the threads of a pool reserve it when they start, so that no
+/// step of a run allocates, whichever thread takes a shard first.
+pub fn reserve() {
+    with_pack::<f64, ()>(|_, _| ());
+}
+
 /// Runs `f` on this thread's packing space as numbers of type `T`: a block
 /// of `A` ([`MC`] x [`KC`]) and one of `B` ([`KC`] x [`NC`]).
 fn with_pack<T: Element, R>(f: impl FnOnce(&mut [T], &mut [T]) -> R) -> R {
