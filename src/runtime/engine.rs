@@ -541,15 +541,15 @@ impl Shard {
             unreachable!("called in batched mode only");
         };
         let gather = &mut self.gather;
+        let mut os: Vec<&mut [f64]> = recycle(std::mem::take(&mut self.out_ptrs));
+        os.extend(
+            self.outs
+                .iter_mut()
+                .zip(written.iter())
+                .filter(|(_, w)| **w)
+                .map(|(o, _)| &mut o[..]),
+        );
         if let Some(narrow) = &mut self.narrow {
-            let mut os: Vec<&mut [f64]> = recycle(std::mem::take(&mut self.out_ptrs));
-            os.extend(
-                self.outs
-                    .iter_mut()
-                    .zip(written.iter())
-                    .filter(|(_, w)| **w)
-                    .map(|(o, _)| &mut o[..]),
-            );
             let result = narrow.call(f, scratch, params, data, rows, &mut os);
             self.out_ptrs = recycle(os);
             return result;
@@ -577,7 +577,6 @@ impl Shard {
         }
         let mut ps: Vec<&[f64]> = recycle(std::mem::take(&mut self.param_ptrs));
         let mut ins: Vec<&[f64]> = recycle(std::mem::take(&mut self.input_ptrs));
-        let mut os: Vec<&mut [f64]> = recycle(std::mem::take(&mut self.out_ptrs));
         ps.extend(params.iter().map(|p| &p.data[..]));
         match in_place {
             Some(d) => ins.extend((0..gather.len()).map(|k| {
@@ -586,13 +585,6 @@ impl Shard {
             })),
             None => ins.extend(gather.iter().map(|g| &g[..])),
         }
-        os.extend(
-            self.outs
-                .iter_mut()
-                .zip(written.iter())
-                .filter(|(_, w)| **w)
-                .map(|(o, _)| &mut o[..]),
-        );
         let result = f.run_batch(scratch, &ps, &ins, n, &mut os);
         self.param_ptrs = recycle(ps);
         self.input_ptrs = recycle(ins);
