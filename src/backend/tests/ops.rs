@@ -493,3 +493,32 @@ fn along_axes_on_special_values() {
     let t = Tensor::new(s, data.iter().rev().copied().collect());
     agree(&f, &[], &[t]);
 }
+
+/// The IR of a program whose loop of `trips` steps nests another loop of
+/// two, both with bodies of several operations.
+fn nested_loops(trips: usize) -> Function {
+    let src = format!(
+        "param w: [3, 6]\ninput x: [6]\n\
+         let (h2, total) = loop (h, acc) = (x, 0) for t in 0..{trips} {{\n  \
+           let g = loop z = h for i in 0..2 {{ tanh(z * w[i] + w[2]) }}\n  \
+           (g * w[0], acc + sum(exp(g)))\n\
+         }}\n\
+         loss sum(h2) + total"
+    );
+    let c = crate::compile(&src).expect("the program compiles");
+    crate::gradient_program(&c.ir).expect("differentiates")
+}
+
+#[test]
+fn a_loop_body_is_translated_once_however_short_the_loop() {
+    // Two, three and five steps: the same code but for the trip counts, so
+    // short loops do not multiply their bodies (the nested loop of two
+    // steps included).
+    let lines = |trips| clif_text(&nested_loops(trips)).unwrap().lines().count();
+    assert_eq!(lines(2), lines(5));
+    assert_eq!(lines(3), lines(5));
+    for trips in [1, 2, 3, 5] {
+        let g = nested_loops(trips);
+        agree_on_values(&g);
+    }
+}

@@ -64,7 +64,7 @@ impl<'a> Translator<'a, '_> {
         let fault_at = self.fault_at.or(Some(v));
         let saved_fault = std::mem::replace(&mut self.fault_at, fault_at);
         let mut failed = Ok(());
-        self.for_each(l.trips, &mut |t, step| {
+        self.for_each_rolled(l.trips, &mut |t, step| {
             if failed.is_err() {
                 return;
             }

@@ -68,6 +68,17 @@ impl Translator<'_, '_> {
         self.for_each_step(n, 1, body);
     }
 
+    /// Runs `body` for every index in `0..n` in a counted loop, however
+    /// short (`body` once, inline, when `n` is 1): for a body so large that
+    /// copies of it would cost more to compile than the loop costs to run.
+    pub(super) fn for_each_rolled(&mut self, n: usize, body: &mut dyn FnMut(&mut Self, Ix)) {
+        match n {
+            0 => {}
+            1 => body(self, Ix::c(0)),
+            _ => self.counted_loop(1, Bound::Const(n), body),
+        }
+    }
+
     /// Runs `body` for every multi-index of `dims`, in row-major order.
     pub(super) fn nest(&mut self, dims: &[usize], body: &mut dyn FnMut(&mut Self, &[Ix])) {
         self.nest_with(dims, Self::for_each, body);
