@@ -23,8 +23,10 @@
 //!
 //! The code path (AVX-512F, AVX2 or portable) is chosen once, at run time
 //! ([`Isa::host`]); [`gemm`] takes it as an argument, so that the tests
-//! can force each one.
+//! can force each one. The optimizer's Adam update is multiversioned the
+//! same way ([`adam`]).
 
+pub mod adam;
 mod micro;
 mod pack;
 #[cfg(test)]
