@@ -286,77 +286,51 @@ impl<T: Element> Block<T> {
     }
 }
 
-/// The kernel as the generated code calls it (f64, on the host's path):
-/// the arguments of [`gemm`] flattened, `resume` 0 or 1.
-///
-/// # Safety
-///
-/// As [`gemm`]; the generated code passes buffers checked against their
-/// shapes before it runs.
-pub(crate) unsafe extern "C" fn gemm_f64(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: *const f64,
-    rsa: usize,
-    csa: usize,
-    b: *const f64,
-    rsb: usize,
-    csb: usize,
-    c: *mut f64,
-    rsc: usize,
-    resume: usize,
-) {
-    // SAFETY: the caller's contract; the host's path is available.
-    unsafe {
-        gemm(
-            Isa::host(),
-            (m, n, k),
-            a,
-            (rsa, csa),
-            b,
-            (rsb, csb),
-            c,
-            rsc,
-            resume != 0,
-        );
-    }
+/// The kernel as the generated code calls it, one entry point per element
+/// type (`extern "C"` functions cannot be generic): the arguments of
+/// [`gemm`] flattened, `resume` 0 or 1, on the host's path.
+macro_rules! entry {
+    ($name:ident, $t:ty) => {
+        /// [`gemm`] on the host's path, for the generated code.
+        ///
+        /// # Safety
+        ///
+        /// As [`gemm`]; the generated code passes buffers checked against
+        /// their shapes before it runs.
+        pub(crate) unsafe extern "C" fn $name(
+            m: usize,
+            n: usize,
+            k: usize,
+            a: *const $t,
+            rsa: usize,
+            csa: usize,
+            b: *const $t,
+            rsb: usize,
+            csb: usize,
+            c: *mut $t,
+            rsc: usize,
+            resume: usize,
+        ) {
+            // SAFETY: the caller's contract; the host's path is available.
+            unsafe {
+                gemm(
+                    Isa::host(),
+                    (m, n, k),
+                    a,
+                    (rsa, csa),
+                    b,
+                    (rsb, csb),
+                    c,
+                    rsc,
+                    resume != 0,
+                );
+            }
+        }
+    };
 }
 
-/// [`gemm_f64`] for f32.
-///
-/// # Safety
-///
-/// As [`gemm_f64`].
-pub(crate) unsafe extern "C" fn gemm_f32(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: *const f32,
-    rsa: usize,
-    csa: usize,
-    b: *const f32,
-    rsb: usize,
-    csb: usize,
-    c: *mut f32,
-    rsc: usize,
-    resume: usize,
-) {
-    // SAFETY: the caller's contract; the host's path is available.
-    unsafe {
-        gemm(
-            Isa::host(),
-            (m, n, k),
-            a,
-            (rsa, csa),
-            b,
-            (rsb, csb),
-            c,
-            rsc,
-            resume != 0,
-        );
-    }
-}
+entry!(gemm_f64, f64);
+entry!(gemm_f32, f32);
 
 /// The symbols the kernels are registered and imported under, with their
 /// addresses (for `JITBuilder::symbol`); both take the twelve pointer-sized
