@@ -171,6 +171,26 @@ pub struct Engine {
     grad_means: Vec<Vec<f64>>,
     /// The element type the batched code computes in.
     dtype: Dtype,
+    /// In f32, the parameters of the current batch rounded, once for all
+    /// its shards.
+    rounded: Vec<Vec<f32>>,
+}
+
+/// The parameters of a call: as the optimizer holds them, and (in f32)
+/// rounded once per batch.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    params: &'a [Tensor],
+    rounded: &'a [Vec<f32>],
+}
+
+/// `params` rounded to f32 into `rounded`, whose buffers are reused.
+fn round(rounded: &mut Vec<Vec<f32>>, params: &[Tensor]) {
+    rounded.resize_with(params.len(), Vec::new);
+    for (buf, p) in rounded.iter_mut().zip(params) {
+        buf.clear();
+        buf.extend(p.data.iter().map(|&x| x as f32));
+    }
 }
 
 /// What one shard of a batch runs with: its scratch, its gathered rows,
@@ -285,6 +305,7 @@ impl Engine {
             loss_mean: 0.0,
             shards: Vec::new(),
             dtype,
+            rounded: Vec::new(),
         };
         engine.grow(1);
         Ok(engine)
@@ -381,13 +402,20 @@ impl Engine {
         }
         let k = shard_count(n);
         self.grow(k);
+        if self.dtype == Dtype::F32 {
+            round(&mut self.rounded, params);
+        }
+        let at = At {
+            params,
+            rounded: &self.rounded,
+        };
         let (program, written, reduced) = (&self.program, &self.written[..], &self.reduced[..]);
         let work = |(i, s): (usize, &mut Shard)| {
             let rows = match data {
                 Some(_) => &rows[shard(n, k, i)],
                 None => &[],
             };
-            s.result = s.run(program, written, reduced, params, data, rows);
+            s.result = s.run(program, written, reduced, at, data, rows);
         };
         let shards = &mut self.shards[..k];
         let parallel = k > 1 && self.example_flops * (n / k) as u64 >= self.threads.min_flops();
@@ -450,7 +478,14 @@ impl Engine {
         data: Option<&Dataset>,
         row: Option<usize>,
     ) -> Result<(), RowError> {
-        self.shards[0].example(&self.program, &self.written, params, data, row)
+        if self.dtype == Dtype::F32 {
+            round(&mut self.rounded, params);
+        }
+        let at = At {
+            params,
+            rounded: &self.rounded,
+        };
+        self.shards[0].example(&self.program, &self.written, at, data, row)
     }
 }
 
@@ -473,12 +508,12 @@ impl Shard {
         program: &Evaluator,
         written: &[bool],
         reduced: &[usize],
-        params: &[Tensor],
+        at: At<'_>,
         data: Option<&Dataset>,
         rows: &[usize],
     ) -> Result<(), RowError> {
         if let Evaluator::Batched(_) = program {
-            return self.run_batched(program, written, params, data, rows);
+            return self.run_batched(program, written, at, data, rows);
         }
         for &k in reduced {
             self.sums[k].fill(-0.0);
@@ -486,7 +521,7 @@ impl Shard {
         let n = if data.is_some() { rows.len() } else { 1 };
         for i in 0..n {
             let row = data.and(rows.get(i).copied());
-            self.example(program, written, params, data, row)?;
+            self.example(program, written, at, data, row)?;
             for &k in reduced {
                 for (a, b) in self.sums[k].iter_mut().zip(&self.outs[k]) {
                     *a += b;
@@ -502,18 +537,18 @@ impl Shard {
         &mut self,
         program: &Evaluator,
         written: &[bool],
-        params: &[Tensor],
+        at: At<'_>,
         data: Option<&Dataset>,
         rows: &[usize],
     ) -> Result<(), RowError> {
-        let result = self.call_batched(program, written, params, data, rows);
+        let result = self.call_batched(program, written, at, data, rows);
         if let Err(error) = result {
             // The first example in batch order that fails alone, as the
             // other modes find it (the batched code may meet a later one
             // first, in an earlier stage).
             if let Some(d) = data {
                 for &r in rows {
-                    if let Err(e) = self.call_batched(program, written, params, Some(d), &[r]) {
+                    if let Err(e) = self.call_batched(program, written, at, Some(d), &[r]) {
                         return Err(RowError {
                             row: Some(r),
                             error: e.in_example(None),
@@ -533,7 +568,7 @@ impl Shard {
         &mut self,
         program: &Evaluator,
         written: &[bool],
-        params: &[Tensor],
+        at: At<'_>,
         data: Option<&Dataset>,
         rows: &[usize],
     ) -> Result<(), RunError> {
@@ -550,7 +585,7 @@ impl Shard {
                 .map(|(o, _)| &mut o[..]),
         );
         if let Some(narrow) = &mut self.narrow {
-            let result = narrow.call(f, scratch, params, data, rows, &mut os);
+            let result = narrow.call(f, scratch, at.rounded, data, rows, &mut os);
             self.out_ptrs = recycle(os);
             return result;
         }
@@ -577,7 +612,7 @@ impl Shard {
         }
         let mut ps: Vec<&[f64]> = recycle(std::mem::take(&mut self.param_ptrs));
         let mut ins: Vec<&[f64]> = recycle(std::mem::take(&mut self.input_ptrs));
-        ps.extend(params.iter().map(|p| &p.data[..]));
+        ps.extend(at.params.iter().map(|p| &p.data[..]));
         match in_place {
             Some(d) => ins.extend((0..gather.len()).map(|k| {
                 let size = d.sizes[k];
@@ -598,7 +633,7 @@ impl Shard {
         &mut self,
         program: &Evaluator,
         written: &[bool],
-        params: &[Tensor],
+        at: At<'_>,
         data: Option<&Dataset>,
         row: Option<usize>,
     ) -> Result<(), RowError> {
@@ -609,7 +644,7 @@ impl Shard {
         match (program, &mut self.scratch) {
             (Evaluator::Batched(_), _) => {
                 let rows = [row.unwrap_or(0)];
-                self.call_batched(program, written, params, data, &rows)
+                self.call_batched(program, written, at, data, &rows)
                     .map_err(fail)
             }
             (Evaluator::Jit(jit), scratch) => {
@@ -617,7 +652,7 @@ impl Shard {
                 let mut ps: Vec<&[f64]> = recycle(std::mem::take(&mut self.param_ptrs));
                 let mut ins: Vec<&[f64]> = recycle(std::mem::take(&mut self.input_ptrs));
                 let mut os: Vec<&mut [f64]> = recycle(std::mem::take(&mut self.out_ptrs));
-                ps.extend(params.iter().map(|p| &p.data[..]));
+                ps.extend(at.params.iter().map(|p| &p.data[..]));
                 if let (Some(d), Some(r)) = (data, row) {
                     ins.extend((0..d.inputs.len()).map(|k| d.example(k, r)));
                 }
@@ -633,7 +668,7 @@ impl Shard {
                     (Some(d), Some(r)) => d.tensors(&f.inputs, r),
                     _ => Vec::new(),
                 };
-                let values = interp::run(f, params, &inputs).map_err(fail)?;
+                let values = interp::run(f, at.params, &inputs).map_err(fail)?;
                 for (buf, o) in self.outs.iter_mut().zip(&f.outputs) {
                     buf.copy_from_slice(&values[o.value.index()].data);
                 }

@@ -1,13 +1,12 @@
 //! The f32 path of a batched run ([`crate::dtype::Dtype::F32`]): the
-//! parameters rounded to f32 before every call (the optimizer keeps its
-//! f64 master copy and updates it in f64), the batch's rows rounded to f32
+//! parameters rounded to f32 once per batch by the engine (the optimizer
+//! keeps its f64 master copy and updates it in f64), the batch's rows rounded to f32
 //! as they are gathered (once per batch buffer), and the f32 results
 //! widened (exactly) to the engine's f64 buffers. The buffers are allocated
 //! once and reused, so a step allocates nothing once they have grown.
 
 use crate::backend::{BatchedFunction, Scratch};
 use crate::ir::RunError;
-use crate::shape::Tensor;
 
 use super::engine::recycle;
 use super::Dataset;
@@ -15,8 +14,6 @@ use super::Dataset;
 /// The f32 buffers of an [`super::engine::Engine`] in f32.
 #[derive(Default)]
 pub(super) struct Narrow {
-    /// The parameters of the current call, rounded.
-    params: Vec<Vec<f32>>,
     /// Per input, the current batch's rows, rounded.
     gather: Vec<Vec<f32>>,
     /// Per buffer the batched code writes, its f32 result.
@@ -30,23 +27,18 @@ pub(super) struct Narrow {
 
 impl Narrow {
     /// One call of `f` (compiled for f32) on `rows` of `data` (one example
-    /// without data) at `params`; its results widened into `outs`, the
+    /// without data) at the rounded parameters `params`; its results widened into `outs`, the
     /// engine's buffers of the outputs the code writes, in order.
     pub(super) fn call(
         &mut self,
         f: &BatchedFunction,
         scratch: &mut Scratch,
-        params: &[Tensor],
+        params: &[Vec<f32>],
         data: Option<&Dataset>,
         rows: &[usize],
         outs: &mut [&mut [f64]],
     ) -> Result<(), RunError> {
         let n = if data.is_some() { rows.len() } else { 1 };
-        self.params.resize_with(params.len(), Vec::new);
-        for (buf, p) in self.params.iter_mut().zip(params) {
-            buf.clear();
-            buf.extend(p.data.iter().map(|&x| x as f32));
-        }
         let inputs = f.function().inputs.len();
         self.gather.resize_with(inputs, Vec::new);
         for (k, buf) in self.gather.iter_mut().enumerate() {
@@ -64,7 +56,7 @@ impl Narrow {
         let mut ps: Vec<&[f32]> = recycle(std::mem::take(&mut self.param_ptrs));
         let mut ins: Vec<&[f32]> = recycle(std::mem::take(&mut self.input_ptrs));
         let mut os: Vec<&mut [f32]> = recycle(std::mem::take(&mut self.out_ptrs));
-        ps.extend(self.params.iter().map(|p| &p[..]));
+        ps.extend(params.iter().map(|p| &p[..]));
         ins.extend(self.gather.iter().map(|g| &g[..]));
         os.extend(self.outs.iter_mut().map(|o| &mut o[..]));
         let result = f.run_batch(scratch, &ps, &ins, n, &mut os);
