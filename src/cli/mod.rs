@@ -3,6 +3,7 @@
 //! results. The work is the [`crate::driver`]'s; a failure is an [`Error`]
 //! the binary renders. Only this module and the REPL write to the terminal.
 
+mod infer;
 mod train;
 
 use std::path::{Path, PathBuf};
@@ -174,7 +175,7 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Print the `output`s of a trained model for every example of a data
     /// set, as CSV.
-    Predict(train::PredictArgs),
+    Predict(infer::PredictArgs),
     /// Serve GradBench's protocol on standard input and output (one JSON
     /// message a line), as a tool of its `run` command: `--tool "gradc
     /// gradbench"`. Answers the evals hello, lse, llsq, gmm, ode, lstm, det,
@@ -333,7 +334,7 @@ pub fn run(command: Command, dims: &DimArgs) -> Result<(), Error> {
             let c = compile(&file, dims)?;
             if weights.is_some() || data.is_some() {
                 let (w, d) = (weights.as_deref(), data.as_ref().map(Option::as_deref));
-                return train::eval(&file, &c, &point, (w, d), json, (dtype, threads));
+                return infer::eval(&file, &c, &point, (w, d), json, (dtype, threads));
             }
             let p = at_point(&c, &point, Missing::Zeros)?;
             let outs = driver::evaluate(&c.ir, &c.source, point.backend, &p.params, &p.inputs)?;
@@ -345,7 +346,7 @@ pub fn run(command: Command, dims: &DimArgs) -> Result<(), Error> {
             Ok(())
         }
         Command::Train(args) => train::train(args, dims),
-        Command::Predict(args) => train::predict(args, dims),
+        Command::Predict(args) => infer::predict(args, dims),
     }
 }
 
