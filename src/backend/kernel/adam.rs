@@ -62,15 +62,20 @@ fn portable(s: &AdamStep, p: &mut [f64], g: &[f64], m: &mut [f64], v: &mut [f64]
     // `lr * weight_decay * p` as AdamW has always computed it; with 0 it
     // is skipped (`p - 0 * p` is not `p` for an infinite `p`).
     let decay = weight_decay != 0.0;
+    // PyTorch's form of the step, `p - (lr / c1) * (m / (sqrt(v) /
+    // sqrt(c2) + eps))`, with the division by `sqrt(c2)` a multiplication
+    // by its inverse: one square root and one division per element, the
+    // two operations that bound the loop (the CPU's divider takes them one
+    // at a time), where `m / c1` and `v / c2` would take three divisions.
+    let step = lr / c1;
+    let scale = 1.0 / c2.sqrt();
     for (((p, g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
         if decay {
             *p -= lr * weight_decay * *p;
         }
         *m = beta1 * *m + (1.0 - beta1) * g;
         *v = beta2 * *v + (1.0 - beta2) * g * g;
-        let m_hat = *m / c1;
-        let v_hat = *v / c2;
-        *p -= lr * m_hat / (v_hat.sqrt() + eps);
+        *p -= step * (*m / (v.sqrt() * scale + eps));
     }
 }
 
