@@ -53,6 +53,51 @@ impl From<Backend> for Mode {
     }
 }
 
+/// Runs an [`Evaluator`] again and again (a benchmark's repeated runs),
+/// keeping the JIT's scratch and the outputs' buffers from one run to the
+/// next: a large program's scratch (the saved states of a long loop, tens
+/// of megabytes) is then allocated, and its pages first touched, once,
+/// not at every run.
+pub struct Runner<'a> {
+    evaluator: &'a Evaluator,
+    scratch: Option<Scratch>,
+    outs: Vec<Tensor>,
+}
+
+impl Runner<'_> {
+    /// [`Evaluator::outputs`] at `params` and `inputs`, into the kept
+    /// buffers.
+    pub fn run(&mut self, params: &[Tensor], inputs: &[Tensor]) -> Result<&[Tensor], RunError> {
+        match self.evaluator {
+            Evaluator::Jit(j) => {
+                let f = j.function();
+                interp::check_slots("parameter", &f.params, params)?;
+                interp::check_slots("input", &f.inputs, inputs)?;
+                if self.outs.is_empty() {
+                    self.outs = f
+                        .outputs
+                        .iter()
+                        .map(|o| Tensor::zeros(f.shape(o.value).clone()))
+                        .collect();
+                }
+                let scratch = self.scratch.get_or_insert_with(|| j.scratch());
+                let p: Vec<&[f64]> = params.iter().map(|t| &t.data[..]).collect();
+                let i: Vec<&[f64]> = inputs.iter().map(|t| &t.data[..]).collect();
+                let mut o: Vec<&mut [f64]> =
+                    self.outs.iter_mut().map(|t| &mut t.data[..]).collect();
+                j.run_into(scratch, &p, &i, &mut o)?;
+            }
+            e => self.outs = e.outputs(params, inputs)?,
+        }
+        Ok(&self.outs)
+    }
+
+    /// The outputs of the last run (none before the first).
+    pub fn last(&self) -> &[Tensor] {
+        &self.outs
+    }
+}
+
 /// A function ready to run, in one [`Mode`].
 pub enum Evaluator {
     Interp(Function),
@@ -147,6 +192,16 @@ impl Evaluator {
                     })
                     .collect()
             }
+        }
+    }
+
+    /// A [`Runner`]: [`Self::outputs`] run again and again on buffers
+    /// kept between runs.
+    pub fn runner(&self) -> Runner<'_> {
+        Runner {
+            evaluator: self,
+            scratch: None,
+            outs: Vec::new(),
         }
     }
 

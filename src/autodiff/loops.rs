@@ -158,18 +158,35 @@ fn residuals(
             _ => false,
         };
     }
+    // From the last value to the first: a value the reverse needs is
+    // saved, unless it can be computed again from what the reverse has
+    // at no more cost than reading it back. The step's arithmetic is; so
+    // is a part of another value (an index at the step, a slice, a
+    // reshape), which then needs that value in turn: a captured one is
+    // there, a carried one saved (the reverse reads the carried values
+    // from the saved ones only). So the row of a captured tensor at the
+    // step, or a slice of a carried state, is read again, not kept per
+    // step, which would only make the saved states larger (and a long
+    // loop's reverse slower, for the memory they take).
+    let mut needed = read;
+    let mut save = vec![false; n];
+    for (v, i) in body.iter().rev() {
+        if !needed[v.index()] || stepwise[v.index()] {
+            continue;
+        }
+        match &i.op {
+            Op::Param(p) => save[v.index()] = *p < carries,
+            Op::Index | Op::Slice(_) | Op::Reshape(_)
+                if i.args[1..].iter().all(|a| stepwise[a.index()]) =>
+            {
+                needed[i.args[0].index()] = true;
+            }
+            _ => save[v.index()] = true,
+        }
+    }
     Ok(body
         .iter()
-        .filter(|(v, _)| read[v.index()])
-        .filter(|(_, i)| match &i.op {
-            Op::Param(p) => *p < carries,
-            Op::Input(_) | Op::Const(_) => false,
-            Op::Index => {
-                let captured = matches!(body.inst(i.args[0]).op, Op::Param(p) if p >= carries);
-                !(captured && stepwise[i.args[1].index()])
-            }
-            _ => true,
-        })
+        .filter(|(v, _)| save[v.index()])
         .map(|(v, _)| v)
         .collect())
 }
