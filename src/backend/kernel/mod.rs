@@ -17,13 +17,20 @@
 //! packed as cheaply as another); a micro-kernel (`micro`) computes an
 //! [`MR`] x `NR` tile of `C` in registers. The blocks of `k` run in order
 //! and each resumes the tile the previous one stored, which continues the
-//! same chain of additions. The packing space is a buffer allocated once
-//! per thread, on the first call, so that calls allocate nothing and
-//! several threads may call at once.
+//! same chain of additions. The tiles at an edge of a block (fewer rows or
+//! columns) are computed in place by a tile kernel (`tile`) that reads the
+//! same panels, with masked loads and stores. The packing space is a
+//! buffer allocated once per thread, on the first call, so that calls
+//! allocate nothing and several threads may call at once.
+//!
+//! A small product does not pack ([`Route::direct`]: `B`'s rows contiguous,
+//! `k <= KC`, `m <= MC`, `B` small): the tile kernels then read `A` in
+//! place through its strides and `B` from its rows, every tile over the
+//! whole of `k`, which is the same chain of additions again.
 //!
 //! The code path (AVX-512F, AVX2 or portable) is chosen once, at run time
-//! ([`Isa::host`]); [`gemm`] takes it as an argument, so that the tests
-//! can force each one. The optimizer's Adam update is multiversioned the
+//! ([`Isa::host`]); [`gemm`] takes it as an argument, and the [`Route`],
+//! so that the tests can force each one. The optimizer's Adam update is multiversioned the
 //! same way ([`adam`]).
 
 pub mod adam;

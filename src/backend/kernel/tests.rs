@@ -227,7 +227,12 @@ fn the_small_products_with_b_in_rows_are_direct() {
         assert!(!Route::Auto.direct(shape, 64), "{shape:?}");
         assert!(!Route::Packed.direct(shape, 1), "{shape:?}");
     }
-    for shape in [(MC + 1, 8, 8), (8, 8, KC + 1), (8, 1024, 128), (256, 784, 128)] {
+    for shape in [
+        (MC + 1, 8, 8),
+        (8, 8, KC + 1),
+        (8, 1024, 128),
+        (256, 784, 128),
+    ] {
         assert!(!Route::Auto.direct(shape, 1), "{shape:?}");
         assert!(Route::Direct.direct(shape, 1), "{shape:?}");
     }

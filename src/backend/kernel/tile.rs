@@ -255,14 +255,46 @@ mod masked {
         };
     }
 
-    load_store!(load512d, store512d, "avx512f", f64, __m512d, __mmask8,
-        |p, k| _mm512_maskz_loadu_pd(k, p), |p, k, x| _mm512_mask_storeu_pd(p, k, x));
-    load_store!(load512s, store512s, "avx512f", f32, __m512, __mmask16,
-        |p, k| _mm512_maskz_loadu_ps(k, p), |p, k, x| _mm512_mask_storeu_ps(p, k, x));
-    load_store!(load256d, store256d, "avx2", f64, __m256d, __m256i,
-        |p, k| _mm256_maskload_pd(p, k), |p, k, x| _mm256_maskstore_pd(p, k, x));
-    load_store!(load256s, store256s, "avx2", f32, __m256, __m256i,
-        |p, k| _mm256_maskload_ps(p, k), |p, k, x| _mm256_maskstore_ps(p, k, x));
+    load_store!(
+        load512d,
+        store512d,
+        "avx512f",
+        f64,
+        __m512d,
+        __mmask8,
+        |p, k| _mm512_maskz_loadu_pd(k, p),
+        |p, k, x| _mm512_mask_storeu_pd(p, k, x)
+    );
+    load_store!(
+        load512s,
+        store512s,
+        "avx512f",
+        f32,
+        __m512,
+        __mmask16,
+        |p, k| _mm512_maskz_loadu_ps(k, p),
+        |p, k, x| _mm512_mask_storeu_ps(p, k, x)
+    );
+    load_store!(
+        load256d,
+        store256d,
+        "avx2",
+        f64,
+        __m256d,
+        __m256i,
+        |p, k| _mm256_maskload_pd(p, k),
+        |p, k, x| _mm256_maskstore_pd(p, k, x)
+    );
+    load_store!(
+        load256s,
+        store256s,
+        "avx2",
+        f32,
+        __m256,
+        __m256i,
+        |p, k| _mm256_maskload_ps(p, k),
+        |p, k, x| _mm256_maskstore_ps(p, k, x)
+    );
 }
 
 #[cfg(target_arch = "x86_64")]
