@@ -17,13 +17,20 @@
 //! packed as cheaply as another); a micro-kernel (`micro`) computes an
 //! [`MR`] x `NR` tile of `C` in registers. The blocks of `k` run in order
 //! and each resumes the tile the previous one stored, which continues the
-//! same chain of additions. The packing space is a buffer allocated once
-//! per thread, on the first call, so that calls allocate nothing and
-//! several threads may call at once.
+//! same chain of additions. The tiles at an edge of a block (fewer rows or
+//! columns) are computed in place by a tile kernel (`tile`) that reads the
+//! same panels, with masked loads and stores. The packing space is a
+//! buffer allocated once per thread, on the first call, so that calls
+//! allocate nothing and several threads may call at once.
+//!
+//! A small product does not pack ([`Route::direct`]: `B`'s rows contiguous,
+//! `k <= KC`, `m <= MC`, `B` small): the tile kernels then read `A` in
+//! place through its strides and `B` from its rows, every tile over the
+//! whole of `k`, which is the same chain of additions again.
 //!
 //! The code path (AVX-512F, AVX2 or portable) is chosen once, at run time
-//! ([`Isa::host`]); [`gemm`] takes it as an argument, so that the tests
-//! can force each one. The optimizer's Adam update is multiversioned the
+//! ([`Isa::host`]); [`gemm`] takes it as an argument, and the [`Route`],
+//! so that the tests can force each one. The optimizer's Adam update is multiversioned the
 //! same way ([`adam`]).
 
 pub mod adam;
@@ -31,6 +38,7 @@ mod micro;
 mod pack;
 #[cfg(test)]
 mod tests;
+mod tile;
 
 use std::cell::RefCell;
 use std::fmt::Debug;
@@ -38,12 +46,10 @@ use std::ops::{Add, Mul};
 use std::sync::OnceLock;
 
 use self::micro::{Micro, PORTABLE_NR};
+use self::tile::Tile;
 
 /// The rows of a micro-kernel's tile (every code path).
 pub(crate) const MR: usize = 6;
-
-/// The columns of the widest tile (AVX-512F, f32).
-const MAX_NR: usize = 32;
 
 /// The depth of a block of `k`, the rows of a block of `A` and the
 /// columns of a block of `B`: a block of `A` stays in the L2 cache, one of
@@ -89,6 +95,47 @@ impl Isa {
     }
 }
 
+/// How a product is computed: packed (the blocking of the module's doc),
+/// direct (no packing: `A` read in place, `B` from its rows), or the
+/// choice of [`Route::direct`]. The generated code takes [`Route::Auto`];
+/// the tests force the others.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    Auto,
+    Packed,
+    Direct,
+}
+
+/// The most elements of `B` a product computed without packing reads:
+/// 16 Ki, 128 KiB of f64, which stay in the L2 cache (and for the widths of
+/// the small models, mostly in the L1) while every row tile reads them.
+const DIRECT_MAX_B: usize = 16 * 1024;
+
+impl Route {
+    /// Whether the product of these shape and `B`'s column stride is
+    /// computed without packing.
+    ///
+    /// Only if `B`'s rows are contiguous (`csb == 1`): a tile reads a row
+    /// of `B` as vectors. [`Route::Auto`] then takes the direct route when
+    /// the product is one block (`k <= KC`, `m <= MC`) and `B` is small
+    /// (at most [`DIRECT_MAX_B`] elements). There packing gains nothing:
+    /// it copies every element of `B` to read it `m / MR` times (at most
+    /// 16), every element of `A` to read it `n / NR` times, all from
+    /// caches that the copy does not make warmer, and its edge panels are
+    /// padded to the whole tile; past these bounds the blocks' reuse and
+    /// the panels' contiguity (no cache conflicts between rows of `B` far
+    /// apart) are worth the copy. [`Route::Direct`] takes it whatever the
+    /// shape (the tests), [`Route::Packed`] never.
+    pub fn direct(self, (m, n, k): (usize, usize, usize), csb: usize) -> bool {
+        csb == 1
+            && match self {
+                Route::Auto => k <= KC && m <= MC && k * n <= DIRECT_MAX_B,
+                Route::Packed => false,
+                Route::Direct => true,
+            }
+    }
+}
+
 /// A number the kernel multiplies: f64 or f32 (any bit pattern is a
 /// valid one, which the packing space relies on).
 pub trait Element:
@@ -99,6 +146,10 @@ pub trait Element:
 
     /// The micro-kernel of a path for this type, and its tile's width.
     fn micro(isa: Isa) -> (Micro<Self>, usize);
+
+    /// The tile kernel of a path for this type (of the micro-kernel's
+    /// width).
+    fn tile(isa: Isa) -> Tile<Self>;
 }
 
 mod private {
@@ -120,6 +171,16 @@ impl Element for f64 {
             _ => (micro::portable::<f64>, PORTABLE_NR),
         }
     }
+
+    fn tile(isa: Isa) -> Tile<f64> {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => tile::avx512_f64,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => tile::avx2_f64,
+            _ => tile::portable::<f64>,
+        }
+    }
 }
 
 impl Element for f32 {
@@ -133,6 +194,16 @@ impl Element for f32 {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => (micro::avx2_f32, 16),
             _ => (micro::portable::<f32>, PORTABLE_NR),
+        }
+    }
+
+    fn tile(isa: Isa) -> Tile<f32> {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => tile::avx512_f32,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => tile::avx2_f32,
+            _ => tile::portable::<f32>,
         }
     }
 }
@@ -171,8 +242,8 @@ fn with_pack<T: Element, R>(f: impl FnOnce(&mut [T], &mut [T]) -> R) -> R {
 }
 
 /// `C = A B` (or `C += A B` if `resume`), `A` being `m` x `k`, `B` `k` x `n`
-/// and `C` `m` x `n`, on the code path `isa`, every element summed in `k`
-/// order (see the module's doc). Element `(i, p)` of `A` is at
+/// and `C` `m` x `n`, on the code path `isa`, packed or not as `route`
+/// decides, every element summed in `k` order (see the module's doc). Element `(i, p)` of `A` is at
 /// `a + i * rsa + p * csa`, `(p, j)` of `B` at `b + p * rsb + j * csb`,
 /// `(i, j)` of `C` at `c + i * rsc + j`.
 ///
@@ -182,7 +253,7 @@ fn with_pack<T: Element, R>(f: impl FnOnce(&mut [T], &mut [T]) -> R) -> R {
 /// and writable, `C` overlaps neither; `isa` is [`Isa::available`].
 #[expect(clippy::too_many_arguments, reason = "the operands of a product")]
 pub unsafe fn gemm<T: Element>(
-    isa: Isa,
+    (isa, route): (Isa, Route),
     (m, n, k): (usize, usize, usize),
     a: *const T,
     (rsa, csa): (usize, usize),
@@ -208,6 +279,12 @@ pub unsafe fn gemm<T: Element>(
         return;
     }
     let (micro, nr) = T::micro(isa);
+    let tile = T::tile(isa);
+    if route.direct((m, n, k), csb) {
+        // SAFETY: the caller's contract, `B`'s rows being contiguous.
+        unsafe { direct(tile, nr, (m, n, k), a, (rsa, csa), b, rsb, c, rsc, resume) };
+        return;
+    }
     with_pack::<T, ()>(|pa, pb| {
         for jc in (0..n).step_by(NC) {
             let nc = NC.min(n - jc);
@@ -221,6 +298,7 @@ pub unsafe fn gemm<T: Element>(
                     unsafe { pack::pack_a(pa, a.add(ic * rsa + pc * csa), (rsa, csa), mc, kc) };
                     let block = Block {
                         micro,
+                        tile,
                         nr,
                         kc,
                         load: resume || pc > 0,
@@ -233,9 +311,57 @@ pub unsafe fn gemm<T: Element>(
     });
 }
 
+/// The product without packing: every tile of `C` (an [`MR`] x `nr` one,
+/// or a smaller one at an edge) by the tile kernel, over the whole of `k`,
+/// reading `A` through its strides and `B` (`(p, j)` at `b + p * rsb + j`)
+/// from its rows; in the packed route's order, so that a column of tiles
+/// of `B` stays in the cache while the tiles of `A` go by.
+///
+/// # Safety
+///
+/// As [`gemm`], `B`'s columns being contiguous; `tile`'s features are
+/// present and it is `nr` wide.
+#[expect(clippy::too_many_arguments, reason = "the operands of a product")]
+unsafe fn direct<T: Element>(
+    tile: Tile<T>,
+    nr: usize,
+    (m, n, k): (usize, usize, usize),
+    a: *const T,
+    (rsa, csa): (usize, usize),
+    b: *const T,
+    rsb: usize,
+    c: *mut T,
+    rsc: usize,
+    resume: bool,
+) {
+    for jr in (0..n).step_by(nr) {
+        let cols = nr.min(n - jr);
+        for ir in (0..m).step_by(MR) {
+            let rows = MR.min(m - ir);
+            // SAFETY: the tile's rows and columns are in `A`, `B` and `C`.
+            unsafe {
+                tile(
+                    rows,
+                    cols,
+                    k,
+                    a.add(ir * rsa),
+                    (rsa, csa),
+                    b.add(jr),
+                    rsb,
+                    c.add(ir * rsc + jr),
+                    rsc,
+                    resume,
+                );
+            }
+        }
+    }
+}
+
 /// The micro-kernel's work on one packed block of `A` and one of `B`.
 struct Block<T> {
     micro: Micro<T>,
+    /// The kernel of the edge tiles, reading the same panels.
+    tile: Tile<T>,
     nr: usize,
     kc: usize,
     /// Whether the tiles resume the values in `C` (else they start at -0).
@@ -244,8 +370,8 @@ struct Block<T> {
 
 impl<T: Element> Block<T> {
     /// Every tile of the `mc` x `nc` block of `C` at `c` (rows `rsc`
-    /// apart): a whole tile in place, one at an edge through a tile of its
-    /// own whose elements outside `C` are dropped.
+    /// apart), in place: a whole one by the micro-kernel, one at an edge by
+    /// the tile kernel (of its rows and columns only) on the same panels.
     ///
     /// # Safety
     ///
@@ -266,19 +392,8 @@ impl<T: Element> Block<T> {
                     if rows == MR && cols == nr {
                         (self.micro)(kc, ap, bp, ct, rsc, self.load);
                     } else {
-                        let mut tile = [T::NEG_ZERO; MR * MAX_NR];
-                        let t = tile.as_mut_ptr();
-                        for i in 0..rows {
-                            for j in 0..cols {
-                                *t.add(i * nr + j) = *ct.add(i * rsc + j);
-                            }
-                        }
-                        (self.micro)(kc, ap, bp, t, nr, self.load);
-                        for i in 0..rows {
-                            for j in 0..cols {
-                                *ct.add(i * rsc + j) = *t.add(i * nr + j);
-                            }
-                        }
+                        let panel_a = (1, MR);
+                        (self.tile)(rows, cols, kc, ap, panel_a, bp, nr, ct, rsc, self.load);
                     }
                 }
             }
@@ -314,7 +429,7 @@ macro_rules! entry {
             // SAFETY: the caller's contract; the host's path is available.
             unsafe {
                 gemm(
-                    Isa::host(),
+                    (Isa::host(), Route::Auto),
                     (m, n, k),
                     a,
                     (rsa, csa),

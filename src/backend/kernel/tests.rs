@@ -1,15 +1,23 @@
 //! The kernel against the naive loop, bit for bit, on every code path this
-//! CPU has: many shapes (every size 1..=40 of each dimension, and sizes
+//! CPU has, each packed, direct and as chosen: many shapes (every size 1..=40 of each dimension, and sizes
 //! across the blocks), operands row-major, transposed and strided, data
 //! with NaN, infinities and signed zeros, fresh and resumed sums.
 
-use super::{gemm, Element, Isa, KC, MC, NC};
+use super::{gemm, Element, Isa, Route, KC, MC, NC};
 
-/// The paths to test: every one this CPU can run.
-fn paths() -> Vec<Isa> {
+/// The code paths to test: every one this CPU can run.
+fn isas() -> Vec<Isa> {
     [Isa::Avx512, Isa::Avx2, Isa::Portable]
         .into_iter()
         .filter(|isa| isa.available())
+        .collect()
+}
+
+/// The paths to test: every code path, with each route.
+fn paths() -> Vec<(Isa, Route)> {
+    isas()
+        .into_iter()
+        .flat_map(|isa| [Route::Packed, Route::Direct, Route::Auto].map(|r| (isa, r)))
         .collect()
 }
 
@@ -84,7 +92,7 @@ impl Lay {
 /// One product checked on one path: the kernel against the naive loop, and
 /// the padding between `C`'s rows left as it was.
 fn check<T: Num>(
-    isa: Isa,
+    (isa, route): (Isa, Route),
     (m, n, k): (usize, usize, usize),
     (la, lb): (Lay, Lay),
     resume: bool,
@@ -112,7 +120,7 @@ fn check<T: Num>(
     // is available.
     unsafe {
         gemm(
-            isa,
+            (isa, route),
             (m, n, k),
             a.as_ptr(),
             (rsa, csa),
@@ -127,26 +135,29 @@ fn check<T: Num>(
         let same = w.bits() == g.bits() || (w.is_nan() && g.is_nan());
         assert!(
             same,
-            "{isa:?} {m}x{n}x{k} {la:?} {lb:?} resume={resume}: element ({}, {}) is {g:?}, the loop's {w:?}",
+            "{isa:?} {route:?} {m}x{n}x{k} {la:?} {lb:?} resume={resume}: element ({}, {}) is {g:?}, the loop's {w:?}",
             e / rsc,
             e % rsc
         );
     }
 }
 
-/// Every path, both layouts of each operand, fresh and resumed.
+/// Every path, the layouts of each operand, fresh and resumed (those of
+/// `B` in rows are the ones the direct route takes).
 fn check_all<T: Num>(shape: (usize, usize, usize), seed: u64) {
-    for isa in paths() {
+    for path in paths() {
         for (s, lays) in [
             (Lay::Rows, Lay::Rows),
             (Lay::Columns, Lay::Columns),
             (Lay::Padded, Lay::Columns),
             (Lay::Rows, Lay::Padded),
+            (Lay::Columns, Lay::Rows),
+            (Lay::Padded, Lay::Padded),
         ]
         .into_iter()
         .enumerate()
         {
-            check::<T>(isa, shape, lays, s % 2 == 1, seed + s as u64);
+            check::<T>(path, shape, lays, s % 2 == 1, seed + s as u64);
         }
     }
 }
@@ -184,9 +195,10 @@ fn shapes_across_the_blocks() {
     .into_iter()
     .enumerate()
     {
-        for isa in paths() {
-            check::<f64>(isa, shape, (Lay::Rows, Lay::Columns), i == 1, i as u64);
-            check::<f32>(isa, shape, (Lay::Columns, Lay::Rows), i != 1, i as u64);
+        for path in paths() {
+            check::<f64>(path, shape, (Lay::Rows, Lay::Columns), i == 1, i as u64);
+            check::<f32>(path, shape, (Lay::Columns, Lay::Rows), i != 1, i as u64);
+            check::<f64>(path, shape, (Lay::Padded, Lay::Padded), i != 1, i as u64);
         }
     }
 }
@@ -203,5 +215,25 @@ fn an_empty_sum_is_negative_zero_or_unchanged() {
 #[test]
 fn the_host_path_is_available() {
     assert!(Isa::host().available());
-    assert!(paths().contains(&Isa::Portable));
+    assert!(isas().contains(&Isa::Portable));
+}
+
+#[test]
+fn the_small_products_with_b_in_rows_are_direct() {
+    // The backward products of the digits MLP's shards take it; the
+    // forward ones (B transposed) and the large ones do not.
+    for shape in [(16, 32, 10), (10, 32, 16), (32, 64, 16), (MC, 64, KC)] {
+        assert!(Route::Auto.direct(shape, 1), "{shape:?}");
+        assert!(!Route::Auto.direct(shape, 64), "{shape:?}");
+        assert!(!Route::Packed.direct(shape, 1), "{shape:?}");
+    }
+    for shape in [
+        (MC + 1, 8, 8),
+        (8, 8, KC + 1),
+        (8, 1024, 128),
+        (256, 784, 128),
+    ] {
+        assert!(!Route::Auto.direct(shape, 1), "{shape:?}");
+        assert!(Route::Direct.direct(shape, 1), "{shape:?}");
+    }
 }
