@@ -109,7 +109,40 @@ fn by_hand(
 /// shards, gathered (rows out of order) or read in place (consecutive).
 #[test]
 fn batch_means_follow_the_shard_rule_on_every_engine_at_any_thread_count() {
-    means_follow_the_rule(iris(), &[1, 10, 16, 31, 32, 33, 50, 129, 150]);
+    means_follow_the_rule(iris(), &[1, 10, 16, 31, 32, 33, 50, 64, 128, 129, 150]);
+}
+
+/// The engine divides a batch of a power of two by multiplying by the
+/// inverse: the same bits as dividing, subnormal results included.
+#[test]
+fn dividing_by_a_power_of_two_is_multiplying_by_its_inverse() {
+    let mut xs = vec![
+        1.0,
+        -3.7,
+        1.0 / 3.0,
+        -0.0,
+        3e-310,
+        -5e-324,
+        f64::MIN_POSITIVE,
+    ];
+    xs.extend([f64::MAX, f64::INFINITY, 7.0e-308, 0.1, -123456.789]);
+    let mut state = 1u64;
+    for _ in 0..10_000 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        xs.push(f64::from_bits(state >> 1));
+    }
+    for k in 0..20 {
+        let n = (1u64 << k) as f64;
+        for &x in &xs {
+            let (div, mul) = (x / n, x * (1.0 / n));
+            assert!(
+                div.to_bits() == mul.to_bits() || (div.is_nan() && mul.is_nan()),
+                "{x:e} / {n}"
+            );
+        }
+    }
 }
 
 /// The same with a gradient of 8,400 elements, whose shards' sums are

@@ -109,7 +109,7 @@ pub enum Route {
 /// The most elements of `B` a product computed without packing reads:
 /// 16 Ki, 128 KiB of f64, which stay in the L2 cache (and for the widths of
 /// the small models, mostly in the L1) while every row tile reads them.
-const DIRECT_MAX_B: usize = 16 * 1024;
+pub(crate) const DIRECT_MAX_B: usize = 16 * 1024;
 
 impl Route {
     /// Whether the product of these shape and `B`'s column stride is

@@ -11,6 +11,7 @@
 
 use super::example::{chunk_vector, crossing, Split};
 use super::{BatchOutput, ChunkProduct, Layout, OuterMean, Reduce, CHUNK, UNROLL};
+use crate::backend::kernel;
 use crate::ir::{Function, Op, Value, ValueMap};
 
 /// Takes `size` numbers at the end of the scratch buffer.
@@ -21,9 +22,12 @@ fn take(layout: &mut Layout, size: usize) -> usize {
 }
 
 /// `W @ x` per example, `W` fixed over the batch, with two rows or more and
-/// a loop over each, unless it is a chunk product (the kernel reads `W`
-/// through its strides): `W`'s transpose, made once per call, before the
-/// loop. (Only a `matmul` is looked at: no buffer is the safe answer for
+/// a loop over each: `W`'s transpose, made once per call, before the loop.
+/// For a chunk product, only a small `W`'s (at most
+/// [`kernel::DIRECT_MAX_B`] elements): the kernel then reads `W^T`'s rows
+/// in place instead of packing `W` through its strides at every chunk
+/// (a large `W` is packed anyway, and its transpose would only add a
+/// copy). (Only a `matmul` is looked at: no buffer is the safe answer for
 /// any other operation.)
 pub(super) fn transposes(
     f: &Function,
@@ -33,13 +37,15 @@ pub(super) fn transposes(
 ) {
     for &v in &split.body {
         let inst = f.inst(v);
-        if !matches!(inst.op, Op::MatMul) || products.iter().any(|o| o.inst == v) {
+        if !matches!(inst.op, Op::MatMul) {
             continue;
         }
+        let chunked = products.iter().any(|o| o.inst == v);
         let (w, x) = (inst.args[0], inst.args[1]);
         let (ws, xs) = (f.shape(w), f.shape(x));
         // Worth it with two rows or more, and a loop over each.
         let worth = match (ws.dims(), xs.dims()) {
+            ([_, _], [_]) if chunked => ws.size() <= kernel::DIRECT_MAX_B,
             ([m, k], [_]) => *m >= 2 && *k > UNROLL,
             _ => false,
         };

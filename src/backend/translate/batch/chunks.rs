@@ -46,7 +46,21 @@ impl Translator<'_, '_> {
         let args = &self.f.inst(o.inst).args;
         let (a, b) = (args[0], args[1]);
         let (xv, w, m, k) = match (self.f.shape(a).dims(), self.f.shape(b).dims()) {
-            ([m, k], [_]) => (b, Strided::transposed(self.operand(a), *k), *m, *k),
+            ([m, k], [_]) => {
+                let w = match self.layout.transposed_of(a) {
+                    // `W^T`, made before the loop: `[k, m]`, rows in place.
+                    Some(off) => Strided::rows(
+                        Opnd::Mem {
+                            ptr: self.scratch,
+                            off,
+                            readonly: false,
+                        },
+                        *m,
+                    ),
+                    None => Strided::transposed(self.operand(a), *k),
+                };
+                (b, w, *m, *k)
+            }
             ([k], [_, m]) => (a, Strided::rows(self.operand(b), *m), *m, *k),
             _ => unreachable!("a matrix-vector product"),
         };
