@@ -179,9 +179,9 @@ pub enum Command {
     /// Serve GradBench's protocol on standard input and output (one JSON
     /// message a line), as a tool of its `run` command: `--tool "gradc
     /// gradbench"`. Answers the evals hello, lse, llsq, gmm, ode, lstm, det,
-    /// kmeans, ba and ht with the programs of gradbench/, each compiled
-    /// once per distinct set of sizes; the others' `define` fails with the
-    /// reason.
+    /// kmeans, ba, ht, saddle and particle with the programs of gradbench/,
+    /// each compiled once per distinct set of sizes; another module's
+    /// `define` fails with the reason.
     Gradbench {
         /// What evaluates the programs: the Cranelift JIT, or the reference
         /// interpreter.

@@ -6,7 +6,9 @@
 //! `param`s, the others `input`s), or an `output` that the program computes
 //! with `grad` and `jvp` (`kmeans`' Newton direction, `ba`'s Jacobian
 //! blocks, answered in GradBench's sparse form by [`ba`], `ht`'s Jacobian,
-//! its rows answered by [`ht`]).
+//! its rows answered by [`ht`]), or, for `saddle` and `particle`, whose
+//! functions are the four combinations of forward and reverse mode of their
+//! nested derivatives, an `output` per function ([`nested`]).
 //!
 //! The evals gradc cannot express yet answer `define` with the reason
 //! ([`UNSUPPORTED`]).
@@ -18,6 +20,7 @@ use crate::types::dims::DimFlags;
 
 mod ba;
 mod ht;
+mod nested;
 
 /// An eval gradc answers.
 pub struct Eval {
@@ -46,6 +49,11 @@ pub struct Eval {
     pub flat: bool,
     /// The sizes and values of an `input`.
     pub read: fn(&Value) -> Result<Point, String>,
+    /// Functions answered each by the program's `output` of the same name
+    /// (in the eval's `format` when it has one), the program compiled with
+    /// that output only: `saddle`'s and `particle`'s `ff`, `fr`, `rf` and
+    /// `rr`, whose `primal` and `gradient` are empty (no such function).
+    pub functions: &'static [&'static str],
 }
 
 /// An eval's answers built from its program's outputs and its input.
@@ -73,6 +81,7 @@ pub const EVALS: &[Eval] = &[
         format: None,
         flat: false,
         read: read_hello,
+        functions: &[],
     },
     Eval {
         name: "lse",
@@ -84,6 +93,7 @@ pub const EVALS: &[Eval] = &[
         format: None,
         flat: false,
         read: read_lse,
+        functions: &[],
     },
     Eval {
         name: "llsq",
@@ -95,6 +105,7 @@ pub const EVALS: &[Eval] = &[
         format: None,
         flat: false,
         read: read_llsq,
+        functions: &[],
     },
     Eval {
         name: "gmm",
@@ -106,6 +117,7 @@ pub const EVALS: &[Eval] = &[
         format: None,
         flat: false,
         read: read_gmm,
+        functions: &[],
     },
     Eval {
         name: "ode",
@@ -117,6 +129,7 @@ pub const EVALS: &[Eval] = &[
         format: None,
         flat: false,
         read: read_ode,
+        functions: &[],
     },
     Eval {
         name: "lstm",
@@ -128,6 +141,7 @@ pub const EVALS: &[Eval] = &[
         format: None,
         flat: true,
         read: read_lstm,
+        functions: &[],
     },
     Eval {
         name: "det",
@@ -139,6 +153,7 @@ pub const EVALS: &[Eval] = &[
         format: None,
         flat: true,
         read: read_det,
+        functions: &[],
     },
     Eval {
         name: "kmeans",
@@ -150,6 +165,7 @@ pub const EVALS: &[Eval] = &[
         format: None,
         flat: false,
         read: read_kmeans,
+        functions: &[],
     },
     Eval {
         name: "ba",
@@ -164,6 +180,7 @@ pub const EVALS: &[Eval] = &[
         }),
         flat: false,
         read: ba::read,
+        functions: &[],
     },
     Eval {
         name: "ht",
@@ -178,14 +195,42 @@ pub const EVALS: &[Eval] = &[
         }),
         flat: false,
         read: ht::read,
+        functions: &[],
+    },
+    Eval {
+        name: "saddle",
+        source: include_str!("../../gradbench/saddle.grad"),
+        primal: "",
+        gradient: "",
+        output: None,
+        derivative: None,
+        format: Some(Format {
+            primal: nested::converged,
+            derivative: nested::converged,
+        }),
+        flat: false,
+        read: nested::read_saddle,
+        functions: nested::MODES,
+    },
+    Eval {
+        name: "particle",
+        source: include_str!("../../gradbench/particle.grad"),
+        primal: "",
+        gradient: "",
+        output: None,
+        derivative: None,
+        format: Some(Format {
+            primal: nested::converged,
+            derivative: nested::converged,
+        }),
+        flat: false,
+        read: nested::read_particle,
+        functions: nested::MODES,
     },
 ];
 
 /// GradBench's other evals, and why gradc does not answer them yet.
-pub const UNSUPPORTED: &[(&str, &str)] = &[
-    ("saddle", "gradc has no program for `saddle` yet: its gradient descents (an argmax nested in an argmin) run until their steps are small, loops of data-dependent length, and gradc's loops have a number of steps fixed when the program is compiled (whether a fixed number reproduces GradBench's answer to its checker's tolerance is not yet established)"),
-    ("particle", "gradc has no program for `particle` yet: its Euler integration runs until the particle crosses the x-axis and its gradient descent on w until the step is small, loops of data-dependent length, and gradc's loops have a number of steps fixed when the program is compiled (whether a fixed number reproduces GradBench's answer to its checker's tolerance is not yet established)"),
-];
+pub const UNSUPPORTED: &[(&str, &str)] = &[];
 
 /// The eval of a module, or why there is none.
 pub fn find(module: &str) -> Result<&'static Eval, String> {

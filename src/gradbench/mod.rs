@@ -60,11 +60,13 @@ pub fn serve(input: impl BufRead, mut output: impl Write, backend: Backend) -> i
     Ok(())
 }
 
-/// Which function of a module: the loss, or its gradient.
+/// Which function of a module: the loss, its gradient, or one of the
+/// eval's `functions` (an output of the program).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 enum Which {
     Primal,
     Gradient,
+    Output(&'static str),
 }
 
 /// The tool's state: the programs compiled so far, by module, sizes and
@@ -119,14 +121,23 @@ impl Tool {
     fn evaluate(&mut self, message: &Value) -> Result<(Value, Vec<Value>), String> {
         let eval = evals::find(text_field(message, "module")?)?;
         let function = text_field(message, "function")?;
-        let which = if function == eval.primal {
+        let which = if let Some(&name) = eval.functions.iter().find(|&&f| f == function) {
+            Which::Output(name)
+        } else if !eval.primal.is_empty() && function == eval.primal {
             Which::Primal
-        } else if function == eval.gradient {
+        } else if !eval.gradient.is_empty() && function == eval.gradient {
             Which::Gradient
         } else {
+            let names: Vec<String> = [eval.primal, eval.gradient]
+                .iter()
+                .chain(eval.functions)
+                .filter(|f| !f.is_empty())
+                .map(|f| format!("`{f}`"))
+                .collect();
             return Err(format!(
-                "`{}` has no function `{function}` (it has `{}` and `{}`)",
-                eval.name, eval.primal, eval.gradient
+                "`{}` has no function `{function}` (it has {})",
+                eval.name,
+                names.join(", ")
             ));
         };
         let input = message.get("input").ok_or("the message has no `input`")?;
@@ -220,6 +231,7 @@ fn compile(
     };
     let compiled = crate::compile_source(&source, &opts).map_err(|e| e.render(false))?;
     let f = match (which, eval.derivative) {
+        (Which::Output(name), _) => only(compiled.ir, |o| o.role == Role::Output && o.name == name),
         // The program computes its derivative itself: each function is the
         // program with only the output it answers.
         (Which::Primal, Some(_)) => only(compiled.ir, |o| match eval.output {
@@ -296,11 +308,14 @@ fn answer(
             .ok_or_else(|| format!("the program has no output `{name}`"))?;
         match (&eval.format, which) {
             (Some(format), Which::Primal) => (format.primal)(&outputs[k], point),
-            (Some(format), Which::Gradient) => (format.derivative)(&outputs[k], point),
+            (Some(format), Which::Gradient | Which::Output(_)) => {
+                (format.derivative)(&outputs[k], point)
+            }
             (None, _) => Ok(nested(&outputs[k])),
         }
     };
     match (which, eval.derivative) {
+        (Which::Output(name), _) => named(name),
         (Which::Primal, _) => match eval.output {
             None => of(Role::Loss),
             Some(name) => named(name),

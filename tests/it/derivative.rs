@@ -587,3 +587,28 @@ fn a_saddle_point_by_nested_derivatives_in_all_four_modes() {
     }
     assert!(results.windows(2).all(|w| w[0] == w[1]), "engines differ");
 }
+
+/// A derivative with respect to a function's argument is the partial
+/// derivative in that argument, also when another argument is the same
+/// value (both `s` here): d/dq of sum(p^2) - 3 sum(q^2) + p.q is p - 6 q.
+#[test]
+fn a_derivative_in_an_argument_is_partial_when_another_argument_is_the_same_value() {
+    let c = compile(
+        "input s: [2]
+fn f(p, q) = sum(p^2) - 3 * sum(q^2) + dot(p, q)
+fn rgrad(p, q) = grad(f(p, q), q)
+fn fgrad(p, q) = jvp(f(p, q), q, [1, 0])
+output r = rgrad(s, s)
+output j = fgrad(s, s)
+loss 0
+",
+    );
+    for mode in MODES {
+        let outs = Evaluator::compile(&c.ir, mode)
+            .unwrap()
+            .outputs(&[], &[vector(&[1.0, 2.0])])
+            .unwrap();
+        assert_eq!(outs[1].data, vec![-5.0, -10.0], "{mode:?}");
+        assert_eq!(outs[2].data, vec![-5.0], "{mode:?}");
+    }
+}

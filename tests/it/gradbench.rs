@@ -215,12 +215,17 @@ fn gmm_objective(input: &Value) -> f64 {
     .log_posterior()
 }
 
+/// Recorded files whose programs take a minute in the interpreter of a
+/// debug build (hundreds of thousands of loop steps): `gradbench_evals.rs`
+/// compares the JIT with the interpreter on their programs with fewer steps.
+const SLOW_IN_THE_INTERPRETER: &[&str] = &["particle.jsonl", "saddle.jsonl"];
+
 #[test]
 fn the_jit_answers_as_the_interpreter_bit_for_bit() {
     let mut files: Vec<String> = std::fs::read_dir(root().join("tests/gradbench"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|f| f.ends_with(".jsonl"))
+        .filter(|f| f.ends_with(".jsonl") && !SLOW_IN_THE_INTERPRETER.contains(&f.as_str()))
         .collect();
     files.sort();
     assert!(files.len() >= 7, "{files:?}");
@@ -301,7 +306,7 @@ fn min_runs_and_min_seconds_are_honoured() {
 }
 
 #[test]
-fn the_evals_not_written_yet_say_why() {
+fn an_unknown_module_is_refused_with_its_name() {
     let (messages, responses) = replay("unsupported.jsonl", Backend::Jit);
     assert_eq!(messages.len(), responses.len());
     for (m, r) in messages.iter().zip(&responses).skip(1) {

@@ -25,6 +25,7 @@ mod gather;
 mod grad_cases;
 mod gradbench;
 mod gradbench_evals;
+mod gradbench_nested;
 mod interp;
 mod jit;
 mod loops;
