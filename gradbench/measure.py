@@ -3,7 +3,9 @@
 answers: writes the messages GradBench's evals would send (inputs drawn as
 their generators draw them, with Python's `random`), pipes them through the
 tool, and prints a Markdown table of the compile time and the ratio of the
-derivative's time to the primal's (medians of the "evaluate" timings).
+derivative's time to the primal's (medians of the "evaluate" timings); for
+`saddle` and `particle`, whose four functions are each a whole computation,
+a row per function with its time.
 
     cargo build --release
     python3 gradbench/measure.py target/release/gradc [EVAL ...]
@@ -88,6 +90,19 @@ def ba():
         yield f"n={n},m={m},p={p}", {"n": n, "m": m, "p": p, "cam": cam, "x": x, "w": random.random(), "feat": feat}
 
 
+def saddle():
+    yield "start=[1,1]", {"start": [1.0, 1.0]}
+
+
+def particle():
+    yield "w=0", {"w": 0.0}
+
+
+# Evals whose functions are all full computations (no primal of which the
+# other is the derivative): a row per function, without a ratio.
+WHOLE = {"saddle": (saddle, ["ff", "fr", "rf", "rr"]),
+         "particle": (particle, ["ff", "fr", "rf", "rr"])}
+
 EVALS = {"lse": (lse, "primal", "gradient"),
          "llsq": (llsq, "primal", "gradient"),
          "gmm": (gmm, "objective", "jacobian"),
@@ -98,7 +113,36 @@ EVALS = {"lse": (lse, "primal", "gradient"),
          "ba": (ba, "objective", "jacobian")}
 
 
+def evaluate(gradc, messages):
+    text = "".join(json.dumps({"id": i} | m) + "\n" for i, m in enumerate(messages))
+    out = subprocess.run([gradc, "gradbench"], input=text, capture_output=True, text=True, check=True)
+    return [json.loads(line) for line in out.stdout.splitlines()][2:]
+
+
+def median(r):
+    return statistics.median(t["nanoseconds"] for t in r["timings"] if t["name"] == "evaluate")
+
+
+def compile_ms(r):
+    return sum(t["nanoseconds"] for t in r["timings"] if t["name"] == "compile") / 1e6
+
+
+def run_whole(gradc, name):
+    inputs, functions = WHOLE[name]
+    for size, input in inputs():
+        messages = [{"kind": "start", "eval": name}, {"kind": "define", "module": name}]
+        messages += [{"kind": "evaluate", "module": name, "function": f, "input": input | RUNS}
+                     for f in functions]
+        for f, r in zip(functions, evaluate(gradc, messages)):
+            if not r["success"]:
+                print(f"| {name} | {size}, {f} | failed: {r.get('error')} | | | |")
+                continue
+            print(f"| {name} | {size}, {f} | {median(r) / 1e3:.1f} | | | {compile_ms(r):.0f} |", flush=True)
+
+
 def run(gradc, name):
+    if name in WHOLE:
+        return run_whole(gradc, name)
     inputs, primal, gradient = EVALS[name]
     random.seed(31337)
     sizes, messages = [], [{"kind": "start", "eval": name}, {"kind": "define", "module": name}]
@@ -107,23 +151,19 @@ def run(gradc, name):
         for function in (primal, gradient):
             messages.append({"kind": "evaluate", "module": name, "function": function,
                              "input": input | RUNS})
-    text = "".join(json.dumps({"id": i} | m) + "\n" for i, m in enumerate(messages))
-    out = subprocess.run([gradc, "gradbench"], input=text, capture_output=True, text=True, check=True)
-    responses = [json.loads(line) for line in out.stdout.splitlines()][2:]
+    responses = evaluate(gradc, messages)
     for i, size in enumerate(sizes):
         p, g = responses[2 * i], responses[2 * i + 1]
         if not (p["success"] and g["success"]):
             print(f"| {name} | {size} | failed: {p.get('error') or g.get('error')} | | | |")
             continue
-        med = lambda r: statistics.median(t["nanoseconds"] for t in r["timings"] if t["name"] == "evaluate")
-        comp = lambda r: sum(t["nanoseconds"] for t in r["timings"] if t["name"] == "compile") / 1e6
-        print(f"| {name} | {size} | {med(p) / 1e3:.1f} | {med(g) / 1e3:.1f} | {med(g) / med(p):.2f} "
-              f"| {comp(p):.0f} / {comp(g):.0f} |", flush=True)
+        print(f"| {name} | {size} | {median(p) / 1e3:.1f} | {median(g) / 1e3:.1f} | {median(g) / median(p):.2f} "
+              f"| {compile_ms(p):.0f} / {compile_ms(g):.0f} |", flush=True)
 
 
 def main():
     gradc = sys.argv[1]
-    names = sys.argv[2:] or list(EVALS)
+    names = sys.argv[2:] or list(EVALS) + list(WHOLE)
     print("| eval | size | primal (us) | derivative (us) | ratio | compile (ms): primal / derivative |")
     print("|---|---|---|---|---|---|")
     for name in names:
