@@ -262,11 +262,30 @@ fn binary(
             let sq = out.push(Op::Binary(Binary::Mul), vec![x, x], span);
             fit(out, sq, s, span)
         }
+        Binary::Add if scatter_into_zeros(out, y, s) && out.shape(x) == s => {
+            let (g, i) = (out.inst(y).args[1], out.inst(y).args[2]);
+            out.push(Op::IndexAdd, vec![x, g, i], span)
+        }
+        Binary::Add if scatter_into_zeros(out, x, s) && out.shape(y) == s => {
+            let (g, i) = (out.inst(x).args[1], out.inst(x).args[2]);
+            out.push(Op::IndexAdd, vec![y, g, i], span)
+        }
         _ => {
             return signs(out, b, x, y, s, span).or_else(|| hoist_broadcast(out, b, x, y, s, span))
         }
     };
     Some(v)
+}
+
+/// Whether `v` is a row added into zeros of shape `s` (`index_add(0, g,
+/// i)`, the gradient of `x[i]`): added to `a`, it is the row added into
+/// `a`, one row's work instead of the whole of `a`'s (a gather's reverse
+/// in a loop, adding each step's row into the running sum, is then linear
+/// in the steps, not in the steps times the gathered tensor). As `0 + a`
+/// is `a`, the sign of a zero of `a` aside.
+fn scatter_into_zeros(f: &Function, v: Value, s: &Shape) -> bool {
+    let i = f.inst(v);
+    matches!(i.op, Op::IndexAdd) && &i.shape == s && is(splat_value(f, i.args[0]), 0.0)
 }
 
 /// Negations move outwards, where they cancel or become subtractions:

@@ -22,6 +22,7 @@ mod examples;
 mod f32;
 mod fuzz;
 mod gather;
+mod gather_loops;
 mod grad_cases;
 mod gradbench;
 mod gradbench_evals;

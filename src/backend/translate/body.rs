@@ -37,6 +37,37 @@ fn carried_region(
     base..base + end
 }
 
+/// The carried values of `body` (whose first `carries` parameters are
+/// carried) that a step updates in place, each with its carried position:
+/// the new value is a row added into the old one (`index_add`), which
+/// nothing else reads, and which is not an output besides. The row is then
+/// added where the old value is, instead of into a copy of it copied back
+/// at the end of the step: a gather's reverse adds one row a step.
+fn in_place_updates(body: &crate::ir::Function, carries: usize) -> Vec<(Value, usize)> {
+    let mut readers = vec![0usize; body.len()];
+    for (_, inst) in body.iter() {
+        for a in &inst.args {
+            readers[a.index()] += 1;
+        }
+    }
+    for o in &body.outputs {
+        readers[o.value.index()] += 1;
+    }
+    body.outputs[..carries]
+        .iter()
+        .enumerate()
+        .filter_map(|(c, o)| {
+            let inst = body.inst(o.value);
+            let acc = *inst.args.first()?;
+            let own = matches!(inst.op, crate::ir::Op::IndexAdd)
+                && body.inst(acc).op == crate::ir::Op::Param(c)
+                && readers[acc.index()] == 1
+                && readers[o.value.index()] == 1;
+            own.then_some((o.value, c))
+        })
+        .collect()
+}
+
 impl<'a> Translator<'a, '_> {
     /// The loop `v` with arguments `args`.
     pub(super) fn loop_op(&mut self, v: Value, args: &[Value], l: &'a Loop) -> Result<Loc, String> {
@@ -63,6 +94,14 @@ impl<'a> Translator<'a, '_> {
         let outer = (self.f, self.layout);
         let fault_at = self.fault_at.or(Some(v));
         let saved_fault = std::mem::replace(&mut self.fault_at, fault_at);
+        let in_place = match dst_loc(dst) {
+            Loc::Scratch(off) => in_place_updates(body, k)
+                .into_iter()
+                .map(|(v, c)| (v, off + offsets[c]))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let outer_in_place = std::mem::replace(&mut self.in_place, in_place);
         let mut failed = Ok(());
         self.for_each_rolled(l.trips, &mut |t, step| {
             if failed.is_err() {
@@ -136,28 +175,34 @@ impl<'a> Translator<'a, '_> {
                 // The new carried values go straight to their places when
                 // none of them is in the carried values' memory (a carried
                 // value passed on, or a view of one); else through `next`.
+                // (A value updated in place is in its place already.)
                 let carried = carried_region(dst, &offsets, &parts, k);
-                let in_place = body.outputs[..k].iter().any(|o| match t.loc(o.value) {
+                let moved: Vec<(usize, &crate::ir::Output)> = body.outputs[..k]
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, o)| !t.in_place.iter().any(|&(w, _)| w == o.value))
+                    .collect();
+                let in_place = moved.iter().any(|(_, o)| match t.loc(o.value) {
                     Loc::Scratch(off) => carried.contains(&off),
                     _ => false,
                 });
                 if in_place {
                     let mut at = 0;
-                    for o in &body.outputs[..k] {
+                    for (_, o) in &moved {
                         let n = body.shape(o.value).size();
                         let src = t.operand(o.value);
                         t.copy(src, next, at, n);
                         at += n;
                     }
                     let mut at = 0;
-                    for (c, o) in body.outputs[..k].iter().enumerate() {
+                    for &(c, o) in &moved {
                         let n = body.shape(o.value).size();
                         let src = next.at(at);
                         t.copy(src, dst, offsets[c], n);
                         at += n;
                     }
                 } else {
-                    for (c, o) in body.outputs[..k].iter().enumerate() {
+                    for &(c, o) in &moved {
                         let n = body.shape(o.value).size();
                         let src = t.operand(o.value);
                         t.copy(src, dst, offsets[c], n);
@@ -168,6 +213,7 @@ impl<'a> Translator<'a, '_> {
             (t.f, t.layout) = outer;
         });
         self.fault_at = saved_fault;
+        self.in_place = outer_in_place;
         failed?;
         Ok(dst_loc(dst))
     }

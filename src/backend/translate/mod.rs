@@ -185,6 +185,10 @@ struct Translator<'a, 'b> {
     /// Inside a loop's body: the loop instruction of the function being
     /// generated, whose status a failure in the body returns.
     fault_at: Option<Value>,
+    /// Inside a loop's body: the row additions (`index_add`) that update a
+    /// carried value in place, each with the scratch offset of that value
+    /// (see `Translator::loop_op`).
+    in_place: Vec<(Value, usize)>,
     /// Constants defined so far, which names those of loop bodies apart.
     body_consts: usize,
 }
@@ -235,6 +239,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             callees: HashMap::new(),
             example: None,
             fault_at: None,
+            in_place: Vec::new(),
             body_consts: 0,
         }
     }

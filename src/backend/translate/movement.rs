@@ -164,8 +164,19 @@ impl Translator<'_, '_> {
         let i = self.scalar_of(i);
         let k = self.checked_index(v, i, n, FAULT_INDEX);
         let (src, g) = (self.operand(acc), self.operand(g));
-        let dst = self.dest(v);
-        self.copy(src, dst, 0, n * row);
+        let dst = match self.in_place.iter().find(|&&(w, _)| w == v) {
+            // A carried value updated in place: one row's work.
+            Some(&(_, off)) => Opnd::Mem {
+                ptr: self.scratch,
+                off,
+                readonly: false,
+            },
+            None => {
+                let dst = self.dest(v);
+                self.copy(src, dst, 0, n * row);
+                dst
+            }
+        };
         let at = self.row_of(dst, k, row);
         self.for_each(row, &mut |t, e| {
             let (a, b) = (t.read(at, e), t.read(g, e));
