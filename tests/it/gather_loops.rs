@@ -2,7 +2,8 @@
 //! step's row is added in place into the running sum of `x`'s cotangent
 //! (`index_add %drows`, one row's work a step), not into zeros of `x`'s
 //! size added to the sum. The gradient against the scatter-add written by
-//! hand, central differences, and every engine with the interpreter's bits.
+//! hand, central differences, and every engine with the interpreter's bits;
+//! and the program run again on the buffers of its last run.
 
 use gradc::autodiff::check::{gradients, numeric_gradients, relative_error};
 
@@ -66,4 +67,31 @@ fn a_gathers_reverse_adds_each_row_in_place() {
         );
     }
     same_bits_on_every_engine(&g, &params, &[]);
+}
+
+/// A program run again on the buffers of its last run (`Evaluator::runner`,
+/// as `gradc gradbench` repeats a function) gives, at other parameters,
+/// the bits of a run on fresh buffers: nothing of a run is left over for
+/// the next.
+#[test]
+fn a_run_on_the_buffers_of_the_last_gives_a_fresh_runs_bits() {
+    use gradc::eval::{Evaluator, Mode};
+    let c = compile(SRC);
+    let g = c.gradient().unwrap();
+    let jit = Evaluator::compile(&g, Mode::PerExample).unwrap();
+    let mut runner = jit.runner();
+    let bits = |ts: &[gradc::shape::Tensor]| -> Vec<u64> {
+        ts.iter()
+            .flat_map(|t| t.data.iter().map(|x| x.to_bits()))
+            .collect()
+    };
+    let mut seen = Vec::new();
+    for seed in [3, 4, 5] {
+        let params = c.initial_params(seed);
+        let want = bits(&jit.outputs(&params, &[]).unwrap());
+        assert_eq!(bits(runner.run(&params, &[]).unwrap()), want, "seed {seed}");
+        assert_eq!(bits(runner.last()), want, "seed {seed}");
+        seen.push(want);
+    }
+    assert!(seen[0] != seen[1] && seen[1] != seen[2], "the runs differ");
 }

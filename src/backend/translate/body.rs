@@ -59,9 +59,16 @@ fn in_place_updates(body: &crate::ir::Function, carries: usize) -> Vec<(Value, u
         .filter_map(|(c, o)| {
             let inst = body.inst(o.value);
             let acc = *inst.args.first()?;
+            // Every reader of the old value (of any instruction naming
+            // the parameter) is this one.
+            let old: usize = body
+                .iter()
+                .filter(|(_, i)| i.op == crate::ir::Op::Param(c))
+                .map(|(p, _)| readers[p.index()])
+                .sum();
             let own = matches!(inst.op, crate::ir::Op::IndexAdd)
                 && body.inst(acc).op == crate::ir::Op::Param(c)
-                && readers[acc.index()] == 1
+                && old == 1
                 && readers[o.value.index()] == 1;
             own.then_some((o.value, c))
         })
