@@ -1,5 +1,5 @@
 //! The kernel against the naive loop, bit for bit, on every code path this
-//! CPU has, each packed, direct and as chosen: many shapes (every size 1..=40 of each dimension, and sizes
+//! CPU has, each packed and direct: many shapes (every size 1..=40 of each dimension, and sizes
 //! across the blocks), operands row-major, transposed and strided, data
 //! with NaN, infinities and signed zeros, fresh and resumed sums.
 
@@ -13,11 +13,13 @@ fn isas() -> Vec<Isa> {
         .collect()
 }
 
-/// The paths to test: every code path, with each route.
+/// The paths to test: every code path, with each route (`Route::Auto`
+/// takes one of the two, and which one is tested on its own:
+/// `the_small_products_with_b_in_rows_are_direct`).
 fn paths() -> Vec<(Isa, Route)> {
     isas()
         .into_iter()
-        .flat_map(|isa| [Route::Packed, Route::Direct, Route::Auto].map(|r| (isa, r)))
+        .flat_map(|isa| [Route::Packed, Route::Direct].map(|r| (isa, r)))
         .collect()
 }
 
