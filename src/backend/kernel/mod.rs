@@ -158,55 +158,40 @@ mod private {
     impl Sealed for f32 {}
 }
 
-impl Element for f64 {
-    const ZERO: f64 = 0.0;
-    const NEG_ZERO: f64 = -0.0;
+/// The `Element` impl of a type: its kernels per code path (of the same
+/// name in `micro` and `tile`), and the micro-kernel's width on each (two
+/// vectors).
+macro_rules! element {
+    ($t:ty, $avx512:ident, $avx2:ident, $nr512:expr, $nr2:expr) => {
+        impl Element for $t {
+            const ZERO: $t = 0.0;
+            const NEG_ZERO: $t = -0.0;
 
-    fn micro(isa: Isa) -> (Micro<f64>, usize) {
-        match isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => (micro::avx512_f64, 16),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => (micro::avx2_f64, 8),
-            _ => (micro::portable::<f64>, PORTABLE_NR),
-        }
-    }
+            fn micro(isa: Isa) -> (Micro<$t>, usize) {
+                match isa {
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => (micro::$avx512, $nr512),
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => (micro::$avx2, $nr2),
+                    _ => (micro::portable::<$t>, PORTABLE_NR),
+                }
+            }
 
-    fn tile(isa: Isa) -> Tile<f64> {
-        match isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => tile::avx512_f64,
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => tile::avx2_f64,
-            _ => tile::portable::<f64>,
+            fn tile(isa: Isa) -> Tile<$t> {
+                match isa {
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => tile::$avx512,
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => tile::$avx2,
+                    _ => tile::portable::<$t>,
+                }
+            }
         }
-    }
+    };
 }
 
-impl Element for f32 {
-    const ZERO: f32 = 0.0;
-    const NEG_ZERO: f32 = -0.0;
-
-    fn micro(isa: Isa) -> (Micro<f32>, usize) {
-        match isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => (micro::avx512_f32, 32),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => (micro::avx2_f32, 16),
-            _ => (micro::portable::<f32>, PORTABLE_NR),
-        }
-    }
-
-    fn tile(isa: Isa) -> Tile<f32> {
-        match isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => tile::avx512_f32,
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => tile::avx2_f32,
-            _ => tile::portable::<f32>,
-        }
-    }
-}
+element!(f64, avx512_f64, avx2_f64, 16, 8);
+element!(f32, avx512_f32, avx2_f32, 32, 16);
 
 /// A 64-byte line of the packing space (its alignment is the vectors').
 #[derive(Copy, Clone)]
@@ -455,36 +440,22 @@ pub(crate) const GEMM_F32: &str = "gradc_gemm_f32";
 
 /// The kernels' symbols and addresses.
 pub(crate) fn symbols() -> [(&'static str, *const u8); 2] {
-    type F64 = unsafe extern "C" fn(
+    type Entry<T> = unsafe extern "C" fn(
         usize,
         usize,
         usize,
-        *const f64,
+        *const T,
         usize,
         usize,
-        *const f64,
+        *const T,
         usize,
         usize,
-        *mut f64,
-        usize,
-        usize,
-    );
-    type F32 = unsafe extern "C" fn(
-        usize,
-        usize,
-        usize,
-        *const f32,
-        usize,
-        usize,
-        *const f32,
-        usize,
-        usize,
-        *mut f32,
+        *mut T,
         usize,
         usize,
     );
     [
-        (GEMM_F64, gemm_f64 as F64 as *const u8),
-        (GEMM_F32, gemm_f32 as F32 as *const u8),
+        (GEMM_F64, gemm_f64 as Entry<f64> as *const u8),
+        (GEMM_F32, gemm_f32 as Entry<f32> as *const u8),
     ]
 }
