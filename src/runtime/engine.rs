@@ -454,17 +454,23 @@ impl Engine {
             *m = mean(j);
         }
         for (g, &j) in self.grad_means.iter_mut().zip(&self.grads) {
+            // One pass per shard: the first adds its sums to -0, the last
+            // divides too (the same operations as filling with -0, adding
+            // each shard and dividing, in fewer passes over the block).
             let block = |(b, out): (usize, &mut [f64])| {
                 let from = b * BLOCK;
-                out.fill(-0.0);
-                for s in shards {
-                    for (a, x) in out.iter_mut().zip(&sums(s)[j][from..]) {
-                        *a += x;
+                let last = shards.len() - 1;
+                for (i, s) in shards.iter().enumerate() {
+                    let xs = &sums(s)[j][from..];
+                    let pairs = out.iter_mut().zip(xs);
+                    match (i == 0, i == last, inverse) {
+                        (true, false, _) => pairs.for_each(|(a, x)| *a = -0.0 + x),
+                        (false, false, _) => pairs.for_each(|(a, x)| *a += x),
+                        (true, true, Some(r)) => pairs.for_each(|(a, x)| *a = (-0.0 + x) * r),
+                        (true, true, None) => pairs.for_each(|(a, x)| *a = (-0.0 + x) / scale),
+                        (false, true, Some(r)) => pairs.for_each(|(a, x)| *a = (*a + x) * r),
+                        (false, true, None) => pairs.for_each(|(a, x)| *a = (*a + x) / scale),
                     }
-                }
-                match inverse {
-                    Some(r) => out.iter_mut().for_each(|a| *a *= r),
-                    None => out.iter_mut().for_each(|a| *a /= scale),
                 }
             };
             match self.threads.pool() {

@@ -39,6 +39,7 @@ mod pack;
 #[cfg(test)]
 mod tests;
 mod tile;
+pub mod transpose;
 
 use std::cell::RefCell;
 use std::fmt::Debug;
@@ -438,8 +439,13 @@ entry!(gemm_f32, f32);
 pub(crate) const GEMM_F64: &str = "gradc_gemm_f64";
 pub(crate) const GEMM_F32: &str = "gradc_gemm_f32";
 
+/// The symbols of the transposes ([`transpose`]), which take a source,
+/// its rows and columns, and a destination, and return nothing.
+pub(crate) const TRANSPOSE_F64: &str = "gradc_transpose_f64";
+pub(crate) const TRANSPOSE_F32: &str = "gradc_transpose_f32";
+
 /// The kernels' symbols and addresses.
-pub(crate) fn symbols() -> [(&'static str, *const u8); 2] {
+pub(crate) fn symbols() -> [(&'static str, *const u8); 4] {
     type Entry<T> = unsafe extern "C" fn(
         usize,
         usize,
@@ -454,8 +460,17 @@ pub(crate) fn symbols() -> [(&'static str, *const u8); 2] {
         usize,
         usize,
     );
+    type Transpose<T> = unsafe extern "C" fn(*const T, usize, usize, *mut T);
     [
         (GEMM_F64, gemm_f64 as Entry<f64> as *const u8),
         (GEMM_F32, gemm_f32 as Entry<f32> as *const u8),
+        (
+            TRANSPOSE_F64,
+            transpose::transpose_f64 as Transpose<f64> as *const u8,
+        ),
+        (
+            TRANSPOSE_F32,
+            transpose::transpose_f32 as Transpose<f32> as *const u8,
+        ),
     ]
 }

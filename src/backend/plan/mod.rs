@@ -266,9 +266,10 @@ pub struct ChunkProduct {
 /// A mean of `outer(g, x)` over the batch, computed as `G^T X`: every
 /// example copies `g` and `x` to row `r` of `G` (`[CHUNK, m]`) and of `X`
 /// (`[CHUNK, k]`), `r` counting the examples of the current chunk; after the
-/// last example of a chunk, each element of the output buffer (set to -0 at
-/// the start) adds `G[r, i] * X[r, j]` for `r` in order (one call of the
-/// kernel). That is the sum of
+/// last example of a chunk, each element of the output buffer adds
+/// `G[r, i] * X[r, j]` for `r` in order (one call of the kernel, from -0 on
+/// the first chunk, resuming the buffer's sums on the others). That is the
+/// sum of
 /// the examples' products in example order from -0, the same bits as
 /// adding each example's `outer`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

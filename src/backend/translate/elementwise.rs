@@ -2,7 +2,7 @@
 //! and the loops of an elementwise operation over its result.
 
 use cranelift_codegen::ir::condcodes::FloatCC;
-use cranelift_codegen::ir::{self as cl, InstBuilder};
+use cranelift_codegen::ir::{self as cl, Endianness, InstBuilder, MemFlagsData};
 
 use super::{dst_loc, Ix, Loc, Opnd, Translator};
 use crate::backend::libm::Callee;
@@ -36,24 +36,22 @@ impl Translator<'_, '_> {
             Unary::Neg => self.b.ins().fneg(x),
             Unary::Sqrt => self.b.ins().sqrt(x),
             Unary::Abs => self.b.ins().fabs(x),
-            Unary::Sign => {
+            Unary::Sign => self.lanes_of(&[x], &mut |t, v| {
                 // x > 0: 1, x < 0: -1, x == 0: +0, NaN: x.
-                let zero = self.fconst(0.0);
-                let one = self.fconst(1.0);
-                let minus = self.fconst(-1.0);
-                let is_zero = self.b.ins().fcmp(FloatCC::Equal, x, zero);
-                let r = self.b.ins().select(is_zero, zero, x);
-                let neg = self.b.ins().fcmp(FloatCC::LessThan, x, zero);
-                let r = self.b.ins().select(neg, minus, r);
-                let pos = self.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
-                self.b.ins().select(pos, one, r)
-            }
-            Unary::Relu => {
-                // x if x > 0 or NaN, else +0.
-                let zero = self.fconst(0.0);
-                let keep = self.b.ins().fcmp(FloatCC::UnorderedOrGreaterThan, x, zero);
-                self.b.ins().select(keep, x, zero)
-            }
+                let [zero, one, minus] = [0.0, 1.0, -1.0].map(|c| t.vconst(c));
+                let is_zero = t.mask(FloatCC::Equal, v[0], zero);
+                let r = t.b.ins().bitselect(is_zero, zero, v[0]);
+                let neg = t.mask(FloatCC::LessThan, v[0], zero);
+                let r = t.b.ins().bitselect(neg, minus, r);
+                let pos = t.mask(FloatCC::GreaterThan, v[0], zero);
+                t.b.ins().bitselect(pos, one, r)
+            }),
+            Unary::Relu => self.lanes_of(&[x], &mut |t, v| {
+                // x if x > 0 or NaN, else +0 (whose bits are all zero).
+                let zero = t.vconst(0.0);
+                let keep = t.mask(FloatCC::UnorderedOrGreaterThan, v[0], zero);
+                t.b.ins().band(v[0], keep)
+            }),
             // Exact operations, so they agree with the interpreter's
             // `floor` and `round_ties_even`.
             Unary::Floor => self.b.ins().floor(x),
@@ -75,8 +73,12 @@ impl Translator<'_, '_> {
     /// call.
     fn binary(&mut self, op: Binary, x: cl::Value, y: cl::Value) -> cl::Value {
         let cmp = |t: &mut Self, cc| {
-            let c = t.b.ins().fcmp(cc, x, y);
-            t.truth(c)
+            t.lanes_of(&[x, y], &mut |t, v| {
+                // 1 where `cc` holds, else +0 (whose bits are all zero).
+                let holds = t.mask(cc, v[0], v[1]);
+                let one = t.vconst(1.0);
+                t.b.ins().band(holds, one)
+            })
         };
         match op {
             Binary::Add => self.b.ins().fadd(x, y),
@@ -95,18 +97,49 @@ impl Translator<'_, '_> {
         }
     }
 
-    /// 1 if `c` holds, else 0.
-    fn truth(&mut self, c: cl::Value) -> cl::Value {
-        let one = self.fconst(1.0);
-        let zero = self.fconst(0.0);
-        self.b.ins().select(c, one, zero)
-    }
-
     /// `if c != 0 then a else b`; a NaN `c` is true, like `!= 0` in Rust.
     fn select_nonzero(&mut self, c: cl::Value, a: cl::Value, b: cl::Value) -> cl::Value {
-        let zero = self.fconst(0.0);
-        let nonzero = self.b.ins().fcmp(FloatCC::NotEqual, c, zero);
-        self.b.ins().select(nonzero, a, b)
+        self.lanes_of(&[c, a, b], &mut |t, v| {
+            let zero = t.vconst(0.0);
+            let nonzero = t.mask(FloatCC::NotEqual, v[0], zero);
+            t.b.ins().bitselect(nonzero, v[1], v[2])
+        })
+    }
+
+    /// `op` of `xs` (elements, or vectors) done on vectors: elements go in
+    /// lane 0 of one and come out again. So comparisons and choices are
+    /// masks, lane by lane, not branches: the signs of a model's values
+    /// are as good as random, and a mispredicted branch per element cost
+    /// more than the arithmetic.
+    fn lanes_of(
+        &mut self,
+        xs: &[cl::Value],
+        op: &mut dyn FnMut(&mut Self, &[cl::Value]) -> cl::Value,
+    ) -> cl::Value {
+        if self.b.func.dfg.value_type(xs[0]).is_vector() {
+            return op(self, xs);
+        }
+        let vt = self.vt;
+        let vs: Vec<cl::Value> = xs
+            .iter()
+            .map(|&x| self.b.ins().scalar_to_vector(vt, x))
+            .collect();
+        let y = op(self, &vs);
+        self.b.ins().extractlane(y, 0)
+    }
+
+    /// The constant `x` in every lane of a vector.
+    fn vconst(&mut self, x: f64) -> cl::Value {
+        let x = self.fconst(x);
+        self.b.ins().splat(self.vt, x)
+    }
+
+    /// Where `x cc y` holds, lane by lane, as a vector of `x`'s type whose
+    /// lanes are all ones or all zeros.
+    fn mask(&mut self, cc: FloatCC, x: cl::Value, y: cl::Value) -> cl::Value {
+        let c = self.b.ins().fcmp(cc, x, y);
+        let little = MemFlagsData::new().with_endianness(Endianness::Little);
+        self.b.ins().bitcast(self.vt, little, c)
     }
 
     /// `v`, an elementwise operation `op` of `args`: a register for a
@@ -184,26 +217,27 @@ pub(super) fn lane_wise(op: ElementOp) -> bool {
     match op {
         ElementOp::Unary(u) => lane_wise_unary(u),
         ElementOp::Binary(b) => lane_wise_binary(b),
-        ElementOp::Broadcast => true,
-        ElementOp::Select => false,
+        ElementOp::Broadcast | ElementOp::Select => true,
     }
 }
 
-/// Whether `u` is one instruction that works on f64x2 as on f64, lane by lane.
-/// (Relu, sign and the comparisons could be lane-wise too, with a vector
-/// `fcmp` and `bitselect`; on the small vectors of the examples that
-/// measured slower than the scalar `select`s.)
+/// Whether `u` works on f64x2 as on f64, lane by lane: one instruction, or
+/// a comparison and a choice by masks.
 fn lane_wise_unary(u: Unary) -> bool {
     match u {
-        Unary::Neg | Unary::Abs | Unary::Sqrt | Unary::Floor | Unary::Round => true,
+        Unary::Neg
+        | Unary::Abs
+        | Unary::Sqrt
+        | Unary::Floor
+        | Unary::Round
+        | Unary::Sign
+        | Unary::Relu => true,
         Unary::Exp
         | Unary::Log
-        | Unary::Sign
         | Unary::Sin
         | Unary::Cos
         | Unary::Tanh
         | Unary::Sigmoid
-        | Unary::Relu
         | Unary::Softplus
         | Unary::Log1p
         | Unary::Expm1
@@ -211,17 +245,22 @@ fn lane_wise_unary(u: Unary) -> bool {
     }
 }
 
-/// Whether `op` is one instruction that works on f64x2 as on f64, lane by lane.
+/// Whether `op` works on f64x2 as on f64, lane by lane: one instruction, or
+/// a comparison by masks.
 fn lane_wise_binary(op: Binary) -> bool {
     match op {
-        Binary::Add | Binary::Sub | Binary::Mul | Binary::Div | Binary::Max | Binary::Min => true,
-        Binary::Pow
+        Binary::Add
+        | Binary::Sub
+        | Binary::Mul
+        | Binary::Div
+        | Binary::Max
+        | Binary::Min
         | Binary::Eq
         | Binary::Ne
         | Binary::Lt
         | Binary::Le
         | Binary::Gt
-        | Binary::Ge
-        | Binary::BceLogits => false,
+        | Binary::Ge => true,
+        Binary::Pow | Binary::BceLogits => false,
     }
 }

@@ -1,6 +1,7 @@
 //! Calls of the matrix-product kernel ([`crate::backend::kernel`]) from the
 //! generated code: `C = A B` or `C += A B` of operands in memory, read
-//! through their strides, with sizes known when compiling or at run time.
+//! through their strides, with sizes known when compiling or at run time;
+//! and of its transpose.
 //! The kernel adds in the interpreter's order, so a product it computes is
 //! the same bits as one the generated loops compute.
 
@@ -43,30 +44,21 @@ pub(super) enum Size {
 }
 
 impl Translator<'_, '_> {
-    /// `C = A B` (`resume` unset) or `C += A B` (set), `A` `m` x `k`, `B`
-    /// `k` x `n`, `C` row-major with rows `rsc` apart: one call of the
-    /// kernel of the function's element type.
+    /// `C = A B` (`resume` 0) or `C += A B` (1, known when compiling or
+    /// at run time), `A` `m` x `k`, `B` `k` x `n`, `C` row-major with rows
+    /// `rsc` apart: one call of the kernel of the function's element type.
     pub(super) fn gemm(
         &mut self,
         (m, n, k): (Size, Size, Size),
         (a, b): (Strided, Strided),
         (c, rsc): (Opnd, usize),
-        resume: bool,
+        resume: Size,
     ) {
         let symbol = if self.st == cl::types::F32 {
             kernel::GEMM_F32
         } else {
             kernel::GEMM_F64
         };
-        let mut sig = self.module.make_signature();
-        for _ in 0..12 {
-            sig.params.push(AbiParam::new(self.ptr));
-        }
-        let id = self
-            .module
-            .declare_function(symbol, Linkage::Import, &sig)
-            .expect("the kernel is declared with one signature");
-        let fref = self.module.declare_func_in_func(id, self.b.func);
         let mut args = Vec::with_capacity(12);
         for size in [m, n, k] {
             args.push(self.size(size));
@@ -78,8 +70,41 @@ impl Translator<'_, '_> {
         }
         args.push(self.address_of(c));
         args.push(self.size(Size::Const(rsc)));
-        args.push(self.size(Size::Const(usize::from(resume))));
-        self.b.ins().call(fref, &args);
+        args.push(self.size(resume));
+        self.call_kernel(symbol, &args);
+    }
+
+    /// `dst` (`cols` x `rows`) = the transpose of `src` (`rows` x `cols`),
+    /// both row-major in memory: one call of the kernel's transpose of the
+    /// function's element type.
+    pub(super) fn transpose_kernel(&mut self, src: Opnd, (rows, cols): (usize, usize), dst: Opnd) {
+        let symbol = if self.st == cl::types::F32 {
+            kernel::TRANSPOSE_F32
+        } else {
+            kernel::TRANSPOSE_F64
+        };
+        let args = [
+            self.address_of(src),
+            self.size(Size::Const(rows)),
+            self.size(Size::Const(cols)),
+            self.address_of(dst),
+        ];
+        self.call_kernel(symbol, &args);
+    }
+
+    /// A call of the kernel's function `symbol`, whose arguments are all
+    /// pointer-sized and which returns nothing.
+    fn call_kernel(&mut self, symbol: &str, args: &[cl::Value]) {
+        let mut sig = self.module.make_signature();
+        for _ in args {
+            sig.params.push(AbiParam::new(self.ptr));
+        }
+        let id = self
+            .module
+            .declare_function(symbol, Linkage::Import, &sig)
+            .expect("a kernel is declared with one signature");
+        let fref = self.module.declare_func_in_func(id, self.b.func);
+        self.b.ins().call(fref, args);
     }
 
     /// A size as a value of pointer type.

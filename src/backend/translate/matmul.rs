@@ -61,7 +61,7 @@ impl Translator<'_, '_> {
             let (x, y) = (self.operand(a), self.operand(b));
             let dims = (Size::Const(m), Size::Const(n), Size::Const(k));
             let operands = (Strided::rows(x, k), Strided::rows(y, n));
-            self.gemm(dims, operands, (dst, n), false);
+            self.gemm(dims, operands, (dst, n), Size::Const(0));
             return dst_loc(dst);
         }
         // The transpose is made before the loop over the examples, for it.

@@ -31,7 +31,7 @@ impl Translator<'_, '_> {
             readonly: false,
         };
         let dims = (Size::Value(rows), Size::Const(m), Size::Const(k));
-        self.gemm(dims, (Strided::rows(x, k), w), (y, m), false);
+        self.gemm(dims, (Strided::rows(x, k), w), (y, m), Size::Const(0));
     }
 
     /// The operands of `o`'s chunk product, `X` and a `[k, m]` matrix, with
@@ -136,7 +136,7 @@ impl Translator<'_, '_> {
     }
 
     /// Writes the transpose of `w`, an `[m, k]` matrix, to the scratch
-    /// buffer from offset `off` on, as `[k, m]`.
+    /// buffer from offset `off` on, as `[k, m]`, by the kernel's transpose.
     pub(super) fn transpose_into(&mut self, w: Value, off: usize) {
         let (m, k) = match self.f.shape(w).dims() {
             [m, k] => (*m, *k),
@@ -148,11 +148,6 @@ impl Translator<'_, '_> {
             off,
             readonly: false,
         };
-        self.nest(&[k, m], &mut |t, ix| {
-            let from = t.lin(&[(ix[1], k), (ix[0], 1)], 0);
-            let x = t.read(src, from);
-            let to = t.lin(&[(ix[0], m), (ix[1], 1)], 0);
-            t.write(dst, to, x);
-        });
+        self.transpose_kernel(src, (m, k), dst);
     }
 }

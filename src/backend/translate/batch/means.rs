@@ -4,6 +4,7 @@
 //! rows; and the weight gradients computed over a chunk as one `G^T X`
 //! by the kernel (see [`crate::backend::plan::OuterMean`]).
 
+use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{self as cl, InstBuilder};
 use cranelift_frontend::Variable;
 
@@ -102,9 +103,10 @@ impl Translator<'_, '_> {
 
     /// Adds `G^T X` of `o`'s first `rows` rows (at least one) to its output
     /// buffer: element `(i, j)` adds `G[r, i] * X[r, j]` for `r` in order,
-    /// one call of the kernel resuming the sums in the buffer (`G` read
-    /// through its strides as `G^T`).
-    pub(super) fn outer_mean(&mut self, o: &OuterMean, rows: cl::Value) {
+    /// one call of the kernel (`G` read through its strides as `G^T`),
+    /// which starts each sum from -0 on the first chunk (`first` is 0) and
+    /// resumes the sums in the buffer on the others.
+    pub(super) fn outer_mean(&mut self, o: &OuterMean, first: cl::Value, rows: cl::Value) {
         let args = &self.f.inst(o.inst).args;
         let (m, n) = (self.f.shape(args[0]).size(), self.f.shape(args[1]).size());
         let dst = self.opnd_of(Loc::Table(OUTPUTS, o.output, 0));
@@ -116,7 +118,9 @@ impl Translator<'_, '_> {
         let (g, x) = (mem(self, o.g), mem(self, o.x));
         let dims = (Size::Const(m), Size::Const(n), Size::Value(rows));
         let operands = (Strided::transposed(g, m), Strided::rows(x, n));
-        self.gemm(dims, operands, (dst, n), true);
+        let resume = self.b.ins().icmp_imm_u(IntCC::NotEqual, first, 0);
+        let resume = self.b.ins().uextend(self.ptr, resume);
+        self.gemm(dims, operands, (dst, n), Size::Value(resume));
     }
 
     /// Divides the `k`-th accumulator by the number of examples and leaves

@@ -37,10 +37,10 @@
 //! - A mean of `outer(g, x)` that nothing else reads (the gradient of a
 //!   weight matrix) is one product `G^T X` over the batch: each example only
 //!   copies `g` and `x` to its row of `G` and `X`, and after the last example
-//!   (or every [`CHUNK`] examples) each element of the output buffer, set to
-//!   -0 first, adds its products over the rows in example order, by one call
-//!   of the kernel that resumes the sums in the buffer (see
-//!   [`crate::backend::plan::OuterMean`]).
+//!   (or every [`CHUNK`] examples) each element of the output buffer adds
+//!   its products over the rows in example order, by one call of the kernel
+//!   that starts from -0 on the first chunk and resumes the sums in the
+//!   buffer on the others (see [`crate::backend::plan::OuterMean`]).
 
 mod chunks;
 mod means;
@@ -51,9 +51,8 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::Module;
 
 use self::means::Acc;
-use crate::backend::abi::OUTPUTS;
 use crate::backend::plan::{BatchPlan, CHUNK};
-use crate::backend::translate::{Loc, Translator};
+use crate::backend::translate::Translator;
 use crate::dtype::Dtype;
 use crate::ir::{Function, Op};
 
@@ -93,7 +92,7 @@ pub(in crate::backend) fn translate_batched(
 impl Translator<'_, '_> {
     /// What runs once per call before the examples: the steps that do not
     /// depend on the example, the transposes, and the accumulators of the
-    /// means (the output buffers of the `G^T X` means set to -0).
+    /// means.
     fn before_the_examples(&mut self, plan: &BatchPlan) -> Result<Vec<Option<Acc>>, String> {
         let layout = &plan.layout;
         for step in &layout.steps[..layout.body] {
@@ -102,13 +101,7 @@ impl Translator<'_, '_> {
         for &(w, off) in &layout.transposed {
             self.transpose_into(w, off);
         }
-        let accs: Vec<Option<Acc>> = plan.outputs.iter().map(|&o| self.start(o)).collect();
-        for o in &plan.outer_means {
-            let dst = self.opnd_of(Loc::Table(OUTPUTS, o.output, 0));
-            let size = self.f.shape(o.inst).size();
-            self.fill(dst, size, -0.0);
-        }
-        Ok(accs)
+        Ok(plan.outputs.iter().map(|&o| self.start(o)).collect())
     }
 
     /// For each chunk of at most [`CHUNK`] examples from `first` on (the
@@ -149,7 +142,7 @@ impl Translator<'_, '_> {
             return Err(e);
         }
         for o in &plan.outer_means {
-            self.outer_mean(o, rows);
+            self.outer_mean(o, first, rows);
         }
         let next = self.b.ins().iadd_imm_s(first, CHUNK as i64);
         self.b.def_var(counter, next);
