@@ -11,6 +11,11 @@
 //! - A `slice` that selects a contiguous block is a *view*: its value is its
 //!   argument's memory from an offset, with no copy.
 //!
+//! - A `softmax` and a `log_softmax` of the same value along the same axis
+//!   (the forward and the backward pass of a cross-entropy) are one step of
+//!   two instructions, a *pair*: per slice, the exponentials are computed
+//!   once for both.
+//!
 //! Each element goes through the same operations as without fusion, so the
 //! results are the same bits.
 
@@ -135,6 +140,39 @@ pub fn contiguous(s: &Shape, axes: &[SliceAxis]) -> Option<usize> {
     Some(first)
 }
 
+/// A `softmax` and a `log_softmax` of the same value along the same axis.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct SoftmaxPair {
+    pub softmax: Value,
+    pub log_softmax: Value,
+    /// Their argument.
+    pub x: Value,
+    pub axis: usize,
+}
+
+/// The pair `a` and `b` are, if they are a `softmax` and a `log_softmax`
+/// (in either order) of the same value along the same axis, with a result
+/// that is not a scalar. Each computes `m = max(x)` and `e = exp(x - m)`
+/// of each slice and their sum from -0 in the same order, so a pair
+/// computes them once.
+pub fn softmax_pair(f: &Function, a: Value, b: Value) -> Option<SoftmaxPair> {
+    let (ia, ib) = (f.inst(a), f.inst(b));
+    if ia.args != ib.args || ia.shape.is_scalar() {
+        return None;
+    }
+    let pair = |softmax, log_softmax, axis| SoftmaxPair {
+        softmax,
+        log_softmax,
+        x: ia.args[0],
+        axis,
+    };
+    match (&ia.op, &ib.op) {
+        (Op::Softmax(x), Op::LogSoftmax(y)) if x == y => Some(pair(a, b, *x)),
+        (Op::LogSoftmax(x), Op::Softmax(y)) if x == y => Some(pair(b, a, *x)),
+        _ => None,
+    }
+}
+
 /// How far past a run's first instruction [`steps`] looks for members.
 const WINDOW: usize = 256;
 
@@ -164,6 +202,10 @@ enum State {
 /// neither elementwise (so that it can start a run of its own later) nor
 /// one that [`can_fail`] (so that failures keep their order); else it is
 /// deferred. What is not placed is looked at again, in order, after the run.
+///
+/// A `softmax` or `log_softmax` takes its partner (see [`softmax_pair`])
+/// from the next `WINDOW` instructions into its step: the partner reads
+/// only their common argument, so it can move up.
 pub fn steps(f: &Function, region: &[Value]) -> Vec<Vec<Value>> {
     let mut state = ValueMap::new(f, State::Done);
     for &v in region {
@@ -175,11 +217,20 @@ pub fn steps(f: &Function, region: &[Value]) -> Vec<Vec<Value>> {
             continue;
         }
         state[head] = State::Done;
+        let window = &region[pos + 1..region.len().min(pos + 1 + WINDOW)];
         if !elementwise(f, head) {
-            steps.push(vec![head]);
+            let partner = window
+                .iter()
+                .copied()
+                .find(|&v| state[v] == State::Open && softmax_pair(f, head, v).is_some());
+            if let Some(p) = partner {
+                state[p] = State::Done;
+                steps.push(vec![head, p]);
+            } else {
+                steps.push(vec![head]);
+            }
             continue;
         }
-        let window = &region[pos + 1..region.len().min(pos + 1 + WINDOW)];
         grow_run(f, head, window, &mut state, &mut steps);
     }
     steps

@@ -209,6 +209,62 @@ fn softmax_and_log_softmax() {
     agree(&f, &[], &[far]);
 }
 
+/// A `softmax` and a `log_softmax` of one value are one step, whose
+/// exponentials serve both, with the bits of each computed alone: on the
+/// special values (a maximum that is infinite or NaN, where `logsumexp` is
+/// the maximum itself), along every axis of a matrix, in either order, and
+/// not when the axes differ.
+#[test]
+fn softmax_pairs() {
+    let (mut f, _, x) = function(&[], &[Shape::vector(3)]);
+    let l = push(&mut f, Op::LogSoftmax(0), &[x[0]]);
+    let e = push(&mut f, Op::Unary(Unary::Exp), &[l]);
+    output(&mut f, e);
+    let s = push(&mut f, Op::Softmax(0), &[x[0]]);
+    output(&mut f, s);
+    output(&mut f, l);
+    let steps = crate::backend::plan::layout::layout(&f).steps;
+    assert!(steps.contains(&vec![l, s]), "{steps:?}");
+    for data in [
+        [1.0, 2.0, 3.0],
+        [-0.0, 0.0, -0.0],
+        [1000.0, 1000.0 + 3f64.ln(), -1000.0],
+        [f64::NEG_INFINITY; 3],
+        [f64::NEG_INFINITY, 2.0, f64::NEG_INFINITY],
+        [f64::INFINITY, 1.0, 2.0],
+        [f64::NAN, 1.0, 2.0],
+        [1e-320, -3e-320, 5e300],
+    ] {
+        agree(&f, &[], &[Tensor::new(Shape::vector(3), data.to_vec())]);
+    }
+    agree_on_values(&f);
+    let (mut f, _, x) = function(&[], &[Shape::matrix(4, 3)]);
+    let mut pairs = Vec::new();
+    for axis in 0..2 {
+        let s = push(&mut f, Op::Softmax(axis), &[x[0]]);
+        output(&mut f, s);
+        let l = push(&mut f, Op::LogSoftmax(axis), &[x[0]]);
+        output(&mut f, l);
+        pairs.push(vec![s, l]);
+    }
+    let steps = crate::backend::plan::layout::layout(&f).steps;
+    for p in &pairs {
+        assert!(steps.contains(p), "{steps:?}");
+    }
+    agree_on_values(&f);
+    let (mut f, _, x) = function(&[], &[Shape::matrix(4, 3)]);
+    let s = push(&mut f, Op::Softmax(0), &[x[0]]);
+    output(&mut f, s);
+    let l = push(&mut f, Op::LogSoftmax(1), &[x[0]]);
+    output(&mut f, l);
+    let steps = crate::backend::plan::layout::layout(&f).steps;
+    assert!(
+        steps.contains(&vec![s]) && steps.contains(&vec![l]),
+        "{steps:?}"
+    );
+    agree_on_values(&f);
+}
+
 #[test]
 fn broadcast_slice_unslice_pack() {
     let (mut f, p, x) = function(&[Shape::scalar()], &[Shape(vec![3, 5, 4])]);

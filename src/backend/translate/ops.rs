@@ -1,7 +1,7 @@
 //! Every operation dispatched to its lowering (one exhaustive `match`), the
 //! operations that read the function's arguments (parameters, inputs,
-//! constants) and `one_hot`, and one step of the plan: an instruction, or a
-//! fused run.
+//! constants) and `one_hot`, and one step of the plan: an instruction, a
+//! fused run, or a `softmax` and `log_softmax` pair.
 
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{self as cl, types, InstBuilder, MemFlagsData};
@@ -18,14 +18,24 @@ use crate::ir::{Op, Value};
 
 impl Translator<'_, '_> {
     /// Translates one step of the layout, whose arguments are translated
-    /// already: one instruction, or a fused run.
+    /// already: one instruction, a fused run, or a `softmax` and
+    /// `log_softmax` pair.
     pub(super) fn step(&mut self, step: &[Value]) -> Result<(), String> {
         match step {
             [v] => {
                 let loc = self.inst(*v)?;
                 self.set_loc(*v, loc);
             }
-            run => self.fused(run, &self.layout.internal),
+            run => {
+                let pair = match *run {
+                    [a, b] => fuse::softmax_pair(self.f, a, b),
+                    _ => None,
+                };
+                match pair {
+                    Some(p) => self.softmax_pair(p),
+                    None => self.fused(run, &self.layout.internal),
+                }
+            }
         }
         Ok(())
     }

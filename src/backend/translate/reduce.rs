@@ -7,6 +7,7 @@ use cranelift_codegen::ir::{self as cl, InstBuilder};
 
 use super::{dst_loc, Ix, Loc, Opnd, Translator};
 use crate::backend::libm::Callee;
+use crate::backend::plan::fuse::SoftmaxPair;
 use crate::ir::{axes, Reduce, Unary, Value};
 use crate::shape::Shape;
 
@@ -144,6 +145,13 @@ impl Translator<'_, '_> {
             let d = t.b.ins().fsub(e, m);
             t.call(Callee::Unary(Unary::Exp), &[d])
         });
+        self.log_sum(m, s)
+    }
+
+    /// `m + log(s)`, the logsumexp of a slice of maximum `m` whose
+    /// exponentials `exp(x - m)` add up to `s`; `m` itself if it is not
+    /// finite.
+    fn log_sum(&mut self, m: cl::Value, s: cl::Value) -> cl::Value {
         let l = self.call(Callee::Unary(Unary::Log), &[s]);
         let r = self.b.ins().fadd(m, l);
         let inf = self.fconst(f64::INFINITY);
@@ -288,13 +296,20 @@ impl Translator<'_, '_> {
         if self.f.shape(a).rank() == 1 {
             self.softmax_of(&|t| t.whole(a), dst);
         } else {
-            self.slices(a, &[axis], &mut |t, w, _| t.softmax_of(&|_| w.clone(), dst));
+            self.slices(a, &[axis], &mut |t, w, _| {
+                t.softmax_of(&|_| w.clone(), dst);
+            });
         }
         dst_loc(dst)
     }
 
-    /// The softmax of one slice, written at its places in `dst`.
-    fn softmax_of(&mut self, slice: &dyn Fn(&mut Self) -> Walk, dst: Opnd) {
+    /// The softmax of one slice, written at its places in `dst`; returns
+    /// the slice's maximum and the sum of the exponentials.
+    fn softmax_of(
+        &mut self,
+        slice: &dyn Fn(&mut Self) -> Walk,
+        dst: Opnd,
+    ) -> (cl::Value, cl::Value) {
         let m = self.max_of(slice, &mut |_, e| e);
         let w = slice(self);
         let acc = self.var(-0.0);
@@ -313,6 +328,33 @@ impl Translator<'_, '_> {
             let q = t.b.ins().fdiv(e, s);
             t.write(dst, ix, q);
         });
+        (m, s)
+    }
+
+    /// A `softmax` and a `log_softmax` of the same value along the same
+    /// axis, per slice in one go: the softmax as [`Self::softmax_of`], then
+    /// `x - logsumexp(x)` from its maximum and sum, which are those
+    /// `logsumexp` computes (the same exponentials, added in the same
+    /// order).
+    pub(super) fn softmax_pair(&mut self, p: SoftmaxPair) {
+        let (soft, log) = (self.dest(p.softmax), self.dest(p.log_softmax));
+        let both = |t: &mut Self, slice: &dyn Fn(&mut Self) -> Walk| {
+            let (m, s) = t.softmax_of(slice, soft);
+            let l = t.log_sum(m, s);
+            let w = slice(t);
+            t.walk(&w, &mut |t, ix, _| {
+                let x = t.read(w.x, ix);
+                let d = t.b.ins().fsub(x, l);
+                t.write(log, ix, d);
+            });
+        };
+        if self.f.shape(p.x).rank() == 1 {
+            both(self, &|t| t.whole(p.x));
+        } else {
+            self.slices(p.x, &[p.axis], &mut |t, w, _| both(t, &|_| w.clone()));
+        }
+        self.set_loc(p.softmax, dst_loc(soft));
+        self.set_loc(p.log_softmax, dst_loc(log));
     }
 
     /// `v`, the `log_softmax` of `args[0]` along `axis`: per slice, `x -
