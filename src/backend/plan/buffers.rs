@@ -58,7 +58,7 @@ pub(super) fn transposes(
 
 /// The means of an `outer(g, x)` computed per example that nothing else
 /// reads and no other output is (a weight's gradient), each with its rows
-/// `G` and `X`. (Only an `outer` is looked at: a mean added to example by
+/// `G` and `X` (none for an input, whose rows are in the inputs' buffer). (Only an `outer` is looked at: a mean added to example by
 /// example is the safe answer for any other operation.)
 pub(super) fn outer_means(
     f: &Function,
@@ -85,13 +85,17 @@ pub(super) fn outer_means(
         })
         .map(|(k, &v)| {
             let args = &f.inst(v).args;
-            let (m, n) = (f.shape(args[0]).size(), f.shape(args[1]).size());
-            let g = take(layout, CHUNK * (m + n));
+            // An input's rows are read in the inputs' buffer.
+            let mut rows = |a: Value| match f.inst(a).op {
+                Op::Input(_) => layout.scratch_len,
+                _ => take(layout, CHUNK * f.shape(a).size()),
+            };
+            let (g, x) = (rows(args[0]), rows(args[1]));
             OuterMean {
                 inst: v,
                 output: k,
                 g,
-                x: g + CHUNK * m,
+                x,
             }
         })
         .collect()

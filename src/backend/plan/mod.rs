@@ -265,20 +265,21 @@ pub struct ChunkProduct {
 
 /// A mean of `outer(g, x)` over the batch, computed as `G^T X`: every
 /// example copies `g` and `x` to row `r` of `G` (`[CHUNK, m]`) and of `X`
-/// (`[CHUNK, k]`), `r` counting the examples of the current chunk; after the
-/// last example of a chunk, each element of the output buffer adds
+/// (`[CHUNK, k]`), `r` counting the examples of the current chunk (an input
+/// is not copied: its rows are read in the inputs' buffer); after the last
+/// example of a chunk, each element of the output buffer adds
 /// `G[r, i] * X[r, j]` for `r` in order (one call of the kernel, from -0 on
 /// the first chunk, resuming the buffer's sums on the others). That is the
-/// sum of
-/// the examples' products in example order from -0, the same bits as
-/// adding each example's `outer`.
+/// sum of the examples' products in example order from -0, the same bits
+/// as adding each example's `outer`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct OuterMean {
     /// The `outer` instruction.
     pub inst: Value,
     /// Its position in [`BatchPlan::outputs`].
     pub output: usize,
-    /// The offsets of `G` and `X` in the scratch buffer.
+    /// The offsets of `G` and `X` in the scratch buffer (unused for an
+    /// input).
     pub g: usize,
     pub x: usize,
 }

@@ -161,4 +161,33 @@ impl Translator<'_, '_> {
             self.write(dst, Ix::c(k), v);
         }
     }
+
+    /// `dst[j] = op(dst[j], src[j])` for `j` in `0..n`, two at a time (a
+    /// register `src` stands for every element).
+    pub(super) fn pairwise(
+        &mut self,
+        dst: Opnd,
+        src: Opnd,
+        n: usize,
+        op: &mut dyn FnMut(&mut Self, cl::Value, cl::Value) -> cl::Value,
+    ) {
+        let (lanes, vt) = (self.lanes, self.vt);
+        let wide = match src {
+            Opnd::Reg(x) if n >= lanes => Opnd::Reg(self.b.ins().splat(vt, x)),
+            other => other,
+        };
+        self.for_each_step(n - n % lanes, lanes, &mut |t, ix| {
+            let a = t.read_as(vt, dst, ix);
+            let x = t.read_as(vt, wide, ix);
+            let y = op(t, a, x);
+            t.write(dst, ix, y);
+        });
+        for k in n - n % lanes..n {
+            let ix = Ix::c(k);
+            let a = self.read(dst, ix);
+            let x = self.read(src, ix);
+            let y = op(self, a, x);
+            self.write(dst, ix, y);
+        }
+    }
 }

@@ -323,11 +323,17 @@ impl Translator<'_, '_> {
             t.b.def_var(acc, s);
         });
         let s = self.b.use_var(acc);
-        self.walk(&w, &mut |t, ix, _| {
-            let e = t.read(dst, ix);
-            let q = t.b.ins().fdiv(e, s);
-            t.write(dst, ix, q);
-        });
+        if w.base.is_empty() && w.strides == [1] {
+            // The whole value: the quotients a vector at a time.
+            let n = w.dims[0];
+            self.pairwise(dst, Opnd::Reg(s), n, &mut |t, e, s| t.b.ins().fdiv(e, s));
+        } else {
+            self.walk(&w, &mut |t, ix, _| {
+                let e = t.read(dst, ix);
+                let q = t.b.ins().fdiv(e, s);
+                t.write(dst, ix, q);
+            });
+        }
         (m, s)
     }
 

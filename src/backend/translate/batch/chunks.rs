@@ -8,7 +8,7 @@ use cranelift_codegen::ir::{self as cl, InstBuilder};
 use crate::backend::abi::INPUTS;
 use crate::backend::plan::{BatchPlan, ChunkProduct};
 use crate::backend::translate::gemm::{Size, Strided};
-use crate::backend::translate::{dst_loc, Ix, Loc, Opnd, Translator};
+use crate::backend::translate::{Ix, Loc, Opnd, Translator};
 use crate::ir::{Op, Value};
 
 impl Translator<'_, '_> {
@@ -66,40 +66,41 @@ impl Translator<'_, '_> {
         };
         // The vector is an input, or else kept (by the plan's construction):
         // only an input is singled out by name.
-        let f = self.f;
-        let x = if let Op::Input(input) = f.inst(xv).op {
-            let base = self.table_entry(INPUTS, input);
-            let bytes = self.b.ins().imul_imm_s(first, (k << self.shift) as i64);
-            Opnd::Mem {
-                ptr: self.b.ins().iadd(base, bytes),
-                off: 0,
-                readonly: true,
-            }
-        } else {
-            let off = plan.kept_of(xv);
-            Opnd::Mem {
+        let x = match self.input_rows(xv, first) {
+            Some(rows) => rows,
+            None => Opnd::Mem {
                 ptr: self.scratch,
-                off: off.expect("a product's vector is an input or kept"),
+                off: plan
+                    .kept_of(xv)
+                    .expect("a product's vector is an input or kept"),
                 readonly: false,
-            }
+            },
         };
         (x, w, m, k)
     }
 
-    /// The value of `o`'s product for the current example: row `r` of its
-    /// `Y`, copied to the instruction's slot.
-    pub(super) fn product_row(&mut self, o: &ChunkProduct, r: cl::Value) {
-        let m = self.f.shape(o.inst).size();
-        let at = self.b.ins().imul_imm_s(r, (m << self.shift) as i64);
-        let ptr = self.b.ins().iadd(self.scratch, at);
-        let src = Opnd::Mem {
-            ptr,
-            off: o.y,
-            readonly: false,
+    /// If `v` is an input, its rows in the inputs' buffer from example
+    /// `first` on (one row of `v`'s size per example).
+    pub(super) fn input_rows(&mut self, v: Value, first: cl::Value) -> Option<Opnd> {
+        let Op::Input(input) = self.f.inst(v).op else {
+            return None;
         };
-        let dst = self.dest(o.inst);
-        self.copy(src, dst, 0, m);
-        self.set_loc(o.inst, dst_loc(dst));
+        let size = self.f.shape(v).size();
+        let base = self.table_entry(INPUTS, input);
+        let bytes = self.b.ins().imul_imm_s(first, (size << self.shift) as i64);
+        Some(Opnd::Mem {
+            ptr: self.b.ins().iadd(base, bytes),
+            off: 0,
+            readonly: true,
+        })
+    }
+
+    /// The value of `o`'s product for the current example: row `r` of its
+    /// `Y`, read in place (the stage reads it before the next chunk
+    /// product of the stage overwrites it; a later stage reads its kept
+    /// copy).
+    pub(super) fn product_row(&mut self, o: &ChunkProduct, r: cl::Value) {
+        self.kept_row(o.inst, o.y, r);
     }
 
     /// Copies `v` to row `r` of its rows at `off`.

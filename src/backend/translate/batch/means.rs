@@ -12,6 +12,7 @@ use crate::backend::abi::OUTPUTS;
 use crate::backend::plan::{BatchOutput, OuterMean, Reduce};
 use crate::backend::translate::gemm::{Size, Strided};
 use crate::backend::translate::{Ix, Loc, Opnd, Translator};
+use crate::ir::Op;
 
 /// The accumulator of a mean.
 #[derive(Copy, Clone, Debug)]
@@ -84,10 +85,15 @@ impl Translator<'_, '_> {
     }
 
     /// Copies the current example's `g` and `x` of `o` to row `r` of `G`
-    /// and `X`.
+    /// and `X`, unless it is an input, whose rows `outer_mean` reads where
+    /// they are.
     pub(super) fn keep_rows(&mut self, o: &OuterMean, r: cl::Value) {
         let args = &self.f.inst(o.inst).args;
         for (v, off) in [(args[0], o.g), (args[1], o.x)] {
+            if matches!(self.f.inst(v).op, Op::Input(_)) {
+                // Read from the inputs' rows by `outer_mean`.
+                continue;
+            }
             let size = self.f.shape(v).size();
             let src = self.operand(v);
             let at = self.b.ins().imul_imm_s(r, (size << self.shift) as i64);
@@ -103,19 +109,22 @@ impl Translator<'_, '_> {
 
     /// Adds `G^T X` of `o`'s first `rows` rows (at least one) to its output
     /// buffer: element `(i, j)` adds `G[r, i] * X[r, j]` for `r` in order,
-    /// one call of the kernel (`G` read through its strides as `G^T`),
-    /// which starts each sum from -0 on the first chunk (`first` is 0) and
+    /// one call of the kernel (`G` read through its strides as `G^T`, an
+    /// input's rows in the inputs' buffer from example `first` on), which
+    /// starts each sum from -0 on the first chunk (`first` is 0) and
     /// resumes the sums in the buffer on the others.
     pub(super) fn outer_mean(&mut self, o: &OuterMean, first: cl::Value, rows: cl::Value) {
         let args = &self.f.inst(o.inst).args;
         let (m, n) = (self.f.shape(args[0]).size(), self.f.shape(args[1]).size());
         let dst = self.opnd_of(Loc::Table(OUTPUTS, o.output, 0));
-        let mem = |t: &Self, off| Opnd::Mem {
-            ptr: t.scratch,
-            off,
-            readonly: false,
+        let rows_of = |t: &mut Self, v, off| {
+            t.input_rows(v, first).unwrap_or(Opnd::Mem {
+                ptr: t.scratch,
+                off,
+                readonly: false,
+            })
         };
-        let (g, x) = (mem(self, o.g), mem(self, o.x));
+        let (g, x) = (rows_of(self, args[0], o.g), rows_of(self, args[1], o.x));
         let dims = (Size::Const(m), Size::Const(n), Size::Value(rows));
         let operands = (Strided::transposed(g, m), Strided::rows(x, n));
         let resume = self.b.ins().icmp_imm_u(IntCC::NotEqual, first, 0);
@@ -147,34 +156,5 @@ impl Translator<'_, '_> {
         let dst = self.opnd_of(Loc::Table(OUTPUTS, k, 0));
         let a = self.b.use_var(v);
         self.write(dst, Ix::c(0), a);
-    }
-
-    /// `dst[j] = op(dst[j], src[j])` for `j` in `0..n`, two at a time (a
-    /// register `src` stands for every element).
-    fn pairwise(
-        &mut self,
-        dst: Opnd,
-        src: Opnd,
-        n: usize,
-        op: &mut dyn FnMut(&mut Self, cl::Value, cl::Value) -> cl::Value,
-    ) {
-        let (lanes, vt) = (self.lanes, self.vt);
-        let wide = match src {
-            Opnd::Reg(x) if n >= lanes => Opnd::Reg(self.b.ins().splat(vt, x)),
-            other => other,
-        };
-        self.for_each_step(n - n % lanes, lanes, &mut |t, ix| {
-            let a = t.read_as(vt, dst, ix);
-            let x = t.read_as(vt, wide, ix);
-            let y = op(t, a, x);
-            t.write(dst, ix, y);
-        });
-        for k in n - n % lanes..n {
-            let ix = Ix::c(k);
-            let a = self.read(dst, ix);
-            let x = self.read(src, ix);
-            let y = op(self, a, x);
-            self.write(dst, ix, y);
-        }
     }
 }
