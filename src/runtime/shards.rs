@@ -5,7 +5,7 @@
 //! example per call, the interpreter), so that their numbers are the same
 //! bits as one another's at any thread count:
 //! - a batch of `n` examples is cut into [`shard_count`]`(n)` shards:
-//!   `n / 16` of them (at least 16 examples each), at least 1 and at most
+//!   `n / 32` of them (at least 32 examples each), at least 1 and at most
 //!   [`MAX_SHARDS`]; shard `i` of `k` holds the examples
 //!   `i * n / k .. (i + 1) * n / k` (integer division: sizes differ by one
 //!   at most, the larger ones last);
@@ -15,7 +15,7 @@
 //!   divided by `n`.
 //!
 //! The thread count only decides which thread computes a shard's sums,
-//! never how they are formed or added; a batch of fewer than 32 examples is
+//! never how they are formed or added; a batch of fewer than 64 examples is
 //! one shard, whose mean is `(((-0 + v0) + v1) + ...) / n`, as before shards.
 
 use std::num::NonZeroUsize;
@@ -24,8 +24,12 @@ use std::sync::Arc;
 
 use crate::diagnostic::Error;
 
-/// The fewest examples of a shard (unless the batch is smaller).
-pub const MIN_SHARD: usize = 16;
+/// The fewest examples of a shard (unless the batch is smaller). Every
+/// shard reads the weights on its own (a large weight matrix packed for the
+/// kernel, a small one transposed), so fewer, larger shards repeat less of
+/// that: with 16, the 784-256-10 MLP's step at batch 128 packed its first
+/// weight 8 times and took a fifth longer, on one thread and on two.
+pub const MIN_SHARD: usize = 32;
 
 /// The most shards a batch is cut into.
 pub const MAX_SHARDS: usize = 8;
@@ -151,12 +155,13 @@ mod tests {
             assert!(hi - lo <= 1, "n = {n}: {sizes:?}");
             assert!(k == 1 || *lo >= MIN_SHARD, "n = {n}: {sizes:?}");
         }
-        assert_eq!(shard_count(31), 1);
-        assert_eq!(shard_count(32), 2);
-        assert_eq!(shard_count(128), 8);
+        assert_eq!(shard_count(63), 1);
+        assert_eq!(shard_count(64), 2);
+        assert_eq!(shard_count(128), 4);
+        assert_eq!(shard_count(256), 8);
         assert_eq!(shard_count(10_000), 8);
-        assert_eq!(shard(33, 2, 0), 0..16);
-        assert_eq!(shard(33, 2, 1), 16..33);
+        assert_eq!(shard(65, 2, 0), 0..32);
+        assert_eq!(shard(65, 2, 1), 32..65);
     }
 
     #[test]
