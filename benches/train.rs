@@ -142,8 +142,9 @@ impl Trainer {
         self.engine
             .run(&self.params, Some(&self.data), black_box(rows))
             .expect("runs");
+        let pool = self.engine.threads().pool();
         self.state
-            .step(self.lr, &mut self.params, self.engine.grads());
+            .step_on(pool, self.lr, &mut self.params, self.engine.grads());
     }
 
     /// Back to the initial parameters and optimizer state, and the first

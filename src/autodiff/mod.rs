@@ -123,16 +123,26 @@ fn differentiate_from(
         rules::vjp(&mut ad, v, g)?;
         ad.f.mark_backward(start, Backward::Step(mnemonic(&f.inst(v).op)));
     }
-    let mut out = std::mem::take(&mut ad.f);
-    for (p, slot) in f.params.iter().enumerate() {
-        let value = match f.iter().find(|(_, inst)| inst.op == Op::Param(p)) {
-            // (A parameter defined after `of` has only a starting gradient,
-            // not summed by the walk.)
-            Some((v, _)) if !ad.adj[v].is_empty() => match ad.grads[v] {
+    // Every parameter's gradient, summed while `ad.f` is the function: a
+    // parameter the walk did not reach (defined after `of`, or on which
+    // `of` does not depend) has only its starting gradient, summed here.
+    let grads: Vec<Option<Value>> = (0..f.params.len())
+        .map(|p| {
+            let (v, _) = f.iter().find(|(_, inst)| inst.op == Op::Param(p))?;
+            if ad.adj[v].is_empty() {
+                return None;
+            }
+            Some(match ad.grads[v] {
                 Some(g) => g,
                 None => ad.adjoint(v).value,
-            },
-            _ => crate::passes::splat(&mut out, 0.0, &slot.shape, Span::default()),
+            })
+        })
+        .collect();
+    let mut out = std::mem::take(&mut ad.f);
+    for (p, slot) in f.params.iter().enumerate() {
+        let value = match grads[p] {
+            Some(g) => g,
+            None => crate::passes::splat(&mut out, 0.0, &slot.shape, Span::default()),
         };
         out.outputs.push(Output {
             role: Role::Grad(p),

@@ -270,7 +270,7 @@ impl Lowerer {
         let mut vs: Vec<Fv> = Vec::with_capacity(actual.len());
         for x in actual {
             let v = self.expr(x, args);
-            vs.push((d, self.distinct(v, &vs, span)));
+            vs.push((d, self.distinct(v, span)));
         }
         let outer = self.call_site.replace(self.call_site.unwrap_or(span));
         let out = self.parts(body, &vs);
@@ -278,20 +278,17 @@ impl Lowerer {
         out
     }
 
-    /// An argument's value, or a copy of it (a reshape to its own shape,
-    /// which the simplifier removes) when an earlier argument of the same
-    /// call is that very value: each parameter of the function is then a
-    /// value of its own, so that a derivative with respect to one of them
-    /// (`grad(f(p, q), q)` called with `p` and `q` both `start`) is the
-    /// partial derivative in that parameter, not in every parameter that
-    /// shares its value.
-    fn distinct(&mut self, v: Value, earlier: &[Fv], span: Span) -> Value {
-        if earlier.iter().any(|&(_, e)| e == v) {
-            let shape = self.f.shape(v).clone();
-            self.f.push(Op::Reshape(shape), vec![v], span)
-        } else {
-            v
-        }
+    /// A copy of an argument's value (a reshape to its own shape, which the
+    /// simplifier removes), made at the call: each parameter of the
+    /// function is then a value of its own, so that a derivative with
+    /// respect to one of them is the partial derivative in that parameter,
+    /// the others held fixed, however the caller computed them: not in
+    /// every parameter that shares its value (`grad(f(p, q), q)` called
+    /// with `p` and `q` both `start`), and not through another argument
+    /// computed from it (`p` carried by a loop that started from `q`).
+    fn distinct(&mut self, v: Value, span: Span) -> Value {
+        let shape = self.f.shape(v).clone();
+        self.f.push(Op::Reshape(shape), vec![v], span)
     }
 
     /// `x[i]` for a tensor of indices `i`: a loop over the indices, in

@@ -6,6 +6,8 @@
 //! The state is two buffers per parameter, allocated once; a step allocates
 //! nothing.
 
+use rayon::prelude::*;
+
 use crate::backend::kernel::{self, adam::AdamStep};
 use crate::shape::Tensor;
 use crate::types::train::{Optimizer, Schedule};
@@ -94,6 +96,19 @@ impl State {
     /// One update of every parameter with the learning rate `lr` (the
     /// schedule already applied) and the mean gradients `grads`.
     pub fn step(&mut self, lr: f64, params: &mut [Tensor], grads: &[Vec<f64>]) {
+        self.step_on(None, lr, params, grads);
+    }
+
+    /// [`Self::step`], a large parameter's elements in blocks on the
+    /// threads of `pool` (when called from one of them): every element's
+    /// update is its own, so the blocks give the same bits in any order.
+    pub fn step_on(
+        &mut self,
+        pool: Option<&rayon::ThreadPool>,
+        lr: f64,
+        params: &mut [Tensor],
+        grads: &[Vec<f64>],
+    ) {
         self.t += 1;
         let t = self.t;
         let (mut a, mut b) = match &mut self.buffers[..] {
@@ -101,14 +116,42 @@ impl State {
             [a] => (Some(a), None),
             [a, b, ..] => (Some(a), Some(b)),
         };
+        let o = &self.optimizer;
         for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
             let p = &mut p.data[..];
             let a = a.as_mut().map(|a| &mut a[i][..]);
             let b = b.as_mut().map(|b| &mut b[i][..]);
-            update(&self.optimizer, lr, t, p, g, a, b);
+            match pool {
+                Some(pool) if p.len() >= PARALLEL_UPDATE => pool.install(|| {
+                    let pg = p
+                        .par_chunks_mut(UPDATE_BLOCK)
+                        .zip(g.par_chunks(UPDATE_BLOCK));
+                    match (a, b) {
+                        (None, _) => pg.for_each(|(p, g)| update(o, lr, t, p, g, None, None)),
+                        (Some(a), None) => pg
+                            .zip(a.par_chunks_mut(UPDATE_BLOCK))
+                            .for_each(|((p, g), a)| update(o, lr, t, p, g, Some(a), None)),
+                        (Some(a), Some(b)) => pg
+                            .zip(a.par_chunks_mut(UPDATE_BLOCK))
+                            .zip(b.par_chunks_mut(UPDATE_BLOCK))
+                            .for_each(|(((p, g), a), b)| {
+                                update(o, lr, t, p, g, Some(a), Some(b));
+                            }),
+                    }
+                }),
+                _ => update(o, lr, t, p, g, a, b),
+            }
         }
     }
 }
+
+/// The fewest elements of a parameter whose update [`State::step_on`]
+/// shares between threads (a block is a few microseconds of work: less is
+/// not worth handing over).
+const PARALLEL_UPDATE: usize = 1 << 16;
+
+/// The elements of a block of a shared update.
+const UPDATE_BLOCK: usize = 1 << 14;
 
 /// One optimizer update of one parameter `p` with gradient `g`; `a` and `b`
 /// are its state buffers (as many as [`buffer_names`] has).
@@ -225,4 +268,82 @@ fn adam(
         c2: 1.0 - beta2.powf(t as f64),
     };
     kernel::adam::adam(&step, p, g, m, v);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shape::Shape;
+
+    /// Every first-order optimizer gives the same bits with a large
+    /// parameter's update shared between threads as on one thread, over
+    /// several steps (the state buffers carried), with a small parameter
+    /// alongside (updated on the calling thread either way).
+    #[test]
+    fn an_update_shared_between_threads_has_the_bits_of_one_thread() {
+        let optimizers = [
+            Optimizer::Sgd { lr: 0.1 },
+            Optimizer::Momentum { lr: 0.1, beta: 0.9 },
+            Optimizer::Nesterov { lr: 0.1, beta: 0.9 },
+            Optimizer::Adagrad {
+                lr: 0.1,
+                eps: 1e-10,
+            },
+            Optimizer::RmsProp {
+                lr: 0.01,
+                rho: 0.99,
+                eps: 1e-8,
+            },
+            Optimizer::AdaDelta {
+                lr: 1.0,
+                rho: 0.9,
+                eps: 1e-6,
+            },
+            Optimizer::Adam {
+                lr: 0.001,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+            },
+            Optimizer::AdamW {
+                lr: 0.001,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.01,
+            },
+        ];
+        let sizes = [3 * PARALLEL_UPDATE + 17, 5];
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        // Values of every sign and size, from a fixed sequence.
+        let numbers = |n: usize, salt: u64| -> Vec<f64> {
+            (0..n as u64)
+                .map(|i| {
+                    let h = (i ^ salt).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11;
+                    (h as f64 / (1u64 << 53) as f64 - 0.5) * 4.0
+                })
+                .collect()
+        };
+        for o in &optimizers {
+            let params: Vec<Tensor> = sizes
+                .iter()
+                .map(|&n| Tensor::new(Shape::vector(n), numbers(n, 1)))
+                .collect();
+            let (mut alone, mut shared) = (params.clone(), params);
+            let (mut s1, mut s2) = (State::new(o, &sizes), State::new(o, &sizes));
+            for step in 0..3 {
+                let grads: Vec<Vec<f64>> = sizes.iter().map(|&n| numbers(n, 7 + step)).collect();
+                s1.step(0.5, &mut alone, &grads);
+                pool.install(|| s2.step_on(Some(&pool), 0.5, &mut shared, &grads));
+            }
+            for (a, b) in alone.iter().zip(&shared) {
+                let bits = |t: &Tensor| t.data.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert!(bits(a) == bits(b), "{o:?}");
+            }
+            assert_ne!(alone[0].data, numbers(sizes[0], 1), "{o:?} moved nothing");
+        }
+    }
 }

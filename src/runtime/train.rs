@@ -486,7 +486,8 @@ impl<'a> Run<'a> {
         for (b, p) in self.backup.iter_mut().zip(&self.params) {
             b.data.copy_from_slice(&p.data);
         }
-        self.state.step(lr, &mut self.params, grads);
+        let pool = self.trainer.threads().pool();
+        self.state.step_on(pool, lr, &mut self.params, grads);
         if let Some(name) = non_finite(&self.decls, self.params.iter().map(|p| &p.data[..])) {
             for (p, b) in self.params.iter_mut().zip(&self.backup) {
                 p.data.copy_from_slice(&b.data);

@@ -588,9 +588,55 @@ fn a_saddle_point_by_nested_derivatives_in_all_four_modes() {
     assert!(results.windows(2).all(|w| w[0] == w[1]), "engines differ");
 }
 
+/// The same saddle point with an inner argmax that carries its gradient,
+/// the first one taken before its loop: the outer `grad` then goes through
+/// a loop whose starting value holds a derivative (this used to panic
+/// while the outer gradient was built).
+#[test]
+fn a_derivative_through_a_loop_started_from_a_derivative() {
+    let src = SADDLE.replace(
+        "loss sum(x_rr^2)",
+        "fn argmax_c(x) = {
+  let (y, g) = loop (y, g) = (s, rgrad_y(x, s)) for k in 0..40 {
+    let next = y + 0.25 * g
+    (next, rgrad_y(x, next))
+  }
+  y
+}
+let x_c = loop x = s for k in 0..60 { x - 0.2 * grad(f(x, argmax_c(x)), x) }
+output c = concat(x_c, argmax_c(x_c))
+loss sum(x_rr^2)",
+    );
+    let c = compile(&src);
+    let s = [vector(&[1.0, 1.0])];
+    let mut results = Vec::new();
+    for mode in MODES {
+        let outs = Evaluator::compile(&c.ir, mode)
+            .unwrap()
+            .outputs(&[], &s)
+            .unwrap();
+        let (c, rr) = (&outs[1], &outs[2]);
+        for (got, want) in c.data.iter().zip([0.6, -2.8, 0.8, 1.6]) {
+            assert!((got - want).abs() < 1e-9, "{mode:?}: {:?}", c.data);
+        }
+        // The same iterates as the argmax that does not carry its gradient.
+        for (got, want) in c.data.iter().zip(&rr.data) {
+            assert!(
+                (got - want).abs() < 1e-12,
+                "{mode:?}: {:?} {:?}",
+                c.data,
+                rr.data
+            );
+        }
+        results.push(outs);
+    }
+    assert!(results.windows(2).all(|w| w[0] == w[1]), "engines differ");
+}
+
 /// A derivative with respect to a function's argument is the partial
 /// derivative in that argument, also when another argument is the same
-/// value (both `s` here): d/dq of sum(p^2) - 3 sum(q^2) + p.q is p - 6 q.
+/// value (both `s` here) or computed from it (`2 s`): d/dq of sum(p^2) -
+/// 3 sum(q^2) + p.q is p - 6 q.
 #[test]
 fn a_derivative_in_an_argument_is_partial_when_another_argument_is_the_same_value() {
     let c = compile(
@@ -600,6 +646,7 @@ fn rgrad(p, q) = grad(f(p, q), q)
 fn fgrad(p, q) = jvp(f(p, q), q, [1, 0])
 output r = rgrad(s, s)
 output j = fgrad(s, s)
+output r2 = rgrad(2 * s, s)
 loss 0
 ",
     );
@@ -610,5 +657,8 @@ loss 0
             .unwrap();
         assert_eq!(outs[1].data, vec![-5.0, -10.0], "{mode:?}");
         assert_eq!(outs[2].data, vec![-5.0], "{mode:?}");
+        // With p = 2 s computed from q's value: still -6 q + p, not the
+        // total derivative of f(2 s, s).
+        assert_eq!(outs[3].data, vec![-4.0, -8.0], "{mode:?}");
     }
 }
