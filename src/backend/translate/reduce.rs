@@ -219,11 +219,63 @@ impl Translator<'_, '_> {
             return Loc::Reg(r.expect("one slice"));
         }
         let dst = self.dest(v);
+        let rank = self.f.shape(a).rank();
+        if matches!(kind, Reduce::Sum | Reduce::Max) && !along.contains(&(rank - 1)) {
+            self.reduce_rows(dst, a, kind, along);
+            return dst_loc(dst);
+        }
         self.slices(a, along, &mut |t, w, out| {
             let r = t.reduce_of(kind, &|_| w.clone());
             t.write(dst, out, r);
         });
         dst_loc(dst)
+    }
+
+    /// A sum or a maximum of `a` along axes other than its last, into
+    /// `dst`: `a` read in row-major order, each element added to (or
+    /// taken into the maximum of) its result in `dst`, a vector of the
+    /// last axis at a time. Each result still takes its elements in its
+    /// slice's order, from -0 (or -inf): the same bits as a walk of the
+    /// slice, whose steps along a leading axis are a whole row apart (8,000
+    /// bytes for the sum over axis 1 of a [25, 64, 1000] tensor).
+    fn reduce_rows(&mut self, dst: Opnd, a: Value, kind: Reduce, along: &[usize]) {
+        let shape = self.f.shape(a).clone();
+        let dims = shape.dims().to_vec();
+        let src = self.operand(a);
+        let size = axes::kept(&shape, along).iter().product();
+        let start = if kind == Reduce::Sum {
+            -0.0
+        } else {
+            f64::NEG_INFINITY
+        };
+        self.fill(dst, size, start);
+        let from = shape.strides();
+        let to = strides_into(&dims, along);
+        let last = dims.len() - 1;
+        self.nest(&dims[..last], &mut |t, ix| {
+            let (row, out) = (t.at(ix, &from), t.at(ix, &to));
+            t.columns(dims[last], &mut |t, col, ty| {
+                let (i, o) = (
+                    t.lin(&[(row, 1), (col, 1)], 0),
+                    t.lin(&[(out, 1), (col, 1)], 0),
+                );
+                let x = t.read_as(ty, src, i);
+                let acc = t.read_as(ty, dst, o);
+                let y = if kind == Reduce::Sum {
+                    t.b.ins().fadd(acc, x)
+                } else {
+                    t.b.ins().fmax(acc, x)
+                };
+                t.write(dst, o, y);
+            });
+        });
+    }
+
+    /// The offset of the multi-index `ix` (of the leading axes) by
+    /// `strides`.
+    fn at(&mut self, ix: &[Ix], strides: &[usize]) -> Ix {
+        let terms: Vec<(Ix, usize)> = ix.iter().copied().zip(strides.iter().copied()).collect();
+        self.lin(&terms, 0)
     }
 
     /// `v`, the index along `axis` of the first largest element of each
@@ -282,9 +334,26 @@ impl Translator<'_, '_> {
         }
         let shape = self.f.shape(v).clone();
         let dst = self.dest(v);
-        self.slices_of(&shape, dst, along, &mut |t, w, out| {
-            let x = t.read(src, out);
-            t.walk(w, &mut |t, ix, _| t.write(dst, ix, x));
+        // The result in row-major order, a row at a time: a copy of the
+        // argument's row, or one of its elements in every column.
+        let dims = shape.dims().to_vec();
+        let to = shape.strides();
+        let from = strides_into(&dims, along);
+        let last = dims.len() - 1;
+        self.nest(&dims[..last], &mut |t, ix| {
+            let (row, out) = (t.at(ix, &from), t.at(ix, &to));
+            let x = (from[last] == 0).then(|| t.read(src, row));
+            t.columns(dims[last], &mut |t, col, ty| {
+                let o = t.lin(&[(out, 1), (col, 1)], 0);
+                let y = match x {
+                    Some(x) => t.splat_as(ty, x),
+                    None => {
+                        let i = t.lin(&[(row, 1), (col, 1)], 0);
+                        t.read_as(ty, src, i)
+                    }
+                };
+                t.write(dst, o, y);
+            });
         });
         dst_loc(dst)
     }
@@ -382,4 +451,23 @@ impl Translator<'_, '_> {
         });
         dst_loc(dst)
     }
+}
+
+/// The strides, for each axis of a shape of `dims`, of the tensor that
+/// shape has without the axes `along` (row-major): 0 along those.
+fn strides_into(dims: &[usize], along: &[usize]) -> Vec<usize> {
+    let kept: Vec<usize> = (0..dims.len())
+        .filter(|ax| !along.contains(ax))
+        .map(|ax| dims[ax])
+        .collect();
+    let mut strides = Shape(kept).strides().into_iter();
+    (0..dims.len())
+        .map(|ax| {
+            if along.contains(&ax) {
+                0
+            } else {
+                strides.next().expect("a stride per kept axis")
+            }
+        })
+        .collect()
 }
