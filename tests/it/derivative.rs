@@ -535,6 +535,20 @@ fn the_pinn_example_solves_its_differential_equation() {
     }
 }
 
+/// The outputs of `c`'s program (no parameters) at `inputs` on every
+/// engine, in the order of [`MODES`].
+fn outputs_of_every_engine(c: &gradc::Compiled, inputs: &[Tensor]) -> Vec<Vec<Tensor>> {
+    MODES
+        .iter()
+        .map(|&mode| {
+            Evaluator::compile(&c.ir, mode)
+                .unwrap()
+                .outputs(&[], inputs)
+                .unwrap()
+        })
+        .collect()
+}
+
 const SADDLE: &str = "\
 # min over x of max over y of a convex-concave f, each by gradient steps: the
 # inner argmax is differentiated through (nested derivatives), by each
@@ -566,14 +580,9 @@ output ff = concat(x_ff, argmax_f(x_ff))
 #[test]
 fn a_saddle_point_by_nested_derivatives_in_all_four_modes() {
     let c = compile(SADDLE);
-    let s = [vector(&[1.0, 1.0])];
     let want = [0.6, -2.8, 0.8, 1.6];
-    let mut results = Vec::new();
-    for mode in MODES {
-        let outs = Evaluator::compile(&c.ir, mode)
-            .unwrap()
-            .outputs(&[], &s)
-            .unwrap();
+    let results = outputs_of_every_engine(&c, &[vector(&[1.0, 1.0])]);
+    for (mode, outs) in MODES.iter().zip(&results) {
         for (variant, o) in ["rr", "rf", "fr", "ff"].iter().zip(&outs[1..]) {
             for (got, want) in o.data.iter().zip(want) {
                 assert!(
@@ -583,7 +592,6 @@ fn a_saddle_point_by_nested_derivatives_in_all_four_modes() {
                 );
             }
         }
-        results.push(outs);
     }
     assert!(results.windows(2).all(|w| w[0] == w[1]), "engines differ");
 }
@@ -607,14 +615,8 @@ let x_c = loop x = s for k in 0..60 { x - 0.2 * grad(f(x, argmax_c(x)), x) }
 output c = concat(x_c, argmax_c(x_c))
 loss sum(x_rr^2)",
     );
-    let c = compile(&src);
-    let s = [vector(&[1.0, 1.0])];
-    let mut results = Vec::new();
-    for mode in MODES {
-        let outs = Evaluator::compile(&c.ir, mode)
-            .unwrap()
-            .outputs(&[], &s)
-            .unwrap();
+    let results = outputs_of_every_engine(&compile(&src), &[vector(&[1.0, 1.0])]);
+    for (mode, outs) in MODES.iter().zip(&results) {
         let (c, rr) = (&outs[1], &outs[2]);
         for (got, want) in c.data.iter().zip([0.6, -2.8, 0.8, 1.6]) {
             assert!((got - want).abs() < 1e-9, "{mode:?}: {:?}", c.data);
@@ -628,7 +630,6 @@ loss sum(x_rr^2)",
                 rr.data
             );
         }
-        results.push(outs);
     }
     assert!(results.windows(2).all(|w| w[0] == w[1]), "engines differ");
 }
