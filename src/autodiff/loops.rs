@@ -143,8 +143,11 @@ fn residuals(
     let n = body.len();
     let mut read = vec![false; n];
     for inst in g.insts().iter().filter(|i| i.backward.is_some()) {
-        for a in &inst.args {
-            if a.index() < n && g.inst(*a).backward.is_none() {
+        for (k, a) in inst.args.iter().enumerate() {
+            // (A reverse loop captures forward values its body may not
+            // read: those are not read.)
+            let unread = matches!(&inst.op, Op::Loop(l) if !reads_param(&l.body, k));
+            if a.index() < n && g.inst(*a).backward.is_none() && !unread {
                 read[a.index()] = true;
             }
         }
@@ -167,19 +170,34 @@ fn residuals(
     // from the saved ones only). So the row of a captured tensor at the
     // step, or a slice of a carried state, is read again, not kept per
     // step, which would only make the saved states larger (and a long
-    // loop's reverse slower, for the memory they take).
-    let mut needed = read;
+    // loop's reverse slower, for the memory they take). But a carried
+    // value of which the reverse needs only parts smaller than itself (an
+    // LSTM's two rows of its layers' state) has those parts saved instead.
+    let mut needed = read.clone();
     let mut save = vec![false; n];
+    let mut parts: Vec<Vec<Value>> = vec![Vec::new(); n];
     for (v, i) in body.iter().rev() {
         if !needed[v.index()] || stepwise[v.index()] {
             continue;
         }
         match &i.op {
-            Op::Param(p) => save[v.index()] = *p < carries,
+            Op::Param(p) if *p < carries => {
+                let of = &parts[v.index()];
+                let size = |v: &Value| body.shape(*v).size();
+                if !read[v.index()] && of.iter().map(size).sum::<usize>() < size(&v) {
+                    for part in of {
+                        save[part.index()] = true;
+                    }
+                } else {
+                    save[v.index()] = true;
+                }
+            }
+            Op::Param(_) => {}
             Op::Index | Op::Slice(_) | Op::Reshape(_)
                 if i.args[1..].iter().all(|a| stepwise[a.index()]) =>
             {
                 needed[i.args[0].index()] = true;
+                parts[i.args[0].index()].push(v);
             }
             _ => save[v.index()] = true,
         }
@@ -189,6 +207,16 @@ fn residuals(
         .filter(|(v, _)| save[v.index()])
         .map(|(v, _)| v)
         .collect())
+}
+
+/// Whether `body` reads its parameter `p`: an instruction or an output
+/// uses it.
+fn reads_param(body: &Function, p: usize) -> bool {
+    body.iter().any(|(v, i)| {
+        i.op == Op::Param(p)
+            && (body.insts().iter().any(|j| j.args.contains(&v))
+                || body.outputs.iter().any(|o| o.value == v))
+    })
 }
 
 use crate::ir::Loop as L;

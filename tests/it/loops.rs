@@ -723,6 +723,30 @@ fn the_gradbench_lstm_objective_and_its_gradient() {
     }
 }
 
+/// A step that reads one row of a carried matrix keeps that row for its
+/// reverse, not the matrix: 8 steps keep their row of 3 and a `tanh` of
+/// 3, not 8 matrices of 24; and the gradient is still central
+/// differences' and the same bits on every engine.
+#[test]
+fn a_loop_keeps_the_rows_of_its_state_it_reads_not_the_state() {
+    let src = "param w: [3]\ninput s0: [8, 3]
+let (s, acc) = loop (s, acc) = (s0, 0) for t in 0..8 { (s * 1.5, acc + sum(tanh(s[t] * w))) }
+loss acc + sum(s)\n";
+    let [f, g] = programs(src);
+    let saved = gradc::ir::stats::stats(&g).saved;
+    assert!(saved <= 8 * (3 + 3) + 3, "{saved} numbers kept");
+    for seed in 0..2 {
+        let (params, inputs) = point(&f, seed);
+        for c in check::check(&f, &g, &params, &inputs).unwrap() {
+            assert!(c.max_rel_error <= 1e-6, "{c:?}");
+        }
+        let reference = run_bits(&g, Mode::Interp, &params, &inputs);
+        for mode in MODES {
+            assert_eq!(run_bits(&g, mode, &params, &inputs), reference, "{mode:?}");
+        }
+    }
+}
+
 /// A loop of no steps is its initial values, and so is its gradient (the
 /// fuzzer's reproducer: differentiating one failed on an empty slice).
 #[test]
