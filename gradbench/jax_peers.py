@@ -45,9 +45,10 @@ ORDER = ["gmm", "lstm", "lse", "llsq", "ode", "kmeans", "det"]
 TOLERANCE = 1e-8
 
 
-# Each eval: from one input (as measure.py draws it), the JIT-compiled
-# primal and derivative and the arguments they take. Their outputs are
-# arrays, or a dict of arrays named as gradc names its gradients.
+# Each eval: from one input (as measure.py draws it), the primal and the
+# derivative (which `peer` compiles with `jax.jit`) and the arguments they
+# take. Their outputs are arrays, or a dict of arrays named as gradc names
+# its gradients.
 
 
 def gmm(input):
@@ -132,6 +133,8 @@ def llsq(input):
 
 
 def ode(input):
+    # y_0' = x_0, y_i' = x_i y_{i-1} for i > 0: the README's right-hand side
+    # as GradBench's own JAX tool and gradc's program compute it.
     s = input["s"]
     h = 2 / s
 
@@ -219,19 +222,29 @@ def difference(ours, theirs):
     return float(np.max(np.abs(a - b)) / scale)
 
 
-def peer(name, input, primal_answer, derivative_answer):
-    """JAX's median times of the primal and derivative, and the agreement with gradc's answers."""
+def peer(name, input, answers):
+    """JAX's median times of the primal and derivative, and their agreement
+    with gradc's answers (`None` when gradc gave none)."""
     primal, derivative, args = PEERS[name](input)
     args = [jnp.asarray(np.asarray(a, dtype=np.float64)) for a in args]
     tp, p = time_jax(jax.jit(primal), args)
     td, d = time_jax(jax.jit(derivative), args)
-    errors = difference(p, primal_answer), difference(d, derivative_answer)
+    if answers is None:
+        return tp, td, "unchecked: gradc gave no answer"
+    errors = difference(p, answers[0]), difference(d, answers[1])
     worst = max(errors)
     if worst <= TOLERANCE:
-        agreement = f"yes ({worst:.0e})"
-    else:
-        agreement = f"**NO**: primal {errors[0]:.1e}, derivative {errors[1]:.1e}"
-    return tp, td, agreement
+        return tp, td, f"yes ({worst:.0e})"
+    return tp, td, f"**NO**: primal {errors[0]:.1e}, derivative {errors[1]:.1e}"
+
+
+def gradc_columns(p, g):
+    """gradc's primal, derivative and ratio cells, its medians (ns) and answers, or its error."""
+    if not (p["success"] and g["success"]):
+        error = (p.get("error") or g.get("error") or "no reason given").splitlines()[0]
+        return f"gradc failed: {error.replace('|', '/')} | |", None, None
+    gp, gd = measure.median(p), measure.median(g)
+    return f"{gp / 1e3:.1f} | {gd / 1e3:.1f} | {gd / gp:.2f}", (gp, gd), (p["output"], g["output"])
 
 
 def run(gradc, name):
@@ -244,23 +257,20 @@ def run(gradc, name):
                      for f in (primal, gradient)]
     responses = measure.evaluate(gradc, messages)
     for i, (size, input) in enumerate(drawn):
-        p, g = responses[2 * i], responses[2 * i + 1]
-        if not (p["success"] and g["success"]):
-            print(f"| {name} | {size} | gradc failed: {p.get('error') or g.get('error')} |"
-                  + " |" * 8, flush=True)
-            continue
-        gp, gd = measure.median(p), measure.median(g)
-        row = f"| {name} | {size} | {gp / 1e3:.1f} | {gd / 1e3:.1f} | {gd / gp:.2f} |"
+        cells, times, answers = gradc_columns(responses[2 * i], responses[2 * i + 1])
+        row = f"| {name} | {size} | {cells} |"
         if jax is None:
             print(row + " |" * 6, flush=True)
             continue
         try:
-            jp, jd, agreement = peer(name, input, p["output"], g["output"])
+            jp, jd, agreement = peer(name, input, answers)
         except Exception as e:  # a JAX failure is a row of the table, not the end of the run
-            print(row + f" JAX failed: {type(e).__name__}: {e} |" + " |" * 5, flush=True)
+            message = str(e).splitlines()[0] if str(e) else ""
+            print(row + f" JAX failed: {type(e).__name__}: {message} |" + " |" * 5, flush=True)
             continue
-        print(row + f" {jp / 1e3:.1f} | {jd / 1e3:.1f} | {jd / jp:.2f} | {gp / jp:.2f} | {gd / jd:.2f} "
-              f"| {agreement} |", flush=True)
+        versus = f"{times[0] / jp:.2f} | {times[1] / jd:.2f}" if times else " |"
+        jax_cells = f"{jp / 1e3:.1f} | {jd / 1e3:.1f} | {jd / jp:.2f} | {versus} | {agreement}"
+        print(f"{row} {jax_cells} |", flush=True)
 
 
 def main():
