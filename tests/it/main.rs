@@ -29,6 +29,7 @@ mod gradbench_evals;
 mod gradbench_nested;
 mod interp;
 mod jit;
+mod loop_programs;
 mod loops;
 mod nan;
 mod optimizers;
