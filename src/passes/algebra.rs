@@ -113,6 +113,9 @@ fn rule(out: &mut Function, inst: &Inst) -> Option<Value> {
                 }
                 _ => {}
             }
+            if let Some(y) = scaled_sum(out, x, span) {
+                return Some(y);
+            }
             let inner = broadcast_arg(out, x)?;
             Some(match out.shape(x).size() {
                 0 => splat(out, 0.0, s, span),
@@ -358,6 +361,30 @@ fn neg(out: &mut Function, v: Value, s: &Shape, span: Span) -> Value {
 }
 
 /// The scalar that `v` broadcasts, if `v` is a `broadcast`.
+/// The sum of `x`, a scalar times a tensor whose sum the function computes
+/// already, as the scalar times that sum: one rounding instead of one per
+/// element. (The derivative through the maximum of a logsumexp written out,
+/// `1 - sum(exp(x - m) * (1 / s))` with `s = sum(exp(x - m))`, is then
+/// `1 - (1 / s) * s`, zero to an ulp, where the rounding of the sum of a
+/// million terms landed on the largest element's derivative.) Only when
+/// that sum exists: a new sum of the tensor alone could overflow where the
+/// scaled one does not.
+fn scaled_sum(out: &mut Function, x: Value, span: Span) -> Option<Value> {
+    let Op::Binary(Binary::Mul) = out.inst(x).op else {
+        return None;
+    };
+    let (a, b) = (out.inst(x).args[0], out.inst(x).args[1]);
+    let (k, v) = match (broadcast_arg(out, a), broadcast_arg(out, b)) {
+        (Some(k), None) => (k, b),
+        (None, Some(k)) => (k, a),
+        _ => return None,
+    };
+    let (total, _) = out
+        .iter()
+        .find(|(_, i)| i.op == Op::Sum && i.args[..] == [v])?;
+    Some(out.push(Op::Binary(Binary::Mul), vec![k, total], span))
+}
+
 fn broadcast_arg(f: &Function, v: Value) -> Option<Value> {
     match f.inst(v).op {
         Op::Broadcast(_) => Some(f.inst(v).args[0]),
@@ -493,6 +520,40 @@ mod tests {
         check(run, "(max (broadcast a) b)", "(broadcast (max a b))");
         check(run, "(max (broadcast a) x)", "(max (broadcast a) x)");
         check(run, "[2,2,2]", "(broadcast 2)");
+    }
+
+    /// A scalar times a tensor, summed, is the scalar times the tensor's
+    /// sum when that sum is there already, and only then.
+    #[test]
+    fn a_scaled_sum_reuses_the_sum() {
+        let sp = Span::default();
+        for scalar_first in [true, false] {
+            // (add (add (sum x) a) (sum (mul (broadcast a) x))), one `x`.
+            let mut f = parse("(add (sum x) a)");
+            let first = f.outputs[0].value;
+            let (total, a) = (f.inst(first).args[0], f.inst(first).args[1]);
+            let x = f.inst(total).args[0];
+            let k = f.push(Op::Broadcast(Shape::vector(3)), vec![a], sp);
+            let args = if scalar_first { vec![k, x] } else { vec![x, k] };
+            let m = f.push(Op::Binary(crate::ir::Binary::Mul), args, sp);
+            let scaled = f.push(Op::Sum, vec![m], sp);
+            let y = f.push(Op::Binary(crate::ir::Binary::Add), vec![first, scaled], sp);
+            f.outputs[0].value = y;
+            assert!(run(&mut f));
+            let want = "(add (add (sum x) a) (mul a (sum x)))";
+            assert_eq!(sexpr(&f, f.outputs[0].value), want);
+        }
+        // Without the tensor's own sum, no new one.
+        check(
+            run,
+            "(sum (mul (broadcast a) x))",
+            "(sum (mul (broadcast a) x))",
+        );
+        check(
+            run,
+            "(add (sum y) (sum (mul (broadcast a) x)))",
+            "(add (sum y) (sum (mul (broadcast a) x)))",
+        );
     }
 
     #[test]

@@ -167,6 +167,35 @@ fn lse_is_the_log_of_the_sum_of_exponentials() {
     });
 }
 
+/// At one of GradBench's larger sizes (200,000 numbers in [0, 1)), `lse`'s
+/// gradient is the softmax to 1e-13 of its largest element: the derivative
+/// through the maximum, zero, is not the rounding of the sum of 200,000
+/// terms (it was 2e-9 of it).
+#[test]
+fn lses_gradient_at_a_large_size_is_the_softmax() {
+    let n = 200_000;
+    let x: Vec<f64> = (0..n).map(|i| ((i * 7919) % n) as f64 / n as f64).collect();
+    let message = serde_json::json!({"id": 2, "kind": "evaluate", "module": "lse",
+        "function": "gradient", "input": {"x": x, "min_runs": 1, "min_seconds": 0}});
+    let text = format!(
+        "{{\"id\": 0, \"kind\": \"start\", \"eval\": \"lse\"}}\n\
+         {{\"id\": 1, \"kind\": \"define\", \"module\": \"lse\"}}\n{message}\n"
+    );
+    let responses = respond(&text, Backend::Jit);
+    let got = floats(&responses[2]["output"]);
+    let m = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = x.iter().map(|v| (v - m).exp()).collect();
+    let s: f64 = e.iter().sum();
+    let want: Vec<f64> = e.iter().map(|v| v / s).collect();
+    let largest = want.iter().copied().fold(0.0, f64::max);
+    let error = got
+        .iter()
+        .zip(&want)
+        .map(|(g, w)| (g - w).abs())
+        .fold(0.0, f64::max);
+    assert!(error <= 1e-13 * largest, "{error:e} against {largest:e}");
+}
+
 #[test]
 fn llsq_is_cmpads_least_squares_objective() {
     check_eval("llsq.jsonl", &["x"], &|input| {
