@@ -250,7 +250,7 @@ impl Translator<'_, '_> {
         };
         self.fill(dst, size, start);
         let from = shape.strides();
-        let to = strides_into(&dims, along);
+        let to = strides_into(&shape, along);
         let last = dims.len() - 1;
         self.nest(&dims[..last], &mut |t, ix| {
             let (row, out) = (t.at(ix, &from), t.at(ix, &to));
@@ -338,7 +338,7 @@ impl Translator<'_, '_> {
         // argument's row, or one of its elements in every column.
         let dims = shape.dims().to_vec();
         let to = shape.strides();
-        let from = strides_into(&dims, along);
+        let from = strides_into(&shape, along);
         let last = dims.len() - 1;
         self.nest(&dims[..last], &mut |t, ix| {
             let (row, out) = (t.at(ix, &from), t.at(ix, &to));
@@ -453,15 +453,11 @@ impl Translator<'_, '_> {
     }
 }
 
-/// The strides, for each axis of a shape of `dims`, of the tensor that
-/// shape has without the axes `along` (row-major): 0 along those.
-fn strides_into(dims: &[usize], along: &[usize]) -> Vec<usize> {
-    let kept: Vec<usize> = (0..dims.len())
-        .filter(|ax| !along.contains(ax))
-        .map(|ax| dims[ax])
-        .collect();
-    let mut strides = Shape(kept).strides().into_iter();
-    (0..dims.len())
+/// The strides, for each axis of `s`, of the tensor `s` is without the
+/// axes `along` (row-major): 0 along those.
+fn strides_into(s: &Shape, along: &[usize]) -> Vec<usize> {
+    let mut strides = Shape(axes::kept(s, along)).strides().into_iter();
+    (0..s.rank())
         .map(|ax| {
             if along.contains(&ax) {
                 0
