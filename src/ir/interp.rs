@@ -8,6 +8,7 @@
 //! NaN condition as true (it is `!= 0`) and never reads the untaken side;
 //! sums run left to right in row-major order.
 
+use crate::ir::math;
 use crate::ir::verify::result_shape;
 use crate::ir::{
     axes, Binary, Fault, Function, Loop, Op, Output, Reduce, RunError, SliceAxis, Slot, Unary,
@@ -342,7 +343,7 @@ fn at(t: &Tensor, i: usize) -> f64 {
 pub fn unary(u: Unary, x: f64) -> f64 {
     match u {
         Unary::Neg => -x,
-        Unary::Exp => x.exp(),
+        Unary::Exp => math::exp(x),
         Unary::Log => x.ln(),
         Unary::Sqrt => x.sqrt(),
         Unary::Abs => x.abs(),
@@ -360,16 +361,9 @@ pub fn unary(u: Unary, x: f64) -> f64 {
         Unary::Sin => x.sin(),
         Unary::Cos => x.cos(),
         Unary::Tanh => x.tanh(),
-        Unary::Sigmoid => {
-            if x >= 0.0 {
-                1.0 / (1.0 + (-x).exp())
-            } else {
-                let e = x.exp();
-                e / (1.0 + e)
-            }
-        }
+        Unary::Sigmoid => math::sigmoid(x),
         Unary::Relu => relu(x),
-        Unary::Softplus => relu(x) + (-x.abs()).exp().ln_1p(),
+        Unary::Softplus => relu(x) + math::exp(-x.abs()).ln_1p(),
         Unary::Log1p => x.ln_1p(),
         Unary::Expm1 => x.exp_m1(),
         Unary::Erf => libm::erf(x),
@@ -394,7 +388,7 @@ pub fn binary(b: Binary, x: f64, y: f64) -> f64 {
         Binary::Le => truth(x <= y),
         Binary::Gt => truth(x > y),
         Binary::Ge => truth(x >= y),
-        Binary::BceLogits => relu(x) - x * y + (-x.abs()).exp().ln_1p(),
+        Binary::BceLogits => relu(x) - x * y + math::exp(-x.abs()).ln_1p(),
     }
 }
 
@@ -466,7 +460,7 @@ fn logsumexp(x: &[f64]) -> f64 {
     if !m.is_finite() {
         return m;
     }
-    m + x.iter().map(|&v| (v - m).exp()).sum::<f64>().ln()
+    m + x.iter().map(|&v| math::exp(v - m)).sum::<f64>().ln()
 }
 
 /// `f` applied to every slice of `t` along `axis`, each result put back
@@ -499,7 +493,7 @@ pub fn argmax(x: &[f64]) -> usize {
 
 fn softmax(x: &[f64]) -> Vec<f64> {
     let m = x.iter().fold(f64::NEG_INFINITY, |m, &v| max(m, v));
-    let e: Vec<f64> = x.iter().map(|&v| (v - m).exp()).collect();
+    let e: Vec<f64> = x.iter().map(|&v| math::exp(v - m)).collect();
     let s: f64 = e.iter().sum();
     e.iter().map(|&v| v / s).collect()
 }

@@ -13,6 +13,7 @@ pub mod axes;
 pub mod broadcast;
 pub mod fault;
 pub mod interp;
+pub mod math;
 pub mod matmul;
 pub mod nonfinite;
 pub mod printer;

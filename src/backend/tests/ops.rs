@@ -39,12 +39,18 @@ fn rounding_and_the_new_functions_on_special_values() {
         -6.0,
         f64::NAN,
         f64::INFINITY,
+        f64::NEG_INFINITY,
+        709.78,
+        -740.0,
+        -1000.0,
     ];
     let s = Shape::vector(xs.len());
     let (mut f, _, x) = function(&[], std::slice::from_ref(&s));
     for u in [
         Unary::Floor,
         Unary::Round,
+        Unary::Exp,
+        Unary::Sigmoid,
         Unary::Log1p,
         Unary::Expm1,
         Unary::Erf,
@@ -53,6 +59,28 @@ fn rounding_and_the_new_functions_on_special_values() {
         output(&mut f, y);
     }
     agree(&f, &[], &[Tensor::new(s, xs.to_vec())]);
+}
+
+#[test]
+fn the_inline_exp_is_the_interpreters_over_its_whole_range() {
+    // 20,001 points over [-750, 720] (both clamps, the subnormals, the
+    // overflow), an odd count so the last one is done alone, each fused
+    // into a sum and a sigmoid too.
+    let n = 20_001;
+    let xs: Vec<f64> = (0..n)
+        .map(|i| -750.0 + 1470.0 * i as f64 / (n - 1) as f64)
+        .collect();
+    let s = Shape::vector(n);
+    let (mut f, _, x) = function(&[], std::slice::from_ref(&s));
+    let e = push(&mut f, Op::Unary(Unary::Exp), &[x[0]]);
+    output(&mut f, e);
+    let small = push(&mut f, Op::Unary(Unary::Neg), &[e]);
+    let g = push(&mut f, Op::Unary(Unary::Sigmoid), &[small]);
+    let total = push(&mut f, Op::Sum, &[g]);
+    output(&mut f, total);
+    let lse = push(&mut f, Op::LogSumExp, &[x[0]]);
+    output(&mut f, lse);
+    agree(&f, &[], &[Tensor::new(s, xs)]);
 }
 
 #[test]

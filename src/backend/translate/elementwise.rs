@@ -13,7 +13,7 @@ impl Translator<'_, '_> {
     /// `v`, the elementwise operation `op` of `args`: pairs of elements at
     /// a time if it works on f64x2 as on f64.
     pub(super) fn map_op(&mut self, v: Value, args: &[Value], op: ElementOp) -> Loc {
-        if lane_wise(op) {
+        if self.lane_wise(op) {
             self.map_simd(v, args, &mut |t, x| t.apply(op, x))
         } else {
             self.map(v, args, &mut |t, x| t.apply(op, x))
@@ -56,12 +56,12 @@ impl Translator<'_, '_> {
             // `floor` and `round_ties_even`.
             Unary::Floor => self.b.ins().floor(x),
             Unary::Round => self.b.ins().nearest(x),
-            Unary::Exp
-            | Unary::Log
+            Unary::Exp => self.exp(x),
+            Unary::Sigmoid => self.sigmoid(x),
+            Unary::Log
             | Unary::Sin
             | Unary::Cos
             | Unary::Tanh
-            | Unary::Sigmoid
             | Unary::Softplus
             | Unary::Log1p
             | Unary::Expm1
@@ -111,7 +111,7 @@ impl Translator<'_, '_> {
     /// masks, lane by lane, not branches: the signs of a model's values
     /// are as good as random, and a mispredicted branch per element cost
     /// more than the arithmetic.
-    fn lanes_of(
+    pub(super) fn lanes_of(
         &mut self,
         xs: &[cl::Value],
         op: &mut dyn FnMut(&mut Self, &[cl::Value]) -> cl::Value,
@@ -129,14 +129,14 @@ impl Translator<'_, '_> {
     }
 
     /// The constant `x` in every lane of a vector.
-    fn vconst(&mut self, x: f64) -> cl::Value {
+    pub(super) fn vconst(&mut self, x: f64) -> cl::Value {
         let x = self.fconst(x);
         self.b.ins().splat(self.vt, x)
     }
 
     /// Where `x cc y` holds, lane by lane, as a vector of `x`'s type whose
     /// lanes are all ones or all zeros.
-    fn mask(&mut self, cc: FloatCC, x: cl::Value, y: cl::Value) -> cl::Value {
+    pub(super) fn mask(&mut self, cc: FloatCC, x: cl::Value, y: cl::Value) -> cl::Value {
         let c = self.b.ins().fcmp(cc, x, y);
         let little = MemFlagsData::new().with_endianness(Endianness::Little);
         self.b.ins().bitcast(self.vt, little, c)
@@ -211,13 +211,16 @@ impl Translator<'_, '_> {
     }
 }
 
-/// Whether `op` is one instruction that works on f64x2 as on f64, lane by
-/// lane.
-pub(super) fn lane_wise(op: ElementOp) -> bool {
-    match op {
-        ElementOp::Unary(u) => lane_wise_unary(u),
-        ElementOp::Binary(b) => lane_wise_binary(b),
-        ElementOp::Broadcast | ElementOp::Select => true,
+impl Translator<'_, '_> {
+    /// Whether `op` works on f64x2 as on f64, lane by lane: one
+    /// instruction, a comparison by masks, or an inline `exp`.
+    pub(super) fn lane_wise(&self, op: ElementOp) -> bool {
+        match op {
+            ElementOp::Unary(Unary::Exp | Unary::Sigmoid) => self.inline_math(),
+            ElementOp::Unary(u) => lane_wise_unary(u),
+            ElementOp::Binary(b) => lane_wise_binary(b),
+            ElementOp::Broadcast | ElementOp::Select => true,
+        }
     }
 }
 

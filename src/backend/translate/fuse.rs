@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use cranelift_codegen::ir::{self as cl, InstBuilder};
 use cranelift_frontend::Variable;
 
-use super::elementwise::lane_wise;
 use super::{dst_loc, Ix, Loc, Opnd, Translator};
 use crate::backend::plan::fuse::Member;
 use crate::ir::{Value, ValueMap};
@@ -41,7 +40,7 @@ impl Translator<'_, '_> {
             .collect();
         let simd = n >= self.lanes
             && members.iter().all(|&m| match m {
-                Member::Map(op) => lane_wise(op),
+                Member::Map(op) => self.lane_wise(op),
                 Member::Sum => true,
             });
         let outside = self.outside(run, simd);

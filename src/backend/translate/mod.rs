@@ -37,6 +37,7 @@ mod elementwise;
 mod fuse;
 mod gemm;
 mod loops;
+mod math;
 mod matmul;
 mod movement;
 mod ops;

@@ -143,7 +143,7 @@ impl Translator<'_, '_> {
         let m = self.max_of(slice, &mut |_, e| e);
         let s = self.sum_of(slice, &mut |t, e| {
             let d = t.b.ins().fsub(e, m);
-            t.call(Callee::Unary(Unary::Exp), &[d])
+            t.exp(d)
         });
         self.log_sum(m, s)
     }
@@ -385,7 +385,7 @@ impl Translator<'_, '_> {
         self.walk(&w, &mut |t, ix, _| {
             let e = t.read(w.x, ix);
             let d = t.b.ins().fsub(e, m);
-            let e = t.call(Callee::Unary(Unary::Exp), &[d]);
+            let e = t.exp(d);
             t.write(dst, ix, e);
             let a = t.b.use_var(acc);
             let s = t.b.ins().fadd(a, e);
