@@ -56,13 +56,7 @@ fn exp_body(x: f64) -> f64 {
     if x.is_nan() {
         return x;
     }
-    let c = if x < LO {
-        LO
-    } else if x > HI {
-        HI
-    } else {
-        x
-    };
+    let c = x.clamp(LO, HI);
     let z = c.mul_add(LOG2_E, SHIFT);
     let k = z - SHIFT;
     let r = k.mul_add(-LN2_HI, c);
