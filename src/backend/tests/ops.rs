@@ -84,6 +84,36 @@ fn the_inline_exp_is_the_interpreters_over_its_whole_range() {
 }
 
 #[test]
+fn a_maximum_read_four_at_a_time_is_the_interpreters() {
+    // Sizes around the four-element step, the largest in every position
+    // (each lane of each running maximum, and the tail), signed zeros,
+    // infinities and a NaN anywhere.
+    for n in 4..12 {
+        let s = Shape::vector(n);
+        let (mut f, _, x) = function(&[], std::slice::from_ref(&s));
+        let y = push(&mut f, Op::ReduceMax, &[x[0]]);
+        output(&mut f, y);
+        let lse = push(&mut f, Op::LogSumExp, &[x[0]]);
+        output(&mut f, lse);
+        for at in 0..n {
+            for big in [5.0, 0.0, f64::INFINITY, f64::NAN] {
+                let mut data: Vec<f64> = (0..n).map(|i| -(i as f64) - 1.0).collect();
+                data[at] = big;
+                agree(&f, &[], &[Tensor::new(s.clone(), data.clone())]);
+                if big == 0.0 {
+                    data[(at + 1) % n] = -0.0;
+                    agree(&f, &[], &[Tensor::new(s.clone(), data)]);
+                }
+            }
+        }
+        let zeros = Tensor::new(s.clone(), vec![-0.0; n]);
+        agree(&f, &[], &[zeros]);
+        let low = Tensor::new(s.clone(), vec![f64::NEG_INFINITY; n]);
+        agree(&f, &[], &[low]);
+    }
+}
+
+#[test]
 fn binary_ops_with_broadcasting() {
     let v = Shape::vector(12);
     let cases = [

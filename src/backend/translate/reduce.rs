@@ -74,30 +74,53 @@ impl Translator<'_, '_> {
         self.b.use_var(acc)
     }
 
-    /// `max(... max(max(-inf, g(x0)), g(x1)) ...)`, NaN-propagating.
-    pub(super) fn reduce_max(
-        &mut self,
-        v: Value,
-        g: &mut dyn FnMut(&mut Self, cl::Value) -> cl::Value,
-    ) -> cl::Value {
-        self.max_of(&|t| t.whole(v), g)
+    /// `max(... max(max(-inf, x0), x1) ...)`, NaN-propagating.
+    pub(super) fn reduce_max(&mut self, v: Value) -> cl::Value {
+        self.max_of(&|t| t.whole(v))
     }
 
-    fn max_of(
-        &mut self,
-        slice: &dyn Fn(&mut Self) -> Walk,
-        g: &mut dyn FnMut(&mut Self, cl::Value) -> cl::Value,
-    ) -> cl::Value {
+    /// The maximum of a slice, NaN-propagating with -0 below +0. Under
+    /// those rules `max` is associative and commutative, so the order it is
+    /// taken in does not change the result (a NaN's payload aside): a
+    /// whole value is read two vectors at a time into two running maxima,
+    /// whose chains of dependent `fmax`es then overlap, and the lanes are
+    /// combined at the end.
+    fn max_of(&mut self, slice: &dyn Fn(&mut Self) -> Walk) -> cl::Value {
         let w = slice(self);
-        let acc = self.var(f64::NEG_INFINITY);
-        self.walk(&w, &mut |t, ix, _| {
-            let e = t.read(w.x, ix);
-            let e = g(t, e);
-            let a = t.b.use_var(acc);
-            let m = t.b.ins().fmax(a, e);
-            t.b.def_var(acc, m);
+        let (lanes, vt) = (self.lanes, self.vt);
+        let step = 2 * lanes;
+        if !(w.base.is_empty() && w.strides == [1] && w.dims[0] >= step) {
+            let acc = self.var(f64::NEG_INFINITY);
+            self.walk(&w, &mut |t, ix, _| {
+                let e = t.read(w.x, ix);
+                let a = t.b.use_var(acc);
+                let m = t.b.ins().fmax(a, e);
+                t.b.def_var(acc, m);
+            });
+            return self.b.use_var(acc);
+        }
+        let n = w.dims[0];
+        let accs = [0, 1].map(|_| self.var_of(vt, f64::NEG_INFINITY));
+        self.for_each_step(n - n % step, step, &mut |t, ix| {
+            for (j, &acc) in accs.iter().enumerate() {
+                let e = t.read_as(vt, w.x, ix.plus(j * lanes));
+                let a = t.b.use_var(acc);
+                let m = t.b.ins().fmax(a, e);
+                t.b.def_var(acc, m);
+            }
         });
-        self.b.use_var(acc)
+        let [a0, a1] = accs.map(|acc| self.b.use_var(acc));
+        let both = self.b.ins().fmax(a0, a1);
+        let mut m = self.b.ins().extractlane(both, 0);
+        for lane in 1..lanes {
+            let e = self.b.ins().extractlane(both, lane as u8);
+            m = self.b.ins().fmax(m, e);
+        }
+        for k in n - n % step..n {
+            let e = self.read(w.x, Ix::c(k));
+            m = self.b.ins().fmax(m, e);
+        }
+        m
     }
 
     /// `scale * sqrt(sum((x / scale)^2))` with `scale = max|x|` (from 0), or
@@ -140,7 +163,7 @@ impl Translator<'_, '_> {
     }
 
     fn logsumexp_of(&mut self, slice: &dyn Fn(&mut Self) -> Walk) -> cl::Value {
-        let m = self.max_of(slice, &mut |_, e| e);
+        let m = self.max_of(slice);
         let s = self.sum_of(slice, &mut |t, e| {
             let d = t.b.ins().fsub(e, m);
             t.exp(d)
@@ -164,7 +187,7 @@ impl Translator<'_, '_> {
     fn reduce_of(&mut self, kind: Reduce, slice: &dyn Fn(&mut Self) -> Walk) -> cl::Value {
         match kind {
             Reduce::Sum => self.sum_of(slice, &mut |_, x| x),
-            Reduce::Max => self.max_of(slice, &mut |_, x| x),
+            Reduce::Max => self.max_of(slice),
             Reduce::Norm => self.norm_of(slice),
             Reduce::LogSumExp => self.logsumexp_of(slice),
         }
@@ -379,7 +402,7 @@ impl Translator<'_, '_> {
         slice: &dyn Fn(&mut Self) -> Walk,
         dst: Opnd,
     ) -> (cl::Value, cl::Value) {
-        let m = self.max_of(slice, &mut |_, e| e);
+        let m = self.max_of(slice);
         let w = slice(self);
         let acc = self.var(-0.0);
         self.walk(&w, &mut |t, ix, _| {
