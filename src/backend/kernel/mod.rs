@@ -34,6 +34,7 @@
 //! same way ([`adam`]).
 
 pub mod adam;
+pub mod exp;
 mod micro;
 mod pack;
 #[cfg(test)]
@@ -445,7 +446,7 @@ pub(crate) const TRANSPOSE_F64: &str = "gradc_transpose_f64";
 pub(crate) const TRANSPOSE_F32: &str = "gradc_transpose_f32";
 
 /// The kernels' symbols and addresses.
-pub(crate) fn symbols() -> [(&'static str, *const u8); 4] {
+pub(crate) fn symbols() -> [(&'static str, *const u8); 6] {
     type Entry<T> = unsafe extern "C" fn(
         usize,
         usize,
@@ -461,6 +462,8 @@ pub(crate) fn symbols() -> [(&'static str, *const u8); 4] {
         usize,
     );
     type Transpose<T> = unsafe extern "C" fn(*const T, usize, usize, *mut T);
+    #[allow(improper_ctypes_definitions)]
+    type Pair = unsafe extern "C" fn(std::arch::x86_64::__m128d) -> std::arch::x86_64::__m128d;
     [
         (GEMM_F64, gemm_f64 as Entry<f64> as *const u8),
         (GEMM_F32, gemm_f32 as Entry<f32> as *const u8),
@@ -472,5 +475,7 @@ pub(crate) fn symbols() -> [(&'static str, *const u8); 4] {
             TRANSPOSE_F32,
             transpose::transpose_f32 as Transpose<f32> as *const u8,
         ),
+        (exp::EXP2, exp::exp2 as Pair as *const u8),
+        (exp::SIGMOID2, exp::sigmoid2 as Pair as *const u8),
     ]
 }

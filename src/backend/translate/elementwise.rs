@@ -213,10 +213,10 @@ impl Translator<'_, '_> {
 
 impl Translator<'_, '_> {
     /// Whether `op` works on f64x2 as on f64, lane by lane: one
-    /// instruction, a comparison by masks, or an inline `exp`.
+    /// instruction, a comparison by masks, or a pair kernel (`math`).
     pub(super) fn lane_wise(&self, op: ElementOp) -> bool {
         match op {
-            ElementOp::Unary(Unary::Exp | Unary::Sigmoid) => self.inline_math(),
+            ElementOp::Unary(Unary::Exp | Unary::Sigmoid) => self.pair_math(),
             ElementOp::Unary(u) => lane_wise_unary(u),
             ElementOp::Binary(b) => lane_wise_binary(b),
             ElementOp::Broadcast | ElementOp::Select => true,

@@ -1,0 +1,145 @@
+//! `exp` and `sigmoid` on pairs of f64s, for the generated code to call:
+//! the sequence of [`crate::ir::math::exp`] in SSE4.1 and FMA instructions,
+//! so they give the interpreter's bits, two at a time. Out of line, the
+//! constants are memory operands of the instructions that use them; written
+//! inline in the generated code, they were hoisted out of its loops and
+//! held registers across a whole model's step.
+
+use std::arch::x86_64::*;
+
+use crate::ir::math::{self, exp_polynomial, FAST, POW2, SCALE, SHIFT, STEP_HI, STEP_LO, TAYLOR};
+
+/// The symbols of [`exp2`] and [`sigmoid2`].
+pub(crate) const EXP2: &str = "gradc_exp2";
+pub(crate) const SIGMOID2: &str = "gradc_sigmoid2";
+
+/// The operations of [`exp_polynomial`] on pairs.
+struct Pd;
+
+impl Pd {
+    #[inline]
+    #[target_feature(enable = "fma")]
+    fn taylor(&self, i: usize) -> __m128d {
+        _mm_set1_pd(TAYLOR[i])
+    }
+
+    #[inline]
+    #[target_feature(enable = "fma")]
+    fn mul(&self, a: __m128d, b: __m128d) -> __m128d {
+        _mm_mul_pd(a, b)
+    }
+
+    #[inline]
+    #[target_feature(enable = "fma")]
+    fn fma(&self, a: __m128d, b: __m128d, c: __m128d) -> __m128d {
+        _mm_fmadd_pd(a, b, c)
+    }
+}
+
+/// `2^k` for integers `k` (as floats) below 2^51: `k + SHIFT`'s low bits,
+/// plus the exponent's bias, shifted to the exponent field.
+#[inline]
+#[target_feature(enable = "fma,sse4.1")]
+fn pow2(k: __m128d) -> __m128d {
+    let bits = _mm_castpd_si128(_mm_add_pd(k, _mm_set1_pd(SHIFT)));
+    let bits = _mm_add_epi64(bits, _mm_set1_epi64x(1023));
+    _mm_castsi128_pd(_mm_slli_epi64::<52>(bits))
+}
+
+#[inline]
+#[target_feature(enable = "fma,sse4.1")]
+fn exp_pd(x: __m128d) -> __m128d {
+    let magnitude = _mm_andnot_pd(_mm_set1_pd(-0.0), x);
+    if _mm_movemask_pd(_mm_cmple_pd(magnitude, _mm_set1_pd(FAST))) != 0b11 {
+        // A NaN, or beyond `FAST`: the definition, lane by lane.
+        let (a, b) = (_mm_cvtsd_f64(x), _mm_cvtsd_f64(_mm_unpackhi_pd(x, x)));
+        return _mm_set_pd(math::exp(b), math::exp(a));
+    }
+    let shift = _mm_set1_pd(SHIFT);
+    let z = _mm_fmadd_pd(x, _mm_set1_pd(SCALE), shift);
+    let k = _mm_sub_pd(z, shift);
+    let r = _mm_fmadd_pd(k, _mm_set1_pd(-STEP_HI), x);
+    let r = _mm_fmadd_pd(k, _mm_set1_pd(-STEP_LO), r);
+    let p = exp_polynomial!(Pd, r);
+    // The table's rows for the two lanes' `j`, the low bits of `z`.
+    let bits = _mm_castpd_si128(z);
+    let j0 = (_mm_cvtsi128_si64(bits) & 127) as usize;
+    let j1 = (_mm_extract_epi64::<1>(bits) & 127) as usize;
+    let s = pow2(_mm_floor_pd(_mm_mul_pd(k, _mm_set1_pd(1.0 / 128.0))));
+    let hi = _mm_mul_pd(_mm_set_pd(POW2[j1][0], POW2[j0][0]), s);
+    let lo = _mm_mul_pd(_mm_set_pd(POW2[j1][1], POW2[j0][1]), s);
+    _mm_add_pd(hi, _mm_fmadd_pd(hi, p, lo))
+}
+
+/// `exp` of both lanes of `x`.
+///
+/// # Safety
+/// The CPU must have FMA and SSE4.1 (`translate::math::pair_math`).
+// The System V ABI passes and returns an `__m128d` in `xmm0`, as Cranelift
+// does an `f64x2` (the JIT's tests check the bits through the call).
+#[allow(improper_ctypes_definitions)]
+pub(crate) unsafe extern "C" fn exp2(x: __m128d) -> __m128d {
+    // SAFETY: the caller checked the features.
+    unsafe { exp_pd(x) }
+}
+
+#[target_feature(enable = "fma,sse4.1")]
+fn sigmoid_pd(x: __m128d) -> __m128d {
+    let magnitude = _mm_andnot_pd(_mm_set1_pd(-0.0), x);
+    let e = exp_pd(_mm_xor_pd(magnitude, _mm_set1_pd(-0.0)));
+    let one = _mm_set1_pd(1.0);
+    let positive = _mm_cmpge_pd(x, _mm_setzero_pd());
+    let numerator = _mm_blendv_pd(e, one, positive);
+    _mm_div_pd(numerator, _mm_add_pd(one, e))
+}
+
+/// `sigmoid` of both lanes of `x`.
+///
+/// # Safety
+/// As for [`exp2`].
+#[allow(improper_ctypes_definitions)]
+pub(crate) unsafe extern "C" fn sigmoid2(x: __m128d) -> __m128d {
+    // SAFETY: the caller checked the features.
+    unsafe { sigmoid_pd(x) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[allow(improper_ctypes_definitions)]
+    fn both(f: unsafe extern "C" fn(__m128d) -> __m128d, a: f64, b: f64) -> [f64; 2] {
+        let mut out = [0.0; 2];
+        // SAFETY: the tests run only where the features are.
+        unsafe { _mm_storeu_pd(out.as_mut_ptr(), f(_mm_set_pd(b, a))) };
+        out
+    }
+
+    #[test]
+    fn pairs_are_the_interpreters_bits() {
+        if !(is_x86_feature_detected!("fma") && is_x86_feature_detected!("sse4.1")) {
+            return;
+        }
+        let mut xs: Vec<f64> = (0..40_000).map(|i| -760.0 + i as f64 * 0.0371).collect();
+        xs.extend([0.0, -0.0, 1e-300, -1e-300, 709.78, 709.79, -745.13, -745.14]);
+        xs.extend([
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MAX,
+            f64::MIN,
+            1.0,
+            -1.0,
+        ]);
+        let nan = f64::from_bits(0x7ff8_0000_0000_0042);
+        xs.push(nan);
+        for w in xs.windows(2) {
+            let [a, b] = [w[0], w[1]];
+            let e = both(exp2, a, b);
+            let s = both(sigmoid2, a, b);
+            for (x, e, s) in [(a, e[0], s[0]), (b, e[1], s[1])] {
+                assert_eq!(e.to_bits(), math::exp(x).to_bits(), "exp({x:e})");
+                assert_eq!(s.to_bits(), math::sigmoid(x).to_bits(), "sigmoid({x:e})");
+            }
+        }
+    }
+}
