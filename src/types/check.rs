@@ -14,8 +14,8 @@ use crate::types::residual;
 use crate::types::train::check_train;
 use crate::types::{InputDecl, Named, ParamDecl, Program};
 
-/// The most elements any tensor of a program may have (512 MiB of f64).
-pub const MAX_ELEMENTS: usize = 1 << 26;
+/// The most elements any tensor of a program may have (2 GiB of f64).
+pub const MAX_ELEMENTS: usize = 1 << 28;
 
 /// What the checker demands of a program.
 #[derive(Clone, Debug)]
