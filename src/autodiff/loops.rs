@@ -193,7 +193,7 @@ fn residuals(
                 }
             }
             Op::Param(_) => {}
-            Op::Index | Op::Slice(_) | Op::Reshape(_)
+            Op::Index | Op::Gather | Op::Slice(_) | Op::Reshape(_)
                 if i.args[1..].iter().all(|a| stepwise[a.index()]) =>
             {
                 needed[i.args[0].index()] = true;

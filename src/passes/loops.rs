@@ -6,7 +6,7 @@
 //! trimmed ([`trim`]). Each simplifies the new body it makes (see
 //! [`super::simplify`]).
 
-use crate::ir::{Function, Inst, Loop, Op, SliceAxis, Value};
+use crate::ir::{Fault, Function, Inst, Loop, Op, SliceAxis, Value};
 use crate::shape::Shape;
 
 use super::{splat, splat_value};
@@ -169,7 +169,7 @@ pub fn hoist(out: &mut Function, inst: &Inst, l: &Loop) -> Option<Value> {
             Op::Param(p) => *p >= k,
             Op::Input(_) => false,
             Op::Const(_) => true,
-            op => !can_fail(op) && i.args.iter().all(|a| invariant[a.index()]),
+            _ => !can_fail(body, i) && i.args.iter().all(|a| invariant[a.index()]),
         };
     }
     // A filled constant is not worth hoisting: `captures` would copy it
@@ -239,7 +239,16 @@ pub fn hoist(out: &mut Function, inst: &Inst, l: &Loop) -> Option<Value> {
     Some(out.push(Op::Loop(Box::new(l)), args, inst.span))
 }
 
-/// Whether an instruction can fail at run time: it stays where it is.
-fn can_fail(op: &Op) -> bool {
-    matches!(op, Op::OneHot(_) | Op::Index | Op::IndexAdd | Op::Loop(_))
+/// Whether an instruction of `f` can fail at run time: it stays where it
+/// is. A gather or scatter by constant indices all in range cannot.
+fn can_fail(f: &Function, i: &Inst) -> bool {
+    match &i.op {
+        Op::Gather | Op::ScatterAdd => {
+            let (x, at) = (i.args[0], *i.args.last().expect("an index"));
+            let n = f.shape(x).dims()[0];
+            !matches!(&f.inst(at).op, Op::Const(c)
+                if c.0.data.iter().all(|&k| Fault::index(k, n).is_none()))
+        }
+        op => matches!(op, Op::OneHot(_) | Op::Index | Op::IndexAdd | Op::Loop(_)),
+    }
 }

@@ -67,6 +67,8 @@ impl ElementOp {
             | Op::OneHot(_)
             | Op::Index
             | Op::IndexAdd
+            | Op::Gather
+            | Op::ScatterAdd
             | Op::Reshape(_)
             | Op::Permute(_)
             | Op::Concat
