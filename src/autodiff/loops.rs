@@ -193,10 +193,18 @@ fn residuals(
                 }
             }
             Op::Param(_) => {}
-            Op::Index | Op::Gather | Op::Slice(_) | Op::Reshape(_)
+            Op::Index | Op::Slice(_) | Op::Reshape(_)
                 if i.args[1..].iter().all(|a| stepwise[a.index()]) =>
             {
                 needed[i.args[0].index()] = true;
+                parts[i.args[0].index()].push(v);
+            }
+            // Rows at a tensor of indices: gathered again from the rows
+            // and the indices, which the reverse then needs (captured
+            // ones are there).
+            Op::Gather => {
+                needed[i.args[0].index()] = true;
+                needed[i.args[1].index()] = true;
                 parts[i.args[0].index()].push(v);
             }
             _ => save[v.index()] = true,

@@ -154,8 +154,9 @@ pub fn trim(f: &mut Function) -> bool {
 
 /// The loop `inst` with the work of its body that is the same at every step
 /// done once, before it: each instruction that reads only captured values,
-/// constants and other such instructions (and cannot fail) is computed in
-/// the function around the loop, and captured.
+/// constants and other such instructions (and cannot fail, but for a
+/// gather or a scatter before anything that can) is computed in the
+/// function around the loop, and captured.
 pub fn hoist(out: &mut Function, inst: &Inst, l: &Loop) -> Option<Value> {
     let body = &l.body;
     let k = l.carries;
@@ -163,13 +164,28 @@ pub fn hoist(out: &mut Function, inst: &Inst, l: &Loop) -> Option<Value> {
         return None;
     }
     // Invariant: a captured parameter, a constant, or computed from those.
+    // One that can fail is hoisted only if it is a gather or a scatter and
+    // every instruction before it that can fail is hoisted too: the first
+    // step would run it anyway, and the first failure stays the first.
     let mut invariant = vec![false; body.len()];
+    let mut failing_before = false;
     for (v, i) in body.iter() {
         invariant[v.index()] = match &i.op {
             Op::Param(p) => *p >= k,
             Op::Input(_) => false,
             Op::Const(_) => true,
-            _ => !can_fail(body, i) && i.args.iter().all(|a| invariant[a.index()]),
+            op => {
+                let of_invariants = i.args.iter().all(|a| invariant[a.index()]);
+                if !can_fail(body, i) {
+                    of_invariants
+                } else {
+                    let hoisted = of_invariants
+                        && !failing_before
+                        && matches!(op, Op::Gather | Op::ScatterAdd);
+                    failing_before |= !hoisted;
+                    hoisted
+                }
+            }
         };
     }
     // A filled constant is not worth hoisting: `captures` would copy it
