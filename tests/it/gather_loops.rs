@@ -105,3 +105,61 @@ fn a_run_on_the_buffers_of_the_last_gives_a_fresh_runs_bits() {
     }
     assert!(seen[0] != seen[1] && seen[1] != seen[2], "the runs differ");
 }
+
+/// A gather the same at every step (`A[rows]`, its indices an input) is
+/// done once, before the loop, when nothing before it in the body can
+/// fail; after an index that can (`A[at[t]]`), it stays in the body, so
+/// that the first bad index is still the first in the program's order:
+/// the same fault from every engine.
+#[test]
+fn an_invariant_gather_leaves_its_loop_only_before_anything_that_can_fail() {
+    use gradc::eval::{Evaluator, Mode};
+    use gradc::ir::Op;
+    use gradc::shape::{Shape, Tensor};
+    let c = compile(
+        "param A: [3, 2] = uniform(-1, 1)\ninput rows: [4]\ninput rows2: [4]\ninput at: [2]\n\
+         let s = loop acc = 0 for t in 0..2 { acc + sum(A[rows]) * A[at[t]][0] }\n\
+         let u = loop acc = 0 for t in 0..2 { acc + A[at[t]][1] * sum(A[rows2]^2) }\n\
+         loss s + u\n",
+    );
+    let f = &c.ir;
+    let outside = f.insts().iter().filter(|i| i.op == Op::Gather).count();
+    let inside: Vec<usize> = f
+        .insts()
+        .iter()
+        .filter_map(|i| match &i.op {
+            Op::Loop(l) => Some(l.body.insts().iter().filter(|j| j.op == Op::Gather).count()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!((outside, inside), (1, vec![0, 1]), "{f}");
+    let params = c.initial_params(1);
+    let v = |x: &[f64]| Tensor::new(Shape::vector(x.len()), x.to_vec());
+    let (good, bad) = ([0.0, 2.0, 1.0, 2.0], [0.0, 5.0, 1.0, 9.0]);
+    for (rows, at, rows2, first) in [
+        (bad, [7.0, 0.0], bad, "index 5 "),
+        (good, [7.0, 0.0], bad, "index 7 "),
+        (good, [1.0, 0.0], bad, "index 5 "),
+        (good, [1.0, 0.0], [0.0, 1.0, 1.0, 3.0], "index 3 "),
+    ] {
+        let x = [v(&rows), v(&rows2), v(&at)];
+        let want = Evaluator::compile(f, Mode::Interp)
+            .unwrap()
+            .outputs(&params, &x)
+            .unwrap_err();
+        assert!(want.to_string().contains(first), "{want}");
+        for mode in [Mode::PerExample, Mode::Batched] {
+            let got = Evaluator::compile(f, mode)
+                .unwrap()
+                .outputs(&params, &x)
+                .unwrap_err();
+            assert_eq!(got, want, "{mode:?}");
+        }
+    }
+    let x = [v(&good), v(&[2.0, 2.0, 0.0, 1.0]), v(&[1.0, 0.0])];
+    let g = c.gradient().unwrap();
+    for e in gradc::autodiff::check::check(f, &g, &params, &x).unwrap() {
+        assert!(e.max_rel_error < 1e-6, "{e:?}");
+    }
+    same_bits_on_every_engine(&g, &params, &x);
+}
