@@ -492,6 +492,25 @@ mod tests {
     }
 
     #[test]
+    fn gathers_and_scatters() {
+        // Rows added into zeros, then added to `x`: added into `x`.
+        let rows = "(scatter_add (broadcast 0) y [0,2,0])";
+        check(
+            run,
+            &format!("(add x {rows})"),
+            "(scatter_add x y [0, 2, 0])",
+        );
+        check(
+            run,
+            &format!("(add {rows} x)"),
+            "(scatter_add x y [0, 2, 0])",
+        );
+        check(run, "(scatter_add x (broadcast 0) [2,1,2])", "x");
+        check(run, "(gather (broadcast a) [2,1,2])", "(broadcast a)");
+        check(run, "(gather x [2,1,2])", "(gather x [2, 1, 2])");
+    }
+
+    #[test]
     fn multiplicative_identities() {
         check(run, "(mul x 1)", "x");
         check(run, "(mul 1 x)", "x");

@@ -264,7 +264,10 @@ fn a_bad_index_in_a_matrix_of_indices_is_a_located_error() {
     let path = file.to_str().unwrap();
     for backend in ["jit", "interp"] {
         for (value, what) in [
-            ("1,2;4,0", "index 4 is out of range for an axis of length 4 (0 to 3)"),
+            (
+                "1,2;4,0",
+                "index 4 is out of range for an axis of length 4 (0 to 3)",
+            ),
             ("1,2.5;3,0", "index 2.5 is not an integer"),
         ] {
             let (ok, out, err) = crate::common::gradc(&[
@@ -276,7 +279,10 @@ fn a_bad_index_in_a_matrix_of_indices_is_a_located_error() {
                 &format!("idx={value}"),
             ]);
             assert!(!ok, "{backend}: {out}");
-            assert!(err.contains(&format!("m.grad:3:10: error: {what}")), "{backend}: {err}");
+            assert!(
+                err.contains(&format!("m.grad:3:10: error: {what}")),
+                "{backend}: {err}"
+            );
             assert!(!err.contains("panicked"), "{err}");
         }
     }

@@ -44,7 +44,13 @@ pub(super) fn live(f: &Function, results: &[Value]) -> ValueMap<bool> {
 /// here.
 fn per_example(op: &Op) -> bool {
     match op {
-        Op::Input(_) | Op::OneHot(_) | Op::Index | Op::IndexAdd | Op::Gather | Op::ScatterAdd | Op::Loop(_) => true,
+        Op::Input(_)
+        | Op::OneHot(_)
+        | Op::Index
+        | Op::IndexAdd
+        | Op::Gather
+        | Op::ScatterAdd
+        | Op::Loop(_) => true,
         Op::Param(_)
         | Op::Const(_)
         | Op::Unary(_)

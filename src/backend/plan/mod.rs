@@ -77,7 +77,9 @@ pub const FIRST_FREE: usize = 6;
 /// here.
 pub fn can_fail(op: &Op) -> bool {
     match op {
-        Op::OneHot(_) | Op::Index | Op::IndexAdd | Op::Gather | Op::ScatterAdd | Op::Loop(_) => true,
+        Op::OneHot(_) | Op::Index | Op::IndexAdd | Op::Gather | Op::ScatterAdd | Op::Loop(_) => {
+            true
+        }
         Op::Param(_)
         | Op::Input(_)
         | Op::Const(_)

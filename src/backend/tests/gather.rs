@@ -81,7 +81,11 @@ fn gather_at_constant_indices_agrees() {
         let n = x.dims()[0];
         let (mut f, p, _) = function(std::slice::from_ref(&x), &[]);
         let data = indices(i.size(), n, 1);
-        let c = push(&mut f, Op::Const(ConstData(Tensor::new(i.clone(), data))), &[]);
+        let c = push(
+            &mut f,
+            Op::Const(ConstData(Tensor::new(i.clone(), data))),
+            &[],
+        );
         let y = push(&mut f, Op::Gather, &[p[0], c]);
         output(&mut f, y);
         agree_on_values(&f);
