@@ -125,7 +125,10 @@ fn scatter_add_adds_repeated_rows_one_after_the_other() {
     let g = Tensor::new(Shape::vector(3), vec![1e16, 2.0, -1e16]);
     let i = Tensor::new(Shape::vector(3), vec![0.0, 1.0, 0.0]);
     let inputs = [g, i];
-    let out = compile(&f).unwrap().run(&[acc.clone()], &inputs).unwrap();
+    let out = compile(&f)
+        .unwrap()
+        .run(std::slice::from_ref(&acc), &inputs)
+        .unwrap();
     assert_eq!(out[0].data, [0.0, 7.0]);
     agree(&f, &[acc], &inputs);
 }
