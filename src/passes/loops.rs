@@ -6,7 +6,8 @@
 //! trimmed ([`trim`]). Each simplifies the new body it makes (see
 //! [`super::simplify`]).
 
-use crate::ir::{Fault, Function, Inst, Loop, Op, SliceAxis, Value};
+use crate::ir::fault::safe_rows;
+use crate::ir::{Function, Inst, Loop, Op, SliceAxis, Value};
 use crate::shape::Shape;
 
 use super::{splat, splat_value};
@@ -259,12 +260,7 @@ pub fn hoist(out: &mut Function, inst: &Inst, l: &Loop) -> Option<Value> {
 /// is. A gather or scatter by constant indices all in range cannot.
 fn can_fail(f: &Function, i: &Inst) -> bool {
     match &i.op {
-        Op::Gather | Op::ScatterAdd => {
-            let (x, at) = (i.args[0], *i.args.last().expect("an index"));
-            let n = f.shape(x).dims()[0];
-            !matches!(&f.inst(at).op, Op::Const(c)
-                if c.0.data.iter().all(|&k| Fault::index(k, n).is_none()))
-        }
+        Op::Gather | Op::ScatterAdd => !safe_rows(f, i),
         op => matches!(op, Op::OneHot(_) | Op::Index | Op::IndexAdd | Op::Loop(_)),
     }
 }

@@ -178,3 +178,41 @@ fn a_bad_index_is_the_interpreters_fault_at_the_instruction() {
         }
     }
 }
+
+/// A gather of a parameter at constant indices all in range cannot fail:
+/// the batched plan computes it once, before the examples; at constant
+/// indices of which one is out of range, or at an input's, it runs per
+/// example (where it fails, as in the interpreter).
+#[test]
+fn a_gather_that_cannot_fail_is_hoisted_out_of_the_examples() {
+    for (indices, hoisted) in [([2.0, 0.0, 2.0], true), ([2.0, 3.0, 0.0], false)] {
+        let (mut f, p, x) = function(&[Shape::matrix(3, 2)], &[Shape::vector(2)]);
+        let at = Tensor::new(Shape::vector(3), indices.to_vec());
+        let c = push(&mut f, Op::Const(ConstData(at)), &[]);
+        let g = push(&mut f, Op::Gather, &[p[0], c]);
+        let s = push(&mut f, Op::Sum, &[g]);
+        let y = push(&mut f, Op::Binary(Binary::Mul), &[x[0], s]);
+        output(&mut f, y);
+        let plan = plan::batch::batch_plan(&f, true);
+        let layout = &plan.layout;
+        let pre: Vec<Value> = layout.steps[..layout.body].concat();
+        assert_eq!(pre.contains(&g), hoisted, "{indices:?}: {pre:?}");
+        let p = tensors(&f, true, 5);
+        let examples: Vec<Vec<Tensor>> = (0..3).map(|s| tensors(&f, false, 30 + s)).collect();
+        if hoisted {
+            agree_batched(&f, &p, &examples);
+        } else {
+            let want = interp::run_outputs(&f, &p, &examples[0]).unwrap_err();
+            let rows = rows(&f, &examples);
+            let rows: Vec<&[f64]> = rows.iter().map(|r| &r[..]).collect();
+            let jit = compile_batched(&as_means(&f)).unwrap();
+            assert_eq!(jit.run(&p, &rows, 3).unwrap_err(), want.in_example(Some(0)));
+        }
+    }
+    // At an input's indices: per example.
+    let (mut f, p, x) = function(&[Shape::matrix(3, 2)], &[Shape::vector(2)]);
+    let g = push(&mut f, Op::Gather, &[p[0], x[0]]);
+    output(&mut f, g);
+    let layout = plan::batch::batch_plan(&f, true).layout;
+    assert!(!layout.steps[..layout.body].concat().contains(&g));
+}

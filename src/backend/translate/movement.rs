@@ -6,8 +6,9 @@ use cranelift_codegen::ir::{self as cl, InstBuilder};
 
 use super::{dst_loc, Ix, Loc, Opnd, Translator};
 use crate::backend::plan::{fuse, FAULT_INDEX};
+use crate::ir::fault::safe_rows;
 use crate::ir::interp::slice_offsets;
-use crate::ir::{Fault, Op, SliceAxis, Value};
+use crate::ir::{SliceAxis, Value};
 use crate::shape::Shape;
 
 impl Translator<'_, '_> {
@@ -198,22 +199,13 @@ impl Translator<'_, '_> {
         self.checked_index(v, c, n, FAULT_INDEX)
     }
 
-    /// Whether `i` is a constant whose every element is an integer in
-    /// `0..n`, so that reading rows at it needs no check.
-    fn in_range(&self, i: Value, n: usize) -> bool {
-        match &self.f.inst(i).op {
-            Op::Const(c) => c.0.data.iter().all(|&k| Fault::index(k, n).is_none()),
-            _ => false,
-        }
-    }
-
     /// `v = x[i]` for a tensor of indices `i`: for each position `p` of `i`
     /// in row-major order, its index checked and row `i[p]` of `x` copied
     /// to row `p` of `v` (a row of one element: one load and one store).
     pub(super) fn gather(&mut self, v: Value, x: Value, i: Value) -> Loc {
         let (n, row) = rows(self.f.shape(x));
         let count = self.f.shape(i).size();
-        let sure = self.in_range(i, n);
+        let sure = safe_rows(self.f, self.f.inst(v));
         let (src, idx) = (self.operand(x), self.operand(i));
         if self.f.shape(v).is_scalar() {
             let k = self.row_number(v, idx, Ix::c(0), n, sure);
@@ -236,7 +228,7 @@ impl Translator<'_, '_> {
     pub(super) fn scatter_add(&mut self, v: Value, acc: Value, g: Value, i: Value) -> Loc {
         let (n, row) = rows(self.f.shape(acc));
         let count = self.f.shape(i).size();
-        let sure = self.in_range(i, n);
+        let sure = safe_rows(self.f, self.f.inst(v));
         let (src, g, idx) = (self.operand(acc), self.operand(g), self.operand(i));
         let dst = self.accumulator(v, src, n * row);
         self.for_each(count, &mut |t, p| {
