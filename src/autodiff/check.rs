@@ -180,7 +180,7 @@ pub fn random_inputs(f: &Function, rng: &mut impl rand::Rng) -> Vec<Tensor> {
             let is_input = |v: crate::ir::Value| f.inst(v).op == Op::Input(i);
             let classes = f.insts().iter().find_map(|inst| match inst.op {
                 Op::OneHot(n) => inst.args.iter().any(|a| is_input(*a)).then_some(n),
-                Op::Index if is_input(inst.args[1]) => {
+                Op::Index | Op::Gather if is_input(inst.args[1]) => {
                     f.shape(inst.args[0]).dims().first().copied()
                 }
                 _ => None,

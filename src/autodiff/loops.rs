@@ -199,6 +199,15 @@ fn residuals(
                 needed[i.args[0].index()] = true;
                 parts[i.args[0].index()].push(v);
             }
+            // Rows at a tensor of indices: gathered again from the rows
+            // and the indices, which the reverse then reads (captured
+            // ones are there, carried ones saved whole).
+            Op::Gather => {
+                needed[i.args[0].index()] = true;
+                needed[i.args[1].index()] = true;
+                read[i.args[1].index()] = true;
+                parts[i.args[0].index()].push(v);
+            }
             _ => save[v.index()] = true,
         }
     }

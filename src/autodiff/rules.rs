@@ -168,6 +168,19 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), AdError> {
             let d = ad.push(Op::Index, vec![g.value, a(2)]);
             ad.contribute(a(1), ad.like(g, d));
         }
+        Op::Gather => {
+            // Each row's cotangent added into zeros at the row it came
+            // from; the indices are discrete.
+            let zero = ad.c(0.0);
+            let zeros = ad.push(Op::Broadcast(ad.shape(a(0))), vec![zero]);
+            let d = ad.push(Op::ScatterAdd, vec![zeros, g.value, a(1)]);
+            ad.contribute(a(0), ad.like(g, d));
+        }
+        Op::ScatterAdd => {
+            ad.contribute(a(0), g);
+            let d = ad.push(Op::Gather, vec![g.value, a(2)]);
+            ad.contribute(a(1), ad.like(g, d));
+        }
         Op::Reshape(_) => {
             let d = ad.push(Op::Reshape(ad.shape(a(0))), vec![g.value]);
             ad.contribute(a(0), ad.like(g, d));

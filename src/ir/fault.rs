@@ -54,6 +54,21 @@ impl Fault {
     }
 }
 
+/// Whether `inst` of `f` is a gather or a scatter-add at constant indices
+/// that are all integers in range, so that it cannot fail: the one place
+/// this is decided, for the passes and the backend alike.
+pub fn safe_rows(f: &super::Function, inst: &super::Inst) -> bool {
+    match inst.op {
+        super::Op::Gather | super::Op::ScatterAdd => {
+            let (x, at) = (inst.args[0], inst.args[inst.args.len() - 1]);
+            let n = f.shape(x).dims()[0];
+            matches!(&f.inst(at).op, super::Op::Const(c)
+                if c.0.data.iter().all(|&k| Fault::index(k, n).is_none()))
+        }
+        _ => false,
+    }
+}
+
 impl PartialEq for Fault {
     /// The same fault, a NaN class equal to a NaN class (the interpreter's
     /// and the machine code's NaNs may differ in their payload).

@@ -261,6 +261,8 @@ pub fn eval_op(op: &Op, args: &[&Tensor]) -> Result<Tensor, OpError> {
             }
             out
         }
+        Op::Gather => gather(args[0], args[1])?,
+        Op::ScatterAdd => scatter_add(args[0], args[1], args[2])?,
         Op::Reshape(_) => args[0].data.clone(),
         Op::Permute(perm) => permute(args[0], perm, &shape),
         Op::Concat => args.iter().flat_map(|t| t.data.iter().copied()).collect(),
@@ -293,6 +295,39 @@ fn permute(x: &Tensor, perm: &[usize], out: &Shape) -> Vec<f64> {
         }
     }
     data
+}
+
+/// `x[i]` for a tensor of indices: the rows `i` names, in its row-major
+/// order; the first index that is not an integer in range is the fault.
+fn gather(x: &Tensor, i: &Tensor) -> Result<Vec<f64>, OpError> {
+    let (n, row) = rows(&x.shape);
+    let mut out = Vec::with_capacity(i.data.len() * row);
+    for &at in &i.data {
+        let k = row_index(at, n)?;
+        out.extend_from_slice(&x.data[k * row..(k + 1) * row]);
+    }
+    Ok(out)
+}
+
+/// `acc` with row `p` of `g` added to its row `i[p]`, for each position
+/// `p` of `i` in row-major order (duplicate indices add in that order).
+fn scatter_add(acc: &Tensor, g: &Tensor, i: &Tensor) -> Result<Vec<f64>, OpError> {
+    let (n, row) = rows(&acc.shape);
+    let mut out = acc.data.clone();
+    for (p, &at) in i.data.iter().enumerate() {
+        let k = row_index(at, n)?;
+        let dst = &mut out[k * row..(k + 1) * row];
+        for (o, &x) in dst.iter_mut().zip(&g.data[p * row..(p + 1) * row]) {
+            *o += x;
+        }
+    }
+    Ok(out)
+}
+
+/// The number of rows of a tensor along its leading axis, and a row's size.
+fn rows(s: &Shape) -> (usize, usize) {
+    let (n, rest) = s.dims().split_first().expect("rows of a scalar");
+    (*n, rest.iter().product())
 }
 
 /// The row an index selects on an axis of `len`, or the fault.

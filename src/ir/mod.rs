@@ -304,6 +304,18 @@ pub enum Op {
     /// `(acc, g, i)`: `acc` with `g` added to its row `i` (the adjoint of
     /// [`Op::Index`], a scatter-add); `i` as for `Index`.
     IndexAdd,
+    /// `(x, i)`: `x[i]` for a tensor of indices `i` of any shape (`[n,
+    /// s...]` by `[q...]` -> `[q..., s...]`): at position `p` of `i` (in
+    /// row-major order), the row `i[p]` of `x` along its leading axis. Each
+    /// index must be an integer in `0..n`, else a fault (the first bad one
+    /// in row-major order).
+    Gather,
+    /// `(acc, g, i)`: `acc` (`[n, s...]`) with each row `g[p]` of `g`
+    /// (`[q..., s...]`, `i` of shape `[q...]`) added to its row `i[p]`, one
+    /// position `p` after the other in row-major order (so that duplicate
+    /// indices add in that order in every engine): the adjoint of
+    /// [`Op::Gather`]; `i` as for `Gather`.
+    ScatterAdd,
     /// The same elements in row-major order, in another shape of the same
     /// size.
     Reshape(Shape),

@@ -134,6 +134,8 @@ pub fn mnemonic(op: &Op) -> &'static str {
         Op::OneHot(_) => "one_hot",
         Op::Index => "index",
         Op::IndexAdd => "index_add",
+        Op::Gather => "gather",
+        Op::ScatterAdd => "scatter_add",
         Op::Reshape(_) => "reshape",
         Op::Permute(_) => "permute",
         Op::Concat => "concat",
@@ -274,6 +276,8 @@ fn inst_text(f: &Function, inst: &Inst, names: &[String]) -> String {
         | Op::OneHot(_)
         | Op::Index
         | Op::IndexAdd
+        | Op::Gather
+        | Op::ScatterAdd
         | Op::Reshape(_)
         | Op::Concat => format!("{m} {}", args()),
         Op::Window(w) => format!("{m} {} {}", args(), w.params_text()),

@@ -47,11 +47,12 @@ pub fn stats(f: &Function) -> Stats {
             | Op::Unslice(..)
             | Op::Pack
             | Op::Index
+            | Op::Gather
             | Op::Reshape(_)
             | Op::Permute(_)
             | Op::Concat => 0,
             // One addition per element of the row.
-            Op::IndexAdd => arg(1),
+            Op::IndexAdd | Op::ScatterAdd => arg(1),
             Op::Window(w) => {
                 let shapes: Vec<_> = inst.args.iter().map(|&a| f.shape(a)).collect();
                 w.geometry(&shapes).map_or(0, |geo| w.flops(&geo))

@@ -154,6 +154,19 @@ pub fn result_shape(f: &Function, op: &Op, args: &[&Shape]) -> Result<Shape, Str
                 Err(format!("index_add of {} into rows of {row}", args[1]))
             }
         }
+        Op::Gather => {
+            arity(2)?;
+            gather_shape(args[0], args[1])
+        }
+        Op::ScatterAdd => {
+            arity(3)?;
+            let rows = gather_shape(args[0], args[2])?;
+            if &rows == args[1] {
+                Ok(args[0].clone())
+            } else {
+                Err(format!("scatter_add of {} into rows of {rows}", args[1]))
+            }
+        }
         Op::Concat => {
             let first = args.first().ok_or("concat of nothing")?;
             let (_, rest) = first
@@ -203,6 +216,14 @@ fn index_shape(x: &Shape, i: &Shape) -> Result<Shape, String> {
     match (x.dims(), i.is_scalar()) {
         ([_, rest @ ..], true) => Ok(Shape(rest.to_vec())),
         _ => Err(format!("index of {x} by {i}")),
+    }
+}
+
+/// `x` gathered by a tensor of indices `i`: `i`'s shape, then a row's.
+fn gather_shape(x: &Shape, i: &Shape) -> Result<Shape, String> {
+    match x.dims() {
+        [_, rest @ ..] => Ok(Shape([i.dims(), rest].concat())),
+        _ => Err(format!("gather of {x} by {i}")),
     }
 }
 

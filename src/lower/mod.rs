@@ -291,53 +291,14 @@ impl Lowerer {
         self.f.push(Op::Reshape(shape), vec![v], span)
     }
 
-    /// `x[i]` for a tensor of indices `i`: a loop over the indices, in
-    /// row-major order, stacking the rows they name; shaped as `shape`
-    /// (the indices' shape, then a row's). Its gradient is the loop's: each
-    /// row's cotangent added to the row it came from.
+    /// `x[i]` for a tensor of indices `i`: one `gather`, the rows `i`
+    /// names in its row-major order, shaped as `shape` (the indices' shape,
+    /// then a row's). Its gradient is a `scatter_add`: each row's cotangent
+    /// added to the row it came from.
     fn gather(&mut self, x: Value, i: Value, shape: &crate::shape::Shape, span: Span) -> Value {
-        let n = self.f.shape(i).size();
-        let flat = match self.f.shape(i).dims() {
-            [_] => i,
-            _ => self
-                .f
-                .push(Op::Reshape(crate::shape::Shape::vector(n)), vec![i], span),
-        };
-        let slot = |name: &str, s: &crate::shape::Shape| Slot {
-            name: name.to_string(),
-            shape: s.clone(),
-        };
-        let mut body = Function::new(
-            vec![
-                slot("indices", self.f.shape(flat)),
-                slot("rows", self.f.shape(x)),
-            ],
-            vec![slot("k", &crate::shape::Shape::scalar())],
-        );
-        let indices = body.push(Op::Param(0), vec![], span);
-        let rows = body.push(Op::Param(1), vec![], span);
-        let k = body.push(Op::Input(0), vec![], span);
-        let at = body.push(Op::Index, vec![indices, k], span);
-        let row = body.push(Op::Index, vec![rows, at], span);
-        body.outputs.push(Output {
-            role: Role::Output,
-            name: "row".into(),
-            value: row,
-        });
-        let l = Loop {
-            trips: n,
-            carries: 0,
-            body,
-            recompute: false,
-        };
-        let stacked = l.parts()[0].clone();
-        let y = self.f.push(Op::Loop(Box::new(l)), vec![flat, x], span);
-        let all = self.f.push(
-            Op::Slice(vec![SliceAxis::Range(0, stacked.size())]),
-            vec![y],
-            span,
-        );
-        self.f.push(Op::Reshape(shape.clone()), vec![all], span)
+        let y = self.f.push(Op::Gather, vec![x, i], span);
+        debug_assert_eq!(self.f.shape(y), shape);
+        y
     }
 
     /// Binds a block's locals.

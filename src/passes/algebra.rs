@@ -163,6 +163,13 @@ fn rule(out: &mut Function, inst: &Inst) -> Option<Value> {
         }
         // Adding zeros to a row changes nothing.
         Op::IndexAdd => is(splat_value(out, arg(1)), 0.0).then(|| arg(0)),
+        // Rows of a filled tensor are filled with the same number.
+        Op::Gather => {
+            let inner = broadcast_arg(out, arg(0))?;
+            Some(fit(out, inner, s, span))
+        }
+        // Adding rows of zeros changes nothing.
+        Op::ScatterAdd => is(splat_value(out, arg(1)), 0.0).then(|| arg(0)),
         Op::Loop(l) => {
             super::loops::captures(out, inst, l).or_else(|| super::loops::hoist(out, inst, l))
         }
@@ -266,12 +273,14 @@ fn binary(
             fit(out, sq, s, span)
         }
         Binary::Add if scatter_into_zeros(out, y, s) && out.shape(x) == s => {
-            let (g, i) = (out.inst(y).args[1], out.inst(y).args[2]);
-            out.push(Op::IndexAdd, vec![x, g, i], span)
+            let scatter = out.inst(y);
+            let (op, g, i) = (scatter.op.clone(), scatter.args[1], scatter.args[2]);
+            out.push(op, vec![x, g, i], span)
         }
         Binary::Add if scatter_into_zeros(out, x, s) && out.shape(y) == s => {
-            let (g, i) = (out.inst(x).args[1], out.inst(x).args[2]);
-            out.push(Op::IndexAdd, vec![y, g, i], span)
+            let scatter = out.inst(x);
+            let (op, g, i) = (scatter.op.clone(), scatter.args[1], scatter.args[2]);
+            out.push(op, vec![y, g, i], span)
         }
         _ => {
             return signs(out, b, x, y, s, span).or_else(|| hoist_broadcast(out, b, x, y, s, span))
@@ -285,10 +294,15 @@ fn binary(
 /// `a`, one row's work instead of the whole of `a`'s (a gather's reverse
 /// in a loop, adding each step's row into the running sum, is then linear
 /// in the steps, not in the steps times the gathered tensor). As `0 + a`
-/// is `a`, the sign of a zero of `a` aside.
+/// is `a`, the sign of a zero of `a` aside. Rows added into zeros
+/// (`scatter_add(0, g, i)`, the gradient of a gather) likewise become rows
+/// added into `a` in place; where indices repeat, their rows are then
+/// added to `a` one after the other rather than to each other first.
 fn scatter_into_zeros(f: &Function, v: Value, s: &Shape) -> bool {
     let i = f.inst(v);
-    matches!(i.op, Op::IndexAdd) && &i.shape == s && is(splat_value(f, i.args[0]), 0.0)
+    matches!(i.op, Op::IndexAdd | Op::ScatterAdd)
+        && &i.shape == s
+        && is(splat_value(f, i.args[0]), 0.0)
 }
 
 /// Negations move outwards, where they cancel or become subtractions:
@@ -475,6 +489,25 @@ mod tests {
         check(run, "(add a (broadcast 0))", "(broadcast a)");
         check(run, "(sub x (broadcast 0))", "x");
         check(run, "(sub x x)", "(sub x x)");
+    }
+
+    #[test]
+    fn gathers_and_scatters() {
+        // Rows added into zeros, then added to `x`: added into `x`.
+        let rows = "(scatter_add (broadcast 0) y [0,2,0])";
+        check(
+            run,
+            &format!("(add x {rows})"),
+            "(scatter_add x y [0, 2, 0])",
+        );
+        check(
+            run,
+            &format!("(add {rows} x)"),
+            "(scatter_add x y [0, 2, 0])",
+        );
+        check(run, "(scatter_add x (broadcast 0) [2,1,2])", "x");
+        check(run, "(gather (broadcast a) [2,1,2])", "(broadcast a)");
+        check(run, "(gather x [2,1,2])", "(gather x [2, 1, 2])");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! trimmed ([`trim`]). Each simplifies the new body it makes (see
 //! [`super::simplify`]).
 
+use crate::ir::fault::safe_rows;
 use crate::ir::{Function, Inst, Loop, Op, SliceAxis, Value};
 use crate::shape::Shape;
 
@@ -154,8 +155,9 @@ pub fn trim(f: &mut Function) -> bool {
 
 /// The loop `inst` with the work of its body that is the same at every step
 /// done once, before it: each instruction that reads only captured values,
-/// constants and other such instructions (and cannot fail) is computed in
-/// the function around the loop, and captured.
+/// constants and other such instructions (and cannot fail, but for a
+/// gather or a scatter before anything that can) is computed in the
+/// function around the loop, and captured.
 pub fn hoist(out: &mut Function, inst: &Inst, l: &Loop) -> Option<Value> {
     let body = &l.body;
     let k = l.carries;
@@ -163,13 +165,28 @@ pub fn hoist(out: &mut Function, inst: &Inst, l: &Loop) -> Option<Value> {
         return None;
     }
     // Invariant: a captured parameter, a constant, or computed from those.
+    // One that can fail is hoisted only if it is a gather or a scatter and
+    // every instruction before it that can fail is hoisted too: the first
+    // step would run it anyway, and the first failure stays the first.
     let mut invariant = vec![false; body.len()];
+    let mut failing_before = false;
     for (v, i) in body.iter() {
         invariant[v.index()] = match &i.op {
             Op::Param(p) => *p >= k,
             Op::Input(_) => false,
             Op::Const(_) => true,
-            op => !can_fail(op) && i.args.iter().all(|a| invariant[a.index()]),
+            op => {
+                let of_invariants = i.args.iter().all(|a| invariant[a.index()]);
+                if !can_fail(body, i) {
+                    of_invariants
+                } else {
+                    let hoisted = of_invariants
+                        && !failing_before
+                        && matches!(op, Op::Gather | Op::ScatterAdd);
+                    failing_before |= !hoisted;
+                    hoisted
+                }
+            }
         };
     }
     // A filled constant is not worth hoisting: `captures` would copy it
@@ -239,7 +256,11 @@ pub fn hoist(out: &mut Function, inst: &Inst, l: &Loop) -> Option<Value> {
     Some(out.push(Op::Loop(Box::new(l)), args, inst.span))
 }
 
-/// Whether an instruction can fail at run time: it stays where it is.
-fn can_fail(op: &Op) -> bool {
-    matches!(op, Op::OneHot(_) | Op::Index | Op::IndexAdd | Op::Loop(_))
+/// Whether an instruction of `f` can fail at run time: it stays where it
+/// is. A gather or scatter by constant indices all in range cannot.
+fn can_fail(f: &Function, i: &Inst) -> bool {
+    match &i.op {
+        Op::Gather | Op::ScatterAdd => !safe_rows(f, i),
+        op => matches!(op, Op::OneHot(_) | Op::Index | Op::IndexAdd | Op::Loop(_)),
+    }
 }

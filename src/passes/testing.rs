@@ -34,6 +34,8 @@ fn op_named(name: &str) -> Op {
         Op::LogSoftmax(0),
         Op::Broadcast(Shape::vector(3)),
         Op::Pack,
+        Op::Gather,
+        Op::ScatterAdd,
     ];
     UNARY
         .into_iter()

@@ -263,6 +263,10 @@ const JVP_CASES: &[(&str, &str)] = &[
     ("tril(w.T @ w) + diag(w[0]) + diag(diag(w.T @ w))", "[3, 3]"),
     ("w[toks] * w", "[2, 3]"),
     ("w[c] * w[toks][1]", "[3]"),
+    // A matrix of indices, repeated ones among them: a gather, and in the
+    // gradient a scatter-add, in forward mode.
+    ("w[[toks, [1, 1]]][1] * w[0]", "[2, 3]"),
+    ("grad(sum(w[[toks, [1, 1]]]^3), w)", "[2, 3]"),
     ("[w[0, 1], w[1, 2] * w[0, 0], sum(w[1])]", "[3]"),
     ("mse(w[0], x) + bce(sigmoid(w[1]), [0, 1, 1]) + bce_logits(w[0, 0], 1)", "[]"),
     ("cross_entropy(w[0], c) + huber(w[1], x, 0.7) - log_softmax(w[1])[c]", "[]"),

@@ -217,3 +217,74 @@ fn an_index_that_leaves_its_range_during_training_saves_the_last_good_parameters
     assert!((params[1][0] - 1.3).abs() < 1e-12, "{params:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Rows of one element and of several, gathered by a matrix of indices
+/// with repeats, in a loop and out of it: the gradient against central
+/// differences, and every engine (per example and batched) with the
+/// interpreter's bits.
+#[test]
+fn gradients_of_gathers_by_index_matrices_match_differences_and_the_interpreter() {
+    let src = "param x: [5, 2] = uniform(-1, 1)\nparam v: [5] = uniform(-1, 1)\n\
+               input idx: [2, 3]\n\
+               let g = x[idx]\nlet s = v[idx]\n\
+               let c = loop a = 0 for t in 0..2 { a + sum(v[idx[t]] * x[idx[1 - t]][:, 0]) }\n\
+               loss sum(g^2 * reshape(s, [2, 3, 1])) + sum(sin(v[idx[0]])) + c\n";
+    let c = compile(src);
+    let g = c.gradient().unwrap();
+    let text = g.to_string();
+    assert!(text.contains("= scatter_add "), "{text}");
+    assert!(!text.contains("index_add"), "no loop of rows:\n{text}");
+    for (seed, idx) in [
+        (1, [4.0, 0.0, 4.0, 2.0, 2.0, 2.0]),
+        (2, [0.0, 1.0, 2.0, 3.0, 4.0, 0.0]),
+    ] {
+        let params = c.initial_params(seed);
+        let x = vec![Tensor::new(Shape::matrix(2, 3), idx.to_vec())];
+        for e in check::check(&c.ir, &g, &params, &x).unwrap() {
+            assert!(e.max_rel_error < 1e-6, "{e:?}");
+        }
+        crate::common::same_bits_on_every_engine(&g, &params, &x);
+        let other = vec![Tensor::new(Shape::matrix(2, 3), vec![1.0; 6])];
+        crate::common::batch_agrees(&g, &params, &[x, other]);
+    }
+}
+
+/// A matrix of indices with one out of range, given on the command line:
+/// the error names the gather's line and column and the index, exits
+/// non-zero, on both engines.
+#[test]
+fn a_bad_index_in_a_matrix_of_indices_is_a_located_error() {
+    let dir = crate::common::temp_dir("gather-matrix");
+    let file = dir.join("m.grad");
+    std::fs::write(
+        &file,
+        "param x: [4, 2] = uniform(-1, 1)\ninput idx: [2, 2]\nloss sum(x[idx])\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    for backend in ["jit", "interp"] {
+        for (value, what) in [
+            (
+                "1,2;4,0",
+                "index 4 is out of range for an axis of length 4 (0 to 3)",
+            ),
+            ("1,2.5;3,0", "index 2.5 is not an integer"),
+        ] {
+            let (ok, out, err) = crate::common::gradc(&[
+                "eval",
+                path,
+                "--backend",
+                backend,
+                "--input",
+                &format!("idx={value}"),
+            ]);
+            assert!(!ok, "{backend}: {out}");
+            assert!(
+                err.contains(&format!("m.grad:3:10: error: {what}")),
+                "{backend}: {err}"
+            );
+            assert!(!err.contains("panicked"), "{err}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

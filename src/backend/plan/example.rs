@@ -9,7 +9,8 @@
 //! operation, a new one too, is an ordinary computation of its arguments,
 //! which is always correct.
 
-use super::{can_fail, CHUNK, MAX_KEPT, UNROLL};
+use super::{can_fail_at, CHUNK, MAX_KEPT, UNROLL};
+use crate::ir::fault::safe_rows;
 use crate::ir::{Function, Op, Value, ValueMap};
 use crate::passes::dce;
 
@@ -28,23 +29,27 @@ pub(super) struct Split {
 }
 
 /// The instructions that run: what the `results` need, and every
-/// instruction that [`can_fail`] with what it needs, so that a bad class
+/// instruction that [`can_fail_at`] with what it needs, so that a bad class
 /// fails the example at the same instruction as in the interpreter.
 pub(super) fn live(f: &Function, results: &[Value]) -> ValueMap<bool> {
-    let failing = f
-        .iter()
-        .filter(|(_, inst)| can_fail(&inst.op))
-        .map(|(v, _)| v);
+    let failing = f.values().filter(|&v| can_fail_at(f, v));
     dce::live(f, results.iter().copied().chain(failing))
 }
 
 /// Whether `op` depends on the example by itself, not only through its
-/// arguments: an input, and a `one_hot`, which [`can_fail`] and so must fail
-/// per example. Every operation is listed, so that a new one is decided
+/// arguments: an input, and a `one_hot`, which can fail and so must fail
+/// per example (a gather at constant indices in range cannot, and does
+/// not). Every operation is listed, so that a new one is decided
 /// here.
 fn per_example(op: &Op) -> bool {
     match op {
-        Op::Input(_) | Op::OneHot(_) | Op::Index | Op::IndexAdd | Op::Loop(_) => true,
+        Op::Input(_)
+        | Op::OneHot(_)
+        | Op::Index
+        | Op::IndexAdd
+        | Op::Gather
+        | Op::ScatterAdd
+        | Op::Loop(_) => true,
         Op::Param(_)
         | Op::Const(_)
         | Op::Unary(_)
@@ -80,7 +85,8 @@ pub(super) fn hoist(f: &Function, live: ValueMap<bool>) -> Split {
     let mut varies = ValueMap::new(f, false);
     let (mut pre, mut body) = (Vec::new(), Vec::new());
     for (v, inst) in f.iter().filter(|&(v, _)| live[v]) {
-        varies[v] = per_example(&inst.op) || inst.args.iter().any(|&a| varies[a]);
+        let own = per_example(&inst.op) && !safe_rows(f, inst);
+        varies[v] = own || inst.args.iter().any(|&a| varies[a]);
         if varies[v] {
             body.push(v);
         } else {
@@ -157,7 +163,7 @@ pub(super) fn crossing(
 
 /// Whether the body may run in these stages: what they keep per example
 /// for a chunk fits in [`MAX_KEPT`] numbers, and every instruction that
-/// [`can_fail`] is in the first stage, so that the first example to fail is
+/// [`can_fail_at`] is in the first stage, so that the first example to fail is
 /// the interpreter's.
 pub(super) fn stages_fit(
     f: &Function,
@@ -173,9 +179,7 @@ pub(super) fn stages_fit(
         .map(|&v| f.shape(v).size())
         .sum();
     kept_size.saturating_mul(CHUNK) <= MAX_KEPT
-        && body
-            .iter()
-            .all(|&v| !can_fail(&f.inst(v).op) || stage[v] == 0)
+        && body.iter().all(|&v| !can_fail_at(f, v) || stage[v] == 0)
 }
 
 /// The instructions of the body, stage by stage, each in order (one empty

@@ -19,7 +19,7 @@
 //! Each element goes through the same operations as without fusion, so the
 //! results are the same bits.
 
-use super::can_fail;
+use super::can_fail_at;
 use crate::ir::{Binary, Function, Op, SliceAxis, Unary, Value, ValueMap};
 use crate::shape::Shape;
 
@@ -67,6 +67,8 @@ impl ElementOp {
             | Op::OneHot(_)
             | Op::Index
             | Op::IndexAdd
+            | Op::Gather
+            | Op::ScatterAdd
             | Op::Reshape(_)
             | Op::Permute(_)
             | Op::Concat
@@ -200,7 +202,7 @@ enum State {
 /// members and values ready before the run); else it is hoisted before the
 /// run if it reads nothing from the run or from what was deferred, and is
 /// neither elementwise (so that it can start a run of its own later) nor
-/// one that [`can_fail`] (so that failures keep their order); else it is
+/// one that [`can_fail_at`] (so that failures keep their order); else it is
 /// deferred. What is not placed is looked at again, in order, after the run.
 ///
 /// A `softmax` or `log_softmax` takes its partner (see [`softmax_pair`])
@@ -292,9 +294,7 @@ fn place(f: &Function, state: &ValueMap<State>, v: Value, size: usize) -> State 
     };
     if joins {
         State::InRun
-    } else if !elementwise(f, v)
-        && !can_fail(&inst.op)
-        && inst.args.iter().all(|&a| ready(state[a]))
+    } else if !elementwise(f, v) && !can_fail_at(f, v) && inst.args.iter().all(|&a| ready(state[a]))
     {
         State::Hoisted
     } else {

@@ -238,5 +238,6 @@ fn shapes() -> Vec<Shape> {
 }
 
 mod batch;
+mod gather;
 mod ops;
 mod products;

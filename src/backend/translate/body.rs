@@ -39,10 +39,11 @@ fn carried_region(
 
 /// The carried values of `body` (whose first `carries` parameters are
 /// carried) that a step updates in place, each with its carried position:
-/// the new value is a row added into the old one (`index_add`), which
-/// nothing else reads, and which is not an output besides. The row is then
-/// added where the old value is, instead of into a copy of it copied back
-/// at the end of the step: a gather's reverse adds one row a step.
+/// the new value is a row (`index_add`) or rows (`scatter_add`) added into
+/// the old one, which nothing else reads, and which is not an output
+/// besides. The rows are then added where the old value is, instead of
+/// into a copy of it copied back at the end of the step: a gather's
+/// reverse adds one row a step.
 fn in_place_updates(body: &crate::ir::Function, carries: usize) -> Vec<(Value, usize)> {
     let mut readers = vec![0usize; body.len()];
     for (_, inst) in body.iter() {
@@ -66,7 +67,7 @@ fn in_place_updates(body: &crate::ir::Function, carries: usize) -> Vec<(Value, u
                 .filter(|(_, i)| i.op == crate::ir::Op::Param(c))
                 .map(|(p, _)| readers[p.index()])
                 .sum();
-            let own = matches!(inst.op, crate::ir::Op::IndexAdd)
+            let own = matches!(inst.op, crate::ir::Op::IndexAdd | crate::ir::Op::ScatterAdd)
                 && body.inst(acc).op == crate::ir::Op::Param(c)
                 && old == 1
                 && readers[o.value.index()] == 1;

@@ -1,10 +1,12 @@
 //! The operations that only move elements: `transpose`, `slice` (when it
-//! is not a view), `unslice` and `pack`.
+//! is not a view), `unslice` and `pack`; rows at computed indices (`index`,
+//! `gather`) and their scatter-adds (`index_add`, `scatter_add`).
 
 use cranelift_codegen::ir::{self as cl, InstBuilder};
 
 use super::{dst_loc, Ix, Loc, Opnd, Translator};
 use crate::backend::plan::{fuse, FAULT_INDEX};
+use crate::ir::fault::safe_rows;
 use crate::ir::interp::slice_offsets;
 use crate::ir::{SliceAxis, Value};
 use crate::shape::Shape;
@@ -164,19 +166,8 @@ impl Translator<'_, '_> {
         let i = self.scalar_of(i);
         let k = self.checked_index(v, i, n, FAULT_INDEX);
         let (src, g) = (self.operand(acc), self.operand(g));
-        let dst = match self.in_place.iter().find(|&&(w, _)| w == v) {
-            // A carried value updated in place: one row's work.
-            Some(&(_, off)) => Opnd::Mem {
-                ptr: self.scratch,
-                off,
-                readonly: false,
-            },
-            None => {
-                let dst = self.dest(v);
-                self.copy(src, dst, 0, n * row);
-                dst
-            }
-        };
+        // A carried value updated in place: one row's work.
+        let dst = self.accumulator(v, src, n * row);
         let at = self.row_of(dst, k, row);
         self.for_each(row, &mut |t, e| {
             let (a, b) = (t.read(at, e), t.read(g, e));
@@ -184,6 +175,87 @@ impl Translator<'_, '_> {
             t.write(at, e, sum);
         });
         dst_loc(dst)
+    }
+
+    /// The operand `x` from row `p` (a position, of rows of `row` elements)
+    /// on.
+    fn row_at(&mut self, x: Opnd, p: Ix, row: usize) -> Opnd {
+        let x = match p.dynamic {
+            Some(d) => self.row_of(x, d, row),
+            None => x,
+        };
+        x.at(p.konst * row)
+    }
+
+    /// The row of `n` that the index at position `p` of `idx` names: the
+    /// index checked (see [`Translator::checked_index`]), a fault of `v` if
+    /// it is not an integer in range, unless `sure` (constant indices all
+    /// known to be in range).
+    fn row_number(&mut self, v: Value, idx: Opnd, p: Ix, n: usize, sure: bool) -> cl::Value {
+        let c = self.read(idx, p);
+        if sure {
+            return self.b.ins().fcvt_to_sint_sat(self.ptr, c);
+        }
+        self.checked_index(v, c, n, FAULT_INDEX)
+    }
+
+    /// `v = x[i]` for a tensor of indices `i`: for each position `p` of `i`
+    /// in row-major order, its index checked and row `i[p]` of `x` copied
+    /// to row `p` of `v` (a row of one element: one load and one store).
+    pub(super) fn gather(&mut self, v: Value, x: Value, i: Value) -> Loc {
+        let (n, row) = rows(self.f.shape(x));
+        let count = self.f.shape(i).size();
+        let sure = safe_rows(self.f, self.f.inst(v));
+        let (src, idx) = (self.operand(x), self.operand(i));
+        if self.f.shape(v).is_scalar() {
+            let k = self.row_number(v, idx, Ix::c(0), n, sure);
+            let from = self.row_of(src, k, 1);
+            return Loc::Reg(self.read(from, Ix::c(0)));
+        }
+        let dst = self.dest(v);
+        self.for_each(count, &mut |t, p| {
+            let k = t.row_number(v, idx, p, n, sure);
+            let from = t.row_of(src, k, row);
+            let to = t.row_at(dst, p, row);
+            t.copy(from, to, 0, row);
+        });
+        dst_loc(dst)
+    }
+
+    /// `v = acc` with row `p` of `g` added to row `i[p]`, for each position
+    /// `p` of `i` in row-major order; in place when `v` is a carried value
+    /// updated where it lies (see `body::in_place_updates`).
+    pub(super) fn scatter_add(&mut self, v: Value, acc: Value, g: Value, i: Value) -> Loc {
+        let (n, row) = rows(self.f.shape(acc));
+        let count = self.f.shape(i).size();
+        let sure = safe_rows(self.f, self.f.inst(v));
+        let (src, g, idx) = (self.operand(acc), self.operand(g), self.operand(i));
+        let dst = self.accumulator(v, src, n * row);
+        self.for_each(count, &mut |t, p| {
+            let k = t.row_number(v, idx, p, n, sure);
+            let at = t.row_of(dst, k, row);
+            let from = t.row_at(g, p, row);
+            t.pairwise(at, from, row, &mut |t, a, b| t.b.ins().fadd(a, b));
+        });
+        dst_loc(dst)
+    }
+
+    /// Where `v`, rows added into `acc` (`src`, of `size` elements), is
+    /// computed: where `acc` lies, for a carried value updated in place,
+    /// else in `v`'s slot with `acc` copied there first.
+    fn accumulator(&mut self, v: Value, src: Opnd, size: usize) -> Opnd {
+        match self.in_place.iter().find(|&&(w, _)| w == v) {
+            Some(&(_, off)) => Opnd::Mem {
+                ptr: self.scratch,
+                off,
+                readonly: false,
+            },
+            None => {
+                let dst = self.dest(v);
+                self.copy(src, dst, 0, size);
+                dst
+            }
+        }
     }
 
     /// `v`, `x` with its axes reordered: a loop nest over `v`'s shape
@@ -227,4 +299,11 @@ impl Translator<'_, '_> {
         self.copy(src, dst, 0, n);
         dst_loc(dst)
     }
+}
+
+/// The number of rows of a tensor of shape `s` along its leading axis, and
+/// the elements of a row.
+fn rows(s: &Shape) -> (usize, usize) {
+    let dims = s.dims();
+    (dims[0], dims[1..].iter().product())
 }
