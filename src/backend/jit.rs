@@ -157,8 +157,17 @@ pub(super) fn define_entry(
     Ok(module.get_finalized_function(id))
 }
 
-/// Compiles `f` to machine code.
+/// Compiles `f` to machine code, its loops that read no parameter and no
+/// input computed first and made constants ([`super::precompute`]).
 pub fn compile(f: &Function) -> Result<JitFunction, CompileError> {
+    match super::precompute::fold(f) {
+        Some(g) => compile_as_is(&g),
+        None => compile_as_is(f),
+    }
+}
+
+/// [`compile`] without computing its constant loops first.
+pub(super) fn compile_as_is(f: &Function) -> Result<JitFunction, CompileError> {
     let mut code = Code::new()?;
     let module = code.module();
     let mut ctx = module.make_context();
@@ -179,6 +188,8 @@ pub fn compile(f: &Function) -> Result<JitFunction, CompileError> {
 /// The Cranelift IR of `f`, as the translator emits it (before Cranelift's
 /// optimisations), with the names of the host functions and data it uses.
 pub fn clif_text(f: &Function) -> Result<String, CompileError> {
+    let folded = super::precompute::fold(f);
+    let f = folded.as_ref().unwrap_or(f);
     let mut code = Code::new()?;
     let module = code.module();
     let mut ctx = module.make_context();

@@ -49,6 +49,7 @@ pub mod jit;
 pub mod kernel;
 pub mod libm;
 pub mod plan;
+pub mod precompute;
 mod translate;
 
 #[cfg(test)]

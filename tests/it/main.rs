@@ -33,6 +33,7 @@ mod loop_programs;
 mod loops;
 mod nan;
 mod optimizers;
+mod precompute;
 mod reference;
 mod repl;
 mod robustness;

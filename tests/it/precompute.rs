@@ -1,0 +1,79 @@
+//! Loops that read no parameter and no input are computed when their
+//! function is compiled (`backend::precompute`): the compiled function holds
+//! them as constants, computes what the interpreter computes, and a failure
+//! of such a loop is still reported at its place, when the function runs.
+
+use gradc::eval::{Evaluator, Mode};
+use gradc::ir::{Function, Op};
+use gradc::shape::Tensor;
+
+use crate::common::{compile, same_bits_on_every_engine};
+
+/// `det`'s way of naming subsets: bit `j` of `s`, by a comprehension.
+const TABLES: &str = "param w: [3] = uniform(-1, 1)\n\
+                      fn bit(s, j) = floor(s / 2^j) - 2 * floor(s / 2^(j + 1))\n\
+                      let IN = [[bit(s, j) for j in 0..3] for s in 0..8]\n\
+                      let big = [s * 0.5 for s in 0..70000]\n\
+                      loss sum(exp(IN @ w)) + sum(big) * w[0]\n\
+                      output table = IN\n";
+
+fn loops(f: &Function) -> usize {
+    f.insts()
+        .iter()
+        .filter(|i| matches!(i.op, Op::Loop(_)))
+        .count()
+}
+
+#[test]
+fn a_loop_of_constants_is_a_constant_of_the_compiled_function() {
+    let c = compile(TABLES);
+    // Two loops in the program; the table's is computed at compile time, the
+    // one of 70,000 numbers (above `precompute::MAX_ELEMENTS`) is left.
+    assert_eq!(loops(&c.ir), 2, "{}", c.ir);
+    let jit = Evaluator::compile(&c.ir, Mode::PerExample).unwrap();
+    assert_eq!(loops(jit.function()), 1, "{}", jit.function());
+    let params = c.initial_params(0);
+    let outs = jit.outputs(&params, &[]).unwrap();
+    let want: Vec<f64> = (0..8)
+        .flat_map(|s| (0..3).map(move |j| ((s >> j) & 1) as f64))
+        .collect();
+    assert_eq!(outs[1].data, want);
+    same_bits_on_every_engine(&c.ir, &params, &[]);
+    let g = c.gradient().unwrap();
+    same_bits_on_every_engine(&g, &params, &[]);
+    let jit = Evaluator::compile(&g, Mode::PerExample).unwrap();
+    assert_eq!(loops(jit.function()), 1, "{}", jit.function());
+}
+
+#[test]
+fn a_constant_loop_that_fails_fails_when_the_function_runs() {
+    let dir = crate::common::temp_dir("precompute-fault");
+    let file = dir.join("t.grad");
+    std::fs::write(
+        &file,
+        "param w = 1\nlet v = [1, 2]\nlet bad = [v[k + 1] for k in 0..2]\nloss w * sum(bad)\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    for backend in ["jit", "interp"] {
+        let (ok, out, err) = crate::common::gradc(&["eval", path, "--backend", backend]);
+        assert!(!ok, "{backend}: {out}");
+        assert!(
+            err.contains("t.grad:3:14: error: index out of range"),
+            "{backend}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn what_depends_on_a_parameter_is_computed_at_each_call() {
+    // The loop reads `w`: it is not a constant, and its value follows `w`.
+    let c = compile("param w = 2\nlet p = [w^k for k in 0..4]\nloss sum(p)\n");
+    let jit = Evaluator::compile(&c.ir, Mode::PerExample).unwrap();
+    for w in [2.0, 3.0] {
+        let outs = jit.outputs(&[Tensor::scalar(w)], &[]).unwrap();
+        assert_eq!(outs[0].data[0], 1.0 + w + w * w + w * w * w);
+    }
+}
