@@ -64,11 +64,19 @@ pub fn compile_batched(f: &Function) -> Result<BatchedFunction, CompileError> {
     compile_batched_with(f, BatchOptions::default())
 }
 
-/// Compiles `f` to a batched function with the given options.
+/// Compiles `f` to a batched function with the given options. In f64, its
+/// loops that read no parameter and no input are computed first and made
+/// constants ([`super::precompute`]); an f32 function computes them itself,
+/// rounding as it goes.
 pub fn compile_batched_with(
     f: &Function,
     options: BatchOptions,
 ) -> Result<BatchedFunction, CompileError> {
+    let folded = match options.dtype {
+        Dtype::F64 => super::precompute::fold(f),
+        Dtype::F32 => None,
+    };
+    let f = folded.as_ref().unwrap_or(f);
     let mut code = Code::new()?;
     let module = code.module();
     let mut ctx = module.make_context();

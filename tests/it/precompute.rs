@@ -30,8 +30,11 @@ fn a_loop_of_constants_is_a_constant_of_the_compiled_function() {
     // Two loops in the program; the table's is computed at compile time, the
     // one of 70,000 numbers (above `precompute::MAX_ELEMENTS`) is left.
     assert_eq!(loops(&c.ir), 2, "{}", c.ir);
+    for mode in [Mode::PerExample, Mode::Batched] {
+        let jit = Evaluator::compile(&c.ir, mode).unwrap();
+        assert_eq!(loops(jit.function()), 1, "{mode:?}: {}", jit.function());
+    }
     let jit = Evaluator::compile(&c.ir, Mode::PerExample).unwrap();
-    assert_eq!(loops(jit.function()), 1, "{}", jit.function());
     let params = c.initial_params(0);
     let outs = jit.outputs(&params, &[]).unwrap();
     let want: Vec<f64> = (0..8)
