@@ -60,7 +60,14 @@ pub(super) struct Code(Option<JITModule>);
 impl Code {
     /// A new, empty module for the host (see [`new_module`]).
     pub(super) fn new() -> Result<Code, String> {
-        Ok(Code(Some(new_module()?)))
+        Ok(Code(Some(new_module("speed")?)))
+    }
+
+    /// A module for code run once: compiled without Cranelift's
+    /// optimisations, which cost more time than they save it (the same
+    /// arithmetic, so the same bits).
+    pub(super) fn once() -> Result<Code, String> {
+        Ok(Code(Some(new_module("none")?)))
     }
 
     /// The module, until the code is dropped.
@@ -88,16 +95,17 @@ impl Drop for Code {
     }
 }
 
-/// The host ISA: `opt_level=speed`, not PIC (the JIT does not support it),
+/// The host ISA at Cranelift's `opt_level` (`speed`, or `none` for code run
+/// once), not PIC (the JIT does not support it),
 /// with the native CPU features (AVX, FMA where present).
-fn new_module() -> Result<JITModule, String> {
+fn new_module(opt_level: &str) -> Result<JITModule, String> {
     let mut flags = settings::builder();
     let set = |flags: &mut settings::Builder, k: &str, v: &str| {
         flags
             .set(k, v)
             .map_err(|e| format!("cranelift setting {k}={v}: {e}"))
     };
-    set(&mut flags, "opt_level", "speed")?;
+    set(&mut flags, "opt_level", opt_level)?;
     set(&mut flags, "is_pic", "false")?;
     // The IR verifier is the translator's test oracle; release builds skip it.
     let verifier = if cfg!(debug_assertions) {
@@ -167,8 +175,17 @@ pub fn compile(f: &Function) -> Result<JitFunction, CompileError> {
 }
 
 /// [`compile`] without computing its constant loops first.
-pub(super) fn compile_as_is(f: &Function) -> Result<JitFunction, CompileError> {
-    let mut code = Code::new()?;
+fn compile_as_is(f: &Function) -> Result<JitFunction, CompileError> {
+    compile_into(Code::new()?, f)
+}
+
+/// `f` compiled without optimisation, for a run or two
+/// ([`super::precompute`]).
+pub(super) fn compile_once(f: &Function) -> Result<JitFunction, CompileError> {
+    compile_into(Code::once()?, f)
+}
+
+fn compile_into(mut code: Code, f: &Function) -> Result<JitFunction, CompileError> {
     let module = code.module();
     let mut ctx = module.make_context();
     let layout = build(module, f, &mut ctx)?;

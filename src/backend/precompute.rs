@@ -12,6 +12,9 @@
 //! JIT gives the interpreter's bits, so the constant is what every engine
 //! would have computed.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
 use crate::ir::{Function, Op, Output, Role, Value, ValueMap};
 use crate::shape::Tensor;
 
@@ -104,5 +107,27 @@ fn evaluate(f: &Function, targets: &[Value]) -> Option<Vec<Tensor>> {
             value: map[t].expect("a target is needed"),
         });
     }
-    super::jit::compile_as_is(&g).ok()?.run(&[], &[]).ok()
+    if let Some(values) = cache().lock().ok()?.get(&g) {
+        return Some(values.clone());
+    }
+    let values = super::jit::compile_once(&g).ok()?.run(&[], &[]).ok()?;
+    let mut cache = cache().lock().ok()?;
+    let held: usize = cache.values().flatten().map(|t| t.data.len()).sum();
+    let size: usize = values.iter().map(|t| t.data.len()).sum();
+    if held + size > MAX_CACHED {
+        cache.clear();
+    }
+    cache.insert(g, values.clone());
+    Some(values)
+}
+
+/// The most numbers [`cache`] holds before it is emptied.
+const MAX_CACHED: usize = 1 << 22;
+
+/// The constant loops computed so far in this process, by the function that
+/// computes them: the forward, gradient and batched functions of a program
+/// share their tables, which are then computed once.
+fn cache() -> &'static Mutex<HashMap<Function, Vec<Tensor>>> {
+    static CACHE: OnceLock<Mutex<HashMap<Function, Vec<Tensor>>>> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
 }
