@@ -395,7 +395,7 @@ pub fn unary(u: Unary, x: f64) -> f64 {
         }
         Unary::Sin => x.sin(),
         Unary::Cos => x.cos(),
-        Unary::Tanh => x.tanh(),
+        Unary::Tanh => math::tanh(x),
         Unary::Sigmoid => math::sigmoid(x),
         Unary::Relu => relu(x),
         Unary::Softplus => relu(x) + math::exp(-x.abs()).ln_1p(),

@@ -1,5 +1,5 @@
-//! `exp` and `sigmoid` on pairs of f64s, for the generated code to call:
-//! the sequence of [`crate::ir::math::exp`] in SSE4.1 and FMA instructions,
+//! `exp`, `sigmoid` and `tanh` on pairs of f64s, for the generated code to
+//! call: the sequences of [`crate::ir::math`] in SSE4.1 and FMA instructions,
 //! so they give the interpreter's bits, two at a time. Out of line, the
 //! constants are memory operands of the instructions that use them; written
 //! inline in the generated code, they were hoisted out of its loops and
@@ -7,11 +7,14 @@
 
 use std::arch::x86_64::*;
 
-use crate::ir::math::{self, exp_polynomial, FAST, POW2, SCALE, SHIFT, STEP_HI, STEP_LO, TAYLOR};
+use crate::ir::math::{
+    self, exp_polynomial, FAST, POW2, SCALE, SHIFT, STEP_HI, STEP_LO, TANH_ONE, TAYLOR,
+};
 
-/// The symbols of [`exp2`] and [`sigmoid2`].
+/// The symbols of [`exp2`], [`sigmoid2`] and [`tanh2`].
 pub(crate) const EXP2: &str = "gradc_exp2";
 pub(crate) const SIGMOID2: &str = "gradc_sigmoid2";
+pub(crate) const TANH2: &str = "gradc_tanh2";
 
 /// The operations of [`exp_polynomial`] on pairs.
 struct Pd;
@@ -103,6 +106,49 @@ pub(crate) unsafe extern "C" fn sigmoid2(x: __m128d) -> __m128d {
     unsafe { sigmoid_pd(x) }
 }
 
+/// `ir::math::tanh` of both lanes: `expm1_tanh`'s steps on the pair.
+#[target_feature(enable = "fma,sse4.1")]
+fn tanh_pd(x: __m128d) -> __m128d {
+    let sign = _mm_set1_pd(-0.0);
+    let a = _mm_andnot_pd(sign, x);
+    if _mm_movemask_pd(_mm_cmple_pd(a, _mm_set1_pd(TANH_ONE))) != 0b11 {
+        // A NaN, or +-1: the definition, lane by lane.
+        let (l0, l1) = (_mm_cvtsd_f64(x), _mm_cvtsd_f64(_mm_unpackhi_pd(x, x)));
+        return _mm_set_pd(math::tanh(l1), math::tanh(l0));
+    }
+    let y = _mm_mul_pd(_mm_set1_pd(-2.0), a);
+    let shift = _mm_set1_pd(SHIFT);
+    let z = _mm_fmadd_pd(y, _mm_set1_pd(SCALE), shift);
+    let k = _mm_sub_pd(z, shift);
+    let r = _mm_fmadd_pd(k, _mm_set1_pd(-STEP_HI), y);
+    let r = _mm_fmadd_pd(k, _mm_set1_pd(-STEP_LO), r);
+    let p = exp_polynomial!(Pd, r);
+    let bits = _mm_castpd_si128(z);
+    let j0 = (_mm_cvtsi128_si64(bits) & 127) as usize;
+    let j1 = (_mm_extract_epi64::<1>(bits) & 127) as usize;
+    let hi = _mm_set_pd(POW2[j1][0], POW2[j0][0]);
+    let lo = _mm_set_pd(POW2[j1][1], POW2[j0][1]);
+    let s = pow2(_mm_floor_pd(_mm_mul_pd(k, _mm_set1_pd(1.0 / 128.0))));
+    let v = _mm_mul_pd(hi, s);
+    let e = _mm_add_pd(
+        _mm_sub_pd(v, _mm_set1_pd(1.0)),
+        _mm_mul_pd(_mm_fmadd_pd(hi, p, lo), s),
+    );
+    let t = _mm_div_pd(_mm_xor_pd(e, sign), _mm_add_pd(_mm_set1_pd(2.0), e));
+    // The sign of `x` on the magnitude `t`.
+    _mm_or_pd(_mm_andnot_pd(sign, t), _mm_and_pd(sign, x))
+}
+
+/// `tanh` of both lanes of `x`.
+///
+/// # Safety
+/// As for [`exp2`].
+#[allow(improper_ctypes_definitions)]
+pub(crate) unsafe extern "C" fn tanh2(x: __m128d) -> __m128d {
+    // SAFETY: the caller checked the features.
+    unsafe { tanh_pd(x) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +167,8 @@ mod tests {
             return;
         }
         let mut xs: Vec<f64> = (0..40_000).map(|i| -760.0 + i as f64 * 0.0371).collect();
+        xs.extend((0..4000).map(|i| -30.0 + i as f64 * 0.0151));
+        xs.extend([1e-300, -1e-12, 21.99, 22.0, 22.01, -22.0]);
         xs.extend([0.0, -0.0, 1e-300, -1e-300, 709.78, 709.79, -745.13, -745.14]);
         xs.extend([
             f64::INFINITY,
@@ -136,9 +184,11 @@ mod tests {
             let [a, b] = [w[0], w[1]];
             let e = both(exp2, a, b);
             let s = both(sigmoid2, a, b);
-            for (x, e, s) in [(a, e[0], s[0]), (b, e[1], s[1])] {
-                assert_eq!(e.to_bits(), math::exp(x).to_bits(), "exp({x:e})");
-                assert_eq!(s.to_bits(), math::sigmoid(x).to_bits(), "sigmoid({x:e})");
+            let t = both(tanh2, a, b);
+            for (i, x) in [a, b].into_iter().enumerate() {
+                assert_eq!(e[i].to_bits(), math::exp(x).to_bits(), "exp({x:e})");
+                assert_eq!(s[i].to_bits(), math::sigmoid(x).to_bits(), "sigmoid({x:e})");
+                assert_eq!(t[i].to_bits(), math::tanh(x).to_bits(), "tanh({x:e})");
             }
         }
     }

@@ -446,7 +446,7 @@ pub(crate) const TRANSPOSE_F64: &str = "gradc_transpose_f64";
 pub(crate) const TRANSPOSE_F32: &str = "gradc_transpose_f32";
 
 /// The kernels' symbols and addresses.
-pub(crate) fn symbols() -> [(&'static str, *const u8); 6] {
+pub(crate) fn symbols() -> [(&'static str, *const u8); 7] {
     type Entry<T> = unsafe extern "C" fn(
         usize,
         usize,
@@ -477,5 +477,6 @@ pub(crate) fn symbols() -> [(&'static str, *const u8); 6] {
         ),
         (exp::EXP2, exp::exp2 as Pair as *const u8),
         (exp::SIGMOID2, exp::sigmoid2 as Pair as *const u8),
+        (exp::TANH2, exp::tanh2 as Pair as *const u8),
     ]
 }

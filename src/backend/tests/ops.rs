@@ -51,6 +51,7 @@ fn rounding_and_the_new_functions_on_special_values() {
         Unary::Round,
         Unary::Exp,
         Unary::Sigmoid,
+        Unary::Tanh,
         Unary::Log1p,
         Unary::Expm1,
         Unary::Erf,

@@ -58,10 +58,10 @@ impl Translator<'_, '_> {
             Unary::Round => self.b.ins().nearest(x),
             Unary::Exp => self.exp(x),
             Unary::Sigmoid => self.sigmoid(x),
+            Unary::Tanh => self.tanh(x),
             Unary::Log
             | Unary::Sin
             | Unary::Cos
-            | Unary::Tanh
             | Unary::Softplus
             | Unary::Log1p
             | Unary::Expm1
@@ -216,7 +216,7 @@ impl Translator<'_, '_> {
     /// instruction, a comparison by masks, or a pair kernel (`math`).
     pub(super) fn lane_wise(&self, op: ElementOp) -> bool {
         match op {
-            ElementOp::Unary(Unary::Exp | Unary::Sigmoid) => self.pair_math(),
+            ElementOp::Unary(Unary::Exp | Unary::Sigmoid | Unary::Tanh) => self.pair_math(),
             ElementOp::Unary(u) => lane_wise_unary(u),
             ElementOp::Binary(b) => lane_wise_binary(b),
             ElementOp::Broadcast | ElementOp::Select => true,

@@ -1,4 +1,4 @@
-//! `exp` and `sigmoid` of pairs of f64s, by a call to the kernels
+//! `exp`, `sigmoid` and `tanh` of pairs of f64s, by a call to the kernels
 //! [`kernel::exp`](crate::backend::kernel::exp), which compute
 //! [`crate::ir::math`]'s sequence of operations two at a time and so give
 //! the interpreter's bits. Single elements, f32 functions and CPUs without
@@ -8,7 +8,7 @@ use cranelift_codegen::ir::{self as cl, types, AbiParam, InstBuilder};
 use cranelift_module::{Linkage, Module};
 
 use super::Translator;
-use crate::backend::kernel::exp::{EXP2, SIGMOID2};
+use crate::backend::kernel::exp::{EXP2, SIGMOID2, TANH2};
 use crate::backend::libm::Callee;
 use crate::ir::Unary;
 
@@ -23,7 +23,7 @@ fn has_fma() -> bool {
 }
 
 impl Translator<'_, '_> {
-    /// Whether `exp` and `sigmoid` work on pairs (`lane_wise`).
+    /// Whether `exp`, `sigmoid` and `tanh` work on pairs (`lane_wise`).
     pub(super) fn pair_math(&self) -> bool {
         self.st == types::F64 && has_fma()
     }
@@ -36,6 +36,11 @@ impl Translator<'_, '_> {
     /// `sigmoid(x)`, for an element or a pair of them.
     pub(super) fn sigmoid(&mut self, x: cl::Value) -> cl::Value {
         self.math(Unary::Sigmoid, SIGMOID2, x)
+    }
+
+    /// `tanh(x)`, for an element or a pair of them.
+    pub(super) fn tanh(&mut self, x: cl::Value) -> cl::Value {
+        self.math(Unary::Tanh, TANH2, x)
     }
 
     /// `u(x)`: the pair kernel `symbol` for a vector, else the host function.
