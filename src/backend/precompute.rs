@@ -2,9 +2,9 @@
 //! function is compiled, by the JIT, and made constants of it.
 //!
 //! Index tables built by comprehensions (`det`'s subsets of columns, `gmm`'s
-//! positions of a triangle) and a polynomial basis over fixed points (`llsq`)
-//! are the same at every call; computed by the function, they were rebuilt at
-//! every call (half of `det`'s time, 96% of `llsq`'s). The simplifier folds every other
+//! positions of a triangle) and a polynomial basis over fixed points (`llsq`,
+//! up to 512 points) are the same at every call; computed by the function,
+//! they were rebuilt at every call (96% of `det`'s time). The simplifier folds every other
 //! instruction of constants with the interpreter, but not loops, whose cost
 //! grows with their trips; here they run as compiled code, once. A loop whose
 //! run fails, or whose value holds more than [`MAX_ELEMENTS`] numbers, is left
@@ -81,7 +81,7 @@ fn evaluate(f: &Function, targets: &[Value]) -> Option<Vec<Tensor>> {
     for &t in targets {
         needed[t] = true;
     }
-    for v in f.values().collect::<Vec<_>>().into_iter().rev() {
+    for v in f.values().rev() {
         if needed[v] {
             for &a in &f.inst(v).args {
                 needed[a] = true;
