@@ -164,11 +164,58 @@ impl Translator<'_, '_> {
 
     fn logsumexp_of(&mut self, slice: &dyn Fn(&mut Self) -> Walk) -> cl::Value {
         let m = self.max_of(slice);
+        let w = slice(self);
+        if let Some(s) = self.exp_sum_pairs(&w, m, None) {
+            return self.log_sum(m, s);
+        }
         let s = self.sum_of(slice, &mut |t, e| {
             let d = t.b.ins().fsub(e, m);
             t.exp(d)
         });
         self.log_sum(m, s)
+    }
+
+    /// For a whole value (contiguous), when `exp` works on pairs: the sum
+    /// of `exp(x - m)` over it, each exponential written to `dst` if given,
+    /// two exponentials computed at a time and added one after the other,
+    /// in the order of a loop of one at a time (so the same sum). `None`
+    /// for any other slice.
+    fn exp_sum_pairs(&mut self, w: &Walk, m: cl::Value, dst: Option<Opnd>) -> Option<cl::Value> {
+        let n = *w.dims.first()?;
+        if !(w.base.is_empty() && w.strides == [1] && n >= 2 && self.pair_math()) {
+            return None;
+        }
+        let vt = self.vt;
+        let ms = self.b.ins().splat(vt, m);
+        let acc = self.var(-0.0);
+        let add = |t: &mut Self, e: cl::Value| {
+            let a = t.b.use_var(acc);
+            let s = t.b.ins().fadd(a, e);
+            t.b.def_var(acc, s);
+        };
+        self.for_each_step(n - n % 2, 2, &mut |t, ix| {
+            let x = t.read_as(vt, w.x, ix);
+            let d = t.b.ins().fsub(x, ms);
+            let e = t.exp(d);
+            if let Some(dst) = dst {
+                t.write(dst, ix, e);
+            }
+            for lane in 0..2 {
+                let e = t.b.ins().extractlane(e, lane);
+                add(t, e);
+            }
+        });
+        if n % 2 == 1 {
+            let ix = Ix::c(n - 1);
+            let x = self.read(w.x, ix);
+            let d = self.b.ins().fsub(x, m);
+            let e = self.exp(d);
+            if let Some(dst) = dst {
+                self.write(dst, ix, e);
+            }
+            add(self, e);
+        }
+        Some(self.b.use_var(acc))
     }
 
     /// `m + log(s)`, the logsumexp of a slice of maximum `m` whose
@@ -404,17 +451,22 @@ impl Translator<'_, '_> {
     ) -> (cl::Value, cl::Value) {
         let m = self.max_of(slice);
         let w = slice(self);
-        let acc = self.var(-0.0);
-        self.walk(&w, &mut |t, ix, _| {
-            let e = t.read(w.x, ix);
-            let d = t.b.ins().fsub(e, m);
-            let e = t.exp(d);
-            t.write(dst, ix, e);
-            let a = t.b.use_var(acc);
-            let s = t.b.ins().fadd(a, e);
-            t.b.def_var(acc, s);
-        });
-        let s = self.b.use_var(acc);
+        let s = match self.exp_sum_pairs(&w, m, Some(dst)) {
+            Some(s) => s,
+            None => {
+                let acc = self.var(-0.0);
+                self.walk(&w, &mut |t, ix, _| {
+                    let e = t.read(w.x, ix);
+                    let d = t.b.ins().fsub(e, m);
+                    let e = t.exp(d);
+                    t.write(dst, ix, e);
+                    let a = t.b.use_var(acc);
+                    let s = t.b.ins().fadd(a, e);
+                    t.b.def_var(acc, s);
+                });
+                self.b.use_var(acc)
+            }
+        };
         if w.base.is_empty() && w.strides == [1] {
             // The whole value: the quotients a vector at a time.
             let n = w.dims[0];
