@@ -49,15 +49,11 @@ fn pow2(k: __m128d) -> __m128d {
     _mm_castsi128_pd(_mm_slli_epi64::<52>(bits))
 }
 
+/// `ir::math`'s reduction of `x` (`|x| <= FAST`) on a pair: `exp(r) - 1`,
+/// the table's two parts for `j`, and `2^m`, where `x = (128 m + j) ln(2)/128 + r`.
 #[inline]
 #[target_feature(enable = "fma,sse4.1")]
-fn exp_pd(x: __m128d) -> __m128d {
-    let magnitude = _mm_andnot_pd(_mm_set1_pd(-0.0), x);
-    if _mm_movemask_pd(_mm_cmple_pd(magnitude, _mm_set1_pd(FAST))) != 0b11 {
-        // A NaN, or beyond `FAST`: the definition, lane by lane.
-        let (a, b) = (_mm_cvtsd_f64(x), _mm_cvtsd_f64(_mm_unpackhi_pd(x, x)));
-        return _mm_set_pd(math::exp(b), math::exp(a));
-    }
+fn reduce_pd(x: __m128d) -> (__m128d, [__m128d; 2], __m128d) {
     let shift = _mm_set1_pd(SHIFT);
     let z = _mm_fmadd_pd(x, _mm_set1_pd(SCALE), shift);
     let k = _mm_sub_pd(z, shift);
@@ -68,9 +64,23 @@ fn exp_pd(x: __m128d) -> __m128d {
     let bits = _mm_castpd_si128(z);
     let j0 = (_mm_cvtsi128_si64(bits) & 127) as usize;
     let j1 = (_mm_extract_epi64::<1>(bits) & 127) as usize;
+    let hi = _mm_set_pd(POW2[j1][0], POW2[j0][0]);
+    let lo = _mm_set_pd(POW2[j1][1], POW2[j0][1]);
     let s = pow2(_mm_floor_pd(_mm_mul_pd(k, _mm_set1_pd(1.0 / 128.0))));
-    let hi = _mm_mul_pd(_mm_set_pd(POW2[j1][0], POW2[j0][0]), s);
-    let lo = _mm_mul_pd(_mm_set_pd(POW2[j1][1], POW2[j0][1]), s);
+    (p, [hi, lo], s)
+}
+
+#[inline]
+#[target_feature(enable = "fma,sse4.1")]
+fn exp_pd(x: __m128d) -> __m128d {
+    let magnitude = _mm_andnot_pd(_mm_set1_pd(-0.0), x);
+    if _mm_movemask_pd(_mm_cmple_pd(magnitude, _mm_set1_pd(FAST))) != 0b11 {
+        // A NaN, or beyond `FAST`: the definition, lane by lane.
+        let (a, b) = (_mm_cvtsd_f64(x), _mm_cvtsd_f64(_mm_unpackhi_pd(x, x)));
+        return _mm_set_pd(math::exp(b), math::exp(a));
+    }
+    let (p, [hi, lo], s) = reduce_pd(x);
+    let (hi, lo) = (_mm_mul_pd(hi, s), _mm_mul_pd(lo, s));
     _mm_add_pd(hi, _mm_fmadd_pd(hi, p, lo))
 }
 
@@ -117,18 +127,7 @@ fn tanh_pd(x: __m128d) -> __m128d {
         return _mm_set_pd(math::tanh(l1), math::tanh(l0));
     }
     let y = _mm_mul_pd(_mm_set1_pd(-2.0), a);
-    let shift = _mm_set1_pd(SHIFT);
-    let z = _mm_fmadd_pd(y, _mm_set1_pd(SCALE), shift);
-    let k = _mm_sub_pd(z, shift);
-    let r = _mm_fmadd_pd(k, _mm_set1_pd(-STEP_HI), y);
-    let r = _mm_fmadd_pd(k, _mm_set1_pd(-STEP_LO), r);
-    let p = exp_polynomial!(Pd, r);
-    let bits = _mm_castpd_si128(z);
-    let j0 = (_mm_cvtsi128_si64(bits) & 127) as usize;
-    let j1 = (_mm_extract_epi64::<1>(bits) & 127) as usize;
-    let hi = _mm_set_pd(POW2[j1][0], POW2[j0][0]);
-    let lo = _mm_set_pd(POW2[j1][1], POW2[j0][1]);
-    let s = pow2(_mm_floor_pd(_mm_mul_pd(k, _mm_set1_pd(1.0 / 128.0))));
+    let (p, [hi, lo], s) = reduce_pd(y);
     let v = _mm_mul_pd(hi, s);
     let e = _mm_add_pd(
         _mm_sub_pd(v, _mm_set1_pd(1.0)),
