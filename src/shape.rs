@@ -34,6 +34,13 @@ impl Shape {
         self.0.iter().product()
     }
 
+    /// The length of the leading axis, and the elements of a row along it
+    /// (the shape must have an axis).
+    pub fn rows(&self) -> (usize, usize) {
+        let (n, rest) = self.0.split_first().expect("rows of a scalar");
+        (*n, rest.iter().product())
+    }
+
     pub fn dims(&self) -> &[usize] {
         &self.0
     }

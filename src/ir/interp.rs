@@ -300,7 +300,7 @@ fn permute(x: &Tensor, perm: &[usize], out: &Shape) -> Vec<f64> {
 /// `x[i]` for a tensor of indices: the rows `i` names, in its row-major
 /// order; the first index that is not an integer in range is the fault.
 fn gather(x: &Tensor, i: &Tensor) -> Result<Vec<f64>, OpError> {
-    let (n, row) = rows(&x.shape);
+    let (n, row) = x.shape.rows();
     let mut out = Vec::with_capacity(i.data.len() * row);
     for &at in &i.data {
         let k = row_index(at, n)?;
@@ -312,7 +312,7 @@ fn gather(x: &Tensor, i: &Tensor) -> Result<Vec<f64>, OpError> {
 /// `acc` with row `p` of `g` added to its row `i[p]`, for each position
 /// `p` of `i` in row-major order (duplicate indices add in that order).
 fn scatter_add(acc: &Tensor, g: &Tensor, i: &Tensor) -> Result<Vec<f64>, OpError> {
-    let (n, row) = rows(&acc.shape);
+    let (n, row) = acc.shape.rows();
     let mut out = acc.data.clone();
     for (p, &at) in i.data.iter().enumerate() {
         let k = row_index(at, n)?;
@@ -322,12 +322,6 @@ fn scatter_add(acc: &Tensor, g: &Tensor, i: &Tensor) -> Result<Vec<f64>, OpError
         }
     }
     Ok(out)
-}
-
-/// The number of rows of a tensor along its leading axis, and a row's size.
-fn rows(s: &Shape) -> (usize, usize) {
-    let (n, rest) = s.dims().split_first().expect("rows of a scalar");
-    (*n, rest.iter().product())
 }
 
 /// The row an index selects on an axis of `len`, or the fault.

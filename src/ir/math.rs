@@ -28,8 +28,8 @@ pub const STEP_LO: f64 = 2.319_046_813_846_299_6e-17 / 128.0;
 /// Below this every result is 0, above `HI` infinity: the argument is
 /// clamped to `[LO, HI]` first, so `m` stays within what two powers of two
 /// can apply.
-pub const LO: f64 = -746.0;
-pub const HI: f64 = 710.0;
+const LO: f64 = -746.0;
+const HI: f64 = 710.0;
 
 /// `1 / i!` for `i` in `0..6`, the Taylor coefficients of `exp`.
 pub const TAYLOR: [f64; 6] = [1.0, 1.0, 0.5, 1.0 / 6.0, 1.0 / 24.0, 1.0 / 120.0];
@@ -37,7 +37,7 @@ pub const TAYLOR: [f64; 6] = [1.0, 1.0, 0.5, 1.0 / 6.0, 1.0 / 24.0, 1.0 / 120.0]
 /// `2^(j/128)` for `j` in `0..128`, as the bits of its nearest f64 and of
 /// the rest (`hi + lo` is within 2^-106 of it; computed to 60 digits).
 #[rustfmt::skip]
-pub const POW2_BITS: [[u64; 2]; 128] = [
+const POW2_BITS: [[u64; 2]; 128] = [
     [0x3ff0000000000000, 0x0000000000000000],
     [0x3ff0163da9fb3335, 0x3c9b61299ab8cdb7],
     [0x3ff02c9a3e778061, 0xbc719083535b085d],
@@ -226,7 +226,7 @@ impl Scalar {
 /// has `k` in its low bits, and `k + 1023` shifted to the exponent field is
 /// `2^k` (the addition and shift are modulo 2^64, as the kernel's integer
 /// instructions are).
-pub fn pow2(k: f64) -> f64 {
+fn pow2(k: f64) -> f64 {
     let bits = (k + SHIFT).to_bits();
     f64::from_bits(bits.wrapping_add(1023) << 52)
 }
@@ -234,64 +234,49 @@ pub fn pow2(k: f64) -> f64 {
 /// Beyond this magnitude (and for NaN), [`exp`] takes its careful path.
 pub const FAST: f64 = 708.0;
 
-/// The body of [`exp`], inlined into one copy compiled for FMA hardware and
-/// one for any x86-64 (`mul_add` is the same correctly rounded operation in
-/// both). For `|x| <= FAST`, `2^m` is a normal number, and scales the
-/// table's two parts exactly before they are combined, off the chain of
-/// dependent operations; beyond it, [`exp_edge`].
+/// The reduction of `x`: `exp(r) - 1`, the table's row for `j` and `m` (as
+/// a float), where `k = round(128 x / ln 2) = 128 m + j` and
+/// `r = x - k ln(2)/128`.
+#[inline(always)]
+fn reduce(x: f64) -> (f64, [f64; 2], f64) {
+    let z = x.mul_add(SCALE, SHIFT);
+    let k = z - SHIFT;
+    let r = k.mul_add(-STEP_HI, x);
+    let r = k.mul_add(-STEP_LO, r);
+    let p = exp_polynomial!(Scalar, r);
+    (
+        p,
+        POW2[(z.to_bits() & 127) as usize],
+        (k * (1.0 / 128.0)).floor(),
+    )
+}
+
+/// The body of [`exp`]. For `|x| <= FAST`, `2^m` is a normal number, and
+/// scales the table's two parts exactly before they are combined, off the
+/// chain of dependent operations; beyond it, [`exp_edge`].
 #[inline(always)]
 fn exp_body(x: f64) -> f64 {
     if x.is_nan() || x.abs() > FAST {
         return exp_edge(x);
     }
-    let (z, k, p) = reduce(x);
-    let [hi, lo] = POW2[(z.to_bits() & 127) as usize];
-    let s = pow2((k * (1.0 / 128.0)).floor());
+    let (p, [hi, lo], m) = reduce(x);
+    let s = pow2(m);
     let (hi, lo) = (hi * s, lo * s);
     hi + hi.mul_add(p, lo)
-}
-
-/// `z = k + SHIFT`, `k = round(128 x / ln 2)`, and `exp(r) - 1` for
-/// `r = x - k ln(2)/128`.
-#[inline(always)]
-fn reduce(x: f64) -> (f64, f64, f64) {
-    let z = x.mul_add(SCALE, SHIFT);
-    let k = z - SHIFT;
-    let r = k.mul_add(-STEP_HI, x);
-    let r = k.mul_add(-STEP_LO, r);
-    (z, k, exp_polynomial!(Scalar, r))
 }
 
 /// [`exp`] of NaN (itself), and of `|x| > FAST`: the argument clamped to
 /// `[LO, HI]`, `2^(j/128) exp(r)` combined in `[1, 2)` and then scaled by
 /// two powers of two, so that an overflow or a subnormal is rounded once.
-pub fn exp_edge(x: f64) -> f64 {
+#[inline(always)]
+fn exp_edge(x: f64) -> f64 {
     if x.is_nan() {
         return x;
     }
-    let (z, k, p) = reduce(x.clamp(LO, HI));
-    let [hi, lo] = POW2[(z.to_bits() & 127) as usize];
+    let (p, [hi, lo], m) = reduce(x.clamp(LO, HI));
     let y = hi + hi.mul_add(p, lo);
-    let m = (k * (1.0 / 128.0)).floor();
     let m1 = (m * 0.5).floor();
     y * pow2(m1) * pow2(m - m1)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "fma")]
-fn exp_fma(x: f64) -> f64 {
-    exp_body(x)
-}
-
-/// `e^x`, as gradc defines it (see the module's documentation). NaN is
-/// returned as it came.
-pub fn exp(x: f64) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has the feature `exp_fma` is compiled for.
-        return unsafe { exp_fma(x) };
-    }
-    exp_body(x)
 }
 
 /// Beyond this magnitude `tanh` is +-1 (its distance from 1 is below half
@@ -303,18 +288,16 @@ pub const TANH_ONE: f64 = 22.0;
 /// high part scaled), `(v - 1) + 2^m (lo + hi p)`, where `v - 1` is exact
 /// for `m` of 0 and -1 (Sterbenz) and, for `m < -1`, far from cancelling;
 /// near 0 (`k = 0`) it is the polynomial itself.
+#[inline(always)]
 fn expm1_tanh(y: f64) -> f64 {
-    let (z, k, p) = reduce(y);
-    let [hi, lo] = POW2[(z.to_bits() & 127) as usize];
-    let s = pow2((k * (1.0 / 128.0)).floor());
-    let v = hi * s;
-    (v - 1.0) + hi.mul_add(p, lo) * s
+    let (p, [hi, lo], m) = reduce(y);
+    let s = pow2(m);
+    (hi * s - 1.0) + hi.mul_add(p, lo) * s
 }
 
-/// `tanh(x)`: `-e / (2 + e)` with `e = expm1(-2|x|)`, the sign of `x`
-/// copied onto it; +-1 beyond [`TANH_ONE`]. Within 3 ulp (tested against
-/// the C library's `tanh`), and a call costs about an `exp`.
-pub fn tanh(x: f64) -> f64 {
+/// The body of [`tanh`].
+#[inline(always)]
+fn tanh_body(x: f64) -> f64 {
     if x.is_nan() {
         return x;
     }
@@ -324,6 +307,53 @@ pub fn tanh(x: f64) -> f64 {
     }
     let e = expm1_tanh(-2.0 * a);
     (-e / (2.0 + e)).copysign(x)
+}
+
+/// The bodies compiled for FMA hardware. Each body is also compiled for
+/// any x86-64, where `mul_add` is the C library's `fma`: the same
+/// correctly rounded operation, so the same bits, slower.
+#[cfg(target_arch = "x86_64")]
+mod fma {
+    #[target_feature(enable = "fma")]
+    pub(super) fn exp(x: f64) -> f64 {
+        super::exp_body(x)
+    }
+
+    #[target_feature(enable = "fma")]
+    pub(super) fn tanh(x: f64) -> f64 {
+        super::tanh_body(x)
+    }
+}
+
+/// Whether the CPU has FMA (detected once, then a load).
+fn has_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("fma");
+    #[allow(unreachable_code)]
+    false
+}
+
+/// `e^x`, as gradc defines it (see the module's documentation). NaN is
+/// returned as it came.
+pub fn exp(x: f64) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if has_fma() {
+        // SAFETY: the CPU has the feature `fma::exp` is compiled for.
+        return unsafe { fma::exp(x) };
+    }
+    exp_body(x)
+}
+
+/// `tanh(x)`: `-e / (2 + e)` with `e = expm1(-2|x|)`, the sign of `x`
+/// copied onto it; +-1 beyond [`TANH_ONE`]. Within 3 ulp (tested against
+/// the C library's `tanh`), and a call costs about an `exp`.
+pub fn tanh(x: f64) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if has_fma() {
+        // SAFETY: the CPU has the feature `fma::tanh` is compiled for.
+        return unsafe { fma::tanh(x) };
+    }
+    tanh_body(x)
 }
 
 /// `1 / (1 + e^-x)`: with `e = exp(-|x|)`, `1 / (1 + e)` for `x >= 0`, else
@@ -396,6 +426,8 @@ mod tests {
         for i in -3000..3000 {
             let x = i as f64 * 0.251;
             assert_eq!(exp_body(x).to_bits(), exp(x).to_bits(), "{x}");
+            let t = x * 0.01;
+            assert_eq!(tanh_body(t).to_bits(), tanh(t).to_bits(), "{t}");
         }
     }
 

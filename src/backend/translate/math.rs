@@ -14,7 +14,7 @@ use crate::ir::Unary;
 
 /// Whether the CPU has what the pair kernels need (`cranelift_native`
 /// enables the same features in the generated code).
-fn has_fma() -> bool {
+fn has_pair_kernels() -> bool {
     #[cfg(target_arch = "x86_64")]
     return std::arch::is_x86_feature_detected!("fma")
         && std::arch::is_x86_feature_detected!("sse4.1");
@@ -25,7 +25,7 @@ fn has_fma() -> bool {
 impl Translator<'_, '_> {
     /// Whether `exp`, `sigmoid` and `tanh` work on pairs (`lane_wise`).
     pub(super) fn pair_math(&self) -> bool {
-        self.st == types::F64 && has_fma()
+        self.st == types::F64 && has_pair_kernels()
     }
 
     /// `exp(x)`, for an element or a pair of them.

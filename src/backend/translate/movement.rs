@@ -203,7 +203,7 @@ impl Translator<'_, '_> {
     /// in row-major order, its index checked and row `i[p]` of `x` copied
     /// to row `p` of `v` (a row of one element: one load and one store).
     pub(super) fn gather(&mut self, v: Value, x: Value, i: Value) -> Loc {
-        let (n, row) = rows(self.f.shape(x));
+        let (n, row) = self.f.shape(x).rows();
         let count = self.f.shape(i).size();
         let sure = safe_rows(self.f, self.f.inst(v));
         let (src, idx) = (self.operand(x), self.operand(i));
@@ -226,7 +226,7 @@ impl Translator<'_, '_> {
     /// `p` of `i` in row-major order; in place when `v` is a carried value
     /// updated where it lies (see `body::in_place_updates`).
     pub(super) fn scatter_add(&mut self, v: Value, acc: Value, g: Value, i: Value) -> Loc {
-        let (n, row) = rows(self.f.shape(acc));
+        let (n, row) = self.f.shape(acc).rows();
         let count = self.f.shape(i).size();
         let sure = safe_rows(self.f, self.f.inst(v));
         let (src, g, idx) = (self.operand(acc), self.operand(g), self.operand(i));
@@ -299,11 +299,4 @@ impl Translator<'_, '_> {
         self.copy(src, dst, 0, n);
         dst_loc(dst)
     }
-}
-
-/// The number of rows of a tensor of shape `s` along its leading axis, and
-/// the elements of a row.
-fn rows(s: &Shape) -> (usize, usize) {
-    let dims = s.dims();
-    (dims[0], dims[1..].iter().product())
 }
