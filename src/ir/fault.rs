@@ -69,6 +69,54 @@ pub fn safe_rows(f: &super::Function, inst: &super::Inst) -> bool {
     }
 }
 
+/// Whether `inst` of `f` can fail at run time: its operation [`can_fail`],
+/// unless it is a gather or a scatter at constant indices all in range
+/// ([`safe_rows`]). The passes and the backend keep such instructions in
+/// their order, so that the first failure is the interpreter's.
+pub fn can_fail_at(f: &super::Function, inst: &super::Inst) -> bool {
+    can_fail(&inst.op) && !safe_rows(f, inst)
+}
+
+/// Whether `op` can fail at run time (a `one_hot` of a class out of range):
+/// such an instruction always runs, per example, and keeps its order among
+/// the others that can fail, so that the first failure is the
+/// interpreter's. Every operation is listed, so that a new one is decided
+/// here.
+pub fn can_fail(op: &super::Op) -> bool {
+    use super::Op;
+    match op {
+        Op::OneHot(_) | Op::Index | Op::IndexAdd | Op::Gather | Op::ScatterAdd | Op::Loop(_) => {
+            true
+        }
+        Op::Param(_)
+        | Op::Input(_)
+        | Op::Const(_)
+        | Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Select
+        | Op::MatMul
+        | Op::Outer
+        | Op::Transpose
+        | Op::Sum
+        | Op::ReduceMax
+        | Op::Norm
+        | Op::LogSumExp
+        | Op::ReduceAxes(..)
+        | Op::BroadcastAxes(..)
+        | Op::Softmax(_)
+        | Op::LogSoftmax(_)
+        | Op::ArgMax(_)
+        | Op::Window(_)
+        | Op::Reshape(_)
+        | Op::Permute(_)
+        | Op::Concat
+        | Op::Broadcast(_)
+        | Op::Slice(_)
+        | Op::Unslice(..)
+        | Op::Pack => false,
+    }
+}
+
 impl PartialEq for Fault {
     /// The same fault, a NaN class equal to a NaN class (the interpreter's
     /// and the machine code's NaNs may differ in their payload).

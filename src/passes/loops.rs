@@ -6,7 +6,7 @@
 //! trimmed ([`trim`]). Each simplifies the new body it makes (see
 //! [`super::simplify`]).
 
-use crate::ir::fault::safe_rows;
+use crate::ir::fault::can_fail_at;
 use crate::ir::{Function, Inst, Loop, Op, SliceAxis, Value};
 use crate::shape::Shape;
 
@@ -177,7 +177,7 @@ pub fn hoist(out: &mut Function, inst: &Inst, l: &Loop) -> Option<Value> {
             Op::Const(_) => true,
             op => {
                 let of_invariants = i.args.iter().all(|a| invariant[a.index()]);
-                if !can_fail(body, i) {
+                if !can_fail_at(body, i) {
                     of_invariants
                 } else {
                     let hoisted = of_invariants
@@ -254,13 +254,4 @@ pub fn hoist(out: &mut Function, inst: &Inst, l: &Loop) -> Option<Value> {
         recompute: l.recompute,
     };
     Some(out.push(Op::Loop(Box::new(l)), args, inst.span))
-}
-
-/// Whether an instruction of `f` can fail at run time: it stays where it
-/// is. A gather or scatter by constant indices all in range cannot.
-fn can_fail(f: &Function, i: &Inst) -> bool {
-    match &i.op {
-        Op::Gather | Op::ScatterAdd => !safe_rows(f, i),
-        op => matches!(op, Op::OneHot(_) | Op::Index | Op::IndexAdd | Op::Loop(_)),
-    }
 }

@@ -4,7 +4,7 @@
 //! others, if what a stage keeps per example fits the memory budget.
 //!
 //! What depends on the example by itself is decided by exhaustive matches
-//! ([`per_example`], [`super::can_fail`]). Elsewhere an operation is named
+//! ([`per_example`], [`crate::ir::fault::can_fail`]). Elsewhere an operation is named
 //! only where that one operation matters (`input`, `matmul`): any other
 //! operation, a new one too, is an ordinary computation of its arguments,
 //! which is always correct.

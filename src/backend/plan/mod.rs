@@ -31,8 +31,8 @@ mod example;
 pub mod fuse;
 pub mod layout;
 
-use crate::ir::fault::safe_rows;
-use crate::ir::{Function, Op, Value, ValueMap};
+use crate::ir::fault;
+use crate::ir::{Function, Value, ValueMap};
 
 /// Loops of at most this many iterations are unrolled; a dot product longer
 /// than this is worth computing in blocks, and a matrix-vector product of a
@@ -71,51 +71,10 @@ pub const FAULT_INDEX: f64 = 2.0;
 /// The first slot of the scratch buffer free for values.
 pub const FIRST_FREE: usize = 6;
 
-/// Whether instruction `v` of `f` can fail at run time: its operation
-/// [`can_fail`], unless it is a gather or a scatter at constant indices all
-/// in range ([`safe_rows`]).
+/// Whether instruction `v` of `f` can fail at run time
+/// ([`fault::can_fail_at`]).
 pub fn can_fail_at(f: &Function, v: Value) -> bool {
-    let inst = f.inst(v);
-    can_fail(&inst.op) && !safe_rows(f, inst)
-}
-
-/// Whether `op` can fail at run time (a `one_hot` of a class out of range):
-/// such an instruction always runs, per example, and keeps its order among
-/// the others that can fail, so that the first failure is the
-/// interpreter's. Every operation is listed, so that a new one is decided
-/// here.
-pub fn can_fail(op: &Op) -> bool {
-    match op {
-        Op::OneHot(_) | Op::Index | Op::IndexAdd | Op::Gather | Op::ScatterAdd | Op::Loop(_) => {
-            true
-        }
-        Op::Param(_)
-        | Op::Input(_)
-        | Op::Const(_)
-        | Op::Unary(_)
-        | Op::Binary(_)
-        | Op::Select
-        | Op::MatMul
-        | Op::Outer
-        | Op::Transpose
-        | Op::Sum
-        | Op::ReduceMax
-        | Op::Norm
-        | Op::LogSumExp
-        | Op::ReduceAxes(..)
-        | Op::BroadcastAxes(..)
-        | Op::Softmax(_)
-        | Op::LogSoftmax(_)
-        | Op::ArgMax(_)
-        | Op::Window(_)
-        | Op::Reshape(_)
-        | Op::Permute(_)
-        | Op::Concat
-        | Op::Broadcast(_)
-        | Op::Slice(_)
-        | Op::Unslice(..)
-        | Op::Pack => false,
-    }
+    fault::can_fail_at(f, f.inst(v))
 }
 
 /// How the instructions run and where every value lives, decided before
