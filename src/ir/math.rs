@@ -12,8 +12,8 @@
 //! parts first scaled by `2^m` (exact while `|x| <= 708`). Beyond that,
 //! `2^m` is applied afterwards as two powers of two, `2^(m/2)` rounded down
 //! and the rest, so that results near the overflow and in the subnormals
-//! are rounded once, as a correctly rounded `exp` would round them. The error is within 1 ulp
-//! of the true value (tested against the C library's `exp`), and a call
+//! are rounded once, as a correctly rounded `exp` would round them. It is
+//! within 1 ulp of the C library's `exp` (tested), and a call
 //! costs about what the C library's does: the lookup keeps the polynomial,
 //! and so the chain of dependent operations, short.
 
