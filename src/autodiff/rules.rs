@@ -168,6 +168,21 @@ pub fn vjp(ad: &mut Ad, y: Value, g: Cot) -> Result<(), AdError> {
             let d = ad.push(Op::Index, vec![g.value, a(2)]);
             ad.contribute(a(1), ad.like(g, d));
         }
+        Op::IndexSet => {
+            // The row replaced gets none of the cotangent, the new row its
+            // row; the index is discrete.
+            let zero = ad.c(0.0);
+            let row = ad.shape(a(1));
+            let zeros = if row.is_scalar() {
+                zero
+            } else {
+                ad.push(Op::Broadcast(row), vec![zero])
+            };
+            let d = ad.push(Op::IndexSet, vec![g.value, zeros, a(2)]);
+            ad.contribute(a(0), ad.like(g, d));
+            let r = ad.push(Op::Index, vec![g.value, a(2)]);
+            ad.contribute(a(1), ad.like(g, r));
+        }
         Op::Gather => {
             // Each row's cotangent added into zeros at the row it came
             // from; the indices are discrete.

@@ -177,7 +177,7 @@ impl Scratch {
             let inst = f.inst(v);
             match &inst.op {
                 Op::OneHot(classes) => Fault::one_hot(class, *classes).map(|x| (v, inst.span, x)),
-                Op::Index | Op::IndexAdd | Op::Gather | Op::ScatterAdd => {
+                Op::Index | Op::IndexAdd | Op::IndexSet | Op::Gather | Op::ScatterAdd => {
                     let len = f.shape(inst.args[0]).dims()[0];
                     Fault::index(class, len).map(|x| (v, inst.span, x))
                 }

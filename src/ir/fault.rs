@@ -85,9 +85,13 @@ pub fn can_fail_at(f: &super::Function, inst: &super::Inst) -> bool {
 pub fn can_fail(op: &super::Op) -> bool {
     use super::Op;
     match op {
-        Op::OneHot(_) | Op::Index | Op::IndexAdd | Op::Gather | Op::ScatterAdd | Op::Loop(_) => {
-            true
-        }
+        Op::OneHot(_)
+        | Op::Index
+        | Op::IndexAdd
+        | Op::IndexSet
+        | Op::Gather
+        | Op::ScatterAdd
+        | Op::Loop(_) => true,
         Op::Param(_)
         | Op::Input(_)
         | Op::Const(_)

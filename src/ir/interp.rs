@@ -261,6 +261,14 @@ pub fn eval_op(op: &Op, args: &[&Tensor]) -> Result<Tensor, OpError> {
             }
             out
         }
+        Op::IndexSet => {
+            let (x, v) = (args[0], args[1]);
+            let row = v.data.len();
+            let i = row_index(args[2].data[0], x.shape.dims()[0])?;
+            let mut out = x.data.clone();
+            out[i * row..(i + 1) * row].copy_from_slice(&v.data);
+            out
+        }
         Op::Gather => gather(args[0], args[1])?,
         Op::ScatterAdd => scatter_add(args[0], args[1], args[2])?,
         Op::Reshape(_) => args[0].data.clone(),

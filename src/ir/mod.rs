@@ -197,6 +197,10 @@ pub enum Op {
     /// `(acc, g, i)`: `acc` with `g` added to its row `i` (the adjoint of
     /// [`Op::Index`], a scatter-add); `i` as for `Index`.
     IndexAdd,
+    /// `(x, v, i)`: `x` with its row `i` replaced by `v` (`[n, s...]` and
+    /// `[s...]`): the rows of a comprehension `[if r == i then v else x[r]
+    /// for r in 0..n]`, one row's work; `i` as for `Index`.
+    IndexSet,
     /// `(x, i)`: `x[i]` for a tensor of indices `i` of any shape (`[n,
     /// s...]` by `[q...]` -> `[q..., s...]`): at position `p` of `i` (in
     /// row-major order), the row `i[p]` of `x` along its leading axis. Each

@@ -134,6 +134,7 @@ pub fn mnemonic(op: &Op) -> &'static str {
         Op::OneHot(_) => "one_hot",
         Op::Index => "index",
         Op::IndexAdd => "index_add",
+        Op::IndexSet => "index_set",
         Op::Gather => "gather",
         Op::ScatterAdd => "scatter_add",
         Op::Reshape(_) => "reshape",
@@ -276,6 +277,7 @@ fn inst_text(f: &Function, inst: &Inst, names: &[String]) -> String {
         | Op::OneHot(_)
         | Op::Index
         | Op::IndexAdd
+        | Op::IndexSet
         | Op::Gather
         | Op::ScatterAdd
         | Op::Reshape(_)

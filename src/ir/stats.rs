@@ -47,6 +47,7 @@ pub fn stats(f: &Function) -> Stats {
             | Op::Unslice(..)
             | Op::Pack
             | Op::Index
+            | Op::IndexSet
             | Op::Gather
             | Op::Reshape(_)
             | Op::Permute(_)

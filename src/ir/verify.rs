@@ -154,6 +154,15 @@ pub fn result_shape(f: &Function, op: &Op, args: &[&Shape]) -> Result<Shape, Str
                 Err(format!("index_add of {} into rows of {row}", args[1]))
             }
         }
+        Op::IndexSet => {
+            arity(3)?;
+            let row = index_shape(args[0], args[2])?;
+            if &row == args[1] {
+                Ok(args[0].clone())
+            } else {
+                Err(format!("index_set of {} into rows of {row}", args[1]))
+            }
+        }
         Op::Gather => {
             arity(2)?;
             gather_shape(args[0], args[1])

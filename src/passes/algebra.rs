@@ -1,6 +1,7 @@
 //! Algebraic identities: `x + 0`, `x * 1`, `x * 0`, `x ^ 2`, `--x`,
 //! `transpose(transpose(x))`, `sum(broadcast(s))`, `select` on a constant
-//! condition, and elementwise operations moved inside `broadcast`.
+//! condition, elementwise operations moved inside `broadcast`, and pieces
+//! placed side by side as one `concat` ([`super::placed`]).
 //!
 //! Two IEEE details are ignored on purpose, as symbolic simplifiers do:
 //! - Zero annihilates. `x * 0`, `0 * x`, `0 / x`, `x @ 0`, `outer(x, 0)`
@@ -163,6 +164,12 @@ fn rule(out: &mut Function, inst: &Inst) -> Option<Value> {
         }
         // Adding zeros to a row changes nothing.
         Op::IndexAdd => is(splat_value(out, arg(1)), 0.0).then(|| arg(0)),
+        // A row of a number put into a tensor filled with it.
+        Op::IndexSet => {
+            let k = splat_value(out, arg(0))?;
+            let same = splat_value(out, arg(1)).is_some_and(|r| r.to_bits() == k.to_bits());
+            same.then(|| splat(out, k, s, span))
+        }
         // Rows of a filled tensor are filled with the same number.
         Op::Gather => {
             let inner = broadcast_arg(out, arg(0))?;
@@ -173,7 +180,8 @@ fn rule(out: &mut Function, inst: &Inst) -> Option<Value> {
         Op::Loop(l) => {
             super::loops::captures(out, inst, l).or_else(|| super::loops::hoist(out, inst, l))
         }
-        Op::Concat => (inst.args.len() == 1).then(|| arg(0)),
+        Op::Concat if inst.args.len() == 1 => Some(arg(0)),
+        Op::Concat => super::placed::flattened(out, &inst.args, span),
         Op::Permute(perm) => {
             let x = arg(0);
             if perm.iter().enumerate().all(|(i, &p)| i == p) {
@@ -281,6 +289,11 @@ fn binary(
             let scatter = out.inst(x);
             let (op, g, i) = (scatter.op.clone(), scatter.args[1], scatter.args[2]);
             out.push(op, vec![y, g, i], span)
+        }
+        Binary::Add => {
+            return super::placed::joined(out, x, y, s, span)
+                .or_else(|| signs(out, b, x, y, s, span))
+                .or_else(|| hoist_broadcast(out, b, x, y, s, span))
         }
         _ => {
             return signs(out, b, x, y, s, span).or_else(|| hoist_broadcast(out, b, x, y, s, span))

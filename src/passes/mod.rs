@@ -18,6 +18,8 @@ pub mod cse;
 pub mod dce;
 pub mod fold;
 mod loops;
+mod placed;
+mod rows;
 #[cfg(test)]
 mod testing;
 
@@ -52,8 +54,17 @@ pub const PASSES: [(&str, Pass); 5] = [
 /// that no body is simplified again at every round of the function around
 /// it, a cost that would multiply with every level of nested loops.
 pub fn simplify(f: &mut Function) {
+    simplify_in(f, None);
+}
+
+/// [`simplify`] for `f`, the body of a loop whose step takes the values of
+/// `step` (`None`: no loop's body), which [`rows`] needs.
+fn simplify_in(f: &mut Function, step: rows::Step) {
     simplify_bodies(f);
     simplify_rounds(f);
+    if rows::run(f, step) {
+        simplify_rounds(f);
+    }
 }
 
 /// Runs [`PASSES`] on `f` until none changes anything (at most
@@ -79,7 +90,8 @@ fn simplify_rounds(f: &mut Function) {
 /// Simplifies the body of every loop of `f`, in place.
 fn simplify_bodies(f: &mut Function) {
     for l in f.loops_mut() {
-        simplify(&mut l.body);
+        let step = (0, l.trips as i64 - 1);
+        simplify_in(&mut l.body, Some(step));
     }
 }
 

@@ -37,6 +37,7 @@ mod precompute;
 mod reference;
 mod repl;
 mod robustness;
+mod rows;
 mod shapes;
 mod threads;
 mod train;

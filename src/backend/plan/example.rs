@@ -47,6 +47,7 @@ fn per_example(op: &Op) -> bool {
         | Op::OneHot(_)
         | Op::Index
         | Op::IndexAdd
+        | Op::IndexSet
         | Op::Gather
         | Op::ScatterAdd
         | Op::Loop(_) => true,

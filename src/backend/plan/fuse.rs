@@ -67,6 +67,7 @@ impl ElementOp {
             | Op::OneHot(_)
             | Op::Index
             | Op::IndexAdd
+            | Op::IndexSet
             | Op::Gather
             | Op::ScatterAdd
             | Op::Reshape(_)

@@ -241,3 +241,4 @@ mod batch;
 mod gather;
 mod ops;
 mod products;
+mod rows;

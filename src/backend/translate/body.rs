@@ -67,8 +67,10 @@ fn in_place_updates(body: &crate::ir::Function, carries: usize) -> Vec<(Value, u
                 .filter(|(_, i)| i.op == crate::ir::Op::Param(c))
                 .map(|(p, _)| readers[p.index()])
                 .sum();
-            let own = matches!(inst.op, crate::ir::Op::IndexAdd | crate::ir::Op::ScatterAdd)
-                && body.inst(acc).op == crate::ir::Op::Param(c)
+            let own = matches!(
+                inst.op,
+                crate::ir::Op::IndexAdd | crate::ir::Op::IndexSet | crate::ir::Op::ScatterAdd
+            ) && body.inst(acc).op == crate::ir::Op::Param(c)
                 && old == 1
                 && readers[o.value.index()] == 1;
             own.then_some((o.value, c))

@@ -161,6 +161,16 @@ impl Translator<'_, '_> {
 
     /// `v = acc` with `g` added to its row `i`.
     pub(super) fn index_add(&mut self, v: Value, acc: Value, g: Value, i: Value) -> Loc {
+        self.row_update(v, acc, g, i, true)
+    }
+
+    /// `v = x` with its row `i` replaced by `r`.
+    pub(super) fn index_set(&mut self, v: Value, x: Value, r: Value, i: Value) -> Loc {
+        self.row_update(v, x, r, i, false)
+    }
+
+    /// `v = acc` with `g` added to its row `i` (`add`), or put there.
+    fn row_update(&mut self, v: Value, acc: Value, g: Value, i: Value, add: bool) -> Loc {
         let n = self.f.shape(acc).dims()[0];
         let row = self.f.shape(g).size();
         let i = self.scalar_of(i);
@@ -170,9 +180,14 @@ impl Translator<'_, '_> {
         let dst = self.accumulator(v, src, n * row);
         let at = self.row_of(dst, k, row);
         self.for_each(row, &mut |t, e| {
-            let (a, b) = (t.read(at, e), t.read(g, e));
-            let sum = t.b.ins().fadd(a, b);
-            t.write(at, e, sum);
+            let b = t.read(g, e);
+            let new = if add {
+                let a = t.read(at, e);
+                t.b.ins().fadd(a, b)
+            } else {
+                b
+            };
+            t.write(at, e, new);
         });
         dst_loc(dst)
     }

@@ -82,6 +82,7 @@ impl Translator<'_, '_> {
             Op::OneHot(n) => self.one_hot(v, args[0], *n),
             Op::Index => self.index(v, args[0], args[1]),
             Op::IndexAdd => self.index_add(v, args[0], args[1], args[2]),
+            Op::IndexSet => self.index_set(v, args[0], args[1], args[2]),
             Op::Gather => self.gather(v, args[0], args[1]),
             Op::ScatterAdd => self.scatter_add(v, args[0], args[1], args[2]),
             Op::Reshape(_) => self.reshape(v, args[0]),

@@ -1,0 +1,104 @@
+//! A comprehension that rebuilds a tensor with rows replaced, `[if r == i
+//! then a else ... else s[r] for r in 0..n]` (an LSTM's state, a layer's
+//! rows at a time), is `index_set`s when every index is provably a row:
+//! the same numbers as the comprehension (the program as lowered, in the
+//! interpreter), its gradient against central differences, every engine
+//! with the interpreter's bits. Where an index may name no row, the
+//! comprehension stays.
+
+use gradc::autodiff::check::{gradients, numeric_gradients, relative_error};
+use gradc::ir::interp::run_outputs;
+
+use crate::common::{compile, same_bits_on_every_engine};
+
+/// Two layers of a recurrence whose state holds each layer's two rows.
+const LAYERS: &str = "param w: [4, 3] = uniform(-1, 1)\n\
+    param s0: [4, 3] = uniform(-1, 1)\n\
+    let s = loop s1 = s0 for i in 0..2 {\n\
+      let h = tanh(s1[2 * i] * w[2 * i] + s1[2 * i + 1])\n\
+      let c = sigmoid(s1[2 * i + 1] * w[2 * i + 1] - h)\n\
+      [if r == 2 * i then h else if r == 2 * i + 1 then c else s1[r] for r in 0..4]\n\
+    }\n\
+    loss sum(s * s * [1, 2, 3, 4][0])\n";
+
+/// The loss of `c`'s program as lowered (the comprehension, in the
+/// interpreter) and as simplified, at `params`.
+fn losses(c: &gradc::Compiled, params: &[gradc::shape::Tensor]) -> (f64, f64) {
+    let loss = |f: &gradc::ir::Function| run_outputs(f, params, &[]).unwrap()[0].1.data[0];
+    (loss(&c.raw), loss(&c.ir))
+}
+
+#[test]
+fn replaced_rows_are_index_sets() {
+    let c = compile(LAYERS);
+    let text = c.ir.to_string();
+    assert_eq!(text.matches("= index_set ").count(), 2, "{text}");
+    assert!(!text.contains("select"), "{text}");
+    let g = c.gradient().unwrap();
+    let params = c.initial_params(5);
+    let (raw, simplified) = losses(&c, &params);
+    assert_eq!(raw.to_bits(), simplified.to_bits());
+    let (_, got) = gradients(&g, &params, &[]).unwrap();
+    let numeric = numeric_gradients(&c.ir, &params, &[]).unwrap();
+    for (a, n) in got.iter().zip(&numeric) {
+        for (&x, &y) in a.data.iter().zip(&n.data) {
+            assert!(relative_error(x, y) < 1e-6, "{x} against {y}:\n{g}");
+        }
+    }
+    same_bits_on_every_engine(&c.ir, &params, &[]);
+    same_bits_on_every_engine(&g, &params, &[]);
+}
+
+/// Two conditions on the same row: the first one's value, as `if` says.
+#[test]
+fn the_first_of_two_replacements_of_a_row_wins() {
+    let c = compile(
+        "param a: [2] = uniform(-1, 1)\n\
+         param s0: [3, 2] = uniform(-1, 1)\n\
+         let s = [if r == 1 then a else if r == 3 - 2 then 2 * a else s0[r] for r in 0..3]\n\
+         loss sum(s * [[1, 2], [3, 4], [5, 6]])\n",
+    );
+    assert_eq!(
+        c.ir.to_string().matches("= index_set ").count(),
+        2,
+        "{}",
+        c.ir
+    );
+    let params = c.initial_params(2);
+    let (a, s0) = (&params[0].data, &params[1].data);
+    let want = s0[0] + 2.0 * s0[1] + 3.0 * a[0] + 4.0 * a[1] + 5.0 * s0[4] + 6.0 * s0[5];
+    let (raw, simplified) = losses(&c, &params);
+    assert!(
+        relative_error(simplified, want) < 1e-15,
+        "{simplified} against {want}"
+    );
+    assert_eq!(raw.to_bits(), simplified.to_bits());
+    same_bits_on_every_engine(&c.gradient().unwrap(), &params, &[]);
+}
+
+/// `2 * i` for `i in 0..3` names row 4 of 4 at the last step, no row: the
+/// comprehension stays, and that step replaces nothing.
+#[test]
+fn an_index_that_may_name_no_row_keeps_the_comprehension() {
+    let c = compile(
+        "param s0: [4] = uniform(-1, 1)\n\
+         let s = loop s1 = s0 for i in 0..3 {\n\
+           [if r == 2 * i then s1[r] + 1 else s1[r] for r in 0..4]\n\
+         }\n\
+         loss sum(s * [1, 2, 3, 4])\n",
+    );
+    let text = c.ir.to_string();
+    assert!(
+        !text.contains("index_set") && text.contains("select"),
+        "{text}"
+    );
+    let params = c.initial_params(3);
+    let s0 = &params[0].data;
+    let want = (s0[0] + 1.0) + 2.0 * s0[1] + 3.0 * (s0[2] + 1.0) + 4.0 * s0[3];
+    let (_, simplified) = losses(&c, &params);
+    assert!(
+        relative_error(simplified, want) < 1e-15,
+        "{simplified} against {want}"
+    );
+    same_bits_on_every_engine(&c.ir, &params, &[]);
+}
