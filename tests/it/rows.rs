@@ -102,3 +102,48 @@ fn an_index_that_may_name_no_row_keeps_the_comprehension() {
     );
     same_bits_on_every_engine(&c.ir, &params, &[]);
 }
+
+/// Forward mode over the gradient program, whose forward and reverse
+/// passes both replace rows (`index_set`s): the Hessian times a direction,
+/// against central differences of the gradient.
+#[test]
+fn the_hessian_through_replaced_rows_is_the_gradients_derivative() {
+    use gradc::driver::jacobian::hvp;
+    use gradc::shape::Tensor;
+    let c = compile(LAYERS);
+    let g = c.gradient().unwrap();
+    assert!(g.to_string().matches("= index_set ").count() >= 4, "{g}");
+    let params = c.initial_params(7);
+    let direction: Vec<Tensor> = params
+        .iter()
+        .enumerate()
+        .map(|(k, p)| {
+            let data = (0..p.data.len()).map(|i| ((i + 3 * k) % 5) as f64 / 4.0 - 0.5);
+            Tensor::new(p.shape.clone(), data.collect())
+        })
+        .collect();
+    let jit = gradc::eval::Backend::Jit;
+    let hv = hvp(&g, &c.source, &params, &[], &direction, jit).unwrap();
+    let h = 1e-5;
+    let at = |sign: f64| {
+        let moved: Vec<Tensor> = params
+            .iter()
+            .zip(&direction)
+            .map(|(p, d)| {
+                let data = p.data.iter().zip(&d.data).map(|(x, e)| x + sign * h * e);
+                Tensor::new(p.shape.clone(), data.collect())
+            })
+            .collect();
+        gradients(&g, &moved, &[]).unwrap().1
+    };
+    let (plus, minus) = (at(1.0), at(-1.0));
+    for (k, got) in hv.iter().enumerate() {
+        for (i, &x) in got.data.iter().enumerate() {
+            let numeric = (plus[k].data[i] - minus[k].data[i]) / (2.0 * h);
+            assert!(
+                relative_error(x, numeric) < 1e-6,
+                "parameter {k}[{i}]: {x} against {numeric}"
+            );
+        }
+    }
+}
