@@ -8,8 +8,9 @@
 //!   turn, in registers; only the members read outside the run are stored
 //!   (the others, *internal*, have no scratch slot), and a `sum` adds the
 //!   elements as they come, in the same order as a separate loop would.
-//! - A `slice` that selects a contiguous block is a *view*: its value is its
-//!   argument's memory from an offset, with no copy.
+//! - A `slice` that selects a contiguous block, and a `reshape` of a
+//!   tensor, are *views*: the value is its argument's memory from an
+//!   offset, with no copy.
 //!
 //! - A `softmax` and a `log_softmax` of the same value along the same axis
 //!   (the forward and the backward pass of a cross-entropy) are one step of
@@ -106,18 +107,21 @@ pub fn elementwise(f: &Function, v: Value) -> bool {
     ElementOp::of(&inst.op).is_some() && !inst.shape.is_scalar()
 }
 
-/// If `v` is a `slice` with a non-scalar result whose elements are
-/// contiguous in its argument, the offset of the first one. (Every other
-/// operation, a new one too, is not a view: the safe answer.)
+/// If `v` is a view of its argument's memory, the offset of its first
+/// element there: a `slice` with a non-scalar result whose elements are
+/// contiguous in its argument, or a `reshape` of a tensor to a tensor (the
+/// same elements in the same order, from 0). (Every other operation, a new
+/// one too, is not a view: the safe answer.)
 pub fn view_offset(f: &Function, v: Value) -> Option<usize> {
     let inst = f.inst(v);
-    let Op::Slice(axes) = &inst.op else {
-        return None;
-    };
     if inst.shape.is_scalar() {
         return None;
     }
-    contiguous(f.shape(inst.args[0]), axes)
+    match &inst.op {
+        Op::Slice(axes) => contiguous(f.shape(inst.args[0]), axes),
+        Op::Reshape(_) => (!f.shape(inst.args[0]).is_scalar()).then_some(0),
+        _ => None,
+    }
 }
 
 /// If the elements `Slice(axes)` selects from a tensor of shape `s` are

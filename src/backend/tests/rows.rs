@@ -93,10 +93,11 @@ fn a_bad_index_is_the_interpreters_fault_at_the_instruction() {
 /// A loop that carries `x` and at step `t` replaces its row `3 - t`:
 /// with its row `t` times 2 (the old value read twice, copied), or with
 /// `2 t` (read once: the carried value updated in place by the compiled
-/// code). The interpreter's bits either way.
+/// code); then, in a chain of updates, adds the same row to row `t`. The
+/// interpreter's bits every way.
 #[test]
 fn a_carried_value_whose_rows_a_loop_replaces() {
-    for read_row in [true, false] {
+    for (read_row, chain) in [(true, false), (false, false), (true, true), (false, true)] {
         let x = Shape::matrix(4, 3);
         let slot = |name: &str, shape: &Shape| Slot {
             name: name.into(),
@@ -115,7 +116,10 @@ fn a_carried_value_whose_rows_a_loop_replaces() {
         };
         let doubled = push_in(Op::Binary(Binary::Mul), vec![row, two]);
         let at = push_in(Op::Binary(Binary::Sub), vec![three, t]);
-        let new = push_in(Op::IndexSet, vec![carried, doubled, at]);
+        let mut new = push_in(Op::IndexSet, vec![carried, doubled, at]);
+        if chain {
+            new = push_in(Op::IndexAdd, vec![new, doubled, t]);
+        }
         body.outputs.push(Output {
             role: Role::Output,
             name: "x".into(),

@@ -39,12 +39,14 @@ fn carried_region(
 
 /// The carried values of `body` (whose first `carries` parameters are
 /// carried) that a step updates in place, each with its carried position:
-/// the new value is a row (`index_add`) or rows (`scatter_add`) added into
-/// the old one, which nothing else reads, and which is not an output
-/// besides. The rows are then added where the old value is, instead of
-/// into a copy of it copied back at the end of the step: a gather's
-/// reverse adds one row a step.
+/// the new value is a chain of rows put (`index_set`) or added
+/// (`index_add`, `scatter_add`) into the old one, each link of which
+/// nothing else reads (the old value, each value between, the new one but
+/// as the output). Every link is then computed where the old value is,
+/// instead of into a copy of it copied back at the end of the step: a
+/// gather's reverse adds one row a step.
 fn in_place_updates(body: &crate::ir::Function, carries: usize) -> Vec<(Value, usize)> {
+    use crate::ir::Op;
     let mut readers = vec![0usize; body.len()];
     for (_, inst) in body.iter() {
         for a in &inst.args {
@@ -54,28 +56,35 @@ fn in_place_updates(body: &crate::ir::Function, carries: usize) -> Vec<(Value, u
     for o in &body.outputs {
         readers[o.value.index()] += 1;
     }
-    body.outputs[..carries]
-        .iter()
-        .enumerate()
-        .filter_map(|(c, o)| {
-            let inst = body.inst(o.value);
-            let acc = *inst.args.first()?;
-            // Every reader of the old value (of any instruction naming
-            // the parameter) is this one.
-            let old: usize = body
-                .iter()
-                .filter(|(_, i)| i.op == crate::ir::Op::Param(c))
-                .map(|(p, _)| readers[p.index()])
-                .sum();
-            let own = matches!(
-                inst.op,
-                crate::ir::Op::IndexAdd | crate::ir::Op::IndexSet | crate::ir::Op::ScatterAdd
-            ) && body.inst(acc).op == crate::ir::Op::Param(c)
-                && old == 1
-                && readers[o.value.index()] == 1;
-            own.then_some((o.value, c))
-        })
-        .collect()
+    let mut updates = Vec::new();
+    for (c, o) in body.outputs[..carries].iter().enumerate() {
+        // Every reader of the old value (of any instruction naming the
+        // parameter) is the chain's first link.
+        let old: usize = body
+            .iter()
+            .filter(|(_, i)| i.op == Op::Param(c))
+            .map(|(p, _)| readers[p.index()])
+            .sum();
+        let mut chain = Vec::new();
+        let mut v = o.value;
+        loop {
+            let inst = body.inst(v);
+            let update = matches!(inst.op, Op::IndexAdd | Op::IndexSet | Op::ScatterAdd);
+            if !update || readers[v.index()] != 1 {
+                break;
+            }
+            chain.push(v);
+            let acc = inst.args[0];
+            if body.inst(acc).op == Op::Param(c) {
+                if old == 1 {
+                    updates.extend(chain.iter().map(|&w| (w, c)));
+                }
+                break;
+            }
+            v = acc;
+        }
+    }
+    updates
 }
 
 impl<'a> Translator<'a, '_> {

@@ -85,7 +85,10 @@ impl Translator<'_, '_> {
             Op::IndexSet => self.index_set(v, args[0], args[1], args[2]),
             Op::Gather => self.gather(v, args[0], args[1]),
             Op::ScatterAdd => self.scatter_add(v, args[0], args[1], args[2]),
-            Op::Reshape(_) => self.reshape(v, args[0]),
+            Op::Reshape(_) => match fuse::view_offset(f, v) {
+                Some(off) => self.loc(args[0]).offset(off),
+                None => self.reshape(v, args[0]),
+            },
             Op::Permute(perm) => self.permute(v, args[0], perm),
             // The arguments one after the other, as `pack`'s.
             Op::Concat => self.pack(v, args),
