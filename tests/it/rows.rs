@@ -147,3 +147,25 @@ fn the_hessian_through_replaced_rows_is_the_gradients_derivative() {
         }
     }
 }
+
+/// A row `x[t]` is read where it is, not copied: a carried value that is
+/// a row of another one (`r = A[t]`, while `A` changes in the same step),
+/// a row of a value computed in the step, a row as the program's output.
+/// Every engine with the interpreter's bits.
+#[test]
+fn rows_read_in_place_keep_their_values() {
+    let c = compile(
+        "param A0: [4, 3] = uniform(-1, 1)\n\
+         let (A, r) = loop (A, r) = (A0, A0[0]) for t in 0..4 {\n\
+           let B = A * 2 + r\n\
+           (B - B[3 - t], A[t])\n\
+         }\n\
+         let rows = loop s = 0 * A0[0] for t in 0..4 { s + (A0 * t)[t] * r }\n\
+         output r = r\n\
+         output last = [A0[t] * t for t in 0..4][3]\n\
+         loss sum(A * A) + sum(rows)\n",
+    );
+    let params = c.initial_params(4);
+    same_bits_on_every_engine(&c.ir, &params, &[]);
+    same_bits_on_every_engine(&c.gradient().unwrap(), &params, &[]);
+}

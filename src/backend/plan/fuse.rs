@@ -8,9 +8,9 @@
 //!   turn, in registers; only the members read outside the run are stored
 //!   (the others, *internal*, have no scratch slot), and a `sum` adds the
 //!   elements as they come, in the same order as a separate loop would.
-//! - A `slice` that selects a contiguous block, and a `reshape` of a
-//!   tensor, are *views*: the value is its argument's memory from an
-//!   offset, with no copy.
+//! - A `slice` that selects a contiguous block, a `reshape` of a tensor
+//!   and a row `x[i]` are *views*: the value is its argument's memory from
+//!   an offset (the row's computed when it runs), with no copy.
 //!
 //! - A `softmax` and a `log_softmax` of the same value along the same axis
 //!   (the forward and the backward pass of a cross-entropy) are one step of
@@ -122,6 +122,14 @@ pub fn view_offset(f: &Function, v: Value) -> Option<usize> {
         Op::Reshape(_) => (!f.shape(inst.args[0]).is_scalar()).then_some(0),
         _ => None,
     }
+}
+
+/// Whether `v` is a view of its argument's memory: from an offset known
+/// when compiling ([`view_offset`]), or from a row chosen when it runs (an
+/// `index` with a non-scalar result, `x[i]`: its argument's row `i`).
+pub fn is_view(f: &Function, v: Value) -> bool {
+    let inst = f.inst(v);
+    view_offset(f, v).is_some() || (inst.op == Op::Index && !inst.shape.is_scalar())
 }
 
 /// If the elements `Slice(axes)` selects from a tensor of shape `s` are

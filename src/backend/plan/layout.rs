@@ -132,7 +132,7 @@ impl Memory {
         for (s, step) in steps.iter().enumerate() {
             for &v in step {
                 step_of[v] = Some(s);
-                if fuse::view_offset(f, v).is_some() {
+                if fuse::is_view(f, v) {
                     view[v] = true;
                     root[v] = root[f.inst(v).args[0]];
                 }

@@ -201,8 +201,10 @@ impl<'a> Translator<'a, '_> {
                     .enumerate()
                     .filter(|(_, o)| !t.in_place.iter().any(|&(w, _)| w == o.value))
                     .collect();
+                // (A row chosen when it runs may be anywhere.)
                 let in_place = moved.iter().any(|(_, o)| match t.loc(o.value) {
                     Loc::Scratch(off) => carried.contains(&off),
+                    Loc::Row(..) => true,
                     _ => false,
                 });
                 if in_place {

@@ -142,7 +142,8 @@ impl Translator<'_, '_> {
         }
     }
 
-    /// `v = x[i]`, the row `i` of the leading axis, copied; an index that is
+    /// `v = x[i]`, the row `i` of the leading axis, read where it is (a
+    /// view, see [`crate::backend::plan::fuse::is_view`]); an index that is
     /// not an integer in range fails (see [`Translator::checked_index`]).
     pub(super) fn index(&mut self, v: Value, x: Value, i: Value) -> Loc {
         let n = self.f.shape(x).dims()[0];
@@ -154,9 +155,15 @@ impl Translator<'_, '_> {
         if self.f.shape(v).is_scalar() {
             return Loc::Reg(self.read(src, Ix::c(0)));
         }
-        let dst = self.dest(v);
-        self.copy(src, dst, 0, row);
-        dst_loc(dst)
+        match src {
+            Opnd::Mem {
+                ptr,
+                off,
+                readonly: true,
+            } => Loc::Ptr(ptr, off),
+            Opnd::Mem { ptr, off, .. } => Loc::Row(ptr, off),
+            Opnd::Reg(_) => unreachable!("a tensor with rows is in memory"),
+        }
     }
 
     /// `v = acc` with `g` added to its row `i`.
