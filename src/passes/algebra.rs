@@ -1,7 +1,8 @@
 //! Algebraic identities: `x + 0`, `x * 1`, `x * 0`, `x ^ 2`, `--x`,
 //! `transpose(transpose(x))`, `sum(broadcast(s))`, `select` on a constant
-//! condition, elementwise operations moved inside `broadcast`, and pieces
-//! placed side by side as one `concat` ([`super::placed`]).
+//! condition, elementwise operations moved inside `broadcast`, pieces
+//! placed side by side as one `concat` ([`super::placed`]); the rules of
+//! sums are [`super::sums`]'.
 //!
 //! Two IEEE details are ignored on purpose, as symbolic simplifiers do:
 //! - Zero annihilates. `x * 0`, `0 * x`, `0 / x`, `x @ 0`, `outer(x, 0)`
@@ -14,7 +15,7 @@
 //! `x ^ 0 -> 1` is exact (IEEE `pow(x, 0)` is 1 even for NaN).
 
 use super::{fit, splat, splat_value};
-use crate::ir::{Binary, Function, Inst, Op, SliceAxis, Unary, Value};
+use crate::ir::{Binary, Function, Inst, Op, Reduce, SliceAxis, Unary, Value};
 use crate::shape::Shape;
 use crate::span::Span;
 
@@ -91,42 +92,7 @@ fn rule(out: &mut Function, inst: &Inst) -> Option<Value> {
                 _ => None,
             }
         }
-        Op::Sum => {
-            let x = arg(0);
-            if out.shape(x).is_scalar() {
-                return Some(x);
-            }
-            match out.inst(x).op {
-                Op::OneHot(_) => return Some(splat(out, 1.0, s, span)),
-                Op::Unary(Unary::Neg) => {
-                    let inner = out.inst(x).args[0];
-                    let total = out.push(Op::Sum, vec![inner], span);
-                    return Some(out.push(Op::Unary(Unary::Neg), vec![total], span));
-                }
-                // A row added into zeros: the sum of the row (the gradient of
-                // `-log_softmax(z)[y]`).
-                Op::IndexAdd if is(splat_value(out, out.inst(x).args[0]), 0.0) => {
-                    let row = out.inst(x).args[1];
-                    if out.shape(row).is_scalar() {
-                        return Some(row);
-                    }
-                    return Some(out.push(Op::Sum, vec![row], span));
-                }
-                _ => {}
-            }
-            if let Some(y) = scaled_sum(out, x, span) {
-                return Some(y);
-            }
-            let inner = broadcast_arg(out, x)?;
-            Some(match out.shape(x).size() {
-                0 => splat(out, 0.0, s, span),
-                1 => inner,
-                n => {
-                    let k = splat(out, n as f64, s, span);
-                    out.push(Op::Binary(Binary::Mul), vec![inner, k], span)
-                }
-            })
-        }
+        Op::Sum => super::sums::sum(out, arg(0), s, span),
         Op::ReduceMax => {
             let x = arg(0);
             if out.shape(x).is_scalar() {
@@ -150,6 +116,7 @@ fn rule(out: &mut Function, inst: &Inst) -> Option<Value> {
             };
             Some(fit(out, inner, s, span))
         }
+        Op::ReduceAxes(Reduce::Sum, axes) => super::sums::sum_axes(out, arg(0), axes, span),
         Op::ReduceAxes(..)
         | Op::Softmax(_)
         | Op::LogSoftmax(_)
@@ -377,7 +344,7 @@ fn hoist_broadcast(
     Some(fit(out, r, s, span))
 }
 
-fn is(k: Option<f64>, c: f64) -> bool {
+pub(super) fn is(k: Option<f64>, c: f64) -> bool {
     k == Some(c)
 }
 
@@ -388,31 +355,7 @@ fn neg(out: &mut Function, v: Value, s: &Shape, span: Span) -> Value {
 }
 
 /// The scalar that `v` broadcasts, if `v` is a `broadcast`.
-/// The sum of `x`, a scalar times a tensor whose sum the function computes
-/// already, as the scalar times that sum: one rounding instead of one per
-/// element. (The derivative through the maximum of a logsumexp written out,
-/// `1 - sum(exp(x - m) * (1 / s))` with `s = sum(exp(x - m))`, is then
-/// `1 - (1 / s) * s`, zero to an ulp, where the rounding of the sum of a
-/// million terms landed on the largest element's derivative.) Only when
-/// that sum exists: a new sum of the tensor alone could overflow where the
-/// scaled one does not.
-fn scaled_sum(out: &mut Function, x: Value, span: Span) -> Option<Value> {
-    let Op::Binary(Binary::Mul) = out.inst(x).op else {
-        return None;
-    };
-    let (a, b) = (out.inst(x).args[0], out.inst(x).args[1]);
-    let (k, v) = match (broadcast_arg(out, a), broadcast_arg(out, b)) {
-        (Some(k), None) => (k, b),
-        (None, Some(k)) => (k, a),
-        _ => return None,
-    };
-    let (total, _) = out
-        .iter()
-        .find(|(_, i)| i.op == Op::Sum && i.args[..] == [v])?;
-    Some(out.push(Op::Binary(Binary::Mul), vec![k, total], span))
-}
-
-fn broadcast_arg(f: &Function, v: Value) -> Option<Value> {
+pub(super) fn broadcast_arg(f: &Function, v: Value) -> Option<Value> {
     match f.inst(v).op {
         Op::Broadcast(_) => Some(f.inst(v).args[0]),
         _ => None,
@@ -566,40 +509,6 @@ mod tests {
         check(run, "(max (broadcast a) b)", "(broadcast (max a b))");
         check(run, "(max (broadcast a) x)", "(max (broadcast a) x)");
         check(run, "[2,2,2]", "(broadcast 2)");
-    }
-
-    /// A scalar times a tensor, summed, is the scalar times the tensor's
-    /// sum when that sum is there already, and only then.
-    #[test]
-    fn a_scaled_sum_reuses_the_sum() {
-        let sp = Span::default();
-        for scalar_first in [true, false] {
-            // (add (add (sum x) a) (sum (mul (broadcast a) x))), one `x`.
-            let mut f = parse("(add (sum x) a)");
-            let first = f.outputs[0].value;
-            let (total, a) = (f.inst(first).args[0], f.inst(first).args[1]);
-            let x = f.inst(total).args[0];
-            let k = f.push(Op::Broadcast(Shape::vector(3)), vec![a], sp);
-            let args = if scalar_first { vec![k, x] } else { vec![x, k] };
-            let m = f.push(Op::Binary(crate::ir::Binary::Mul), args, sp);
-            let scaled = f.push(Op::Sum, vec![m], sp);
-            let y = f.push(Op::Binary(crate::ir::Binary::Add), vec![first, scaled], sp);
-            f.outputs[0].value = y;
-            assert!(run(&mut f));
-            let want = "(add (add (sum x) a) (mul a (sum x)))";
-            assert_eq!(sexpr(&f, f.outputs[0].value), want);
-        }
-        // Without the tensor's own sum, no new one.
-        check(
-            run,
-            "(sum (mul (broadcast a) x))",
-            "(sum (mul (broadcast a) x))",
-        );
-        check(
-            run,
-            "(add (sum y) (sum (mul (broadcast a) x)))",
-            "(add (sum y) (sum (mul (broadcast a) x)))",
-        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod fold;
 mod loops;
 mod placed;
 mod rows;
+mod sums;
 #[cfg(test)]
 mod testing;
 
