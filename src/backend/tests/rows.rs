@@ -137,3 +137,54 @@ fn a_carried_value_whose_rows_a_loop_replaces() {
         agree_on_values(&f);
     }
 }
+
+/// A loop whose step stacks a value it computes (written straight into its
+/// row of the loop's value), the same value again, a view of it, a value
+/// carried as well, its carried parameter and a captured one: each row as
+/// the interpreter's, one example at a time and batched.
+#[test]
+fn stacked_values_computed_in_their_rows() {
+    let x = Shape::vector(4);
+    let slot = |name: &str, shape: &Shape| Slot {
+        name: name.into(),
+        shape: shape.clone(),
+    };
+    let mut body = Function::new(
+        vec![slot("c", &x), slot("w", &x)],
+        vec![slot("t", &Shape::scalar())],
+    );
+    let sp = Span::new(2, 4);
+    let mut push_in = |op: Op, args: Vec<Value>| body.push(op, args, sp);
+    let (c, w, t) = (
+        push_in(Op::Param(0), vec![]),
+        push_in(Op::Param(1), vec![]),
+        push_in(Op::Input(0), vec![]),
+    );
+    let tw = push_in(Op::Binary(Binary::Mul), vec![w, t]);
+    let new = push_in(Op::Binary(Binary::Add), vec![c, tw]);
+    let half = push_in(Op::Slice(vec![SliceAxis::Range(1, 3)]), vec![new]);
+    for (name, value) in [
+        ("c", new),
+        ("new", new),
+        ("again", new),
+        ("half", half),
+        ("old", c),
+        ("w", w),
+    ] {
+        body.outputs.push(Output {
+            role: Role::Output,
+            name: name.into(),
+            value,
+        });
+    }
+    let (mut f, p, _) = function(&[x.clone(), x], &[]);
+    let l = crate::ir::Loop {
+        trips: 5,
+        carries: 1,
+        body,
+        recompute: false,
+    };
+    let y = push(&mut f, Op::Loop(Box::new(l)), &[p[0], p[1]]);
+    output(&mut f, y);
+    agree_on_values(&f);
+}

@@ -15,7 +15,9 @@
 
 use cranelift_codegen::ir::InstBuilder;
 
-use super::{dst_loc, Ix, Loc, Opnd, Translator};
+use super::{Ix, Loc, Opnd, Translator};
+use crate::backend::plan::fuse::is_view;
+use crate::backend::plan::layout::needs_slot;
 use crate::ir::{Loop, Value, ValueMap};
 
 /// The scratch offsets of a loop's carried values (the first parts of its
@@ -88,6 +90,29 @@ fn in_place_updates(body: &crate::ir::Function, carries: usize) -> Vec<(Value, u
 }
 
 impl<'a> Translator<'a, '_> {
+    /// Row `step` of the stacked value at `offset` (of rows of `n`
+    /// elements) of a loop's value `dst`.
+    fn stacked_row(&mut self, dst: Opnd, step: Ix, offset: usize, n: usize) -> Opnd {
+        let row = self.lin(&[(step, n)], offset);
+        match dst {
+            Opnd::Mem { ptr, off, readonly } => {
+                let ptr = match row.dynamic {
+                    Some(d) => {
+                        let bytes = self.b.ins().ishl_imm_u(d, self.shift);
+                        self.b.ins().iadd(ptr, bytes)
+                    }
+                    None => ptr,
+                };
+                Opnd::Mem {
+                    ptr,
+                    off: off + row.konst,
+                    readonly,
+                }
+            }
+            Opnd::Reg(_) => unreachable!("a loop's value is in memory"),
+        }
+    }
+
     /// The loop `v` with arguments `args`.
     pub(super) fn loop_op(&mut self, v: Value, args: &[Value], l: &'a Loop) -> Result<Loc, String> {
         let layout: &'a crate::backend::plan::Layout = self.layout;
@@ -113,7 +138,7 @@ impl<'a> Translator<'a, '_> {
         let outer = (self.f, self.layout);
         let fault_at = self.fault_at.or(Some(v));
         let saved_fault = std::mem::replace(&mut self.fault_at, fault_at);
-        let in_place = match dst_loc(dst) {
+        let in_place = match self.dst_loc(dst) {
             Loc::Scratch(off) => in_place_updates(body, k)
                 .into_iter()
                 .map(|(v, c)| (v, off + offsets[c]))
@@ -121,6 +146,7 @@ impl<'a> Translator<'a, '_> {
             _ => Vec::new(),
         };
         let outer_in_place = std::mem::replace(&mut self.in_place, in_place);
+        let outer_stacked = std::mem::take(&mut self.stacked);
         let mut failed = Ok(());
         self.for_each_rolled(l.trips, &mut |t, step| {
             if failed.is_err() {
@@ -137,10 +163,7 @@ impl<'a> Translator<'a, '_> {
                         if inst.shape.is_scalar() {
                             Loc::Reg(t.read(dst, Ix::c(at)))
                         } else {
-                            match dst_loc(dst) {
-                                Loc::Scratch(off) => Loc::Scratch(off + at),
-                                other => other,
-                            }
+                            t.dst_loc(dst).offset(at)
                         }
                     }
                     crate::ir::Op::Param(i) => captured[i - k],
@@ -154,6 +177,25 @@ impl<'a> Translator<'a, '_> {
                     _ => continue,
                 };
                 t.locs[p] = Some(loc);
+            }
+            // Each stacked value's row of the loop's value; a value the
+            // step computes into a destination of its own (not a view,
+            // not an update in place) is computed there.
+            let rows: Vec<Opnd> = body.outputs[k..]
+                .iter()
+                .enumerate()
+                .map(|(s, o)| t.stacked_row(dst, step, offsets[k + s], body.shape(o.value).size()))
+                .collect();
+            t.stacked = Vec::new();
+            for (o, &row) in body.outputs[k..].iter().zip(&rows) {
+                let w = o.value;
+                let own = needs_slot(body, w)
+                    && !is_view(body, w)
+                    && !t.in_place.iter().any(|&(u, _)| u == w)
+                    && !t.stacked.iter().any(|&(u, _)| u == w);
+                if own {
+                    t.stacked.push((w, row));
+                }
             }
             for s in &plan.layout.steps {
                 // The parameters and the step are placed already.
@@ -174,22 +216,19 @@ impl<'a> Translator<'a, '_> {
                 // Each stacked value to its row (it may read an old
                 // carried value), then the new carried values, gathered
                 // and put in place.
-                for (j, o) in body.outputs.iter().enumerate().skip(k) {
-                    let n = body.shape(o.value).size();
-                    let src = t.operand(o.value);
-                    let row = t.lin(&[(step, n)], offsets[j]);
-                    let to = match (dst, row.dynamic) {
-                        (Opnd::Mem { ptr, off, readonly }, Some(d)) => {
-                            let bytes = t.b.ins().ishl_imm_u(d, t.shift);
-                            Opnd::Mem {
-                                ptr: t.b.ins().iadd(ptr, bytes),
-                                off,
-                                readonly,
-                            }
+                // (one computed in its row is there already).
+                for (o, &row) in body.outputs[k..].iter().zip(&rows) {
+                    let there = match (t.loc(o.value), row) {
+                        (Loc::Row(p, off), Opnd::Mem { ptr, off: at, .. }) => p == ptr && off == at,
+                        (Loc::Scratch(off), Opnd::Mem { ptr, off: at, .. }) => {
+                            ptr == t.scratch && off == at
                         }
-                        _ => dst,
+                        _ => false,
                     };
-                    t.copy(src, to, row.konst, n);
+                    if !there {
+                        let src = t.operand(o.value);
+                        t.copy(src, row, 0, body.shape(o.value).size());
+                    }
                 }
                 // The new carried values go straight to their places when
                 // none of them is in the carried values' memory (a carried
@@ -235,7 +274,8 @@ impl<'a> Translator<'a, '_> {
         });
         self.fault_at = saved_fault;
         self.in_place = outer_in_place;
+        self.stacked = outer_stacked;
         failed?;
-        Ok(dst_loc(dst))
+        Ok(self.dst_loc(dst))
     }
 }

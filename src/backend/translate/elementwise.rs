@@ -4,7 +4,7 @@
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{self as cl, Endianness, InstBuilder, MemFlagsData};
 
-use super::{dst_loc, Ix, Loc, Opnd, Translator};
+use super::{Ix, Loc, Opnd, Translator};
 use crate::backend::libm::Callee;
 use crate::backend::plan::fuse::ElementOp;
 use crate::ir::{Binary, Unary, Value};
@@ -167,7 +167,7 @@ impl Translator<'_, '_> {
             let y = op(t, &xs);
             t.write(dst, ix, y);
         });
-        dst_loc(dst)
+        self.dst_loc(dst)
     }
 
     /// Like [`Self::map`], for an `op` that works on f64 and f64x2 alike: pairs
@@ -207,7 +207,7 @@ impl Translator<'_, '_> {
             let y = op(self, &xs);
             self.write(dst, ix, y);
         }
-        dst_loc(dst)
+        self.dst_loc(dst)
     }
 }
 

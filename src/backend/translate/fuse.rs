@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use cranelift_codegen::ir::{self as cl, InstBuilder};
 use cranelift_frontend::Variable;
 
-use super::{dst_loc, Ix, Loc, Opnd, Translator};
+use super::{Ix, Loc, Opnd, Translator};
 use crate::backend::plan::fuse::Member;
 use crate::ir::{Value, ValueMap};
 
@@ -66,7 +66,7 @@ impl Translator<'_, '_> {
                 let s = self.b.use_var(acc);
                 self.set_loc(v, Loc::Reg(s));
             } else if let Some(&dst) = r.dests.get(&v) {
-                self.set_loc(v, dst_loc(dst));
+                self.set_loc(v, self.dst_loc(dst));
             }
         }
     }

@@ -6,7 +6,7 @@ use cranelift_codegen::ir::{self as cl, InstBuilder};
 use cranelift_frontend::Variable;
 
 use super::gemm::{Size, Strided};
-use super::{dst_loc, Ix, Loc, Opnd, Translator};
+use super::{Ix, Loc, Opnd, Translator};
 use crate::backend::plan::UNROLL;
 use crate::ir::Value;
 
@@ -62,7 +62,7 @@ impl Translator<'_, '_> {
             let dims = (Size::Const(m), Size::Const(n), Size::Const(k));
             let operands = (Strided::rows(x, k), Strided::rows(y, n));
             self.gemm(dims, operands, (dst, n), Size::Const(0));
-            return dst_loc(dst);
+            return self.dst_loc(dst);
         }
         // The transpose is made before the loop over the examples, for it.
         let transposed = match (self.example, self.f.shape(b).dims()) {
@@ -78,7 +78,7 @@ impl Translator<'_, '_> {
                 readonly: false,
             };
             self.row_times(x, wt, Ix::c(0), k, m, dst, true);
-            return dst_loc(dst);
+            return self.dst_loc(dst);
         }
         let (x, y) = (self.operand(a), self.operand(b));
         if blocked && n == 1 {
@@ -100,10 +100,10 @@ impl Translator<'_, '_> {
                     self.write(dst, Ix::c(r), v);
                 }
             }
-            return dst_loc(dst);
+            return self.dst_loc(dst);
         }
         self.for_each(m, &mut |t, row| t.row_times(x, y, row, k, n, dst, blocked));
-        dst_loc(dst)
+        self.dst_loc(dst)
     }
 
     /// `outer(a, b)`: element `(i, j)` is `a[i] * b[j]`, pairs of columns at
@@ -123,7 +123,7 @@ impl Translator<'_, '_> {
                 t.write(dst, at, z);
             });
         });
-        dst_loc(dst)
+        self.dst_loc(dst)
     }
 
     /// Row `row` of `x @ y` (`x` is `[_, k]`, `y` is `[k, n]`) into row `row`

@@ -190,6 +190,10 @@ struct Translator<'a, 'b> {
     /// carried value in place, each with the scratch offset of that value
     /// (see `Translator::loop_op`).
     in_place: Vec<(Value, usize)>,
+    /// Inside a loop's body: the values the step stacks, each computed
+    /// straight into its row of the loop's value (see
+    /// `Translator::loop_op`).
+    stacked: Vec<(Value, Opnd)>,
     /// Constants defined so far, which names those of loop bodies apart.
     body_consts: usize,
 }
@@ -241,6 +245,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             example: None,
             fault_at: None,
             in_place: Vec::new(),
+            stacked: Vec::new(),
             body_consts: 0,
         }
     }
@@ -307,8 +312,12 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.b.ins().load(self.ptr, flags, self.tables[table], at)
     }
 
-    /// The scratch slot of `v`.
+    /// The scratch slot of `v`, or the row of a loop's value it is stacked
+    /// into.
     fn dest(&mut self, v: Value) -> Opnd {
+        if let Some(&(_, row)) = self.stacked.iter().find(|&&(w, _)| w == v) {
+            return row;
+        }
         let off = self.layout.slots[v].expect("a non-scalar computed value has a scratch slot");
         Opnd::Mem {
             ptr: self.scratch,
@@ -459,10 +468,15 @@ impl<'a, 'b> Translator<'a, 'b> {
 }
 
 /// The location of a result written to its scratch slot.
-fn dst_loc(dst: Opnd) -> Loc {
-    match dst {
-        Opnd::Mem { off, .. } => Loc::Scratch(off),
-        Opnd::Reg(_) => unreachable!("destinations are memory"),
+impl Translator<'_, '_> {
+    /// The location of a destination: a scratch slot, or a row of a loop's
+    /// value at an address computed at run time.
+    fn dst_loc(&self, dst: Opnd) -> Loc {
+        match dst {
+            Opnd::Mem { ptr, off, .. } if ptr == self.scratch => Loc::Scratch(off),
+            Opnd::Mem { ptr, off, .. } => Loc::Row(ptr, off),
+            Opnd::Reg(_) => unreachable!("destinations are memory"),
+        }
     }
 }
 

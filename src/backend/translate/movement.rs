@@ -4,7 +4,7 @@
 
 use cranelift_codegen::ir::{self as cl, InstBuilder};
 
-use super::{dst_loc, Ix, Loc, Opnd, Translator};
+use super::{Ix, Loc, Opnd, Translator};
 use crate::backend::plan::{fuse, FAULT_INDEX};
 use crate::ir::fault::safe_rows;
 use crate::ir::interp::slice_offsets;
@@ -27,7 +27,7 @@ impl Translator<'_, '_> {
             let to = t.lin(&[(ix[0], rows), (ix[1], 1)], 0);
             t.write(dst, to, x);
         });
-        dst_loc(dst)
+        self.dst_loc(dst)
     }
 
     /// `v`, the `pack` (or `concat`) of `args`: each copied in turn, one
@@ -41,7 +41,7 @@ impl Translator<'_, '_> {
             self.copy(src, dst, at, size);
             at += size;
         }
-        dst_loc(dst)
+        self.dst_loc(dst)
     }
 
     /// `v`, a `slice` of `a` that is not a view: a scalar read, or a copy
@@ -69,7 +69,7 @@ impl Translator<'_, '_> {
             let b = t.lin(&terms, 0);
             t.write(dst, b, x);
         });
-        dst_loc(dst)
+        self.dst_loc(dst)
     }
 
     /// `v`, the `unslice` of `a`: zeros around `a`'s elements at their
@@ -87,7 +87,7 @@ impl Translator<'_, '_> {
             self.fill(dst, off, 0.0);
             self.copy(src, dst, off, len);
             self.fill(dst.at(off + len), into.size() - off - len, 0.0);
-            return dst_loc(dst);
+            return self.dst_loc(dst);
         }
         self.fill(dst, into.size(), 0.0);
         let (base, ranges) = strided(into, axes);
@@ -104,7 +104,7 @@ impl Translator<'_, '_> {
             let b = t.lin(&terms, base);
             t.write(dst, b, x);
         });
-        dst_loc(dst)
+        self.dst_loc(dst)
     }
 }
 
@@ -196,7 +196,7 @@ impl Translator<'_, '_> {
             };
             t.write(at, e, new);
         });
-        dst_loc(dst)
+        self.dst_loc(dst)
     }
 
     /// The operand `x` from row `p` (a position, of rows of `row` elements)
@@ -241,7 +241,7 @@ impl Translator<'_, '_> {
             let to = t.row_at(dst, p, row);
             t.copy(from, to, 0, row);
         });
-        dst_loc(dst)
+        self.dst_loc(dst)
     }
 
     /// `v = acc` with row `p` of `g` added to row `i[p]`, for each position
@@ -259,7 +259,7 @@ impl Translator<'_, '_> {
             let from = t.row_at(g, p, row);
             t.pairwise(at, from, row, &mut |t, a, b| t.b.ins().fadd(a, b));
         });
-        dst_loc(dst)
+        self.dst_loc(dst)
     }
 
     /// Where `v`, rows added into `acc` (`src`, of `size` elements), is
@@ -307,7 +307,7 @@ impl Translator<'_, '_> {
             let at = t.lin(&to, 0);
             t.write(dst, at, x);
         });
-        dst_loc(dst)
+        self.dst_loc(dst)
     }
 
     /// `v`, the elements of `x` in another shape: copied.
@@ -319,6 +319,6 @@ impl Translator<'_, '_> {
         let dst = self.dest(v);
         let n = self.f.shape(v).size();
         self.copy(src, dst, 0, n);
-        dst_loc(dst)
+        self.dst_loc(dst)
     }
 }

@@ -7,7 +7,7 @@ use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{self as cl, types, InstBuilder, MemFlagsData};
 use cranelift_module::{DataDescription, Linkage};
 
-use super::{dst_loc, offset_bytes, Ix, Loc, Opnd, Translator};
+use super::{offset_bytes, Ix, Loc, Opnd, Translator};
 use crate::backend::abi::{INPUTS, PARAMS};
 use crate::backend::plan::fuse::{self, ElementOp};
 use crate::backend::plan::{
@@ -166,7 +166,7 @@ impl Translator<'_, '_> {
             },
             one,
         );
-        dst_loc(dst)
+        self.dst_loc(dst)
     }
 
     /// The value of a scalar operand, in a register.

@@ -5,7 +5,7 @@
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{self as cl, InstBuilder};
 
-use super::{dst_loc, Ix, Loc, Opnd, Translator};
+use super::{Ix, Loc, Opnd, Translator};
 use crate::backend::libm::Callee;
 use crate::backend::plan::fuse::SoftmaxPair;
 use crate::ir::{axes, Reduce, Unary, Value};
@@ -292,18 +292,18 @@ impl Translator<'_, '_> {
         let rank = self.f.shape(a).rank();
         if matches!(kind, Reduce::Sum | Reduce::Max) && !along.contains(&(rank - 1)) {
             self.reduce_rows(dst, a, kind, along);
-            return dst_loc(dst);
+            return self.dst_loc(dst);
         }
         let len = self.f.shape(a).dims()[rank - 1];
         if kind == Reduce::Sum && along == [rank - 1] && len > 0 {
             self.sum_last(dst, a);
-            return dst_loc(dst);
+            return self.dst_loc(dst);
         }
         self.slices(a, along, &mut |t, w, out| {
             let r = t.reduce_of(kind, &|_| w.clone());
             t.write(dst, out, r);
         });
-        dst_loc(dst)
+        self.dst_loc(dst)
     }
 
     /// A sum or a maximum of `a` along axes other than its last, into
@@ -421,7 +421,7 @@ impl Translator<'_, '_> {
             }
         });
         match dst {
-            Some(dst) => dst_loc(dst),
+            Some(dst) => self.dst_loc(dst),
             None => Loc::Reg(r.expect("one slice")),
         }
     }
@@ -466,7 +466,7 @@ impl Translator<'_, '_> {
                 t.write(dst, o, y);
             });
         });
-        dst_loc(dst)
+        self.dst_loc(dst)
     }
 
     /// `v`, the `softmax` of `a` along `axis`: per slice, `e = exp(a -
@@ -480,7 +480,7 @@ impl Translator<'_, '_> {
                 t.softmax_of(&|_| w.clone(), dst);
             });
         }
-        dst_loc(dst)
+        self.dst_loc(dst)
     }
 
     /// The softmax of one slice, written at its places in `dst`; returns
@@ -544,8 +544,8 @@ impl Translator<'_, '_> {
         } else {
             self.slices(p.x, &[p.axis], &mut |t, w, _| both(t, &|_| w.clone()));
         }
-        self.set_loc(p.softmax, dst_loc(soft));
-        self.set_loc(p.log_softmax, dst_loc(log));
+        self.set_loc(p.softmax, self.dst_loc(soft));
+        self.set_loc(p.log_softmax, self.dst_loc(log));
     }
 
     /// `v`, the `log_softmax` of `args[0]` along `axis`: per slice, `x -
@@ -565,7 +565,7 @@ impl Translator<'_, '_> {
                 t.write(dst, ix, d);
             });
         });
-        dst_loc(dst)
+        self.dst_loc(dst)
     }
 }
 

@@ -8,7 +8,7 @@
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{self as cl, InstBuilder};
 
-use super::{dst_loc, Ix, Loc, Opnd, Translator};
+use super::{Ix, Loc, Opnd, Translator};
 use crate::ir::window::{Geometry, Window};
 use crate::ir::Value;
 
@@ -42,7 +42,7 @@ impl Translator<'_, '_> {
             Window::AvgPool2d { .. } => self.avgpool(&geo, a[0], dst),
             Window::AvgPoolAdjoint { .. } => self.avgpool_adjoint(&geo, a[0], dst),
         }
-        dst_loc(dst)
+        self.dst_loc(dst)
     }
 
     /// The input row (or column, `n` of them) of output position `out` at
