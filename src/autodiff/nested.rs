@@ -109,7 +109,10 @@ fn inline(f: &mut Function, sub: &Function, origin: &[Value], g: &Function) -> V
             let s = sub.inst(v);
             s.op == inst.op
                 && s.args == inst.args
-                && inst.args.iter().all(|a| map[a.index()] == origin[a.index()])
+                && inst
+                    .args
+                    .iter()
+                    .all(|a| map[a.index()] == origin[a.index()])
         };
         let w = if same {
             origin[i]
@@ -134,4 +137,21 @@ fn inline(f: &mut Function, sub: &Function, origin: &[Value], g: &Function) -> V
     }
     let grad = g.output(&Role::Grad(0)).expect("the gradient");
     map[grad.index()]
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ir::{Op, Unary};
+
+    /// A derivative appends its reverse pass only: the forward instructions
+    /// its gradient program repeats are the program's own, not copies.
+    #[test]
+    fn the_forward_instructions_are_not_copied() {
+        let src = "param w: [3]\noutput d = grad(sum(sin(w) * w), w)\nloss 0\n";
+        let typed = crate::check(src, &Default::default()).expect("checks");
+        let f = crate::lower::lower(&typed).expect("lowers");
+        let count = |u: Unary| f.insts().iter().filter(|i| i.op == Op::Unary(u)).count();
+        assert_eq!(count(Unary::Sin), 1, "{f}");
+        assert_eq!(count(Unary::Cos), 1, "{f}");
+    }
 }

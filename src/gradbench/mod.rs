@@ -410,3 +410,33 @@ fn text_field<'a>(message: &'a Value, name: &str) -> Result<&'a str, String> {
         .and_then(Value::as_str)
         .ok_or_else(|| format!("the message has no `{name}` string"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A function's program lowered with its one output only is the
+    /// whole program's, simplified without the others.
+    #[test]
+    fn one_output_is_the_whole_program_without_the_others() {
+        let eval = evals::EVALS.iter().find(|e| e.name == "ba").expect("ba");
+        let source = Source::new("ba.grad", eval.source);
+        let flags: DimFlags = vec![("N".into(), 2), ("M".into(), 3), ("P".into(), 4)];
+        let opts = CheckOptions {
+            dims: DimOptions {
+                flags,
+                data_dir: None,
+            },
+            ..CheckOptions::default()
+        };
+        for (which, name) in [(Which::Primal, "err"), (Which::Gradient, "jac")] {
+            assert_eq!(answered(eval, which), Some((Role::Output, name)));
+            let mut whole = crate::compile_source(&source, &opts).expect("compiles").ir;
+            whole.outputs.retain(|o| o.name == name);
+            crate::passes::simplify(&mut whole);
+            let one = only(&source, &opts, Role::Output, name).expect("compiles");
+            assert_eq!(one.outputs.len(), 1);
+            assert_eq!(one.to_string(), whole.to_string(), "{name}");
+        }
+    }
+}
