@@ -37,9 +37,11 @@ pub fn derivative(f: &mut Function, of: Value, wrt: Value, span: Span) -> Result
         .filter(|&v| depends[v])
         .collect();
     let mut captured: Vec<Value> = Vec::new();
+    let mut is_captured = ValueMap::new(f, false);
     for &v in &slice[1..] {
         for &a in &f.inst(v).args {
-            if !depends[a] && !captured.contains(&a) {
+            if !depends[a] && !is_captured[a] {
+                is_captured[a] = true;
                 captured.push(a);
             }
         }
@@ -57,6 +59,13 @@ pub fn derivative(f: &mut Function, of: Value, wrt: Value, span: Span) -> Result
     for (k, &c) in captured.iter().enumerate() {
         map[c] = Some(sub.push(Op::Input(k), vec![], f.inst(c).span));
     }
+    // The value of `f` each instruction of `sub` stands for, in order.
+    let origin: Vec<Value> = [wrt]
+        .iter()
+        .chain(&captured)
+        .chain(&slice[1..])
+        .copied()
+        .collect();
     for &v in &slice[1..] {
         let inst = f.inst(v);
         let args = inst
@@ -84,6 +93,65 @@ pub fn derivative(f: &mut Function, of: Value, wrt: Value, span: Span) -> Result
     // The adjoints' names (`dh` for `h`) could be taken for the program's
     // own names: the derivative's instructions stay unnamed.
     g.clear_backward_names();
-    let out = f.inline(&g, &[wrt], &captured);
-    Ok(out[0])
+    Ok(inline(f, &sub, &origin, &g))
+}
+
+/// Appends the gradient program `g` of `sub` to `f` and returns its
+/// gradient. `g` begins with `sub`'s own instructions (but for the loops
+/// that save what their reverse reads): those are the values of `f` they
+/// came from (`origin`), not copies for CSE to merge again, so that a
+/// derivative costs the lowering and the simplifier its reverse pass only.
+fn inline(f: &mut Function, sub: &Function, origin: &[Value], g: &Function) -> Value {
+    let mut map: Vec<Value> = Vec::with_capacity(g.len());
+    for (v, inst) in g.iter() {
+        let i = v.index();
+        let same = i < sub.len() && {
+            let s = sub.inst(v);
+            s.op == inst.op
+                && s.args == inst.args
+                && inst
+                    .args
+                    .iter()
+                    .all(|a| map[a.index()] == origin[a.index()])
+        };
+        let w = if same {
+            origin[i]
+        } else {
+            match inst.op {
+                Op::Param(0) => origin[0],
+                Op::Input(k) => origin[1 + k],
+                _ => {
+                    let args = inst.args.iter().map(|a| map[a.index()]).collect();
+                    let w = f.push(inst.op.clone(), args, inst.span);
+                    if let Some(name) = &inst.name {
+                        f.set_name(w, name);
+                    }
+                    if let Some(b) = inst.backward {
+                        f.mark_backward(w.index(), b);
+                    }
+                    w
+                }
+            }
+        };
+        map.push(w);
+    }
+    let grad = g.output(&Role::Grad(0)).expect("the gradient");
+    map[grad.index()]
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ir::{Op, Unary};
+
+    /// A derivative appends its reverse pass only: the forward instructions
+    /// its gradient program repeats are the program's own, not copies.
+    #[test]
+    fn the_forward_instructions_are_not_copied() {
+        let src = "param w: [3]\noutput d = grad(sum(sin(w) * w), w)\nloss 0\n";
+        let typed = crate::check(src, &Default::default()).expect("checks");
+        let f = crate::lower::lower(&typed).expect("lowers");
+        let count = |u: Unary| f.insts().iter().filter(|i| i.op == Op::Unary(u)).count();
+        assert_eq!(count(Unary::Sin), 1, "{f}");
+        assert_eq!(count(Unary::Cos), 1, "{f}");
+    }
 }

@@ -214,7 +214,7 @@ impl Runs {
 }
 
 /// The eval's program compiled for these sizes: its loss, or its gradient
-/// program.
+/// program, or the one output a function answers.
 fn compile(
     eval: &Eval,
     dims: &DimFlags,
@@ -229,32 +229,59 @@ fn compile(
         },
         ..CheckOptions::default()
     };
-    let compiled = crate::compile_source(&source, &opts).map_err(|e| e.render(false))?;
-    let f = match (which, eval.derivative) {
-        (Which::Output(name), _) => only(compiled.ir, |o| o.role == Role::Output && o.name == name),
-        // The program computes its derivative itself: each function is the
-        // program with only the output it answers.
-        (Which::Primal, Some(_)) => only(compiled.ir, |o| match eval.output {
-            Some(name) => o.role == Role::Output && o.name == name,
-            None => o.role == Role::Loss,
-        }),
-        (Which::Gradient, Some(name)) => {
-            only(compiled.ir, |o| o.role == Role::Output && o.name == name)
+    let f = match answered(eval, which) {
+        Some((role, name)) => only(&source, &opts, role, name)?,
+        None => {
+            let compiled = crate::compile_source(&source, &opts).map_err(|e| e.render(false))?;
+            match which {
+                Which::Gradient => compiled
+                    .gradient()
+                    .map_err(|d| d.render(&source.name, &source.text, false))?,
+                _ => compiled.ir,
+            }
         }
-        (Which::Primal, None) => compiled.ir,
-        (Which::Gradient, None) => compiled
-            .gradient()
-            .map_err(|d| d.render(&source.name, &source.text, false))?,
     };
     Evaluator::new(&f, backend).map_err(|e| crate::eval::compile_failed(e).render(false))
 }
 
-/// `f` with only the outputs `keep` chooses, and without the work of the
-/// others.
-fn only(mut f: Function, keep: impl Fn(&crate::ir::Output) -> bool) -> Function {
-    f.outputs.retain(keep);
+/// The one output of the program (by role and name) that the function
+/// answers, when the program computes it itself: one of the eval's
+/// `functions`, or the `output` or `derivative` of an eval whose program
+/// computes its derivative (each function is then the program with only
+/// the output it answers). `None` for the loss and its gradient program.
+fn answered(eval: &Eval, which: Which) -> Option<(Role, &'static str)> {
+    match (which, eval.derivative) {
+        (Which::Output(name), _) | (Which::Gradient, Some(name)) => Some((Role::Output, name)),
+        (Which::Primal, Some(_)) => Some(match eval.output {
+            Some(name) => (Role::Output, name),
+            None => (Role::Loss, "loss"),
+        }),
+        (_, None) => None,
+    }
+}
+
+/// The program with only its output `name` of `role`: the others are not
+/// lowered (a function of `saddle` lowers one of its four descents, not
+/// all), and the work they alone need is removed.
+fn only(
+    source: &std::sync::Arc<Source>,
+    opts: &CheckOptions,
+    role: Role,
+    name: &str,
+) -> Result<Function, String> {
+    let in_source = |d| crate::diagnostic::Error::in_source(source, d).render(false);
+    let mut typed = crate::check(&source.text, opts).map_err(in_source)?;
+    typed.metrics.clear();
+    typed
+        .outputs
+        .retain(|o| role == Role::Output && o.name == name);
+    if role != Role::Loss {
+        typed.loss = None;
+    }
+    let mut f = crate::lower::lower(&typed).map_err(in_source)?;
+    f.outputs.retain(|o| o.role == role && o.name == name);
     crate::passes::simplify(&mut f);
-    f
+    Ok(f)
 }
 
 /// The values of `slots` (the function's parameters or inputs) taken from
@@ -382,4 +409,34 @@ fn text_field<'a>(message: &'a Value, name: &str) -> Result<&'a str, String> {
         .get(name)
         .and_then(Value::as_str)
         .ok_or_else(|| format!("the message has no `{name}` string"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A function's program lowered with its one output only is the
+    /// whole program's, simplified without the others.
+    #[test]
+    fn one_output_is_the_whole_program_without_the_others() {
+        let eval = evals::EVALS.iter().find(|e| e.name == "ba").expect("ba");
+        let source = Source::new("ba.grad", eval.source);
+        let flags: DimFlags = vec![("N".into(), 2), ("M".into(), 3), ("P".into(), 4)];
+        let opts = CheckOptions {
+            dims: DimOptions {
+                flags,
+                data_dir: None,
+            },
+            ..CheckOptions::default()
+        };
+        for (which, name) in [(Which::Primal, "err"), (Which::Gradient, "jac")] {
+            assert_eq!(answered(eval, which), Some((Role::Output, name)));
+            let mut whole = crate::compile_source(&source, &opts).expect("compiles").ir;
+            whole.outputs.retain(|o| o.name == name);
+            crate::passes::simplify(&mut whole);
+            let one = only(&source, &opts, Role::Output, name).expect("compiles");
+            assert_eq!(one.outputs.len(), 1);
+            assert_eq!(one.to_string(), whole.to_string(), "{name}");
+        }
+    }
 }

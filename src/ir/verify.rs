@@ -239,6 +239,11 @@ fn gather_shape(x: &Shape, i: &Shape) -> Result<Shape, String> {
 /// The packed result of a loop whose arguments have the given shapes; the
 /// body must take them as its parameters (the carried values first, returned
 /// again in the same shapes) and the step as its one scalar input.
+///
+/// Only the body's interface is checked here: its instructions had their
+/// shapes checked as they were pushed, so a loop pushed onto a function (at
+/// every level of nested loops, and at every rewrite of one) does not check
+/// its whole body again; [`verify`] checks bodies, recursively.
 fn loop_shape(l: &Loop, args: &[&Shape]) -> Result<Shape, String> {
     let b = &l.body;
     if b.params.len() != args.len() || l.carries > args.len() {
@@ -271,6 +276,9 @@ fn loop_shape(l: &Loop, args: &[&Shape]) -> Result<Shape, String> {
             l.carries
         ));
     }
+    if let Some(o) = b.outputs.iter().find(|o| o.value.index() >= b.insts.len()) {
+        return Err(format!("a loop body's output {} is undefined", o.name));
+    }
     for k in 0..l.carries {
         let out = b.shape(b.outputs[k].value);
         if out != &b.params[k].shape {
@@ -280,7 +288,6 @@ fn loop_shape(l: &Loop, args: &[&Shape]) -> Result<Shape, String> {
             ));
         }
     }
-    verify(b).map_err(|e| format!("in a loop body: {e}"))?;
     Ok(Shape::vector(l.offsets().1))
 }
 
@@ -338,6 +345,9 @@ pub fn verify(f: &Function) -> Result<(), String> {
         }
         let shapes: Vec<&Shape> = inst.args.iter().map(|&a| f.shape(a)).collect();
         let shape = result_shape(f, &inst.op, &shapes).map_err(|e| format!("%{i}: {e}"))?;
+        if let Op::Loop(l) = &inst.op {
+            verify(&l.body).map_err(|e| format!("%{i}: in a loop body: {e}"))?;
+        }
         if shape != inst.shape {
             return Err(format!(
                 "%{i} is recorded as {} but {:?} gives {shape}",
