@@ -269,21 +269,14 @@ fn tangent(e: &mut Emit, op: &Op, args: &[Value], y: Value, d: &[Option<Value>])
         }
         // The row of the tangent; the index is discrete.
         Op::Index => d[0].map(|t| e.push(Op::Index, vec![t, a(1)])),
-        Op::IndexAdd => {
+        // A row added, or put, into the tangent; the index is discrete.
+        Op::IndexAdd | Op::IndexSet => {
             if d[0].is_none() && d[1].is_none() {
                 return None;
             }
             let acc = e.or_zeros(d[0], a(0));
             let g = e.or_zeros(d[1], a(1));
-            Some(e.push(Op::IndexAdd, vec![acc, g, a(2)]))
-        }
-        Op::IndexSet => {
-            if d[0].is_none() && d[1].is_none() {
-                return None;
-            }
-            let x = e.or_zeros(d[0], a(0));
-            let r = e.or_zeros(d[1], a(1));
-            Some(e.push(Op::IndexSet, vec![x, r, a(2)]))
+            Some(e.push(op.clone(), vec![acc, g, a(2)]))
         }
         // The rows of the tangent; the indices are discrete.
         Op::Gather => d[0].map(|t| e.push(Op::Gather, vec![t, a(1)])),

@@ -145,22 +145,14 @@ pub fn result_shape(f: &Function, op: &Op, args: &[&Shape]) -> Result<Shape, Str
             arity(2)?;
             index_shape(args[0], args[1])
         }
-        Op::IndexAdd => {
+        Op::IndexAdd | Op::IndexSet => {
             arity(3)?;
             let row = index_shape(args[0], args[2])?;
             if &row == args[1] {
                 Ok(args[0].clone())
             } else {
-                Err(format!("index_add of {} into rows of {row}", args[1]))
-            }
-        }
-        Op::IndexSet => {
-            arity(3)?;
-            let row = index_shape(args[0], args[2])?;
-            if &row == args[1] {
-                Ok(args[0].clone())
-            } else {
-                Err(format!("index_set of {} into rows of {row}", args[1]))
+                let name = crate::ir::printer::mnemonic(op);
+                Err(format!("{name} of {} into rows of {row}", args[1]))
             }
         }
         Op::Gather => {
