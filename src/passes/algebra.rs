@@ -190,6 +190,9 @@ fn rule(out: &mut Function, inst: &Inst) -> Option<Value> {
             if let Some(part) = packed_part(out, x, axes) {
                 return Some(part);
             }
+            if let Some(part) = super::placed::concat_part(out, x, axes) {
+                return Some(part);
+            }
             // What an `unslice` placed, or zeros beside it.
             if let Op::Unslice(placed, _) = &out.inst(x).op {
                 let inner = out.inst(x).args[0];

@@ -1,10 +1,10 @@
 //! Sums of tensors placed into zeros at places that do not meet, the
 //! adjoints of slices of one value (a gradient adds one `unslice` per
 //! slice read: the four gates an LSTM slices from one row of weights): they
-//! are the pieces side by side, a `concat`, with no addition.
-//!
-//! `x + 0 -> x` on each element, so the sign of a zero aside, as
-//! [`super::algebra`]'s identities.
+//! are the pieces side by side, a `concat`, with no addition (`x + 0 ->
+//! x` on each element, so the sign of a zero aside, as
+//! [`super::algebra`]'s identities). And a slice of a `concat` at exactly
+//! one part is that part.
 
 use super::splat;
 use crate::ir::{Function, Op, SliceAxis, Value};
@@ -54,6 +54,31 @@ pub fn flattened(f: &mut Function, args: &[Value], span: Span) -> Option<Value> 
         })
         .collect();
     Some(f.push(Op::Concat, parts, span))
+}
+
+/// `concat(p0, p1, ...)[lo..hi, :, ...]` is the part `pk` that lies at
+/// exactly `lo..hi` of the leading axis.
+pub fn concat_part(f: &Function, x: Value, axes: &[SliceAxis]) -> Option<Value> {
+    let inst = f.inst(x);
+    if inst.op != Op::Concat {
+        return None;
+    }
+    let (SliceAxis::Range(lo, hi), rest) = axes.split_first()? else {
+        return None;
+    };
+    let whole = rest
+        .iter()
+        .zip(&f.shape(x).dims()[1..])
+        .all(|(ax, &n)| *ax == SliceAxis::Range(0, n));
+    let mut at = 0;
+    for &p in &inst.args {
+        let n = f.shape(p).dims()[0];
+        if whole && (at, at + n) == (*lo, *hi) {
+            return Some(p);
+        }
+        at += n;
+    }
+    None
 }
 
 /// If `v` is an `unslice` into `s` at one position or a range of its
@@ -159,5 +184,29 @@ mod tests {
             sexpr(&f, f.outputs[0].value),
             "(add (unslice (mul x x)) (unslice (mul x x)))"
         );
+    }
+
+    /// A slice of a `concat` at exactly one part is that part; one across
+    /// two parts stays.
+    #[test]
+    fn a_slice_of_a_concat_at_a_part_is_the_part() {
+        let sp = Span::default();
+        let mut f = parse("x");
+        let x = f.outputs[0].value;
+        let sq = f.push(Op::Binary(Binary::Mul), vec![x, x], sp);
+        let joined = f.push(Op::Concat, vec![x, sq], sp);
+        for (lo, hi, want) in [
+            (3, 6, "(mul x x)"),
+            (0, 3, "x"),
+            (2, 5, "(slice (concat x (mul x x)))"),
+        ] {
+            let mut g = f.clone();
+            let part = g.push(Op::Slice(vec![SliceAxis::Range(lo, hi)]), vec![joined], sp);
+            g.outputs[0].value = part;
+            let before = g.clone();
+            super::super::simplify(&mut g);
+            assert_same_outputs(&before, &g);
+            assert_eq!(sexpr(&g, g.outputs[0].value), want);
+        }
     }
 }
