@@ -467,7 +467,6 @@ impl<'a, 'b> Translator<'a, 'b> {
     }
 }
 
-/// The location of a result written to its scratch slot.
 impl Translator<'_, '_> {
     /// The location of a destination: a scratch slot, or a row of a loop's
     /// value at an address computed at run time.
