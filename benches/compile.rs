@@ -1,14 +1,17 @@
 //! Compile time: from the source text of every `examples/*.grad` to a
 //! callable gradient (parse, check, lower, simplify, autodiff, simplify,
 //! Cranelift JIT of the batched function), and the front end alone (up to
-//! the simplified gradient IR), to show the JIT's share; and the JIT alone
-//! of the single-example forward and gradient functions, from their IR.
+//! the simplified gradient IR), to show the JIT's share; the JIT alone
+//! of the single-example forward and gradient functions, from their IR; and
+//! what `gradc gradbench` reports as a function's `"compile"` timing, for
+//! the GradBench evals at one of their default sizes each.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use gradc::eval::Backend;
 
 /// The front end and autodiff: source text to the simplified gradient IR.
 fn gradient_ir(src: &str) -> gradc::ir::Function {
@@ -64,6 +67,56 @@ fn jit_single_example(c: &mut Criterion) {
     group.finish();
 }
 
+/// GradBench functions at one of their eval's default sizes (the sizes
+/// named as the programs in `gradbench/` name them): the largest program of
+/// each eval, or the one that takes longest to compile.
+const GRADBENCH: &[(&str, &[&str], &[(&str, usize)])] = &[
+    ("lse", &["primal", "gradient"], &[("N", 10000)]),
+    ("llsq", &["primal", "gradient"], &[("N", 1024), ("M", 128)]),
+    (
+        "gmm",
+        &["objective", "jacobian"],
+        &[("N", 1000), ("D", 32), ("K", 10)],
+    ),
+    ("ode", &["primal", "gradient"], &[("N", 10000), ("S", 10)]),
+    (
+        "lstm",
+        &["objective", "jacobian"],
+        &[("L", 2), ("B", 14), ("C", 1024)],
+    ),
+    ("det", &["primal", "gradient"], &[("L", 11), ("P", 1 << 11)]),
+    (
+        "kmeans",
+        &["cost", "dir"],
+        &[("N", 10000), ("K", 100), ("D", 8)],
+    ),
+    (
+        "ba",
+        &["objective", "jacobian"],
+        &[("N", 21), ("M", 11315), ("P", 36455)],
+    ),
+    ("saddle", &["ff", "fr", "rf", "rr"], &[]),
+    ("particle", &["ff", "fr", "rf", "rr"], &[]),
+];
+
+/// `gradc gradbench`'s compilation of one function for one size: source
+/// text to the JIT's code.
+fn gradbench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("gradbench");
+    for &(module, functions, dims) in GRADBENCH {
+        let dims: Vec<(String, usize)> = dims.iter().map(|&(d, n)| (d.to_string(), n)).collect();
+        for function in functions {
+            group.bench_function(format!("{module}/{function}"), |b| {
+                b.iter(|| {
+                    gradc::gradbench::compile_function(module, function, &dims, Backend::Jit)
+                        .expect("the function compiles")
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     // No plots: plotters finds no font here, and the figures are in the text.
@@ -72,6 +125,6 @@ criterion_group! {
         .sample_size(20)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = compile_examples, jit_single_example
+    targets = compile_examples, jit_single_example, gradbench
 }
 criterion_main!(benches);

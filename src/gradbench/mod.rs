@@ -121,25 +121,7 @@ impl Tool {
     fn evaluate(&mut self, message: &Value) -> Result<(Value, Vec<Value>), String> {
         let eval = evals::find(text_field(message, "module")?)?;
         let function = text_field(message, "function")?;
-        let which = if let Some(&name) = eval.functions.iter().find(|&&f| f == function) {
-            Which::Output(name)
-        } else if !eval.primal.is_empty() && function == eval.primal {
-            Which::Primal
-        } else if !eval.gradient.is_empty() && function == eval.gradient {
-            Which::Gradient
-        } else {
-            let names: Vec<String> = [eval.primal, eval.gradient]
-                .iter()
-                .chain(eval.functions)
-                .filter(|f| !f.is_empty())
-                .map(|f| format!("`{f}`"))
-                .collect();
-            return Err(format!(
-                "`{}` has no function `{function}` (it has {})",
-                eval.name,
-                names.join(", ")
-            ));
-        };
+        let which = which(eval, function)?;
         let input = message.get("input").ok_or("the message has no `input`")?;
         let runs = Runs::of(input)?;
         let point = (eval.read)(input)?;
@@ -179,6 +161,42 @@ impl Tool {
         }
         Ok((output, timings))
     }
+}
+
+/// The function of `eval` named `function`.
+fn which(eval: &Eval, function: &str) -> Result<Which, String> {
+    if let Some(&name) = eval.functions.iter().find(|&&f| f == function) {
+        Ok(Which::Output(name))
+    } else if !eval.primal.is_empty() && function == eval.primal {
+        Ok(Which::Primal)
+    } else if !eval.gradient.is_empty() && function == eval.gradient {
+        Ok(Which::Gradient)
+    } else {
+        let names: Vec<String> = [eval.primal, eval.gradient]
+            .iter()
+            .chain(eval.functions)
+            .filter(|f| !f.is_empty())
+            .map(|f| format!("`{f}`"))
+            .collect();
+        Err(format!(
+            "`{}` has no function `{function}` (it has {})",
+            eval.name,
+            names.join(", ")
+        ))
+    }
+}
+
+/// The program `evaluate` compiles for `module`'s `function` at the sizes
+/// `dims` (named as the module's program names them): for timing the
+/// compilation alone (`benches/compile.rs`).
+pub fn compile_function(
+    module: &str,
+    function: &str,
+    dims: &DimFlags,
+    backend: Backend,
+) -> Result<Evaluator, String> {
+    let eval = evals::find(module)?;
+    compile(eval, dims, which(eval, function)?, backend)
 }
 
 /// GradBench's `Runs`: how often to run a function, at least.

@@ -242,3 +242,4 @@ mod gather;
 mod ops;
 mod products;
 mod rows;
+mod tails;

@@ -53,7 +53,9 @@ impl Translator<'_, '_> {
             sums,
         };
         let (lanes, vt, st) = (self.lanes, self.vt, self.st);
-        if simd {
+        if simd && n % lanes != 0 && self.recomputable(&r, n) {
+            self.for_each_overlapped(n, lanes, &mut |t, ix| t.element(&r, ix, vt));
+        } else if simd {
             self.for_each_step(n - n % lanes, lanes, &mut |t, ix| t.element(&r, ix, vt));
             for k in n - n % lanes..n {
                 self.element(&r, Ix::c(k), st);
@@ -69,6 +71,35 @@ impl Translator<'_, '_> {
                 self.set_loc(v, self.dst_loc(dst));
             }
         }
+    }
+
+    /// Whether the run may compute an element twice, with the same bits:
+    /// it adds up nothing, and it stores only to scratch slots that no
+    /// tensor it reads shares. The layout gives a step's results slots
+    /// free at that step, so this holds of every scratch slot; a stacked
+    /// row, and a tensor read through a pointer computed at run time, are
+    /// not compared and do not qualify.
+    fn recomputable(&self, r: &Run, n: usize) -> bool {
+        if r.members.contains(&Member::Sum) {
+            return false;
+        }
+        let mut written = Vec::with_capacity(r.dests.len());
+        for dst in r.dests.values() {
+            match *dst {
+                Opnd::Mem { ptr, off, .. } if ptr == self.scratch => written.push(off..off + n),
+                _ => return false,
+            }
+        }
+        r.outside.keys().all(|&a| match self.loc(a) {
+            Loc::Reg(_) | Loc::Table(..) | Loc::Data(..) => true,
+            Loc::Scratch(off) => {
+                let read = off..off + self.f.shape(a).size();
+                written
+                    .iter()
+                    .all(|w| w.end <= read.start || read.end <= w.start)
+            }
+            Loc::Ptr(..) | Loc::Row(..) => false,
+        })
     }
 
     /// The operands of the arguments from outside the run: scalars loaded

@@ -32,6 +32,50 @@ impl Translator<'_, '_> {
         self.counted_loop(step, Bound::Const(n), body);
     }
 
+    /// Runs `body` at every index in `0..n` with a step of `step`, the last
+    /// step at `n - step` (`n` is at least `step`): the elements the steps
+    /// before it reached are computed again, in place of a tail of single
+    /// elements, for a body that may run twice at one index.
+    pub(super) fn for_each_overlapped(
+        &mut self,
+        n: usize,
+        step: usize,
+        body: &mut dyn FnMut(&mut Self, Ix),
+    ) {
+        let last = n - step;
+        if n.div_ceil(step) <= UNROLL {
+            for k in (0..last).step_by(step).chain([last]) {
+                body(self, Ix::c(k));
+            }
+            return;
+        }
+        let counter = self.b.declare_var(self.ptr);
+        let zero = self.b.ins().iconst(self.ptr, 0);
+        self.b.def_var(counter, zero);
+        let header = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(header);
+        let i = self.b.use_var(counter);
+        body(
+            self,
+            Ix {
+                dynamic: Some(i),
+                konst: 0,
+            },
+        );
+        let next = self.b.ins().iadd_imm_s(i, step as i64);
+        let more = self
+            .b
+            .ins()
+            .icmp_imm_u(IntCC::UnsignedLessThan, next, n as i64);
+        let last = self.b.ins().iconst(self.ptr, last as i64);
+        let next = self.b.ins().umin(next, last);
+        self.b.def_var(counter, next);
+        self.b.ins().brif(more, header, &[], exit, &[]);
+        self.b.switch_to_block(exit);
+    }
+
     /// A loop `for i in (0..bound).step_by(step)` in the generated code, with
     /// the test at the bottom: the bound must be at least 1.
     fn counted_loop(&mut self, step: usize, bound: Bound, body: &mut dyn FnMut(&mut Self, Ix)) {

@@ -196,6 +196,9 @@ struct Translator<'a, 'b> {
     stacked: Vec<(Value, Opnd)>,
     /// Constants defined so far, which names those of loop bodies apart.
     body_consts: usize,
+    /// The index arithmetic emitted so far in the current block (see
+    /// [`Translator::index_op`]).
+    index_ops: HashMap<(cl::Block, IndexOp, cl::Value, i64), cl::Value>,
 }
 
 /// Data that no generated store touches.
@@ -247,6 +250,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             in_place: Vec::new(),
             stacked: Vec::new(),
             body_consts: 0,
+            index_ops: HashMap::new(),
         }
     }
 
@@ -332,8 +336,8 @@ impl<'a, 'b> Translator<'a, 'b> {
         let base = match ix.dynamic {
             None => ptr,
             Some(d) => {
-                let bytes = self.b.ins().ishl_imm_u(d, self.shift);
-                self.b.ins().iadd(ptr, bytes)
+                let bytes = self.index_op(IndexOp::Shl, d, self.shift);
+                self.index_op(IndexOp::Add, ptr, d_key(bytes))
             }
         };
         let k = (off + ix.konst) << self.shift;
@@ -375,6 +379,28 @@ impl<'a, 'b> Translator<'a, 'b> {
         }
     }
 
+    /// `a << k`, `a * k` or `a + b` (`k` the [`d_key`] of `b`) on indices
+    /// and addresses, emitted once per block: a body reading and writing
+    /// several operands at one index computes each address once, which
+    /// leaves Cranelift fewer copies to merge. A value is reused only in
+    /// the block that defines it, which it dominates.
+    fn index_op(&mut self, op: IndexOp, a: cl::Value, k: i64) -> cl::Value {
+        let block = self.b.current_block().expect("translating inside a block");
+        if let Some(&x) = self.index_ops.get(&(block, op, a, k)) {
+            return x;
+        }
+        let x = match op {
+            IndexOp::Shl => self.b.ins().ishl_imm_u(a, k),
+            IndexOp::Mul => self.b.ins().imul_imm_s(a, k),
+            IndexOp::Add => {
+                let b = cl::Value::from_u32(k as u32);
+                self.b.ins().iadd(a, b)
+            }
+        };
+        self.index_ops.insert((block, op, a, k), x);
+        x
+    }
+
     /// `sum(terms[t].0 * terms[t].1) + k`.
     fn lin(&mut self, terms: &[(Ix, usize)], k: usize) -> Ix {
         let mut out = Ix::c(k);
@@ -384,11 +410,11 @@ impl<'a, 'b> Translator<'a, 'b> {
                 let scaled = if stride == 1 {
                     d
                 } else {
-                    self.b.ins().imul_imm_s(d, stride as i64)
+                    self.index_op(IndexOp::Mul, d, stride as i64)
                 };
                 out.dynamic = Some(match out.dynamic {
                     None => scaled,
-                    Some(acc) => self.b.ins().iadd(acc, scaled),
+                    Some(acc) => self.index_op(IndexOp::Add, acc, d_key(scaled)),
                 });
             }
         }
@@ -477,6 +503,20 @@ impl Translator<'_, '_> {
             Opnd::Reg(_) => unreachable!("destinations are memory"),
         }
     }
+}
+
+/// The integer operations [`Translator::index_op`] keeps.
+#[derive(Copy, Clone, PartialEq, Eq, Hash)]
+enum IndexOp {
+    Shl,
+    Mul,
+    Add,
+}
+
+/// A Cranelift value as the key of [`Translator::index_op`]'s second
+/// operand.
+fn d_key(v: cl::Value) -> i64 {
+    i64::from(v.as_u32())
 }
 
 /// The byte offset of the `k`-th f64 (or pointer) of a buffer.

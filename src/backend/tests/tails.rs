@@ -1,0 +1,62 @@
+//! A fused run over an odd number of elements ends with one more pair,
+//! overlapping the pair before it, in place of a single element, when
+//! computing an element twice gives the same bits: the run adds nothing up
+//! and stores nowhere it reads.
+
+use super::*;
+
+/// `exp(x) * x + x` of one input of `n` elements, fused into one run.
+fn chain(n: usize) -> Function {
+    let (mut f, _, x) = function(&[], &[Shape(vec![n])]);
+    let e = push(&mut f, Op::Unary(Unary::Exp), &[x[0]]);
+    let m = push(&mut f, Op::Binary(Binary::Mul), &[e, x[0]]);
+    let y = push(&mut f, Op::Binary(Binary::Add), &[m, x[0]]);
+    output(&mut f, y);
+    f
+}
+
+/// Whether `f`'s code ends a loop with the overlapping pair (the clamp of
+/// its index to `n - 2`).
+fn overlaps(f: &Function) -> bool {
+    clif_text(f).unwrap().contains("umin")
+}
+
+#[test]
+fn odd_runs_end_with_an_overlapping_pair() {
+    for n in [3, 5, 9, 11, 37] {
+        let f = chain(n);
+        agree_on_values(&f);
+        // Short runs are unrolled, their last pair too.
+        assert_eq!(overlaps(&f), n > 8, "n = {n}");
+    }
+    // An even run has no tail.
+    assert!(!overlaps(&chain(38)));
+}
+
+/// A run's results take slots free at its step (`plan::layout`), none a
+/// tensor it reads; with one of its arguments kept alive as an output too,
+/// the run still ends with the overlapping pair.
+#[test]
+fn a_run_beside_what_it_reads_overlaps() {
+    let (mut f, _, x) = function(&[], &[Shape(vec![10]), Shape(vec![11])]);
+    let c = push(&mut f, Op::Concat, &[x[0], x[1]]);
+    let e = push(&mut f, Op::Unary(Unary::Exp), &[c]);
+    let y = push(&mut f, Op::Binary(Binary::Mul), &[e, c]);
+    output(&mut f, y);
+    output(&mut f, c);
+    agree_on_values(&f);
+    assert!(overlaps(&f));
+}
+
+/// A sum in the run would add the overlapped elements twice.
+#[test]
+fn a_run_with_a_sum_keeps_its_tail() {
+    let (mut f, _, x) = function(&[], &[Shape(vec![21])]);
+    let e = push(&mut f, Op::Unary(Unary::Exp), &[x[0]]);
+    let m = push(&mut f, Op::Binary(Binary::Mul), &[e, x[0]]);
+    let s = push(&mut f, Op::Sum, &[m]);
+    output(&mut f, s);
+    output(&mut f, m);
+    agree_on_values(&f);
+    assert!(!overlaps(&f));
+}
