@@ -67,10 +67,13 @@ fn jit_single_example(c: &mut Criterion) {
     group.finish();
 }
 
+/// A module, its functions, and sizes for them.
+type Case = (&'static str, &'static [&'static str], &'static [(&'static str, usize)]);
+
 /// GradBench functions at one of their eval's default sizes (the sizes
 /// named as the programs in `gradbench/` name them): the largest program of
 /// each eval, or the one that takes longest to compile.
-const GRADBENCH: &[(&str, &[&str], &[(&str, usize)])] = &[
+const GRADBENCH: &[Case] = &[
     ("lse", &["primal", "gradient"], &[("N", 10000)]),
     ("llsq", &["primal", "gradient"], &[("N", 1024), ("M", 128)]),
     (

@@ -53,7 +53,7 @@ impl Translator<'_, '_> {
             sums,
         };
         let (lanes, vt, st) = (self.lanes, self.vt, self.st);
-        if simd && n % lanes != 0 && self.recomputable(&r, n) {
+        if simd && !n.is_multiple_of(lanes) && self.recomputable(&r, n) {
             self.for_each_overlapped(n, lanes, &mut |t, ix| t.element(&r, ix, vt));
         } else if simd {
             self.for_each_step(n - n % lanes, lanes, &mut |t, ix| t.element(&r, ix, vt));
