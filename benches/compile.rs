@@ -68,7 +68,11 @@ fn jit_single_example(c: &mut Criterion) {
 }
 
 /// A module, its functions, and sizes for them.
-type Case = (&'static str, &'static [&'static str], &'static [(&'static str, usize)]);
+type Case = (
+    &'static str,
+    &'static [&'static str],
+    &'static [(&'static str, usize)],
+);
 
 /// GradBench functions at one of their eval's default sizes (the sizes
 /// named as the programs in `gradbench/` name them): the largest program of

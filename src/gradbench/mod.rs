@@ -4,7 +4,9 @@
 //!
 //! - `start`: the tool's name.
 //! - `define` of a module (an eval): `success` when gradc has a program for
-//!   it ([`evals`]), else `success: false` and the reason.
+//!   it ([`evals`]), else `success: false` and the reason. The first
+//!   `define` compiles a small program of the tool's own ([`WARM_UP`]), so
+//!   that the process's first compilation is not the first function's.
 //! - `evaluate` of a function of the module on an `input`: the program,
 //!   compiled for the input's sizes (once per distinct set of sizes, then
 //!   kept), run `min_runs` times and for `min_seconds` at least (GradBench's
@@ -74,13 +76,29 @@ enum Which {
 pub struct Tool {
     backend: Backend,
     programs: HashMap<(&'static str, DimFlags, Which), Evaluator>,
+    /// Whether a `define` has compiled [`WARM_UP`] yet.
+    warm: bool,
 }
+
+/// A program the first `define` compiles, with its gradient, and throws
+/// away: a fresh process's first compilation pays 2–3 ms more than later
+/// ones (the compiler's code paged in and its first allocations), a cost
+/// of starting the tool that belongs to `define`, which prepares a module,
+/// rather than to the `"compile"` timing of the module's first function.
+const WARM_UP: &str = "dim N
+param w: [N, N]
+param b: [N]
+input x: [N]
+let h = tanh(w @ x + b)
+loss log(sum(exp(h)))
+";
 
 impl Tool {
     pub fn new(backend: Backend) -> Tool {
         Tool {
             backend,
             programs: HashMap::new(),
+            warm: false,
         }
     }
 
@@ -98,7 +116,10 @@ impl Tool {
         Some(match kind {
             Some("start") => json!({ "id": id, "tool": TOOL_NAME }),
             Some("define") => match text_field(&message, "module").and_then(evals::find) {
-                Ok(_) => json!({ "id": id, "success": true }),
+                Ok(_) => {
+                    self.warm_up();
+                    json!({ "id": id, "success": true })
+                }
                 Err(reason) => failure(id, reason),
             },
             Some("evaluate") => match self.evaluate(&message) {
@@ -117,6 +138,15 @@ impl Tool {
         })
     }
 
+    /// Compiles [`WARM_UP`] and its gradient the first time it is called.
+    /// A failure (a host the JIT does not support) is the module's
+    /// functions' failure too, reported when they compile.
+    fn warm_up(&mut self) {
+        if !std::mem::replace(&mut self.warm, true) {
+            let _ = warm_up(self.backend);
+        }
+    }
+
     /// An `evaluate` message's output and timings.
     fn evaluate(&mut self, message: &Value) -> Result<(Value, Vec<Value>), String> {
         let eval = evals::find(text_field(message, "module")?)?;
@@ -131,6 +161,7 @@ impl Tool {
             let start = Instant::now();
             let program = compile(eval, &point.dims, which, self.backend)?;
             timings.push(timing("compile", start));
+
             self.programs.insert(key.clone(), program);
         }
         let program = &self.programs[&key];
@@ -161,6 +192,26 @@ impl Tool {
         }
         Ok((output, timings))
     }
+}
+
+/// [`WARM_UP`] and its gradient compiled, and thrown away.
+fn warm_up(backend: Backend) -> Result<(), String> {
+    let source = Source::new("warm-up.grad", WARM_UP);
+    let opts = CheckOptions {
+        dims: DimOptions {
+            flags: vec![("N".to_string(), 8)],
+            data_dir: None,
+        },
+        ..CheckOptions::default()
+    };
+    let compiled = crate::compile_source(&source, &opts).map_err(|e| e.render(false))?;
+    let gradient = compiled
+        .gradient()
+        .map_err(|d| d.render(&source.name, &source.text, false))?;
+    for f in [&compiled.ir, &gradient] {
+        Evaluator::new(f, backend).map_err(|e| crate::eval::compile_failed(e).render(false))?;
+    }
+    Ok(())
 }
 
 /// The function of `eval` named `function`.
@@ -432,6 +483,15 @@ fn text_field<'a>(message: &'a Value, name: &str) -> Result<&'a str, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The program `define` compiles to warm the compiler up compiles, on
+    /// both backends.
+    #[test]
+    fn the_warm_up_program_compiles() {
+        for backend in [Backend::Jit, Backend::Interp] {
+            warm_up(backend).unwrap();
+        }
+    }
 
     /// A function's program lowered with its one output only is the
     /// whole program's, simplified without the others.
