@@ -11,7 +11,7 @@ least `min_runs` runs and `min_seconds`, each run waited for with
 (largest difference over the largest magnitude of gradc's, at most 1e-8).
 Prints one Markdown table; without JAX, gradc's figures alone.
 
-    /tmp/peers/bin/python gradbench/jax_peers.py target/release/gradc [EVAL ...]
+    /tmp/peers/bin/python gradbench/jax_peers.py target/release/gradc [--flush-subnormals] [EVAL ...]
 
 EVALs among gmm, lstm, lse, llsq, ode, kmeans, det (all, in that order,
 when none is named).
@@ -276,7 +276,7 @@ def run(gradc, name):
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
-    gradc, names = sys.argv[1], sys.argv[2:] or ORDER
+    gradc, names = sys.argv[1], measure.split_options(sys.argv[2:]) or ORDER
     unknown = [n for n in names if n not in ORDER]
     if unknown:
         sys.exit(f"unknown eval(s) {', '.join(unknown)}: choose among {', '.join(ORDER)}")

@@ -8,7 +8,10 @@ derivative's time to the primal's (medians of the "evaluate" timings); for
 a row per function with its time.
 
     cargo build --release
-    python3 gradbench/measure.py target/release/gradc [EVAL ...]
+    python3 gradbench/measure.py target/release/gradc [--flush-subnormals] [EVAL ...]
+
+Options before the evals (`--flush-subnormals`) are passed to `gradc
+gradbench`.
 """
 import json
 import random
@@ -113,9 +116,14 @@ EVALS = {"lse": (lse, "primal", "gradient"),
          "ba": (ba, "objective", "jacobian")}
 
 
+# The options of `gradc gradbench` the tool runs with.
+TOOL_OPTIONS = []
+
+
 def evaluate(gradc, messages):
     text = "".join(json.dumps({"id": i} | m) + "\n" for i, m in enumerate(messages))
-    out = subprocess.run([gradc, "gradbench"], input=text, capture_output=True, text=True, check=True)
+    out = subprocess.run([gradc, "gradbench", *TOOL_OPTIONS], input=text, capture_output=True, text=True,
+                         check=True)
     return [json.loads(line) for line in out.stdout.splitlines()][2:]
 
 
@@ -161,9 +169,17 @@ def run(gradc, name):
               f"| {compile_ms(p):.0f} / {compile_ms(g):.0f} |", flush=True)
 
 
+def split_options(args):
+    """The options of `gradc gradbench` at the front of `args` (set in
+    `TOOL_OPTIONS`), and the rest."""
+    while args and args[0].startswith("--"):
+        TOOL_OPTIONS.append(args.pop(0))
+    return args
+
+
 def main():
     gradc = sys.argv[1]
-    names = sys.argv[2:] or list(EVALS) + list(WHOLE)
+    names = split_options(sys.argv[2:]) or list(EVALS) + list(WHOLE)
     print("| eval | size | primal (us) | derivative (us) | ratio | compile (ms): primal / derivative |")
     print("|---|---|---|---|---|---|")
     for name in names:

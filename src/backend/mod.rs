@@ -25,15 +25,18 @@
 //! - [`batch`]: [`BatchedFunction`], the same with the loop over a
 //!   mini-batch's examples inside the machine code, returning the mean of
 //!   every loss, metric and gradient in one call.
+//! - [`subnormals`]: the option of running with subnormal numbers flushed
+//!   to zero (x86-64's MXCSR), on its own.
 //!
 //! In short: `libm, kernel, plan <- abi <- translate(ops, fuse, single, batch) <-
 //! jit <- batch`.
 //!
 //! The generated code computes what [`crate::ir::interp`] computes, in the
 //! same order, so the results are the same bits (a NaN's payload aside).
-//! `unsafe` lives only in the two entry points, [`jit`] and [`batch`], and
-//! in the [`kernel`] they call: user input cannot reach it, since every
-//! buffer is checked against its shape before a call.
+//! `unsafe` lives only in the two entry points, [`jit`] and [`batch`], in
+//! the [`kernel`] they call, and in [`subnormals`]' two instructions: user
+//! input cannot reach it, since every buffer is checked against its shape
+//! before a call.
 //!
 //! ```
 //! let compiled = gradc::compile("param w: [2] = [1, 2]\ninput x: [2]\nloss dot(w, x)\n").unwrap();
@@ -50,6 +53,7 @@ pub mod kernel;
 pub mod libm;
 pub mod plan;
 pub mod precompute;
+pub mod subnormals;
 mod translate;
 
 #[cfg(test)]

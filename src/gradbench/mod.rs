@@ -30,6 +30,7 @@ use std::time::Instant;
 
 use serde_json::{json, Map, Value};
 
+use crate::backend::subnormals::FlushSubnormals;
 use crate::diagnostic::Source;
 use crate::eval::{Backend, Evaluator};
 use crate::ir::{Function, Role};
@@ -42,10 +43,30 @@ use evals::{Eval, Point};
 /// What the tool calls itself in its response to `start`.
 pub const TOOL_NAME: &str = "gradc";
 
+/// How the tool runs the programs.
+#[derive(Copy, Clone, Debug)]
+pub struct Settings {
+    /// What evaluates them: the JIT or the interpreter.
+    pub backend: Backend,
+    /// Whether subnormal numbers are flushed to zero while they run
+    /// ([`FlushSubnormals`]).
+    pub flush_subnormals: bool,
+}
+
+impl Settings {
+    /// `backend`, with IEEE subnormals.
+    pub fn new(backend: Backend) -> Settings {
+        Settings {
+            backend,
+            flush_subnormals: false,
+        }
+    }
+}
+
 /// Answers the messages of `input` on `output` until `end` or the end of
 /// the input. Only a failure to read or write is an error.
-pub fn serve(input: impl BufRead, mut output: impl Write, backend: Backend) -> io::Result<()> {
-    let mut tool = Tool::new(backend);
+pub fn serve(input: impl BufRead, mut output: impl Write, settings: Settings) -> io::Result<()> {
+    let mut tool = Tool::new(settings);
     for line in input.lines() {
         let line = line?;
         if line.trim().is_empty() {
@@ -75,6 +96,8 @@ enum Which {
 /// function.
 pub struct Tool {
     backend: Backend,
+    /// Whether the runs flush subnormals to zero.
+    flush_subnormals: bool,
     programs: HashMap<(&'static str, DimFlags, Which), Evaluator>,
     /// Whether a `define` has compiled [`WARM_UP`] yet.
     warm: bool,
@@ -94,9 +117,10 @@ loss log(sum(exp(h)))
 ";
 
 impl Tool {
-    pub fn new(backend: Backend) -> Tool {
+    pub fn new(settings: Settings) -> Tool {
         Tool {
-            backend,
+            backend: settings.backend,
+            flush_subnormals: settings.flush_subnormals,
             programs: HashMap::new(),
             warm: false,
         }
@@ -171,6 +195,11 @@ impl Tool {
         // The buffers are kept from run to run, as a program run again
         // and again keeps them.
         let mut runner = program.runner();
+        let flush = if self.flush_subnormals {
+            Some(FlushSubnormals::on().ok_or("this CPU cannot flush subnormals to zero")?)
+        } else {
+            None
+        };
         let mut seconds = 0.0;
         let mut run = 0;
         while run < runs.min_runs || seconds < runs.min_seconds {
@@ -183,6 +212,7 @@ impl Tool {
             timings.push(json!({ "name": "evaluate", "nanoseconds": elapsed.as_nanos() as u64 }));
             run += 1;
         }
+        drop(flush);
         let output = answer(eval, f, runner.last(), which, &point)?;
         if has_null(&output) {
             return Err(format!(

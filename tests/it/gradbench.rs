@@ -10,7 +10,7 @@ use std::io::{Cursor, Write};
 use std::process::{Command, Stdio};
 
 use gradc::eval::Backend;
-use gradc::gradbench::serve;
+use gradc::gradbench::{serve, Settings};
 use serde_json::{json, Value};
 
 use crate::common::root;
@@ -28,7 +28,12 @@ pub(crate) fn replay(file: &str, backend: Backend) -> (Vec<Value>, Vec<Value>) {
 
 pub(crate) fn respond(text: &str, backend: Backend) -> Vec<Value> {
     let mut out = Vec::new();
-    serve(Cursor::new(text.as_bytes()), &mut out, backend).unwrap();
+    serve(
+        Cursor::new(text.as_bytes()),
+        &mut out,
+        Settings::new(backend),
+    )
+    .unwrap();
     String::from_utf8(out)
         .unwrap()
         .lines()
@@ -405,4 +410,64 @@ fn without_timings(v: &Value) -> Value {
         o.remove("timings");
     }
     v
+}
+
+/// `hello`'s square of 1e-160, its gradient, and the gradient at a
+/// subnormal, on `gradc gradbench` with `args`.
+fn hello_tiny(args: &[&str]) -> Vec<f64> {
+    let text = [
+        json!({"id": 0, "kind": "start", "eval": "hello"}),
+        json!({"id": 1, "kind": "define", "module": "hello"}),
+        json!({"id": 2, "kind": "evaluate", "module": "hello", "function": "square", "input": 1e-160}),
+        json!({"id": 3, "kind": "evaluate", "module": "hello", "function": "double", "input": 1e-160}),
+        json!({"id": 4, "kind": "evaluate", "module": "hello", "function": "double", "input": 1e-310}),
+    ]
+    .iter()
+    .map(|m| format!("{m}\n"))
+    .collect::<String>();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gradc"))
+        .arg("gradbench")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).unwrap()["output"].as_f64())
+        .collect()
+}
+
+/// IEEE arithmetic by default: the square of 1e-160 is the subnormal
+/// 1e-320, and twice 1e-310 is 2e-310. With `--flush-subnormals`, a
+/// subnormal result is 0, and a subnormal input reads as 0; the normal
+/// gradient is the same. The interpreter, run on the same thread, flushes
+/// alike.
+#[test]
+fn flush_subnormals_makes_them_zeros_while_the_programs_run() {
+    assert_eq!(hello_tiny(&[]), [1e-320, 2e-160, 2e-310]);
+    assert_eq!(
+        hello_tiny(&["--backend", "interp"]),
+        [1e-320, 2e-160, 2e-310]
+    );
+    if gradc::backend::subnormals::FlushSubnormals::SUPPORTED {
+        for backend in ["jit", "interp"] {
+            let got = hello_tiny(&["--flush-subnormals", "--backend", backend]);
+            assert_eq!(got, [0.0, 2e-160, 0.0], "{backend}");
+        }
+    }
 }
