@@ -19,6 +19,7 @@ pub mod dce;
 pub mod fold;
 mod loops;
 mod placed;
+mod powers;
 mod rows;
 mod sums;
 #[cfg(test)]
@@ -63,7 +64,8 @@ pub fn simplify(f: &mut Function) {
 fn simplify_in(f: &mut Function, step: rows::Step) {
     simplify_bodies(f);
     simplify_rounds(f);
-    if rows::run(f, step) {
+    let powers = powers::run(f, step);
+    if rows::run(f, step) || powers {
         simplify_rounds(f);
     }
 }

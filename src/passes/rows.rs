@@ -135,7 +135,7 @@ fn replaced_rows(inst: &Inst, l: &Loop) -> Option<(Value, Vec<(Value, Value)>)> 
 /// integer: a constant, the step, or sums, differences, products and
 /// negations of those (exact in floating point while they stay below
 /// 2^52).
-fn int_range(f: &Function, v: Value, step: Step) -> Option<(i64, i64)> {
+pub(super) fn int_range(f: &Function, v: Value, step: Step) -> Option<(i64, i64)> {
     const LIMIT: i64 = 1 << 52;
     let inst = f.inst(v);
     let arg = |k: usize| int_range(f, inst.args[k], step);
