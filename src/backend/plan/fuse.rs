@@ -8,6 +8,10 @@
 //!   turn, in registers; only the members read outside the run are stored
 //!   (the others, *internal*, have no scratch slot), and a `sum` adds the
 //!   elements as they come, in the same order as a separate loop would.
+//!   A run may also hold `broadcast_axes` of tensors to its first
+//!   member's shape (a *spread*: `Qs @ x.T - Qs @ mu`'s second term
+//!   repeated along the points); it is then a loop nest over that shape,
+//!   and a spread's elements are read from its argument in place.
 //! - A `slice` that selects a contiguous block, a `reshape` of a tensor
 //!   and a row `x[i]` are *views*: the value is its argument's memory from
 //!   an offset (the row's computed when it runs), with no copy.
@@ -84,19 +88,24 @@ impl ElementOp {
 pub enum Member {
     /// An elementwise instruction, computed element by element.
     Map(ElementOp),
+    /// A `broadcast_axes` of a tensor to the run's shape: each element read
+    /// from the argument's element it repeats.
+    Spread,
     /// A `sum` of a member, added to element by element.
     Sum,
 }
 
 impl Member {
     /// What instruction `op` would be in a run, if it can be in one: an
-    /// [`ElementOp`], or a `sum` (every other operation is not a member,
-    /// which is what a new one is until [`ElementOp::of`] says otherwise).
+    /// [`ElementOp`], a `broadcast_axes` or a `sum` (every other operation
+    /// is not a member, which is what a new one is until [`ElementOp::of`]
+    /// says otherwise).
     pub fn of(op: &Op) -> Option<Member> {
-        if let Op::Sum = op {
-            return Some(Member::Sum);
+        match op {
+            Op::Sum => Some(Member::Sum),
+            Op::BroadcastAxes(..) => Some(Member::Spread),
+            _ => ElementOp::of(op).map(Member::Map),
         }
-        ElementOp::of(op).map(Member::Map)
     }
 }
 
@@ -105,6 +114,21 @@ impl Member {
 pub fn elementwise(f: &Function, v: Value) -> bool {
     let inst = f.inst(v);
     ElementOp::of(&inst.op).is_some() && !inst.shape.is_scalar()
+}
+
+/// Whether `v` is a `broadcast_axes` of a tensor (not of a scalar, which
+/// is the `broadcast` a run computes flat).
+pub fn spread(f: &Function, v: Value) -> bool {
+    let inst = f.inst(v);
+    matches!(inst.op, Op::BroadcastAxes(..))
+        && !inst.shape.is_scalar()
+        && !f.shape(inst.args[0]).is_scalar()
+}
+
+/// Whether `v` is a member a run computes element by element: elementwise,
+/// or a [`spread`].
+pub fn per_element(f: &Function, v: Value) -> bool {
+    elementwise(f, v) || spread(f, v)
 }
 
 /// If `v` is a view of its argument's memory, the offset of its first
@@ -233,7 +257,7 @@ pub fn steps(f: &Function, region: &[Value]) -> Vec<Vec<Value>> {
         }
         state[head] = State::Done;
         let window = &region[pos + 1..region.len().min(pos + 1 + WINDOW)];
-        if !elementwise(f, head) {
+        if !per_element(f, head) {
             let partner = window
                 .iter()
                 .copied()
@@ -265,12 +289,12 @@ fn grow_run(
     let mut run = vec![head];
     let mut hoisted = Vec::new();
     let mut looked = Vec::new();
-    let size = f.shape(head).size();
+    let shape = f.shape(head);
     for &v in window {
         if state[v] != State::Open {
             continue;
         }
-        state[v] = place(f, state, v, size);
+        state[v] = place(f, state, v, shape);
         match state[v] {
             State::InRun => run.push(v),
             State::Hoisted => hoisted.push(v),
@@ -290,24 +314,27 @@ fn grow_run(
     }
 }
 
-/// Where `v` goes while a run of `size` elements grows: into the run
-/// ([`State::InRun`]), before it ([`State::Hoisted`]), or after it
-/// ([`State::Deferred`]).
-fn place(f: &Function, state: &ValueMap<State>, v: Value, size: usize) -> State {
+/// Where `v` goes while a run of the shape of its head grows: into the
+/// run ([`State::InRun`]), before it ([`State::Hoisted`]), or after it
+/// ([`State::Deferred`]). Elementwise members need the run's number of
+/// elements; a [`spread`] needs its shape, whose last axis the run's loop
+/// goes along.
+fn place(f: &Function, state: &ValueMap<State>, v: Value, shape: &Shape) -> State {
     let inst = f.inst(v);
     let ready = |s: State| matches!(s, State::Done | State::Hoisted);
-    let member = |a: Value| state[a] == State::InRun && elementwise(f, a);
+    let member = |a: Value| state[a] == State::InRun && per_element(f, a);
     let joins = match Member::of(&inst.op) {
         Some(Member::Sum) => member(inst.args[0]),
+        Some(Member::Spread) => spread(f, v) && inst.shape == *shape && ready(state[inst.args[0]]),
         Some(Member::Map(_)) | None => {
             elementwise(f, v)
-                && inst.shape.size() == size
+                && inst.shape.size() == shape.size()
                 && inst.args.iter().all(|&a| member(a) || ready(state[a]))
         }
     };
     if joins {
         State::InRun
-    } else if !elementwise(f, v) && !can_fail_at(f, v) && inst.args.iter().all(|&a| ready(state[a]))
+    } else if !per_element(f, v) && !can_fail_at(f, v) && inst.args.iter().all(|&a| ready(state[a]))
     {
         State::Hoisted
     } else {

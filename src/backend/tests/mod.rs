@@ -242,4 +242,5 @@ mod gather;
 mod ops;
 mod products;
 mod rows;
+mod spreads;
 mod tails;

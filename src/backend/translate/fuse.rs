@@ -8,9 +8,11 @@ use std::collections::HashMap;
 use cranelift_codegen::ir::{self as cl, InstBuilder};
 use cranelift_frontend::Variable;
 
-use super::{Ix, Loc, Opnd, Translator};
-use crate::backend::plan::fuse::Member;
-use crate::ir::{Value, ValueMap};
+use super::reduce::strides_into;
+use super::{d_key, IndexOp, Ix, Loc, Opnd, Translator};
+use crate::backend::plan::fuse::{self, Member};
+use crate::ir::{Op, Value, ValueMap};
+use crate::shape::Shape;
 
 /// A run being translated: its instructions and what each is, where its
 /// arguments from outside are, and where its results go.
@@ -24,6 +26,11 @@ struct Run<'r> {
     dests: HashMap<Value, Opnd>,
     /// The accumulators of the `sum`s.
     sums: HashMap<Value, Variable>,
+    /// In the loop over a row of a run with spreads: where each spread's
+    /// elements are read, as `outside` (its argument's element, loaded once
+    /// for the row and splat, if the row repeats it; else its argument's
+    /// row).
+    spreads: HashMap<Value, (Opnd, Opnd)>,
 }
 
 impl Translator<'_, '_> {
@@ -38,10 +45,17 @@ impl Translator<'_, '_> {
             .iter()
             .map(|&v| Member::of(&f.inst(v).op).expect("plan::fuse::steps runs members only"))
             .collect();
-        let simd = n >= self.lanes
+        // A run with spreads is a nest over their shape, whose rows are
+        // the vectors.
+        let nest = run
+            .iter()
+            .find(|&&v| fuse::spread(f, v))
+            .map(|&v| f.shape(v).clone());
+        let along = nest.as_ref().map_or(n, |s| s.dims()[s.rank() - 1]);
+        let simd = along >= self.lanes
             && members.iter().all(|&m| match m {
                 Member::Map(op) => self.lane_wise(op),
-                Member::Sum => true,
+                Member::Spread | Member::Sum => true,
             });
         let outside = self.outside(run, simd);
         let (dests, sums) = self.results(run, &members, internal);
@@ -51,9 +65,12 @@ impl Translator<'_, '_> {
             outside,
             dests,
             sums,
+            spreads: HashMap::new(),
         };
         let (lanes, vt, st) = (self.lanes, self.vt, self.st);
-        if simd && !n.is_multiple_of(lanes) && self.recomputable(&r, n) {
+        if let Some(shape) = nest {
+            self.rows_of(&r, &shape, simd);
+        } else if simd && !n.is_multiple_of(lanes) && self.recomputable(&r, n) {
             self.for_each_overlapped(n, lanes, &mut |t, ix| t.element(&r, ix, vt));
         } else if simd {
             self.for_each_step(n - n % lanes, lanes, &mut |t, ix| t.element(&r, ix, vt));
@@ -69,6 +86,82 @@ impl Translator<'_, '_> {
                 self.set_loc(v, Loc::Reg(s));
             } else if let Some(&dst) = r.dests.get(&v) {
                 self.set_loc(v, self.dst_loc(dst));
+            }
+        }
+    }
+
+    /// A run with spreads of `shape`: a loop over its rows (its last axis),
+    /// inside loops over the other axes, every operand read and written
+    /// from the row's first element; a spread's argument read at the
+    /// element it repeats in that row (loaded once, if the row repeats
+    /// one element) or from its row. The elements come in row-major order,
+    /// as in one loop, so a `sum` adds them in the same order.
+    fn rows_of(&mut self, r: &Run, shape: &Shape, simd: bool) {
+        let f = self.f;
+        let dims = shape.dims();
+        let last = dims.len() - 1;
+        let strides = shape.strides();
+        self.nest_with(&dims[..last], Self::for_each_rolled, &mut |t, ix| {
+            let start = t.at(ix, &strides[..last]);
+            let mut row = Run {
+                insts: r.insts,
+                members: r.members.clone(),
+                outside: HashMap::new(),
+                dests: HashMap::new(),
+                sums: r.sums.clone(),
+                spreads: HashMap::new(),
+            };
+            for (&a, &(narrow, wide)) in &r.outside {
+                let moved = (t.moved(narrow, start), t.moved(wide, start));
+                row.outside.insert(a, moved);
+            }
+            for (&v, &dst) in &r.dests {
+                row.dests.insert(v, t.moved(dst, start));
+            }
+            for &v in r.insts {
+                let inst = f.inst(v);
+                let Op::BroadcastAxes(along, _) = &inst.op else {
+                    continue;
+                };
+                let (src, _) = r.outside[&inst.args[0]];
+                let from = strides_into(shape, along);
+                let at = t.at(ix, &from[..last]);
+                let pair = if from[last] == 0 {
+                    let x = t.read(src, at);
+                    let wide = if simd { t.splat_as(t.vt, x) } else { x };
+                    (Opnd::Reg(x), Opnd::Reg(wide))
+                } else {
+                    let src = t.moved(src, at);
+                    (src, src)
+                };
+                row.spreads.insert(v, pair);
+            }
+            if simd {
+                t.columns(dims[last], &mut |t, col, ty| t.element(&row, col, ty));
+            } else {
+                let st = t.st;
+                t.for_each(dims[last], &mut |t, col| t.element(&row, col, st));
+            }
+        });
+    }
+
+    /// Memory operand `o` from its element `ix` on; a register as it is.
+    fn moved(&mut self, o: Opnd, ix: Ix) -> Opnd {
+        match o {
+            Opnd::Reg(_) => o,
+            Opnd::Mem { ptr, off, readonly } => {
+                let ptr = match ix.dynamic {
+                    None => ptr,
+                    Some(d) => {
+                        let bytes = self.index_op(IndexOp::Shl, d, self.shift);
+                        self.index_op(IndexOp::Add, ptr, d_key(bytes))
+                    }
+                };
+                Opnd::Mem {
+                    ptr,
+                    off: off + ix.konst,
+                    readonly,
+                }
             }
         }
     }
@@ -145,10 +238,10 @@ impl Translator<'_, '_> {
                 Member::Sum => {
                     sums.insert(v, self.var(-0.0));
                 }
-                Member::Map(_) if !internal[v] => {
+                Member::Map(_) | Member::Spread if !internal[v] => {
                     dests.insert(v, self.dest(v));
                 }
-                Member::Map(_) => {}
+                Member::Map(_) | Member::Spread => {}
             }
         }
         (dests, sums)
@@ -161,6 +254,15 @@ impl Translator<'_, '_> {
         let mut vals: HashMap<Value, cl::Value> = HashMap::new();
         for (&v, &m) in r.insts.iter().zip(&r.members) {
             let inst = f.inst(v);
+            if m == Member::Spread {
+                let (narrow, wide) = r.spreads[&v];
+                let x = self.read_as(ty, if ty.is_vector() { wide } else { narrow }, ix);
+                vals.insert(v, x);
+                if let Some(&dst) = r.dests.get(&v) {
+                    self.write(dst, ix, x);
+                }
+                continue;
+            }
             let mut xs = Vec::with_capacity(inst.args.len());
             for &a in &inst.args {
                 let x = match vals.get(&a) {
@@ -177,6 +279,7 @@ impl Translator<'_, '_> {
             }
             match m {
                 Member::Sum => self.add_lanes(r.sums[&v], ty, xs[0]),
+                Member::Spread => unreachable!("read above"),
                 Member::Map(op) => {
                     let y = self.apply(op, &xs);
                     vals.insert(v, y);

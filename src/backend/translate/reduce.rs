@@ -384,7 +384,7 @@ impl Translator<'_, '_> {
 
     /// The offset of the multi-index `ix` (of the leading axes) by
     /// `strides`.
-    fn at(&mut self, ix: &[Ix], strides: &[usize]) -> Ix {
+    pub(super) fn at(&mut self, ix: &[Ix], strides: &[usize]) -> Ix {
         let terms: Vec<(Ix, usize)> = ix.iter().copied().zip(strides.iter().copied()).collect();
         self.lin(&terms, 0)
     }
@@ -571,7 +571,7 @@ impl Translator<'_, '_> {
 
 /// The strides, for each axis of `s`, of the tensor `s` is without the
 /// axes `along` (row-major): 0 along those.
-fn strides_into(s: &Shape, along: &[usize]) -> Vec<usize> {
+pub(super) fn strides_into(s: &Shape, along: &[usize]) -> Vec<usize> {
     let mut strides = Shape(axes::kept(s, along)).strides().into_iter();
     (0..s.rank())
         .map(|ax| {

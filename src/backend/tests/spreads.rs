@@ -1,0 +1,71 @@
+//! Runs with spreads: a `broadcast_axes` of a tensor joins the run of the
+//! elementwise instructions of its shape, which becomes a loop nest over
+//! that shape, each row read from the spread's argument in place (or its
+//! one element, splat, when the row repeats it). The same bits as the
+//! interpreter, one example and batched; the spread is never stored when
+//! only the run reads it.
+
+use super::*;
+
+/// `exp(p - broadcast_axes(x, along)) * p`, with `p: shape`, `x` the shape
+/// without the axes `along`, and the sum of the product.
+fn spread_run(shape: &[usize], along: &[usize]) -> (Function, Value, Value) {
+    let kept: Vec<usize> = (0..shape.len())
+        .filter(|a| !along.contains(a))
+        .map(|a| shape[a])
+        .collect();
+    let s = Shape(shape.to_vec());
+    let (mut f, p, x) = function(&[s.clone()], &[Shape(kept)]);
+    let b = push(&mut f, Op::BroadcastAxes(along.to_vec(), s), &[x[0]]);
+    let d = push(&mut f, Op::Binary(Binary::Sub), &[p[0], b]);
+    let e = push(&mut f, Op::Unary(Unary::Exp), &[d]);
+    let m = push(&mut f, Op::Binary(Binary::Mul), &[e, p[0]]);
+    let total = push(&mut f, Op::Sum, &[m]);
+    output(&mut f, m);
+    output(&mut f, total);
+    (f, b, m)
+}
+
+#[test]
+fn a_spread_joins_the_run_of_its_shape() {
+    let (f, b, m) = spread_run(&[3, 4, 5], &[2]);
+    let layout = plan::layout::layout(&f);
+    let run = layout.steps.iter().find(|s| s.contains(&m)).unwrap();
+    assert!(run.contains(&b), "{:?}", layout.steps);
+    assert!(layout.internal[b]);
+    assert_eq!(layout.slots[b], None);
+}
+
+#[test]
+fn spreads_along_every_axis_agree_with_the_interpreter() {
+    // Along the last axis (each row one element, splat), a middle one and
+    // the first (each row read from the argument's row), two at once; rows
+    // of one element, an odd number, shorter than a vector, and long.
+    let cases: [(&[usize], &[usize]); 9] = [
+        (&[3, 4, 5], &[2]),
+        (&[3, 4, 5], &[1]),
+        (&[3, 4, 5], &[0]),
+        (&[3, 4, 5], &[0, 2]),
+        (&[2, 3, 1], &[1]),
+        (&[2, 3, 1], &[2]),
+        (&[5, 37], &[0]),
+        (&[5, 37], &[1]),
+        (&[7], &[]),
+    ];
+    for (shape, along) in cases {
+        let (f, _, _) = spread_run(shape, along);
+        agree_on_values(&f);
+    }
+}
+
+/// A spread read by two members, and stored because the function returns
+/// it.
+#[test]
+fn a_spread_read_outside_its_run_is_stored() {
+    let (mut f, b, _) = spread_run(&[4, 6], &[1]);
+    output(&mut f, b);
+    let layout = plan::layout::layout(&f);
+    assert!(!layout.internal[b]);
+    assert!(layout.slots[b].is_some());
+    agree_on_values(&f);
+}
