@@ -15,7 +15,7 @@ fn spread_run(shape: &[usize], along: &[usize]) -> (Function, Value, Value) {
         .map(|a| shape[a])
         .collect();
     let s = Shape(shape.to_vec());
-    let (mut f, p, x) = function(&[s.clone()], &[Shape(kept)]);
+    let (mut f, p, x) = function(std::slice::from_ref(&s), &[Shape(kept)]);
     let b = push(&mut f, Op::BroadcastAxes(along.to_vec(), s), &[x[0]]);
     let d = push(&mut f, Op::Binary(Binary::Sub), &[p[0], b]);
     let e = push(&mut f, Op::Unary(Unary::Exp), &[d]);
