@@ -10,8 +10,10 @@
 //!   elements as they come, in the same order as a separate loop would.
 //!   A run may also hold `broadcast_axes` of tensors to its first
 //!   member's shape (a *spread*: `Qs @ x.T - Qs @ mu`'s second term
-//!   repeated along the points); it is then a loop nest over that shape,
-//!   and a spread's elements are read from its argument in place.
+//!   repeated along the points), and `sum_axes` of its members of that
+//!   shape along axes other than the last ([`sum_rows`]); it is then a loop
+//!   nest over that shape, a spread's elements are read from its argument
+//!   in place, and such a sum adds each row into its result's row.
 //! - A `slice` that selects a contiguous block, a `reshape` of a tensor
 //!   and a row `x[i]` are *views*: the value is its argument's memory from
 //!   an offset (the row's computed when it runs), with no copy.
@@ -25,7 +27,7 @@
 //! results are the same bits.
 
 use super::can_fail_at;
-use crate::ir::{Binary, Function, Op, SliceAxis, Unary, Value, ValueMap};
+use crate::ir::{Binary, Function, Op, Reduce, SliceAxis, Unary, Value, ValueMap};
 use crate::shape::Shape;
 
 /// An operation that computes each element of its result from the same
@@ -93,6 +95,9 @@ pub enum Member {
     Spread,
     /// A `sum` of a member, added to element by element.
     Sum,
+    /// A `sum_axes` of a member along axes that leave its last, added to
+    /// element by element in memory, a row at a time (see [`sum_rows`]).
+    SumRows,
 }
 
 impl Member {
@@ -104,6 +109,7 @@ impl Member {
         match op {
             Op::Sum => Some(Member::Sum),
             Op::BroadcastAxes(..) => Some(Member::Spread),
+            Op::ReduceAxes(Reduce::Sum, _) => Some(Member::SumRows),
             _ => ElementOp::of(op).map(Member::Map),
         }
     }
@@ -123,6 +129,19 @@ pub fn spread(f: &Function, v: Value) -> bool {
     matches!(inst.op, Op::BroadcastAxes(..))
         && !inst.shape.is_scalar()
         && !f.shape(inst.args[0]).is_scalar()
+}
+
+/// Whether `v` is a `sum_axes` along axes that leave its argument's last
+/// (the rows of `[K, D, N]` summed over `D`): a run adds each row of the
+/// argument into the result's row as it computes it, each element of the
+/// result summed in the order of the summed axes, as alone.
+pub fn sum_rows(f: &Function, v: Value) -> bool {
+    let inst = f.inst(v);
+    let Op::ReduceAxes(Reduce::Sum, axes) = &inst.op else {
+        return false;
+    };
+    let rank = f.shape(inst.args[0]).rank();
+    !axes.is_empty() && rank >= 2 && !axes.contains(&(rank - 1))
 }
 
 /// Whether `v` is a member a run computes element by element: elementwise,
@@ -325,6 +344,9 @@ fn place(f: &Function, state: &ValueMap<State>, v: Value, shape: &Shape) -> Stat
     let member = |a: Value| state[a] == State::InRun && per_element(f, a);
     let joins = match Member::of(&inst.op) {
         Some(Member::Sum) => member(inst.args[0]),
+        Some(Member::SumRows) => {
+            sum_rows(f, v) && member(inst.args[0]) && f.shape(inst.args[0]) == shape
+        }
         Some(Member::Spread) => spread(f, v) && inst.shape == *shape && ready(state[inst.args[0]]),
         Some(Member::Map(_)) | None => {
             elementwise(f, v)

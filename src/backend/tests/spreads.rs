@@ -69,3 +69,68 @@ fn a_spread_read_outside_its_run_is_stored() {
     assert!(layout.slots[b].is_some());
     agree_on_values(&f);
 }
+
+/// `sum_axes(exp(p - broadcast_axes(x, along)) * p, summed)`: the sum of
+/// rows joins the run, each row of the product added into the result's
+/// row, the product never stored.
+fn summed_run(shape: &[usize], along: &[usize], summed: &[usize]) -> (Function, Value, Value) {
+    let (mut f, _, m) = spread_run(shape, along);
+    f.outputs.clear();
+    let s = push(
+        &mut f,
+        Op::ReduceAxes(crate::ir::Reduce::Sum, summed.to_vec()),
+        &[m],
+    );
+    output(&mut f, s);
+    (f, m, s)
+}
+
+#[test]
+fn sums_of_rows_join_the_run_and_agree_with_the_interpreter() {
+    // gmm's `sum(Qx^2, axis = 1)` of [K, D, N], a leading axis, two axes,
+    // rows shorter than a vector and of one element.
+    let cases: [(&[usize], &[usize], &[usize]); 6] = [
+        (&[3, 4, 5], &[2], &[1]),
+        (&[3, 4, 5], &[1], &[0]),
+        (&[3, 4, 5], &[2], &[0, 1]),
+        (&[4, 3, 1], &[0], &[1]),
+        (&[5, 37], &[1], &[0]),
+        (&[2, 3, 2, 3], &[1, 3], &[0, 2]),
+    ];
+    for (shape, along, summed) in cases {
+        let (f, m, s) = summed_run(shape, along, summed);
+        let layout = plan::layout::layout(&f);
+        let run = layout.steps.iter().find(|st| st.contains(&m)).unwrap();
+        assert!(run.contains(&s), "{:?}", layout.steps);
+        assert!(layout.internal[m]);
+        agree_on_values(&f);
+    }
+    // Along the last axis it is a sum of its own.
+    let (f, m, s) = summed_run(&[3, 4, 5], &[1], &[2]);
+    let layout = plan::layout::layout(&f);
+    let run = layout.steps.iter().find(|st| st.contains(&m)).unwrap();
+    assert!(!run.contains(&s), "{:?}", layout.steps);
+    agree_on_values(&f);
+}
+
+/// A sum of rows starts from -0, as alone: the sum of a column of -0s is
+/// -0, not 0.
+#[test]
+fn a_sum_of_rows_of_negative_zeros_is_negative_zero() {
+    let (f, _, _) = summed_run(&[3, 4, 5], &[2], &[1]);
+    let p = Tensor::new(Shape(vec![3, 4, 5]), vec![-0.0; 60]);
+    let x = Tensor::new(Shape(vec![3, 4]), vec![1.0; 12]);
+    agree(&f, &[p], std::slice::from_ref(&x));
+    let jit = compile(&f).unwrap();
+    let got = jit
+        .run(&[Tensor::new(Shape(vec![3, 4, 5]), vec![-0.0; 60])], &[x])
+        .unwrap();
+    assert!(
+        got[0]
+            .data
+            .iter()
+            .all(|v| v.to_bits() == (-0.0f64).to_bits()),
+        "{:?}",
+        got[0].data
+    );
+}

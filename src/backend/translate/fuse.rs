@@ -10,7 +10,7 @@ use cranelift_frontend::Variable;
 
 use super::reduce::strides_into;
 use super::{d_key, IndexOp, Ix, Loc, Opnd, Translator};
-use crate::backend::plan::fuse::{self, Member};
+use crate::backend::plan::fuse::Member;
 use crate::ir::{Op, Value, ValueMap};
 use crate::shape::Shape;
 
@@ -45,17 +45,17 @@ impl Translator<'_, '_> {
             .iter()
             .map(|&v| Member::of(&f.inst(v).op).expect("plan::fuse::steps runs members only"))
             .collect();
-        // A run with spreads is a nest over their shape, whose rows are
-        // the vectors.
-        let nest = run
+        // A run with spreads or sums of rows is a nest over its first
+        // member's shape (theirs), whose rows are the vectors.
+        let nest = members
             .iter()
-            .find(|&&v| fuse::spread(f, v))
-            .map(|&v| f.shape(v).clone());
+            .any(|&m| matches!(m, Member::Spread | Member::SumRows))
+            .then(|| f.shape(run[0]).clone());
         let along = nest.as_ref().map_or(n, |s| s.dims()[s.rank() - 1]);
         let simd = along >= self.lanes
             && members.iter().all(|&m| match m {
                 Member::Map(op) => self.lane_wise(op),
-                Member::Spread | Member::Sum => true,
+                Member::Spread | Member::Sum | Member::SumRows => true,
             });
         let outside = self.outside(run, simd);
         let (dests, sums) = self.results(run, &members, internal);
@@ -116,7 +116,12 @@ impl Translator<'_, '_> {
                 row.outside.insert(a, moved);
             }
             for (&v, &dst) in &r.dests {
-                row.dests.insert(v, t.moved(dst, start));
+                // A sum's row: the row of its result the argument's adds to.
+                let at = match &f.inst(v).op {
+                    Op::ReduceAxes(_, along) => t.at(ix, &strides_into(shape, along)[..last]),
+                    _ => start,
+                };
+                row.dests.insert(v, t.moved(dst, at));
             }
             for &v in r.insts {
                 let inst = f.inst(v);
@@ -173,7 +178,10 @@ impl Translator<'_, '_> {
     /// row, and a tensor read through a pointer computed at run time, are
     /// not compared and do not qualify.
     fn recomputable(&self, r: &Run, n: usize) -> bool {
-        if r.members.contains(&Member::Sum) {
+        if r.members
+            .iter()
+            .any(|m| matches!(m, Member::Sum | Member::SumRows))
+        {
             return false;
         }
         let mut written = Vec::with_capacity(r.dests.len());
@@ -242,6 +250,11 @@ impl Translator<'_, '_> {
                     dests.insert(v, self.dest(v));
                 }
                 Member::Map(_) | Member::Spread => {}
+                Member::SumRows => {
+                    let dst = self.dest(v);
+                    self.fill(dst, self.f.shape(v).size(), -0.0);
+                    dests.insert(v, dst);
+                }
             }
         }
         (dests, sums)
@@ -279,6 +292,12 @@ impl Translator<'_, '_> {
             }
             match m {
                 Member::Sum => self.add_lanes(r.sums[&v], ty, xs[0]),
+                Member::SumRows => {
+                    let dst = r.dests[&v];
+                    let acc = self.read_as(ty, dst, ix);
+                    let y = self.b.ins().fadd(acc, xs[0]);
+                    self.write(dst, ix, y);
+                }
                 Member::Spread => unreachable!("read above"),
                 Member::Map(op) => {
                     let y = self.apply(op, &xs);
