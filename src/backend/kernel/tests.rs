@@ -3,7 +3,7 @@
 //! across the blocks), operands row-major, transposed and strided, data
 //! with NaN, infinities and signed zeros, fresh and resumed sums.
 
-use super::{gemm, Element, Isa, Route, KC, MC, NC};
+use super::{gemm, Element, Isa, Route, DIRECT_MAX_N, KC, MC, NC};
 
 /// The code paths to test: every one this CPU can run.
 fn isas() -> Vec<Isa> {
@@ -233,17 +233,29 @@ fn the_host_path_is_available() {
 #[test]
 fn the_small_products_with_b_in_rows_are_direct() {
     // The backward products of the digits MLP's shards take it; the
-    // forward ones (B transposed) and the large ones do not.
-    for shape in [(16, 32, 10), (10, 32, 16), (32, 64, 16), (MC, 64, KC)] {
+    // forward ones (B transposed) and the large ones do not. Nor do the
+    // products of a narrow B of any height that fits the L2 cache (`gmm`'s
+    // gradient, 2000 x 20 x 1000).
+    let narrow = [
+        (MC + 1, 8, 8),
+        (8, 8, KC + 1),
+        (2000, 20, 1000),
+        (5, DIRECT_MAX_N, 2048),
+    ];
+    for shape in [(16, 32, 10), (10, 32, 16), (32, 64, 16), (MC, 64, KC)]
+        .into_iter()
+        .chain(narrow)
+    {
         assert!(Route::Auto.direct(shape, 1), "{shape:?}");
         assert!(!Route::Auto.direct(shape, 64), "{shape:?}");
         assert!(!Route::Packed.direct(shape, 1), "{shape:?}");
     }
     for shape in [
-        (MC + 1, 8, 8),
-        (8, 8, KC + 1),
+        (MC + 1, 64, 8),
+        (8, DIRECT_MAX_N + 1, KC + 1),
         (8, 1024, 128),
         (256, 784, 128),
+        (2000, DIRECT_MAX_N, 2049),
     ] {
         assert!(!Route::Auto.direct(shape, 1), "{shape:?}");
         assert!(Route::Direct.direct(shape, 1), "{shape:?}");
