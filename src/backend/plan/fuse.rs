@@ -11,7 +11,8 @@
 //!   A run may also hold `broadcast_axes` of tensors to its first
 //!   member's shape (a *spread*: `Qs @ x.T - Qs @ mu`'s second term
 //!   repeated along the points), and `sum_axes` of its members of that
-//!   shape along axes other than the last ([`sum_rows`]); it is then a loop
+//!   shape along axes other than the last, and their maxima so
+//!   ([`by_rows`]); it is then a loop
 //!   nest over that shape, a spread's elements are read from its argument
 //!   in place, and such a sum adds each row into its result's row.
 //! - A `slice` that selects a contiguous block, a `reshape` of a tensor
@@ -95,9 +96,10 @@ pub enum Member {
     Spread,
     /// A `sum` of a member, added to element by element.
     Sum,
-    /// A `sum_axes` of a member along axes that leave its last, added to
-    /// element by element in memory, a row at a time (see [`sum_rows`]).
-    SumRows,
+    /// A `sum_axes` or `max_axes` of a member along axes that leave its
+    /// last, added to (or its maximum taken) element by element in memory,
+    /// a row at a time (see [`by_rows`]).
+    Rows(Reduce),
 }
 
 impl Member {
@@ -109,7 +111,7 @@ impl Member {
         match op {
             Op::Sum => Some(Member::Sum),
             Op::BroadcastAxes(..) => Some(Member::Spread),
-            Op::ReduceAxes(Reduce::Sum, _) => Some(Member::SumRows),
+            Op::ReduceAxes(kind @ (Reduce::Sum | Reduce::Max), _) => Some(Member::Rows(*kind)),
             _ => ElementOp::of(op).map(Member::Map),
         }
     }
@@ -131,13 +133,15 @@ pub fn spread(f: &Function, v: Value) -> bool {
         && !f.shape(inst.args[0]).is_scalar()
 }
 
-/// Whether `v` is a `sum_axes` along axes that leave its argument's last
-/// (the rows of `[K, D, N]` summed over `D`): a run adds each row of the
-/// argument into the result's row as it computes it, each element of the
-/// result summed in the order of the summed axes, as alone.
-pub fn sum_rows(f: &Function, v: Value) -> bool {
+/// Whether `v` is a `sum_axes` or a `max_axes` along axes that leave its
+/// argument's last (the rows of `[K, D, N]` summed over `D`, `kmeans`'
+/// nearest of the `[K, N]` distances): a run adds each row of the argument
+/// into the result's row (or takes their maximum) as it computes it, each
+/// element of the result from -0 (or -inf) in the order of the reduced
+/// axes, as alone.
+pub fn by_rows(f: &Function, v: Value) -> bool {
     let inst = f.inst(v);
-    let Op::ReduceAxes(Reduce::Sum, axes) = &inst.op else {
+    let Op::ReduceAxes(Reduce::Sum | Reduce::Max, axes) = &inst.op else {
         return false;
     };
     let rank = f.shape(inst.args[0]).rank();
@@ -344,8 +348,8 @@ fn place(f: &Function, state: &ValueMap<State>, v: Value, shape: &Shape) -> Stat
     let member = |a: Value| state[a] == State::InRun && per_element(f, a);
     let joins = match Member::of(&inst.op) {
         Some(Member::Sum) => member(inst.args[0]),
-        Some(Member::SumRows) => {
-            sum_rows(f, v) && member(inst.args[0]) && f.shape(inst.args[0]) == shape
+        Some(Member::Rows(_)) => {
+            by_rows(f, v) && member(inst.args[0]) && f.shape(inst.args[0]) == shape
         }
         Some(Member::Spread) => spread(f, v) && inst.shape == *shape && ready(state[inst.args[0]]),
         Some(Member::Map(_)) | None => {

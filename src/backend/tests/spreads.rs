@@ -70,23 +70,28 @@ fn a_spread_read_outside_its_run_is_stored() {
     agree_on_values(&f);
 }
 
-/// `sum_axes(exp(p - broadcast_axes(x, along)) * p, summed)`: the sum of
-/// rows joins the run, each row of the product added into the result's
-/// row, the product never stored.
-fn summed_run(shape: &[usize], along: &[usize], summed: &[usize]) -> (Function, Value, Value) {
+/// `kind_axes(exp(p - broadcast_axes(x, along)) * p, summed)`: the sum
+/// (or maximum) of rows joins the run, each row of the product added into
+/// the result's row (or its maximum taken), the product never stored.
+fn reduced_run(
+    shape: &[usize],
+    along: &[usize],
+    summed: &[usize],
+    kind: crate::ir::Reduce,
+) -> (Function, Value, Value) {
     let (mut f, _, m) = spread_run(shape, along);
     f.outputs.clear();
-    let s = push(
-        &mut f,
-        Op::ReduceAxes(crate::ir::Reduce::Sum, summed.to_vec()),
-        &[m],
-    );
+    let s = push(&mut f, Op::ReduceAxes(kind, summed.to_vec()), &[m]);
     output(&mut f, s);
     (f, m, s)
 }
 
+fn summed_run(shape: &[usize], along: &[usize], summed: &[usize]) -> (Function, Value, Value) {
+    reduced_run(shape, along, summed, crate::ir::Reduce::Sum)
+}
+
 #[test]
-fn sums_of_rows_join_the_run_and_agree_with_the_interpreter() {
+fn sums_and_maxima_of_rows_join_the_run_and_agree_with_the_interpreter() {
     // gmm's `sum(Qx^2, axis = 1)` of [K, D, N], a leading axis, two axes,
     // rows shorter than a vector and of one element.
     let cases: [(&[usize], &[usize], &[usize]); 6] = [
@@ -97,14 +102,24 @@ fn sums_of_rows_join_the_run_and_agree_with_the_interpreter() {
         (&[5, 37], &[1], &[0]),
         (&[2, 3, 2, 3], &[1, 3], &[0, 2]),
     ];
-    for (shape, along, summed) in cases {
-        let (f, m, s) = summed_run(shape, along, summed);
-        let layout = plan::layout::layout(&f);
-        let run = layout.steps.iter().find(|st| st.contains(&m)).unwrap();
-        assert!(run.contains(&s), "{:?}", layout.steps);
-        assert!(layout.internal[m]);
-        agree_on_values(&f);
+    // Maxima alike (`kmeans`' nearest centroid), NaNs and signed zeros
+    // among the values.
+    for kind in [crate::ir::Reduce::Sum, crate::ir::Reduce::Max] {
+        for (shape, along, summed) in cases {
+            let (f, m, s) = reduced_run(shape, along, summed, kind);
+            let layout = plan::layout::layout(&f);
+            let run = layout.steps.iter().find(|st| st.contains(&m)).unwrap();
+            assert!(run.contains(&s), "{:?}", layout.steps);
+            assert!(layout.internal[m]);
+            agree_on_values(&f);
+        }
     }
+    // Other reductions are steps of their own.
+    let (f, m, s) = reduced_run(&[3, 4, 5], &[2], &[1], crate::ir::Reduce::LogSumExp);
+    let layout = plan::layout::layout(&f);
+    let run = layout.steps.iter().find(|st| st.contains(&m)).unwrap();
+    assert!(!run.contains(&s), "{:?}", layout.steps);
+    agree_on_values(&f);
     // Along the last axis it is a sum of its own.
     let (f, m, s) = summed_run(&[3, 4, 5], &[1], &[2]);
     let layout = plan::layout::layout(&f);

@@ -10,8 +10,8 @@ use cranelift_frontend::Variable;
 
 use super::reduce::strides_into;
 use super::{d_key, IndexOp, Ix, Loc, Opnd, Translator};
-use crate::backend::plan::fuse::Member;
-use crate::ir::{Op, Value, ValueMap};
+use crate::backend::plan::fuse::{ElementOp, Member};
+use crate::ir::{Binary, Op, Reduce, Value, ValueMap};
 use crate::shape::Shape;
 
 /// A run being translated: its instructions and what each is, where its
@@ -49,13 +49,13 @@ impl Translator<'_, '_> {
         // member's shape (theirs), whose rows are the vectors.
         let nest = members
             .iter()
-            .any(|&m| matches!(m, Member::Spread | Member::SumRows))
+            .any(|&m| matches!(m, Member::Spread | Member::Rows(_)))
             .then(|| f.shape(run[0]).clone());
         let along = nest.as_ref().map_or(n, |s| s.dims()[s.rank() - 1]);
         let simd = along >= self.lanes
             && members.iter().all(|&m| match m {
                 Member::Map(op) => self.lane_wise(op),
-                Member::Spread | Member::Sum | Member::SumRows => true,
+                Member::Spread | Member::Sum | Member::Rows(_) => true,
             });
         let outside = self.outside(run, simd);
         let (dests, sums) = self.results(run, &members, internal);
@@ -180,7 +180,7 @@ impl Translator<'_, '_> {
     fn recomputable(&self, r: &Run, n: usize) -> bool {
         if r.members
             .iter()
-            .any(|m| matches!(m, Member::Sum | Member::SumRows))
+            .any(|m| matches!(m, Member::Sum | Member::Rows(_)))
         {
             return false;
         }
@@ -250,9 +250,13 @@ impl Translator<'_, '_> {
                     dests.insert(v, self.dest(v));
                 }
                 Member::Map(_) | Member::Spread => {}
-                Member::SumRows => {
+                Member::Rows(kind) => {
                     let dst = self.dest(v);
-                    self.fill(dst, self.f.shape(v).size(), -0.0);
+                    let from = match kind {
+                        Reduce::Max => f64::NEG_INFINITY,
+                        _ => -0.0,
+                    };
+                    self.fill(dst, self.f.shape(v).size(), from);
                     dests.insert(v, dst);
                 }
             }
@@ -292,10 +296,13 @@ impl Translator<'_, '_> {
             }
             match m {
                 Member::Sum => self.add_lanes(r.sums[&v], ty, xs[0]),
-                Member::SumRows => {
+                Member::Rows(kind) => {
                     let dst = r.dests[&v];
                     let acc = self.read_as(ty, dst, ix);
-                    let y = self.b.ins().fadd(acc, xs[0]);
+                    let y = match kind {
+                        Reduce::Max => self.apply(ElementOp::Binary(Binary::Max), &[acc, xs[0]]),
+                        _ => self.b.ins().fadd(acc, xs[0]),
+                    };
                     self.write(dst, ix, y);
                 }
                 Member::Spread => unreachable!("read above"),
