@@ -149,3 +149,54 @@ fn a_sum_of_rows_of_negative_zeros_is_negative_zero() {
         got[0].data
     );
 }
+
+/// In f32 (four lanes a vector), the same runs are the interpreter's f64
+/// arithmetic within f32's rounding, one example after the other.
+#[test]
+fn runs_with_spreads_in_f32_are_the_f64_arithmetic_within_rounding() {
+    use crate::dtype::Dtype;
+    let max = crate::ir::Reduce::Max;
+    let runs = [
+        spread_run(&[3, 4, 9], &[2]).0,
+        spread_run(&[3, 4, 9], &[0, 1]).0,
+        summed_run(&[2, 3, 9], &[2], &[1]).0,
+        reduced_run(&[4, 9], &[1], &[0], max).0,
+    ];
+    let small = |n: usize, salt: usize| -> Vec<f64> {
+        (0..n)
+            .map(|i| f64::from(((i * 7 + salt) % 13) as f32 / 8.0 - 0.75))
+            .collect()
+    };
+    for f in runs {
+        let per_example = BatchOptions {
+            per_example_outputs: true,
+            dtype: Dtype::F32,
+            ..BatchOptions::default()
+        };
+        let jit = compile_batched_with(&f, per_example).expect("compiles");
+        let p: Vec<Tensor> = f
+            .params
+            .iter()
+            .map(|s| Tensor::new(s.shape.clone(), small(s.shape.size(), 1)))
+            .collect();
+        let examples: Vec<Vec<Tensor>> = (0..3)
+            .map(|e| {
+                let s = &f.inputs[0].shape;
+                vec![Tensor::new(s.clone(), small(s.size(), 5 + e))]
+            })
+            .collect();
+        let want = batch_reference(&jit, &p, &examples);
+        let rows = rows(&f, &examples);
+        let rows: Vec<&[f64]> = rows.iter().map(|r| &r[..]).collect();
+        let got = jit.run(&p, &rows, examples.len()).expect("the JIT runs");
+        for (w, g) in want.iter().zip(&got) {
+            let scale = w.iter().fold(1.0f64, |m, x| m.max(x.abs()));
+            for (x, y) in w.iter().zip(&g.data) {
+                assert!(
+                    (x - y).abs() <= 64.0 * f64::from(f32::EPSILON) * scale,
+                    "{x} against {y}\n{f}"
+                );
+            }
+        }
+    }
+}
