@@ -14,7 +14,9 @@
 //!   shape along axes other than the last, and their maxima so
 //!   ([`by_rows`]); it is then a loop
 //!   nest over that shape, a spread's elements are read from its argument
-//!   in place, and such a sum adds each row into its result's row.
+//!   in place, and such a sum adds each row into its result's row. Or it
+//!   may hold one `concat` of tensors computed before it ([`pieces`]): its
+//!   loop then goes over the parts in turn.
 //! - A `slice` that selects a contiguous block, a `reshape` of a tensor
 //!   and a row `x[i]` are *views*: the value is its argument's memory from
 //!   an offset (the row's computed when it runs), with no copy.
@@ -94,6 +96,9 @@ pub enum Member {
     /// A `broadcast_axes` of a tensor to the run's shape: each element read
     /// from the argument's element it repeats.
     Spread,
+    /// A `concat` of tensors computed before the run: each element read
+    /// from the part it lies in (see [`pieces`]).
+    Pieces,
     /// A `sum` of a member, added to element by element.
     Sum,
     /// A `sum_axes` or `max_axes` of a member along axes that leave its
@@ -111,6 +116,7 @@ impl Member {
         match op {
             Op::Sum => Some(Member::Sum),
             Op::BroadcastAxes(..) => Some(Member::Spread),
+            Op::Concat => Some(Member::Pieces),
             Op::ReduceAxes(kind @ (Reduce::Sum | Reduce::Max), _) => Some(Member::Rows(*kind)),
             _ => ElementOp::of(op).map(Member::Map),
         }
@@ -148,10 +154,52 @@ pub fn by_rows(f: &Function, v: Value) -> bool {
     !axes.is_empty() && rank >= 2 && !axes.contains(&(rank - 1))
 }
 
+/// Whether `v` is a `concat` (along the leading axis, so that each part is
+/// a block of consecutive elements of the result): in a run, the loop
+/// goes over the parts in turn, each element read from its part in place,
+/// so the `concat` is never written out (`ode`'s `concat([1], y[0:N -
+/// 1])`, `y` shifted by one).
+pub fn pieces(f: &Function, v: Value) -> bool {
+    let inst = f.inst(v);
+    inst.op == Op::Concat && !inst.shape.is_scalar()
+}
+
 /// Whether `v` is a member a run computes element by element: elementwise,
-/// or a [`spread`].
+/// a [`spread`], or a `concat` ([`pieces`]).
 pub fn per_element(f: &Function, v: Value) -> bool {
-    elementwise(f, v) || spread(f, v)
+    elementwise(f, v) || spread(f, v) || pieces(f, v)
+}
+
+/// How a run's loop goes: over its elements, over the rows of a nest (with
+/// spreads or reductions of rows), or over the parts of its one `concat`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Form {
+    Flat,
+    Nest,
+    Parts,
+}
+
+impl Form {
+    /// The form a member asks for.
+    fn of(f: &Function, v: Value) -> Form {
+        match Member::of(&f.inst(v).op) {
+            Some(Member::Spread | Member::Rows(_)) => Form::Nest,
+            Some(Member::Pieces) => Form::Parts,
+            _ => Form::Flat,
+        }
+    }
+
+    /// The form of a run of this form with a member asking for `other`, if
+    /// they go together: one `concat` a run, and not in a nest.
+    fn with(self, other: Form) -> Option<Form> {
+        match (self, other) {
+            (Form::Parts, Form::Parts) | (Form::Parts, Form::Nest) | (Form::Nest, Form::Parts) => {
+                None
+            }
+            (Form::Flat, x) | (x, Form::Flat) => Some(x),
+            (x, _) => Some(x),
+        }
+    }
 }
 
 /// If `v` is a view of its argument's memory, the offset of its first
@@ -258,12 +306,11 @@ enum State {
 ///
 /// From the first instruction not yet placed, if it is elementwise, a run
 /// grows over the next `WINDOW` instructions: each joins it if it can
-/// (elementwise of the same size, or a `sum` of a member, reading only
-/// members and values ready before the run); else it is hoisted before the
-/// run if it reads nothing from the run or from what was deferred, and is
-/// neither elementwise (so that it can start a run of its own later) nor
-/// one that [`can_fail_at`] (so that failures keep their order); else it is
-/// deferred. What is not placed is looked at again, in order, after the run.
+/// (elementwise of the same size, a spread of its shape or a `concat` of
+/// its size, or a `sum` of a member, reading only members and values ready
+/// before the run; one `concat` a run, not beside spreads); else it is
+/// hoisted before the run or deferred ([`hoisted_or_deferred`]). What is
+/// not placed is looked at again, in order, after the run.
 ///
 /// A `softmax` or `log_softmax` takes its partner (see [`softmax_pair`])
 /// from the next `WINDOW` instructions into its step: the partner reads
@@ -313,11 +360,18 @@ fn grow_run(
     let mut hoisted = Vec::new();
     let mut looked = Vec::new();
     let shape = f.shape(head);
+    let mut form = Form::of(f, head);
     for &v in window {
         if state[v] != State::Open {
             continue;
         }
         state[v] = place(f, state, v, shape);
+        if state[v] == State::InRun {
+            match form.with(Form::of(f, v)) {
+                Some(joined) => form = joined,
+                None => state[v] = hoisted_or_deferred(f, state, v),
+            }
+        }
         match state[v] {
             State::InRun => run.push(v),
             State::Hoisted => hoisted.push(v),
@@ -352,6 +406,11 @@ fn place(f: &Function, state: &ValueMap<State>, v: Value, shape: &Shape) -> Stat
             by_rows(f, v) && member(inst.args[0]) && f.shape(inst.args[0]) == shape
         }
         Some(Member::Spread) => spread(f, v) && inst.shape == *shape && ready(state[inst.args[0]]),
+        Some(Member::Pieces) => {
+            pieces(f, v)
+                && inst.shape.size() == shape.size()
+                && inst.args.iter().all(|&a| ready(state[a]))
+        }
         Some(Member::Map(_)) | None => {
             elementwise(f, v)
                 && inst.shape.size() == shape.size()
@@ -360,8 +419,23 @@ fn place(f: &Function, state: &ValueMap<State>, v: Value, shape: &Shape) -> Stat
     };
     if joins {
         State::InRun
-    } else if !per_element(f, v) && !can_fail_at(f, v) && inst.args.iter().all(|&a| ready(state[a]))
-    {
+    } else {
+        hoisted_or_deferred(f, state, v)
+    }
+}
+
+/// Where `v`, not in the run, goes: before it if it reads nothing from the
+/// run or from what was deferred, and is neither elementwise nor a spread
+/// (so that it can start a run of its own later: `kmeans`' distances, a
+/// spread of the centroids' norms first) nor one that [`can_fail_at`] (so
+/// that failures keep their order); else after it. A `concat` is hoisted:
+/// one of another size is most often a gradient's pieces, placed before
+/// the run that adds them.
+fn hoisted_or_deferred(f: &Function, state: &ValueMap<State>, v: Value) -> State {
+    let ready = |s: State| matches!(s, State::Done | State::Hoisted);
+    let inst = f.inst(v);
+    let starts_runs = elementwise(f, v) || spread(f, v);
+    if !starts_runs && !can_fail_at(f, v) && inst.args.iter().all(|&a| ready(state[a])) {
         State::Hoisted
     } else {
         State::Deferred

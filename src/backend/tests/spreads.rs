@@ -200,3 +200,90 @@ fn runs_with_spreads_in_f32_are_the_f64_arithmetic_within_rounding() {
         }
     }
 }
+
+/// `exp(concat(parts...)) * p + 1`, with `p` of the concat's shape and the
+/// sum of the product: the `concat` joins the run, each part read in
+/// place.
+fn concat_run(parts: &[Shape], whole: &Shape) -> (Function, Value, Value) {
+    let (mut f, p, x) = function(std::slice::from_ref(whole), parts);
+    let c = push(&mut f, Op::Concat, &x);
+    let e = push(&mut f, Op::Unary(Unary::Exp), &[c]);
+    let m = push(&mut f, Op::Binary(Binary::Mul), &[e, p[0]]);
+    let total = push(&mut f, Op::Sum, &[m]);
+    output(&mut f, m);
+    output(&mut f, total);
+    (f, c, m)
+}
+
+#[test]
+fn a_concat_joins_the_run_and_its_parts_are_read_in_place() {
+    // `ode`'s shift (one number, then the rest), parts shorter than a
+    // vector, of odd lengths, and rows of matrices along the leading axis.
+    let v = |n| Shape(vec![n]);
+    let cases = [
+        (vec![v(1), v(9)], v(10)),
+        (vec![v(3), v(1), v(5), v(2)], v(11)),
+        (vec![v(1)], v(1)),
+        (
+            vec![Shape(vec![2, 3]), Shape(vec![1, 3])],
+            Shape(vec![3, 3]),
+        ),
+    ];
+    for (parts, whole) in cases {
+        let (f, c, m) = concat_run(&parts, &whole);
+        let layout = plan::layout::layout(&f);
+        let run = layout.steps.iter().find(|s| s.contains(&m)).unwrap();
+        assert!(run.contains(&c), "{:?}", layout.steps);
+        assert!(layout.internal[c]);
+        assert_eq!(layout.slots[c], None);
+        agree_on_values(&f);
+    }
+}
+
+/// One `concat` a run, and none in a nest: a second one, or a spread, is
+/// a step of its own, and the bits are the same.
+#[test]
+fn a_run_holds_one_concat_and_no_spread_beside_it() {
+    let (mut f, p, x) = function(
+        &[Shape(vec![4, 3])],
+        &[Shape(vec![2, 3]), Shape(vec![2, 3]), Shape(vec![4])],
+    );
+    let c = push(&mut f, Op::Concat, &[x[0], x[1]]);
+    let d = push(&mut f, Op::Concat, &[x[1], x[0]]);
+    let b = push(
+        &mut f,
+        Op::BroadcastAxes(vec![1], Shape(vec![4, 3])),
+        &[x[2]],
+    );
+    let s = push(&mut f, Op::Binary(Binary::Add), &[c, d]);
+    let t = push(&mut f, Op::Binary(Binary::Mul), &[s, b]);
+    let u = push(&mut f, Op::Binary(Binary::Sub), &[t, p[0]]);
+    output(&mut f, u);
+    let layout = plan::layout::layout(&f);
+    let run = layout.steps.iter().find(|st| st.contains(&c)).unwrap();
+    assert!(!run.contains(&d) && !run.contains(&b), "{:?}", layout.steps);
+    agree_on_values(&f);
+}
+
+/// A spread that cannot join the run growing when it comes (another
+/// shape) is not hoisted before it, a step of its own written out: it
+/// starts the run of its shape later (`kmeans`' distances, after the runs
+/// of the norms).
+#[test]
+fn a_spread_of_another_shape_starts_its_own_run() {
+    let (mut f, p, x) = function(&[Shape(vec![4, 5])], &[Shape(vec![2, 3]), Shape(vec![4])]);
+    let other = push(&mut f, Op::Unary(Unary::Exp), &[x[0]]);
+    let b = push(
+        &mut f,
+        Op::BroadcastAxes(vec![1], Shape(vec![4, 5])),
+        &[x[1]],
+    );
+    let m = push(&mut f, Op::Binary(Binary::Mul), &[b, p[0]]);
+    output(&mut f, other);
+    output(&mut f, m);
+    let layout = plan::layout::layout(&f);
+    let run = layout.steps.iter().find(|s| s.contains(&m)).unwrap();
+    assert!(run.contains(&b), "{:?}", layout.steps);
+    assert!(layout.internal[b]);
+    agree_on_values(&f);
+}

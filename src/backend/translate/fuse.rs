@@ -29,7 +29,7 @@ struct Run<'r> {
     /// In the loop over a row of a run with spreads: where each spread's
     /// elements are read, as `outside` (its argument's element, loaded once
     /// for the row and splat, if the row repeats it; else its argument's
-    /// row).
+    /// row). In the loop over a part of a `concat`: that part.
     spreads: HashMap<Value, (Opnd, Opnd)>,
 }
 
@@ -55,7 +55,7 @@ impl Translator<'_, '_> {
         let simd = along >= self.lanes
             && members.iter().all(|&m| match m {
                 Member::Map(op) => self.lane_wise(op),
-                Member::Spread | Member::Sum | Member::Rows(_) => true,
+                Member::Spread | Member::Pieces | Member::Sum | Member::Rows(_) => true,
             });
         let outside = self.outside(run, simd);
         let (dests, sums) = self.results(run, &members, internal);
@@ -68,8 +68,11 @@ impl Translator<'_, '_> {
             spreads: HashMap::new(),
         };
         let (lanes, vt, st) = (self.lanes, self.vt, self.st);
+        let concat = run.iter().copied().find(|&v| f.inst(v).op == Op::Concat);
         if let Some(shape) = nest {
             self.rows_of(&r, &shape, simd);
+        } else if let Some(c) = concat {
+            self.parts_of(&r, c, simd);
         } else if simd && !n.is_multiple_of(lanes) && self.recomputable(&r, n) {
             self.for_each_overlapped(n, lanes, &mut |t, ix| t.element(&r, ix, vt));
         } else if simd {
@@ -148,6 +151,42 @@ impl Translator<'_, '_> {
                 t.for_each(dims[last], &mut |t, col| t.element(&row, col, st));
             }
         });
+    }
+
+    /// A run with a `concat` `c`: a loop over each part's block of
+    /// elements in turn, every operand read and written from the block's
+    /// first element, the `concat`'s elements read from the part in place.
+    /// The elements come in order, as in one loop.
+    fn parts_of(&mut self, r: &Run, c: Value, simd: bool) {
+        let f = self.f;
+        let mut at = 0;
+        for &p in &f.inst(c).args {
+            let n = f.shape(p).size();
+            let start = Ix::c(at);
+            let mut block = Run {
+                insts: r.insts,
+                members: r.members.clone(),
+                outside: HashMap::new(),
+                dests: HashMap::new(),
+                sums: r.sums.clone(),
+                spreads: HashMap::new(),
+            };
+            for (&a, &(narrow, wide)) in &r.outside {
+                let moved = (self.moved(narrow, start), self.moved(wide, start));
+                block.outside.insert(a, moved);
+            }
+            for (&v, &dst) in &r.dests {
+                block.dests.insert(v, self.moved(dst, start));
+            }
+            block.spreads.insert(c, r.outside[&p]);
+            if simd {
+                self.columns(n, &mut |t, col, ty| t.element(&block, col, ty));
+            } else {
+                let st = self.st;
+                self.for_each(n, &mut |t, col| t.element(&block, col, st));
+            }
+            at += n;
+        }
     }
 
     /// Memory operand `o` from its element `ix` on; a register as it is.
@@ -246,10 +285,10 @@ impl Translator<'_, '_> {
                 Member::Sum => {
                     sums.insert(v, self.var(-0.0));
                 }
-                Member::Map(_) | Member::Spread if !internal[v] => {
+                Member::Map(_) | Member::Spread | Member::Pieces if !internal[v] => {
                     dests.insert(v, self.dest(v));
                 }
-                Member::Map(_) | Member::Spread => {}
+                Member::Map(_) | Member::Spread | Member::Pieces => {}
                 Member::Rows(kind) => {
                     let dst = self.dest(v);
                     let from = match kind {
@@ -271,7 +310,7 @@ impl Translator<'_, '_> {
         let mut vals: HashMap<Value, cl::Value> = HashMap::new();
         for (&v, &m) in r.insts.iter().zip(&r.members) {
             let inst = f.inst(v);
-            if m == Member::Spread {
+            if matches!(m, Member::Spread | Member::Pieces) {
                 let (narrow, wide) = r.spreads[&v];
                 let x = self.read_as(ty, if ty.is_vector() { wide } else { narrow }, ix);
                 vals.insert(v, x);
@@ -305,7 +344,7 @@ impl Translator<'_, '_> {
                     };
                     self.write(dst, ix, y);
                 }
-                Member::Spread => unreachable!("read above"),
+                Member::Spread | Member::Pieces => unreachable!("read above"),
                 Member::Map(op) => {
                     let y = self.apply(op, &xs);
                     vals.insert(v, y);
