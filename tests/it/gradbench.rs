@@ -371,30 +371,7 @@ fn a_malformed_message_gets_an_error_response_and_the_loop_goes_on() {
 #[test]
 fn the_command_serves_the_protocol_on_stdin_and_stdout() {
     let text = std::fs::read_to_string(root().join("tests/gradbench/hello.jsonl")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gradc"))
-        .arg("gradbench")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| without_timings(&serde_json::from_str(l).unwrap()))
-        .collect();
+    let lines: Vec<Value> = command(&[], &text).iter().map(without_timings).collect();
     let want: Vec<Value> = respond(&text, Backend::Jit)
         .iter()
         .map(without_timings)
@@ -425,6 +402,15 @@ fn hello_tiny(args: &[&str]) -> Vec<f64> {
     .iter()
     .map(|m| format!("{m}\n"))
     .collect::<String>();
+    command(args, &text)
+        .iter()
+        .filter_map(|r| r["output"].as_f64())
+        .collect()
+}
+
+/// The responses of `gradc gradbench` with `args` to the messages of
+/// `text`, which it answers and exits 0.
+fn command(args: &[&str], text: &str) -> Vec<Value> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gradc"))
         .arg("gradbench")
         .args(args)
@@ -448,7 +434,7 @@ fn hello_tiny(args: &[&str]) -> Vec<f64> {
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).unwrap()["output"].as_f64())
+        .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
 

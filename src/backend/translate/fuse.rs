@@ -106,25 +106,14 @@ impl Translator<'_, '_> {
         let strides = shape.strides();
         self.nest_with(&dims[..last], Self::for_each_rolled, &mut |t, ix| {
             let start = t.at(ix, &strides[..last]);
-            let mut row = Run {
-                insts: r.insts,
-                members: r.members.clone(),
-                outside: HashMap::new(),
-                dests: HashMap::new(),
-                sums: r.sums.clone(),
-                spreads: HashMap::new(),
-            };
-            for (&a, &(narrow, wide)) in &r.outside {
-                let moved = (t.moved(narrow, start), t.moved(wide, start));
-                row.outside.insert(a, moved);
-            }
+            let mut row = t.from(r, start);
             for (&v, &dst) in &r.dests {
-                // A sum's row: the row of its result the argument's adds to.
-                let at = match &f.inst(v).op {
-                    Op::ReduceAxes(_, along) => t.at(ix, &strides_into(shape, along)[..last]),
-                    _ => start,
-                };
-                row.dests.insert(v, t.moved(dst, at));
+                // A reduction's row: the row of its result the argument's
+                // row goes into.
+                if let Op::ReduceAxes(_, along) = &f.inst(v).op {
+                    let at = t.at(ix, &strides_into(shape, along)[..last]);
+                    row.dests.insert(v, t.moved(dst, at));
+                }
             }
             for &v in r.insts {
                 let inst = f.inst(v);
@@ -162,22 +151,7 @@ impl Translator<'_, '_> {
         let mut at = 0;
         for &p in &f.inst(c).args {
             let n = f.shape(p).size();
-            let start = Ix::c(at);
-            let mut block = Run {
-                insts: r.insts,
-                members: r.members.clone(),
-                outside: HashMap::new(),
-                dests: HashMap::new(),
-                sums: r.sums.clone(),
-                spreads: HashMap::new(),
-            };
-            for (&a, &(narrow, wide)) in &r.outside {
-                let moved = (self.moved(narrow, start), self.moved(wide, start));
-                block.outside.insert(a, moved);
-            }
-            for (&v, &dst) in &r.dests {
-                block.dests.insert(v, self.moved(dst, start));
-            }
+            let mut block = self.from(r, Ix::c(at));
             block.spreads.insert(c, r.outside[&p]);
             if simd {
                 self.columns(n, &mut |t, col, ty| t.element(&block, col, ty));
@@ -187,6 +161,27 @@ impl Translator<'_, '_> {
             }
             at += n;
         }
+    }
+
+    /// The run `r` from its element `start` on: every operand read and
+    /// written (but the spreads') moved there.
+    fn from<'r>(&mut self, r: &Run<'r>, start: Ix) -> Run<'r> {
+        let mut moved = Run {
+            insts: r.insts,
+            members: r.members.clone(),
+            outside: HashMap::new(),
+            dests: HashMap::new(),
+            sums: r.sums.clone(),
+            spreads: HashMap::new(),
+        };
+        for (&a, &(narrow, wide)) in &r.outside {
+            let pair = (self.moved(narrow, start), self.moved(wide, start));
+            moved.outside.insert(a, pair);
+        }
+        for (&v, &dst) in &r.dests {
+            moved.dests.insert(v, self.moved(dst, start));
+        }
+        moved
     }
 
     /// Memory operand `o` from its element `ix` on; a register as it is.

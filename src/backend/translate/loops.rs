@@ -49,36 +49,24 @@ impl Translator<'_, '_> {
             }
             return;
         }
-        let counter = self.b.declare_var(self.ptr);
-        let zero = self.b.ins().iconst(self.ptr, 0);
-        self.b.def_var(counter, zero);
-        let header = self.b.create_block();
-        let exit = self.b.create_block();
-        self.b.ins().jump(header, &[]);
-        self.b.switch_to_block(header);
-        let i = self.b.use_var(counter);
-        body(
-            self,
-            Ix {
-                dynamic: Some(i),
-                konst: 0,
-            },
-        );
-        let next = self.b.ins().iadd_imm_s(i, step as i64);
-        let more = self
-            .b
-            .ins()
-            .icmp_imm_u(IntCC::UnsignedLessThan, next, n as i64);
-        let last = self.b.ins().iconst(self.ptr, last as i64);
-        let next = self.b.ins().umin(next, last);
-        self.b.def_var(counter, next);
-        self.b.ins().brif(more, header, &[], exit, &[]);
-        self.b.switch_to_block(exit);
+        self.loop_clamped(step, Bound::Const(n), Some(last), body);
     }
 
     /// A loop `for i in (0..bound).step_by(step)` in the generated code, with
     /// the test at the bottom: the bound must be at least 1.
     fn counted_loop(&mut self, step: usize, bound: Bound, body: &mut dyn FnMut(&mut Self, Ix)) {
+        self.loop_clamped(step, bound, None, body);
+    }
+
+    /// [`Translator::counted_loop`], each next index but the first held to
+    /// at most `last` if given (so that the last step starts there).
+    fn loop_clamped(
+        &mut self,
+        step: usize,
+        bound: Bound,
+        last: Option<usize>,
+        body: &mut dyn FnMut(&mut Self, Ix),
+    ) {
         let counter = self.b.declare_var(self.ptr);
         let zero = self.b.ins().iconst(self.ptr, 0);
         self.b.def_var(counter, zero);
@@ -95,7 +83,6 @@ impl Translator<'_, '_> {
             },
         );
         let next = self.b.ins().iadd_imm_s(i, step as i64);
-        self.b.def_var(counter, next);
         let more = match bound {
             Bound::Const(n) => self
                 .b
@@ -103,6 +90,14 @@ impl Translator<'_, '_> {
                 .icmp_imm_u(IntCC::UnsignedLessThan, next, n as i64),
             Bound::Value(n) => self.b.ins().icmp(IntCC::UnsignedLessThan, next, n),
         };
+        let next = match last {
+            Some(last) => {
+                let last = self.b.ins().iconst(self.ptr, last as i64);
+                self.b.ins().umin(next, last)
+            }
+            None => next,
+        };
+        self.b.def_var(counter, next);
         self.b.ins().brif(more, header, &[], exit, &[]);
         self.b.switch_to_block(exit);
     }
