@@ -109,9 +109,10 @@ pub enum Member {
 
 impl Member {
     /// What instruction `op` would be in a run, if it can be in one: an
-    /// [`ElementOp`], a `broadcast_axes` or a `sum` (every other operation
-    /// is not a member, which is what a new one is until [`ElementOp::of`]
-    /// says otherwise).
+    /// [`ElementOp`], a `broadcast_axes`, a `concat`, a `sum`, or a
+    /// `sum_axes` or `max_axes` (every other operation is not a member,
+    /// which is what a new one is until [`ElementOp::of`] says otherwise;
+    /// [`place`] decides whether one of these joins a given run).
     pub fn of(op: &Op) -> Option<Member> {
         match op {
             Op::Sum => Some(Member::Sum),
