@@ -104,8 +104,8 @@ pub struct Tool {
 }
 
 /// A program the first `define` compiles, with its gradient, and throws
-/// away: a fresh process's first compilation pays 2–3 ms more than later
-/// ones (the compiler's code paged in and its first allocations), a cost
+/// away: a fresh process's first compilation pays 1 to 3 ms more than
+/// later ones (the compiler's code paged in and its first allocations), a cost
 /// of starting the tool that belongs to `define`, which prepares a module,
 /// rather than to the `"compile"` timing of the module's first function.
 const WARM_UP: &str = "dim N
@@ -185,7 +185,6 @@ impl Tool {
             let start = Instant::now();
             let program = compile(eval, &point.dims, which, self.backend)?;
             timings.push(timing("compile", start));
-
             self.programs.insert(key.clone(), program);
         }
         let program = &self.programs[&key];
