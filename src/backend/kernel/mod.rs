@@ -115,6 +115,13 @@ pub enum Route {
 /// arithmetic (2000 x 20 x 1000: 4.6 ms packed, 2.7 ms direct).
 pub(crate) const DIRECT_MAX_N: usize = 32;
 
+/// The widest `B` a product is computed without packing for, however
+/// long: no wider than a micro-kernel's tile, so that packing `A` buys it
+/// nothing. `kmeans`' direction `W @ points`, [K, N] by [N, D] with D = 8
+/// or 16: 1000 x 8 x 10000 took 23 ms packed, 7.2 ms direct; with
+/// 100,000 points, 320 ms against 100.
+pub(crate) const DIRECT_ANY_N: usize = 16;
+
 /// The most elements of `B` a product computed without packing reads:
 /// 16 Ki, 128 KiB of f64, which stay in the L2 cache (and for the widths of
 /// the small models, mostly in the L1) while every row tile reads them.
@@ -127,8 +134,10 @@ impl Route {
     /// Only if `B`'s rows are contiguous (`csb == 1`): a tile reads a row
     /// of `B` as vectors. [`Route::Auto`] then takes the direct route when
     /// the product is one block (`k <= KC`, `m <= MC`) and `B` is small
-    /// (at most [`DIRECT_MAX_B`] elements), or when `B` is narrow (at most
-    /// [`DIRECT_MAX_N`] columns) and fits the L2 cache. There packing gains nothing:
+    /// (at most [`DIRECT_MAX_B`] elements), or when `B` is narrow: at most
+    /// [`DIRECT_ANY_N`] columns, or at most [`DIRECT_MAX_N`] fitting the
+    /// L2 cache (beyond it, 1000 x 32 x 20,000 takes 66 ms packed and 93
+    /// direct). There packing gains nothing:
     /// it copies every element of `B` to read it `m / MR` times (at most
     /// 16), every element of `A` to read it `n / NR` times, all from
     /// caches that the copy does not make warmer, and its edge panels are
@@ -141,6 +150,7 @@ impl Route {
             && match self {
                 Route::Auto => {
                     (k <= KC && m <= MC && k * n <= DIRECT_MAX_B)
+                        || n <= DIRECT_ANY_N
                         || (n <= DIRECT_MAX_N && k * n <= 4 * DIRECT_MAX_B)
                 }
                 Route::Packed => false,

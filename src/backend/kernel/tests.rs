@@ -3,7 +3,7 @@
 //! across the blocks), operands row-major, transposed and strided, data
 //! with NaN, infinities and signed zeros, fresh and resumed sums.
 
-use super::{gemm, Element, Isa, Route, DIRECT_MAX_N, KC, MC, NC};
+use super::{gemm, Element, Isa, Route, DIRECT_ANY_N, DIRECT_MAX_N, KC, MC, NC};
 
 /// The code paths to test: every one this CPU can run.
 fn isas() -> Vec<Isa> {
@@ -235,12 +235,14 @@ fn the_small_products_with_b_in_rows_are_direct() {
     // The backward products of the digits MLP's shards take it; the
     // forward ones (B transposed) and the large ones do not. Nor do the
     // products of a narrow B of any height that fits the L2 cache (`gmm`'s
-    // gradient, 2000 x 20 x 1000).
+    // gradient, 2000 x 20 x 1000), and those no wider than a tile, however
+    // long (`kmeans`' direction, 1000 x 8 x 10,000).
     let narrow = [
         (MC + 1, 8, 8),
         (8, 8, KC + 1),
         (2000, 20, 1000),
         (5, DIRECT_MAX_N, 2048),
+        (1000, DIRECT_ANY_N, 100_000),
     ];
     for shape in [(16, 32, 10), (10, 32, 16), (32, 64, 16), (MC, 64, KC)]
         .into_iter()
@@ -253,6 +255,7 @@ fn the_small_products_with_b_in_rows_are_direct() {
     for shape in [
         (MC + 1, 64, 8),
         (8, DIRECT_MAX_N + 1, KC + 1),
+        (8, DIRECT_ANY_N + 1, 2 * 2049),
         (8, 1024, 128),
         (256, 784, 128),
         (2000, DIRECT_MAX_N, 2049),
