@@ -94,23 +94,7 @@ impl<'a> Translator<'a, '_> {
     /// elements) of a loop's value `dst`.
     fn stacked_row(&mut self, dst: Opnd, step: Ix, offset: usize, n: usize) -> Opnd {
         let row = self.lin(&[(step, n)], offset);
-        match dst {
-            Opnd::Mem { ptr, off, readonly } => {
-                let ptr = match row.dynamic {
-                    Some(d) => {
-                        let bytes = self.b.ins().ishl_imm_u(d, self.shift);
-                        self.b.ins().iadd(ptr, bytes)
-                    }
-                    None => ptr,
-                };
-                Opnd::Mem {
-                    ptr,
-                    off: off + row.konst,
-                    readonly,
-                }
-            }
-            Opnd::Reg(_) => unreachable!("a loop's value is in memory"),
-        }
+        self.moved(dst, row)
     }
 
     /// The loop `v` with arguments `args`.

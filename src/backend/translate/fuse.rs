@@ -9,7 +9,7 @@ use cranelift_codegen::ir::{self as cl, InstBuilder};
 use cranelift_frontend::Variable;
 
 use super::reduce::strides_into;
-use super::{d_key, IndexOp, Ix, Loc, Opnd, Translator};
+use super::{Ix, Loc, Opnd, Translator};
 use crate::backend::plan::fuse::{ElementOp, Member};
 use crate::ir::{Binary, Op, Reduce, Value, ValueMap};
 use crate::shape::Shape;
@@ -182,27 +182,6 @@ impl Translator<'_, '_> {
             moved.dests.insert(v, self.moved(dst, start));
         }
         moved
-    }
-
-    /// Memory operand `o` from its element `ix` on; a register as it is.
-    fn moved(&mut self, o: Opnd, ix: Ix) -> Opnd {
-        match o {
-            Opnd::Reg(_) => o,
-            Opnd::Mem { ptr, off, readonly } => {
-                let ptr = match ix.dynamic {
-                    None => ptr,
-                    Some(d) => {
-                        let bytes = self.index_op(IndexOp::Shl, d, self.shift);
-                        self.index_op(IndexOp::Add, ptr, d_key(bytes))
-                    }
-                };
-                Opnd::Mem {
-                    ptr,
-                    off: off + ix.konst,
-                    readonly,
-                }
-            }
-        }
     }
 
     /// Whether the run may compute an element twice, with the same bits:

@@ -333,13 +333,7 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// The address of element `ix` of memory operand `(ptr, off)`, as a base
     /// and an immediate byte offset.
     fn address(&mut self, ptr: cl::Value, off: usize, ix: Ix) -> (cl::Value, i32) {
-        let base = match ix.dynamic {
-            None => ptr,
-            Some(d) => {
-                let bytes = self.index_op(IndexOp::Shl, d, self.shift);
-                self.index_op(IndexOp::Add, ptr, d_key(bytes))
-            }
-        };
+        let base = self.plus_elements(ptr, ix.dynamic);
         let k = (off + ix.konst) << self.shift;
         match i32::try_from(k) {
             Ok(k) => (base, k),
@@ -375,6 +369,29 @@ impl<'a, 'b> Translator<'a, 'b> {
                 let ty = self.b.func.dfg.value_type(x);
                 let (p, k) = self.address(ptr, off, ix);
                 self.b.ins().store(mem_flags(ty, false), x, p, k);
+            }
+        }
+    }
+
+    /// Memory operand `o` from its element `ix` on; a register as it is.
+    fn moved(&mut self, o: Opnd, ix: Ix) -> Opnd {
+        match o {
+            Opnd::Reg(_) => o,
+            Opnd::Mem { ptr, off, readonly } => Opnd::Mem {
+                ptr: self.plus_elements(ptr, ix.dynamic),
+                off: off + ix.konst,
+                readonly,
+            },
+        }
+    }
+
+    /// `ptr` advanced by `d` elements, if given.
+    fn plus_elements(&mut self, ptr: cl::Value, d: Option<cl::Value>) -> cl::Value {
+        match d {
+            None => ptr,
+            Some(d) => {
+                let bytes = self.index_op(IndexOp::Shl, d, self.shift);
+                self.index_op(IndexOp::Add, ptr, d_key(bytes))
             }
         }
     }
