@@ -31,3 +31,18 @@ fn clif_of_small_programs() {
         });
     });
 }
+
+#[test]
+fn the_same_program_compiles_to_the_same_code() {
+    // The convolution's fused runs read several tensors and write several
+    // results, each moved to the run's row: their code is emitted in the
+    // order of the values, not in that of a hash map's walk.
+    let src = std::fs::read_to_string("examples/cnn.grad").unwrap();
+    let first = clif_of(&src);
+    for _ in 0..4 {
+        assert!(
+            clif_of(&src) == first,
+            "two compilations of examples/cnn.grad differ"
+        );
+    }
+}

@@ -3,7 +3,7 @@
 //! read outside the run stored, and a `sum` adding the elements as they
 //! come, in the same order as a separate loop would.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use cranelift_codegen::ir::{self as cl, InstBuilder};
 use cranelift_frontend::Variable;
@@ -21,16 +21,16 @@ struct Run<'r> {
     members: Vec<Member>,
     /// The arguments from outside the run: a scalar loaded once (and its
     /// splat for pairs), a tensor read element by element (twice the same).
-    outside: HashMap<Value, (Opnd, Opnd)>,
+    outside: BTreeMap<Value, (Opnd, Opnd)>,
     /// The scratch slots of the members that are stored.
-    dests: HashMap<Value, Opnd>,
+    dests: BTreeMap<Value, Opnd>,
     /// The accumulators of the `sum`s.
-    sums: HashMap<Value, Variable>,
+    sums: BTreeMap<Value, Variable>,
     /// In the loop over a row of a run with spreads: where each spread's
     /// elements are read, as `outside` (its argument's element, loaded once
     /// for the row and splat, if the row repeats it; else its argument's
     /// row). In the loop over a part of a `concat`: that part.
-    spreads: HashMap<Value, (Opnd, Opnd)>,
+    spreads: BTreeMap<Value, (Opnd, Opnd)>,
 }
 
 impl Translator<'_, '_> {
@@ -65,7 +65,7 @@ impl Translator<'_, '_> {
             outside,
             dests,
             sums,
-            spreads: HashMap::new(),
+            spreads: BTreeMap::new(),
         };
         let (lanes, vt, st) = (self.lanes, self.vt, self.st);
         let concat = run.iter().copied().find(|&v| f.inst(v).op == Op::Concat);
@@ -169,10 +169,10 @@ impl Translator<'_, '_> {
         let mut moved = Run {
             insts: r.insts,
             members: r.members.clone(),
-            outside: HashMap::new(),
-            dests: HashMap::new(),
+            outside: BTreeMap::new(),
+            dests: BTreeMap::new(),
             sums: r.sums.clone(),
-            spreads: HashMap::new(),
+            spreads: BTreeMap::new(),
         };
         for (&a, &(narrow, wide)) in &r.outside {
             let pair = (self.moved(narrow, start), self.moved(wide, start));
@@ -218,9 +218,9 @@ impl Translator<'_, '_> {
 
     /// The operands of the arguments from outside the run: scalars loaded
     /// once (and splat for pairs if `simd`), tensors read element by element.
-    fn outside(&mut self, run: &[Value], simd: bool) -> HashMap<Value, (Opnd, Opnd)> {
+    fn outside(&mut self, run: &[Value], simd: bool) -> BTreeMap<Value, (Opnd, Opnd)> {
         let f = self.f;
-        let mut outside: HashMap<Value, (Opnd, Opnd)> = HashMap::new();
+        let mut outside: BTreeMap<Value, (Opnd, Opnd)> = BTreeMap::new();
         for &v in run {
             for &a in &f.inst(v).args {
                 if run.contains(&a) || outside.contains_key(&a) {
@@ -251,9 +251,9 @@ impl Translator<'_, '_> {
         run: &[Value],
         members: &[Member],
         internal: &ValueMap<bool>,
-    ) -> (HashMap<Value, Opnd>, HashMap<Value, Variable>) {
-        let mut dests: HashMap<Value, Opnd> = HashMap::new();
-        let mut sums: HashMap<Value, Variable> = HashMap::new();
+    ) -> (BTreeMap<Value, Opnd>, BTreeMap<Value, Variable>) {
+        let mut dests: BTreeMap<Value, Opnd> = BTreeMap::new();
+        let mut sums: BTreeMap<Value, Variable> = BTreeMap::new();
         for (&v, &m) in run.iter().zip(members) {
             match m {
                 Member::Sum => {
@@ -281,7 +281,7 @@ impl Translator<'_, '_> {
     /// the run, in order.
     fn element(&mut self, r: &Run, ix: Ix, ty: cl::Type) {
         let f = self.f;
-        let mut vals: HashMap<Value, cl::Value> = HashMap::new();
+        let mut vals: BTreeMap<Value, cl::Value> = BTreeMap::new();
         for (&v, &m) in r.insts.iter().zip(&r.members) {
             let inst = f.inst(v);
             if matches!(m, Member::Spread | Member::Pieces) {
