@@ -46,6 +46,7 @@ use super::plan::{
 use crate::dtype::Dtype;
 use crate::dtype::Element;
 use crate::ir::{Fault, Function, Op, RunError, Slot};
+use crate::shape::Tensor;
 use crate::span::Span;
 
 /// The signature of the generated function.
@@ -134,22 +135,30 @@ impl Scratch {
     /// Fills the pointer tables with the buffers' addresses, after checking
     /// that this scratch was made for a function of `scratch_len` numbers
     /// and these many buffers, and returns the call's pointer arguments.
-    /// The buffers hold elements of `T` (the tables are only addresses).
+    /// The buffers hold elements of `T` (the tables are only addresses);
+    /// `kept`, the values of a function's large constant loops
+    /// ([`super::precompute::keep`]), are its inputs after `inputs`.
     pub(super) fn bind<T: Element>(
         &mut self,
         scratch_len: usize,
         params: &[&[T]],
         inputs: &[&[T]],
+        kept: &[Tensor],
         outputs: &mut [&mut [T]],
     ) -> Result<Tables, RunError> {
-        let (np, ni) = (params.len(), inputs.len());
+        let (np, ni) = (params.len(), inputs.len() + kept.len());
         if self.data.len() != scratch_len || self.ptrs.len() != np + ni + outputs.len() {
             return Err(RunError::Misuse(
                 "the scratch buffer was made for another function".to_string(),
             ));
         }
-        for (slot, p) in self.ptrs.iter_mut().zip(params.iter().chain(inputs)) {
-            *slot = p.as_ptr().expose_provenance();
+        let reads = params
+            .iter()
+            .chain(inputs)
+            .map(|p| p.as_ptr().expose_provenance());
+        let kept = kept.iter().map(|t| t.data.as_ptr().expose_provenance());
+        for (slot, p) in self.ptrs.iter_mut().zip(reads.chain(kept)) {
+            *slot = p;
         }
         for (slot, o) in self.ptrs[np + ni..].iter_mut().zip(outputs.iter_mut()) {
             *slot = o.as_mut_ptr().expose_provenance();

@@ -222,7 +222,7 @@ impl BatchedFunction {
                 )));
             }
         }
-        let t = scratch.bind(self.scratch_len, params, inputs, out)?;
+        let t = scratch.bind(self.scratch_len, params, inputs, &[], out)?;
         // SAFETY: the code was compiled from `self.f` with the plan that
         // gave `self.outputs` and `self.scratch_len`, and is alive (owned by
         // `self.code`). The tables, filled by `Scratch::bind` above (which

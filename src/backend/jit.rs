@@ -12,6 +12,7 @@ use cranelift_module::{Linkage, Module};
 use super::abi::{self, check_lengths, EntryFn, Scratch};
 use super::libm::Callee;
 use super::plan::{layout, Layout};
+use super::precompute::{self, Kept};
 use super::translate::single;
 use crate::ir::{interp, verify, Function, RunError};
 use crate::shape::Tensor;
@@ -49,7 +50,13 @@ pub struct JitFunction {
     entry: EntryFn,
     #[expect(dead_code, reason = "held for its Drop, which frees the code")]
     code: Code,
+    /// The function compiled, as its callers see it (its constant loops of
+    /// at most `precompute::MAX_ELEMENTS` numbers made constants).
     f: Function,
+    /// Its larger constant loops ([`precompute::keep`]): the function the
+    /// code was compiled from, which reads them as inputs after `f`'s, and
+    /// their values.
+    kept: Option<Box<(Function, Kept)>>,
     scratch_len: usize,
 }
 
@@ -166,29 +173,31 @@ pub(super) fn define_entry(
 }
 
 /// Compiles `f` to machine code, its loops that read no parameter and no
-/// input computed first and made constants ([`super::precompute`]).
+/// input computed once ([`precompute`]): the small ones now, made
+/// constants, the others at the first call.
 pub fn compile(f: &Function) -> Result<JitFunction, CompileError> {
-    match super::precompute::fold(f) {
-        Some(g) => compile_as_is(&g),
-        None => compile_as_is(f),
-    }
+    let folded = precompute::fold(f);
+    let f = folded.as_ref().unwrap_or(f);
+    compile_into(Code::new()?, f, precompute::keep(f))
 }
 
-/// [`compile`] without computing its constant loops first.
-fn compile_as_is(f: &Function) -> Result<JitFunction, CompileError> {
-    compile_into(Code::new()?, f)
+/// `f` compiled as it is for one run ([`precompute`]): without Cranelift's
+/// optimisations, which cost more time than they save it, unless `long`.
+pub(super) fn compile_for_constants(f: &Function, long: bool) -> Result<JitFunction, CompileError> {
+    let code = if long { Code::new()? } else { Code::once()? };
+    compile_into(code, f, None)
 }
 
-/// `f` compiled without optimisation, for a run or two
-/// ([`super::precompute`]).
-pub(super) fn compile_once(f: &Function) -> Result<JitFunction, CompileError> {
-    compile_into(Code::once()?, f)
-}
-
-fn compile_into(mut code: Code, f: &Function) -> Result<JitFunction, CompileError> {
+/// `f` compiled into `code`; from `kept`'s function if given, `f` with its
+/// large constant loops read from hidden inputs.
+fn compile_into(
+    mut code: Code,
+    f: &Function,
+    kept: Option<(Function, Kept)>,
+) -> Result<JitFunction, CompileError> {
     let module = code.module();
     let mut ctx = module.make_context();
-    let layout = build(module, f, &mut ctx)?;
+    let layout = build(module, kept.as_ref().map_or(f, |k| &k.0), &mut ctx)?;
     let ptr = define_entry(module, &mut ctx)?;
     // SAFETY: `ptr` is the finalized code of a function defined with
     // `abi::entry_signature`, which is `EntryFn` under the module's
@@ -198,6 +207,7 @@ fn compile_into(mut code: Code, f: &Function) -> Result<JitFunction, CompileErro
         entry,
         code,
         f: f.clone(),
+        kept: kept.map(Box::new),
         scratch_len: layout.scratch_len,
     })
 }
@@ -205,8 +215,10 @@ fn compile_into(mut code: Code, f: &Function) -> Result<JitFunction, CompileErro
 /// The Cranelift IR of `f`, as the translator emits it (before Cranelift's
 /// optimisations), with the names of the host functions and data it uses.
 pub fn clif_text(f: &Function) -> Result<String, CompileError> {
-    let folded = super::precompute::fold(f);
+    let folded = precompute::fold(f);
     let f = folded.as_ref().unwrap_or(f);
+    let kept = precompute::keep(f);
+    let f = kept.as_ref().map_or(f, |k| &k.0);
     let mut code = Code::new()?;
     let module = code.module();
     let mut ctx = module.make_context();
@@ -240,7 +252,7 @@ impl JitFunction {
 
     /// A scratch buffer for [`Self::run_into`], to be reused across calls.
     pub fn scratch(&self) -> Scratch {
-        let f = &self.f;
+        let f = self.compiled();
         Scratch::new(
             self.scratch_len,
             f.params.len() + f.inputs.len() + f.outputs.len(),
@@ -299,19 +311,37 @@ impl JitFunction {
                 )));
             }
         }
-        let t = scratch.bind(self.scratch_len, params, inputs, outputs)?;
-        // SAFETY: the code was compiled from `self.f` and is alive (owned by
-        // `self.code`). The tables, filled by `Scratch::bind` above, hold
-        // exactly one pointer per parameter, input and output of `self.f`,
-        // each to a live buffer of exactly its shape's size (checked above,
-        // and the scratch checked by `bind`); the generated code reads no further
+        let kept = match &self.kept {
+            Some(k) => k.1.values()?,
+            None => &[],
+        };
+        let t = scratch.bind(self.scratch_len, params, inputs, kept, outputs)?;
+        // SAFETY: the code was compiled from `self.compiled()` and is alive
+        // (owned by `self.code`). The tables, filled by `Scratch::bind` above,
+        // hold exactly one pointer per parameter, input and output of
+        // `self.compiled()`, each to a live buffer of exactly its shape's size
+        // (checked above: `self.f`'s inputs, then the kept values, computed
+        // by the function of their shapes; the scratch checked by `bind`),
+        // the kept values held by `self` for the call; the generated code reads no further
         // than those sizes, writes only the output buffers and the scratch
         // buffer, which holds `scratch_len` numbers as the layout it was
         // compiled with requires. Parameters and inputs are only read, and
         // the `&mut` outputs cannot alias them. The tables and buffers are
         // borrowed for the whole call.
         let status = unsafe { (self.entry)(t.params, t.inputs, t.outputs, t.scratch) };
-        scratch.status_result(f, status)
+        scratch.status_result(self.compiled(), status)
+    }
+
+    /// The function the code was compiled from: `self.f`, or `self.f` with
+    /// its large constant loops read from hidden inputs.
+    fn compiled(&self) -> &Function {
+        self.kept.as_ref().map_or(&self.f, |k| &k.0)
+    }
+
+    /// How many constant loops this function computes at its first call and
+    /// then holds ([`precompute::keep`]).
+    pub fn kept_loops(&self) -> usize {
+        self.kept.as_ref().map_or(0, |k| k.1.len())
     }
 }
 

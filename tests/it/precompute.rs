@@ -1,10 +1,12 @@
-//! Loops that read no parameter and no input are computed when their
-//! function is compiled (`backend::precompute`): the compiled function holds
-//! them as constants, computes what the interpreter computes, and a failure
+//! Loops that read no parameter and no input are computed once
+//! (`backend::precompute`): when their function is compiled, as constants of
+//! the code, or, above `precompute::MAX_ELEMENTS` numbers, at the first call
+//! of a function compiled for one example, which then holds them. Either
+//! way the function computes what the interpreter computes, and a failure
 //! of such a loop is still reported at its place, when the function runs.
 
 use gradc::eval::{Evaluator, Mode};
-use gradc::ir::{Function, Op};
+use gradc::ir::{Function, Op, RunError};
 use gradc::shape::Tensor;
 
 use crate::common::{compile, same_bits_on_every_engine};
@@ -28,11 +30,16 @@ fn loops(f: &Function) -> usize {
 fn a_loop_of_constants_is_a_constant_of_the_compiled_function() {
     let c = compile(TABLES);
     // Two loops in the program; the table's is computed at compile time, the
-    // one of 70,000 numbers (above `precompute::MAX_ELEMENTS`) is left.
+    // one of 70,000 numbers (above `precompute::MAX_ELEMENTS`) is left, to
+    // be computed at the first call of a function of one example (and kept)
+    // or at every call of a batched one.
     assert_eq!(loops(&c.ir), 2, "{}", c.ir);
     for mode in [Mode::PerExample, Mode::Batched] {
         let jit = Evaluator::compile(&c.ir, mode).unwrap();
         assert_eq!(loops(jit.function()), 1, "{mode:?}: {}", jit.function());
+        if let Evaluator::Jit(j) = &jit {
+            assert_eq!(j.kept_loops(), 1, "{}", jit.function());
+        }
     }
     let jit = Evaluator::compile(&c.ir, Mode::PerExample).unwrap();
     let params = c.initial_params(0);
@@ -46,6 +53,16 @@ fn a_loop_of_constants_is_a_constant_of_the_compiled_function() {
     same_bits_on_every_engine(&g, &params, &[]);
     let jit = Evaluator::compile(&g, Mode::PerExample).unwrap();
     assert_eq!(loops(jit.function()), 1, "{}", jit.function());
+    // The kept loop's value is read at every call, not recomputed, and gives
+    // the same answers each time.
+    let Evaluator::Jit(j) = &jit else {
+        panic!("a function of one example");
+    };
+    assert_eq!(j.kept_loops(), 1, "{}", jit.function());
+    let first = j.run(&params, &[]).unwrap();
+    for _ in 0..3 {
+        assert_eq!(j.run(&params, &[]).unwrap(), first);
+    }
 }
 
 #[test]
@@ -68,6 +85,31 @@ fn a_constant_loop_that_fails_fails_when_the_function_runs() {
         assert!(!err.contains("panicked"), "{err}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_kept_loop_that_fails_fails_every_call_at_its_place() {
+    // 70,000 numbers: computed at the first call, which fails from k =
+    // 40,000 on, as the interpreter does.
+    let c = compile(
+        "param w = 1\nlet v = [1, 2]\nlet bad = [v[floor(k / 40000) + 1] for k in 0..70000]\n\
+         loss w * sum(bad)\n",
+    );
+    let want = gradc::ir::interp::run(&c.ir, &[Tensor::scalar(1.0)], &[]).unwrap_err();
+    let jit = Evaluator::compile(&c.ir, Mode::PerExample).unwrap();
+    let Evaluator::Jit(j) = &jit else {
+        panic!("a function of one example");
+    };
+    assert_eq!(j.kept_loops(), 1, "{}", jit.function());
+    for _ in 0..2 {
+        let got = j.run(&[Tensor::scalar(1.0)], &[]).unwrap_err();
+        assert_eq!(got.to_string(), want.to_string());
+        let (RunError::Fault { span: a, .. }, RunError::Fault { span: b, .. }) = (&got, &want)
+        else {
+            panic!("faults: {got:?} {want:?}");
+        };
+        assert_eq!(a, b);
+    }
 }
 
 #[test]

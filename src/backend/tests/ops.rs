@@ -201,6 +201,11 @@ fn matmul_outer_transpose() {
         // Large enough for the kernel: edge tiles, and k over a block.
         (Shape::matrix(13, 21), Shape::matrix(21, 35)),
         (Shape::matrix(7, 300), Shape::matrix(300, 3)),
+        // A row times a matrix of 2^17 numbers or more, in passes over its
+        // rows: a last pass of one row, pairs and a single column after the
+        // blocks; then passes of whole rows only.
+        (Shape::vector(1000), Shape::matrix(1000, 151)),
+        (Shape::vector(1024), Shape::matrix(1024, 128)),
     ];
     for (a, b) in cases {
         let (mut f, p, x) = function(&[a], &[b]);
