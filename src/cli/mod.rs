@@ -195,6 +195,12 @@ pub enum Command {
         /// hundred cycles over each); by default, IEEE arithmetic
         #[arg(long)]
         flush_subnormals: bool,
+        /// Threads a large matrix product is split over, by rows of its
+        /// result (0: one per core, the default): a product of 4 million
+        /// multiply-adds or more. The results are the same bits at any
+        /// count; the rest of a program runs on one thread.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        threads: usize,
     },
 }
 
@@ -231,6 +237,7 @@ pub fn run(command: Command, dims: &DimArgs) -> Result<(), Error> {
         Command::Gradbench {
             backend,
             flush_subnormals,
+            threads,
         } => {
             if flush_subnormals && !FlushSubnormals::SUPPORTED {
                 return Err(Error::new(
@@ -240,6 +247,7 @@ pub fn run(command: Command, dims: &DimArgs) -> Result<(), Error> {
             let settings = crate::gradbench::Settings {
                 backend,
                 flush_subnormals,
+                threads,
             };
             let (stdin, stdout) = (std::io::stdin(), std::io::stdout());
             crate::gradbench::serve(stdin.lock(), stdout.lock(), settings).map_err(|e| {

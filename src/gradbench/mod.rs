@@ -51,6 +51,9 @@ pub struct Settings {
     /// Whether subnormal numbers are flushed to zero while they run
     /// ([`FlushSubnormals`]).
     pub flush_subnormals: bool,
+    /// The threads a large matrix product may use (0: one per core;
+    /// [`crate::backend::kernel::set_threads`]).
+    pub threads: usize,
 }
 
 impl Settings {
@@ -59,6 +62,7 @@ impl Settings {
         Settings {
             backend,
             flush_subnormals: false,
+            threads: 1,
         }
     }
 }
@@ -66,6 +70,11 @@ impl Settings {
 /// Answers the messages of `input` on `output` until `end` or the end of
 /// the input. Only a failure to read or write is an error.
 pub fn serve(input: impl BufRead, mut output: impl Write, settings: Settings) -> io::Result<()> {
+    let threads = match settings.threads {
+        0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        n => n,
+    };
+    crate::backend::kernel::set_threads(threads);
     let mut tool = Tool::new(settings);
     for line in input.lines() {
         let line = line?;

@@ -457,3 +457,54 @@ fn flush_subnormals_makes_them_zeros_while_the_programs_run() {
         }
     }
 }
+
+/// `kmeans`' cost and direction at K = 100, N = 1000, D = 64, whose
+/// product of the centroids by the points (6.4 million multiply-adds) the
+/// kernel splits over `--threads`: the answers are the same bits at every
+/// count.
+#[test]
+fn a_product_split_over_threads_gives_the_same_answers() {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut rows = |r: usize, c: usize| -> Vec<Vec<f64>> {
+        (0..r)
+            .map(|_| {
+                (0..c)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        (state >> 11) as f64 / (1u64 << 53) as f64
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    // Each centroid a point, so that every one is nearest to a point and
+    // has a direction.
+    let points = rows(1000, 64);
+    let input =
+        json!({"points": points, "centroids": points[..100], "min_runs": 1, "min_seconds": 0});
+    let text = [
+        json!({"id": 0, "kind": "start", "eval": "kmeans"}),
+        json!({"id": 1, "kind": "define", "module": "kmeans"}),
+        json!({"id": 2, "kind": "evaluate", "module": "kmeans", "function": "cost", "input": input}),
+        json!({"id": 3, "kind": "evaluate", "module": "kmeans", "function": "dir", "input": input}),
+    ]
+    .iter()
+    .map(|m| format!("{m}\n"))
+    .collect::<String>();
+    let answers = |threads: &str| -> Vec<u64> {
+        let responses = command(&["--threads", threads], &text);
+        assert_eq!(responses.len(), 4, "{responses:?}");
+        responses[2..]
+            .iter()
+            .flat_map(|r| floats(&r["output"]))
+            .map(f64::to_bits)
+            .collect()
+    };
+    let one = answers("1");
+    assert_eq!(one.len(), 1 + 100 * 64);
+    for threads in ["2", "3", "0"] {
+        assert!(answers(threads) == one, "--threads {threads}");
+    }
+}

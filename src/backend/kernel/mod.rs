@@ -45,6 +45,7 @@ pub mod transpose;
 use std::cell::RefCell;
 use std::fmt::Debug;
 use std::ops::{Add, Mul};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use self::micro::{Micro, PORTABLE_NR};
@@ -271,6 +272,44 @@ pub unsafe fn gemm<T: Element>(
     rsc: usize,
     resume: bool,
 ) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        in_parts(
+            parts((m, n, k)),
+            (isa, route),
+            (m, n, k),
+            a,
+            (rsa, csa),
+            b,
+            (rsb, csb),
+            c,
+            rsc,
+            resume,
+        );
+    }
+}
+
+/// [`gemm`] in `parts` parts of the rows of `A` and `C` (at least [`MR`]
+/// rows each, as few parts as that leaves), each a task of rayon's global
+/// pool, on the route the whole product takes; on the calling thread if
+/// `parts` is 1. Each element is computed as by the whole product.
+///
+/// # Safety
+///
+/// As [`gemm`].
+#[expect(clippy::too_many_arguments, reason = "the operands of a product")]
+unsafe fn in_parts<T: Element>(
+    parts: usize,
+    (isa, route): (Isa, Route),
+    (m, n, k): (usize, usize, usize),
+    a: *const T,
+    (rsa, csa): (usize, usize),
+    b: *const T,
+    (rsb, csb): (usize, usize),
+    c: *mut T,
+    rsc: usize,
+    resume: bool,
+) {
     debug_assert!(isa.available());
     if m == 0 || n == 0 {
         return;
@@ -286,6 +325,122 @@ pub unsafe fn gemm<T: Element>(
         }
         return;
     }
+    if parts > 1 && m > MR {
+        let route = if route.direct((m, n, k), csb) {
+            Route::Direct
+        } else {
+            Route::Packed
+        };
+        let rows = m.div_ceil(parts).next_multiple_of(MR);
+        let shared = Operands { a, b, c };
+        rayon::scope(|s| {
+            for i in (0..m).step_by(rows) {
+                let part = rows.min(m - i);
+                s.spawn(move |_| {
+                    let (a, b, c) = shared.get();
+                    // SAFETY: the caller's contract, for rows `i..i + part`
+                    // of `A` and `C`; the parts' rows of `C` are disjoint,
+                    // and `A` and `B` are only read.
+                    unsafe {
+                        serial(
+                            (isa, route),
+                            (part, n, k),
+                            a.add(i * rsa),
+                            (rsa, csa),
+                            b,
+                            (rsb, csb),
+                            c.add(i * rsc),
+                            rsc,
+                            resume,
+                        );
+                    }
+                });
+            }
+        });
+        return;
+    }
+    // SAFETY: the caller's contract.
+    unsafe {
+        serial(
+            (isa, route),
+            (m, n, k),
+            a,
+            (rsa, csa),
+            b,
+            (rsb, csb),
+            c,
+            rsc,
+            resume,
+        );
+    }
+}
+
+/// How many threads a product may use ([`set_threads`]).
+static THREADS: AtomicUsize = AtomicUsize::new(1);
+
+/// Lets a product of [`PARALLEL_WORK`] multiply-adds or more use up to `n`
+/// threads of rayon's global pool (1, the default: the calling thread
+/// alone), for the rest of the process.
+pub fn set_threads(n: usize) {
+    THREADS.store(n.max(1), Ordering::Relaxed);
+}
+
+/// The fewest multiply-adds of a product split over threads: about a
+/// millisecond of work, against the tens of microseconds of waking the
+/// pool's threads.
+const PARALLEL_WORK: usize = 1 << 22;
+
+/// How many parts of its rows a product is computed in, each by a thread:
+/// 1 below [`PARALLEL_WORK`].
+fn parts((m, n, k): (usize, usize, usize)) -> usize {
+    let threads = THREADS.load(Ordering::Relaxed);
+    let work = m.saturating_mul(n).saturating_mul(k);
+    if work >= PARALLEL_WORK {
+        threads
+    } else {
+        1
+    }
+}
+
+/// The pointers of a product, sent to the threads that compute its parts.
+#[derive(Copy, Clone)]
+struct Operands<T> {
+    a: *const T,
+    b: *const T,
+    c: *mut T,
+}
+
+impl<T> Operands<T> {
+    /// The pointers (a method, so that a closure captures the whole).
+    fn get(self) -> (*const T, *const T, *mut T) {
+        (self.a, self.b, self.c)
+    }
+}
+
+// SAFETY: the threads that receive the pointers read `A` and `B` and write
+// disjoint rows of `C`, within the call of `gemm` that owns them, which
+// waits for them all.
+unsafe impl<T> Send for Operands<T> {}
+// SAFETY: as `Send`: shared, they are only copied.
+unsafe impl<T> Sync for Operands<T> {}
+
+/// [`gemm`] on the calling thread, with `k > 0` and `C` not empty.
+///
+/// # Safety
+///
+/// As [`gemm`].
+#[expect(clippy::too_many_arguments, reason = "the operands of a product")]
+unsafe fn serial<T: Element>(
+    (isa, route): (Isa, Route),
+    (m, n, k): (usize, usize, usize),
+    a: *const T,
+    (rsa, csa): (usize, usize),
+    b: *const T,
+    (rsb, csb): (usize, usize),
+    c: *mut T,
+    rsc: usize,
+    resume: bool,
+) {
     let (micro, nr) = T::micro(isa);
     let tile = T::tile(isa);
     if route.direct((m, n, k), csb) {

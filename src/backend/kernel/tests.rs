@@ -3,7 +3,7 @@
 //! across the blocks), operands row-major, transposed and strided, data
 //! with NaN, infinities and signed zeros, fresh and resumed sums.
 
-use super::{gemm, Element, Isa, Route, DIRECT_ANY_N, DIRECT_MAX_N, KC, MC, NC};
+use super::{in_parts, Element, Isa, Route, DIRECT_ANY_N, DIRECT_MAX_N, KC, MC, MR, NC};
 
 /// The code paths to test: every one this CPU can run.
 fn isas() -> Vec<Isa> {
@@ -94,6 +94,18 @@ impl Lay {
 /// One product checked on one path: the kernel against the naive loop, and
 /// the padding between `C`'s rows left as it was.
 fn check<T: Num>(
+    path: (Isa, Route),
+    shape: (usize, usize, usize),
+    lays: (Lay, Lay),
+    resume: bool,
+    seed: u64,
+) {
+    check_in_parts::<T>(1, path, shape, lays, resume, seed);
+}
+
+/// [`check`] of the product computed in `parts` parts of its rows.
+fn check_in_parts<T: Num>(
+    parts: usize,
     (isa, route): (Isa, Route),
     (m, n, k): (usize, usize, usize),
     (la, lb): (Lay, Lay),
@@ -121,7 +133,8 @@ fn check<T: Num>(
     // SAFETY: the buffers hold the operands with these strides; the path
     // is available.
     unsafe {
-        gemm(
+        in_parts(
+            parts,
             (isa, route),
             (m, n, k),
             a.as_ptr(),
@@ -137,7 +150,7 @@ fn check<T: Num>(
         let same = w.bits() == g.bits() || (w.is_nan() && g.is_nan());
         assert!(
             same,
-            "{isa:?} {route:?} {m}x{n}x{k} {la:?} {lb:?} resume={resume}: element ({}, {}) is {g:?}, the loop's {w:?}",
+            "{isa:?} {route:?} {m}x{n}x{k} in {parts} parts {la:?} {lb:?} resume={resume}: element ({}, {}) is {g:?}, the loop's {w:?}",
             e / rsc,
             e % rsc
         );
@@ -211,6 +224,36 @@ fn shapes_across_the_blocks() {
             check::<f64>(path, shape, (Lay::Rows, Lay::Columns), i == 1, i as u64);
             check::<f32>(path, shape, (Lay::Columns, Lay::Rows), i != 1, i as u64);
             check::<f64>(path, shape, (Lay::Padded, Lay::Padded), i != 1, i as u64);
+        }
+    }
+}
+
+#[test]
+fn a_product_in_parts_of_its_rows_gives_the_same_bits() {
+    // Parts of whole tiles and a last one of a few rows; more parts than
+    // the rows have tiles; a product of one tile of rows, which is not
+    // split. Each on both routes (which `Route::Auto` would take for the
+    // whole product), fresh and resumed.
+    for (i, (parts, shape)) in [
+        (2, (4 * MR + 1, 19, KC + 3)),
+        (3, (MC + 7, NC + 5, 9)),
+        (8, (2 * MR + 1, 21, 5)),
+        (2, (MR, 40, 7)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for path in paths() {
+            let seed = i as u64;
+            check_in_parts::<f64>(parts, path, shape, (Lay::Rows, Lay::Rows), i % 2 == 0, seed);
+            check_in_parts::<f32>(
+                parts,
+                path,
+                shape,
+                (Lay::Padded, Lay::Columns),
+                i % 2 == 1,
+                seed,
+            );
         }
     }
 }
