@@ -1,7 +1,7 @@
 //! The product kernel alone (`backend::kernel::gemm`, f64, the host's
 //! path, the route the generated code takes), at the shapes of `gmm`'s
 //! products at d = 64, k = 5, n = 1000: the forward `Qs @ x.T` and the
-//! gradient's `dQx @ x`; the gradient's at d = 20, k = 100; and `kmeans`'
+//! gradient's `dQx @ x`; the gradient's at d = 20 and 32, k = 100; and `kmeans`'
 //! direction's product at k = 1000, n = 10,000, d = 8. The gradient's `A` is also timed with one element
 //! in 50 subnormal, as `gmm`'s `dQx` has 2-3.5% of them at d = 64, with
 //! IEEE arithmetic and with subnormals flushed to zero
@@ -27,6 +27,8 @@ const FORWARD: Product = ("gmm_forward", (320, 1000, 64), (64, 1), (1, 64));
 const GRADIENT: Product = ("gmm_gradient", (320, 64, 1000), (1000, 1), (64, 1));
 /// The gradient's at d = 20, k = 100: `B` 20 columns wide.
 const NARROW: Product = ("gmm_gradient_d20", (2000, 20, 1000), (1000, 1), (20, 1));
+/// The gradient's at d = 32, k = 100: `B` 32 columns wide.
+const NARROW32: Product = ("gmm_gradient_d32", (3200, 32, 1000), (1000, 1), (32, 1));
 /// `kmeans`' direction at k = 1000, n = 10,000, d = 8: `W @ points`.
 const KMEANS: Product = ("kmeans_direction", (1000, 8, 10000), (10000, 1), (8, 1));
 
@@ -74,6 +76,7 @@ fn products(c: &mut Criterion) {
     time(c, "normal", FORWARD, normal, false);
     time(c, "normal", GRADIENT, normal, false);
     time(c, "normal", NARROW, normal, false);
+    time(c, "normal", NARROW32, normal, false);
     time(c, "normal", KMEANS, normal, false);
     time(c, "2%_subnormal", GRADIENT, two_percent_subnormal, false);
     if FlushSubnormals::SUPPORTED {

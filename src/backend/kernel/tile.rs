@@ -87,10 +87,10 @@ pub(super) unsafe fn portable<T: super::Element>(
     }
 }
 
-/// A SIMD tile kernel: two vectors of `$lanes` per row, `R` rows (a
-/// constant: one instance per number of rows), the columns masked by
-/// `$mask`, loaded by `$load(pointer, mask)` and stored by
-/// `$store(pointer, mask, vector)`.
+/// A SIMD tile kernel: `V` vectors of `$lanes` per row (two; four in
+/// [`wide_tile`]'s), `R` rows (a constant:
+/// one instance per number of rows), the columns masked by `$mask`, loaded
+/// by `$load(pointer, mask)` and stored by `$store(pointer, mask, vector)`.
 macro_rules! simd_tile {
     ($name:ident, $rows:ident, $t:ty, $feature:literal, $lanes:expr,
      $mask:ident, $load:ident, $store:ident, $set1:ident, $mul:ident, $add:ident) => {
@@ -118,25 +118,26 @@ macro_rules! simd_tile {
             // SAFETY: the caller's contract, `rows` being 1 to MR.
             unsafe {
                 match rows {
-                    1 => $rows::<1>(args),
-                    2 => $rows::<2>(args),
-                    3 => $rows::<3>(args),
-                    4 => $rows::<4>(args),
-                    5 => $rows::<5>(args),
-                    _ => $rows::<MR>(args),
+                    1 => $rows::<1, 2>(args),
+                    2 => $rows::<2, 2>(args),
+                    3 => $rows::<3, 2>(args),
+                    4 => $rows::<4, 2>(args),
+                    5 => $rows::<5, 2>(args),
+                    _ => $rows::<MR, 2>(args),
                 }
             }
         }
 
-        /// [`$name`] for `R` rows.
+        /// [`$name`] for `R` rows of `V` vectors.
         ///
         /// # Safety
         ///
-        /// As [`Tile`], with `rows` = `R`.
+        /// As [`Tile`], with `rows` = `R` and `NR` `V` times the vector's
+        /// lanes.
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = $feature)]
         #[allow(clippy::type_complexity, reason = "a tile's arguments")]
-        unsafe fn $rows<const R: usize>(
+        unsafe fn $rows<const R: usize, const V: usize>(
             (cols, kc, a, (rsa, csa), b, rsb, c, ldc, load): (
                 usize,
                 usize,
@@ -151,38 +152,40 @@ macro_rules! simd_tile {
         ) {
             use core::arch::x86_64::*;
             const L: usize = $lanes;
-            let m0 = $mask(cols.min(L));
-            let m1 = $mask(cols.saturating_sub(L));
-            let mut acc = [[$set1(-0.0); 2]; R];
+            let masks: [_; V] = core::array::from_fn(|v| $mask(cols.saturating_sub(v * L).min(L)));
+            let mut acc = [[$set1(-0.0); V]; R];
             // SAFETY: the caller's contract: the lanes off the masks are
             // neither read nor written, so every access is to an element
-            // of the tile, of `A` or of `B`; the second vector's address
-            // is computed with wrapping arithmetic as it may lie past `B`
-            // or `C` when its mask is empty.
+            // of the tile, of `A` or of `B`; the vectors' addresses after
+            // the first are computed with wrapping arithmetic as they may
+            // lie past `B` or `C` when their masks are empty.
             unsafe {
                 if load {
                     for (i, row) in acc.iter_mut().enumerate() {
                         let ci = c.add(i * ldc);
-                        row[0] = $load(ci, m0);
-                        row[1] = $load(ci.wrapping_add(L), m1);
+                        for (v, x) in row.iter_mut().enumerate() {
+                            *x = $load(ci.wrapping_add(v * L), masks[v]);
+                        }
                     }
                 }
                 let mut bp = b;
                 for p in 0..kc {
-                    let b0 = $load(bp, m0);
-                    let b1 = $load(bp.wrapping_add(L), m1);
+                    let bv: [_; V] =
+                        core::array::from_fn(|v| $load(bp.wrapping_add(v * L), masks[v]));
                     let ap = a.add(p * csa);
                     for (i, row) in acc.iter_mut().enumerate() {
                         let u = $set1(*ap.add(i * rsa));
-                        row[0] = $add(row[0], $mul(u, b0));
-                        row[1] = $add(row[1], $mul(u, b1));
+                        for (x, &bj) in row.iter_mut().zip(&bv) {
+                            *x = $add(*x, $mul(u, bj));
+                        }
                     }
                     bp = bp.wrapping_add(rsb);
                 }
                 for (i, row) in acc.iter().enumerate() {
                     let ci = c.add(i * ldc);
-                    $store(ci, m0, row[0]);
-                    $store(ci.wrapping_add(L), m1, row[1]);
+                    for (v, &x) in row.iter().enumerate() {
+                        $store(ci.wrapping_add(v * L), masks[v], x);
+                    }
                 }
             }
         }
@@ -352,3 +355,48 @@ simd_tile!(
     _mm256_mul_ps,
     _mm256_add_ps
 );
+
+/// The wide tile kernel `$wide` of the instances `$rows` of [`simd_tile`].
+macro_rules! wide_tile {
+    ($wide:ident, $rows:ident, $t:ty, $feature:literal) => {
+        /// A tile kernel of `$rows` four vectors wide, for the products computed
+        /// without packing, whose rows of tiles then read `A` once for twice
+        /// the columns (AVX-512 only: its 32 registers hold the 24
+        /// accumulators of six rows).
+        ///
+        /// # Safety
+        ///
+        /// As [`Tile`], with `NR` four times the vector's lanes.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $feature)]
+        #[expect(clippy::too_many_arguments, reason = "the operands of a tile")]
+        pub(super) unsafe fn $wide(
+            rows: usize,
+            cols: usize,
+            kc: usize,
+            a: *const $t,
+            strides_a: (usize, usize),
+            b: *const $t,
+            rsb: usize,
+            c: *mut $t,
+            ldc: usize,
+            load: bool,
+        ) {
+            let args = (cols, kc, a, strides_a, b, rsb, c, ldc, load);
+            // SAFETY: the caller's contract, `rows` being 1 to MR.
+            unsafe {
+                match rows {
+                    1 => $rows::<1, 4>(args),
+                    2 => $rows::<2, 4>(args),
+                    3 => $rows::<3, 4>(args),
+                    4 => $rows::<4, 4>(args),
+                    5 => $rows::<5, 4>(args),
+                    _ => $rows::<MR, 4>(args),
+                }
+            }
+        }
+    };
+}
+
+wide_tile!(avx512_f64_wide, avx512_f64_rows, f64, "avx512f");
+wide_tile!(avx512_f32_wide, avx512_f32_rows, f32, "avx512f");
