@@ -116,6 +116,11 @@ pub enum Route {
 /// arithmetic (2000 x 20 x 1000: 4.6 ms packed, 2.7 ms direct).
 pub(crate) const DIRECT_MAX_N: usize = 32;
 
+/// [`DIRECT_MAX_N`] on a path with tiles of twice the width
+/// ([`Element::wide_tile`]): `gmm`'s gradient at d = 64, 320 x 64 x 1000,
+/// took 1.24 ms packed and 0.99 direct, two passes of wide tiles over `A`.
+pub(crate) const DIRECT_MAX_N_WIDE: usize = 64;
+
 /// The widest `B` a product is computed without packing for, however
 /// long: no wider than a micro-kernel's tile, so that packing `A` buys it
 /// nothing. `kmeans`' direction `W @ points`, [K, N] by [N, D] with D = 8
@@ -130,14 +135,15 @@ pub(crate) const DIRECT_MAX_B: usize = 16 * 1024;
 
 impl Route {
     /// Whether the product of these shape and `B`'s column stride is
-    /// computed without packing.
+    /// computed without packing, on a path with tiles of twice the width if
+    /// `wide`.
     ///
     /// Only if `B`'s rows are contiguous (`csb == 1`): a tile reads a row
     /// of `B` as vectors. [`Route::Auto`] then takes the direct route when
     /// the product is one block (`k <= KC`, `m <= MC`) and `B` is small
     /// (at most [`DIRECT_MAX_B`] elements), or when `B` is narrow: at most
-    /// [`DIRECT_ANY_N`] columns, or at most [`DIRECT_MAX_N`] fitting the
-    /// L2 cache (beyond it, 1000 x 32 x 20,000 takes 66 ms packed and 93
+    /// [`DIRECT_ANY_N`] columns, or at most [`DIRECT_MAX_N`]
+    /// ([`DIRECT_MAX_N_WIDE`] if `wide`) fitting the L2 cache (beyond it, 1000 x 32 x 20,000 takes 66 ms packed and 93
     /// direct). There packing gains nothing:
     /// it copies every element of `B` to read it `m / MR` times (at most
     /// 16), every element of `A` to read it `n / NR` times, all from
@@ -146,13 +152,18 @@ impl Route {
     /// the panels' contiguity (no cache conflicts between rows of `B` far
     /// apart) are worth the copy. [`Route::Direct`] takes it whatever the
     /// shape (the tests), [`Route::Packed`] never.
-    pub fn direct(self, (m, n, k): (usize, usize, usize), csb: usize) -> bool {
+    pub fn direct(self, (m, n, k): (usize, usize, usize), csb: usize, wide: bool) -> bool {
+        let max_n = if wide {
+            DIRECT_MAX_N_WIDE
+        } else {
+            DIRECT_MAX_N
+        };
         csb == 1
             && match self {
                 Route::Auto => {
                     (k <= KC && m <= MC && k * n <= DIRECT_MAX_B)
                         || n <= DIRECT_ANY_N
-                        || (n <= DIRECT_MAX_N && k * n <= 4 * DIRECT_MAX_B)
+                        || (n <= max_n && k * n <= 4 * DIRECT_MAX_B)
                 }
                 Route::Packed => false,
                 Route::Direct => true,
@@ -337,7 +348,7 @@ unsafe fn in_parts<T: Element>(
         return;
     }
     if parts > 1 && m > MR {
-        let route = if route.direct((m, n, k), csb) {
+        let route = if route.direct((m, n, k), csb, T::wide_tile(isa).is_some()) {
             Route::Direct
         } else {
             Route::Packed
@@ -454,7 +465,7 @@ unsafe fn serial<T: Element>(
 ) {
     let (micro, nr) = T::micro(isa);
     let tile = T::tile(isa);
-    if route.direct((m, n, k), csb) {
+    if route.direct((m, n, k), csb, T::wide_tile(isa).is_some()) {
         let tiles = (tile, T::wide_tile(isa));
         // SAFETY: the caller's contract, `B`'s rows being contiguous.
         unsafe { direct(tiles, nr, (m, n, k), a, (rsa, csa), b, rsb, c, rsc, resume) };

@@ -3,7 +3,9 @@
 //! across the blocks), operands row-major, transposed and strided, data
 //! with NaN, infinities and signed zeros, fresh and resumed sums.
 
-use super::{in_parts, Element, Isa, Route, DIRECT_ANY_N, DIRECT_MAX_N, KC, MC, MR, NC};
+use super::{
+    in_parts, Element, Isa, Route, DIRECT_ANY_N, DIRECT_MAX_N, DIRECT_MAX_N_WIDE, KC, MC, MR, NC,
+};
 
 /// The code paths to test: every one this CPU can run.
 fn isas() -> Vec<Isa> {
@@ -291,9 +293,11 @@ fn the_small_products_with_b_in_rows_are_direct() {
         .into_iter()
         .chain(narrow)
     {
-        assert!(Route::Auto.direct(shape, 1), "{shape:?}");
-        assert!(!Route::Auto.direct(shape, 64), "{shape:?}");
-        assert!(!Route::Packed.direct(shape, 1), "{shape:?}");
+        for wide in [false, true] {
+            assert!(Route::Auto.direct(shape, 1, wide), "{shape:?}");
+            assert!(!Route::Auto.direct(shape, 64, wide), "{shape:?}");
+            assert!(!Route::Packed.direct(shape, 1, wide), "{shape:?}");
+        }
     }
     for shape in [
         (MC + 1, 64, 8),
@@ -303,7 +307,21 @@ fn the_small_products_with_b_in_rows_are_direct() {
         (256, 784, 128),
         (2000, DIRECT_MAX_N, 2049),
     ] {
-        assert!(!Route::Auto.direct(shape, 1), "{shape:?}");
-        assert!(Route::Direct.direct(shape, 1), "{shape:?}");
+        assert!(!Route::Auto.direct(shape, 1, false), "{shape:?}");
+        assert!(Route::Direct.direct(shape, 1, false), "{shape:?}");
+    }
+    // With tiles of twice the width, up to 64 columns that fit the L2
+    // cache (`gmm`'s gradient at d = 64).
+    for shape in [(320, DIRECT_MAX_N_WIDE, 1000), (6400, 33, 1000)] {
+        assert!(!Route::Auto.direct(shape, 1, false), "{shape:?}");
+        assert!(Route::Auto.direct(shape, 1, true), "{shape:?}");
+    }
+    for shape in [
+        (8, DIRECT_MAX_N_WIDE + 1, 1000),
+        (8, DIRECT_MAX_N_WIDE, 1025),
+        (8, 1024, 128),
+        (256, 784, 128),
+    ] {
+        assert!(!Route::Auto.direct(shape, 1, true), "{shape:?}");
     }
 }
