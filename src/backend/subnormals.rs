@@ -44,6 +44,21 @@ impl FlushSubnormals {
     }
 }
 
+impl FlushSubnormals {
+    /// Whether subnormals are flushed on this thread now: code that hands
+    /// part of a computation to other threads turns the mode on there too
+    /// (the kernel's products in parts), so that the results are those of
+    /// one thread.
+    pub fn is_on() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            read() & FTZ_DAZ == FTZ_DAZ
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    }
+}
+
 impl Drop for FlushSubnormals {
     fn drop(&mut self) {
         // SAFETY: the register as it was before `on`.
@@ -103,8 +118,10 @@ mod tests {
             );
             // Normal numbers are untouched.
             assert_eq!(black_box(1e-300f64) * black_box(1e-7), normal);
+            assert!(FlushSubnormals::is_on());
             drop(flush);
         }
+        assert!(!FlushSubnormals::is_on());
         assert_eq!(black_box(SUBNORMAL) * black_box(1.0), SUBNORMAL);
         assert_eq!(black_box(1e-160f64) * black_box(1e-160), 1e-320);
     }

@@ -57,7 +57,7 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// `backend`, with IEEE subnormals.
+    /// `backend`, with IEEE subnormals, every product on the calling thread.
     pub fn new(backend: Backend) -> Settings {
         Settings {
             backend,

@@ -50,6 +50,7 @@ use std::sync::OnceLock;
 
 use self::micro::{Micro, PORTABLE_NR};
 use self::tile::Tile;
+use super::subnormals::FlushSubnormals;
 
 /// The rows of a micro-kernel's tile (every code path).
 pub(crate) const MR: usize = 6;
@@ -313,8 +314,9 @@ pub unsafe fn gemm<T: Element>(
 
 /// [`gemm`] in `parts` parts of the rows of `A` and `C` (at least [`MR`]
 /// rows each, as few parts as that leaves), each a task of rayon's global
-/// pool, on the route the whole product takes; on the calling thread if
-/// `parts` is 1. Each element is computed as by the whole product.
+/// pool, on the route the whole product takes and with subnormals flushed
+/// if the caller flushes them; on the calling thread if `parts` is 1. Each
+/// element is computed as by the whole product.
 ///
 /// # Safety
 ///
@@ -355,10 +357,13 @@ unsafe fn in_parts<T: Element>(
         };
         let rows = m.div_ceil(parts).next_multiple_of(MR);
         let shared = Operands { a, b, c };
+        // The parts run in the caller's mode of subnormals.
+        let flush = FlushSubnormals::is_on();
         rayon::scope(|s| {
             for i in (0..m).step_by(rows) {
                 let part = rows.min(m - i);
                 s.spawn(move |_| {
+                    let _flush = flush.then(FlushSubnormals::on);
                     let (a, b, c) = shared.get();
                     // SAFETY: the caller's contract, for rows `i..i + part`
                     // of `A` and `C`; the parts' rows of `C` are disjoint,

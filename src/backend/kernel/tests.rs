@@ -261,6 +261,43 @@ fn a_product_in_parts_of_its_rows_gives_the_same_bits() {
 }
 
 #[test]
+fn the_parts_flush_subnormals_when_the_caller_does() {
+    use crate::backend::subnormals::FlushSubnormals;
+    // A of subnormals times B of ones: zeros when flushed (an operand
+    // read as zero), the subnormals' sums otherwise.
+    let (m, n, k) = (4 * MR + 1, 8, 5);
+    let a = vec![1e-310f64; m * k];
+    let b = vec![1.0f64; k * n];
+    let product = |parts: usize| {
+        let mut c = vec![f64::NAN; m * n];
+        // SAFETY: the buffers hold the row-major operands.
+        unsafe {
+            in_parts(
+                parts,
+                (Isa::host(), Route::Auto),
+                (m, n, k),
+                a.as_ptr(),
+                (k, 1),
+                b.as_ptr(),
+                (n, 1),
+                c.as_mut_ptr(),
+                n,
+                false,
+            );
+        }
+        c
+    };
+    assert!(product(3).iter().all(|&x| x == 5e-310));
+    if let Some(flush) = FlushSubnormals::on() {
+        for parts in [1, 3] {
+            let c = product(parts);
+            assert!(c.iter().all(|x| x.to_bits() == 0), "{parts} parts: {c:?}");
+        }
+        drop(flush);
+    }
+}
+
+#[test]
 fn an_empty_sum_is_negative_zero_or_unchanged() {
     for isa in paths() {
         check::<f64>(isa, (3, 5, 0), (Lay::Rows, Lay::Rows), false, 1);
