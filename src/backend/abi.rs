@@ -42,6 +42,7 @@ use super::plan::{
     ERROR_SLOT, EXAMPLE_SLOT, FAULT_CLASS, FAULT_HI_SLOT, FAULT_INDEX, FAULT_KIND_SLOT,
     FAULT_LEN_SLOT, FAULT_LO_SLOT,
 };
+use super::precompute::Hidden;
 #[cfg(doc)]
 use crate::dtype::Dtype;
 use crate::dtype::Element;
@@ -137,27 +138,37 @@ impl Scratch {
     /// and these many buffers, and returns the call's pointer arguments.
     /// The buffers hold elements of `T` (the tables are only addresses);
     /// `kept`, the values of a function's large constant loops
-    /// ([`super::precompute::keep`]), are its inputs after `inputs`.
+    /// ([`super::precompute::keep`]), are its parameters after `params`
+    /// or its inputs after `inputs`, as their [`Hidden`] says.
     pub(super) fn bind<T: Element>(
         &mut self,
         scratch_len: usize,
-        params: &[&[T]],
-        inputs: &[&[T]],
-        kept: &[Tensor],
+        (params, inputs): (&[&[T]], &[&[T]]),
+        (kept, hidden): (&[Tensor], Hidden),
         outputs: &mut [&mut [T]],
     ) -> Result<Tables, RunError> {
-        let (np, ni) = (params.len(), inputs.len() + kept.len());
+        let np = params.len()
+            + if hidden == Hidden::Params {
+                kept.len()
+            } else {
+                0
+            };
+        let ni = params.len() + inputs.len() + kept.len() - np;
         if self.data.len() != scratch_len || self.ptrs.len() != np + ni + outputs.len() {
             return Err(RunError::Misuse(
                 "the scratch buffer was made for another function".to_string(),
             ));
         }
-        let reads = params
-            .iter()
-            .chain(inputs)
-            .map(|p| p.as_ptr().expose_provenance());
         let kept = kept.iter().map(|t| t.data.as_ptr().expose_provenance());
-        for (slot, p) in self.ptrs.iter_mut().zip(reads.chain(kept)) {
+        let (before, after) = match hidden {
+            Hidden::Params => (Some(kept), None),
+            Hidden::Inputs => (None, Some(kept)),
+        };
+        let reads = params.iter().map(|p| p.as_ptr().expose_provenance());
+        let reads = reads.chain(before.into_iter().flatten());
+        let reads = reads.chain(inputs.iter().map(|p| p.as_ptr().expose_provenance()));
+        let reads = reads.chain(after.into_iter().flatten());
+        for (slot, p) in self.ptrs.iter_mut().zip(reads) {
             *slot = p;
         }
         for (slot, o) in self.ptrs[np + ni..].iter_mut().zip(outputs.iter_mut()) {

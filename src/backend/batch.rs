@@ -20,6 +20,7 @@ use super::abi::{self, check_lengths, BatchEntryFn, Scratch};
 use super::jit::{check_sizes, define_entry, Code, CompileError};
 use super::plan::batch::batch_plan;
 use super::plan::{BatchOutput, BatchPlan, Reduce};
+use super::precompute::{self, Hidden, Kept};
 use super::translate::batch::translate_batched;
 use crate::dtype::{convert, Dtype, Element};
 use crate::ir::interp::check_slots;
@@ -52,7 +53,13 @@ pub struct BatchedFunction {
     entry: BatchEntryFn,
     #[expect(dead_code, reason = "held for its Drop, which frees the code")]
     code: Code,
+    /// The function compiled, as its callers see it (in f64, its constant
+    /// loops of at most `precompute::MAX_ELEMENTS` numbers made constants).
     f: Function,
+    /// Its larger constant loops, in f64 ([`precompute::keep`]): the
+    /// function the code was compiled from, which reads them as
+    /// parameters after `f`'s, and their values.
+    kept: Option<Box<(Function, Kept)>>,
     outputs: Vec<BatchOutput>,
     scratch_len: usize,
     dtype: Dtype,
@@ -65,22 +72,27 @@ pub fn compile_batched(f: &Function) -> Result<BatchedFunction, CompileError> {
 }
 
 /// Compiles `f` to a batched function with the given options. In f64, its
-/// loops that read no parameter and no input are computed first and made
-/// constants ([`super::precompute`]); an f32 function computes them itself,
+/// loops that read no parameter and no input are computed once
+/// ([`super::precompute`]): the small ones now, made constants, the others
+/// at the first call, then held; an f32 function computes them itself,
 /// rounding as it goes.
 pub fn compile_batched_with(
     f: &Function,
     options: BatchOptions,
 ) -> Result<BatchedFunction, CompileError> {
     let folded = match options.dtype {
-        Dtype::F64 => super::precompute::fold(f),
+        Dtype::F64 => precompute::fold(f),
         Dtype::F32 => None,
     };
     let f = folded.as_ref().unwrap_or(f);
+    let kept = match options.dtype {
+        Dtype::F64 => precompute::keep(f, Hidden::Params),
+        Dtype::F32 => None,
+    };
     let mut code = Code::new()?;
     let module = code.module();
     let mut ctx = module.make_context();
-    let plan = build(module, f, options, &mut ctx)?;
+    let plan = build(module, kept.as_ref().map_or(f, |k| &k.0), options, &mut ctx)?;
     let ptr = define_entry(module, &mut ctx)?;
     // SAFETY: `ptr` is the finalized code of a function defined with
     // `abi::batch_signature`, which is `BatchEntryFn` under the
@@ -90,6 +102,7 @@ pub fn compile_batched_with(
         entry,
         code,
         f: f.clone(),
+        kept: kept.map(Box::new),
         outputs: plan.outputs,
         scratch_len: plan.layout.scratch_len,
         dtype: options.dtype,
@@ -165,7 +178,7 @@ impl BatchedFunction {
     /// A scratch buffer for [`Self::run_batch`], to be reused across calls.
     /// Its size does not depend on the batch size.
     pub fn scratch(&self) -> Scratch {
-        let f = &self.f;
+        let f = self.compiled();
         Scratch::new(
             self.scratch_len,
             f.params.len() + f.inputs.len() + self.outputs.len(),
@@ -222,14 +235,26 @@ impl BatchedFunction {
                 )));
             }
         }
-        let t = scratch.bind(self.scratch_len, params, inputs, &[], out)?;
-        // SAFETY: the code was compiled from `self.f` with the plan that
-        // gave `self.outputs` and `self.scratch_len`, and is alive (owned by
-        // `self.code`). The tables, filled by `Scratch::bind` above (which
-        // checked the scratch), hold exactly one pointer per parameter,
-        // input and output buffer, each to a live buffer of exactly the
-        // length checked above (of elements of `T`, the function's dtype,
-        // checked above too): a parameter's size, `n` rows of an input's
+        let kept = match &self.kept {
+            Some(k) => k.1.values()?,
+            None => &[],
+        };
+        let t = scratch.bind(
+            self.scratch_len,
+            (params, inputs),
+            (kept, Hidden::Params),
+            out,
+        )?;
+        // SAFETY: the code was compiled from `self.compiled()` with the plan
+        // that gave `self.outputs` and `self.scratch_len`, and is alive
+        // (owned by `self.code`). The tables, filled by `Scratch::bind` above
+        // (which checked the scratch), hold exactly one pointer per
+        // parameter, input and output buffer, each to a live buffer of
+        // exactly the length checked above (of elements of `T`, the
+        // function's dtype, checked above too): a parameter's size (the kept
+        // values after `self.f`'s parameters, held by `self`, computed by
+        // the function of their shapes, in f64, as only an f64 function
+        // keeps any), `n` rows of an input's
         // size, a mean's size or `n` rows of a per-example output's size.
         // With `n >= 1` examples the generated code reads and writes no
         // further than those lengths, and besides the output buffers writes
@@ -239,8 +264,20 @@ impl BatchedFunction {
         // the whole call.
         let status = unsafe { (self.entry)(t.params, t.inputs, t.outputs, t.scratch, n) };
         scratch
-            .status_result(f, status)
+            .status_result(self.compiled(), status)
             .map_err(|e| e.in_example(scratch.failed_example()))
+    }
+
+    /// The function the code was compiled from: `self.f`, or `self.f` with
+    /// its large constant loops read from hidden parameters.
+    fn compiled(&self) -> &Function {
+        self.kept.as_ref().map_or(&self.f, |k| &k.0)
+    }
+
+    /// How many constant loops this function computes at its first call and
+    /// then holds ([`precompute::keep`]).
+    pub fn kept_loops(&self) -> usize {
+        self.kept.as_ref().map_or(0, |k| k.1.len())
     }
 
     /// Requires `n >= 1` and `n` rows of every input.

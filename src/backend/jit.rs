@@ -12,7 +12,7 @@ use cranelift_module::{Linkage, Module};
 use super::abi::{self, check_lengths, EntryFn, Scratch};
 use super::libm::Callee;
 use super::plan::{layout, Layout};
-use super::precompute::{self, Kept};
+use super::precompute::{self, Hidden, Kept};
 use super::translate::single;
 use crate::ir::{interp, verify, Function, RunError};
 use crate::shape::Tensor;
@@ -178,7 +178,7 @@ pub(super) fn define_entry(
 pub fn compile(f: &Function) -> Result<JitFunction, CompileError> {
     let folded = precompute::fold(f);
     let f = folded.as_ref().unwrap_or(f);
-    compile_into(Code::new()?, f, precompute::keep(f))
+    compile_into(Code::new()?, f, precompute::keep(f, Hidden::Inputs))
 }
 
 /// `f` compiled as it is for one run ([`precompute`]): without Cranelift's
@@ -217,7 +217,7 @@ fn compile_into(
 pub fn clif_text(f: &Function) -> Result<String, CompileError> {
     let folded = precompute::fold(f);
     let f = folded.as_ref().unwrap_or(f);
-    let kept = precompute::keep(f);
+    let kept = precompute::keep(f, Hidden::Inputs);
     let f = kept.as_ref().map_or(f, |k| &k.0);
     let mut code = Code::new()?;
     let module = code.module();
@@ -315,7 +315,12 @@ impl JitFunction {
             Some(k) => k.1.values()?,
             None => &[],
         };
-        let t = scratch.bind(self.scratch_len, params, inputs, kept, outputs)?;
+        let t = scratch.bind(
+            self.scratch_len,
+            (params, inputs),
+            (kept, Hidden::Inputs),
+            outputs,
+        )?;
         // SAFETY: the code was compiled from `self.compiled()` and is alive
         // (owned by `self.code`). The tables, filled by `Scratch::bind` above,
         // hold exactly one pointer per parameter, input and output of

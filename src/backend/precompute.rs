@@ -12,8 +12,9 @@
 //!   compiled, its value made a constant of the code ([`fold`]), so that
 //!   what depends on it folds in turn;
 //! - a larger one at the first call of its function ([`keep`]), whose value
-//!   the function then holds and reads as a hidden input: a copy into the
-//!   code, and the passes that read it, would cost more than the loop.
+//!   the function then holds and reads as a hidden input (a hidden
+//!   parameter of a batched function): a copy into the code, and the
+//!   passes that read it, would cost more than the loop.
 //!
 //! A loop whose run fails is left to the function (the first kind), which
 //! reports the failure at its place as before, or fails the call with the
@@ -65,10 +66,20 @@ pub(super) fn fold(f: &Function) -> Option<Function> {
     Some(g)
 }
 
+/// Where a function reads the values [`keep`] holds for it: hidden inputs
+/// (a function of one example) or hidden parameters (a batched function,
+/// whose inputs are the examples' rows), after its own.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(super) enum Hidden {
+    Inputs,
+    Params,
+}
+
 /// `f` with its constant loops of more than [`MAX_ELEMENTS`] numbers read
-/// from hidden inputs, after its own (so numbered from `f.inputs.len()`),
-/// and the [`Kept`] values that fill them; `None` if it has none.
-pub(super) fn keep(f: &Function) -> Option<(Function, Kept)> {
+/// from `hidden` slots after its own (so numbered from `f.inputs.len()` or
+/// `f.params.len()`), and the [`Kept`] values that fill them; `None` if it
+/// has none.
+pub(super) fn keep(f: &Function, hidden: Hidden) -> Option<(Function, Kept)> {
     let targets = constant_loops(f, |size| size > MAX_ELEMENTS);
     if targets.is_empty() {
         return None;
@@ -81,12 +92,21 @@ pub(super) fn keep(f: &Function) -> Option<(Function, Kept)> {
         let v = next;
         next += 1;
         pending.next_if(|t| t.index() == v)?;
-        let k = out.inputs.len();
-        out.inputs.push(Slot {
+        let slot = Slot {
             name: format!("(the constant loop %{v})"),
             shape: inst.shape.clone(),
-        });
-        Some(out.push(Op::Input(k), Vec::new(), inst.span))
+        };
+        let op = match hidden {
+            Hidden::Inputs => {
+                out.inputs.push(slot);
+                Op::Input(out.inputs.len() - 1)
+            }
+            Hidden::Params => {
+                out.params.push(slot);
+                Op::Param(out.params.len() - 1)
+            }
+        };
+        Some(out.push(op, Vec::new(), inst.span))
     });
     // What computed the loops' arguments is left dead.
     crate::passes::simplify(&mut g);

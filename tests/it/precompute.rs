@@ -7,7 +7,7 @@
 
 use gradc::eval::{Evaluator, Mode};
 use gradc::ir::{Function, Op, RunError};
-use gradc::shape::Tensor;
+use gradc::shape::{Shape, Tensor};
 
 use crate::common::{compile, same_bits_on_every_engine};
 
@@ -31,15 +31,17 @@ fn a_loop_of_constants_is_a_constant_of_the_compiled_function() {
     let c = compile(TABLES);
     // Two loops in the program; the table's is computed at compile time, the
     // one of 70,000 numbers (above `precompute::MAX_ELEMENTS`) is left, to
-    // be computed at the first call of a function of one example (and kept)
-    // or at every call of a batched one.
+    // be computed at the first call (and kept).
     assert_eq!(loops(&c.ir), 2, "{}", c.ir);
     for mode in [Mode::PerExample, Mode::Batched] {
         let jit = Evaluator::compile(&c.ir, mode).unwrap();
         assert_eq!(loops(jit.function()), 1, "{mode:?}: {}", jit.function());
-        if let Evaluator::Jit(j) = &jit {
-            assert_eq!(j.kept_loops(), 1, "{}", jit.function());
-        }
+        let kept = match &jit {
+            Evaluator::Jit(j) => j.kept_loops(),
+            Evaluator::Batched(b) => b.kept_loops(),
+            Evaluator::Interp(_) => panic!("a compiled function"),
+        };
+        assert_eq!(kept, 1, "{mode:?}: {}", jit.function());
     }
     let jit = Evaluator::compile(&c.ir, Mode::PerExample).unwrap();
     let params = c.initial_params(0);
@@ -96,20 +98,46 @@ fn a_kept_loop_that_fails_fails_every_call_at_its_place() {
          loss w * sum(bad)\n",
     );
     let want = gradc::ir::interp::run(&c.ir, &[Tensor::scalar(1.0)], &[]).unwrap_err();
-    let jit = Evaluator::compile(&c.ir, Mode::PerExample).unwrap();
-    let Evaluator::Jit(j) = &jit else {
-        panic!("a function of one example");
-    };
-    assert_eq!(j.kept_loops(), 1, "{}", jit.function());
-    for _ in 0..2 {
-        let got = j.run(&[Tensor::scalar(1.0)], &[]).unwrap_err();
-        assert_eq!(got.to_string(), want.to_string());
-        let (RunError::Fault { span: a, .. }, RunError::Fault { span: b, .. }) = (&got, &want)
-        else {
-            panic!("faults: {got:?} {want:?}");
-        };
-        assert_eq!(a, b);
+    for mode in [Mode::PerExample, Mode::Batched] {
+        let jit = Evaluator::compile(&c.ir, mode).unwrap();
+        for _ in 0..2 {
+            let got = jit.outputs(&[Tensor::scalar(1.0)], &[]).unwrap_err();
+            assert_eq!(got.to_string(), want.to_string(), "{mode:?}");
+            let (RunError::Fault { span: a, .. }, RunError::Fault { span: b, .. }) = (&got, &want)
+            else {
+                panic!("{mode:?}: {got:?} {want:?}");
+            };
+            assert_eq!(a, b, "{mode:?}");
+        }
     }
+}
+
+#[test]
+fn a_batch_reads_a_kept_loop_for_every_example() {
+    // A table of 70,000 numbers, kept by the batched function as a hidden
+    // parameter, beside an input that changes with the example.
+    let c = compile(
+        "param w: [3] = [0.5, -1, 2]\ninput x: [3]\n\
+         let big = [s * 0.5 for s in 0..70000]\n\
+         loss sum(exp(x * w)) + big[69999] * w[0] + sum(big) * 1e-9\n",
+    );
+    let jit = Evaluator::compile(&c.ir, Mode::Batched).unwrap();
+    let Evaluator::Batched(b) = &jit else {
+        panic!("a batched function");
+    };
+    assert_eq!(b.kept_loops(), 1, "{}", jit.function());
+    let params = c.initial_params(0);
+    let examples: Vec<Vec<Tensor>> = (0..5)
+        .map(|k| {
+            vec![Tensor::new(
+                Shape::vector(3),
+                vec![k as f64, 1.0 - k as f64, 0.25],
+            )]
+        })
+        .collect();
+    crate::common::batch_agrees(&c.ir, &params, &examples);
+    let g = c.gradient().unwrap();
+    crate::common::batch_agrees(&g, &params, &examples);
 }
 
 #[test]
