@@ -11,7 +11,7 @@ least `min_runs` runs and `min_seconds`, each run waited for with
 (largest difference over the largest magnitude of gradc's, at most 1e-8).
 Prints one Markdown table; without JAX, gradc's figures alone.
 
-    /tmp/peers/bin/python gradbench/jax_peers.py target/release/gradc [--flush-subnormals] [EVAL ...]
+    /tmp/peers/bin/python gradbench/jax_peers.py target/release/gradc [--flush-subnormals] [--threads=N] [EVAL ...]
 
 EVALs among gmm, lstm, lse, llsq, ode, kmeans, det (all, in that order,
 when none is named).
@@ -285,7 +285,9 @@ def main():
     else:
         print(f"JAX {jax.__version__} (f64, jax.jit) on {jax.devices()[0].platform}, its default threads "
               f"(XLA's CPU pool over the machine's {os.cpu_count()} cores; "
-              f"XLA_FLAGS={os.environ.get('XLA_FLAGS', 'unset')}); `gradc gradbench` runs on one thread. "
+              f"XLA_FLAGS={os.environ.get('XLA_FLAGS', 'unset')}); `gradc gradbench` "
+              f"{' '.join(measure.TOOL_OPTIONS) or 'with its defaults'} (its matrix products of 4 million "
+              f"multiply-adds or more on one thread a core unless `--threads` says, the rest on one). "
               f"Times in µs, medians of at least {measure.RUNS['min_runs']} runs and "
               f"{measure.RUNS['min_seconds']} s; agreement: the largest difference over the largest "
               f"magnitude of gradc's answer, at most {TOLERANCE:g}.\n")

@@ -8,10 +8,10 @@ derivative's time to the primal's (medians of the "evaluate" timings); for
 a row per function with its time.
 
     cargo build --release
-    python3 gradbench/measure.py target/release/gradc [--flush-subnormals] [EVAL ...]
+    python3 gradbench/measure.py target/release/gradc [--flush-subnormals] [--threads=N] [EVAL ...]
 
-Options before the evals (`--flush-subnormals`) are passed to `gradc
-gradbench`.
+Options before the evals (`--flush-subnormals`, `--threads=1`) are passed
+to `gradc gradbench`.
 """
 import json
 import random
@@ -171,7 +171,7 @@ def run(gradc, name):
 
 def split_options(args):
     """The options of `gradc gradbench` at the front of `args` (set in
-    `TOOL_OPTIONS`), and the rest."""
+    `TOOL_OPTIONS`; one with a value written `--threads=1`), and the rest."""
     while args and args[0].startswith("--"):
         TOOL_OPTIONS.append(args.pop(0))
     return args
