@@ -20,7 +20,7 @@ use super::abi::{self, check_lengths, BatchEntryFn, Scratch};
 use super::jit::{check_sizes, define_entry, Code, CompileError};
 use super::plan::batch::batch_plan;
 use super::plan::{BatchOutput, BatchPlan, Reduce};
-use super::precompute::{self, Hidden, Kept};
+use super::precompute::{self, Hidden, Keeping};
 use super::translate::batch::translate_batched;
 use crate::dtype::{convert, Dtype, Element};
 use crate::ir::interp::check_slots;
@@ -59,7 +59,7 @@ pub struct BatchedFunction {
     /// Its larger constant loops, in f64 ([`precompute::keep`]): the
     /// function the code was compiled from, which reads them as
     /// parameters after `f`'s, and their values.
-    kept: Option<Box<(Function, Kept)>>,
+    kept: Keeping,
     outputs: Vec<BatchOutput>,
     scratch_len: usize,
     dtype: Dtype,
@@ -102,7 +102,7 @@ pub fn compile_batched_with(
         entry,
         code,
         f: f.clone(),
-        kept: kept.map(Box::new),
+        kept: Keeping::new(kept),
         outputs: plan.outputs,
         scratch_len: plan.layout.scratch_len,
         dtype: options.dtype,
@@ -235,10 +235,7 @@ impl BatchedFunction {
                 )));
             }
         }
-        let kept = match &self.kept {
-            Some(k) => k.1.values()?,
-            None => &[],
-        };
+        let kept = self.kept.values()?;
         let t = scratch.bind(
             self.scratch_len,
             (params, inputs),
@@ -271,13 +268,13 @@ impl BatchedFunction {
     /// The function the code was compiled from: `self.f`, or `self.f` with
     /// its large constant loops read from hidden parameters.
     fn compiled(&self) -> &Function {
-        self.kept.as_ref().map_or(&self.f, |k| &k.0)
+        self.kept.compiled(&self.f)
     }
 
     /// How many constant loops this function computes at its first call and
     /// then holds ([`precompute::keep`]).
     pub fn kept_loops(&self) -> usize {
-        self.kept.as_ref().map_or(0, |k| k.1.len())
+        self.kept.loops()
     }
 
     /// Requires `n >= 1` and `n` rows of every input.

@@ -12,7 +12,7 @@ use cranelift_module::{Linkage, Module};
 use super::abi::{self, check_lengths, EntryFn, Scratch};
 use super::libm::Callee;
 use super::plan::{layout, Layout};
-use super::precompute::{self, Hidden, Kept};
+use super::precompute::{self, Hidden, Keeping, Kept};
 use super::translate::single;
 use crate::ir::{interp, verify, Function, RunError};
 use crate::shape::Tensor;
@@ -56,7 +56,7 @@ pub struct JitFunction {
     /// Its larger constant loops ([`precompute::keep`]): the function the
     /// code was compiled from, which reads them as inputs after `f`'s, and
     /// their values.
-    kept: Option<Box<(Function, Kept)>>,
+    kept: Keeping,
     scratch_len: usize,
 }
 
@@ -207,7 +207,7 @@ fn compile_into(
         entry,
         code,
         f: f.clone(),
-        kept: kept.map(Box::new),
+        kept: Keeping::new(kept),
         scratch_len: layout.scratch_len,
     })
 }
@@ -311,10 +311,7 @@ impl JitFunction {
                 )));
             }
         }
-        let kept = match &self.kept {
-            Some(k) => k.1.values()?,
-            None => &[],
-        };
+        let kept = self.kept.values()?;
         let t = scratch.bind(
             self.scratch_len,
             (params, inputs),
@@ -340,13 +337,13 @@ impl JitFunction {
     /// The function the code was compiled from: `self.f`, or `self.f` with
     /// its large constant loops read from hidden inputs.
     fn compiled(&self) -> &Function {
-        self.kept.as_ref().map_or(&self.f, |k| &k.0)
+        self.kept.compiled(&self.f)
     }
 
     /// How many constant loops this function computes at its first call and
     /// then holds ([`precompute::keep`]).
     pub fn kept_loops(&self) -> usize {
-        self.kept.as_ref().map_or(0, |k| k.1.len())
+        self.kept.loops()
     }
 }
 

@@ -118,6 +118,37 @@ pub(super) fn keep(f: &Function, hidden: Hidden) -> Option<(Function, Kept)> {
     Some((g, kept))
 }
 
+/// What a compiled function keeps of [`keep`]: nothing, or the function
+/// its code was compiled from (reading the kept values from hidden slots)
+/// and the values.
+pub(super) struct Keeping(Option<Box<(Function, Kept)>>);
+
+impl Keeping {
+    /// `keep`'s result, held.
+    pub(super) fn new(kept: Option<(Function, Kept)>) -> Keeping {
+        Keeping(kept.map(Box::new))
+    }
+
+    /// The function the code was compiled from: `f`, the function as its
+    /// callers see it, if nothing is kept.
+    pub(super) fn compiled<'a>(&'a self, f: &'a Function) -> &'a Function {
+        self.0.as_ref().map_or(f, |k| &k.0)
+    }
+
+    /// The kept values, computed by the first call ([`Kept::values`]).
+    pub(super) fn values(&self) -> Result<&[Tensor], RunError> {
+        match &self.0 {
+            Some(k) => k.1.values(),
+            None => Ok(&[]),
+        }
+    }
+
+    /// How many loops are kept.
+    pub(super) fn loops(&self) -> usize {
+        self.0.as_ref().map_or(0, |k| k.1.len())
+    }
+}
+
 /// The values of a function's constant loops of more than [`MAX_ELEMENTS`]
 /// numbers ([`keep`]), computed at its first call.
 pub(super) struct Kept {

@@ -87,6 +87,21 @@ pub(super) unsafe fn portable<T: super::Element>(
     }
 }
 
+/// The instance of `$rows` for `rows` rows (1 to [`MR`]) of `$v` vectors,
+/// called with `args`.
+macro_rules! by_rows {
+    ($rows:ident, $v:literal, $r:expr, $args:expr) => {
+        match $r {
+            1 => $rows::<1, $v>($args),
+            2 => $rows::<2, $v>($args),
+            3 => $rows::<3, $v>($args),
+            4 => $rows::<4, $v>($args),
+            5 => $rows::<5, $v>($args),
+            _ => $rows::<MR, $v>($args),
+        }
+    };
+}
+
 /// A SIMD tile kernel: `V` vectors of `$lanes` per row (two; four in
 /// [`wide_tile`]'s), `R` rows (a constant:
 /// one instance per number of rows), the columns masked by `$mask`, loaded
@@ -116,16 +131,7 @@ macro_rules! simd_tile {
         ) {
             let args = (cols, kc, a, strides_a, b, rsb, c, ldc, load);
             // SAFETY: the caller's contract, `rows` being 1 to MR.
-            unsafe {
-                match rows {
-                    1 => $rows::<1, 2>(args),
-                    2 => $rows::<2, 2>(args),
-                    3 => $rows::<3, 2>(args),
-                    4 => $rows::<4, 2>(args),
-                    5 => $rows::<5, 2>(args),
-                    _ => $rows::<MR, 2>(args),
-                }
-            }
+            unsafe { by_rows!($rows, 2, rows, args) }
         }
 
         /// [`$name`] for `R` rows of `V` vectors.
@@ -384,16 +390,7 @@ macro_rules! wide_tile {
         ) {
             let args = (cols, kc, a, strides_a, b, rsb, c, ldc, load);
             // SAFETY: the caller's contract, `rows` being 1 to MR.
-            unsafe {
-                match rows {
-                    1 => $rows::<1, 4>(args),
-                    2 => $rows::<2, 4>(args),
-                    3 => $rows::<3, 4>(args),
-                    4 => $rows::<4, 4>(args),
-                    5 => $rows::<5, 4>(args),
-                    _ => $rows::<MR, 4>(args),
-                }
-            }
+            unsafe { by_rows!($rows, 4, rows, args) }
         }
     };
 }
