@@ -154,8 +154,8 @@ impl Keeping {
 pub(super) struct Kept {
     /// The function that computes them, one output each.
     loops: Function,
-    /// The value of the kept function's function each of `loops`' values
-    /// stands for, to report a failure at its place.
+    /// For each value of `loops`, the value it was copied from in the
+    /// function it was taken from, where a failure is reported.
     origin: Vec<Value>,
     values: OnceLock<Result<Arc<Vec<Tensor>>, RunError>>,
 }
