@@ -417,13 +417,19 @@ pub fn set_threads(n: usize) {
 /// pool's threads.
 const PARALLEL_WORK: usize = 1 << 22;
 
+/// The fewest multiply-adds of a part of a product split over threads, so
+/// that a machine of many cores does not cut one into parts smaller than
+/// what a task costs to hand over.
+const PART_WORK: usize = 1 << 20;
+
 /// How many parts of its rows a product is computed in, each by a thread:
-/// 1 below [`PARALLEL_WORK`].
+/// 1 below [`PARALLEL_WORK`], else as many as the threads allowed, but
+/// none of fewer than [`PART_WORK`] multiply-adds.
 fn parts((m, n, k): (usize, usize, usize)) -> usize {
     let threads = THREADS.load(Ordering::Relaxed);
     let work = m.saturating_mul(n).saturating_mul(k);
     if work >= PARALLEL_WORK {
-        threads
+        threads.min(work / PART_WORK)
     } else {
         1
     }

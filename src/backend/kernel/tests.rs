@@ -261,6 +261,20 @@ fn a_product_in_parts_of_its_rows_gives_the_same_bits() {
 }
 
 #[test]
+fn a_product_is_split_only_when_large_and_into_large_parts() {
+    // `parts` reads the process's thread count, which other tests leave at
+    // 1 (`gradc gradbench` sets it): set it here, then put it back.
+    super::set_threads(64);
+    assert_eq!(super::parts((1000, 1000, 4)), 1);
+    assert_eq!(super::parts((1000, 1000, 5)), 4);
+    assert_eq!(super::parts((1000, 1000, 1000)), 64);
+    super::set_threads(2);
+    assert_eq!(super::parts((1000, 1000, 1000)), 2);
+    super::set_threads(1);
+    assert_eq!(super::parts((1000, 1000, 1000)), 1);
+}
+
+#[test]
 fn the_parts_flush_subnormals_when_the_caller_does() {
     use crate::backend::subnormals::FlushSubnormals;
     // A of subnormals times B of ones: zeros when flushed (an operand
