@@ -28,6 +28,9 @@
 //! place through its strides and `B` from its rows, every tile over the
 //! whole of `k`, which is the same chain of additions again.
 //!
+//! A large product may be computed in parts of its rows on several threads
+//! (`split`), each part as the whole product would compute it.
+//!
 //! The code path (AVX-512F, AVX2 or portable) is chosen once, at run time
 //! ([`Isa::host`]); [`gemm`] takes it as an argument, and the [`Route`],
 //! so that the tests can force each one. The optimizer's Adam update is multiversioned the
@@ -37,6 +40,7 @@ pub mod adam;
 pub mod exp;
 mod micro;
 mod pack;
+mod split;
 #[cfg(test)]
 mod tests;
 mod tile;
@@ -45,12 +49,12 @@ pub mod transpose;
 use std::cell::RefCell;
 use std::fmt::Debug;
 use std::ops::{Add, Mul};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use self::micro::{Micro, PORTABLE_NR};
+pub use self::split::set_threads;
+use self::split::{in_parts, parts};
 use self::tile::Tile;
-use super::subnormals::FlushSubnormals;
 
 /// The rows of a micro-kernel's tile (every code path).
 pub(crate) const MR: usize = 6;
@@ -311,151 +315,6 @@ pub unsafe fn gemm<T: Element>(
         );
     }
 }
-
-/// [`gemm`] in `parts` parts of the rows of `A` and `C` (at least [`MR`]
-/// rows each, as few parts as that leaves), each a task of rayon's global
-/// pool, on the route the whole product takes and with subnormals flushed
-/// if the caller flushes them; on the calling thread if `parts` is 1. Each
-/// element is computed as by the whole product.
-///
-/// # Safety
-///
-/// As [`gemm`].
-#[expect(clippy::too_many_arguments, reason = "the operands of a product")]
-unsafe fn in_parts<T: Element>(
-    parts: usize,
-    (isa, route): (Isa, Route),
-    (m, n, k): (usize, usize, usize),
-    a: *const T,
-    (rsa, csa): (usize, usize),
-    b: *const T,
-    (rsb, csb): (usize, usize),
-    c: *mut T,
-    rsc: usize,
-    resume: bool,
-) {
-    debug_assert!(isa.available());
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !resume {
-            for i in 0..m {
-                for j in 0..n {
-                    // SAFETY: `(i, j)` is an element of `C`.
-                    unsafe { *c.add(i * rsc + j) = T::NEG_ZERO };
-                }
-            }
-        }
-        return;
-    }
-    if parts > 1 && m > MR {
-        let route = if route.direct((m, n, k), csb, T::wide_tile(isa).is_some()) {
-            Route::Direct
-        } else {
-            Route::Packed
-        };
-        let rows = m.div_ceil(parts).next_multiple_of(MR);
-        let shared = Operands { a, b, c };
-        // The parts run in the caller's mode of subnormals.
-        let flush = FlushSubnormals::is_on();
-        rayon::scope(|s| {
-            for i in (0..m).step_by(rows) {
-                let part = rows.min(m - i);
-                s.spawn(move |_| {
-                    let _flush = flush.then(FlushSubnormals::on);
-                    let (a, b, c) = shared.get();
-                    // SAFETY: the caller's contract, for rows `i..i + part`
-                    // of `A` and `C`; the parts' rows of `C` are disjoint,
-                    // and `A` and `B` are only read.
-                    unsafe {
-                        serial(
-                            (isa, route),
-                            (part, n, k),
-                            a.add(i * rsa),
-                            (rsa, csa),
-                            b,
-                            (rsb, csb),
-                            c.add(i * rsc),
-                            rsc,
-                            resume,
-                        );
-                    }
-                });
-            }
-        });
-        return;
-    }
-    // SAFETY: the caller's contract.
-    unsafe {
-        serial(
-            (isa, route),
-            (m, n, k),
-            a,
-            (rsa, csa),
-            b,
-            (rsb, csb),
-            c,
-            rsc,
-            resume,
-        );
-    }
-}
-
-/// How many threads a product may use ([`set_threads`]).
-static THREADS: AtomicUsize = AtomicUsize::new(1);
-
-/// Lets a product of [`PARALLEL_WORK`] multiply-adds or more use up to `n`
-/// threads of rayon's global pool (1, the default: the calling thread
-/// alone), for the rest of the process.
-pub fn set_threads(n: usize) {
-    THREADS.store(n.max(1), Ordering::Relaxed);
-}
-
-/// The fewest multiply-adds of a product split over threads: about a
-/// millisecond of work, against the tens of microseconds of waking the
-/// pool's threads.
-const PARALLEL_WORK: usize = 1 << 22;
-
-/// The fewest multiply-adds of a part of a product split over threads, so
-/// that a machine of many cores does not cut one into parts smaller than
-/// what a task costs to hand over.
-const PART_WORK: usize = 1 << 20;
-
-/// How many parts of its rows a product is computed in, each by a thread:
-/// 1 below [`PARALLEL_WORK`], else as many as the threads allowed, but
-/// none of fewer than [`PART_WORK`] multiply-adds.
-fn parts((m, n, k): (usize, usize, usize)) -> usize {
-    let threads = THREADS.load(Ordering::Relaxed);
-    let work = m.saturating_mul(n).saturating_mul(k);
-    if work >= PARALLEL_WORK {
-        threads.min(work / PART_WORK)
-    } else {
-        1
-    }
-}
-
-/// The pointers of a product, sent to the threads that compute its parts.
-#[derive(Copy, Clone)]
-struct Operands<T> {
-    a: *const T,
-    b: *const T,
-    c: *mut T,
-}
-
-impl<T> Operands<T> {
-    /// The pointers (a method, so that a closure captures the whole).
-    fn get(self) -> (*const T, *const T, *mut T) {
-        (self.a, self.b, self.c)
-    }
-}
-
-// SAFETY: the threads that receive the pointers read `A` and `B` and write
-// disjoint rows of `C`, within the call of `gemm` that owns them, which
-// waits for them all.
-unsafe impl<T> Send for Operands<T> {}
-// SAFETY: as `Send`: shared, they are only copied.
-unsafe impl<T> Sync for Operands<T> {}
 
 /// [`gemm`] on the calling thread, with `k > 0` and `C` not empty.
 ///
