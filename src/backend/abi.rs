@@ -42,7 +42,6 @@ use super::plan::{
     ERROR_SLOT, EXAMPLE_SLOT, FAULT_CLASS, FAULT_HI_SLOT, FAULT_INDEX, FAULT_KIND_SLOT,
     FAULT_LEN_SLOT, FAULT_LO_SLOT,
 };
-use super::precompute::Hidden;
 #[cfg(doc)]
 use crate::dtype::Dtype;
 use crate::dtype::Element;
@@ -99,6 +98,16 @@ fn pointers_to_status(module: &dyn Module, n: usize) -> Signature {
     }
     sig.returns.push(AbiParam::new(types::I64));
     sig
+}
+
+/// Where a compiled function reads the values of its large constant loops
+/// ([`super::precompute::keep`]): hidden inputs (a function of one example)
+/// or hidden parameters (a batched function, whose inputs are the examples'
+/// rows), after its own.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(super) enum Hidden {
+    Inputs,
+    Params,
 }
 
 /// The memory one call needs besides parameters, inputs and outputs: the

@@ -16,11 +16,11 @@
 use cranelift_frontend::FunctionBuilderContext;
 use cranelift_module::Module;
 
-use super::abi::{self, check_lengths, BatchEntryFn, Scratch};
+use super::abi::{self, check_lengths, BatchEntryFn, Hidden, Scratch};
 use super::jit::{check_sizes, define_entry, Code, CompileError};
 use super::plan::batch::batch_plan;
 use super::plan::{BatchOutput, BatchPlan, Reduce};
-use super::precompute::{self, Hidden, Keeping};
+use super::precompute::{self, Keeping};
 use super::translate::batch::translate_batched;
 use crate::dtype::{convert, Dtype, Element};
 use crate::ir::interp::check_slots;

@@ -9,10 +9,10 @@ use cranelift_frontend::FunctionBuilderContext;
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{Linkage, Module};
 
-use super::abi::{self, check_lengths, EntryFn, Scratch};
+use super::abi::{self, check_lengths, EntryFn, Hidden, Scratch};
 use super::libm::Callee;
 use super::plan::{layout, Layout};
-use super::precompute::{self, Hidden, Keeping, Kept};
+use super::precompute::{self, Keeping, Kept};
 use super::translate::single;
 use crate::ir::{interp, verify, Function, RunError};
 use crate::shape::Tensor;

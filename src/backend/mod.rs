@@ -5,6 +5,9 @@
 //! The modules, each using only the ones listed before it (and its own
 //! children), so that the imports form a tree without cycles:
 //!
+//! - [`subnormals`]: the option of running with subnormal numbers flushed
+//!   to zero (x86-64's MXCSR), on its own; the kernel's threads take the
+//!   caller's mode.
 //! - [`libm`]: the host math functions the generated code calls.
 //! - [`kernel`]: the matrix-product kernel the generated code calls for its
 //!   large products (packed panels, SIMD micro-kernels chosen at run time),
@@ -25,11 +28,12 @@
 //! - [`batch`]: [`BatchedFunction`], the same with the loop over a
 //!   mini-batch's examples inside the machine code, returning the mean of
 //!   every loss, metric and gradient in one call.
-//! - [`subnormals`]: the option of running with subnormal numbers flushed
-//!   to zero (x86-64's MXCSR), on its own.
+//! - [`precompute`]: the loops that read no parameter and no input, run
+//!   once: it and [`jit`] use each other (the JIT compiles a function with
+//!   its constant loops computed; they are computed by the JIT).
 //!
-//! In short: `libm, kernel, plan <- abi <- translate(ops, fuse, single, batch) <-
-//! jit <- batch`.
+//! In short: `subnormals, libm <- kernel, plan <- abi <- translate(ops, fuse,
+//! single, batch) <- jit, precompute <- batch`.
 //!
 //! The generated code computes what [`crate::ir::interp`] computes, in the
 //! same order, so the results are the same bits (a NaN's payload aside).

@@ -25,6 +25,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use super::abi::Hidden;
 use crate::ir::{Function, Op, Output, Role, RunError, Slot, Value, ValueMap};
 use crate::shape::Tensor;
 
@@ -64,15 +65,6 @@ pub(super) fn fold(f: &Function) -> Option<Function> {
     // them is left dead.
     crate::passes::simplify(&mut g);
     Some(g)
-}
-
-/// Where a function reads the values [`keep`] holds for it: hidden inputs
-/// (a function of one example) or hidden parameters (a batched function,
-/// whose inputs are the examples' rows), after its own.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(super) enum Hidden {
-    Inputs,
-    Params,
 }
 
 /// `f` with its constant loops of more than [`MAX_ELEMENTS`] numbers read

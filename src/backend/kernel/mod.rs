@@ -316,6 +316,13 @@ pub unsafe fn gemm<T: Element>(
     }
 }
 
+/// Whether `route` computes the product of this shape and `B`'s column
+/// stride without packing on the path `isa` ([`Route::direct`], with the
+/// path's wide tiles if it has them).
+fn direct_on<T: Element>(isa: Isa, route: Route, shape: (usize, usize, usize), csb: usize) -> bool {
+    route.direct(shape, csb, T::wide_tile(isa).is_some())
+}
+
 /// [`gemm`] on the calling thread, with `k > 0` and `C` not empty.
 ///
 /// # Safety
@@ -335,7 +342,7 @@ unsafe fn serial<T: Element>(
 ) {
     let (micro, nr) = T::micro(isa);
     let tile = T::tile(isa);
-    if route.direct((m, n, k), csb, T::wide_tile(isa).is_some()) {
+    if direct_on::<T>(isa, route, (m, n, k), csb) {
         let tiles = (tile, T::wide_tile(isa));
         // SAFETY: the caller's contract, `B`'s rows being contiguous.
         unsafe { direct(tiles, nr, (m, n, k), a, (rsa, csa), b, rsb, c, rsc, resume) };

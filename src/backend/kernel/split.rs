@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{serial, Element, Isa, Route, MR};
+use super::{direct_on, serial, Element, Isa, Route, MR};
 use crate::backend::subnormals::FlushSubnormals;
 
 /// [`gemm`] in `parts` parts of the rows of `A` and `C` (at least [`MR`]
@@ -47,7 +47,7 @@ pub(super) unsafe fn in_parts<T: Element>(
         return;
     }
     if parts > 1 && m > MR {
-        let route = if route.direct((m, n, k), csb, T::wide_tile(isa).is_some()) {
+        let route = if direct_on::<T>(isa, route, (m, n, k), csb) {
             Route::Direct
         } else {
             Route::Packed

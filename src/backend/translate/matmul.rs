@@ -177,12 +177,9 @@ impl Translator<'_, '_> {
             self.row_pass(x, y, row, (Ix::c(0), k), (k, n), dst, false);
             return;
         }
-        self.columns(n, &mut |t, col, ty| {
-            let z = t.fconst(-0.0);
-            let z = t.splat_as(ty, z);
-            let at = t.lin(&[(row, n), (col, 1)], 0);
-            t.write(dst, at, z);
-        });
+        let at = self.lin(&[(row, n)], 0);
+        let dst_row = self.moved(dst, at);
+        self.fill(dst_row, n, -0.0);
         let rows = (PASS_NUMBERS / n).max(PASS_ROWS);
         let passes = k - k % rows;
         self.for_each_step(passes, rows, &mut |t, from| {
