@@ -16,7 +16,15 @@
 //!   nest over that shape, a spread's elements are read from its argument
 //!   in place, and such a sum adds each row into its result's row. Or it
 //!   may hold one `concat` of tensors computed before it ([`pieces`]): its
-//!   loop then goes over the parts in turn.
+//!   loop then goes over the parts in turn. And it may hold a member
+//!   shifted by one element, `concat([a], m[0:n - 1])` of a member `m`
+//!   ([`lag`]): each element is `m`'s element before it, kept from there
+//!   (the loop goes over the elements in order), so that a chain of
+//!   shifts (`ode`'s four Runge-Kutta stages) is one loop, not one a
+//!   stage. Or, with no sums, a member shifted the other way, the adjoint
+//!   of a lag (`unslice(m[1:n])` into `[0:n - 1]`, [`lead`]): the loop then
+//!   goes over the elements from the last, each the element of `m` after
+//!   it.
 //! - A `slice` that selects a contiguous block, a `reshape` of a tensor
 //!   and a row `x[i]` are *views*: the value is its argument's memory from
 //!   an offset (the row's computed when it runs), with no copy.
@@ -99,6 +107,16 @@ pub enum Member {
     /// A `concat` of tensors computed before the run: each element read
     /// from the part it lies in (see [`pieces`]).
     Pieces,
+    /// A `concat([a], m[0:n - 1])` of a member `m` of the run: each
+    /// element `m`'s element before it, the first `a` (see [`lag`]).
+    Lag,
+    /// An `unslice(m[1:n])` into `[0:n - 1]` of a member `m` of the run:
+    /// each element `m`'s element after it, the last 0 (see [`lead`]).
+    Lead,
+    /// The slice `m[0:n - 1]` or `m[1:n]` that a [`Member::Lag`] or a
+    /// [`Member::Lead`] shifts, read by nothing else: it computes nothing,
+    /// so that `m` need not be stored.
+    ShiftSlice,
     /// A `sum` of a member, added to element by element.
     Sum,
     /// A `sum_axes` or `max_axes` of a member along axes that leave its
@@ -120,6 +138,24 @@ impl Member {
             Op::Concat => Some(Member::Pieces),
             Op::ReduceAxes(kind @ (Reduce::Sum | Reduce::Max), _) => Some(Member::Rows(*kind)),
             _ => ElementOp::of(op).map(Member::Map),
+        }
+    }
+
+    /// What `v` is in a run whose members `in_run` tells: as [`Member::of`],
+    /// but a `concat` or an `unslice` that shifts a member by one ([`lag`],
+    /// [`lead`]) is a [`Member::Lag`] or a [`Member::Lead`], and the slice
+    /// it shifts a [`Member::ShiftSlice`].
+    pub fn in_run(f: &Function, v: Value, in_run: impl Fn(Value) -> bool) -> Option<Member> {
+        let inst = f.inst(v);
+        if matches!(inst.op, Op::Slice(_)) && in_run(inst.args[0]) {
+            return Some(Member::ShiftSlice);
+        }
+        if lead(f, v).is_some_and(&in_run) {
+            return Some(Member::Lead);
+        }
+        match Member::of(&inst.op)? {
+            Member::Pieces if lag(f, v).is_some_and(|(_, m)| in_run(m)) => Some(Member::Lag),
+            m => Some(m),
         }
     }
 }
@@ -165,6 +201,51 @@ pub fn pieces(f: &Function, v: Value) -> bool {
     inst.op == Op::Concat && !inst.shape.is_scalar()
 }
 
+/// If `v` is `concat([a], m[0:n - 1])`, `m` shifted by one element with
+/// `a` first (`a` of one element, `m` of `n`, the `concat`'s): `a` and `m`.
+/// In a run that computes `m`, each element of `v` but the first is the
+/// element of `m` computed just before, so it is kept from there, not
+/// read back from memory.
+pub fn lag(f: &Function, v: Value) -> Option<(Value, Value)> {
+    let inst = f.inst(v);
+    let &[a, s] = inst.args.as_slice() else {
+        return None;
+    };
+    let n = inst.shape.size();
+    let m = *f.inst(s).args.first()?;
+    let shifted = matches!(f.inst(s).op, Op::Slice(_))
+        && view_offset(f, s) == Some(0)
+        && f.shape(s).size() + 1 == n
+        && f.shape(m).size() == n;
+    (pieces(f, v) && f.shape(a).size() == 1 && shifted).then_some((a, m))
+}
+
+/// If `v` is `unslice(m[1:n])` into `[0:n - 1]`, `m` shifted back by one
+/// element with 0 last (`m` of `n` elements, `v`'s; the adjoint of a
+/// [`lag`]): `m`. In a run that computes `m` from its last element to its
+/// first, each element of `v` but the last is the element of `m` computed
+/// just before.
+pub fn lead(f: &Function, v: Value) -> Option<Value> {
+    let inst = f.inst(v);
+    let Op::Unslice(axes, into) = &inst.op else {
+        return None;
+    };
+    let n = inst.shape.size();
+    let s = inst.args[0];
+    let m = *f.inst(s).args.first()?;
+    let shifted = matches!(f.inst(s).op, Op::Slice(_))
+        && view_offset(f, s) == Some(1)
+        && f.shape(s).size() + 1 == n
+        && f.shape(m).size() == n;
+    (!inst.shape.is_scalar() && contiguous(into, axes) == Some(0) && shifted).then_some(m)
+}
+
+/// The slice of `m` a [`lag`] or [`lead`] `c` shifts.
+fn shift_slice(f: &Function, c: Value) -> Value {
+    let inst = f.inst(c);
+    *inst.args.last().expect("a shift has arguments")
+}
+
 /// Whether `v` is a member a run computes element by element: elementwise,
 /// a [`spread`], or a `concat` ([`pieces`]).
 pub fn per_element(f: &Function, v: Value) -> bool {
@@ -172,32 +253,50 @@ pub fn per_element(f: &Function, v: Value) -> bool {
 }
 
 /// How a run's loop goes: over its elements, over the rows of a nest (with
-/// spreads or reductions of rows), or over the parts of its one `concat`.
+/// spreads or reductions of rows), over the parts of its one `concat`,
+/// over its elements in order with members shifted ([`lag`]) kept from one
+/// element to the next, or over its elements from the last, with members
+/// shifted the other way ([`lead`]). A run that sums asks for an order.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum Form {
     Flat,
+    Summed,
     Nest,
     Parts,
+    Shifted,
+    Reversed,
 }
 
 impl Form {
     /// The form a member asks for.
-    fn of(f: &Function, v: Value) -> Form {
-        match Member::of(&f.inst(v).op) {
+    fn of(m: Option<Member>) -> Form {
+        match m {
             Some(Member::Spread | Member::Rows(_)) => Form::Nest,
             Some(Member::Pieces) => Form::Parts,
+            Some(Member::Lag) => Form::Shifted,
+            Some(Member::Lead) => Form::Reversed,
+            Some(Member::Sum) => Form::Summed,
             _ => Form::Flat,
         }
     }
 
     /// The form of a run of this form with a member asking for `other`, if
-    /// they go together: one `concat` a run, and not in a nest.
+    /// they go together: one `concat` of parts a run, and neither parts
+    /// nor shifts in a nest (whose rows may go in any order); a run from
+    /// the last element has nothing else (sums and the other forms go in
+    /// order). The parts' loop goes over the elements in order, so it
+    /// keeps shifts too. (Every form but [`Form::Flat`] and
+    /// [`Form::Summed`] keeps the order, so it may forget a sum.)
     fn with(self, other: Form) -> Option<Form> {
         match (self, other) {
-            (Form::Parts, Form::Parts) | (Form::Parts, Form::Nest) | (Form::Nest, Form::Parts) => {
-                None
-            }
-            (Form::Flat, x) | (x, Form::Flat) => Some(x),
+            (Form::Reversed, Form::Flat | Form::Reversed) => Some(Form::Reversed),
+            (Form::Flat, Form::Reversed) => Some(Form::Reversed),
+            (Form::Reversed, _) | (_, Form::Reversed) => None,
+            (Form::Parts, Form::Parts)
+            | (Form::Parts | Form::Shifted, Form::Nest)
+            | (Form::Nest, Form::Parts | Form::Shifted) => None,
+            (Form::Flat | Form::Summed, x) | (x, Form::Flat | Form::Summed) => Some(x),
+            (Form::Parts, Form::Shifted) | (Form::Shifted, Form::Parts) => Some(Form::Parts),
             (x, _) => Some(x),
         }
     }
@@ -317,6 +416,7 @@ enum State {
 /// from the next `WINDOW` instructions into its step: the partner reads
 /// only their common argument, so it can move up.
 pub fn steps(f: &Function, region: &[Value]) -> Vec<Vec<Value>> {
+    let readers = readers(f);
     let mut state = ValueMap::new(f, State::Done);
     for &v in region {
         state[v] = State::Open;
@@ -341,9 +441,23 @@ pub fn steps(f: &Function, region: &[Value]) -> Vec<Vec<Value>> {
             }
             continue;
         }
-        grow_run(f, head, window, &mut state, &mut steps);
+        grow_run(f, head, window, &readers, &mut state, &mut steps);
     }
     steps
+}
+
+/// How many times each value is read: as an argument, or as an output.
+fn readers(f: &Function) -> ValueMap<usize> {
+    let mut readers = ValueMap::new(f, 0);
+    for (_, inst) in f.iter() {
+        for &a in &inst.args {
+            readers[a] += 1;
+        }
+    }
+    for o in &f.outputs {
+        readers[o.value] += 1;
+    }
+    readers
 }
 
 /// Grows a run from `head` (ready: everything before it is placed) over
@@ -353,6 +467,7 @@ fn grow_run(
     f: &Function,
     head: Value,
     window: &[Value],
+    readers: &ValueMap<usize>,
     state: &mut ValueMap<State>,
     steps: &mut Vec<Vec<Value>>,
 ) {
@@ -361,14 +476,15 @@ fn grow_run(
     let mut hoisted = Vec::new();
     let mut looked = Vec::new();
     let shape = f.shape(head);
-    let mut form = Form::of(f, head);
+    let mut form = Form::of(Member::of(&f.inst(head).op));
     for &v in window {
         if state[v] != State::Open {
             continue;
         }
-        state[v] = place(f, state, v, shape);
+        state[v] = place(f, state, v, shape, readers);
         if state[v] == State::InRun {
-            match form.with(Form::of(f, v)) {
+            let member = Member::in_run(f, v, |m| state[m] == State::InRun);
+            match form.with(Form::of(member)) {
                 Some(joined) => form = joined,
                 None => state[v] = hoisted_or_deferred(f, state, v),
             }
@@ -379,6 +495,23 @@ fn grow_run(
             State::Deferred | State::Open | State::Done => looked.push(v),
         }
     }
+    // A slice whose shift did not join after all is a view after the run.
+    let shifted: Vec<Value> = run
+        .iter()
+        .filter(|&&c| {
+            let member = Member::in_run(f, c, |m| state[m] == State::InRun);
+            matches!(member, Some(Member::Lag | Member::Lead))
+        })
+        .map(|&c| shift_slice(f, c))
+        .collect();
+    run.retain(|&v| {
+        let alone = matches!(f.inst(v).op, Op::Slice(_)) && !shifted.contains(&v);
+        if alone {
+            state[v] = State::Deferred;
+            looked.push(v);
+        }
+        !alone
+    });
     for v in hoisted {
         state[v] = State::Done;
         steps.push(vec![v]);
@@ -397,22 +530,42 @@ fn grow_run(
 /// ([`State::Deferred`]). Elementwise members need the run's number of
 /// elements; a [`spread`] needs its shape, whose last axis the run's loop
 /// goes along.
-fn place(f: &Function, state: &ValueMap<State>, v: Value, shape: &Shape) -> State {
+fn place(
+    f: &Function,
+    state: &ValueMap<State>,
+    v: Value,
+    shape: &Shape,
+    readers: &ValueMap<usize>,
+) -> State {
     let inst = f.inst(v);
     let ready = |s: State| matches!(s, State::Done | State::Hoisted);
-    let member = |a: Value| state[a] == State::InRun && per_element(f, a);
+    let member = |a: Value| state[a] == State::InRun && (per_element(f, a) || lead(f, a).is_some());
     let joins = match Member::of(&inst.op) {
         Some(Member::Sum) => member(inst.args[0]),
         Some(Member::Rows(_)) => {
             by_rows(f, v) && member(inst.args[0]) && f.shape(inst.args[0]) == shape
         }
         Some(Member::Spread) => spread(f, v) && inst.shape == *shape && ready(state[inst.args[0]]),
-        Some(Member::Pieces) => {
+        Some(Member::Pieces | Member::Lag) => {
+            let shifts = |(a, m)| ready(state[a]) && member(m);
             pieces(f, v)
                 && inst.shape.size() == shape.size()
-                && inst.args.iter().all(|&a| ready(state[a]))
+                && (inst.args.iter().all(|&a| ready(state[a])) || lag(f, v).is_some_and(shifts))
         }
-        Some(Member::Map(_)) | None => {
+        // The slice a shift may read, if nothing else reads it (see the end
+        // of [`grow_run`]).
+        None if matches!(inst.op, Op::Slice(_)) => {
+            let m = inst.args[0];
+            readers[v] == 1
+                && member(m)
+                && matches!(view_offset(f, v), Some(0 | 1))
+                && inst.shape.size() + 1 == shape.size()
+                && f.shape(m).size() == shape.size()
+        }
+        None if matches!(inst.op, Op::Unslice(..)) => {
+            inst.shape.size() == shape.size() && lead(f, v).is_some_and(member)
+        }
+        Some(Member::Map(_) | Member::Lead | Member::ShiftSlice) | None => {
             elementwise(f, v)
                 && inst.shape.size() == shape.size()
                 && inst.args.iter().all(|&a| member(a) || ready(state[a]))

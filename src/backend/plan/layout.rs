@@ -196,7 +196,7 @@ fn internal(f: &Function, steps: &[Vec<Value>], memory: &Memory, uses: &Uses) ->
     ValueMap::from_fn(f, |v| {
         memory.step_of[v].is_some_and(|s| steps[s].len() > 1)
             && !uses.read_outside_its_step[v]
-            && fuse::per_element(f, v)
+            && (fuse::per_element(f, v) || fuse::lead(f, v).is_some())
     })
 }
 

@@ -242,5 +242,6 @@ mod gather;
 mod ops;
 mod products;
 mod rows;
+mod shifts;
 mod spreads;
 mod tails;

@@ -366,6 +366,59 @@ fn broadcast_slice_unslice_pack() {
     agree_on_values(&f);
 }
 
+/// A division by a constant power of two is compiled as a product by its
+/// reciprocal when the type holds that exactly: the same bits as the
+/// interpreter's division, overflow, underflow to subnormals and ties to
+/// even among them; any other divisor stays a division.
+#[test]
+fn a_division_by_a_power_of_two_is_the_divisions_bits() {
+    let tiny = f64::from_bits(1); // 2^-1074
+    let divisors = [
+        (2.0, true),
+        (0.5, true),
+        (-4.0, true),
+        (1.0, true),
+        (2f64.powi(1023), true),
+        (2f64.powi(-1022), true),
+        (2f64.powi(-1023), true),
+        (tiny, false),
+        (3.0, false),
+        (-6.0, false),
+        (0.0, false),
+        (f64::INFINITY, false),
+        (f64::NAN, false),
+        (1e-310, false),
+    ];
+    // Subnormal quotients, ties among them, overflow, and the specials.
+    let xs = vec![
+        tiny,
+        3.0 * tiny,
+        -5.0 * tiny,
+        3e-308,
+        f64::MIN_POSITIVE,
+        1e300,
+        f64::MAX,
+        -0.0,
+        f64::NAN,
+        f64::NEG_INFINITY,
+        7.0,
+    ];
+    for (c, product) in divisors {
+        let (mut f, _, x) = function(&[], &[Shape::vector(xs.len()), Shape::scalar()]);
+        let k = push(&mut f, Op::Const(ConstData(Tensor::scalar(c))), &[]);
+        let y = push(&mut f, Op::Binary(Binary::Div), &[x[0], k]);
+        let z = push(&mut f, Op::Binary(Binary::Div), &[x[1], k]);
+        output(&mut f, y);
+        output(&mut f, z);
+        for &one in &xs {
+            let v = Tensor::new(Shape::vector(xs.len()), xs.clone());
+            agree(&f, &[], &[v, Tensor::scalar(one)]);
+        }
+        let text = clif_text(&f).unwrap();
+        assert_eq!(!text.contains("fdiv"), product, "1 / {c:e}:\n{text}");
+    }
+}
+
 #[test]
 fn constants_and_outputs_that_are_not_computed() {
     let (mut f, p, x) = function(&[Shape::vector(3)], &[Shape::scalar()]);

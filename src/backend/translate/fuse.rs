@@ -5,12 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use cranelift_codegen::ir::{self as cl, InstBuilder};
+use cranelift_codegen::ir::{self as cl, types, Endianness, InstBuilder, MemFlagsData};
 use cranelift_frontend::Variable;
 
 use super::reduce::strides_into;
 use super::{Ix, Loc, Opnd, Translator};
-use crate::backend::plan::fuse::{ElementOp, Member};
+use crate::backend::plan::fuse::{lag, lead, ElementOp, Member};
 use crate::ir::{Binary, Op, Reduce, Value, ValueMap};
 use crate::shape::Shape;
 
@@ -31,6 +31,11 @@ struct Run<'r> {
     /// for the row and splat, if the row repeats it; else its argument's
     /// row). In the loop over a part of a `concat`: that part.
     spreads: BTreeMap<Value, (Opnd, Opnd)>,
+    /// Each shifted member ([`Member::Lag`], [`Member::Lead`]): the member
+    /// it shifts, and a variable that keeps that member's last element
+    /// computed (in the lane next to the ones to come, when the run goes
+    /// by pairs: the last going up, the first going down).
+    shifts: BTreeMap<Value, (Value, Variable)>,
 }
 
 impl Translator<'_, '_> {
@@ -43,7 +48,10 @@ impl Translator<'_, '_> {
         // What each member is: the plan makes runs of members only.
         let members: Vec<Member> = run
             .iter()
-            .map(|&v| Member::of(&f.inst(v).op).expect("plan::fuse::steps runs members only"))
+            .map(|&v| {
+                Member::in_run(f, v, |m| run.contains(&m))
+                    .expect("plan::fuse::steps runs members only")
+            })
             .collect();
         // A run with spreads or sums of rows is a nest over its first
         // member's shape (theirs), whose rows are the vectors.
@@ -55,9 +63,16 @@ impl Translator<'_, '_> {
         let simd = along >= self.lanes
             && members.iter().all(|&m| match m {
                 Member::Map(op) => self.lane_wise(op),
-                Member::Spread | Member::Pieces | Member::Sum | Member::Rows(_) => true,
+                Member::Spread
+                | Member::Pieces
+                | Member::Lag
+                | Member::Lead
+                | Member::ShiftSlice
+                | Member::Sum
+                | Member::Rows(_) => true,
             });
-        let outside = self.outside(run, simd);
+        let outside = self.outside(run, &members, simd);
+        let shifts = self.shifts(run, &members, simd);
         let (dests, sums) = self.results(run, &members, internal);
         let r = Run {
             insts: run,
@@ -66,11 +81,25 @@ impl Translator<'_, '_> {
             dests,
             sums,
             spreads: BTreeMap::new(),
+            shifts,
         };
         let (lanes, vt, st) = (self.lanes, self.vt, self.st);
-        let concat = run.iter().copied().find(|&v| f.inst(v).op == Op::Concat);
+        let concat = run
+            .iter()
+            .zip(&r.members)
+            .find_map(|(&v, &m)| (m == Member::Pieces).then_some(v));
+        let down = r.members.contains(&Member::Lead);
         if let Some(shape) = nest {
             self.rows_of(&r, &shape, simd);
+        } else if down {
+            // From the last element to the first: the last ones alone,
+            // then the vectors.
+            let ty = if simd { vt } else { st };
+            let step = if simd { lanes } else { 1 };
+            for k in (n - n % step..n).rev() {
+                self.element(&r, Ix::c(k), st);
+            }
+            self.for_each_step_down(n - n % step, step, &mut |t, ix| t.element(&r, ix, ty));
         } else if let Some(c) = concat {
             self.parts_of(&r, c, simd);
         } else if simd && !n.is_multiple_of(lanes) && self.recomputable(&r, n) {
@@ -173,6 +202,7 @@ impl Translator<'_, '_> {
             dests: BTreeMap::new(),
             sums: r.sums.clone(),
             spreads: BTreeMap::new(),
+            shifts: r.shifts.clone(),
         };
         for (&a, &(narrow, wide)) in &r.outside {
             let pair = (self.moved(narrow, start), self.moved(wide, start));
@@ -185,16 +215,19 @@ impl Translator<'_, '_> {
     }
 
     /// Whether the run may compute an element twice, with the same bits:
-    /// it adds up nothing, and it stores only to scratch slots that no
+    /// it adds up nothing, keeps nothing from one element to the next
+    /// (no shifts), and it stores only to scratch slots that no
     /// tensor it reads shares. The layout gives a step's results slots
     /// free at that step, so this holds of every scratch slot; a stacked
     /// row, and a tensor read through a pointer computed at run time, are
     /// not compared and do not qualify.
     fn recomputable(&self, r: &Run, n: usize) -> bool {
-        if r.members
-            .iter()
-            .any(|m| matches!(m, Member::Sum | Member::Rows(_)))
-        {
+        if r.members.iter().any(|m| {
+            matches!(
+                m,
+                Member::Sum | Member::Rows(_) | Member::Lag | Member::Lead
+            )
+        }) {
             return false;
         }
         let mut written = Vec::with_capacity(r.dests.len());
@@ -218,10 +251,19 @@ impl Translator<'_, '_> {
 
     /// The operands of the arguments from outside the run: scalars loaded
     /// once (and splat for pairs if `simd`), tensors read element by element.
-    fn outside(&mut self, run: &[Value], simd: bool) -> BTreeMap<Value, (Opnd, Opnd)> {
+    /// (A shifted member's are read by [`Self::shifts`].)
+    fn outside(
+        &mut self,
+        run: &[Value],
+        members: &[Member],
+        simd: bool,
+    ) -> BTreeMap<Value, (Opnd, Opnd)> {
         let f = self.f;
         let mut outside: BTreeMap<Value, (Opnd, Opnd)> = BTreeMap::new();
-        for &v in run {
+        for (&v, &m) in run.iter().zip(members) {
+            if matches!(m, Member::Lag | Member::Lead) {
+                continue;
+            }
             for &a in &f.inst(v).args {
                 if run.contains(&a) || outside.contains_key(&a) {
                     continue;
@@ -244,6 +286,82 @@ impl Translator<'_, '_> {
         outside
     }
 
+    /// The shifted members' variables, each holding its first element (a
+    /// lag's `concat`'s first part, a lead's 0, in every lane) until the
+    /// member it shifts has an element: a vector when the run goes by
+    /// pairs (`simd`).
+    fn shifts(
+        &mut self,
+        run: &[Value],
+        members: &[Member],
+        simd: bool,
+    ) -> BTreeMap<Value, (Value, Variable)> {
+        let f = self.f;
+        let mut shifts = BTreeMap::new();
+        for (&v, &m) in run.iter().zip(members) {
+            let (first, shifted) = match m {
+                Member::Lag => {
+                    let (a, shifted) = lag(f, v).expect("a Lag member is a lag");
+                    let a = self.operand(a);
+                    (self.read(a, Ix::c(0)), shifted)
+                }
+                Member::Lead => (
+                    self.fconst(0.0),
+                    lead(f, v).expect("a Lead member is a lead"),
+                ),
+                _ => continue,
+            };
+            let ty = if simd { self.vt } else { self.st };
+            let keep = self.b.declare_var(ty);
+            let first = self.splat_as(ty, first);
+            self.b.def_var(keep, first);
+            shifts.insert(v, (shifted, keep));
+        }
+        shifts
+    }
+
+    /// Element `ix` of a shifted member (a pair of them if `ty` is a
+    /// vector): the kept element next to it (before it for a lag, after
+    /// it for a lead), then `cur`, the element (or the pair) of the member
+    /// it shifts just computed, is kept.
+    fn shifted(&mut self, m: Member, keep: Variable, cur: cl::Value, ty: cl::Type) -> cl::Value {
+        let up = m == Member::Lag;
+        let kept = self.b.use_var(keep);
+        let kept_ty = self.b.func.dfg.value_type(kept);
+        if ty.is_vector() {
+            // Going up, the last lane of `kept`, then all but the last of
+            // `cur`: bytes 16 - w to 32 - w of the two side by side.
+            // Going down, all but the first of `cur`, then the first of
+            // `kept`: bytes w to 16 + w of `cur` and `kept`.
+            let w = 16 / ty.lane_count() as u8;
+            let (bytes, (a, b)): (Vec<u8>, _) = if up {
+                ((16 - w..32 - w).collect(), (kept, cur))
+            } else {
+                ((w..16 + w).collect(), (cur, kept))
+            };
+            let mask = self.b.func.dfg.immediates.push(bytes.into());
+            let little = MemFlagsData::new().with_endianness(Endianness::Little);
+            let a = self.b.ins().bitcast(types::I8X16, little, a);
+            let b = self.b.ins().bitcast(types::I8X16, little, b);
+            let x = self.b.ins().shuffle(a, b, mask);
+            self.b.def_var(keep, cur);
+            return self.b.ins().bitcast(ty, little, x);
+        }
+        if !kept_ty.is_vector() {
+            self.b.def_var(keep, cur);
+            return kept;
+        }
+        let lane = if up {
+            kept_ty.lane_count() as u8 - 1
+        } else {
+            0
+        };
+        let x = self.b.ins().extractlane(kept, lane);
+        let wide = self.b.ins().splat(kept_ty, cur);
+        self.b.def_var(keep, wide);
+        x
+    }
+
     /// Where the run's results go: the slots of the stored members, and an
     /// accumulator from -0 for every `sum`.
     fn results(
@@ -259,10 +377,17 @@ impl Translator<'_, '_> {
                 Member::Sum => {
                     sums.insert(v, self.var(-0.0));
                 }
-                Member::Map(_) | Member::Spread | Member::Pieces if !internal[v] => {
+                Member::Map(_) | Member::Spread | Member::Pieces | Member::Lag | Member::Lead
+                    if !internal[v] =>
+                {
                     dests.insert(v, self.dest(v));
                 }
-                Member::Map(_) | Member::Spread | Member::Pieces => {}
+                Member::Map(_)
+                | Member::Spread
+                | Member::Pieces
+                | Member::Lag
+                | Member::Lead
+                | Member::ShiftSlice => {}
                 Member::Rows(kind) => {
                     let dst = self.dest(v);
                     let from = match kind {
@@ -287,6 +412,18 @@ impl Translator<'_, '_> {
             if matches!(m, Member::Spread | Member::Pieces) {
                 let (narrow, wide) = r.spreads[&v];
                 let x = self.read_as(ty, if ty.is_vector() { wide } else { narrow }, ix);
+                vals.insert(v, x);
+                if let Some(&dst) = r.dests.get(&v) {
+                    self.write(dst, ix, x);
+                }
+                continue;
+            }
+            if m == Member::ShiftSlice {
+                continue;
+            }
+            if matches!(m, Member::Lag | Member::Lead) {
+                let (shifted, keep) = r.shifts[&v];
+                let x = self.shifted(m, keep, vals[&shifted], ty);
                 vals.insert(v, x);
                 if let Some(&dst) = r.dests.get(&v) {
                     self.write(dst, ix, x);
@@ -318,7 +455,13 @@ impl Translator<'_, '_> {
                     };
                     self.write(dst, ix, y);
                 }
-                Member::Spread | Member::Pieces => unreachable!("read above"),
+                Member::Spread
+                | Member::Pieces
+                | Member::Lag
+                | Member::Lead
+                | Member::ShiftSlice => {
+                    unreachable!("read above")
+                }
                 Member::Map(op) => {
                     let y = self.apply(op, &xs);
                     vals.insert(v, y);

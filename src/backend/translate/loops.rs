@@ -32,6 +32,39 @@ impl Translator<'_, '_> {
         self.counted_loop(step, Bound::Const(n), body);
     }
 
+    /// Runs `body` for every index in `0..n` with a step of `step`, from the
+    /// last (`n - step`) to 0: unrolled when short, else a counted loop
+    /// (`n` is a multiple of `step`).
+    pub(super) fn for_each_step_down(
+        &mut self,
+        n: usize,
+        step: usize,
+        body: &mut dyn FnMut(&mut Self, Ix),
+    ) {
+        if n == 0 {
+            return;
+        }
+        if n / step <= UNROLL {
+            for k in (0..n).step_by(step).rev() {
+                body(self, Ix::c(k));
+            }
+            return;
+        }
+        let last = (n - step) as i64;
+        self.counted_loop(step, Bound::Const(n), &mut |t, ix| {
+            let count = ix.dynamic.expect("a counted loop's index");
+            let last = t.b.ins().iconst(t.ptr, last);
+            let at = t.b.ins().isub(last, count);
+            body(
+                t,
+                Ix {
+                    dynamic: Some(at),
+                    konst: 0,
+                },
+            )
+        });
+    }
+
     /// Runs `body` at every index in `0..n` with a step of `step`, the last
     /// step at `n - step` (`n` is at least `step`): the elements the steps
     /// before it reached are computed again, in place of a tail of single

@@ -265,7 +265,7 @@ impl Translator<'_, '_> {
             });
             let s = t.b.use_var(acc);
             let n = t.fconst((g.kh * g.kw) as f64);
-            let mean = t.b.ins().fdiv(s, n);
+            let mean = t.fdiv(s, n);
             let out = t.lin(&[(ix[0], g.oh * g.ow), (ix[1], g.ow), (ix[2], 1)], 0);
             t.write(dst, out, mean);
         });
@@ -279,7 +279,7 @@ impl Translator<'_, '_> {
             let out = t.lin(&[(ix[0], g.oh * g.ow), (ix[1], g.ow), (ix[2], 1)], 0);
             let gv = t.read(gr, out);
             let n = t.fconst((g.kh * g.kw) as f64);
-            let q = t.b.ins().fdiv(gv, n);
+            let q = t.fdiv(gv, n);
             let x0 = t.lin(&[(ix[0], plane)], 0);
             t.taps(&g, ix[1], ix[2], &mut |t, off, _, _| {
                 let xa = t.plus(x0, off);
