@@ -191,6 +191,16 @@ impl Uses {
     }
 }
 
+/// The numbers of `v`'s slot: its size, but for a product joined to the
+/// run of `step`, one block of its columns (see [`fuse::product_block`]).
+fn slot_size(f: &Function, v: Value, step: &[Value]) -> usize {
+    let shape = f.shape(v);
+    match (shape.dims(), step.len() > 1 && f.inst(v).op == Op::MatMul) {
+        (&[m, n], true) => m * fuse::product_block(m, n),
+        _ => shape.size(),
+    }
+}
+
 /// The members of fused runs that nothing outside their run reads.
 fn internal(f: &Function, steps: &[Vec<Value>], memory: &Memory, uses: &Uses) -> ValueMap<bool> {
     ValueMap::from_fn(f, |v| {
@@ -213,12 +223,15 @@ fn assign_slots(
 ) -> (ValueMap<Option<usize>>, usize) {
     let (root, last_use) = (&memory.root, &uses.last_use);
     let mut slots = ValueMap::new(f, None);
+    // The size of each slot taken, under which it is given back.
+    let mut sizes = ValueMap::new(f, 0);
     let mut free: HashMap<usize, Vec<usize>> = HashMap::new();
     let mut len = first;
     for (s, step) in steps.iter().enumerate() {
         for &v in step {
             if needs_slot(f, v) && !memory.view[v] && !internal[v] {
-                let size = f.shape(v).size();
+                let size = slot_size(f, v, step);
+                sizes[v] = size;
                 let off = match free.get_mut(&size).and_then(Vec::pop) {
                     Some(off) => off,
                     None => {
@@ -240,7 +253,7 @@ fn assign_slots(
         dying.dedup();
         for v in dying {
             if let Some(off) = slots[v] {
-                free.entry(f.shape(v).size()).or_default().push(off);
+                free.entry(sizes[v]).or_default().push(off);
             }
         }
     }

@@ -238,6 +238,7 @@ fn shapes() -> Vec<Shape> {
 }
 
 mod batch;
+mod blocks;
 mod gather;
 mod ops;
 mod products;

@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use cranelift_codegen::ir::{self as cl, types, Endianness, InstBuilder, MemFlagsData};
 use cranelift_frontend::Variable;
 
+use super::gemm::{Size, Strided};
 use super::reduce::strides_into;
 use super::{Ix, Loc, Opnd, Translator};
-use crate::backend::plan::fuse::{lag, lead, ElementOp, Member};
+use crate::backend::plan::fuse::{lag, lead, product_block, ElementOp, Member};
 use crate::ir::{Binary, Op, Reduce, Value, ValueMap};
 use crate::shape::Shape;
 
@@ -38,6 +39,16 @@ struct Run<'r> {
     shifts: BTreeMap<Value, (Value, Variable)>,
 }
 
+/// The columns of each row a nest goes over: `count` from `first`, and,
+/// for a run over blocks of a product's columns, the product and the
+/// block it is read from (rows `count` apart).
+#[derive(Copy, Clone)]
+struct Columns {
+    first: Ix,
+    count: usize,
+    product: Option<(Value, Opnd)>,
+}
+
 impl Translator<'_, '_> {
     /// Translates a run of two or more instructions as one loop. `internal`
     /// marks the members that nothing outside the run reads: they get no
@@ -57,7 +68,7 @@ impl Translator<'_, '_> {
         // member's shape (theirs), whose rows are the vectors.
         let nest = members
             .iter()
-            .any(|&m| matches!(m, Member::Spread | Member::Rows(_)))
+            .any(|&m| matches!(m, Member::Spread | Member::Rows(_) | Member::Product))
             .then(|| f.shape(run[0]).clone());
         let along = nest.as_ref().map_or(n, |s| s.dims()[s.rank() - 1]);
         let simd = along >= self.lanes
@@ -68,6 +79,7 @@ impl Translator<'_, '_> {
                 | Member::Lag
                 | Member::Lead
                 | Member::ShiftSlice
+                | Member::Product
                 | Member::Sum
                 | Member::Rows(_) => true,
             });
@@ -89,8 +101,15 @@ impl Translator<'_, '_> {
             .zip(&r.members)
             .find_map(|(&v, &m)| (m == Member::Pieces).then_some(v));
         let down = r.members.contains(&Member::Lead);
-        if let Some(shape) = nest {
-            self.rows_of(&r, &shape, simd);
+        if r.members[0] == Member::Product {
+            self.product_blocks(&r, simd);
+        } else if let Some(shape) = nest {
+            let all = Columns {
+                first: Ix::c(0),
+                count: shape.dims()[shape.rank() - 1],
+                product: None,
+            };
+            self.rows_of(&r, &shape, simd, all);
         } else if down {
             // From the last element to the first: the last ones alone,
             // then the vectors.
@@ -122,27 +141,87 @@ impl Translator<'_, '_> {
         }
     }
 
+    /// A run whose first member is a matrix product ([`Member::Product`],
+    /// `m` x `n`): for each block of its columns, the kernel computes the
+    /// block into the product's slot (a block of rows `width` apart), then
+    /// the run goes over those columns of every row, the product's
+    /// elements read from there. Each element of the product, and of every
+    /// member, is the same computation as without blocks; a reduction along
+    /// the rows still takes the rows in order for each element.
+    fn product_blocks(&mut self, r: &Run, simd: bool) {
+        let f = self.f;
+        let v = r.insts[0];
+        let shape = f.shape(v).clone();
+        let &[m, n] = shape.dims() else {
+            unreachable!("a joined product is a matrix")
+        };
+        let (a, b) = (f.inst(v).args[0], f.inst(v).args[1]);
+        let k = f.shape(a).dims()[1];
+        let (x, y) = (self.operand(a), self.operand(b));
+        let buffer = self.dest(v);
+        let width = product_block(m, n);
+        let block = |t: &mut Self, first: Ix, count: usize| {
+            let dims = (Size::Const(m), Size::Const(count), Size::Const(k));
+            let columns = t.moved(y, first);
+            let operands = (Strided::rows(x, k), Strided::rows(columns, n));
+            t.gemm(dims, operands, (buffer, count), Size::Const(0));
+            let product = Some((v, buffer));
+            t.rows_of(
+                r,
+                &shape,
+                simd,
+                Columns {
+                    first,
+                    count,
+                    product,
+                },
+            );
+        };
+        self.for_each_rolled(n / width, &mut |t, blk| {
+            let first = t.lin(&[(blk, width)], 0);
+            block(t, first, width);
+        });
+        if !n.is_multiple_of(width) {
+            block(self, Ix::c(n - n % width), n % width);
+        }
+    }
+
     /// A run with spreads of `shape`: a loop over its rows (its last axis),
     /// inside loops over the other axes, every operand read and written
     /// from the row's first element; a spread's argument read at the
     /// element it repeats in that row (loaded once, if the row repeats
     /// one element) or from its row. The elements come in row-major order,
-    /// as in one loop, so a `sum` adds them in the same order.
-    fn rows_of(&mut self, r: &Run, shape: &Shape, simd: bool) {
+    /// as in one loop, so a `sum` adds them in the same order. Only the
+    /// `cols` of each row, when the run goes by blocks of columns.
+    fn rows_of(&mut self, r: &Run, shape: &Shape, simd: bool, cols: Columns) {
         let f = self.f;
         let dims = shape.dims();
         let last = dims.len() - 1;
         let strides = shape.strides();
+        // `ix` and the first column, through `strides`.
+        let at = |t: &mut Self, ix: &[Ix], strides: &[usize]| {
+            let mut terms: Vec<(Ix, usize)> =
+                ix.iter().copied().zip(strides.iter().copied()).collect();
+            terms.push((cols.first, strides[last]));
+            t.lin(&terms, 0)
+        };
         self.nest_with(&dims[..last], Self::for_each_rolled, &mut |t, ix| {
-            let start = t.at(ix, &strides[..last]);
+            let start = at(t, ix, &strides);
             let mut row = t.from(r, start);
             for (&v, &dst) in &r.dests {
                 // A reduction's row: the row of its result the argument's
                 // row goes into.
                 if let Op::ReduceAxes(_, along) = &f.inst(v).op {
-                    let at = t.at(ix, &strides_into(shape, along)[..last]);
+                    let into = strides_into(shape, along);
+                    let at = at(t, ix, &into);
                     row.dests.insert(v, t.moved(dst, at));
                 }
+            }
+            if let Some((v, buffer)) = cols.product {
+                // The block's row: rows of the block's width.
+                let start = t.lin(&[(ix[0], cols.count)], 0);
+                let o = t.moved(buffer, start);
+                row.spreads.insert(v, (o, o));
             }
             for &v in r.insts {
                 let inst = f.inst(v);
@@ -151,7 +230,7 @@ impl Translator<'_, '_> {
                 };
                 let (src, _) = r.outside[&inst.args[0]];
                 let from = strides_into(shape, along);
-                let at = t.at(ix, &from[..last]);
+                let at = at(t, ix, &from);
                 let pair = if from[last] == 0 {
                     let x = t.read(src, at);
                     let wide = if simd { t.splat_as(t.vt, x) } else { x };
@@ -163,10 +242,10 @@ impl Translator<'_, '_> {
                 row.spreads.insert(v, pair);
             }
             if simd {
-                t.columns(dims[last], &mut |t, col, ty| t.element(&row, col, ty));
+                t.columns(cols.count, &mut |t, col, ty| t.element(&row, col, ty));
             } else {
                 let st = t.st;
-                t.for_each(dims[last], &mut |t, col| t.element(&row, col, st));
+                t.for_each(cols.count, &mut |t, col| t.element(&row, col, st));
             }
         });
     }
@@ -387,7 +466,8 @@ impl Translator<'_, '_> {
                 | Member::Pieces
                 | Member::Lag
                 | Member::Lead
-                | Member::ShiftSlice => {}
+                | Member::ShiftSlice
+                | Member::Product => {}
                 Member::Rows(kind) => {
                     let dst = self.dest(v);
                     let from = match kind {
@@ -409,7 +489,7 @@ impl Translator<'_, '_> {
         let mut vals: BTreeMap<Value, cl::Value> = BTreeMap::new();
         for (&v, &m) in r.insts.iter().zip(&r.members) {
             let inst = f.inst(v);
-            if matches!(m, Member::Spread | Member::Pieces) {
+            if matches!(m, Member::Spread | Member::Pieces | Member::Product) {
                 let (narrow, wide) = r.spreads[&v];
                 let x = self.read_as(ty, if ty.is_vector() { wide } else { narrow }, ix);
                 vals.insert(v, x);
@@ -459,7 +539,8 @@ impl Translator<'_, '_> {
                 | Member::Pieces
                 | Member::Lag
                 | Member::Lead
-                | Member::ShiftSlice => {
+                | Member::ShiftSlice
+                | Member::Product => {
                     unreachable!("read above")
                 }
                 Member::Map(op) => {
