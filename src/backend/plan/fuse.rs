@@ -28,7 +28,7 @@
 //! - A matrix product whose only readers are in one later run over its
 //!   shape, a nest that adds nothing up in order (no `sum`; sums and
 //!   maxima along its rows are element by element), joins that run as its
-//!   first member ([`join_products`]): the run then goes over blocks of
+//!   first member ([`super::products`]): the run then goes over blocks of
 //!   columns, each block of the product computed by the kernel into a
 //!   buffer that stays in the cache and read from there (`kmeans`' K x N
 //!   distances, never written out whole).
@@ -122,7 +122,7 @@ pub enum Member {
     Lead,
     /// A matrix product, the first member of a run over its shape: computed
     /// a block of columns at a time, each element read from the block
-    /// (see [`join_products`]).
+    /// (see [`super::products`]).
     Product,
     /// The slice `m[0:n - 1]` or `m[1:n]` that a [`Member::Lag`] or a
     /// [`Member::Lead`] shifts, read by nothing else: it computes nothing,
@@ -457,99 +457,8 @@ pub fn steps(f: &Function, region: &[Value]) -> Vec<Vec<Value>> {
         }
         grow_run(f, head, window, &readers, &mut state, &mut steps);
     }
-    join_products(f, &mut steps, &readers);
+    super::products::join_products(f, &mut steps, &readers);
     steps
-}
-
-/// The fewest numbers of a product that joins the run that reads it
-/// ([`join_products`]), 16 MiB: a smaller one is read back from the
-/// cache, and the kernel computes it on every core where a block is
-/// computed on one (`kmeans`' 100 x 10,000 distances took 15 to 25% longer
-/// in blocks).
-const JOINED_PRODUCT: usize = 1 << 21;
-
-/// The numbers of a block of a product joined to its run (128 KiB), which
-/// stays in the L2 cache while the run reads it.
-const PRODUCT_BLOCK: usize = 1 << 14;
-
-/// The columns of a block of an `m` x `n` product joined to its run: a
-/// multiple of 8 that makes about [`PRODUCT_BLOCK`] numbers, at least 8,
-/// at most `n`.
-pub fn product_block(m: usize, n: usize) -> usize {
-    (PRODUCT_BLOCK / m.max(1) / 8 * 8).max(8).min(n)
-}
-
-/// Joins each matrix product (a step of its own, of two matrices, large
-/// enough for the kernel and at least [`JOINED_PRODUCT`] numbers) to the
-/// later run that holds all its readers, when that run's first member has
-/// its shape, the run writes no member of that size out, and it adds
-/// nothing up in order (no `sum`, no shift, no parts): the product moves
-/// to the run's front. (A product written out whole, or read whole, is
-/// left to the kernel, which splits a large one over the threads.) Nothing between reads it,
-/// so the move keeps every dependency; its arguments then live until the
-/// run.
-fn join_products(f: &Function, steps: &mut Vec<Vec<Value>>, readers: &ValueMap<usize>) {
-    let mut i = 0;
-    while i < steps.len() {
-        let &[v] = steps[i].as_slice() else {
-            i += 1;
-            continue;
-        };
-        let joins = |run: &[Value]| {
-            let reads: usize = run
-                .iter()
-                .map(|&w| f.inst(w).args.iter().filter(|&&a| a == v).count())
-                .sum();
-            let in_order = run.iter().any(|&w| {
-                let m = Member::in_run(f, w, |u| run.contains(&u));
-                matches!(
-                    m,
-                    Some(Member::Sum | Member::Pieces | Member::Lag | Member::Lead)
-                )
-            });
-            // Nothing of the product's size leaves the run: a member
-            // written out whole would cost what the blocks save.
-            let size = f.shape(v).size();
-            let kept = run.iter().all(|&w| {
-                let inside: usize = run
-                    .iter()
-                    .map(|&u| f.inst(u).args.iter().filter(|&&a| a == w).count())
-                    .sum();
-                f.shape(w).size() != size || inside == readers[w]
-            });
-            let shape = f.shape(run[0]) == f.shape(v);
-            run.len() > 1 && reads == readers[v] && !in_order && kept && shape
-        };
-        let target = joinable_product(f, v)
-            .then(|| {
-                (i + 1..steps.len())
-                    .find(|&j| steps[j].iter().any(|w| f.inst(*w).args.contains(&v)))
-            })
-            .flatten()
-            .filter(|&j| joins(&steps[j]));
-        match target {
-            Some(j) => {
-                steps.remove(i);
-                steps[j - 1].insert(0, v);
-            }
-            None => i += 1,
-        }
-    }
-}
-
-/// Whether `v` is a product of two matrices that the kernel computes
-/// (more than [`super::UNROLL`] terms a dot product, as the translator
-/// decides) and large enough to join its run.
-fn joinable_product(f: &Function, v: Value) -> bool {
-    let inst = f.inst(v);
-    if inst.op != Op::MatMul || inst.shape.rank() != 2 {
-        return false;
-    }
-    let (a, b) = (f.shape(inst.args[0]), f.shape(inst.args[1]));
-    let (&[_, k], &[_, n]) = (a.dims(), b.dims()) else {
-        return false;
-    };
-    k > super::UNROLL && inst.shape.size() >= JOINED_PRODUCT && n > product_block(a.dims()[0], n)
 }
 
 /// How many times each value is read: as an argument, or as an output.

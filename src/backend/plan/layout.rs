@@ -192,11 +192,11 @@ impl Uses {
 }
 
 /// The numbers of `v`'s slot: its size, but for a product joined to the
-/// run of `step`, one block of its columns (see [`fuse::product_block`]).
+/// run of `step`, one block of its columns (see [`super::products::product_block`]).
 fn slot_size(f: &Function, v: Value, step: &[Value]) -> usize {
     let shape = f.shape(v);
     match (shape.dims(), step.len() > 1 && f.inst(v).op == Op::MatMul) {
-        (&[m, n], true) => m * fuse::product_block(m, n),
+        (&[m, n], true) => m * super::products::product_block(m, n),
         _ => shape.size(),
     }
 }

@@ -30,6 +30,7 @@ mod buffers;
 mod example;
 pub mod fuse;
 pub mod layout;
+pub mod products;
 
 use crate::ir::fault;
 use crate::ir::{Function, Value, ValueMap};

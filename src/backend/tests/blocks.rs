@@ -61,7 +61,7 @@ fn a_product_joins_its_run_and_is_computed_a_block_at_a_time() {
         let run = layout.steps.iter().find(|s| s.contains(&product)).unwrap();
         assert_eq!(run[0], product, "{:?}", layout.steps);
         assert!(run.len() > 4, "{:?}", layout.steps);
-        let slot = plan::fuse::product_block(m, n) * m;
+        let slot = plan::products::product_block(m, n) * m;
         assert!(slot < m * n, "a block, not the whole product");
         // (Values of 2 million elements: one set, and a batch of two.)
         let params = tensors(&f, true, 4);

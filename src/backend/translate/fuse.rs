@@ -11,7 +11,8 @@ use cranelift_frontend::Variable;
 use super::gemm::{Size, Strided};
 use super::reduce::strides_into;
 use super::{Ix, Loc, Opnd, Translator};
-use crate::backend::plan::fuse::{lag, lead, product_block, ElementOp, Member};
+use crate::backend::plan::fuse::{lag, lead, ElementOp, Member};
+use crate::backend::plan::products::product_block;
 use crate::ir::{Binary, Op, Reduce, Value, ValueMap};
 use crate::shape::Shape;
 
