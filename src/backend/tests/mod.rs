@@ -226,6 +226,33 @@ fn agree_batched(f: &Function, params: &[Tensor], examples: &[Vec<Tensor>]) {
     }
 }
 
+/// Runs `f` batched in f32 (four lanes a vector) over `examples`, its
+/// outputs per example, and requires the interpreter's f64 values within
+/// f32's rounding (64 ulps of the largest magnitude): a wrong element is
+/// far off.
+#[track_caller]
+fn agree_f32(f: &Function, params: &[Tensor], examples: &[Vec<Tensor>]) {
+    let per_example = BatchOptions {
+        per_example_outputs: true,
+        dtype: crate::dtype::Dtype::F32,
+        ..BatchOptions::default()
+    };
+    let jit = compile_batched_with(f, per_example).expect("compiles");
+    let want = batch_reference(&jit, params, examples);
+    let rows = rows(f, examples);
+    let rows: Vec<&[f64]> = rows.iter().map(|r| &r[..]).collect();
+    let got = jit
+        .run(params, &rows, examples.len())
+        .expect("the JIT runs");
+    for (w, g) in want.iter().zip(&got) {
+        let scale = w.iter().fold(1.0f64, |m, x| m.max(x.abs()));
+        for (x, y) in w.iter().zip(&g.data) {
+            let close = (x - y).abs() <= 64.0 * f64::from(f32::EPSILON) * scale;
+            assert!(close, "{x} against {y}\n{f}");
+        }
+    }
+}
+
 fn shapes() -> Vec<Shape> {
     vec![
         Shape::scalar(),

@@ -186,21 +186,14 @@ fn shifts_up_and_down_split_and_a_lag_goes_over_parts() {
 /// element, far off.
 #[test]
 fn shifted_runs_in_f32_are_the_f64_arithmetic_within_rounding() {
-    use crate::dtype::Dtype;
+    let numbers = |n: usize, salt: usize| -> Vec<f64> {
+        (0..n)
+            .map(|i| f64::from(((i * 7 + salt) % 13) as f32 / 4.0 + 1.0))
+            .collect()
+    };
     for n in [3, 6, 9, 42] {
         for up in [true, false] {
             let f = chain(n, up, None).f;
-            let per_example = BatchOptions {
-                per_example_outputs: true,
-                dtype: Dtype::F32,
-                ..BatchOptions::default()
-            };
-            let jit = compile_batched_with(&f, per_example).expect("compiles");
-            let numbers = |n: usize, salt: usize| -> Vec<f64> {
-                (0..n)
-                    .map(|i| f64::from(((i * 7 + salt) % 13) as f32 / 4.0 + 1.0))
-                    .collect()
-            };
             let p = vec![Tensor::new(Shape::vector(n), numbers(n, 1))];
             let examples: Vec<Vec<Tensor>> = (0..3)
                 .map(|e| {
@@ -210,17 +203,7 @@ fn shifted_runs_in_f32_are_the_f64_arithmetic_within_rounding() {
                     ]
                 })
                 .collect();
-            let want = batch_reference(&jit, &p, &examples);
-            let rows = rows(&f, &examples);
-            let rows: Vec<&[f64]> = rows.iter().map(|r| &r[..]).collect();
-            let got = jit.run(&p, &rows, examples.len()).expect("the JIT runs");
-            for (w, g) in want.iter().zip(&got) {
-                let scale = w.iter().fold(1.0f64, |m, x| m.max(x.abs()));
-                for (x, y) in w.iter().zip(&g.data) {
-                    let close = (x - y).abs() <= 64.0 * f64::from(f32::EPSILON) * scale;
-                    assert!(close, "n = {n}, up = {up}: {x} against {y}\n{f}");
-                }
-            }
+            agree_f32(&f, &p, &examples);
         }
     }
 }

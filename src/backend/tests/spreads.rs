@@ -154,7 +154,6 @@ fn a_sum_of_rows_of_negative_zeros_is_negative_zero() {
 /// arithmetic within f32's rounding, one example after the other.
 #[test]
 fn runs_with_spreads_in_f32_are_the_f64_arithmetic_within_rounding() {
-    use crate::dtype::Dtype;
     let max = crate::ir::Reduce::Max;
     let runs = [
         spread_run(&[3, 4, 9], &[2]).0,
@@ -168,12 +167,6 @@ fn runs_with_spreads_in_f32_are_the_f64_arithmetic_within_rounding() {
             .collect()
     };
     for f in runs {
-        let per_example = BatchOptions {
-            per_example_outputs: true,
-            dtype: Dtype::F32,
-            ..BatchOptions::default()
-        };
-        let jit = compile_batched_with(&f, per_example).expect("compiles");
         let p: Vec<Tensor> = f
             .params
             .iter()
@@ -185,19 +178,7 @@ fn runs_with_spreads_in_f32_are_the_f64_arithmetic_within_rounding() {
                 vec![Tensor::new(s.clone(), small(s.size(), 5 + e))]
             })
             .collect();
-        let want = batch_reference(&jit, &p, &examples);
-        let rows = rows(&f, &examples);
-        let rows: Vec<&[f64]> = rows.iter().map(|r| &r[..]).collect();
-        let got = jit.run(&p, &rows, examples.len()).expect("the JIT runs");
-        for (w, g) in want.iter().zip(&got) {
-            let scale = w.iter().fold(1.0f64, |m, x| m.max(x.abs()));
-            for (x, y) in w.iter().zip(&g.data) {
-                assert!(
-                    (x - y).abs() <= 64.0 * f64::from(f32::EPSILON) * scale,
-                    "{x} against {y}\n{f}"
-                );
-            }
-        }
+        agree_f32(&f, &p, &examples);
     }
 }
 

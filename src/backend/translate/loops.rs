@@ -20,35 +20,38 @@ impl Translator<'_, '_> {
         step: usize,
         body: &mut dyn FnMut(&mut Self, Ix),
     ) {
-        if n == 0 {
-            return;
-        }
-        if n / step <= UNROLL {
-            for k in (0..n).step_by(step) {
-                body(self, Ix::c(k));
-            }
-            return;
-        }
-        self.counted_loop(step, Bound::Const(n), body);
+        self.stepping(n, step, false, body);
     }
 
-    /// Runs `body` for every index in `0..n` with a step of `step`, from the
-    /// last (`n - step`) to 0: unrolled when short, else a counted loop
-    /// (`n` is a multiple of `step`).
+    /// [`Translator::for_each_step`] from the last index (`n - step`) down
+    /// to 0.
     pub(super) fn for_each_step_down(
         &mut self,
         n: usize,
         step: usize,
         body: &mut dyn FnMut(&mut Self, Ix),
     ) {
+        self.stepping(n, step, true, body);
+    }
+
+    /// The indices of `0..n` with a step of `step`, up, or `down` from the
+    /// last: unrolled when short, else a counted loop.
+    fn stepping(&mut self, n: usize, step: usize, down: bool, body: &mut dyn FnMut(&mut Self, Ix)) {
         if n == 0 {
             return;
         }
         if n / step <= UNROLL {
-            for k in (0..n).step_by(step).rev() {
+            let mut ks: Vec<usize> = (0..n).step_by(step).collect();
+            if down {
+                ks.reverse();
+            }
+            for k in ks {
                 body(self, Ix::c(k));
             }
             return;
+        }
+        if !down {
+            return self.counted_loop(step, Bound::Const(n), body);
         }
         let last = (n - step) as i64;
         self.counted_loop(step, Bound::Const(n), &mut |t, ix| {
