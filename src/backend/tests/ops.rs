@@ -213,13 +213,40 @@ fn matmul_outer_transpose() {
         output(&mut f, y);
         agree_on_values(&f);
     }
-    for (m, n) in [(2, 3), (7, 9), (1, 1)] {
+    // Transposes by the generated loops, and from 1024 numbers by the
+    // kernel's blocks: edges of every width, a single column, and the
+    // special values (NaN's bits too) moved as they are.
+    for (m, n) in [
+        (2, 3),
+        (7, 9),
+        (1, 1),
+        (32, 32),
+        (37, 45),
+        (1500, 1),
+        (3, 1021),
+    ] {
         let (mut f, p, x) = function(&[Shape::vector(m)], &[Shape::vector(n)]);
         let y = push(&mut f, Op::Outer, &[p[0], x[0]]);
         output(&mut f, y);
         let t = push(&mut f, Op::Transpose, &[y]);
         output(&mut f, t);
         agree_on_values(&f);
+    }
+    let (mut f, _, x) = function(&[], &[Shape::matrix(40, 30)]);
+    let t = push(&mut f, Op::Transpose, &[x[0]]);
+    output(&mut f, t);
+    let mut values: Vec<f64> = (0..1200).map(|i| i as f64 * 0.5 - 7.0).collect();
+    values[..SPECIAL.len()].copy_from_slice(&SPECIAL);
+    values[13] = f64::from_bits(0x7ff8_0000_dead_beef);
+    let jit = compile(&f).unwrap();
+    let got = jit
+        .run(&[], &[Tensor::new(Shape::matrix(40, 30), values.clone())])
+        .unwrap();
+    for i in 0..40 {
+        for j in 0..30 {
+            let (x, y) = (values[i * 30 + j], got[0].data[j * 40 + i]);
+            assert_eq!(x.to_bits(), y.to_bits(), "({i}, {j})");
+        }
     }
 }
 
