@@ -48,13 +48,9 @@ fn distances(m: usize, n: usize, k: usize, after: bool) -> (Function, Value) {
 
 #[test]
 fn a_product_joins_its_run_and_is_computed_a_block_at_a_time() {
-    // Blocks of 48 columns with a tail of 4; of 16 with none; of 8 (the
-    // fewest) with a tail of 3, and a run after.
-    let cases = [
-        (300, 7012, 6, false),
-        (1024, 2048, 5, false),
-        (40000, 59, 5, true),
-    ];
+    // Blocks of 48 columns with a tail of 4; of 8 (the fewest) with a
+    // tail of 3, and a run after.
+    let cases = [(300, 7012, 6, false), (40000, 59, 5, true)];
     for (m, n, k, after) in cases {
         let (f, product) = distances(m, n, k, after);
         let layout = plan::layout::layout(&f);
@@ -63,12 +59,11 @@ fn a_product_joins_its_run_and_is_computed_a_block_at_a_time() {
         assert!(run.len() > 4, "{:?}", layout.steps);
         let slot = plan::products::product_block(m, n) * m;
         assert!(slot < m * n, "a block, not the whole product");
-        // (Values of 2 million elements: one set, and a batch of two.)
+        // (Values of 2 million elements: one set, and a batch of one.)
         let params = tensors(&f, true, 4);
         agree(&f, &params, &tensors(&f, false, 6));
         if after {
-            let examples = [tensors(&f, false, 8), tensors(&f, false, 10)];
-            agree_batched(&f, &params, &examples);
+            agree_batched(&f, &params, &[tensors(&f, false, 8)]);
         }
     }
 }
