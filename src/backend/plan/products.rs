@@ -30,10 +30,10 @@ pub fn product_block(m: usize, n: usize) -> usize {
 /// later run that holds all its readers, when that run's first member has
 /// its shape, the run writes no member of that size out, and it adds
 /// nothing up in order (no `sum`, no shift, no parts): the product moves
-/// to the run's front. (A product written out whole, or read whole, is
-/// left to the kernel, which splits a large one over the threads.) Nothing between reads it,
-/// so the move keeps every dependency; its arguments then live until the
-/// run.
+/// to the run's front. Nothing between reads it, so the move keeps every
+/// dependency; its arguments then live until the run. (A product written
+/// out whole, or read whole, is left to the kernel, which splits a large
+/// one over the threads.)
 pub(super) fn join_products(f: &Function, steps: &mut Vec<Vec<Value>>, readers: &ValueMap<usize>) {
     let mut i = 0;
     while i < steps.len() {
