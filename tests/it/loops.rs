@@ -157,6 +157,43 @@ fn a_scalar_accumulation_is_its_unrolling() {
     same_as_unrolled(&looped.0, &unrolled.0);
 }
 
+/// Carried tensors computed element by element: `u`'s new value reads the
+/// old `u` first and is computed where the old one lies; `s`'s new value
+/// comes before the step's last reader of the old `s` (`s * w`), so it is
+/// computed beside it, not over it; `r`'s is in place in the forward
+/// program, not in the gradient's, which saves the old `r` of every step
+/// for `v`'s gradient. Nine elements: pairs and a last one.
+#[test]
+fn carries_updated_element_by_element_are_their_unrolling() {
+    let head = "input x: [9]\nparam w: [9]\nparam v: [9]\nparam a: [9]\n";
+    let mut looped = Src(head.into());
+    looped
+        .line(format!(
+            "let (s, u, r) = loop (s, u, r) = (a, x, a) for t in 0..{T} {{ (u * 2 + x, s * w + u, r * v + x) }}"
+        ))
+        .line("loss sum(s * u * r)")
+        .line("output s = s")
+        .line("output u = u")
+        .line("output r = r");
+    let mut unrolled = Src(head.into());
+    unrolled
+        .line("let s0 = a")
+        .line("let u0 = x")
+        .line("let r0 = a");
+    for t in 0..T {
+        unrolled
+            .line(format!("let s{} = u{t} * 2 + x", t + 1))
+            .line(format!("let u{} = s{t} * w + u{t}", t + 1))
+            .line(format!("let r{} = r{t} * v + x", t + 1));
+    }
+    unrolled
+        .line(format!("loss sum(s{T} * u{T} * r{T})"))
+        .line(format!("output s = s{T}"))
+        .line(format!("output u = u{T}"))
+        .line(format!("output r = r{T}"));
+    same_as_unrolled(&looped.0, &unrolled.0);
+}
+
 #[test]
 fn an_rnn_step_is_its_unrolling() {
     let mut looped = Src::default();

@@ -89,6 +89,57 @@ fn in_place_updates(body: &crate::ir::Function, carries: usize) -> Vec<(Value, u
     updates
 }
 
+/// The carried values of `body` that a step computes element by element in
+/// place, each with its carried position: the new value is computed by an
+/// elementwise operation (alone or in a fused run), and every reader of
+/// the old value is an elementwise operation of that same step, which
+/// reads each element of it only to compute the same element of its own
+/// (the old value is not an output, a view's argument or a spread's). Each
+/// element of the old value is then read before the new one is written
+/// over it. `det`'s gradient adds into a carried [2^L, L] table each step,
+/// which was computed beside it and copied back.
+fn elementwise_updates(
+    body: &crate::ir::Function,
+    layout: &crate::backend::plan::Layout,
+    carries: usize,
+) -> Vec<(Value, usize)> {
+    use crate::backend::plan::fuse::elementwise;
+    use crate::ir::Op;
+    let step_of = |v: Value| layout.steps.iter().position(|s| s.contains(&v));
+    let mut updates = Vec::new();
+    for (c, o) in body.outputs[..carries].iter().enumerate() {
+        let new = o.value;
+        let size = body.shape(new).size();
+        let Some(step) = step_of(new) else { continue };
+        let olds: Vec<Value> = body
+            .iter()
+            .filter(|(_, i)| i.op == Op::Param(c))
+            .map(|(p, _)| p)
+            .collect();
+        let outputs_read_old = body.outputs.iter().any(|o| olds.contains(&o.value));
+        let readers_in_step = body.iter().all(|(r, i)| {
+            !i.args.iter().any(|a| olds.contains(a))
+                || (step_of(r) == Some(step)
+                    && elementwise(body, r)
+                    && body.shape(r).size() == size)
+        });
+        let shaped = olds.iter().all(|&p| body.shape(p).size() == size);
+        // A run loads an element of the old value at its first reader and
+        // keeps it for the others: that reader must come no later than the
+        // new value, written over it.
+        let members = &layout.steps[step];
+        let at = |v: Value| members.iter().position(|&w| w == v);
+        let first_read = members
+            .iter()
+            .position(|&w| body.inst(w).args.iter().any(|a| olds.contains(a)));
+        let read_first = first_read.is_some_and(|r| Some(r) <= at(new));
+        if elementwise(body, new) && !outputs_read_old && readers_in_step && shaped && read_first {
+            updates.push((new, c));
+        }
+    }
+    updates
+}
+
 impl<'a> Translator<'a, '_> {
     /// Row `step` of the stacked value at `offset` (of rows of `n`
     /// elements) of a loop's value `dst`.
@@ -125,6 +176,7 @@ impl<'a> Translator<'a, '_> {
         let in_place = match self.dst_loc(dst) {
             Loc::Scratch(off) => in_place_updates(body, k)
                 .into_iter()
+                .chain(elementwise_updates(body, &plan.layout, k))
                 .map(|(v, c)| (v, off + offsets[c]))
                 .collect(),
             _ => Vec::new(),

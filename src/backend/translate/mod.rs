@@ -322,6 +322,14 @@ impl<'a, 'b> Translator<'a, 'b> {
         if let Some(&(_, row)) = self.stacked.iter().find(|&&(w, _)| w == v) {
             return row;
         }
+        if let Some(&(_, off)) = self.in_place.iter().find(|&&(w, _)| w == v) {
+            // A carried value updated where it lies (`body::in_place_updates`).
+            return Opnd::Mem {
+                ptr: self.scratch,
+                off,
+                readonly: false,
+            };
+        }
         let off = self.layout.slots[v].expect("a non-scalar computed value has a scratch slot");
         Opnd::Mem {
             ptr: self.scratch,
