@@ -323,7 +323,8 @@ impl<'a, 'b> Translator<'a, 'b> {
             return row;
         }
         if let Some(&(_, off)) = self.in_place.iter().find(|&&(w, _)| w == v) {
-            // A carried value updated where it lies (`body::in_place_updates`).
+            // A carried value updated where it lies (`body::in_place_updates`,
+            // `body::elementwise_updates`).
             return Opnd::Mem {
                 ptr: self.scratch,
                 off,

@@ -277,18 +277,11 @@ impl Translator<'_, '_> {
     /// computed: where `acc` lies, for a carried value updated in place,
     /// else in `v`'s slot with `acc` copied there first.
     fn accumulator(&mut self, v: Value, src: Opnd, size: usize) -> Opnd {
-        match self.in_place.iter().find(|&&(w, _)| w == v) {
-            Some(&(_, off)) => Opnd::Mem {
-                ptr: self.scratch,
-                off,
-                readonly: false,
-            },
-            None => {
-                let dst = self.dest(v);
-                self.copy(src, dst, 0, size);
-                dst
-            }
+        let dst = self.dest(v);
+        if !self.in_place.iter().any(|&(w, _)| w == v) {
+            self.copy(src, dst, 0, size);
         }
+        dst
     }
 
     /// `v`, `x` with its axes reordered: a loop nest over `v`'s shape
