@@ -194,6 +194,33 @@ fn carries_updated_element_by_element_are_their_unrolling() {
     same_as_unrolled(&looped.0, &unrolled.0);
 }
 
+/// Two carried values given the same new value (one instruction, once
+/// the duplicate is merged): each carried value gets it.
+#[test]
+fn two_carries_with_one_new_value_are_their_unrolling() {
+    let head = "input x: [9]\nparam a: [9]\n";
+    let mut looped = Src(head.into());
+    looped
+        .line(format!(
+            "let (p, q) = loop (p, q) = (a, x) for t in 0..{T} {{ (p * q + x, p * q + x) }}"
+        ))
+        .line("loss sum(p * q)")
+        .line("output p = p")
+        .line("output q = q");
+    let mut unrolled = Src(head.into());
+    unrolled.line("let p0 = a").line("let q0 = x");
+    for t in 0..T {
+        unrolled
+            .line(format!("let p{} = p{t} * q{t} + x", t + 1))
+            .line(format!("let q{} = p{t} * q{t} + x", t + 1));
+    }
+    unrolled
+        .line(format!("loss sum(p{T} * q{T})"))
+        .line(format!("output p = p{T}"))
+        .line(format!("output q = q{T}"));
+    same_as_unrolled(&looped.0, &unrolled.0);
+}
+
 #[test]
 fn an_rnn_step_is_its_unrolling() {
     let mut looped = Src::default();

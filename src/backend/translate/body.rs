@@ -94,7 +94,8 @@ fn in_place_updates(body: &crate::ir::Function, carries: usize) -> Vec<(Value, u
 /// elementwise operation (alone or in a fused run), and every reader of
 /// the old value is an elementwise operation of that same step, which
 /// reads each element of it only to compute the same element of its own
-/// (the old value is not an output, a view's argument or a spread's). Each
+/// (the old value is not an output, a view's argument or a spread's), and
+/// the new value is the output of that carried value alone. Each
 /// element of the old value is then read before the new one is written
 /// over it. `det`'s gradient adds into a carried [2^L, L] table each step,
 /// which was computed beside it and copied back.
@@ -117,6 +118,9 @@ fn elementwise_updates(
             .map(|(p, _)| p)
             .collect();
         let outputs_read_old = body.outputs.iter().any(|o| olds.contains(&o.value));
+        // One value given to two carried values (or stacked too) has to be
+        // copied to each: it is not computed in one's place.
+        let once = body.outputs.iter().filter(|o| o.value == new).count() == 1;
         let readers_in_step = body.iter().all(|(r, i)| {
             !i.args.iter().any(|a| olds.contains(a))
                 || (step_of(r) == Some(step)
@@ -133,7 +137,13 @@ fn elementwise_updates(
             .iter()
             .position(|&w| body.inst(w).args.iter().any(|a| olds.contains(a)));
         let read_first = first_read.is_some_and(|r| Some(r) <= at(new));
-        if elementwise(body, new) && !outputs_read_old && readers_in_step && shaped && read_first {
+        if elementwise(body, new)
+            && once
+            && !outputs_read_old
+            && readers_in_step
+            && shaped
+            && read_first
+        {
             updates.push((new, c));
         }
     }
