@@ -264,6 +264,7 @@ fn shapes() -> Vec<Shape> {
     ]
 }
 
+mod axes;
 mod batch;
 mod blocks;
 mod gather;

@@ -1,0 +1,90 @@
+//! Reductions, softmaxes and argmax along any subset of a tensor's axes,
+//! single-example, against the interpreter: short axes and long ones, views
+//! at an offset, and the special values.
+
+use super::*;
+use crate::ir::Reduce as Kind;
+
+/// Every subset of the axes of a tensor of `rank`, in increasing order.
+fn subsets(rank: usize) -> Vec<Vec<usize>> {
+    (0..1usize << rank)
+        .map(|m| (0..rank).filter(|a| m >> a & 1 == 1).collect())
+        .collect()
+}
+
+#[test]
+fn reductions_softmax_and_argmax_along_axes() {
+    // Short axes (unrolled) and long ones (counted loops), a view's offset.
+    for s in [
+        Shape::vector(5),
+        Shape::matrix(2, 3),
+        Shape::matrix(19, 3),
+        Shape(vec![3, 2, 4]),
+        Shape(vec![2, 21, 3]),
+        // Rows summed four at a time by counted loops, and the rows left.
+        Shape::matrix(39, 41),
+        Shape(vec![3, 0]),
+    ] {
+        let (mut f, _, x) = function(&[], std::slice::from_ref(&s));
+        for axes in subsets(s.rank()) {
+            for k in [Kind::Sum, Kind::Max, Kind::Norm, Kind::LogSumExp] {
+                let y = push(&mut f, Op::ReduceAxes(k, axes.clone()), &[x[0]]);
+                output(&mut f, y);
+                if k == Kind::Sum {
+                    let back = push(&mut f, Op::BroadcastAxes(axes.clone(), s.clone()), &[y]);
+                    output(&mut f, back);
+                }
+            }
+        }
+        for axis in 0..s.rank() {
+            for op in [Op::Softmax(axis), Op::LogSoftmax(axis), Op::ArgMax(axis)] {
+                let y = push(&mut f, op, &[x[0]]);
+                output(&mut f, y);
+            }
+        }
+        agree_on_values(&f);
+    }
+    // Of a view: the second matrix of a [2, 21, 3] tensor, read in place.
+    let (mut f, _, x) = function(&[], &[Shape(vec![2, 21, 3])]);
+    let r = SliceAxis::Range;
+    let v = push(
+        &mut f,
+        Op::Slice(vec![SliceAxis::At(1), r(0, 21), r(0, 3)]),
+        &[x[0]],
+    );
+    for op in [
+        Op::ReduceAxes(Kind::Sum, vec![0]),
+        Op::Softmax(0),
+        Op::ArgMax(0),
+    ] {
+        let y = push(&mut f, op, &[v]);
+        output(&mut f, y);
+    }
+    agree_on_values(&f);
+}
+
+#[test]
+fn along_axes_on_special_values() {
+    let s = Shape::matrix(4, 3);
+    let (mut f, _, x) = function(&[], std::slice::from_ref(&s));
+    for axis in [0, 1] {
+        for k in [Kind::Sum, Kind::Max, Kind::Norm, Kind::LogSumExp] {
+            let y = push(&mut f, Op::ReduceAxes(k, vec![axis]), &[x[0]]);
+            output(&mut f, y);
+        }
+        for op in [Op::Softmax(axis), Op::LogSoftmax(axis), Op::ArgMax(axis)] {
+            let y = push(&mut f, op, &[x[0]]);
+            output(&mut f, y);
+        }
+    }
+    let (nan, inf) = (f64::NAN, f64::INFINITY);
+    let data = vec![
+        0.0, -0.0, 0.0, // signed zeros tie
+        nan, 1.0, nan, // the first NaN
+        -inf, -inf, -inf, // all -inf
+        1e300, 3e300, 1000.0, // large
+    ];
+    agree(&f, &[], &[Tensor::new(s.clone(), data.clone())]);
+    let t = Tensor::new(s, data.iter().rev().copied().collect());
+    agree(&f, &[], &[t]);
+}
