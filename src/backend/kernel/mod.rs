@@ -53,7 +53,7 @@ use std::sync::OnceLock;
 
 use self::micro::{Micro, PORTABLE_NR};
 pub use self::split::set_threads;
-use self::split::{in_parts, parts};
+use self::split::{in_parts, parts, Product};
 use self::tile::Tile;
 
 /// The rows of a micro-kernel's tile (every code path).
@@ -299,21 +299,18 @@ pub unsafe fn gemm<T: Element>(
     rsc: usize,
     resume: bool,
 ) {
+    let p = Product {
+        shape: (m, n, k),
+        a,
+        sa: (rsa, csa),
+        b,
+        sb: (rsb, csb),
+        c,
+        rsc,
+        resume,
+    };
     // SAFETY: the caller's contract.
-    unsafe {
-        in_parts(
-            parts((m, n, k)),
-            (isa, route),
-            (m, n, k),
-            a,
-            (rsa, csa),
-            b,
-            (rsb, csb),
-            c,
-            rsc,
-            resume,
-        );
-    }
+    unsafe { in_parts(parts((m, n, k)), (isa, route), p) };
 }
 
 /// Whether `route` computes the product of this shape and `B`'s column
@@ -328,18 +325,17 @@ fn direct_on<T: Element>(isa: Isa, route: Route, shape: (usize, usize, usize), c
 /// # Safety
 ///
 /// As [`gemm`].
-#[expect(clippy::too_many_arguments, reason = "the operands of a product")]
-unsafe fn serial<T: Element>(
-    (isa, route): (Isa, Route),
-    (m, n, k): (usize, usize, usize),
-    a: *const T,
-    (rsa, csa): (usize, usize),
-    b: *const T,
-    (rsb, csb): (usize, usize),
-    c: *mut T,
-    rsc: usize,
-    resume: bool,
-) {
+unsafe fn serial<T: Element>((isa, route): (Isa, Route), p: Product<T>) {
+    let Product {
+        shape: (m, n, k),
+        a,
+        sa: (rsa, csa),
+        b,
+        sb: (rsb, csb),
+        c,
+        rsc,
+        resume,
+    } = p;
     let (micro, nr) = T::micro(isa);
     let tile = T::tile(isa);
     if direct_on::<T>(isa, route, (m, n, k), csb) {

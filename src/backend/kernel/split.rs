@@ -18,19 +18,15 @@ use crate::backend::subnormals::FlushSubnormals;
 /// # Safety
 ///
 /// As [`gemm`].
-#[expect(clippy::too_many_arguments, reason = "the operands of a product")]
-pub(super) unsafe fn in_parts<T: Element>(
-    parts: usize,
-    (isa, route): (Isa, Route),
-    (m, n, k): (usize, usize, usize),
-    a: *const T,
-    (rsa, csa): (usize, usize),
-    b: *const T,
-    (rsb, csb): (usize, usize),
-    c: *mut T,
-    rsc: usize,
-    resume: bool,
-) {
+pub(super) unsafe fn in_parts<T: Element>(parts: usize, (isa, route): (Isa, Route), p: Product<T>) {
+    let Product {
+        shape: (m, n, k),
+        sb: (_, csb),
+        c,
+        rsc,
+        resume,
+        ..
+    } = p;
     debug_assert!(isa.available());
     if m == 0 || n == 0 {
         return;
@@ -53,7 +49,6 @@ pub(super) unsafe fn in_parts<T: Element>(
             Route::Packed
         };
         let rows = m.div_ceil(parts).next_multiple_of(MR);
-        let shared = Operands { a, b, c };
         // The parts run in the caller's mode of subnormals.
         let flush = FlushSubnormals::is_on();
         rayon::scope(|s| {
@@ -61,42 +56,17 @@ pub(super) unsafe fn in_parts<T: Element>(
                 let part = rows.min(m - i);
                 s.spawn(move |_| {
                     let _flush = flush.then(FlushSubnormals::on);
-                    let (a, b, c) = shared.get();
                     // SAFETY: the caller's contract, for rows `i..i + part`
                     // of `A` and `C`; the parts' rows of `C` are disjoint,
                     // and `A` and `B` are only read.
-                    unsafe {
-                        serial(
-                            (isa, route),
-                            (part, n, k),
-                            a.add(i * rsa),
-                            (rsa, csa),
-                            b,
-                            (rsb, csb),
-                            c.add(i * rsc),
-                            rsc,
-                            resume,
-                        );
-                    }
+                    unsafe { serial((isa, route), p.rows(i, part)) };
                 });
             }
         });
         return;
     }
     // SAFETY: the caller's contract.
-    unsafe {
-        serial(
-            (isa, route),
-            (m, n, k),
-            a,
-            (rsa, csa),
-            b,
-            (rsb, csb),
-            c,
-            rsc,
-            resume,
-        );
-    }
+    unsafe { serial((isa, route), p) };
 }
 
 /// How many threads a product may use ([`set_threads`]).
@@ -132,24 +102,45 @@ pub(super) fn parts((m, n, k): (usize, usize, usize)) -> usize {
     }
 }
 
-/// The pointers of a product, sent to the threads that compute its parts.
+/// A product as [`super::gemm`] takes it: `C = A B` (or `C += A B` if
+/// `resume`) of this `(m, n, k)` shape, element `(i, p)` of `A` at `a + i *
+/// sa.0 + p * sa.1`, `(p, j)` of `B` at `b + p * sb.0 + j * sb.1`, `(i, j)`
+/// of `C` at `c + i * rsc + j`.
 #[derive(Copy, Clone)]
-struct Operands<T> {
-    a: *const T,
-    b: *const T,
-    c: *mut T,
+pub(super) struct Product<T> {
+    pub shape: (usize, usize, usize),
+    pub a: *const T,
+    pub sa: (usize, usize),
+    pub b: *const T,
+    pub sb: (usize, usize),
+    pub c: *mut T,
+    pub rsc: usize,
+    pub resume: bool,
 }
 
-impl<T> Operands<T> {
-    /// The pointers (a method, so that a closure captures the whole).
-    fn get(self) -> (*const T, *const T, *mut T) {
-        (self.a, self.b, self.c)
+impl<T> Product<T> {
+    /// The product of rows `i..i + rows` of `A` and `C` (a method, so that
+    /// a closure captures the whole product, not its pointers alone).
+    ///
+    /// # Safety
+    ///
+    /// The rows are rows of `A` and `C`.
+    unsafe fn rows(self, i: usize, rows: usize) -> Product<T> {
+        let (_, n, k) = self.shape;
+        Product {
+            shape: (rows, n, k),
+            // SAFETY: the caller's contract.
+            a: unsafe { self.a.add(i * self.sa.0) },
+            // SAFETY: the caller's contract.
+            c: unsafe { self.c.add(i * self.rsc) },
+            ..self
+        }
     }
 }
 
-// SAFETY: the threads that receive the pointers read `A` and `B` and write
+// SAFETY: the threads that receive a product read `A` and `B` and write
 // disjoint rows of `C`, within the call of `gemm` that owns them, which
 // waits for them all.
-unsafe impl<T> Send for Operands<T> {}
-// SAFETY: as `Send`: shared, they are only copied.
-unsafe impl<T> Sync for Operands<T> {}
+unsafe impl<T> Send for Product<T> {}
+// SAFETY: as `Send`: shared, it is only copied.
+unsafe impl<T> Sync for Product<T> {}

@@ -4,7 +4,8 @@
 //! with NaN, infinities and signed zeros, fresh and resumed sums.
 
 use super::{
-    in_parts, Element, Isa, Route, DIRECT_ANY_N, DIRECT_MAX_N, DIRECT_MAX_N_WIDE, KC, MC, MR, NC,
+    in_parts, Element, Isa, Product, Route, DIRECT_ANY_N, DIRECT_MAX_N, DIRECT_MAX_N_WIDE, KC, MC,
+    MR, NC,
 };
 
 /// The code paths to test: every one this CPU can run.
@@ -135,18 +136,17 @@ fn check_in_parts<T: Num>(
     // SAFETY: the buffers hold the operands with these strides; the path
     // is available.
     unsafe {
-        in_parts(
-            parts,
-            (isa, route),
-            (m, n, k),
-            a.as_ptr(),
-            (rsa, csa),
-            b.as_ptr(),
-            (rsb, csb),
-            got.as_mut_ptr(),
+        let p = Product {
+            shape: (m, n, k),
+            a: a.as_ptr(),
+            sa: (rsa, csa),
+            b: b.as_ptr(),
+            sb: (rsb, csb),
+            c: got.as_mut_ptr(),
             rsc,
             resume,
-        );
+        };
+        in_parts(parts, (isa, route), p);
     }
     for (e, (w, g)) in want.iter().zip(&got).enumerate() {
         let same = w.bits() == g.bits() || (w.is_nan() && g.is_nan());
@@ -286,18 +286,17 @@ fn the_parts_flush_subnormals_when_the_caller_does() {
         let mut c = vec![f64::NAN; m * n];
         // SAFETY: the buffers hold the row-major operands.
         unsafe {
-            in_parts(
-                parts,
-                (Isa::host(), Route::Auto),
-                (m, n, k),
-                a.as_ptr(),
-                (k, 1),
-                b.as_ptr(),
-                (n, 1),
-                c.as_mut_ptr(),
-                n,
-                false,
-            );
+            let p = Product {
+                shape: (m, n, k),
+                a: a.as_ptr(),
+                sa: (k, 1),
+                b: b.as_ptr(),
+                sb: (n, 1),
+                c: c.as_mut_ptr(),
+                rsc: n,
+                resume: false,
+            };
+            in_parts(parts, (Isa::host(), Route::Auto), p);
         }
         c
     };

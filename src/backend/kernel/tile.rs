@@ -102,18 +102,11 @@ macro_rules! by_rows {
     };
 }
 
-/// A SIMD tile kernel: `V` vectors of `$lanes` per row (two; four in
-/// [`wide_tile`]'s), `R` rows (a constant:
-/// one instance per number of rows), the columns masked by `$mask`, loaded
-/// by `$load(pointer, mask)` and stored by `$store(pointer, mask, vector)`.
-macro_rules! simd_tile {
-    ($name:ident, $rows:ident, $t:ty, $feature:literal, $lanes:expr,
-     $mask:ident, $load:ident, $store:ident, $set1:ident, $mul:ident, $add:ident) => {
-        /// A SIMD tile kernel (see the module's doc).
-        ///
-        /// # Safety
-        ///
-        /// As [`Tile`], with `NR` twice the vector's lanes.
+/// The entry point `$name` of the tile kernels `$rows`, `$v` vectors a
+/// row: the instance for its number of rows (1 to [`MR`]).
+macro_rules! tile_entry {
+    ($(#[$doc:meta])* $name:ident, $rows:ident, $t:ty, $feature:literal, $v:literal) => {
+        $(#[$doc])*
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = $feature)]
         #[expect(clippy::too_many_arguments, reason = "the operands of a tile")]
@@ -131,8 +124,26 @@ macro_rules! simd_tile {
         ) {
             let args = (cols, kc, a, strides_a, b, rsb, c, ldc, load);
             // SAFETY: the caller's contract, `rows` being 1 to MR.
-            unsafe { by_rows!($rows, 2, rows, args) }
+            unsafe { by_rows!($rows, $v, rows, args) }
         }
+    };
+}
+
+/// A SIMD tile kernel: `V` vectors of `$lanes` per row (two; four in
+/// [`wide_tile`]'s), `R` rows (a constant:
+/// one instance per number of rows), the columns masked by `$mask`, loaded
+/// by `$load(pointer, mask)` and stored by `$store(pointer, mask, vector)`.
+macro_rules! simd_tile {
+    ($name:ident, $rows:ident, $t:ty, $feature:literal, $lanes:expr,
+     $mask:ident, $load:ident, $store:ident, $set1:ident, $mul:ident, $add:ident) => {
+        tile_entry!(
+            /// A SIMD tile kernel (see the module's doc).
+            ///
+            /// # Safety
+            ///
+            /// As [`Tile`], with `NR` twice the vector's lanes.
+            $name, $rows, $t, $feature, 2
+        );
 
         /// [`$name`] for `R` rows of `V` vectors.
         ///
@@ -362,38 +373,22 @@ simd_tile!(
     _mm256_add_ps
 );
 
-/// The wide tile kernel `$wide` of the instances `$rows` of [`simd_tile`].
+/// A tile kernel of `$rows` four vectors wide, for the products computed
+/// without packing, whose rows of tiles then read `A` once for twice the
+/// columns (AVX-512 only: its 32 registers hold the 24 accumulators of six
+/// rows).
 macro_rules! wide_tile {
-    ($wide:ident, $rows:ident, $t:ty, $feature:literal) => {
-        /// A tile kernel of `$rows` four vectors wide, for the products computed
-        /// without packing, whose rows of tiles then read `A` once for twice
-        /// the columns (AVX-512 only: its 32 registers hold the 24
-        /// accumulators of six rows).
-        ///
-        /// # Safety
-        ///
-        /// As [`Tile`], with `NR` four times the vector's lanes.
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = $feature)]
-        #[expect(clippy::too_many_arguments, reason = "the operands of a tile")]
-        pub(super) unsafe fn $wide(
-            rows: usize,
-            cols: usize,
-            kc: usize,
-            a: *const $t,
-            strides_a: (usize, usize),
-            b: *const $t,
-            rsb: usize,
-            c: *mut $t,
-            ldc: usize,
-            load: bool,
-        ) {
-            let args = (cols, kc, a, strides_a, b, rsb, c, ldc, load);
-            // SAFETY: the caller's contract, `rows` being 1 to MR.
-            unsafe { by_rows!($rows, 4, rows, args) }
-        }
+    ($wide:ident, $rows:ident, $t:ty) => {
+        tile_entry!(
+            /// A tile kernel of four vectors a row (see [`wide_tile`]).
+            ///
+            /// # Safety
+            ///
+            /// As [`Tile`], with `NR` four times the vector's lanes.
+            $wide, $rows, $t, "avx512f", 4
+        );
     };
 }
 
-wide_tile!(avx512_f64_wide, avx512_f64_rows, f64, "avx512f");
-wide_tile!(avx512_f32_wide, avx512_f32_rows, f32, "avx512f");
+wide_tile!(avx512_f64_wide, avx512_f64_rows, f64);
+wide_tile!(avx512_f32_wide, avx512_f32_rows, f32);
