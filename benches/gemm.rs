@@ -34,15 +34,34 @@ const KMEANS: Product = ("kmeans_direction", (1000, 8, 10000), (10000, 1), (8, 1
 
 /// Times `product` with `A` from `a_of(i)`, under `flush` when it is on.
 fn time(c: &mut Criterion, label: &str, product: Product, a_of: fn(usize) -> f64, flush: bool) {
+    time_summing(c, label, product, a_of, flush, false);
+}
+
+/// [`time`], with the sums of `A`'s rows too if `summing`.
+fn time_summing(
+    c: &mut Criterion,
+    label: &str,
+    product: Product,
+    a_of: fn(usize) -> f64,
+    flush: bool,
+    summing: bool,
+) {
     let (name, (m, n, k), sa, sb) = product;
     let a: Vec<f64> = (0..m * k).map(a_of).collect();
     let b: Vec<f64> = (0..k * n).map(|i| (i % 5) as f64 * 0.5 - 1.0).collect();
     let mut out = vec![0.0; m * n];
+    let mut sums = vec![0.0; m];
+    let sums = if summing {
+        sums.as_mut_ptr()
+    } else {
+        std::ptr::null_mut()
+    };
     c.bench_function(&format!("gemm/{name}/{label}"), |bench| {
         let _flush = flush.then(FlushSubnormals::on);
         bench.iter(|| {
             // SAFETY: `a`, `b` and `out` hold the shapes' elements at these
-            // strides, and `out` overlaps neither.
+            // strides, `sums` is null or holds `m` numbers, and neither
+            // overlaps the others.
             unsafe {
                 gemm(
                     (Isa::host(), Route::Auto),
@@ -51,9 +70,9 @@ fn time(c: &mut Criterion, label: &str, product: Product, a_of: fn(usize) -> f64
                     sa,
                     b.as_ptr(),
                     sb,
-                    out.as_mut_ptr(),
-                    n,
+                    (out.as_mut_ptr(), n),
                     false,
+                    sums,
                 )
             }
         })
@@ -76,7 +95,9 @@ fn products(c: &mut Criterion) {
     time(c, "normal", FORWARD, normal, false);
     time(c, "normal", GRADIENT, normal, false);
     time(c, "normal", NARROW, normal, false);
+    time_summing(c, "summing", NARROW, normal, false, true);
     time(c, "normal", NARROW32, normal, false);
+    time_summing(c, "summing", NARROW32, normal, false, true);
     time(c, "normal", KMEANS, normal, false);
     time(c, "2%_subnormal", GRADIENT, two_percent_subnormal, false);
     if FlushSubnormals::SUPPORTED {

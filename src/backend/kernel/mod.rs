@@ -41,6 +41,8 @@ pub mod exp;
 mod micro;
 mod pack;
 mod split;
+mod sums;
+pub use sums::summing_is_free;
 #[cfg(test)]
 mod tests;
 mod tile;
@@ -122,7 +124,7 @@ pub enum Route {
 pub(crate) const DIRECT_MAX_N: usize = 32;
 
 /// [`DIRECT_MAX_N`] on a path with tiles of twice the width
-/// ([`Element::wide_tile`]): `gmm`'s gradient at d = 64, 320 x 64 x 1000,
+/// ([`Element::wide_tiles`]): `gmm`'s gradient at d = 64, 320 x 64 x 1000,
 /// took 1.24 ms packed and 0.99 direct, two passes of wide tiles over `A`.
 pub(crate) const DIRECT_MAX_N_WIDE: usize = 64;
 
@@ -176,6 +178,21 @@ impl Route {
     }
 }
 
+/// The tile kernels of three and four vectors a row, on a path that has
+/// them ([`Element::wide_tiles`]).
+pub struct WideTiles<T> {
+    three: Tile<T>,
+    four: Tile<T>,
+}
+
+impl<T> Clone for WideTiles<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for WideTiles<T> {}
+
 /// A number the kernel multiplies: f64 or f32 (any bit pattern is a
 /// valid one, which the packing space relies on).
 pub trait Element:
@@ -183,6 +200,7 @@ pub trait Element:
 {
     const ZERO: Self;
     const NEG_ZERO: Self;
+    const ONE: Self;
 
     /// The micro-kernel of a path for this type, and its tile's width.
     fn micro(isa: Isa) -> (Micro<Self>, usize);
@@ -191,8 +209,9 @@ pub trait Element:
     /// width).
     fn tile(isa: Isa) -> Tile<Self>;
 
-    /// The tile kernel of twice that width, on a path that has one.
-    fn wide_tile(isa: Isa) -> Option<Tile<Self>>;
+    /// The tile kernels of one and a half and twice that width, on a path
+    /// that has them.
+    fn wide_tiles(isa: Isa) -> Option<WideTiles<Self>>;
 }
 
 mod private {
@@ -205,10 +224,11 @@ mod private {
 /// name in `micro` and `tile`), and the micro-kernel's width on each (two
 /// vectors).
 macro_rules! element {
-    ($t:ty, $avx512:ident, $wide512:ident, $avx2:ident, $nr512:expr, $nr2:expr) => {
+    ($t:ty, $avx512:ident, $three512:ident, $wide512:ident, $avx2:ident, $nr512:expr, $nr2:expr) => {
         impl Element for $t {
             const ZERO: $t = 0.0;
             const NEG_ZERO: $t = -0.0;
+            const ONE: $t = 1.0;
 
             fn micro(isa: Isa) -> (Micro<$t>, usize) {
                 match isa {
@@ -230,10 +250,13 @@ macro_rules! element {
                 }
             }
 
-            fn wide_tile(isa: Isa) -> Option<Tile<$t>> {
+            fn wide_tiles(isa: Isa) -> Option<WideTiles<$t>> {
                 match isa {
                     #[cfg(target_arch = "x86_64")]
-                    Isa::Avx512 => Some(tile::$wide512),
+                    Isa::Avx512 => Some(WideTiles {
+                        three: tile::$three512,
+                        four: tile::$wide512,
+                    }),
                     _ => None,
                 }
             }
@@ -241,8 +264,24 @@ macro_rules! element {
     };
 }
 
-element!(f64, avx512_f64, avx512_f64_wide, avx2_f64, 16, 8);
-element!(f32, avx512_f32, avx512_f32_wide, avx2_f32, 32, 16);
+element!(
+    f64,
+    avx512_f64,
+    avx512_f64_three,
+    avx512_f64_wide,
+    avx2_f64,
+    16,
+    8
+);
+element!(
+    f32,
+    avx512_f32,
+    avx512_f32_three,
+    avx512_f32_wide,
+    avx2_f32,
+    32,
+    16
+);
 
 /// A 64-byte line of the packing space (its alignment is the vectors').
 #[derive(Copy, Clone)]
@@ -283,10 +322,16 @@ fn with_pack<T: Element, R>(f: impl FnOnce(&mut [T], &mut [T]) -> R) -> R {
 /// `a + i * rsa + p * csa`, `(p, j)` of `B` at `b + p * rsb + j * csb`,
 /// `(i, j)` of `C` at `c + i * rsc + j`.
 ///
+/// If `sums` is not null, the sum along each row of `A` too, `A(i, 0) +
+/// ... + A(i, k - 1)` added in order from -0 (the bits of a `sum` along
+/// the last axis), into `sums[i]` (see [`sums`]).
+///
 /// # Safety
 ///
 /// Every element of `A` and `B` is readable, every element of `C` readable
-/// and writable, `C` overlaps neither; `isa` is [`Isa::available`].
+/// and writable, `C` overlaps neither; `sums` is null or holds `m`
+/// writable numbers, overlapping none of them; `isa` is
+/// [`Isa::available`].
 #[expect(clippy::too_many_arguments, reason = "the operands of a product")]
 pub unsafe fn gemm<T: Element>(
     (isa, route): (Isa, Route),
@@ -295,9 +340,9 @@ pub unsafe fn gemm<T: Element>(
     (rsa, csa): (usize, usize),
     b: *const T,
     (rsb, csb): (usize, usize),
-    c: *mut T,
-    rsc: usize,
+    (c, rsc): (*mut T, usize),
     resume: bool,
+    sums: *mut T,
 ) {
     let p = Product {
         shape: (m, n, k),
@@ -308,6 +353,7 @@ pub unsafe fn gemm<T: Element>(
         c,
         rsc,
         resume,
+        sums,
     };
     // SAFETY: the caller's contract.
     unsafe { in_parts(parts((m, n, k)), (isa, route), p) };
@@ -317,7 +363,7 @@ pub unsafe fn gemm<T: Element>(
 /// stride without packing on the path `isa` ([`Route::direct`], with the
 /// path's wide tiles if it has them).
 fn direct_on<T: Element>(isa: Isa, route: Route, shape: (usize, usize, usize), csb: usize) -> bool {
-    route.direct(shape, csb, T::wide_tile(isa).is_some())
+    route.direct(shape, csb, T::wide_tiles(isa).is_some())
 }
 
 /// [`gemm`] on the calling thread, with `k > 0` and `C` not empty.
@@ -335,11 +381,13 @@ unsafe fn serial<T: Element>((isa, route): (Isa, Route), p: Product<T>) {
         c,
         rsc,
         resume,
+        sums,
     } = p;
+    debug_assert!(sums.is_null(), "the sums are added before");
     let (micro, nr) = T::micro(isa);
     let tile = T::tile(isa);
     if direct_on::<T>(isa, route, (m, n, k), csb) {
-        let tiles = (tile, T::wide_tile(isa));
+        let tiles = (tile, T::wide_tiles(isa));
         // SAFETY: the caller's contract, `B`'s rows being contiguous.
         unsafe { direct(tiles, nr, (m, n, k), a, (rsa, csa), b, rsb, c, rsc, resume) };
         return;
@@ -375,17 +423,19 @@ unsafe fn serial<T: Element>((isa, route): (Isa, Route), p: Product<T>) {
 /// reading `A` through its strides and `B` (`(p, j)` at `b + p * rsb + j`)
 /// from its rows; in the packed route's order, so that a column of tiles
 /// of `B` stays in the cache while the tiles of `A` go by. Where the path
-/// has a tile kernel of twice the width, more than `nr` columns left are
-/// its tiles: `A` is read once for them, not twice (`gmm`'s gradient
-/// `dQx @ x`, 2000 x 20 x 1000, reads 16 MB of `A`).
+/// has tile kernels of three and four vectors (`nr` is two), more than
+/// `nr` columns left are their tiles, the narrower one if it holds them:
+/// `A` is read once for them, not twice (`gmm`'s gradient `dQx @ x`, 2000
+/// x 20 x 1000, reads 16 MB of `A`).
 ///
 /// # Safety
 ///
 /// As [`gemm`], `B`'s columns being contiguous; the tile kernels' features
-/// are present, `tile` is `nr` wide and `wide` twice that.
+/// are present, `tile` is `nr` wide (two vectors) and `wide`'s tiles
+/// three and four vectors.
 #[expect(clippy::too_many_arguments, reason = "the operands of a product")]
 unsafe fn direct<T: Element>(
-    (tile, wide): (Tile<T>, Option<Tile<T>>),
+    (tile, wide): (Tile<T>, Option<WideTiles<T>>),
     nr: usize,
     (m, n, k): (usize, usize, usize),
     a: *const T,
@@ -398,9 +448,11 @@ unsafe fn direct<T: Element>(
 ) {
     let mut jr = 0;
     while jr < n {
-        let (tile, width) = match wide {
-            Some(wide) if n - jr > nr => (wide, 2 * nr),
-            _ => (tile, nr),
+        let width = tile_width(n - jr, nr, wide.is_some());
+        let tile = match wide {
+            Some(wide) if width == 2 * nr => wide.four,
+            Some(wide) if width > nr => wide.three,
+            _ => tile,
         };
         let cols = width.min(n - jr);
         for ir in (0..m).step_by(MR) {
@@ -422,6 +474,17 @@ unsafe fn direct<T: Element>(
             }
         }
         jr += cols;
+    }
+}
+
+/// The width of the tile [`direct`] computes `left` columns with: two
+/// vectors (`nr`), or where it has them ([`Element::wide_tiles`]) three or
+/// four, the narrowest that holds them.
+pub(super) fn tile_width(left: usize, nr: usize, wide: bool) -> usize {
+    match wide {
+        true if 2 * left > 3 * nr => 2 * nr,
+        true if left > nr => 3 * nr / 2,
+        _ => nr,
     }
 }
 
@@ -493,6 +556,7 @@ macro_rules! entry {
             c: *mut $t,
             rsc: usize,
             resume: usize,
+            sums: *mut $t,
         ) {
             // SAFETY: the caller's contract; the host's path is available.
             unsafe {
@@ -503,9 +567,9 @@ macro_rules! entry {
                     (rsa, csa),
                     b,
                     (rsb, csb),
-                    c,
-                    rsc,
+                    (c, rsc),
                     resume != 0,
+                    sums,
                 );
             }
         }
@@ -516,8 +580,8 @@ entry!(gemm_f64, f64);
 entry!(gemm_f32, f32);
 
 /// The symbols the kernels are registered and imported under, with their
-/// addresses (for `JITBuilder::symbol`); both take the twelve pointer-sized
-/// arguments of [`gemm_f64`] and return nothing.
+/// addresses (for `JITBuilder::symbol`); both take the thirteen
+/// pointer-sized arguments of [`gemm_f64`] and return nothing.
 pub(crate) const GEMM_F64: &str = "gradc_gemm_f64";
 pub(crate) const GEMM_F32: &str = "gradc_gemm_f32";
 
@@ -541,6 +605,7 @@ pub(crate) fn symbols() -> [(&'static str, *const u8); 7] {
         *mut T,
         usize,
         usize,
+        *mut T,
     );
     type Transpose<T> = unsafe extern "C" fn(*const T, usize, usize, *mut T);
     #[allow(improper_ctypes_definitions)]

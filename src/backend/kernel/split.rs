@@ -25,13 +25,19 @@ pub(super) unsafe fn in_parts<T: Element>(parts: usize, (isa, route): (Isa, Rout
         c,
         rsc,
         resume,
+        sums,
         ..
     } = p;
     debug_assert!(isa.available());
-    if m == 0 || n == 0 {
+    if m == 0 {
         return;
     }
-    if k == 0 {
+    if !sums.is_null() {
+        // SAFETY: the caller's contract.
+        unsafe { super::sums::summed(parts, (isa, route), p) };
+        return;
+    }
+    if n == 0 || k == 0 {
         if !resume {
             for i in 0..m {
                 for j in 0..n {
@@ -105,7 +111,8 @@ pub(super) fn parts((m, n, k): (usize, usize, usize)) -> usize {
 /// A product as [`super::gemm`] takes it: `C = A B` (or `C += A B` if
 /// `resume`) of this `(m, n, k)` shape, element `(i, p)` of `A` at `a + i *
 /// sa.0 + p * sa.1`, `(p, j)` of `B` at `b + p * sb.0 + j * sb.1`, `(i, j)`
-/// of `C` at `c + i * rsc + j`.
+/// of `C` at `c + i * rsc + j`; and the sums along the rows of `A` into
+/// `sums` unless it is null.
 #[derive(Copy, Clone)]
 pub(super) struct Product<T> {
     pub shape: (usize, usize, usize),
@@ -116,11 +123,13 @@ pub(super) struct Product<T> {
     pub c: *mut T,
     pub rsc: usize,
     pub resume: bool,
+    pub sums: *mut T,
 }
 
 impl<T> Product<T> {
-    /// The product of rows `i..i + rows` of `A` and `C` (a method, so that
-    /// a closure captures the whole product, not its pointers alone).
+    /// The product of rows `i..i + rows` of `A` and `C` (and of their
+    /// sums; a method, so that a closure captures the whole product, not
+    /// its pointers alone).
     ///
     /// # Safety
     ///
@@ -133,13 +142,19 @@ impl<T> Product<T> {
             a: unsafe { self.a.add(i * self.sa.0) },
             // SAFETY: the caller's contract.
             c: unsafe { self.c.add(i * self.rsc) },
+            sums: if self.sums.is_null() {
+                self.sums
+            } else {
+                // SAFETY: the caller's contract.
+                unsafe { self.sums.add(i) }
+            },
             ..self
         }
     }
 }
 
 // SAFETY: the threads that receive a product read `A` and `B` and write
-// disjoint rows of `C`, within the call of `gemm` that owns them, which
+// disjoint rows of `C` and of the sums, within the call of `gemm` that owns them, which
 // waits for them all.
 unsafe impl<T> Send for Product<T> {}
 // SAFETY: as `Send`: shared, it is only copied.

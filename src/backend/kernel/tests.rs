@@ -132,6 +132,12 @@ fn check_in_parts<T: Num>(
             want[i * rsc + j] = s;
         }
     }
+    // Half the products also add up the rows of `A`, in order from -0.
+    let summing = (seed >> 1) & 1 == 0;
+    let want_sums: Vec<T> = (0..m)
+        .map(|i| (0..k).fold(T::NEG_ZERO, |s, p| s + a[i * rsa + p * csa]))
+        .collect();
+    let mut sums = vec![T::of(f64::NAN); m];
     let mut got = c0.clone();
     // SAFETY: the buffers hold the operands with these strides; the path
     // is available.
@@ -145,8 +151,24 @@ fn check_in_parts<T: Num>(
             c: got.as_mut_ptr(),
             rsc,
             resume,
+            sums: if summing {
+                sums.as_mut_ptr()
+            } else {
+                std::ptr::null_mut()
+            },
         };
         in_parts(parts, (isa, route), p);
+    }
+    if summing {
+        for (i, (w, g)) in want_sums.iter().zip(&sums).enumerate() {
+            let same = w.bits() == g.bits() || (w.is_nan() && g.is_nan());
+            assert!(
+                same,
+                "{isa:?} {route:?} {m}x{n}x{k} in {parts} parts {la:?} {lb:?}: the sum of row {i} is {g:?}, the loop's {w:?}"
+            );
+        }
+    } else {
+        assert!(sums.iter().all(|s| s.is_nan()), "sums written unasked");
     }
     for (e, (w, g)) in want.iter().zip(&got).enumerate() {
         let same = w.bits() == g.bits() || (w.is_nan() && g.is_nan());
@@ -295,6 +317,7 @@ fn the_parts_flush_subnormals_when_the_caller_does() {
                 c: c.as_mut_ptr(),
                 rsc: n,
                 resume: false,
+                sums: std::ptr::null_mut(),
             };
             in_parts(parts, (Isa::host(), Route::Auto), p);
         }
@@ -311,11 +334,28 @@ fn the_parts_flush_subnormals_when_the_caller_does() {
 }
 
 #[test]
+fn the_sums_of_a_rows_are_free_in_a_lane_computed_anyway() {
+    use super::summing_is_free;
+    let free = |isa, route, n| summing_is_free::<f64>((isa, route), (2000, n, 1000), 1);
+    // AVX-512 tiles of 16, 24 and 32 lanes, direct.
+    for (n, want) in [(20, true), (16, false), (32, false), (40, true), (2, true)] {
+        assert_eq!(free(Isa::Avx512, Route::Direct, n), want, "{n}");
+    }
+    // AVX2's of 8; and packed tiles of 16.
+    assert!(free(Isa::Avx2, Route::Direct, 20));
+    assert!(!free(Isa::Avx2, Route::Direct, 16));
+    assert!(free(Isa::Avx512, Route::Packed, 100));
+    assert!(!free(Isa::Avx512, Route::Packed, 96));
+}
+
+#[test]
 fn an_empty_sum_is_negative_zero_or_unchanged() {
     for isa in paths() {
         check::<f64>(isa, (3, 5, 0), (Lay::Rows, Lay::Rows), false, 1);
         check::<f64>(isa, (3, 5, 0), (Lay::Rows, Lay::Rows), true, 2);
         check::<f32>(isa, (0, 5, 4), (Lay::Rows, Lay::Rows), false, 3);
+        // No columns: the rows' sums all the same.
+        check::<f64>(isa, (3, 0, 4), (Lay::Rows, Lay::Rows), false, 4);
     }
 }
 

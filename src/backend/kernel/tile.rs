@@ -129,8 +129,8 @@ macro_rules! tile_entry {
     };
 }
 
-/// A SIMD tile kernel: `V` vectors of `$lanes` per row (two; four in
-/// [`wide_tile`]'s), `R` rows (a constant:
+/// A SIMD tile kernel: `V` vectors of `$lanes` per row (two; three or
+/// four in [`wide_tiles`]'), `R` rows (a constant:
 /// one instance per number of rows), the columns masked by `$mask`, loaded
 /// by `$load(pointer, mask)` and stored by `$store(pointer, mask, vector)`.
 macro_rules! simd_tile {
@@ -373,14 +373,24 @@ simd_tile!(
     _mm256_add_ps
 );
 
-/// A tile kernel of `$rows` four vectors wide, for the products computed
-/// without packing, whose rows of tiles then read `A` once for twice the
-/// columns (AVX-512 only: its 32 registers hold the 24 accumulators of six
-/// rows).
-macro_rules! wide_tile {
-    ($wide:ident, $rows:ident, $t:ty) => {
+/// The tile kernels of `$rows` three and four vectors wide, for the
+/// products computed without packing, whose rows of tiles then read `A`
+/// once for up to twice the columns (AVX-512 only: its 32 registers hold
+/// the 24 accumulators of six rows). Three vectors serve the columns that
+/// a fourth would leave empty: `gmm`'s gradient at d = 20, `B` 20 columns
+/// wide, four vectors of which would compute 12 zeros a row.
+macro_rules! wide_tiles {
+    ($three:ident, $wide:ident, $rows:ident, $t:ty) => {
         tile_entry!(
-            /// A tile kernel of four vectors a row (see [`wide_tile`]).
+            /// A tile kernel of three vectors a row (see [`wide_tiles`]).
+            ///
+            /// # Safety
+            ///
+            /// As [`Tile`], with `NR` three times the vector's lanes.
+            $three, $rows, $t, "avx512f", 3
+        );
+        tile_entry!(
+            /// A tile kernel of four vectors a row (see [`wide_tiles`]).
             ///
             /// # Safety
             ///
@@ -390,5 +400,5 @@ macro_rules! wide_tile {
     };
 }
 
-wide_tile!(avx512_f64_wide, avx512_f64_rows, f64);
-wide_tile!(avx512_f32_wide, avx512_f32_rows, f32);
+wide_tiles!(avx512_f64_three, avx512_f64_wide, avx512_f64_rows, f64);
+wide_tiles!(avx512_f32_three, avx512_f32_wide, avx512_f32_rows, f32);

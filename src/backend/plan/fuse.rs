@@ -458,6 +458,7 @@ pub fn steps(f: &Function, region: &[Value]) -> Vec<Vec<Value>> {
         grow_run(f, head, window, &readers, &mut state, &mut steps);
     }
     super::products::join_products(f, &mut steps, &readers);
+    super::products::join_row_sums(f, &mut steps);
     steps
 }
 

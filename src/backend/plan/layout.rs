@@ -195,7 +195,8 @@ impl Uses {
 /// run of `step`, one block of its columns (see [`super::products::product_block`]).
 fn slot_size(f: &Function, v: Value, step: &[Value]) -> usize {
     let shape = f.shape(v);
-    match (shape.dims(), step.len() > 1 && f.inst(v).op == Op::MatMul) {
+    let joined = step.len() > 1 && super::products::summed_product(f, step).is_none();
+    match (shape.dims(), joined && f.inst(v).op == Op::MatMul) {
         (&[m, n], true) => m * super::products::product_block(m, n),
         _ => shape.size(),
     }

@@ -40,6 +40,25 @@ use crate::ir::{Function, Value, ValueMap};
 /// batched function over the chunk.
 pub const UNROLL: usize = 4;
 
+/// The fewest products (`m * n * k`) of a matrix-matrix product that the
+/// kernel ([`crate::backend::kernel`]) computes instead of the generated
+/// loops: below it, packing the operands costs more than it saves.
+pub const KERNEL_WORK: usize = 1 << 12;
+
+/// Whether the translator computes `v` by one call of the kernel: a
+/// product of two matrices whose dot products are loops (longer than
+/// [`UNROLL`]), of [`KERNEL_WORK`] products or more.
+pub fn kernel_product(f: &Function, v: Value) -> bool {
+    let inst = f.inst(v);
+    if inst.op != crate::ir::Op::MatMul {
+        return false;
+    }
+    match (f.shape(inst.args[0]).dims(), f.shape(inst.args[1]).dims()) {
+        (&[m, k], &[_, n]) => k > UNROLL && m * n * k >= KERNEL_WORK,
+        _ => false,
+    }
+}
+
 /// How many examples' rows a chunk product or an [`OuterMean`] keeps before
 /// it multiplies them out: a batch of more examples is done in chunks of
 /// this many.

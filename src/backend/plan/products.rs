@@ -2,10 +2,14 @@
 //! [`super::fuse`]): a product whose only readers are in one later run over
 //! its shape, written out by nothing, is computed there a block of columns
 //! at a time into a buffer that stays in the cache, so that its numbers
-//! never go to memory (`kmeans`' K x N distances).
+//! never go to memory (`kmeans`' K x N distances). And sums along the last
+//! axis joined to the product whose left operand they add up, which the
+//! kernel reads once for both (`gmm`'s `dQx`).
 
 use super::fuse::Member;
-use crate::ir::{Function, Op, Value, ValueMap};
+use super::kernel_product;
+use crate::backend::kernel;
+use crate::ir::{Function, Op, Reduce, Value, ValueMap};
 
 /// The fewest numbers of a product that joins the run that reads it
 /// ([`join_products`]), 16 MiB: a smaller one is read back from the
@@ -96,4 +100,69 @@ fn joinable_product(f: &Function, v: Value) -> bool {
         return false;
     };
     k > super::UNROLL && inst.shape.size() >= JOINED_PRODUCT && n > product_block(a.dims()[0], n)
+}
+
+/// The product and the sum of the step `[p, s]`, if `s` is a sum along the
+/// last axis alone of the value that is (or is reshaped into) `p`'s left
+/// operand, and the kernel computes `p` ([`kernel_product`]) with the sums
+/// in lanes it computes anyway ([`free`]): each element of the sum is a
+/// row of `A` added in order from -0, which the kernel adds with the
+/// product.
+pub fn summed_product(f: &Function, step: &[Value]) -> Option<(Value, Value)> {
+    let &[p, s] = step else {
+        return None;
+    };
+    let inst = f.inst(s);
+    let x = *inst.args.first()?;
+    let last = f.shape(x).rank().checked_sub(1)?;
+    let summed = matches!(&inst.op, Op::ReduceAxes(Reduce::Sum, axes) if axes[..] == [last]);
+    let &a = f.inst(p).args.first()?;
+    // `A`'s rows are the summed ones: `x`, or `x` reshaped to rows of its
+    // last axis.
+    let (row, len) = (f.shape(a).dims().last(), f.shape(x).dims().last());
+    let reshaped = matches!(f.inst(a).op, Op::Reshape(_)) && f.inst(a).args[0] == x;
+    let operand = (a == x || reshaped) && row == len;
+    (summed && last > 0 && kernel_product(f, p) && operand && free(f, p)).then_some((p, s))
+}
+
+/// Whether the kernel adds up the rows of `p`'s left operand for nothing
+/// on this machine ([`kernel::summing_is_free`], for f64: a plan serves
+/// f32 too, whose sums are right either way): else a sum apart reads them
+/// in four chains, as fast as the kernel's own.
+fn free(f: &Function, p: Value) -> bool {
+    let (a, b) = (f.shape(f.inst(p).args[0]), f.shape(f.inst(p).args[1]));
+    let (&[m, k], &[_, n]) = (a.dims(), b.dims()) else {
+        return false;
+    };
+    let path = (kernel::Isa::host(), kernel::Route::Auto);
+    kernel::summing_is_free::<f64>(path, (m, n, k), 1)
+}
+
+/// Joins each sum along the last axis of a value (a step of its own) to
+/// the product by the kernel of that value (its left operand, or reshaped
+/// into it; a step of its own): see [`summed_product`]. A sum before the
+/// product moves down to it if nothing between reads the sum; one after it
+/// moves up (what it reads is ready: the product reads it too). The
+/// separate sum read `gmm`'s 16 MB `dQx` at d = 20, k = 100 once more, in
+/// chains of four rows.
+pub(super) fn join_row_sums(f: &Function, steps: &mut Vec<Vec<Value>>) {
+    let mut i = 0;
+    while i < steps.len() {
+        let &[s] = steps[i].as_slice() else {
+            i += 1;
+            continue;
+        };
+        let product = steps.iter().position(|step| match step[..] {
+            [p] => summed_product(f, &[p, s]).is_some(),
+            _ => false,
+        });
+        let reads_s = |step: &Vec<Value>| step.iter().any(|&w| f.inst(w).args.contains(&s));
+        match product {
+            Some(j) if j < i || !steps[i + 1..j].iter().any(reads_s) => {
+                steps[j].push(s);
+                steps.remove(i);
+            }
+            _ => i += 1,
+        }
+    }
 }

@@ -273,4 +273,5 @@ mod products;
 mod rows;
 mod shifts;
 mod spreads;
+mod sums;
 mod tails;

@@ -49,17 +49,30 @@ impl Translator<'_, '_> {
     /// `rsc` apart: one call of the kernel of the function's element type.
     pub(super) fn gemm(
         &mut self,
+        dims: (Size, Size, Size),
+        operands: (Strided, Strided),
+        c: (Opnd, usize),
+        resume: Size,
+    ) {
+        self.gemm_summing(dims, operands, c, resume, None);
+    }
+
+    /// [`Self::gemm`], writing the sums along the rows of `A` (each added
+    /// in order from -0) to `sums` too if it is given.
+    pub(super) fn gemm_summing(
+        &mut self,
         (m, n, k): (Size, Size, Size),
         (a, b): (Strided, Strided),
         (c, rsc): (Opnd, usize),
         resume: Size,
+        sums: Option<Opnd>,
     ) {
         let symbol = if self.st == cl::types::F32 {
             kernel::GEMM_F32
         } else {
             kernel::GEMM_F64
         };
-        let mut args = Vec::with_capacity(12);
+        let mut args = Vec::with_capacity(13);
         for size in [m, n, k] {
             args.push(self.size(size));
         }
@@ -71,6 +84,11 @@ impl Translator<'_, '_> {
         args.push(self.address_of(c));
         args.push(self.size(Size::Const(rsc)));
         args.push(self.size(resume));
+        let sums = match sums {
+            Some(s) => self.address_of(s),
+            None => self.size(Size::Const(0)),
+        };
+        args.push(sums);
         self.call_kernel(symbol, &args);
     }
 

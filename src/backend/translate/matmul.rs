@@ -7,18 +7,13 @@ use cranelift_frontend::Variable;
 
 use super::gemm::{Size, Strided};
 use super::{Ix, Loc, Opnd, Translator};
-use crate::backend::plan::UNROLL;
+use crate::backend::plan::{kernel_product, UNROLL};
 use crate::ir::Value;
 
 /// How many dot products (or pairs of them) a blocked product computes in
 /// one loop: enough independent additions to keep the adders busy, few
 /// enough to keep the accumulators in registers.
 const BLOCK: usize = 4;
-
-/// The fewest products (`m * n * k`) of a matrix-matrix product that the
-/// kernel ([`crate::backend::kernel`]) computes instead of the generated
-/// loops: below it, packing the operands costs more than it saves.
-const KERNEL_WORK: usize = 1 << 12;
 
 /// The fewest numbers of the right operand of a product by a row
 /// ([`Translator::row_times`]) that it reads in passes (1 MiB, half the
@@ -43,15 +38,18 @@ impl Translator<'_, '_> {
     /// independent ones share one loop, so that their additions overlap
     /// instead of waiting on each other: [`BLOCK`] rows at a time for a
     /// matrix-vector product, [`BLOCK`] f64x2 pairs of columns at a time
-    /// otherwise. A product of two matrices of [`KERNEL_WORK`] products or
-    /// more is one call of the kernel, which adds in the same order. In a
+    /// otherwise. A product of two matrices of
+    /// [`crate::backend::plan::KERNEL_WORK`] products or more is one call of
+    /// the kernel, which adds in the same order; with `sums`, the kernel
+    /// also writes there the sums along the rows of `a` (see
+    /// [`crate::backend::plan::products::summed_product`]). In a
     /// batched function, `W @ x` with `W` fixed over the
     /// batch reads `W`'s transpose, made once per call (see
     /// [`crate::backend::plan::Layout::transposed`]), and is computed as
     /// `x @ W^T`, two rows of `W` per f64x2. Each element still adds the same
     /// products (a product of two numbers is the same bits either way round)
     /// in the same order.
-    pub(super) fn matmul(&mut self, v: Value, a: Value, b: Value) -> Loc {
+    pub(super) fn matmul(&mut self, v: Value, a: Value, b: Value, sums: Option<Opnd>) -> Loc {
         let (m, k) = match self.f.shape(a).dims() {
             [m, k] => (*m, *k),
             d => (1, d[0]),
@@ -68,17 +66,14 @@ impl Translator<'_, '_> {
         }
         let dst = self.dest(v);
         let blocked = k > UNROLL;
-        if let ([_, _], [_, _], true) = (
-            self.f.shape(a).dims(),
-            self.f.shape(b).dims(),
-            blocked && m * n * k >= KERNEL_WORK,
-        ) {
+        if kernel_product(self.f, v) {
             let (x, y) = (self.operand(a), self.operand(b));
             let dims = (Size::Const(m), Size::Const(n), Size::Const(k));
             let operands = (Strided::rows(x, k), Strided::rows(y, n));
-            self.gemm(dims, operands, (dst, n), Size::Const(0));
+            self.gemm_summing(dims, operands, (dst, n), Size::Const(0), sums);
             return self.dst_loc(dst);
         }
+        assert!(sums.is_none(), "only the kernel adds up a product's rows");
         // The transpose is made before the loop over the examples, for it.
         let transposed = match (self.example, self.f.shape(b).dims()) {
             (Some(_), [_]) => self.layout.transposed_of(a),

@@ -1,7 +1,8 @@
 //! Every operation dispatched to its lowering (one exhaustive `match`), the
 //! operations that read the function's arguments (parameters, inputs,
 //! constants) and `one_hot`, and one step of the plan: an instruction, a
-//! fused run, or a `softmax` and `log_softmax` pair.
+//! fused run, a `softmax` and `log_softmax` pair, or a product and a sum
+//! along the rows of its left operand.
 
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{self as cl, types, InstBuilder, MemFlagsData};
@@ -10,6 +11,7 @@ use cranelift_module::{DataDescription, Linkage};
 use super::{offset_bytes, Ix, Loc, Opnd, Translator};
 use crate::backend::abi::{INPUTS, PARAMS};
 use crate::backend::plan::fuse::{self, ElementOp};
+use crate::backend::plan::products;
 use crate::backend::plan::{
     ERROR_SLOT, EXAMPLE_SLOT, FAULT_CLASS, FAULT_HI_SLOT, FAULT_KIND_SLOT, FAULT_LEN_SLOT,
     FAULT_LO_SLOT,
@@ -18,8 +20,9 @@ use crate::ir::{Op, Value};
 
 impl Translator<'_, '_> {
     /// Translates one step of the layout, whose arguments are translated
-    /// already: one instruction, a fused run, or a `softmax` and
-    /// `log_softmax` pair.
+    /// already: one instruction, a fused run, a `softmax` and `log_softmax`
+    /// pair, or a product and a sum along its left operand's rows (one call
+    /// of the kernel).
     pub(super) fn step(&mut self, step: &[Value]) -> Result<(), String> {
         match step {
             [v] => {
@@ -31,9 +34,19 @@ impl Translator<'_, '_> {
                     [a, b] => fuse::softmax_pair(self.f, a, b),
                     _ => None,
                 };
-                match pair {
-                    Some(p) => self.softmax_pair(p),
-                    None => self.fused(run, &self.layout.internal),
+                if let Some(p) = pair {
+                    self.softmax_pair(p);
+                } else if let Some((p, s)) = products::summed_product(self.f, run) {
+                    let sums = self.dest(s);
+                    let [a, b] = self.f.inst(p).args[..] else {
+                        unreachable!("a product has two operands")
+                    };
+                    let loc = self.matmul(p, a, b, Some(sums));
+                    self.set_loc(p, loc);
+                    let loc = self.dst_loc(sums);
+                    self.set_loc(s, loc);
+                } else {
+                    self.fused(run, &self.layout.internal);
                 }
             }
         }
@@ -61,7 +74,7 @@ impl Translator<'_, '_> {
             Op::Binary(op) => self.map_op(v, args, ElementOp::Binary(*op)),
             Op::Select => self.map_op(v, args, ElementOp::Select),
             Op::Broadcast(_) => self.map_op(v, args, ElementOp::Broadcast),
-            Op::MatMul => self.matmul(v, args[0], args[1]),
+            Op::MatMul => self.matmul(v, args[0], args[1], None),
             Op::Outer => self.outer(v, args[0], args[1]),
             Op::Transpose => self.transpose(v, args[0]),
             Op::Sum => Loc::Reg(self.sum(args[0], &mut |_, x| x)),
