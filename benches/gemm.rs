@@ -1,8 +1,11 @@
 //! The product kernel alone (`backend::kernel::gemm`, f64, the host's
 //! path, the route the generated code takes), at the shapes of `gmm`'s
 //! products at d = 64, k = 5, n = 1000: the forward `Qs @ x.T` and the
-//! gradient's `dQx @ x`; the gradient's at d = 20 and 32, k = 100; and `kmeans`'
-//! direction's product at k = 1000, n = 10,000, d = 8. The gradient's `A` is also timed with one element
+//! gradient's `dQx @ x`; the gradient's at d = 20 and 32, k = 100, also
+//! with the sums of `A`'s rows (`summing`: at d = 20 in a lane the tiles
+//! compute anyway, at d = 32 added apart); and `kmeans`' direction's
+//! product at k = 1000, n = 10,000, d = 8. The gradient's `A` is also
+//! timed with one element
 //! in 50 subnormal, as `gmm`'s `dQx` has 2-3.5% of them at d = 64, with
 //! IEEE arithmetic and with subnormals flushed to zero
 //! (`backend::subnormals`).
