@@ -324,7 +324,7 @@ fn with_pack<T: Element, R>(f: impl FnOnce(&mut [T], &mut [T]) -> R) -> R {
 ///
 /// If `sums` is not null, the sum along each row of `A` too, `A(i, 0) +
 /// ... + A(i, k - 1)` added in order from -0 (the bits of a `sum` along
-/// the last axis), into `sums[i]` (see [`sums`]).
+/// the last axis), into `sums[i]` (see `kernel/sums.rs`).
 ///
 /// # Safety
 ///

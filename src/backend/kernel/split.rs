@@ -154,8 +154,8 @@ impl<T> Product<T> {
 }
 
 // SAFETY: the threads that receive a product read `A` and `B` and write
-// disjoint rows of `C` and of the sums, within the call of `gemm` that owns them, which
-// waits for them all.
+// disjoint rows of `C` and of the sums, within the call of `gemm` that
+// owns them, which waits for them all.
 unsafe impl<T> Send for Product<T> {}
 // SAFETY: as `Send`: shared, it is only copied.
 unsafe impl<T> Sync for Product<T> {}

@@ -127,8 +127,9 @@ pub fn summed_product(f: &Function, step: &[Value]) -> Option<(Value, Value)> {
 
 /// Whether the kernel adds up the rows of `p`'s left operand for nothing
 /// on this machine ([`kernel::summing_is_free`], for f64: a plan serves
-/// f32 too, whose sums are right either way): else a sum apart reads them
-/// in four chains, as fast as the kernel's own.
+/// f32 too, whose sums are right either way). Else the sum stays a step of
+/// its own: the kernel would add the rows apart too, in the same four
+/// chains as the generated loop.
 fn free(f: &Function, p: Value) -> bool {
     let (a, b) = (f.shape(f.inst(p).args[0]), f.shape(f.inst(p).args[1]));
     let (&[m, k], &[_, n]) = (a.dims(), b.dims()) else {
