@@ -4,7 +4,10 @@
 //! interpreter (one run per example, summed); on `examples/logistic.grad`,
 //! `examples/mlp3.grad`, a medium 64-64-64-10 tanh MLP with cross-entropy
 //! (where the weight matrices dominate), and the Rosenbrock function of
-//! n = 2, 100 and 10,000 parameters (no inputs: one example).
+//! n = 2, 100 and 10,000 parameters (no inputs: one example). And the JIT
+//! alone on one example of a sum along the last axis of a [2000, 1000]
+//! input (`gmm`'s `sum(dQx, axis = 2)` at d = 20, k = 100 when no product
+//! adds it up), rows added in chains side by side.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -166,6 +169,30 @@ fn eval(c: &mut Criterion) {
     }
 }
 
+/// The forward program of `loss dot(w, sum(X, axis = 1))`, `X` [2000,
+/// 1000], as a batch of one.
+fn row_sums(c: &mut Criterion) {
+    let (m, n) = (2000, 1000);
+    let src = format!("param w: [{m}]\ninput X: [{m}, {n}]\nloss dot(w, sum(X, axis = 1))\n");
+    let (compiled, forward, _) = programs(&src);
+    let jit = compile_batched(&forward).expect("the JIT compiles");
+    let params = compiled.initial_params(0);
+    let x: Vec<f64> = (0..m * n).map(|i| (i % 13) as f64 * 0.25 - 1.5).collect();
+    let mut scratch = jit.scratch();
+    let mut out: Vec<Vec<f64>> = (0..jit.outputs().len())
+        .map(|k| vec![0.0; jit.output_shape(k, 1).size()])
+        .collect();
+    let p: Vec<&[f64]> = params.iter().map(|t: &Tensor| &t.data[..]).collect();
+    let inputs: Vec<&[f64]> = vec![&x];
+    let mut o: Vec<&mut [f64]> = out.iter_mut().map(|b| &mut b[..]).collect();
+    c.bench_function("eval/row_sums_2000x1000/jit", |b| {
+        b.iter(|| {
+            jit.run_batch(&mut scratch, black_box(&p), black_box(&inputs), 1, &mut o)
+                .expect("runs")
+        })
+    });
+}
+
 criterion_group! {
     name = benches;
     // No plots: plotters finds no font here, and the figures are in the text.
@@ -174,6 +201,6 @@ criterion_group! {
         .sample_size(20)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = eval
+    targets = eval, row_sums
 }
 criterion_main!(benches);
