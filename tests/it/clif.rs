@@ -46,3 +46,40 @@ fn the_same_program_compiles_to_the_same_code() {
         );
     }
 }
+
+/// `src` with each `dim NAME` line given its size from `dims`.
+fn with_dims(src: &str, dims: &[(&str, usize)]) -> String {
+    src.lines()
+        .map(|line| {
+            let named = dims.iter().find(|(name, _)| {
+                line.strip_prefix("dim ")
+                    .is_some_and(|rest| rest.split_whitespace().next() == Some(*name))
+            });
+            match named {
+                Some((name, n)) => format!("dim {name} = {n}"),
+                None => line.to_string(),
+            }
+        })
+        .map(|line| line + "\n")
+        .collect()
+}
+
+#[test]
+fn a_loop_going_down_asks_for_the_next_saved_step_read_in_pieces() {
+    // The prefetch is the one function of two pointer-sized arguments
+    // that returns nothing. `lstm`'s gradient reads each step of the
+    // forward loop back, going down, as one row of 294 numbers that it
+    // slices into its pieces: it asks for the next one.
+    let prefetch = "(i64, i64) system_v";
+    let lstm = std::fs::read_to_string("gradbench/lstm.grad").unwrap();
+    let lstm = with_dims(&lstm, &[("L", 2), ("B", 14), ("C", 16)]);
+    let text = clif_of(&lstm);
+    let (forward, gradient) = text.split_once("; gradient").unwrap();
+    assert!(gradient.contains(prefetch), "{gradient}");
+    assert!(!forward.contains(prefetch));
+    // `ode`'s reads each saved stage whole, a stream the hardware
+    // follows: no prefetch.
+    let ode = std::fs::read_to_string("gradbench/ode.grad").unwrap();
+    let ode = with_dims(&ode, &[("N", 1000), ("S", 4)]);
+    assert!(!clif_of(&ode).contains(prefetch));
+}

@@ -40,6 +40,7 @@ pub mod adam;
 pub mod exp;
 mod micro;
 mod pack;
+pub(crate) mod prefetch;
 mod split;
 mod sums;
 pub use sums::summing_is_free;
@@ -591,7 +592,7 @@ pub(crate) const TRANSPOSE_F64: &str = "gradc_transpose_f64";
 pub(crate) const TRANSPOSE_F32: &str = "gradc_transpose_f32";
 
 /// The kernels' symbols and addresses.
-pub(crate) fn symbols() -> [(&'static str, *const u8); 7] {
+pub(crate) fn symbols() -> [(&'static str, *const u8); 8] {
     type Entry<T> = unsafe extern "C" fn(
         usize,
         usize,
@@ -624,5 +625,9 @@ pub(crate) fn symbols() -> [(&'static str, *const u8); 7] {
         (exp::EXP2, exp::exp2 as Pair as *const u8),
         (exp::SIGMOID2, exp::sigmoid2 as Pair as *const u8),
         (exp::TANH2, exp::tanh2 as Pair as *const u8),
+        (
+            prefetch::PREFETCH,
+            prefetch::prefetch as extern "C" fn(*const u8, usize) as *const u8,
+        ),
     ]
 }

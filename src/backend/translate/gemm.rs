@@ -112,7 +112,7 @@ impl Translator<'_, '_> {
 
     /// A call of the kernel's function `symbol`, whose arguments are all
     /// pointer-sized and which returns nothing.
-    fn call_kernel(&mut self, symbol: &str, args: &[cl::Value]) {
+    pub(super) fn call_kernel(&mut self, symbol: &str, args: &[cl::Value]) {
         let mut sig = self.module.make_signature();
         for _ in args {
             sig.params.push(AbiParam::new(self.ptr));
@@ -134,7 +134,7 @@ impl Translator<'_, '_> {
     }
 
     /// The address of a memory operand's first element.
-    fn address_of(&mut self, o: Opnd) -> cl::Value {
+    pub(super) fn address_of(&mut self, o: Opnd) -> cl::Value {
         match o {
             Opnd::Mem { ptr, off: 0, .. } => ptr,
             Opnd::Mem { ptr, off, .. } => self.b.ins().iadd_imm_s(ptr, (off as i64) << self.shift),
