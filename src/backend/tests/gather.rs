@@ -74,7 +74,9 @@ fn gather_reads_the_rows_named_in_the_indices_order() {
     assert_eq!(out[0].data, want);
 }
 
-/// Constant indices, all in range, are read without a check: the same bits.
+/// Constant indices, all in range, are read without a check, from a table
+/// of the rows' offsets: the same bits, in f64 and f32 (whose offsets are
+/// half as many bytes).
 #[test]
 fn gather_at_constant_indices_agrees() {
     for (x, i) in cases() {
@@ -89,6 +91,28 @@ fn gather_at_constant_indices_agrees() {
         let y = push(&mut f, Op::Gather, &[p[0], c]);
         output(&mut f, y);
         agree_on_values(&f);
+        agree_f32(&f, &tensors(&f, true, 3), &[vec![]]);
+    }
+}
+
+/// Rows added at constant indices, repeated ones in order: the same bits.
+#[test]
+fn scatter_add_at_constant_indices_agrees() {
+    for (x, i) in cases() {
+        let n = x.dims()[0];
+        let g = Shape([i.dims(), &x.dims()[1..]].concat());
+        let (mut f, p, inp) = function(std::slice::from_ref(&x), &[g]);
+        let data = indices(i.size(), n, 2);
+        let c = push(
+            &mut f,
+            Op::Const(ConstData(Tensor::new(i.clone(), data))),
+            &[],
+        );
+        let y = push(&mut f, Op::ScatterAdd, &[p[0], inp[0], c]);
+        output(&mut f, y);
+        agree_on_values(&f);
+        let params = tensors(&f, true, 3);
+        agree_f32(&f, &params, &[tensors(&f, false, 5), tensors(&f, false, 7)]);
     }
 }
 

@@ -132,16 +132,10 @@ impl Translator<'_, '_> {
         }
     }
 
-    /// A tensor constant, as a read-only data object named after the
-    /// position of `v` (and, in a loop's body, the number of constants
-    /// defined before: a body's values are numbered on their own, and a
-    /// short loop's body is translated once per step).
+    /// A tensor constant, as a read-only data object named after `v`
+    /// ([`Translator::data_name`]).
     fn constant(&mut self, v: Value, data: &[f64]) -> Result<Loc, String> {
-        let name = match self.fault_at {
-            None => format!("gradc_const{}", v.index()),
-            Some(_) => format!("gradc_const{}_body{}", v.index(), self.body_consts),
-        };
-        self.body_consts += 1;
+        let name = self.data_name("gradc_const", v);
         let id = self
             .module
             .declare_data(&name, Linkage::Local, false, false)
@@ -161,6 +155,19 @@ impl Translator<'_, '_> {
             .map_err(|e| format!("defining {name}: {e}"))?;
         let gv = self.module.declare_data_in_func(id, self.b.func);
         Ok(Loc::Data(gv, 0))
+    }
+
+    /// The name of a data object of `v`: `prefix` and its position, and in
+    /// a loop's body the number of data objects defined before (a body's
+    /// values are numbered on their own, and a short loop's body is
+    /// translated once per step).
+    pub(super) fn data_name(&mut self, prefix: &str, v: Value) -> String {
+        let name = match self.fault_at {
+            None => format!("{prefix}{}", v.index()),
+            Some(_) => format!("{prefix}{}_body{}", v.index(), self.body_consts),
+        };
+        self.body_consts += 1;
+        name
     }
 
     /// Zeros with a 1 at the class; a class that is not an integer in
