@@ -136,6 +136,14 @@ pub(crate) const DIRECT_MAX_N_WIDE: usize = 64;
 /// 100,000 points, 320 ms against 100.
 pub(crate) const DIRECT_ANY_N: usize = 16;
 
+/// The most rows of `A` a product is computed without packing for,
+/// however wide `B` (of at most [`KC`] rows): two rows of tiles, so that
+/// each element of `B` is read twice where packing would copy it once and
+/// read the copy twice. `kmeans`' cost at k = 10, `C @ points.T`, 10 x
+/// 100,000 x 16: 2.75 ms packed, 1.57 ms direct; 8 x 1024 x 128: 194 and
+/// 75 µs; 12 x 5000 x 64: 496 and 354 µs.
+pub(crate) const DIRECT_MAX_M: usize = 2 * MR;
+
 /// The most elements of `B` a product computed without packing reads:
 /// 16 Ki, 128 KiB of f64, which stay in the L2 cache (and for the widths of
 /// the small models, mostly in the L1) while every row tile reads them.
@@ -149,10 +157,12 @@ impl Route {
     /// Only if `B`'s rows are contiguous (`csb == 1`): a tile reads a row
     /// of `B` as vectors. [`Route::Auto`] then takes the direct route when
     /// the product is one block (`k <= KC`, `m <= MC`) and `B` is small
-    /// (at most [`DIRECT_MAX_B`] elements), or when `B` is narrow: at most
+    /// (at most [`DIRECT_MAX_B`] elements), or `A` is short (`k <= KC`,
+    /// at most [`DIRECT_MAX_M`] rows), or when `B` is narrow: at most
     /// [`DIRECT_ANY_N`] columns, or at most [`DIRECT_MAX_N`]
-    /// ([`DIRECT_MAX_N_WIDE`] if `wide`) fitting the L2 cache (beyond it, 1000 x 32 x 20,000 takes 66 ms packed and 93
-    /// direct). There packing gains nothing:
+    /// ([`DIRECT_MAX_N_WIDE`] if `wide`) fitting the L2 cache (beyond it,
+    /// 1000 x 32 x 20,000 takes 66 ms packed and 93 direct). There packing
+    /// gains nothing:
     /// it copies every element of `B` to read it `m / MR` times (at most
     /// 16), every element of `A` to read it `n / NR` times, all from
     /// caches that the copy does not make warmer, and its edge panels are
@@ -170,6 +180,7 @@ impl Route {
             && match self {
                 Route::Auto => {
                     (k <= KC && m <= MC && k * n <= DIRECT_MAX_B)
+                        || (k <= KC && m <= DIRECT_MAX_M)
                         || n <= DIRECT_ANY_N
                         || (n <= max_n && k * n <= 4 * DIRECT_MAX_B)
                 }

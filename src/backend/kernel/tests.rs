@@ -4,8 +4,8 @@
 //! with NaN, infinities and signed zeros, fresh and resumed sums.
 
 use super::{
-    in_parts, Element, Isa, Product, Route, DIRECT_ANY_N, DIRECT_MAX_N, DIRECT_MAX_N_WIDE, KC, MC,
-    MR, NC,
+    in_parts, Element, Isa, Product, Route, DIRECT_ANY_N, DIRECT_MAX_M, DIRECT_MAX_N,
+    DIRECT_MAX_N_WIDE, KC, MC, MR, NC,
 };
 
 /// The code paths to test: every one this CPU can run.
@@ -371,13 +371,17 @@ fn the_small_products_with_b_in_rows_are_direct() {
     // forward ones (B transposed) and the large ones do not. Nor do the
     // products of a narrow B of any height that fits the L2 cache (`gmm`'s
     // gradient, 2000 x 20 x 1000), and those no wider than a tile, however
-    // long (`kmeans`' direction, 1000 x 8 x 10,000).
+    // long (`kmeans`' direction, 1000 x 8 x 10,000); nor those of at most
+    // two rows of tiles, however wide (`kmeans`' cost at k = 10, 10 x
+    // 100,000 x 16).
     let narrow = [
         (MC + 1, 8, 8),
         (8, 8, KC + 1),
         (2000, 20, 1000),
         (5, DIRECT_MAX_N, 2048),
         (1000, DIRECT_ANY_N, 100_000),
+        (DIRECT_MAX_M, 100_000, 16),
+        (8, 1024, KC),
     ];
     for shape in [(16, 32, 10), (10, 32, 16), (32, 64, 16), (MC, 64, KC)]
         .into_iter()
@@ -393,7 +397,8 @@ fn the_small_products_with_b_in_rows_are_direct() {
         (MC + 1, 64, 8),
         (8, DIRECT_MAX_N + 1, KC + 1),
         (8, DIRECT_ANY_N + 1, 2 * 2049),
-        (8, 1024, 128),
+        (DIRECT_MAX_M + 1, 1024, 128),
+        (8, 1024, KC + 1),
         (256, 784, 128),
         (2000, DIRECT_MAX_N, 2049),
     ] {
@@ -409,7 +414,7 @@ fn the_small_products_with_b_in_rows_are_direct() {
     for shape in [
         (8, DIRECT_MAX_N_WIDE + 1, 1000),
         (8, DIRECT_MAX_N_WIDE, 1025),
-        (8, 1024, 128),
+        (DIRECT_MAX_M + 1, 1024, 128),
         (256, 784, 128),
     ] {
         assert!(!Route::Auto.direct(shape, 1, true), "{shape:?}");
