@@ -3,12 +3,12 @@
 //! products at d = 64, k = 5, n = 1000: the forward `Qs @ x.T` and the
 //! gradient's `dQx @ x`; the gradient's at d = 20 and 32, k = 100, also
 //! with the sums of `A`'s rows (`summing`: at d = 20 in a lane the tiles
-//! compute anyway, at d = 32 added apart); and `kmeans`' direction's
-//! product at k = 1000, n = 10,000, d = 8. The gradient's `A` is also
-//! timed with one element
-//! in 50 subnormal, as `gmm`'s `dQx` has 2-3.5% of them at d = 64, with
-//! IEEE arithmetic and with subnormals flushed to zero
-//! (`backend::subnormals`).
+//! compute anyway, at d = 32 added apart); `kmeans`' direction's product
+//! at k = 1000, n = 10,000, d = 8, and its cost's at k = 10, n = 100,000,
+//! d = 16 (ten rows: direct, and packed to compare). The gradient's `A` is
+//! also timed with one element in 50 subnormal, as `gmm`'s `dQx` has
+//! 2-3.5% of them at d = 64, with IEEE arithmetic and with subnormals
+//! flushed to zero (`backend::subnormals`).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -32,6 +32,9 @@ const GRADIENT: Product = ("gmm_gradient", (320, 64, 1000), (1000, 1), (64, 1));
 const NARROW: Product = ("gmm_gradient_d20", (2000, 20, 1000), (1000, 1), (20, 1));
 /// The gradient's at d = 32, k = 100: `B` 32 columns wide.
 const NARROW32: Product = ("gmm_gradient_d32", (3200, 32, 1000), (1000, 1), (32, 1));
+/// `kmeans`' cost at k = 10, n = 100,000, d = 16: `C @ points.T`, two
+/// rows of tiles.
+const KMEANS_COST: Product = ("kmeans_cost", (10, 100_000, 16), (16, 1), (100_000, 1));
 /// `kmeans`' direction at k = 1000, n = 10,000, d = 8: `W @ points`.
 const KMEANS: Product = ("kmeans_direction", (1000, 8, 10000), (10000, 1), (8, 1));
 
@@ -48,6 +51,17 @@ fn time_summing(
     a_of: fn(usize) -> f64,
     flush: bool,
     summing: bool,
+) {
+    time_on(c, label, product, (a_of, flush, summing), Route::Auto);
+}
+
+/// [`time_summing`] on `route`.
+fn time_on(
+    c: &mut Criterion,
+    label: &str,
+    product: Product,
+    (a_of, flush, summing): (fn(usize) -> f64, bool, bool),
+    route: Route,
 ) {
     let (name, (m, n, k), sa, sb) = product;
     let a: Vec<f64> = (0..m * k).map(a_of).collect();
@@ -67,7 +81,7 @@ fn time_summing(
             // overlaps the others.
             unsafe {
                 gemm(
-                    (Isa::host(), Route::Auto),
+                    (Isa::host(), route),
                     (m, n, k),
                     black_box(a.as_ptr()),
                     sa,
@@ -102,6 +116,14 @@ fn products(c: &mut Criterion) {
     time(c, "normal", NARROW32, normal, false);
     time_summing(c, "summing", NARROW32, normal, false, true);
     time(c, "normal", KMEANS, normal, false);
+    time(c, "normal", KMEANS_COST, normal, false);
+    time_on(
+        c,
+        "packed",
+        KMEANS_COST,
+        (normal, false, false),
+        Route::Packed,
+    );
     time(c, "2%_subnormal", GRADIENT, two_percent_subnormal, false);
     if FlushSubnormals::SUPPORTED {
         time(
