@@ -66,11 +66,10 @@ fn with_dims(src: &str, dims: &[(&str, usize)]) -> String {
 
 #[test]
 fn a_loop_going_down_asks_for_the_next_saved_step_read_in_pieces() {
-    // The prefetch is the one function of two pointer-sized arguments
-    // that returns nothing. `lstm`'s gradient reads each step of the
-    // forward loop back, going down, as one row of 294 numbers that it
-    // slices into its pieces: it asks for the next one.
-    let prefetch = "(i64, i64) system_v";
+    // `lstm`'s gradient reads each step of the forward loop back, going
+    // down, as one row of 294 numbers that it slices into its pieces: it
+    // asks for the next one (the host function is declared by name).
+    let prefetch = "gradc_prefetch";
     let lstm = std::fs::read_to_string("gradbench/lstm.grad").unwrap();
     let lstm = with_dims(&lstm, &[("L", 2), ("B", 14), ("C", 16)]);
     let text = clif_of(&lstm);
