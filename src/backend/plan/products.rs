@@ -112,17 +112,26 @@ pub fn summed_product(f: &Function, step: &[Value]) -> Option<(Value, Value)> {
     let &[p, s] = step else {
         return None;
     };
-    let inst = f.inst(s);
-    let x = *inst.args.first()?;
-    let last = f.shape(x).rank().checked_sub(1)?;
-    let summed = matches!(&inst.op, Op::ReduceAxes(Reduce::Sum, axes) if axes[..] == [last]);
+    let x = last_axis_sum(f, s)?;
     let &a = f.inst(p).args.first()?;
     // `A`'s rows are the summed ones: `x`, or `x` reshaped to rows of its
     // last axis.
     let (row, len) = (f.shape(a).dims().last(), f.shape(x).dims().last());
     let reshaped = matches!(f.inst(a).op, Op::Reshape(_)) && f.inst(a).args[0] == x;
     let operand = (a == x || reshaped) && row == len;
-    (summed && last > 0 && kernel_product(f, p) && operand && free(f, p)).then_some((p, s))
+    (kernel_product(f, p) && operand && free(f, p)).then_some((p, s))
+}
+
+/// The value `s` adds up along its last axis alone, if it is such a sum
+/// of a value of two axes or more.
+fn last_axis_sum(f: &Function, s: Value) -> Option<Value> {
+    let inst = f.inst(s);
+    let Op::ReduceAxes(Reduce::Sum, axes) = &inst.op else {
+        return None;
+    };
+    let x = inst.args[0];
+    let rank = f.shape(x).rank();
+    (rank > 1 && axes[..] == [rank - 1]).then_some(x)
 }
 
 /// Whether the kernel adds up the rows of `p`'s left operand for nothing
@@ -149,10 +158,16 @@ fn free(f: &Function, p: Value) -> bool {
 pub(super) fn join_row_sums(f: &Function, steps: &mut Vec<Vec<Value>>) {
     let mut i = 0;
     while i < steps.len() {
+        // Only a sum along the last axis looks for its product (a scan of
+        // the steps).
         let &[s] = steps[i].as_slice() else {
             i += 1;
             continue;
         };
+        if last_axis_sum(f, s).is_none() {
+            i += 1;
+            continue;
+        }
         let product = steps.iter().position(|step| match step[..] {
             [p] => summed_product(f, &[p, s]).is_some(),
             _ => false,
