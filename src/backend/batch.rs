@@ -92,7 +92,8 @@ pub fn compile_batched_with(
     let mut code = Code::new()?;
     let module = code.module();
     let mut ctx = module.make_context();
-    let plan = build(module, kept.as_ref().map_or(f, |k| &k.0), options, &mut ctx)?;
+    let kept = Keeping::new(f, kept);
+    let plan = build(module, kept.compiled(f), options, &mut ctx)?;
     let ptr = define_entry(module, &mut ctx)?;
     // SAFETY: `ptr` is the finalized code of a function defined with
     // `abi::batch_signature`, which is `BatchEntryFn` under the
@@ -102,7 +103,7 @@ pub fn compile_batched_with(
         entry,
         code,
         f: f.clone(),
-        kept: Keeping::new(kept),
+        kept,
         outputs: plan.outputs,
         scratch_len: plan.layout.scratch_len,
         dtype: options.dtype,
@@ -115,7 +116,7 @@ pub fn batch_clif_text(f: &Function, options: BatchOptions) -> Result<String, Co
     let mut code = Code::new()?;
     let module = code.module();
     let mut ctx = module.make_context();
-    build(module, f, options, &mut ctx)?;
+    build(module, Keeping::new(f, None).compiled(f), options, &mut ctx)?;
     Ok(ctx.func.display().to_string())
 }
 

@@ -197,7 +197,8 @@ fn compile_into(
 ) -> Result<JitFunction, CompileError> {
     let module = code.module();
     let mut ctx = module.make_context();
-    let layout = build(module, kept.as_ref().map_or(f, |k| &k.0), &mut ctx)?;
+    let kept = Keeping::new(f, kept);
+    let layout = build(module, kept.compiled(f), &mut ctx)?;
     let ptr = define_entry(module, &mut ctx)?;
     // SAFETY: `ptr` is the finalized code of a function defined with
     // `abi::entry_signature`, which is `EntryFn` under the module's
@@ -207,7 +208,7 @@ fn compile_into(
         entry,
         code,
         f: f.clone(),
-        kept: Keeping::new(kept),
+        kept,
         scratch_len: layout.scratch_len,
     })
 }
@@ -217,12 +218,11 @@ fn compile_into(
 pub fn clif_text(f: &Function) -> Result<String, CompileError> {
     let folded = precompute::fold(f);
     let f = folded.as_ref().unwrap_or(f);
-    let kept = precompute::keep(f, Hidden::Inputs);
-    let f = kept.as_ref().map_or(f, |k| &k.0);
+    let kept = Keeping::new(f, precompute::keep(f, Hidden::Inputs));
     let mut code = Code::new()?;
     let module = code.module();
     let mut ctx = module.make_context();
-    build(module, f, &mut ctx)?;
+    build(module, kept.compiled(f), &mut ctx)?;
     let mut out = String::new();
     for (id, decl) in module.declarations().get_functions() {
         let _ = writeln!(

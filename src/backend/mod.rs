@@ -14,7 +14,8 @@
 //!   in the interpreter's order of additions.
 //! - [`plan`]: what runs in which order and where every value lives, decided
 //!   before translation, with no Cranelift in it: the fusion schedule
-//!   (`plan::fuse`), the scratch layout (`plan::layout`), and the plan of a
+//!   (`plan::fuse`), the forward values recomputed by the backward pass
+//!   (`plan::recompute`), the scratch layout (`plan::layout`), and the plan of a
 //!   batched function (`plan::batch`: liveness, hoisting, stages, transposes,
 //!   chunk products).
 //! - [`abi`]: the calling convention: the entry points' signatures, the

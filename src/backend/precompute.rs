@@ -110,34 +110,40 @@ pub(super) fn keep(f: &Function, hidden: Hidden) -> Option<(Function, Kept)> {
     Some((g, kept))
 }
 
-/// What a compiled function keeps of [`keep`]: nothing, or the function
-/// its code was compiled from (reading the kept values from hidden slots)
-/// and the values.
-pub(super) struct Keeping(Option<Box<(Function, Kept)>>);
+/// What a compiled function was compiled from, when it is not the
+/// function its callers see: its constant loops read from hidden slots
+/// ([`keep`]), whose values it keeps, and its forward values recomputed in
+/// the backward pass ([`super::plan::recompute`]).
+pub(super) struct Keeping {
+    compiled: Option<Function>,
+    kept: Option<Kept>,
+}
 
 impl Keeping {
-    /// `keep`'s result, held.
-    pub(super) fn new(kept: Option<(Function, Kept)>) -> Keeping {
-        Keeping(kept.map(Box::new))
+    /// `f` as it is compiled, from `keep`'s result for `f` if any.
+    pub(super) fn new(f: &Function, kept: Option<(Function, Kept)>) -> Keeping {
+        let (g, kept) = kept.unzip();
+        let recomputed = super::plan::recompute::recompute(g.as_ref().unwrap_or(f));
+        Keeping {
+            compiled: recomputed.or(g),
+            kept,
+        }
     }
 
-    /// The function the code was compiled from: `f`, the function as its
-    /// callers see it, if nothing is kept.
+    /// The function the code is compiled from: `f`, the function as its
+    /// callers see it, if neither pass changed it.
     pub(super) fn compiled<'a>(&'a self, f: &'a Function) -> &'a Function {
-        self.0.as_ref().map_or(f, |k| &k.0)
+        self.compiled.as_ref().unwrap_or(f)
     }
 
     /// The kept values, computed by the first call ([`Kept::values`]).
     pub(super) fn values(&self) -> Result<&[Tensor], RunError> {
-        match &self.0 {
-            Some(k) => k.1.values(),
-            None => Ok(&[]),
-        }
+        self.kept.as_ref().map_or(Ok(&[]), Kept::values)
     }
 
     /// How many loops are kept.
     pub(super) fn loops(&self) -> usize {
-        self.0.as_ref().map_or(0, |k| k.1.len())
+        self.kept.as_ref().map_or(0, Kept::len)
     }
 }
 

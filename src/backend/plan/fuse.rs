@@ -32,6 +32,9 @@
 //!   columns, each block of the product computed by the kernel into a
 //!   buffer that stays in the cache and read from there (`kmeans`' K x N
 //!   distances, never written out whole).
+//! - A copy of a forward value made for the backward pass ([`copies`],
+//!   [`super::recompute`]) joins no run of the forward pass: it is
+//!   computed in the backward run that reads it, and stored by neither.
 //! - A `slice` that selects a contiguous block, a `reshape` of a tensor
 //!   and a row `x[i]` are *views*: the value is its argument's memory from
 //!   an offset (the row's computed when it runs), with no copy.
@@ -43,6 +46,8 @@
 //!
 //! Each element goes through the same operations as without fusion, so the
 //! results are the same bits.
+
+use std::collections::HashSet;
 
 use super::can_fail_at;
 use crate::ir::{Binary, Function, Op, Reduce, SliceAxis, Unary, Value, ValueMap};
@@ -431,6 +436,7 @@ enum State {
 /// only their common argument, so it can move up.
 pub fn steps(f: &Function, region: &[Value]) -> Vec<Vec<Value>> {
     let readers = readers(f);
+    let copies = copies(f);
     let mut state = ValueMap::new(f, State::Done);
     for &v in region {
         state[v] = State::Open;
@@ -455,11 +461,34 @@ pub fn steps(f: &Function, region: &[Value]) -> Vec<Vec<Value>> {
             }
             continue;
         }
-        grow_run(f, head, window, &readers, &mut state, &mut steps);
+        grow_run(f, head, window, (&readers, &copies), &mut state, &mut steps);
     }
     super::products::join_products(f, &mut steps, &readers);
     super::products::join_row_sums(f, &mut steps);
     steps
+}
+
+/// The values of `f` that are copies of forward values made for the
+/// backward pass ([`super::recompute`]): of the backward pass, computed
+/// element by element, with the operation and the arguments of a value of
+/// the forward pass (which the simplifier's common subexpressions leave
+/// only there). A run of the forward pass leaves them out.
+pub fn copies(f: &Function) -> ValueMap<bool> {
+    let mut forward = HashSet::new();
+    let mut copies = ValueMap::new(f, false);
+    for (v, inst) in f.iter() {
+        if !per_element(f, v) {
+            continue;
+        }
+        let key = (&inst.op, &inst.args);
+        match inst.backward {
+            None => {
+                forward.insert(key);
+            }
+            Some(_) => copies[v] = forward.contains(&key),
+        }
+    }
+    copies
 }
 
 /// How many times each value is read: as an argument, or as an output.
@@ -478,12 +507,13 @@ fn readers(f: &Function) -> ValueMap<usize> {
 
 /// Grows a run from `head` (ready: everything before it is placed) over
 /// `window`, then appends the steps of the hoisted instructions and the
-/// run's; the deferred ones are open again.
+/// run's; the deferred ones are open again. `readers` counts each value's
+/// readers, `copies` marks the [`copies`].
 fn grow_run(
     f: &Function,
     head: Value,
     window: &[Value],
-    readers: &ValueMap<usize>,
+    (readers, copies): (&ValueMap<usize>, &ValueMap<bool>),
     state: &mut ValueMap<State>,
     steps: &mut Vec<Vec<Value>>,
 ) {
@@ -498,6 +528,11 @@ fn grow_run(
             continue;
         }
         state[v] = place(f, state, v, shape, readers);
+        // A copy of a forward value joins a run of the backward pass
+        // only: in a forward run it would be stored for its readers.
+        if state[v] == State::InRun && copies[v] && f.inst(head).backward.is_none() {
+            state[v] = hoisted_or_deferred(f, state, v);
+        }
         if state[v] == State::InRun {
             let member = Member::in_run(f, v, |m| state[m] == State::InRun);
             match form.with(Form::of(member)) {

@@ -7,6 +7,9 @@
 //! planning and the translation share); its children make one:
 //!
 //! - [`fuse`]: the steps, elementwise runs fused into one loop, and views.
+//! - [`recompute`]: large forward values computed again by the backward
+//!   pass instead of stored (the one child that changes the function: the
+//!   compiled function is made from it before the steps).
 //! - [`layout`]: the scratch slots of the values, from their liveness; the
 //!   layout of a function of one example.
 //! - `example`: for a batched function, what each example computes
@@ -31,6 +34,7 @@ mod example;
 pub mod fuse;
 pub mod layout;
 pub mod products;
+pub mod recompute;
 
 use crate::ir::fault;
 use crate::ir::{Function, Value, ValueMap};

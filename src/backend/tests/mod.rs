@@ -270,6 +270,7 @@ mod blocks;
 mod gather;
 mod ops;
 mod products;
+mod recompute;
 mod rows;
 mod shifts;
 mod spreads;
