@@ -94,7 +94,7 @@ impl Translator<'_, '_> {
             self.walk(&w, &mut |t, ix, _| {
                 let e = t.read(w.x, ix);
                 let a = t.b.use_var(acc);
-                let m = t.b.ins().fmax(a, e);
+                let m = t.maximum(a, e);
                 t.b.def_var(acc, m);
             });
             return self.b.use_var(acc);
@@ -105,20 +105,20 @@ impl Translator<'_, '_> {
             for (j, &acc) in accs.iter().enumerate() {
                 let e = t.read_as(vt, w.x, ix.plus(j * lanes));
                 let a = t.b.use_var(acc);
-                let m = t.b.ins().fmax(a, e);
+                let m = t.maximum(a, e);
                 t.b.def_var(acc, m);
             }
         });
         let [a0, a1] = accs.map(|acc| self.b.use_var(acc));
-        let both = self.b.ins().fmax(a0, a1);
+        let both = self.maximum(a0, a1);
         let mut m = self.b.ins().extractlane(both, 0);
         for lane in 1..lanes {
             let e = self.b.ins().extractlane(both, lane as u8);
-            m = self.b.ins().fmax(m, e);
+            m = self.maximum(m, e);
         }
         for k in n - n % step..n {
             let e = self.read(w.x, Ix::c(k));
-            m = self.b.ins().fmax(m, e);
+            m = self.maximum(m, e);
         }
         m
     }
@@ -136,7 +136,7 @@ impl Translator<'_, '_> {
             let e = t.read(w.x, ix);
             let e = t.b.ins().fabs(e);
             let a = t.b.use_var(acc);
-            let m = t.b.ins().fmax(a, e);
+            let m = t.maximum(a, e);
             t.b.def_var(acc, m);
         });
         let scale = self.b.use_var(acc);
@@ -339,7 +339,7 @@ impl Translator<'_, '_> {
                 let y = if kind == Reduce::Sum {
                     t.b.ins().fadd(acc, x)
                 } else {
-                    t.b.ins().fmax(acc, x)
+                    t.maximum(acc, x)
                 };
                 t.write(dst, o, y);
             });
