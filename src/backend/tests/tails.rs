@@ -61,3 +61,51 @@ fn a_run_with_a_sum_keeps_its_tail() {
     agree_on_values(&f);
     assert!(!overlaps(&f));
 }
+
+/// The calls the code of `f` makes (of `exp`'s pair kernel, in these).
+fn calls(f: &Function) -> usize {
+    let text = clif_text(f).unwrap();
+    text.lines().filter(|l| l.contains("= call fn")).count()
+}
+
+/// A loop of more than four vectors goes two vectors an iteration, the
+/// last alone after it if their number is odd: the same bits, in a flat
+/// run with a sum (whose elements keep their order) and in the rows of a
+/// nest, each of whose rows reads a spread.
+#[test]
+fn a_long_loop_goes_two_vectors_an_iteration() {
+    let summed = |n| {
+        let (mut f, _, x) = function(&[], &[Shape(vec![n])]);
+        let e = push(&mut f, Op::Unary(Unary::Exp), &[x[0]]);
+        let m = push(&mut f, Op::Binary(Binary::Mul), &[e, x[0]]);
+        let s = push(&mut f, Op::Sum, &[m]);
+        output(&mut f, s);
+        f
+    };
+    // 500 pairs: the body twice in the loop; 501: and once after it;
+    // four: unrolled whole.
+    for (n, twice) in [(1000, 2), (1002, 3), (8, 4)] {
+        let f = summed(n);
+        agree_on_values(&f);
+        assert_eq!(calls(&f), twice, "n = {n}");
+    }
+    // Rows of 22 and 23 columns: 11 pairs, the second with one more.
+    for n in [22, 23] {
+        let (mut f, p, x) = function(&[Shape(vec![3])], &[Shape(vec![3, n])]);
+        let shape = Shape(vec![3, n]);
+        let s = push(&mut f, Op::BroadcastAxes(vec![1], shape), &[p[0]]);
+        let d = push(&mut f, Op::Binary(Binary::Sub), &[x[0], s]);
+        let e = push(&mut f, Op::Unary(Unary::Exp), &[d]);
+        let r = push(
+            &mut f,
+            Op::ReduceAxes(crate::ir::Reduce::Sum, vec![0]),
+            &[e],
+        );
+        output(&mut f, r);
+        output(&mut f, e);
+        agree_on_values(&f);
+        // Two calls in the loop, one after it, and `exp` of the last
+        // column alone.
+        assert_eq!(calls(&f), 3 + n % 2, "n = {n}");
+    }
+}

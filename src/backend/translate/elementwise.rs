@@ -266,7 +266,7 @@ impl Translator<'_, '_> {
             .collect();
         let dst = self.dest(v);
         let mut xs = Vec::with_capacity(opnds.len());
-        self.for_each_step(n - n % lanes, lanes, &mut |t, ix| {
+        self.for_each_vector(n - n % lanes, lanes, &mut |t, ix| {
             xs.clear();
             for &o in &splats {
                 xs.push(t.read_as(vt, o, ix));

@@ -125,7 +125,7 @@ impl Translator<'_, '_> {
         } else if simd && !n.is_multiple_of(lanes) && self.recomputable(&r, n) {
             self.for_each_overlapped(n, lanes, &mut |t, ix| t.element(&r, ix, vt));
         } else if simd {
-            self.for_each_step(n - n % lanes, lanes, &mut |t, ix| t.element(&r, ix, vt));
+            self.for_each_vector(n - n % lanes, lanes, &mut |t, ix| t.element(&r, ix, vt));
             for k in n - n % lanes..n {
                 self.element(&r, Ix::c(k), st);
             }
