@@ -74,8 +74,9 @@ fn step_of(layout: &plan::Layout, v: Value) -> &Vec<Value> {
 
 #[test]
 fn a_chain_of_shifts_is_one_run_and_stores_only_its_result() {
-    // Sizes unrolled (a vector or two), looped, odd and even.
-    for n in [2, 3, 5, 8, 9, 10, 41, 1001] {
+    // Sizes unrolled (a vector or two), looped, odd and even, in a
+    // number of vectors odd (the last alone after the loop) and even.
+    for n in [2, 3, 5, 8, 9, 10, 22, 41, 1001, 1003] {
         for up in [true, false] {
             let c = chain(n, up, None);
             let layout = plan::layout::layout(&c.f);

@@ -24,14 +24,33 @@ impl Translator<'_, '_> {
     }
 
     /// [`Translator::for_each_step`] from the last index (`n - step`) down
-    /// to 0.
+    /// to 0; for vectors (`step` above 1) as [`Translator::for_each_vector`]
+    /// going down: two steps an iteration, the higher first, and the step
+    /// at 0 alone after the loop if their number is odd.
     pub(super) fn for_each_step_down(
         &mut self,
         n: usize,
         step: usize,
         body: &mut dyn FnMut(&mut Self, Ix),
     ) {
-        self.stepping(n, step, true, body);
+        if step == 1 || n / step <= UNROLL {
+            return self.stepping(n, step, true, body);
+        }
+        let pairs = n / (2 * step) * (2 * step);
+        let top = (n - 2 * step) as i64;
+        self.counted_loop(2 * step, Bound::Const(pairs), &mut |t, ix| {
+            let count = ix.dynamic.expect("a counted loop's index");
+            let top = t.b.ins().iconst(t.ptr, top);
+            let lower = Ix {
+                dynamic: Some(t.b.ins().isub(top, count)),
+                konst: 0,
+            };
+            body(t, lower.plus(step));
+            body(t, lower);
+        });
+        if pairs < n {
+            body(self, Ix::c(0));
+        }
     }
 
     /// The indices of `0..n` with a step of `step`, up, or `down` from the
