@@ -240,3 +240,41 @@ fn a_gather_that_cannot_fail_is_hoisted_out_of_the_examples() {
     let layout = plan::batch::batch_plan(&f, true).layout;
     assert!(!layout.steps[..layout.body].concat().contains(&g));
 }
+
+/// `acc` (a parameter of `n` numbers) with the input's numbers added at
+/// the constant `indices`.
+fn scatter_at(n: usize, indices: Vec<f64>) -> Function {
+    let count = indices.len();
+    let (mut f, p, inp) = function(&[Shape::vector(n)], &[Shape::vector(count)]);
+    let i = Tensor::new(Shape::vector(count), indices);
+    let c = push(&mut f, Op::Const(ConstData(i)), &[]);
+    let y = push(&mut f, Op::ScatterAdd, &[p[0], inp[0], c]);
+    output(&mut f, y);
+    f
+}
+
+/// Numbers added at constant indices into a vector are added element by
+/// element, each in a register (a table `gradc_sums`): elements taking
+/// none, one and up to five numbers, whose positions are far apart, in
+/// the order of their positions (special values among them): the same
+/// bits. Counts of more kinds than the table takes go through memory
+/// position by position, as before.
+#[test]
+fn numbers_added_at_constant_indices_are_summed_element_by_element() {
+    let n = 40;
+    // Element k takes k % 6 numbers: position after position, every
+    // element that takes more than j numbers once in turn j.
+    let spread: Vec<f64> = (0..5)
+        .flat_map(|j| (0..n).filter(move |k| k % 6 > j).map(|k| k as f64))
+        .collect();
+    // Element k takes k numbers: 39 kinds of counts.
+    let many: Vec<f64> = (0..n).flat_map(|k| vec![k as f64; k]).collect();
+    for (indices, by_element) in [(spread, true), (many, false)] {
+        let f = scatter_at(n, indices);
+        let text = clif_text(&f).unwrap();
+        assert_eq!(text.contains("gradc_sums"), by_element);
+        agree_on_values(&f);
+        let params = tensors(&f, true, 3);
+        agree_f32(&f, &params, &[tensors(&f, false, 5), tensors(&f, false, 7)]);
+    }
+}

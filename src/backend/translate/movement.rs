@@ -17,6 +17,17 @@ use crate::shape::Shape;
 /// read the source once per column.
 const KERNEL_TRANSPOSE: usize = 1 << 10;
 
+/// A class of the elements of a `scatter_add` at constant indices
+/// ([`Translator::by_destination`]): how many numbers each takes, how many
+/// elements, and where the class starts in the table.
+type Class = (usize, usize, usize);
+
+/// The most numbers a `scatter_add` at constant indices adds into each
+/// element to add them in a register, element by element
+/// ([`Translator::by_destination`]): the additions of an element are
+/// written out one after the other.
+const BY_DESTINATION: usize = 32;
+
 /// The rows read in pieces that a loop going down its rows asks the cache
 /// for a step ahead ([`Translator::index`]): from 64 numbers (512 bytes of
 /// f64), where a row's misses start to cost more than the call, to 2048
@@ -320,8 +331,13 @@ impl Translator<'_, '_> {
         let offsets: Option<Vec<u32>> = (c.0.data.iter())
             .map(|&k| u32::try_from((k as usize * row) << self.shift).ok())
             .collect();
-        let bytes: Vec<u8> = offsets?.iter().flat_map(|o| o.to_le_bytes()).collect();
-        let name = self.data_name("gradc_rows", v);
+        self.offsets_table(v, "gradc_rows", &offsets?)
+    }
+
+    /// `offsets` as a read-only table of the code, named after `v`.
+    fn offsets_table(&mut self, v: Value, prefix: &str, offsets: &[u32]) -> Option<cl::Value> {
+        let bytes: Vec<u8> = offsets.iter().flat_map(|o| o.to_le_bytes()).collect();
+        let name = self.data_name(prefix, v);
         let id = self
             .module
             .declare_data(&name, Linkage::Local, false, false)
@@ -369,6 +385,29 @@ impl Translator<'_, '_> {
         let sure = safe_rows(self.f, self.f.inst(v));
         let (src, g, idx) = (self.operand(acc), self.operand(g), self.operand(i));
         let dst = self.accumulator(v, src, n * row);
+        let in_memory = matches!(g, Opnd::Mem { .. });
+        let by_destination = in_memory
+            .then(|| self.by_destination(v, (i, n), row, sure))
+            .flatten();
+        if let Some((table, classes)) = by_destination {
+            // Each element of `acc` adds its `c` numbers in a register, in
+            // the order of their positions.
+            for (c, elements, at) in classes {
+                self.for_each(elements, &mut |t, e| {
+                    let element = t.lin(&[(e, 1)], at);
+                    let to = t.row_in(dst, table, element);
+                    let mut sum = t.read(to, Ix::c(0));
+                    for j in 0..c {
+                        let p = t.lin(&[(e, c)], at + elements + j);
+                        let from = t.row_in(g, table, p);
+                        let x = t.read(from, Ix::c(0));
+                        sum = t.b.ins().fadd(sum, x);
+                    }
+                    t.write(to, Ix::c(0), sum);
+                });
+            }
+            return self.dst_loc(dst);
+        }
         let table = self.row_offsets(v, i, row, sure);
         self.for_each(count, &mut |t, p| {
             let at = match table {
@@ -382,6 +421,57 @@ impl Translator<'_, '_> {
             t.pairwise(at, from, row, &mut |t, a, b| t.b.ins().fadd(a, b));
         });
         self.dst_loc(dst)
+    }
+
+    /// For `v`, a `scatter_add` of single numbers (`row` 1) into `n` at
+    /// constant indices `i`, all in range (`sure`): a table of byte
+    /// offsets, and the classes of the elements by how many numbers are
+    /// added into them (`c`, at most [`BY_DESTINATION`]), each `(c, its
+    /// elements, where it starts in the table)`. A class's part of the
+    /// table is its elements' offsets in `acc`, then for each of them the
+    /// offsets of its numbers in the order of their positions. Each
+    /// element is then a sum in a register, where the additions in the
+    /// order of the positions went through memory, each waiting for the
+    /// store before it to the same element (`det`'s adjoint of
+    /// `D[WITHOUT]`, whose 2^ell elements a step take 0 to 2 ell numbers
+    /// each). `None` if the indices are not such.
+    fn by_destination(
+        &mut self,
+        v: Value,
+        (i, n): (Value, usize),
+        row: usize,
+        sure: bool,
+    ) -> Option<(cl::Value, Vec<Class>)> {
+        let Op::Const(data) = &self.f.inst(i).op else {
+            return None;
+        };
+        if row != 1 || !sure {
+            return None;
+        }
+        let mut positions: Vec<Vec<u32>> = vec![Vec::new(); n];
+        for (p, &k) in data.0.data.iter().enumerate() {
+            positions[k as usize].push(u32::try_from(p << self.shift).ok()?);
+        }
+        let mut counts: Vec<usize> = positions.iter().map(Vec::len).filter(|&c| c > 0).collect();
+        counts.sort_unstable();
+        counts.dedup();
+        // At most that many numbers an element, so at most that many
+        // classes.
+        if counts.last().is_some_and(|&c| c > BY_DESTINATION) {
+            return None;
+        }
+        let (mut table, mut classes) = (Vec::new(), Vec::new());
+        for c in counts {
+            let elements: Vec<usize> = (0..n).filter(|&k| positions[k].len() == c).collect();
+            classes.push((c, elements.len(), table.len()));
+            for &k in &elements {
+                table.push(u32::try_from(k << self.shift).ok()?);
+            }
+            for &k in &elements {
+                table.extend_from_slice(&positions[k]);
+            }
+        }
+        Some((self.offsets_table(v, "gradc_sums", &table)?, classes))
     }
 
     /// Where `v`, rows added into `acc` (`src`, of `size` elements), is
