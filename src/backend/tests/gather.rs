@@ -278,3 +278,21 @@ fn numbers_added_at_constant_indices_are_summed_element_by_element() {
         agree_f32(&f, &params, &[tensors(&f, false, 5), tensors(&f, false, 7)]);
     }
 }
+
+/// Single numbers gathered at constant indices go two an iteration (two
+/// offsets read from the table in the loop's body), the last alone after
+/// the loop if their number is odd: the same bits.
+#[test]
+fn numbers_gathered_at_constant_indices_go_two_an_iteration() {
+    for (count, offsets) in [(1000, 2), (1001, 3)] {
+        let (mut f, p, _) = function(&[Shape::vector(5)], &[]);
+        let data = indices(count, 5, 1);
+        let i = Tensor::new(Shape::vector(count), data);
+        let c = push(&mut f, Op::Const(ConstData(i)), &[]);
+        let y = push(&mut f, Op::Gather, &[p[0], c]);
+        output(&mut f, y);
+        let text = clif_text(&f).unwrap();
+        assert_eq!(text.matches("uload32").count(), offsets, "{count}");
+        agree_on_values(&f);
+    }
+}

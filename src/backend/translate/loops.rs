@@ -188,6 +188,12 @@ impl Translator<'_, '_> {
         self.for_each_step(n, 1, body);
     }
 
+    /// [`Translator::for_each`] two indices an iteration, as
+    /// [`Translator::for_each_vector`]: for a short body of single numbers.
+    pub(super) fn for_each_two(&mut self, n: usize, body: &mut dyn FnMut(&mut Self, Ix)) {
+        self.for_each_vector(n, 1, body);
+    }
+
     /// Runs `body` for every index in `0..n` in a counted loop, however
     /// short (`body` once, inline, when `n` is 1): for a body so large that
     /// copies of it would cost more to compile than the loop costs to run.

@@ -299,7 +299,12 @@ impl Translator<'_, '_> {
         }
         let dst = self.dest(v);
         let table = self.row_offsets(v, i, row, sure);
-        self.for_each(count, &mut |t, p| {
+        let each = if table.is_some() && row == 1 {
+            Self::for_each_two
+        } else {
+            Self::for_each
+        };
+        each(self, count, &mut |t, p| {
             let from = match table {
                 Some(table) => t.row_in(src, table, p),
                 None => {
