@@ -39,11 +39,8 @@ pub fn recompute(f: &Function) -> Option<Function> {
     for o in &f.outputs {
         output[o.value] = true;
     }
-    let chosen: Vec<Value> = f
-        .values()
-        .filter(|&v| !output[v] && recomputable(f, v, &readers[v]))
-        .collect();
-    if chosen.is_empty() {
+    let chosen = ValueMap::from_fn(f, |v| !output[v] && recomputable(f, v, &readers[v]));
+    if !chosen.as_slice().contains(&true) {
         return None;
     }
     let mut g = f.clone();
@@ -53,7 +50,7 @@ pub fn recompute(f: &Function) -> Option<Function> {
     g.rewrite(|out, inst| {
         let v = f.value(next).expect("one instruction of `f` at a time");
         next += 1;
-        if chosen.contains(&v) {
+        if chosen[v] {
             copies.insert(out.next_value(), None);
             return None;
         }

@@ -390,10 +390,10 @@ impl Translator<'_, '_> {
         let sure = safe_rows(self.f, self.f.inst(v));
         let (src, g, idx) = (self.operand(acc), self.operand(g), self.operand(i));
         let dst = self.accumulator(v, src, n * row);
-        let in_memory = matches!(g, Opnd::Mem { .. });
-        let by_destination = in_memory
-            .then(|| self.by_destination(v, (i, n), row, sure))
-            .flatten();
+        let by_destination = match g {
+            Opnd::Mem { .. } => self.by_destination(v, (i, n), row, sure),
+            Opnd::Reg(_) => None,
+        };
         if let Some((table, classes)) = by_destination {
             // Each element of `acc` adds its `c` numbers in a register, in
             // the order of their positions.

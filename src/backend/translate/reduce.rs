@@ -83,7 +83,7 @@ impl Translator<'_, '_> {
     /// those rules `max` is associative and commutative, so the order it is
     /// taken in does not change the result (a NaN's payload aside): a
     /// whole value is read two vectors at a time into two running maxima,
-    /// whose chains of dependent `fmax`es then overlap, and the lanes are
+    /// whose chains of dependent maxima then overlap, and the lanes are
     /// combined at the end.
     fn max_of(&mut self, slice: &dyn Fn(&mut Self) -> Walk) -> cl::Value {
         let w = slice(self);
