@@ -41,6 +41,7 @@ pub mod exp;
 mod micro;
 mod pack;
 pub(crate) mod prefetch;
+pub(crate) mod runs;
 mod split;
 mod sums;
 pub use sums::summing_is_free;
@@ -56,6 +57,8 @@ use std::sync::OnceLock;
 
 use self::micro::{Micro, PORTABLE_NR};
 pub use self::split::set_threads;
+#[cfg(test)]
+pub(crate) use self::split::SETTING_THREADS;
 use self::split::{in_parts, parts, Product};
 use self::tile::Tile;
 
@@ -603,7 +606,7 @@ pub(crate) const TRANSPOSE_F64: &str = "gradc_transpose_f64";
 pub(crate) const TRANSPOSE_F32: &str = "gradc_transpose_f32";
 
 /// The kernels' symbols and addresses.
-pub(crate) fn symbols() -> [(&'static str, *const u8); 8] {
+pub(crate) fn symbols() -> [(&'static str, *const u8); 9] {
     type Entry<T> = unsafe extern "C" fn(
         usize,
         usize,
@@ -639,6 +642,10 @@ pub(crate) fn symbols() -> [(&'static str, *const u8); 8] {
         (
             prefetch::PREFETCH,
             prefetch::prefetch as extern "C" fn(*const u8, usize) as *const u8,
+        ),
+        (
+            runs::IN_PARTS,
+            runs::in_parts as unsafe extern "C" fn(runs::Part, _, _, _, _, _, _) as *const u8,
         ),
     ]
 }

@@ -78,11 +78,23 @@ pub(super) unsafe fn in_parts<T: Element>(parts: usize, (isa, route): (Isa, Rout
 /// How many threads a product may use ([`set_threads`]).
 static THREADS: AtomicUsize = AtomicUsize::new(1);
 
-/// Lets a product of [`PARALLEL_WORK`] multiply-adds or more use up to `n`
-/// threads of rayon's global pool (1, the default: the calling thread
-/// alone), for the rest of the process.
+/// Lets a product of [`PARALLEL_WORK`] multiply-adds or more, and a large
+/// loop of the generated code ([`super::runs`]), use up to `n` threads of
+/// rayon's global pool (1, the default: the calling thread alone), for the
+/// rest of the process.
 pub fn set_threads(n: usize) {
     THREADS.store(n.max(1), Ordering::Relaxed);
+}
+
+/// Held by each test that sets the thread count, so that another does not
+/// change it meanwhile.
+#[cfg(test)]
+pub(crate) static SETTING_THREADS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// How many threads a product, or a loop of the generated code
+/// ([`super::runs`]), may use.
+pub(super) fn threads() -> usize {
+    THREADS.load(Ordering::Relaxed)
 }
 
 /// The fewest multiply-adds of a product split over threads: about a
@@ -99,7 +111,7 @@ const PART_WORK: usize = 1 << 20;
 /// 1 below [`PARALLEL_WORK`], else as many as the threads allowed, but
 /// none of fewer than [`PART_WORK`] multiply-adds.
 pub(super) fn parts((m, n, k): (usize, usize, usize)) -> usize {
-    let threads = THREADS.load(Ordering::Relaxed);
+    let threads = threads();
     let work = m.saturating_mul(n).saturating_mul(k);
     if work >= PARALLEL_WORK {
         threads.min(work / PART_WORK)

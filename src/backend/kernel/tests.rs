@@ -286,6 +286,9 @@ fn a_product_in_parts_of_its_rows_gives_the_same_bits() {
 fn a_product_is_split_only_when_large_and_into_large_parts() {
     // `parts` reads the process's thread count, which other tests leave at
     // 1 (`gradc gradbench` sets it): set it here, then put it back.
+    let _setting = super::SETTING_THREADS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     super::set_threads(64);
     assert_eq!(super::parts((1000, 1000, 4)), 1);
     assert_eq!(super::parts((1000, 1000, 5)), 4);

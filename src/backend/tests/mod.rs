@@ -269,6 +269,7 @@ mod batch;
 mod blocks;
 mod gather;
 mod ops;
+mod parts;
 mod products;
 mod recompute;
 mod rows;

@@ -18,26 +18,26 @@ use crate::shape::Shape;
 
 /// A run being translated: its instructions and what each is, where its
 /// arguments from outside are, and where its results go.
-struct Run<'r> {
-    insts: &'r [Value],
-    members: Vec<Member>,
+pub(super) struct Run<'r> {
+    pub(super) insts: &'r [Value],
+    pub(super) members: Vec<Member>,
     /// The arguments from outside the run: a scalar loaded once (and its
     /// splat for pairs), a tensor read element by element (twice the same).
-    outside: BTreeMap<Value, (Opnd, Opnd)>,
+    pub(super) outside: BTreeMap<Value, (Opnd, Opnd)>,
     /// The scratch slots of the members that are stored.
-    dests: BTreeMap<Value, Opnd>,
+    pub(super) dests: BTreeMap<Value, Opnd>,
     /// The accumulators of the `sum`s.
-    sums: BTreeMap<Value, Variable>,
+    pub(super) sums: BTreeMap<Value, Variable>,
     /// In the loop over a row of a run with spreads: where each spread's
     /// elements are read, as `outside` (its argument's element, loaded once
     /// for the row and splat, if the row repeats it; else its argument's
     /// row). In the loop over a part of a `concat`: that part.
-    spreads: BTreeMap<Value, (Opnd, Opnd)>,
+    pub(super) spreads: BTreeMap<Value, (Opnd, Opnd)>,
     /// Each shifted member ([`Member::Lag`], [`Member::Lead`]): the member
     /// it shifts, and a variable that keeps that member's last element
     /// computed (in the lane next to the ones to come, when the run goes
     /// by pairs: the last going up, the first going down).
-    shifts: BTreeMap<Value, (Value, Variable)>,
+    pub(super) shifts: BTreeMap<Value, (Value, Variable)>,
 }
 
 /// The columns of each row a nest goes over: `count` from `first`, and,
@@ -50,11 +50,22 @@ struct Columns {
     product: Option<(Value, Opnd)>,
 }
 
+impl Columns {
+    /// Every column of a nest of `shape`.
+    fn all(shape: &Shape) -> Columns {
+        Columns {
+            first: Ix::c(0),
+            count: shape.dims()[shape.rank() - 1],
+            product: None,
+        }
+    }
+}
+
 impl Translator<'_, '_> {
     /// Translates a run of two or more instructions as one loop. `internal`
     /// marks the members that nothing outside the run reads: they get no
     /// location.
-    pub(super) fn fused(&mut self, run: &[Value], internal: &ValueMap<bool>) {
+    pub(super) fn fused(&mut self, run: &[Value], internal: &ValueMap<bool>) -> Result<(), String> {
         let f = self.f;
         let n = f.shape(run[0]).size();
         // What each member is: the plan makes runs of members only.
@@ -102,15 +113,14 @@ impl Translator<'_, '_> {
             .zip(&r.members)
             .find_map(|(&v, &m)| (m == Member::Pieces).then_some(v));
         let down = r.members.contains(&Member::Lead);
+        let parts = self.splittable(&r, n);
         if r.members[0] == Member::Product {
             self.product_blocks(&r, simd);
         } else if let Some(shape) = nest {
-            let all = Columns {
-                first: Ix::c(0),
-                count: shape.dims()[shape.rank() - 1],
-                product: None,
-            };
-            self.rows_of(&r, &shape, simd, all);
+            if !(parts && self.nest_in_parts(&r, &shape, simd)?) {
+                let all = Columns::all(&shape);
+                self.rows_of(&r, &shape, simd, all);
+            }
         } else if down {
             // From the last element to the first: the last ones alone,
             // then the vectors.
@@ -122,15 +132,14 @@ impl Translator<'_, '_> {
             self.for_each_step_down(n - n % step, step, &mut |t, ix| t.element(&r, ix, ty));
         } else if let Some(c) = concat {
             self.parts_of(&r, c, simd);
+        } else if parts {
+            let done = self.chunks_in_parts(&r, n, simd)?;
+            let rest = self.from(&r, Ix::c(done));
+            self.flat(&rest, n - done, simd);
         } else if simd && !n.is_multiple_of(lanes) && self.recomputable(&r, n) {
             self.for_each_overlapped(n, lanes, &mut |t, ix| t.element(&r, ix, vt));
-        } else if simd {
-            self.for_each_vector(n - n % lanes, lanes, &mut |t, ix| t.element(&r, ix, vt));
-            for k in n - n % lanes..n {
-                self.element(&r, Ix::c(k), st);
-            }
         } else {
-            self.for_each(n, &mut |t, ix| t.element(&r, ix, st));
+            self.flat(&r, n, simd);
         }
         for &v in run {
             if let Some(&acc) = r.sums.get(&v) {
@@ -139,6 +148,21 @@ impl Translator<'_, '_> {
             } else if let Some(&dst) = r.dests.get(&v) {
                 self.set_loc(v, self.dst_loc(dst));
             }
+        }
+        Ok(())
+    }
+
+    /// The `n` elements of a run with neither spreads nor shifts, from its
+    /// first: vectors (if `simd`), then the last elements one by one.
+    pub(super) fn flat(&mut self, r: &Run, n: usize, simd: bool) {
+        let (lanes, vt, st) = (self.lanes, self.vt, self.st);
+        if simd {
+            self.for_each_vector(n - n % lanes, lanes, &mut |t, ix| t.element(r, ix, vt));
+            for k in n - n % lanes..n {
+                self.element(r, Ix::c(k), st);
+            }
+        } else {
+            self.for_each(n, &mut |t, ix| t.element(r, ix, st));
         }
     }
 
@@ -195,9 +219,53 @@ impl Translator<'_, '_> {
     /// as in one loop, so a `sum` adds them in the same order. Only the
     /// `cols` of each row, when the run goes by blocks of columns.
     fn rows_of(&mut self, r: &Run, shape: &Shape, simd: bool, cols: Columns) {
+        let last = shape.rank() - 1;
+        self.nest_with(
+            &shape.dims()[..last],
+            Self::for_each_rolled,
+            &mut |t, ix| {
+                t.run_row(r, shape, simd, cols, ix);
+            },
+        );
+    }
+
+    /// The rows of [`Self::rows_of`] whose first index is `i`, every
+    /// column of each: the slab `i` of a run's nest.
+    pub(super) fn slab_of(&mut self, r: &Run, shape: &Shape, simd: bool, i: Ix) {
+        let last = shape.rank() - 1;
+        let cols = Columns::all(shape);
+        self.nest_with(
+            &shape.dims()[1..last],
+            Self::for_each_rolled,
+            &mut |t, rest| {
+                let ix: Vec<Ix> = std::iter::once(i).chain(rest.iter().copied()).collect();
+                t.run_row(r, shape, simd, cols, &ix);
+            },
+        );
+    }
+
+    /// The columns `first..first + count` of every row of a run's nest
+    /// of `shape`.
+    pub(super) fn column_block(
+        &mut self,
+        r: &Run,
+        shape: &Shape,
+        simd: bool,
+        first: Ix,
+        count: usize,
+    ) {
+        let cols = Columns {
+            first,
+            count,
+            product: None,
+        };
+        self.rows_of(r, shape, simd, cols);
+    }
+
+    /// Row `ix` of [`Self::rows_of`].
+    fn run_row(&mut self, r: &Run, shape: &Shape, simd: bool, cols: Columns, ix: &[Ix]) {
         let f = self.f;
-        let dims = shape.dims();
-        let last = dims.len() - 1;
+        let last = shape.rank() - 1;
         let strides = shape.strides();
         // `ix` and the first column, through `strides`.
         let at = |t: &mut Self, ix: &[Ix], strides: &[usize]| {
@@ -206,49 +274,47 @@ impl Translator<'_, '_> {
             terms.push((cols.first, strides[last]));
             t.lin(&terms, 0)
         };
-        self.nest_with(&dims[..last], Self::for_each_rolled, &mut |t, ix| {
-            let start = at(t, ix, &strides);
-            let mut row = t.from(r, start);
-            for (&v, &dst) in &r.dests {
-                // A reduction's row: the row of its result the argument's
-                // row goes into.
-                if let Op::ReduceAxes(_, along) = &f.inst(v).op {
-                    let into = strides_into(shape, along);
-                    let at = at(t, ix, &into);
-                    row.dests.insert(v, t.moved(dst, at));
-                }
+        let start = at(self, ix, &strides);
+        let mut row = self.from(r, start);
+        for (&v, &dst) in &r.dests {
+            // A reduction's row: the row of its result the argument's
+            // row goes into.
+            if let Op::ReduceAxes(_, along) = &f.inst(v).op {
+                let into = strides_into(shape, along);
+                let at = at(self, ix, &into);
+                row.dests.insert(v, self.moved(dst, at));
             }
-            if let Some((v, buffer)) = cols.product {
-                // The block's row: rows of the block's width.
-                let start = t.lin(&[(ix[0], cols.count)], 0);
-                let o = t.moved(buffer, start);
-                row.spreads.insert(v, (o, o));
-            }
-            for &v in r.insts {
-                let inst = f.inst(v);
-                let Op::BroadcastAxes(along, _) = &inst.op else {
-                    continue;
-                };
-                let (src, _) = r.outside[&inst.args[0]];
-                let from = strides_into(shape, along);
-                let at = at(t, ix, &from);
-                let pair = if from[last] == 0 {
-                    let x = t.read(src, at);
-                    let wide = if simd { t.splat_as(t.vt, x) } else { x };
-                    (Opnd::Reg(x), Opnd::Reg(wide))
-                } else {
-                    let src = t.moved(src, at);
-                    (src, src)
-                };
-                row.spreads.insert(v, pair);
-            }
-            if simd {
-                t.columns(cols.count, &mut |t, col, ty| t.element(&row, col, ty));
+        }
+        if let Some((v, buffer)) = cols.product {
+            // The block's row: rows of the block's width.
+            let start = self.lin(&[(ix[0], cols.count)], 0);
+            let o = self.moved(buffer, start);
+            row.spreads.insert(v, (o, o));
+        }
+        for &v in r.insts {
+            let inst = f.inst(v);
+            let Op::BroadcastAxes(along, _) = &inst.op else {
+                continue;
+            };
+            let (src, _) = r.outside[&inst.args[0]];
+            let from = strides_into(shape, along);
+            let at = at(self, ix, &from);
+            let pair = if from[last] == 0 {
+                let x = self.read(src, at);
+                let wide = if simd { self.splat_as(self.vt, x) } else { x };
+                (Opnd::Reg(x), Opnd::Reg(wide))
             } else {
-                let st = t.st;
-                t.for_each(cols.count, &mut |t, col| t.element(&row, col, st));
-            }
-        });
+                let src = self.moved(src, at);
+                (src, src)
+            };
+            row.spreads.insert(v, pair);
+        }
+        if simd {
+            self.columns(cols.count, &mut |t, col, ty| t.element(&row, col, ty));
+        } else {
+            let st = self.st;
+            self.for_each(cols.count, &mut |t, col| t.element(&row, col, st));
+        }
     }
 
     /// A run with a `concat` `c`: a loop over each part's block of
@@ -274,7 +340,7 @@ impl Translator<'_, '_> {
 
     /// The run `r` from its element `start` on: every operand read and
     /// written (but the spreads') moved there.
-    fn from<'r>(&mut self, r: &Run<'r>, start: Ix) -> Run<'r> {
+    pub(super) fn from<'r>(&mut self, r: &Run<'r>, start: Ix) -> Run<'r> {
         let mut moved = Run {
             insts: r.insts,
             members: r.members.clone(),
@@ -485,7 +551,7 @@ impl Translator<'_, '_> {
 
     /// Element `ix` (a pair of them if `ty` is f64x2) of every member of
     /// the run, in order.
-    fn element(&mut self, r: &Run, ix: Ix, ty: cl::Type) {
+    pub(super) fn element(&mut self, r: &Run, ix: Ix, ty: cl::Type) {
         let f = self.f;
         let mut vals: BTreeMap<Value, cl::Value> = BTreeMap::new();
         for (&v, &m) in r.insts.iter().zip(&r.members) {

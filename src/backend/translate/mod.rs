@@ -23,6 +23,8 @@
 //! - `movement`: `transpose`, slices, `unslice`, `pack` and `concat`,
 //!   computed indices (`index`, `index_add`), `reshape`, `permute`.
 //! - `fuse`: a fused run (see [`super::plan::fuse`]) as one loop.
+//! - `parts`: a large fused run's loop in parts on several threads, a
+//!   function of its own called through the kernel's `in_parts`.
 //! - `ops`: every operation dispatched to its lowering, and one step of the
 //!   plan.
 //! - `window`: convolution, pooling and their adjoints
@@ -41,6 +43,7 @@ mod math;
 mod matmul;
 mod movement;
 mod ops;
+mod parts;
 mod reduce;
 pub(super) mod single;
 mod window;

@@ -46,7 +46,7 @@ impl Translator<'_, '_> {
                     let loc = self.dst_loc(sums);
                     self.set_loc(s, loc);
                 } else {
-                    self.fused(run, &self.layout.internal);
+                    self.fused(run, &self.layout.internal)?;
                 }
             }
         }

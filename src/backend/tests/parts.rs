@@ -1,0 +1,128 @@
+//! A large run computed in parts on several threads (`translate::parts`,
+//! [`kernel::runs`]): in chunks of its elements, in slabs of its first
+//! axis, or in blocks of its columns when a member reduces along the first
+//! axis; the interpreter's bits in each case, with subnormals flushed in
+//! the parts when the caller flushes them. The iterations are also run
+//! one by one, the last first, so that one that depends on another shows.
+
+use super::*;
+use crate::backend::subnormals::FlushSubnormals;
+
+/// Runs `body` with `n` threads allowed, then puts back the default (1);
+/// no other test that sets the count runs meanwhile.
+fn with_threads(n: usize, body: impl FnOnce()) {
+    let _setting = kernel::SETTING_THREADS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    kernel::set_threads(n);
+    body();
+    kernel::set_threads(1);
+}
+
+/// Runs `body` with the iterations of every loop in parts run one by one,
+/// the last first ([`kernel::runs::REVERSED`]), then puts back the order.
+fn reversed(body: impl FnOnce()) {
+    use std::sync::atomic::Ordering;
+    let _setting = kernel::SETTING_THREADS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    kernel::runs::REVERSED.store(true, Ordering::Relaxed);
+    body();
+    kernel::runs::REVERSED.store(false, Ordering::Relaxed);
+}
+
+/// Whether the code of `f` hands a loop to the threads.
+fn in_parts(f: &Function) -> bool {
+    let text = jit::clif_text(f).expect("compiles");
+    text.contains(kernel::runs::IN_PARTS)
+}
+
+/// `x * w + x` and `exp(x * w + x)` of two vectors of `n`: one run with
+/// two members stored.
+fn flat(n: usize) -> Function {
+    let shape = Shape::vector(n);
+    let (mut f, p, x) = function(std::slice::from_ref(&shape), std::slice::from_ref(&shape));
+    let xw = push(&mut f, Op::Binary(Binary::Mul), &[x[0], p[0]]);
+    let y = push(&mut f, Op::Binary(Binary::Add), &[xw, x[0]]);
+    let e = push(&mut f, Op::Unary(Unary::Exp), &[y]);
+    output(&mut f, y);
+    output(&mut f, e);
+    f
+}
+
+/// The program of `src`, and its gradient program.
+fn programs(src: &str) -> [Function; 2] {
+    let c = crate::compile(src).expect("the program compiles");
+    let g = crate::gradient_program(&c.ir).expect("differentiates");
+    [c.ir, g]
+}
+
+#[test]
+fn a_large_run_goes_in_chunks_the_rest_after_them() {
+    // 32 chunks of 1024, then 1003 elements (an odd number of them).
+    let n = (1 << 15) + 1003;
+    let f = flat(n);
+    assert!(in_parts(&f), "{f}");
+    with_threads(2, || {
+        for salt in 0..3 {
+            agree(&f, &tensors(&f, true, salt), &tensors(&f, false, 10 + salt));
+        }
+    });
+    reversed(|| agree(&f, &tensors(&f, true, 3), &tensors(&f, false, 13)));
+    // One thread: the same function, called once over every chunk.
+    agree(&f, &tensors(&f, true, 4), &tensors(&f, false, 14));
+    // A smaller run stays one loop.
+    assert!(!in_parts(&flat((1 << 15) - 1)));
+}
+
+#[test]
+fn a_nest_goes_in_slabs_of_its_first_axis() {
+    // A spread along the middle axis, a sum along it: 16 slabs.
+    let src = "input x: [16, 40, 64]\nparam c: [16, 64]\n\
+               let z = x * reshape(c, [16, 1, 64]) + x\n\
+               loss sum(log(1 + sum(z^2, axis = 1)))\n";
+    for f in programs(src) {
+        assert!(in_parts(&f), "{f}");
+        with_threads(2, || agree_on_values(&f));
+        reversed(|| agree_on_values(&f));
+    }
+}
+
+#[test]
+fn a_nest_reduced_along_its_first_axis_goes_in_blocks_of_columns() {
+    // A maximum and a sum along the first axis: each column's elements
+    // in order, in one part; two blocks of 500 columns, then 6. (The
+    // gradient reads each sum's bits through `log(1 + s^2)`.)
+    let src = "input x: [4, 10, 1006]\nparam c: [4, 1006]\n\
+               let z = x * reshape(c, [4, 1, 1006])\n\
+               let s = sum(z, axis = 0)\n\
+               loss sum(max(z, axis = 0)) + sum(log(1 + s^2))\n";
+    for f in programs(src) {
+        assert!(in_parts(&f), "{f}");
+        with_threads(2, || agree_on_values(&f));
+        reversed(|| agree_on_values(&f));
+    }
+}
+
+#[test]
+fn the_parts_flush_subnormals_when_the_caller_does() {
+    let f = flat(1 << 16);
+    assert!(in_parts(&f));
+    // `x * w` subnormal: zero when flushed, and then `x * w + x` is `x`.
+    let tiny = |t: Tensor, scale: f64| {
+        let data = t.data.iter().map(|&v| v * scale).collect();
+        Tensor::new(t.shape, data)
+    };
+    let w = tiny(tensors(&f, true, 1).remove(0), 1e-10);
+    let x = tiny(tensors(&f, false, 3).remove(0), 1e-300);
+    with_threads(2, || {
+        agree(&f, std::slice::from_ref(&w), std::slice::from_ref(&x));
+        if let Some(_flush) = FlushSubnormals::on() {
+            let jit = compile(&f).expect("compiles");
+            let out = jit.run(std::slice::from_ref(&w), std::slice::from_ref(&x));
+            let out = out.expect("the JIT runs");
+            assert!(out[0].data.iter().zip(&x.data).all(|(y, x)| y == x));
+            agree(&f, &[w], &[x]);
+        }
+    });
+}

@@ -1,0 +1,320 @@
+//! A large fused run computed in parts on several threads: its loop (over
+//! chunks of its elements, or over the first axis of its nest) becomes a
+//! function of its own over a range of the loop's iterations, and the run's
+//! code hands that function to the kernel's `in_parts`
+//! ([`crate::backend::kernel::runs`]) with the values the loop reads from
+//! the calling function, stored in a stack slot. Each element is the same
+//! computation as in the one loop, so the bits are the same at any number
+//! of threads; with one thread, `in_parts` calls the function once.
+//!
+//! Only runs whose elements are independent go in parts: no `sum` (one
+//! accumulator for every element), no shifts (an element kept for the
+//! next), no reduction along the axis the parts divide, and (for a nest) no
+//! spread read from memory that a member writes.
+
+use std::collections::{BTreeMap, HashMap};
+
+use cranelift_codegen::ir::{
+    self as cl, types, AbiParam, ExtFuncData, ExternalName, InstBuilder, MemFlagsData,
+    StackSlotData, StackSlotKind, UserExternalName, UserFuncName,
+};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_module::FuncId;
+
+use super::fuse::Run;
+use super::{readonly, Ix, Loc, Opnd, Translator};
+use crate::backend::kernel::runs::IN_PARTS;
+use crate::backend::plan::fuse::Member;
+use crate::dtype::Dtype;
+use crate::ir::Op;
+use crate::shape::Shape;
+
+/// The fewest elements of a run computed in parts: about 20 microseconds
+/// of the simplest run's work, against the few of handing a part to a
+/// thread that is awake.
+pub(super) const PARTS_MIN: usize = 1 << 15;
+
+/// The elements of one iteration of a run in parts that has no nest (the
+/// rest after the last whole chunk are computed by the calling function).
+pub(super) const CHUNK: usize = 1024;
+
+/// The fewest slabs (elements of its first axis) a nest is shared out in:
+/// with fewer, a thread may get half as much again as another.
+const SLABS_MIN: usize = 8;
+
+/// The columns of a block of a nest shared out by its columns, about.
+const BLOCK: usize = 512;
+
+/// The fewest columns of a block of a nest shared out by its columns.
+const BLOCK_MIN: usize = 64;
+
+/// The bytes of the stack slot each value the loop reads from the calling
+/// function takes: a vector's.
+const CAPTURED: usize = 16;
+
+impl Translator<'_, '_> {
+    /// Whether run `r` of `n` elements may go in parts: it is large, in the
+    /// function of one example (a batched function's examples are its
+    /// loop), and its elements are independent (see the module's doc).
+    pub(super) fn splittable(&self, r: &Run, n: usize) -> bool {
+        self.example.is_none()
+            && n >= PARTS_MIN
+            && r.sums.is_empty()
+            && r.shifts.is_empty()
+            && r.members.iter().all(|m| {
+                !matches!(
+                    m,
+                    Member::Sum
+                        | Member::Lag
+                        | Member::Lead
+                        | Member::ShiftSlice
+                        | Member::Pieces
+                        | Member::Product
+                )
+            })
+    }
+
+    /// The run `r` of `n` elements (neither spreads nor shifts) from its
+    /// first, [`CHUNK`] elements an iteration, in parts; returns how many
+    /// elements that is (the caller computes the rest).
+    pub(super) fn chunks_in_parts(
+        &mut self,
+        r: &Run,
+        n: usize,
+        simd: bool,
+    ) -> Result<usize, String> {
+        let chunks = n / CHUNK;
+        self.in_parts(r, chunks, &mut |t, r, i| {
+            let start = t.lin(&[(i, CHUNK)], 0);
+            let chunk = t.from(r, start);
+            t.flat(&chunk, CHUNK, simd);
+        })?;
+        Ok(chunks * CHUNK)
+    }
+
+    /// The run `r` with spreads or reductions of rows, over `shape`, in
+    /// parts, if it can go so (else nothing is emitted, and false
+    /// returned): in slabs of its first axis if that axis is long enough
+    /// to share out and no member reduces along it, else in blocks of its
+    /// columns (which every reduction leaves), if there are enough; and
+    /// no spread may read memory the run writes.
+    pub(super) fn nest_in_parts(
+        &mut self,
+        r: &Run,
+        shape: &Shape,
+        simd: bool,
+    ) -> Result<bool, String> {
+        let f = self.f;
+        let dims = shape.dims();
+        let cols = dims[dims.len() - 1];
+        if dims.len() < 2 || !self.spreads_apart(r) {
+            return Ok(false);
+        }
+        let along_first = r
+            .insts
+            .iter()
+            .any(|&v| matches!(&f.inst(v).op, Op::ReduceAxes(_, along) if along.contains(&0)));
+        if !along_first && dims[0] >= SLABS_MIN {
+            self.in_parts(r, dims[0], &mut |t, r, i| t.slab_of(r, shape, simd, i))?;
+            return Ok(true);
+        }
+        // Two blocks or more of at most about `BLOCK` columns, each an even
+        // number of vectors; the caller computes the columns left over.
+        let step = 2 * self.lanes;
+        let width = cols / cols.div_ceil(BLOCK).max(2) / step * step;
+        if width < BLOCK_MIN {
+            return Ok(false);
+        }
+        let blocks = cols / width;
+        self.in_parts(r, blocks, &mut |t, r, i| {
+            let first = t.lin(&[(i, width)], 0);
+            t.column_block(r, shape, simd, first, width);
+        })?;
+        let done = blocks * width;
+        if done < cols {
+            self.column_block(r, shape, simd, Ix::c(done), cols - done);
+        }
+        Ok(true)
+    }
+
+    /// Whether every spread of `r` reads memory that none of its members
+    /// writes: each part reads a spread's argument at elements of its own
+    /// choosing, which another part must not be writing.
+    fn spreads_apart(&self, r: &Run) -> bool {
+        let f = self.f;
+        let mut written = Vec::with_capacity(r.dests.len());
+        for (&v, dst) in &r.dests {
+            match *dst {
+                Opnd::Mem { ptr, off, .. } if ptr == self.scratch => {
+                    written.push(off..off + f.shape(v).size());
+                }
+                _ => return false,
+            }
+        }
+        r.insts
+            .iter()
+            .filter(|&&v| matches!(f.inst(v).op, Op::BroadcastAxes(..)))
+            .all(|&v| match self.loc(f.inst(v).args[0]) {
+                Loc::Reg(_) | Loc::Table(..) | Loc::Data(..) => true,
+                Loc::Scratch(off) => {
+                    let read = off..off + f.shape(f.inst(v).args[0]).size();
+                    written
+                        .iter()
+                        .all(|w| w.end <= read.start || read.end <= w.start)
+                }
+                Loc::Ptr(..) | Loc::Row(..) => false,
+            })
+    }
+
+    /// Iterations `0..count` of `body` (given the translator, the run with
+    /// its operands in the function being built, and the iteration) as a
+    /// function of their range, called through the kernel's `in_parts`.
+    fn in_parts(
+        &mut self,
+        r: &Run,
+        count: usize,
+        body: &mut dyn FnMut(&mut Translator, &Run, Ix),
+    ) -> Result<(), String> {
+        // The values the run reads from here: its operands' registers and
+        // base pointers.
+        let mut captured: Vec<cl::Value> = Vec::new();
+        let operands = r.outside.values().flat_map(|&(a, b)| [a, b]);
+        for o in operands.chain(r.dests.values().copied()) {
+            let x = match o {
+                Opnd::Reg(x) => x,
+                Opnd::Mem { ptr, .. } => ptr,
+            };
+            if !captured.contains(&x) {
+                captured.push(x);
+            }
+        }
+        let id = self.part(r, &captured, body)?;
+        let ptr = self.ptr;
+        let bytes = (CAPTURED * captured.len().max(1)) as u32;
+        let slot = self.b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            bytes,
+            CAPTURED.trailing_zeros() as u8,
+        ));
+        let at = self.b.ins().stack_addr(ptr, slot, 0);
+        for (k, &x) in captured.iter().enumerate() {
+            let flags = MemFlagsData::trusted();
+            self.b.ins().store(flags, x, at, (CAPTURED * k) as i32);
+        }
+        // The part's address as an absolute one: the JIT's memory for
+        // functions need not lie within a relative call's reach.
+        let sig = self
+            .module
+            .declarations()
+            .get_function_decl(id)
+            .signature
+            .clone();
+        let signature = self.b.func.import_signature(sig);
+        let name = self
+            .b
+            .func
+            .declare_imported_user_function(UserExternalName {
+                namespace: 0,
+                index: id.as_u32(),
+            });
+        let fref = self.b.func.import_function(ExtFuncData {
+            name: ExternalName::user(name),
+            signature,
+            colocated: false,
+            patchable: false,
+        });
+        let part = self.b.ins().func_addr(ptr, fref);
+        let count = self.b.ins().iconst(ptr, count as i64);
+        let [params, inputs, outputs] = self.tables;
+        let args = [part, params, inputs, outputs, self.slots, at, count];
+        self.call_kernel(IN_PARTS, &args);
+        Ok(())
+    }
+
+    /// Defines the function of a range of the loop's iterations
+    /// (`crate::backend::kernel::runs::Part`): `captured` loaded from its
+    /// fifth argument, then `body` for every iteration of the range.
+    fn part(
+        &mut self,
+        r: &Run,
+        captured: &[cl::Value],
+        body: &mut dyn FnMut(&mut Translator, &Run, Ix),
+    ) -> Result<FuncId, String> {
+        let ptr = self.ptr;
+        let mut sig = self.module.make_signature();
+        for _ in 0..7 {
+            sig.params.push(AbiParam::new(ptr));
+        }
+        let id = self
+            .module
+            .declare_anonymous_function(&sig)
+            .map_err(|e| format!("declaring a loop in parts: {e}"))?;
+        let kinds: Vec<cl::Type> = captured
+            .iter()
+            .map(|&x| self.b.func.dfg.value_type(x))
+            .collect();
+        let dtype = if self.st == types::F32 {
+            Dtype::F32
+        } else {
+            Dtype::F64
+        };
+        let mut func = cl::Function::with_name_signature(UserFuncName::default(), sig);
+        let mut fctx = FunctionBuilderContext::new();
+        let mut b = FunctionBuilder::new(&mut func, &mut fctx);
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        let p = b.block_params(entry).to_vec();
+        let mut t = Translator::new(b, &mut *self.module, self.f, self.layout, &p[..4], dtype);
+        let mut there: HashMap<cl::Value, cl::Value> = HashMap::new();
+        for (k, (&x, &ty)) in captured.iter().zip(&kinds).enumerate() {
+            let y = t.b.ins().load(ty, readonly(), p[4], (CAPTURED * k) as i32);
+            there.insert(x, y);
+        }
+        let moved = in_function(r, &there);
+        let (lo, hi) = (p[5], p[6]);
+        let count = t.b.ins().isub(hi, lo);
+        t.for_count(count, &mut |t, k| {
+            let k = k.dynamic.expect("a loop's counter");
+            let i = t.b.ins().iadd(lo, k);
+            let i = Ix {
+                dynamic: Some(i),
+                konst: 0,
+            };
+            body(t, &moved, i);
+        });
+        t.b.ins().return_(&[]);
+        t.finish();
+        let mut ctx = cranelift_codegen::Context::for_function(func);
+        self.module
+            .define_function(id, &mut ctx)
+            .map_err(|e| format!("cranelift could not compile a loop in parts: {e:?}"))?;
+        Ok(id)
+    }
+}
+
+/// The run `r` with its operands' values replaced by theirs in another
+/// function (`there`).
+fn in_function<'r>(r: &Run<'r>, there: &HashMap<cl::Value, cl::Value>) -> Run<'r> {
+    let o = |o: Opnd| match o {
+        Opnd::Reg(x) => Opnd::Reg(there[&x]),
+        Opnd::Mem { ptr, off, readonly } => Opnd::Mem {
+            ptr: there[&ptr],
+            off,
+            readonly,
+        },
+    };
+    Run {
+        insts: r.insts,
+        members: r.members.clone(),
+        outside: r
+            .outside
+            .iter()
+            .map(|(&v, &(a, b))| (v, (o(a), o(b))))
+            .collect(),
+        dests: r.dests.iter().map(|(&v, &d)| (v, o(d))).collect(),
+        sums: BTreeMap::new(),
+        spreads: BTreeMap::new(),
+        shifts: BTreeMap::new(),
+    }
+}
