@@ -197,8 +197,10 @@ pub enum Command {
         flush_subnormals: bool,
         /// Threads a large matrix product is split over, by rows of its
         /// result (0: one per core, the default): a product of 4 million
-        /// multiply-adds or more. The results are the same bits at any
-        /// count; the rest of a program runs on one thread.
+        /// multiply-adds or more; and a large elementwise loop (131,072
+        /// elements or more), by parts of its elements. The results are
+        /// the same bits at any count; the rest of a program runs on one
+        /// thread.
         #[arg(long, value_name = "N", default_value_t = 0)]
         threads: usize,
     },

@@ -29,7 +29,8 @@
 //! whole of `k`, which is the same chain of additions again.
 //!
 //! A large product may be computed in parts of its rows on several threads
-//! (`split`), each part as the whole product would compute it.
+//! (`split`), each part as the whole product would compute it. The same
+//! threads take parts of a large loop of the generated code ([`runs`]).
 //!
 //! The code path (AVX-512F, AVX2 or portable) is chosen once, at run time
 //! ([`Isa::host`]); [`gemm`] takes it as an argument, and the [`Route`],
@@ -645,7 +646,7 @@ pub(crate) fn symbols() -> [(&'static str, *const u8); 9] {
         ),
         (
             runs::IN_PARTS,
-            runs::in_parts as unsafe extern "C" fn(runs::Part, _, _, _, _, _, _) as *const u8,
+            runs::in_parts as unsafe extern "C" fn(runs::Part, _, _, _, _, _, _, _) as *const u8,
         ),
     ]
 }

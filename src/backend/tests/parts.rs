@@ -59,8 +59,9 @@ fn programs(src: &str) -> [Function; 2] {
 
 #[test]
 fn a_large_run_goes_in_chunks_the_rest_after_them() {
-    // 32 chunks of 1024, then 1003 elements (an odd number of them).
-    let n = (1 << 15) + 1003;
+    // 128 chunks of 1024, then 1003 elements (an odd number of them); the
+    // least a run in parts has is 2^17.
+    let n = (1 << 17) + 1003;
     let f = flat(n);
     assert!(in_parts(&f), "{f}");
     with_threads(2, || {
@@ -72,14 +73,14 @@ fn a_large_run_goes_in_chunks_the_rest_after_them() {
     // One thread: the same function, called once over every chunk.
     agree(&f, &tensors(&f, true, 4), &tensors(&f, false, 14));
     // A smaller run stays one loop.
-    assert!(!in_parts(&flat((1 << 15) - 1)));
+    assert!(!in_parts(&flat((1 << 17) - 1)));
 }
 
 #[test]
 fn a_nest_goes_in_slabs_of_its_first_axis() {
     // A spread along the middle axis, a sum along it: 16 slabs.
-    let src = "input x: [16, 40, 64]\nparam c: [16, 64]\n\
-               let z = x * reshape(c, [16, 1, 64]) + x\n\
+    let src = "input x: [16, 40, 256]\nparam c: [16, 256]\n\
+               let z = x * reshape(c, [16, 1, 256]) + x\n\
                loss sum(log(1 + sum(z^2, axis = 1)))\n";
     for f in programs(src) {
         assert!(in_parts(&f), "{f}");
@@ -93,7 +94,7 @@ fn a_nest_reduced_along_its_first_axis_goes_in_blocks_of_columns() {
     // A maximum and a sum along the first axis: each column's elements
     // in order, in one part; two blocks of 500 columns, then 6. (The
     // gradient reads each sum's bits through `log(1 + s^2)`.)
-    let src = "input x: [4, 10, 1006]\nparam c: [4, 1006]\n\
+    let src = "input x: [4, 33, 1006]\nparam c: [4, 1006]\n\
                let z = x * reshape(c, [4, 1, 1006])\n\
                let s = sum(z, axis = 0)\n\
                loss sum(max(z, axis = 0)) + sum(log(1 + s^2))\n";
@@ -106,7 +107,7 @@ fn a_nest_reduced_along_its_first_axis_goes_in_blocks_of_columns() {
 
 #[test]
 fn the_parts_flush_subnormals_when_the_caller_does() {
-    let f = flat(1 << 16);
+    let f = flat(1 << 17);
     assert!(in_parts(&f));
     // `x * w` subnormal: zero when flushed, and then `x * w + x` is `x`.
     let tiny = |t: Tensor, scale: f64| {

@@ -62,9 +62,10 @@ impl Columns {
 }
 
 impl Translator<'_, '_> {
-    /// Translates a run of two or more instructions as one loop. `internal`
-    /// marks the members that nothing outside the run reads: they get no
-    /// location.
+    /// Translates a run of two or more instructions as one loop, or, if it
+    /// is large and its elements independent, in parts on several threads
+    /// (`super::parts`). `internal` marks the members that nothing outside
+    /// the run reads: they get no location.
     pub(super) fn fused(&mut self, run: &[Value], internal: &ValueMap<bool>) -> Result<(), String> {
         let f = self.f;
         let n = f.shape(run[0]).size();

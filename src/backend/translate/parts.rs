@@ -29,10 +29,11 @@ use crate::dtype::Dtype;
 use crate::ir::Op;
 use crate::shape::Shape;
 
-/// The fewest elements of a run computed in parts: about 20 microseconds
-/// of the simplest run's work, against the few of handing a part to a
-/// thread that is awake.
-pub(super) const PARTS_MIN: usize = 1 << 15;
+/// The fewest elements of a run computed in parts: about 100 microseconds
+/// of the simplest run's work, against the tens a sleeping thread takes
+/// to start (smaller runs, from 2^15 elements, measured slower in parts on
+/// `kmeans` and `ba`).
+pub(super) const PARTS_MIN: usize = 1 << 17;
 
 /// The elements of one iteration of a run in parts that has no nest (the
 /// rest after the last whole chunk are computed by the calling function).
@@ -47,6 +48,10 @@ const BLOCK: usize = 512;
 
 /// The fewest columns of a block of a nest shared out by its columns.
 const BLOCK_MIN: usize = 64;
+
+/// The elements a thread claims at a time, about (a few microseconds'
+/// work): a grain of iterations, at least one.
+const GRAIN: usize = 1 << 12;
 
 /// The bytes of the stack slot each value the loop reads from the calling
 /// function takes: a vector's.
@@ -84,7 +89,7 @@ impl Translator<'_, '_> {
         simd: bool,
     ) -> Result<usize, String> {
         let chunks = n / CHUNK;
-        self.in_parts(r, chunks, &mut |t, r, i| {
+        self.in_parts(r, (chunks, CHUNK), &mut |t, r, i| {
             let start = t.lin(&[(i, CHUNK)], 0);
             let chunk = t.from(r, start);
             t.flat(&chunk, CHUNK, simd);
@@ -115,7 +120,10 @@ impl Translator<'_, '_> {
             .iter()
             .any(|&v| matches!(&f.inst(v).op, Op::ReduceAxes(_, along) if along.contains(&0)));
         if !along_first && dims[0] >= SLABS_MIN {
-            self.in_parts(r, dims[0], &mut |t, r, i| t.slab_of(r, shape, simd, i))?;
+            let slab = shape.size() / dims[0];
+            self.in_parts(r, (dims[0], slab), &mut |t, r, i| {
+                t.slab_of(r, shape, simd, i);
+            })?;
             return Ok(true);
         }
         // Two blocks or more of at most about `BLOCK` columns, each an even
@@ -126,7 +134,8 @@ impl Translator<'_, '_> {
             return Ok(false);
         }
         let blocks = cols / width;
-        self.in_parts(r, blocks, &mut |t, r, i| {
+        let block = shape.size() / cols * width;
+        self.in_parts(r, (blocks, block), &mut |t, r, i| {
             let first = t.lin(&[(i, width)], 0);
             t.column_block(r, shape, simd, first, width);
         })?;
@@ -167,12 +176,13 @@ impl Translator<'_, '_> {
     }
 
     /// Iterations `0..count` of `body` (given the translator, the run with
-    /// its operands in the function being built, and the iteration) as a
-    /// function of their range, called through the kernel's `in_parts`.
+    /// its operands in the function being built, and the iteration), each
+    /// of `each` elements, as a function of their range, called through
+    /// the kernel's `in_parts`.
     fn in_parts(
         &mut self,
         r: &Run,
-        count: usize,
+        (count, each): (usize, usize),
         body: &mut dyn FnMut(&mut Translator, &Run, Ix),
     ) -> Result<(), String> {
         // The values the run reads from here: its operands' registers and
@@ -225,8 +235,9 @@ impl Translator<'_, '_> {
         });
         let part = self.b.ins().func_addr(ptr, fref);
         let count = self.b.ins().iconst(ptr, count as i64);
+        let grain = self.b.ins().iconst(ptr, GRAIN.div_ceil(each) as i64);
         let [params, inputs, outputs] = self.tables;
-        let args = [part, params, inputs, outputs, self.slots, at, count];
+        let args = [part, params, inputs, outputs, self.slots, at, count, grain];
         self.call_kernel(IN_PARTS, &args);
         Ok(())
     }
