@@ -12,11 +12,13 @@ use crate::backend::kernel;
 use crate::ir::{Function, Op, Reduce, Value, ValueMap};
 
 /// The fewest numbers of a product that joins the run that reads it
-/// ([`join_products`]), 16 MiB: a smaller one is read back from the
-/// cache, and the kernel computes it on every core where a block is
-/// computed on one (`kmeans`' 100 x 10,000 distances took 15 to 25% longer
-/// in blocks).
-const JOINED_PRODUCT: usize = 1 << 21;
+/// ([`join_products`]), 4 MiB. The run's blocks go in parts on every core
+/// the kernel would use (`translate::parts`), each part computing its own
+/// blocks: `kmeans`' primal at 100 x 10,000 and 1000 x 1000 distances
+/// 20 to 37% faster than with the product written out (it joined from
+/// 16 MiB when the blocks ran on one core, and was then 15 to 25% slower
+/// at these sizes).
+const JOINED_PRODUCT: usize = 1 << 19;
 
 /// The numbers of a block of a product joined to its run (128 KiB), which
 /// stays in the L2 cache while the run reads it.

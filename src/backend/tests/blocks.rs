@@ -10,7 +10,7 @@ use super::*;
 /// P`, then their maximum and their sum along the rows, and if `after`
 /// twice the maximum spread over the rows (a run after), for `C` `m` x `k`
 /// and `P` `k` x `n`.
-fn distances(m: usize, n: usize, k: usize, after: bool) -> (Function, Value) {
+pub(super) fn distances(m: usize, n: usize, k: usize, after: bool) -> (Function, Value) {
     let (mut f, p, x) = function(
         &[Shape::matrix(m, k), Shape::vector(m)],
         &[Shape::matrix(k, n), Shape::vector(n)],
@@ -83,7 +83,7 @@ fn a_product_read_elsewhere_or_small_stays_alone() {
     let arg = g.inst(d).args[0];
     let total = push(&mut g, Op::Sum, &[arg]);
     output(&mut g, total);
-    let (h, small) = distances(1000, 2000, 8, false);
+    let (h, small) = distances(500, 1000, 8, false);
     for (f, v) in [(&f, product), (&e, written), (&g, summed), (&h, small)] {
         let layout = plan::layout::layout(f);
         assert!(layout.steps.contains(&vec![v]), "{:?}", layout.steps);

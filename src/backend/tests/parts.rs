@@ -1,9 +1,10 @@
 //! A large run computed in parts on several threads (`translate::parts`,
 //! [`kernel::runs`]): in chunks of its elements, in slabs of its first
-//! axis, or in blocks of its columns when a member reduces along the first
-//! axis; the interpreter's bits in each case, with subnormals flushed in
-//! the parts when the caller flushes them. The iterations are also run
-//! one by one, the last first, so that one that depends on another shows.
+//! axis, in blocks of its columns when a member reduces along the first
+//! axis, or in blocks of the product it joins; the interpreter's bits in
+//! each case, with subnormals flushed in the parts when the caller
+//! flushes them. The iterations are also run one by one, the last first,
+//! so that one that depends on another shows.
 
 use super::*;
 use crate::backend::subnormals::FlushSubnormals;
@@ -126,4 +127,20 @@ fn the_parts_flush_subnormals_when_the_caller_does() {
             agree(&f, &[w], &[x]);
         }
     });
+}
+
+#[test]
+fn a_joined_product_goes_in_parts_each_with_a_block_of_its_own() {
+    // `kmeans`' distances, 300 x 7012: 146 blocks of 48 columns in parts,
+    // each part's on its stack, then 4 columns.
+    let (f, _) = super::blocks::distances(300, 7012, 6, false);
+    assert!(in_parts(&f), "{f}");
+    let params = tensors(&f, true, 4);
+    let x = tensors(&f, false, 6);
+    with_threads(2, || agree(&f, &params, &x));
+    reversed(|| agree(&f, &params, &x));
+    // 40000 x 59: blocks of 8 columns, 2.5 MB each, too large for a
+    // stack: one loop.
+    let (g, _) = super::blocks::distances(40000, 59, 5, false);
+    assert!(!in_parts(&g));
 }

@@ -50,6 +50,11 @@ struct Columns {
     product: Option<(Value, Opnd)>,
 }
 
+/// The most numbers of a joined product's block that a part of its run
+/// keeps on its stack (256 KiB of f64; a block is about 128 KiB, or 8
+/// columns of a taller product, which then goes on one thread).
+const STACK_BLOCK: usize = 1 << 15;
+
 impl Columns {
     /// Every column of a nest of `shape`.
     fn all(shape: &Shape) -> Columns {
@@ -116,7 +121,7 @@ impl Translator<'_, '_> {
         let down = r.members.contains(&Member::Lead);
         let parts = self.splittable(&r, n);
         if r.members[0] == Member::Product {
-            self.product_blocks(&r, simd);
+            self.product_blocks(&r, simd, parts)?;
         } else if let Some(shape) = nest {
             if !(parts && self.nest_in_parts(&r, &shape, simd)?) {
                 let all = Columns::all(&shape);
@@ -174,7 +179,39 @@ impl Translator<'_, '_> {
     /// elements read from there. Each element of the product, and of every
     /// member, is the same computation as without blocks; a reduction along
     /// the rows still takes the rows in order for each element.
-    fn product_blocks(&mut self, r: &Run, simd: bool) {
+    fn product_blocks(&mut self, r: &Run, simd: bool, parts: bool) -> Result<(), String> {
+        let f = self.f;
+        let v = r.insts[0];
+        let &[m, n] = f.shape(v).dims() else {
+            unreachable!("a joined product is a matrix")
+        };
+        let width = product_block(m, n);
+        let blocks = n / width;
+        let buffer = self.dest(v);
+        if parts && blocks >= 2 && m * width <= STACK_BLOCK && self.spreads_apart(r) {
+            // Each part computes its blocks into a buffer of its own, on
+            // its stack.
+            self.in_parts(r, (blocks, m * width), &mut |t, r, i| {
+                let buffer = t.block_buffer(m * width);
+                let first = t.lin(&[(i, width)], 0);
+                t.product_block(r, simd, buffer, first, width);
+            })?;
+        } else {
+            self.for_each_rolled(blocks, &mut |t, blk| {
+                let first = t.lin(&[(blk, width)], 0);
+                t.product_block(r, simd, buffer, first, width);
+            });
+        }
+        if !n.is_multiple_of(width) {
+            self.product_block(r, simd, buffer, Ix::c(n - n % width), n % width);
+        }
+        Ok(())
+    }
+
+    /// The columns `first..first + count` of the joined product that
+    /// leads `r`, computed by the kernel into `buffer` (rows `count`
+    /// apart), then every member at those columns of every row.
+    fn product_block(&mut self, r: &Run, simd: bool, buffer: Opnd, first: Ix, count: usize) {
         let f = self.f;
         let v = r.insts[0];
         let shape = f.shape(v).clone();
@@ -183,33 +220,17 @@ impl Translator<'_, '_> {
         };
         let (a, b) = (f.inst(v).args[0], f.inst(v).args[1]);
         let k = f.shape(a).dims()[1];
-        let (x, y) = (self.operand(a), self.operand(b));
-        let buffer = self.dest(v);
-        let width = product_block(m, n);
-        let block = |t: &mut Self, first: Ix, count: usize| {
-            let dims = (Size::Const(m), Size::Const(count), Size::Const(k));
-            let columns = t.moved(y, first);
-            let operands = (Strided::rows(x, k), Strided::rows(columns, n));
-            t.gemm(dims, operands, (buffer, count), Size::Const(0));
-            let product = Some((v, buffer));
-            t.rows_of(
-                r,
-                &shape,
-                simd,
-                Columns {
-                    first,
-                    count,
-                    product,
-                },
-            );
+        let (x, y) = (r.outside[&a].0, r.outside[&b].0);
+        let dims = (Size::Const(m), Size::Const(count), Size::Const(k));
+        let columns = self.moved(y, first);
+        let operands = (Strided::rows(x, k), Strided::rows(columns, n));
+        self.gemm(dims, operands, (buffer, count), Size::Const(0));
+        let cols = Columns {
+            first,
+            count,
+            product: Some((v, buffer)),
         };
-        self.for_each_rolled(n / width, &mut |t, blk| {
-            let first = t.lin(&[(blk, width)], 0);
-            block(t, first, width);
-        });
-        if !n.is_multiple_of(width) {
-            block(self, Ix::c(n - n % width), n % width);
-        }
+        self.rows_of(r, &shape, simd, cols);
     }
 
     /// A run with spreads of `shape`: a loop over its rows (its last axis),

@@ -69,14 +69,10 @@ impl Translator<'_, '_> {
             && r.members.iter().all(|m| {
                 !matches!(
                     m,
-                    Member::Sum
-                        | Member::Lag
-                        | Member::Lead
-                        | Member::ShiftSlice
-                        | Member::Pieces
-                        | Member::Product
+                    Member::Sum | Member::Lag | Member::Lead | Member::ShiftSlice | Member::Pieces
                 )
             })
+            && !r.members[1..].contains(&Member::Product)
     }
 
     /// The run `r` of `n` elements (neither spreads nor shifts) from its
@@ -149,7 +145,7 @@ impl Translator<'_, '_> {
     /// Whether every spread of `r` reads memory that none of its members
     /// writes: each part reads a spread's argument at elements of its own
     /// choosing, which another part must not be writing.
-    fn spreads_apart(&self, r: &Run) -> bool {
+    pub(super) fn spreads_apart(&self, r: &Run) -> bool {
         let f = self.f;
         let mut written = Vec::with_capacity(r.dests.len());
         for (&v, dst) in &r.dests {
@@ -175,11 +171,27 @@ impl Translator<'_, '_> {
             })
     }
 
+    /// A buffer of `n` elements on the stack of the function being built
+    /// (a part's own block of a joined product), aligned to a cache line.
+    pub(super) fn block_buffer(&mut self, n: usize) -> Opnd {
+        let bytes = (n << self.shift) as u32;
+        let slot = self.b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            bytes,
+            6,
+        ));
+        Opnd::Mem {
+            ptr: self.b.ins().stack_addr(self.ptr, slot, 0),
+            off: 0,
+            readonly: false,
+        }
+    }
+
     /// Iterations `0..count` of `body` (given the translator, the run with
     /// its operands in the function being built, and the iteration), each
     /// of `each` elements, as a function of their range, called through
     /// the kernel's `in_parts`.
-    fn in_parts(
+    pub(super) fn in_parts(
         &mut self,
         r: &Run,
         (count, each): (usize, usize),
