@@ -159,8 +159,9 @@ impl Member {
 
     /// What `v` is in a run whose members `in_run` tells: as [`Member::of`],
     /// but a `concat` or an `unslice` that shifts a member by one ([`lag`],
-    /// [`lead`]) is a [`Member::Lag`] or a [`Member::Lead`], and the slice
-    /// it shifts a [`Member::ShiftSlice`].
+    /// [`lead`]) is a [`Member::Lag`] or a [`Member::Lead`], the slice
+    /// it shifts a [`Member::ShiftSlice`], and a product's reshape that
+    /// keeps its rows the product itself ([`super::products::reshaped_product`]).
     pub fn in_run(f: &Function, v: Value, in_run: impl Fn(Value) -> bool) -> Option<Member> {
         let inst = f.inst(v);
         if matches!(inst.op, Op::Slice(_)) && in_run(inst.args[0]) {
@@ -169,7 +170,7 @@ impl Member {
         if lead(f, v).is_some_and(&in_run) {
             return Some(Member::Lead);
         }
-        if inst.op == Op::MatMul {
+        if inst.op == Op::MatMul || super::products::reshaped_product(f, v, &in_run) {
             return Some(Member::Product);
         }
         match Member::of(&inst.op)? {

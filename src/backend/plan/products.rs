@@ -12,13 +12,16 @@ use crate::backend::kernel;
 use crate::ir::{Function, Op, Reduce, Value, ValueMap};
 
 /// The fewest numbers of a product that joins the run that reads it
-/// ([`join_products`]), 4 MiB. The run's blocks go in parts on every core
+/// ([`join_products`]), 1 MiB. The run's blocks go in parts on every core
 /// the kernel would use (`translate::parts`), each part computing its own
-/// blocks: `kmeans`' primal at 100 x 10,000 and 1000 x 1000 distances
-/// 20 to 37% faster than with the product written out (it joined from
-/// 16 MiB when the blocks ran on one core, and was then 15 to 25% slower
-/// at these sizes).
-const JOINED_PRODUCT: usize = 1 << 19;
+/// blocks. Against the product written out and read back: `kmeans`'
+/// primal at 100 x 10,000 and 1000 x 1000 distances 20 to 37% faster
+/// (from 2^19 numbers), `gmm`'s at [K D, N] = 200 x 1000 to 1000 x 1000
+/// 22 to 34% faster (from 2^17, through its reshape to [K, D, N]); at 2^16
+/// no faster (`gmm` at d = 20, k = 5, `kmeans` at k = 100, n = 1000). (It
+/// joined from 16 MiB when the blocks ran on one core, and was then 15 to
+/// 25% slower at `kmeans`' sizes above.)
+const JOINED_PRODUCT: usize = 1 << 17;
 
 /// The numbers of a block of a product joined to its run (128 KiB), which
 /// stays in the L2 cache while the run reads it.
@@ -47,10 +50,20 @@ pub(super) fn join_products(f: &Function, steps: &mut Vec<Vec<Value>>, readers: 
             i += 1;
             continue;
         };
+        // The product, or its only reader if that is a reshape that keeps
+        // its rows (`gmm`'s [K D, N] product seen as [K, D, N]): a step of
+        // its own (a view), joined with it.
+        let reshape = (readers[v] == 1)
+            .then(|| {
+                (i + 1..steps.len())
+                    .find(|&k| matches!(steps[k][..], [r] if reshaped_product(f, r, |u| u == v)))
+            })
+            .flatten();
+        let read = reshape.map_or(v, |k| steps[k][0]);
         let joins = |run: &[Value]| {
             let reads: usize = run
                 .iter()
-                .map(|&w| f.inst(w).args.iter().filter(|&&a| a == v).count())
+                .map(|&w| f.inst(w).args.iter().filter(|&&a| a == read).count())
                 .sum();
             let in_order = run.iter().any(|&w| {
                 let m = Member::in_run(f, w, |u| run.contains(&u));
@@ -69,29 +82,53 @@ pub(super) fn join_products(f: &Function, steps: &mut Vec<Vec<Value>>, readers: 
                     .sum();
                 f.shape(w).size() != size || inside == readers[w]
             });
-            let shape = f.shape(run[0]) == f.shape(v);
-            run.len() > 1 && reads == readers[v] && !in_order && kept && shape
+            let shape = f.shape(run[0]) == f.shape(read);
+            run.len() > 1 && reads == readers[read] && !in_order && kept && shape
         };
         let target = joinable_product(f, v)
             .then(|| {
                 (i + 1..steps.len())
-                    .find(|&j| steps[j].iter().any(|w| f.inst(*w).args.contains(&v)))
+                    .find(|&j| steps[j].iter().any(|w| f.inst(*w).args.contains(&read)))
             })
             .flatten()
             .filter(|&j| joins(&steps[j]));
-        match target {
-            Some(j) => {
+        match (target, reshape) {
+            (Some(j), None) => {
                 steps.remove(i);
                 steps[j - 1].insert(0, v);
             }
-            None => i += 1,
+            (Some(j), Some(k)) => {
+                steps[j].splice(0..0, [v, read]);
+                steps.remove(k);
+                steps.remove(i);
+            }
+            (None, _) => i += 1,
         }
     }
 }
 
+/// Whether `v` is a `reshape` of a matrix product (that `in_run` holds)
+/// into a shape with the product's last axis: each row of the reshape is a
+/// row of the product, so a run over the reshape's shape reads the
+/// product's joined blocks a row at a time as it reads the product's.
+pub fn reshaped_product(f: &Function, v: Value, in_run: impl Fn(Value) -> bool) -> bool {
+    let inst = f.inst(v);
+    let Op::Reshape(shape) = &inst.op else {
+        return false;
+    };
+    let p = inst.args[0];
+    let product = f.shape(p);
+    f.inst(p).op == Op::MatMul
+        && in_run(p)
+        && product.rank() == 2
+        && shape.rank() >= 2
+        && shape.dims().last() == product.dims().last()
+}
+
 /// Whether `v` is a product of two matrices that the kernel computes
 /// (more than [`super::UNROLL`] terms a dot product, as the translator
-/// decides) and large enough to join its run.
+/// decides), large enough to join its run, with a left operand small
+/// enough to be read again for every block.
 fn joinable_product(f: &Function, v: Value) -> bool {
     let inst = f.inst(v);
     if inst.op != Op::MatMul || inst.shape.rank() != 2 {
@@ -101,8 +138,17 @@ fn joinable_product(f: &Function, v: Value) -> bool {
     let (&[_, k], &[_, n]) = (a.dims(), b.dims()) else {
         return false;
     };
-    k > super::UNROLL && inst.shape.size() >= JOINED_PRODUCT && n > product_block(a.dims()[0], n)
+    let m = a.dims()[0];
+    k > super::UNROLL
+        && inst.shape.size() >= JOINED_PRODUCT
+        && n > product_block(m, n)
+        && m * k <= JOINED_LEFT
 }
+
+/// The most numbers of a joined product's left operand, which every block
+/// reads again (256 KiB, read from the L2 cache): `gmm`'s [K D, D] at d =
+/// 64, k = 25 (800 KiB, for blocks of 8 columns) took 30% longer joined.
+const JOINED_LEFT: usize = 1 << 15;
 
 /// The product and the sum of the step `[p, s]`, if `s` is a sum along the
 /// last axis alone of the value that is (or is reshaped into) `p`'s left

@@ -139,8 +139,36 @@ fn a_joined_product_goes_in_parts_each_with_a_block_of_its_own() {
     let x = tensors(&f, false, 6);
     with_threads(2, || agree(&f, &params, &x));
     reversed(|| agree(&f, &params, &x));
-    // 40000 x 59: blocks of 8 columns, 2.5 MB each, too large for a
-    // stack: one loop.
-    let (g, _) = super::blocks::distances(40000, 59, 5, false);
+    // 6000 x 59: blocks of 8 columns, 384 KB each, too large for a
+    // stack: one loop, the blocks in the product's slot.
+    let (g, product) = super::blocks::distances(6000, 59, 5, false);
+    let layout = plan::layout::layout(&g);
+    assert!(layout.steps.iter().any(|s| s[0] == product && s.len() > 1));
     assert!(!in_parts(&g));
+}
+
+#[test]
+fn a_product_read_through_a_reshape_joins_its_run_in_parts() {
+    // `gmm`'s objective: the [40 16, 1024] product seen as [40, 16, 1024]
+    // (a reshape that keeps its rows), a spread subtracted, the squares
+    // summed along the middle axis.
+    let src = "input x: [1024, 16]\nparam W: [40, 16, 16]\nparam c: [40, 16]\n\
+               let Z = W @ x.T - reshape(c, [40, 16, 1])\n\
+               loss sum(logsumexp(-0.5 * sum(Z^2, axis = 1), axis = 0))\n";
+    let f = crate::compile(src).expect("the program compiles").ir;
+    let layout = plan::layout::layout(&f);
+    let joined = layout.steps.iter().find(|s| f.inst(s[0]).op == Op::MatMul);
+    let run = joined.expect("a step begins with the product");
+    assert!(
+        matches!(f.inst(run[1]).op, Op::Reshape(_)) && run.len() > 3,
+        "{run:?}\n{f}"
+    );
+    assert!(in_parts(&f), "{f}");
+    // Odd salts: no special values, whose NaN would hide every other bit
+    // of the loss.
+    let params = tensors(&f, true, 3);
+    let x = tensors(&f, false, 7);
+    agree(&f, &params, &x);
+    with_threads(2, || agree(&f, &params, &x));
+    reversed(|| agree(&f, &params, &x));
 }

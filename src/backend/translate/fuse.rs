@@ -83,11 +83,16 @@ impl Translator<'_, '_> {
             })
             .collect();
         // A run with spreads or sums of rows is a nest over its first
-        // member's shape (theirs), whose rows are the vectors.
+        // member's shape (theirs), whose rows are the vectors; a joined
+        // product's over that of its reshape, if it is read through one.
+        let leading = members
+            .iter()
+            .take_while(|&&m| m == Member::Product)
+            .count();
         let nest = members
             .iter()
             .any(|&m| matches!(m, Member::Spread | Member::Rows(_) | Member::Product))
-            .then(|| f.shape(run[0]).clone());
+            .then(|| f.shape(run[leading.max(1) - 1]).clone());
         let along = nest.as_ref().map_or(n, |s| s.dims()[s.rank() - 1]);
         let simd = along >= self.lanes
             && members.iter().all(|&m| match m {
@@ -214,10 +219,12 @@ impl Translator<'_, '_> {
     fn product_block(&mut self, r: &Run, simd: bool, buffer: Opnd, first: Ix, count: usize) {
         let f = self.f;
         let v = r.insts[0];
-        let shape = f.shape(v).clone();
-        let &[m, n] = shape.dims() else {
+        let &[m, n] = f.shape(v).dims() else {
             unreachable!("a joined product is a matrix")
         };
+        // The nest: the product's shape, or its reshape's.
+        let leading = r.members.iter().take_while(|&&m| m == Member::Product);
+        let shape = f.shape(r.insts[leading.count() - 1]).clone();
         let (a, b) = (f.inst(v).args[0], f.inst(v).args[1]);
         let k = f.shape(a).dims()[1];
         let (x, y) = (r.outside[&a].0, r.outside[&b].0);
@@ -308,10 +315,20 @@ impl Translator<'_, '_> {
             }
         }
         if let Some((v, buffer)) = cols.product {
-            // The block's row: rows of the block's width.
-            let start = self.lin(&[(ix[0], cols.count)], 0);
+            // The block's row (rows of the block's width): the row's index
+            // in the nest, which is the product's, or its reshape's.
+            let terms: Vec<(Ix, usize)> = ix
+                .iter()
+                .zip(&strides)
+                .map(|(&i, &stride)| (i, stride / shape.dims()[last] * cols.count))
+                .collect();
+            let start = self.lin(&terms, 0);
             let o = self.moved(buffer, start);
-            row.spreads.insert(v, (o, o));
+            for (&w, &m) in r.insts.iter().zip(&r.members) {
+                if w == v || m == Member::Product {
+                    row.spreads.insert(w, (o, o));
+                }
+            }
         }
         for &v in r.insts {
             let inst = f.inst(v);

@@ -72,7 +72,10 @@ impl Translator<'_, '_> {
                     Member::Sum | Member::Lag | Member::Lead | Member::ShiftSlice | Member::Pieces
                 )
             })
-            && !r.members[1..].contains(&Member::Product)
+            && r.members
+                .iter()
+                .skip_while(|&&m| m == Member::Product)
+                .all(|&m| m != Member::Product)
     }
 
     /// The run `r` of `n` elements (neither spreads nor shifts) from its
