@@ -139,16 +139,24 @@ fn joinable_product(f: &Function, v: Value) -> bool {
         return false;
     };
     let m = a.dims()[0];
+    let width = product_block(m, n);
     k > super::UNROLL
         && inst.shape.size() >= JOINED_PRODUCT
-        && n > product_block(m, n)
+        && n > width
+        && width >= JOINED_WIDTH
         && m * k <= JOINED_LEFT
 }
 
 /// The most numbers of a joined product's left operand, which every block
-/// reads again (256 KiB, read from the L2 cache): `gmm`'s [K D, D] at d =
-/// 64, k = 25 (800 KiB, for blocks of 8 columns) took 30% longer joined.
-const JOINED_LEFT: usize = 1 << 15;
+/// reads again (512 KiB, from the L2 cache): `gmm`'s [K D, D] at d = 64,
+/// k = 25 (800 KiB) took 30% longer joined, at d = 64, k = 10 (320 KiB)
+/// 14 to 30% less time.
+const JOINED_LEFT: usize = 1 << 16;
+
+/// The fewest columns of a joined product's blocks: the kernel computes a
+/// block of 8 columns slowly (`gmm` at d = 20, k = 100 and d = 32, k = 50,
+/// 2000 and 1600 rows, took 17 to 24% longer joined).
+const JOINED_WIDTH: usize = 16;
 
 /// The product and the sum of the step `[p, s]`, if `s` is a sum along the
 /// last axis alone of the value that is (or is reshaped into) `p`'s left

@@ -48,9 +48,9 @@ pub(super) fn distances(m: usize, n: usize, k: usize, after: bool) -> (Function,
 
 #[test]
 fn a_product_joins_its_run_and_is_computed_a_block_at_a_time() {
-    // Blocks of 48 columns with a tail of 4; of 8 (the fewest) with a
-    // tail of 3, and a run after.
-    let cases = [(300, 7012, 6, false), (6000, 59, 5, true)];
+    // Blocks of 48 columns with a tail of 4; of 16 (the fewest) with a
+    // tail of 6, and a run after.
+    let cases = [(300, 7012, 6, false), (1000, 150, 5, true)];
     for (m, n, k, after) in cases {
         let (f, product) = distances(m, n, k, after);
         let layout = plan::layout::layout(&f);
@@ -59,7 +59,7 @@ fn a_product_joins_its_run_and_is_computed_a_block_at_a_time() {
         assert!(run.len() > 4, "{:?}", layout.steps);
         let slot = plan::products::product_block(m, n) * m;
         assert!(slot < m * n, "a block, not the whole product");
-        // (Values of 2 million and 354,000 elements: one set, and a batch
+        // (Values of 2 million and 150,000 elements: one set, and a batch
         // of one.)
         let params = tensors(&f, true, 4);
         agree(&f, &params, &tensors(&f, false, 6));
@@ -71,8 +71,8 @@ fn a_product_joins_its_run_and_is_computed_a_block_at_a_time() {
 
 /// A product read outside the run, or by a run that sums in order or
 /// writes a member of its size out, or too small to leave the cache, or
-/// whose left operand is too large to read again for each block, stays a
-/// step of its own.
+/// whose left operand is too large to read again for each block, or whose
+/// blocks would be narrow, stays a step of its own.
 #[test]
 fn a_product_read_elsewhere_or_small_stays_alone() {
     let (mut f, product) = distances(300, 7012, 6, false);
@@ -86,14 +86,17 @@ fn a_product_read_elsewhere_or_small_stays_alone() {
     let total = push(&mut g, Op::Sum, &[arg]);
     output(&mut g, total);
     let (h, small) = distances(300, 400, 8, false);
-    // A left operand of 2000 x 20, read again for every block.
-    let (w, wide) = distances(2000, 1000, 20, false);
+    // A left operand of 1000 x 80, read again for every block; one of
+    // 2000 rows, whose blocks would be 8 columns wide.
+    let (w, wide) = distances(1000, 1000, 80, false);
+    let (t, tall) = distances(2000, 1000, 20, false);
     let cases = [
         (&f, product),
         (&e, written),
         (&g, summed),
         (&h, small),
         (&w, wide),
+        (&t, tall),
     ];
     for (f, v) in cases {
         let layout = plan::layout::layout(f);

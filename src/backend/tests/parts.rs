@@ -139,12 +139,6 @@ fn a_joined_product_goes_in_parts_each_with_a_block_of_its_own() {
     let x = tensors(&f, false, 6);
     with_threads(2, || agree(&f, &params, &x));
     reversed(|| agree(&f, &params, &x));
-    // 6000 x 59: blocks of 8 columns, 384 KB each, too large for a
-    // stack: one loop, the blocks in the product's slot.
-    let (g, product) = super::blocks::distances(6000, 59, 5, false);
-    let layout = plan::layout::layout(&g);
-    assert!(layout.steps.iter().any(|s| s[0] == product && s.len() > 1));
-    assert!(!in_parts(&g));
 }
 
 #[test]

@@ -50,11 +50,6 @@ struct Columns {
     product: Option<(Value, Opnd)>,
 }
 
-/// The most numbers of a joined product's block that a part of its run
-/// keeps on its stack (256 KiB of f64; a block is about 128 KiB, or 8
-/// columns of a taller product, which then goes on one thread).
-const STACK_BLOCK: usize = 1 << 15;
-
 impl Columns {
     /// Every column of a nest of `shape`.
     fn all(shape: &Shape) -> Columns {
@@ -193,9 +188,10 @@ impl Translator<'_, '_> {
         let width = product_block(m, n);
         let blocks = n / width;
         let buffer = self.dest(v);
-        if parts && blocks >= 2 && m * width <= STACK_BLOCK && self.spreads_apart(r) {
+        if parts && blocks >= 2 && self.spreads_apart(r) {
             // Each part computes its blocks into a buffer of its own, on
-            // its stack.
+            // its stack (at most 128 KiB: `plan::products` joins no
+            // product whose blocks would be narrower than 16 columns).
             self.in_parts(r, (blocks, m * width), &mut |t, r, i| {
                 let buffer = t.block_buffer(m * width);
                 let first = t.lin(&[(i, width)], 0);
