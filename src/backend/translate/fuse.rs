@@ -120,8 +120,8 @@ impl Translator<'_, '_> {
             .find_map(|(&v, &m)| (m == Member::Pieces).then_some(v));
         let down = r.members.contains(&Member::Lead);
         let parts = self.splittable(&r, n);
-        if r.members[0] == Member::Product {
-            self.product_blocks(&r, simd, parts)?;
+        if let (Member::Product, Some(shape)) = (r.members[0], &nest) {
+            self.product_blocks(&r, shape, simd, parts)?;
         } else if let Some(shape) = nest {
             if !(parts && self.nest_in_parts(&r, &shape, simd)?) {
                 let all = Columns::all(&shape);
@@ -179,7 +179,13 @@ impl Translator<'_, '_> {
     /// elements read from there. Each element of the product, and of every
     /// member, is the same computation as without blocks; a reduction along
     /// the rows still takes the rows in order for each element.
-    fn product_blocks(&mut self, r: &Run, simd: bool, parts: bool) -> Result<(), String> {
+    fn product_blocks(
+        &mut self,
+        r: &Run,
+        shape: &Shape,
+        simd: bool,
+        parts: bool,
+    ) -> Result<(), String> {
         let f = self.f;
         let v = r.insts[0];
         let &[m, n] = f.shape(v).dims() else {
@@ -195,32 +201,39 @@ impl Translator<'_, '_> {
             self.in_parts(r, (blocks, m * width), &mut |t, r, i| {
                 let buffer = t.block_buffer(m * width);
                 let first = t.lin(&[(i, width)], 0);
-                t.product_block(r, simd, buffer, first, width);
+                t.product_block(r, shape, simd, buffer, first, width);
             })?;
         } else {
             self.for_each_rolled(blocks, &mut |t, blk| {
                 let first = t.lin(&[(blk, width)], 0);
-                t.product_block(r, simd, buffer, first, width);
+                t.product_block(r, shape, simd, buffer, first, width);
             });
         }
         if !n.is_multiple_of(width) {
-            self.product_block(r, simd, buffer, Ix::c(n - n % width), n % width);
+            let first = Ix::c(n - n % width);
+            self.product_block(r, shape, simd, buffer, first, n % width);
         }
         Ok(())
     }
 
     /// The columns `first..first + count` of the joined product that
     /// leads `r`, computed by the kernel into `buffer` (rows `count`
-    /// apart), then every member at those columns of every row.
-    fn product_block(&mut self, r: &Run, simd: bool, buffer: Opnd, first: Ix, count: usize) {
+    /// apart), then every member at those columns of every row of the
+    /// run's nest, `shape` (the product's, or its reshape's).
+    fn product_block(
+        &mut self,
+        r: &Run,
+        shape: &Shape,
+        simd: bool,
+        buffer: Opnd,
+        first: Ix,
+        count: usize,
+    ) {
         let f = self.f;
         let v = r.insts[0];
         let &[m, n] = f.shape(v).dims() else {
             unreachable!("a joined product is a matrix")
         };
-        // The nest: the product's shape, or its reshape's.
-        let leading = r.members.iter().take_while(|&&m| m == Member::Product);
-        let shape = f.shape(r.insts[leading.count() - 1]).clone();
         let (a, b) = (f.inst(v).args[0], f.inst(v).args[1]);
         let k = f.shape(a).dims()[1];
         let (x, y) = (r.outside[&a].0, r.outside[&b].0);
@@ -233,7 +246,7 @@ impl Translator<'_, '_> {
             count,
             product: Some((v, buffer)),
         };
-        self.rows_of(r, &shape, simd, cols);
+        self.rows_of(r, shape, simd, cols);
     }
 
     /// A run with spreads of `shape`: a loop over its rows (its last axis),

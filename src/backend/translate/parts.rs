@@ -1,5 +1,6 @@
 //! A large fused run computed in parts on several threads: its loop (over
-//! chunks of its elements, or over the first axis of its nest) becomes a
+//! chunks of its elements, the slabs of its nest's first axis, blocks of
+//! its nest's columns, or its joined product's blocks) becomes a
 //! function of its own over a range of the loop's iterations, and the run's
 //! code hands that function to the kernel's `in_parts`
 //! ([`crate::backend::kernel::runs`]) with the values the loop reads from
