@@ -28,10 +28,12 @@ const JOINED_PRODUCT: usize = 1 << 17;
 const PRODUCT_BLOCK: usize = 1 << 14;
 
 /// The columns of a block of an `m` x `n` product joined to its run: a
-/// multiple of 8 that makes about [`PRODUCT_BLOCK`] numbers, at least 8,
-/// at most `n`.
+/// multiple of 8 that makes about [`PRODUCT_BLOCK`] numbers, at least 16
+/// (the kernel computes blocks of 8 columns slowly: `gmm` at d = 20, k =
+/// 100 and d = 32, k = 50, 2000 and 1600 rows, took 17 to 24% longer
+/// joined than whole), at most `n`.
 pub fn product_block(m: usize, n: usize) -> usize {
-    (PRODUCT_BLOCK / m.max(1) / 8 * 8).max(8).min(n)
+    (PRODUCT_BLOCK / m.max(1) / 8 * 8).max(16).min(n)
 }
 
 /// Joins each matrix product (a step of its own, of two matrices, large
@@ -143,20 +145,19 @@ fn joinable_product(f: &Function, v: Value) -> bool {
     k > super::UNROLL
         && inst.shape.size() >= JOINED_PRODUCT
         && n > width
-        && width >= JOINED_WIDTH
+        && m * width <= JOINED_BLOCK
         && m * k <= JOINED_LEFT
 }
 
 /// The most numbers of a joined product's left operand, which every block
-/// reads again (512 KiB, from the L2 cache): `gmm`'s [K D, D] at d = 64,
-/// k = 25 (800 KiB) took 30% longer joined, at d = 64, k = 10 (320 KiB)
-/// 14 to 30% less time.
-const JOINED_LEFT: usize = 1 << 16;
+/// reads again (1 MiB, from the L2 cache): `gmm`'s [K D, D] at d = 64, k =
+/// 25 (800 KiB) took 10% less time joined (in blocks of 16 columns; 30%
+/// more in blocks of 8), at d = 64, k = 10 (320 KiB) 22% less.
+const JOINED_LEFT: usize = 1 << 17;
 
-/// The fewest columns of a joined product's blocks: the kernel computes a
-/// block of 8 columns slowly (`gmm` at d = 20, k = 100 and d = 32, k = 50,
-/// 2000 and 1600 rows, took 17 to 24% longer joined).
-const JOINED_WIDTH: usize = 16;
+/// The most numbers of a joined product's block (512 KiB): in the L2 cache,
+/// and on the stack of a part of its run (`translate::parts`).
+pub const JOINED_BLOCK: usize = 1 << 16;
 
 /// The product and the sum of the step `[p, s]`, if `s` is a sum along the
 /// last axis alone of the value that is (or is reshaped into) `p`'s left

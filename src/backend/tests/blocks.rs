@@ -72,7 +72,7 @@ fn a_product_joins_its_run_and_is_computed_a_block_at_a_time() {
 /// A product read outside the run, or by a run that sums in order or
 /// writes a member of its size out, or too small to leave the cache, or
 /// whose left operand is too large to read again for each block, or whose
-/// blocks would be narrow, stays a step of its own.
+/// blocks would be too large, stays a step of its own.
 #[test]
 fn a_product_read_elsewhere_or_small_stays_alone() {
     let (mut f, product) = distances(300, 7012, 6, false);
@@ -86,10 +86,10 @@ fn a_product_read_elsewhere_or_small_stays_alone() {
     let total = push(&mut g, Op::Sum, &[arg]);
     output(&mut g, total);
     let (h, small) = distances(300, 400, 8, false);
-    // A left operand of 1000 x 80, read again for every block; one of
-    // 2000 rows, whose blocks would be 8 columns wide.
-    let (w, wide) = distances(1000, 1000, 80, false);
-    let (t, tall) = distances(2000, 1000, 20, false);
+    // A left operand of 1000 x 140, read again for every block; one of
+    // 5000 rows, whose blocks of 16 columns would outgrow the cache.
+    let (w, wide) = distances(1000, 1000, 140, false);
+    let (t, tall) = distances(5000, 100, 8, false);
     let cases = [
         (&f, product),
         (&e, written),

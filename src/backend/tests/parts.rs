@@ -131,13 +131,17 @@ fn the_parts_flush_subnormals_when_the_caller_does() {
 #[test]
 fn a_joined_product_goes_in_parts_each_with_a_block_of_its_own() {
     // `kmeans`' distances, 300 x 7012: 146 blocks of 48 columns in parts,
-    // each part's on its stack, then 4 columns.
-    let (f, _) = super::blocks::distances(300, 7012, 6, false);
-    assert!(in_parts(&f), "{f}");
-    let params = tensors(&f, true, 4);
-    let x = tensors(&f, false, 6);
-    with_threads(2, || agree(&f, &params, &x));
-    reversed(|| agree(&f, &params, &x));
+    // each part's on its stack, then 4 columns; 2000 x 150: 9 blocks of
+    // 16 columns (250 KiB each, more than the 2^14 numbers aimed at),
+    // then 6.
+    for (m, n, k) in [(300, 7012, 6), (2000, 150, 5)] {
+        let (f, _) = super::blocks::distances(m, n, k, false);
+        assert!(in_parts(&f), "{f}");
+        let params = tensors(&f, true, 4);
+        let x = tensors(&f, false, 6);
+        with_threads(2, || agree(&f, &params, &x));
+        reversed(|| agree(&f, &params, &x));
+    }
 }
 
 #[test]

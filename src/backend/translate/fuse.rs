@@ -196,8 +196,8 @@ impl Translator<'_, '_> {
         let buffer = self.dest(v);
         if parts && blocks >= 2 && self.spreads_apart(r) {
             // Each part computes its blocks into a buffer of its own, on
-            // its stack (at most 128 KiB: `plan::products` joins no
-            // product whose blocks would be narrower than 16 columns).
+            // its stack (at most `JOINED_BLOCK` numbers, 512 KiB).
+            debug_assert!(m * width <= crate::backend::plan::products::JOINED_BLOCK);
             self.in_parts(r, (blocks, m * width), &mut |t, r, i| {
                 let buffer = t.block_buffer(m * width);
                 let first = t.lin(&[(i, width)], 0);
