@@ -142,7 +142,7 @@ impl Translator<'_, '_> {
             let done = self.chunks_in_parts(&r, n, simd)?;
             let rest = self.from(&r, Ix::c(done));
             self.flat(&rest, n - done, simd);
-        } else if simd && !n.is_multiple_of(lanes) && self.recomputable(&r, n) {
+        } else if simd && !n.is_multiple_of(lanes) && self.recomputable(&r) {
             self.for_each_overlapped(n, lanes, &mut |t, ix| t.element(&r, ix, vt));
         } else {
             self.flat(&r, n, simd);
@@ -415,7 +415,7 @@ impl Translator<'_, '_> {
     /// free at that step, so this holds of every scratch slot; a stacked
     /// row, and a tensor read through a pointer computed at run time, are
     /// not compared and do not qualify.
-    fn recomputable(&self, r: &Run, n: usize) -> bool {
+    fn recomputable(&self, r: &Run) -> bool {
         if r.members.iter().any(|m| {
             matches!(
                 m,
@@ -424,17 +424,27 @@ impl Translator<'_, '_> {
         }) {
             return false;
         }
+        self.stores_apart(r, r.outside.keys().copied())
+    }
+
+    /// Whether `r` stores only to scratch slots, and none of them shares
+    /// memory with a value of `reads` (each in a register, in the caller's
+    /// buffers or a constant, or in a scratch slot elsewhere).
+    pub(super) fn stores_apart(&self, r: &Run, reads: impl IntoIterator<Item = Value>) -> bool {
+        let f = self.f;
         let mut written = Vec::with_capacity(r.dests.len());
-        for dst in r.dests.values() {
+        for (&v, dst) in &r.dests {
             match *dst {
-                Opnd::Mem { ptr, off, .. } if ptr == self.scratch => written.push(off..off + n),
+                Opnd::Mem { ptr, off, .. } if ptr == self.scratch => {
+                    written.push(off..off + f.shape(v).size());
+                }
                 _ => return false,
             }
         }
-        r.outside.keys().all(|&a| match self.loc(a) {
+        reads.into_iter().all(|a| match self.loc(a) {
             Loc::Reg(_) | Loc::Table(..) | Loc::Data(..) => true,
             Loc::Scratch(off) => {
-                let read = off..off + self.f.shape(a).size();
+                let read = off..off + f.shape(a).size();
                 written
                     .iter()
                     .all(|w| w.end <= read.start || read.end <= w.start)

@@ -23,7 +23,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::FuncId;
 
 use super::fuse::Run;
-use super::{readonly, Ix, Loc, Opnd, Translator};
+use super::{readonly, Ix, Opnd, Translator};
 use crate::backend::kernel::runs::IN_PARTS;
 use crate::backend::plan::fuse::Member;
 use crate::dtype::Dtype;
@@ -151,28 +151,12 @@ impl Translator<'_, '_> {
     /// choosing, which another part must not be writing.
     pub(super) fn spreads_apart(&self, r: &Run) -> bool {
         let f = self.f;
-        let mut written = Vec::with_capacity(r.dests.len());
-        for (&v, dst) in &r.dests {
-            match *dst {
-                Opnd::Mem { ptr, off, .. } if ptr == self.scratch => {
-                    written.push(off..off + f.shape(v).size());
-                }
-                _ => return false,
-            }
-        }
-        r.insts
+        let sources = r
+            .insts
             .iter()
             .filter(|&&v| matches!(f.inst(v).op, Op::BroadcastAxes(..)))
-            .all(|&v| match self.loc(f.inst(v).args[0]) {
-                Loc::Reg(_) | Loc::Table(..) | Loc::Data(..) => true,
-                Loc::Scratch(off) => {
-                    let read = off..off + f.shape(f.inst(v).args[0]).size();
-                    written
-                        .iter()
-                        .all(|w| w.end <= read.start || read.end <= w.start)
-                }
-                Loc::Ptr(..) | Loc::Row(..) => false,
-            })
+            .map(|&v| f.inst(v).args[0]);
+        self.stores_apart(r, sources)
     }
 
     /// A buffer of `n` elements on the stack of the function being built
