@@ -183,7 +183,7 @@ pub fn eval_op(op: &Op, args: &[&Tensor]) -> Result<Tensor, OpError> {
                 .flat_map(|j| (0..rows).map(move |i| a[i * cols + j]))
                 .collect()
         }
-        Op::Sum => vec![args[0].data.iter().sum()],
+        Op::Sum => vec![sum(&args[0].data)],
         Op::ReduceMax => vec![args[0]
             .data
             .iter()
@@ -478,6 +478,20 @@ fn matmul(a: &Tensor, b: &Tensor) -> Vec<f64> {
         }
     }
     out
+}
+
+/// The elements of a block of a `sum` (see [`sum`]).
+pub const SUM_BLOCK: usize = 1024;
+
+/// The sum of `x`: in blocks of [`SUM_BLOCK`] elements (the last may be
+/// shorter), each block's elements added in order from -0, then the
+/// blocks' sums added in order from -0. Of [`SUM_BLOCK`] elements or fewer,
+/// that is the elements added in order. The blocks' chains of additions
+/// are independent, so the JIT adds up two blocks side by side and shares
+/// a large sum's blocks out to threads, with these bits at any number of
+/// them.
+pub fn sum(x: &[f64]) -> f64 {
+    x.chunks(SUM_BLOCK).map(|b| b.iter().sum::<f64>()).sum()
 }
 
 /// Euclidean norm, scaled by the largest magnitude so that squaring neither

@@ -268,6 +268,7 @@ mod axes;
 mod batch;
 mod blocks;
 mod gather;
+mod long_sums;
 mod ops;
 mod parts;
 mod products;

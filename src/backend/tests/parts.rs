@@ -80,8 +80,36 @@ fn a_large_run_goes_in_chunks_the_rest_after_them() {
     reversed(|| agree(&f, &tensors(&f, true, 3), &tensors(&f, false, 13)));
     // One thread: the same function, called once over every chunk.
     agree(&f, &tensors(&f, true, 4), &tensors(&f, false, 14));
-    // A smaller run stays one loop.
-    assert!(!in_parts(&flat((1 << 17) - 1)));
+    // A smaller run stays one loop: `exp` counts as 8 more elements, so
+    // from 2^17 / 9 elements; without it, from 2^17.
+    assert!(in_parts(&flat((1 << 17) / 9 + 1)));
+    assert!(!in_parts(&flat((1 << 17) / 9)));
+    let n = (1 << 17) - 1;
+    let (mut g, p, x) = function(&[Shape::vector(n)], &[Shape::vector(n)]);
+    let y = push(&mut g, Op::Binary(Binary::Mul), &[x[0], p[0]]);
+    let y = push(&mut g, Op::Binary(Binary::Add), &[y, x[0]]);
+    output(&mut g, y);
+    assert!(!in_parts(&g), "{g}");
+}
+
+#[test]
+fn a_runs_sums_in_parts_are_added_up_a_block_at_a_time() {
+    // 2^17 / 9 elements and more of `exp`: in parts, each part storing
+    // its blocks' sums, added up by the caller in order, then the rest
+    // (1003 elements) after them.
+    let n = 30 * 1024 + 1003;
+    let f = super::long_sums::flat_sums(n);
+    assert!(in_parts(&f), "{f}");
+    let finite = |salt| (tensors(&f, true, salt), tensors(&f, false, 100 + salt));
+    with_threads(2, || {
+        for salt in [1, 3, 5] {
+            let (p, x) = finite(salt);
+            agree(&f, &p, &x);
+        }
+    });
+    let (p, x) = finite(7);
+    reversed(|| agree(&f, &p, &x));
+    agree(&f, &p, &x);
 }
 
 #[test]

@@ -9,7 +9,7 @@ use super::*;
 
 /// `exp(p - broadcast_axes(x, along)) * p`, with `p: shape`, `x` the shape
 /// without the axes `along`, and the sum of the product.
-fn spread_run(shape: &[usize], along: &[usize]) -> (Function, Value, Value) {
+pub(super) fn spread_run(shape: &[usize], along: &[usize]) -> (Function, Value, Value) {
     let kept: Vec<usize> = (0..shape.len())
         .filter(|a| !along.contains(a))
         .map(|a| shape[a])

@@ -297,6 +297,16 @@ impl Translator<'_, '_> {
     }
 }
 
+/// Whether `op` calls a function for each element or pair (`exp`, `log`,
+/// `pow`, ...), rather than being a few instructions.
+pub(super) fn calls(op: ElementOp) -> bool {
+    match op {
+        ElementOp::Unary(u) => !lane_wise_unary(u),
+        ElementOp::Binary(b) => !lane_wise_binary(b),
+        ElementOp::Broadcast | ElementOp::Select => false,
+    }
+}
+
 /// Whether `u` works on f64x2 as on f64, lane by lane: one instruction, or
 /// a comparison and a choice by masks.
 fn lane_wise_unary(u: Unary) -> bool {

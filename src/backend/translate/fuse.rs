@@ -5,14 +5,15 @@
 
 use std::collections::BTreeMap;
 
-use cranelift_codegen::ir::{self as cl, types, Endianness, InstBuilder, MemFlagsData};
+use cranelift_codegen::ir::{self as cl, InstBuilder};
 use cranelift_frontend::Variable;
 
 use super::gemm::{Size, Strided};
 use super::reduce::strides_into;
 use super::{Ix, Loc, Opnd, Translator};
-use crate::backend::plan::fuse::{lag, lead, ElementOp, Member};
+use crate::backend::plan::fuse::{ElementOp, Member};
 use crate::backend::plan::products::product_block;
+use crate::ir::interp::SUM_BLOCK;
 use crate::ir::{Binary, Op, Reduce, Value, ValueMap};
 use crate::shape::Shape;
 
@@ -26,8 +27,18 @@ pub(super) struct Run<'r> {
     pub(super) outside: BTreeMap<Value, (Opnd, Opnd)>,
     /// The scratch slots of the members that are stored.
     pub(super) dests: BTreeMap<Value, Opnd>,
-    /// The accumulators of the `sum`s.
+    /// The accumulators of the `sum`s (of their current block, if the run
+    /// is longer than one: see `super::sums`).
     pub(super) sums: BTreeMap<Value, Variable>,
+    /// In a run of more than one block, each `sum`'s total of the blocks
+    /// closed.
+    pub(super) totals: BTreeMap<Value, Variable>,
+    /// In a nest or a `concat` of more than one block with sums: the
+    /// elements left in the current block.
+    pub(super) left: Option<Variable>,
+    /// In a run in parts with sums: where each block's sums go, a row of
+    /// them a block.
+    pub(super) partials: Option<Opnd>,
     /// In the loop over a row of a run with spreads: where each spread's
     /// elements are read, as `outside` (its argument's element, loaded once
     /// for the row and splat, if the row repeats it; else its argument's
@@ -104,20 +115,31 @@ impl Translator<'_, '_> {
         let outside = self.outside(run, &members, simd);
         let shifts = self.shifts(run, &members, simd);
         let (dests, sums) = self.results(run, &members, internal);
+        let concat = run
+            .iter()
+            .zip(&members)
+            .find_map(|(&v, &m)| (m == Member::Pieces).then_some(v));
+        // A sum of more than one block: its blocks' totals, and in a nest
+        // or a `concat`, a count of the elements left in the block.
+        let blocked = n > SUM_BLOCK && !sums.is_empty();
+        let totals = match blocked {
+            true => sums.keys().map(|&v| (v, self.var(-0.0))).collect(),
+            false => BTreeMap::new(),
+        };
+        let left = (blocked && (nest.is_some() || concat.is_some())).then(|| self.block_counter());
         let r = Run {
             insts: run,
             members,
             outside,
             dests,
             sums,
+            totals,
+            left,
+            partials: None,
             spreads: BTreeMap::new(),
             shifts,
         };
         let (lanes, vt, st) = (self.lanes, self.vt, self.st);
-        let concat = run
-            .iter()
-            .zip(&r.members)
-            .find_map(|(&v, &m)| (m == Member::Pieces).then_some(v));
         let down = r.members.contains(&Member::Lead);
         let parts = self.splittable(&r, n);
         if let (Member::Product, Some(shape)) = (r.members[0], &nest) {
@@ -138,6 +160,8 @@ impl Translator<'_, '_> {
             self.for_each_step_down(n - n % step, step, &mut |t, ix| t.element(&r, ix, ty));
         } else if let Some(c) = concat {
             self.parts_of(&r, c, simd);
+        } else if blocked {
+            self.flat_blocks(&r, n, simd, parts)?;
         } else if parts {
             let done = self.chunks_in_parts(&r, n, simd)?;
             let rest = self.from(&r, Ix::c(done));
@@ -149,7 +173,12 @@ impl Translator<'_, '_> {
         }
         for &v in run {
             if let Some(&acc) = r.sums.get(&v) {
-                let s = self.b.use_var(acc);
+                // The last block's sum, after the others'.
+                let mut s = self.b.use_var(acc);
+                if let Some(&total) = r.totals.get(&v) {
+                    let t = self.b.use_var(total);
+                    s = self.b.ins().fadd(t, s);
+                }
                 self.set_loc(v, Loc::Reg(s));
             } else if let Some(&dst) = r.dests.get(&v) {
                 self.set_loc(v, self.dst_loc(dst));
@@ -395,6 +424,9 @@ impl Translator<'_, '_> {
             outside: BTreeMap::new(),
             dests: BTreeMap::new(),
             sums: r.sums.clone(),
+            totals: r.totals.clone(),
+            left: r.left,
+            partials: r.partials,
             spreads: BTreeMap::new(),
             shifts: r.shifts.clone(),
         };
@@ -490,82 +522,6 @@ impl Translator<'_, '_> {
         outside
     }
 
-    /// The shifted members' variables, each holding its first element (a
-    /// lag's `concat`'s first part, a lead's 0, in every lane) until the
-    /// member it shifts has an element: a vector when the run goes by
-    /// pairs (`simd`).
-    fn shifts(
-        &mut self,
-        run: &[Value],
-        members: &[Member],
-        simd: bool,
-    ) -> BTreeMap<Value, (Value, Variable)> {
-        let f = self.f;
-        let mut shifts = BTreeMap::new();
-        for (&v, &m) in run.iter().zip(members) {
-            let (first, shifted) = match m {
-                Member::Lag => {
-                    let (a, shifted) = lag(f, v).expect("a Lag member is a lag");
-                    let a = self.operand(a);
-                    (self.read(a, Ix::c(0)), shifted)
-                }
-                Member::Lead => (
-                    self.fconst(0.0),
-                    lead(f, v).expect("a Lead member is a lead"),
-                ),
-                _ => continue,
-            };
-            let ty = if simd { self.vt } else { self.st };
-            let keep = self.b.declare_var(ty);
-            let first = self.splat_as(ty, first);
-            self.b.def_var(keep, first);
-            shifts.insert(v, (shifted, keep));
-        }
-        shifts
-    }
-
-    /// Element `ix` of a shifted member (a pair of them if `ty` is a
-    /// vector): the kept element next to it (before it for a lag, after
-    /// it for a lead), then `cur`, the element (or the pair) of the member
-    /// it shifts just computed, is kept.
-    fn shifted(&mut self, m: Member, keep: Variable, cur: cl::Value, ty: cl::Type) -> cl::Value {
-        let up = m == Member::Lag;
-        let kept = self.b.use_var(keep);
-        let kept_ty = self.b.func.dfg.value_type(kept);
-        if ty.is_vector() {
-            // Going up, the last lane of `kept`, then all but the last of
-            // `cur`: bytes 16 - w to 32 - w of the two side by side.
-            // Going down, all but the first of `cur`, then the first of
-            // `kept`: bytes w to 16 + w of `cur` and `kept`.
-            let w = 16 / ty.lane_count() as u8;
-            let (bytes, (a, b)): (Vec<u8>, _) = if up {
-                ((16 - w..32 - w).collect(), (kept, cur))
-            } else {
-                ((w..16 + w).collect(), (cur, kept))
-            };
-            let mask = self.b.func.dfg.immediates.push(bytes.into());
-            let little = MemFlagsData::new().with_endianness(Endianness::Little);
-            let a = self.b.ins().bitcast(types::I8X16, little, a);
-            let b = self.b.ins().bitcast(types::I8X16, little, b);
-            let x = self.b.ins().shuffle(a, b, mask);
-            self.b.def_var(keep, cur);
-            return self.b.ins().bitcast(ty, little, x);
-        }
-        if !kept_ty.is_vector() {
-            self.b.def_var(keep, cur);
-            return kept;
-        }
-        let lane = if up {
-            kept_ty.lane_count() as u8 - 1
-        } else {
-            0
-        };
-        let x = self.b.ins().extractlane(kept, lane);
-        let wide = self.b.ins().splat(kept_ty, cur);
-        self.b.def_var(keep, wide);
-        x
-    }
-
     /// Where the run's results go: the slots of the stored members, and an
     /// accumulator from -0 for every `sum`.
     fn results(
@@ -612,6 +568,7 @@ impl Translator<'_, '_> {
     pub(super) fn element(&mut self, r: &Run, ix: Ix, ty: cl::Type) {
         let f = self.f;
         let mut vals: BTreeMap<Value, cl::Value> = BTreeMap::new();
+        let mut adds = Vec::new();
         for (&v, &m) in r.insts.iter().zip(&r.members) {
             let inst = f.inst(v);
             if matches!(m, Member::Spread | Member::Pieces | Member::Product) {
@@ -650,7 +607,7 @@ impl Translator<'_, '_> {
                 xs.push(x);
             }
             match m {
-                Member::Sum => self.add_lanes(r.sums[&v], ty, xs[0]),
+                Member::Sum => adds.push((v, xs[0])),
                 Member::Rows(kind) => {
                     let dst = r.dests[&v];
                     let acc = self.read_as(ty, dst, ix);
@@ -677,20 +634,6 @@ impl Translator<'_, '_> {
                 }
             }
         }
-    }
-
-    /// Adds the lanes of `x` (an f64, or an f64x2) to `acc` in order, as
-    /// `Translator::sum` adds elements.
-    fn add_lanes(&mut self, acc: Variable, ty: cl::Type, x: cl::Value) {
-        for lane in 0..ty.lane_count() {
-            let x = if !ty.is_vector() {
-                x
-            } else {
-                self.b.ins().extractlane(x, lane as u8)
-            };
-            let s = self.b.use_var(acc);
-            let s = self.b.ins().fadd(s, x);
-            self.b.def_var(acc, s);
-        }
+        self.add_to_sums(r, &adds, ty);
     }
 }

@@ -25,6 +25,8 @@
 //! - `fuse`: a fused run (see [`super::plan::fuse`]) as one loop.
 //! - `parts`: a large fused run's loop in parts on several threads, a
 //!   function of its own called through the kernel's `in_parts`.
+//! - `shifts`: a run's shifted members (`lag`, `lead`).
+//! - `sums`: sums of more than one block, in a run or alone.
 //! - `ops`: every operation dispatched to its lowering, and one step of the
 //!   plan.
 //! - `window`: convolution, pooling and their adjoints
@@ -45,7 +47,9 @@ mod movement;
 mod ops;
 mod parts;
 mod reduce;
+mod shifts;
 pub(super) mod single;
+mod sums;
 mod window;
 
 use std::collections::HashMap;

@@ -77,7 +77,7 @@ impl Translator<'_, '_> {
             Op::MatMul => self.matmul(v, args[0], args[1], None),
             Op::Outer => self.outer(v, args[0], args[1]),
             Op::Transpose => self.transpose(v, args[0]),
-            Op::Sum => Loc::Reg(self.sum(args[0], &mut |_, x| x)),
+            Op::Sum => Loc::Reg(self.sum(args[0])),
             Op::ReduceMax => Loc::Reg(self.reduce_max(args[0])),
             Op::Norm => Loc::Reg(self.norm(args[0])),
             Op::LogSumExp => Loc::Reg(self.logsumexp(args[0])),

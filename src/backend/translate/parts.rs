@@ -8,10 +8,12 @@
 //! computation as in the one loop, so the bits are the same at any number
 //! of threads; with one thread, `in_parts` calls the function once.
 //!
-//! Only runs whose elements are independent go in parts: no `sum` (one
-//! accumulator for every element), no shifts (an element kept for the
-//! next), no reduction along the axis the parts divide, and (for a nest) no
-//! spread read from memory that a member writes.
+//! Only runs whose elements are independent go in parts: no shifts (an
+//! element kept for the next), no reduction along the axis the parts
+//! divide, and (for a nest) no spread read from memory that a member
+//! writes. A run with `sum`s goes in parts only if it is flat: its chunks
+//! are its sums' blocks (`super::sums`), each part storing its blocks'
+//! sums for the calling function to add up in order.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -22,6 +24,7 @@ use cranelift_codegen::ir::{
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::FuncId;
 
+use super::elementwise::calls;
 use super::fuse::Run;
 use super::{readonly, Ix, Opnd, Translator};
 use crate::backend::kernel::runs::IN_PARTS;
@@ -30,11 +33,16 @@ use crate::dtype::Dtype;
 use crate::ir::Op;
 use crate::shape::Shape;
 
-/// The fewest elements of a run computed in parts: about 100 microseconds
-/// of the simplest run's work, against the tens a sleeping thread takes
-/// to start (smaller runs, from 2^15 elements, measured slower in parts on
-/// `kmeans` and `ba`).
+/// The least work of a run computed in parts, in elements of the simplest
+/// run ([`Translator::element_work`]): about 100 microseconds, against the
+/// tens a sleeping thread takes to start (smaller runs, from 2^15
+/// elements, measured slower in parts on `kmeans` and `ba`).
 pub(super) const PARTS_MIN: usize = 1 << 17;
+
+/// The work of a member that calls a function for each element or pair
+/// (`exp`, `log`, ...), in elements of the simplest run: `exp` of a pair
+/// is some 25 instructions.
+const CALLED: usize = 8;
 
 /// The elements of one iteration of a run in parts that has no nest (the
 /// rest after the last whole chunk are computed by the calling function).
@@ -64,13 +72,16 @@ impl Translator<'_, '_> {
     /// loop), and its elements are independent (see the module's doc).
     pub(super) fn splittable(&self, r: &Run, n: usize) -> bool {
         self.example.is_none()
-            && n >= PARTS_MIN
-            && r.sums.is_empty()
+            && n * self.element_work(r) >= PARTS_MIN
+            && (r.sums.is_empty()
+                || r.members
+                    .iter()
+                    .all(|m| matches!(m, Member::Map(_) | Member::Sum)))
             && r.shifts.is_empty()
             && r.members.iter().all(|m| {
                 !matches!(
                     m,
-                    Member::Sum | Member::Lag | Member::Lead | Member::ShiftSlice | Member::Pieces
+                    Member::Lag | Member::Lead | Member::ShiftSlice | Member::Pieces
                 )
             })
             && r.members
@@ -79,9 +90,20 @@ impl Translator<'_, '_> {
                 .all(|&m| m != Member::Product)
     }
 
+    /// The work of one element of `r`: 1, and [`CALLED`] more for each
+    /// member that calls a function.
+    fn element_work(&self, r: &Run) -> usize {
+        let called = r.members.iter().filter(|&&m| match m {
+            Member::Map(op) => calls(op),
+            _ => false,
+        });
+        1 + CALLED * called.count()
+    }
+
     /// The run `r` of `n` elements (neither spreads nor shifts) from its
     /// first, [`CHUNK`] elements an iteration, in parts; returns how many
-    /// elements that is (the caller computes the rest).
+    /// elements that is (the caller computes the rest). Each chunk's sums,
+    /// if the run has any, from -0, stored to `r`'s partials.
     pub(super) fn chunks_in_parts(
         &mut self,
         r: &Run,
@@ -91,8 +113,14 @@ impl Translator<'_, '_> {
         let chunks = n / CHUNK;
         self.in_parts(r, (chunks, CHUNK), &mut |t, r, i| {
             let start = t.lin(&[(i, CHUNK)], 0);
-            let chunk = t.from(r, start);
+            let mut chunk = t.from(r, start);
+            let sums = r.insts.iter().zip(&r.members);
+            let sums = sums.filter(|&(_, &m)| m == Member::Sum);
+            chunk.sums = sums.map(|(&v, _)| (v, t.var(-0.0))).collect();
             t.flat(&chunk, CHUNK, simd);
+            if !chunk.sums.is_empty() {
+                t.store_partials(r, &chunk.sums, i);
+            }
         })?;
         Ok(chunks * CHUNK)
     }
@@ -189,7 +217,8 @@ impl Translator<'_, '_> {
         // base pointers.
         let mut captured: Vec<cl::Value> = Vec::new();
         let operands = r.outside.values().flat_map(|&(a, b)| [a, b]);
-        for o in operands.chain(r.dests.values().copied()) {
+        let written = r.dests.values().chain(&r.partials).copied();
+        for o in operands.chain(written) {
             let x = match o {
                 Opnd::Reg(x) => x,
                 Opnd::Mem { ptr, .. } => ptr,
@@ -325,6 +354,9 @@ fn in_function<'r>(r: &Run<'r>, there: &HashMap<cl::Value, cl::Value>) -> Run<'r
             .collect(),
         dests: r.dests.iter().map(|(&v, &d)| (v, o(d))).collect(),
         sums: BTreeMap::new(),
+        totals: BTreeMap::new(),
+        left: None,
+        partials: r.partials.map(o),
         spreads: BTreeMap::new(),
         shifts: BTreeMap::new(),
     }

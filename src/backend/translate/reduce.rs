@@ -44,13 +44,14 @@ impl Translator<'_, '_> {
         });
     }
 
-    /// `-0 + g(x0) + g(x1) + ...`, left to right, like `Iterator::sum`.
-    pub(super) fn sum(
-        &mut self,
-        v: Value,
-        g: &mut dyn FnMut(&mut Self, cl::Value) -> cl::Value,
-    ) -> cl::Value {
-        self.sum_of(&|t| t.whole(v), g)
+    /// The sum of `v`: of one block (`interp::SUM_BLOCK` elements) or
+    /// less, `-0 + x0 + x1 + ...`, left to right, like `Iterator::sum`;
+    /// else in blocks (`super::sums`).
+    pub(super) fn sum(&mut self, v: Value) -> cl::Value {
+        if self.f.shape(v).size() > crate::ir::interp::SUM_BLOCK {
+            return self.sum_in_blocks(v);
+        }
+        self.sum_of(&|t| t.whole(v), &mut |_, x| x)
     }
 
     /// The sum of the slice that `slice` gives. (A reduction asks for its

@@ -221,6 +221,30 @@ fn outer_and_transpose() {
 }
 
 #[test]
+fn a_sum_adds_blocks_of_1024_then_their_sums() {
+    use crate::ir::interp::{sum, SUM_BLOCK};
+    // 2^53 then ones: in one chain each 1 is lost (2^53 + 1 rounds to
+    // 2^53); in blocks, the second block's 1024 ones are added first.
+    let mut x = vec![1.0; 2 * SUM_BLOCK];
+    x[0] = 2f64.powi(53);
+    let in_order: f64 = x.iter().sum();
+    assert_eq!(in_order, 2f64.powi(53));
+    assert_eq!(sum(&x), 2f64.powi(53) + 1024.0);
+    assert_eq!(
+        eval(Op::Sum, &[&t(&[2, SUM_BLOCK], &x)]),
+        s(2f64.powi(53) + 1024.0)
+    );
+    // A third block of 5 ones: added after the second block's sum.
+    x.extend([1.0; 5]);
+    assert_eq!(sum(&x), 2f64.powi(53) + 1024.0 + 4.0);
+    // One block or less: the elements in order (the last ones lost).
+    assert_eq!(sum(&x[..SUM_BLOCK]), 2f64.powi(53));
+    // Nothing: -0, as in one chain; -0s: -0.
+    assert_eq!(sum(&[]).to_bits(), (-0.0f64).to_bits());
+    assert_eq!(sum(&[-0.0; 3000]).to_bits(), (-0.0f64).to_bits());
+}
+
+#[test]
 fn reductions() {
     let m = t(&[2, 2], &[1.0, -2.0, 3.0, 0.5]);
     assert_eq!(eval(Op::Sum, &[&m]), s(2.5));
