@@ -151,6 +151,182 @@ pub(crate) unsafe extern "C" fn tanh2(x: __m128d) -> __m128d {
     tanh_pd(x)
 }
 
+/// The symbols of [`exp8`], [`sigmoid8`] and [`tanh8`].
+pub(crate) const EXP8: &str = "gradc_exp8";
+pub(crate) const SIGMOID8: &str = "gradc_sigmoid8";
+pub(crate) const TANH8: &str = "gradc_tanh8";
+
+/// The operations of [`exp_polynomial`] on fours.
+struct Pd4;
+
+impl Pd4 {
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn taylor(&self, i: usize) -> __m256d {
+        _mm256_set1_pd(TAYLOR[i])
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn mul(&self, a: __m256d, b: __m256d) -> __m256d {
+        _mm256_mul_pd(a, b)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn fma(&self, a: __m256d, b: __m256d, c: __m256d) -> __m256d {
+        _mm256_fmadd_pd(a, b, c)
+    }
+}
+
+/// [`pow2`] on four.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn pow2_4(k: __m256d) -> __m256d {
+    let bits = _mm256_castpd_si256(_mm256_add_pd(k, _mm256_set1_pd(SHIFT)));
+    let bits = _mm256_add_epi64(bits, _mm256_set1_epi64x(1023));
+    _mm256_castsi256_pd(_mm256_slli_epi64::<52>(bits))
+}
+
+/// [`reduce_pd`] on four: the table's two parts gathered by `j`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn reduce_pd4(x: __m256d) -> (__m256d, [__m256d; 2], __m256d) {
+    let shift = _mm256_set1_pd(SHIFT);
+    let z = _mm256_fmadd_pd(x, _mm256_set1_pd(SCALE), shift);
+    let k = _mm256_sub_pd(z, shift);
+    let r = _mm256_fmadd_pd(k, _mm256_set1_pd(-STEP_HI), x);
+    let r = _mm256_fmadd_pd(k, _mm256_set1_pd(-STEP_LO), r);
+    let p = exp_polynomial!(Pd4, r);
+    // Row `j` of the table is at f64 `2 j`.
+    let j = _mm256_and_si256(_mm256_castpd_si256(z), _mm256_set1_epi64x(127));
+    let at = _mm256_slli_epi64::<1>(j);
+    let table = POW2.as_ptr().cast::<f64>();
+    // SAFETY: `at` is at most 254, and the table has 256 f64s.
+    let (hi, lo) = unsafe {
+        (
+            _mm256_i64gather_pd::<8>(table, at),
+            _mm256_i64gather_pd::<8>(table.add(1), at),
+        )
+    };
+    let s = pow2_4(_mm256_floor_pd(_mm256_mul_pd(
+        k,
+        _mm256_set1_pd(1.0 / 128.0),
+    )));
+    (p, [hi, lo], s)
+}
+
+/// Whether every lane of `a` (magnitudes) is at most `bound` (no NaN).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn all_within(a: __m256d, bound: f64) -> bool {
+    _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_LE_OQ>(a, _mm256_set1_pd(bound))) == 0b1111
+}
+
+/// Four lanes of `x` by the one-number definition `f`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn lane_by_lane(x: __m256d, f: fn(f64) -> f64) -> __m256d {
+    let mut lanes = [0.0; 4];
+    // SAFETY: `lanes` has four f64s.
+    unsafe { _mm256_storeu_pd(lanes.as_mut_ptr(), x) };
+    let [a, b, c, d] = lanes.map(f);
+    _mm256_set_pd(d, c, b, a)
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn exp_pd4(x: __m256d) -> __m256d {
+    let magnitude = _mm256_andnot_pd(_mm256_set1_pd(-0.0), x);
+    if !all_within(magnitude, FAST) {
+        return lane_by_lane(x, math::exp);
+    }
+    let (p, [hi, lo], s) = reduce_pd4(x);
+    let (hi, lo) = (_mm256_mul_pd(hi, s), _mm256_mul_pd(lo, s));
+    _mm256_add_pd(hi, _mm256_fmadd_pd(hi, p, lo))
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn sigmoid_pd4(x: __m256d) -> __m256d {
+    let magnitude = _mm256_andnot_pd(_mm256_set1_pd(-0.0), x);
+    let e = exp_pd4(_mm256_xor_pd(magnitude, _mm256_set1_pd(-0.0)));
+    let one = _mm256_set1_pd(1.0);
+    let positive = _mm256_cmp_pd::<_CMP_GE_OQ>(x, _mm256_setzero_pd());
+    let numerator = _mm256_blendv_pd(e, one, positive);
+    _mm256_div_pd(numerator, _mm256_add_pd(one, e))
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn tanh_pd4(x: __m256d) -> __m256d {
+    let sign = _mm256_set1_pd(-0.0);
+    let a = _mm256_andnot_pd(sign, x);
+    if !all_within(a, TANH_ONE) {
+        return lane_by_lane(x, math::tanh);
+    }
+    let y = _mm256_mul_pd(_mm256_set1_pd(-2.0), a);
+    let (p, [hi, lo], s) = reduce_pd4(y);
+    let v = _mm256_mul_pd(hi, s);
+    let e = _mm256_add_pd(
+        _mm256_sub_pd(v, _mm256_set1_pd(1.0)),
+        _mm256_mul_pd(_mm256_fmadd_pd(hi, p, lo), s),
+    );
+    let t = _mm256_div_pd(
+        _mm256_xor_pd(e, sign),
+        _mm256_add_pd(_mm256_set1_pd(2.0), e),
+    );
+    _mm256_or_pd(_mm256_andnot_pd(sign, t), _mm256_and_pd(sign, x))
+}
+
+/// `f` on the eight f64s at `x`, in place, four at a time. They are read
+/// and written a pair at a time (volatile accesses, which the compiler
+/// does not merge), as the generated code writes and reads them, so that
+/// each load takes its numbers from the store before it: a load of four
+/// from two stores of two waits for both to reach the cache (`lse`'s
+/// primal a third slower than by pairs).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn eight(x: *mut f64, f: impl Fn(__m256d) -> __m256d) {
+    let pairs = x.cast::<__m128d>();
+    for half in 0..2 {
+        // SAFETY: the caller's `x` holds eight f64s, aligned to 16 bytes.
+        unsafe {
+            let (lo, hi) = (pairs.add(2 * half), pairs.add(2 * half + 1));
+            let v = _mm256_set_m128d(hi.read_volatile(), lo.read_volatile());
+            let y = f(v);
+            lo.write_volatile(_mm256_castpd256_pd128(y));
+            hi.write_volatile(_mm256_extractf128_pd::<1>(y));
+        }
+    }
+}
+
+/// `exp` of the eight f64s at `x`, in place: the generated code's four
+/// pairs of a run's elements, stored side by side.
+///
+/// # Safety
+/// `x` must hold eight f64s and be aligned to 16 bytes; the CPU must have
+/// AVX2 and FMA (`translate::math::eight_wide`).
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe extern "C" fn exp8(x: *mut f64) {
+    eight(x, |v| exp_pd4(v))
+}
+
+/// `sigmoid` of the eight f64s at `x`, in place.
+///
+/// # Safety
+/// As for [`exp8`].
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe extern "C" fn sigmoid8(x: *mut f64) {
+    eight(x, |v| sigmoid_pd4(v))
+}
+
+/// `tanh` of the eight f64s at `x`, in place.
+///
+/// # Safety
+/// As for [`exp8`].
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe extern "C" fn tanh8(x: *mut f64) {
+    eight(x, |v| tanh_pd4(v))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +337,51 @@ mod tests {
         // SAFETY: the tests run only where the features are.
         unsafe { _mm_storeu_pd(out.as_mut_ptr(), f(_mm_set_pd(b, a))) };
         out
+    }
+
+    #[test]
+    fn eights_are_the_interpreters_bits() {
+        if !(is_x86_feature_detected!("fma") && is_x86_feature_detected!("avx2")) {
+            return;
+        }
+        let mut xs: Vec<f64> = (0..40_000).map(|i| -760.0 + i as f64 * 0.0371).collect();
+        xs.extend((0..4000).map(|i| -30.0 + i as f64 * 0.0151));
+        // A NaN, the edges of the fast paths and infinities among ordinary
+        // numbers: each lane of four by the definition.
+        xs.extend([0.5, -1e-300, f64::NAN, 708.0, 708.1, -708.1, 21.99, 22.01]);
+        xs.extend([
+            -0.0,
+            1.0,
+            f64::INFINITY,
+            -2.0,
+            f64::NEG_INFINITY,
+            3.0,
+            709.78,
+            -745.14,
+        ]);
+        // A pair at a time, 16-byte aligned, as the generated code stores.
+        #[repr(align(16))]
+        struct Eight([f64; 8]);
+        type Kernel = (unsafe extern "C" fn(*mut f64), fn(f64) -> f64, &'static str);
+        let kernels: [Kernel; 3] = [
+            (exp8, math::exp, "exp"),
+            (sigmoid8, math::sigmoid, "sigmoid"),
+            (tanh8, math::tanh, "tanh"),
+        ];
+        for w in xs.chunks(8).filter(|w| w.len() == 8) {
+            for (kernel, want, name) in kernels {
+                let mut x = Eight(w.try_into().unwrap());
+                // SAFETY: eight f64s, aligned; the features are checked.
+                unsafe { kernel(x.0.as_mut_ptr()) };
+                for (&a, y) in w.iter().zip(x.0) {
+                    let z = want(a);
+                    assert!(
+                        y.to_bits() == z.to_bits() || (y.is_nan() && z.is_nan()),
+                        "{name}({a:e}): {y:e}, not {z:e}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -607,7 +607,7 @@ pub(crate) const TRANSPOSE_F64: &str = "gradc_transpose_f64";
 pub(crate) const TRANSPOSE_F32: &str = "gradc_transpose_f32";
 
 /// The kernels' symbols and addresses.
-pub(crate) fn symbols() -> [(&'static str, *const u8); 9] {
+pub(crate) fn symbols() -> [(&'static str, *const u8); 12] {
     type Entry<T> = unsafe extern "C" fn(
         usize,
         usize,
@@ -626,6 +626,7 @@ pub(crate) fn symbols() -> [(&'static str, *const u8); 9] {
     type Transpose<T> = unsafe extern "C" fn(*const T, usize, usize, *mut T);
     #[allow(improper_ctypes_definitions)]
     type Pair = unsafe extern "C" fn(std::arch::x86_64::__m128d) -> std::arch::x86_64::__m128d;
+    type Eight = unsafe extern "C" fn(*mut f64);
     [
         (GEMM_F64, gemm_f64 as Entry<f64> as *const u8),
         (GEMM_F32, gemm_f32 as Entry<f32> as *const u8),
@@ -640,6 +641,9 @@ pub(crate) fn symbols() -> [(&'static str, *const u8); 9] {
         (exp::EXP2, exp::exp2 as Pair as *const u8),
         (exp::SIGMOID2, exp::sigmoid2 as Pair as *const u8),
         (exp::TANH2, exp::tanh2 as Pair as *const u8),
+        (exp::EXP8, exp::exp8 as Eight as *const u8),
+        (exp::SIGMOID8, exp::sigmoid8 as Eight as *const u8),
+        (exp::TANH8, exp::tanh8 as Eight as *const u8),
         (
             prefetch::PREFETCH,
             prefetch::prefetch as extern "C" fn(*const u8, usize) as *const u8,

@@ -9,6 +9,7 @@ use cranelift_codegen::ir::{self as cl, InstBuilder};
 use cranelift_frontend::Variable;
 
 use super::gemm::{Size, Strided};
+use super::math::PAIRS;
 use super::reduce::strides_into;
 use super::{Ix, Loc, Opnd, Translator};
 use crate::backend::plan::fuse::{ElementOp, Member};
@@ -187,11 +188,24 @@ impl Translator<'_, '_> {
         Ok(())
     }
 
-    /// The `n` elements of a run with neither spreads nor shifts, from its
-    /// first: vectors (if `simd`), then the last elements one by one.
+    /// The `n` elements of a run from its first (or of a row of its nest,
+    /// or a part of its `concat`): vectors (if `simd`; four pairs at a
+    /// time if it has an eight-wide member), then the last elements one by
+    /// one.
     pub(super) fn flat(&mut self, r: &Run, n: usize, simd: bool) {
         let (lanes, vt, st) = (self.lanes, self.vt, self.st);
-        if simd {
+        if simd && self.by_eights(r) {
+            // Four pairs a step, then the pairs left one by one.
+            let step = PAIRS * lanes;
+            let eights = n - n % step;
+            self.for_each_step(eights, step, &mut |t, ix| t.elements(r, ix, vt, PAIRS));
+            for k in (eights..n - n % lanes).step_by(lanes) {
+                self.element(r, Ix::c(k), vt);
+            }
+            for k in n - n % lanes..n {
+                self.element(r, Ix::c(k), st);
+            }
+        } else if simd {
             self.for_each_vector(n - n % lanes, lanes, &mut |t, ix| t.element(r, ix, vt));
             for k in n - n % lanes..n {
                 self.element(r, Ix::c(k), st);
@@ -386,12 +400,7 @@ impl Translator<'_, '_> {
             };
             row.spreads.insert(v, pair);
         }
-        if simd {
-            self.columns(cols.count, &mut |t, col, ty| t.element(&row, col, ty));
-        } else {
-            let st = self.st;
-            self.for_each(cols.count, &mut |t, col| t.element(&row, col, st));
-        }
+        self.flat(&row, cols.count, simd);
     }
 
     /// A run with a `concat` `c`: a loop over each part's block of
@@ -405,12 +414,7 @@ impl Translator<'_, '_> {
             let n = f.shape(p).size();
             let mut block = self.from(r, Ix::c(at));
             block.spreads.insert(c, r.outside[&p]);
-            if simd {
-                self.columns(n, &mut |t, col, ty| t.element(&block, col, ty));
-            } else {
-                let st = self.st;
-                self.for_each(n, &mut |t, col| t.element(&block, col, st));
-            }
+            self.flat(&block, n, simd);
             at += n;
         }
     }
@@ -566,74 +570,100 @@ impl Translator<'_, '_> {
     /// Element `ix` (a pair of them if `ty` is f64x2) of every member of
     /// the run, in order.
     pub(super) fn element(&mut self, r: &Run, ix: Ix, ty: cl::Type) {
+        self.elements(r, ix, ty, 1);
+    }
+
+    /// The `k` elements (or pairs, if `ty` is f64x2) from `ix` on of every
+    /// member of the run, in order, each member's side by side: an
+    /// eight-wide member (`exp`, `sigmoid`, `tanh`) of four pairs is one
+    /// call (`Translator::math_of_pairs`). Each element is the same
+    /// computation as alone, and a `sum` adds them in order.
+    pub(super) fn elements(&mut self, r: &Run, ix: Ix, ty: cl::Type, k: usize) {
         let f = self.f;
-        let mut vals: BTreeMap<Value, cl::Value> = BTreeMap::new();
-        let mut adds = Vec::new();
+        let at: Vec<Ix> = (0..k)
+            .map(|j| ix.plus(j * ty.lane_count() as usize))
+            .collect();
+        let mut vals: BTreeMap<Value, Vec<cl::Value>> = BTreeMap::new();
+        let mut adds = vec![Vec::new(); k];
         for (&v, &m) in r.insts.iter().zip(&r.members) {
             let inst = f.inst(v);
-            if matches!(m, Member::Spread | Member::Pieces | Member::Product) {
-                let (narrow, wide) = r.spreads[&v];
-                let x = self.read_as(ty, if ty.is_vector() { wide } else { narrow }, ix);
-                vals.insert(v, x);
-                if let Some(&dst) = r.dests.get(&v) {
-                    self.write(dst, ix, x);
+            let xs: Vec<cl::Value> = match m {
+                Member::Spread | Member::Pieces | Member::Product => {
+                    let (narrow, wide) = r.spreads[&v];
+                    let o = if ty.is_vector() { wide } else { narrow };
+                    at.iter().map(|&i| self.read_as(ty, o, i)).collect()
                 }
-                continue;
-            }
-            if m == Member::ShiftSlice {
-                continue;
-            }
-            if matches!(m, Member::Lag | Member::Lead) {
-                let (shifted, keep) = r.shifts[&v];
-                let x = self.shifted(m, keep, vals[&shifted], ty);
-                vals.insert(v, x);
-                if let Some(&dst) = r.dests.get(&v) {
-                    self.write(dst, ix, x);
+                Member::ShiftSlice => continue,
+                Member::Lag | Member::Lead => {
+                    let (shifted, keep) = r.shifts[&v];
+                    let cur = vals[&shifted].clone();
+                    cur.iter().map(|&c| self.shifted(m, keep, c, ty)).collect()
                 }
-                continue;
-            }
-            let mut xs = Vec::with_capacity(inst.args.len());
-            for &a in &inst.args {
-                let x = match vals.get(&a) {
-                    Some(&x) => x,
-                    None => {
-                        let (narrow, wide) = r.outside[&a];
-                        let o = if ty.is_vector() { wide } else { narrow };
-                        let x = self.read_as(ty, o, ix);
-                        vals.insert(a, x);
-                        x
+                Member::Sum | Member::Rows(_) | Member::Map(_) => {
+                    let mut args = Vec::with_capacity(inst.args.len());
+                    for &a in &inst.args {
+                        let x = vals.entry(a).or_insert_with(|| {
+                            let (narrow, wide) = r.outside[&a];
+                            let o = if ty.is_vector() { wide } else { narrow };
+                            at.iter().map(|&i| self.read_as(ty, o, i)).collect()
+                        });
+                        args.push(x.clone());
                     }
-                };
-                xs.push(x);
-            }
-            match m {
-                Member::Sum => adds.push((v, xs[0])),
-                Member::Rows(kind) => {
-                    let dst = r.dests[&v];
-                    let acc = self.read_as(ty, dst, ix);
-                    let y = match kind {
-                        Reduce::Max => self.apply(ElementOp::Binary(Binary::Max), &[acc, xs[0]]),
-                        _ => self.b.ins().fadd(acc, xs[0]),
-                    };
-                    self.write(dst, ix, y);
-                }
-                Member::Spread
-                | Member::Pieces
-                | Member::Lag
-                | Member::Lead
-                | Member::ShiftSlice
-                | Member::Product => {
-                    unreachable!("read above")
-                }
-                Member::Map(op) => {
-                    let y = self.apply(op, &xs);
-                    vals.insert(v, y);
-                    if let Some(&dst) = r.dests.get(&v) {
-                        self.write(dst, ix, y);
+                    match m {
+                        Member::Sum => {
+                            for (j, add) in adds.iter_mut().enumerate() {
+                                add.push((v, args[0][j]));
+                            }
+                            continue;
+                        }
+                        Member::Rows(kind) => {
+                            let dst = r.dests[&v];
+                            for (j, &i) in at.iter().enumerate() {
+                                let acc = self.read_as(ty, dst, i);
+                                let x = args[0][j];
+                                let y = match kind {
+                                    Reduce::Max => {
+                                        self.apply(ElementOp::Binary(Binary::Max), &[acc, x])
+                                    }
+                                    _ => self.b.ins().fadd(acc, x),
+                                };
+                                self.write(dst, i, y);
+                            }
+                            continue;
+                        }
+                        Member::Map(ElementOp::Unary(u))
+                            if k == PAIRS && ty.is_vector() && self.eight_wide(u) =>
+                        {
+                            self.math_of_pairs(u, &args[0])
+                        }
+                        Member::Map(op) => (0..k)
+                            .map(|j| {
+                                let xs: Vec<cl::Value> = args.iter().map(|a| a[j]).collect();
+                                self.apply(op, &xs)
+                            })
+                            .collect(),
+                        _ => unreachable!("matched above"),
                     }
                 }
+            };
+            if let Some(&dst) = r.dests.get(&v) {
+                for (&i, &x) in at.iter().zip(&xs) {
+                    self.write(dst, i, x);
+                }
             }
+            vals.insert(v, xs);
         }
-        self.add_to_sums(r, &adds, ty);
+        for add in &adds {
+            self.add_to_sums(r, add, ty);
+        }
+    }
+
+    /// Whether the run's vectors go [`PAIRS`] at a time: it has an
+    /// eight-wide member.
+    pub(super) fn by_eights(&self, r: &Run) -> bool {
+        r.members.iter().any(|&m| match m {
+            Member::Map(ElementOp::Unary(u)) => self.eight_wide(u),
+            _ => false,
+        })
     }
 }

@@ -206,6 +206,9 @@ struct Translator<'a, 'b> {
     /// The index arithmetic emitted so far in the current block (see
     /// [`Translator::index_op`]).
     index_ops: HashMap<(cl::Block, IndexOp, cl::Value, i64), cl::Value>,
+    /// The stack slot of eight f64s that four pairs of elements go through
+    /// for a call of an eight-wide kernel (`Translator::math_of_pairs`).
+    eight: Option<cl::StackSlot>,
 }
 
 /// Data that no generated store touches.
@@ -258,6 +261,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             stacked: Vec::new(),
             body_consts: 0,
             index_ops: HashMap::new(),
+            eight: None,
         }
     }
 

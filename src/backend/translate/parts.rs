@@ -11,8 +11,8 @@
 //! Only runs whose elements are independent go in parts: no shifts (an
 //! element kept for the next), no reduction along the axis the parts
 //! divide, and (for a nest) no spread read from memory that a member
-//! writes. A run with `sum`s goes in parts only if it is flat: its chunks
-//! are its sums' blocks (`super::sums`), each part storing its blocks'
+//! writes. A run with `sum`s goes in parts only if it is flat, in pairs
+//! of its sums' blocks (`super::sums`), each part storing its blocks'
 //! sums for the calling function to add up in order.
 
 use std::collections::{BTreeMap, HashMap};
@@ -102,8 +102,8 @@ impl Translator<'_, '_> {
 
     /// The run `r` of `n` elements (neither spreads nor shifts) from its
     /// first, [`CHUNK`] elements an iteration, in parts; returns how many
-    /// elements that is (the caller computes the rest). Each chunk's sums,
-    /// if the run has any, from -0, stored to `r`'s partials.
+    /// elements that is (the caller computes the rest). (A run with sums
+    /// goes in parts of two of their blocks: `super::sums`.)
     pub(super) fn chunks_in_parts(
         &mut self,
         r: &Run,
@@ -113,14 +113,8 @@ impl Translator<'_, '_> {
         let chunks = n / CHUNK;
         self.in_parts(r, (chunks, CHUNK), &mut |t, r, i| {
             let start = t.lin(&[(i, CHUNK)], 0);
-            let mut chunk = t.from(r, start);
-            let sums = r.insts.iter().zip(&r.members);
-            let sums = sums.filter(|&(_, &m)| m == Member::Sum);
-            chunk.sums = sums.map(|(&v, _)| (v, t.var(-0.0))).collect();
+            let chunk = t.from(r, start);
             t.flat(&chunk, CHUNK, simd);
-            if !chunk.sums.is_empty() {
-                t.store_partials(r, &chunk.sums, i);
-            }
         })?;
         Ok(chunks * CHUNK)
     }

@@ -5,7 +5,9 @@
 //!
 //! - A flat run (no nest, no `concat`) goes over its blocks in a loop, two
 //!   blocks side by side when it keeps nothing from one element to the
-//!   next (no shift), so that their chains of additions overlap; or, if it
+//!   next (no shift), so that their chains of additions overlap (each
+//!   block four pairs at a time if the run has an eight-wide member,
+//!   `Translator::elements`); or, if it
 //!   is large, in parts on several threads (`super::parts`), each block's
 //!   sums stored for the calling function, which adds them up in order.
 //! - Any other run (a nest, a `concat`) counts the elements left in the
@@ -22,16 +24,15 @@ use cranelift_codegen::ir::{self as cl, InstBuilder, StackSlotData, StackSlotKin
 use cranelift_frontend::Variable;
 
 use super::fuse::Run;
-use super::parts::CHUNK;
+use super::math::PAIRS;
 use super::{Ix, Opnd, Translator};
+use crate::backend::plan::fuse::Member;
 use crate::ir::interp::SUM_BLOCK;
 use crate::ir::Value;
 
 /// The most blocks' sums a run in parts stores on its caller's stack (64
 /// KiB of f64s); a run with more goes on one thread.
 const PARTIALS_MAX: usize = 1 << 13;
-
-const _: () = assert!(CHUNK == SUM_BLOCK, "a run's parts are its sums' blocks");
 
 impl Translator<'_, '_> {
     /// A variable counting the elements left in the current block of a
@@ -133,8 +134,9 @@ impl Translator<'_, '_> {
         let blocks = n / SUM_BLOCK;
         let sums = r.sums.len();
         let mut done = 0;
-        if parts && blocks * sums <= PARTIALS_MAX {
-            let bytes = ((blocks * sums) << self.shift) as u32;
+        if parts && blocks >= 2 && blocks * sums <= PARTIALS_MAX {
+            let pairs = blocks / 2;
+            let bytes = ((2 * pairs * sums) << self.shift) as u32;
             let slot = self.b.create_sized_stack_slot(StackSlotData::new(
                 StackSlotKind::ExplicitSlot,
                 bytes,
@@ -147,8 +149,17 @@ impl Translator<'_, '_> {
             };
             let mut all = self.from(r, Ix::c(0));
             all.partials = Some(buffer);
-            done = self.chunks_in_parts(&all, n, simd)?;
-            self.for_each_rolled(blocks, &mut |t, i| {
+            self.in_parts(&all, (pairs, 2 * SUM_BLOCK), &mut |t, r, i| {
+                let accs = [t.fresh_sums(r), t.fresh_sums(r)];
+                let first = t.lin(&[(i, 2 * SUM_BLOCK)], 0);
+                t.two_blocks(r, first, [&accs[0], &accs[1]], simd);
+                for (k, accs) in accs.iter().enumerate() {
+                    let block = t.lin(&[(i, 2)], k);
+                    t.store_partials(r, accs, block);
+                }
+            })?;
+            done = 2 * pairs * SUM_BLOCK;
+            self.for_each_rolled(2 * pairs, &mut |t, i| {
                 for (j, (_, &total)) in r.totals.iter().enumerate() {
                     let at = t.lin(&[(i, sums)], j);
                     let x = t.read(buffer, at);
@@ -161,22 +172,9 @@ impl Translator<'_, '_> {
             // Two blocks side by side: the second's accumulators apart.
             let other: BTreeMap<Value, Variable> =
                 r.sums.keys().map(|&v| (v, self.var(-0.0))).collect();
-            let (lanes, vt, st) = (self.lanes, self.vt, self.st);
             self.for_each_rolled(blocks / 2, &mut |t, p| {
                 let first = t.lin(&[(p, 2 * SUM_BLOCK)], 0);
-                let second = t.lin(&[(p, 2 * SUM_BLOCK)], SUM_BLOCK);
-                let a = t.from(r, first);
-                let mut b = t.from(r, second);
-                b.sums = other.clone();
-                let both = |t: &mut Self, ix: Ix, ty| {
-                    t.element(&a, ix, ty);
-                    t.element(&b, ix, ty);
-                };
-                if simd {
-                    t.for_each_vector(SUM_BLOCK, lanes, &mut |t, ix| both(t, ix, vt));
-                } else {
-                    t.for_each(SUM_BLOCK, &mut |t, ix| both(t, ix, st));
-                }
+                t.two_blocks(r, first, [&r.sums, &other], simd);
                 t.close_block(&r.sums, &r.totals);
                 t.close_block(&other, &r.totals);
             });
@@ -193,6 +191,42 @@ impl Translator<'_, '_> {
         let rest = self.from(r, Ix::c(blocks * SUM_BLOCK));
         self.flat(&rest, n % SUM_BLOCK, simd);
         Ok(())
+    }
+
+    /// An accumulator from -0 for each `sum` of `r`.
+    fn fresh_sums(&mut self, r: &Run) -> BTreeMap<Value, Variable> {
+        let sums = r.insts.iter().zip(&r.members);
+        let sums = sums.filter(|&(_, &m)| m == Member::Sum);
+        sums.map(|(&v, _)| (v, self.var(-0.0))).collect()
+    }
+
+    /// The two blocks of `r` from its element `first`, side by side (an
+    /// element, a pair or four pairs of the first, then of the second),
+    /// each's sums into its own accumulators, `accs`.
+    fn two_blocks(
+        &mut self,
+        r: &Run,
+        first: Ix,
+        accs: [&BTreeMap<Value, Variable>; 2],
+        simd: bool,
+    ) {
+        let (lanes, vt, st) = (self.lanes, self.vt, self.st);
+        let mut a = self.from(r, first);
+        a.sums = accs[0].clone();
+        let mut b = self.from(r, first.plus(SUM_BLOCK));
+        b.sums = accs[1].clone();
+        let both = |t: &mut Self, ix: Ix, ty, k| {
+            t.elements(&a, ix, ty, k);
+            t.elements(&b, ix, ty, k);
+        };
+        if simd && self.by_eights(r) {
+            let step = PAIRS * lanes;
+            self.for_each_step(SUM_BLOCK, step, &mut |t, ix| both(t, ix, vt, PAIRS));
+        } else if simd {
+            self.for_each_vector(SUM_BLOCK, lanes, &mut |t, ix| both(t, ix, vt, 1));
+        } else {
+            self.for_each(SUM_BLOCK, &mut |t, ix| both(t, ix, st, 1));
+        }
     }
 
     /// In a part of a run with sums, a block just computed with fresh
