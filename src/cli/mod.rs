@@ -198,7 +198,8 @@ pub enum Command {
         /// Threads a large matrix product is split over, by rows of its
         /// result (0: one per core, the default): a product of 4 million
         /// multiply-adds or more; and a large elementwise loop (131,072
-        /// elements or more), by parts of its elements. The results are
+        /// elements or more, an `exp`, `log` or other call in it counting
+        /// as 8 elements more), by parts of its elements. The results are
         /// the same bits at any count; the rest of a program runs on one
         /// thread.
         #[arg(long, value_name = "N", default_value_t = 0)]

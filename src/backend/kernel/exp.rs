@@ -198,17 +198,27 @@ fn reduce_pd4(x: __m256d) -> (__m256d, [__m256d; 2], __m256d) {
     let r = _mm256_fmadd_pd(k, _mm256_set1_pd(-STEP_HI), x);
     let r = _mm256_fmadd_pd(k, _mm256_set1_pd(-STEP_LO), r);
     let p = exp_polynomial!(Pd4, r);
-    // Row `j` of the table is at f64 `2 j`.
-    let j = _mm256_and_si256(_mm256_castpd_si256(z), _mm256_set1_epi64x(127));
-    let at = _mm256_slli_epi64::<1>(j);
-    let table = POW2.as_ptr().cast::<f64>();
-    // SAFETY: `at` is at most 254, and the table has 256 f64s.
-    let (hi, lo) = unsafe {
-        (
-            _mm256_i64gather_pd::<8>(table, at),
-            _mm256_i64gather_pd::<8>(table.add(1), at),
-        )
-    };
+    // The table's rows for the lanes' `j`, the low bits of `z`: each row
+    // (its two parts) one load, the four rows then put lane by lane (two
+    // gathers, one a part, took twice as long).
+    let bits = _mm256_castpd_si256(z);
+    let (low, high) = (
+        _mm256_castsi256_si128(bits),
+        _mm256_extracti128_si256::<1>(bits),
+    );
+    let j = [
+        _mm_cvtsi128_si64(low),
+        _mm_extract_epi64::<1>(low),
+        _mm_cvtsi128_si64(high),
+        _mm_extract_epi64::<1>(high),
+    ]
+    .map(|j| (j & 127) as usize);
+    let [r0, r1, r2, r3] = j.map(|j| {
+        // SAFETY: a row of the table is two f64s.
+        unsafe { _mm_loadu_pd(POW2[j].as_ptr()) }
+    });
+    let (a, b) = (_mm256_set_m128d(r2, r0), _mm256_set_m128d(r3, r1));
+    let (hi, lo) = (_mm256_unpacklo_pd(a, b), _mm256_unpackhi_pd(a, b));
     let s = pow2_4(_mm256_floor_pd(_mm256_mul_pd(
         k,
         _mm256_set1_pd(1.0 / 128.0),
@@ -298,6 +308,173 @@ fn eight(x: *mut f64, f: impl Fn(__m256d) -> __m256d) {
     }
 }
 
+/// The operations of [`exp_polynomial`] on eights (AVX-512F).
+struct Pd8;
+
+impl Pd8 {
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn taylor(&self, i: usize) -> __m512d {
+        _mm512_set1_pd(TAYLOR[i])
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn mul(&self, a: __m512d, b: __m512d) -> __m512d {
+        _mm512_mul_pd(a, b)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn fma(&self, a: __m512d, b: __m512d, c: __m512d) -> __m512d {
+        _mm512_fmadd_pd(a, b, c)
+    }
+}
+
+/// [`pow2`] on eight.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn pow2_8(k: __m512d) -> __m512d {
+    let bits = _mm512_castpd_si512(_mm512_add_pd(k, _mm512_set1_pd(SHIFT)));
+    let bits = _mm512_add_epi64(bits, _mm512_set1_epi64(1023));
+    _mm512_castsi512_pd(_mm512_slli_epi64::<52>(bits))
+}
+
+/// [`reduce_pd`] on eight: the table's two parts gathered by `j`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn reduce_pd8(x: __m512d) -> (__m512d, [__m512d; 2], __m512d) {
+    let shift = _mm512_set1_pd(SHIFT);
+    let z = _mm512_fmadd_pd(x, _mm512_set1_pd(SCALE), shift);
+    let k = _mm512_sub_pd(z, shift);
+    let r = _mm512_fmadd_pd(k, _mm512_set1_pd(-STEP_HI), x);
+    let r = _mm512_fmadd_pd(k, _mm512_set1_pd(-STEP_LO), r);
+    let p = exp_polynomial!(Pd8, r);
+    // Row `j` of the table is at f64 `2 j`.
+    let j = _mm512_and_si512(_mm512_castpd_si512(z), _mm512_set1_epi64(127));
+    let at = _mm512_slli_epi64::<1>(j);
+    let table = POW2.as_ptr().cast::<f64>();
+    // SAFETY: `at` is at most 254, and the table has 256 f64s.
+    let (hi, lo) = unsafe {
+        (
+            _mm512_i64gather_pd::<8>(at, table),
+            _mm512_i64gather_pd::<8>(at, table.add(1)),
+        )
+    };
+    // Rounded toward -inf: `floor`.
+    let m = _mm512_roundscale_pd::<0x09>(_mm512_mul_pd(k, _mm512_set1_pd(1.0 / 128.0)));
+    (p, [hi, lo], pow2_8(m))
+}
+
+/// The sign bit of every lane.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn signs8() -> __m512i {
+    _mm512_set1_epi64(i64::MIN)
+}
+
+/// Eight lanes of `x` by the one-number definition `f`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn lanes8(x: __m512d, f: fn(f64) -> f64) -> __m512d {
+    let mut lanes = [0.0; 8];
+    // SAFETY: `lanes` has eight f64s.
+    unsafe {
+        _mm512_storeu_pd(lanes.as_mut_ptr(), x);
+        _mm512_loadu_pd(lanes.map(f).as_ptr())
+    }
+}
+
+#[target_feature(enable = "avx512f")]
+fn exp_pd8(x: __m512d) -> __m512d {
+    let fast = _mm512_cmp_pd_mask::<_CMP_LE_OQ>(_mm512_abs_pd(x), _mm512_set1_pd(FAST));
+    if fast != 0xff {
+        return lanes8(x, math::exp);
+    }
+    let (p, [hi, lo], s) = reduce_pd8(x);
+    let (hi, lo) = (_mm512_mul_pd(hi, s), _mm512_mul_pd(lo, s));
+    _mm512_add_pd(hi, _mm512_fmadd_pd(hi, p, lo))
+}
+
+#[target_feature(enable = "avx512f")]
+fn sigmoid_pd8(x: __m512d) -> __m512d {
+    let negative = _mm512_or_si512(_mm512_castpd_si512(_mm512_abs_pd(x)), signs8());
+    let e = exp_pd8(_mm512_castsi512_pd(negative));
+    let one = _mm512_set1_pd(1.0);
+    let positive = _mm512_cmp_pd_mask::<_CMP_GE_OQ>(x, _mm512_setzero_pd());
+    let numerator = _mm512_mask_blend_pd(positive, e, one);
+    _mm512_div_pd(numerator, _mm512_add_pd(one, e))
+}
+
+#[target_feature(enable = "avx512f")]
+fn tanh_pd8(x: __m512d) -> __m512d {
+    let a = _mm512_abs_pd(x);
+    if _mm512_cmp_pd_mask::<_CMP_LE_OQ>(a, _mm512_set1_pd(TANH_ONE)) != 0xff {
+        return lanes8(x, math::tanh);
+    }
+    let y = _mm512_mul_pd(_mm512_set1_pd(-2.0), a);
+    let (p, [hi, lo], s) = reduce_pd8(y);
+    let v = _mm512_mul_pd(hi, s);
+    let e = _mm512_add_pd(
+        _mm512_sub_pd(v, _mm512_set1_pd(1.0)),
+        _mm512_mul_pd(_mm512_fmadd_pd(hi, p, lo), s),
+    );
+    let minus_e = _mm512_castsi512_pd(_mm512_xor_si512(_mm512_castpd_si512(e), signs8()));
+    let t = _mm512_div_pd(minus_e, _mm512_add_pd(_mm512_set1_pd(2.0), e));
+    // The sign of `x` on the magnitude `t`.
+    let sign = _mm512_and_si512(_mm512_castpd_si512(x), signs8());
+    let magnitude = _mm512_andnot_si512(signs8(), _mm512_castpd_si512(t));
+    _mm512_castsi512_pd(_mm512_or_si512(magnitude, sign))
+}
+
+/// `f` on the eight f64s at `x`, in place, at once; read and written a
+/// pair at a time, as for [`eight`].
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn eight_at_once(x: *mut f64, f: impl Fn(__m512d) -> __m512d) {
+    let pairs = x.cast::<__m128d>();
+    // SAFETY: the caller's `x` holds eight f64s, aligned to 16 bytes.
+    unsafe {
+        let [a, b, c, d] = [0, 1, 2, 3].map(|k| pairs.add(k).read_volatile());
+        let low = _mm512_castpd256_pd512(_mm256_set_m128d(b, a));
+        let y = f(_mm512_insertf64x4::<1>(low, _mm256_set_m128d(d, c)));
+        let (low, high) = (_mm512_castpd512_pd256(y), _mm512_extractf64x4_pd::<1>(y));
+        pairs.write_volatile(_mm256_castpd256_pd128(low));
+        pairs.add(1).write_volatile(_mm256_extractf128_pd::<1>(low));
+        pairs.add(2).write_volatile(_mm256_castpd256_pd128(high));
+        pairs
+            .add(3)
+            .write_volatile(_mm256_extractf128_pd::<1>(high));
+    }
+}
+
+/// [`exp8`] with AVX-512F, eight lanes an instruction.
+///
+/// # Safety
+/// As for [`exp8`], and the CPU must have AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe extern "C" fn exp8_avx512(x: *mut f64) {
+    eight_at_once(x, |v| exp_pd8(v))
+}
+
+/// [`sigmoid8`] with AVX-512F.
+///
+/// # Safety
+/// As for [`exp8_avx512`].
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe extern "C" fn sigmoid8_avx512(x: *mut f64) {
+    eight_at_once(x, |v| sigmoid_pd8(v))
+}
+
+/// [`tanh8`] with AVX-512F.
+///
+/// # Safety
+/// As for [`exp8_avx512`].
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe extern "C" fn tanh8_avx512(x: *mut f64) {
+    eight_at_once(x, |v| tanh_pd8(v))
+}
+
 /// `exp` of the eight f64s at `x`, in place: the generated code's four
 /// pairs of a run's elements, stored side by side.
 ///
@@ -363,13 +540,24 @@ mod tests {
         #[repr(align(16))]
         struct Eight([f64; 8]);
         type Kernel = (unsafe extern "C" fn(*mut f64), fn(f64) -> f64, &'static str);
-        let kernels: [Kernel; 3] = [
+        let mut kernels: Vec<Kernel> = vec![
             (exp8, math::exp, "exp"),
             (sigmoid8, math::sigmoid, "sigmoid"),
             (tanh8, math::tanh, "tanh"),
         ];
+        if is_x86_feature_detected!("avx512f") {
+            kernels.extend([
+                (exp8_avx512 as _, math::exp as _, "exp (AVX-512)"),
+                (
+                    sigmoid8_avx512 as _,
+                    math::sigmoid as _,
+                    "sigmoid (AVX-512)",
+                ),
+                (tanh8_avx512 as _, math::tanh as _, "tanh (AVX-512)"),
+            ]);
+        }
         for w in xs.chunks(8).filter(|w| w.len() == 8) {
-            for (kernel, want, name) in kernels {
+            for &(kernel, want, name) in &kernels {
                 let mut x = Eight(w.try_into().unwrap());
                 // SAFETY: eight f64s, aligned; the features are checked.
                 unsafe { kernel(x.0.as_mut_ptr()) };

@@ -627,6 +627,10 @@ pub(crate) fn symbols() -> [(&'static str, *const u8); 12] {
     #[allow(improper_ctypes_definitions)]
     type Pair = unsafe extern "C" fn(std::arch::x86_64::__m128d) -> std::arch::x86_64::__m128d;
     type Eight = unsafe extern "C" fn(*mut f64);
+    // The eight-wide kernels: AVX-512F's where the CPU has it (the same
+    // bits as AVX2's, in half the instructions).
+    let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+    let eight = |avx2: Eight, avx512f: Eight| (if avx512 { avx512f } else { avx2 }) as *const u8;
     [
         (GEMM_F64, gemm_f64 as Entry<f64> as *const u8),
         (GEMM_F32, gemm_f32 as Entry<f32> as *const u8),
@@ -641,9 +645,9 @@ pub(crate) fn symbols() -> [(&'static str, *const u8); 12] {
         (exp::EXP2, exp::exp2 as Pair as *const u8),
         (exp::SIGMOID2, exp::sigmoid2 as Pair as *const u8),
         (exp::TANH2, exp::tanh2 as Pair as *const u8),
-        (exp::EXP8, exp::exp8 as Eight as *const u8),
-        (exp::SIGMOID8, exp::sigmoid8 as Eight as *const u8),
-        (exp::TANH8, exp::tanh8 as Eight as *const u8),
+        (exp::EXP8, eight(exp::exp8, exp::exp8_avx512)),
+        (exp::SIGMOID8, eight(exp::sigmoid8, exp::sigmoid8_avx512)),
+        (exp::TANH8, eight(exp::tanh8, exp::tanh8_avx512)),
         (
             prefetch::PREFETCH,
             prefetch::prefetch as extern "C" fn(*const u8, usize) as *const u8,

@@ -1,8 +1,8 @@
 //! Sums of more than one block ([`interp::sum`]: blocks of
 //! [`interp::SUM_BLOCK`] elements, each added in order, then the blocks'
 //! sums in order) in the JIT: a sum alone (two blocks side by side), a
-//! sum in a flat run (two blocks side by side; one at a time beside a
-//! shift), in a nest and beside a `concat` (a count of the elements left
+//! sum in a flat run (four blocks side by side, then two, then one; one
+//! at a time beside a shift), in a nest and beside a `concat` (a count of the elements left
 //! in the block, a pair of elements across two blocks), one example at a
 //! time, batched and in f32. (In parts: `parts.rs`.) The data are finite
 //! (odd salts), and their sum in one chain has other bits than in blocks,
@@ -12,15 +12,16 @@ use super::*;
 use crate::ir::interp::SUM_BLOCK;
 
 /// One block less one, one, one and one more, two, three and some, five
-/// and some: an even and an odd number of blocks side by side, with and
-/// without elements after them.
-const SIZES: [usize; 6] = [
+/// and some, seven and some: blocks four side by side, then two, then one,
+/// with and without elements after them.
+const SIZES: [usize; 7] = [
     SUM_BLOCK - 1,
     SUM_BLOCK,
     SUM_BLOCK + 1,
     2 * SUM_BLOCK,
     3 * SUM_BLOCK + 5,
     5 * SUM_BLOCK + 1000,
+    7 * SUM_BLOCK + 3,
 ];
 
 /// Requires the interpreter's bits for `f` at finite values (odd salts),
@@ -80,7 +81,7 @@ fn in_run(f: &Function, s: Value) -> bool {
 }
 
 #[test]
-fn a_flat_runs_sums_go_two_blocks_side_by_side() {
+fn a_flat_runs_sums_go_blocks_side_by_side() {
     for n in SIZES {
         let f = flat_sums(n);
         let last = f.outputs[1].value;

@@ -83,13 +83,14 @@ impl Translator<'_, '_> {
     /// The maximum of a slice, NaN-propagating with -0 below +0. Under
     /// those rules `max` is associative and commutative, so the order it is
     /// taken in does not change the result (a NaN's payload aside): a
-    /// whole value is read two vectors at a time into two running maxima,
-    /// whose chains of dependent maxima then overlap, and the lanes are
-    /// combined at the end.
+    /// whole value is read four vectors at a time into four running
+    /// maxima, whose chains of dependent maxima then overlap (with two,
+    /// `lse`'s maximum took as long as its exponentials), and the lanes
+    /// are combined at the end.
     fn max_of(&mut self, slice: &dyn Fn(&mut Self) -> Walk) -> cl::Value {
         let w = slice(self);
         let (lanes, vt) = (self.lanes, self.vt);
-        let step = 2 * lanes;
+        let step = 4 * lanes;
         if !(w.base.is_empty() && w.strides == [1] && w.dims[0] >= step) {
             let acc = self.var(f64::NEG_INFINITY);
             self.walk(&w, &mut |t, ix, _| {
@@ -101,7 +102,7 @@ impl Translator<'_, '_> {
             return self.b.use_var(acc);
         }
         let n = w.dims[0];
-        let accs = [0, 1].map(|_| self.var_of(vt, f64::NEG_INFINITY));
+        let accs = [0; 4].map(|_| self.var_of(vt, f64::NEG_INFINITY));
         self.for_each_step(n - n % step, step, &mut |t, ix| {
             for (j, &acc) in accs.iter().enumerate() {
                 let e = t.read_as(vt, w.x, ix.plus(j * lanes));
@@ -110,8 +111,9 @@ impl Translator<'_, '_> {
                 t.b.def_var(acc, m);
             }
         });
-        let [a0, a1] = accs.map(|acc| self.b.use_var(acc));
-        let both = self.maximum(a0, a1);
+        let [a0, a1, a2, a3] = accs.map(|acc| self.b.use_var(acc));
+        let (m01, m23) = (self.maximum(a0, a1), self.maximum(a2, a3));
+        let both = self.maximum(m01, m23);
         let mut m = self.b.ins().extractlane(both, 0);
         for lane in 1..lanes {
             let e = self.b.ins().extractlane(both, lane as u8);

@@ -34,6 +34,11 @@ use crate::ir::Value;
 /// KiB of f64s); a run with more goes on one thread.
 const PARTIALS_MAX: usize = 1 << 13;
 
+/// The blocks a run adds up side by side: their chains of additions
+/// overlap (`lse`'s primal at 320,000 elements on one thread 4.5% faster
+/// than with two side by side).
+const SIDE: usize = 4;
+
 impl Translator<'_, '_> {
     /// A variable counting the elements left in the current block of a
     /// run's sums, from a whole block.
@@ -120,10 +125,11 @@ impl Translator<'_, '_> {
     }
 
     /// The flat run `r` of `n` elements (more than a block) with sums:
-    /// its whole blocks in order (in parts if `parts` and their sums fit
-    /// [`PARTIALS_MAX`]; else two side by side, or, with shifts, one at a
-    /// time), each closed into the totals, then the elements after them,
-    /// left in the accumulators (the last block, maybe empty).
+    /// its whole blocks in order, each closed into the totals (in parts of
+    /// [`SIDE`] blocks if `parts` and their sums fit [`PARTIALS_MAX`]);
+    /// the others [`SIDE`], then two, side by side, or, with shifts, one
+    /// at a time; then the elements after them, left in the accumulators
+    /// (the last block, maybe empty).
     pub(super) fn flat_blocks(
         &mut self,
         r: &Run,
@@ -134,9 +140,9 @@ impl Translator<'_, '_> {
         let blocks = n / SUM_BLOCK;
         let sums = r.sums.len();
         let mut done = 0;
-        if parts && blocks >= 2 && blocks * sums <= PARTIALS_MAX {
-            let pairs = blocks / 2;
-            let bytes = ((2 * pairs * sums) << self.shift) as u32;
+        if parts && blocks >= SIDE && blocks * sums <= PARTIALS_MAX {
+            let groups = blocks / SIDE;
+            let bytes = ((groups * SIDE * sums) << self.shift) as u32;
             let slot = self.b.create_sized_stack_slot(StackSlotData::new(
                 StackSlotKind::ExplicitSlot,
                 bytes,
@@ -149,17 +155,17 @@ impl Translator<'_, '_> {
             };
             let mut all = self.from(r, Ix::c(0));
             all.partials = Some(buffer);
-            self.in_parts(&all, (pairs, 2 * SUM_BLOCK), &mut |t, r, i| {
-                let accs = [t.fresh_sums(r), t.fresh_sums(r)];
-                let first = t.lin(&[(i, 2 * SUM_BLOCK)], 0);
-                t.two_blocks(r, first, [&accs[0], &accs[1]], simd);
+            self.in_parts(&all, (groups, SIDE * SUM_BLOCK), &mut |t, r, i| {
+                let accs: Vec<_> = (0..SIDE).map(|_| t.fresh_sums(r)).collect();
+                let first = t.lin(&[(i, SIDE * SUM_BLOCK)], 0);
+                t.side_by_side(r, first, &accs, simd);
                 for (k, accs) in accs.iter().enumerate() {
-                    let block = t.lin(&[(i, 2)], k);
+                    let block = t.lin(&[(i, SIDE)], k);
                     t.store_partials(r, accs, block);
                 }
             })?;
-            done = 2 * pairs * SUM_BLOCK;
-            self.for_each_rolled(2 * pairs, &mut |t, i| {
+            done = groups * SIDE;
+            self.for_each_rolled(done, &mut |t, i| {
                 for (j, (_, &total)) in r.totals.iter().enumerate() {
                     let at = t.lin(&[(i, sums)], j);
                     let x = t.read(buffer, at);
@@ -168,23 +174,33 @@ impl Translator<'_, '_> {
                     t.b.def_var(total, s);
                 }
             });
-        } else if r.shifts.is_empty() {
-            // Two blocks side by side: the second's accumulators apart.
-            let other: BTreeMap<Value, Variable> =
-                r.sums.keys().map(|&v| (v, self.var(-0.0))).collect();
-            self.for_each_rolled(blocks / 2, &mut |t, p| {
-                let first = t.lin(&[(p, 2 * SUM_BLOCK)], 0);
-                t.two_blocks(r, first, [&r.sums, &other], simd);
-                t.close_block(&r.sums, &r.totals);
-                t.close_block(&other, &r.totals);
-            });
-            done = blocks / 2 * 2 * SUM_BLOCK;
+        }
+        if r.shifts.is_empty() {
+            for width in [SIDE, 2] {
+                let groups = (blocks - done) / width;
+                if groups == 0 {
+                    continue;
+                }
+                // The first block's accumulators the run's, the others apart.
+                let mut accs = vec![r.sums.clone()];
+                accs.extend((1..width).map(|_| self.fresh_sums(r)));
+                let start = done * SUM_BLOCK;
+                self.for_each_rolled(groups, &mut |t, g| {
+                    let first = t.lin(&[(g, width * SUM_BLOCK)], start);
+                    t.side_by_side(r, first, &accs, simd);
+                    for acc in &accs {
+                        t.close_block(acc, &r.totals);
+                    }
+                });
+                done += groups * width;
+            }
         }
         // The blocks left (one at most without shifts), one at a time.
-        let left = blocks - done / SUM_BLOCK;
+        let left = blocks - done;
+        let start = done * SUM_BLOCK;
         self.for_each_rolled(left, &mut |t, i| {
-            let start = t.lin(&[(i, SUM_BLOCK)], done);
-            let block = t.from(r, start);
+            let at = t.lin(&[(i, SUM_BLOCK)], start);
+            let block = t.from(r, at);
             t.flat(&block, SUM_BLOCK, simd);
             t.close_block(&r.sums, &r.totals);
         });
@@ -200,32 +216,32 @@ impl Translator<'_, '_> {
         sums.map(|(&v, _)| (v, self.var(-0.0))).collect()
     }
 
-    /// The two blocks of `r` from its element `first`, side by side (an
-    /// element, a pair or four pairs of the first, then of the second),
-    /// each's sums into its own accumulators, `accs`.
-    fn two_blocks(
-        &mut self,
-        r: &Run,
-        first: Ix,
-        accs: [&BTreeMap<Value, Variable>; 2],
-        simd: bool,
-    ) {
+    /// The blocks of `r` from its element `first` on, one for each of
+    /// `accs`, side by side (an element, a pair or four pairs of each in
+    /// turn), each's sums into its own accumulators.
+    fn side_by_side(&mut self, r: &Run, first: Ix, accs: &[BTreeMap<Value, Variable>], simd: bool) {
         let (lanes, vt, st) = (self.lanes, self.vt, self.st);
-        let mut a = self.from(r, first);
-        a.sums = accs[0].clone();
-        let mut b = self.from(r, first.plus(SUM_BLOCK));
-        b.sums = accs[1].clone();
-        let both = |t: &mut Self, ix: Ix, ty, k| {
-            t.elements(&a, ix, ty, k);
-            t.elements(&b, ix, ty, k);
+        let runs: Vec<Run> = accs
+            .iter()
+            .enumerate()
+            .map(|(k, acc)| {
+                let mut block = self.from(r, first.plus(k * SUM_BLOCK));
+                block.sums = acc.clone();
+                block
+            })
+            .collect();
+        let all = |t: &mut Self, ix: Ix, ty, k| {
+            for block in &runs {
+                t.elements(block, ix, ty, k);
+            }
         };
         if simd && self.by_eights(r) {
             let step = PAIRS * lanes;
-            self.for_each_step(SUM_BLOCK, step, &mut |t, ix| both(t, ix, vt, PAIRS));
+            self.for_each_step(SUM_BLOCK, step, &mut |t, ix| all(t, ix, vt, PAIRS));
         } else if simd {
-            self.for_each_vector(SUM_BLOCK, lanes, &mut |t, ix| both(t, ix, vt, 1));
+            self.for_each_vector(SUM_BLOCK, lanes, &mut |t, ix| all(t, ix, vt, 1));
         } else {
-            self.for_each(SUM_BLOCK, &mut |t, ix| both(t, ix, st, 1));
+            self.for_each(SUM_BLOCK, &mut |t, ix| all(t, ix, st, 1));
         }
     }
 
