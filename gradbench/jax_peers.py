@@ -288,7 +288,7 @@ def main():
               f"XLA_FLAGS={os.environ.get('XLA_FLAGS', 'unset')}); `gradc gradbench` "
               f"{' '.join(measure.TOOL_OPTIONS) or 'with its defaults'} (its matrix products of 4 million "
               f"multiply-adds or more, and its elementwise runs of 131,072 elements or more (a call of "
-              f"`exp` or `log` counting as 8 more), on one "
+              f"`exp` or `log` counting as 4 more), on one "
               f"thread a core unless `--threads` says, the rest on one). "
               f"Times in µs, medians of at least {measure.RUNS['min_runs']} runs and "
               f"{measure.RUNS['min_seconds']} s; agreement: the largest difference over the largest "

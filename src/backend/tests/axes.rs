@@ -88,3 +88,36 @@ fn along_axes_on_special_values() {
     let t = Tensor::new(s, data.iter().rev().copied().collect());
     agree(&f, &[], &[t]);
 }
+
+#[test]
+fn a_logsumexp_along_leading_axes_goes_columns_side_by_side() {
+    // Rows of 27: three groups of four pairs (each one call of the
+    // eight-wide `exp`), a pair, a last column; 19 after leading axes of
+    // two and three, reduced along either or both.
+    for (dims, along) in [
+        (vec![6, 27], vec![0]),
+        (vec![3, 4, 19], vec![0]),
+        (vec![3, 4, 19], vec![1]),
+        (vec![3, 4, 19], vec![0, 1]),
+    ] {
+        let s = Shape(dims);
+        let (mut f, _, x) = function(&[], std::slice::from_ref(&s));
+        let y = push(&mut f, Op::ReduceAxes(Kind::LogSumExp, along), &[x[0]]);
+        output(&mut f, y);
+        agree_on_values(&f);
+        // Columns of -inf (its logsumexp -inf), with a NaN, with +inf, and
+        // of numbers far apart, among ordinary ones.
+        let n = s.size();
+        let cols = s.dims()[s.rank() - 1];
+        let data: Vec<f64> = (0..n)
+            .map(|i| match (i % cols, i / cols) {
+                (0, _) => f64::NEG_INFINITY,
+                (3, 1) => f64::NAN,
+                (9, 0) => f64::INFINITY,
+                (12, r) => 700.0 * r as f64 - 1000.0,
+                (c, r) => (c as f64 * 0.37 - r as f64 * 1.3).sin() * 30.0,
+            })
+            .collect();
+        agree(&f, &[], &[Tensor::new(s.clone(), data)]);
+    }
+}

@@ -80,10 +80,10 @@ fn a_large_run_goes_in_chunks_the_rest_after_them() {
     reversed(|| agree(&f, &tensors(&f, true, 3), &tensors(&f, false, 13)));
     // One thread: the same function, called once over every chunk.
     agree(&f, &tensors(&f, true, 4), &tensors(&f, false, 14));
-    // A smaller run stays one loop: `exp` counts as 8 more elements, so
-    // from 2^17 / 9 elements; without it, from 2^17.
-    assert!(in_parts(&flat((1 << 17) / 9 + 1)));
-    assert!(!in_parts(&flat((1 << 17) / 9)));
+    // A smaller run stays one loop: `exp` counts as 4 more elements, so
+    // from 2^17 / 5 elements; without it, from 2^17.
+    assert!(in_parts(&flat((1 << 17) / 5 + 1)));
+    assert!(!in_parts(&flat((1 << 17) / 5)));
     let n = (1 << 17) - 1;
     let (mut g, p, x) = function(&[Shape::vector(n)], &[Shape::vector(n)]);
     let y = push(&mut g, Op::Binary(Binary::Mul), &[x[0], p[0]]);
@@ -94,9 +94,9 @@ fn a_large_run_goes_in_chunks_the_rest_after_them() {
 
 #[test]
 fn a_runs_sums_in_parts_are_added_up_a_block_at_a_time() {
-    // 2^17 / 9 elements and more of `exp`: in parts, each part storing
-    // its blocks' sums, added up by the caller in order, then the rest
-    // (1003 elements) after them.
+    // 2^17 / 5 elements and more of `exp`: in parts of four blocks, each
+    // part storing its blocks' sums, added up by the caller in order, then
+    // two blocks side by side and the rest (1003 elements) after them.
     let n = 30 * 1024 + 1003;
     let f = super::long_sums::flat_sums(n);
     assert!(in_parts(&f), "{f}");

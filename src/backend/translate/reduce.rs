@@ -5,6 +5,7 @@
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{self as cl, InstBuilder};
 
+use super::math::PAIRS;
 use super::{Ix, Loc, Opnd, Translator};
 use crate::backend::libm::Callee;
 use crate::backend::plan::fuse::SoftmaxPair;
@@ -298,6 +299,10 @@ impl Translator<'_, '_> {
             return self.dst_loc(dst);
         }
         let len = self.f.shape(a).dims()[rank - 1];
+        if kind == Reduce::LogSumExp && !along.contains(&(rank - 1)) && self.pair_math() {
+            self.logsumexp_rows(dst, a, along);
+            return self.dst_loc(dst);
+        }
         if kind == Reduce::Sum && along == [rank - 1] && len > 0 {
             self.sum_last(dst, a);
             return self.dst_loc(dst);
@@ -347,6 +352,110 @@ impl Translator<'_, '_> {
                 t.write(dst, o, y);
             });
         });
+    }
+
+    /// The logsumexp of `a` along axes other than its last, into `dst`
+    /// (`gmm`'s over the components of a [K, N] tensor): the maxima first,
+    /// into `dst` ([`Self::reduce_rows`]); then each row of the result a
+    /// few columns at a time (four pairs, in one call of the eight-wide
+    /// `exp`, then pairs, then one), their slices walked side by side, the
+    /// exponentials added into a vector of sums, and `m + log(s)` lane by
+    /// lane. Each column still takes its slice's elements in order from -0:
+    /// the bits of a walk of the slice.
+    fn logsumexp_rows(&mut self, dst: Opnd, a: Value, along: &[usize]) {
+        self.reduce_rows(dst, a, Reduce::Max, along);
+        let shape = self.f.shape(a).clone();
+        let src = self.operand(a);
+        let (kdims, kstrides) = axes::others(&shape, along);
+        let (rdims, rstrides) = axes::reduced(&shape, along);
+        let out_strides = Shape(kdims.clone()).strides();
+        let last = kdims.len() - 1;
+        let cols = kdims[last];
+        let lanes = self.lanes;
+        let step = if self.eight_wide(Unary::Exp) {
+            PAIRS * lanes
+        } else {
+            lanes
+        };
+        self.nest(&kdims[..last], &mut |t, ix| {
+            let row = t.at(ix, &kstrides[..last]);
+            let out = t.at(ix, &out_strides[..last]);
+            let columns = |t: &mut Self, col: Ix, k: usize| {
+                let (at, to) = (
+                    t.lin(&[(row, 1), (col, 1)], 0),
+                    t.lin(&[(out, 1), (col, 1)], 0),
+                );
+                t.lse_columns((src, at), (dst, to), (&rdims, &rstrides), k);
+            };
+            let whole = cols - cols % step;
+            t.for_each_step(whole, step, &mut |t, col| columns(t, col, step / lanes));
+            for col in (whole..cols - cols % lanes).step_by(lanes) {
+                columns(t, Ix::c(col), 1);
+            }
+            for col in cols - cols % lanes..cols {
+                let at = t.lin(&[(row, 1)], col);
+                let w = Walk {
+                    x: src,
+                    base: vec![(at, 1)],
+                    dims: rdims.clone(),
+                    strides: rstrides.clone(),
+                };
+                let r = t.logsumexp_of(&|_| w.clone());
+                let to = t.lin(&[(out, 1)], col);
+                t.write(dst, to, r);
+            }
+        });
+    }
+
+    /// `k` pairs of columns of [`Self::logsumexp_rows`]: the slices from
+    /// `x` at `at` (dimensions and strides `reduced`), their maxima in `y`
+    /// at `to`, where their logsumexps go.
+    fn lse_columns(
+        &mut self,
+        (x, at): (Opnd, Ix),
+        (y, to): (Opnd, Ix),
+        reduced: (&[usize], &[usize]),
+        k: usize,
+    ) {
+        let (lanes, vt) = (self.lanes, self.vt);
+        let ms: Vec<cl::Value> = (0..k)
+            .map(|j| self.read_as(vt, y, to.plus(j * lanes)))
+            .collect();
+        let accs: Vec<_> = (0..k).map(|_| self.var_of(vt, -0.0)).collect();
+        let (dims, strides) = reduced;
+        self.nest(dims, &mut |t, rix| {
+            let mut terms: Vec<(Ix, usize)> =
+                rix.iter().copied().zip(strides.iter().copied()).collect();
+            terms.push((at, 1));
+            let base = t.lin(&terms, 0);
+            let ds: Vec<cl::Value> = (0..k)
+                .map(|j| {
+                    let e = t.read_as(vt, x, base.plus(j * lanes));
+                    t.b.ins().fsub(e, ms[j])
+                })
+                .collect();
+            let es = if k == PAIRS {
+                t.math_of_pairs(Unary::Exp, &ds)
+            } else {
+                ds.iter().map(|&d| t.exp(d)).collect()
+            };
+            for (&acc, e) in accs.iter().zip(es) {
+                let s = t.b.use_var(acc);
+                let s = t.b.ins().fadd(s, e);
+                t.b.def_var(acc, s);
+            }
+        });
+        for (j, &acc) in accs.iter().enumerate() {
+            let s = self.b.use_var(acc);
+            for lane in 0..lanes {
+                let (sl, ml) = (
+                    self.b.ins().extractlane(s, lane as u8),
+                    self.b.ins().extractlane(ms[j], lane as u8),
+                );
+                let r = self.log_sum(ml, sl);
+                self.write(y, to.plus(j * lanes + lane), r);
+            }
+        }
     }
 
     /// The sums of `a` along its last axis only, into `dst`: `ROWS` rows at
