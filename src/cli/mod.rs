@@ -199,9 +199,9 @@ pub enum Command {
         /// result (0: one per core, the default): a product of 4 million
         /// multiply-adds or more; and a large elementwise loop (131,072
         /// elements or more, an `exp`, `log` or other call in it counting
-        /// as 4 elements more), by parts of its elements. The results are
-        /// the same bits at any count; the rest of a program runs on one
-        /// thread.
+        /// as 4 elements more), by parts of its elements; and a maximum of
+        /// 131,072 elements or more, by slices. The results are the same
+        /// bits at any count; the rest of a program runs on one thread.
         #[arg(long, value_name = "N", default_value_t = 0)]
         threads: usize,
     },

@@ -198,27 +198,17 @@ fn reduce_pd4(x: __m256d) -> (__m256d, [__m256d; 2], __m256d) {
     let r = _mm256_fmadd_pd(k, _mm256_set1_pd(-STEP_HI), x);
     let r = _mm256_fmadd_pd(k, _mm256_set1_pd(-STEP_LO), r);
     let p = exp_polynomial!(Pd4, r);
-    // The table's rows for the lanes' `j`, the low bits of `z`: each row
-    // (its two parts) one load, the four rows then put lane by lane (two
-    // gathers, one a part, took twice as long).
-    let bits = _mm256_castpd_si256(z);
-    let (low, high) = (
-        _mm256_castsi256_si128(bits),
-        _mm256_extracti128_si256::<1>(bits),
-    );
-    let j = [
-        _mm_cvtsi128_si64(low),
-        _mm_extract_epi64::<1>(low),
-        _mm_cvtsi128_si64(high),
-        _mm_extract_epi64::<1>(high),
-    ]
-    .map(|j| (j & 127) as usize);
-    let [r0, r1, r2, r3] = j.map(|j| {
-        // SAFETY: a row of the table is two f64s.
-        unsafe { _mm_loadu_pd(POW2[j].as_ptr()) }
-    });
-    let (a, b) = (_mm256_set_m128d(r2, r0), _mm256_set_m128d(r3, r1));
-    let (hi, lo) = (_mm256_unpacklo_pd(a, b), _mm256_unpackhi_pd(a, b));
+    // Row `j` of the table is at f64 `2 j`.
+    let j = _mm256_and_si256(_mm256_castpd_si256(z), _mm256_set1_epi64x(127));
+    let at = _mm256_slli_epi64::<1>(j);
+    let table = POW2.as_ptr().cast::<f64>();
+    // SAFETY: `at` is at most 254, and the table has 256 f64s.
+    let (hi, lo) = unsafe {
+        (
+            _mm256_i64gather_pd::<8>(table, at),
+            _mm256_i64gather_pd::<8>(table.add(1), at),
+        )
+    };
     let s = pow2_4(_mm256_floor_pd(_mm256_mul_pd(
         k,
         _mm256_set1_pd(1.0 / 128.0),

@@ -197,3 +197,47 @@ fn a_product_read_through_a_reshape_joins_its_run_in_parts() {
     with_threads(2, || agree(&f, &params, &x));
     reversed(|| agree(&f, &params, &x));
 }
+
+#[test]
+fn a_large_maximum_goes_in_parts_of_slices() {
+    // 2^17 elements and more: slices of 2^14 in parts, each's maximum on
+    // the caller's stack, then the 1003 elements after the last slice.
+    let n = (1 << 17) + 1003;
+    let (mut f, _, x) = function(&[], &[Shape::vector(n)]);
+    let m = push(&mut f, Op::ReduceMax, &[x[0]]);
+    output(&mut f, m);
+    assert!(in_parts(&f), "{f}");
+    let base = tensors(&f, false, 7).remove(0);
+    // The largest element in a slice (each of the last three's), in the
+    // rest, at the first and the last element; -0 against +0; a NaN,
+    // which wins wherever it is.
+    let with = |changes: &[(usize, f64)]| {
+        let mut t = base.clone();
+        t.data.iter_mut().for_each(|v| *v = -v.abs() - 1.0);
+        for &(i, v) in changes {
+            t.data[i] = v;
+        }
+        t
+    };
+    let cases = [
+        with(&[(40_000, 5.0)]),
+        with(&[(100_000, 5.0), (40_000, 4.0)]),
+        with(&[(120_000, f64::NAN)]),
+        with(&[(n - 3, 5.0)]),
+        with(&[(0, 5.0), (n - 1, 4.0)]),
+        with(&[(20_000, -0.0), (n - 2, 0.0)]),
+        with(&[(70_000, 0.0), (n - 2, -0.0)]),
+        with(&[(3, f64::NAN), (50_000, 9.0)]),
+        with(&[(n - 5, f64::NAN)]),
+    ];
+    for x in &cases {
+        with_threads(2, || agree(&f, &[], std::slice::from_ref(x)));
+        reversed(|| agree(&f, &[], std::slice::from_ref(x)));
+        agree(&f, &[], std::slice::from_ref(x));
+    }
+    // A smaller one stays one loop.
+    let (mut g, _, x) = function(&[], &[Shape::vector((1 << 17) - 1)]);
+    let m = push(&mut g, Op::ReduceMax, &[x[0]]);
+    output(&mut g, m);
+    assert!(!in_parts(&g));
+}

@@ -30,7 +30,7 @@ use super::{readonly, Ix, Opnd, Translator};
 use crate::backend::kernel::runs::IN_PARTS;
 use crate::backend::plan::fuse::Member;
 use crate::dtype::Dtype;
-use crate::ir::Op;
+use crate::ir::{Op, Value};
 use crate::shape::Shape;
 
 /// The least work of a run computed in parts, in elements of the simplest
@@ -60,6 +60,13 @@ const BLOCK: usize = 512;
 
 /// The fewest columns of a block of a nest shared out by its columns.
 const BLOCK_MIN: usize = 64;
+
+/// The elements of a slice of a maximum in parts (a part's iteration).
+const MAX_SLICE: usize = 1 << 14;
+
+/// The most slices of a maximum in parts, whose maxima the caller keeps on
+/// its stack (64 KiB of f64s): 2^27 elements.
+const MAX_SLICES: usize = 1 << 13;
 
 /// The elements a thread claims at a time, about (a few microseconds'
 /// work): a grain of iterations, at least one.
@@ -169,6 +176,55 @@ impl Translator<'_, '_> {
             self.column_block(r, shape, simd, Ix::c(done), cols - done);
         }
         Ok(true)
+    }
+
+    /// The maximum of the tensor `v` in parts, if it is large and this is
+    /// the function of one example: each part the maxima of its slices of
+    /// [`MAX_SLICE`] elements, stored on the caller's stack, which then
+    /// takes their maximum and that of the elements after the last slice.
+    /// Under the maximum's rules (NaN first, -0 below +0) the order it is
+    /// taken in does not change it (a NaN's payload aside).
+    pub(super) fn max_in_parts(&mut self, v: Value) -> Result<Option<cl::Value>, String> {
+        let n = self.f.shape(v).size();
+        let slices = n / MAX_SLICE;
+        if self.example.is_some() || n < PARTS_MIN || slices > MAX_SLICES {
+            return Ok(None);
+        }
+        let slot = self.b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            (slices << self.shift) as u32,
+            self.shift as u8,
+        ));
+        let maxima = Opnd::Mem {
+            ptr: self.b.ins().stack_addr(self.ptr, slot, 0),
+            off: 0,
+            readonly: false,
+        };
+        let x = self.operand(v);
+        // A run of nothing, reading `v`, writing `maxima`.
+        let r = Run {
+            insts: &[],
+            members: Vec::new(),
+            outside: BTreeMap::from([(v, (x, x))]),
+            dests: BTreeMap::new(),
+            sums: BTreeMap::new(),
+            totals: BTreeMap::new(),
+            left: None,
+            partials: Some(maxima),
+            spreads: BTreeMap::new(),
+            shifts: BTreeMap::new(),
+        };
+        self.in_parts(&r, (slices, MAX_SLICE), &mut |t, r, i| {
+            let start = t.lin(&[(i, MAX_SLICE)], 0);
+            let slice = t.moved(r.outside[&v].0, start);
+            let m = t.max_from(slice, MAX_SLICE);
+            let maxima = r.partials.expect("the maxima's slot");
+            t.write(maxima, i, m);
+        })?;
+        let of_slices = self.max_from(maxima, slices);
+        let rest = self.moved(x, Ix::c(slices * MAX_SLICE));
+        let of_rest = self.max_from(rest, n % MAX_SLICE);
+        Ok(Some(self.maximum(of_slices, of_rest)))
     }
 
     /// Whether every spread of `r` reads memory that none of its members

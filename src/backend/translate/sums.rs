@@ -3,13 +3,14 @@
 //! then the blocks' sums in order from -0. (Of [`SUM_BLOCK`] elements or
 //! fewer, a sum is its elements in order, one accumulator.)
 //!
-//! - A flat run (no nest, no `concat`) goes over its blocks in a loop, two
-//!   blocks side by side when it keeps nothing from one element to the
-//!   next (no shift), so that their chains of additions overlap (each
-//!   block four pairs at a time if the run has an eight-wide member,
-//!   `Translator::elements`); or, if it
-//!   is large, in parts on several threads (`super::parts`), each block's
-//!   sums stored for the calling function, which adds them up in order.
+//! - A flat run (no nest, no `concat`) goes over its blocks in a loop,
+//!   [`SIDE`] blocks side by side (then two, then one) when it keeps
+//!   nothing from one element to the next (no shift), so that their chains
+//!   of additions overlap (each block four pairs at a time if the run has
+//!   an eight-wide member, `Translator::elements`), else one at a time;
+//!   or, if it is large, in parts on several threads (`super::parts`),
+//!   each part [`SIDE`] blocks side by side whose sums it stores for the
+//!   calling function, which adds them up in order.
 //! - Any other run (a nest, a `concat`) counts the elements left in the
 //!   current block: at the block's last element, its sum is added to the
 //!   total and the accumulator starts again from -0 (by selects, no
