@@ -16,17 +16,20 @@
 //! rest, each using only this module and the children listed before it:
 //!
 //! - `loops`: the loop builders, and copies and fills of memory.
+//! - `math`: `exp`, `sigmoid` and `tanh`, calls of the kernels that compute
+//!   them a pair or four pairs at a time.
 //! - `elementwise`: the arithmetic of one element, and elementwise loops.
 //! - `reduce`: sums, maxima, norms, `logsumexp`, `softmax`.
 //! - `gemm`: calls of the matrix-product kernel ([`super::kernel`]).
 //! - `matmul`: `@` and `outer`, dot products in blocks.
 //! - `movement`: `transpose`, slices, `unslice`, `pack` and `concat`,
 //!   computed indices (`index`, `index_add`), `reshape`, `permute`.
-//! - `fuse`: a fused run (see [`super::plan::fuse`]) as one loop.
-//! - `parts`: a large fused run's loop in parts on several threads, a
-//!   function of its own called through the kernel's `in_parts`.
-//! - `shifts`: a run's shifted members (`lag`, `lead`).
-//! - `sums`: sums of more than one block, in a run or alone.
+//! - `fuse`: a fused run (see [`super::plan::fuse`]) as one loop; with
+//!   `parts` (a large run's loop in parts on several threads, a function
+//!   of its own called through the kernel's `in_parts`; a large maximum
+//!   so), `shifts` (a run's shifted members, `lag` and `lead`) and `sums`
+//!   (sums of more than one block, in a run or alone), which use one
+//!   another: the translation of a run, in four files.
 //! - `ops`: every operation dispatched to its lowering, and one step of the
 //!   plan.
 //! - `window`: convolution, pooling and their adjoints

@@ -78,7 +78,10 @@ impl Translator<'_, '_> {
             Op::Outer => self.outer(v, args[0], args[1]),
             Op::Transpose => self.transpose(v, args[0]),
             Op::Sum => Loc::Reg(self.sum(args[0])),
-            Op::ReduceMax => Loc::Reg(self.reduce_max(args[0])?),
+            Op::ReduceMax => match self.max_in_parts(args[0])? {
+                Some(m) => Loc::Reg(m),
+                None => Loc::Reg(self.reduce_max(args[0])),
+            },
             Op::Norm => Loc::Reg(self.norm(args[0])),
             Op::LogSumExp => Loc::Reg(self.logsumexp(args[0])),
             Op::ReduceAxes(kind, axes) => self.reduce_axes(v, args[0], *kind, axes),

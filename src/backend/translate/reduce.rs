@@ -76,13 +76,10 @@ impl Translator<'_, '_> {
         self.b.use_var(acc)
     }
 
-    /// `max(... max(max(-inf, x0), x1) ...)`, NaN-propagating; a large
-    /// one in parts (`Translator::max_in_parts`).
-    pub(super) fn reduce_max(&mut self, v: Value) -> Result<cl::Value, String> {
-        if let Some(m) = self.max_in_parts(v)? {
-            return Ok(m);
-        }
-        Ok(self.max_of(&|t| t.whole(v)))
+    /// `max(... max(max(-inf, x0), x1) ...)`, NaN-propagating. (A large
+    /// one goes in parts: `Translator::max_in_parts`.)
+    pub(super) fn reduce_max(&mut self, v: Value) -> cl::Value {
+        self.max_of(&|t| t.whole(v))
     }
 
     /// The maximum of the `n` elements of `x` from its first, as
