@@ -94,6 +94,23 @@ fn a_flat_runs_sums_go_blocks_side_by_side() {
 }
 
 #[test]
+fn a_runs_sums_go_side_by_side_one_element_at_a_time_without_pairs() {
+    // `log` is not computed on pairs, so the run goes element by element:
+    // `sum(log(x * x + 1))`.
+    for n in SIZES {
+        let (mut f, _, x) = function(&[], &[Shape::vector(n)]);
+        let sq = push(&mut f, Op::Binary(Binary::Mul), &[x[0], x[0]]);
+        let one = push(&mut f, Op::Const(ConstData(Tensor::scalar(1.0))), &[]);
+        let y = push(&mut f, Op::Binary(Binary::Add), &[sq, one]);
+        let l = push(&mut f, Op::Unary(Unary::Log), &[y]);
+        let s = push(&mut f, Op::Sum, &[l]);
+        output(&mut f, s);
+        assert!(in_run(&f, s), "{f}");
+        agree_in_blocks(&f);
+    }
+}
+
+#[test]
 fn a_runs_sum_beside_a_shift_goes_a_block_at_a_time() {
     for n in SIZES {
         // `y = x * w`, `z = concat([a], y[0:n - 1]) + y`, its sum.
