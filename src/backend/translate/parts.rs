@@ -11,9 +11,10 @@
 //! Only runs whose elements are independent go in parts: no shifts (an
 //! element kept for the next), no reduction along the axis the parts
 //! divide, and (for a nest) no spread read from memory that a member
-//! writes. A run with `sum`s goes in parts only if it is flat, in pairs
-//! of its sums' blocks (`super::sums`), each part storing its blocks'
-//! sums for the calling function to add up in order.
+//! writes. A run with `sum`s goes in parts only if it is flat, in groups
+//! of four of its sums' blocks (`super::sums`), each part storing its
+//! blocks' sums for the calling function to add up in order. A large
+//! maximum goes in parts of its slices ([`Translator::max_in_parts`]).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -113,7 +114,7 @@ impl Translator<'_, '_> {
     /// The run `r` of `n` elements (neither spreads nor shifts) from its
     /// first, [`CHUNK`] elements an iteration, in parts; returns how many
     /// elements that is (the caller computes the rest). (A run with sums
-    /// goes in parts of two of their blocks: `super::sums`.)
+    /// goes in parts of four of their blocks: `super::sums`.)
     pub(super) fn chunks_in_parts(
         &mut self,
         r: &Run,
