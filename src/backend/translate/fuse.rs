@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use cranelift_codegen::ir::{self as cl, InstBuilder};
 use cranelift_frontend::Variable;
 
+use super::along::strides_into;
 use super::gemm::{Size, Strided};
 use super::math::PAIRS;
-use super::reduce::strides_into;
 use super::{Ix, Loc, Opnd, Translator};
 use crate::backend::plan::fuse::{ElementOp, Member};
 use crate::backend::plan::products::product_block;

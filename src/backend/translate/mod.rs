@@ -20,6 +20,7 @@
 //!   them a pair or four pairs at a time.
 //! - `elementwise`: the arithmetic of one element, and elementwise loops.
 //! - `reduce`: sums, maxima, norms, `logsumexp`, `softmax`.
+//! - `along`: reductions and broadcasts along axes.
 //! - `gemm`: calls of the matrix-product kernel ([`super::kernel`]).
 //! - `matmul`: `@` and `outer`, dot products in blocks.
 //! - `movement`: `transpose`, slices, `unslice`, `pack` and `concat`,
@@ -38,6 +39,7 @@
 //! - [`single`]: the function of one example.
 //! - [`batch`]: the batched function, the loop over the examples inside.
 
+mod along;
 pub(super) mod batch;
 mod body;
 mod elementwise;
