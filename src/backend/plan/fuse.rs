@@ -438,6 +438,10 @@ enum State {
 pub fn steps(f: &Function, region: &[Value]) -> Vec<Vec<Value>> {
     let readers = readers(f);
     let copies = copies(f);
+    // A value only loops carry, which they make in place, writes nothing
+    // as a step of its own (`translate::body`); in a run it would be
+    // stored.
+    let alone = super::only_carried(f);
     let mut state = ValueMap::new(f, State::Done);
     for &v in region {
         state[v] = State::Open;
@@ -449,7 +453,7 @@ pub fn steps(f: &Function, region: &[Value]) -> Vec<Vec<Value>> {
         }
         state[head] = State::Done;
         let window = &region[pos + 1..region.len().min(pos + 1 + WINDOW)];
-        if !per_element(f, head) {
+        if !per_element(f, head) || alone[head] {
             let partner = window
                 .iter()
                 .copied()
@@ -462,7 +466,14 @@ pub fn steps(f: &Function, region: &[Value]) -> Vec<Vec<Value>> {
             }
             continue;
         }
-        grow_run(f, head, window, (&readers, &copies), &mut state, &mut steps);
+        grow_run(
+            f,
+            head,
+            window,
+            (&readers, &copies, &alone),
+            &mut state,
+            &mut steps,
+        );
     }
     super::products::join_products(f, &mut steps, &readers);
     super::products::join_row_sums(f, &mut steps);
@@ -514,7 +525,7 @@ fn grow_run(
     f: &Function,
     head: Value,
     window: &[Value],
-    (readers, copies): (&ValueMap<usize>, &ValueMap<bool>),
+    (readers, copies, alone): (&ValueMap<usize>, &ValueMap<bool>, &ValueMap<bool>),
     state: &mut ValueMap<State>,
     steps: &mut Vec<Vec<Value>>,
 ) {
@@ -532,6 +543,9 @@ fn grow_run(
         // A copy of a forward value joins a run of the backward pass
         // only: in a forward run it would be stored for its readers.
         if state[v] == State::InRun && copies[v] && f.inst(head).backward.is_none() {
+            state[v] = hoisted_or_deferred(f, state, v);
+        }
+        if state[v] == State::InRun && alone[v] {
             state[v] = hoisted_or_deferred(f, state, v);
         }
         if state[v] == State::InRun {

@@ -89,6 +89,7 @@ pub fn schedule(
         body: body_start,
         slots,
         internal,
+        carried: super::only_carried(f),
         scratch_len,
         transposed: Vec::new(),
         stages,

@@ -37,7 +37,7 @@ pub mod products;
 pub mod recompute;
 
 use crate::ir::fault;
-use crate::ir::{Function, Value, ValueMap};
+use crate::ir::{Function, Op, Value, ValueMap};
 
 /// Loops of at most this many iterations are unrolled; a dot product longer
 /// than this is worth computing in blocks, and a matrix-vector product of a
@@ -61,6 +61,37 @@ pub fn kernel_product(f: &Function, v: Value) -> bool {
         (&[m, k], &[_, n]) => k > UNROLL && m * n * k >= KERNEL_WORK,
         _ => false,
     }
+}
+
+/// Whether a loop that starts a carried value as `v` writes `v` in its
+/// place in the loop's value, instead of copying it there: `v` is a
+/// `broadcast` of a number, or an `unslice` of one (zeros around it), of
+/// more than one element.
+pub fn made_in_place(f: &Function, v: Value) -> bool {
+    let inst = f.inst(v);
+    let one = inst.args.first().is_some_and(|&a| f.shape(a).size() == 1);
+    matches!(inst.op, Op::Broadcast(_) | Op::Unslice(..)) && one && !inst.shape.is_scalar()
+}
+
+/// The values that are only ever a carried value's start, made in place
+/// by the loops that carry them ([`made_in_place`]): no other instruction
+/// reads one, no loop captures it, and it is not an output. The step of
+/// such a value writes nothing.
+pub fn only_carried(f: &Function) -> ValueMap<bool> {
+    let mut only = ValueMap::from_fn(f, |v| made_in_place(f, v));
+    for (_, inst) in f.iter() {
+        let carried = match &inst.op {
+            Op::Loop(l) => l.carries,
+            _ => 0,
+        };
+        for &a in &inst.args[carried..] {
+            only[a] = false;
+        }
+    }
+    for o in &f.outputs {
+        only[o.value] = false;
+    }
+    only
 }
 
 /// How many examples' rows a chunk product or an [`OuterMean`] keeps before
@@ -119,6 +150,9 @@ pub struct Layout {
     /// The members of fused runs that nothing outside their run reads: they
     /// only ever live in registers, one element at a time.
     pub internal: ValueMap<bool>,
+    /// The values only loops carry, which they make in place
+    /// ([`only_carried`]): each is a step of its own that writes nothing.
+    pub carried: ValueMap<bool>,
     /// The length of the scratch buffer, in f64s.
     pub scratch_len: usize,
     /// In a batched function: the matrices `W` (values) fixed over the

@@ -267,6 +267,7 @@ fn shapes() -> Vec<Shape> {
 mod axes;
 mod batch;
 mod blocks;
+mod carries;
 mod gather;
 mod long_sums;
 mod ops;

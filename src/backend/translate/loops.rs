@@ -277,8 +277,13 @@ impl Translator<'_, '_> {
 
     /// Sets `n` elements of `dst` to `x`, a vector at a time.
     pub(super) fn fill(&mut self, dst: Opnd, n: usize, x: f64) {
-        let (lanes, vt) = (self.lanes, self.vt);
         let v = self.fconst(x);
+        self.fill_with(dst, n, v);
+    }
+
+    /// Sets `n` elements of `dst` to the element `v`, a vector at a time.
+    pub(super) fn fill_with(&mut self, dst: Opnd, n: usize, v: cl::Value) {
+        let (lanes, vt) = (self.lanes, self.vt);
         if n >= lanes {
             let v2 = self.b.ins().splat(vt, v);
             self.for_each_vector(n - n % lanes, lanes, &mut |t, ix| t.write(dst, ix, v2));

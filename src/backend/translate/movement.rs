@@ -108,15 +108,22 @@ impl Translator<'_, '_> {
         if into.is_scalar() {
             return Loc::Reg(self.read(src, Ix::c(0)));
         }
-        let part = self.f.shape(a).clone();
         let dst = self.dest(v);
+        self.unslice_to(dst, a, axes, into);
+        self.dst_loc(dst)
+    }
+
+    /// The `unslice` of `a` written to `dst` (of `into`'s size).
+    pub(super) fn unslice_to(&mut self, dst: Opnd, a: Value, axes: &[SliceAxis], into: &Shape) {
+        let src = self.operand(a);
+        let part = self.f.shape(a).clone();
         if let Some(off) = fuse::contiguous(into, axes) {
             // Zeros around one block: filled, and copied two at a time.
             let len = part.size();
             self.fill(dst, off, 0.0);
             self.copy(src, dst, off, len);
             self.fill(dst.at(off + len), into.size() - off - len, 0.0);
-            return self.dst_loc(dst);
+            return;
         }
         self.fill(dst, into.size(), 0.0);
         let (base, ranges) = strided(into, axes);
@@ -133,7 +140,6 @@ impl Translator<'_, '_> {
             let b = t.lin(&terms, base);
             t.write(dst, b, x);
         });
-        self.dst_loc(dst)
     }
 }
 

@@ -60,6 +60,11 @@ impl Translator<'_, '_> {
         let inst = f.inst(v);
         let scalar = inst.shape.is_scalar();
         let args = &inst.args;
+        if self.layout.carried[v] {
+            // Made by the loops that carry it, in their values.
+            let dst = self.dest(v);
+            return Ok(self.dst_loc(dst));
+        }
         Ok(match &inst.op {
             Op::Param(k) => self.slot_value(PARAMS, *k, scalar),
             Op::Input(k) => self.slot_value(INPUTS, *k, scalar),

@@ -1,0 +1,140 @@
+//! A loop's carried values that start as a `broadcast` of a number or an
+//! `unslice` of one (zeros around it): the loop writes them in its value,
+//! and such a start that only loops carry writes nothing of its own. The
+//! interpreter's bits, one example and batched, at sizes of vectors and of
+//! tails; and the start's own loop gone from the code.
+
+use super::*;
+
+/// What else reads the start `a` of [`carrying`].
+#[derive(Copy, Clone, Debug, PartialEq)]
+enum Also {
+    /// Nothing: only the loop carries it.
+    Nothing,
+    /// It is the start of `c` too, and an output.
+    Output,
+    /// The loop captures it as its `x`.
+    Captured,
+}
+
+/// A loop of three steps over `[n]` vectors carrying `a = broadcast(s)`,
+/// `b = unslice(t)` into `[at..at + 1]` and `c` (`x * x`, computed
+/// `first` or after `a`, or `a` itself read as [`Also`] says), capturing
+/// `x`: each step `a' = a * x + b`, `b' = b - a * c`, `c' = c + x`. The
+/// loop's value is the output, and `x + x`, computed after `a`.
+fn carrying(n: usize, at: usize, also: Also, first: bool) -> Function {
+    let vector = Shape::vector(n);
+    let (mut f, _, x) = function(&[], &[vector.clone(), Shape::scalar(), Shape::scalar()]);
+    let (xs, s, t) = (x[0], x[1], x[2]);
+    // `x * x` before `a`, so that `a` could join its run, or after it, so
+    // that a run headed by `a` could take it (and `x + x` after it).
+    let mut square = None;
+    let mut squared = |f: &mut Function| {
+        *square.get_or_insert_with(|| push(f, Op::Binary(Binary::Mul), &[xs, xs]))
+    };
+    if first {
+        squared(&mut f);
+    }
+    let a = push(&mut f, Op::Broadcast(vector.clone()), &[s]);
+    let twice = push(&mut f, Op::Binary(Binary::Add), &[xs, xs]);
+    let square = squared(&mut f);
+    let into = Op::Unslice(vec![SliceAxis::Range(at, at + 1)], vector.clone());
+    let t1 = push(&mut f, Op::Reshape(Shape::vector(1)), &[t]);
+    let b = push(&mut f, into, &[t1]);
+    let c = match also {
+        Also::Output => a,
+        _ => square,
+    };
+    let captured = if also == Also::Captured { a } else { xs };
+    let slot = |name: &str, shape: &Shape| Slot {
+        name: name.into(),
+        shape: shape.clone(),
+    };
+    let params = ["a", "b", "c", "x"].map(|p| slot(p, &vector));
+    let mut body = Function::new(params.to_vec(), vec![slot("t", &Shape::scalar())]);
+    let [ba, bb, bc, bx] = [0, 1, 2, 3].map(|k| push(&mut body, Op::Param(k), &[]));
+    push(&mut body, Op::Input(0), &[]);
+    let ax = push(&mut body, Op::Binary(Binary::Mul), &[ba, bx]);
+    let a2 = push(&mut body, Op::Binary(Binary::Add), &[ax, bb]);
+    let ac = push(&mut body, Op::Binary(Binary::Mul), &[ba, bc]);
+    let b2 = push(&mut body, Op::Binary(Binary::Sub), &[bb, ac]);
+    let c2 = push(&mut body, Op::Binary(Binary::Add), &[bc, bx]);
+    for v in [a2, b2, c2] {
+        output(&mut body, v);
+    }
+    let l = crate::ir::Loop {
+        trips: 3,
+        carries: 3,
+        body,
+        recompute: false,
+    };
+    let y = push(&mut f, Op::Loop(Box::new(l)), &[a, b, c, captured]);
+    output(&mut f, y);
+    output(&mut f, twice);
+    if also == Also::Output {
+        output(&mut f, a);
+    }
+    f
+}
+
+#[test]
+fn a_carried_value_that_starts_as_a_number_everywhere_or_around_one() {
+    for n in [2, 3, 8, 9, 1001] {
+        for at in [0, n / 2, n - 1] {
+            for (also, first) in [Also::Nothing, Also::Output, Also::Captured]
+                .into_iter()
+                .flat_map(|a| [(a, false), (a, true)])
+            {
+                let f = carrying(n, at, also, first);
+                agree_on_values(&f);
+                let inputs = [
+                    Tensor::new(Shape::vector(n), values(n, 7)),
+                    Tensor::scalar(-2.5),
+                    Tensor::scalar(3.0),
+                ];
+                agree(&f, &[], &inputs);
+            }
+        }
+    }
+}
+
+/// The lines of the code of `f` that contain `what`.
+fn count(f: &Function, what: &str) -> usize {
+    clif_text(f)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(what))
+        .count()
+}
+
+/// A start that only the loop carries has no loop of its own; one that is
+/// also an output is written out by its own (the loop still writes its
+/// carried value, not a copy of it), as is one the loop also captures.
+/// Counted by the loops' branches, and read off the plan.
+#[test]
+fn a_start_only_a_loop_carries_is_written_only_there() {
+    let n = 1000;
+    let alone = count(&carrying(n, 3, Also::Nothing, true), "brif");
+    let shared = count(&carrying(n, 3, Also::Output, true), "brif");
+    assert!(
+        alone < shared,
+        "{alone} loops alone, {shared} with an output"
+    );
+    for (also, first) in [Also::Nothing, Also::Output, Also::Captured]
+        .into_iter()
+        .flat_map(|a| [(a, false), (a, true)])
+    {
+        let f = carrying(n, 3, also, first);
+        let plan = plan::layout::layout(&f);
+        let starts: Vec<Value> = f.values().filter(|&v| plan.carried[v]).collect();
+        // `b`, and `a` when nothing else reads it (`c = x * x` is copied).
+        let want = if also == Also::Nothing { 2 } else { 1 };
+        assert_eq!(starts.len(), want, "{also:?}, first {first}\n{f}");
+        // Each a step of its own, out of the runs of `x * x` and `x + x`.
+        for step in &plan.steps {
+            let start = step.iter().any(|&v| plan.carried[v]);
+            let message = format!("{also:?}, first {first}: {step:?}\n{f}");
+            assert!(!start || step.len() == 1, "{message}");
+        }
+    }
+}
