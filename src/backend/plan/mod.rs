@@ -65,12 +65,17 @@ pub fn kernel_product(f: &Function, v: Value) -> bool {
 
 /// Whether a loop that starts a carried value as `v` writes `v` in its
 /// place in the loop's value, instead of copying it there: `v` is a
-/// `broadcast` of a number, or an `unslice` of one (zeros around it), of
-/// more than one element.
+/// `broadcast` of a constant number, or an `unslice` of one (zeros around
+/// it), of more than one element. (A constant is there wherever the loop
+/// runs: a number computed per example, in a batched function's stage
+/// before the loop's, would not be.)
 pub fn made_in_place(f: &Function, v: Value) -> bool {
     let inst = f.inst(v);
-    let one = inst.args.first().is_some_and(|&a| f.shape(a).size() == 1);
-    matches!(inst.op, Op::Broadcast(_) | Op::Unslice(..)) && one && !inst.shape.is_scalar()
+    let constant = inst
+        .args
+        .first()
+        .is_some_and(|&a| f.shape(a).size() == 1 && matches!(f.inst(a).op, Op::Const(_)));
+    matches!(inst.op, Op::Broadcast(_) | Op::Unslice(..)) && constant && !inst.shape.is_scalar()
 }
 
 /// The values that are only ever a carried value's start, made in place

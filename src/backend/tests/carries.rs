@@ -1,6 +1,7 @@
-//! A loop's carried values that start as a `broadcast` of a number or an
+//! A loop's carried values that start as a `broadcast` of a constant or an
 //! `unslice` of one (zeros around it): the loop writes them in its value,
-//! and such a start that only loops carry writes nothing of its own. The
+//! and such a start that only loops carry writes nothing of its own; one of
+//! a number of the example is copied, as any other start. The
 //! interpreter's bits, one example and batched, at sizes of vectors and of
 //! tails; and the start's own loop gone from the code.
 
@@ -21,11 +22,22 @@ enum Also {
 /// `b = unslice(t)` into `[at..at + 1]` and `c` (`x * x`, computed
 /// `first` or after `a`, or `a` itself read as [`Also`] says), capturing
 /// `x`: each step `a' = a * x + b`, `b' = b - a * c`, `c' = c + x`. The
-/// loop's value is the output, and `x + x`, computed after `a`.
-fn carrying(n: usize, at: usize, also: Also, first: bool) -> Function {
+/// loop's value is the output, and `x + x`, computed after `a`. `s` and
+/// `t` are the constants -2.5 and 3 if `constant`, else inputs.
+fn carrying(n: usize, at: usize, also: Also, first: bool, constant: bool) -> Function {
     let vector = Shape::vector(n);
     let (mut f, _, x) = function(&[], &[vector.clone(), Shape::scalar(), Shape::scalar()]);
-    let (xs, s, t) = (x[0], x[1], x[2]);
+    let xs = x[0];
+    let number = |f: &mut Function, c: f64, shape: Shape| {
+        push(f, Op::Const(ConstData(Tensor::new(shape, vec![c]))), &[])
+    };
+    let (s, t1) = if constant {
+        let s = number(&mut f, -2.5, Shape::scalar());
+        (s, number(&mut f, 3.0, Shape::vector(1)))
+    } else {
+        let t1 = push(&mut f, Op::Reshape(Shape::vector(1)), &[x[2]]);
+        (x[1], t1)
+    };
     // `x * x` before `a`, so that `a` could join its run, or after it, so
     // that a run headed by `a` could take it (and `x + x` after it).
     let mut square = None;
@@ -39,7 +51,6 @@ fn carrying(n: usize, at: usize, also: Also, first: bool) -> Function {
     let twice = push(&mut f, Op::Binary(Binary::Add), &[xs, xs]);
     let square = squared(&mut f);
     let into = Op::Unslice(vec![SliceAxis::Range(at, at + 1)], vector.clone());
-    let t1 = push(&mut f, Op::Reshape(Shape::vector(1)), &[t]);
     let b = push(&mut f, into, &[t1]);
     let c = match also {
         Also::Output => a,
@@ -81,11 +92,8 @@ fn carrying(n: usize, at: usize, also: Also, first: bool) -> Function {
 fn a_carried_value_that_starts_as_a_number_everywhere_or_around_one() {
     for n in [2, 3, 8, 9, 1001] {
         for at in [0, n / 2, n - 1] {
-            for (also, first) in [Also::Nothing, Also::Output, Also::Captured]
-                .into_iter()
-                .flat_map(|a| [(a, false), (a, true)])
-            {
-                let f = carrying(n, at, also, first);
+            for (also, first, constant) in cases() {
+                let f = carrying(n, at, also, first, constant);
                 agree_on_values(&f);
                 let inputs = [
                     Tensor::new(Shape::vector(n), values(n, 7)),
@@ -96,6 +104,20 @@ fn a_carried_value_that_starts_as_a_number_everywhere_or_around_one() {
             }
         }
     }
+}
+
+/// Every case of [`carrying`] but its sizes: what else reads `a`, whether
+/// `x * x` comes first, whether the starts are constants.
+fn cases() -> Vec<(Also, bool, bool)> {
+    let mut cases = Vec::new();
+    for also in [Also::Nothing, Also::Output, Also::Captured] {
+        for first in [false, true] {
+            for constant in [false, true] {
+                cases.push((also, first, constant));
+            }
+        }
+    }
+    cases
 }
 
 /// The lines of the code of `f` that contain `what`.
@@ -114,27 +136,29 @@ fn count(f: &Function, what: &str) -> usize {
 #[test]
 fn a_start_only_a_loop_carries_is_written_only_there() {
     let n = 1000;
-    let alone = count(&carrying(n, 3, Also::Nothing, true), "brif");
-    let shared = count(&carrying(n, 3, Also::Output, true), "brif");
+    let alone = count(&carrying(n, 3, Also::Nothing, true, true), "brif");
+    let shared = count(&carrying(n, 3, Also::Output, true, true), "brif");
     assert!(
         alone < shared,
         "{alone} loops alone, {shared} with an output"
     );
-    for (also, first) in [Also::Nothing, Also::Output, Also::Captured]
-        .into_iter()
-        .flat_map(|a| [(a, false), (a, true)])
-    {
-        let f = carrying(n, 3, also, first);
+    for (also, first, constant) in cases() {
+        let f = carrying(n, 3, also, first, constant);
         let plan = plan::layout::layout(&f);
         let starts: Vec<Value> = f.values().filter(|&v| plan.carried[v]).collect();
-        // `b`, and `a` when nothing else reads it (`c = x * x` is copied).
-        let want = if also == Also::Nothing { 2 } else { 1 };
-        assert_eq!(starts.len(), want, "{also:?}, first {first}\n{f}");
+        // `b`, and `a` when nothing else reads it (`c = x * x` is copied);
+        // neither when they are numbers of the example.
+        let want = match (constant, also) {
+            (false, _) => 0,
+            (true, Also::Nothing) => 2,
+            (true, _) => 1,
+        };
+        let case = format!("{also:?}, first {first}, constant {constant}");
+        assert_eq!(starts.len(), want, "{case}\n{f}");
         // Each a step of its own, out of the runs of `x * x` and `x + x`.
         for step in &plan.steps {
             let start = step.iter().any(|&v| plan.carried[v]);
-            let message = format!("{also:?}, first {first}: {step:?}\n{f}");
-            assert!(!start || step.len() == 1, "{message}");
+            assert!(!start || step.len() == 1, "{case}: {step:?}\n{f}");
         }
     }
 }

@@ -9,13 +9,13 @@
 //! there, gathers its new ones in the plan's `next` buffer and copies them
 //! back at its end (a step may still read an old carried value after it
 //! computed a new one); each stacked value is written to its row. A carried
-//! value that starts as a `broadcast` of a number, or as zeros around one
-//! number (an `unslice`), is written there as such, not copied: a value that
-//! only loops carry is then never written out of them (`ode`'s state from
-//! zeros, its adjoint from a one after zeros, 800 KB each at n = 100,000).
-//! The captured values are read where they are. A failure in the body returns
-//! the status of the loop of the function being generated, with what failed
-//! in the fault slots.
+//! value that starts as a `broadcast` of a constant number, or as zeros
+//! around one (an `unslice`), is written there as such, not copied: a
+//! value that only loops carry is then never written out of them (`ode`'s
+//! state from zeros, its adjoint from a one after zeros, 800 KB each at n
+//! = 100,000). The captured values are read where they are. A failure in
+//! the body returns the status of the loop of the function being
+//! generated, with what failed in the fault slots.
 
 use cranelift_codegen::ir::InstBuilder;
 
