@@ -158,8 +158,9 @@ impl Member {
     }
 
     /// What `v` is in a run whose members `in_run` tells: as [`Member::of`],
-    /// but a `concat` or an `unslice` that shifts a member by one ([`lag`],
-    /// [`lead`]) is a [`Member::Lag`] or a [`Member::Lead`], the slice
+    /// but a `concat` that shifts a member or a tensor read from memory by
+    /// one ([`lag`]), or an `unslice` that shifts a member ([`lead`]), is a
+    /// [`Member::Lag`] or a [`Member::Lead`], the slice
     /// it shifts a [`Member::ShiftSlice`], and a product's reshape that
     /// keeps its rows the product itself ([`super::products::reshaped_product`]).
     pub fn in_run(f: &Function, v: Value, in_run: impl Fn(Value) -> bool) -> Option<Member> {
@@ -174,7 +175,9 @@ impl Member {
             return Some(Member::Product);
         }
         match Member::of(&inst.op)? {
-            Member::Pieces if lag(f, v).is_some_and(|(_, m)| in_run(m)) => Some(Member::Lag),
+            // `m` in the run, or read from memory: each element of `m` read
+            // once, at its place, and kept for the next.
+            Member::Pieces if lag(f, v).is_some() => Some(Member::Lag),
             m => Some(m),
         }
     }

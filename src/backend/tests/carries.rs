@@ -162,3 +162,75 @@ fn a_start_only_a_loop_carries_is_written_only_there() {
         }
     }
 }
+
+/// A loop over `[n]` whose step computes `y' = x * concat([1], y[0:n -
+/// 1])`, and adds `y` if `plus` (`ode`'s stage: a lag of the carried `y`),
+/// with `y` also stacked if `stacked`: the old `y` is read at each
+/// element's place, before the new one is written there, so `y` is
+/// updated in place (no copy back) unless a stacked row reads it after
+/// the step.
+fn lagging(n: usize, stacked: bool, plus: bool) -> Function {
+    let vector = Shape::vector(n);
+    let (mut f, _, x) = function(&[], std::slice::from_ref(&vector));
+    let zero = push(&mut f, Op::Const(ConstData(Tensor::scalar(0.0))), &[]);
+    let y0 = push(&mut f, Op::Broadcast(vector.clone()), &[zero]);
+    let slot = |name: &str, shape: &Shape| Slot {
+        name: name.into(),
+        shape: shape.clone(),
+    };
+    let params = [slot("y", &vector), slot("x", &vector)];
+    let mut body = Function::new(params.to_vec(), vec![slot("t", &Shape::scalar())]);
+    let [y, bx] = [0, 1].map(|k| push(&mut body, Op::Param(k), &[]));
+    push(&mut body, Op::Input(0), &[]);
+    let one = push(
+        &mut body,
+        Op::Const(ConstData(Tensor::new(Shape::vector(1), vec![1.0]))),
+        &[],
+    );
+    let s = push(&mut body, Op::Slice(vec![SliceAxis::Range(0, n - 1)]), &[y]);
+    let c = push(&mut body, Op::Concat, &[one, s]);
+    let k = push(&mut body, Op::Binary(Binary::Mul), &[bx, c]);
+    let new = if plus {
+        push(&mut body, Op::Binary(Binary::Add), &[k, y])
+    } else {
+        k
+    };
+    output(&mut body, new);
+    if stacked {
+        output(&mut body, y);
+    }
+    let l = crate::ir::Loop {
+        trips: 4,
+        carries: 1,
+        body,
+        recompute: false,
+    };
+    let v = push(&mut f, Op::Loop(Box::new(l)), &[y0, x[0]]);
+    output(&mut f, v);
+    f
+}
+
+#[test]
+fn a_carried_value_read_shifted_by_one_is_updated_in_place() {
+    for n in [2, 3, 8, 9, 1001] {
+        for stacked in [false, true] {
+            for plus in [false, true] {
+                agree_on_values(&lagging(n, stacked, plus));
+            }
+        }
+    }
+    // In place, the step has no loop copying `y` back; stacked, it has
+    // that and the row's copy.
+    let n = 1000;
+    for plus in [false, true] {
+        let (alone, stacked) = (
+            count(&lagging(n, false, plus), "brif"),
+            count(&lagging(n, true, plus), "brif"),
+        );
+        assert_eq!(
+            alone + 2,
+            stacked,
+            "{alone} loops in place, {stacked} stacked"
+        );
+    }
+}

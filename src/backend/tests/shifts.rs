@@ -208,3 +208,37 @@ fn shifted_runs_in_f32_are_the_f64_arithmetic_within_rounding() {
         }
     }
 }
+
+/// A lag of a tensor the run reads from memory (an input): the run reads
+/// each of its elements once, at its place, and keeps it for the next;
+/// the `concat` is a member, not stored, and its slice reads nothing.
+#[test]
+fn a_lag_of_a_tensor_from_memory_joins_the_run() {
+    for n in [2, 3, 8, 9, 41, 1001] {
+        for unary in [None, Some(Unary::Log)] {
+            let (mut f, p, x) =
+                function(&[Shape::vector(n)], &[Shape::vector(n), Shape::vector(1)]);
+            let (s, c) = lag(&mut f, x[1], x[0], n);
+            let mut m = push(&mut f, Op::Binary(Binary::Mul), &[c, p[0]]);
+            if let Some(u) = unary {
+                m = push(&mut f, Op::Unary(u), &[m]);
+            }
+            let y = push(&mut f, Op::Binary(Binary::Add), &[m, x[0]]);
+            output(&mut f, y);
+            let layout = plan::layout::layout(&f);
+            let run = step_of(&layout, y);
+            assert!(run.contains(&c), "n = {n}: {:?}", layout.steps);
+            assert!(
+                layout.internal[c] && !run.contains(&s),
+                "{:?}",
+                layout.steps
+            );
+            // Pairs: the element kept and the pair read side by side (a
+            // `concat` read in place would load the pair before instead).
+            if unary.is_none() && n >= 8 {
+                assert!(clif_text(&f).unwrap().contains("shuffle"), "n = {n}");
+            }
+            agree_on_values(&f);
+        }
+    }
+}

@@ -100,7 +100,9 @@ fn in_place_updates(body: &crate::ir::Function, carries: usize) -> Vec<(Value, u
 /// the old value is an elementwise operation of that same step, which
 /// reads each element of it only to compute the same element of its own
 /// (the old value is not an output, a view's argument or a spread's), and
-/// the new value is the output of that carried value alone. Each
+/// the new value is the output of that carried value alone; or a lag
+/// of it in that step (`concat([a], old[0:n - 1])`), which reads each
+/// element at its place and keeps it for the next (`ode`'s stages). Each
 /// element of the old value is then read before the new one is written
 /// over it. `det`'s gradient adds into a carried [2^L, L] table each step,
 /// which was computed beside it and copied back.
@@ -109,7 +111,7 @@ fn elementwise_updates(
     layout: &crate::backend::plan::Layout,
     carries: usize,
 ) -> Vec<(Value, usize)> {
-    use crate::backend::plan::fuse::elementwise;
+    use crate::backend::plan::fuse::{elementwise, lag, Member};
     use crate::ir::Op;
     let step_of = |v: Value| layout.steps.iter().position(|s| s.contains(&v));
     let mut updates = Vec::new();
@@ -126,21 +128,32 @@ fn elementwise_updates(
         // One value given to two carried values (or stacked too) has to be
         // copied to each: it is not computed in one's place.
         let once = body.outputs.iter().filter(|o| o.value == new).count() == 1;
+        // A lag of the old value in the step's run reads each element at
+        // its place and keeps it for the next: its slice reads nothing.
+        let members = &layout.steps[step];
+        let lags_old = |w: Value| {
+            let lag_member = Member::in_run(body, w, |m| members.contains(&m)) == Some(Member::Lag);
+            lag_member && lag(body, w).is_some_and(|(_, m)| olds.contains(&m))
+        };
+        let shifted = |s: Value| {
+            body.iter()
+                .all(|(c, i)| !i.args.contains(&s) || (step_of(c) == Some(step) && lags_old(c)))
+        };
         let readers_in_step = body.iter().all(|(r, i)| {
             !i.args.iter().any(|a| olds.contains(a))
                 || (step_of(r) == Some(step)
                     && elementwise(body, r)
                     && body.shape(r).size() == size)
+                || (matches!(i.op, Op::Slice(_)) && shifted(r))
         });
         let shaped = olds.iter().all(|&p| body.shape(p).size() == size);
         // A run loads an element of the old value at its first reader and
         // keeps it for the others: that reader must come no later than the
         // new value, written over it.
-        let members = &layout.steps[step];
         let at = |v: Value| members.iter().position(|&w| w == v);
         let first_read = members
             .iter()
-            .position(|&w| body.inst(w).args.iter().any(|a| olds.contains(a)));
+            .position(|&w| body.inst(w).args.iter().any(|a| olds.contains(a)) || lags_old(w));
         let read_first = first_read.is_some_and(|r| Some(r) <= at(new));
         if elementwise(body, new)
             && once

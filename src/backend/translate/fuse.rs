@@ -12,7 +12,7 @@ use super::along::strides_into;
 use super::gemm::{Size, Strided};
 use super::math::PAIRS;
 use super::{Ix, Loc, Opnd, Translator};
-use crate::backend::plan::fuse::{ElementOp, Member};
+use crate::backend::plan::fuse::{lag, ElementOp, Member};
 use crate::backend::plan::products::product_block;
 use crate::ir::interp::SUM_BLOCK;
 use crate::ir::{Binary, Op, Reduce, Value, ValueMap};
@@ -501,6 +501,15 @@ impl Translator<'_, '_> {
         let f = self.f;
         let mut outside: BTreeMap<Value, (Opnd, Opnd)> = BTreeMap::new();
         for (&v, &m) in run.iter().zip(members) {
+            // A lag of a tensor from memory reads it element by element.
+            let shifted = match m {
+                Member::Lag => lag(f, v).map(|(_, m)| m).filter(|m| !run.contains(m)),
+                _ => None,
+            };
+            if let Some(s) = shifted.filter(|s| !outside.contains_key(s)) {
+                let o = self.operand(s);
+                outside.insert(s, (o, o));
+            }
             if matches!(m, Member::Lag | Member::Lead) {
                 continue;
             }
@@ -596,7 +605,16 @@ impl Translator<'_, '_> {
                 Member::ShiftSlice => continue,
                 Member::Lag | Member::Lead => {
                     let (shifted, keep) = r.shifts[&v];
-                    let cur = vals[&shifted].clone();
+                    // The element of a tensor from memory is read here, at
+                    // its place (before a member written over it).
+                    let cur = vals
+                        .entry(shifted)
+                        .or_insert_with(|| {
+                            let (narrow, wide) = r.outside[&shifted];
+                            let o = if ty.is_vector() { wide } else { narrow };
+                            at.iter().map(|&i| self.read_as(ty, o, i)).collect()
+                        })
+                        .clone();
                     cur.iter().map(|&c| self.shifted(m, keep, c, ty)).collect()
                 }
                 Member::Sum | Member::Rows(_) | Member::Map(_) => {
