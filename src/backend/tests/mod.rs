@@ -271,6 +271,7 @@ mod carries;
 mod gather;
 mod long_sums;
 mod ops;
+mod outputs;
 mod parts;
 mod products;
 mod recompute;

@@ -229,6 +229,7 @@ impl<'a> Translator<'a, '_> {
         };
         let outer_in_place = std::mem::replace(&mut self.in_place, in_place);
         let outer_stacked = std::mem::take(&mut self.stacked);
+        let outer_written = std::mem::take(&mut self.written);
         let mut failed = Ok(());
         self.for_each_rolled(l.trips, &mut |t, step| {
             if failed.is_err() {
@@ -357,6 +358,7 @@ impl<'a> Translator<'a, '_> {
         self.fault_at = saved_fault;
         self.in_place = outer_in_place;
         self.stacked = outer_stacked;
+        self.written = outer_written;
         failed?;
         Ok(self.dst_loc(dst))
     }

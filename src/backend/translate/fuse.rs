@@ -463,22 +463,30 @@ impl Translator<'_, '_> {
         self.stores_apart(r, r.outside.keys().copied())
     }
 
-    /// Whether `r` stores only to scratch slots, and none of them shares
-    /// memory with a value of `reads` (each in a register, in the caller's
-    /// buffers or a constant, or in a scratch slot elsewhere).
+    /// Whether `r` stores only to scratch slots and outputs' buffers, and
+    /// none of the slots shares memory with a value of `reads` (each in a
+    /// register, in the caller's buffers or a constant, in an output's
+    /// buffer, which is the caller's own, or in a scratch slot elsewhere).
     pub(super) fn stores_apart(&self, r: &Run, reads: impl IntoIterator<Item = Value>) -> bool {
         let f = self.f;
+        let output = |ptr: cl::Value| {
+            self.written
+                .iter()
+                .any(|&(_, o)| matches!(o, Opnd::Mem { ptr: p, .. } if p == ptr))
+        };
         let mut written = Vec::with_capacity(r.dests.len());
         for (&v, dst) in &r.dests {
             match *dst {
                 Opnd::Mem { ptr, off, .. } if ptr == self.scratch => {
                     written.push(off..off + f.shape(v).size());
                 }
+                Opnd::Mem { ptr, .. } if output(ptr) => {}
                 _ => return false,
             }
         }
         reads.into_iter().all(|a| match self.loc(a) {
             Loc::Reg(_) | Loc::Table(..) | Loc::Data(..) => true,
+            Loc::Row(ptr, _) if output(ptr) => true,
             Loc::Scratch(off) => {
                 let read = off..off + f.shape(a).size();
                 written

@@ -206,6 +206,10 @@ struct Translator<'a, 'b> {
     /// straight into its row of the loop's value (see
     /// `Translator::loop_op`).
     stacked: Vec<(Value, Opnd)>,
+    /// In the function of one example, outside loops' bodies: the outputs
+    /// computed straight into the caller's buffers (see
+    /// `single::translate`).
+    written: Vec<(Value, Opnd)>,
     /// Constants defined so far, which names those of loop bodies apart.
     body_consts: usize,
     /// The index arithmetic emitted so far in the current block (see
@@ -264,6 +268,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             fault_at: None,
             in_place: Vec::new(),
             stacked: Vec::new(),
+            written: Vec::new(),
             body_consts: 0,
             index_ops: HashMap::new(),
             eight: None,
@@ -333,10 +338,13 @@ impl<'a, 'b> Translator<'a, 'b> {
     }
 
     /// The scratch slot of `v`, or the row of a loop's value it is stacked
-    /// into.
+    /// into, or the caller's buffer of the output it is.
     fn dest(&mut self, v: Value) -> Opnd {
         if let Some(&(_, row)) = self.stacked.iter().find(|&&(w, _)| w == v) {
             return row;
+        }
+        if let Some(&(_, out)) = self.written.iter().find(|&&(w, _)| w == v) {
+            return out;
         }
         if let Some(&(_, off)) = self.in_place.iter().find(|&&(w, _)| w == v) {
             // A carried value updated where it lies (`body::in_place_updates`,
