@@ -120,15 +120,6 @@ fn cases() -> Vec<(Also, bool, bool)> {
     cases
 }
 
-/// The lines of the code of `f` that contain `what`.
-fn count(f: &Function, what: &str) -> usize {
-    clif_text(f)
-        .unwrap()
-        .lines()
-        .filter(|l| l.contains(what))
-        .count()
-}
-
 /// A loop of three steps over `[n]` adding `x` to its one carried value,
 /// which starts as a `broadcast` of a constant, or as the caller's input
 /// `x` itself.

@@ -98,6 +98,12 @@ fn tensors(f: &Function, params: bool, salt: u64) -> Vec<Tensor> {
         .collect()
 }
 
+/// The lines of the code of `f` that contain `what`.
+fn count(f: &Function, what: &str) -> usize {
+    let text = clif_text(f).unwrap();
+    text.lines().filter(|l| l.contains(what)).count()
+}
+
 fn same(a: f64, b: f64) -> bool {
     (a.is_nan() && b.is_nan()) || a.to_bits() == b.to_bits()
 }

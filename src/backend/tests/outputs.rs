@@ -6,15 +6,6 @@
 
 use super::*;
 
-/// The lines of the code of `f` that contain `what`.
-fn count(f: &Function, what: &str) -> usize {
-    clif_text(f)
-        .unwrap()
-        .lines()
-        .filter(|l| l.contains(what))
-        .count()
-}
-
 /// `y = x * 2 + p` over `[n]`, an output (twice if `twice`), and a slice
 /// of it (a view), also an output if `view`; and `z = y * y`, read after
 /// `y` is written (from its buffer), an output too.

@@ -62,12 +62,6 @@ fn a_run_with_a_sum_keeps_its_tail() {
     assert!(!overlaps(&f));
 }
 
-/// The lines of the code of `f` that contain `what`.
-fn count(f: &Function, what: &str) -> usize {
-    let text = clif_text(f).unwrap();
-    text.lines().filter(|l| l.contains(what)).count()
-}
-
 /// A loop of more than four vectors goes two vectors an iteration, the
 /// last alone after it if their number is odd: the same bits, in a flat
 /// run with a sum (whose elements keep their order) and in the rows of a
