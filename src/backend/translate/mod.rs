@@ -26,11 +26,13 @@
 //! - `movement`: `transpose`, slices, `unslice`, `pack` and `concat`,
 //!   computed indices (`index`, `index_add`), `reshape`, `permute`.
 //! - `fuse`: a fused run (see [`super::plan::fuse`]) as one loop; with
-//!   `parts` (a large run's loop in parts on several threads, a function
-//!   of its own called through the kernel's `in_parts`; a large maximum
-//!   so), `shifts` (a run's shifted members, `lag` and `lead`) and `sums`
-//!   (sums of more than one block, in a run or alone), which use one
-//!   another: the translation of a run, in four files.
+//!   `nest` (a run over a loop nest: its rows, slabs, blocks of columns,
+//!   and a joined product's blocks), `parts` (a large run's loop in parts
+//!   on several threads, a function of its own called through the
+//!   kernel's `in_parts`; a large maximum so), `shifts` (a run's shifted
+//!   members, `lag` and `lead`) and `sums` (sums of more than one block,
+//!   in a run or alone), which use one another: the translation of a run,
+//!   in five files.
 //! - `ops`: every operation dispatched to its lowering, and one step of the
 //!   plan.
 //! - `window`: convolution, pooling and their adjoints
@@ -49,6 +51,7 @@ mod loops;
 mod math;
 mod matmul;
 mod movement;
+mod nest;
 mod ops;
 mod parts;
 mod reduce;
