@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::fuse;
+use super::{fuse, views};
 use super::{BodyPlan, Layout, FIRST_FREE};
 use crate::ir::{Function, Op, Value, ValueMap};
 
@@ -133,7 +133,7 @@ impl Memory {
         for (s, step) in steps.iter().enumerate() {
             for &v in step {
                 step_of[v] = Some(s);
-                if fuse::is_view(f, v) {
+                if views::is_view(f, v) {
                     view[v] = true;
                     root[v] = root[f.inst(v).args[0]];
                 }

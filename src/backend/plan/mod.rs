@@ -6,7 +6,8 @@
 //! This module holds what a plan is (its data types and the constants the
 //! planning and the translation share); its children make one:
 //!
-//! - [`fuse`]: the steps, elementwise runs fused into one loop, and views.
+//! - [`views`]: the values that are their argument's memory at an offset.
+//! - [`fuse`]: the steps, elementwise runs fused into one loop.
 //! - [`recompute`]: large forward values computed again by the backward
 //!   pass instead of stored (the one child that changes the function: the
 //!   compiled function is made from it before the steps).
@@ -35,6 +36,7 @@ pub mod fuse;
 pub mod layout;
 pub mod products;
 pub mod recompute;
+pub mod views;
 
 use crate::ir::fault;
 use crate::ir::{Function, Op, Value, ValueMap};

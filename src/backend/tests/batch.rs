@@ -278,10 +278,10 @@ fn fused_runs_and_views() {
     }
     let layout = plan::layout::layout(&f);
     for v in [row, part, tail, kv, ev] {
-        assert!(plan::fuse::view_offset(&f, v).is_some(), "{v:?}");
+        assert!(plan::views::view_offset(&f, v).is_some(), "{v:?}");
         assert_eq!(layout.slots[v], None);
     }
-    assert_eq!(plan::fuse::view_offset(&f, col), None);
+    assert_eq!(plan::views::view_offset(&f, col), None);
     agree_on_values(&f);
 }
 

@@ -20,9 +20,9 @@
 use cranelift_codegen::ir::InstBuilder;
 
 use super::{Ix, Loc, Opnd, Translator};
-use crate::backend::plan::fuse::is_view;
 use crate::backend::plan::layout::needs_slot;
 use crate::backend::plan::made_in_place;
+use crate::backend::plan::views::is_view;
 use crate::ir::{Loop, Op, Value, ValueMap};
 
 /// The scratch offsets of a loop's carried values (the first parts of its

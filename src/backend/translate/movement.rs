@@ -6,7 +6,7 @@ use cranelift_codegen::ir::{self as cl, InstBuilder, MemFlagsData};
 use cranelift_module::{DataDescription, Linkage, Module};
 
 use super::{Ix, Loc, Opnd, Translator};
-use crate::backend::plan::{fuse, FAULT_INDEX};
+use crate::backend::plan::{views, FAULT_INDEX};
 use crate::ir::fault::safe_rows;
 use crate::ir::interp::slice_offsets;
 use crate::ir::{Binary, Op, SliceAxis, Value};
@@ -117,7 +117,7 @@ impl Translator<'_, '_> {
     pub(super) fn unslice_to(&mut self, dst: Opnd, a: Value, axes: &[SliceAxis], into: &Shape) {
         let src = self.operand(a);
         let part = self.f.shape(a).clone();
-        if let Some(off) = fuse::contiguous(into, axes) {
+        if let Some(off) = views::contiguous(into, axes) {
             // Zeros around one block: filled, and copied two at a time.
             let len = part.size();
             self.fill(dst, off, 0.0);
@@ -178,7 +178,7 @@ impl Translator<'_, '_> {
     }
 
     /// `v = x[i]`, the row `i` of the leading axis, read where it is (a
-    /// view, see [`crate::backend::plan::fuse::is_view`]); an index that is
+    /// view, see [`crate::backend::plan::views::is_view`]); an index that is
     /// not an integer in range fails (see [`Translator::checked_index`]).
     pub(super) fn index(&mut self, v: Value, x: Value, i: Value) -> Loc {
         let n = self.f.shape(x).dims()[0];

@@ -11,7 +11,7 @@ use cranelift_module::{DataDescription, Linkage};
 use super::{offset_bytes, Ix, Loc, Opnd, Translator};
 use crate::backend::abi::{INPUTS, PARAMS};
 use crate::backend::plan::fuse::{self, ElementOp};
-use crate::backend::plan::products;
+use crate::backend::plan::{products, views};
 use crate::backend::plan::{
     ERROR_SLOT, EXAMPLE_SLOT, FAULT_CLASS, FAULT_HI_SLOT, FAULT_KIND_SLOT, FAULT_LEN_SLOT,
     FAULT_LO_SLOT,
@@ -94,7 +94,7 @@ impl Translator<'_, '_> {
             Op::Softmax(axis) => self.softmax(v, args[0], *axis),
             Op::LogSoftmax(axis) => self.log_softmax(v, args, *axis),
             Op::ArgMax(axis) => self.argmax(v, args[0], *axis),
-            Op::Slice(axes) => match fuse::view_offset(f, v) {
+            Op::Slice(axes) => match views::view_offset(f, v) {
                 Some(off) => self.loc(args[0]).offset(off),
                 None => self.slice(v, args[0], axes),
             },
@@ -106,7 +106,7 @@ impl Translator<'_, '_> {
             Op::IndexSet => self.index_set(v, args[0], args[1], args[2]),
             Op::Gather => self.gather(v, args[0], args[1]),
             Op::ScatterAdd => self.scatter_add(v, args[0], args[1], args[2]),
-            Op::Reshape(_) => match fuse::view_offset(f, v) {
+            Op::Reshape(_) => match views::view_offset(f, v) {
                 Some(off) => self.loc(args[0]).offset(off),
                 None => self.reshape(v, args[0]),
             },
