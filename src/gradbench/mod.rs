@@ -531,10 +531,8 @@ mod tests {
         }
     }
 
-    /// A function's program lowered with its one output only is the
-    /// whole program's, simplified without the others.
-    #[test]
-    fn one_output_is_the_whole_program_without_the_others() {
+    /// `ba`'s program at small sizes, and the options binding them.
+    fn ba() -> (&'static Eval, std::sync::Arc<Source>, CheckOptions) {
         let eval = evals::EVALS.iter().find(|e| e.name == "ba").expect("ba");
         let source = Source::new("ba.grad", eval.source);
         let flags: DimFlags = vec![("N".into(), 2), ("M".into(), 3), ("P".into(), 4)];
@@ -545,6 +543,14 @@ mod tests {
             },
             ..CheckOptions::default()
         };
+        (eval, source, opts)
+    }
+
+    /// A function's program lowered with its one output only is the
+    /// whole program's, simplified without the others.
+    #[test]
+    fn one_output_is_the_whole_program_without_the_others() {
+        let (eval, source, opts) = ba();
         for (which, name) in [(Which::Primal, "err"), (Which::Gradient, "jac")] {
             assert_eq!(answered(eval, which), Some((Role::Output, name)));
             let mut whole = crate::compile_source(&source, &opts).expect("compiles").ir;
@@ -554,5 +560,22 @@ mod tests {
             assert_eq!(one.outputs.len(), 1);
             assert_eq!(one.to_string(), whole.to_string(), "{name}");
         }
+    }
+
+    /// `ba`'s Jacobian reads a camera's and a point's columns one by one
+    /// (66 pieces of its gradients placed into [P, 11] and [P, 3], then
+    /// added): each gradient is its columns side by side. Only the two
+    /// seeds, a one in a column of [P, 2], are placed.
+    #[test]
+    fn the_columns_of_bas_gradients_are_set_side_by_side() {
+        let (_, source, opts) = ba();
+        let jac = only(&source, &opts, Role::Output, "jac").expect("compiles");
+        let placed: Vec<_> = jac
+            .insts()
+            .iter()
+            .filter(|i| matches!(i.op, crate::ir::Op::Unslice(..)))
+            .map(|i| i.shape.to_string())
+            .collect();
+        assert_eq!(placed, ["[4, 2]", "[4, 2]"]);
     }
 }

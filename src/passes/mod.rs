@@ -14,6 +14,7 @@
 //!   instructions take the span of the one they replace.
 
 pub mod algebra;
+mod columns;
 pub mod cse;
 pub mod dce;
 pub mod fold;
@@ -38,8 +39,9 @@ pub type Pass = fn(&mut Function) -> bool;
 
 /// The passes `simplify` runs on a function, in order, with their names,
 /// after its loops' bodies have been simplified (see [`simplify`]).
-pub const PASSES: [(&str, Pass); 5] = [
+pub const PASSES: [(&str, Pass); 6] = [
     ("fold", fold::run),
+    ("columns", columns::run),
     ("algebra", algebra::run),
     ("cse", cse::run),
     ("trim", loops::trim),
