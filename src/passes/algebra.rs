@@ -1,5 +1,6 @@
 //! Algebraic identities: `x + 0`, `x * 1`, `x * 0`, `x ^ 2`, `--x`,
-//! `transpose(transpose(x))`, `sum(broadcast(s))`, `select` on a constant
+//! `transpose(transpose(x))`, a `permute` moving only axes of one (a
+//! `reshape`), `sum(broadcast(s))`, `select` on a constant
 //! condition, elementwise operations moved inside `broadcast`, pieces
 //! placed side by side as one `concat` ([`super::placed`]); the rules of
 //! sums are [`super::sums`]'.
@@ -153,6 +154,12 @@ fn rule(out: &mut Function, inst: &Inst) -> Option<Value> {
             let x = arg(0);
             if perm.iter().enumerate().all(|(i, &p)| i == p) {
                 return Some(x);
+            }
+            // One that moves only axes of one keeps the elements in order.
+            let dims = out.shape(x).dims();
+            let long = perm.iter().filter(|&&p| dims[p] > 1);
+            if long.is_sorted() {
+                return Some(out.push(Op::Reshape(s.clone()), vec![x], span));
             }
             // A permutation of a permutation is one permutation.
             match &out.inst(x).op {
@@ -596,5 +603,31 @@ mod tests {
         assert_eq!(sexpr(&f, y), "(broadcast 0)");
         assert_eq!(f.shape(y), &Shape::matrix(2, 3));
         assert_eq!(sexpr(&f, z), "(broadcast 1)");
+    }
+
+    /// A `permute` that moves only axes of one is a `reshape`: the same
+    /// elements in the same order. One that swaps two longer axes stays.
+    #[test]
+    fn a_permute_of_axes_of_one_is_a_reshape() {
+        let sp = Span::default();
+        for (perm, stays) in [
+            (vec![1, 0, 2], false),
+            (vec![0, 2, 1], false),
+            (vec![2, 1, 0], true),
+            (vec![1, 2, 0], true),
+        ] {
+            let mut f = parse("m");
+            let m = f.outputs[0].value;
+            let x = f.push(Op::Reshape(Shape(vec![2, 1, 3])), vec![m], sp);
+            let p = f.push(Op::Permute(perm.clone()), vec![x], sp);
+            f.outputs[0].value = p;
+            let before = f.clone();
+            assert_eq!(run(&mut f), !stays);
+            let out = f.outputs[0].value;
+            let moved = matches!(f.inst(out).op, Op::Permute(_));
+            assert_eq!(moved, stays, "{perm:?}: {f}");
+            assert_eq!(f.shape(out), before.shape(p));
+            assert_same_outputs(&before, &f);
+        }
     }
 }

@@ -228,17 +228,10 @@ fn concat_along(out: &mut Function, parts: Vec<Value>, k: usize, span: Span) -> 
     permuted(out, joined, &back, span)
 }
 
-/// `x` permuted by `perm`: a `reshape` when the axes longer than one keep
-/// their order (the same elements in the same order).
+/// `x` permuted by `perm` (a `reshape` after [`super::algebra`] when the
+/// axes longer than one keep their order).
 fn permuted(out: &mut Function, x: Value, perm: &[usize], span: Span) -> Value {
-    let dims = out.shape(x).dims().to_vec();
-    let to = Shape(perm.iter().map(|&p| dims[p]).collect());
-    let long: Vec<usize> = perm.iter().copied().filter(|&p| dims[p] > 1).collect();
-    if long.is_sorted() {
-        out.push(Op::Reshape(to), vec![x], span)
-    } else {
-        out.push(Op::Permute(perm.to_vec()), vec![x], span)
-    }
+    out.push(Op::Permute(perm.to_vec()), vec![x], span)
 }
 
 #[cfg(test)]
