@@ -360,6 +360,25 @@ pub fn softmax_pair(f: &Function, a: Value, b: Value) -> Option<SoftmaxPair> {
     }
 }
 
+/// The most columns of a [`transposed_concat`]: each row of the result is
+/// written by code unrolled over its columns.
+pub const TRANSPOSED_COLUMNS: usize = 64;
+
+/// Whether `b` is the transpose of the `concat` `a` of matrices, with at
+/// most [`TRANSPOSED_COLUMNS`] columns: the parts side by side along the
+/// columns (`ba`'s Jacobian, 31 columns of [P] each). When `b` is the
+/// only reader of `a`, the two are one step ([`steps`]) that writes each
+/// part's columns straight into the result: the `concat` is never
+/// written out.
+pub fn transposed_concat(f: &Function, a: Value, b: Value) -> bool {
+    let (ia, ib) = (f.inst(a), f.inst(b));
+    ia.op == Op::Concat
+        && ia.shape.rank() == 2
+        && ib.op == Op::Permute(vec![1, 0])
+        && ib.args == [a]
+        && ib.shape.dims()[1] <= TRANSPOSED_COLUMNS
+}
+
 /// How far past a run's first instruction [`steps`] looks for members.
 const WINDOW: usize = 256;
 
@@ -410,6 +429,18 @@ pub fn steps(f: &Function, region: &[Value]) -> Vec<Vec<Value>> {
         }
         state[head] = State::Done;
         let window = &region[pos + 1..region.len().min(pos + 1 + WINDOW)];
+        if f.inst(head).op == Op::Concat {
+            let open = |v: Value| state[v] == State::Open;
+            let transpose = window
+                .iter()
+                .copied()
+                .find(|&v| open(v) && readers[head] == 1 && transposed_concat(f, head, v));
+            if let Some(t) = transpose {
+                state[t] = State::Done;
+                steps.push(vec![head, t]);
+                continue;
+            }
+        }
         if !per_element(f, head) || alone[head] {
             let partner = window
                 .iter()

@@ -286,3 +286,4 @@ mod shifts;
 mod spreads;
 mod sums;
 mod tails;
+mod transposed;

@@ -526,6 +526,35 @@ impl Translator<'_, '_> {
         self.dst_loc(dst)
     }
 
+    /// `t`, the transpose of the `concat` `c` of matrices (a step of the
+    /// two, [`fuse::transposed_concat`]): each row of `t` a column of every
+    /// part in turn, read from the parts (the `concat` is not written).
+    pub(super) fn transposed_concat(&mut self, c: Value, t: Value) -> Loc {
+        let (rows, cols) = match self.f.shape(t).dims() {
+            &[rows, cols] => (rows, cols),
+            _ => unreachable!("a transposed concat is a matrix"),
+        };
+        let mut parts = Vec::new();
+        for &p in &self.f.inst(c).args.clone() {
+            let k = self.f.shape(p).dims()[0];
+            parts.push((self.operand(p), k));
+        }
+        let dst = self.dest(t);
+        self.for_each(rows, &mut |t, i| {
+            let mut col = 0;
+            for &(src, k) in &parts {
+                for r in 0..k {
+                    let at = t.lin(&[(i, 1)], r * rows);
+                    let x = t.read(src, at);
+                    let to = t.lin(&[(i, cols)], col + r);
+                    t.write(dst, to, x);
+                }
+                col += k;
+            }
+        });
+        self.dst_loc(dst)
+    }
+
     /// `v`, the elements of `x` in another shape: copied.
     pub(super) fn reshape(&mut self, v: Value, x: Value) -> Loc {
         let src = self.operand(x);

@@ -34,6 +34,13 @@ impl Translator<'_, '_> {
                     [a, b] => fuse::softmax_pair(self.f, a, b),
                     _ => None,
                 };
+                if let &[c, t] = run {
+                    if fuse::transposed_concat(self.f, c, t) {
+                        let loc = self.transposed_concat(c, t);
+                        self.set_loc(t, loc);
+                        return Ok(());
+                    }
+                }
                 if let Some(p) = pair {
                     self.softmax_pair(p);
                 } else if let Some((p, s)) = products::summed_product(self.f, run) {
