@@ -121,3 +121,33 @@ fn a_logsumexp_along_leading_axes_goes_columns_side_by_side() {
         agree(&f, &[], &[Tensor::new(s.clone(), data)]);
     }
 }
+
+/// Sums of rows of at most four elements go a row at a time, its
+/// elements' additions straight-line (as many `fadd`s in the code as a row
+/// has elements, where longer rows go four at a time); each row from -0
+/// in order, so a row of negative zeros sums to -0, as the interpreter's
+/// (in f32 too, within its rounding).
+#[test]
+fn short_rows_are_summed_one_at_a_time() {
+    for len in 1..=5 {
+        for rows in [1, 2, 5, 9, 1000] {
+            let s = Shape::matrix(rows, len);
+            let (mut f, _, x) = function(&[], std::slice::from_ref(&s));
+            let sum = push(&mut f, Op::ReduceAxes(Kind::Sum, vec![1]), &[x[0]]);
+            output(&mut f, sum);
+            agree_on_values(&f);
+            // Negative zeros, every other row, the others from `values`.
+            let mut data = values(s.size(), 7);
+            for r in (0..rows).step_by(2) {
+                data[r * len..(r + 1) * len].fill(-0.0);
+            }
+            let zeros = Tensor::new(s.clone(), data);
+            agree(&f, &[], std::slice::from_ref(&zeros));
+            agree_f32(&f, &[], &[vec![zeros], tensors(&f, false, 3)]);
+            if rows == 1000 {
+                let adds = count(&f, "fadd");
+                assert_eq!(adds == len, len <= 4, "{len}: {adds} additions");
+            }
+        }
+    }
+}
