@@ -1,9 +1,9 @@
-//! The transpose of a `concat` of matrices, the concat's only reader: one
+//! Transposes. The transpose of a `concat` of matrices, its only reader: one
 //! step writing each part's columns straight into the result (`ba`'s
 //! Jacobian, 31 columns of [P]), the `concat` never written. The
 //! interpreter's bits; the pair a step of its own with no slot for the
 //! `concat`; and a `concat` read elsewhere too, or too wide, written as
-//! before.
+//! before. A transpose into a few long rows: one loop.
 
 use super::*;
 
@@ -71,4 +71,29 @@ fn a_wide_transposed_concat_is_written_first() {
         let layout = plan::layout::layout(&f);
         assert_eq!(layout.steps.contains(&vec![c, t]), paired, "{more}");
     }
+}
+
+/// `x` of [n, k] transposed (`permute [1, 0]`), an output.
+fn permuted(n: usize, k: usize) -> Function {
+    let (mut f, p, _) = function(&[Shape::matrix(n, k)], &[]);
+    let t = push(&mut f, Op::Permute(vec![1, 0]), &[p[0]]);
+    output(&mut f, t);
+    f
+}
+
+/// A transpose into a few long rows (at most four) is one loop over the
+/// source's rows, each read in order: as many loops in the code for three
+/// rows as for one, more for five (a loop over the result's rows).
+#[test]
+fn a_transpose_into_a_few_rows_is_one_loop() {
+    for k in 1..=6 {
+        for n in [1, 2, 5, 9, 1000] {
+            agree_on_values(&permuted(n, k));
+        }
+    }
+    let loops = |k| count(&permuted(1000, k), "brif");
+    for k in 2..=4 {
+        assert_eq!(loops(k), loops(1), "{k} rows");
+    }
+    assert!(loops(5) > loops(1), "{} loops for 5 rows", loops(5));
 }

@@ -6,7 +6,7 @@ use cranelift_codegen::ir::{self as cl, InstBuilder, MemFlagsData};
 use cranelift_module::{DataDescription, Linkage, Module};
 
 use super::{Ix, Loc, Opnd, Translator};
-use crate::backend::plan::{views, FAULT_INDEX};
+use crate::backend::plan::{views, FAULT_INDEX, UNROLL};
 use crate::ir::fault::safe_rows;
 use crate::ir::interp::slice_offsets;
 use crate::ir::{Binary, Op, SliceAxis, Value};
@@ -506,6 +506,22 @@ impl Translator<'_, '_> {
             return Loc::Reg(self.read(src, Ix::c(0)));
         }
         let dst = self.dest(v);
+        if let (&[rows, cols], [1, 0]) = (out.dims(), perm) {
+            if rows <= UNROLL && cols > UNROLL {
+                // A few long rows (a transpose of [P, 3]): one loop over
+                // the source's rows, each read in order and its numbers
+                // written to the rows of the result.
+                self.for_each(cols, &mut |t, i| {
+                    for r in 0..rows {
+                        let at = t.lin(&[(i, rows)], r);
+                        let x = t.read(src, at);
+                        let to = t.lin(&[(i, 1)], r * cols);
+                        t.write(dst, to, x);
+                    }
+                });
+                return self.dst_loc(dst);
+            }
+        }
         let out_strides = out.strides();
         self.nest(out.dims(), &mut |t, ix| {
             let from: Vec<(Ix, usize)> = ix
