@@ -75,29 +75,32 @@ fn differentiate_from(
 ) -> Result<Function, AdError> {
     assert!(f.shape(of).is_scalar(), "differentiate a scalar");
     // Loops keep what their reverse needs. That renumbers the values: `of`
-    // is followed as an extra output.
-    let mut saving = f.clone();
-    let of = {
+    // is followed as an extra output. (A copy of `f` only if it changes:
+    // the differentiation copies it again as the start of its result.)
+    let mut f = std::borrow::Cow::Borrowed(f);
+    let of = if f.insts().iter().any(|i| matches!(i.op, Op::Loop(_))) {
+        let saving = f.to_mut();
         saving.outputs.push(Output {
             role: Role::Output,
             name: String::new(),
             value: of,
         });
-        loops::save_states(&mut saving)?;
+        loops::save_states(saving)?;
         saving.outputs.pop().expect("the marker output").value
+    } else {
+        of
     };
-    let mut f = saving;
     // The parameters and inputs the starting gradients name, as values.
     let mut starts = Vec::new();
     for &(p, i) in start {
         let find = |f: &Function, op: &Op| f.iter().find(|(_, x)| &x.op == op).map(|(v, _)| v);
         let param = match find(&f, &Op::Param(p)) {
             Some(v) => v,
-            None => f.push(Op::Param(p), vec![], Span::default()),
+            None => f.to_mut().push(Op::Param(p), vec![], Span::default()),
         };
         let input = match find(&f, &Op::Input(i)) {
             Some(v) => v,
-            None => f.push(Op::Input(i), vec![], Span::default()),
+            None => f.to_mut().push(Op::Input(i), vec![], Span::default()),
         };
         starts.push((param, input));
     }

@@ -122,14 +122,7 @@ fn inline(f: &mut Function, sub: &Function, origin: &[Value], g: &Function) -> V
                 Op::Input(k) => origin[1 + k],
                 _ => {
                     let args = inst.args.iter().map(|a| map[a.index()]).collect();
-                    let w = f.push(inst.op.clone(), args, inst.span);
-                    if let Some(name) = &inst.name {
-                        f.set_name(w, name);
-                    }
-                    if let Some(b) = inst.backward {
-                        f.mark_backward(w.index(), b);
-                    }
-                    w
+                    f.push_copy(inst, args)
                 }
             }
         };

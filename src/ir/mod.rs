@@ -464,6 +464,27 @@ impl Function {
         Value::at(self.insts.len() - 1)
     }
 
+    /// Appends a copy of `inst` (its operation, shape, span, name and
+    /// pass) reading `args`, values of the shapes of its own arguments: an
+    /// instruction inlined from another function, its shape not inferred
+    /// again (checked in debug builds, as [`Function::push`] checks).
+    pub fn push_copy(&mut self, inst: &Inst, args: Vec<Value>) -> Value {
+        if cfg!(debug_assertions) {
+            let shapes: Vec<&Shape> = args.iter().map(|&a| self.shape(a)).collect();
+            let shape = verify::result_shape(self, &inst.op, &shapes);
+            assert_eq!(shape.as_ref(), Ok(&inst.shape), "{:?} {args:?}", inst.op);
+        }
+        self.insts.push(Inst {
+            op: inst.op.clone(),
+            args,
+            shape: inst.shape.clone(),
+            name: inst.name.clone(),
+            span: inst.span,
+            backward: inst.backward,
+        });
+        Value::at(self.insts.len() - 1)
+    }
+
     /// Marks the instructions from `from` on, those without a mark, as
     /// `backward` (the autodiff marks what each rule pushed).
     pub fn mark_backward(&mut self, from: usize, backward: Backward) {
@@ -484,11 +505,7 @@ impl Function {
                 Op::Input(i) => inputs[i],
                 _ => {
                     let args = inst.args.iter().map(|a| map[a.index()]).collect();
-                    let v = self.push(inst.op.clone(), args, inst.span);
-                    let new = &mut self.insts[v.index()];
-                    new.name.clone_from(&inst.name);
-                    new.backward = inst.backward;
-                    v
+                    self.push_copy(inst, args)
                 }
             };
             map.push(v);

@@ -21,6 +21,9 @@ use crate::shape::Shape;
 use crate::span::Span;
 
 pub fn run(f: &mut Function) -> bool {
+    if !f.insts().iter().any(|i| matches!(i.op, Op::Unslice(..))) {
+        return false;
+    }
     let chains = chains(f);
     if chains.iter().all(Option::is_none) {
         return false;
