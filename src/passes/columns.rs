@@ -98,11 +98,13 @@ fn is_add(inst: &Inst) -> bool {
 }
 
 /// The terms of the chain of additions ending at `v`, left to right,
-/// through the additions `inner` accepts.
+/// through the additions `inner` accepts (a stack of its own: a chain may
+/// be long).
 fn collect(f: &Function, v: Value, inner: &dyn Fn(Value) -> bool, terms: &mut Vec<Value>) {
-    for &a in &f.inst(v).args {
+    let mut stack: Vec<Value> = f.inst(v).args.iter().rev().copied().collect();
+    while let Some(a) = stack.pop() {
         if inner(a) {
-            collect(f, a, inner, terms);
+            stack.extend(f.inst(a).args.iter().rev());
         } else {
             terms.push(a);
         }
