@@ -1,10 +1,9 @@
 //! Algebraic identities: `x + 0`, `x * 1`, `x * 0`, `x ^ 2`, `--x`,
 //! `transpose(transpose(x))`, a `permute` moving only axes of one (a
-//! `reshape`), a power of two out of a matrix product's larger factor,
-//! `sum(broadcast(s))`, `select` on a constant
+//! `reshape`), `sum(broadcast(s))`, `select` on a constant
 //! condition, elementwise operations moved inside `broadcast`, pieces
 //! placed side by side as one `concat` ([`super::placed`]); the rules of
-//! sums are [`super::sums`]'.
+//! sums are [`super::sums`]', those of products [`super::products`]'.
 //!
 //! Two IEEE details are ignored on purpose, as symbolic simplifiers do:
 //! - Zero annihilates. `x * 0`, `0 * x`, `0 / x`, `x @ 0`, `outer(x, 0)`
@@ -72,17 +71,7 @@ fn rule(out: &mut Function, inst: &Inst) -> Option<Value> {
                 (indicator && is_comparison(out, c)).then(|| fit(out, c, s, span))
             }
         }
-        Op::MatMul | Op::Outer => {
-            let zero = is(splat_value(out, arg(0)), 0.0) || is(splat_value(out, arg(1)), 0.0);
-            if zero {
-                return Some(splat(out, 0.0, s, span));
-            }
-            if inst.op == Op::Outer {
-                return None;
-            }
-            scaled_product(out, arg(0), arg(1), s, span)
-                .or_else(|| transposed_product(out, arg(0), arg(1), span))
-        }
+        Op::MatMul | Op::Outer => super::products::product(out, &inst.op, arg(0), arg(1), s, span),
         Op::Transpose => {
             let x = out.inst(arg(0));
             match &x.op {
@@ -407,56 +396,6 @@ fn is_comparison(f: &Function, v: Value) -> bool {
     )
 }
 
-/// A matrix product of a factor scaled by a power of two, a factor larger
-/// than the product, is the product scaled: `(x * 2) @ y -> (x @ y) * 2`,
-/// one multiplication of the smaller result instead of the factor's,
-/// written out (`kmeans`' gradient scales a [K, N] mask by 2 before its
-/// product with the [N, D] points). Exact but where a product of elements
-/// falls below the normal numbers or a scaled element overflows.
-fn scaled_product(out: &mut Function, a: Value, b: Value, s: &Shape, span: Span) -> Option<Value> {
-    let power_of_two = |v: Value| {
-        let c = splat_value(out, v)?;
-        let exact = c.is_normal() && c.to_bits() & ((1 << 52) - 1) == 0;
-        exact.then_some(c)
-    };
-    let scaled = |v: Value| {
-        let inst = out.inst(v);
-        if inst.op != Op::Binary(Binary::Mul) {
-            return None;
-        }
-        let (x, y) = (inst.args[0], inst.args[1]);
-        let whole = |x: Value| out.shape(x) == out.shape(v) && out.shape(v).size() > s.size();
-        match (power_of_two(x), power_of_two(y)) {
-            (Some(c), _) if whole(y) => Some((y, c)),
-            (_, Some(c)) if whole(x) => Some((x, c)),
-            _ => None,
-        }
-    };
-    let (a, b, c) = match (scaled(a), scaled(b)) {
-        (Some((x, c)), _) => (x, b, c),
-        (None, Some((y, c))) => (a, y, c),
-        (None, None) => return None,
-    };
-    let product = out.push(Op::MatMul, vec![a, b], span);
-    let k = splat(out, c, s, span);
-    Some(out.push(Op::Binary(Binary::Mul), vec![product, k], span))
-}
-
-/// A vector times a transposed matrix needs no transpose:
-/// `u @ M.T -> M @ u` and `M.T @ u -> u @ M`.
-fn transposed_product(out: &mut Function, a: Value, b: Value, span: Span) -> Option<Value> {
-    let (ra, rb) = (out.shape(a).rank(), out.shape(b).rank());
-    let inner = |v: Value| match out.inst(v).op {
-        Op::Transpose => Some(out.inst(v).args[0]),
-        _ => None,
-    };
-    match (ra, rb) {
-        (1, 2) => inner(b).map(|m| out.push(Op::MatMul, vec![m, a], span)),
-        (2, 1) => inner(a).map(|m| out.push(Op::MatMul, vec![b, m], span)),
-        _ => None,
-    }
-}
-
 /// `pack(a0, a1, ...)[k, :, ...]` is `ak`.
 fn packed_part(f: &Function, x: Value, axes: &[SliceAxis]) -> Option<Value> {
     let inst = f.inst(x);
@@ -669,50 +608,5 @@ mod tests {
             assert_eq!(f.shape(out), before.shape(p));
             assert_same_outputs(&before, &f);
         }
-    }
-
-    /// A factor of a matrix product scaled by a power of two, larger than
-    /// the product: the product scaled, the same bits; by another number,
-    /// a factor no larger than the product (a vector's, an outer
-    /// product's), as it is.
-    #[test]
-    fn a_power_of_two_leaves_a_larger_factor_of_a_product() {
-        let product = |a: &str, b: &str| format!("(matmul {a} (transpose {b}))");
-        let sq = "(mul m m)";
-        let scaled = |f: &str| format!("(mul {f} 2)");
-        check(
-            run,
-            &product(&scaled("m"), "m"),
-            &format!("(mul {} (broadcast 2))", product("m", "m")),
-        );
-        check(
-            run,
-            &format!("(matmul {sq} (mul 0.25 (transpose n)))"),
-            &format!("(mul {} (broadcast 0.25))", product(sq, "n")),
-        );
-        for kept in [
-            product("(mul m 3)", "m"),
-            "(matmul (transpose m) (mul n 2))".to_string(),
-            "(outer (mul x -4) y)".to_string(),
-        ] {
-            check(run, &kept, &kept);
-        }
-        let mut f = parse(&product(&scaled("m"), "n"));
-        let before = f.clone();
-        assert!(run(&mut f));
-        let params = [
-            Tensor::new(Shape::matrix(2, 3), vec![0.1, -1e300, 3.3, 7e-5, 1.7, -2.9]),
-            Tensor::new(Shape::matrix(2, 3), vec![1e-3, 0.3, -5.5, 1e-300, 2.5, 0.7]),
-        ];
-        let bits = |f: &Function| {
-            let out = crate::ir::interp::run_outputs(f, &params, &[]).unwrap();
-            out[0]
-                .1
-                .data
-                .iter()
-                .map(|x| x.to_bits())
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(bits(&before), bits(&f));
     }
 }

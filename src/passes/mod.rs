@@ -21,6 +21,7 @@ pub mod fold;
 mod loops;
 mod placed;
 mod powers;
+mod products;
 mod rows;
 mod sums;
 #[cfg(test)]
