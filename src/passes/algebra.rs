@@ -1,7 +1,7 @@
 //! Algebraic identities: `x + 0`, `x * 1`, `x * 0`, `x ^ 2`, `--x`,
 //! `transpose(transpose(x))`, a `permute` moving only axes of one (a
 //! `reshape`), `sum(broadcast(s))`, `select` on a constant
-//! condition, elementwise operations moved inside `broadcast`, pieces
+//! condition, `select(c, c, 0)`, elementwise operations moved inside `broadcast`, pieces
 //! placed side by side as one `concat` ([`super::placed`]); the rules of
 //! sums are [`super::sums`]', those of products [`super::products`]'.
 //!
@@ -11,7 +11,8 @@
 //!   (x infinite or NaN, `0 / 0`). Gradient programs multiply by zero
 //!   cotangents everywhere and those products must disappear; the price is
 //!   that a NaN or inf in `x` does not poison a product with a literal zero.
-//! - The sign of zero: `x + 0 -> x` turns `-0 + 0 = +0` into `-0`.
+//! - The sign of zero: `x + 0 -> x` turns `-0 + 0 = +0` into `-0`, and
+//!   `select(c, c, 0) -> c` keeps a `-0` of `c` that the `select` makes `+0`.
 //!
 //! `x ^ 0 -> 1` is exact (IEEE `pow(x, 0)` is 1 even for NaN).
 
@@ -65,6 +66,10 @@ fn rule(out: &mut Function, inst: &Inst) -> Option<Value> {
                 Some(fit(out, taken, s, span))
             } else if a == b {
                 Some(fit(out, a, s, span))
+            } else if a == c && is(splat_value(out, b), 0.0) {
+                // A cotangent's guard of itself: `c` where `c` is not zero,
+                // and zero where it is.
+                Some(fit(out, c, s, span))
             } else {
                 // A comparison is already 1 or 0.
                 let indicator = is(splat_value(out, a), 1.0) && is(splat_value(out, b), 0.0);
@@ -193,6 +198,19 @@ fn rule(out: &mut Function, inst: &Inst) -> Option<Value> {
             }
             if let Some(part) = super::placed::concat_part(out, x, axes) {
                 return Some(part);
+            }
+            // A slice of a range of a vector: one slice of the vector,
+            // unless the range is a value the user named.
+            let named = out.inst(x).name.is_some();
+            if let (Op::Slice(outer), [axis], false) = (&out.inst(x).op, axes.as_slice(), named) {
+                if let [SliceAxis::Range(lo, _)] = outer.as_slice() {
+                    let axis = match *axis {
+                        SliceAxis::Range(a, b) => SliceAxis::Range(lo + a, lo + b),
+                        SliceAxis::At(i) => SliceAxis::At(lo + i),
+                    };
+                    let inner = out.inst(x).args[0];
+                    return Some(out.push(Op::Slice(vec![axis]), vec![inner], span));
+                }
             }
             // What an `unslice` placed, or zeros beside it.
             if let Op::Unslice(placed, _) = &out.inst(x).op {
@@ -524,6 +542,16 @@ mod tests {
         check(run, "(select a x y)", "(select a x y)");
     }
 
+    /// A cotangent's guard of itself, `select(c, c, 0)`, is `c`; of
+    /// anything else, or with another value where `c` is zero, it stays.
+    #[test]
+    fn a_select_of_its_own_condition_and_zero_is_the_condition() {
+        check(cse_then_algebra, "(select (exp x) (exp x) 0)", "(exp x)");
+        check(cse_then_algebra, "(select a a 0)", "a");
+        check(run, "(select x y 0)", "(select x y 0)");
+        check(cse_then_algebra, "(select x x 1)", "(select x x 1)");
+    }
+
     #[test]
     fn zeros_annihilate_products() {
         check(run, "(matmul m (broadcast 0))", "(broadcast 0)");
@@ -606,6 +634,34 @@ mod tests {
             let moved = matches!(f.inst(out).op, Op::Permute(_));
             assert_eq!(moved, stays, "{perm:?}: {f}");
             assert_eq!(f.shape(out), before.shape(p));
+            assert_same_outputs(&before, &f);
+        }
+    }
+
+    /// A slice of a range of a vector is one slice of the vector (a range
+    /// or a position), unless the range is a named value.
+    #[test]
+    fn a_slice_of_a_range_is_one_slice() {
+        let sp = Span::default();
+        for (axis, named, want) in [
+            (SliceAxis::Range(1, 2), false, "[2..3]"),
+            (SliceAxis::At(1), false, "[2]"),
+            (SliceAxis::At(1), true, "[1]"),
+        ] {
+            let mut f = parse("x");
+            let x = f.outputs[0].value;
+            let range = f.push(Op::Slice(vec![SliceAxis::Range(1, 3)]), vec![x], sp);
+            if named {
+                f.set_name(range, "r");
+            }
+            let piece = f.push(Op::Slice(vec![axis]), vec![range], sp);
+            f.outputs[0].value = piece;
+            let before = f.clone();
+            run(&mut f);
+            let out = f.inst(f.outputs[0].value);
+            let printed = crate::ir::printer::print(&f);
+            assert!(printed.contains(&format!("{want} :")), "{printed}");
+            assert_eq!(out.args[0] == x, !named, "{printed}");
             assert_same_outputs(&before, &f);
         }
     }

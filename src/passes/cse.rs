@@ -55,7 +55,7 @@ fn fingerprint(op: &Op, args: &[Value]) -> u64 {
     h.finish()
 }
 
-fn commutative(op: &Op) -> bool {
+pub(super) fn commutative(op: &Op) -> bool {
     match op {
         Op::Binary(b) => match b {
             Binary::Add | Binary::Mul | Binary::Max | Binary::Min | Binary::Eq | Binary::Ne => true,

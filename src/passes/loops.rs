@@ -1,10 +1,11 @@
 //! Rewrites of a loop instruction seen from the function around it: a
 //! captured constant is copied into the body (where folding and the
-//! algebraic rules can use it), a captured value the body does not read is
-//! no longer captured, and the body's loop-invariant work is hoisted out of
-//! it ([`hoist`]); unread saved values at the end of a loop's results are
-//! trimmed ([`trim`]). Each simplifies the new body it makes (see
-//! [`super::simplify`]).
+//! algebraic rules can use it), a captured value the body does not read,
+//! or captures already, is no longer captured, and the body's
+//! loop-invariant work is hoisted out of it ([`hoist`]); unread saved
+//! values at the end of a loop's results are trimmed ([`trim`]), and saved
+//! values stacked twice are stacked once ([`repeats`]). Each simplifies the
+//! new body it makes (see [`super::simplify`]).
 
 use crate::ir::fault::can_fail_at;
 use crate::ir::{Function, Inst, Loop, Op, SliceAxis, Value};
@@ -12,7 +13,8 @@ use crate::shape::Shape;
 
 use super::{splat, splat_value};
 
-/// The loop `inst` without its constant and unread captures, if it has any.
+/// The loop `inst` without its constant, unread and repeated captures, if
+/// it has any.
 pub fn captures(out: &mut Function, inst: &Inst, l: &Loop) -> Option<Value> {
     let body = &l.body;
     let k = l.carries;
@@ -31,12 +33,14 @@ pub fn captures(out: &mut Function, inst: &Inst, l: &Loop) -> Option<Value> {
             read[p] |= uses[v.index()] > 0;
         }
     }
-    // Per capture: dropped (unread), a constant copied in, or kept.
+    // Per capture: dropped (unread), a constant copied in, read as an
+    // earlier capture of the same value, or kept.
     enum Fate {
         Keep,
         Drop,
         Splat(f64),
         Const(Inst),
+        Same(usize),
     }
     let fates: Vec<Fate> = (k..body.params.len())
         .map(|p| {
@@ -47,6 +51,8 @@ pub fn captures(out: &mut Function, inst: &Inst, l: &Loop) -> Option<Value> {
                 Fate::Splat(x)
             } else if let Op::Const(_) = out.inst(arg).op {
                 Fate::Const(out.inst(arg).clone())
+            } else if let Some(q) = (k..p).find(|&q| inst.args[q] == arg && read[q]) {
+                Fate::Same(q)
             } else {
                 Fate::Keep
             }
@@ -76,6 +82,10 @@ pub fn captures(out: &mut Function, inst: &Inst, l: &Loop) -> Option<Value> {
             (Some(q), _) => b.push(Op::Param(q), vec![], i.span),
             (None, Some(Fate::Splat(x))) => splat(b, *x, &i.shape, i.span),
             (None, Some(Fate::Const(c))) => b.push(c.op.clone(), vec![], i.span),
+            (None, Some(Fate::Same(q))) => {
+                let q = renumber[*q].expect("an earlier capture kept");
+                b.push(Op::Param(q), vec![], i.span)
+            }
             // Unread: a placeholder that dead code elimination removes.
             _ => splat(b, 0.0, &i.shape, i.span),
         })
@@ -151,6 +161,130 @@ pub fn trim(f: &mut Function) -> bool {
             inst.span,
         ))
     })
+}
+
+/// Stacked values a loop's body gives twice, the same value of the body,
+/// stacked once: a reverse names the states it keeps before the body is
+/// simplified, and two of them may become one value (a derivative's
+/// copies of one computation, merged by CSE). Only for a loop that nothing
+/// reads but slices within one of its parts (or within its carried
+/// values): each such slice then reads the part kept, and the loop's old
+/// value is left to dead code elimination.
+pub fn repeats(f: &mut Function) -> bool {
+    if !f.insts().iter().any(|i| matches!(i.op, Op::Loop(_))) {
+        return false;
+    }
+    // Per loop with repeated stacked values: per output, the output it
+    // keeps (itself, or the first with its value).
+    let mut kept: Vec<Option<Vec<usize>>> = vec![None; f.len()];
+    for (v, inst) in f.iter() {
+        let Op::Loop(l) = &inst.op else { continue };
+        let outs = &l.body.outputs;
+        let first: Vec<usize> = (0..outs.len())
+            .map(|k| {
+                let same = |j: &usize| *j >= l.carries && outs[*j].value == outs[k].value;
+                if k < l.carries {
+                    k
+                } else {
+                    (0..k).find(same).unwrap_or(k)
+                }
+            })
+            .collect();
+        if first.iter().enumerate().any(|(k, &j)| j != k) {
+            kept[v.index()] = Some(first);
+        }
+    }
+    if kept.iter().all(Option::is_none) {
+        return false;
+    }
+    // A loop read otherwise than by slices within one part is left; per
+    // slice of one that is not, the loop, the part and the range.
+    let mut readers_ok = vec![true; f.len()];
+    let mut reads: Vec<Option<(usize, usize, SliceAxis)>> = vec![None; f.len()];
+    for (v, inst) in f.iter() {
+        for a in &inst.args {
+            if kept[a.index()].is_some() {
+                let part = within_one_part(f, inst, *a);
+                readers_ok[a.index()] &= part.is_some();
+                if let Some((p, axis)) = part {
+                    reads[v.index()] = Some((a.index(), p, axis));
+                }
+            }
+        }
+    }
+    for o in &f.outputs {
+        readers_ok[o.value.index()] = false;
+    }
+    let mut moved: Vec<Option<Moved>> = vec![None; f.len()];
+    let mut k = 0;
+    f.rewrite(|out, inst| {
+        let here = k;
+        k += 1;
+        if let Op::Loop(l) = &inst.op {
+            let first = kept[here].as_ref().filter(|_| readers_ok[here])?;
+            let (offsets, _) = l.offsets();
+            let mut body = l.body.clone();
+            body.outputs = (0..first.len())
+                .filter(|&j| first[j] == j)
+                .map(|j| l.body.outputs[j].clone())
+                .collect();
+            let short = Loop {
+                trips: l.trips,
+                carries: l.carries,
+                body,
+                recompute: l.recompute,
+            };
+            let (short_offsets, _) = short.offsets();
+            let mut kept_at = vec![0; first.len()];
+            for (n, j) in (0..first.len()).filter(|&j| first[j] == j).enumerate() {
+                kept_at[j] = short_offsets[n];
+            }
+            let new_at = first.iter().map(|&j| kept_at[j]).collect();
+            let y = out.push(Op::Loop(Box::new(short)), inst.args.clone(), inst.span);
+            moved[here] = Some((y, offsets, new_at));
+            // Only the slices below read it: a placeholder, left dead.
+            return Some(splat(out, 0.0, &inst.shape, inst.span));
+        }
+        let (src, part, axis) = reads[here].as_ref()?;
+        let (y, offsets, new_at) = moved[*src].as_ref()?;
+        let shift = |i: usize| i - offsets[*part] + new_at[*part];
+        let axes = match *axis {
+            SliceAxis::Range(lo, hi) => vec![SliceAxis::Range(shift(lo), shift(hi))],
+            SliceAxis::At(i) => vec![SliceAxis::At(shift(i))],
+        };
+        Some(out.push(Op::Slice(axes), vec![*y], inst.span))
+    })
+}
+
+/// A loop [`repeats`] rewrote: the shorter loop, each part's old offset,
+/// and the offset of the part it keeps.
+type Moved = (Value, Vec<usize>, Vec<usize>);
+
+/// If `reader` is a slice of the loop `l`'s value within one of its parts,
+/// or within its carried values (then the first part): the part and the
+/// slice's range.
+fn within_one_part(f: &Function, reader: &Inst, l: Value) -> Option<(usize, SliceAxis)> {
+    let Op::Slice(axes) = &reader.op else {
+        return None;
+    };
+    let [axis] = axes.as_slice() else {
+        return None;
+    };
+    let Op::Loop(lp) = &f.inst(l).op else {
+        return None;
+    };
+    let (lo, hi) = match *axis {
+        SliceAxis::Range(lo, hi) => (lo, hi),
+        SliceAxis::At(i) => (i, i + 1),
+    };
+    let (offsets, total) = lp.offsets();
+    let carried = offsets.get(lp.carries).copied().unwrap_or(total);
+    if hi <= carried {
+        return Some((0, *axis));
+    }
+    let part = offsets.iter().rposition(|&o| o <= lo)?;
+    let end = offsets.get(part + 1).copied().unwrap_or(total);
+    (hi <= end).then_some((part, *axis))
 }
 
 /// The loop `inst` with the work of its body that is the same at every step
@@ -254,4 +388,142 @@ pub fn hoist(out: &mut Function, inst: &Inst, l: &Loop) -> Option<Value> {
         recompute: l.recompute,
     };
     Some(out.push(Op::Loop(Box::new(l)), args, inst.span))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{assert_same_bits_at, lowered_and_simplified};
+    use crate::ir::{Binary, Function, Loop, Op, Output, Role, SliceAxis, Slot, Unary};
+    use crate::shape::{Shape, Tensor};
+    use crate::span::Span;
+
+    /// Per loop of `f`, its stacked outputs and its captured values.
+    fn loops(f: &Function) -> Vec<(Vec<crate::ir::Value>, Vec<crate::ir::Value>)> {
+        f.insts()
+            .iter()
+            .filter_map(|i| match &i.op {
+                Op::Loop(l) => {
+                    let stacked = l.body.outputs[l.carries..].iter().map(|o| o.value);
+                    Some((stacked.collect(), i.args[l.carries..].to_vec()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn repeated(values: &[crate::ir::Value]) -> bool {
+        (0..values.len()).any(|j| values[..j].contains(&values[j]))
+    }
+
+    /// What [`stacked_twice`] stacks and reads.
+    struct Twice {
+        /// The carried value itself stacked twice, else another value.
+        carried: bool,
+        /// The slice `value[lo..hi]` summed.
+        lo: usize,
+        hi: usize,
+        /// The loop's whole value an output too.
+        whole: bool,
+    }
+
+    /// `a` through a loop of three steps that stacks one value of its
+    /// body twice (its value [7]: the carried value, then the two stacked
+    /// parts), and the sum of a slice of its value.
+    fn stacked_twice(t: &Twice) -> Function {
+        let sp = Span::default();
+        let scalar = |n: &str| Slot {
+            name: n.to_string(),
+            shape: Shape::scalar(),
+        };
+        let out = |name: &str, value| Output {
+            role: Role::Output,
+            name: name.to_string(),
+            value,
+        };
+        let mut body = Function::new(vec![scalar("x")], vec![scalar("t")]);
+        let x = body.push(Op::Param(0), vec![], sp);
+        let step = body.push(Op::Input(0), vec![], sp);
+        let xt = body.push(Op::Binary(Binary::Mul), vec![x, step], sp);
+        let z = body.push(Op::Unary(Unary::Sin), vec![xt], sp);
+        let next = body.push(Op::Binary(Binary::Add), vec![x, z], sp);
+        let kept = if t.carried { next } else { z };
+        body.outputs = vec![out("x", next), out("state 1", kept), out("state 2", kept)];
+        let l = Loop {
+            trips: 3,
+            carries: 1,
+            body,
+            recompute: false,
+        };
+        let mut f = Function::new(vec![scalar("a")], vec![]);
+        let a = f.push(Op::Param(0), vec![], sp);
+        let v = f.push(Op::Loop(Box::new(l)), vec![a], sp);
+        let piece = f.push(Op::Slice(vec![SliceAxis::Range(t.lo, t.hi)]), vec![v], sp);
+        let total = f.push(Op::Sum, vec![piece], sp);
+        f.outputs = vec![out("s", total)];
+        if t.whole {
+            f.outputs.push(out("whole", v));
+        }
+        f
+    }
+
+    /// A value stacked twice is stacked once when every slice of the loop
+    /// lies in one part (or in the carried values), and reads the same
+    /// numbers; a slice across two parts, or the loop's value an output,
+    /// leaves the loop as it is.
+    #[test]
+    fn a_value_stacked_twice_is_stacked_once_under_slices_of_one_part() {
+        for (lo, hi, whole, once) in [
+            (1, 4, false, true),
+            (4, 7, false, true),
+            (5, 6, false, true),
+            (0, 1, false, true),
+            (2, 6, false, false),
+            (0, 4, false, false),
+            (0, 2, false, false),
+            (4, 7, true, false),
+        ] {
+            for carried in [false, true] {
+                let t = Twice {
+                    carried,
+                    lo,
+                    hi,
+                    whole,
+                };
+                let f = stacked_twice(&t);
+                let mut g = f.clone();
+                assert_eq!(super::repeats(&mut g), once, "{lo}..{hi}: {g}");
+                let stacked = g.insts().iter().find_map(|i| match &i.op {
+                    Op::Loop(l) => Some(l.body.outputs.len() - l.carries),
+                    _ => None,
+                });
+                assert_eq!(stacked, Some(if once { 1 } else { 2 }), "{lo}..{hi}");
+                assert_same_bits_at(&f, &g, &[Tensor::scalar(0.3)], &[]);
+            }
+        }
+    }
+
+    /// Two forward derivatives of one function in a loop's step (a force
+    /// by coordinates), the loop differentiated: the reverse keeps the
+    /// function's values once each, though each derivative computed them,
+    /// and its loop reads each once.
+    #[test]
+    fn a_value_the_reverse_keeps_twice_is_kept_once() {
+        let src = "param w = 0.7\n\
+                   fn p(x) = 1 / sqrt(sum((x - w)^2) + 1)\n\
+                   fn run(w) = loop x = [1, 0.5] for t in 0..6 {\n\
+                     x - 0.1 * [jvp(p(x), x, [1, 0]), jvp(p(x), x, [0, 1])]\n\
+                   }\n\
+                   output d = grad(sum(run(w)), w)\n\
+                   loss 0\n";
+        let (raw, ir) = lowered_and_simplified(src);
+        let (before, after) = (loops(&raw), loops(&ir));
+        let kept = |ls: &[(Vec<_>, Vec<_>)]| ls.iter().map(|l| l.0.len()).max();
+        assert!(kept(&after) < kept(&before), "{ir}");
+        for (stacked, captured) in &after {
+            assert!(!repeated(stacked) && !repeated(captured), "{ir}");
+        }
+        for w in [0.7, -1.3] {
+            assert_same_bits_at(&raw, &ir, &[Tensor::scalar(w)], &[]);
+        }
+    }
 }

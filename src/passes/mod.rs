@@ -23,6 +23,7 @@ mod placed;
 mod powers;
 mod products;
 mod rows;
+mod siblings;
 mod sums;
 #[cfg(test)]
 mod testing;
@@ -40,12 +41,14 @@ pub type Pass = fn(&mut Function) -> bool;
 
 /// The passes `simplify` runs on a function, in order, with their names,
 /// after its loops' bodies have been simplified (see [`simplify`]).
-pub const PASSES: [(&str, Pass); 6] = [
+pub const PASSES: [(&str, Pass); 8] = [
     ("fold", fold::run),
     ("columns", columns::run),
     ("algebra", algebra::run),
     ("cse", cse::run),
+    ("siblings", siblings::run),
     ("trim", loops::trim),
+    ("repeats", loops::repeats),
     ("dce", dce::run),
 ];
 

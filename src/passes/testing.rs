@@ -157,6 +157,40 @@ pub fn assert_same_outputs(before: &Function, after: &Function) {
     }
 }
 
+/// A `.grad` program `src` lowered (before simplification) and simplified.
+pub fn lowered_and_simplified(src: &str) -> (Function, Function) {
+    let source = crate::diagnostic::Source::new("test.grad", src);
+    let c = crate::compile_source(&source, &Default::default()).expect("compiles");
+    (c.raw, c.ir)
+}
+
+/// The number of loops of `f` (not counting those in loops' bodies).
+pub fn loops(f: &Function) -> usize {
+    f.insts()
+        .iter()
+        .filter(|i| matches!(i.op, Op::Loop(_)))
+        .count()
+}
+
+/// Asserts that the outputs of `before` and `after` at `params` and
+/// `inputs` have the same bits.
+#[track_caller]
+pub fn assert_same_bits_at(
+    before: &Function,
+    after: &Function,
+    params: &[Tensor],
+    inputs: &[Tensor],
+) {
+    let bits = |f: &Function| -> Vec<Vec<u64>> {
+        run_outputs(f, params, inputs)
+            .expect("runs")
+            .into_iter()
+            .map(|(_, t)| t.data.iter().map(|x| x.to_bits()).collect())
+            .collect()
+    };
+    assert_eq!(bits(before), bits(after), "{after}");
+}
+
 /// Runs `pass` on `before` and checks the output's expression is `after`,
 /// the result verifies, and it computes the same numbers.
 #[track_caller]
