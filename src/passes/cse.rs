@@ -107,4 +107,31 @@ mod tests {
         assert_eq!(f.insts().len(), 4);
         check(run, "(max (neg x) (neg x))", "(max (neg x) (neg x))");
     }
+
+    /// Large constants hash a sample of their numbers: two that differ
+    /// only where the hash does not look stay two, two equal ones are one.
+    #[test]
+    fn large_constants_match_whole() {
+        use crate::ir::{Binary, ConstData, Op};
+        use crate::shape::{Shape, Tensor};
+        let sp = crate::span::Span::default();
+        for (at, same) in [(None, true), (Some(1), false), (Some(999), false)] {
+            let mut f = parse("a");
+            let data: Vec<f64> = (0..1000).map(|k| k as f64).collect();
+            let mut other = data.clone();
+            if let Some(k) = at {
+                other[k] = -1.0;
+            }
+            let mut constant = |f: &mut crate::ir::Function, d: Vec<f64>| {
+                let t = Tensor::new(Shape::vector(1000), d);
+                f.push(Op::Const(ConstData(t)), vec![], sp)
+            };
+            let (x, y) = (constant(&mut f, data), constant(&mut f, other));
+            let sum = f.push(Op::Binary(Binary::Sub), vec![x, y], sp);
+            f.outputs[0].value = sum;
+            run(&mut f);
+            let args = &f.inst(f.outputs[0].value).args;
+            assert_eq!(args[0] == args[1], same, "{at:?}");
+        }
+    }
 }

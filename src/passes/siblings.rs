@@ -96,7 +96,19 @@ fn pair(f: &Function, a: Value, b: Value) -> Option<Merged> {
     );
     let same_hash = (0..c)
         .all(|k| ha[la.body.outputs[k].value.index()] == hb[lb.body.outputs[k].value.index()]);
-    if !same_hash {
+    // Without carried values, only bodies that compute something the same.
+    let shared = || {
+        let of_a: std::collections::HashSet<u64> = la
+            .body
+            .iter()
+            .filter(|(_, i)| computes(i))
+            .map(|(v, _)| ha[v.index()])
+            .collect();
+        lb.body
+            .iter()
+            .any(|(v, i)| computes(i) && of_a.contains(&hb[v.index()]))
+    };
+    if !same_hash || (c == 0 && !shared()) {
         return None;
     }
     let body = merged(la, lb, &params, &extra, ib)?;
@@ -184,12 +196,18 @@ fn merged(
     Some(m)
 }
 
-/// The instructions of `body` that compute something (not a parameter, the
-/// step or a constant).
+/// Whether `i` computes something: not a parameter, the step, a constant,
+/// or a slice or reshape of a value (the merged loop's parts).
+fn computes(i: &crate::ir::Inst) -> bool {
+    !matches!(
+        i.op,
+        Op::Param(_) | Op::Input(_) | Op::Const(_) | Op::Slice(_) | Op::Reshape(_)
+    )
+}
+
+/// The instructions of `body` that compute something.
 fn work(body: &Function) -> usize {
-    let computed =
-        |i: &&crate::ir::Inst| !matches!(i.op, Op::Param(_) | Op::Input(_) | Op::Const(_));
-    body.insts().iter().filter(computed).count()
+    body.insts().iter().filter(|i| computes(i)).count()
 }
 
 /// Puts the merged loop at `a`'s place and each of `a` and `b` as its
