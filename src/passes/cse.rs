@@ -122,7 +122,7 @@ mod tests {
             if let Some(k) = at {
                 other[k] = -1.0;
             }
-            let mut constant = |f: &mut crate::ir::Function, d: Vec<f64>| {
+            let constant = |f: &mut crate::ir::Function, d: Vec<f64>| {
                 let t = Tensor::new(Shape::vector(1000), d);
                 f.push(Op::Const(ConstData(t)), vec![], sp)
             };
