@@ -4,7 +4,8 @@
 //! or captures already, is no longer captured, and the body's
 //! loop-invariant work is hoisted out of it ([`hoist`]); unread saved
 //! values at the end of a loop's results are trimmed ([`trim`]), and saved
-//! values stacked twice are stacked once ([`repeats`]). Each simplifies the
+//! values stacked twice are stacked once, a constant not at all
+//! ([`repeats`]). Each simplifies the
 //! new body it makes (see [`super::simplify`]).
 
 use crate::ir::fault::can_fail_at;
@@ -164,37 +165,43 @@ pub fn trim(f: &mut Function) -> bool {
 }
 
 /// Stacked values a loop's body gives twice, the same value of the body,
-/// stacked once: a reverse names the states it keeps before the body is
-/// simplified, and two of them may become one value (a derivative's
-/// copies of one computation, merged by CSE). Only for a loop that nothing
-/// reads but slices within one of its parts (or within its carried
-/// values): each such slice then reads the part kept, and the loop's old
-/// value is left to dead code elimination.
+/// stacked once, and stacked values that are one number throughout (a
+/// filled constant of the body) not stacked: a reverse names the states
+/// it keeps before the body is simplified, and two of them may become one
+/// value (a derivative's copies of one computation, merged by CSE), or a
+/// constant (`gmm`'s reverse kept a vector of ones for every component).
+/// Only for a loop that nothing reads but slices within one of its parts
+/// (or within its carried values): each such slice then reads the part
+/// kept, or is the constant, and the loop's old value is left to dead code
+/// elimination.
 pub fn repeats(f: &mut Function) -> bool {
     if !f.insts().iter().any(|i| matches!(i.op, Op::Loop(_))) {
         return false;
     }
-    // Per loop with repeated stacked values: per output, the output it
-    // keeps (itself, or the first with its value).
-    let mut kept: Vec<Option<Vec<usize>>> = vec![None; f.len()];
+    // Per loop with a repeated or constant stacked value: per output, what
+    // becomes of it.
+    let mut fates: Vec<Option<Vec<Part>>> = vec![None; f.len()];
     for (v, inst) in f.iter() {
         let Op::Loop(l) = &inst.op else { continue };
         let outs = &l.body.outputs;
-        let first: Vec<usize> = (0..outs.len())
+        let parts: Vec<Part> = (0..outs.len())
             .map(|k| {
                 let same = |j: &usize| *j >= l.carries && outs[*j].value == outs[k].value;
                 if k < l.carries {
-                    k
+                    Part::Kept
+                } else if let Some(x) = splat_value(&l.body, outs[k].value) {
+                    Part::Filled(x)
                 } else {
-                    (0..k).find(same).unwrap_or(k)
+                    (l.carries..k).find(same).map_or(Part::Kept, Part::As)
                 }
             })
             .collect();
-        if first.iter().enumerate().any(|(k, &j)| j != k) {
-            kept[v.index()] = Some(first);
+        let kept = parts.iter().filter(|p| matches!(p, Part::Kept)).count();
+        if kept < parts.len() && kept > 0 {
+            fates[v.index()] = Some(parts);
         }
     }
-    if kept.iter().all(Option::is_none) {
+    if fates.iter().all(Option::is_none) {
         return false;
     }
     // A loop read otherwise than by slices within one part is left; per
@@ -203,7 +210,7 @@ pub fn repeats(f: &mut Function) -> bool {
     let mut reads: Vec<Option<(usize, usize, SliceAxis)>> = vec![None; f.len()];
     for (v, inst) in f.iter() {
         for a in &inst.args {
-            if kept[a.index()].is_some() {
+            if fates[a.index()].is_some() {
                 let part = within_one_part(f, inst, *a);
                 readers_ok[a.index()] &= part.is_some();
                 if let Some((p, axis)) = part {
@@ -221,11 +228,12 @@ pub fn repeats(f: &mut Function) -> bool {
         let here = k;
         k += 1;
         if let Op::Loop(l) = &inst.op {
-            let first = kept[here].as_ref().filter(|_| readers_ok[here])?;
+            let parts = fates[here].as_ref().filter(|_| readers_ok[here])?;
             let (offsets, _) = l.offsets();
+            let is_kept = |j: &usize| matches!(parts[*j], Part::Kept);
             let mut body = l.body.clone();
-            body.outputs = (0..first.len())
-                .filter(|&j| first[j] == j)
+            body.outputs = (0..parts.len())
+                .filter(is_kept)
                 .map(|j| l.body.outputs[j].clone())
                 .collect();
             let short = Loop {
@@ -235,30 +243,59 @@ pub fn repeats(f: &mut Function) -> bool {
                 recompute: l.recompute,
             };
             let (short_offsets, _) = short.offsets();
-            let mut kept_at = vec![0; first.len()];
-            for (n, j) in (0..first.len()).filter(|&j| first[j] == j).enumerate() {
+            let mut kept_at = vec![0; parts.len()];
+            for (n, j) in (0..parts.len()).filter(is_kept).enumerate() {
                 kept_at[j] = short_offsets[n];
             }
-            let new_at = first.iter().map(|&j| kept_at[j]).collect();
+            let to = (0..parts.len())
+                .map(|j| match parts[j] {
+                    Part::Kept => Ok(kept_at[j]),
+                    Part::As(i) => Ok(kept_at[i]),
+                    Part::Filled(x) => Err(x),
+                })
+                .collect();
             let y = out.push(Op::Loop(Box::new(short)), inst.args.clone(), inst.span);
-            moved[here] = Some((y, offsets, new_at));
+            moved[here] = Some(Moved {
+                short: y,
+                offsets,
+                to,
+            });
             // Only the slices below read it: a placeholder, left dead.
             return Some(splat(out, 0.0, &inst.shape, inst.span));
         }
         let (src, part, axis) = reads[here].as_ref()?;
-        let (y, offsets, new_at) = moved[*src].as_ref()?;
-        let shift = |i: usize| i - offsets[*part] + new_at[*part];
+        let m = moved[*src].as_ref()?;
+        let at = match m.to[*part] {
+            Ok(at) => at,
+            Err(x) => return Some(splat(out, x, &inst.shape, inst.span)),
+        };
+        let shift = |i: usize| i - m.offsets[*part] + at;
         let axes = match *axis {
             SliceAxis::Range(lo, hi) => vec![SliceAxis::Range(shift(lo), shift(hi))],
             SliceAxis::At(i) => vec![SliceAxis::At(shift(i))],
         };
-        Some(out.push(Op::Slice(axes), vec![*y], inst.span))
+        Some(out.push(Op::Slice(axes), vec![m.short], inst.span))
     })
 }
 
+/// What [`repeats`] makes of a loop's output: kept, read as an earlier
+/// one, or the constant it holds at every step.
+#[derive(Clone, Copy)]
+enum Part {
+    Kept,
+    As(usize),
+    Filled(f64),
+}
+
 /// A loop [`repeats`] rewrote: the shorter loop, each part's old offset,
-/// and the offset of the part it keeps.
-type Moved = (Value, Vec<usize>, Vec<usize>);
+/// and where each part is now (an offset of the shorter loop's value, or
+/// the number it holds).
+#[derive(Clone)]
+struct Moved {
+    short: Value,
+    offsets: Vec<usize>,
+    to: Vec<Result<usize, f64>>,
+}
 
 /// If `reader` is a slice of the loop `l`'s value within one of its parts,
 /// or within its carried values (then the first part): the part and the
@@ -393,7 +430,7 @@ pub fn hoist(out: &mut Function, inst: &Inst, l: &Loop) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::super::testing::{assert_same_bits_at, lowered_and_simplified};
-    use crate::ir::{Binary, Function, Loop, Op, Output, Role, SliceAxis, Slot, Unary};
+    use crate::ir::{Binary, ConstData, Function, Loop, Op, Output, Role, SliceAxis, Slot, Unary};
     use crate::shape::{Shape, Tensor};
     use crate::span::Span;
 
@@ -415,10 +452,20 @@ mod tests {
         (0..values.len()).any(|j| values[..j].contains(&values[j]))
     }
 
+    /// What [`stacked_twice`] stacks twice.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Stacked {
+        /// A value of the body.
+        Other,
+        /// The new carried value.
+        Carried,
+        /// A constant.
+        Filled,
+    }
+
     /// What [`stacked_twice`] stacks and reads.
     struct Twice {
-        /// The carried value itself stacked twice, else another value.
-        carried: bool,
+        stacked: Stacked,
         /// The slice `value[lo..hi]` summed.
         lo: usize,
         hi: usize,
@@ -446,7 +493,11 @@ mod tests {
         let xt = body.push(Op::Binary(Binary::Mul), vec![x, step], sp);
         let z = body.push(Op::Unary(Unary::Sin), vec![xt], sp);
         let next = body.push(Op::Binary(Binary::Add), vec![x, z], sp);
-        let kept = if t.carried { next } else { z };
+        let kept = match t.stacked {
+            Stacked::Other => z,
+            Stacked::Carried => next,
+            Stacked::Filled => body.push(Op::Const(ConstData(Tensor::scalar(2.5))), vec![], sp),
+        };
         body.outputs = vec![out("x", next), out("state 1", kept), out("state 2", kept)];
         let l = Loop {
             trips: 3,
@@ -466,10 +517,10 @@ mod tests {
         f
     }
 
-    /// A value stacked twice is stacked once when every slice of the loop
-    /// lies in one part (or in the carried values), and reads the same
-    /// numbers; a slice across two parts, or the loop's value an output,
-    /// leaves the loop as it is.
+    /// A value stacked twice is stacked once (a constant not at all) when
+    /// every slice of the loop lies in one part (or in the carried values),
+    /// and reads the same numbers; a slice across two parts, or the loop's
+    /// value an output, leaves the loop as it is.
     #[test]
     fn a_value_stacked_twice_is_stacked_once_under_slices_of_one_part() {
         for (lo, hi, whole, once) in [
@@ -482,9 +533,9 @@ mod tests {
             (0, 2, false, false),
             (4, 7, true, false),
         ] {
-            for carried in [false, true] {
+            for stacked in [Stacked::Other, Stacked::Carried, Stacked::Filled] {
                 let t = Twice {
-                    carried,
+                    stacked,
                     lo,
                     hi,
                     whole,
@@ -496,7 +547,12 @@ mod tests {
                     Op::Loop(l) => Some(l.body.outputs.len() - l.carries),
                     _ => None,
                 });
-                assert_eq!(stacked, Some(if once { 1 } else { 2 }), "{lo}..{hi}");
+                let want = match (once, t.stacked) {
+                    (false, _) => 2,
+                    (true, Stacked::Filled) => 0,
+                    (true, _) => 1,
+                };
+                assert_eq!(stacked, Some(want), "{lo}..{hi}, {:?}", t.stacked);
                 assert_same_bits_at(&f, &g, &[Tensor::scalar(0.3)], &[]);
             }
         }
