@@ -5,8 +5,8 @@
 //! loop-invariant work is hoisted out of it ([`hoist`]); unread saved
 //! values at the end of a loop's results are trimmed ([`trim`]), and saved
 //! values stacked twice are stacked once, a constant not at all
-//! ([`repeats`]). Each simplifies the
-//! new body it makes (see [`super::simplify`]).
+//! ([`repeats`]). Each simplifies the new body it makes (see
+//! [`super::simplify`]).
 
 use crate::ir::fault::can_fail_at;
 use crate::ir::{Function, Inst, Loop, Op, SliceAxis, Value};

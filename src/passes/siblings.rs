@@ -55,7 +55,7 @@ pub fn run(f: &mut Function) -> bool {
     false
 }
 
-/// The loop `a` of `f` is, `b`'s part of their merged loop.
+/// The loop that `v` is.
 fn as_loop(f: &Function, v: Value) -> &Loop {
     match &f.inst(v).op {
         Op::Loop(l) => l,
@@ -342,6 +342,17 @@ mod tests {
     use crate::ir::{Loop, Op};
     use crate::shape::Tensor;
 
+    /// `src` (of one parameter `w`) has `lowered` loops as lowered and
+    /// `simplified` once simplified, and the same bits either way.
+    #[track_caller]
+    fn loops_become(src: &str, lowered: usize, simplified: usize) {
+        let (raw, ir) = compiled(src);
+        assert_eq!((loops(&raw), loops(&ir)), (lowered, simplified), "{ir}");
+        for w in [0.7, -1.3] {
+            assert_same_bits_at(&raw, &ir, &[Tensor::scalar(w)], &[]);
+        }
+    }
+
     /// A loop's value and its forward derivative: the `jvp` runs the loop
     /// again with a tangent carried beside each value (more carried values,
     /// its tangents' zero starts made after the first loop), and the two
@@ -359,11 +370,7 @@ mod tests {
                 if first == "v" { "s * c[1]" } else { "jvp(s * c[1], w, 1)" },
                 if first == "v" { "jvp(s * c[1], w, 1)" } else { "s * c[1]" },
             );
-            let (raw, ir) = compiled(&src);
-            assert_eq!((loops(&raw), loops(&ir)), (2, 1), "{ir}");
-            for w in [0.7, -1.3] {
-                assert_same_bits_at(&raw, &ir, &[Tensor::scalar(w)], &[]);
-            }
+            loops_become(&src, 2, 1);
         }
     }
 
@@ -389,11 +396,7 @@ mod tests {
                  output d = grad({value}, w)\n\
                  loss 0\n"
             );
-            let (raw, ir) = compiled(&src);
-            assert_eq!((loops(&raw), loops(&ir)), (3, 2), "{ir}");
-            for w in [0.7, -1.3] {
-                assert_same_bits_at(&raw, &ir, &[Tensor::scalar(w)], &[]);
-            }
+            loops_become(&src, 3, 2);
         }
     }
 
