@@ -118,9 +118,10 @@ fn pair(f: &Function, a: Value, b: Value) -> Option<Merged> {
         };
         params.push(q);
     }
+    // A parameter is known by the merged body's parameter it becomes.
     let (h0, h1) = (
-        hashes(&base.body, |p| key(p, i0, cb)),
-        hashes(&other.body, |p| key(params[p], i0, cb)),
+        hashes(&base.body, |p| p),
+        hashes(&other.body, |p| params[p]),
     );
     let at = |body: &Function, k: usize| body.outputs[k].value.index();
     let same_hash = (0..c).all(|k| h0[at(&base.body, k)] == h1[at(&other.body, k)]);
@@ -168,20 +169,10 @@ fn constant(f: &Function, v: Value) -> Option<Result<Op, f64>> {
     }
 }
 
-/// A parameter's identity for [`hashes`]: a carried one by its position, a
-/// captured one by the merged loop's parameter it becomes.
-fn key(p: usize, ia: &[Value], c: usize) -> u64 {
-    if p < c {
-        p as u64
-    } else {
-        (ia.len() + p) as u64
-    }
-}
-
 /// A hash of what each value of `body` computes, its parameters identified
 /// by `param`: equal computations hash equal (a loop by its trip count,
 /// carried values and body length only, as CSE compares loops).
-fn hashes(body: &Function, param: impl Fn(usize) -> u64) -> Vec<u64> {
+fn hashes(body: &Function, param: impl Fn(usize) -> usize) -> Vec<u64> {
     let mut hs: Vec<u64> = Vec::with_capacity(body.len());
     for (_, i) in body.iter() {
         let mut h = DefaultHasher::new();
