@@ -4,7 +4,9 @@
 //! the simplified gradient IR), to show the JIT's share; the JIT alone
 //! of the single-example forward and gradient functions, from their IR; and
 //! what `gradc gradbench` reports as a function's `"compile"` timing, for
-//! the GradBench evals at one of their default sizes each.
+//! the GradBench evals at one of their default sizes each, on one thread
+//! (`gradbench/`) and, for the largest, on two (`gradbench_2/`: in parts,
+//! as `gradc gradbench` compiles on a machine of two cores or more).
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -124,6 +126,38 @@ fn gradbench(c: &mut Criterion) {
     group.finish();
 }
 
+/// The functions of [`GRADBENCH`] of a thousand Cranelift instructions or
+/// more, compiled as `gradc gradbench` compiles them on two cores: in
+/// parts, on two threads.
+const IN_PARTS: &[(&str, &str)] = &[
+    ("gmm", "jacobian"),
+    ("lstm", "jacobian"),
+    ("det", "gradient"),
+    ("ba", "jacobian"),
+    ("saddle", "rf"),
+    ("particle", "rf"),
+];
+
+/// [`gradbench`]'s compilations of [`IN_PARTS`] with two threads allowed.
+fn gradbench_two_threads(c: &mut Criterion) {
+    let mut group = c.benchmark_group("gradbench_2");
+    gradc::backend::kernel::set_threads(2);
+    for &(module, function) in IN_PARTS {
+        let &(_, _, dims) = (GRADBENCH.iter())
+            .find(|&&(m, _, _)| m == module)
+            .expect("a module of GRADBENCH");
+        let dims: Vec<(String, usize)> = dims.iter().map(|&(d, n)| (d.to_string(), n)).collect();
+        group.bench_function(format!("{module}/{function}"), |b| {
+            b.iter(|| {
+                gradc::gradbench::compile_function(module, function, &dims, Backend::Jit)
+                    .expect("the function compiles")
+            })
+        });
+    }
+    gradc::backend::kernel::set_threads(1);
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     // No plots: plotters finds no font here, and the figures are in the text.
@@ -132,6 +166,6 @@ criterion_group! {
         .sample_size(20)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = compile_examples, jit_single_example, gradbench
+    targets = compile_examples, jit_single_example, gradbench, gradbench_two_threads
 }
 criterion_main!(benches);

@@ -4,8 +4,8 @@
 
 use std::fmt::Write as _;
 
+use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
-use cranelift_frontend::FunctionBuilderContext;
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{Linkage, Module};
 
@@ -14,6 +14,7 @@ use super::libm::Callee;
 use super::plan::{layout, Layout};
 use super::precompute::{self, Keeping, Kept};
 use super::translate::single;
+use super::workers::{self, Split};
 use crate::ir::{interp, verify, Function, RunError};
 use crate::shape::Tensor;
 
@@ -46,8 +47,9 @@ impl std::error::Error for CompileError {}
 /// `run` and `run_into` take `&self` and may be called from several threads
 /// at once, each with its own [`Scratch`].
 pub struct JitFunction {
-    /// The machine code's entry point; valid as long as `code` is.
-    entry: EntryFn,
+    /// The machine code's parts ([`Split`]), called one after the other;
+    /// valid as long as `code` is.
+    entries: Vec<EntryFn>,
     #[expect(dead_code, reason = "held for its Drop, which frees the code")]
     code: Code,
     /// The function compiled, as its callers see it (its constant loops of
@@ -62,19 +64,26 @@ pub struct JitFunction {
 
 /// Owns the `JITModule` that holds the code and the constant data, and frees
 /// them on drop.
-pub(super) struct Code(Option<JITModule>);
+pub(super) struct Code(Option<JITModule>, OwnedTargetIsa);
 
 impl Code {
     /// A new, empty module for the host (see [`new_module`]).
     pub(super) fn new() -> Result<Code, String> {
-        Ok(Code(Some(new_module("speed")?)))
+        let (module, isa) = new_module("speed")?;
+        Ok(Code(Some(module), isa))
     }
 
     /// A module for code run once: compiled without Cranelift's
     /// optimisations, which cost more time than they save it (the same
     /// arithmetic, so the same bits).
     pub(super) fn once() -> Result<Code, String> {
-        Ok(Code(Some(new_module("none")?)))
+        let (module, isa) = new_module("none")?;
+        Ok(Code(Some(module), isa))
+    }
+
+    /// The module's ISA, which threads compiling for it share.
+    pub(super) fn isa(&self) -> OwnedTargetIsa {
+        self.1.clone()
     }
 
     /// The module, until the code is dropped.
@@ -105,7 +114,7 @@ impl Drop for Code {
 /// The host ISA at Cranelift's `opt_level` (`speed`, or `none` for code run
 /// once), not PIC (the JIT does not support it),
 /// with the native CPU features (AVX, FMA where present).
-fn new_module(opt_level: &str) -> Result<JITModule, String> {
+fn new_module(opt_level: &str) -> Result<(JITModule, OwnedTargetIsa), String> {
     let mut flags = settings::builder();
     let set = |flags: &mut settings::Builder, k: &str, v: &str| {
         flags
@@ -125,7 +134,7 @@ fn new_module(opt_level: &str) -> Result<JITModule, String> {
         .map_err(|e| format!("this host is not supported by Cranelift: {e}"))?
         .finish(settings::Flags::new(flags))
         .map_err(|e| format!("cranelift ISA: {e}"))?;
-    let mut builder = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
+    let mut builder = JITBuilder::with_isa(isa.clone(), cranelift_module::default_libcall_names());
     for c in Callee::ALL {
         if let Some((name, addr)) = c.host() {
             builder.symbol(name, addr);
@@ -134,23 +143,25 @@ fn new_module(opt_level: &str) -> Result<JITModule, String> {
     for (name, addr) in super::kernel::symbols() {
         builder.symbol(name, addr);
     }
-    Ok(JITModule::new(builder))
+    Ok((JITModule::new(builder), isa))
 }
 
-/// Verifies `f` and builds its CLIF into `ctx`, declaring what it uses in
-/// `module`.
+/// Verifies `f` and builds its CLIF in parts ([`single::translate`]),
+/// declaring what they use in `module`; each part is handed to `emit` as
+/// it is built, with whether more follow. Returns the layout and the
+/// length of the scratch buffer the parts need.
 fn build(
     module: &mut JITModule,
     f: &Function,
-    ctx: &mut cranelift_codegen::Context,
-) -> Result<Layout, String> {
+    split: Split,
+    emit: &mut dyn FnMut(cranelift_codegen::ir::Function, bool),
+) -> Result<(Layout, usize), String> {
     verify::verify(f).map_err(|e| format!("invalid IR: {e}"))?;
     check_sizes(f)?;
     let layout = layout::layout(f);
-    ctx.func.signature = abi::entry_signature(module);
-    let mut fctx = FunctionBuilderContext::new();
-    single::translate(module, f, &layout, &mut ctx.func, &mut fctx)?;
-    Ok(layout)
+    let sig = abi::entry_signature(module);
+    let scratch_len = single::translate(module, f, &layout, &sig, split.insts, emit)?;
+    Ok((layout, scratch_len))
 }
 
 /// Compiles the function built in `ctx` as the module's entry, links it, and
@@ -174,55 +185,75 @@ pub(super) fn define_entry(
 
 /// Compiles `f` to machine code, its loops that read no parameter and no
 /// input computed once ([`precompute`]): the small ones now, made
-/// constants, the others at the first call.
+/// constants, the others at the first call. In parts on several threads
+/// if the process allows them ([`Split::of_process`]).
 pub fn compile(f: &Function) -> Result<JitFunction, CompileError> {
+    compile_with(f, Split::of_process())
+}
+
+/// [`compile`], built and compiled as `split` says.
+pub(crate) fn compile_with(f: &Function, split: Split) -> Result<JitFunction, CompileError> {
     let folded = precompute::fold(f);
     let f = folded.as_ref().unwrap_or(f);
-    compile_into(Code::new()?, f, precompute::keep(f, Hidden::Inputs))
+    compile_into(Code::new()?, f, precompute::keep(f, Hidden::Inputs), split)
 }
 
 /// `f` compiled as it is for one run ([`precompute`]): without Cranelift's
 /// optimisations, which cost more time than they save it, unless `long`.
 pub(super) fn compile_for_constants(f: &Function, long: bool) -> Result<JitFunction, CompileError> {
     let code = if long { Code::new()? } else { Code::once()? };
-    compile_into(code, f, None)
+    compile_into(code, f, None, Split::of_process())
 }
 
-/// `f` compiled into `code`; from `kept`'s function if given, `f` with its
-/// large constant loops read from hidden inputs.
+/// `f` compiled into `code` as `split` says; from `kept`'s function if
+/// given, `f` with its large constant loops read from hidden inputs.
 fn compile_into(
     mut code: Code,
     f: &Function,
     kept: Option<(Function, Kept)>,
+    split: Split,
 ) -> Result<JitFunction, CompileError> {
+    let isa = code.isa();
     let module = code.module();
-    let mut ctx = module.make_context();
     let kept = Keeping::new(f, kept);
-    let layout = build(module, kept.compiled(f), &mut ctx)?;
-    let ptr = define_entry(module, &mut ctx)?;
-    // SAFETY: `ptr` is the finalized code of a function defined with
-    // `abi::entry_signature`, which is `EntryFn` under the module's
-    // default call convention, that of `extern "C"` on this host.
-    let entry = unsafe { std::mem::transmute::<*const u8, EntryFn>(ptr) };
+    let (parts, scratch_len) = workers::compiled(split, &*isa, |emit| {
+        build(module, kept.compiled(f), split, emit).map(|(_, len)| len)
+    })?;
+    let entries = workers::define(module, &parts)?;
+    let entries = entries
+        .into_iter()
+        .map(|ptr| {
+            // SAFETY: `ptr` is the finalized code of a function defined with
+            // `abi::entry_signature`, which is `EntryFn` under the module's
+            // default call convention, that of `extern "C"` on this host.
+            unsafe { std::mem::transmute::<*const u8, EntryFn>(ptr) }
+        })
+        .collect();
     Ok(JitFunction {
-        entry,
+        entries,
         code,
         f: f.clone(),
         kept,
-        scratch_len: layout.scratch_len,
+        scratch_len,
     })
 }
 
 /// The Cranelift IR of `f`, as the translator emits it (before Cranelift's
-/// optimisations), with the names of the host functions and data it uses.
+/// optimisations), with the names of the host functions and data it uses:
+/// its parts one after the other if the process cuts it ([`Split`]).
 pub fn clif_text(f: &Function) -> Result<String, CompileError> {
     let folded = precompute::fold(f);
     let f = folded.as_ref().unwrap_or(f);
     let kept = Keeping::new(f, precompute::keep(f, Hidden::Inputs));
     let mut code = Code::new()?;
     let module = code.module();
-    let mut ctx = module.make_context();
-    build(module, kept.compiled(f), &mut ctx)?;
+    let mut parts = Vec::new();
+    build(
+        module,
+        kept.compiled(f),
+        Split::of_process(),
+        &mut |func, _| parts.push(func),
+    )?;
     let mut out = String::new();
     for (id, decl) in module.declarations().get_functions() {
         let _ = writeln!(
@@ -240,7 +271,9 @@ pub fn clif_text(f: &Function) -> Result<String, CompileError> {
             decl.name.as_deref().unwrap_or("?")
         );
     }
-    let _ = write!(out, "{}", ctx.func.display());
+    for func in &parts {
+        let _ = write!(out, "{}", func.display());
+    }
     Ok(out)
 }
 
@@ -318,19 +351,29 @@ impl JitFunction {
             (kept, Hidden::Inputs),
             outputs,
         )?;
-        // SAFETY: the code was compiled from `self.compiled()` and is alive
-        // (owned by `self.code`). The tables, filled by `Scratch::bind` above,
-        // hold exactly one pointer per parameter, input and output of
-        // `self.compiled()`, each to a live buffer of exactly its shape's size
-        // (checked above: `self.f`'s inputs, then the kept values, computed
-        // by the function of their shapes; the scratch checked by `bind`),
-        // the kept values held by `self` for the call; the generated code reads no further
-        // than those sizes, writes only the output buffers and the scratch
-        // buffer, which holds `scratch_len` numbers as the layout it was
-        // compiled with requires. Parameters and inputs are only read, and
-        // the `&mut` outputs cannot alias them. The tables and buffers are
-        // borrowed for the whole call.
-        let status = unsafe { (self.entry)(t.params, t.inputs, t.outputs, t.scratch) };
+        // The parts run in order, each the next steps of the function; a
+        // part that fails returns its status at once.
+        let mut status = 0;
+        for entry in &self.entries {
+            // SAFETY: the code was compiled from `self.compiled()` and is
+            // alive (owned by `self.code`). The tables, filled by
+            // `Scratch::bind` above, hold exactly one pointer per parameter,
+            // input and output of `self.compiled()`, each to a live buffer
+            // of exactly its shape's size (checked above: `self.f`'s inputs,
+            // then the kept values, computed by the function of their
+            // shapes; the scratch checked by `bind`), the kept values held
+            // by `self` for the call; the generated code reads no further
+            // than those sizes, writes only the output buffers and the
+            // scratch buffer, which holds `scratch_len` numbers as the
+            // layout it was compiled with and the slots its parts pass
+            // scalars through require. Parameters and inputs are only read,
+            // and the `&mut` outputs cannot alias them. The tables and
+            // buffers are borrowed for the whole call.
+            status = unsafe { entry(t.params, t.inputs, t.outputs, t.scratch) };
+            if status != 0 {
+                break;
+            }
+        }
         scratch.status_result(self.compiled(), status)
     }
 
@@ -338,6 +381,13 @@ impl JitFunction {
     /// its large constant loops read from hidden inputs.
     fn compiled(&self) -> &Function {
         self.kept.compiled(&self.f)
+    }
+
+    /// How many functions its code is in ([`Split`]), called one after the
+    /// other.
+    #[cfg(test)]
+    pub(crate) fn parts(&self) -> usize {
+        self.entries.len()
     }
 
     /// How many constant loops this function computes at its first call and

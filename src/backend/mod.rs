@@ -25,6 +25,8 @@
 //!   nest over its static shape. Its root is the translator's context; its
 //!   children lower the operations (`ops` and the files it dispatches to),
 //!   fuse runs (`fuse`), and build the two functions (`single`, `batch`).
+//! - `workers`: a function of one example compiled in parts on several
+//!   threads, each part as soon as the translator has built it.
 //! - [`jit`]: the ISA and module, and [`JitFunction`], the callable.
 //! - [`batch`]: [`BatchedFunction`], the same with the loop over a
 //!   mini-batch's examples inside the machine code, returning the mean of
@@ -34,7 +36,7 @@
 //!   its constant loops computed; they are computed by the JIT).
 //!
 //! In short: `subnormals, libm <- kernel, plan <- abi <- translate(ops, fuse,
-//! single, batch) <- jit, precompute <- batch`.
+//! single, batch) <- workers <- jit, precompute <- batch`.
 //!
 //! The generated code computes what [`crate::ir::interp`] computes, in the
 //! same order, so the results are the same bits (a NaN's payload aside).
@@ -60,6 +62,7 @@ pub mod plan;
 pub mod precompute;
 pub mod subnormals;
 mod translate;
+mod workers;
 
 #[cfg(test)]
 mod tests;

@@ -58,6 +58,7 @@ use std::sync::OnceLock;
 
 use self::micro::{Micro, PORTABLE_NR};
 pub use self::split::set_threads;
+pub(crate) use self::split::threads;
 #[cfg(test)]
 pub(crate) use self::split::SETTING_THREADS;
 use self::split::{in_parts, parts, Product};

@@ -93,7 +93,7 @@ pub(crate) static SETTING_THREADS: std::sync::Mutex<()> = std::sync::Mutex::new(
 
 /// How many threads a product, or a loop of the generated code
 /// ([`super::runs`]), may use.
-pub(super) fn threads() -> usize {
+pub(crate) fn threads() -> usize {
     THREADS.load(Ordering::Relaxed)
 }
 

@@ -4,6 +4,7 @@
 //! here; `ops` tests single-example functions, `batch` batched ones, and
 //! `products` the batched products with a matrix fixed over the batch.
 
+use super::workers::Split;
 use super::*;
 use crate::ir::{
     interp, Binary, ConstData, Fault, Function, Op, Output, Role, RunError, SliceAxis, Slot, Unary,
@@ -108,14 +109,30 @@ fn same(a: f64, b: f64) -> bool {
     (a.is_nan() && b.is_nan()) || a.to_bits() == b.to_bits()
 }
 
-/// Runs `f` in the interpreter and the JIT and requires the same bits.
+/// A function built in parts of one step each where it can be cut (see
+/// [`workers`]), compiled on two threads.
+const EVERY_STEP: Split = Split {
+    insts: 1,
+    threads: 2,
+};
+
+/// Runs `f` in the interpreter and the JIT, whole and in parts of one step
+/// each, and requires the same bits.
 #[track_caller]
 fn agree(f: &Function, params: &[Tensor], inputs: &[Tensor]) {
     let want = interp::run_outputs(f, params, inputs).expect("the interpreter runs");
-    let jit = compile(f).expect("compiles");
-    let got = jit.run(params, inputs).expect("the JIT runs");
+    for split in [Split::WHOLE, EVERY_STEP] {
+        let jit = jit::compile_with(f, split).expect("compiles");
+        let got = jit.run(params, inputs).expect("the JIT runs");
+        same_outputs(f, &want, &got);
+    }
+}
+
+/// Requires the JIT's outputs to be the interpreter's bits.
+#[track_caller]
+fn same_outputs(f: &Function, want: &[(Output, Tensor)], got: &[Tensor]) {
     assert_eq!(got.len(), want.len());
-    for ((o, w), g) in want.iter().zip(&got) {
+    for ((o, w), g) in want.iter().zip(got) {
         assert_eq!(w.shape, g.shape, "{}", o.name);
         for (k, (x, y)) in w.data.iter().zip(&g.data).enumerate() {
             assert!(
@@ -283,6 +300,7 @@ mod products;
 mod recompute;
 mod rows;
 mod shifts;
+mod split;
 mod spreads;
 mod sums;
 mod tails;

@@ -64,7 +64,7 @@ use std::collections::HashMap;
 
 use cranelift_codegen::ir::{self as cl, types, AbiParam, GlobalValue, InstBuilder, MemFlagsData};
 use cranelift_frontend::{FunctionBuilder, Variable};
-use cranelift_module::{Linkage, Module};
+use cranelift_module::{DataId, Linkage, Module};
 
 use super::abi::OUTPUTS;
 use super::libm::Callee;
@@ -90,8 +90,8 @@ enum Loc {
     /// In the caller's buffer: a pointer table (see [`super::abi::PARAMS`])
     /// and a position in it.
     Table(usize, usize, usize),
-    /// In a read-only data object.
-    Data(GlobalValue, usize),
+    /// In a read-only data object of the module.
+    Data(DataId, usize),
     /// In read-only memory at this address (an input of the current example).
     Ptr(cl::Value, usize),
     /// In the scratch buffer at this address (a value of an earlier stage
@@ -106,7 +106,7 @@ impl Loc {
             Loc::Reg(_) => unreachable!("a view is of memory"),
             Loc::Scratch(off) => Loc::Scratch(off + k),
             Loc::Table(table, i, off) => Loc::Table(table, i, off + k),
-            Loc::Data(gv, off) => Loc::Data(gv, off + k),
+            Loc::Data(id, off) => Loc::Data(id, off + k),
             Loc::Ptr(ptr, off) => Loc::Ptr(ptr, off + k),
             Loc::Row(ptr, off) => Loc::Row(ptr, off + k),
         }
@@ -195,6 +195,8 @@ struct Translator<'a, 'b> {
     /// Where each translated value lives.
     locs: ValueMap<Option<Loc>>,
     callees: HashMap<Callee, cl::FuncRef>,
+    /// The data objects this function reads, declared in it.
+    datas: HashMap<DataId, GlobalValue>,
     /// In a batched function, inside the loop over the examples: the index
     /// of the current example, which selects the inputs' rows.
     example: Option<cl::Value>,
@@ -267,6 +269,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             shift,
             locs: ValueMap::new(f, None),
             callees: HashMap::new(),
+            datas: HashMap::new(),
             example: None,
             fault_at: None,
             in_place: Vec::new(),
@@ -315,8 +318,8 @@ impl<'a, 'b> Translator<'a, 'b> {
                 off,
                 readonly: table != OUTPUTS,
             },
-            Loc::Data(gv, off) => Opnd::Mem {
-                ptr: self.b.ins().symbol_value(self.ptr, gv),
+            Loc::Data(id, off) => Opnd::Mem {
+                ptr: self.data_address(id),
                 off,
                 readonly: true,
             },
@@ -331,6 +334,20 @@ impl<'a, 'b> Translator<'a, 'b> {
                 readonly: false,
             },
         }
+    }
+
+    /// The address of a data object of the module, declared in this
+    /// function at its first use.
+    fn data_address(&mut self, id: DataId) -> cl::Value {
+        let gv = match self.datas.get(&id) {
+            Some(&gv) => gv,
+            None => {
+                let gv = self.module.declare_data_in_func(id, self.b.func);
+                self.datas.insert(id, gv);
+                gv
+            }
+        };
+        self.b.ins().symbol_value(self.ptr, gv)
     }
 
     /// The k-th pointer of a pointer table.

@@ -168,8 +168,7 @@ impl Translator<'_, '_> {
         self.module
             .define_data(id, &desc)
             .map_err(|e| format!("defining {name}: {e}"))?;
-        let gv = self.module.declare_data_in_func(id, self.b.func);
-        Ok(Loc::Data(gv, 0))
+        Ok(Loc::Data(id, 0))
     }
 
     /// The name of a data object of `v`: `prefix` and its position, and in
