@@ -198,6 +198,18 @@ pub(crate) fn compile_with(f: &Function, split: Split) -> Result<JitFunction, Co
     compile_into(Code::new()?, f, precompute::keep(f, Hidden::Inputs), split)
 }
 
+/// `f` compiled in parts of one step each on the threads the process
+/// allows, if more than one, and thrown away: those threads started and
+/// their first allocations made, as a large program compiled in parts
+/// later finds them (`gradc gradbench`'s warm-up).
+pub fn warm_up_parts(f: &Function) -> Result<(), CompileError> {
+    let threads = super::kernel::threads();
+    if threads > 1 {
+        compile_with(f, Split { insts: 1, threads })?;
+    }
+    Ok(())
+}
+
 /// `f` compiled as it is for one run ([`precompute`]): without Cranelift's
 /// optimisations, which cost more time than they save it, unless `long`.
 pub(super) fn compile_for_constants(f: &Function, long: bool) -> Result<JitFunction, CompileError> {

@@ -71,5 +71,5 @@ pub use abi::Scratch;
 pub use batch::{
     batch_clif_text, compile_batched, compile_batched_with, BatchOptions, BatchedFunction,
 };
-pub use jit::{clif_text, compile, CompileError, JitFunction};
+pub use jit::{clif_text, compile, warm_up_parts, CompileError, JitFunction};
 pub use plan::{BatchOutput, Reduce};

@@ -200,8 +200,11 @@ pub enum Command {
         /// multiply-adds or more; and a large elementwise loop (131,072
         /// elements or more, an `exp`, `log` or other call in it counting
         /// as 4 elements more), by parts of its elements; and a maximum of
-        /// 131,072 elements or more, by slices. The results are the same
-        /// bits at any count; the rest of a program runs on one thread.
+        /// 131,072 elements or more, by slices. With more than one, a
+        /// program of 600 Cranelift instructions or more is compiled in
+        /// parts, each on a thread as soon as it is built. The results are
+        /// the same bits at any count; the rest of a program runs on one
+        /// thread.
         #[arg(long, value_name = "N", default_value_t = 0)]
         threads: usize,
     },

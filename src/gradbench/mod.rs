@@ -112,9 +112,11 @@ pub struct Tool {
     warm: bool,
 }
 
-/// A program the first `define` compiles, with its gradient, and throws
-/// away: a fresh process's first compilation pays 1 to 3 ms more than
-/// later ones (the compiler's code paged in and its first allocations), a cost
+/// A program the first `define` compiles, with its gradient (and the
+/// gradient again in parts, on the threads that compile a large program's
+/// parts), and throws away: a fresh process's first compilation pays 1 to
+/// 3 ms more than later ones (the compiler's code paged in, its first
+/// allocations, the threads started), a cost
 /// of starting the tool that belongs to `define`, which prepares a module,
 /// rather than to the `"compile"` timing of the module's first function.
 const WARM_UP: &str = "dim N
@@ -248,6 +250,12 @@ fn warm_up(backend: Backend) -> Result<(), String> {
         .map_err(|d| d.render(&source.name, &source.text, false))?;
     for f in [&compiled.ir, &gradient] {
         Evaluator::new(f, backend).map_err(|e| crate::eval::compile_failed(e).render(false))?;
+    }
+    if backend == Backend::Jit {
+        // The threads that compile a large program's parts started, their
+        // first allocations made.
+        crate::backend::warm_up_parts(&gradient)
+            .map_err(|e| crate::eval::compile_failed(e).render(false))?;
     }
     Ok(())
 }
