@@ -15,6 +15,10 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use gradc::eval::Backend;
 
+/// mimalloc, as the binary uses (see [`gradc::Allocator`]).
+#[global_allocator]
+static ALLOCATOR: gradc::Allocator = gradc::Allocator;
+
 /// The front end and autodiff: source text to the simplified gradient IR.
 fn gradient_ir(src: &str) -> gradc::ir::Function {
     let compiled = gradc::compile(src).expect("the example compiles");

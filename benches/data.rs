@@ -16,6 +16,10 @@ use gradc::runtime;
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
+/// mimalloc, as the binary uses (see [`gradc::Allocator`]).
+#[global_allocator]
+static ALLOCATOR: gradc::Allocator = gradc::Allocator;
+
 const ROWS: usize = 200_000;
 const COLS: usize = 50;
 

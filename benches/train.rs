@@ -38,6 +38,10 @@ use gradc::types::train::{Batch, TrainConfig};
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
+/// mimalloc, as the binary uses (see [`gradc::Allocator`]).
+#[global_allocator]
+static ALLOCATOR: gradc::Allocator = gradc::Allocator;
+
 /// The thread counts every case is measured at (0: one per core, as
 /// `gradc train --threads` has it).
 const THREADS: &[usize] = &[1, 0];

@@ -8,6 +8,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc: see [`gradc::Allocator`].
+#[global_allocator]
+static ALLOCATOR: gradc::Allocator = gradc::Allocator;
+
 /// gradc: a compiler for losses and models.
 ///
 /// A .grad file declares parameters, the inputs of one example, a model and a
