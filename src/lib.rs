@@ -30,7 +30,8 @@ macro_rules! outln {
 /// what it does (`#[global_allocator] static A: gradc::Allocator =
 /// gradc::Allocator;`): mimalloc. The compiler makes and drops many small
 /// objects, Cranelift's above all; with glibc's malloc, allocating, freeing
-/// and consolidating took a fifth of a large program's compilation.
+/// and consolidating took a fifth of a large program's compilation. Built
+/// without transparent huge pages (`Cargo.toml`).
 pub use mimalloc::MiMalloc as Allocator;
 
 /// `print!` that ignores a closed standard output, as [`outln!`].
