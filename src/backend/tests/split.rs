@@ -115,9 +115,7 @@ fn empty_part(code: &mut jit::Code) -> cl::Function {
     let mut func = cl::Function::with_name_signature(UserFuncName::default(), sig);
     let mut fctx = FunctionBuilderContext::new();
     let mut b = FunctionBuilder::new(&mut func, &mut fctx);
-    let entry = b.create_block();
-    b.append_block_params_for_function_params(entry);
-    b.switch_to_block(entry);
+    translate::enter(&mut b);
     let zero = b.ins().iconst(cl::types::I64, 0);
     b.ins().return_(&[zero]);
     b.seal_all_blocks();

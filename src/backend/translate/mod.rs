@@ -225,6 +225,15 @@ struct Translator<'a, 'b> {
     eight: Option<cl::StackSlot>,
 }
 
+/// Starts the function `b` builds: its entry block, made current, with the
+/// function's parameters, which are returned.
+pub(super) fn enter(b: &mut FunctionBuilder) -> Vec<cl::Value> {
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    b.block_params(entry).to_vec()
+}
+
 /// Data that no generated store touches.
 fn readonly() -> MemFlagsData {
     MemFlagsData::trusted().with_readonly()

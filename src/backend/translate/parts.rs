@@ -355,10 +355,7 @@ impl Translator<'_, '_> {
         let mut func = cl::Function::with_name_signature(UserFuncName::default(), sig);
         let mut fctx = FunctionBuilderContext::new();
         let mut b = FunctionBuilder::new(&mut func, &mut fctx);
-        let entry = b.create_block();
-        b.append_block_params_for_function_params(entry);
-        b.switch_to_block(entry);
-        let p = b.block_params(entry).to_vec();
+        let p = super::enter(&mut b);
         let mut t = Translator::new(b, &mut *self.module, self.f, self.layout, &p[..4], dtype);
         let mut there: HashMap<cl::Value, cl::Value> = HashMap::new();
         for (k, (&x, &ty)) in captured.iter().zip(&kinds).enumerate() {

@@ -48,10 +48,7 @@ pub(in crate::backend) fn translate(
     loop {
         let mut func = cl::Function::with_name_signature(UserFuncName::default(), sig.clone());
         let mut b = FunctionBuilder::new(&mut func, &mut fctx);
-        let entry = b.create_block();
-        b.append_block_params_for_function_params(entry);
-        b.switch_to_block(entry);
-        let p = b.block_params(entry).to_vec();
+        let p = super::enter(&mut b);
         let mut t = Translator::new(b, &mut *module, f, layout, &p, Dtype::F64);
         let loaded = match handed.take() {
             Some(h) => t.take_over(h),

@@ -70,10 +70,7 @@ pub(in crate::backend) fn translate_batched(
     fctx: &mut FunctionBuilderContext,
 ) -> Result<(), String> {
     let mut b = FunctionBuilder::new(func, fctx);
-    let entry = b.create_block();
-    b.append_block_params_for_function_params(entry);
-    b.switch_to_block(entry);
-    let p = b.block_params(entry).to_vec();
+    let p = super::enter(&mut b);
     let n = p[4];
     let mut t = Translator::new(b, module, f, &plan.layout, &p, dtype);
     let accs = t.before_the_examples(plan)?;
