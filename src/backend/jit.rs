@@ -11,7 +11,7 @@ use cranelift_module::{Linkage, Module};
 
 use super::abi::{self, check_lengths, EntryFn, Hidden, Scratch};
 use super::libm::Callee;
-use super::plan::{layout, Layout};
+use super::plan::layout;
 use super::precompute::{self, Keeping, Kept};
 use super::translate::single;
 use super::workers::{self, Split};
@@ -148,20 +148,19 @@ fn new_module(opt_level: &str) -> Result<(JITModule, OwnedTargetIsa), String> {
 
 /// Verifies `f` and builds its CLIF in parts ([`single::translate`]),
 /// declaring what they use in `module`; each part is handed to `emit` as
-/// it is built, with whether more follow. Returns the layout and the
-/// length of the scratch buffer the parts need.
+/// it is built, with whether more follow. Returns the length of the
+/// scratch buffer the parts need.
 fn build(
     module: &mut JITModule,
     f: &Function,
     split: Split,
     emit: &mut dyn FnMut(cranelift_codegen::ir::Function, bool),
-) -> Result<(Layout, usize), String> {
+) -> Result<usize, String> {
     verify::verify(f).map_err(|e| format!("invalid IR: {e}"))?;
     check_sizes(f)?;
     let layout = layout::layout(f);
     let sig = abi::entry_signature(module);
-    let scratch_len = single::translate(module, f, &layout, &sig, split.insts, emit)?;
-    Ok((layout, scratch_len))
+    single::translate(module, f, &layout, &sig, split.insts, emit)
 }
 
 /// Compiles the function built in `ctx` as the module's entry, links it, and
@@ -229,7 +228,7 @@ fn compile_into(
     let module = code.module();
     let kept = Keeping::new(f, kept);
     let (parts, scratch_len) = workers::compiled(split, &*isa, |emit| {
-        build(module, kept.compiled(f), split, emit).map(|(_, len)| len)
+        build(module, kept.compiled(f), split, emit)
     })?;
     let entries = workers::define(module, &parts)?;
     let entries = entries

@@ -1,8 +1,8 @@
 //! A function of one example compiled on several threads: the translator
-//! builds it in parts ([`crate::backend::translate`]'s `single`), each
-//! part is compiled by Cranelift as soon as it is built, on a thread of its
-//! own, while the translator builds the next; the parts are then defined
-//! in the module in order. Cranelift's register allocation and
+//! builds it in parts (the backend's `translate::single`), each part is
+//! compiled by Cranelift as soon as it is built, by a task of rayon's
+//! global pool, while the translator builds the next; the parts are then
+//! defined in the module in order. Cranelift's register allocation and
 //! optimisation are most of a large program's compile time, and they work
 //! on one function at a time.
 //!
@@ -60,8 +60,8 @@ impl Split {
 
 /// Runs `build`, which hands each part it builds to the function it is
 /// given (with whether more follow), and compiles the parts for `isa`:
-/// from the first part that has a successor on, on `split.threads - 1`
-/// more threads, and on this one once `build` is done. Returns the parts
+/// from the first part that has a successor on, by `split.threads - 1`
+/// tasks of rayon's global pool, and on this thread once `build` is done. Returns the parts
 /// compiled, in order, and what `build` returned.
 pub(super) fn compiled<B>(
     split: Split,

@@ -5,8 +5,8 @@
 //!
 //! It may be built in parts, each a function of the entry's signature that
 //! runs some of the steps, the parts called one after the other (so that
-//! Cranelift compiles them at once on several threads, see
-//! [`crate::backend::jit`]). A part ends after the step at which it has
+//! Cranelift compiles them at once on several threads, see the backend's
+//! `workers`). A part ends after the step at which it has
 //! reached a number of Cranelift instructions; the scalars a later part
 //! reads, which live in registers, go through slots of the scratch buffer
 //! past the layout's, stored at the end of the part that made them and
@@ -105,7 +105,7 @@ fn last_reads(f: &Function, layout: &Layout) -> ValueMap<usize> {
 /// What a part hands to the next: where the values later steps read live,
 /// the scalars among them in scratch slots (each with its type), and the
 /// count of constants defined (which names data objects apart).
-pub(super) struct Handed {
+struct Handed {
     locs: ValueMap<Option<Loc>>,
     scalars: Vec<(Value, usize, cl::Type)>,
     body_consts: usize,
