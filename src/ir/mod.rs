@@ -567,6 +567,9 @@ impl Function {
             std::mem::take(&mut self.params),
             std::mem::take(&mut self.inputs),
         );
+        // Room for as many instructions and a few the rules add, so that
+        // the 160-byte instructions are not moved again as it grows.
+        out.insts.reserve(self.insts.len() + self.insts.len() / 8);
         let mut map: Vec<Value> = Vec::with_capacity(self.insts.len());
         let mut changed = false;
         for mut inst in std::mem::take(&mut self.insts) {
@@ -614,20 +617,27 @@ impl Function {
     /// instructions must use only kept values, and outputs only kept values.
     pub fn retain(&mut self, keep: &[bool]) {
         assert_eq!(keep.len(), self.insts.len(), "one flag per instruction");
-        let mut map: Vec<Option<Value>> = Vec::with_capacity(self.insts.len());
-        let mut kept = Vec::new();
-        for (mut inst, &k) in std::mem::take(&mut self.insts).into_iter().zip(keep) {
-            if !k {
-                map.push(None);
-                continue;
+        let mut kept = 0;
+        let map: Vec<Option<Value>> = keep
+            .iter()
+            .map(|&k| {
+                k.then(|| {
+                    kept += 1;
+                    Value::at(kept - 1)
+                })
+            })
+            .collect();
+        // In place: a kept instruction moves down only past removed ones.
+        let mut i = 0;
+        self.insts.retain_mut(|inst| {
+            i += 1;
+            if keep[i - 1] {
+                for a in &mut inst.args {
+                    *a = map[a.index()].expect("a kept instruction uses only kept values");
+                }
             }
-            for a in &mut inst.args {
-                *a = map[a.index()].expect("a kept instruction uses only kept values");
-            }
-            kept.push(inst);
-            map.push(Some(Value::at(kept.len() - 1)));
-        }
-        self.insts = kept;
+            keep[i - 1]
+        });
         for o in &mut self.outputs {
             o.value = map[o.value.index()].expect("outputs are kept");
         }

@@ -5,34 +5,35 @@
 //! pattern) are shared too. For commutative operations the arguments are
 //! compared as a set: `a + b` is `b + a`.
 
-use std::collections::hash_map::DefaultHasher;
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::hash::{Hash, Hasher};
 
-use crate::ir::{Binary, Function, Op, Value};
+use rustc_hash::{FxHashMap, FxHasher};
+
+use crate::ir::{Binary, Function, Inst, Op, Value};
 
 pub fn run(f: &mut Function) -> bool {
     // Instructions by a fingerprint of their operation and arguments, each
     // candidate then compared whole: a loop is fingerprinted by its shape,
     // not its body, so that neither its body is cloned nor hashed for the
-    // table (nested loops made that the cost of the whole pass).
-    let mut seen: HashMap<u64, Vec<Value>> = HashMap::new();
+    // table (nested loops made that the cost of the whole pass). The first
+    // instruction of each fingerprint is kept apart from the others (most
+    // fingerprints have one), so that the table allocates no list for it.
+    let mut first: FxHashMap<u64, Value> = FxHashMap::default();
+    first.reserve(f.len());
+    let mut others: FxHashMap<u64, Vec<Value>> = FxHashMap::default();
     f.rewrite(|out, inst| {
-        let mut args = inst.args.clone();
-        if commutative(&inst.op) {
-            args.sort();
-        }
-        let key = fingerprint(&inst.op, &args);
-        let candidates = seen.entry(key).or_default();
-        let same = |v: &Value| {
-            let earlier = out.inst(*v);
-            let mut earlier_args = earlier.args.clone();
-            if commutative(&earlier.op) {
-                earlier_args.sort();
+        let key = fingerprint(&inst.op, &inst.args);
+        match first.entry(key) {
+            Entry::Vacant(e) => {
+                e.insert(out.next_value());
+                return None;
             }
-            earlier_args == args && earlier.op == inst.op
-        };
-        if let Some(&v) = candidates.iter().find(|v| same(v)) {
+            Entry::Occupied(e) if same(out.inst(*e.get()), inst) => return Some(*e.get()),
+            Entry::Occupied(_) => {}
+        }
+        let candidates = others.entry(key).or_default();
+        if let Some(&v) = candidates.iter().find(|&&v| same(out.inst(v), inst)) {
             return Some(v);
         }
         candidates.push(out.next_value());
@@ -40,10 +41,21 @@ pub fn run(f: &mut Function) -> bool {
     })
 }
 
-/// A hash of an operation and its arguments; a loop's by its trip count,
-/// carried values and body length only.
+/// Whether `earlier` computes what `inst` does: the same operation of the
+/// same arguments, in either order if it is commutative (a commutative
+/// operation has two).
+fn same(earlier: &Inst, inst: &Inst) -> bool {
+    let swapped =
+        || matches!((&earlier.args[..], &inst.args[..]), ([a, b], [c, d]) if a == d && b == c);
+    let args = earlier.args == inst.args || (commutative(&inst.op) && swapped());
+    args && earlier.op == inst.op
+}
+
+/// A hash of an operation and its arguments (a commutative operation's in
+/// order of their values); a loop's by its trip count, carried values and
+/// body length only.
 fn fingerprint(op: &Op, args: &[Value]) -> u64 {
-    let mut h = DefaultHasher::new();
+    let mut h = FxHasher::default();
     match op {
         Op::Loop(l) => {
             "loop".hash(&mut h);
@@ -51,7 +63,10 @@ fn fingerprint(op: &Op, args: &[Value]) -> u64 {
         }
         op => op.hash(&mut h),
     }
-    args.hash(&mut h);
+    match args {
+        [a, b] if commutative(op) => (a.min(b), a.max(b)).hash(&mut h),
+        args => args.hash(&mut h),
+    }
     h.finish()
 }
 
@@ -133,5 +148,35 @@ mod tests {
             let args = &f.inst(f.outputs[0].value).args;
             assert_eq!(args[0] == args[1], same, "{at:?}");
         }
+    }
+
+    /// Of three instructions of one fingerprint, the third equal to the
+    /// second and not to the first, the third is the second.
+    #[test]
+    fn a_later_instruction_of_a_fingerprint_is_shared_too() {
+        use crate::ir::{Binary, ConstData, Op};
+        use crate::shape::{Shape, Tensor};
+        let sp = crate::span::Span::default();
+        let mut f = parse("a");
+        let data: Vec<f64> = (0..1000).map(|k| k as f64).collect();
+        let mut other = data.clone();
+        other[1] = -1.0;
+        let mut constant = |d: &Vec<f64>| {
+            let t = Tensor::new(Shape::vector(1000), d.clone());
+            f.push(Op::Const(ConstData(t)), vec![], sp)
+        };
+        let (x, y, z) = (constant(&data), constant(&other), constant(&other));
+        let d1 = f.push(Op::Binary(Binary::Sub), vec![x, y], sp);
+        let d2 = f.push(Op::Binary(Binary::Sub), vec![y, z], sp);
+        let both = f.push(Op::Binary(Binary::Add), vec![d1, d2], sp);
+        f.outputs[0].value = both;
+        assert!(run(&mut f));
+        let [d1, d2] = f.inst(f.outputs[0].value).args[..] else {
+            panic!("an add of two");
+        };
+        let (a, b) = (&f.inst(d1).args, &f.inst(d2).args);
+        assert_ne!(a[0], a[1], "the first two differ");
+        assert_eq!(b[0], b[1], "the last two are one");
+        assert_eq!(a[1], b[0]);
     }
 }
