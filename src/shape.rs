@@ -5,8 +5,23 @@
 use std::fmt;
 
 /// A static shape: `[]` is a scalar, `[n]` a vector, `[m, n]` a matrix.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, Default, Eq, PartialOrd, Ord)]
 pub struct Shape(pub Vec<usize>);
+
+impl std::hash::Hash for Shape {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+/// Equal dimensions, compared one by one in place: the compiler compares
+/// shapes at every instruction it makes, most of a few dimensions, where
+/// the slice's comparison calls the C library's `memcmp`.
+impl PartialEq for Shape {
+    fn eq(&self, other: &Shape) -> bool {
+        self.0.len() == other.0.len() && self.0.iter().zip(&other.0).all(|(a, b)| a == b)
+    }
+}
 
 impl Shape {
     pub fn scalar() -> Shape {

@@ -457,8 +457,19 @@ impl Function {
     /// argument shapes. Panics on ill-shaped arguments: the checker and the
     /// passes must never produce them, so that is a compiler bug.
     pub fn push(&mut self, op: Op, args: Vec<Value>, span: Span) -> Value {
-        let shapes: Vec<&Shape> = args.iter().map(|&a| self.shape(a)).collect();
-        let shape = match verify::result_shape(self, &op, &shapes) {
+        // The arguments' shapes on the stack for up to three (nearly all).
+        let shape = |a: &Value| self.shape(*a);
+        let shapes = match &args[..] {
+            [] => verify::result_shape(self, &op, &[]),
+            [a] => verify::result_shape(self, &op, &[shape(a)]),
+            [a, b] => verify::result_shape(self, &op, &[shape(a), shape(b)]),
+            [a, b, c] => verify::result_shape(self, &op, &[shape(a), shape(b), shape(c)]),
+            more => {
+                let shapes: Vec<&Shape> = more.iter().map(shape).collect();
+                verify::result_shape(self, &op, &shapes)
+            }
+        };
+        let shape = match shapes {
             Ok(s) => s,
             Err(e) => panic!("ill-shaped {op:?} {args:?}: {e}"),
         };
