@@ -360,6 +360,20 @@ pub struct Inst {
     pub backward: Option<Backward>,
 }
 
+impl Inst {
+    /// What is left where an instruction was moved from: nothing allocated.
+    fn moved() -> Inst {
+        Inst {
+            op: Op::Param(0),
+            args: Vec::new(),
+            shape: Shape(Vec::new()),
+            name: None,
+            span: Span::default(),
+            backward: None,
+        }
+    }
+}
+
 /// What a backward-pass instruction of a gradient program computes, for
 /// reports: with its span (the forward expression), it names the chain-rule
 /// step.
@@ -583,12 +597,15 @@ impl Function {
         out.insts.reserve(self.insts.len() + self.insts.len() / 8);
         let mut map: Vec<Value> = Vec::with_capacity(self.insts.len());
         let mut changed = false;
-        for mut inst in std::mem::take(&mut self.insts) {
+        // Each instruction kept is moved once, from its place in `source`
+        // (a placeholder left there), not out of it and again into `out`.
+        let mut source = std::mem::take(&mut self.insts);
+        for inst in source.iter_mut() {
             for a in &mut inst.args {
                 *a = map[a.index()];
             }
             let before = out.insts.len();
-            let v = match rule(&mut out, &inst) {
+            let v = match rule(&mut out, inst) {
                 Some(v) => {
                     // What the rule pushed belongs to the same pass as
                     // the instruction it replaces.
@@ -610,7 +627,7 @@ impl Function {
                 None => {
                     // The arguments were renamed to earlier values of `out`,
                     // and the instruction is unchanged, so its shape holds.
-                    out.insts.push(inst);
+                    out.insts.push(std::mem::replace(inst, Inst::moved()));
                     Value::at(out.insts.len() - 1)
                 }
             };
