@@ -8,6 +8,8 @@ use std::fmt;
 #[derive(Clone, Debug, Default, Eq, PartialOrd, Ord)]
 pub struct Shape(pub Vec<usize>);
 
+/// Its dimensions hashed, as a derived `Hash` would (written out beside
+/// the `PartialEq` below, which equal shapes' hashes agree with).
 impl std::hash::Hash for Shape {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.0.hash(state);
