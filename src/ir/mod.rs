@@ -472,18 +472,18 @@ impl Function {
     /// passes must never produce them, so that is a compiler bug.
     pub fn push(&mut self, op: Op, args: Vec<Value>, span: Span) -> Value {
         // The arguments' shapes on the stack for up to three (nearly all).
-        let shape = |a: &Value| self.shape(*a);
-        let shapes = match &args[..] {
+        let of = |a: &Value| self.shape(*a);
+        let result = match &args[..] {
             [] => verify::result_shape(self, &op, &[]),
-            [a] => verify::result_shape(self, &op, &[shape(a)]),
-            [a, b] => verify::result_shape(self, &op, &[shape(a), shape(b)]),
-            [a, b, c] => verify::result_shape(self, &op, &[shape(a), shape(b), shape(c)]),
+            [a] => verify::result_shape(self, &op, &[of(a)]),
+            [a, b] => verify::result_shape(self, &op, &[of(a), of(b)]),
+            [a, b, c] => verify::result_shape(self, &op, &[of(a), of(b), of(c)]),
             more => {
-                let shapes: Vec<&Shape> = more.iter().map(shape).collect();
+                let shapes: Vec<&Shape> = more.iter().map(of).collect();
                 verify::result_shape(self, &op, &shapes)
             }
         };
-        let shape = match shapes {
+        let shape = match result {
             Ok(s) => s,
             Err(e) => panic!("ill-shaped {op:?} {args:?}: {e}"),
         };
@@ -656,15 +656,15 @@ impl Function {
             })
             .collect();
         // In place: a kept instruction moves down only past removed ones.
-        let mut i = 0;
+        let mut flags = keep.iter();
         self.insts.retain_mut(|inst| {
-            i += 1;
-            if keep[i - 1] {
+            let k = *flags.next().expect("one flag per instruction");
+            if k {
                 for a in &mut inst.args {
                     *a = map[a.index()].expect("a kept instruction uses only kept values");
                 }
             }
-            keep[i - 1]
+            k
         });
         for o in &mut self.outputs {
             o.value = map[o.value.index()].expect("outputs are kept");
