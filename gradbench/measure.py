@@ -93,6 +93,44 @@ def ba():
         yield f"n={n},m={m},p={p}", {"n": n, "m": m, "p": p, "cam": cam, "x": x, "w": random.random(), "feat": feat}
 
 
+def ht():
+    # GradBench reads ADBench's hand model files, which are not here: a
+    # model drawn at random instead, of ADBench's 22 bones (each finger's
+    # four hanging from the palm's bone) and 544 vertices and 1084
+    # triangles, with GradBench's first two point counts (100 and 192), in
+    # the simple variant (each point on a vertex, no `us`) and the
+    # complicated one (each on a triangle, at `us`).
+    def rigid():
+        q = [random.gauss(0, 1) for _ in range(4)]
+        w, x, y, z = (c / sum(c * c for c in q) ** 0.5 for c in q)
+        r = [[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+             [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+             [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]]
+        return [row + [random.uniform(-1, 1)] for row in r] + [[0.0, 0.0, 0.0, 1.0]]
+
+    def weights():
+        w = [random.random() ** 8 for _ in range(22)]
+        return [c / sum(w) for c in w]
+
+    v, t = 544, 1084
+    model = {"bone_count": 22, "bone_names": [f"bone{i}" for i in range(22)],
+             "parents": [-1, 0] + [1 if i % 4 == 2 else i - 1 for i in range(2, 22)],
+             "base_relatives": [rigid() for _ in range(22)],
+             "inverse_base_absolutes": [rigid() for _ in range(22)],
+             "base_positions": [[random.uniform(-1, 1) for _ in range(3)] + [1.0] for _ in range(v)],
+             "weights": [weights() for _ in range(v)],
+             "triangles": [random.sample(range(v), 3) for _ in range(t)],
+             "is_mirrored": False}
+    for complicated in [False, True]:
+        for c in [100, 192]:
+            points = [[random.uniform(-1, 1) for _ in range(3)] for _ in range(c)]
+            on = [random.randrange(t if complicated else v) for _ in range(c)]
+            us = [[random.random() / 2, random.random() / 2] for _ in range(c)] if complicated else []
+            yield f"{'complicated' if complicated else 'simple'},c={c}", {
+                "theta": [random.uniform(-0.3, 0.3) for _ in range(26)], "us": us,
+                "data": {"model": model, "correspondences": on, "points": points}}
+
+
 def saddle():
     yield "start=[1,1]", {"start": [1.0, 1.0]}
 
@@ -113,7 +151,8 @@ EVALS = {"lse": (lse, "primal", "gradient"),
          "lstm": (lstm, "objective", "jacobian"),
          "det": (det, "primal", "gradient"),
          "kmeans": (kmeans, "cost", "dir"),
-         "ba": (ba, "objective", "jacobian")}
+         "ba": (ba, "objective", "jacobian"),
+         "ht": (ht, "objective", "jacobian")}
 
 
 # The options of `gradc gradbench` the tool runs with.

@@ -324,11 +324,30 @@ fn within_one_part(f: &Function, reader: &Inst, l: Value) -> Option<(usize, Slic
     (hi <= end).then_some((part, *axis))
 }
 
+/// Whether `i`, an instruction of the body of a loop of `trips` steps,
+/// reads the step's number where every step is in range: a `one_hot` of it
+/// into `trips` classes or more, or a row of a tensor of `trips` rows or
+/// more. Its operation can fail, but it cannot. (The checker rejects such
+/// an index out of range in a program; the rule holds of any body.)
+fn at_the_step(body: &Function, i: &Inst, trips: usize) -> bool {
+    let step = |v: Value| matches!(body.inst(v).op, Op::Input(_));
+    match i.op {
+        Op::OneHot(classes) => step(i.args[0]) && trips <= classes,
+        Op::Index => {
+            let rows = body.shape(i.args[0]).dims().first().copied();
+            step(i.args[1]) && rows.is_some_and(|n| trips <= n)
+        }
+        _ => false,
+    }
+}
+
 /// The loop `inst` with the work of its body that is the same at every step
 /// done once, before it: each instruction that reads only captured values,
-/// constants and other such instructions (and cannot fail, but for a
-/// gather or a scatter before anything that can) is computed in the
-/// function around the loop, and captured.
+/// constants and other such instructions (and cannot fail, or comes before
+/// anything left in the body that can) is computed in the function around
+/// the loop, and captured. A loop in the body is such an instruction too:
+/// the primal work of a `jvp` or a `grad` in a comprehension (the chain of
+/// `ht`'s bones, for every column of its Jacobian) is done once.
 pub fn hoist(out: &mut Function, inst: &Inst, l: &Loop) -> Option<Value> {
     let body = &l.body;
     let k = l.carries;
@@ -336,9 +355,10 @@ pub fn hoist(out: &mut Function, inst: &Inst, l: &Loop) -> Option<Value> {
         return None;
     }
     // Invariant: a captured parameter, a constant, or computed from those.
-    // One that can fail is hoisted only if it is a gather or a scatter and
+    // One that can fail (an index, a gather, a loop) is hoisted only if
     // every instruction before it that can fail is hoisted too: the first
-    // step would run it anyway, and the first failure stays the first.
+    // step would run it anyway, and the first failure stays the first. A
+    // `one_hot` or a row of the step's number in range cannot fail.
     let mut invariant = vec![false; body.len()];
     let mut failing_before = false;
     for (v, i) in body.iter() {
@@ -346,14 +366,12 @@ pub fn hoist(out: &mut Function, inst: &Inst, l: &Loop) -> Option<Value> {
             Op::Param(p) => *p >= k,
             Op::Input(_) => false,
             Op::Const(_) => true,
-            op => {
+            _ => {
                 let of_invariants = i.args.iter().all(|a| invariant[a.index()]);
-                if !can_fail_at(body, i) {
+                if !can_fail_at(body, i) || at_the_step(body, i, l.trips) {
                     of_invariants
                 } else {
-                    let hoisted = of_invariants
-                        && !failing_before
-                        && matches!(op, Op::Gather | Op::ScatterAdd);
+                    let hoisted = of_invariants && !failing_before;
                     failing_before |= !hoisted;
                     hoisted
                 }

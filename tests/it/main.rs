@@ -27,6 +27,7 @@ mod grad_cases;
 mod gradbench;
 mod gradbench_evals;
 mod gradbench_nested;
+mod hoisting;
 mod interp;
 mod jit;
 mod loop_programs;
