@@ -95,11 +95,12 @@ def ba():
 
 def ht():
     # GradBench reads ADBench's hand model files, which are not here: a
-    # model drawn at random instead, of ADBench's 22 bones (each finger's
-    # four hanging from the palm's bone) and 544 vertices and 1084
-    # triangles, with GradBench's first two point counts (100 and 192), in
-    # the simple variant (each point on a vertex, no `us`) and the
-    # complicated one (each on a triangle, at `us`).
+    # model drawn at random instead, with the 22 bones of ADBench's hand
+    # (each finger's four hanging from the palm's bone) and 544 vertices
+    # and 1084 triangles (sizes chosen here), at GradBench's first two
+    # point counts (100 and 192), in the simple variant (each point on a
+    # vertex, no `us`) and the complicated one (each on a triangle, at
+    # `us`).
     def rigid():
         q = [random.gauss(0, 1) for _ in range(4)]
         w, x, y, z = (c / sum(c * c for c in q) ** 0.5 for c in q)
