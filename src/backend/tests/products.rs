@@ -214,3 +214,26 @@ fn values_too_large_to_keep_per_example_run_in_one_stage() {
     let examples: Vec<Vec<Tensor>> = (0..3).map(|s| tensors(&f, false, 501 + 2 * s)).collect();
     agree_batched(&f, &tensors(&f, true, 105), &examples);
 }
+
+/// A product of short dot products (four terms or fewer) is the kernel's
+/// when its numbers are in `plan::SHORT_KERNEL` (`ht`'s skinning), the
+/// generated code's below and above: the interpreter's bits either way, on
+/// one example and in batches, whether the operands are parameters or
+/// inputs.
+#[test]
+fn short_dot_products_of_a_mid_sized_product_are_the_kernels() {
+    for (m, k, n, kernel) in [
+        (66, 4, 544, true),
+        (64, 1, 256, true),
+        (127, 3, 1031, true),
+        (63, 4, 260, false),
+        (128, 2, 1024, false),
+        (64, 5, 256, true),
+    ] {
+        let (mut f, p, x) = function(&[Shape::matrix(m, k)], &[Shape::matrix(k, n)]);
+        let y = push(&mut f, Op::MatMul, &[p[0], x[0]]);
+        output(&mut f, y);
+        assert_eq!(plan::kernel_product(&f, y), kernel, "{m} x {k} x {n}");
+        agree_on_values(&f);
+    }
+}
