@@ -13,8 +13,8 @@ Prints one Markdown table; without JAX, gradc's figures alone.
 
     /tmp/peers/bin/python gradbench/jax_peers.py target/release/gradc [--flush-subnormals] [--threads=N] [EVAL ...]
 
-EVALs among gmm, lstm, lse, llsq, ode, kmeans, det (all, in that order,
-when none is named).
+EVALs among gmm, lstm, lse, llsq, ode, kmeans, det, ht (all, in that
+order, when none is named).
 """
 import importlib.util
 import math
@@ -41,7 +41,7 @@ except ImportError as e:
     jax = None
     JAX_MISSING = str(e)
 
-ORDER = ["gmm", "lstm", "lse", "llsq", "ode", "kmeans", "det"]
+ORDER = ["gmm", "lstm", "lse", "llsq", "ode", "kmeans", "det", "ht"]
 TOLERANCE = 1e-8
 
 
@@ -192,7 +192,100 @@ def det(input):
     return primal, lambda A: jax.grad(primal)(A).ravel(), [np.reshape(input["A"], (ell, ell))]
 
 
-PEERS = {"gmm": gmm, "lstm": lstm, "lse": lse, "llsq": llsq, "ode": ode, "kmeans": kmeans, "det": det}
+def ht(input):
+    # ADBench's hand, as gradbench/ht.grad computes it: the pose from theta,
+    # each bone's rotation from its Euler angles, the chain from the root,
+    # skinning, the global angle-axis rotation, scale and translation; each
+    # point's place on its triangle. The simple variant (no `us`) is each
+    # point on a triangle of three times its vertex, at us = (1, 0), without
+    # the `us` columns, as the tool answers it. The Jacobian's `us` columns
+    # by one `jax.jvp` each (a point's errors read only its own `us`), the
+    # pose's 26 by `jax.jacfwd`.
+    data, model = input["data"], input["data"]["model"]
+    bones, parents = model["bone_count"], model["parents"]
+    simple = len(input["us"]) == 0
+    corr = np.asarray(data["correspondences"], dtype=np.int64)
+    k = len(corr)
+    tri = np.repeat(corr[:, None], 3, axis=1) if simple else np.asarray(model["triangles"])[corr]
+    us = np.tile([1.0, 0.0], (k, 1)) if simple else np.asarray(input["us"], dtype=np.float64)
+    mirror = -1.0 if model["is_mirrored"] else 1.0
+
+    def slot(r, c):
+        if r == 0:
+            return c
+        if r == 2:
+            return 3 + c
+        if r >= 5:
+            f, j = divmod(r - 5, 4)
+            if j == 0:
+                return 6 + 4 * f + c if c < 2 else -1
+            return 7 + 4 * f + j if j < 3 and c == 0 else -1
+        return -1
+
+    place = np.array([[1.0 if slot(i // 3, i % 3) == t else 0.0 for t in range(26)]
+                      for i in range(3 * (bones + 3))])
+    scale = np.array([[1.0 if r == 1 else 0.0] for r in range(bones + 3)])
+
+    def rows(a, b, c):
+        return jnp.stack([a, b, c], axis=1)
+
+    def rotations(t):
+        zero, one, c, s = 0 * t, 1 + 0 * t, jnp.cos(t), jnp.sin(t)
+        return c, s, zero, one
+
+    def rot_x(t):
+        c, s, zero, one = rotations(t)
+        return rows(rows(one, zero, zero), rows(zero, c, -s), rows(zero, s, c))
+
+    def rot_y(t):
+        c, s, zero, one = rotations(t)
+        return rows(rows(c, zero, s), rows(zero, one, zero), rows(-s, zero, c))
+
+    def rot_z(t):
+        c, s, zero, one = rotations(t)
+        return rows(rows(c, -s, zero), rows(s, c, zero), rows(zero, zero, one))
+
+    def errors(theta, us, base_relatives, inverse_base_absolutes, base_positions, weights, points):
+        pose = jnp.reshape(place @ theta, (bones + 3, 3)) + scale
+        angles = pose[3:]
+        r = rot_z(angles[:, 1]) @ rot_y(angles[:, 2]) @ rot_x(angles[:, 0])
+        relatives = jnp.concatenate([base_relatives[:, :, 0:3] @ r, base_relatives[:, :, 3:4]], axis=2)
+        absolutes = []
+        for i in range(bones):
+            absolutes.append(relatives[i] if parents[i] < 0 else absolutes[parents[i]] @ relatives[i])
+        transforms = jnp.stack(absolutes) @ inverse_base_absolutes
+        moved = transforms[:, 0:3, :] @ base_positions.T                          # [B, 3, V]
+        skinned = jnp.sum(moved * weights.T[:, None, :], axis=0) * jnp.array([[mirror], [1.0], [1.0]])
+        aa = pose[0]
+        n = jnp.sqrt(jnp.sum(aa**2))
+        small = n < 0.0001
+        u = aa / jnp.where(small, 1.0, n)
+        s, c = jnp.sin(n), jnp.cos(n)
+        turn = jnp.array([
+            [u[0] * u[0] + (1 - u[0] * u[0]) * c, u[0] * u[1] * (1 - c) - u[2] * s, u[0] * u[2] * (1 - c) + u[1] * s],
+            [u[0] * u[1] * (1 - c) + u[2] * s, u[1] * u[1] + (1 - u[1] * u[1]) * c, u[1] * u[2] * (1 - c) - u[0] * s],
+            [u[0] * u[2] * (1 - c) - u[1] * s, u[2] * u[1] * (1 - c) + u[0] * s, u[2] * u[2] + (1 - u[2] * u[2]) * c]])
+        r0 = jnp.where(small, jnp.eye(3), turn) * pose[1][None, :]
+        vertices = (r0 @ skinned + pose[2][:, None]).T                             # [V, 3]
+        u0, u1 = us[:, 0:1], us[:, 1:2]
+        hand = u0 * vertices[tri[:, 0]] + u1 * vertices[tri[:, 1]] + (1 - u0 - u1) * vertices[tri[:, 2]]
+        return jnp.ravel(points - hand)
+
+    def jacobian(theta, us, *rest):
+        pose_columns = jax.jacfwd(errors)(theta, us, *rest)                          # [3K, 26]
+        if simple:
+            return pose_columns
+        along = [jax.jvp(lambda v: errors(theta, v, *rest), (us,), (jnp.zeros_like(us).at[:, j].set(1.0),))[1]
+                 for j in range(2)]
+        return jnp.concatenate([jnp.stack(along, axis=1), pose_columns], axis=1)
+
+    model_arrays = [model["base_relatives"], model["inverse_base_absolutes"], model["base_positions"],
+                    model["weights"], data["points"]]
+    return errors, jacobian, [input["theta"], us] + model_arrays
+
+
+PEERS = {"gmm": gmm, "lstm": lstm, "lse": lse, "llsq": llsq, "ode": ode, "kmeans": kmeans, "det": det,
+         "ht": ht}
 
 
 def time_jax(f, args):
