@@ -258,9 +258,16 @@ impl Translator<'_, '_> {
         cells: &[(Ix, Ix, cl::Type)],
         dst: Option<Opnd>,
     ) -> Vec<cl::Value> {
+        // Unrolled from the first term into nothing: the first product is
+        // the sum so far (`-0 + p` is `p`, the same bits: a product is
+        // never a signalling NaN), so neither the -0 nor the addition is
+        // built.
+        let fresh = dst.is_none() && from.dynamic.is_none() && from.konst == 0;
+        let fresh = fresh && (1..=UNROLL).contains(&len);
         let accs: Vec<Variable> = cells
             .iter()
             .map(|&(row, col, ty)| match dst {
+                None if fresh => self.b.declare_var(ty),
                 None => self.var_of(ty, -0.0),
                 Some(dst) => {
                     let v = self.b.declare_var(ty);
@@ -296,8 +303,12 @@ impl Translator<'_, '_> {
                 };
                 let v = t.read_as(ty, y, ib);
                 let prod = t.b.ins().fmul(u, v);
-                let s = t.b.use_var(acc);
-                let s = t.b.ins().fadd(s, prod);
+                let s = if fresh && q.konst == 0 {
+                    prod
+                } else {
+                    let s = t.b.use_var(acc);
+                    t.b.ins().fadd(s, prod)
+                };
                 t.b.def_var(acc, s);
             }
         });
