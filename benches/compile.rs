@@ -82,7 +82,8 @@ type Case = (
 
 /// GradBench functions at one of their eval's default sizes (the sizes
 /// named as the programs in `gradbench/` name them): the largest program of
-/// each eval, or the one that takes longest to compile.
+/// each eval, or the one that takes longest to compile; `ht` at the sizes of
+/// `measure.py`'s random hand model (ADBench's model files are not here).
 const GRADBENCH: &[Case] = &[
     ("lse", &["primal", "gradient"], &[("N", 10000)]),
     ("llsq", &["primal", "gradient"], &[("N", 1024), ("M", 128)]),
@@ -107,6 +108,11 @@ const GRADBENCH: &[Case] = &[
         "ba",
         &["objective", "jacobian"],
         &[("N", 21), ("M", 11315), ("P", 36455)],
+    ),
+    (
+        "ht",
+        &["objective", "jacobian"],
+        &[("B", 22), ("V", 544), ("T", 1084), ("K", 100)],
     ),
     ("saddle", &["ff", "fr", "rf", "rr"], &[]),
     ("particle", &["ff", "fr", "rf", "rr"], &[]),
@@ -138,6 +144,7 @@ const IN_PARTS: &[(&str, &str)] = &[
     ("lstm", "jacobian"),
     ("det", "gradient"),
     ("ba", "jacobian"),
+    ("ht", "jacobian"),
     ("saddle", "rf"),
     ("particle", "rf"),
 ];
