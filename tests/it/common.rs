@@ -135,6 +135,27 @@ fn message(panic: &(dyn Any + Send)) -> &str {
     text.lines().next().unwrap_or("")
 }
 
+/// The fault `f` stops at on the interpreter, which every other engine
+/// must report the same.
+pub fn same_fault_on_every_engine(
+    f: &gradc::ir::Function,
+    params: &[gradc::shape::Tensor],
+    inputs: &[gradc::shape::Tensor],
+) -> gradc::ir::fault::RunError {
+    use gradc::eval::{Evaluator, Mode};
+    let run = |mode| {
+        Evaluator::compile(f, mode)
+            .unwrap()
+            .outputs(params, inputs)
+            .unwrap_err()
+    };
+    let want = run(Mode::Interp);
+    for mode in [Mode::PerExample, Mode::Batched] {
+        assert_eq!(run(mode), want, "{mode:?}");
+    }
+    want
+}
+
 /// The outputs of `f` on every engine, as bits; each must equal the
 /// interpreter's.
 pub fn same_bits_on_every_engine(
