@@ -535,6 +535,38 @@ mod tests {
         f
     }
 
+    /// A `one_hot` of the step's number or a row at it cannot fail when
+    /// every step is in range, and can when one is not; a row at another
+    /// index can.
+    #[test]
+    fn reading_at_the_step_fails_only_past_the_end() {
+        let sp = Span::default();
+        let slot = |name: &str, shape| Slot {
+            name: name.to_string(),
+            shape,
+        };
+        let mut body = Function::new(
+            vec![slot("m", Shape::matrix(3, 2))],
+            vec![slot("t", Shape::scalar())],
+        );
+        let m = body.push(Op::Param(0), vec![], sp);
+        let step = body.push(Op::Input(0), vec![], sp);
+        let row = body.push(Op::Index, vec![m, step], sp);
+        let hot = body.push(Op::OneHot(3), vec![step], sp);
+        let two = body.push(Op::Const(ConstData(Tensor::scalar(2.0))), vec![], sp);
+        let other = body.push(Op::Index, vec![m, two], sp);
+        for (trips, safe) in [(1, true), (3, true), (4, false)] {
+            for v in [row, hot] {
+                assert_eq!(
+                    super::at_the_step(&body, body.inst(v), trips),
+                    safe,
+                    "{trips}"
+                );
+            }
+        }
+        assert!(!super::at_the_step(&body, body.inst(other), 1));
+    }
+
     /// A value stacked twice is stacked once (a constant not at all) when
     /// every slice of the loop lies in one part (or in the carried values),
     /// and reads the same numbers; a slice across two parts, or the loop's
