@@ -194,7 +194,9 @@ def det(input):
 
 def ht(input):
     # ADBench's hand, as gradbench/ht.grad computes it: the pose from theta,
-    # each bone's rotation from its Euler angles, the chain from the root,
+    # each bone's rotation from its Euler angles (here three matrices
+    # multiplied, as ADBench's C++; ht.grad writes the product out entry
+    # by entry), the chain from the root,
     # skinning, the global angle-axis rotation, scale and translation; each
     # point's place on its triangle. The simple variant (no `us`) is each
     # point on a triangle of three times its vertex, at us = (1, 0), without

@@ -262,8 +262,10 @@ impl Translator<'_, '_> {
         // the sum so far (`-0 + p` is `p`, the same bits: a product is
         // never a signalling NaN), so neither the -0 nor the addition is
         // built.
-        let fresh = dst.is_none() && from.dynamic.is_none() && from.konst == 0;
-        let fresh = fresh && (1..=UNROLL).contains(&len);
+        let fresh = dst.is_none()
+            && from.dynamic.is_none()
+            && from.konst == 0
+            && (1..=UNROLL).contains(&len);
         let accs: Vec<Variable> = cells
             .iter()
             .map(|&(row, col, ty)| match dst {
