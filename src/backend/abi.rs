@@ -88,6 +88,13 @@ pub fn batch_signature(module: &dyn Module) -> Signature {
     pointers_to_status(module, 5)
 }
 
+/// The Cranelift signature of a piece of a loop's body that a part of the
+/// function of one example calls each step (the backend's
+/// `translate::body_parts`): [`EntryFn`]'s, with the step last.
+pub(super) fn piece_signature(module: &dyn Module) -> Signature {
+    pointers_to_status(module, 5)
+}
+
 /// `extern "C" fn(ptr, ..., ptr) -> i64` with `n` pointer arguments: the
 /// shape of every generated entry point.
 fn pointers_to_status(module: &dyn Module, n: usize) -> Signature {

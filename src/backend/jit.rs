@@ -14,7 +14,7 @@ use super::libm::Callee;
 use super::plan::layout;
 use super::precompute::{self, Keeping, Kept};
 use super::translate::single;
-use super::workers::{self, Split};
+use super::workers::{self, Built, Split};
 use crate::ir::{interp, verify, Function, RunError};
 use crate::shape::Tensor;
 
@@ -60,6 +60,9 @@ pub struct JitFunction {
     /// their values.
     kept: Keeping,
     scratch_len: usize,
+    /// How many pieces of loops' bodies the parts call.
+    #[cfg_attr(not(test), expect(dead_code, reason = "counted for tests"))]
+    pieces: usize,
 }
 
 /// Owns the `JITModule` that holds the code and the constant data, and frees
@@ -147,14 +150,14 @@ fn new_module(opt_level: &str) -> Result<(JITModule, OwnedTargetIsa), String> {
 }
 
 /// Verifies `f` and builds its CLIF in parts ([`single::translate`]),
-/// declaring what they use in `module`; each part is handed to `emit` as
-/// it is built, with whether more follow. Returns the length of the
-/// scratch buffer the parts need.
+/// declaring what they use in `module`; each part, and each function a
+/// part calls, is handed to `emit` as it is built. Returns the length of
+/// the scratch buffer the parts need.
 fn build(
     module: &mut JITModule,
     f: &Function,
     split: Split,
-    emit: &mut dyn FnMut(cranelift_codegen::ir::Function, bool),
+    emit: &mut dyn FnMut(Built),
 ) -> Result<usize, String> {
     verify::verify(f).map_err(|e| format!("invalid IR: {e}"))?;
     check_sizes(f)?;
@@ -230,6 +233,7 @@ fn compile_into(
     let (parts, scratch_len) = workers::compiled(split, &*isa, |emit| {
         build(module, kept.compiled(f), split, emit)
     })?;
+    let pieces = parts.iter().filter(|(callee, _)| callee.is_some()).count();
     let entries = workers::define(module, &parts)?;
     let entries = entries
         .into_iter()
@@ -246,6 +250,7 @@ fn compile_into(
         f: f.clone(),
         kept,
         scratch_len,
+        pieces,
     })
 }
 
@@ -263,7 +268,11 @@ pub fn clif_text(f: &Function) -> Result<String, CompileError> {
         module,
         kept.compiled(f),
         Split::of_process(),
-        &mut |func, _| parts.push(func),
+        &mut |built| {
+            parts.push(match built {
+                Built::Part(func, _) | Built::Callee(_, func) => func,
+            })
+        },
     )?;
     let mut out = String::new();
     for (id, decl) in module.declarations().get_functions() {
@@ -399,6 +408,13 @@ impl JitFunction {
     #[cfg(test)]
     pub(crate) fn parts(&self) -> usize {
         self.entries.len()
+    }
+
+    /// How many pieces of loops' bodies its parts call (`translate::
+    /// body_parts`).
+    #[cfg(test)]
+    pub(crate) fn pieces(&self) -> usize {
+        self.pieces
     }
 
     /// How many constant loops this function computes at its first call and

@@ -1,10 +1,11 @@
 //! A function of one example compiled on several threads: the translator
-//! builds it in parts (the backend's `translate::single`), each part is
-//! compiled by Cranelift as soon as it is built, by a task of rayon's
-//! global pool, while the translator builds the next; the parts are then
-//! defined in the module in order. Cranelift's register allocation and
-//! optimisation are most of a large program's compile time, and they work
-//! on one function at a time.
+//! builds it in parts (the backend's `translate::single`), and a large
+//! loop's body in functions of its own that a part calls (`translate::
+//! body_parts`); each is compiled by Cranelift as soon as it is built, by a
+//! task of rayon's global pool, while the translator builds the next; they
+//! are then defined in the module, the parts in order. Cranelift's register
+//! allocation and optimisation are most of a large program's compile time,
+//! and they work on one function at a time.
 //!
 //! A part's machine code does not depend on the thread that compiled it,
 //! nor on the parts compiled beside it: the same split gives the same code.
@@ -17,7 +18,7 @@ use cranelift_codegen::ir::Function as ClifFunction;
 use cranelift_codegen::isa::TargetIsa;
 use cranelift_codegen::Context;
 use cranelift_jit::JITModule;
-use cranelift_module::{Module, ModuleReloc};
+use cranelift_module::{FuncId, Module, ModuleReloc};
 
 use super::kernel;
 
@@ -58,18 +59,31 @@ impl Split {
     }
 }
 
-/// Runs `build`, which hands each part it builds to the function it is
-/// given (with whether more follow), and compiles the parts for `isa`:
-/// from the first part that has a successor on, by `split.threads - 1`
-/// tasks of rayon's global pool, and on this thread once `build` is done. Returns the parts
-/// compiled, in order, and what `build` returned.
+/// A function the translator built.
+pub(crate) enum Built {
+    /// A part of the function of one example, which the caller calls after
+    /// the parts before it, and whether more parts follow.
+    Part(ClifFunction, bool),
+    /// A function a part calls (a piece of a loop's body), declared in the
+    /// module as this id; a part that calls it follows.
+    Callee(FuncId, ClifFunction),
+}
+
+/// A compiled function, as [`Built`]: a part, or a callee and its id.
+pub(super) type Compiled = (Option<FuncId>, Context);
+
+/// Runs `build`, which hands each function it builds to the function it is
+/// given, and compiles them for `isa`: from the first that has a successor
+/// on, by `split.threads - 1` tasks of rayon's global pool, and on this
+/// thread once `build` is done. Returns the functions compiled, in the
+/// order they were built, and what `build` returned.
 pub(super) fn compiled<B>(
     split: Split,
     isa: &dyn TargetIsa,
     build: B,
-) -> Result<(Vec<Context>, usize), String>
+) -> Result<(Vec<Compiled>, usize), String>
 where
-    B: FnOnce(&mut dyn FnMut(ClifFunction, bool)) -> Result<usize, String>,
+    B: FnOnce(&mut dyn FnMut(Built)) -> Result<usize, String>,
 {
     let queue = Queue::default();
     let built = rayon::in_place_scope(|s| {
@@ -77,8 +91,12 @@ where
         // for parts that will not come.
         let closing = Closing(&queue);
         let mut helpers = 0;
-        let built = build(&mut |func, more| {
-            queue.push(func);
+        let built = build(&mut |built| {
+            let (id, func, more) = match built {
+                Built::Part(func, more) => (None, func, more),
+                Built::Callee(id, func) => (Some(id), func, true),
+            };
+            queue.push(id, func);
             while more && helpers + 1 < split.threads {
                 s.spawn(|_| queue.work(isa));
                 helpers += 1;
@@ -92,14 +110,24 @@ where
     Ok((queue.results()?, built))
 }
 
-/// Defines the compiled parts in `module`, in order, links them, and
-/// returns the address of each one's code.
-pub(super) fn define(module: &mut JITModule, parts: &[Context]) -> Result<Vec<*const u8>, String> {
-    let mut ids = Vec::with_capacity(parts.len());
-    for ctx in parts {
-        let id = module
-            .declare_anonymous_function(&ctx.func.signature)
-            .map_err(|e| format!("declaring the entry: {e}"))?;
+/// Defines the compiled functions in `module`, links them, and returns the
+/// address of each part's code, in order.
+pub(super) fn define(
+    module: &mut JITModule,
+    compiled: &[Compiled],
+) -> Result<Vec<*const u8>, String> {
+    let mut ids = Vec::with_capacity(compiled.len());
+    for (callee, ctx) in compiled {
+        let id = match *callee {
+            Some(id) => id,
+            None => {
+                let id = module
+                    .declare_anonymous_function(&ctx.func.signature)
+                    .map_err(|e| format!("declaring the entry: {e}"))?;
+                ids.push(id);
+                id
+            }
+        };
         let code = ctx.compiled_code().expect("the parts are compiled");
         let relocs: Vec<ModuleReloc> = (code.buffer.relocs().iter())
             .map(|r| ModuleReloc::from_mach_reloc(r, &ctx.func, id))
@@ -108,7 +136,6 @@ pub(super) fn define(module: &mut JITModule, parts: &[Context]) -> Result<Vec<*c
         module
             .define_function_bytes(id, align, code.code_buffer(), &relocs)
             .map_err(|e| format!("cranelift could not define the function: {e}"))?;
-        ids.push(id);
     }
     module
         .finalize_definitions()
@@ -137,14 +164,15 @@ struct Queue {
 
 #[derive(Default)]
 struct State {
-    /// Parts built and not yet taken, each with its position.
-    waiting: VecDeque<(usize, ClifFunction)>,
-    /// Parts built so far.
+    /// Functions built and not yet taken, each with its position and, for
+    /// a callee, its id.
+    waiting: VecDeque<(usize, Option<FuncId>, ClifFunction)>,
+    /// Functions built so far.
     built: usize,
-    /// Whether the last part is built.
+    /// Whether the last function is built.
     closed: bool,
-    /// Parts compiled (or not), each with its position.
-    done: Vec<(usize, Result<Context, String>)>,
+    /// Functions compiled (or not), each with its position.
+    done: Vec<(usize, Result<Compiled, String>)>,
 }
 
 impl Queue {
@@ -152,12 +180,12 @@ impl Queue {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A part built, the next in order.
-    fn push(&self, func: ClifFunction) {
+    /// A function built, the next in order.
+    fn push(&self, id: Option<FuncId>, func: ClifFunction) {
         let mut state = self.lock();
         let k = state.built;
         state.built += 1;
-        state.waiting.push_back((k, func));
+        state.waiting.push_back((k, id, func));
         drop(state);
         self.ready.notify_one();
     }
@@ -171,7 +199,7 @@ impl Queue {
     /// Compiles parts as they come until the last is taken.
     fn work(&self, isa: &dyn TargetIsa) {
         loop {
-            let (k, func) = {
+            let (k, id, func) = {
                 let mut state = self.lock();
                 loop {
                     if let Some(part) = state.waiting.pop_front() {
@@ -194,12 +222,12 @@ impl Queue {
                     e.inner
                 )),
             };
-            self.lock().done.push((k, result.map(|()| ctx)));
+            self.lock().done.push((k, result.map(|()| (id, ctx))));
         }
     }
 
-    /// The compiled parts in order, or the first failure.
-    fn results(self) -> Result<Vec<Context>, String> {
+    /// The compiled functions in order, or the first failure.
+    fn results(self) -> Result<Vec<Compiled>, String> {
         let mut done = self
             .state
             .into_inner()

@@ -1,7 +1,8 @@
 //! A function of one example built in parts and compiled on several threads
-//! (`workers`, `translate::single`): the same bits as whole, whatever the
-//! parts; a fault in a later part is the interpreter's; a build that fails
-//! leaves no thread waiting.
+//! (`workers`, `translate::single`), and a loop's body in pieces
+//! (`translate::body_parts`): the same bits as whole, whatever the parts;
+//! a fault in a later part, or piece, is the interpreter's; a build that
+//! fails leaves no thread waiting.
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::Module;
 
 use super::*;
+use crate::backend::workers::Built;
 use crate::types::dims::DimOptions;
 use crate::types::CheckOptions;
 
@@ -74,7 +76,8 @@ fn gradbench_programs_in_parts_compute_the_same_bits() {
             EVERY_STEP,
         ] {
             let jit = jit::compile_with(&g, split).unwrap();
-            assert!(jit.parts() >= 3, "{name}: {} parts", jit.parts());
+            let functions = jit.parts() + jit.pieces();
+            assert!(functions >= 3, "{name}: {functions} parts and pieces");
             same_outputs(&g, &want, &jit.run(&params, &inputs).unwrap());
         }
     }
@@ -103,6 +106,76 @@ fn a_fault_in_a_later_part_is_the_interpreters() {
             Err(want) => {
                 assert!(matches!(want, RunError::Fault { at, .. } if at == o));
                 assert_eq!(jit.run(&params, &inputs).unwrap_err(), want, "{class}");
+            }
+        }
+    }
+}
+
+/// A loop whose body reads a captured scalar, carries a vector and a
+/// scalar and fails at a step whose class is out of range, then a
+/// comprehension (a loop of stacked rows) reading both results: with the
+/// bodies in pieces of one step each, and of about 100 instructions, the
+/// interpreter's bits or its fault, at the loop, for the forward function
+/// and the gradient.
+#[test]
+fn a_loops_body_in_pieces_computes_the_same_bits_and_faults() {
+    let src = "dim N
+param w: [N]
+input x: [N]
+input c
+let s = sum(x * x)
+let (h, t) = loop (a, t) = (w, 0) for i in 0..3 {
+  let y = tanh(a * s + x)
+  let z = exp(y) / sum(exp(y))
+  (a + z * one_hot(c + i, N), t + sum(z * a) * s)
+}
+let cols = [h * (k + t) + sum(h[0:2]) * k for k in 0..3]
+output last = h
+output total = t
+output columns = cols
+loss sum(h) + t + sum(cols)
+";
+    let n = 5;
+    let opts = CheckOptions {
+        dims: DimOptions {
+            flags: vec![("N".to_string(), n)],
+            data_dir: None,
+        },
+        ..CheckOptions::default()
+    };
+    let compiled = crate::compile_with(src, &opts).unwrap();
+    let gradient = compiled.gradient().unwrap();
+    let params = [Tensor::new(
+        Shape::vector(n),
+        vec![0.5, -1.0, 2.0, 0.25, -0.75],
+    )];
+    let x = Tensor::new(Shape::vector(n), vec![0.3, -0.2, 0.1, 0.7, -0.4]);
+    for f in [&compiled.ir, &gradient] {
+        // (Each split, and the fewest pieces it makes.)
+        for (split, least) in [
+            (EVERY_STEP, 2),
+            (
+                Split {
+                    insts: 100,
+                    threads: 1,
+                },
+                1,
+            ),
+        ] {
+            let jit = jit::compile_with(f, split).unwrap();
+            assert!(jit.pieces() >= least, "{} pieces", jit.pieces());
+            // In range at every step up to class n - 3; then out of range
+            // at the last step or the first.
+            for class in [0.0, 1.0, 2.0, 3.0, 4.0, -1.0, 0.5] {
+                let mut inputs = vec![x.clone(), Tensor::scalar(class)];
+                inputs.truncate(f.inputs.len());
+                match interp::run_outputs(f, &params, &inputs) {
+                    Ok(want) => same_outputs(f, &want, &jit.run(&params, &inputs).unwrap()),
+                    Err(want) => {
+                        assert!(matches!(want, RunError::Fault { .. }), "{want:?}");
+                        assert_eq!(jit.run(&params, &inputs).unwrap_err(), want, "{class}");
+                    }
+                }
             }
         }
     }
@@ -138,13 +211,13 @@ fn a_build_that_fails_leaves_no_helper_waiting() {
         };
         let first = empty_part(&mut code);
         let failed = workers::compiled(split, &*isa, |emit| {
-            emit(first, true);
+            emit(Built::Part(first, true));
             Err("no second part".to_string())
         });
         let second = empty_part(&mut code);
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             workers::compiled(split, &*isa, |emit| {
-                emit(second, true);
+                emit(Built::Part(second, true));
                 panic!("no second part");
             })
         }));

@@ -209,24 +209,30 @@ impl<'a> Translator<'a, '_> {
             self.copy(src, dst, offsets[c], parts[c].size());
         }
         let captured: Vec<Loc> = args[k..].iter().map(|&a| self.loc(a)).collect();
-        let next = Opnd::Mem {
-            ptr: self.scratch,
-            off: plan.next,
-            readonly: false,
+        let frame = Frame {
+            body: &l.body,
+            plan,
+            offsets,
+            parts,
+            carries: k,
         };
+        let in_place = match self.dst_loc(dst) {
+            Loc::Scratch(off) => in_place_updates(&l.body, k)
+                .into_iter()
+                .chain(elementwise_updates(&l.body, &plan.layout, k))
+                .map(|(v, c)| (v, off + frame.offsets[c]))
+                .collect(),
+            _ => Vec::new(),
+        };
+        if self.cuts_body(l, dst, &captured) {
+            self.body_in_pieces(v, l.trips, &frame, dst, &captured, in_place)?;
+            return Ok(self.dst_loc(dst));
+        }
         let body = &l.body;
         // The body's values, translated in its own context.
         let outer = (self.f, self.layout);
         let fault_at = self.fault_at.or(Some(v));
         let saved_fault = std::mem::replace(&mut self.fault_at, fault_at);
-        let in_place = match self.dst_loc(dst) {
-            Loc::Scratch(off) => in_place_updates(body, k)
-                .into_iter()
-                .chain(elementwise_updates(body, &plan.layout, k))
-                .map(|(v, c)| (v, off + offsets[c]))
-                .collect(),
-            _ => Vec::new(),
-        };
         let outer_in_place = std::mem::replace(&mut self.in_place, in_place);
         let outer_stacked = std::mem::take(&mut self.stacked);
         let outer_written = std::mem::take(&mut self.written);
@@ -238,57 +244,11 @@ impl<'a> Translator<'a, '_> {
             let outer_locs = std::mem::replace(&mut t.locs, ValueMap::new(body, None));
             t.f = body;
             t.layout = &plan.layout;
-            // The parameters and the step, placed before the steps run.
-            for (p, inst) in body.iter() {
-                let loc = match inst.op {
-                    crate::ir::Op::Param(i) if i < k => {
-                        let at = offsets[i];
-                        if inst.shape.is_scalar() {
-                            Loc::Reg(t.read(dst, Ix::c(at)))
-                        } else {
-                            t.dst_loc(dst).offset(at)
-                        }
-                    }
-                    crate::ir::Op::Param(i) => captured[i - k],
-                    crate::ir::Op::Input(_) => {
-                        let x = match step.dynamic {
-                            Some(i) => t.b.ins().fcvt_from_sint(t.st, i),
-                            None => t.fconst(step.konst as f64),
-                        };
-                        Loc::Reg(x)
-                    }
-                    _ => continue,
-                };
-                t.locs[p] = Some(loc);
-            }
-            // Each stacked value's row of the loop's value; a value the
-            // step computes into a destination of its own (not a view,
-            // not an update in place) is computed there.
-            let rows: Vec<Opnd> = body.outputs[k..]
-                .iter()
-                .enumerate()
-                .map(|(s, o)| t.stacked_row(dst, step, offsets[k + s], body.shape(o.value).size()))
-                .collect();
-            t.stacked = Vec::new();
-            for (o, &row) in body.outputs[k..].iter().zip(&rows) {
-                let w = o.value;
-                let own = needs_slot(body, w)
-                    && !is_view(body, w)
-                    && !t.in_place.iter().any(|&(u, _)| u == w)
-                    && !t.stacked.iter().any(|&(u, _)| u == w);
-                if own {
-                    t.stacked.push((w, row));
-                }
-            }
+            t.place_params(&frame, dst, Some(&captured), step);
+            let rows = t.stack_rows(&frame, dst, step);
             for s in &plan.layout.steps {
-                // The parameters and the step are placed already.
-                if let [p] = s.as_slice() {
-                    if matches!(
-                        body.inst(*p).op,
-                        crate::ir::Op::Param(_) | crate::ir::Op::Input(_)
-                    ) {
-                        continue;
-                    }
+                if placed(body, s) {
+                    continue;
                 }
                 if let Err(e) = t.step(s) {
                     failed = Err(e);
@@ -296,61 +256,7 @@ impl<'a> Translator<'a, '_> {
                 }
             }
             if failed.is_ok() {
-                // Each stacked value to its row (it may read an old
-                // carried value), then the new carried values, gathered
-                // and put in place.
-                // (one computed in its row is there already).
-                for (o, &row) in body.outputs[k..].iter().zip(&rows) {
-                    let there = match (t.loc(o.value), row) {
-                        (Loc::Row(p, off), Opnd::Mem { ptr, off: at, .. }) => p == ptr && off == at,
-                        (Loc::Scratch(off), Opnd::Mem { ptr, off: at, .. }) => {
-                            ptr == t.scratch && off == at
-                        }
-                        _ => false,
-                    };
-                    if !there {
-                        let src = t.operand(o.value);
-                        t.copy(src, row, 0, body.shape(o.value).size());
-                    }
-                }
-                // The new carried values go straight to their places when
-                // none of them is in the carried values' memory (a carried
-                // value passed on, or a view of one); else through `next`.
-                // (A value updated in place is in its place already.)
-                let carried = carried_region(dst, &offsets, &parts, k);
-                let moved: Vec<(usize, &crate::ir::Output)> = body.outputs[..k]
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, o)| !t.in_place.iter().any(|&(w, _)| w == o.value))
-                    .collect();
-                // (A row chosen when it runs may be anywhere.)
-                let in_place = moved.iter().any(|(_, o)| match t.loc(o.value) {
-                    Loc::Scratch(off) => carried.contains(&off),
-                    Loc::Row(..) => true,
-                    _ => false,
-                });
-                if in_place {
-                    let mut at = 0;
-                    for (_, o) in &moved {
-                        let n = body.shape(o.value).size();
-                        let src = t.operand(o.value);
-                        t.copy(src, next, at, n);
-                        at += n;
-                    }
-                    let mut at = 0;
-                    for &(c, o) in &moved {
-                        let n = body.shape(o.value).size();
-                        let src = next.at(at);
-                        t.copy(src, dst, offsets[c], n);
-                        at += n;
-                    }
-                } else {
-                    for &(c, o) in &moved {
-                        let n = body.shape(o.value).size();
-                        let src = t.operand(o.value);
-                        t.copy(src, dst, offsets[c], n);
-                    }
-                }
+                t.end_step(&frame, dst, &rows);
             }
             t.locs = outer_locs;
             (t.f, t.layout) = outer;
@@ -362,4 +268,146 @@ impl<'a> Translator<'a, '_> {
         failed?;
         Ok(self.dst_loc(dst))
     }
+
+    /// Places the parameters of `frame`'s body and its step (`step`)
+    /// before its steps run: each carried value in its part of the loop's
+    /// value `dst` (a scalar read into a register), each captured value
+    /// where `captured` says, if given (else where it is already).
+    pub(super) fn place_params(
+        &mut self,
+        frame: &Frame,
+        dst: Opnd,
+        captured: Option<&[Loc]>,
+        step: Ix,
+    ) {
+        let k = frame.carries;
+        for (p, inst) in frame.body.iter() {
+            let loc = match inst.op {
+                Op::Param(i) if i < k => {
+                    let at = frame.offsets[i];
+                    if inst.shape.is_scalar() {
+                        Loc::Reg(self.read(dst, Ix::c(at)))
+                    } else {
+                        self.dst_loc(dst).offset(at)
+                    }
+                }
+                Op::Param(i) => match captured {
+                    Some(captured) => captured[i - k],
+                    None => continue,
+                },
+                Op::Input(_) => {
+                    let x = match step.dynamic {
+                        Some(i) => self.b.ins().fcvt_from_sint(self.st, i),
+                        None => self.fconst(step.konst as f64),
+                    };
+                    Loc::Reg(x)
+                }
+                _ => continue,
+            };
+            self.locs[p] = Some(loc);
+        }
+    }
+
+    /// Each stacked value's row of the loop's value `dst` at `step`; a
+    /// value the step computes into a destination of its own (not a view,
+    /// not an update in place) is to be computed there (`stacked`).
+    pub(super) fn stack_rows(&mut self, frame: &Frame, dst: Opnd, step: Ix) -> Vec<Opnd> {
+        let (body, k) = (frame.body, frame.carries);
+        let rows: Vec<Opnd> = body.outputs[k..]
+            .iter()
+            .enumerate()
+            .map(|(s, o)| {
+                let n = body.shape(o.value).size();
+                self.stacked_row(dst, step, frame.offsets[k + s], n)
+            })
+            .collect();
+        self.stacked = Vec::new();
+        for (o, &row) in body.outputs[k..].iter().zip(&rows) {
+            let w = o.value;
+            let own = needs_slot(body, w)
+                && !is_view(body, w)
+                && !self.in_place.iter().any(|&(u, _)| u == w)
+                && !self.stacked.iter().any(|&(u, _)| u == w);
+            if own {
+                self.stacked.push((w, row));
+            }
+        }
+        rows
+    }
+
+    /// The end of a step of `frame`'s body: each stacked value to its row
+    /// (`rows`; it may read an old carried value), then the new carried
+    /// values, gathered and put in place in the loop's value `dst`.
+    pub(super) fn end_step(&mut self, frame: &Frame, dst: Opnd, rows: &[Opnd]) {
+        let (body, k) = (frame.body, frame.carries);
+        // (One computed in its row is there already.)
+        for (o, &row) in body.outputs[k..].iter().zip(rows) {
+            let there = match (self.loc(o.value), row) {
+                (Loc::Row(p, off), Opnd::Mem { ptr, off: at, .. }) => p == ptr && off == at,
+                (Loc::Scratch(off), Opnd::Mem { ptr, off: at, .. }) => {
+                    ptr == self.scratch && off == at
+                }
+                _ => false,
+            };
+            if !there {
+                let src = self.operand(o.value);
+                self.copy(src, row, 0, body.shape(o.value).size());
+            }
+        }
+        // The new carried values go straight to their places when none of
+        // them is in the carried values' memory (a carried value passed
+        // on, or a view of one); else through the plan's `next`. (A value
+        // updated in place is in its place already.)
+        let carried = carried_region(dst, &frame.offsets, &frame.parts, k);
+        let moved: Vec<(usize, &crate::ir::Output)> = body.outputs[..k]
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| !self.in_place.iter().any(|&(w, _)| w == o.value))
+            .collect();
+        // (A row chosen when it runs may be anywhere.)
+        let in_place = moved.iter().any(|(_, o)| match self.loc(o.value) {
+            Loc::Scratch(off) => carried.contains(&off),
+            Loc::Row(..) => true,
+            _ => false,
+        });
+        if in_place {
+            let next = self.opnd_of(Loc::Scratch(frame.plan.next));
+            let mut at = 0;
+            for (_, o) in &moved {
+                let n = body.shape(o.value).size();
+                let src = self.operand(o.value);
+                self.copy(src, next, at, n);
+                at += n;
+            }
+            let mut at = 0;
+            for &(c, o) in &moved {
+                let n = body.shape(o.value).size();
+                let src = next.at(at);
+                self.copy(src, dst, frame.offsets[c], n);
+                at += n;
+            }
+        } else {
+            for &(c, o) in &moved {
+                let n = body.shape(o.value).size();
+                let src = self.operand(o.value);
+                self.copy(src, dst, frame.offsets[c], n);
+            }
+        }
+    }
+}
+
+/// Whether `step` of a body is a parameter or its step, which
+/// [`Translator::place_params`] places before the steps run.
+pub(super) fn placed(body: &crate::ir::Function, step: &[Value]) -> bool {
+    matches!(step, [p] if matches!(body.inst(*p).op, Op::Param(_) | Op::Input(_)))
+}
+
+/// What every step of a loop's body reads: the body and its plan, the
+/// offsets and shapes of the loop value's parts, and how many are carried.
+pub(super) struct Frame<'a> {
+    pub body: &'a crate::ir::Function,
+    pub plan: &'a crate::backend::plan::BodyPlan,
+    pub offsets: Vec<usize>,
+    pub parts: Vec<crate::shape::Shape>,
+    pub carries: usize,
 }

@@ -37,13 +37,15 @@
 //!   plan.
 //! - `window`: convolution, pooling and their adjoints
 //!   ([`crate::ir::Window`]), loop nests in the interpreter's order.
-//! - `body`: a loop instruction, its body translated inside a counted loop.
+//! - `body`: a loop instruction, its body translated inside a counted loop;
+//!   `body_parts`, a large body in pieces, functions the loop calls.
 //! - [`single`]: the function of one example.
 //! - [`batch`]: the batched function, the loop over the examples inside.
 
 mod along;
 pub(super) mod batch;
 mod body;
+mod body_parts;
 mod elementwise;
 mod fuse;
 mod gemm;
@@ -64,7 +66,7 @@ use std::collections::HashMap;
 
 use cranelift_codegen::ir::{self as cl, types, AbiParam, GlobalValue, InstBuilder, MemFlagsData};
 use cranelift_frontend::{FunctionBuilder, Variable};
-use cranelift_module::{DataId, Linkage, Module};
+use cranelift_module::{DataId, FuncId, Linkage, Module};
 
 use super::abi::OUTPUTS;
 use super::libm::Callee;
@@ -223,6 +225,16 @@ struct Translator<'a, 'b> {
     /// The stack slot of eight f64s that four pairs of elements go through
     /// for a call of an eight-wide kernel (`Translator::math_of_pairs`).
     eight: Option<cl::StackSlot>,
+    /// In the parts of the function of one example: the Cranelift
+    /// instructions of a part, at which a large loop's body is cut into
+    /// functions of its own too (`body_parts`); `usize::MAX` elsewhere.
+    cut: usize,
+    /// The scratch buffer's length so far: the layout's, and the slots
+    /// that parts and pieces of a body hand registers on through.
+    scratch_len: usize,
+    /// The pieces of loops' bodies built and not yet handed on (see
+    /// `single::translate`), each with its id in the module.
+    callees_built: Vec<(FuncId, cl::Function)>,
 }
 
 /// Starts the function `b` builds: its entry block, made current, with the
@@ -287,6 +299,9 @@ impl<'a, 'b> Translator<'a, 'b> {
             body_consts: 0,
             index_ops: HashMap::new(),
             eight: None,
+            cut: usize::MAX,
+            scratch_len: layout.scratch_len,
+            callees_built: Vec::new(),
         }
     }
 

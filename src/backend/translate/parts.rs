@@ -294,28 +294,7 @@ impl Translator<'_, '_> {
             let flags = MemFlagsData::trusted();
             self.b.ins().store(flags, x, at, (CAPTURED * k) as i32);
         }
-        // The part's address as an absolute one: the JIT's memory for
-        // functions need not lie within a relative call's reach.
-        let sig = self
-            .module
-            .declarations()
-            .get_function_decl(id)
-            .signature
-            .clone();
-        let signature = self.b.func.import_signature(sig);
-        let name = self
-            .b
-            .func
-            .declare_imported_user_function(UserExternalName {
-                namespace: 0,
-                index: id.as_u32(),
-            });
-        let fref = self.b.func.import_function(ExtFuncData {
-            name: ExternalName::user(name),
-            signature,
-            colocated: false,
-            patchable: false,
-        });
+        let fref = self.import_function(id);
         let part = self.b.ins().func_addr(ptr, fref);
         let count = self.b.ins().iconst(ptr, count as i64);
         let grain = self.b.ins().iconst(ptr, GRAIN.div_ceil(each) as i64);
@@ -323,6 +302,27 @@ impl Translator<'_, '_> {
         let args = [part, params, inputs, outputs, self.slots, at, count, grain];
         self.call_kernel(IN_PARTS, &args);
         Ok(())
+    }
+
+    /// The module's function `id`, imported into the function being built,
+    /// at its absolute address: the JIT's memory for functions need not
+    /// lie within a relative call's reach.
+    pub(super) fn import_function(&mut self, id: FuncId) -> cl::FuncRef {
+        let decl = self.module.declarations().get_function_decl(id);
+        let signature = self.b.func.import_signature(decl.signature.clone());
+        let name = self
+            .b
+            .func
+            .declare_imported_user_function(UserExternalName {
+                namespace: 0,
+                index: id.as_u32(),
+            });
+        self.b.func.import_function(ExtFuncData {
+            name: ExternalName::user(name),
+            signature,
+            colocated: false,
+            patchable: false,
+        })
     }
 
     /// Defines the function of a range of the loop's iterations

@@ -12,7 +12,11 @@
 //! past the layout's, stored at the end of the part that made them and
 //! loaded at the start of the next. Everything else lives in memory every
 //! part reaches: the scratch buffer, the caller's buffers, the module's
-//! data objects.
+//! data objects. A large loop's body is cut so too, into functions the
+//! loop calls each step (`super::body_parts`), which hand on their values
+//! the same way.
+
+use std::collections::HashMap;
 
 use cranelift_codegen::ir::{self as cl, types, InstBuilder, Signature, UserFuncName};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -21,23 +25,26 @@ use cranelift_module::Module;
 use super::{Ix, Loc, Opnd, Translator};
 use crate::backend::abi::OUTPUTS;
 use crate::backend::plan::Layout;
+use crate::backend::workers::Built;
 use crate::dtype::Dtype;
 use crate::ir::{Function, Op, Value, ValueMap};
 
 /// Builds the function of one example from `f`, in parts of `insts`
 /// Cranelift instructions or more (one part if it has fewer), each handed
-/// to `emit` as soon as it is built with whether more follow; the parts
-/// have the signature `sig` ([`crate::backend::abi::entry_signature`]) and
-/// declare in `module` the host functions and data objects they use.
-/// Returns the length of the scratch buffer the parts need: the layout's,
-/// and the slots of the scalars passed from one part to the next.
+/// to `emit` as soon as it is built with whether more follow, after the
+/// functions it calls (a large loop's body in pieces of `insts`, see
+/// `super::body_parts`); the parts have the signature `sig`
+/// ([`crate::backend::abi::entry_signature`]) and declare in `module` the
+/// host functions and data objects they use. Returns the length of the
+/// scratch buffer the parts need: the layout's, and the slots of the
+/// scalars passed from one part, or piece, to the next.
 pub(in crate::backend) fn translate(
     module: &mut dyn Module,
     f: &Function,
     layout: &Layout,
     sig: &Signature,
     insts: usize,
-    emit: &mut dyn FnMut(cl::Function, bool),
+    emit: &mut dyn FnMut(Built),
 ) -> Result<usize, String> {
     let last = last_reads(f, layout);
     let steps = &layout.steps;
@@ -50,6 +57,8 @@ pub(in crate::backend) fn translate(
         let mut b = FunctionBuilder::new(&mut func, &mut fctx);
         let p = super::enter(&mut b);
         let mut t = Translator::new(b, &mut *module, f, layout, &p, Dtype::F64);
+        t.cut = insts;
+        t.scratch_len = scratch_len;
         let loaded = match handed.take() {
             Some(h) => t.take_over(h),
             None => Vec::new(),
@@ -57,14 +66,18 @@ pub(in crate::backend) fn translate(
         t.written = t.outputs_in_place();
         while next < steps.len() {
             t.step(&steps[next])?;
+            for (id, func) in t.callees_built.drain(..) {
+                emit(Built::Callee(id, func));
+            }
             next += 1;
             if next < steps.len() && t.b.func.dfg.num_insts() >= insts {
-                handed = t.hand_over(next, &last, &loaded, &mut scratch_len);
+                handed = t.hand_over(next, &last, &loaded, Rows::AsOutputs);
                 if handed.is_some() {
                     break;
                 }
             }
         }
+        scratch_len = t.scratch_len;
         let more = handed.is_some();
         if !more {
             t.store_outputs();
@@ -72,7 +85,7 @@ pub(in crate::backend) fn translate(
         let ok = t.b.ins().iconst(types::I64, 0);
         t.b.ins().return_(&[ok]);
         t.finish();
-        emit(func, more);
+        emit(Built::Part(func, more));
         if !more {
             return Ok(scratch_len);
         }
@@ -84,7 +97,7 @@ pub(in crate::backend) fn translate(
 /// arguments and their arguments, since some steps read through a value
 /// they do not make themselves (a loop makes a carried value's start from
 /// its argument; a run's lag reads the vector its argument slices).
-fn last_reads(f: &Function, layout: &Layout) -> ValueMap<usize> {
+pub(super) fn last_reads(f: &Function, layout: &Layout) -> ValueMap<usize> {
     let mut last = ValueMap::new(f, 0);
     for (k, step) in layout.steps.iter().enumerate() {
         for &v in step {
@@ -103,67 +116,96 @@ fn last_reads(f: &Function, layout: &Layout) -> ValueMap<usize> {
 }
 
 /// What a part hands to the next: where the values later steps read live,
-/// the scalars among them in scratch slots (each with its type), and the
-/// count of constants defined (which names data objects apart).
-struct Handed {
-    locs: ValueMap<Option<Loc>>,
-    scalars: Vec<(Value, usize, cl::Type)>,
-    body_consts: usize,
+/// naming registers of the part before; those registers, each in a slot of
+/// the scratch buffer with its type; and the count of constants defined
+/// (which names data objects apart).
+#[derive(Clone)]
+pub(super) struct Handed {
+    pub locs: ValueMap<Option<Loc>>,
+    pub regs: Vec<(cl::Value, usize, cl::Type)>,
+    pub body_consts: usize,
+}
+
+/// How a part hands on a value in memory at an address in a register
+/// (`Loc::Row`, `Loc::Ptr`).
+#[derive(Copy, Clone, PartialEq, Eq)]
+pub(super) enum Rows {
+    /// As the output written in place there, found again through its
+    /// pointer table (the function of one example's parts); a value at
+    /// another address cannot be handed on.
+    AsOutputs,
+    /// The address itself, through a slot (a loop's body in pieces: its
+    /// rows and views chosen when the step runs).
+    ThroughSlots,
 }
 
 impl Translator<'_, '_> {
     /// Ends the current part after the steps before `next`, if every value
     /// a later step reads (`last`) lives where the next part can reach it:
-    /// each scalar in its slot, the one it was `loaded` from at the part's
-    /// start or a new one stored at the end of the scratch buffer
-    /// (`scratch_len` grows); each output written in place found again
-    /// through its pointer table. `None` (nothing emitted) if one lives
-    /// elsewhere, an example's row of a batch.
-    fn hand_over(
+    /// each register it lives in, or at, in its slot, the one it was
+    /// `loaded` from at the part's start or a new one stored at the end of
+    /// the scratch buffer (`scratch_len` grows); each row as `rows` says.
+    /// `None` (nothing emitted) if a value cannot be handed on (an
+    /// example's row of a batch, or another row with `Rows::AsOutputs`).
+    pub(super) fn hand_over(
         &mut self,
         next: usize,
         last: &ValueMap<usize>,
         loaded: &[(cl::Value, usize)],
-        scratch_len: &mut usize,
+        rows: Rows,
     ) -> Option<Handed> {
         let f = self.f;
         let mut locs = ValueMap::new(f, None);
-        let mut stores = Vec::new();
+        let mut regs: Vec<cl::Value> = Vec::new();
+        let mut keep = |x: cl::Value| {
+            if !regs.contains(&x) {
+                regs.push(x);
+            }
+        };
         for v in f.values() {
             let Some(loc) = self.locs[v] else { continue };
             if last[v] < next {
                 continue;
             }
-            locs[v] = Some(match loc {
-                Loc::Scratch(_) | Loc::Table(..) | Loc::Data(..) => loc,
-                Loc::Reg(x) => {
-                    stores.push((v, x));
+            locs[v] = Some(match (loc, rows) {
+                (Loc::Scratch(_) | Loc::Table(..) | Loc::Data(..), _) => loc,
+                (Loc::Reg(x), _) => {
+                    keep(x);
                     loc
                 }
-                Loc::Row(ptr, off) => Loc::Table(OUTPUTS, self.output_at(ptr)?, off),
-                Loc::Ptr(..) => return None,
+                (Loc::Row(ptr, off), Rows::AsOutputs) => {
+                    Loc::Table(OUTPUTS, self.output_at(ptr)?, off)
+                }
+                (Loc::Ptr(..), Rows::AsOutputs) => return None,
+                (Loc::Row(ptr, _) | Loc::Ptr(ptr, _), Rows::ThroughSlots) => {
+                    keep(ptr);
+                    loc
+                }
             });
         }
-        let mut scalars = Vec::with_capacity(stores.len());
-        for (v, x) in stores {
-            let ty = self.b.func.dfg.value_type(x);
-            let slot = match loaded.iter().find(|&&(y, _)| y == x) {
-                Some(&(_, slot)) => slot,
-                None => {
-                    let slot = *scratch_len;
-                    *scratch_len += (ty.bytes() as usize).div_ceil(8);
-                    let dst = self.opnd_of(Loc::Scratch(slot));
-                    self.write(dst, Ix::c(0), x);
-                    slot
-                }
-            };
-            scalars.push((v, slot, ty));
-        }
+        let regs = regs
+            .into_iter()
+            .map(|x| (x, self.slot_of(x, loaded), self.b.func.dfg.value_type(x)))
+            .collect();
         Some(Handed {
             locs,
-            scalars,
+            regs,
             body_consts: self.body_consts,
         })
+    }
+
+    /// The slot of register `x` for the next part: the one it was `loaded`
+    /// from, or a new one past the scratch buffer's end, stored now.
+    pub(super) fn slot_of(&mut self, x: cl::Value, loaded: &[(cl::Value, usize)]) -> usize {
+        if let Some(&(_, slot)) = loaded.iter().find(|&&(y, _)| y == x) {
+            return slot;
+        }
+        let ty = self.b.func.dfg.value_type(x);
+        let slot = self.scratch_len;
+        self.scratch_len += (ty.bytes() as usize).div_ceil(8);
+        let dst = self.opnd_of(Loc::Scratch(slot));
+        self.write(dst, Ix::c(0), x);
+        slot
     }
 
     /// The output written in place through `ptr`, its position among the
@@ -174,19 +216,28 @@ impl Translator<'_, '_> {
         self.f.outputs.iter().position(|o| o.value == v)
     }
 
-    /// Starts a part where the one before left off: its scalars loaded
-    /// from their slots at the entry. Returns each register loaded, with
-    /// its slot.
-    fn take_over(&mut self, h: Handed) -> Vec<(cl::Value, usize)> {
-        self.locs = h.locs;
-        self.body_consts = h.body_consts;
-        let mut loaded = Vec::with_capacity(h.scalars.len());
-        for (v, slot, ty) in h.scalars {
+    /// Starts a part where the one before left off: the registers it
+    /// handed on loaded from their slots at the entry. Returns each
+    /// register loaded, with its slot.
+    pub(super) fn take_over(&mut self, h: Handed) -> Vec<(cl::Value, usize)> {
+        let mut here = HashMap::with_capacity(h.regs.len());
+        let mut loaded = Vec::with_capacity(h.regs.len());
+        for (x, slot, ty) in h.regs {
             let src = self.opnd_of(Loc::Scratch(slot));
-            let x = self.read_as(ty, src, Ix::c(0));
-            self.set_loc(v, Loc::Reg(x));
-            loaded.push((x, slot));
+            let y = self.read_as(ty, src, Ix::c(0));
+            here.insert(x, y);
+            loaded.push((y, slot));
         }
+        self.locs = h.locs;
+        for v in self.f.values() {
+            self.locs[v] = self.locs[v].map(|loc| match loc {
+                Loc::Reg(x) => Loc::Reg(here[&x]),
+                Loc::Row(p, off) => Loc::Row(here[&p], off),
+                Loc::Ptr(p, off) => Loc::Ptr(here[&p], off),
+                _ => loc,
+            });
+        }
+        self.body_consts = h.body_consts;
         loaded
     }
 
