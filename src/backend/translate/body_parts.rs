@@ -31,9 +31,12 @@ use crate::dtype::Dtype;
 use crate::ir::{Loop, Op, Value, ValueMap};
 
 /// The Cranelift instructions an instruction of a loop's body makes, at
-/// least about: a body of more than a part's instructions over this is
-/// cut (`ht`'s columns make 14 each, `particle`'s 10 to 14, `saddle`'s 8
-/// to 9; `det`'s and `lstm`'s, with their long unrolled rows, 20 to 70).
+/// least about: a body of a part's instructions over this many IR
+/// instructions or more is cut (`ht`'s columns make 14 each, `particle`'s
+/// 10 to 14, `saddle`'s 8 to 9; `det`'s and `lstm`'s, with their long
+/// unrolled rows, 20 to 70, but `ode`'s, as many IR instructions, 4 to 5:
+/// a bound that cut the first would cut the second, whose pieces ran
+/// slower, a call and a hand-over each of its many short steps).
 const INSTS_PER_INST: usize = 6;
 
 impl<'a> Translator<'a, '_> {

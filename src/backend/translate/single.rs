@@ -119,7 +119,6 @@ pub(super) fn last_reads(f: &Function, layout: &Layout) -> ValueMap<usize> {
 /// naming registers of the part before; those registers, each in a slot of
 /// the scratch buffer with its type; and the count of constants defined
 /// (which names data objects apart).
-#[derive(Clone)]
 pub(super) struct Handed {
     pub locs: ValueMap<Option<Loc>>,
     pub regs: Vec<(cl::Value, usize, cl::Type)>,
