@@ -6,7 +6,8 @@
 //! `param`s, the others `input`s), or an `output` that the program computes
 //! with `grad` and `jvp` (`kmeans`' Newton direction, `ba`'s Jacobian
 //! blocks, answered in GradBench's sparse form by [`ba`], `ht`'s Jacobian,
-//! its rows answered by [`ht`]), or, for `saddle` and `particle`, whose
+//! `J` or, for its simple variant, `J_pose`: [`Point::answers`]), or, for
+//! `saddle` and `particle`, whose
 //! functions are the four combinations of forward and reverse mode of their
 //! nested derivatives, an `output` per function ([`nested`]).
 //!
@@ -67,6 +68,11 @@ pub struct Format {
 pub struct Point {
     pub dims: DimFlags,
     pub values: Vec<(&'static str, Tensor)>,
+    /// The `output` the derivative function answers at this input, when
+    /// not the eval's `derivative`: `ht`'s simple variant, whose Jacobian
+    /// has no `us` columns, answered by `J_pose`, the program compiled
+    /// without them.
+    pub answers: Option<&'static str>,
 }
 
 /// The evals gradc answers, in GradBench's order.
@@ -189,10 +195,7 @@ pub const EVALS: &[Eval] = &[
         gradient: "jacobian",
         output: Some("e"),
         derivative: Some("J"),
-        format: Some(Format {
-            primal: ht::objective,
-            derivative: ht::jacobian,
-        }),
+        format: None,
         flat: false,
         read: ht::read,
         functions: &[],
@@ -249,6 +252,7 @@ fn read_hello(input: &Value) -> Result<Point, String> {
         .as_f64()
         .ok_or_else(|| format!("`hello`'s input must be a number, not {input}"))?;
     Ok(Point {
+        answers: None,
         dims: Vec::new(),
         values: vec![("x", Tensor::scalar(x))],
     })
@@ -258,6 +262,7 @@ fn read_hello(input: &Value) -> Result<Point, String> {
 fn read_lse(input: &Value) -> Result<Point, String> {
     let x = vector(input, "x")?;
     Ok(Point {
+        answers: None,
         dims: vec![("N".into(), nonempty(x.len(), "x")?)],
         values: vec![("x", Tensor::new(Shape::vector(x.len()), x))],
     })
@@ -273,6 +278,7 @@ fn read_llsq(input: &Value) -> Result<Point, String> {
         ));
     }
     Ok(Point {
+        answers: None,
         dims: vec![("N".into(), n), ("M".into(), nonempty(x.len(), "x")?)],
         values: vec![("x", Tensor::new(Shape::vector(x.len()), x))],
     })
@@ -303,6 +309,7 @@ fn read_gmm(input: &Value) -> Result<Point, String> {
         ("l", matrix(input, "l", k, d * (d - 1) / 2)?),
     ];
     Ok(Point {
+        answers: None,
         dims: vec![("N".into(), n), ("D".into(), d), ("K".into(), k)],
         values,
     })
@@ -318,6 +325,7 @@ fn read_ode(input: &Value) -> Result<Point, String> {
         ));
     }
     Ok(Point {
+        answers: None,
         dims: vec![("N".into(), x.len()), ("S".into(), count(input, "s")?)],
         values: vec![("x", Tensor::new(Shape::vector(x.len()), x))],
     })
@@ -339,6 +347,7 @@ fn read_lstm(input: &Value) -> Result<Point, String> {
         return Err(format!("`sequence` must have 2 rows at least, not {c}"));
     }
     Ok(Point {
+        answers: None,
         dims: vec![("L".into(), l), ("B".into(), b), ("C".into(), c)],
         values: vec![
             ("main", matrix(input, "main_params", 2 * l, 4 * b)?),
@@ -363,6 +372,7 @@ fn read_det(input: &Value) -> Result<Point, String> {
     }
     let a = sized(vector(input, "A")?, ell * ell, "A")?;
     Ok(Point {
+        answers: None,
         dims: vec![("L".into(), ell), ("P".into(), 1 << ell)],
         values: vec![("A", Tensor::new(Shape::matrix(ell, ell), a))],
     })
@@ -373,6 +383,7 @@ fn read_kmeans(input: &Value) -> Result<Point, String> {
     let (n, d) = outer(input, "points")?;
     let (k, _) = outer(input, "centroids")?;
     Ok(Point {
+        answers: None,
         dims: vec![("N".into(), n), ("K".into(), k), ("D".into(), d)],
         values: vec![
             ("points", matrix(input, "points", n, d)?),

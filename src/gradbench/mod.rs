@@ -92,8 +92,9 @@ pub fn serve(input: impl BufRead, mut output: impl Write, settings: Settings) ->
     Ok(())
 }
 
-/// Which function of a module: the loss, its gradient, or one of the
-/// eval's `functions` (an output of the program).
+/// Which function of a module: the loss, its gradient, or an output of
+/// the program (one of the eval's `functions`, or the output an input's
+/// derivative is, `Point::answers`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 enum Which {
     Primal,
@@ -201,6 +202,10 @@ impl Tool {
         let input = message.get("input").ok_or("the message has no `input`")?;
         let runs = Runs::of(input)?;
         let point = (eval.read)(input)?;
+        let which = match (which, point.answers) {
+            (Which::Gradient, Some(name)) => Which::Output(name),
+            (which, _) => which,
+        };
         let mut timings = Vec::new();
         let key = (eval.name, point.dims.clone(), which);
         if !self.programs.contains_key(&key) {
@@ -579,6 +584,46 @@ mod tests {
             assert_eq!(one.outputs.len(), 1);
             assert_eq!(one.to_string(), whole.to_string(), "{name}");
         }
+    }
+
+    /// `ht`'s simple variant (no `us`) answers its Jacobian with the
+    /// program of `J_pose`, the pose's 26 columns alone, and the
+    /// complicated variant with `J`'s 28: each a program of its own.
+    #[test]
+    fn hts_simple_variant_compiles_the_poses_columns_alone() {
+        let text = include_str!("../../tests/gradbench/ht.jsonl");
+        let mut tool = Tool::new(Settings::new(Backend::Jit));
+        let mut widths = Vec::new();
+        for line in text.lines() {
+            let message: Value = serde_json::from_str(line).unwrap();
+            if message["function"] == "jacobian" {
+                tool.programs.clear();
+            }
+            // (`end` has no response.)
+            let Some(response) = tool.respond(line) else {
+                continue;
+            };
+            assert_ne!(response["success"], false, "{response}");
+            if message["function"] != "jacobian" {
+                continue;
+            }
+            let simple = message["input"]["us"].as_array().unwrap().is_empty();
+            let [(key, program)] = Vec::from_iter(&tool.programs)[..] else {
+                panic!("one program");
+            };
+            let output = &program.function().outputs[0];
+            let (which, want) = match simple {
+                true => (Which::Output("J_pose"), "J_pose"),
+                false => (Which::Gradient, "J"),
+            };
+            assert_eq!(key.2, which);
+            assert_eq!(output.name, want);
+            let shape = program.function().shape(output.value).dims().to_vec();
+            widths.push((simple, shape[1]));
+        }
+        widths.sort();
+        widths.dedup();
+        assert_eq!(widths, [(false, 28), (true, 26)]);
     }
 
     /// `ba`'s Jacobian reads a camera's and a point's columns one by one

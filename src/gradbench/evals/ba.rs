@@ -28,6 +28,7 @@ pub fn read(input: &Value) -> Result<Point, String> {
     let repeat = |one: &[f64], times: usize| one.repeat(times);
     let index = |of: usize| (0..p).map(|i| (i % of) as f64).collect();
     Ok(Point {
+        answers: None,
         dims: vec![("N".into(), n), ("M".into(), m), ("P".into(), p)],
         values: vec![
             (

@@ -1,17 +1,18 @@
 //! `ht`: GradBench's input (the pose `theta`, the hand model and the data
 //! under `data`, and `us`, empty in the simple variant) read into the
-//! program's values, and its Jacobian answered as GradBench's rows: each
-//! error's derivatives in its point's two `us` (complicated variant only),
-//! then in the 26 numbers of the pose.
+//! program's values. Its Jacobian, a row an error, is the program's `J`
+//! (each error's derivatives in its point's two `us`, then in the 26
+//! numbers of the pose) in the complicated variant, `J_pose` (the pose's
+//! alone) in the simple one.
 //!
 //! The program computes the complicated variant; the simple one is that
 //! variant with each point on a triangle of three times its vertex, at
-//! us = (1, 0), which gives that vertex exactly.
+//! us = (1, 0), which gives that vertex exactly, its Jacobian the
+//! program's `J_pose` (the pose's columns alone).
 
 use serde_json::Value;
 
 use super::{count, Point};
-use crate::gradbench::nested;
 use crate::shape::{Shape, Tensor};
 
 /// The pose's numbers: ADBench's layout, for its hand of 22 bones.
@@ -56,6 +57,8 @@ pub fn read(input: &Value) -> Result<Point, String> {
     let t = triangles.shape.dims()[0];
     let m = |name: &str, shape: &[usize]| tensor(field(model, name)?, name, shape);
     Ok(Point {
+        // The simple variant's Jacobian without the `us` columns.
+        answers: simple.then_some("J_pose"),
         dims: vec![
             ("B".into(), b),
             ("V".into(), v),
@@ -80,28 +83,6 @@ pub fn read(input: &Value) -> Result<Point, String> {
             ("simple", Tensor::scalar(if simple { 1.0 } else { 0.0 })),
         ],
     })
-}
-
-/// The errors: the program's `e` as it is.
-pub fn objective(e: &Tensor, _: &Point) -> Result<Value, String> {
-    Ok(nested(e))
-}
-
-/// The Jacobian, a row an error: without the `us` columns in the simple
-/// variant.
-pub fn jacobian(j: &Tensor, point: &Point) -> Result<Value, String> {
-    let simple = point
-        .values
-        .iter()
-        .any(|(name, t)| *name == "simple" && t.data[0] == 1.0);
-    let skip = if simple { 2 } else { 0 };
-    let cols = j.shape.dims()[1];
-    let rows = j
-        .data
-        .chunks(cols)
-        .map(|row| Value::from(row[skip..].to_vec()))
-        .collect();
-    Ok(Value::Array(rows))
 }
 
 fn field<'a>(v: &'a Value, name: &str) -> Result<&'a Value, String> {

@@ -25,6 +25,7 @@ pub fn read_saddle(input: &Value) -> Result<Point, String> {
         return Err(format!("`start` has {} elements, not 2", start.len()));
     }
     Ok(Point {
+        answers: None,
         dims: Vec::new(),
         values: vec![("start", Tensor::new(Shape::vector(2), start))],
     })
@@ -39,6 +40,7 @@ pub fn read_particle(input: &Value) -> Result<Point, String> {
         None => return Err("the input has no `w`".to_string()),
     };
     Ok(Point {
+        answers: None,
         dims: Vec::new(),
         values: vec![("w0", Tensor::scalar(w))],
     })
