@@ -165,7 +165,8 @@ loss sum(h) + t + sum(cols)
             let jit = jit::compile_with(f, split).unwrap();
             assert!(jit.pieces() >= least, "{} pieces", jit.pieces());
             // In range at every step up to class n - 3; then out of range
-            // at the last step or the first.
+            // at the last step (n - 2), the second (n - 1) or the first (-1,
+            // and 0.5, not a whole number).
             for class in [0.0, 1.0, 2.0, 3.0, 4.0, -1.0, 0.5] {
                 let mut inputs = vec![x.clone(), Tensor::scalar(class)];
                 inputs.truncate(f.inputs.len());
